@@ -1,0 +1,88 @@
+//! The single DynamoDB table (`TABLE_NAME`): keys `pk`/`sk`, index `gsi1` on `gsi1pk`/`gsi1sk`, TTL attribute
+//! `expires_at` (epoch seconds). Item kinds are told apart by their key prefixes.
+//!
+//! Guarantees: every "once only" rule is a condition expression, so it holds across concurrent Lambdas; a failed
+//! condition is an outcome in the return type, not an error. Any other failure is `StoreError::Unavailable`, which
+//! after a write means "unknown whether it happened". TTL deletion is lazy (up to days in AWS, never in moto), so
+//! readers check `expires_at` themselves.
+
+use crate::domain::notice::ChangeNotice;
+use crate::ports::{NoticeInbox, Recorded, StoreError};
+use async_trait::async_trait;
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
+use aws_sdk_dynamodb::operation::put_item::PutItemError;
+use aws_sdk_dynamodb::types::AttributeValue;
+use chrono::{DateTime, Duration, Utc};
+
+/// How long a notice's `event_id` is remembered: far longer than any redelivery, and the 5-minute signature window.
+const NOTICE_RETENTION: Duration = Duration::days(7);
+
+#[derive(Clone)]
+pub struct DynamoStore {
+    client: Client,
+    table: String,
+}
+
+impl DynamoStore {
+    pub fn new(sdk: &aws_config::SdkConfig, table: impl Into<String>) -> Self {
+        Self { client: Client::new(sdk), table: table.into() }
+    }
+
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+}
+
+fn s(value: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(value.into())
+}
+
+fn n(value: i64) -> AttributeValue {
+    AttributeValue::N(value.to_string())
+}
+
+pub(crate) fn unavailable<E: std::error::Error + 'static, R: std::fmt::Debug>(e: SdkError<E, R>) -> StoreError {
+    StoreError::Unavailable(DisplayErrorContext(e).to_string())
+}
+
+#[async_trait]
+impl NoticeInbox for DynamoStore {
+    async fn record_once(&self, notice: &ChangeNotice, now: DateTime<Utc>) -> Result<Recorded, StoreError> {
+        let mut put = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", s(format!("NOTICE#{}", notice.event_id)))
+            .item("sk", s("NOTICE"))
+            .item("gsi1pk", s(format!("APPT#{}", notice.appointment_id)))
+            .item("gsi1sk", s(format!("NOTICE#{}", notice.sent_at.to_rfc3339())))
+            .item("appointment_id", s(notice.appointment_id.as_str()))
+            .item("status", s(notice.status.as_resman()))
+            .item("updated_fields", s(notice.updated_fields.join(",")))
+            .item("sent_at", s(notice.sent_at.to_rfc3339()))
+            .item("received_at", s(now.to_rfc3339()))
+            .item("expires_at", n((now + NOTICE_RETENTION).timestamp()))
+            .condition_expression("attribute_not_exists(pk)");
+        if let Some(agent) = &notice.staff_member {
+            put = put.item("staff_member", s(agent.as_str()));
+        }
+        if let Some(property) = &notice.property_id {
+            put = put.item("property_id", s(property.as_str()));
+        }
+        if let Some(at) = notice.scheduled_at {
+            put = put.item("scheduled_at", s(at.to_rfc3339()));
+        }
+        match put.send().await {
+            Ok(_) => Ok(Recorded::New),
+            Err(SdkError::ServiceError(e)) if matches!(e.err(), PutItemError::ConditionalCheckFailedException(_)) => {
+                Ok(Recorded::AlreadySeen)
+            }
+            Err(e) => Err(unavailable(e)),
+        }
+    }
+}

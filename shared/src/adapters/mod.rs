@@ -1,0 +1,5 @@
+//! One adapter per port: DynamoDB, SQS, SES, Secrets Manager and ResMan.
+
+pub mod dynamo;
+pub mod resman;
+pub mod secrets;

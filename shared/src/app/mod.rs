@@ -1,0 +1,20 @@
+//! Use cases: one async function per thing a user does, taking its ports as arguments and `now` as a value.
+
+pub mod webhook;
+
+use crate::domain::InvalidField;
+use crate::domain::signature::SignatureError;
+use crate::ports::{ResManError, StoreError};
+
+/// Every way a use case can fail; `http::response` maps it to a status and a JSON body, once.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error("invalid request: {0}")]
+    Invalid(#[from] InvalidField),
+    #[error("unauthenticated: {0}")]
+    BadSignature(#[from] SignatureError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    ResMan(#[from] ResManError),
+}

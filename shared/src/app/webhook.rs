@@ -1,0 +1,97 @@
+//! A change notice from ResMan arrives at the webhook: authenticate it, read it, and keep it exactly once.
+
+use super::AppError;
+use crate::domain::notice::ChangeNotice;
+use crate::domain::signature;
+use crate::ports::{NoticeInbox, Recorded};
+use chrono::{DateTime, Utc};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NoticeOutcome {
+    Accepted(ChangeNotice),
+    Duplicate,
+}
+
+/// Checks the signature over the raw body (and its age) before reading anything, then records the notice under
+/// its `event_id` so a redelivery is acknowledged without being applied twice.
+pub async fn receive_change_notice(
+    inbox: &dyn NoticeInbox,
+    secret: &[u8],
+    signature_header: Option<&str>,
+    body: &[u8],
+    now: DateTime<Utc>,
+) -> Result<NoticeOutcome, AppError> {
+    signature::verify(secret, signature_header, body, now)?;
+    let notice = ChangeNotice::parse(body)?;
+    match inbox.record_once(&notice, now).await? {
+        Recorded::New => Ok(NoticeOutcome::Accepted(notice)),
+        Recorded::AlreadySeen => Ok(NoticeOutcome::Duplicate),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ports::StoreError;
+    use async_trait::async_trait;
+    use chrono::TimeZone;
+    use std::collections::HashSet;
+    use std::sync::Mutex;
+
+    #[derive(Default)]
+    struct MemoryInbox(Mutex<HashSet<String>>);
+
+    #[async_trait]
+    impl NoticeInbox for MemoryInbox {
+        async fn record_once(&self, notice: &ChangeNotice, _now: DateTime<Utc>) -> Result<Recorded, StoreError> {
+            let mut seen = self.0.lock().map_err(|_| StoreError::Unavailable("poisoned".into()))?;
+            Ok(if seen.insert(notice.event_id.clone()) { Recorded::New } else { Recorded::AlreadySeen })
+        }
+    }
+
+    const SECRET: &[u8] = b"0123456789abcdef";
+
+    fn now() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 12, 1, 16, 0, 0).unwrap()
+    }
+
+    fn body(event_id: &str) -> Vec<u8> {
+        format!(r#"{{"event_id":"{event_id}","appointment_id":"A-1","status":"Cancelled","updated_fields":["status"],"staff_member":"E1","timestamp":"2026-12-01T16:00:00Z"}}"#).into_bytes()
+    }
+
+    #[tokio::test]
+    async fn a_signed_notice_is_accepted_once_and_its_redelivery_is_a_duplicate() {
+        let inbox = MemoryInbox::default();
+        let b = body("ev-1");
+        let sig = signature::sign(SECRET, now().timestamp(), &b);
+        let first = receive_change_notice(&inbox, SECRET, Some(&sig), &b, now()).await.unwrap();
+        assert!(matches!(first, NoticeOutcome::Accepted(ref n) if n.appointment_id.as_str() == "A-1"));
+        let again = receive_change_notice(&inbox, SECRET, Some(&sig), &b, now()).await.unwrap();
+        assert_eq!(again, NoticeOutcome::Duplicate);
+    }
+
+    #[tokio::test]
+    async fn an_unsigned_or_stale_notice_is_refused_before_it_is_read_or_kept() {
+        let inbox = MemoryInbox::default();
+        let b = body("ev-2");
+        let stale = signature::sign(SECRET, now().timestamp() - 600, &b);
+        assert!(matches!(
+            receive_change_notice(&inbox, SECRET, None, &b, now()).await,
+            Err(AppError::BadSignature(signature::SignatureError::Missing))
+        ));
+        assert!(matches!(
+            receive_change_notice(&inbox, SECRET, Some(&stale), &b, now()).await,
+            Err(AppError::BadSignature(signature::SignatureError::Stale))
+        ));
+        assert!(inbox.0.lock().unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_signed_but_malformed_notice_names_the_field() {
+        let inbox = MemoryInbox::default();
+        let b = br#"{"event_id":"e","status":"Confirmed","timestamp":"2026-12-01T16:00:00Z"}"#;
+        let sig = signature::sign(SECRET, now().timestamp(), b);
+        let err = receive_change_notice(&inbox, SECRET, Some(&sig), b, now()).await.unwrap_err();
+        assert!(matches!(err, AppError::Invalid(ref f) if f.field == "appointment_id"), "{err:?}");
+    }
+}

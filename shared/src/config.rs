@@ -1,0 +1,89 @@
+//! Configuration, read once per cold start: plain settings from environment variables (set by `template.yaml`,
+//! or locally by the stack from the same template), secrets from Secrets Manager by the ARNs those variables name.
+
+use crate::adapters::resman::{ResManCredentials, ResManSettings};
+use crate::adapters::secrets::SecretsManager;
+use crate::http::auth::ApiKeys;
+use std::time::Duration;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("environment variable {0} is not set")]
+    Missing(&'static str),
+    #[error("environment variable {name} is invalid: {reason}")]
+    Invalid { name: &'static str, reason: String },
+    #[error("secret {arn} could not be read: {reason}")]
+    Secret { arn: String, reason: String },
+}
+
+pub fn required(name: &'static str) -> Result<String, ConfigError> {
+    std::env::var(name)
+        .ok()
+        .filter(|v| !v.trim().is_empty())
+        .ok_or(ConfigError::Missing(name))
+}
+
+pub fn optional_seconds(name: &'static str, default: u64) -> Result<Duration, ConfigError> {
+    match std::env::var(name).ok().filter(|v| !v.trim().is_empty()) {
+        None => Ok(Duration::from_secs(default)),
+        Some(v) => v
+            .trim()
+            .parse::<u64>()
+            .map(Duration::from_secs)
+            .map_err(|_| ConfigError::Invalid { name, reason: "must be a whole number of seconds".into() }),
+    }
+}
+
+/// The AWS SDK configuration; `AWS_ENDPOINT_URL` points it at moto locally.
+pub async fn aws() -> aws_config::SdkConfig {
+    aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await
+}
+
+/// ResMan's address and credentials (`RESMAN_BASE_URL`, `RESMAN_CREDENTIALS_SECRET_ARN`: JSON
+/// `{"integration_partner_id","api_key","account_id"}`), with `RESMAN_TIMEOUT_SECONDS` (default 30).
+pub async fn resman(secrets: &SecretsManager) -> Result<ResManSettings, ConfigError> {
+    let base_url = required("RESMAN_BASE_URL")?;
+    let arn = required("RESMAN_CREDENTIALS_SECRET_ARN")?;
+    let credentials: ResManCredentials = serde_json::from_str(&secrets.string(&arn).await?)
+        .map_err(|e| ConfigError::Secret { arn: arn.clone(), reason: format!("not the expected JSON ({})", e.classify_name()) })?;
+    let mut settings = ResManSettings::new(base_url, credentials);
+    settings.timeout = optional_seconds("RESMAN_TIMEOUT_SECONDS", 30)?;
+    if let Ok(event_type) = required("RESMAN_TOUR_EVENT_TYPE") {
+        settings.tour_event_type = event_type;
+    }
+    Ok(settings)
+}
+
+/// The chatbot's API keys (`API_KEYS_SECRET_ARN`: a JSON array of strings, so keys can be rotated by adding one).
+pub async fn api_keys(secrets: &SecretsManager) -> Result<ApiKeys, ConfigError> {
+    let arn = required("API_KEYS_SECRET_ARN")?;
+    let keys: Vec<String> = serde_json::from_str(&secrets.string(&arn).await?)
+        .map_err(|_| ConfigError::Secret { arn: arn.clone(), reason: "not a JSON array of strings".into() })?;
+    ApiKeys::new(keys).map_err(|reason| ConfigError::Secret { arn, reason: reason.into() })
+}
+
+/// The webhook's HMAC secret (`WEBHOOK_SECRET_ARN`: the secret as a plain string).
+pub async fn webhook_secret(secrets: &SecretsManager) -> Result<Vec<u8>, ConfigError> {
+    let arn = required("WEBHOOK_SECRET_ARN")?;
+    let secret = secrets.string(&arn).await?;
+    if secret.len() < 16 {
+        return Err(ConfigError::Secret { arn, reason: "shorter than 16 characters".into() });
+    }
+    Ok(secret.into_bytes())
+}
+
+trait ClassifyName {
+    fn classify_name(&self) -> &'static str;
+}
+
+impl ClassifyName for serde_json::Error {
+    /// The kind of JSON error only: serde's message could quote the secret's content.
+    fn classify_name(&self) -> &'static str {
+        match self.classify() {
+            serde_json::error::Category::Io => "I/O",
+            serde_json::error::Category::Syntax => "syntax",
+            serde_json::error::Category::Data => "missing or mistyped field",
+            serde_json::error::Category::Eof => "truncated",
+        }
+    }
+}

@@ -1,0 +1,120 @@
+//! Identifiers. Each is its own type so that an employee id can never be passed where a prospect id belongs.
+
+use super::InvalidField;
+use serde::{Deserialize, Serialize};
+
+/// Declares an opaque, non-empty, trimmed identifier of at most 128 characters of `[A-Za-z0-9._:-]`.
+macro_rules! opaque_id {
+    ($(#[$doc:meta])* $name:ident, $field:literal) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[serde(try_from = "String", into = "String")]
+        pub struct $name(String);
+
+        impl $name {
+            pub fn parse(raw: &str) -> Result<Self, InvalidField> {
+                parse_opaque(raw, $field).map(Self)
+            }
+
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl TryFrom<String> for $name {
+            type Error = InvalidField;
+            fn try_from(raw: String) -> Result<Self, Self::Error> {
+                Self::parse(&raw)
+            }
+        }
+
+        impl From<$name> for String {
+            fn from(id: $name) -> String {
+                id.0
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+    };
+}
+
+fn parse_opaque(raw: &str, field: &'static str) -> Result<String, InvalidField> {
+    let id = raw.trim();
+    if id.is_empty() {
+        return Err(InvalidField::new(field, "must not be empty"));
+    }
+    if id.len() > 128 {
+        return Err(InvalidField::new(field, "must be at most 128 characters"));
+    }
+    if !id
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':'))
+    {
+        return Err(InvalidField::new(
+            field,
+            "may hold only letters, digits, '-', '_', '.' and ':'",
+        ));
+    }
+    Ok(id.to_owned())
+}
+
+opaque_id!(
+    /// A property as ResMan names it (`PropertyID`, a GUID in ResMan).
+    ResManPropertyId,
+    "property_id"
+);
+opaque_id!(
+    /// A ResMan employee (`Employees[].ID`), the value that goes in `AgentID`.
+    AgentId,
+    "agent_id"
+);
+opaque_id!(
+    /// A ResMan prospect (`Identification IDType="ProspectID"`).
+    ProspectId,
+    "prospect_id"
+);
+opaque_id!(
+    /// A ResMan person on a prospect (`Identification IDType="PersonID"`).
+    PersonId,
+    "person_id"
+);
+opaque_id!(
+    /// A ResMan lead source (`ProspectSources[].ID`), required on a new guest card.
+    ProspectSourceId,
+    "prospect_source_id"
+);
+opaque_id!(
+    /// The `EventID` ResMan gives a tour event: the ResMan appointment id.
+    AppointmentId,
+    "appointment_id"
+);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_trimmed_and_keep_their_value() {
+        let id = AgentId::parse("  a1e0c3b2-0001  ").unwrap();
+        assert_eq!(id.as_str(), "a1e0c3b2-0001");
+    }
+
+    #[test]
+    fn empty_or_odd_ids_are_refused_naming_the_field() {
+        assert_eq!(ProspectId::parse(" ").unwrap_err().field, "prospect_id");
+        assert!(AgentId::parse("a b").is_err());
+        assert!(AgentId::parse("<x>").is_err());
+        assert!(AgentId::parse(&"a".repeat(129)).is_err());
+    }
+
+    #[test]
+    fn ids_deserialise_through_the_same_parser() {
+        let ok: AppointmentId = serde_json::from_str("\"E-1\"").unwrap();
+        assert_eq!(ok.as_str(), "E-1");
+        assert!(serde_json::from_str::<AppointmentId>("\"\"").is_err());
+    }
+}

@@ -1,0 +1,29 @@
+//! Types and rules. No I/O, no clock: time is passed in.
+
+pub mod contact;
+pub mod ids;
+pub mod resman;
+pub mod notice;
+pub mod signature;
+pub mod time;
+
+pub use contact::{Email, PersonName, Phone};
+pub use ids::{AgentId, AppointmentId, ProspectId, ProspectSourceId, ResManPropertyId};
+pub use time::UtcWindow;
+
+/// Why a value could not be accepted: which field, and why, in words a caller can act on.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {reason}")]
+pub struct InvalidField {
+    pub field: &'static str,
+    pub reason: String,
+}
+
+impl InvalidField {
+    pub fn new(field: &'static str, reason: impl Into<String>) -> Self {
+        Self {
+            field,
+            reason: reason.into(),
+        }
+    }
+}

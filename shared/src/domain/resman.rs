@@ -1,0 +1,172 @@
+//! What we know of ResMan's records, in our terms. The wire shapes live in the ResMan adapter.
+
+use super::{AgentId, AppointmentId, Email, PersonName, Phone, ProspectId, ProspectSourceId};
+use super::ids::PersonId;
+use chrono::{DateTime, Utc};
+
+/// A ResMan employee; `is_leasing` tells who gives tours.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Employee {
+    pub id: AgentId,
+    pub first_name: String,
+    pub last_name: String,
+    pub email: Option<String>,
+    pub is_leasing: bool,
+}
+
+/// A lead source; a new guest card must name one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProspectSource {
+    pub id: ProspectSourceId,
+    pub name: String,
+}
+
+/// Where ResMan keeps a prospect: the ids its `Identification` elements carry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProspectRef {
+    pub prospect_id: ProspectId,
+    pub person_id: Option<PersonId>,
+}
+
+/// The state of a tour as ResMan words it (`EventReasons`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TourEventStatus {
+    Scheduled,
+    Confirmed,
+    Completed,
+    Cancelled,
+    NoShow,
+}
+
+impl TourEventStatus {
+    pub fn as_resman(&self) -> &'static str {
+        match self {
+            Self::Scheduled => "Scheduled",
+            Self::Confirmed => "Confirmed",
+            Self::Completed => "Completed",
+            Self::Cancelled => "Cancelled",
+            Self::NoShow => "No Show",
+        }
+    }
+
+    /// Reads ResMan's word; an unknown or missing reason is a scheduled tour.
+    pub fn from_resman(word: Option<&str>) -> Self {
+        match word.map(str::trim).unwrap_or_default().to_ascii_lowercase().as_str() {
+            "confirmed" => Self::Confirmed,
+            "completed" => Self::Completed,
+            "cancelled" | "canceled" => Self::Cancelled,
+            "no show" | "noshow" | "no-show" => Self::NoShow,
+            _ => Self::Scheduled,
+        }
+    }
+
+    /// Whether the tour still takes up its agent's time.
+    pub fn holds_time(&self) -> bool {
+        !matches!(self, Self::Cancelled)
+    }
+}
+
+/// An event on a prospect as ResMan returns it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProspectEvent {
+    pub id: Option<AppointmentId>,
+    pub event_type: String,
+    pub at: Option<DateTime<Utc>>,
+    pub agent: Option<AgentId>,
+    pub status: TourEventStatus,
+    pub comments: Option<String>,
+}
+
+/// A prospect as ResMan returns it from a search.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Prospect {
+    pub reference: ProspectRef,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    pub email: Option<String>,
+    pub phone: Option<String>,
+    pub events: Vec<ProspectEvent>,
+}
+
+impl Prospect {
+    /// The tour events (appointments), whichever word ResMan used for them.
+    pub fn tours<'a>(&'a self, tour_event_type: &'a str) -> impl Iterator<Item = &'a ProspectEvent> + 'a {
+        self.events
+            .iter()
+            .filter(move |e| e.event_type.eq_ignore_ascii_case(tour_event_type) || e.event_type.eq_ignore_ascii_case("Show"))
+    }
+}
+
+/// How to find a prospect before creating one (a re-post is not idempotent in ResMan).
+#[derive(Debug, Clone)]
+pub enum ProspectLookup {
+    Email(Email),
+    Phone(Phone),
+    Id(ProspectId),
+}
+
+/// The prospect's contact details on a guest card.
+#[derive(Debug, Clone)]
+pub struct ProspectContact {
+    pub name: PersonName,
+    pub email: Email,
+    pub phone: Option<Phone>,
+}
+
+/// A tour event to post: new (no `appointment_id`) or a change of an existing one.
+#[derive(Debug, Clone)]
+pub struct TourEventPost {
+    pub appointment_id: Option<AppointmentId>,
+    pub start: DateTime<Utc>,
+    pub agent: AgentId,
+    pub source: ProspectSourceId,
+    pub status: Option<TourEventStatus>,
+    pub first_contact: bool,
+    pub comments: String,
+}
+
+/// A guest card post: create the prospect (no `existing`) or add to one, with one tour event.
+#[derive(Debug, Clone)]
+pub struct ProspectTourPost {
+    pub existing: Option<ProspectRef>,
+    pub contact: ProspectContact,
+    pub preferences: Option<String>,
+    pub tour: TourEventPost,
+}
+
+/// What ResMan answered to a tour post.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PostedTour {
+    pub prospect: ProspectRef,
+    pub appointment_id: AppointmentId,
+}
+
+/// A note (an `Other` event) on an existing prospect; how we record a cancellation without marking the lead lost.
+#[derive(Debug, Clone)]
+pub struct NotePost {
+    pub prospect: ProspectRef,
+    pub at: DateTime<Utc>,
+    pub agent: Option<AgentId>,
+    pub comments: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resman_statuses_read_back_as_written() {
+        for s in [
+            TourEventStatus::Scheduled,
+            TourEventStatus::Confirmed,
+            TourEventStatus::Completed,
+            TourEventStatus::Cancelled,
+            TourEventStatus::NoShow,
+        ] {
+            assert_eq!(TourEventStatus::from_resman(Some(s.as_resman())), s);
+        }
+        assert_eq!(TourEventStatus::from_resman(None), TourEventStatus::Scheduled);
+        assert!(!TourEventStatus::Cancelled.holds_time());
+        assert!(TourEventStatus::NoShow.holds_time());
+    }
+}

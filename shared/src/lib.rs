@@ -1,0 +1,13 @@
+//! tour-booking: the domain, the ports at its I/O seams, the use cases and the adapters that every Lambda function
+//! of the workspace is wired from.
+//!
+//! Data walks one way: `http` -> `app` -> `domain`, and `app` -> `ports` <- `adapters`. Nothing under `domain/` or
+//! `app/` imports an AWS SDK, `reqwest` or `lambda_*` (a check in `make test` keeps it so).
+
+pub mod adapters;
+pub mod app;
+pub mod config;
+pub mod domain;
+pub mod http;
+pub mod ports;
+pub mod telemetry;

@@ -1,0 +1,121 @@
+//! The traits at the I/O seams. Each has one adapter under `adapters/` and in-memory fakes in tests.
+
+use crate::domain::resman::{
+    Employee, NotePost, PostedTour, Prospect, ProspectLookup, ProspectSource, ProspectTourPost,
+};
+use crate::domain::{AppointmentId, ResManPropertyId, UtcWindow};
+use async_trait::async_trait;
+use std::time::Duration;
+
+/// Why a ResMan call failed, classed so a caller can decide what to do next.
+///
+/// - `Rejected` is ResMan's own refusal (`Status=Error`): final, not retried; nothing was written.
+/// - `Unreachable` means the request never reached ResMan (connection refused, DNS): retry; nothing was written.
+/// - `Timeout`, `Server` (HTTP 5xx) and `Malformed` (an answer we cannot read, such as a proxy's HTML page) are
+///   retryable, and after a **write** they mean "unknown whether it happened", never "it did not happen":
+///   ResMan may have applied the write and lost the answer. See [`ResManError::may_have_applied`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ResManError {
+    #[error("ResMan refused the request: {description}")]
+    Rejected { description: String },
+    #[error("ResMan could not be reached: {0}")]
+    Unreachable(String),
+    #[error("ResMan did not answer within {0:?}")]
+    Timeout(Duration),
+    #[error("ResMan answered HTTP {status}")]
+    Server { status: u16 },
+    #[error("ResMan's answer could not be read: {0}")]
+    Malformed(String),
+}
+
+impl ResManError {
+    /// Whether trying the same call again may succeed.
+    pub fn is_retryable(&self) -> bool {
+        !matches!(self, Self::Rejected { .. })
+    }
+
+    /// After a write: whether ResMan may have applied it despite the error.
+    pub fn may_have_applied(&self) -> bool {
+        matches!(self, Self::Timeout(_) | Self::Server { .. } | Self::Malformed(_))
+    }
+}
+
+/// ResMan, in our domain's terms. One implementation talks HTTP to ResMan (or its sandbox).
+///
+/// Writes are **not idempotent** in ResMan: callers search before they create, and after a write that
+/// [`ResManError::may_have_applied`], they look for their booking reference before posting again.
+#[async_trait]
+pub trait ResManGateway: Send + Sync {
+    /// The property's employees; leasing agents are those with `is_leasing`.
+    async fn employees(&self, property: &ResManPropertyId) -> Result<Vec<Employee>, ResManError>;
+
+    /// The property's lead sources.
+    async fn prospect_sources(&self, property: &ResManPropertyId) -> Result<Vec<ProspectSource>, ResManError>;
+
+    /// Prospects matching an e-mail, phone or id, with all their events.
+    async fn find_prospects(
+        &self,
+        property: &ResManPropertyId,
+        lookup: &ProspectLookup,
+    ) -> Result<Vec<Prospect>, ResManError>;
+
+    /// Creates a prospect (or adds to an existing one) with one tour event; a tour event with an id moves or
+    /// re-statuses that tour. The tour's start is sent in UTC.
+    async fn post_tour(&self, property: &ResManPropertyId, post: &ProspectTourPost) -> Result<PostedTour, ResManError>;
+
+    /// Adds a note (an `Other` event) to a prospect.
+    async fn add_note(&self, property: &ResManPropertyId, note: &NotePost) -> Result<AppointmentId, ResManError>;
+
+    /// Every prospect modified inside the window, with all its events. A window ResMan finds too wide is split
+    /// and the halves read in turn, so the caller sees one answer for the whole window.
+    async fn changed_prospects(
+        &self,
+        property: &ResManPropertyId,
+        window: UtcWindow,
+    ) -> Result<Vec<Prospect>, ResManError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_refusal_is_final_and_only_lost_answers_may_have_applied() {
+        let refused = ResManError::Rejected { description: "no".into() };
+        let unreachable = ResManError::Unreachable("refused".into());
+        let timeout = ResManError::Timeout(Duration::from_secs(1));
+        let server = ResManError::Server { status: 503 };
+        let malformed = ResManError::Malformed("html".into());
+        assert!(!refused.is_retryable() && !refused.may_have_applied());
+        assert!(unreachable.is_retryable() && !unreachable.may_have_applied());
+        for lost in [timeout, server, malformed] {
+            assert!(lost.is_retryable() && lost.may_have_applied(), "{lost}");
+        }
+    }
+}
+
+/// Why a store call failed. `Unavailable` after a write means "unknown whether it happened", like ResMan's.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StoreError {
+    #[error("the store is unavailable: {0}")]
+    Unavailable(String),
+    #[error("a stored item is not what we wrote: {0}")]
+    Corrupt(String),
+}
+
+/// Whether a notice was new.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Recorded {
+    New,
+    AlreadySeen,
+}
+
+/// The log of change notices from ResMan, one entry per `event_id` (a conditional write keeps it so), kept a week.
+#[async_trait]
+pub trait NoticeInbox: Send + Sync {
+    async fn record_once(
+        &self,
+        notice: &crate::domain::notice::ChangeNotice,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Recorded, StoreError>;
+}
