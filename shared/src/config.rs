@@ -30,7 +30,10 @@ pub fn optional_seconds(name: &'static str, default: u64) -> Result<Duration, Co
             .trim()
             .parse::<u64>()
             .map(Duration::from_secs)
-            .map_err(|_| ConfigError::Invalid { name, reason: "must be a whole number of seconds".into() }),
+            .map_err(|_| ConfigError::Invalid {
+                name,
+                reason: "must be a whole number of seconds".into(),
+            }),
     }
 }
 
@@ -45,7 +48,10 @@ pub async fn resman(secrets: &SecretsManager) -> Result<ResManSettings, ConfigEr
     let base_url = required("RESMAN_BASE_URL")?;
     let arn = required("RESMAN_CREDENTIALS_SECRET_ARN")?;
     let credentials: ResManCredentials = serde_json::from_str(&secrets.string(&arn).await?)
-        .map_err(|e| ConfigError::Secret { arn: arn.clone(), reason: format!("not the expected JSON ({})", e.classify_name()) })?;
+        .map_err(|e| ConfigError::Secret {
+            arn: arn.clone(),
+            reason: format!("not the expected JSON ({})", e.classify_name()),
+        })?;
     let mut settings = ResManSettings::new(base_url, credentials);
     settings.timeout = optional_seconds("RESMAN_TIMEOUT_SECONDS", 30)?;
     if let Ok(event_type) = required("RESMAN_TOUR_EVENT_TYPE") {
@@ -57,9 +63,15 @@ pub async fn resman(secrets: &SecretsManager) -> Result<ResManSettings, ConfigEr
 /// The chatbot's API keys (`API_KEYS_SECRET_ARN`: a JSON array of strings, so keys can be rotated by adding one).
 pub async fn api_keys(secrets: &SecretsManager) -> Result<ApiKeys, ConfigError> {
     let arn = required("API_KEYS_SECRET_ARN")?;
-    let keys: Vec<String> = serde_json::from_str(&secrets.string(&arn).await?)
-        .map_err(|_| ConfigError::Secret { arn: arn.clone(), reason: "not a JSON array of strings".into() })?;
-    ApiKeys::new(keys).map_err(|reason| ConfigError::Secret { arn, reason: reason.into() })
+    let keys: Vec<String> =
+        serde_json::from_str(&secrets.string(&arn).await?).map_err(|_| ConfigError::Secret {
+            arn: arn.clone(),
+            reason: "not a JSON array of strings".into(),
+        })?;
+    ApiKeys::new(keys).map_err(|reason| ConfigError::Secret {
+        arn,
+        reason: reason.into(),
+    })
 }
 
 /// The webhook's HMAC secret (`WEBHOOK_SECRET_ARN`: the secret as a plain string).
@@ -67,7 +79,10 @@ pub async fn webhook_secret(secrets: &SecretsManager) -> Result<Vec<u8>, ConfigE
     let arn = required("WEBHOOK_SECRET_ARN")?;
     let secret = secrets.string(&arn).await?;
     if secret.len() < 16 {
-        return Err(ConfigError::Secret { arn, reason: "shorter than 16 characters".into() });
+        return Err(ConfigError::Secret {
+            arn,
+            reason: "shorter than 16 characters".into(),
+        });
     }
     Ok(secret.into_bytes())
 }

@@ -36,7 +36,10 @@ impl ResManError {
 
     /// After a write: whether ResMan may have applied it despite the error.
     pub fn may_have_applied(&self) -> bool {
-        matches!(self, Self::Timeout(_) | Self::Server { .. } | Self::Malformed(_))
+        matches!(
+            self,
+            Self::Timeout(_) | Self::Server { .. } | Self::Malformed(_)
+        )
     }
 }
 
@@ -50,7 +53,10 @@ pub trait ResManGateway: Send + Sync {
     async fn employees(&self, property: &ResManPropertyId) -> Result<Vec<Employee>, ResManError>;
 
     /// The property's lead sources.
-    async fn prospect_sources(&self, property: &ResManPropertyId) -> Result<Vec<ProspectSource>, ResManError>;
+    async fn prospect_sources(
+        &self,
+        property: &ResManPropertyId,
+    ) -> Result<Vec<ProspectSource>, ResManError>;
 
     /// Prospects matching an e-mail, phone or id, with all their events.
     async fn find_prospects(
@@ -61,10 +67,18 @@ pub trait ResManGateway: Send + Sync {
 
     /// Creates a prospect (or adds to an existing one) with one tour event; a tour event with an id moves or
     /// re-statuses that tour. The tour's start is sent in UTC.
-    async fn post_tour(&self, property: &ResManPropertyId, post: &ProspectTourPost) -> Result<PostedTour, ResManError>;
+    async fn post_tour(
+        &self,
+        property: &ResManPropertyId,
+        post: &ProspectTourPost,
+    ) -> Result<PostedTour, ResManError>;
 
     /// Adds a note (an `Other` event) to a prospect.
-    async fn add_note(&self, property: &ResManPropertyId, note: &NotePost) -> Result<AppointmentId, ResManError>;
+    async fn add_note(
+        &self,
+        property: &ResManPropertyId,
+        note: &NotePost,
+    ) -> Result<AppointmentId, ResManError>;
 
     /// Every prospect modified inside the window, with all its events. A window ResMan finds too wide is split
     /// and the halves read in turn, so the caller sees one answer for the whole window.
@@ -81,7 +95,9 @@ mod tests {
 
     #[test]
     fn only_a_refusal_is_final_and_only_lost_answers_may_have_applied() {
-        let refused = ResManError::Rejected { description: "no".into() };
+        let refused = ResManError::Rejected {
+            description: "no".into(),
+        };
         let unreachable = ResManError::Unreachable("refused".into());
         let timeout = ResManError::Timeout(Duration::from_secs(1));
         let server = ResManError::Server { status: 503 };

@@ -8,7 +8,9 @@ pub struct SecretsManager {
 
 impl SecretsManager {
     pub fn new(sdk: &aws_config::SdkConfig) -> Self {
-        Self { client: aws_sdk_secretsmanager::Client::new(sdk) }
+        Self {
+            client: aws_sdk_secretsmanager::Client::new(sdk),
+        }
     }
 
     pub async fn string(&self, arn: &str) -> Result<String, ConfigError> {
@@ -18,8 +20,13 @@ impl SecretsManager {
             .secret_id(arn)
             .send()
             .await
-            .map_err(|e| ConfigError::Secret { arn: arn.to_owned(), reason: aws_sdk_secretsmanager::error::DisplayErrorContext(e).to_string() })?;
-        out.secret_string
-            .ok_or_else(|| ConfigError::Secret { arn: arn.to_owned(), reason: "the secret holds no string".into() })
+            .map_err(|e| ConfigError::Secret {
+                arn: arn.to_owned(),
+                reason: aws_sdk_secretsmanager::error::DisplayErrorContext(e).to_string(),
+            })?;
+        out.secret_string.ok_or_else(|| ConfigError::Secret {
+            arn: arn.to_owned(),
+            reason: "the secret holds no string".into(),
+        })
     }
 }

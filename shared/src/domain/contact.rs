@@ -29,7 +29,11 @@ impl Email {
         if local.is_empty() || local.len() > 64 {
             return Err(InvalidField::new(field, "needs a name before '@'"));
         }
-        if local.chars().any(|c| c.is_whitespace() || c.is_control() || c == '@') || !domain_ok {
+        if local
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control() || c == '@')
+            || !domain_ok
+        {
             return Err(InvalidField::new(field, "is not a valid e-mail address"));
         }
         Ok(Self(format!("{local}@{}", domain.to_ascii_lowercase())))
@@ -104,8 +108,12 @@ impl Phone {
         if !(8..=15).contains(&e164.len()) || e164.starts_with('0') {
             return Err(InvalidField::new(field, "is not a valid phone number"));
         }
-        if e164.starts_with('1') && (e164.len() != 11 || matches!(e164.as_bytes()[1], b'0' | b'1')) {
-            return Err(InvalidField::new(field, "is not a valid North American number"));
+        if e164.starts_with('1') && (e164.len() != 11 || matches!(e164.as_bytes()[1], b'0' | b'1'))
+        {
+            return Err(InvalidField::new(
+                field,
+                "is not a valid North American number",
+            ));
         }
         Ok(Self(format!("+{e164}")))
     }
@@ -151,8 +159,14 @@ impl PersonName {
         if full.chars().count() > 100 {
             return Err(InvalidField::new(field, "must be at most 100 characters"));
         }
-        if full.chars().any(|c| c.is_control() || matches!(c, '<' | '>')) {
-            return Err(InvalidField::new(field, "holds characters a name cannot have"));
+        if full
+            .chars()
+            .any(|c| c.is_control() || matches!(c, '<' | '>'))
+        {
+            return Err(InvalidField::new(
+                field,
+                "holds characters a name cannot have",
+            ));
         }
         match full.rsplit_once(' ') {
             Some((first, last)) => Ok(Self {
@@ -180,7 +194,12 @@ impl PersonName {
 impl std::fmt::Debug for PersonName {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let initial = |s: &str| s.chars().next().unwrap_or('*');
-        write!(f, "PersonName({}. {}.)", initial(&self.first), initial(&self.last))
+        write!(
+            f,
+            "PersonName({}. {}.)",
+            initial(&self.first),
+            initial(&self.last)
+        )
     }
 }
 
@@ -196,7 +215,17 @@ mod tests {
 
     #[test]
     fn malformed_emails_are_refused_naming_the_field() {
-        for bad in ["", "ana", "@example.com", "ana@", "ana@example", "ana lopez@example.com", "a@b@c.com", "ana@.com", "ana@example..com"] {
+        for bad in [
+            "",
+            "ana",
+            "@example.com",
+            "ana@",
+            "ana@example",
+            "ana lopez@example.com",
+            "a@b@c.com",
+            "ana@.com",
+            "ana@example..com",
+        ] {
             let err = Email::parse(bad).unwrap_err();
             assert_eq!(err.field, "prospect_email", "{bad}");
         }
@@ -212,21 +241,44 @@ mod tests {
 
     #[test]
     fn us_numbers_are_normalised_to_e164() {
-        for raw in ["(512) 555-0100", "512.555.0100", "5125550100", "1 512 555 0100", "+1 512-555-0100"] {
+        for raw in [
+            "(512) 555-0100",
+            "512.555.0100",
+            "5125550100",
+            "1 512 555 0100",
+            "+1 512-555-0100",
+        ] {
             assert_eq!(Phone::parse(raw).unwrap().expose(), "+15125550100", "{raw}");
         }
     }
 
     #[test]
     fn international_numbers_keep_their_country_code() {
-        assert_eq!(Phone::parse("+44 20 7946 0958").unwrap().expose(), "+442079460958");
-        assert_eq!(Phone::parse("0044 20 7946 0958").unwrap().expose(), "+442079460958");
+        assert_eq!(
+            Phone::parse("+44 20 7946 0958").unwrap().expose(),
+            "+442079460958"
+        );
+        assert_eq!(
+            Phone::parse("0044 20 7946 0958").unwrap().expose(),
+            "+442079460958"
+        );
     }
 
     #[test]
     fn malformed_phones_are_refused() {
-        for bad in ["", "555-0100", "call me", "+1 512 555 01000", "(012) 555-0100", "+1234567"] {
-            assert_eq!(Phone::parse(bad).unwrap_err().field, "prospect_phone", "{bad}");
+        for bad in [
+            "",
+            "555-0100",
+            "call me",
+            "+1 512 555 01000",
+            "(012) 555-0100",
+            "+1234567",
+        ] {
+            assert_eq!(
+                Phone::parse(bad).unwrap_err().field,
+                "prospect_phone",
+                "{bad}"
+            );
         }
     }
 
@@ -240,7 +292,10 @@ mod tests {
     fn names_split_at_the_last_space() {
         let name = PersonName::parse("  Mary  Ann   Lopez ").unwrap();
         assert_eq!((name.first(), name.last()), ("Mary Ann", "Lopez"));
-        assert_eq!(PersonName::parse("Cher").unwrap_err().field, "prospect_name");
+        assert_eq!(
+            PersonName::parse("Cher").unwrap_err().field,
+            "prospect_name"
+        );
         assert!(PersonName::parse("   ").is_err());
         assert_eq!(format!("{name:?}"), "PersonName(M. L.)");
     }

@@ -2,14 +2,18 @@
 
 pub mod contact;
 pub mod ids;
-pub mod resman;
 pub mod notice;
+pub mod property;
+pub mod resman;
 pub mod signature;
+pub mod slots;
 pub mod time;
+pub mod tour;
 
 pub use contact::{Email, PersonName, Phone};
 pub use ids::{AgentId, AppointmentId, ProspectId, ProspectSourceId, ResManPropertyId};
 pub use time::UtcWindow;
+pub use tour::TourType;
 
 /// Why a value could not be accepted: which field, and why, in words a caller can act on.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

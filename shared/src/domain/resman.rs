@@ -1,7 +1,7 @@
 //! What we know of ResMan's records, in our terms. The wire shapes live in the ResMan adapter.
 
-use super::{AgentId, AppointmentId, Email, PersonName, Phone, ProspectId, ProspectSourceId};
 use super::ids::PersonId;
+use super::{AgentId, AppointmentId, Email, PersonName, Phone, ProspectId, ProspectSourceId};
 use chrono::{DateTime, Utc};
 
 /// A ResMan employee; `is_leasing` tells who gives tours.
@@ -51,7 +51,12 @@ impl TourEventStatus {
 
     /// Reads ResMan's word; an unknown or missing reason is a scheduled tour.
     pub fn from_resman(word: Option<&str>) -> Self {
-        match word.map(str::trim).unwrap_or_default().to_ascii_lowercase().as_str() {
+        match word
+            .map(str::trim)
+            .unwrap_or_default()
+            .to_ascii_lowercase()
+            .as_str()
+        {
             "confirmed" => Self::Confirmed,
             "completed" => Self::Completed,
             "cancelled" | "canceled" => Self::Cancelled,
@@ -90,10 +95,14 @@ pub struct Prospect {
 
 impl Prospect {
     /// The tour events (appointments), whichever word ResMan used for them.
-    pub fn tours<'a>(&'a self, tour_event_type: &'a str) -> impl Iterator<Item = &'a ProspectEvent> + 'a {
-        self.events
-            .iter()
-            .filter(move |e| e.event_type.eq_ignore_ascii_case(tour_event_type) || e.event_type.eq_ignore_ascii_case("Show"))
+    pub fn tours<'a>(
+        &'a self,
+        tour_event_type: &'a str,
+    ) -> impl Iterator<Item = &'a ProspectEvent> + 'a {
+        self.events.iter().filter(move |e| {
+            e.event_type.eq_ignore_ascii_case(tour_event_type)
+                || e.event_type.eq_ignore_ascii_case("Show")
+        })
     }
 }
 
@@ -165,7 +174,10 @@ mod tests {
         ] {
             assert_eq!(TourEventStatus::from_resman(Some(s.as_resman())), s);
         }
-        assert_eq!(TourEventStatus::from_resman(None), TourEventStatus::Scheduled);
+        assert_eq!(
+            TourEventStatus::from_resman(None),
+            TourEventStatus::Scheduled
+        );
         assert!(!TourEventStatus::Cancelled.holds_time());
         assert!(TourEventStatus::NoShow.holds_time());
     }

@@ -6,7 +6,11 @@ pub struct ApiKeys(Vec<Vec<u8>>);
 
 impl ApiKeys {
     pub fn new(keys: Vec<String>) -> Result<Self, &'static str> {
-        let keys: Vec<Vec<u8>> = keys.into_iter().map(String::into_bytes).filter(|k| !k.is_empty()).collect();
+        let keys: Vec<Vec<u8>> = keys
+            .into_iter()
+            .map(String::into_bytes)
+            .filter(|k| !k.is_empty())
+            .collect();
         if keys.is_empty() {
             return Err("no API key configured");
         }
@@ -19,8 +23,12 @@ impl ApiKeys {
     /// Whether the presented key is one of ours. Every configured key is compared, so the time taken does not
     /// tell which key came close.
     pub fn accepts(&self, presented: Option<&[u8]>) -> bool {
-        let Some(presented) = presented else { return false };
-        self.0.iter().fold(false, |found, key| found | bool::from(key.as_slice().ct_eq(presented)))
+        let Some(presented) = presented else {
+            return false;
+        };
+        self.0.iter().fold(false, |found, key| {
+            found | bool::from(key.as_slice().ct_eq(presented))
+        })
     }
 }
 
@@ -35,7 +43,11 @@ mod tests {
     use super::*;
 
     fn keys() -> ApiKeys {
-        ApiKeys::new(vec!["first-key-0123456789".into(), "second-key-0123456789".into()]).unwrap()
+        ApiKeys::new(vec![
+            "first-key-0123456789".into(),
+            "second-key-0123456789".into(),
+        ])
+        .unwrap()
     }
 
     #[test]

@@ -20,7 +20,13 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        Self { status, code, message: message.into(), field: None, retry_after_seconds: None }
+        Self {
+            status,
+            code,
+            message: message.into(),
+            field: None,
+            retry_after_seconds: None,
+        }
     }
 
     pub fn with_field(mut self, field: impl Into<String>) -> Self {
@@ -50,20 +56,33 @@ impl ApiError {
 impl From<&AppError> for ApiError {
     fn from(err: &AppError) -> Self {
         match err {
-            AppError::Invalid(invalid) => {
-                ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", invalid.to_string()).with_field(invalid.field)
-            }
+            AppError::Invalid(invalid) => ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                invalid.to_string(),
+            )
+            .with_field(invalid.field),
             AppError::BadSignature(why) => ApiError::unauthorized(&why.to_string()),
             AppError::Store(_) => {
-                let mut e = ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "temporarily_unavailable", "please try again shortly");
+                let mut e = ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "temporarily_unavailable",
+                    "please try again shortly",
+                );
                 e.retry_after_seconds = Some(2);
                 e
             }
-            AppError::ResMan(ResManError::Rejected { description }) => {
-                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "resman_refused", format!("ResMan refused it: {description}"))
-            }
+            AppError::ResMan(ResManError::Rejected { description }) => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "resman_refused",
+                format!("ResMan refused it: {description}"),
+            ),
             AppError::ResMan(_) => {
-                let mut e = ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "resman_unavailable", "ResMan is not answering; please try again shortly");
+                let mut e = ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "resman_unavailable",
+                    "ResMan is not answering; please try again shortly",
+                );
                 e.retry_after_seconds = Some(5);
                 e
             }
@@ -77,7 +96,11 @@ pub fn error_response(err: &AppError) -> Response<Body> {
     if api.status.is_server_error() {
         tracing::error!(error = %err, "request failed");
     } else {
-        tracing::info!(code = api.code, field = api.field.as_deref(), "request refused");
+        tracing::info!(
+            code = api.code,
+            field = api.field.as_deref(),
+            "request refused"
+        );
     }
     api.into_response()
 }
@@ -86,13 +109,17 @@ pub fn error_response(err: &AppError) -> Response<Body> {
 pub fn json<T: Serialize>(status: StatusCode, body: &T) -> Response<Body> {
     let (status, text) = match serde_json::to_string(body) {
         Ok(text) => (status, text),
-        Err(_) => (StatusCode::INTERNAL_SERVER_ERROR, r#"{"error":{"code":"internal","message":"internal error"}}"#.to_owned()),
+        Err(_) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            r#"{"error":{"code":"internal","message":"internal error"}}"#.to_owned(),
+        ),
     };
     let mut response = Response::new(Body::Text(text));
     *response.status_mut() = status;
-    response
-        .headers_mut()
-        .insert(lambda_http::http::header::CONTENT_TYPE, lambda_http::http::HeaderValue::from_static("application/json"));
+    response.headers_mut().insert(
+        lambda_http::http::header::CONTENT_TYPE,
+        lambda_http::http::HeaderValue::from_static("application/json"),
+    );
     response
 }
 
@@ -110,7 +137,10 @@ mod tests {
 
     #[test]
     fn invalid_input_is_a_400_naming_the_field() {
-        let r = error_response(&AppError::Invalid(InvalidField::new("prospect_email", "must contain '@'")));
+        let r = error_response(&AppError::Invalid(InvalidField::new(
+            "prospect_email",
+            "must contain '@'",
+        )));
         assert_eq!(r.status(), 400);
         let b = body_of(&r);
         assert_eq!(b["error"]["field"], "prospect_email");
@@ -120,7 +150,9 @@ mod tests {
 
     #[test]
     fn dependency_failures_are_503_with_retry_after_and_no_cause_in_the_body() {
-        let r = error_response(&AppError::Store(crate::ports::StoreError::Unavailable("secret detail".into())));
+        let r = error_response(&AppError::Store(crate::ports::StoreError::Unavailable(
+            "secret detail".into(),
+        )));
         assert_eq!(r.status(), 503);
         assert_eq!(r.headers()["retry-after"], "2");
         assert!(!body_of(&r).to_string().contains("secret detail"));
@@ -128,8 +160,15 @@ mod tests {
 
     #[test]
     fn a_resman_refusal_is_a_422_saying_why() {
-        let r = error_response(&AppError::ResMan(ResManError::Rejected { description: "Agent is not available at that time".into() }));
+        let r = error_response(&AppError::ResMan(ResManError::Rejected {
+            description: "Agent is not available at that time".into(),
+        }));
         assert_eq!(r.status(), 422);
-        assert!(body_of(&r)["error"]["message"].as_str().unwrap().contains("Agent is not available"));
+        assert!(
+            body_of(&r)["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("Agent is not available")
+        );
     }
 }

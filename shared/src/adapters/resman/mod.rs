@@ -10,12 +10,14 @@
 
 mod mits;
 
-use crate::domain::resman::{
-    Employee, NotePost, PostedTour, Prospect, ProspectEvent, ProspectLookup, ProspectRef, ProspectSource,
-    ProspectTourPost, TourEventStatus,
-};
-use crate::domain::{AgentId, AppointmentId, ProspectId, ProspectSourceId, ResManPropertyId, UtcWindow};
 use crate::domain::ids::PersonId;
+use crate::domain::resman::{
+    Employee, NotePost, PostedTour, Prospect, ProspectEvent, ProspectLookup, ProspectRef,
+    ProspectSource, ProspectTourPost, TourEventStatus,
+};
+use crate::domain::{
+    AgentId, AppointmentId, ProspectId, ProspectSourceId, ResManPropertyId, UtcWindow,
+};
 use crate::ports::{ResManError, ResManGateway};
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDateTime, Utc};
@@ -96,7 +98,10 @@ impl HttpResMan {
     ) -> Result<Reply, ResManError> {
         let account = self.settings.credentials.account_id.to_string();
         let mut form: Vec<(&str, &str)> = vec![
-            ("IntegrationPartnerID", &self.settings.credentials.integration_partner_id),
+            (
+                "IntegrationPartnerID",
+                &self.settings.credentials.integration_partner_id,
+            ),
             ("ApiKey", &self.settings.credentials.api_key),
             ("AccountID", &account),
         ];
@@ -105,8 +110,16 @@ impl HttpResMan {
         }
         form.extend_from_slice(fields);
         let url = format!("{}/{path}", self.settings.base_url.trim_end_matches('/'));
-        let accept = if json { "application/json" } else { "application/xml" };
-        tracing::debug!(method = path, property_id = property.map(|p| p.as_str()), "calling ResMan");
+        let accept = if json {
+            "application/json"
+        } else {
+            "application/xml"
+        };
+        tracing::debug!(
+            method = path,
+            property_id = property.map(|p| p.as_str()),
+            "calling ResMan"
+        );
         let response = self
             .client
             .post(&url)
@@ -116,12 +129,17 @@ impl HttpResMan {
             .await
             .map_err(|e| self.transport_error(&e))?;
         let status = response.status();
-        let body = response.text().await.map_err(|e| self.transport_error(&e))?;
+        let body = response
+            .text()
+            .await
+            .map_err(|e| self.transport_error(&e))?;
         if status.as_u16() == 502 && body.to_ascii_lowercase().contains("buffer overflow") {
             return Ok(Reply::WindowTooWide);
         }
         if status.is_server_error() || status.as_u16() == 429 {
-            return Err(ResManError::Server { status: status.as_u16() });
+            return Err(ResManError::Server {
+                status: status.as_u16(),
+            });
         }
         if !status.is_success() {
             return Err(ResManError::Rejected {
@@ -138,7 +156,10 @@ impl HttpResMan {
             ResManError::Unreachable(without_url(e))
         } else {
             // The request went out and the answer broke off: as unknown as a timeout.
-            ResManError::Malformed(format!("the connection broke before the answer arrived: {}", without_url(e)))
+            ResManError::Malformed(format!(
+                "the connection broke before the answer arrived: {}",
+                without_url(e)
+            ))
         }
     }
 
@@ -177,10 +198,14 @@ impl HttpResMan {
         lm.prospects.prospect.iter().map(to_prospect).collect()
     }
 
-    async fn post(&self, property: &ResManPropertyId, doc: &mits::LeadManagement) -> Result<mits::Prospect, ResManError> {
-        let xml = doc
-            .to_xml()
-            .map_err(|e| ResManError::Rejected { description: format!("could not write MITS XML: {e}") })?;
+    async fn post(
+        &self,
+        property: &ResManPropertyId,
+        doc: &mits::LeadManagement,
+    ) -> Result<mits::Prospect, ResManError> {
+        let xml = doc.to_xml().map_err(|e| ResManError::Rejected {
+            description: format!("could not write MITS XML: {e}"),
+        })?;
         let lm = self
             .mits_call("MITS/PostLeadManagement4_0", property, &[("Xml", &xml)])
             .await?
@@ -212,27 +237,39 @@ struct JsonEnvelope<T> {
     payload: T,
 }
 
-fn read_json_envelope<T: for<'de> Deserialize<'de> + Default>(body: &str) -> Result<T, ResManError> {
-    let env: JsonEnvelope<serde_json::Value> =
-        serde_json::from_str(body).map_err(|e| ResManError::Malformed(format!("not ResMan JSON: {e}")))?;
+fn read_json_envelope<T: for<'de> Deserialize<'de> + Default>(
+    body: &str,
+) -> Result<T, ResManError> {
+    let env: JsonEnvelope<serde_json::Value> = serde_json::from_str(body)
+        .map_err(|e| ResManError::Malformed(format!("not ResMan JSON: {e}")))?;
     check_status(&env.status, env.error_description)?;
-    serde_json::from_value(env.payload).map_err(|e| ResManError::Malformed(format!("unexpected ResMan JSON: {e}")))
+    serde_json::from_value(env.payload)
+        .map_err(|e| ResManError::Malformed(format!("unexpected ResMan JSON: {e}")))
 }
 
 fn read_xml_envelope(body: &str) -> Result<mits::LeadManagement, ResManError> {
-    let env: mits::XmlEnvelope =
-        quick_xml::de::from_str(body).map_err(|e| ResManError::Malformed(format!("not ResMan XML: {e}")))?;
+    let env: mits::XmlEnvelope = quick_xml::de::from_str(body)
+        .map_err(|e| ResManError::Malformed(format!("not ResMan XML: {e}")))?;
     check_status(&env.status, env.error_description)?;
-    Ok(env.response.and_then(|r| r.lead_management).unwrap_or_default())
+    Ok(env
+        .response
+        .and_then(|r| r.lead_management)
+        .unwrap_or_default())
 }
 
 fn check_status(status: &str, description: Option<String>) -> Result<(), ResManError> {
     if status.eq_ignore_ascii_case("Success") {
         return Ok(());
     }
-    let description = description.filter(|d| !d.trim().is_empty()).unwrap_or_else(|| {
-        if status.is_empty() { "ResMan answered without a status".to_owned() } else { format!("ResMan answered {status}") }
-    });
+    let description = description
+        .filter(|d| !d.trim().is_empty())
+        .unwrap_or_else(|| {
+            if status.is_empty() {
+                "ResMan answered without a status".to_owned()
+            } else {
+                format!("ResMan answered {status}")
+            }
+        });
     if status.is_empty() {
         return Err(ResManError::Malformed(description));
     }
@@ -282,7 +319,11 @@ fn parse_time(raw: &str) -> Option<DateTime<Utc>> {
     NaiveDateTime::parse_from_str(raw, RESMAN_TIME)
         .map(|t| t.and_utc())
         .ok()
-        .or_else(|| DateTime::parse_from_rfc3339(raw).ok().map(|t| t.with_timezone(&Utc)))
+        .or_else(|| {
+            DateTime::parse_from_rfc3339(raw)
+                .ok()
+                .map(|t| t.with_timezone(&Utc))
+        })
 }
 
 fn to_prospect(p: &mits::Prospect) -> Result<Prospect, ResManError> {
@@ -298,7 +339,12 @@ fn to_prospect(p: &mits::Prospect) -> Result<Prospect, ResManError> {
         .iter()
         .map(|e| {
             Ok(ProspectEvent {
-                id: e.event_id.as_ref().map(|id| AppointmentId::parse(&id.id_value)).transpose().map_err(malformed_id)?,
+                id: e
+                    .event_id
+                    .as_ref()
+                    .map(|id| AppointmentId::parse(&id.id_value))
+                    .transpose()
+                    .map_err(malformed_id)?,
                 event_type: e.event_type.clone(),
                 at: e.event_date.as_deref().and_then(parse_time),
                 agent: e
@@ -329,32 +375,53 @@ fn reference_of(customer: &mits::Customer) -> Result<ProspectRef, ResManError> {
         .ok_or_else(|| ResManError::Malformed("a prospect without a ProspectID".into()))?;
     Ok(ProspectRef {
         prospect_id: ProspectId::parse(prospect_id).map_err(malformed_id)?,
-        person_id: customer.id_of("PersonID").map(PersonId::parse).transpose().map_err(malformed_id)?,
+        person_id: customer
+            .id_of("PersonID")
+            .map(PersonId::parse)
+            .transpose()
+            .map_err(malformed_id)?,
     })
 }
 
 fn identifications(reference: Option<&ProspectRef>) -> Vec<mits::Identification> {
-    let Some(reference) = reference else { return Vec::new() };
+    let Some(reference) = reference else {
+        return Vec::new();
+    };
     let mut ids = vec![mits::Identification {
         id_type: "ProspectID".into(),
         id_value: reference.prospect_id.to_string(),
     }];
     if let Some(person) = &reference.person_id {
-        ids.push(mits::Identification { id_type: "PersonID".into(), id_value: person.to_string() });
+        ids.push(mits::Identification {
+            id_type: "PersonID".into(),
+            id_value: person.to_string(),
+        });
     }
     ids
 }
 
 fn agent(id: &AgentId) -> mits::Agent {
-    mits::Agent { agent_id: Some(mits::IdValue { id_value: id.to_string() }) }
+    mits::Agent {
+        agent_id: Some(mits::IdValue {
+            id_value: id.to_string(),
+        }),
+    }
 }
 
-fn single_prospect(customer: mits::Customer, preferences: Option<String>, event: mits::Event) -> mits::LeadManagement {
+fn single_prospect(
+    customer: mits::Customer,
+    preferences: Option<String>,
+    event: mits::Event,
+) -> mits::LeadManagement {
     mits::LeadManagement {
         prospects: mits::Prospects {
             prospect: vec![mits::Prospect {
-                customers: mits::Customers { customer: vec![customer] },
-                customer_preferences: preferences.map(|comment| mits::CustomerPreferences { comment: Some(comment) }),
+                customers: mits::Customers {
+                    customer: vec![customer],
+                },
+                customer_preferences: preferences.map(|comment| mits::CustomerPreferences {
+                    comment: Some(comment),
+                }),
                 events: mits::Events { event: vec![event] },
             }],
         },
@@ -362,15 +429,18 @@ fn single_prospect(customer: mits::Customer, preferences: Option<String>, event:
 }
 
 /// The id ResMan gave the event we posted: the one event of the echo, or the one with our date and type.
-fn echoed_event_id(echo: &mits::Prospect, event_type: &str, date: &str) -> Result<AppointmentId, ResManError> {
+fn echoed_event_id(
+    echo: &mits::Prospect,
+    event_type: &str,
+    date: &str,
+) -> Result<AppointmentId, ResManError> {
     let events = &echo.events.event;
     let chosen = if events.len() == 1 {
         events.first()
     } else {
-        events
-            .iter()
-            .rev()
-            .find(|e| e.event_type.eq_ignore_ascii_case(event_type) && e.event_date.as_deref() == Some(date))
+        events.iter().rev().find(|e| {
+            e.event_type.eq_ignore_ascii_case(event_type) && e.event_date.as_deref() == Some(date)
+        })
     };
     let id = chosen
         .and_then(|e| e.event_id.as_ref())
@@ -397,12 +467,22 @@ impl ResManGateway for HttpResMan {
             .collect()
     }
 
-    async fn prospect_sources(&self, property: &ResManPropertyId) -> Result<Vec<ProspectSource>, ResManError> {
-        let payload: SourcesPayload = self.json_call("Leasing/GetProspectSources", property).await?;
+    async fn prospect_sources(
+        &self,
+        property: &ResManPropertyId,
+    ) -> Result<Vec<ProspectSource>, ResManError> {
+        let payload: SourcesPayload = self
+            .json_call("Leasing/GetProspectSources", property)
+            .await?;
         payload
             .sources
             .into_iter()
-            .map(|s| Ok(ProspectSource { id: ProspectSourceId::parse(&s.id).map_err(malformed_id)?, name: s.name }))
+            .map(|s| {
+                Ok(ProspectSource {
+                    id: ProspectSourceId::parse(&s.id).map_err(malformed_id)?,
+                    name: s.name,
+                })
+            })
             .collect()
     }
 
@@ -419,7 +499,11 @@ impl ResManGateway for HttpResMan {
         self.search(property, &[field]).await
     }
 
-    async fn post_tour(&self, property: &ResManPropertyId, post: &ProspectTourPost) -> Result<PostedTour, ResManError> {
+    async fn post_tour(
+        &self,
+        property: &ResManPropertyId,
+        post: &ProspectTourPost,
+    ) -> Result<PostedTour, ResManError> {
         let date = post.tour.start.format(RESMAN_TIME).to_string();
         let customer = mits::Customer {
             customer_type: "prospect".into(),
@@ -432,21 +516,31 @@ impl ResManGateway for HttpResMan {
                 .contact
                 .phone
                 .iter()
-                .map(|p| mits::Phone { phone_type: "cell".into(), phone_number: Some(p.expose().to_owned()) })
+                .map(|p| mits::Phone {
+                    phone_type: "cell".into(),
+                    phone_number: Some(p.expose().to_owned()),
+                })
                 .collect(),
             email: Some(post.contact.email.expose().to_owned()),
         };
         let event = mits::Event {
             event_type: self.settings.tour_event_type.clone(),
             event_date: Some(date.clone()),
-            event_id: post.tour.appointment_id.as_ref().map(|id| mits::IdValue { id_value: id.to_string() }),
+            event_id: post.tour.appointment_id.as_ref().map(|id| mits::IdValue {
+                id_value: id.to_string(),
+            }),
             agent: Some(agent(&post.tour.agent)),
             first_contact: Some(post.tour.first_contact),
             transaction_source: Some(post.tour.source.to_string()),
             event_reasons: post.tour.status.map(|s| s.as_resman().to_owned()),
             comments: Some(post.tour.comments.clone()),
         };
-        let echo = self.post(property, &single_prospect(customer, post.preferences.clone(), event)).await?;
+        let echo = self
+            .post(
+                property,
+                &single_prospect(customer, post.preferences.clone(), event),
+            )
+            .await?;
         let customer = echo
             .customers
             .customer
@@ -457,10 +551,17 @@ impl ResManGateway for HttpResMan {
             Some(id) => id.clone(),
             None => echoed_event_id(&echo, &self.settings.tour_event_type, &date)?,
         };
-        Ok(PostedTour { prospect, appointment_id })
+        Ok(PostedTour {
+            prospect,
+            appointment_id,
+        })
     }
 
-    async fn add_note(&self, property: &ResManPropertyId, note: &NotePost) -> Result<AppointmentId, ResManError> {
+    async fn add_note(
+        &self,
+        property: &ResManPropertyId,
+        note: &NotePost,
+    ) -> Result<AppointmentId, ResManError> {
         let date = note.at.format(RESMAN_TIME).to_string();
         let customer = mits::Customer {
             customer_type: "prospect".into(),
@@ -474,7 +575,9 @@ impl ResManGateway for HttpResMan {
             comments: Some(note.comments.clone()),
             ..Default::default()
         };
-        let echo = self.post(property, &single_prospect(customer, None, event)).await?;
+        let echo = self
+            .post(property, &single_prospect(customer, None, event))
+            .await?;
         echoed_event_id(&echo, "Other", &date)
     }
 
@@ -489,8 +592,14 @@ impl ResManGateway for HttpResMan {
         while let Some(w) = pending.pop() {
             let start = w.start().format(RESMAN_TIME).to_string();
             let end = w.end().format(RESMAN_TIME).to_string();
-            let fields = [("ModifiedStartDateTime", start.as_str()), ("ModifiedEndDateTime", end.as_str())];
-            match self.mits_call("MITS/SearchProspects", property, &fields).await? {
+            let fields = [
+                ("ModifiedStartDateTime", start.as_str()),
+                ("ModifiedEndDateTime", end.as_str()),
+            ];
+            match self
+                .mits_call("MITS/SearchProspects", property, &fields)
+                .await?
+            {
                 Some(lm) => {
                     for p in &lm.prospects.prospect {
                         let prospect = to_prospect(p)?;
@@ -499,7 +608,10 @@ impl ResManGateway for HttpResMan {
                 }
                 None => {
                     let (first, second) = w.halves().ok_or(ResManError::Server { status: 502 })?;
-                    tracing::info!(window_seconds = w.length().num_seconds(), "ResMan found the change window too wide; splitting it");
+                    tracing::info!(
+                        window_seconds = w.length().num_seconds(),
+                        "ResMan found the change window too wide; splitting it"
+                    );
                     pending.push(second);
                     pending.push(first);
                 }
