@@ -1,6 +1,11 @@
 //! Use cases: one async function per thing a user does, taking its ports as arguments and `now` as a value.
 
+pub mod availability;
+pub mod changes;
 pub mod webhook;
+
+#[cfg(test)]
+pub(crate) mod fakes;
 
 use crate::domain::InvalidField;
 use crate::domain::signature::SignatureError;
@@ -11,6 +16,8 @@ use crate::ports::{ResManError, StoreError};
 pub enum AppError {
     #[error("invalid request: {0}")]
     Invalid(#[from] InvalidField),
+    #[error("not found: {0}")]
+    NotFound(InvalidField),
     #[error("unauthenticated: {0}")]
     BadSignature(#[from] SignatureError),
     #[error(transparent)]

@@ -1,30 +1,40 @@
 //! A change notice from ResMan arrives at the webhook: authenticate it, read it, and keep it exactly once.
 
 use super::AppError;
+use super::changes::{NoticeEffect, apply_notice};
 use crate::domain::notice::ChangeNotice;
 use crate::domain::signature;
-use crate::ports::{NoticeInbox, Recorded};
+use crate::ports::{CalendarStore, NoticeInbox, PropertyStore, Recorded};
 use chrono::{DateTime, Utc};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum NoticeOutcome {
-    Accepted(ChangeNotice),
+    Accepted(ChangeNotice, NoticeEffect),
     Duplicate,
 }
 
-/// Checks the signature over the raw body (and its age) before reading anything, then records the notice under
-/// its `event_id` so a redelivery is acknowledged without being applied twice.
+pub struct WebhookDeps<'a> {
+    pub inbox: &'a dyn NoticeInbox,
+    pub properties: &'a dyn PropertyStore,
+    pub calendar: &'a dyn CalendarStore,
+    pub secret: &'a [u8],
+}
+
+/// Checks the signature over the raw body (and its age) before reading anything, applies the change to our
+/// calendar, then records the notice under its `event_id`. Applying first is safe because applying is idempotent
+/// (a description older than what we hold changes nothing); it means a notice whose application failed is applied
+/// when it is delivered again instead of being acknowledged as a duplicate.
 pub async fn receive_change_notice(
-    inbox: &dyn NoticeInbox,
-    secret: &[u8],
+    deps: &WebhookDeps<'_>,
     signature_header: Option<&str>,
     body: &[u8],
     now: DateTime<Utc>,
 ) -> Result<NoticeOutcome, AppError> {
-    signature::verify(secret, signature_header, body, now)?;
+    signature::verify(deps.secret, signature_header, body, now)?;
     let notice = ChangeNotice::parse(body)?;
-    match inbox.record_once(&notice, now).await? {
-        Recorded::New => Ok(NoticeOutcome::Accepted(notice)),
+    let effect = apply_notice(deps.properties, deps.calendar, &notice).await?;
+    match deps.inbox.record_once(&notice, now).await? {
+        Recorded::New => Ok(NoticeOutcome::Accepted(notice, effect)),
         Recorded::AlreadySeen => Ok(NoticeOutcome::Duplicate),
     }
 }
@@ -32,6 +42,7 @@ pub async fn receive_change_notice(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::app::fakes::MemoryStore;
     use crate::ports::StoreError;
     use async_trait::async_trait;
     use chrono::TimeZone;
@@ -70,18 +81,28 @@ mod tests {
         format!(r#"{{"event_id":"{event_id}","appointment_id":"A-1","status":"Cancelled","updated_fields":["status"],"staff_member":"E1","timestamp":"2026-12-01T16:00:00Z"}}"#).into_bytes()
     }
 
+    fn deps<'a>(inbox: &'a MemoryInbox, store: &'a MemoryStore) -> WebhookDeps<'a> {
+        WebhookDeps {
+            inbox,
+            properties: store,
+            calendar: store,
+            secret: SECRET,
+        }
+    }
+
     #[tokio::test]
     async fn a_signed_notice_is_accepted_once_and_its_redelivery_is_a_duplicate() {
-        let inbox = MemoryInbox::default();
+        let (inbox, store) = Default::default();
+        let deps = deps(&inbox, &store);
         let b = body("ev-1");
         let sig = signature::sign(SECRET, now().timestamp(), &b);
-        let first = receive_change_notice(&inbox, SECRET, Some(&sig), &b, now())
+        let first = receive_change_notice(&deps, Some(&sig), &b, now())
             .await
             .unwrap();
         assert!(
-            matches!(first, NoticeOutcome::Accepted(ref n) if n.appointment_id.as_str() == "A-1")
+            matches!(first, NoticeOutcome::Accepted(ref n, NoticeEffect::LeftToPoller) if n.appointment_id.as_str() == "A-1")
         );
-        let again = receive_change_notice(&inbox, SECRET, Some(&sig), &b, now())
+        let again = receive_change_notice(&deps, Some(&sig), &b, now())
             .await
             .unwrap();
         assert_eq!(again, NoticeOutcome::Duplicate);
@@ -89,15 +110,16 @@ mod tests {
 
     #[tokio::test]
     async fn an_unsigned_or_stale_notice_is_refused_before_it_is_read_or_kept() {
-        let inbox = MemoryInbox::default();
+        let (inbox, store) = Default::default();
+        let deps = deps(&inbox, &store);
         let b = body("ev-2");
         let stale = signature::sign(SECRET, now().timestamp() - 600, &b);
         assert!(matches!(
-            receive_change_notice(&inbox, SECRET, None, &b, now()).await,
+            receive_change_notice(&deps, None, &b, now()).await,
             Err(AppError::BadSignature(signature::SignatureError::Missing))
         ));
         assert!(matches!(
-            receive_change_notice(&inbox, SECRET, Some(&stale), &b, now()).await,
+            receive_change_notice(&deps, Some(&stale), &b, now()).await,
             Err(AppError::BadSignature(signature::SignatureError::Stale))
         ));
         assert!(inbox.0.lock().unwrap().is_empty());
@@ -105,10 +127,11 @@ mod tests {
 
     #[tokio::test]
     async fn a_signed_but_malformed_notice_names_the_field() {
-        let inbox = MemoryInbox::default();
+        let (inbox, store) = Default::default();
+        let deps = deps(&inbox, &store);
         let b = br#"{"event_id":"e","status":"Confirmed","timestamp":"2026-12-01T16:00:00Z"}"#;
         let sig = signature::sign(SECRET, now().timestamp(), b);
-        let err = receive_change_notice(&inbox, SECRET, Some(&sig), b, now())
+        let err = receive_change_notice(&deps, Some(&sig), b, now())
             .await
             .unwrap_err();
         assert!(

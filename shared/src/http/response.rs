@@ -62,6 +62,10 @@ impl From<&AppError> for ApiError {
                 invalid.to_string(),
             )
             .with_field(invalid.field),
+            AppError::NotFound(what) => {
+                ApiError::new(StatusCode::NOT_FOUND, "not_found", what.to_string())
+                    .with_field(what.field)
+            }
             AppError::BadSignature(why) => ApiError::unauthorized(&why.to_string()),
             AppError::Store(_) => {
                 let mut e = ApiError::new(

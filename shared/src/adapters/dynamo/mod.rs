@@ -6,6 +6,8 @@
 //! after a write means "unknown whether it happened". TTL deletion is lazy (up to days in AWS, never in moto), so
 //! readers check `expires_at` themselves.
 
+mod calendar;
+
 use crate::domain::notice::ChangeNotice;
 use crate::ports::{NoticeInbox, Recorded, StoreError};
 use async_trait::async_trait;

@@ -1,0 +1,367 @@
+//! "Which tour times are free?" — answered from the property's configuration and every busy time we know,
+//! through a cache that a change of that date makes stale at once.
+
+use super::AppError;
+use crate::domain::property::Property;
+use crate::domain::slots::{self, Busy, Slot};
+use crate::domain::{InvalidField, ResManPropertyId, TourType, UtcWindow};
+use crate::ports::{AvailabilityCache, CalendarStore, PropertyStore};
+use chrono::{DateTime, Duration, NaiveDate, Utc};
+use serde::{Deserialize, Serialize};
+
+/// A valid availability question.
+#[derive(Debug, Clone)]
+pub struct AvailabilityQuery {
+    pub property_id: ResManPropertyId,
+    pub date: NaiveDate,
+    pub tour_type: TourType,
+}
+
+impl AvailabilityQuery {
+    /// From the query string's raw values; each missing or malformed one is named.
+    pub fn parse(
+        property_id: Option<&str>,
+        date: Option<&str>,
+        tour_type: Option<&str>,
+    ) -> Result<Self, InvalidField> {
+        let property_id = ResManPropertyId::parse(
+            property_id.ok_or_else(|| InvalidField::new("property_id", "is required"))?,
+        )?;
+        let date = date.ok_or_else(|| InvalidField::new("date", "is required"))?;
+        let date = NaiveDate::parse_from_str(date.trim(), "%Y-%m-%d")
+            .map_err(|_| InvalidField::new("date", "must be a date YYYY-MM-DD"))?;
+        let tour_type = TourType::parse(
+            tour_type.ok_or_else(|| InvalidField::new("tour_type", "is required"))?,
+        )?;
+        Ok(Self {
+            property_id,
+            date,
+            tour_type,
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SlotView {
+    /// RFC 3339 with the property's UTC offset.
+    pub time: String,
+    /// The agent's name, or "Self-guided".
+    pub staff_member: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub staff_member_id: Option<String>,
+    /// Minutes.
+    pub duration: u32,
+}
+
+/// The seed's `AvailabilityResponse`, with the question echoed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AvailabilityView {
+    pub property_id: String,
+    pub date: String,
+    pub tour_type: String,
+    pub time_zone: String,
+    pub available_slots: Vec<SlotView>,
+    pub next_available_date: Option<String>,
+}
+
+/// Where the answer came from (for logs and metrics only).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    Cache,
+    Computed,
+}
+
+pub struct AvailabilityDeps<'a> {
+    pub properties: &'a dyn PropertyStore,
+    pub calendar: &'a dyn CalendarStore,
+    pub cache: &'a dyn AvailabilityCache,
+    pub cache_ttl: Duration,
+}
+
+pub async fn load_property(
+    properties: &dyn PropertyStore,
+    id: &ResManPropertyId,
+) -> Result<Property, AppError> {
+    properties
+        .property(id)
+        .await?
+        .ok_or_else(|| AppError::NotFound(InvalidField::new("property_id", "no such property")))
+}
+
+/// Busy time touching local dates `from..=to` (and the evening before, for anything running past midnight).
+pub async fn busy_for_dates(
+    calendar: &dyn CalendarStore,
+    property: &Property,
+    from: NaiveDate,
+    to: NaiveDate,
+) -> Result<Vec<Busy>, AppError> {
+    let start = slots::day_window(property.time_zone, from).start() - Duration::hours(12);
+    let end = slots::day_window(property.time_zone, to).end();
+    let window = UtcWindow::new(start, end)
+        .map_err(|e| AppError::Invalid(InvalidField::new("date", e.reason)))?;
+    Ok(calendar.busy_in(property, window).await?)
+}
+
+pub fn slot_view(property: &Property, slot: &Slot) -> SlotView {
+    let agent = slot.agent.as_ref().and_then(|id| property.agent(id));
+    SlotView {
+        time: slot.start.to_rfc3339(),
+        staff_member: agent
+            .map(|a| a.name.clone())
+            .unwrap_or_else(|| "Self-guided".to_owned()),
+        staff_member_id: slot.agent.as_ref().map(|a| a.to_string()),
+        duration: slot.duration_minutes,
+    }
+}
+
+pub async fn availability(
+    deps: &AvailabilityDeps<'_>,
+    query: &AvailabilityQuery,
+    now: DateTime<Utc>,
+) -> Result<(AvailabilityView, Source), AppError> {
+    let property = load_property(deps.properties, &query.property_id).await?;
+    property.tour_type(query.tour_type)?;
+    slots::check_date(&property, query.date, now)?;
+
+    let cached = deps
+        .cache
+        .read(&property.id, query.date, query.tour_type, now)
+        .await?;
+    if let Some(body) = cached.fresh
+        && let Ok(view) = serde_json::from_str::<AvailabilityView>(&body)
+    {
+        // Minimum notice moves on between computations: never serve a slot that has become too soon.
+        let earliest = now + Duration::minutes(property.minimum_notice_minutes.into());
+        let still_bookable = view.available_slots.iter().all(|s| {
+            DateTime::parse_from_rfc3339(&s.time).is_ok_and(|t| t.with_timezone(&Utc) >= earliest)
+        });
+        if still_bookable {
+            return Ok((view, Source::Cache));
+        }
+    }
+
+    let busy = busy_for_dates(deps.calendar, &property, query.date, query.date).await?;
+    let free = slots::free_slots(&property, query.tour_type, query.date, &busy, now)?;
+    let next_available_date = if free.is_empty() {
+        let last = slots::horizon_end(&property, now);
+        let later = busy_for_dates(deps.calendar, &property, query.date, last).await?;
+        slots::next_available_date(&property, query.tour_type, query.date, &later, now)
+            .map(|d| d.to_string())
+    } else {
+        None
+    };
+    let view = AvailabilityView {
+        property_id: property.id.to_string(),
+        date: query.date.to_string(),
+        tour_type: query.tour_type.as_str().to_owned(),
+        time_zone: property.time_zone.name().to_owned(),
+        available_slots: free.iter().map(|s| slot_view(&property, s)).collect(),
+        next_available_date,
+    };
+    // A day with no slot depends on later dates too (its next available date), so only full answers are cached.
+    if !view.available_slots.is_empty()
+        && let Ok(body) = serde_json::to_string(&view)
+    {
+        let expires = now + deps.cache_ttl;
+        if let Err(e) = deps
+            .cache
+            .write(
+                &property.id,
+                query.date,
+                query.tour_type,
+                cached.generation,
+                &body,
+                expires,
+            )
+            .await
+        {
+            tracing::warn!(error = %e, "could not cache availability");
+        }
+    }
+    Ok((view, Source::Computed))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::app::fakes::MemoryStore;
+    use crate::domain::calendar::MirroredAppointment;
+    use crate::domain::property::tests::demo;
+    use crate::domain::resman::TourEventStatus;
+    use crate::domain::slots::resolve_local;
+    use crate::domain::{AgentId, AppointmentId};
+    use crate::ports::CalendarStore;
+
+    fn query(date: &str, tour_type: &str) -> AvailabilityQuery {
+        AvailabilityQuery::parse(Some("P-1"), Some(date), Some(tour_type)).unwrap()
+    }
+
+    fn now() -> DateTime<Utc> {
+        resolve_local(
+            chrono_tz::America::Chicago,
+            NaiveDate::from_ymd_opt(2026, 11, 30)
+                .unwrap()
+                .and_hms_opt(6, 0, 0)
+                .unwrap(),
+        )
+        .unwrap()
+    }
+
+    fn deps(store: &MemoryStore) -> AvailabilityDeps<'_> {
+        AvailabilityDeps {
+            properties: store,
+            calendar: store,
+            cache: store,
+            cache_ttl: Duration::seconds(60),
+        }
+    }
+
+    fn staff_tour(id: &str, agent: &str, local: &str, as_of: DateTime<Utc>) -> MirroredAppointment {
+        let start = resolve_local(
+            chrono_tz::America::Chicago,
+            chrono::NaiveDateTime::parse_from_str(local, "%Y-%m-%d %H:%M").unwrap(),
+        )
+        .unwrap();
+        MirroredAppointment {
+            appointment_id: AppointmentId::parse(id).unwrap(),
+            agent: Some(AgentId::parse(agent).unwrap()),
+            window: UtcWindow::starting_at(start, Duration::minutes(45)).unwrap(),
+            status: TourEventStatus::Scheduled,
+            as_of,
+        }
+    }
+
+    fn times(view: &AvailabilityView) -> Vec<String> {
+        view.available_slots
+            .iter()
+            .map(|s| s.time.clone())
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn the_second_ask_is_served_from_the_cache() {
+        let store = MemoryStore::with_property(demo());
+        let (first, source) = availability(&deps(&store), &query("2026-12-01", "in_person"), now())
+            .await
+            .unwrap();
+        assert_eq!(source, Source::Computed);
+        assert_eq!(first.available_slots[0].time, "2026-12-01T09:00:00-06:00");
+        assert_eq!(first.available_slots[0].staff_member, "Alex Rivera");
+        assert_eq!(first.time_zone, "America/Chicago");
+        let (second, source) =
+            availability(&deps(&store), &query("2026-12-01", "in_person"), now())
+                .await
+                .unwrap();
+        assert_eq!((second, source), (first, Source::Cache));
+    }
+
+    #[tokio::test]
+    async fn a_cached_answer_is_replaced_after_a_change_on_that_date() {
+        let store = MemoryStore::with_property(demo());
+        availability(&deps(&store), &query("2026-12-01", "virtual"), now())
+            .await
+            .unwrap();
+        // Alex, the only virtual-tour agent, is booked in ResMan at 10:00 for 45 minutes.
+        store
+            .apply_mirror(&demo(), &staff_tour("R-1", "A", "2026-12-01 10:00", now()))
+            .await
+            .unwrap();
+        let (after, source) = availability(&deps(&store), &query("2026-12-01", "virtual"), now())
+            .await
+            .unwrap();
+        assert_eq!(
+            source,
+            Source::Computed,
+            "the change made the cached answer stale"
+        );
+        assert!(!times(&after).contains(&"2026-12-01T10:00:00-06:00".to_owned()));
+        assert!(!times(&after).contains(&"2026-12-01T10:30:00-06:00".to_owned()));
+    }
+
+    #[tokio::test]
+    async fn a_change_on_another_date_keeps_the_cache() {
+        let store = MemoryStore::with_property(demo());
+        availability(&deps(&store), &query("2026-12-01", "virtual"), now())
+            .await
+            .unwrap();
+        store
+            .apply_mirror(&demo(), &staff_tour("R-2", "A", "2026-12-02 10:00", now()))
+            .await
+            .unwrap();
+        let (_, source) = availability(&deps(&store), &query("2026-12-01", "virtual"), now())
+            .await
+            .unwrap();
+        assert_eq!(source, Source::Cache);
+    }
+
+    #[tokio::test]
+    async fn a_cached_slot_that_has_become_too_soon_is_never_served() {
+        let store = MemoryStore::with_property(demo());
+        availability(&deps(&store), &query("2026-12-01", "in_person"), now())
+            .await
+            .unwrap();
+        let later = resolve_local(
+            chrono_tz::America::Chicago,
+            NaiveDate::from_ymd_opt(2026, 12, 1)
+                .unwrap()
+                .and_hms_opt(8, 30, 0)
+                .unwrap(),
+        )
+        .unwrap();
+        let d = AvailabilityDeps {
+            cache_ttl: Duration::days(2),
+            ..deps(&store)
+        };
+        let (view, source) = availability(&d, &query("2026-12-01", "in_person"), later)
+            .await
+            .unwrap();
+        assert_eq!(source, Source::Computed);
+        assert_eq!(view.available_slots[0].time, "2026-12-01T09:30:00-06:00");
+    }
+
+    #[tokio::test]
+    async fn a_full_day_points_to_the_next_available_date() {
+        let store = MemoryStore::with_property(demo());
+        let (view, _) = availability(&deps(&store), &query("2026-12-25", "in_person"), now())
+            .await
+            .unwrap();
+        assert!(view.available_slots.is_empty());
+        assert_eq!(view.next_available_date.as_deref(), Some("2026-12-26"));
+    }
+
+    #[tokio::test]
+    async fn an_unknown_property_is_not_found_and_bad_questions_name_their_field() {
+        let store = MemoryStore::with_property(demo());
+        let unknown =
+            AvailabilityQuery::parse(Some("NOPE"), Some("2026-12-01"), Some("in_person")).unwrap();
+        assert!(
+            matches!(availability(&deps(&store), &unknown, now()).await, Err(AppError::NotFound(f)) if f.field == "property_id")
+        );
+        let past = availability(&deps(&store), &query("2026-11-01", "in_person"), now()).await;
+        assert!(matches!(past, Err(AppError::Invalid(f)) if f.field == "date"));
+        assert_eq!(
+            AvailabilityQuery::parse(None, Some("2026-12-01"), Some("virtual"))
+                .unwrap_err()
+                .field,
+            "property_id"
+        );
+        assert_eq!(
+            AvailabilityQuery::parse(Some("P-1"), Some("12/01/2026"), Some("virtual"))
+                .unwrap_err()
+                .field,
+            "date"
+        );
+        assert_eq!(
+            AvailabilityQuery::parse(Some("P-1"), Some("2026-12-01"), Some("drone"))
+                .unwrap_err()
+                .field,
+            "tour_type"
+        );
+        assert_eq!(
+            AvailabilityQuery::parse(Some("P-1"), Some("2026-12-01"), None)
+                .unwrap_err()
+                .field,
+            "tour_type"
+        );
+    }
+}

@@ -1,0 +1,365 @@
+//! Changes made in ResMan reach our calendar two ways, into one pipeline: the scheduled poller reads every
+//! prospect modified since its checkpoint, and the webhook passes on single notices. Both end in
+//! `CalendarStore::apply_mirror`, which is idempotent and keeps the newest description of each appointment.
+
+use super::AppError;
+use super::availability::load_property;
+use crate::domain::calendar::{self, MirroredAppointment};
+use crate::domain::notice::ChangeNotice;
+use crate::domain::property::Property;
+use crate::domain::{TourType, UtcWindow};
+use crate::ports::{CalendarStore, MirrorOutcome, PropertyStore, ResManGateway};
+use chrono::{DateTime, Duration, Utc};
+
+/// How the poller reads.
+#[derive(Debug, Clone)]
+pub struct PollSettings {
+    /// The first poll of a property reads this far back (split as ResMan requires).
+    pub backfill: Duration,
+    /// Each window starts this much before the checkpoint, for changes that ResMan stamps a little late.
+    pub overlap: Duration,
+    /// ResMan's `EventType` for tours.
+    pub tour_event_type: String,
+}
+
+impl Default for PollSettings {
+    fn default() -> Self {
+        Self {
+            backfill: Duration::days(30),
+            overlap: Duration::minutes(2),
+            tour_event_type: "Appointment".into(),
+        }
+    }
+}
+
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct PollReport {
+    pub properties: usize,
+    pub appointments_seen: usize,
+    pub appointments_changed: usize,
+    /// Properties whose window could not be read; their checkpoint stays, so the next tick reads it again.
+    pub failed: Vec<String>,
+}
+
+/// A tour's length when ResMan does not say: the property's in-person duration.
+fn default_minutes(property: &Property) -> u32 {
+    property
+        .tour_type(TourType::InPerson)
+        .map(|t| t.duration_minutes)
+        .unwrap_or(30)
+}
+
+/// Reads one property's window and applies it; the checkpoint moves only once the whole window is applied.
+async fn poll_property(
+    calendar: &dyn CalendarStore,
+    resman: &dyn ResManGateway,
+    property: &Property,
+    settings: &PollSettings,
+    now: DateTime<Utc>,
+    report: &mut PollReport,
+) -> Result<(), AppError> {
+    let checkpoint = calendar.poll_checkpoint(&property.id).await?;
+    let start = checkpoint
+        .map(|c| c - settings.overlap)
+        .unwrap_or(now - settings.backfill);
+    let Ok(window) = UtcWindow::new(start, now) else {
+        return Ok(());
+    };
+    let prospects = resman.changed_prospects(&property.id, window).await?;
+    for prospect in &prospects {
+        for appointment in calendar::appointments_of(
+            prospect,
+            &settings.tour_event_type,
+            default_minutes(property),
+            now,
+        ) {
+            report.appointments_seen += 1;
+            if calendar.apply_mirror(property, &appointment).await? == MirrorOutcome::Changed {
+                report.appointments_changed += 1;
+            }
+        }
+    }
+    if !calendar
+        .advance_checkpoint(&property.id, checkpoint, now)
+        .await?
+    {
+        tracing::warn!(property_id = %property.id, "another poller moved the checkpoint; this window is applied anyway");
+    }
+    Ok(())
+}
+
+/// One tick of the poller over every configured property. One property's failure does not stop the others.
+pub async fn poll_changes(
+    properties: &dyn PropertyStore,
+    calendar: &dyn CalendarStore,
+    resman: &dyn ResManGateway,
+    settings: &PollSettings,
+    now: DateTime<Utc>,
+) -> Result<PollReport, AppError> {
+    let mut report = PollReport::default();
+    for property in properties.properties().await? {
+        report.properties += 1;
+        if let Err(e) = poll_property(calendar, resman, &property, settings, now, &mut report).await
+        {
+            tracing::warn!(property_id = %property.id, error = %e, "could not read ResMan's changes");
+            report.failed.push(property.id.to_string());
+        }
+    }
+    Ok(report)
+}
+
+/// What a webhook notice did to our calendar.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NoticeEffect {
+    Applied(MirrorOutcome),
+    /// We know neither the appointment nor its property; the poller will read it from ResMan.
+    LeftToPoller,
+}
+
+/// Applies a notice: the appointment as the notice describes it, filling what it leaves out from our mirror.
+pub async fn apply_notice(
+    properties: &dyn PropertyStore,
+    calendar: &dyn CalendarStore,
+    notice: &ChangeNotice,
+) -> Result<NoticeEffect, AppError> {
+    let known = calendar.mirrored(&notice.appointment_id).await?;
+    let property_id = match (&notice.property_id, &known) {
+        (Some(id), _) => id.clone(),
+        (None, Some((id, _))) => id.clone(),
+        (None, None) => return Ok(NoticeEffect::LeftToPoller),
+    };
+    let property = load_property(properties, &property_id).await?;
+    let length = known
+        .as_ref()
+        .map(|(_, m)| m.window.length())
+        .unwrap_or_else(|| Duration::minutes(default_minutes(&property).into()));
+    let start = match (notice.scheduled_at, &known) {
+        (Some(at), _) => at,
+        (None, Some((_, m))) => m.window.start(),
+        (None, None) => return Ok(NoticeEffect::LeftToPoller),
+    };
+    let window = UtcWindow::starting_at(start, length)?;
+    let appointment = MirroredAppointment {
+        appointment_id: notice.appointment_id.clone(),
+        agent: notice
+            .staff_member
+            .clone()
+            .or_else(|| known.and_then(|(_, m)| m.agent)),
+        window,
+        status: notice.status,
+        as_of: notice.sent_at,
+    };
+    Ok(NoticeEffect::Applied(
+        calendar.apply_mirror(&property, &appointment).await?,
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::app::fakes::MemoryStore;
+    use crate::domain::property::tests::demo;
+    use crate::domain::resman::{
+        Employee, NotePost, PostedTour, Prospect, ProspectEvent, ProspectLookup, ProspectRef,
+        ProspectSource, ProspectTourPost, TourEventStatus,
+    };
+    use crate::domain::{AgentId, AppointmentId, ProspectId, ResManPropertyId};
+    use crate::ports::{ResManError, ResManGateway};
+    use async_trait::async_trait;
+    use chrono::TimeZone;
+    use std::sync::Mutex;
+
+    /// A ResMan that answers change windows from a list, or fails.
+    #[derive(Default)]
+    struct ScriptedResMan {
+        prospects: Vec<Prospect>,
+        fail: bool,
+        windows: Mutex<Vec<UtcWindow>>,
+    }
+
+    #[async_trait]
+    impl ResManGateway for ScriptedResMan {
+        async fn employees(&self, _: &ResManPropertyId) -> Result<Vec<Employee>, ResManError> {
+            Ok(vec![])
+        }
+        async fn prospect_sources(
+            &self,
+            _: &ResManPropertyId,
+        ) -> Result<Vec<ProspectSource>, ResManError> {
+            Ok(vec![])
+        }
+        async fn find_prospects(
+            &self,
+            _: &ResManPropertyId,
+            _: &ProspectLookup,
+        ) -> Result<Vec<Prospect>, ResManError> {
+            Ok(vec![])
+        }
+        async fn post_tour(
+            &self,
+            _: &ResManPropertyId,
+            _: &ProspectTourPost,
+        ) -> Result<PostedTour, ResManError> {
+            Err(ResManError::Unreachable("not scripted".into()))
+        }
+        async fn add_note(
+            &self,
+            _: &ResManPropertyId,
+            _: &NotePost,
+        ) -> Result<AppointmentId, ResManError> {
+            Err(ResManError::Unreachable("not scripted".into()))
+        }
+        async fn changed_prospects(
+            &self,
+            _: &ResManPropertyId,
+            window: UtcWindow,
+        ) -> Result<Vec<Prospect>, ResManError> {
+            self.windows.lock().unwrap().push(window);
+            if self.fail {
+                Err(ResManError::Server { status: 503 })
+            } else {
+                Ok(self.prospects.clone())
+            }
+        }
+    }
+
+    fn now() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 11, 30, 12, 0, 0).unwrap()
+    }
+
+    fn staff_booked(event: &str, at: DateTime<Utc>, status: TourEventStatus) -> Prospect {
+        Prospect {
+            reference: ProspectRef {
+                prospect_id: ProspectId::parse("PR-1").unwrap(),
+                person_id: None,
+            },
+            first_name: None,
+            last_name: None,
+            email: None,
+            phone: None,
+            events: vec![ProspectEvent {
+                id: Some(AppointmentId::parse(event).unwrap()),
+                event_type: "Appointment".into(),
+                at: Some(at),
+                agent: Some(AgentId::parse("A").unwrap()),
+                status,
+                comments: Some("booked at the front desk, 60 min".into()),
+            }],
+        }
+    }
+
+    #[tokio::test]
+    async fn a_tour_booked_in_resman_becomes_busy_time_and_the_checkpoint_advances() {
+        let store = MemoryStore::with_property(demo());
+        let at = Utc.with_ymd_and_hms(2026, 12, 1, 16, 0, 0).unwrap();
+        let resman = ScriptedResMan {
+            prospects: vec![staff_booked("EV-1", at, TourEventStatus::Scheduled)],
+            ..Default::default()
+        };
+        let report = poll_changes(&store, &store, &resman, &PollSettings::default(), now())
+            .await
+            .unwrap();
+        assert_eq!(
+            (report.appointments_seen, report.appointments_changed),
+            (1, 1)
+        );
+        let (_, mirrored) = store
+            .mirrored(&AppointmentId::parse("EV-1").unwrap())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(mirrored.window.length(), Duration::minutes(60));
+        assert_eq!(
+            store.poll_checkpoint(&demo().id).await.unwrap(),
+            Some(now())
+        );
+        // The first window reaches back the backfill period.
+        assert_eq!(
+            resman.windows.lock().unwrap()[0].start(),
+            now() - Duration::days(30)
+        );
+    }
+
+    #[tokio::test]
+    async fn the_next_window_starts_at_the_checkpoint_less_the_overlap_and_reapplying_changes_nothing()
+     {
+        let store = MemoryStore::with_property(demo());
+        let at = Utc.with_ymd_and_hms(2026, 12, 1, 16, 0, 0).unwrap();
+        let resman = ScriptedResMan {
+            prospects: vec![staff_booked("EV-1", at, TourEventStatus::Scheduled)],
+            ..Default::default()
+        };
+        poll_changes(&store, &store, &resman, &PollSettings::default(), now())
+            .await
+            .unwrap();
+        let later = now() + Duration::minutes(1);
+        let report = poll_changes(&store, &store, &resman, &PollSettings::default(), later)
+            .await
+            .unwrap();
+        assert_eq!(report.appointments_changed, 0);
+        assert_eq!(
+            resman.windows.lock().unwrap()[1].start(),
+            now() - Duration::minutes(2)
+        );
+    }
+
+    #[tokio::test]
+    async fn a_failed_read_leaves_the_checkpoint_where_it_was() {
+        let store = MemoryStore::with_property(demo());
+        let resman = ScriptedResMan {
+            fail: true,
+            ..Default::default()
+        };
+        let report = poll_changes(&store, &store, &resman, &PollSettings::default(), now())
+            .await
+            .unwrap();
+        assert_eq!(report.failed, vec!["P-1".to_owned()]);
+        assert_eq!(store.poll_checkpoint(&demo().id).await.unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn a_webhook_cancel_releases_the_time_and_an_older_poll_does_not_bring_it_back() {
+        let store = MemoryStore::with_property(demo());
+        let at = Utc.with_ymd_and_hms(2026, 12, 1, 16, 0, 0).unwrap();
+        let resman = ScriptedResMan {
+            prospects: vec![staff_booked("EV-1", at, TourEventStatus::Scheduled)],
+            ..Default::default()
+        };
+        poll_changes(&store, &store, &resman, &PollSettings::default(), now())
+            .await
+            .unwrap();
+        let notice = ChangeNotice {
+            event_id: "n-1".into(),
+            appointment_id: AppointmentId::parse("EV-1").unwrap(),
+            status: TourEventStatus::Cancelled,
+            updated_fields: vec!["status".into()],
+            staff_member: None,
+            property_id: None,
+            scheduled_at: None,
+            sent_at: now() + Duration::minutes(5),
+        };
+        assert_eq!(
+            apply_notice(&store, &store, &notice).await.unwrap(),
+            NoticeEffect::Applied(MirrorOutcome::Changed)
+        );
+        let property = demo();
+        let day = UtcWindow::starting_at(at - Duration::hours(1), Duration::hours(3)).unwrap();
+        assert!(store.busy_in(&property, day).await.unwrap().is_empty());
+        // A poll that read ResMan before the cancel (older as_of) must not resurrect the tour.
+        let stale = MirroredAppointment {
+            status: TourEventStatus::Scheduled,
+            as_of: now() + Duration::minutes(1),
+            ..store
+                .mirrored(&notice.appointment_id)
+                .await
+                .unwrap()
+                .unwrap()
+                .1
+        };
+        assert_eq!(
+            store.apply_mirror(&property, &stale).await.unwrap(),
+            MirrorOutcome::Unchanged
+        );
+        assert!(store.busy_in(&property, day).await.unwrap().is_empty());
+    }
+}
