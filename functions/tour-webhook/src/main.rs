@@ -5,13 +5,13 @@ use lambda_http::http::StatusCode;
 use lambda_http::{Body, Error, Request, Response, run, service_fn};
 use shared::adapters::dynamo::DynamoStore;
 use shared::adapters::secrets::SecretsManager;
-use shared::app::webhook::{NoticeOutcome, receive_change_notice};
-use shared::http::{ApiError, json};
+use shared::app::webhook::{NoticeOutcome, WebhookDeps, receive_change_notice};
 use shared::http::response::error_response;
+use shared::http::{ApiError, json};
 use shared::{config, telemetry};
 
 struct Deps {
-    inbox: DynamoStore,
+    store: DynamoStore,
     secret: Vec<u8>,
 }
 
@@ -21,9 +21,15 @@ async fn handle(deps: &Deps, request: Request) -> Response<Body> {
     }
     let signature = request.headers().get("x-resman-signature").and_then(|v| v.to_str().ok());
     let body: &[u8] = request.body().as_ref();
-    match receive_change_notice(&deps.inbox, &deps.secret, signature, body, chrono::Utc::now()).await {
-        Ok(NoticeOutcome::Accepted(notice)) => {
-            tracing::info!(appointment_id = %notice.appointment_id, status = notice.status.as_resman(), "change notice accepted");
+    let app_deps = WebhookDeps {
+        inbox: &deps.store,
+        properties: &deps.store,
+        calendar: &deps.store,
+        secret: &deps.secret,
+    };
+    match receive_change_notice(&app_deps, signature, body, chrono::Utc::now()).await {
+        Ok(NoticeOutcome::Accepted(notice, effect)) => {
+            tracing::info!(appointment_id = %notice.appointment_id, status = notice.status.as_resman(), effect = ?effect, "change notice accepted");
             json(StatusCode::OK, &serde_json::json!({ "status": "accepted" }))
         }
         Ok(NoticeOutcome::Duplicate) => json(StatusCode::OK, &serde_json::json!({ "status": "duplicate" })),
@@ -37,7 +43,7 @@ async fn main() -> Result<(), Error> {
     let sdk = config::aws().await;
     let secrets = SecretsManager::new(&sdk);
     let deps = Deps {
-        inbox: DynamoStore::new(&sdk, config::required("TABLE_NAME")?),
+        store: DynamoStore::new(&sdk, config::required("TABLE_NAME")?),
         secret: config::webhook_secret(&secrets).await?,
     };
     let deps = &deps;

@@ -1,0 +1,52 @@
+//! `resman-change-poller`: on every schedule tick, reads each property's ResMan changes since its checkpoint
+//! and mirrors the tours found as busy time. Wiring only: the rules live in `shared::app::changes`.
+
+use lambda_runtime::{Error, LambdaEvent, run, service_fn};
+use shared::adapters::dynamo::DynamoStore;
+use shared::adapters::resman::HttpResMan;
+use shared::adapters::secrets::SecretsManager;
+use shared::app::changes::{PollSettings, poll_changes};
+use shared::{config, telemetry};
+
+struct Deps {
+    store: DynamoStore,
+    resman: HttpResMan,
+    settings: PollSettings,
+}
+
+async fn handle(deps: &Deps, _tick: LambdaEvent<serde_json::Value>) -> Result<serde_json::Value, Error> {
+    let report = poll_changes(&deps.store, &deps.store, &deps.resman, &deps.settings, chrono::Utc::now()).await?;
+    tracing::info!(
+        properties = report.properties,
+        seen = report.appointments_seen,
+        changed = report.appointments_changed,
+        failed = report.failed.len(),
+        "polled ResMan"
+    );
+    Ok(serde_json::json!({
+        "properties": report.properties,
+        "appointments_seen": report.appointments_seen,
+        "appointments_changed": report.appointments_changed,
+        "failed": report.failed,
+    }))
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    telemetry::init();
+    let sdk = config::aws().await;
+    let secrets = SecretsManager::new(&sdk);
+    let resman_settings = config::resman(&secrets).await?;
+    let settings = PollSettings {
+        backfill: chrono::Duration::from_std(config::optional_seconds("POLL_BACKFILL_SECONDS", 30 * 24 * 3600)?)?,
+        tour_event_type: resman_settings.tour_event_type.clone(),
+        ..PollSettings::default()
+    };
+    let deps = Deps {
+        store: DynamoStore::new(&sdk, config::required("TABLE_NAME")?),
+        resman: HttpResMan::new(resman_settings)?,
+        settings,
+    };
+    let deps = &deps;
+    run(service_fn(move |tick| async move { handle(deps, tick).await })).await
+}

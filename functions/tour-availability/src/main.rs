@@ -1,0 +1,57 @@
+//! `tour-availability`: `GET /api/resman/tours/availability?property_id&date&tour_type`.
+//! Wiring only: the rules live in `shared::app::availability`.
+
+use lambda_http::http::{Method, StatusCode};
+use lambda_http::{Body, Error, Request, RequestExt, Response, run, service_fn};
+use shared::adapters::dynamo::DynamoStore;
+use shared::adapters::secrets::SecretsManager;
+use shared::app::availability::{AvailabilityDeps, AvailabilityQuery, Source, availability};
+use shared::http::auth::ApiKeys;
+use shared::http::response::error_response;
+use shared::http::{gate, json};
+use shared::{config, telemetry};
+
+struct Deps {
+    store: DynamoStore,
+    keys: ApiKeys,
+    cache_ttl: chrono::Duration,
+}
+
+async fn handle(deps: &Deps, request: Request) -> Response<Body> {
+    if let Some(refusal) = gate(&deps.keys, &request, Method::GET) {
+        return refusal;
+    }
+    let params = request.query_string_parameters();
+    let query = match AvailabilityQuery::parse(params.first("property_id"), params.first("date"), params.first("tour_type")) {
+        Ok(query) => query,
+        Err(invalid) => return error_response(&invalid.into()),
+    };
+    let app_deps = AvailabilityDeps {
+        properties: &deps.store,
+        calendar: &deps.store,
+        cache: &deps.store,
+        cache_ttl: deps.cache_ttl,
+    };
+    match availability(&app_deps, &query, chrono::Utc::now()).await {
+        Ok((view, source)) => {
+            tracing::info!(property_id = %query.property_id, date = %query.date, cache_hit = source == Source::Cache, slots = view.available_slots.len(), "availability");
+            json(StatusCode::OK, &view)
+        }
+        Err(err) => error_response(&err),
+    }
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    telemetry::init();
+    let sdk = config::aws().await;
+    let secrets = SecretsManager::new(&sdk);
+    let ttl = config::optional_seconds("AVAILABILITY_CACHE_TTL_SECONDS", 60)?;
+    let deps = Deps {
+        store: DynamoStore::new(&sdk, config::required("TABLE_NAME")?),
+        keys: config::api_keys(&secrets).await?,
+        cache_ttl: chrono::Duration::from_std(ttl)?,
+    };
+    let deps = &deps;
+    run(service_fn(move |request: Request| async move { Ok::<_, Error>(handle(deps, request).await) })).await
+}
