@@ -22,7 +22,11 @@ async fn handle(deps: &Deps, request: Request) -> Response<Body> {
         return refusal;
     }
     let params = request.query_string_parameters();
-    let query = match AvailabilityQuery::parse(params.first("property_id"), params.first("date"), params.first("tour_type")) {
+    let query = match AvailabilityQuery::parse(
+        params.first("property_id"),
+        params.first("date"),
+        params.first("tour_type"),
+    ) {
         Ok(query) => query,
         Err(invalid) => return error_response(&invalid.into()),
     };
@@ -53,5 +57,8 @@ async fn main() -> Result<(), Error> {
         cache_ttl: chrono::Duration::from_std(ttl)?,
     };
     let deps = &deps;
-    run(service_fn(move |request: Request| async move { Ok::<_, Error>(handle(deps, request).await) })).await
+    run(service_fn(move |request: Request| async move {
+        Ok::<_, Error>(handle(deps, request).await)
+    }))
+    .await
 }

@@ -17,9 +17,17 @@ struct Deps {
 
 async fn handle(deps: &Deps, request: Request) -> Response<Body> {
     if request.method() != lambda_http::http::Method::POST {
-        return ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "use POST").into_response();
+        return ApiError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            "use POST",
+        )
+        .into_response();
     }
-    let signature = request.headers().get("x-resman-signature").and_then(|v| v.to_str().ok());
+    let signature = request
+        .headers()
+        .get("x-resman-signature")
+        .and_then(|v| v.to_str().ok());
     let body: &[u8] = request.body().as_ref();
     let app_deps = WebhookDeps {
         inbox: &deps.store,
@@ -32,7 +40,10 @@ async fn handle(deps: &Deps, request: Request) -> Response<Body> {
             tracing::info!(appointment_id = %notice.appointment_id, status = notice.status.as_resman(), effect = ?effect, "change notice accepted");
             json(StatusCode::OK, &serde_json::json!({ "status": "accepted" }))
         }
-        Ok(NoticeOutcome::Duplicate) => json(StatusCode::OK, &serde_json::json!({ "status": "duplicate" })),
+        Ok(NoticeOutcome::Duplicate) => json(
+            StatusCode::OK,
+            &serde_json::json!({ "status": "duplicate" }),
+        ),
         Err(err) => error_response(&err),
     }
 }
@@ -47,5 +58,8 @@ async fn main() -> Result<(), Error> {
         secret: config::webhook_secret(&secrets).await?,
     };
     let deps = &deps;
-    run(service_fn(move |request: Request| async move { Ok::<_, Error>(handle(deps, request).await) })).await
+    run(service_fn(move |request: Request| async move {
+        Ok::<_, Error>(handle(deps, request).await)
+    }))
+    .await
 }

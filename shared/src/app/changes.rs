@@ -3,7 +3,6 @@
 //! `CalendarStore::apply_mirror`, which is idempotent and keeps the newest description of each appointment.
 
 use super::AppError;
-use super::availability::load_property;
 use crate::domain::calendar::{self, MirroredAppointment};
 use crate::domain::notice::ChangeNotice;
 use crate::domain::property::Property;
@@ -114,6 +113,8 @@ pub enum NoticeEffect {
     Applied(MirrorOutcome),
     /// We know neither the appointment nor its property; the poller will read it from ResMan.
     LeftToPoller,
+    /// The property is not one we serve: acknowledged and ignored, so the sender does not retry it forever.
+    NotOurs,
 }
 
 /// Applies a notice: the appointment as the notice describes it, filling what it leaves out from our mirror.
@@ -128,7 +129,9 @@ pub async fn apply_notice(
         (None, Some((id, _))) => id.clone(),
         (None, None) => return Ok(NoticeEffect::LeftToPoller),
     };
-    let property = load_property(properties, &property_id).await?;
+    let Some(property) = properties.property(&property_id).await? else {
+        return Ok(NoticeEffect::NotOurs);
+    };
     let length = known
         .as_ref()
         .map(|(_, m)| m.window.length())

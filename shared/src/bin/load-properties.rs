@@ -11,7 +11,9 @@ use std::process::ExitCode;
 async fn main() -> ExitCode {
     let files: Vec<String> = std::env::args().skip(1).collect();
     if files.is_empty() {
-        eprintln!("usage: load-properties FILE.json [FILE.json ...]   (TABLE_NAME and the AWS environment must be set)");
+        eprintln!(
+            "usage: load-properties FILE.json [FILE.json ...]   (TABLE_NAME and the AWS environment must be set)"
+        );
         return ExitCode::from(2);
     }
     let mut properties = Vec::new();
@@ -41,7 +43,12 @@ async fn main() -> ExitCode {
             eprintln!("{}: could not be stored: {e}", property.id);
             return ExitCode::FAILURE;
         }
-        println!("loaded {} ({}, {})", property.name, property.id, property.time_zone.name());
+        println!(
+            "loaded {} ({}, {})",
+            property.name,
+            property.id,
+            property.time_zone.name()
+        );
     }
     ExitCode::SUCCESS
 }

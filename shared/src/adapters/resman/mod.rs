@@ -314,6 +314,14 @@ fn malformed_id(e: crate::domain::InvalidField) -> ResManError {
     ResManError::Malformed(format!("ResMan sent an unusable {e}"))
 }
 
+fn ceil_to_second(t: DateTime<Utc>) -> DateTime<Utc> {
+    if t.timestamp_subsec_nanos() == 0 {
+        t
+    } else {
+        DateTime::from_timestamp(t.timestamp() + 1, 0).unwrap_or(t)
+    }
+}
+
 fn parse_time(raw: &str) -> Option<DateTime<Utc>> {
     let raw = raw.trim();
     NaiveDateTime::parse_from_str(raw, RESMAN_TIME)
@@ -590,8 +598,11 @@ impl ResManGateway for HttpResMan {
         let mut pending = vec![window];
         let mut found: BTreeMap<ProspectId, Prospect> = BTreeMap::new();
         while let Some(w) = pending.pop() {
+            // ResMan reads whole seconds with an exclusive end: round the end up, so the last partial second is
+            // read now rather than only by the next window (reading a little more is harmless: applying is
+            // idempotent).
             let start = w.start().format(RESMAN_TIME).to_string();
-            let end = w.end().format(RESMAN_TIME).to_string();
+            let end = ceil_to_second(w.end()).format(RESMAN_TIME).to_string();
             let fields = [
                 ("ModifiedStartDateTime", start.as_str()),
                 ("ModifiedEndDateTime", end.as_str()),

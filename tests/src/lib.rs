@@ -1,0 +1,195 @@
+//! Harness for tests against real local components. Each test starts its own moto server (provisioned from
+//! `template.yaml` by the project's own `infra/local/provision.py`) and its own ResMan sandbox, on free ports, and
+//! stops them when dropped. A missing tool fails the test with a message that names it: never a silent skip.
+
+use std::collections::HashMap;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub use resman_sandbox::{RunningSandbox, SandboxConfig};
+
+/// The demo property (America/Chicago) and the second one (America/Phoenix) of the sandbox's seed.
+pub const DEMO_PROPERTY: &str = "5f1c2a9e-3b7d-4c41-9a0e-7d2b6c8e1f01";
+pub const PHOENIX_PROPERTY: &str = "5f1c2a9e-3b7d-4c41-9a0e-7d2b6c8e1f02";
+pub const DEMO_AGENTS: [&str; 3] = [
+    "a1e0c3b2-0001-4c6a-9d1e-000000000001",
+    "a1e0c3b2-0002-4c6a-9d1e-000000000002",
+    "a1e0c3b2-0003-4c6a-9d1e-000000000003",
+];
+pub const PHOENIX_AGENT: &str = "a1e0c3b2-0011-4c6a-9d1e-000000000011";
+pub const DEMO_SOURCE: &str = "b7d3e8f0-0001-4d2c-8a5b-000000000001";
+pub const PHOENIX_SOURCE: &str = "b7d3e8f0-0011-4d2c-8a5b-000000000011";
+
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default()
+}
+
+/// The project's Python environment (`make venv` creates it); `TOUR_BOOKING_VENV` overrides.
+pub fn venv() -> PathBuf {
+    std::env::var_os("TOUR_BOOKING_VENV")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join(".venv"))
+}
+
+fn tool(name: &str) -> PathBuf {
+    let path = venv().join("bin").join(name);
+    assert!(
+        path.exists(),
+        "required tool `{name}` was not found at {}: run `make venv` (or `make test`, which installs it)",
+        path.display()
+    );
+    path
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("no free local port")
+}
+
+fn wait_for_port(port: u16, what: &str, child: &mut Child) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return;
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("{what} exited before it listened ({status})");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("{what} did not listen on port {port} within 20 s");
+}
+
+/// A moto server of our own, provisioned from `template.yaml`.
+pub struct Moto {
+    child: Child,
+    pub endpoint: String,
+    /// The functions' environment as resolved from the template (TABLE_NAME, SYNC_QUEUE_URL, ...).
+    pub env: HashMap<String, String>,
+}
+
+impl Moto {
+    /// Starts moto and creates the template's tables, queues and secrets in it. `params` are template parameters
+    /// (`ResManBaseUrl=...`), `secrets` the local secret values (`WebhookSecretArn=...`).
+    pub fn start(params: &[(&str, &str)], secrets: &[(&str, &str)]) -> Moto {
+        let moto_server = tool("moto_server");
+        let python = tool("python");
+        let port = free_port();
+        let mut child = Command::new(&moto_server)
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("could not start {}: {e}", moto_server.display()));
+        wait_for_port(port, "moto_server", &mut child);
+        let endpoint = format!("http://127.0.0.1:{port}");
+        let mut moto = Moto {
+            child,
+            endpoint,
+            env: HashMap::new(),
+        };
+        let env_file = std::env::temp_dir().join(format!("tour-booking-env-{port}"));
+        let mut cmd = Command::new(python);
+        cmd.arg(workspace_root().join("infra/local/provision.py"))
+            .args(["--endpoint", &moto.endpoint, "--env-out"])
+            .arg(&env_file);
+        for (k, v) in params {
+            cmd.args(["--param", &format!("{k}={v}")]);
+        }
+        for (k, v) in secrets {
+            cmd.args(["--secret", &format!("{k}={v}")]);
+        }
+        let out = cmd
+            .output()
+            .expect("could not run infra/local/provision.py");
+        assert!(
+            out.status.success(),
+            "provision.py failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let text = std::fs::read_to_string(&env_file).expect("provision.py wrote no env file");
+        let _ = std::fs::remove_file(&env_file);
+        moto.env = text
+            .lines()
+            .filter_map(|l| l.split_once('='))
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect();
+        moto
+    }
+
+    pub fn var(&self, name: &str) -> &str {
+        self.env
+            .get(name)
+            .map(String::as_str)
+            .unwrap_or_else(|| panic!("provision.py resolved no {name}"))
+    }
+
+    /// An SDK configuration that talks to this moto.
+    pub async fn sdk(&self) -> aws_config::SdkConfig {
+        aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .endpoint_url(&self.endpoint)
+            .region(aws_config::Region::new("us-east-1"))
+            .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+                "testing", "testing", None, None, "moto",
+            ))
+            .load()
+            .await
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Stores the demo properties (`infra/properties/demo.json`), as `make up` does.
+pub async fn load_demo_properties(store: &shared::adapters::dynamo::DynamoStore) {
+    use shared::ports::PropertyStore;
+    let text = std::fs::read_to_string(workspace_root().join("infra/properties/demo.json"))
+        .expect("demo properties");
+    for property in
+        shared::domain::property::parse_properties(&text).expect("valid demo properties")
+    {
+        store
+            .save_property(&property)
+            .await
+            .expect("property stored");
+    }
+}
+
+/// A ResMan sandbox of our own, seeded with the demo properties.
+pub async fn sandbox() -> RunningSandbox {
+    sandbox_with(SandboxConfig::demo()).await
+}
+
+pub async fn sandbox_with(config: SandboxConfig) -> RunningSandbox {
+    resman_sandbox::start(config, ([127, 0, 0, 1], 0).into())
+        .await
+        .expect("the ResMan sandbox did not start")
+}
+
+/// The gateway our functions use, pointed at a sandbox, with the sandbox's demo credentials.
+pub fn resman_for(
+    sandbox: &RunningSandbox,
+    timeout: Duration,
+) -> shared::adapters::resman::HttpResMan {
+    let mut settings = shared::adapters::resman::ResManSettings::new(
+        sandbox.base_url(),
+        shared::adapters::resman::ResManCredentials {
+            integration_partner_id: "domiq-sandbox".into(),
+            api_key: "sandbox-api-key".into(),
+            account_id: 400,
+        },
+    );
+    settings.timeout = timeout;
+    shared::adapters::resman::HttpResMan::new(settings).expect("HTTP client")
+}

@@ -1,0 +1,120 @@
+//! A staff change in the sandbox goes out as a signed webhook; our webhook use case verifies it and keeps it
+//! exactly once in DynamoDB (moto, provisioned from template.yaml).
+
+use integration_tests::*;
+use serde_json::json;
+use shared::adapters::dynamo::DynamoStore;
+use shared::app::AppError;
+use shared::app::changes::NoticeEffect;
+use shared::app::webhook::{NoticeOutcome, WebhookDeps, receive_change_notice};
+use shared::domain::resman::TourEventStatus;
+use shared::ports::{CalendarStore, MirrorOutcome};
+use std::time::Duration;
+use wiremock::matchers::method;
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+const SECRET: &str = "local-webhook-secret-for-tests";
+
+#[tokio::test]
+async fn a_signed_staff_change_is_verified_and_kept_once() {
+    let moto = Moto::start(&[], &[("WebhookSecretArn", SECRET)]);
+    let store = DynamoStore::new(&moto.sdk().await, moto.var("TABLE_NAME"));
+    load_demo_properties(&store).await;
+
+    let receiver = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200))
+        .mount(&receiver)
+        .await;
+    let mut config = SandboxConfig::demo();
+    config.webhook = Some(resman_sandbox::WebhookTarget {
+        url: format!("{}/hook", receiver.uri()),
+        secret: SECRET.into(),
+    });
+    let sandbox = sandbox_with(config).await;
+
+    let client = reqwest::Client::new();
+    let start = chrono::Utc::now() + chrono::Duration::days(3);
+    let created: serde_json::Value = client
+        .post(format!("{}/_sandbox/appointments", sandbox.base_url()))
+        .json(&json!({
+            "property_id": DEMO_PROPERTY, "agent_id": DEMO_AGENTS[0],
+            "scheduled_at": start.to_rfc3339(), "duration_minutes": 30,
+            "prospect": {"first_name": "Dana", "last_name": "Demo", "email": "dana@example.com"}
+        }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let appointment_id = created["appointment_id"].as_str().unwrap().to_owned();
+    let res = client
+        .post(format!(
+            "{}/_sandbox/appointments/{appointment_id}/staff-change",
+            sandbox.base_url()
+        ))
+        .json(&json!({"status": "Cancelled", "staff_notes": "prospect called"}))
+        .send()
+        .await
+        .unwrap();
+    assert!(res.status().is_success());
+
+    let delivered = async {
+        loop {
+            let got = receiver.received_requests().await.unwrap_or_default();
+            if let Some(r) = got.into_iter().next() {
+                return r;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    let request = tokio::time::timeout(Duration::from_secs(10), delivered)
+        .await
+        .expect("no webhook arrived");
+    let signature = request
+        .headers
+        .get("x-resman-signature")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let now = chrono::Utc::now();
+
+    let deps = WebhookDeps {
+        inbox: &store,
+        properties: &store,
+        calendar: &store,
+        secret: SECRET.as_bytes(),
+    };
+    let first = receive_change_notice(&deps, signature.as_deref(), &request.body, now)
+        .await
+        .unwrap();
+    match first {
+        NoticeOutcome::Accepted(notice, effect) => {
+            assert_eq!(effect, NoticeEffect::Applied(MirrorOutcome::Changed));
+            assert_eq!(notice.appointment_id.as_str(), appointment_id);
+            assert_eq!(notice.status, TourEventStatus::Cancelled);
+            assert_eq!(
+                notice.staff_member.as_ref().map(|a| a.as_str()),
+                Some(DEMO_AGENTS[0])
+            );
+        }
+        other => panic!("expected the notice to be accepted, got {other:?}"),
+    }
+    let again = receive_change_notice(&deps, signature.as_deref(), &request.body, now)
+        .await
+        .unwrap();
+    assert_eq!(again, NoticeOutcome::Duplicate);
+    let (_, mirrored) = store
+        .mirrored(&shared::domain::AppointmentId::parse(&appointment_id).unwrap())
+        .await
+        .unwrap()
+        .expect("the cancelled appointment is mirrored");
+    assert!(!mirrored.holds_time(), "a cancelled tour frees its agent");
+
+    let wrong_deps = WebhookDeps {
+        secret: b"some-other-secret",
+        ..deps
+    };
+    let wrong = receive_change_notice(&wrong_deps, signature.as_deref(), &request.body, now).await;
+    assert!(matches!(wrong, Err(AppError::BadSignature(_))));
+}
