@@ -17,6 +17,10 @@ fn locked<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
+/// A cached answer: its generation, body and expiry.
+type CachedEntry = (u64, String, DateTime<Utc>);
+type CacheKey = (ResManPropertyId, NaiveDate, TourType);
+
 /// Every storage port in memory, like `DynamoStore` is every storage port in DynamoDB.
 #[derive(Default)]
 pub struct MemoryStore {
@@ -26,7 +30,7 @@ pub struct MemoryStore {
     pub checkpoints: Mutex<HashMap<ResManPropertyId, DateTime<Utc>>>,
     pub generations: Mutex<HashMap<(ResManPropertyId, NaiveDate), u64>>,
     pub entries:
-        Mutex<HashMap<(ResManPropertyId, NaiveDate, TourType), (u64, String, DateTime<Utc>)>>,
+        Mutex<HashMap<CacheKey, CachedEntry>>,
 }
 
 impl MemoryStore {

@@ -141,7 +141,7 @@ const WEEKDAYS: [(&str, Weekday); 7] = [
 ];
 
 fn granular(field: &'static str, minutes: u32, allow_zero: bool) -> Result<u32, InvalidField> {
-    if (minutes == 0 && !allow_zero) || minutes % GRANULE_MINUTES != 0 || minutes > 24 * 60 {
+    if (minutes == 0 && !allow_zero) || !minutes.is_multiple_of(GRANULE_MINUTES) || minutes > 24 * 60 {
         return Err(InvalidField::new(
             field,
             format!(

@@ -1,0 +1,94 @@
+# tour-booking: build, test and run locally. Needs only Rust, Python 3 and make; `make venv` installs the rest
+# (moto, cargo-lambda, zig, cfn-lint, aws-sam-cli, pytest) into .venv from infra/local/requirements.txt.
+#
+#   make test        everything CI runs (.ci/run), stopping at the first failure
+#   make up / down   the local stack (moto, ResMan sandbox, cargo lambda watch, event pump); make status
+#   make demo        make up, then a guided tour of what the system does so far
+#
+# Ports for `make up`: MOTO_PORT (5050), RESMAN_PORT (8091), LAMBDA_PORT (9000), e.g. `make up LAMBDA_PORT=9100`.
+# `make up DEMO_DATA=0` leaves the table empty instead of loading infra/properties/demo.json.
+
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+VENV_STAMP := $(VENV)/.installed
+REQUIREMENTS := infra/local/requirements.txt
+PY := $(VENV)/bin/python
+DEMO_DATA ?= 1
+STACK := $(PY) infra/local/stack.py
+
+# The template checks run offline: a region must be set, and SAM must not try to send telemetry.
+SAM_ENV := AWS_DEFAULT_REGION=us-east-1 SAM_CLI_TELEMETRY=0
+# The Rust tests start moto_server and call infra/local/provision.py through the venv.
+TEST_ENV := PATH="$(CURDIR)/$(VENV)/bin:$$PATH" TOUR_BOOKING_VENV="$(CURDIR)/$(VENV)"
+# Folders of pure code that may not import AWS, HTTP or Lambda crates (see STYLE.md).
+PURE_DIRS := shared/src/domain shared/src/app
+
+.PHONY: help venv build up down status demo test bench fmt lint template-check boundary-check clean-local
+
+help:
+	@sed -n '1,10s/^# \{0,1\}//p' Makefile
+
+# Re-installs only when requirements.txt is newer than the stamp.
+$(VENV_STAMP): $(REQUIREMENTS)
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --disable-pip-version-check --quiet -r $(REQUIREMENTS)
+	touch $@
+
+venv: $(VENV_STAMP)
+
+build:
+	cargo build --workspace --all-targets
+
+up: venv
+	DEMO_DATA=$(DEMO_DATA) $(STACK) up
+
+down: venv
+	$(STACK) down
+
+status: venv
+	$(STACK) status
+
+demo: venv
+	$(MAKE) --no-print-directory up
+	$(PY) infra/local/demo.py
+
+test: venv
+	cargo fmt --all -- --check
+	$(MAKE) --no-print-directory template-check
+	$(MAKE) --no-print-directory boundary-check
+	cargo clippy --workspace --all-targets -- -D warnings
+	$(TEST_ENV) cargo test --workspace
+	$(TEST_ENV) $(VENV)/bin/pytest -q infra/local/tests
+
+# Latency figures for the README: runs against a moto of its own (release build; a few minutes the first time).
+bench: venv
+	$(TEST_ENV) cargo bench -p integration-tests
+
+fmt:
+	cargo fmt --all
+
+lint: template-check boundary-check
+	cargo clippy --workspace --all-targets -- -D warnings
+
+# cfn-lint misses some SAM mistakes (a misspelled event type) that plain `sam validate` catches: run all three.
+template-check: venv
+	$(SAM_ENV) $(VENV)/bin/cfn-lint template.yaml
+	$(SAM_ENV) $(VENV)/bin/sam validate --template template.yaml
+	$(SAM_ENV) $(VENV)/bin/sam validate --lint --template template.yaml
+
+# Domain and use-case code stays free of I/O crates. A folder that does not exist yet has nothing to check.
+boundary-check:
+	@dirs=(); for dir in $(PURE_DIRS); do [[ -d $$dir ]] && dirs+=("$$dir"); done; \
+	if (( $${#dirs[@]} )) && grep -rnE 'aws_sdk_|reqwest|lambda_(http|runtime)' "$${dirs[@]}"; then \
+		echo "boundary-check: the lines above import I/O crates into $(PURE_DIRS); move that code to adapters/ or http/"; \
+		exit 1; \
+	fi; \
+	echo "boundary-check: ok ($${dirs[*]:-no folders yet})"
+
+clean-local:
+	@if [[ -x $(PY) ]]; then $(STACK) down; fi
+	rm -rf .local
