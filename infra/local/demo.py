@@ -15,7 +15,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, time as clock_time, timedelta
 from pathlib import Path
 from typing import Callable
 from zoneinfo import ZoneInfo
@@ -24,11 +24,19 @@ from provision import read_env_file
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 STACK_ENV = Path(os.environ.get("LOCAL_STACK_DIR", REPO_ROOT / ".local")) / "stack.env"
+DEMO_PROPERTIES = REPO_ROOT / "infra" / "properties" / "demo.json"
 
 DEMO_PROPERTY_ID = "5f1c2a9e-3b7d-4c41-9a0e-7d2b6c8e1f01"
 DEMO_AGENT_ID = "a1e0c3b2-0001-4c6a-9d1e-000000000001"
 DEMO_PROSPECT = {"first_name": "Dana", "last_name": "Demo", "email": "dana.demo@example.com"}
 WEBHOOK_WAIT_SECONDS = 90  # the first notice may wait for the webhook function to start
+# The poller runs on every tick of the local event pump (LOCAL_SCHEDULE_PERIOD_SECONDS, 10 s by default): a tour
+# booked in ResMan should leave availability within a tick or two.
+MIRROR_WAIT_SECONDS = 40
+WEEK_DAYS = 7
+STAFF_TOUR_TIME = clock_time(11, 0)
+AVAILABILITY_PATH = "/tour-availability/api/resman/tours/availability"
+WEEKDAY_KEYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 ZONE_WORDS = {
     "America/New_York": "Eastern time",
@@ -61,27 +69,48 @@ class Context:
 # --- HTTP ----------------------------------------------------------------------------------------------------------
 
 
-def request_json(method: str, url: str, *, json_body=None, form=None, timeout: float = 30.0):
-    headers = {"Accept": "application/json"}
+def request(method: str, url: str, *, json_body=None, form=None, headers=None, timeout: float = 30.0):
+    """(HTTP status, parsed JSON body or None); an HTTP error status is returned, not raised."""
+    sent_headers = {"Accept": "application/json", **(headers or {})}
     data = None
     if json_body is not None:
         data = json.dumps(json_body).encode()
-        headers["Content-Type"] = "application/json"
+        sent_headers["Content-Type"] = "application/json"
     elif form is not None:
         data = urllib.parse.urlencode(form).encode()
-        headers["Content-Type"] = "application/x-www-form-urlencoded"
-    request = urllib.request.Request(url, data=data, headers=headers, method=method)
+        sent_headers["Content-Type"] = "application/x-www-form-urlencoded"
+    outgoing = urllib.request.Request(url, data=data, headers=sent_headers, method=method)
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            body = response.read()
+        with urllib.request.urlopen(outgoing, timeout=timeout) as response:
+            status, body = response.status, response.read()
     except urllib.error.HTTPError as error:
-        raise DemoError(f"{method} {url} answered HTTP {error.code}") from error
+        status, body = error.code, error.read()
     except (urllib.error.URLError, TimeoutError, ConnectionError) as error:
-        raise DemoError(f"nothing answers at {url} ({error}); is the local stack up? (make up)") from error
+        raise DemoError(f"nothing answers at {_without_query(url)} ({error}); is the local stack up? (make up)") \
+            from error
     try:
-        return json.loads(body) if body.strip() else None
-    except ValueError as error:
-        raise DemoError(f"{method} {url} did not answer JSON") from error
+        return status, (json.loads(body) if body.strip() else None)
+    except ValueError:
+        return status, None
+
+
+def request_json(method: str, url: str, **options):
+    """The JSON answer of a request that must succeed; a refusal becomes a DemoError saying why."""
+    status, answer = request(method, url, **options)
+    if status >= 400:
+        raise DemoError(f"{method} {_without_query(url)} answered HTTP {status}{_reason(answer)}")
+    return answer
+
+
+def _reason(answer) -> str:
+    """The `{"error": {"message"}}` of our API and the sandbox, when there is one."""
+    error = answer.get("error") if isinstance(answer, dict) else None
+    message = error.get("message") if isinstance(error, dict) else None
+    return f": {message}" if message else ""
+
+
+def _without_query(url: str) -> str:
+    return url.split("?", 1)[0]
 
 
 def resman_call(ctx: Context, method: str, payload_key: str) -> list[dict]:
@@ -110,12 +139,96 @@ def zone_in_words(zone: str) -> str:
 
 
 def when_in_words(moment: datetime) -> str:
-    hour = moment.strftime("%I").lstrip("0")
-    return f"{moment.strftime('%A, %B')} {moment.day} at {hour}:{moment.strftime('%M %p')}"
+    return f"{moment.strftime('%A, %B')} {moment.day} at {clock(moment)}"
+
+
+def clock(moment: datetime | clock_time) -> str:
+    """9:00 AM"""
+    return f"{moment.strftime('%I').lstrip('0')}:{moment.strftime('%M %p')}"
+
+
+def day_in_words(day: date) -> str:
+    """Tue Nov 24"""
+    return f"{day.strftime('%a %b')} {day.day}"
+
+
+def names_in_words(names: list[str]) -> str:
+    """"A", "A and B", "A, B and C"."""
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
+
+
+def plural(count: int, word: str) -> str:
+    return f"{count} {word}" if count == 1 else f"{count} {word}s"
 
 
 def say(text: str = "") -> None:
     print(text, flush=True)
+
+
+# --- The demo property's configuration and availability -----------------------------------------------------------
+
+
+def property_config() -> dict:
+    """The demo property as the operators configured it (infra/properties/demo.json, which `make up` loads): what
+    the demo needs to say why a day is closed, who gives tours, and how long they last."""
+    try:
+        configs = json.loads(DEMO_PROPERTIES.read_text())
+    except (OSError, ValueError) as error:
+        raise DemoError(f"{DEMO_PROPERTIES} cannot be read ({error})") from error
+    configs = configs if isinstance(configs, list) else [configs]
+    found = next((c for c in configs if c.get("property_id") == DEMO_PROPERTY_ID), None)
+    if found is None:
+        raise DemoError(f"{DEMO_PROPERTIES} has no property {DEMO_PROPERTY_ID}")
+    return found
+
+
+def exception_on(config: dict, day: date) -> dict | None:
+    return next((e for e in config.get("exceptions", []) if e.get("date") == day.isoformat()), None)
+
+
+def hours_on(config: dict, day: date) -> list[tuple[clock_time, clock_time]]:
+    exception = exception_on(config, day)
+    ranges = exception.get("hours", []) if exception else config["office_hours"].get(WEEKDAY_KEYS[day.weekday()], [])
+    return [(clock_time.fromisoformat(open_), clock_time.fromisoformat(close)) for open_, close in ranges]
+
+
+def in_person_agents(config: dict) -> list[dict]:
+    return [agent for agent in config["agents"] if "in_person" in agent.get("tour_types", [])]
+
+
+def availability(ctx: Context, day: date, tour_type: str = "in_person") -> dict:
+    """Asks our API exactly as the chatbot does."""
+    query = urllib.parse.urlencode({"property_id": DEMO_PROPERTY_ID, "date": day.isoformat(), "tour_type": tour_type})
+    answer = request_json(
+        "GET",
+        f"{ctx.url('LAMBDA_BASE_URL')}{AVAILABILITY_PATH}?{query}",
+        headers={"x-api-key": ctx.env.get("API_KEY", "")},
+    )
+    if not isinstance(answer, dict) or not isinstance(answer.get("available_slots"), list):
+        raise DemoError("the availability answer is not what the chatbot expects")
+    return answer
+
+
+def slot_times(answer: dict, zone: ZoneInfo) -> list[datetime]:
+    return [datetime.fromisoformat(slot["time"]).astimezone(zone) for slot in answer["available_slots"]]
+
+
+def why_no_times(config: dict, day: date, today: date) -> str:
+    exception = exception_on(config, day)
+    if exception and not exception.get("hours"):
+        return f"closed ({exception['note']})" if exception.get("note") else "closed"
+    if not hours_on(config, day):
+        return f"closed (the office is closed on {day.strftime('%A')}s)"
+    if day == today:
+        return f"no times left today (tours need {notice_in_words(config)} notice)"
+    return "fully booked"
+
+
+def notice_in_words(config: dict) -> str:
+    minutes = int(config.get("minimum_notice_minutes", 0))
+    if minutes % 60 == 0:
+        return f"{plural(minutes // 60, 'hour')}'"
+    return f"{minutes} minutes'"
 
 
 # --- Steps ---------------------------------------------------------------------------------------------------------
@@ -148,25 +261,139 @@ def step_property_in_resman(ctx: Context) -> None:
     say(f"  Leasing agents who can give tours: {', '.join(agents) if agents else 'none listed'}.")
 
 
+def step_week_of_availability(ctx: Context) -> None:
+    config = property_config()
+    zone = ZoneInfo(config["time_zone"])
+    today = datetime.now(zone).date()
+    in_person = config["tour_types"]["in_person"]
+    say(f"The chatbot asks for in-person tour times, one day at a time, as a prospect would. Each tour takes "
+        f"{in_person['duration_minutes']} minutes; times are {zone_in_words(config['time_zone'])}.")
+    for offset in range(WEEK_DAYS):
+        day = today + timedelta(days=offset)
+        label = day_in_words(day) + (" (today)" if day == today else "")
+        answer = availability(ctx, day)
+        times = slot_times(answer, zone)
+        exception = exception_on(config, day)
+        if times:
+            special = f", {exception['note']} hours" if exception and exception.get("note") else ""
+            say(f"  {label}: {plural(len(times), 'open time')}, {clock(times[0])}–{clock(times[-1])}{special}")
+        else:
+            following = answer.get("next_available_date")
+            after = f" — next open day {day_in_words(date.fromisoformat(following))}" if following else ""
+            say(f"  {label}: {why_no_times(config, day, today)}{after}")
+    agents = [agent["name"] for agent in in_person_agents(config)]
+    say(f"Each time is offered with one guide: whoever of {names_in_words(agents)} is free then and has the "
+        "fewest tours that day.")
+
+
+def next_open_weekday(config: dict, after: date, at: clock_time, minutes: int) -> date:
+    """The first Monday-to-Friday after `after` on which the office is open for a whole tour starting at `at`."""
+    day = after
+    for _ in range(31):
+        day += timedelta(days=1)
+        end = (datetime.combine(day, at) + timedelta(minutes=minutes)).time()
+        if day.weekday() < 5 and any(open_ <= at and end <= close for open_, close in hours_on(config, day)):
+            return day
+    raise DemoError(f"the demo property is not open at {clock(at)} on any weekday of the next month")
+
+
+def book_in_resman(ctx: Context, agent: dict, start: datetime, minutes: int, guest: dict) -> str:
+    """Books a tour the way front-desk staff would, straight in ResMan; returns what happened, in words."""
+    sandbox = ctx.url("RESMAN_SANDBOX_URL")
+    status, answer = request("POST", f"{sandbox}/_sandbox/appointments", json_body={
+        "property_id": DEMO_PROPERTY_ID,
+        "agent_id": agent["id"],
+        "scheduled_at": start.isoformat(),
+        "duration_minutes": minutes,
+        "prospect": guest,
+    })
+    if status == 201:
+        return "booked"
+    if status == 409 and already_booked(ctx, agent["id"], start):
+        return "already booked by an earlier run of this demo"
+    raise DemoError(f"ResMan would not book {agent['name']} at {clock(start)} (HTTP {status}{_reason(answer)})")
+
+
+def already_booked(ctx: Context, agent_id: str, start: datetime) -> bool:
+    query = urllib.parse.urlencode({"property_id": DEMO_PROPERTY_ID})
+    for appointment in request_json("GET", f"{ctx.url('RESMAN_SANDBOX_URL')}/_sandbox/appointments?{query}") or []:
+        if (appointment.get("agent_id") == agent_id and appointment.get("status") != "Cancelled"
+                and datetime.fromisoformat(appointment["scheduled_at"].replace("Z", "+00:00")) == start):
+            return True
+    return False
+
+
+def step_staff_booking_leaves_availability(ctx: Context) -> None:
+    config = property_config()
+    zone = ZoneInfo(config["time_zone"])
+    minutes = int(config["tour_types"]["in_person"]["duration_minutes"])
+    day = next_open_weekday(config, datetime.now(zone).date(), STAFF_TOUR_TIME, minutes)
+    start = datetime.combine(day, STAFF_TOUR_TIME, tzinfo=zone)
+    agents = in_person_agents(config)
+
+    guide = next((slot.get("staff_member") for slot in availability(ctx, day)["available_slots"]
+                  if datetime.fromisoformat(slot["time"]) == start), None)
+    if guide:
+        say(f"{day_in_words(day)} at {clock(start)}: the chatbot offers this time, with {guide} as the guide.")
+    else:
+        say(f"{day_in_words(day)} at {clock(start)}: not offered any more (an earlier run of this demo booked it).")
+    say(f"Front-desk staff book walk-in visitors straight in ResMan, not through the chatbot, "
+        f"{minutes} minutes each at {clock(start)}:")
+    for number, agent in enumerate(agents, start=1):
+        guest = {"first_name": "Walk-in", "last_name": f"Visitor {number}",
+                 "email": f"walk-in.visitor{number}@example.com"}
+        outcome = book_in_resman(ctx, agent, start, minutes, guest)
+        say(f"  {agent['name']} with walk-in visitor {number}: {outcome}")
+
+    period = os.environ.get("LOCAL_SCHEDULE_PERIOD_SECONDS", "10")
+    say(f"Our system reads ResMan's changes every {period} seconds here (every minute once deployed) ...")
+    started = time.monotonic()
+    while True:
+        answer = availability(ctx, day)
+        times = slot_times(answer, zone)
+        if start not in times:
+            break
+        if time.monotonic() - started > MIRROR_WAIT_SECONDS:
+            raise DemoError(f"{clock(start)} was still offered after {MIRROR_WAIT_SECONDS} s; is the ResMan change "
+                            "poller running? See .local/logs/pump.log and .local/logs/lambda.log")
+        time.sleep(1)
+    seconds = time.monotonic() - started
+    everyone = "all three agents are" if len(agents) == 3 else f"all {len(agents)} agents are"
+    say(f"After {seconds:.0f} s: {clock(start)} is no longer offered: {everyone} busy in ResMan.")
+    before = [t for t in times if t < start]
+    later = [t for t in times if t > start]
+    if before and later:
+        buffer = int(config.get("buffer_after_minutes", 0))
+        pause = f" plus {buffer} minutes to get back to the office" if buffer else ""
+        say(f"  The chatbot now offers {clock(before[-1])}, then nothing until {clock(later[0])}: a guide needs "
+            f"{minutes} minutes for a tour{pause}.")
+
+
 def step_staff_change_reaches_us(ctx: Context) -> None:
     sandbox = ctx.url("RESMAN_SANDBOX_URL")
     zone = ZoneInfo(str(ctx.learned.get("time_zone", "America/Chicago")))
     tomorrow = datetime.now(zone).date() + timedelta(days=1)
-    start = datetime(tomorrow.year, tomorrow.month, tomorrow.day, 15, 0, tzinfo=zone)
     agent = ctx.learned.get("agent_names", {}).get(DEMO_AGENT_ID, "a leasing agent")
     prospect = f"{DEMO_PROSPECT['first_name']} {DEMO_PROSPECT['last_name']}"
 
-    created = request_json(
-        "POST",
-        f"{sandbox}/_sandbox/appointments",
-        json_body={
-            "property_id": DEMO_PROPERTY_ID,
-            "agent_id": DEMO_AGENT_ID,
-            "scheduled_at": start.isoformat(),
-            "duration_minutes": 30,
-            "prospect": DEMO_PROSPECT,
-        },
-    )
+    # 3:00 PM, or the next half hour that an earlier run of this demo has not already filled.
+    for half_hours in range(6):
+        start = datetime.combine(tomorrow, clock_time(15, 0), tzinfo=zone) + timedelta(minutes=30 * half_hours)
+        status, created = request(
+            "POST",
+            f"{sandbox}/_sandbox/appointments",
+            json_body={
+                "property_id": DEMO_PROPERTY_ID,
+                "agent_id": DEMO_AGENT_ID,
+                "scheduled_at": start.isoformat(),
+                "duration_minutes": 30,
+                "prospect": DEMO_PROSPECT,
+            },
+        )
+        if status != 409:
+            break
+    if status != 201:
+        raise DemoError(f"ResMan would not book the tour (HTTP {status}{_reason(created)})")
     appointment_id = _appointment_id(created)
     say(f"In ResMan, {agent} puts a 30-minute tour with {prospect} on the calendar for "
         f"{when_in_words(start)} ({zone_in_words(str(zone))}),")
@@ -236,6 +463,9 @@ class Step:
 STEPS = [
     Step("The system is running", step_system_running),
     Step("The demo property, as ResMan knows it", step_property_in_resman),
+    Step("A week of tour times, as the chatbot sees them", step_week_of_availability),
+    Step("Staff book tours straight in ResMan, and those times leave the chatbot's list",
+         step_staff_booking_leaves_availability),
     Step("A leasing agent changes a tour in ResMan, and our system hears about it", step_staff_change_reaches_us),
 ]
 

@@ -69,8 +69,9 @@ LOCAL_CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "t
 
 SECRET_PARAMETER_SUFFIX = "SecretArn"
 DEFAULT_SECRET_VALUES = {
+    # account_id is a JSON number: ResMan's AccountID is an integer, and the functions refuse a string.
     "ResManCredentialsSecretArn": json.dumps(
-        {"integration_partner_id": "domiq-sandbox", "api_key": "sandbox-api-key", "account_id": "400"}
+        {"integration_partner_id": "domiq-sandbox", "api_key": "sandbox-api-key", "account_id": 400}
     ),
     "ApiKeysSecretArn": json.dumps(["local-api-key"]),
     "WebhookSecretArn": "local-webhook-secret",

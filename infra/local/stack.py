@@ -2,7 +2,8 @@
 """Starts, stops and reports the local stack: `python infra/local/stack.py up|down|status` (make up/down/status).
 
 `up` starts, each in its own process group with its log in .local/logs/<name>.log:
-  moto       moto_server on MOTO_PORT (default 5050): DynamoDB, SQS, Secrets Manager
+  moto       moto (infra/local/moto_serial.py: each request applied atomically) on MOTO_PORT (default 5050):
+             DynamoDB, SQS, Secrets Manager
   resman     the ResMan sandbox on RESMAN_PORT (default 8091), sending its signed webhooks to tour-webhook
   lambda     `cargo lambda watch` on LAMBDA_PORT (default 9000): every function of the workspace
   pump       infra/local/pump.py: the SQS and schedule triggers of template.yaml
@@ -49,8 +50,9 @@ DEMO_PROPERTIES = REPO_ROOT / "infra" / "properties" / "demo.json"
 
 REGION = "us-east-1"
 STAGE = "local"
-# What the sandbox accepts (its seed); the functions read them from the ResMan credentials secret.
-SANDBOX_CREDENTIALS = {"integration_partner_id": "domiq-sandbox", "api_key": "sandbox-api-key", "account_id": "400"}
+# What the sandbox accepts (its seed); the functions read them from the ResMan credentials secret, where
+# `account_id` is a JSON number (ResMan's AccountID is an integer; the functions refuse a string).
+SANDBOX_CREDENTIALS = {"integration_partner_id": "domiq-sandbox", "api_key": "sandbox-api-key", "account_id": 400}
 WEBHOOK_FUNCTION_BINARY = "tour-webhook"
 
 STOP_TIMEOUT_SECONDS = 10.0
@@ -380,7 +382,7 @@ def sandbox_credentials_env() -> dict[str, str]:
     return {
         "SANDBOX_INTEGRATION_PARTNER_ID": SANDBOX_CREDENTIALS["integration_partner_id"],
         "SANDBOX_API_KEY": SANDBOX_CREDENTIALS["api_key"],
-        "SANDBOX_ACCOUNT_ID": SANDBOX_CREDENTIALS["account_id"],
+        "SANDBOX_ACCOUNT_ID": str(SANDBOX_CREDENTIALS["account_id"]),
     }
 
 
@@ -400,7 +402,8 @@ def up(paths: Paths) -> int:
 
     ports = Ports.from_env()
     check_ports_free(ports)
-    moto_server = require_tool(VENV_BIN / "moto_server", "run `make venv`")
+    require_tool(VENV_BIN / "moto_server", "run `make venv`")
+    python = require_tool(VENV_BIN / "python", "run `make venv`")
     cargo_lambda = require_tool(VENV_BIN / "cargo-lambda", "run `make venv`")
     if shutil.which("cargo") is None:
         raise StackError("cargo is not on PATH")
@@ -422,7 +425,8 @@ def up(paths: Paths) -> int:
         return entry
 
     try:
-        moto = launch("moto", [moto_server, "-H", "127.0.0.1", "-p", str(ports.moto)], base_env())
+        moto_serial = str(Path(__file__).resolve().parent / "moto_serial.py")
+        moto = launch("moto", [python, moto_serial, "-H", "127.0.0.1", "-p", str(ports.moto)], base_env(), marker="moto_serial.py")
         wait_until(lambda: port_open(ports.moto), "moto_server", moto, timeout=30)
         say(f"moto (DynamoDB, SQS, Secrets Manager): {aws_url}")
 

@@ -23,18 +23,18 @@ pub fn required(name: &'static str) -> Result<String, ConfigError> {
         .ok_or(ConfigError::Missing(name))
 }
 
-pub fn optional_seconds(name: &'static str, default: u64) -> Result<Duration, ConfigError> {
+pub fn optional_number(name: &'static str, default: u32) -> Result<u32, ConfigError> {
     match std::env::var(name).ok().filter(|v| !v.trim().is_empty()) {
-        None => Ok(Duration::from_secs(default)),
-        Some(v) => v
-            .trim()
-            .parse::<u64>()
-            .map(Duration::from_secs)
-            .map_err(|_| ConfigError::Invalid {
-                name,
-                reason: "must be a whole number of seconds".into(),
-            }),
+        None => Ok(default),
+        Some(v) => v.trim().parse::<u32>().map_err(|_| ConfigError::Invalid {
+            name,
+            reason: "must be a whole number".into(),
+        }),
     }
+}
+
+pub fn optional_seconds(name: &'static str, default: u32) -> Result<Duration, ConfigError> {
+    optional_number(name, default).map(|s| Duration::from_secs(s.into()))
 }
 
 /// The AWS SDK configuration; `AWS_ENDPOINT_URL` points it at moto locally.
@@ -47,8 +47,8 @@ pub async fn aws() -> aws_config::SdkConfig {
 pub async fn resman(secrets: &SecretsManager) -> Result<ResManSettings, ConfigError> {
     let base_url = required("RESMAN_BASE_URL")?;
     let arn = required("RESMAN_CREDENTIALS_SECRET_ARN")?;
-    let credentials: ResManCredentials = serde_json::from_str(&secrets.string(&arn).await?)
-        .map_err(|e| ConfigError::Secret {
+    let credentials: ResManCredentials =
+        serde_json::from_str(&secrets.string(&arn).await?).map_err(|e| ConfigError::Secret {
             arn: arn.clone(),
             reason: format!("not the expected JSON ({})", e.classify_name()),
         })?;
@@ -63,11 +63,10 @@ pub async fn resman(secrets: &SecretsManager) -> Result<ResManSettings, ConfigEr
 /// The chatbot's API keys (`API_KEYS_SECRET_ARN`: a JSON array of strings, so keys can be rotated by adding one).
 pub async fn api_keys(secrets: &SecretsManager) -> Result<ApiKeys, ConfigError> {
     let arn = required("API_KEYS_SECRET_ARN")?;
-    let keys: Vec<String> =
-        serde_json::from_str(&secrets.string(&arn).await?).map_err(|_| ConfigError::Secret {
-            arn: arn.clone(),
-            reason: "not a JSON array of strings".into(),
-        })?;
+    let keys: Vec<String> = serde_json::from_str(&secrets.string(&arn).await?).map_err(|_| ConfigError::Secret {
+        arn: arn.clone(),
+        reason: "not a JSON array of strings".into(),
+    })?;
     ApiKeys::new(keys).map_err(|reason| ConfigError::Secret {
         arn,
         reason: reason.into(),

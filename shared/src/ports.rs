@@ -36,10 +36,7 @@ impl ResManError {
 
     /// After a write: whether ResMan may have applied it despite the error.
     pub fn may_have_applied(&self) -> bool {
-        matches!(
-            self,
-            Self::Timeout(_) | Self::Server { .. } | Self::Malformed(_)
-        )
+        matches!(self, Self::Timeout(_) | Self::Server { .. } | Self::Malformed(_))
     }
 }
 
@@ -53,10 +50,7 @@ pub trait ResManGateway: Send + Sync {
     async fn employees(&self, property: &ResManPropertyId) -> Result<Vec<Employee>, ResManError>;
 
     /// The property's lead sources.
-    async fn prospect_sources(
-        &self,
-        property: &ResManPropertyId,
-    ) -> Result<Vec<ProspectSource>, ResManError>;
+    async fn prospect_sources(&self, property: &ResManPropertyId) -> Result<Vec<ProspectSource>, ResManError>;
 
     /// Prospects matching an e-mail, phone or id, with all their events.
     async fn find_prospects(
@@ -67,18 +61,10 @@ pub trait ResManGateway: Send + Sync {
 
     /// Creates a prospect (or adds to an existing one) with one tour event; a tour event with an id moves or
     /// re-statuses that tour. The tour's start is sent in UTC.
-    async fn post_tour(
-        &self,
-        property: &ResManPropertyId,
-        post: &ProspectTourPost,
-    ) -> Result<PostedTour, ResManError>;
+    async fn post_tour(&self, property: &ResManPropertyId, post: &ProspectTourPost) -> Result<PostedTour, ResManError>;
 
     /// Adds a note (an `Other` event) to a prospect.
-    async fn add_note(
-        &self,
-        property: &ResManPropertyId,
-        note: &NotePost,
-    ) -> Result<AppointmentId, ResManError>;
+    async fn add_note(&self, property: &ResManPropertyId, note: &NotePost) -> Result<AppointmentId, ResManError>;
 
     /// Every prospect modified inside the window, with all its events. A window ResMan finds too wide is split
     /// and the halves read in turn, so the caller sees one answer for the whole window.
@@ -139,15 +125,9 @@ pub trait NoticeInbox: Send + Sync {
 /// Property configurations, as loaded by operators.
 #[async_trait]
 pub trait PropertyStore: Send + Sync {
-    async fn property(
-        &self,
-        id: &ResManPropertyId,
-    ) -> Result<Option<crate::domain::property::Property>, StoreError>;
+    async fn property(&self, id: &ResManPropertyId) -> Result<Option<crate::domain::property::Property>, StoreError>;
     async fn properties(&self) -> Result<Vec<crate::domain::property::Property>, StoreError>;
-    async fn save_property(
-        &self,
-        property: &crate::domain::property::Property,
-    ) -> Result<(), StoreError>;
+    async fn save_property(&self, property: &crate::domain::property::Property) -> Result<(), StoreError>;
 }
 
 /// What applying a mirror record did.
@@ -176,13 +156,7 @@ pub trait CalendarStore: Send + Sync {
     async fn mirrored(
         &self,
         appointment: &AppointmentId,
-    ) -> Result<
-        Option<(
-            ResManPropertyId,
-            crate::domain::calendar::MirroredAppointment,
-        )>,
-        StoreError,
-    >;
+    ) -> Result<Option<(ResManPropertyId, crate::domain::calendar::MirroredAppointment)>, StoreError>;
 
     /// Records an appointment as last seen in ResMan: adds, moves or releases its busy time, unless we already
     /// hold a description as new or newer.
@@ -239,9 +213,85 @@ pub trait AvailabilityCache: Send + Sync {
     ) -> Result<(), StoreError>;
 
     /// Makes every cached answer for these dates stale.
-    async fn invalidate(
+    async fn invalidate(&self, property: &ResManPropertyId, dates: &[chrono::NaiveDate]) -> Result<(), StoreError>;
+}
+
+/// A booking to write in one transaction: the tour, its slot locks, its busy time, the idempotency record and an
+/// outbox item for the ResMan write.
+#[derive(Debug, Clone)]
+pub struct NewBooking {
+    pub tour: crate::domain::booking::TourRecord,
+    pub lock_granules: Vec<chrono::DateTime<chrono::Utc>>,
+    pub fingerprint: String,
+}
+
+/// What the booking transaction did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BookingWrite {
+    Created,
+    /// A slot lock was already held: someone else has that time.
+    SlotTaken,
+    /// The idempotency key is already recorded: this request (or another with the same key) came first.
+    KeyInUse,
+}
+
+/// A request already seen under an idempotency key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdempotencyRecord {
+    pub fingerprint: String,
+    pub booking_id: Option<crate::domain::booking::BookingId>,
+    pub started_at: chrono::DateTime<chrono::Utc>,
+    /// The saved answer (HTTP status and JSON body), once the first request finished.
+    pub response: Option<(u16, String)>,
+}
+
+/// Bookings, their idempotency records and the conversation context.
+#[async_trait]
+pub trait TourStore: Send + Sync {
+    async fn idempotency(&self, key: &str) -> Result<Option<IdempotencyRecord>, StoreError>;
+
+    /// Writes everything of a new booking atomically, or nothing.
+    async fn create_booking(
         &self,
-        property: &ResManPropertyId,
-        dates: &[chrono::NaiveDate],
+        property: &crate::domain::property::Property,
+        booking: &NewBooking,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<BookingWrite, StoreError>;
+
+    /// Saves the answer a retry with the same key will get.
+    async fn finish_idempotency(&self, key: &str, status: u16, body: &str) -> Result<(), StoreError>;
+
+    async fn tour(
+        &self,
+        id: &crate::domain::booking::BookingId,
+    ) -> Result<Option<crate::domain::booking::TourRecord>, StoreError>;
+
+    /// Saves the ResMan side of a tour (sync status, appointment and prospect ids, last error); a synced tour's
+    /// outbox item is done.
+    async fn save_sync(&self, tour: &crate::domain::booking::TourRecord) -> Result<(), StoreError>;
+
+    /// Frees a tour's slot (locks and busy time) and marks it released, in one transaction.
+    async fn release(
+        &self,
+        property: &crate::domain::property::Property,
+        tour: &crate::domain::booking::TourRecord,
     ) -> Result<(), StoreError>;
+
+    /// The tours booked in a conversation, oldest first.
+    async fn conversation_tours(
+        &self,
+        conversation: &crate::domain::booking::ConversationId,
+    ) -> Result<Vec<crate::domain::booking::TourRecord>, StoreError>;
+
+    /// Bookings whose ResMan write is still owed and older than `before` (the outbox), for re-queueing.
+    async fn owed_syncs(
+        &self,
+        before: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Vec<crate::domain::booking::BookingId>, StoreError>;
+}
+
+/// The retry queue of ResMan writes.
+#[async_trait]
+pub trait SyncQueue: Send + Sync {
+    async fn enqueue(&self, booking: &crate::domain::booking::BookingId) -> Result<(), StoreError>;
 }

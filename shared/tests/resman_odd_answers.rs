@@ -35,10 +35,7 @@ fn by_email() -> ProspectLookup {
 async fn an_html_error_page_with_http_200_is_malformed_not_success() {
     let server = MockServer::start().await;
     Mock::given(method("POST"))
-        .respond_with(
-            ResponseTemplate::new(200)
-                .set_body_string("<html><body><h1>Maintenance</h1></body></html>"),
-        )
+        .respond_with(ResponseTemplate::new(200).set_body_string("<html><body><h1>Maintenance</h1></body></html>"))
         .mount(&server)
         .await;
     let err = gateway(&server, Duration::from_secs(2))
@@ -54,8 +51,7 @@ async fn an_html_gateway_page_with_http_503_is_a_retryable_server_error() {
     let server = MockServer::start().await;
     Mock::given(method("POST"))
         .respond_with(
-            ResponseTemplate::new(503)
-                .set_body_string("<html><body><h1>503 Service Unavailable</h1></body></html>"),
+            ResponseTemplate::new(503).set_body_string("<html><body><h1>503 Service Unavailable</h1></body></html>"),
         )
         .mount(&server)
         .await;
@@ -71,9 +67,10 @@ async fn xml_cut_short_is_malformed() {
     let server = MockServer::start().await;
     Mock::given(method("POST"))
         .and(path("/MITS/SearchProspects"))
-        .respond_with(ResponseTemplate::new(200).set_body_string(
-            "<ResMan><Status>Success</Status><Response><LeadManagement><Prospects><Prospect>",
-        ))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_string("<ResMan><Status>Success</Status><Response><LeadManagement><Prospects><Prospect>"),
+        )
         .mount(&server)
         .await;
     let err = gateway(&server, Duration::from_secs(2))
@@ -176,14 +173,8 @@ async fn a_window_refused_as_too_wide_is_halved_until_each_part_is_read() {
     Mock::given(path("/MITS/SearchProspects"))
         .respond_with(move |req: &wiremock::Request| {
             let form: Vec<(String, String)> = serde_urlencoded::from_bytes(&req.body).unwrap();
-            let get = |k: &str| {
-                form.iter()
-                    .find(|(n, _)| n == k)
-                    .map(|(_, v)| v.clone())
-                    .unwrap()
-            };
-            let parse =
-                |v: String| chrono::NaiveDateTime::parse_from_str(&v, "%Y-%m-%dT%H:%M:%S").unwrap();
+            let get = |k: &str| form.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone()).unwrap();
+            let parse = |v: String| chrono::NaiveDateTime::parse_from_str(&v, "%Y-%m-%dT%H:%M:%S").unwrap();
             let span = parse(get("ModifiedEndDateTime")) - parse(get("ModifiedStartDateTime"));
             if span > chrono::Duration::days(3) {
                 ResponseTemplate::new(502).set_body_string("buffer overflow")

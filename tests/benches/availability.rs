@@ -7,9 +7,9 @@ use chrono::{Duration, NaiveDate, Utc};
 use integration_tests::*;
 use shared::adapters::dynamo::DynamoStore;
 use shared::app::availability::{AvailabilityDeps, AvailabilityQuery, Source, availability};
+use shared::domain::TourType;
 use shared::domain::property::parse_properties;
 use shared::domain::slots::free_slots;
-use shared::domain::TourType;
 use shared::ports::AvailabilityCache;
 use std::time::Instant;
 
@@ -22,7 +22,10 @@ fn percentile(samples: &mut [f64], p: f64) -> f64 {
 fn report(name: &str, samples: &mut [f64]) {
     let p50 = percentile(samples, 0.50);
     let p99 = percentile(samples, 0.99);
-    println!("{name:<44} runs={:<5} p50={p50:>8.3} ms  p99={p99:>8.3} ms", samples.len());
+    println!(
+        "{name:<44} runs={:<5} p50={p50:>8.3} ms  p99={p99:>8.3} ms",
+        samples.len()
+    );
 }
 
 fn next_weekday() -> NaiveDate {
@@ -38,7 +41,12 @@ async fn main() {
     let moto = Moto::start(&[], &[]);
     let store = DynamoStore::new(&moto.sdk().await, moto.var("TABLE_NAME"));
     load_demo_properties(&store).await;
-    let deps = AvailabilityDeps { properties: &store, calendar: &store, cache: &store, cache_ttl: Duration::seconds(3600) };
+    let deps = AvailabilityDeps {
+        properties: &store,
+        calendar: &store,
+        cache: &store,
+        cache_ttl: Duration::seconds(3600),
+    };
     let date = next_weekday();
     let query = AvailabilityQuery::parse(Some(DEMO_PROPERTY), Some(&date.to_string()), Some("in_person")).unwrap();
     let runs = 300;

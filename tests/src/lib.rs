@@ -79,15 +79,18 @@ impl Moto {
     /// Starts moto and creates the template's tables, queues and secrets in it. `params` are template parameters
     /// (`ResManBaseUrl=...`), `secrets` the local secret values (`WebhookSecretArn=...`).
     pub fn start(params: &[(&str, &str)], secrets: &[(&str, &str)]) -> Moto {
-        let moto_server = tool("moto_server");
+        tool("moto_server");
         let python = tool("python");
         let port = free_port();
-        let mut child = Command::new(&moto_server)
+        // moto behind a lock, so each request is applied atomically as DynamoDB would (see the script).
+        let launcher = workspace_root().join("infra/local/moto_serial.py");
+        let mut child = Command::new(&python)
+            .arg(&launcher)
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .unwrap_or_else(|e| panic!("could not start {}: {e}", moto_server.display()));
+            .unwrap_or_else(|e| panic!("could not start {}: {e}", launcher.display()));
         wait_for_port(port, "moto_server", &mut child);
         let endpoint = format!("http://127.0.0.1:{port}");
         let mut moto = Moto {
@@ -106,9 +109,7 @@ impl Moto {
         for (k, v) in secrets {
             cmd.args(["--secret", &format!("{k}={v}")]);
         }
-        let out = cmd
-            .output()
-            .expect("could not run infra/local/provision.py");
+        let out = cmd.output().expect("could not run infra/local/provision.py");
         assert!(
             out.status.success(),
             "provision.py failed: {}",
@@ -154,15 +155,9 @@ impl Drop for Moto {
 /// Stores the demo properties (`infra/properties/demo.json`), as `make up` does.
 pub async fn load_demo_properties(store: &shared::adapters::dynamo::DynamoStore) {
     use shared::ports::PropertyStore;
-    let text = std::fs::read_to_string(workspace_root().join("infra/properties/demo.json"))
-        .expect("demo properties");
-    for property in
-        shared::domain::property::parse_properties(&text).expect("valid demo properties")
-    {
-        store
-            .save_property(&property)
-            .await
-            .expect("property stored");
+    let text = std::fs::read_to_string(workspace_root().join("infra/properties/demo.json")).expect("demo properties");
+    for property in shared::domain::property::parse_properties(&text).expect("valid demo properties") {
+        store.save_property(&property).await.expect("property stored");
     }
 }
 
@@ -178,10 +173,7 @@ pub async fn sandbox_with(config: SandboxConfig) -> RunningSandbox {
 }
 
 /// The gateway our functions use, pointed at a sandbox, with the sandbox's demo credentials.
-pub fn resman_for(
-    sandbox: &RunningSandbox,
-    timeout: Duration,
-) -> shared::adapters::resman::HttpResMan {
+pub fn resman_for(sandbox: &RunningSandbox, timeout: Duration) -> shared::adapters::resman::HttpResMan {
     let mut settings = shared::adapters::resman::ResManSettings::new(
         sandbox.base_url(),
         shared::adapters::resman::ResManCredentials {

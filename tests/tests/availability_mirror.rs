@@ -34,12 +34,7 @@ async fn a_tour_booked_by_staff_in_resman_leaves_availability_and_the_cache() {
         cache_ttl: Duration::seconds(60),
     };
     let day = bookable_day();
-    let query = AvailabilityQuery::parse(
-        Some(PHOENIX_PROPERTY),
-        Some(&day.to_string()),
-        Some("in_person"),
-    )
-    .unwrap();
+    let query = AvailabilityQuery::parse(Some(PHOENIX_PROPERTY), Some(&day.to_string()), Some("in_person")).unwrap();
     let ten = Phoenix
         .from_local_datetime(&day.and_hms_opt(10, 0, 0).unwrap())
         .unwrap();
@@ -75,49 +70,27 @@ async fn a_tour_booked_by_staff_in_resman_leaves_availability_and_the_cache() {
         assert_eq!(res.status(), 201);
     }
 
-    let report = poll_changes(
-        &store,
-        &store,
-        &resman,
-        &PollSettings::default(),
-        Utc::now(),
-    )
-    .await
-    .unwrap();
+    let report = poll_changes(&store, &store, &resman, &PollSettings::default(), Utc::now())
+        .await
+        .unwrap();
     assert!(report.failed.is_empty(), "{report:?}");
     assert_eq!(report.appointments_changed, 2, "{report:?}");
 
     let (after, source) = availability(&deps, &query, Utc::now()).await.unwrap();
-    assert_eq!(
-        source,
-        Source::Computed,
-        "the change made the cached answer stale"
-    );
+    assert_eq!(source, Source::Computed, "the change made the cached answer stale");
     assert!(
         !after.available_slots.iter().any(|s| s.time == ten_text),
         "10:00 is gone"
     );
     assert!(
-        after
-            .available_slots
-            .iter()
-            .any(|s| s.time.contains("T10:30:00")),
+        after.available_slots.iter().any(|s| s.time.contains("T10:30:00")),
         "10:30 is still free"
     );
-    assert_eq!(
-        after.available_slots.len(),
-        before.available_slots.len() - 1
-    );
+    assert_eq!(after.available_slots.len(), before.available_slots.len() - 1);
 
     // The next poll reads the same appointments again and changes nothing.
-    let again = poll_changes(
-        &store,
-        &store,
-        &resman,
-        &PollSettings::default(),
-        Utc::now(),
-    )
-    .await
-    .unwrap();
+    let again = poll_changes(&store, &store, &resman, &PollSettings::default(), Utc::now())
+        .await
+        .unwrap();
     assert_eq!(again.appointments_changed, 0);
 }

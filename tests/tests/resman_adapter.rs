@@ -5,9 +5,7 @@ use chrono_tz::America::Phoenix;
 use integration_tests::*;
 use serde_json::{Value, json};
 use shared::domain::resman::{ProspectContact, ProspectLookup, ProspectTourPost, TourEventPost};
-use shared::domain::{
-    AgentId, Email, PersonName, Phone, ProspectSourceId, ResManPropertyId, UtcWindow,
-};
+use shared::domain::{AgentId, Email, PersonName, Phone, ProspectSourceId, ResManPropertyId, UtcWindow};
 use shared::ports::{ResManError, ResManGateway};
 use std::time::Duration;
 
@@ -27,7 +25,7 @@ fn tour_post(email: &str, start: DateTime<Utc>, agent: &str, source: &str) -> Pr
         tour: TourEventPost {
             appointment_id: None,
             start,
-            agent: AgentId::parse(agent).unwrap(),
+            agent: Some(AgentId::parse(agent).unwrap()),
             source: ProspectSourceId::parse(source).unwrap(),
             status: None,
             first_contact: true,
@@ -41,12 +39,7 @@ fn next_week_at(hour: u32) -> DateTime<Utc> {
     Utc.from_utc_datetime(&day.and_hms_opt(hour, 0, 0).unwrap())
 }
 
-async fn control(
-    sandbox: &RunningSandbox,
-    method: reqwest::Method,
-    path: &str,
-    body: Option<Value>,
-) -> Value {
+async fn control(sandbox: &RunningSandbox, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
     let client = reqwest::Client::new();
     let mut req = client.request(method, format!("{}{path}", sandbox.base_url()));
     if let Some(body) = body {
@@ -58,26 +51,15 @@ async fn control(
 }
 
 async fn appointments(sandbox: &RunningSandbox) -> Vec<Value> {
-    control(
-        sandbox,
-        reqwest::Method::GET,
-        "/_sandbox/appointments",
-        None,
-    )
-    .await
-    .as_array()
-    .cloned()
-    .unwrap()
+    control(sandbox, reqwest::Method::GET, "/_sandbox/appointments", None)
+        .await
+        .as_array()
+        .cloned()
+        .unwrap()
 }
 
 async fn set_faults(sandbox: &RunningSandbox, faults: Value) {
-    control(
-        sandbox,
-        reqwest::Method::POST,
-        "/_sandbox/faults",
-        Some(faults),
-    )
-    .await;
+    control(sandbox, reqwest::Method::POST, "/_sandbox/faults", Some(faults)).await;
 }
 
 #[tokio::test]
@@ -85,20 +67,13 @@ async fn the_demo_property_lists_its_leasing_agents_and_the_chatbot_source() {
     let sandbox = sandbox().await;
     let resman = resman_for(&sandbox, Duration::from_secs(5));
     let staff = resman.employees(&property(DEMO_PROPERTY)).await.unwrap();
-    let leasing: Vec<&str> = staff
-        .iter()
-        .filter(|e| e.is_leasing)
-        .map(|e| e.id.as_str())
-        .collect();
+    let leasing: Vec<&str> = staff.iter().filter(|e| e.is_leasing).map(|e| e.id.as_str()).collect();
     assert_eq!(leasing, DEMO_AGENTS);
     assert!(
         staff.iter().any(|e| !e.is_leasing),
         "the property manager gives no tours"
     );
-    let sources = resman
-        .prospect_sources(&property(DEMO_PROPERTY))
-        .await
-        .unwrap();
+    let sources = resman.prospect_sources(&property(DEMO_PROPERTY)).await.unwrap();
     assert!(
         sources
             .iter()
@@ -116,30 +91,18 @@ async fn a_prospect_created_with_a_tour_is_then_found_by_email_and_by_phone() {
     assert!(resman.find_prospects(&p, &lookup).await.unwrap().is_empty());
 
     let posted = resman
-        .post_tour(
-            &p,
-            &tour_post(email, next_week_at(16), DEMO_AGENTS[0], DEMO_SOURCE),
-        )
+        .post_tour(&p, &tour_post(email, next_week_at(16), DEMO_AGENTS[0], DEMO_SOURCE))
         .await
         .unwrap();
 
     let found = resman.find_prospects(&p, &lookup).await.unwrap();
     assert_eq!(found.len(), 1);
     assert_eq!(found[0].reference, posted.prospect);
-    let tour = found[0]
-        .tours("Appointment")
-        .next()
-        .expect("the tour event");
+    let tour = found[0].tours("Appointment").next().expect("the tour event");
     assert_eq!(tour.id.as_ref(), Some(&posted.appointment_id));
-    assert_eq!(
-        tour.agent.as_ref().map(AgentId::as_str),
-        Some(DEMO_AGENTS[0])
-    );
+    assert_eq!(tour.agent.as_ref().map(AgentId::as_str), Some(DEMO_AGENTS[0]));
     let by_phone = resman
-        .find_prospects(
-            &p,
-            &ProspectLookup::Phone(Phone::parse("512-555-0100").unwrap()),
-        )
+        .find_prospects(&p, &ProspectLookup::Phone(Phone::parse("512-555-0100").unwrap()))
         .await
         .unwrap();
     assert_eq!(by_phone.len(), 1);
@@ -184,24 +147,14 @@ async fn an_overlapping_tour_for_the_same_agent_is_a_refusal_with_resmans_words(
     resman
         .post_tour(
             &p,
-            &tour_post(
-                "one@example.com",
-                next_week_at(16),
-                DEMO_AGENTS[1],
-                DEMO_SOURCE,
-            ),
+            &tour_post("one@example.com", next_week_at(16), DEMO_AGENTS[1], DEMO_SOURCE),
         )
         .await
         .unwrap();
     let err = resman
         .post_tour(
             &p,
-            &tour_post(
-                "two@example.com",
-                next_week_at(16),
-                DEMO_AGENTS[1],
-                DEMO_SOURCE,
-            ),
+            &tour_post("two@example.com", next_week_at(16), DEMO_AGENTS[1], DEMO_SOURCE),
         )
         .await
         .unwrap_err();
@@ -227,10 +180,7 @@ async fn a_wrong_api_key_is_a_final_refusal() {
     );
     settings.timeout = Duration::from_secs(5);
     let resman = shared::adapters::resman::HttpResMan::new(settings).unwrap();
-    let err = resman
-        .employees(&property(DEMO_PROPERTY))
-        .await
-        .unwrap_err();
+    let err = resman.employees(&property(DEMO_PROPERTY)).await.unwrap_err();
     assert!(
         matches!(&err, ResManError::Rejected { description } if description.contains("ApiKey")),
         "{err:?}"
@@ -248,11 +198,7 @@ async fn each_sandbox_fault_maps_to_its_error_class() {
     let resman = resman_for(&sandbox, Duration::from_millis(700));
     let p = property(DEMO_PROPERTY);
 
-    set_faults(
-        &sandbox,
-        json!({"http_error_rate": 1.0, "http_error_statuses": [502]}),
-    )
-    .await;
+    set_faults(&sandbox, json!({"http_error_rate": 1.0, "http_error_statuses": [502]})).await;
     assert_eq!(
         resman.employees(&p).await.unwrap_err(),
         ResManError::Server { status: 502 }
@@ -288,12 +234,7 @@ async fn each_sandbox_fault_maps_to_its_error_class() {
     let err = resman
         .post_tour(
             &p,
-            &tour_post(
-                "lost@example.com",
-                next_week_at(17),
-                DEMO_AGENTS[2],
-                DEMO_SOURCE,
-            ),
+            &tour_post("lost@example.com", next_week_at(17), DEMO_AGENTS[2], DEMO_SOURCE),
         )
         .await
         .unwrap_err();
@@ -317,22 +258,11 @@ async fn a_nine_day_change_window_is_split_and_still_finds_the_change() {
     resman
         .post_tour(
             &p,
-            &tour_post(
-                "window@example.com",
-                next_week_at(15),
-                DEMO_AGENTS[0],
-                DEMO_SOURCE,
-            ),
+            &tour_post("window@example.com", next_week_at(15), DEMO_AGENTS[0], DEMO_SOURCE),
         )
         .await
         .unwrap();
-    control(
-        &sandbox,
-        reqwest::Method::DELETE,
-        "/_sandbox/requests",
-        None,
-    )
-    .await;
+    control(&sandbox, reqwest::Method::DELETE, "/_sandbox/requests", None).await;
 
     let window = UtcWindow::new(Utc::now() - Days::days(9), Utc::now() + Days::minutes(1)).unwrap();
     let changed = resman.changed_prospects(&p, window).await.unwrap();
@@ -346,10 +276,7 @@ async fn a_nine_day_change_window_is_split_and_still_finds_the_change() {
         .iter()
         .map(|r| r["http_status"].as_i64().unwrap())
         .collect();
-    assert_eq!(
-        statuses[0], 502,
-        "the whole window was refused first: {statuses:?}"
-    );
+    assert_eq!(statuses[0], 502, "the whole window was refused first: {statuses:?}");
     assert!(
         statuses.len() >= 3 && statuses[1..].iter().all(|s| *s == 200),
         "{statuses:?}"

@@ -93,10 +93,7 @@ async fn a_signed_staff_change_is_verified_and_kept_once() {
             assert_eq!(effect, NoticeEffect::Applied(MirrorOutcome::Changed));
             assert_eq!(notice.appointment_id.as_str(), appointment_id);
             assert_eq!(notice.status, TourEventStatus::Cancelled);
-            assert_eq!(
-                notice.staff_member.as_ref().map(|a| a.as_str()),
-                Some(DEMO_AGENTS[0])
-            );
+            assert_eq!(notice.staff_member.as_ref().map(|a| a.as_str()), Some(DEMO_AGENTS[0]));
         }
         other => panic!("expected the notice to be accepted, got {other:?}"),
     }

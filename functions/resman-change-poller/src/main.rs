@@ -14,10 +14,7 @@ struct Deps {
     settings: PollSettings,
 }
 
-async fn handle(
-    deps: &Deps,
-    _tick: LambdaEvent<serde_json::Value>,
-) -> Result<serde_json::Value, Error> {
+async fn handle(deps: &Deps, _tick: LambdaEvent<serde_json::Value>) -> Result<serde_json::Value, Error> {
     let report = poll_changes(
         &deps.store,
         &deps.store,
@@ -48,10 +45,7 @@ async fn main() -> Result<(), Error> {
     let secrets = SecretsManager::new(&sdk);
     let resman_settings = config::resman(&secrets).await?;
     let settings = PollSettings {
-        backfill: chrono::Duration::from_std(config::optional_seconds(
-            "POLL_BACKFILL_SECONDS",
-            30 * 24 * 3600,
-        )?)?,
+        backfill: chrono::Duration::from_std(config::optional_seconds("POLL_BACKFILL_SECONDS", 30 * 24 * 3600)?)?,
         tour_event_type: resman_settings.tour_event_type.clone(),
         ..PollSettings::default()
     };
@@ -61,8 +55,5 @@ async fn main() -> Result<(), Error> {
         settings,
     };
     let deps = &deps;
-    run(service_fn(
-        move |tick| async move { handle(deps, tick).await },
-    ))
-    .await
+    run(service_fn(move |tick| async move { handle(deps, tick).await })).await
 }

@@ -17,12 +17,7 @@ struct Deps {
 
 async fn handle(deps: &Deps, request: Request) -> Response<Body> {
     if request.method() != lambda_http::http::Method::POST {
-        return ApiError::new(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "method_not_allowed",
-            "use POST",
-        )
-        .into_response();
+        return ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "use POST").into_response();
     }
     let signature = request
         .headers()
@@ -40,10 +35,7 @@ async fn handle(deps: &Deps, request: Request) -> Response<Body> {
             tracing::info!(appointment_id = %notice.appointment_id, status = notice.status.as_resman(), effect = ?effect, "change notice accepted");
             json(StatusCode::OK, &serde_json::json!({ "status": "accepted" }))
         }
-        Ok(NoticeOutcome::Duplicate) => json(
-            StatusCode::OK,
-            &serde_json::json!({ "status": "duplicate" }),
-        ),
+        Ok(NoticeOutcome::Duplicate) => json(StatusCode::OK, &serde_json::json!({ "status": "duplicate" })),
         Err(err) => error_response(&err),
     }
 }

@@ -73,7 +73,7 @@ def test_the_resolved_env_names_the_created_resources_and_secrets(moto):
     for variable in ("RESMAN_CREDENTIALS_SECRET_ARN", "API_KEYS_SECRET_ARN", "WEBHOOK_SECRET_ARN"):
         assert secrets.describe_secret(SecretId=env[variable])["ARN"] == env[variable]
     credentials = json.loads(secrets.get_secret_value(SecretId=env["RESMAN_CREDENTIALS_SECRET_ARN"])["SecretString"])
-    assert credentials == {"integration_partner_id": "domiq-sandbox", "api_key": "sandbox-api-key", "account_id": "400"}
+    assert credentials == {"integration_partner_id": "domiq-sandbox", "api_key": "sandbox-api-key", "account_id": 400}
 
 
 def test_provisioning_twice_succeeds_and_keeps_resources_and_secret_values(moto):

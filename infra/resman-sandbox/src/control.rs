@@ -20,8 +20,7 @@ use uuid::Uuid;
 use crate::app::{App, RequestRecord};
 use crate::faults::Faults;
 use crate::store::{
-    AppointmentStatus, AppointmentView, BookError, DirectBooking, StaffChange, StaffChangeError,
-    rfc3339,
+    AppointmentStatus, AppointmentView, BookError, DirectBooking, StaffChange, StaffChangeError, rfc3339,
 };
 use crate::webhook::{self, Delivery, StaffChangeNotice, WebhookTarget};
 
@@ -32,23 +31,11 @@ pub(crate) fn routes() -> Router<Arc<App>> {
             "/_sandbox/faults",
             get(get_faults).post(set_faults).delete(clear_faults),
         )
-        .route(
-            "/_sandbox/appointments",
-            get(list_appointments).post(book_appointment),
-        )
-        .route(
-            "/_sandbox/appointments/{event_id}/staff-change",
-            post(staff_change),
-        )
+        .route("/_sandbox/appointments", get(list_appointments).post(book_appointment))
+        .route("/_sandbox/appointments/{event_id}/staff-change", post(staff_change))
         .route("/_sandbox/webhooks", get(list_deliveries))
-        .route(
-            "/_sandbox/webhook",
-            post(set_webhook).delete(remove_webhook),
-        )
-        .route(
-            "/_sandbox/requests",
-            get(list_requests).delete(clear_requests),
-        )
+        .route("/_sandbox/webhook", post(set_webhook).delete(remove_webhook))
+        .route("/_sandbox/requests", get(list_requests).delete(clear_requests))
         .route("/_sandbox/reset", post(reset))
 }
 
@@ -83,20 +70,17 @@ impl ControlError {
 
 impl IntoResponse for ControlError {
     fn into_response(self) -> Response {
-        let body =
-            json!({"error": {"code": self.code, "message": self.message, "field": self.field}});
+        let body = json!({"error": {"code": self.code, "message": self.message, "field": self.field}});
         (self.status, Json(body)).into_response()
     }
 }
 
 fn parse_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, ControlError> {
-    serde_json::from_slice(body)
-        .map_err(|e| ControlError::new(StatusCode::BAD_REQUEST, "invalid_body", e.to_string()))
+    serde_json::from_slice(body).map_err(|e| ControlError::new(StatusCode::BAD_REQUEST, "invalid_body", e.to_string()))
 }
 
 fn parse_uuid(field: &'static str, value: &str) -> Result<Uuid, ControlError> {
-    Uuid::parse_str(value.trim())
-        .map_err(|_| ControlError::invalid(field, format!("{field} must be a GUID")))
+    Uuid::parse_str(value.trim()).map_err(|_| ControlError::invalid(field, format!("{field} must be a GUID")))
 }
 
 fn parse_instant(field: &'static str, value: &str) -> Result<DateTime<Utc>, ControlError> {
@@ -132,10 +116,7 @@ async fn get_faults(State(app): State<Arc<App>>) -> Json<Faults> {
 }
 
 /// Replaces the whole fault setting (fields left out go back to their defaults).
-async fn set_faults(
-    State(app): State<Arc<App>>,
-    body: Bytes,
-) -> Result<Json<Faults>, ControlError> {
+async fn set_faults(State(app): State<Arc<App>>, body: Bytes) -> Result<Json<Faults>, ControlError> {
     let faults = Faults::parse(&body).map_err(|e| ControlError {
         status: StatusCode::BAD_REQUEST,
         code: "invalid_faults",
@@ -204,12 +185,9 @@ async fn book_appointment(
     let booked = app.lock().store.book_direct(booking, Utc::now());
     match booked {
         Ok(appointment) => Ok((StatusCode::CREATED, Json(appointment))),
-        Err(BookError::PropertyNotFound) => Err(ControlError::new(
-            StatusCode::NOT_FOUND,
-            "property_not_found",
-            "property not found",
-        )
-        .on("property_id")),
+        Err(BookError::PropertyNotFound) => {
+            Err(ControlError::new(StatusCode::NOT_FOUND, "property_not_found", "property not found").on("property_id"))
+        }
         Err(BookError::AgentNotFound) => Err(ControlError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             "agent_not_found",
@@ -222,9 +200,7 @@ async fn book_appointment(
 
 fn booking(body: &[u8]) -> Result<DirectBooking, ControlError> {
     let body: BookBody = parse_body(body)?;
-    let duration_minutes = body
-        .duration_minutes
-        .unwrap_or(crate::store::DEFAULT_DURATION_MINUTES);
+    let duration_minutes = body.duration_minutes.unwrap_or(crate::store::DEFAULT_DURATION_MINUTES);
     if !(1..=MAX_DURATION_MINUTES).contains(&duration_minutes) {
         return Err(ControlError::invalid(
             "duration_minutes",
@@ -309,10 +285,7 @@ async fn staff_change(
             StaffChangeError::NotFound => appointment_not_found(),
             StaffChangeError::AgentUnavailable => agent_unavailable(),
         })?;
-    let target = state
-        .webhook
-        .clone()
-        .filter(|_| !outcome.updated_fields.is_empty());
+    let target = state.webhook.clone().filter(|_| !outcome.updated_fields.is_empty());
     let mut webhook_event_id = None;
     if let Some(target) = target {
         let appointment = &outcome.appointment;
@@ -356,13 +329,7 @@ async fn staff_change(
     }))
 }
 
-async fn deliver(
-    app: Arc<App>,
-    target: WebhookTarget,
-    event_id: Uuid,
-    body: String,
-    timestamp: i64,
-) {
+async fn deliver(app: Arc<App>, target: WebhookTarget, event_id: Uuid, body: String, timestamp: i64) {
     let outcome = webhook::send(&app.http, &target, body, timestamp).await;
     match &outcome {
         Ok(status) => tracing::info!(%event_id, status, "webhook delivered"),
@@ -395,13 +362,9 @@ struct WebhookReply {
     url: Option<String>,
 }
 
-async fn set_webhook(
-    State(app): State<Arc<App>>,
-    body: Bytes,
-) -> Result<Json<WebhookReply>, ControlError> {
+async fn set_webhook(State(app): State<Arc<App>>, body: Bytes) -> Result<Json<WebhookReply>, ControlError> {
     let body: WebhookBody = parse_body(&body)?;
-    let url_ok =
-        reqwest::Url::parse(&body.url).is_ok_and(|url| matches!(url.scheme(), "http" | "https"));
+    let url_ok = reqwest::Url::parse(&body.url).is_ok_and(|url| matches!(url.scheme(), "http" | "https"));
     if !url_ok {
         return Err(ControlError::invalid(
             "url",

@@ -205,11 +205,7 @@ impl Envelope {
     }
 
     pub(crate) fn status(&self) -> &'static str {
-        if self.outcome.is_ok() {
-            "Success"
-        } else {
-            "Error"
-        }
+        if self.outcome.is_ok() { "Success" } else { "Error" }
     }
 
     pub(crate) fn render(&self, format: Format) -> Result<String, RenderError> {
@@ -254,9 +250,7 @@ impl Envelope {
                         response,
                     },
                 )?;
-                Ok(format!(
-                    "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n{body}"
-                ))
+                Ok(format!("<?xml version=\"1.0\" encoding=\"utf-8\"?>\n{body}"))
             }
         }
     }
@@ -284,8 +278,7 @@ mod tests {
     #[test]
     fn json_envelope_puts_the_payload_beside_the_status_fields() {
         let json: serde_json::Value =
-            serde_json::from_str(&employees().render(Format::Json).expect("renders"))
-                .expect("json");
+            serde_json::from_str(&employees().render(Format::Json).expect("renders")).expect("json");
         assert_eq!(
             json,
             serde_json::json!({

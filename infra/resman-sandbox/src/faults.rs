@@ -134,11 +134,9 @@ impl Faults {
     }
 
     fn applies_to(&self, area: &str, method: &str) -> bool {
-        self.methods.as_ref().is_none_or(|methods| {
-            methods
-                .iter()
-                .any(|m| m == method || *m == format!("{area}/{method}"))
-        })
+        self.methods
+            .as_ref()
+            .is_none_or(|methods| methods.iter().any(|m| m == method || *m == format!("{area}/{method}")))
     }
 
     /// Decides the faults for one request and counts it against `remaining`.
@@ -149,10 +147,7 @@ impl Faults {
         let latency = Duration::from_millis(self.latency_ms);
         if let Some(remaining) = self.remaining.as_mut() {
             if *remaining == 0 {
-                return Decision {
-                    latency,
-                    action: None,
-                };
+                return Decision { latency, action: None };
             }
             *remaining -= 1;
         }
@@ -172,22 +167,14 @@ impl Faults {
     }
 }
 
-fn typed<T: serde::de::DeserializeOwned>(
-    name: &str,
-    value: Value,
-    expected: &str,
-) -> Result<T, FaultsError> {
-    serde_json::from_value(value)
-        .map_err(|_| FaultsError::field(name, format!("must be {expected}")))
+fn typed<T: serde::de::DeserializeOwned>(name: &str, value: Value, expected: &str) -> Result<T, FaultsError> {
+    serde_json::from_value(value).map_err(|_| FaultsError::field(name, format!("must be {expected}")))
 }
 
 fn rate(name: &str, value: Value) -> Result<f64, FaultsError> {
     let rate: f64 = typed(name, value, "a number between 0.0 and 1.0")?;
     if !(0.0..=1.0).contains(&rate) {
-        return Err(FaultsError::field(
-            name,
-            "must be a number between 0.0 and 1.0",
-        ));
+        return Err(FaultsError::field(name, "must be a number between 0.0 and 1.0"));
     }
     Ok(rate)
 }
@@ -215,11 +202,7 @@ mod tests {
             (r#"{"remaining": 1.5}"#, "remaining"),
             (r#"{"latency": 10}"#, "latency"),
         ] {
-            assert_eq!(
-                parse(body).map_err(|e| e.field),
-                Err(Some(field.to_owned())),
-                "{body}"
-            );
+            assert_eq!(parse(body).map_err(|e| e.field), Err(Some(field.to_owned())), "{body}");
         }
         assert_eq!(parse("[]").map_err(|e| e.field), Err(None));
     }
@@ -233,10 +216,8 @@ mod tests {
 
     #[test]
     fn methods_limit_every_fault_including_latency() {
-        let mut faults = parse(
-            r#"{"latency_ms": 50, "status_error_rate": 1.0, "methods": ["PostLeadManagement4_0"]}"#,
-        )
-        .expect("valid");
+        let mut faults = parse(r#"{"latency_ms": 50, "status_error_rate": 1.0, "methods": ["PostLeadManagement4_0"]}"#)
+            .expect("valid");
         assert_eq!(
             faults.decide("Leasing", "GetEmployees", &mut rand::rng()),
             Decision::default()

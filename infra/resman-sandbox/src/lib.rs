@@ -101,8 +101,8 @@ impl SandboxConfig {
     pub fn demo() -> Self {
         // The embedded seed is a compile-time constant covered by a unit test, so failing here is a
         // build defect, not a run-time condition a caller could handle.
-        let properties = seed::parse_properties(seed::EMBEDDED_SEED, "embedded seed.json")
-            .expect("the embedded seed.json is valid");
+        let properties =
+            seed::parse_properties(seed::EMBEDDED_SEED, "embedded seed.json").expect("the embedded seed.json is valid");
         Self {
             credentials: Credentials::demo(),
             properties,
@@ -154,8 +154,7 @@ impl RunningSandbox {
 
 /// Binds `addr` (port 0 picks a free port) and serves the sandbox in a background task.
 pub async fn start(config: SandboxConfig, addr: SocketAddr) -> std::io::Result<RunningSandbox> {
-    seed::validate(&config.properties)
-        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+    seed::validate(&config.properties).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
     let http = reqwest::Client::builder()
         .timeout(WEBHOOK_TIMEOUT)
         .build()
@@ -195,9 +194,5 @@ pub async fn start(config: SandboxConfig, addr: SocketAddr) -> std::io::Result<R
         }
     });
     tracing::info!(%addr, "ResMan sandbox listening");
-    Ok(RunningSandbox {
-        addr,
-        shutdown,
-        server,
-    })
+    Ok(RunningSandbox { addr, shutdown, server })
 }

@@ -64,9 +64,7 @@ fn parse_args(mut raw: impl Iterator<Item = String>) -> Result<Args, CliError> {
     let mut args = Args::default();
     while let Some(arg) = raw.next() {
         let (flag, inline) = match arg.split_once('=') {
-            Some((flag, value)) if flag.starts_with("--") => {
-                (flag.to_owned(), Some(value.to_owned()))
-            }
+            Some((flag, value)) if flag.starts_with("--") => (flag.to_owned(), Some(value.to_owned())),
             _ => (arg, None),
         };
         if flag == "-h" || flag == "--help" {
@@ -127,8 +125,7 @@ fn config_from(args: Args) -> Result<(SandboxConfig, SocketAddr), CliError> {
         None => demo.account_id,
     };
     config.credentials = Credentials {
-        integration_partner_id: env("SANDBOX_INTEGRATION_PARTNER_ID")
-            .unwrap_or(demo.integration_partner_id),
+        integration_partner_id: env("SANDBOX_INTEGRATION_PARTNER_ID").unwrap_or(demo.integration_partner_id),
         api_key: env("SANDBOX_API_KEY").unwrap_or(demo.api_key),
         account_id,
     };
@@ -140,9 +137,7 @@ fn config_from(args: Args) -> Result<(SandboxConfig, SocketAddr), CliError> {
         config.load_properties(path)?;
     }
     let url = args.webhook_url.or_else(|| env("SANDBOX_WEBHOOK_URL"));
-    let secret = args
-        .webhook_secret
-        .or_else(|| env("SANDBOX_WEBHOOK_SECRET"));
+    let secret = args.webhook_secret.or_else(|| env("SANDBOX_WEBHOOK_SECRET"));
     config.webhook = match (url, secret) {
         (Some(url), Some(secret)) => Some(WebhookTarget { url, secret }),
         (None, None) => None,

@@ -9,9 +9,7 @@ use chrono::{DateTime, NaiveDateTime, Utc};
 use quick_xml::events::Event as XmlEvent;
 use serde::{Deserialize, Serialize};
 
-use crate::store::{
-    AppointmentStatus, Event, EventPost, Phone, PostError, Prospect, ProspectPost, ProspectRef,
-};
+use crate::store::{AppointmentStatus, Event, EventPost, Phone, PostError, Prospect, ProspectPost, ProspectRef};
 
 /// `EventDate`, `ModifiedStartDateTime` and `ModifiedEndDateTime`: UTC, no offset.
 pub(crate) const DATE_TIME_FORMAT: &str = "%Y-%m-%dT%H:%M:%S";
@@ -32,11 +30,7 @@ pub(crate) struct Prospects {
 pub(crate) struct ProspectXml {
     #[serde(rename = "Customers", default)]
     pub customers: Customers,
-    #[serde(
-        rename = "CustomerPreferences",
-        default,
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(rename = "CustomerPreferences", default, skip_serializing_if = "Option::is_none")]
     pub preferences: Option<CustomerPreferences>,
     #[serde(rename = "Events", default)]
     pub events: Events,
@@ -80,17 +74,9 @@ pub(crate) struct Name {
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub(crate) struct PhoneXml {
-    #[serde(
-        rename = "@PhoneType",
-        default,
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(rename = "@PhoneType", default, skip_serializing_if = "Option::is_none")]
     pub kind: Option<String>,
-    #[serde(
-        rename = "PhoneNumber",
-        default,
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(rename = "PhoneNumber", default, skip_serializing_if = "Option::is_none")]
     pub number: Option<String>,
 }
 
@@ -108,39 +94,19 @@ pub(crate) struct Events {
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub(crate) struct EventXml {
-    #[serde(
-        rename = "@EventType",
-        default,
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(rename = "@EventType", default, skip_serializing_if = "Option::is_none")]
     pub event_type: Option<String>,
-    #[serde(
-        rename = "@EventDate",
-        default,
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(rename = "@EventDate", default, skip_serializing_if = "Option::is_none")]
     pub event_date: Option<String>,
     #[serde(rename = "EventID", default, skip_serializing_if = "Option::is_none")]
     pub event_id: Option<IdValue>,
     #[serde(rename = "Agent", default, skip_serializing_if = "Option::is_none")]
     pub agent: Option<Agent>,
-    #[serde(
-        rename = "FirstContact",
-        default,
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(rename = "FirstContact", default, skip_serializing_if = "Option::is_none")]
     pub first_contact: Option<String>,
-    #[serde(
-        rename = "TransactionSource",
-        default,
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(rename = "TransactionSource", default, skip_serializing_if = "Option::is_none")]
     pub transaction_source: Option<String>,
-    #[serde(
-        rename = "EventReasons",
-        default,
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(rename = "EventReasons", default, skip_serializing_if = "Option::is_none")]
     pub event_reasons: Option<String>,
     #[serde(rename = "Comments", default, skip_serializing_if = "Option::is_none")]
     pub comments: Option<String>,
@@ -161,19 +127,13 @@ pub(crate) struct Agent {
 /// Parses the `Xml` form field of `PostLeadManagement4_0` into checked posts.
 pub(crate) fn parse_post(xml: &str) -> Result<Vec<ProspectPost>, PostError> {
     check_well_formed(xml)?;
-    let document: LeadManagement =
-        quick_xml::de::from_str(xml).map_err(|e| PostError::InvalidXml(e.to_string()))?;
+    let document: LeadManagement = quick_xml::de::from_str(xml).map_err(|e| PostError::InvalidXml(e.to_string()))?;
     if document.prospects.items.is_empty() {
         return Err(PostError::InvalidXml(
             "LeadManagement has no Prospects/Prospect".to_owned(),
         ));
     }
-    document
-        .prospects
-        .items
-        .into_iter()
-        .map(prospect_post)
-        .collect()
+    document.prospects.items.into_iter().map(prospect_post).collect()
 }
 
 /// The serde pass does not notice a second root or a wrong root name, so walk the events once first.
@@ -224,10 +184,12 @@ fn non_empty(value: Option<String>) -> Option<String> {
 
 fn prospect_post(prospect: ProspectXml) -> Result<ProspectPost, PostError> {
     // Co-applicants (further Customer elements) are out of scope; the first customer is the prospect.
-    let customer =
-        prospect.customers.items.into_iter().next().ok_or_else(|| {
-            PostError::InvalidXml("Prospect has no Customers/Customer".to_owned())
-        })?;
+    let customer = prospect
+        .customers
+        .items
+        .into_iter()
+        .next()
+        .ok_or_else(|| PostError::InvalidXml("Prospect has no Customers/Customer".to_owned()))?;
     let id_of = |wanted: &str| {
         customer
             .identification
@@ -301,10 +263,7 @@ pub(crate) fn format_utc(at: DateTime<Utc>) -> String {
 }
 
 /// A prospect as ResMan shows it: identification, contact details and the chosen events.
-pub(crate) fn prospect_xml<'a>(
-    prospect: &Prospect,
-    events: impl IntoIterator<Item = &'a Event>,
-) -> ProspectXml {
+pub(crate) fn prospect_xml<'a>(prospect: &Prospect, events: impl IntoIterator<Item = &'a Event>) -> ProspectXml {
     let identification = vec![
         Identification {
             id_type: "ProspectID".to_owned(),
@@ -355,9 +314,7 @@ fn event_xml(event: &Event) -> EventXml {
             value: event.id.to_string(),
         }),
         agent: event.agent_id.map(|id| Agent {
-            agent_id: Some(IdValue {
-                value: id.to_string(),
-            }),
+            agent_id: Some(IdValue { value: id.to_string() }),
         }),
         first_contact: event.first_contact.clone(),
         transaction_source: event.transaction_source.map(|s| s.to_string()),
@@ -401,24 +358,12 @@ mod tests {
         let post = &posts[0];
         assert_eq!(post.prospect_ref, None);
         assert_eq!(post.first_name.as_deref(), Some("Ana"));
-        assert_eq!(
-            post.preferences.as_deref(),
-            Some("2 bedroom & ground floor")
-        );
-        assert_eq!(
-            post.phone.as_ref().map(|p| p.number.as_str()),
-            Some("+15125550100")
-        );
+        assert_eq!(post.preferences.as_deref(), Some("2 bedroom & ground floor"));
+        assert_eq!(post.phone.as_ref().map(|p| p.number.as_str()), Some("+15125550100"));
         let event = &post.events[0];
         assert_eq!(event.event_type.as_deref(), Some("Appointment"));
-        assert_eq!(
-            event.date.map(format_utc).as_deref(),
-            Some("2026-12-01T16:00:00")
-        );
-        assert_eq!(
-            event.agent_id.as_deref(),
-            Some("a1e0c3b2-0001-4c6a-9d1e-000000000001")
-        );
+        assert_eq!(event.date.map(format_utc).as_deref(), Some("2026-12-01T16:00:00"));
+        assert_eq!(event.agent_id.as_deref(), Some("a1e0c3b2-0001-4c6a-9d1e-000000000001"));
         assert_eq!(event.status, None);
     }
 
@@ -431,10 +376,7 @@ mod tests {
             )
             .replace("<Agent>", r#"<EventID IDValue="e-3"/><EventReasons>No Show</EventReasons><Agent>"#);
         let posts = parse_post(&xml).expect("parses");
-        assert_eq!(
-            posts[0].prospect_ref,
-            Some(ProspectRef::ProspectId("p-1".to_owned()))
-        );
+        assert_eq!(posts[0].prospect_ref, Some(ProspectRef::ProspectId("p-1".to_owned())));
         assert_eq!(posts[0].events[0].event_id.as_deref(), Some("e-3"));
         assert_eq!(posts[0].events[0].status, Some(AppointmentStatus::NoShow));
     }

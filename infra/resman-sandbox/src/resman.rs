@@ -140,10 +140,9 @@ impl Reply {
 impl IntoResponse for Reply {
     fn into_response(self) -> Response {
         let mut response = (self.status, self.body).into_response();
-        response.headers_mut().insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static(self.content_type),
-        );
+        response
+            .headers_mut()
+            .insert(header::CONTENT_TYPE, HeaderValue::from_static(self.content_type));
         response
     }
 }
@@ -168,10 +167,7 @@ impl Answer {
 
     fn into_reply(self, record: &mut RequestRecord, format: Format) -> Reply {
         match self {
-            Self::Envelope {
-                envelope,
-                event_ids,
-            } => {
+            Self::Envelope { envelope, event_ids } => {
                 record.status = Some(envelope.status());
                 record.event_ids = event_ids;
                 Reply::envelope(StatusCode::OK, &envelope, format)
@@ -206,11 +202,7 @@ pub(crate) async fn handle(
         Format::Xml
     };
     let form = Form::parse(query.as_deref(), &body);
-    let property_id = form
-        .as_ref()
-        .ok()
-        .and_then(|f| f.get("PropertyID"))
-        .map(str::to_owned);
+    let property_id = form.as_ref().ok().and_then(|f| f.get("PropertyID")).map(str::to_owned);
     let account_id = form.as_ref().ok().and_then(Form::account_id);
     let mut record = RequestRecord {
         at: rfc3339(now),
@@ -234,11 +226,7 @@ pub(crate) async fn handle(
         let reply = Reply::envelope(StatusCode::NOT_FOUND, &envelope, requested);
         return finish(&app, record, reply);
     };
-    let format = if kind.is_mits() {
-        Format::Xml
-    } else {
-        requested
-    };
+    let format = if kind.is_mits() { Format::Xml } else { requested };
 
     let decision = app.lock().faults.decide(&area, &method, &mut rand::rng());
     if !decision.latency.is_zero() {
@@ -304,12 +292,7 @@ fn log_request(app: &App, record: RequestRecord) {
     app.lock().record_request(record);
 }
 
-fn execute(
-    app: &App,
-    kind: Method,
-    form: Result<Form, serde_urlencoded::de::Error>,
-    now: DateTime<Utc>,
-) -> Answer {
+fn execute(app: &App, kind: Method, form: Result<Form, serde_urlencoded::de::Error>, now: DateTime<Utc>) -> Answer {
     let form = match form {
         Ok(form) => form,
         Err(error) => {
@@ -342,17 +325,13 @@ fn execute(
             let properties = state.store.properties().iter().map(PropertyOut::from);
             Answer::envelope(envelope(Ok(Payload::Properties(properties.collect()))))
         }
-        Method::GetEmployees => Answer::envelope(envelope(property.map(|property| {
-            Payload::Employees(property.employees.iter().map(EmployeeOut::from).collect())
-        }))),
+        Method::GetEmployees => {
+            Answer::envelope(envelope(property.map(|property| {
+                Payload::Employees(property.employees.iter().map(EmployeeOut::from).collect())
+            })))
+        }
         Method::GetProspectSources => Answer::envelope(envelope(property.map(|property| {
-            Payload::ProspectSources(
-                property
-                    .prospect_sources
-                    .iter()
-                    .map(ProspectSourceOut::from)
-                    .collect(),
-            )
+            Payload::ProspectSources(property.prospect_sources.iter().map(ProspectSourceOut::from).collect())
         }))),
         Method::SearchProspects => match (property, criterion(&form)) {
             (Err(not_found), _) => Answer::envelope(envelope(Err(not_found))),
@@ -360,8 +339,7 @@ fn execute(
             (Ok(_), Err(error)) => Answer::envelope(envelope(Err(error.to_string()))),
             (Ok(property), Ok(criterion)) => {
                 let found = state.store.search(property.property_id, &criterion);
-                let document =
-                    lead_management(found.iter().map(|p| mits::prospect_xml(p, &p.events)));
+                let document = lead_management(found.iter().map(|p| mits::prospect_xml(p, &p.events)));
                 Answer::envelope(envelope(Ok(document)))
             }
         },
@@ -485,12 +463,7 @@ mod tests {
     use super::*;
 
     fn form(fields: &[(&str, &str)]) -> Form {
-        Form(
-            fields
-                .iter()
-                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-                .collect(),
-        )
+        Form(fields.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect())
     }
 
     #[test]
@@ -500,10 +473,7 @@ mod tests {
             criterion(&form(&[("Email", "a@b.c"), ("Phone", "1")])),
             Err(SearchError::SeveralCriteria(_))
         ));
-        assert_eq!(
-            criterion(&form(&[("FirstName", "Ana")])),
-            Err(SearchError::HalfName)
-        );
+        assert_eq!(criterion(&form(&[("FirstName", "Ana")])), Err(SearchError::HalfName));
         assert_eq!(
             criterion(&form(&[("ModifiedEndDateTime", "2026-12-01T00:00:00")])),
             Err(SearchError::HalfWindow)
@@ -522,14 +492,8 @@ mod tests {
                 ("ModifiedEndDateTime", end),
             ]))
         };
-        assert!(matches!(
-            window("2026-12-08T00:00:00"),
-            Ok(Criterion::Modified { .. })
-        ));
-        assert_eq!(
-            window("2026-12-08T00:00:01"),
-            Err(SearchError::WindowTooWide)
-        );
+        assert!(matches!(window("2026-12-08T00:00:00"), Ok(Criterion::Modified { .. })));
+        assert_eq!(window("2026-12-08T00:00:01"), Err(SearchError::WindowTooWide));
         assert!(matches!(
             window("2026-12-08"),
             Err(SearchError::InvalidDate {
@@ -541,11 +505,7 @@ mod tests {
 
     #[test]
     fn body_fields_win_over_query_fields() {
-        let form = Form::parse(
-            Some("PropertyID=from-query&ApiKey=k"),
-            b"PropertyID=from-body",
-        )
-        .expect("parses");
+        let form = Form::parse(Some("PropertyID=from-query&ApiKey=k"), b"PropertyID=from-body").expect("parses");
         assert_eq!(form.get("PropertyID"), Some("from-body"));
         assert_eq!(form.get("ApiKey"), Some("k"));
     }

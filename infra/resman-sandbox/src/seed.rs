@@ -96,10 +96,7 @@ pub enum SeedError {
         source: serde_json::Error,
     },
     #[error("property {property_id}: unknown IANA time zone {time_zone:?}")]
-    InvalidTimeZone {
-        property_id: Uuid,
-        time_zone: String,
-    },
+    InvalidTimeZone { property_id: Uuid, time_zone: String },
     #[error("{kind} id {id} appears more than once")]
     DuplicateId { kind: &'static str, id: Uuid },
     #[error("property {property_id}: office hours for {day} are given more than once")]
@@ -191,43 +188,24 @@ mod tests {
         let properties = embedded();
         validate(&properties).expect("embedded seed is valid");
         let maple = &properties[0];
-        assert_eq!(
-            maple.property_id.to_string(),
-            "5f1c2a9e-3b7d-4c41-9a0e-7d2b6c8e1f01"
-        );
+        assert_eq!(maple.property_id.to_string(), "5f1c2a9e-3b7d-4c41-9a0e-7d2b6c8e1f01");
         assert_eq!(maple.time_zone, "America/Chicago");
         assert_eq!(maple.employees.len(), 4);
         let morgan = maple
-            .employee(
-                "a1e0c3b2-0004-4c6a-9d1e-000000000004"
-                    .parse()
-                    .expect("uuid"),
-            )
+            .employee("a1e0c3b2-0004-4c6a-9d1e-000000000004".parse().expect("uuid"))
             .expect("Morgan is seeded");
         assert!(!morgan.is_leasing);
-        assert!(
-            maple.has_prospect_source(
-                "b7d3e8f0-0002-4d2c-8a5b-000000000002"
-                    .parse()
-                    .expect("uuid")
-            )
-        );
+        assert!(maple.has_prospect_source("b7d3e8f0-0002-4d2c-8a5b-000000000002".parse().expect("uuid")));
         assert!(!maple.office_hours.iter().any(|h| h.day == Weekday::Sun));
         let saturday = maple
             .office_hours
             .iter()
             .find(|h| h.day == Weekday::Sat)
             .expect("open on Saturday");
-        assert_eq!(
-            saturday.open,
-            NaiveTime::from_hms_opt(10, 0, 0).expect("time")
-        );
+        assert_eq!(saturday.open, NaiveTime::from_hms_opt(10, 0, 0).expect("time"));
 
         let saguaro = &properties[1];
-        assert_eq!(
-            saguaro.property_id.to_string(),
-            "5f1c2a9e-3b7d-4c41-9a0e-7d2b6c8e1f02"
-        );
+        assert_eq!(saguaro.property_id.to_string(), "5f1c2a9e-3b7d-4c41-9a0e-7d2b6c8e1f02");
         assert_eq!(saguaro.time_zone, "America/Phoenix");
         assert_eq!(saguaro.employees.len(), 2);
         assert_eq!(saguaro.office_hours.len(), 6);
@@ -248,13 +226,7 @@ mod tests {
         let mut properties = embedded();
         properties.push(properties[0].clone());
         let err = validate(&properties).expect_err("duplicate refused");
-        assert!(matches!(
-            err,
-            SeedError::DuplicateId {
-                kind: "property",
-                ..
-            }
-        ));
+        assert!(matches!(err, SeedError::DuplicateId { kind: "property", .. }));
     }
 
     #[test]
@@ -263,29 +235,19 @@ mod tests {
         let alex = properties[0].employees[0].clone();
         properties[1].employees.push(alex);
         let err = validate(&properties).expect_err("duplicate refused");
-        assert!(matches!(
-            err,
-            SeedError::DuplicateId {
-                kind: "employee",
-                ..
-            }
-        ));
+        assert!(matches!(err, SeedError::DuplicateId { kind: "employee", .. }));
     }
 
     #[test]
     fn office_hours_that_close_before_they_open_are_refused() {
         let mut properties = embedded();
         properties[0].office_hours[0].close = NaiveTime::from_hms_opt(8, 0, 0).expect("time");
-        assert!(matches!(
-            validate(&properties),
-            Err(SeedError::EmptyOfficeHours { .. })
-        ));
+        assert!(matches!(validate(&properties), Err(SeedError::EmptyOfficeHours { .. })));
     }
 
     #[test]
     fn a_seed_with_an_unknown_field_is_refused_at_parse_time() {
-        let err = parse_properties(r#"[{"property_id": "x", "nmae": "typo"}]"#, "test")
-            .expect_err("refused");
+        let err = parse_properties(r#"[{"property_id": "x", "nmae": "typo"}]"#, "test").expect_err("refused");
         assert!(matches!(err, SeedError::Parse { .. }));
     }
 }

@@ -109,9 +109,7 @@ impl Event {
 
     /// Whether this event holds its agent's time.
     fn blocks_calendar(&self) -> bool {
-        self.is_appointment()
-            && self.agent_id.is_some()
-            && self.status != Some(AppointmentStatus::Cancelled)
+        self.is_appointment() && self.agent_id.is_some() && self.status != Some(AppointmentStatus::Cancelled)
     }
 
     fn overlaps(&self, other: &Event) -> bool {
@@ -129,9 +127,7 @@ pub(crate) fn duration_from_comments(comments: &str) -> Option<u32> {
             .unwrap_or(from_digits.len());
         let (digits, after) = from_digits.split_at(digits_len);
         let unit_text = after.trim_start();
-        let unit_len = unit_text
-            .find(|c: char| !c.is_alphabetic())
-            .unwrap_or(unit_text.len());
+        let unit_len = unit_text.find(|c: char| !c.is_alphabetic()).unwrap_or(unit_text.len());
         let unit = unit_text[..unit_len].to_ascii_lowercase();
         if matches!(unit.as_str(), "min" | "mins" | "minute" | "minutes")
             && let Ok(minutes) = digits.parse::<u32>()
@@ -196,9 +192,7 @@ pub(crate) enum PostError {
     MissingEventDate(String),
     #[error("Invalid EventDate {0:?}: expected YYYY-MM-DDTHH:MM:SS in UTC without an offset")]
     InvalidEventDate(String),
-    #[error(
-        "Invalid EventReasons {0:?}: expected Scheduled, Confirmed, Completed, Cancelled or No Show"
-    )]
+    #[error("Invalid EventReasons {0:?}: expected Scheduled, Confirmed, Completed, Cancelled or No Show")]
     InvalidEventReasons(String),
 }
 
@@ -215,14 +209,8 @@ pub(crate) enum Criterion {
     ProspectId(String),
     Email(String),
     Phone(String),
-    Name {
-        first: String,
-        last: String,
-    },
-    Modified {
-        start: DateTime<Utc>,
-        end: DateTime<Utc>,
-    },
+    Name { first: String, last: String },
+    Modified { start: DateTime<Utc>, end: DateTime<Utc> },
 }
 
 /// An appointment as the control surface shows it.
@@ -378,12 +366,7 @@ impl Store {
         self.prospects
             .iter()
             .filter(|p| property_id.is_none_or(|id| p.property_id == id))
-            .flat_map(|p| {
-                p.events
-                    .iter()
-                    .filter(|e| e.is_appointment())
-                    .map(move |e| view(p, e))
-            })
+            .flat_map(|p| p.events.iter().filter(|e| e.is_appointment()).map(move |e| view(p, e)))
             .collect()
     }
 
@@ -573,25 +556,14 @@ fn create_prospect(
     Ok(work.len() - 1)
 }
 
-fn find_prospect(
-    work: &[Prospect],
-    property_id: Uuid,
-    reference: &ProspectRef,
-) -> Result<usize, PostError> {
+fn find_prospect(work: &[Prospect], property_id: Uuid, reference: &ProspectRef) -> Result<usize, PostError> {
     let (id, by_person) = match reference {
         ProspectRef::ProspectId(id) => (id, false),
         ProspectRef::PersonId(id) => (id, true),
     };
     let id = Uuid::parse_str(id.trim()).map_err(|_| PostError::ProspectNotFound)?;
     work.iter()
-        .position(|p| {
-            p.property_id == property_id
-                && if by_person {
-                    p.person_id == id
-                } else {
-                    p.id == id
-                }
-        })
+        .position(|p| p.property_id == property_id && if by_person { p.person_id == id } else { p.id == id })
         .ok_or(PostError::ProspectNotFound)
 }
 
@@ -637,8 +609,7 @@ fn apply_event(
             overwrite(&mut event.first_contact, post.first_contact);
             overwrite(&mut event.transaction_source, source);
             if let Some(comments) = post.comments {
-                event.duration_minutes =
-                    duration_from_comments(&comments).unwrap_or(DEFAULT_DURATION_MINUTES);
+                event.duration_minutes = duration_from_comments(&comments).unwrap_or(DEFAULT_DURATION_MINUTES);
                 event.comments = Some(comments);
             }
             event
@@ -654,9 +625,7 @@ fn apply_event(
             if appointment && agent.is_none() {
                 return Err(PostError::AgentNotFound);
             }
-            let status = post
-                .status
-                .or(appointment.then_some(AppointmentStatus::Scheduled));
+            let status = post.status.or(appointment.then_some(AppointmentStatus::Scheduled));
             let duration_minutes = post
                 .comments
                 .as_deref()
@@ -707,18 +676,12 @@ fn matches_criterion(prospect: &Prospect, criterion: &Criterion) -> bool {
         Criterion::Email(email) => same_text(&prospect.email, email),
         Criterion::Phone(phone) => {
             let wanted = digits(phone);
-            !wanted.is_empty()
-                && prospect
-                    .phone
-                    .as_ref()
-                    .is_some_and(|p| digits(&p.number) == wanted)
+            !wanted.is_empty() && prospect.phone.as_ref().is_some_and(|p| digits(&p.number) == wanted)
         }
         Criterion::Name { first, last } => {
             same_text(&prospect.first_name, first) && same_text(&prospect.last_name, last)
         }
-        Criterion::Modified { start, end } => {
-            *start <= prospect.modified && prospect.modified < *end
-        }
+        Criterion::Modified { start, end } => *start <= prospect.modified && prospect.modified < *end,
     }
 }
 
@@ -772,28 +735,17 @@ mod tests {
         }
     }
 
-    fn book(
-        store: &mut Store,
-        agent: &str,
-        start: DateTime<Utc>,
-        minutes: u32,
-    ) -> Result<Uuid, PostError> {
+    fn book(store: &mut Store, agent: &str, start: DateTime<Utc>, minutes: u32) -> Result<Uuid, PostError> {
         let posted = store.post(maple(), vec![tour(agent, start, minutes)], now())?;
         Ok(posted[0].event_ids[0])
     }
 
     #[test]
     fn duration_is_the_first_number_followed_by_min() {
-        assert_eq!(
-            duration_from_comments("In-Person Tour, 45 min. Notes"),
-            Some(45)
-        );
+        assert_eq!(duration_from_comments("In-Person Tour, 45 min. Notes"), Some(45));
         assert_eq!(duration_from_comments("2 bedroom, 60 minutes"), Some(60));
         assert_eq!(duration_from_comments("Tour 20min then 10 min"), Some(20));
-        assert_eq!(
-            duration_from_comments("10 minimum deposit, 15 Mins"),
-            Some(15)
-        );
+        assert_eq!(duration_from_comments("10 minimum deposit, 15 Mins"), Some(15));
         assert_eq!(duration_from_comments("0 min, 2 bedroom"), None);
         assert_eq!(duration_from_comments("no duration here"), None);
     }
@@ -807,9 +759,7 @@ mod tests {
         assert_eq!(second, Err(PostError::AgentUnavailable));
         assert_eq!(store.appointments(None), before);
         assert_eq!(
-            store
-                .search(maple(), &Criterion::Email("ana@example.com".into()))
-                .len(),
+            store.search(maple(), &Criterion::Email("ana@example.com".into())).len(),
             1
         );
     }
@@ -868,10 +818,7 @@ mod tests {
             store.post(maple(), vec![mv(at(17, 45))], now()),
             Err(PostError::AgentUnavailable)
         );
-        assert_eq!(
-            store.appointments(None)[0].scheduled_at,
-            "2026-12-01T16:30:00Z"
-        );
+        assert_eq!(store.appointments(None)[0].scheduled_at, "2026-12-01T16:30:00Z");
     }
 
     #[test]
@@ -930,10 +877,7 @@ mod tests {
                 now(),
             )
             .expect("cancel accepted");
-        assert_eq!(
-            store.appointments(None)[0].prospect_status,
-            ProspectStatus::Lost
-        );
+        assert_eq!(store.appointments(None)[0].prospect_status, ProspectStatus::Lost);
     }
 
     #[test]
@@ -945,22 +889,10 @@ mod tests {
             number: "+1 (512) 555-0100".to_owned(),
         });
         store.post(maple(), vec![post], now()).expect("created");
+        assert_eq!(store.search(maple(), &Criterion::Phone("+15125550100".into())).len(), 1);
+        assert_eq!(store.search(maple(), &Criterion::Phone("5125550100".into())).len(), 0);
         assert_eq!(
-            store
-                .search(maple(), &Criterion::Phone("+15125550100".into()))
-                .len(),
-            1
-        );
-        assert_eq!(
-            store
-                .search(maple(), &Criterion::Phone("5125550100".into()))
-                .len(),
-            0
-        );
-        assert_eq!(
-            store
-                .search(maple(), &Criterion::Email("ANA@Example.com".into()))
-                .len(),
+            store.search(maple(), &Criterion::Email("ANA@Example.com".into())).len(),
             1
         );
     }
@@ -975,9 +907,7 @@ mod tests {
         let later = now() + Duration::seconds(1);
         assert_eq!(store.search(maple(), &window(now(), later)).len(), 1);
         assert_eq!(
-            store
-                .search(maple(), &window(now() - Duration::hours(1), now()))
-                .len(),
+            store.search(maple(), &window(now() - Duration::hours(1), now())).len(),
             0
         );
     }
@@ -1016,13 +946,7 @@ mod tests {
             comments: Some("Booked at the desk".to_owned()),
         };
         let view = store.book_direct(booking.clone(), now()).expect("booked");
-        assert_eq!(
-            view.comments.as_deref(),
-            Some("Booked at the desk (60 min)")
-        );
-        assert_eq!(
-            store.book_direct(booking, now()),
-            Err(BookError::AgentUnavailable)
-        );
+        assert_eq!(view.comments.as_deref(), Some("Booked at the desk (60 min)"));
+        assert_eq!(store.book_direct(booking, now()), Err(BookError::AgentUnavailable));
     }
 }

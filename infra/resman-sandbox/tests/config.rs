@@ -16,8 +16,7 @@ struct TempFile(PathBuf);
 
 impl TempFile {
     fn with(content: &Value) -> Self {
-        let path =
-            std::env::temp_dir().join(format!("sandbox-props-{}.json", uuid::Uuid::new_v4()));
+        let path = std::env::temp_dir().join(format!("sandbox-props-{}.json", uuid::Uuid::new_v4()));
         std::fs::write(&path, content.to_string()).expect("write temp file");
         Self(path)
     }
@@ -58,10 +57,7 @@ async fn load_properties_adds_properties_that_the_api_then_serves() {
         .call_json("Leasing", "GetEmployees", &[("PropertyID", TUCSON)])
         .await;
     assert_eq!(employees["Employees"][0]["FirstName"], "Dana");
-    assert_eq!(
-        employees["Employees"][0]["IsLeasing"], true,
-        "leasing unless said"
-    );
+    assert_eq!(employees["Employees"][0]["IsLeasing"], true, "leasing unless said");
     sandbox.shutdown().await;
 }
 
@@ -70,10 +66,7 @@ fn load_properties_refuses_an_unknown_time_zone_and_leaves_the_config_as_it_was(
     let file = TempFile::with(&tucson("Arizona/Tucson"));
     let mut config = SandboxConfig::demo();
     let error = config.load_properties(&file.0).expect_err("refused");
-    assert!(
-        matches!(error, SeedError::InvalidTimeZone { .. }),
-        "{error}"
-    );
+    assert!(matches!(error, SeedError::InvalidTimeZone { .. }), "{error}");
     assert!(error.to_string().contains(TUCSON), "{error}");
     assert_eq!(config.properties.len(), 2);
 }
@@ -84,13 +77,7 @@ fn load_properties_refuses_a_property_that_is_already_configured() {
     let mut config = SandboxConfig::demo();
     let error = config.load_properties(&seed).expect_err("refused");
     assert!(
-        matches!(
-            error,
-            SeedError::DuplicateId {
-                kind: "property",
-                ..
-            }
-        ),
+        matches!(error, SeedError::DuplicateId { kind: "property", .. }),
         "{error}"
     );
 }
@@ -140,9 +127,5 @@ async fn shutdown_does_not_wait_for_a_hanging_request() {
     assert!(hanging.expect_err("times out").is_timeout());
     let started = Instant::now();
     sandbox.shutdown().await;
-    assert!(
-        started.elapsed() < Duration::from_secs(5),
-        "{:?}",
-        started.elapsed()
-    );
+    assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
 }

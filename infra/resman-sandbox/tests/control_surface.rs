@@ -30,13 +30,8 @@ async fn receiver() -> Receiver {
             }
         }),
     );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let url = format!(
-        "http://{}/hooks/resman",
-        listener.local_addr().expect("addr")
-    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let url = format!("http://{}/hooks/resman", listener.local_addr().expect("addr"));
     tokio::spawn(async move { axum::serve(listener, app).await });
     Receiver { url, received }
 }
@@ -66,20 +61,14 @@ fn verify_signature(header: &str, secret: &str, body: &[u8]) -> i64 {
 
 async fn staff_change(sandbox: &Sandbox, appointment_id: &str, change: Value) -> reqwest::Response {
     sandbox
-        .post_json(
-            &format!("/_sandbox/appointments/{appointment_id}/staff-change"),
-            change,
-        )
+        .post_json(&format!("/_sandbox/appointments/{appointment_id}/staff-change"), change)
         .await
 }
 
 #[tokio::test]
 async fn health_answers_ok() {
     let sandbox = Sandbox::start().await;
-    assert_eq!(
-        sandbox.get_json("/_sandbox/health").await,
-        json!({"status": "ok"})
-    );
+    assert_eq!(sandbox.get_json("/_sandbox/health").await, json!({"status": "ok"}));
     sandbox.shutdown().await;
 }
 
@@ -99,10 +88,8 @@ async fn a_staff_change_shows_in_search_and_sends_a_signed_webhook() {
 
     // Let the clock pass a whole second, so that only the staff change can fall in the window below.
     let created = Utc::now();
-    let next_second = created
-        .duration_trunc(chrono::Duration::seconds(1))
-        .expect("truncates")
-        + chrono::Duration::seconds(1);
+    let next_second =
+        created.duration_trunc(chrono::Duration::seconds(1)).expect("truncates") + chrono::Duration::seconds(1);
     let margin = chrono::Duration::milliseconds(50);
     tokio::time::sleep((next_second - created + margin).to_std().expect("positive")).await;
     let window_start = resman_time(next_second);
@@ -151,9 +138,7 @@ async fn a_staff_change_shows_in_search_and_sends_a_signed_webhook() {
     assert_eq!(notice["staff_member"], ALEX);
     assert_eq!(notice["property_id"], MAPLE);
     assert_eq!(notice["scheduled_at"], "2026-12-01T17:00:00Z");
-    assert!(
-        chrono::DateTime::parse_from_rfc3339(notice["timestamp"].as_str().expect("string")).is_ok()
-    );
+    assert!(chrono::DateTime::parse_from_rfc3339(notice["timestamp"].as_str().expect("string")).is_ok());
 
     // The delivery log records the receiver's answer and the exact signed body.
     let mut deliveries = Value::Null;
@@ -167,10 +152,7 @@ async fn a_staff_change_shows_in_search_and_sends_a_signed_webhook() {
     assert_eq!(deliveries[0]["status_code"], 200);
     assert_eq!(deliveries[0]["error"], Value::Null);
     assert_eq!(deliveries[0]["url"], receiver.url);
-    assert_eq!(
-        deliveries[0]["body"],
-        String::from_utf8_lossy(&body).as_ref()
-    );
+    assert_eq!(deliveries[0]["body"], String::from_utf8_lossy(&body).as_ref());
     sandbox.shutdown().await;
 }
 
@@ -179,10 +161,7 @@ async fn a_staff_change_that_changes_nothing_sends_no_webhook() {
     let receiver = receiver().await;
     let sandbox = Sandbox::start().await;
     let set = sandbox
-        .post_json(
-            "/_sandbox/webhook",
-            json!({"url": receiver.url, "secret": "s"}),
-        )
+        .post_json("/_sandbox/webhook", json!({"url": receiver.url, "secret": "s"}))
         .await;
     assert_eq!(set.status(), 200);
     let echo = sandbox
@@ -230,25 +209,15 @@ async fn the_webhook_target_can_be_set_and_removed_at_run_time() {
     assert_eq!(reply["appointment"]["status"], "No Show");
     assert_eq!(reply["webhook_event_id"], Value::Null);
     assert_eq!(
-        sandbox
-            .get_json("/_sandbox/webhooks")
-            .await
-            .as_array()
-            .map(Vec::len),
+        sandbox.get_json("/_sandbox/webhooks").await.as_array().map(Vec::len),
         Some(1)
     );
 
     let bad = sandbox
-        .post_json(
-            "/_sandbox/webhook",
-            json!({"url": "not a url", "secret": "s"}),
-        )
+        .post_json("/_sandbox/webhook", json!({"url": "not a url", "secret": "s"}))
         .await;
     assert_eq!(bad.status(), 400);
-    assert_eq!(
-        bad.json::<Value>().await.expect("json")["error"]["field"],
-        "url"
-    );
+    assert_eq!(bad.json::<Value>().await.expect("json")["error"]["field"], "url");
     sandbox.shutdown().await;
 }
 
@@ -271,10 +240,7 @@ async fn staff_changes_check_overlap_and_unknown_ids() {
     )
     .await;
     assert_eq!(clash.status(), 409);
-    assert_eq!(
-        sandbox.appointments().await[0]["scheduled_at"],
-        "2026-12-01T16:00:00Z"
-    );
+    assert_eq!(sandbox.appointments().await[0]["scheduled_at"], "2026-12-01T16:00:00Z");
 
     let unknown = staff_change(
         &sandbox,
@@ -299,9 +265,7 @@ async fn a_direct_booking_blocks_the_agent_for_mits_posts() {
         "prospect": {"first_name": "Walk", "last_name": "In", "email": "walkin@example.com"},
         "comments": "Booked at the front desk"
     });
-    let response = sandbox
-        .post_json("/_sandbox/appointments", booking.clone())
-        .await;
+    let response = sandbox.post_json("/_sandbox/appointments", booking.clone()).await;
     assert_eq!(response.status(), 201);
     let appointment: Value = response.json().await.expect("json");
     assert_eq!(appointment["scheduled_at"], "2026-12-01T16:00:00Z");
@@ -310,13 +274,7 @@ async fn a_direct_booking_blocks_the_agent_for_mits_posts() {
     assert_eq!(appointment["event_type"], "Appointment");
     assert_eq!(appointment["property_id"], MAPLE);
 
-    assert_eq!(
-        sandbox
-            .post_json("/_sandbox/appointments", booking)
-            .await
-            .status(),
-        409
-    );
+    assert_eq!(sandbox.post_json("/_sandbox/appointments", booking).await.status(), 409);
     let clash = sandbox
         .book_tour("bot@example.com", ALEX, "2026-12-01T16:50:00", 30)
         .await;
@@ -341,10 +299,7 @@ async fn reset_restores_the_seed_but_keeps_the_webhook_target() {
     let mut receiver = receiver().await;
     let sandbox = Sandbox::start().await;
     sandbox
-        .post_json(
-            "/_sandbox/webhook",
-            json!({"url": receiver.url, "secret": "keep"}),
-        )
+        .post_json("/_sandbox/webhook", json!({"url": receiver.url, "secret": "keep"}))
         .await;
     let echo = sandbox
         .book_tour("reset@example.com", ALEX, "2026-12-01T16:00:00", 45)
@@ -369,9 +324,7 @@ async fn reset_restores_the_seed_but_keeps_the_webhook_target() {
     assert_eq!(sandbox.get_json("/_sandbox/requests").await, json!([]));
     assert_eq!(sandbox.get_json("/_sandbox/webhooks").await, json!([]));
     assert_eq!(sandbox.get_json("/_sandbox/faults").await["latency_ms"], 0);
-    let gone = sandbox
-        .search(MAPLE, &[("Email", "reset@example.com")])
-        .await;
+    let gone = sandbox.search(MAPLE, &[("Email", "reset@example.com")]).await;
     assert!(gone.prospects().is_empty());
 
     let again = sandbox
@@ -386,10 +339,7 @@ async fn reset_restores_the_seed_but_keeps_the_webhook_target() {
     .await;
     let (_, body) = receiver.next().await;
     let notice: Value = serde_json::from_slice(&body).expect("json");
-    assert_eq!(
-        notice["appointment_id"],
-        again.prospect().event().event_id.value
-    );
+    assert_eq!(notice["appointment_id"], again.prospect().event().event_id.value);
     sandbox.shutdown().await;
 }
 
@@ -444,10 +394,7 @@ async fn the_request_log_records_calls_without_the_api_key_or_the_xml() {
     assert_eq!(entries[0]["http_status"], 200);
     assert_eq!(entries[0]["status"], "Success");
     assert_eq!(entries[0]["fault"], Value::Null);
-    assert_eq!(
-        entries[0]["event_ids"],
-        json!([echo.prospect().event().event_id.value])
-    );
+    assert_eq!(entries[0]["event_ids"], json!([echo.prospect().event().event_id.value]));
     assert_eq!(entries[1]["method"], "GetEmployees");
     assert_eq!(entries[1]["status"], "Error");
     assert!(entries[1].get("event_ids").is_none());

@@ -44,10 +44,7 @@ async fn an_http_error_answers_a_gateway_page_and_applies_nothing() {
             "PostLeadManagement4_0",
             &[
                 ("PropertyID", MAPLE),
-                (
-                    "Xml",
-                    &tour_card("gw@example.com", ALEX, "2026-12-01T16:00:00", 30),
-                ),
+                ("Xml", &tour_card("gw@example.com", ALEX, "2026-12-01T16:00:00", 30)),
             ],
             false,
         )
@@ -60,10 +57,7 @@ async fn an_http_error_answers_a_gateway_page_and_applies_nothing() {
             .starts_with("text/html")
     );
     let body = response.text().await.expect("body");
-    assert_eq!(
-        body,
-        "<html><body><h1>503 Service Unavailable</h1></body></html>"
-    );
+    assert_eq!(body, "<html><body><h1>503 Service Unavailable</h1></body></html>");
     assert!(sandbox.appointments().await.is_empty());
     sandbox.shutdown().await;
 }
@@ -96,10 +90,7 @@ async fn a_hang_outlasts_the_client_timeout_and_applies_nothing() {
             ("ApiKey", API_KEY),
             ("AccountID", ACCOUNT),
             ("PropertyID", MAPLE),
-            (
-                "Xml",
-                &tour_card("hang@example.com", ALEX, "2026-12-01T16:00:00", 30),
-            ),
+            ("Xml", &tour_card("hang@example.com", ALEX, "2026-12-01T16:00:00", 30)),
         ])
         .send()
         .await;
@@ -125,10 +116,7 @@ async fn a_status_error_fault_answers_the_envelope_error_and_applies_nothing() {
         .book_tour("status@example.com", ALEX, "2026-12-01T16:00:00", 30)
         .await;
     assert_eq!(answer.status, "Error");
-    assert_eq!(
-        answer.error_description.as_deref(),
-        Some("Database timeout")
-    );
+    assert_eq!(answer.error_description.as_deref(), Some("Database timeout"));
     assert!(sandbox.appointments().await.is_empty());
 
     sandbox.set_faults(json!({"status_error_rate": 1.0})).await;
@@ -143,19 +131,14 @@ async fn a_status_error_fault_answers_the_envelope_error_and_applies_nothing() {
 #[tokio::test]
 async fn applied_then_503_writes_the_appointment_but_answers_503() {
     let sandbox = Sandbox::start().await;
-    sandbox
-        .set_faults(json!({"applied_then_503_rate": 1.0}))
-        .await;
+    sandbox.set_faults(json!({"applied_then_503_rate": 1.0})).await;
     let response = sandbox
         .call(
             "MITS",
             "PostLeadManagement4_0",
             &[
                 ("PropertyID", MAPLE),
-                (
-                    "Xml",
-                    &tour_card("lost@example.com", ALEX, "2026-12-01T16:00:00", 30),
-                ),
+                ("Xml", &tour_card("lost@example.com", ALEX, "2026-12-01T16:00:00", 30)),
             ],
             false,
         )
@@ -166,9 +149,7 @@ async fn applied_then_503_writes_the_appointment_but_answers_503() {
     let appointments = sandbox.appointments().await;
     assert_eq!(appointments.len(), 1);
     assert_eq!(appointments[0]["agent_id"], ALEX);
-    let found = sandbox
-        .search(MAPLE, &[("Email", "lost@example.com")])
-        .await;
+    let found = sandbox.search(MAPLE, &[("Email", "lost@example.com")]).await;
     assert_eq!(found.prospects().len(), 1);
 
     let log = sandbox.get_json("/_sandbox/requests").await;
@@ -207,10 +188,7 @@ async fn methods_limit_faults_to_the_named_methods() {
             "PostLeadManagement4_0",
             &[
                 ("PropertyID", MAPLE),
-                (
-                    "Xml",
-                    &tour_card("m@example.com", ALEX, "2026-12-01T16:00:00", 30),
-                ),
+                ("Xml", &tour_card("m@example.com", ALEX, "2026-12-01T16:00:00", 30)),
             ],
             false,
         )
@@ -225,10 +203,7 @@ async fn delete_clears_every_fault() {
     sandbox
         .set_faults(json!({"http_error_rate": 1.0, "latency_ms": 50}))
         .await;
-    assert_eq!(
-        sandbox.get_json("/_sandbox/faults").await["http_error_rate"],
-        1.0
-    );
+    assert_eq!(sandbox.get_json("/_sandbox/faults").await["http_error_rate"], 1.0);
     assert_eq!(employees_status(&sandbox).await.0 / 100, 5);
 
     let cleared = sandbox.delete("/_sandbox/faults").await;
@@ -253,9 +228,6 @@ async fn invalid_fault_settings_are_a_400_naming_the_field() {
         let error: Value = response.json().await.expect("json");
         assert_eq!(error["error"]["field"], field);
     }
-    assert_eq!(
-        sandbox.get_json("/_sandbox/faults").await["http_error_rate"],
-        0.0
-    );
+    assert_eq!(sandbox.get_json("/_sandbox/faults").await["http_error_rate"], 0.0);
     sandbox.shutdown().await;
 }

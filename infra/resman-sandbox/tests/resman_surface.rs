@@ -29,10 +29,7 @@ async fn get_employees_answers_json_when_accept_asks_for_it_and_xml_otherwise() 
     let response = sandbox
         .call("Leasing", "GetEmployees", &[("PropertyID", MAPLE)], false)
         .await;
-    let content_type = response.headers()["content-type"]
-        .to_str()
-        .expect("ascii")
-        .to_owned();
+    let content_type = response.headers()["content-type"].to_str().expect("ascii").to_owned();
     assert!(content_type.contains("xml"), "{content_type}");
     let xml = parse_resman(&response.text().await.expect("body"));
     xml.assert_success();
@@ -95,9 +92,7 @@ async fn bad_credentials_are_a_status_error_in_an_http_200() {
             .map(|&(k, v)| if k == field { (k, wrong) } else { (k, v) })
             .collect();
         form.push(("PropertyID", MAPLE));
-        let response = sandbox
-            .call_raw("Leasing", "GetEmployees", &form, true)
-            .await;
+        let response = sandbox.call_raw("Leasing", "GetEmployees", &form, true).await;
         assert_eq!(response.status(), 200);
         let json: Value = response.json().await.expect("json");
         assert_eq!(json["Status"], "Error", "{field}");
@@ -149,10 +144,7 @@ async fn an_unknown_property_is_property_not_found() {
     }
     let search = sandbox.search(unknown, &[("Email", "a@example.com")]).await;
     assert_eq!(search.status, "Error");
-    assert_eq!(
-        search.error_description.as_deref(),
-        Some("Property not found")
-    );
+    assert_eq!(search.error_description.as_deref(), Some("Property not found"));
     sandbox.shutdown().await;
 }
 
@@ -166,10 +158,7 @@ async fn an_unknown_method_is_a_404_with_the_error_envelope() {
     assert_eq!(json["MethodName"], "GetUnicorns");
     let response = sandbox.call("Nowhere", "GetEmployees", &[], false).await;
     assert_eq!(response.status(), 404);
-    assert_eq!(
-        parse_resman(&response.text().await.expect("body")).status,
-        "Error"
-    );
+    assert_eq!(parse_resman(&response.text().await.expect("body")).status, "Error");
     sandbox.shutdown().await;
 }
 
@@ -210,27 +199,19 @@ async fn a_new_guest_card_creates_a_prospect_that_search_by_email_finds() {
     found.assert_success();
     let prospect = found.prospect();
     assert_eq!(prospect.prospect_id(), prospect_id);
-    assert_eq!(
-        prospect.customers.items[0].email.as_deref(),
-        Some("ana@example.com")
-    );
+    assert_eq!(prospect.customers.items[0].email.as_deref(), Some("ana@example.com"));
     let event = prospect.event();
     assert_eq!(event.event_id.value, event_id);
     assert_eq!(event.event_type, "Appointment");
     assert_eq!(event.event_date, "2026-12-01T16:00:00");
-    assert_eq!(
-        event.agent.as_ref().map(|a| a.agent_id.value.as_str()),
-        Some(ALEX)
-    );
+    assert_eq!(event.agent.as_ref().map(|a| a.agent_id.value.as_str()), Some(ALEX));
     assert_eq!(event.event_reasons.as_deref(), Some("Scheduled"));
     assert_eq!(
         event.comments.as_deref(),
         Some("In-Person Tour, 45 min. Notes & requests [tour-ref:abc]")
     );
 
-    let other_property = sandbox
-        .search(SAGUARO, &[("Email", "ana@example.com")])
-        .await;
+    let other_property = sandbox.search(SAGUARO, &[("Email", "ana@example.com")]).await;
     assert!(other_property.prospects().is_empty());
     sandbox.shutdown().await;
 }
@@ -278,13 +259,8 @@ async fn posting_the_same_guest_card_twice_makes_two_prospects() {
         .await;
     first.assert_success();
     second.assert_success();
-    assert_ne!(
-        first.prospect().prospect_id(),
-        second.prospect().prospect_id()
-    );
-    let found = sandbox
-        .search(MAPLE, &[("Email", "twice@example.com")])
-        .await;
+    assert_ne!(first.prospect().prospect_id(), second.prospect().prospect_id());
+    let found = sandbox.search(MAPLE, &[("Email", "twice@example.com")]).await;
     assert_eq!(found.prospects().len(), 2);
     sandbox.shutdown().await;
 }
@@ -305,13 +281,8 @@ async fn an_overlapping_appointment_for_the_same_agent_is_refused_and_not_writte
         Some("Agent is not available at that time")
     );
     assert_eq!(sandbox.appointments().await.len(), 1);
-    let nothing = sandbox
-        .search(MAPLE, &[("Email", "second@example.com")])
-        .await;
-    assert!(
-        nothing.prospects().is_empty(),
-        "a refused post writes nothing"
-    );
+    let nothing = sandbox.search(MAPLE, &[("Email", "second@example.com")]).await;
+    assert!(nothing.prospects().is_empty(), "a refused post writes nothing");
     sandbox.shutdown().await;
 }
 
@@ -345,10 +316,7 @@ async fn a_cancelled_appointment_no_longer_blocks_its_agent() {
     );
     let cancelled = sandbox.post_lead(MAPLE, &cancel).await;
     cancelled.assert_success();
-    assert_eq!(
-        cancelled.prospect().event().event_reasons.as_deref(),
-        Some("Cancelled")
-    );
+    assert_eq!(cancelled.prospect().event().event_reasons.as_deref(), Some("Cancelled"));
     sandbox
         .book_tour("second@example.com", ALEX, "2026-12-01T16:00:00", 45)
         .await
@@ -369,8 +337,7 @@ async fn posting_an_event_id_with_a_new_date_moves_that_appointment() {
     let prospect_id = echo.prospect().prospect_id();
     let event_id = echo.prospect().event().event_id.value.clone();
 
-    let onto_its_own_slot =
-        event_update(&prospect_id, &event_id, Some("2026-12-01T16:30:00"), None);
+    let onto_its_own_slot = event_update(&prospect_id, &event_id, Some("2026-12-01T16:30:00"), None);
     let moved = sandbox.post_lead(MAPLE, &onto_its_own_slot).await;
     moved.assert_success();
     assert_eq!(moved.prospect().event().event_id.value, event_id);
@@ -409,10 +376,7 @@ async fn business_rules_of_a_post_answer_their_error_descriptions() {
         assert_eq!(answer.error_description.as_deref(), Some(description));
     }
     let with_offset = sandbox
-        .post_lead(
-            MAPLE,
-            &card.replace("2026-12-01T16:00:00", "2026-12-01T10:00:00-06:00"),
-        )
+        .post_lead(MAPLE, &card.replace("2026-12-01T16:00:00", "2026-12-01T10:00:00-06:00"))
         .await;
     assert_eq!(with_offset.status, "Error");
     assert!(sandbox.appointments().await.is_empty());
@@ -447,13 +411,7 @@ async fn a_modified_window_over_seven_days_answers_502_buffer_overflow() {
         )
         .await;
     assert_eq!(response.status(), 502);
-    assert!(
-        response
-            .text()
-            .await
-            .expect("body")
-            .contains("buffer overflow")
-    );
+    assert!(response.text().await.expect("body").contains("buffer overflow"));
 
     let seven_days = sandbox
         .search(
@@ -471,16 +429,11 @@ async fn a_modified_window_over_seven_days_answers_502_buffer_overflow() {
 #[tokio::test]
 async fn a_modified_window_finds_a_prospect_changed_inside_it_and_not_outside() {
     let sandbox = Sandbox::start().await;
-    let before = Utc::now()
-        .duration_trunc(Duration::seconds(1))
-        .expect("truncates");
+    let before = Utc::now().duration_trunc(Duration::seconds(1)).expect("truncates");
     let echo = sandbox
         .book_tour("window@example.com", ALEX, "2026-12-01T16:00:00", 30)
         .await;
-    let after = Utc::now()
-        .duration_trunc(Duration::seconds(1))
-        .expect("truncates")
-        + Duration::seconds(1);
+    let after = Utc::now().duration_trunc(Duration::seconds(1)).expect("truncates") + Duration::seconds(1);
     let window = |start, end| {
         [
             ("ModifiedStartDateTime", resman_time(start)),
@@ -491,16 +444,12 @@ async fn a_modified_window_finds_a_prospect_changed_inside_it_and_not_outside() 
         let fields = window(start, end);
         let sandbox = &sandbox;
         async move {
-            let criteria: Vec<(&str, &str)> =
-                fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            let criteria: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
             sandbox.search(MAPLE, &criteria).await
         }
     };
     let inside = search(before, after).await;
-    assert_eq!(
-        inside.prospect().prospect_id(),
-        echo.prospect().prospect_id()
-    );
+    assert_eq!(inside.prospect().prospect_id(), echo.prospect().prospect_id());
     assert_eq!(inside.prospect().events.items.len(), 1);
     let earlier = search(before - Duration::hours(1), before).await;
     assert!(earlier.prospects().is_empty());

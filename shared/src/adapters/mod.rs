@@ -3,3 +3,4 @@
 pub mod dynamo;
 pub mod resman;
 pub mod secrets;
+pub mod sqs;

@@ -19,20 +19,13 @@ pub struct AvailabilityQuery {
 
 impl AvailabilityQuery {
     /// From the query string's raw values; each missing or malformed one is named.
-    pub fn parse(
-        property_id: Option<&str>,
-        date: Option<&str>,
-        tour_type: Option<&str>,
-    ) -> Result<Self, InvalidField> {
-        let property_id = ResManPropertyId::parse(
-            property_id.ok_or_else(|| InvalidField::new("property_id", "is required"))?,
-        )?;
+    pub fn parse(property_id: Option<&str>, date: Option<&str>, tour_type: Option<&str>) -> Result<Self, InvalidField> {
+        let property_id =
+            ResManPropertyId::parse(property_id.ok_or_else(|| InvalidField::new("property_id", "is required"))?)?;
         let date = date.ok_or_else(|| InvalidField::new("date", "is required"))?;
         let date = NaiveDate::parse_from_str(date.trim(), "%Y-%m-%d")
             .map_err(|_| InvalidField::new("date", "must be a date YYYY-MM-DD"))?;
-        let tour_type = TourType::parse(
-            tour_type.ok_or_else(|| InvalidField::new("tour_type", "is required"))?,
-        )?;
+        let tour_type = TourType::parse(tour_type.ok_or_else(|| InvalidField::new("tour_type", "is required"))?)?;
         Ok(Self {
             property_id,
             date,
@@ -78,10 +71,7 @@ pub struct AvailabilityDeps<'a> {
     pub cache_ttl: Duration,
 }
 
-pub async fn load_property(
-    properties: &dyn PropertyStore,
-    id: &ResManPropertyId,
-) -> Result<Property, AppError> {
+pub async fn load_property(properties: &dyn PropertyStore, id: &ResManPropertyId) -> Result<Property, AppError> {
     properties
         .property(id)
         .await?
@@ -97,8 +87,7 @@ pub async fn busy_for_dates(
 ) -> Result<Vec<Busy>, AppError> {
     let start = slots::day_window(property.time_zone, from).start() - Duration::hours(12);
     let end = slots::day_window(property.time_zone, to).end();
-    let window = UtcWindow::new(start, end)
-        .map_err(|e| AppError::Invalid(InvalidField::new("date", e.reason)))?;
+    let window = UtcWindow::new(start, end).map_err(|e| AppError::Invalid(InvalidField::new("date", e.reason)))?;
     Ok(calendar.busy_in(property, window).await?)
 }
 
@@ -123,18 +112,16 @@ pub async fn availability(
     property.tour_type(query.tour_type)?;
     slots::check_date(&property, query.date, now)?;
 
-    let cached = deps
-        .cache
-        .read(&property.id, query.date, query.tour_type, now)
-        .await?;
+    let cached = deps.cache.read(&property.id, query.date, query.tour_type, now).await?;
     if let Some(body) = cached.fresh
         && let Ok(view) = serde_json::from_str::<AvailabilityView>(&body)
     {
         // Minimum notice moves on between computations: never serve a slot that has become too soon.
         let earliest = now + Duration::minutes(property.minimum_notice_minutes.into());
-        let still_bookable = view.available_slots.iter().all(|s| {
-            DateTime::parse_from_rfc3339(&s.time).is_ok_and(|t| t.with_timezone(&Utc) >= earliest)
-        });
+        let still_bookable = view
+            .available_slots
+            .iter()
+            .all(|s| DateTime::parse_from_rfc3339(&s.time).is_ok_and(|t| t.with_timezone(&Utc) >= earliest));
         if still_bookable {
             return Ok((view, Source::Cache));
         }
@@ -145,8 +132,7 @@ pub async fn availability(
     let next_available_date = if free.is_empty() {
         let last = slots::horizon_end(&property, now);
         let later = busy_for_dates(deps.calendar, &property, query.date, last).await?;
-        slots::next_available_date(&property, query.tour_type, query.date, &later, now)
-            .map(|d| d.to_string())
+        slots::next_available_date(&property, query.tour_type, query.date, &later, now).map(|d| d.to_string())
     } else {
         None
     };
@@ -232,10 +218,7 @@ mod tests {
     }
 
     fn times(view: &AvailabilityView) -> Vec<String> {
-        view.available_slots
-            .iter()
-            .map(|s| s.time.clone())
-            .collect()
+        view.available_slots.iter().map(|s| s.time.clone()).collect()
     }
 
     #[tokio::test]
@@ -248,10 +231,9 @@ mod tests {
         assert_eq!(first.available_slots[0].time, "2026-12-01T09:00:00-06:00");
         assert_eq!(first.available_slots[0].staff_member, "Alex Rivera");
         assert_eq!(first.time_zone, "America/Chicago");
-        let (second, source) =
-            availability(&deps(&store), &query("2026-12-01", "in_person"), now())
-                .await
-                .unwrap();
+        let (second, source) = availability(&deps(&store), &query("2026-12-01", "in_person"), now())
+            .await
+            .unwrap();
         assert_eq!((second, source), (first, Source::Cache));
     }
 
@@ -269,11 +251,7 @@ mod tests {
         let (after, source) = availability(&deps(&store), &query("2026-12-01", "virtual"), now())
             .await
             .unwrap();
-        assert_eq!(
-            source,
-            Source::Computed,
-            "the change made the cached answer stale"
-        );
+        assert_eq!(source, Source::Computed, "the change made the cached answer stale");
         assert!(!times(&after).contains(&"2026-12-01T10:00:00-06:00".to_owned()));
         assert!(!times(&after).contains(&"2026-12-01T10:30:00-06:00".to_owned()));
     }
@@ -332,8 +310,7 @@ mod tests {
     #[tokio::test]
     async fn an_unknown_property_is_not_found_and_bad_questions_name_their_field() {
         let store = MemoryStore::with_property(demo());
-        let unknown =
-            AvailabilityQuery::parse(Some("NOPE"), Some("2026-12-01"), Some("in_person")).unwrap();
+        let unknown = AvailabilityQuery::parse(Some("NOPE"), Some("2026-12-01"), Some("in_person")).unwrap();
         assert!(
             matches!(availability(&deps(&store), &unknown, now()).await, Err(AppError::NotFound(f)) if f.field == "property_id")
         );

@@ -66,22 +66,16 @@ async fn poll_property(
     };
     let prospects = resman.changed_prospects(&property.id, window).await?;
     for prospect in &prospects {
-        for appointment in calendar::appointments_of(
-            prospect,
-            &settings.tour_event_type,
-            default_minutes(property),
-            now,
-        ) {
+        for appointment in
+            calendar::appointments_of(prospect, &settings.tour_event_type, default_minutes(property), now)
+        {
             report.appointments_seen += 1;
             if calendar.apply_mirror(property, &appointment).await? == MirrorOutcome::Changed {
                 report.appointments_changed += 1;
             }
         }
     }
-    if !calendar
-        .advance_checkpoint(&property.id, checkpoint, now)
-        .await?
-    {
+    if !calendar.advance_checkpoint(&property.id, checkpoint, now).await? {
         tracing::warn!(property_id = %property.id, "another poller moved the checkpoint; this window is applied anyway");
     }
     Ok(())
@@ -98,8 +92,7 @@ pub async fn poll_changes(
     let mut report = PollReport::default();
     for property in properties.properties().await? {
         report.properties += 1;
-        if let Err(e) = poll_property(calendar, resman, &property, settings, now, &mut report).await
-        {
+        if let Err(e) = poll_property(calendar, resman, &property, settings, now, &mut report).await {
             tracing::warn!(property_id = %property.id, error = %e, "could not read ResMan's changes");
             report.failed.push(property.id.to_string());
         }
@@ -144,10 +137,7 @@ pub async fn apply_notice(
     let window = UtcWindow::starting_at(start, length)?;
     let appointment = MirroredAppointment {
         appointment_id: notice.appointment_id.clone(),
-        agent: notice
-            .staff_member
-            .clone()
-            .or_else(|| known.and_then(|(_, m)| m.agent)),
+        agent: notice.staff_member.clone().or_else(|| known.and_then(|(_, m)| m.agent)),
         window,
         status: notice.status,
         as_of: notice.sent_at,
@@ -163,8 +153,8 @@ mod tests {
     use crate::app::fakes::MemoryStore;
     use crate::domain::property::tests::demo;
     use crate::domain::resman::{
-        Employee, NotePost, PostedTour, Prospect, ProspectEvent, ProspectLookup, ProspectRef,
-        ProspectSource, ProspectTourPost, TourEventStatus,
+        Employee, NotePost, PostedTour, Prospect, ProspectEvent, ProspectLookup, ProspectRef, ProspectSource,
+        ProspectTourPost, TourEventStatus,
     };
     use crate::domain::{AgentId, AppointmentId, ProspectId, ResManPropertyId};
     use crate::ports::{ResManError, ResManGateway};
@@ -185,31 +175,16 @@ mod tests {
         async fn employees(&self, _: &ResManPropertyId) -> Result<Vec<Employee>, ResManError> {
             Ok(vec![])
         }
-        async fn prospect_sources(
-            &self,
-            _: &ResManPropertyId,
-        ) -> Result<Vec<ProspectSource>, ResManError> {
+        async fn prospect_sources(&self, _: &ResManPropertyId) -> Result<Vec<ProspectSource>, ResManError> {
             Ok(vec![])
         }
-        async fn find_prospects(
-            &self,
-            _: &ResManPropertyId,
-            _: &ProspectLookup,
-        ) -> Result<Vec<Prospect>, ResManError> {
+        async fn find_prospects(&self, _: &ResManPropertyId, _: &ProspectLookup) -> Result<Vec<Prospect>, ResManError> {
             Ok(vec![])
         }
-        async fn post_tour(
-            &self,
-            _: &ResManPropertyId,
-            _: &ProspectTourPost,
-        ) -> Result<PostedTour, ResManError> {
+        async fn post_tour(&self, _: &ResManPropertyId, _: &ProspectTourPost) -> Result<PostedTour, ResManError> {
             Err(ResManError::Unreachable("not scripted".into()))
         }
-        async fn add_note(
-            &self,
-            _: &ResManPropertyId,
-            _: &NotePost,
-        ) -> Result<AppointmentId, ResManError> {
+        async fn add_note(&self, _: &ResManPropertyId, _: &NotePost) -> Result<AppointmentId, ResManError> {
             Err(ResManError::Unreachable("not scripted".into()))
         }
         async fn changed_prospects(
@@ -262,30 +237,20 @@ mod tests {
         let report = poll_changes(&store, &store, &resman, &PollSettings::default(), now())
             .await
             .unwrap();
-        assert_eq!(
-            (report.appointments_seen, report.appointments_changed),
-            (1, 1)
-        );
+        assert_eq!((report.appointments_seen, report.appointments_changed), (1, 1));
         let (_, mirrored) = store
             .mirrored(&AppointmentId::parse("EV-1").unwrap())
             .await
             .unwrap()
             .unwrap();
         assert_eq!(mirrored.window.length(), Duration::minutes(60));
-        assert_eq!(
-            store.poll_checkpoint(&demo().id).await.unwrap(),
-            Some(now())
-        );
+        assert_eq!(store.poll_checkpoint(&demo().id).await.unwrap(), Some(now()));
         // The first window reaches back the backfill period.
-        assert_eq!(
-            resman.windows.lock().unwrap()[0].start(),
-            now() - Duration::days(30)
-        );
+        assert_eq!(resman.windows.lock().unwrap()[0].start(), now() - Duration::days(30));
     }
 
     #[tokio::test]
-    async fn the_next_window_starts_at_the_checkpoint_less_the_overlap_and_reapplying_changes_nothing()
-     {
+    async fn the_next_window_starts_at_the_checkpoint_less_the_overlap_and_reapplying_changes_nothing() {
         let store = MemoryStore::with_property(demo());
         let at = Utc.with_ymd_and_hms(2026, 12, 1, 16, 0, 0).unwrap();
         let resman = ScriptedResMan {
@@ -300,10 +265,7 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(report.appointments_changed, 0);
-        assert_eq!(
-            resman.windows.lock().unwrap()[1].start(),
-            now() - Duration::minutes(2)
-        );
+        assert_eq!(resman.windows.lock().unwrap()[1].start(), now() - Duration::minutes(2));
     }
 
     #[tokio::test]
@@ -352,12 +314,7 @@ mod tests {
         let stale = MirroredAppointment {
             status: TourEventStatus::Scheduled,
             as_of: now() + Duration::minutes(1),
-            ..store
-                .mirrored(&notice.appointment_id)
-                .await
-                .unwrap()
-                .unwrap()
-                .1
+            ..store.mirrored(&notice.appointment_id).await.unwrap().unwrap().1
         };
         assert_eq!(
             store.apply_mirror(&property, &stale).await.unwrap(),

@@ -5,9 +5,7 @@ use crate::domain::calendar::MirroredAppointment;
 use crate::domain::property::Property;
 use crate::domain::slots::Busy;
 use crate::domain::{AppointmentId, ResManPropertyId, TourType, UtcWindow};
-use crate::ports::{
-    AvailabilityCache, CacheRead, CalendarStore, MirrorOutcome, PropertyStore, StoreError,
-};
+use crate::ports::{AvailabilityCache, CacheRead, CalendarStore, MirrorOutcome, PropertyStore, StoreError};
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
 use std::collections::HashMap;
@@ -29,8 +27,7 @@ pub struct MemoryStore {
     pub mirror: Mutex<HashMap<AppointmentId, (ResManPropertyId, MirroredAppointment)>>,
     pub checkpoints: Mutex<HashMap<ResManPropertyId, DateTime<Utc>>>,
     pub generations: Mutex<HashMap<(ResManPropertyId, NaiveDate), u64>>,
-    pub entries:
-        Mutex<HashMap<CacheKey, CachedEntry>>,
+    pub entries: Mutex<HashMap<CacheKey, CachedEntry>>,
 }
 
 impl MemoryStore {
@@ -54,10 +51,7 @@ impl MemoryStore {
 #[async_trait]
 impl PropertyStore for MemoryStore {
     async fn property(&self, id: &ResManPropertyId) -> Result<Option<Property>, StoreError> {
-        Ok(locked(&self.properties)
-            .iter()
-            .find(|p| &p.id == id)
-            .cloned())
+        Ok(locked(&self.properties).iter().find(|p| &p.id == id).cloned())
     }
     async fn properties(&self) -> Result<Vec<Property>, StoreError> {
         Ok(locked(&self.properties).clone())
@@ -72,11 +66,7 @@ impl PropertyStore for MemoryStore {
 
 #[async_trait]
 impl CalendarStore for MemoryStore {
-    async fn busy_in(
-        &self,
-        _property: &Property,
-        window: UtcWindow,
-    ) -> Result<Vec<Busy>, StoreError> {
+    async fn busy_in(&self, _property: &Property, window: UtcWindow) -> Result<Vec<Busy>, StoreError> {
         let mirrored = locked(&self.mirror)
             .values()
             .filter(|(_, m)| m.holds_time())
@@ -118,10 +108,7 @@ impl CalendarStore for MemoryStore {
         self.bump(property, &appointment.window);
         Ok(MirrorOutcome::Changed)
     }
-    async fn poll_checkpoint(
-        &self,
-        property: &ResManPropertyId,
-    ) -> Result<Option<DateTime<Utc>>, StoreError> {
+    async fn poll_checkpoint(&self, property: &ResManPropertyId) -> Result<Option<DateTime<Utc>>, StoreError> {
         Ok(locked(&self.checkpoints).get(property).copied())
     }
     async fn advance_checkpoint(
@@ -173,11 +160,7 @@ impl AvailabilityCache for MemoryStore {
         );
         Ok(())
     }
-    async fn invalidate(
-        &self,
-        property: &ResManPropertyId,
-        dates: &[NaiveDate],
-    ) -> Result<(), StoreError> {
+    async fn invalidate(&self, property: &ResManPropertyId, dates: &[NaiveDate]) -> Result<(), StoreError> {
         let mut generations = locked(&self.generations);
         for date in dates {
             *generations.entry((property.clone(), *date)).or_default() += 1;

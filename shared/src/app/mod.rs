@@ -1,7 +1,9 @@
 //! Use cases: one async function per thing a user does, taking its ports as arguments and `now` as a value.
 
 pub mod availability;
+pub mod booking;
 pub mod changes;
+pub mod sync;
 pub mod webhook;
 
 #[cfg(test)]
@@ -10,18 +12,102 @@ pub(crate) mod fakes;
 use crate::domain::InvalidField;
 use crate::domain::signature::SignatureError;
 use crate::ports::{ResManError, StoreError};
+use availability::SlotView;
+use serde_json::json;
 
-/// Every way a use case can fail; `http::response` maps it to a status and a JSON body, once.
+/// Every way a use case can fail. [`ErrorBody::of`] is the one mapping to an HTTP status and JSON body.
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
     #[error("invalid request: {0}")]
     Invalid(#[from] InvalidField),
     #[error("not found: {0}")]
     NotFound(InvalidField),
+    #[error("the body is larger than {0} bytes")]
+    TooLarge(usize),
     #[error("unauthenticated: {0}")]
     BadSignature(#[from] SignatureError),
+    #[error("the slot was taken")]
+    SlotTaken { alternatives: Vec<SlotView> },
+    #[error("the idempotency key was used for a different request")]
+    KeyReused,
+    #[error("a request with this idempotency key is still in progress")]
+    InProgress,
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
     ResMan(#[from] ResManError),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+/// An error as the caller sees it: status, `{"error": {...}}` body, and a `Retry-After` in seconds when useful.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ErrorBody(pub u16, pub String, pub Option<u32>);
+
+impl ErrorBody {
+    pub fn of(err: &AppError) -> Self {
+        let (status, code, message, field, retry) = match err {
+            AppError::Invalid(f) => (400, "invalid_request", f.to_string(), Some(f.field), None),
+            AppError::NotFound(f) => (404, "not_found", f.to_string(), Some(f.field), None),
+            AppError::TooLarge(limit) => (
+                413,
+                "body_too_large",
+                format!("the body must be at most {limit} bytes"),
+                Some("body"),
+                None,
+            ),
+            AppError::BadSignature(why) => (401, "unauthorized", why.to_string(), None, None),
+            AppError::SlotTaken { .. } => (
+                409,
+                "slot_taken",
+                "that time was just taken; here are the nearest free times".to_owned(),
+                Some("tour_data.preferred_time"),
+                None,
+            ),
+            AppError::KeyReused => (
+                422,
+                "idempotency_key_reused",
+                "this Idempotency-Key was already used with a different request".to_owned(),
+                Some("Idempotency-Key"),
+                None,
+            ),
+            AppError::InProgress => (
+                409,
+                "request_in_progress",
+                "the first request with this Idempotency-Key is still being processed; retry shortly".to_owned(),
+                None,
+                Some(2),
+            ),
+            AppError::Store(_) => (
+                503,
+                "temporarily_unavailable",
+                "please try again shortly".to_owned(),
+                None,
+                Some(2),
+            ),
+            AppError::ResMan(ResManError::Rejected { description }) => (
+                422,
+                "resman_refused",
+                format!("ResMan refused it: {description}"),
+                None,
+                None,
+            ),
+            AppError::ResMan(_) => (
+                503,
+                "resman_unavailable",
+                "ResMan is not answering; please try again shortly".to_owned(),
+                None,
+                Some(5),
+            ),
+            AppError::Internal(_) => (500, "internal", "internal error".to_owned(), None, None),
+        };
+        let mut error = json!({ "code": code, "message": message });
+        if let Some(field) = field {
+            error["field"] = json!(field);
+        }
+        if let AppError::SlotTaken { alternatives } = err {
+            error["alternatives"] = json!(alternatives);
+        }
+        Self(status, json!({ "error": error }).to_string(), retry)
+    }
 }

@@ -54,15 +54,8 @@ mod tests {
 
     #[async_trait]
     impl NoticeInbox for MemoryInbox {
-        async fn record_once(
-            &self,
-            notice: &ChangeNotice,
-            _now: DateTime<Utc>,
-        ) -> Result<Recorded, StoreError> {
-            let mut seen = self
-                .0
-                .lock()
-                .map_err(|_| StoreError::Unavailable("poisoned".into()))?;
+        async fn record_once(&self, notice: &ChangeNotice, _now: DateTime<Utc>) -> Result<Recorded, StoreError> {
+            let mut seen = self.0.lock().map_err(|_| StoreError::Unavailable("poisoned".into()))?;
             Ok(if seen.insert(notice.event_id.clone()) {
                 Recorded::New
             } else {
@@ -96,15 +89,11 @@ mod tests {
         let deps = deps(&inbox, &store);
         let b = body("ev-1");
         let sig = signature::sign(SECRET, now().timestamp(), &b);
-        let first = receive_change_notice(&deps, Some(&sig), &b, now())
-            .await
-            .unwrap();
+        let first = receive_change_notice(&deps, Some(&sig), &b, now()).await.unwrap();
         assert!(
             matches!(first, NoticeOutcome::Accepted(ref n, NoticeEffect::LeftToPoller) if n.appointment_id.as_str() == "A-1")
         );
-        let again = receive_change_notice(&deps, Some(&sig), &b, now())
-            .await
-            .unwrap();
+        let again = receive_change_notice(&deps, Some(&sig), &b, now()).await.unwrap();
         assert_eq!(again, NoticeOutcome::Duplicate);
     }
 
@@ -131,9 +120,7 @@ mod tests {
         let deps = deps(&inbox, &store);
         let b = br#"{"event_id":"e","status":"Confirmed","timestamp":"2026-12-01T16:00:00Z"}"#;
         let sig = signature::sign(SECRET, now().timestamp(), b);
-        let err = receive_change_notice(&deps, Some(&sig), b, now())
-            .await
-            .unwrap_err();
+        let err = receive_change_notice(&deps, Some(&sig), b, now()).await.unwrap_err();
         assert!(
             matches!(err, AppError::Invalid(ref f) if f.field == "appointment_id"),
             "{err:?}"

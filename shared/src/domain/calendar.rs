@@ -90,9 +90,6 @@ mod tests {
             Duration::minutes(30)
         );
         assert_eq!(duration_from_comments(None, 45), Duration::minutes(45));
-        assert_eq!(
-            duration_from_comments(Some("9999 min"), 30),
-            Duration::minutes(30)
-        );
+        assert_eq!(duration_from_comments(Some("9999 min"), 30), Duration::minutes(30));
     }
 }

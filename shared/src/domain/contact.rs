@@ -29,11 +29,7 @@ impl Email {
         if local.is_empty() || local.len() > 64 {
             return Err(InvalidField::new(field, "needs a name before '@'"));
         }
-        if local
-            .chars()
-            .any(|c| c.is_whitespace() || c.is_control() || c == '@')
-            || !domain_ok
-        {
+        if local.chars().any(|c| c.is_whitespace() || c.is_control() || c == '@') || !domain_ok {
             return Err(InvalidField::new(field, "is not a valid e-mail address"));
         }
         Ok(Self(format!("{local}@{}", domain.to_ascii_lowercase())))
@@ -108,12 +104,8 @@ impl Phone {
         if !(8..=15).contains(&e164.len()) || e164.starts_with('0') {
             return Err(InvalidField::new(field, "is not a valid phone number"));
         }
-        if e164.starts_with('1') && (e164.len() != 11 || matches!(e164.as_bytes()[1], b'0' | b'1'))
-        {
-            return Err(InvalidField::new(
-                field,
-                "is not a valid North American number",
-            ));
+        if e164.starts_with('1') && (e164.len() != 11 || matches!(e164.as_bytes()[1], b'0' | b'1')) {
+            return Err(InvalidField::new(field, "is not a valid North American number"));
         }
         Ok(Self(format!("+{e164}")))
     }
@@ -159,14 +151,8 @@ impl PersonName {
         if full.chars().count() > 100 {
             return Err(InvalidField::new(field, "must be at most 100 characters"));
         }
-        if full
-            .chars()
-            .any(|c| c.is_control() || matches!(c, '<' | '>'))
-        {
-            return Err(InvalidField::new(
-                field,
-                "holds characters a name cannot have",
-            ));
+        if full.chars().any(|c| c.is_control() || matches!(c, '<' | '>')) {
+            return Err(InvalidField::new(field, "holds characters a name cannot have"));
         }
         match full.rsplit_once(' ') {
             Some((first, last)) => Ok(Self {
@@ -194,12 +180,7 @@ impl PersonName {
 impl std::fmt::Debug for PersonName {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let initial = |s: &str| s.chars().next().unwrap_or('*');
-        write!(
-            f,
-            "PersonName({}. {}.)",
-            initial(&self.first),
-            initial(&self.last)
-        )
+        write!(f, "PersonName({}. {}.)", initial(&self.first), initial(&self.last))
     }
 }
 
@@ -254,14 +235,8 @@ mod tests {
 
     #[test]
     fn international_numbers_keep_their_country_code() {
-        assert_eq!(
-            Phone::parse("+44 20 7946 0958").unwrap().expose(),
-            "+442079460958"
-        );
-        assert_eq!(
-            Phone::parse("0044 20 7946 0958").unwrap().expose(),
-            "+442079460958"
-        );
+        assert_eq!(Phone::parse("+44 20 7946 0958").unwrap().expose(), "+442079460958");
+        assert_eq!(Phone::parse("0044 20 7946 0958").unwrap().expose(), "+442079460958");
     }
 
     #[test]
@@ -274,11 +249,7 @@ mod tests {
             "(012) 555-0100",
             "+1234567",
         ] {
-            assert_eq!(
-                Phone::parse(bad).unwrap_err().field,
-                "prospect_phone",
-                "{bad}"
-            );
+            assert_eq!(Phone::parse(bad).unwrap_err().field, "prospect_phone", "{bad}");
         }
     }
 
@@ -292,10 +263,7 @@ mod tests {
     fn names_split_at_the_last_space() {
         let name = PersonName::parse("  Mary  Ann   Lopez ").unwrap();
         assert_eq!((name.first(), name.last()), ("Mary Ann", "Lopez"));
-        assert_eq!(
-            PersonName::parse("Cher").unwrap_err().field,
-            "prospect_name"
-        );
+        assert_eq!(PersonName::parse("Cher").unwrap_err().field, "prospect_name");
         assert!(PersonName::parse("   ").is_err());
         assert_eq!(format!("{name:?}"), "PersonName(M. L.)");
     }

@@ -60,10 +60,7 @@ impl ChangeNotice {
             .filter(|v| !v.trim().is_empty())
             .ok_or_else(|| InvalidField::new("event_id", "is required"))?;
         if event_id.len() > 128 {
-            return Err(InvalidField::new(
-                "event_id",
-                "must be at most 128 characters",
-            ));
+            return Err(InvalidField::new("event_id", "must be at most 128 characters"));
         }
         let appointment_id = AppointmentId::parse(
             &wire
@@ -71,9 +68,7 @@ impl ChangeNotice {
                 .ok_or_else(|| InvalidField::new("appointment_id", "is required"))?,
         )
         .map_err(|e| InvalidField::new("appointment_id", e.reason))?;
-        let status_word = wire
-            .status
-            .ok_or_else(|| InvalidField::new("status", "is required"))?;
+        let status_word = wire.status.ok_or_else(|| InvalidField::new("status", "is required"))?;
         if !KNOWN_STATUSES.contains(&status_word.trim().to_ascii_lowercase().as_str()) {
             return Err(InvalidField::new(
                 "status",
@@ -97,11 +92,7 @@ impl ChangeNotice {
                 .map(AgentId::parse)
                 .transpose()
                 .map_err(|e| InvalidField::new("staff_member", e.reason))?,
-            property_id: wire
-                .property_id
-                .as_deref()
-                .map(ResManPropertyId::parse)
-                .transpose()?,
+            property_id: wire.property_id.as_deref().map(ResManPropertyId::parse).transpose()?,
             scheduled_at: wire
                 .scheduled_at
                 .as_deref()
@@ -122,10 +113,7 @@ mod tests {
             "staff_member":"a1e0","timestamp":"2026-12-01T16:00:00Z","property_id":"P-1","scheduled_at":"2026-12-01T10:00:00-06:00"}"#;
         let n = ChangeNotice::parse(body).unwrap();
         assert_eq!(n.status, TourEventStatus::NoShow);
-        assert_eq!(
-            n.scheduled_at.unwrap().to_rfc3339(),
-            "2026-12-01T16:00:00+00:00"
-        );
+        assert_eq!(n.scheduled_at.unwrap().to_rfc3339(), "2026-12-01T16:00:00+00:00");
         assert_eq!(n.property_id.unwrap().as_str(), "P-1");
     }
 

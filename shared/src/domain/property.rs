@@ -27,20 +27,14 @@ impl DayHours {
                 let open = hhmm(field, open)?;
                 let close = hhmm(field, close)?;
                 if open >= close {
-                    return Err(InvalidField::new(
-                        field,
-                        "each range must close after it opens",
-                    ));
+                    return Err(InvalidField::new(field, "each range must close after it opens"));
                 }
                 Ok((open, close))
             })
             .collect::<Result<Vec<_>, _>>()?;
         ranges.sort();
         if ranges.windows(2).any(|w| w[0].1 > w[1].0) {
-            return Err(InvalidField::new(
-                field,
-                "ranges of one day must not overlap",
-            ));
+            return Err(InvalidField::new(field, "ranges of one day must not overlap"));
         }
         Ok(Self(ranges))
     }
@@ -159,12 +153,10 @@ impl Property {
         if file.name.trim().is_empty() {
             return Err(InvalidField::new("name", "must not be empty"));
         }
-        let time_zone: Tz = file.time_zone.parse().map_err(|_| {
-            InvalidField::new(
-                "time_zone",
-                format!("'{}' is not an IANA time zone", file.time_zone),
-            )
-        })?;
+        let time_zone: Tz = file
+            .time_zone
+            .parse()
+            .map_err(|_| InvalidField::new("time_zone", format!("'{}' is not an IANA time zone", file.time_zone)))?;
         let prospect_source = ProspectSourceId::parse(&file.prospect_source_id)?;
         for day in file.office_hours.keys() {
             if !WEEKDAYS.iter().any(|(name, _)| name == day) {
@@ -174,11 +166,7 @@ impl Property {
                 ));
             }
         }
-        let weekly = WEEKDAYS.map(|(name, _)| {
-            file.office_hours
-                .get(name)
-                .map(|r| DayHours::parse("office_hours", r))
-        });
+        let weekly = WEEKDAYS.map(|(name, _)| file.office_hours.get(name).map(|r| DayHours::parse("office_hours", r)));
         let weekly = weekly
             .into_iter()
             .map(|d| d.unwrap_or(Ok(DayHours::default())))
@@ -188,48 +176,27 @@ impl Property {
             .map_err(|_| InvalidField::new("office_hours", "needs seven days"))?;
         let mut exceptions = BTreeMap::new();
         for e in &file.exceptions {
-            let date = NaiveDate::parse_from_str(&e.date, "%Y-%m-%d").map_err(|_| {
-                InvalidField::new(
-                    "exceptions",
-                    format!("'{}' is not a date YYYY-MM-DD", e.date),
-                )
-            })?;
+            let date = NaiveDate::parse_from_str(&e.date, "%Y-%m-%d")
+                .map_err(|_| InvalidField::new("exceptions", format!("'{}' is not a date YYYY-MM-DD", e.date)))?;
             if exceptions
                 .insert(date, DayHours::parse("exceptions", &e.hours)?)
                 .is_some()
             {
-                return Err(InvalidField::new(
-                    "exceptions",
-                    format!("{date} is listed twice"),
-                ));
+                return Err(InvalidField::new("exceptions", format!("{date} is listed twice")));
             }
         }
         let slot_step_minutes = granular("slot_step_minutes", file.slot_step_minutes, false)?;
-        let buffer_before_minutes =
-            granular("buffer_before_minutes", file.buffer_before_minutes, true)?;
-        let buffer_after_minutes =
-            granular("buffer_after_minutes", file.buffer_after_minutes, true)?;
+        let buffer_before_minutes = granular("buffer_before_minutes", file.buffer_before_minutes, true)?;
+        let buffer_after_minutes = granular("buffer_after_minutes", file.buffer_after_minutes, true)?;
         if !(1..=365).contains(&file.booking_horizon_days) {
-            return Err(InvalidField::new(
-                "booking_horizon_days",
-                "must be from 1 to 365",
-            ));
+            return Err(InvalidField::new("booking_horizon_days", "must be from 1 to 365"));
         }
         if file.tour_types.is_empty() {
-            return Err(InvalidField::new(
-                "tour_types",
-                "must offer at least one tour type",
-            ));
+            return Err(InvalidField::new("tour_types", "must offer at least one tour type"));
         }
         for (tour_type, config) in &file.tour_types {
-            granular(
-                "tour_types.duration_minutes",
-                config.duration_minutes,
-                false,
-            )?;
-            if tour_type.needs_agent()
-                && !file.agents.iter().any(|a| a.tour_types.contains(tour_type))
-            {
+            granular("tour_types.duration_minutes", config.duration_minutes, false)?;
+            if tour_type.needs_agent() && !file.agents.iter().any(|a| a.tour_types.contains(tour_type)) {
                 return Err(InvalidField::new(
                     "agents",
                     format!("no agent gives {} tours", tour_type.as_str()),
@@ -268,21 +235,14 @@ impl Property {
             {
                 return Err(InvalidField::new(
                     "agents",
-                    format!(
-                        "agent {} gives {}, which no agent can give here",
-                        agent.id,
-                        t.as_str()
-                    ),
+                    format!("agent {} gives {}, which no agent can give here", agent.id, t.as_str()),
                 ));
             }
         }
         let staff_notification_emails = file
             .staff_notification_emails
             .iter()
-            .map(|e| {
-                Email::parse(e)
-                    .map_err(|err| InvalidField::new("staff_notification_emails", err.reason))
-            })
+            .map(|e| Email::parse(e).map_err(|err| InvalidField::new("staff_notification_emails", err.reason)))
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Self {
             id,
@@ -325,19 +285,14 @@ impl Property {
         self.tour_types.get(&tour_type).ok_or_else(|| {
             InvalidField::new(
                 "tour_type",
-                format!(
-                    "{} tours are not offered at this property",
-                    tour_type.as_str()
-                ),
+                format!("{} tours are not offered at this property", tour_type.as_str()),
             )
         })
     }
 
     /// Agents who give this tour type, in configuration order.
     pub fn agents_for(&self, tour_type: TourType) -> impl Iterator<Item = &AgentConfig> {
-        self.agents
-            .iter()
-            .filter(move |a| a.tour_types.contains(&tour_type))
+        self.agents.iter().filter(move |a| a.tour_types.contains(&tour_type))
     }
 
     pub fn agent(&self, id: &AgentId) -> Option<&AgentConfig> {
@@ -347,8 +302,8 @@ impl Property {
 
 /// Reads a file of one property or a JSON array of them.
 pub fn parse_properties(json: &str) -> Result<Vec<Property>, InvalidField> {
-    let value: serde_json::Value = serde_json::from_str(json)
-        .map_err(|e| InvalidField::new("file", format!("is not JSON: {e}")))?;
+    let value: serde_json::Value =
+        serde_json::from_str(json).map_err(|e| InvalidField::new("file", format!("is not JSON: {e}")))?;
     let files: Vec<PropertyFile> = match value {
         serde_json::Value::Array(_) => serde_json::from_value(value),
         _ => serde_json::from_value(value).map(|one| vec![one]),
@@ -429,18 +384,13 @@ pub(crate) mod tests {
 
     #[test]
     fn each_bad_setting_is_refused_naming_it() {
-        assert_eq!(
-            refused(|j| j["time_zone"] = "Mars/Olympus".into()).field,
-            "time_zone"
-        );
+        assert_eq!(refused(|j| j["time_zone"] = "Mars/Olympus".into()).field, "time_zone");
         assert_eq!(
             refused(|j| j["office_hours"]["mon"] = serde_json::json!([["18:00", "09:00"]])).field,
             "office_hours"
         );
         assert_eq!(
-            refused(|j| j["office_hours"]["mon"] =
-                serde_json::json!([["09:00", "13:00"], ["12:00", "14:00"]]))
-            .field,
+            refused(|j| j["office_hours"]["mon"] = serde_json::json!([["09:00", "13:00"], ["12:00", "14:00"]])).field,
             "office_hours"
         );
         assert_eq!(

@@ -51,12 +51,7 @@ impl TourEventStatus {
 
     /// Reads ResMan's word; an unknown or missing reason is a scheduled tour.
     pub fn from_resman(word: Option<&str>) -> Self {
-        match word
-            .map(str::trim)
-            .unwrap_or_default()
-            .to_ascii_lowercase()
-            .as_str()
-        {
+        match word.map(str::trim).unwrap_or_default().to_ascii_lowercase().as_str() {
             "confirmed" => Self::Confirmed,
             "completed" => Self::Completed,
             "cancelled" | "canceled" => Self::Cancelled,
@@ -95,13 +90,9 @@ pub struct Prospect {
 
 impl Prospect {
     /// The tour events (appointments), whichever word ResMan used for them.
-    pub fn tours<'a>(
-        &'a self,
-        tour_event_type: &'a str,
-    ) -> impl Iterator<Item = &'a ProspectEvent> + 'a {
+    pub fn tours<'a>(&'a self, tour_event_type: &'a str) -> impl Iterator<Item = &'a ProspectEvent> + 'a {
         self.events.iter().filter(move |e| {
-            e.event_type.eq_ignore_ascii_case(tour_event_type)
-                || e.event_type.eq_ignore_ascii_case("Show")
+            e.event_type.eq_ignore_ascii_case(tour_event_type) || e.event_type.eq_ignore_ascii_case("Show")
         })
     }
 }
@@ -122,12 +113,13 @@ pub struct ProspectContact {
     pub phone: Option<Phone>,
 }
 
-/// A tour event to post: new (no `appointment_id`) or a change of an existing one.
+/// A tour event to post: new (no `appointment_id`) or a change of an existing one. A tour without an agent
+/// (self-guided) is posted as an `Other` event, so it takes no agent's time in ResMan **[assumed]**.
 #[derive(Debug, Clone)]
 pub struct TourEventPost {
     pub appointment_id: Option<AppointmentId>,
     pub start: DateTime<Utc>,
-    pub agent: AgentId,
+    pub agent: Option<AgentId>,
     pub source: ProspectSourceId,
     pub status: Option<TourEventStatus>,
     pub first_contact: bool,
@@ -174,10 +166,7 @@ mod tests {
         ] {
             assert_eq!(TourEventStatus::from_resman(Some(s.as_resman())), s);
         }
-        assert_eq!(
-            TourEventStatus::from_resman(None),
-            TourEventStatus::Scheduled
-        );
+        assert_eq!(TourEventStatus::from_resman(None), TourEventStatus::Scheduled);
         assert!(!TourEventStatus::Cancelled.holds_time());
         assert!(TourEventStatus::NoShow.holds_time());
     }

@@ -29,23 +29,14 @@ pub fn sign(secret: &[u8], timestamp: i64, body: &[u8]) -> String {
 }
 
 /// Checks a header against the raw body; constant-time on the digest.
-pub fn verify(
-    secret: &[u8],
-    header: Option<&str>,
-    body: &[u8],
-    now: DateTime<Utc>,
-) -> Result<(), SignatureError> {
+pub fn verify(secret: &[u8], header: Option<&str>, body: &[u8], now: DateTime<Utc>) -> Result<(), SignatureError> {
     let header = header.ok_or(SignatureError::Missing)?;
     let mut timestamp = None;
     let mut candidates = Vec::new();
     for part in header.split(',') {
         match part.trim().split_once('=') {
-            Some(("t", t)) => {
-                timestamp = Some(t.parse::<i64>().map_err(|_| SignatureError::Malformed)?)
-            }
-            Some(("v1", v)) => {
-                candidates.push(hex::decode(v).map_err(|_| SignatureError::Malformed)?)
-            }
+            Some(("t", t)) => timestamp = Some(t.parse::<i64>().map_err(|_| SignatureError::Malformed)?),
+            Some(("v1", v)) => candidates.push(hex::decode(v).map_err(|_| SignatureError::Malformed)?),
             _ => {}
         }
     }
@@ -59,17 +50,12 @@ pub fn verify(
     let matches = candidates
         .iter()
         .any(|candidate| mac(secret, timestamp, body).verify_slice(candidate).is_ok());
-    if matches {
-        Ok(())
-    } else {
-        Err(SignatureError::Mismatch)
-    }
+    if matches { Ok(()) } else { Err(SignatureError::Mismatch) }
 }
 
 fn mac(secret: &[u8], timestamp: i64, body: &[u8]) -> Hmac<Sha256> {
     // HMAC takes a key of any length, so this cannot fail.
-    let mut mac =
-        <Hmac<Sha256> as KeyInit>::new_from_slice(secret).unwrap_or_else(|_| unreachable!());
+    let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(secret).unwrap_or_else(|_| unreachable!());
     mac.update(timestamp.to_string().as_bytes());
     mac.update(b".");
     mac.update(body);
@@ -120,30 +106,15 @@ mod tests {
         let old = sign(SECRET, now().timestamp() - 301, b"b");
         let future = sign(SECRET, now().timestamp() + 301, b"b");
         let edge = sign(SECRET, now().timestamp() - 300, b"b");
-        assert_eq!(
-            verify(SECRET, Some(&old), b"b", now()),
-            Err(SignatureError::Stale)
-        );
-        assert_eq!(
-            verify(SECRET, Some(&future), b"b", now()),
-            Err(SignatureError::Stale)
-        );
+        assert_eq!(verify(SECRET, Some(&old), b"b", now()), Err(SignatureError::Stale));
+        assert_eq!(verify(SECRET, Some(&future), b"b", now()), Err(SignatureError::Stale));
         assert_eq!(verify(SECRET, Some(&edge), b"b", now()), Ok(()));
     }
 
     #[test]
     fn missing_or_garbled_headers_are_refused() {
-        assert_eq!(
-            verify(SECRET, None, b"b", now()),
-            Err(SignatureError::Missing)
-        );
-        for bad in [
-            "",
-            "v1=00",
-            "t=abc,v1=00",
-            "t=1800000000",
-            "t=1800000000,v1=zz",
-        ] {
+        assert_eq!(verify(SECRET, None, b"b", now()), Err(SignatureError::Missing));
+        for bad in ["", "v1=00", "t=abc,v1=00", "t=1800000000", "t=1800000000,v1=zz"] {
             assert_eq!(
                 verify(SECRET, Some(bad), b"b", now()),
                 Err(SignatureError::Malformed),

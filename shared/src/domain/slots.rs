@@ -65,10 +65,7 @@ fn resolve_bound(tz: Tz, local: NaiveDateTime) -> DateTime<Utc> {
 /// The UTC window of a whole local date.
 pub fn day_window(tz: Tz, date: NaiveDate) -> UtcWindow {
     let start = resolve_bound(tz, date.and_time(chrono::NaiveTime::MIN));
-    let end = resolve_bound(
-        tz,
-        (date + Duration::days(1)).and_time(chrono::NaiveTime::MIN),
-    );
+    let end = resolve_bound(tz, (date + Duration::days(1)).and_time(chrono::NaiveTime::MIN));
     UtcWindow::new(start, end).unwrap_or_else(|_| unreachable!("a day always ends after it starts"))
 }
 
@@ -83,11 +80,7 @@ pub fn horizon_end(property: &Property, now: DateTime<Utc>) -> NaiveDate {
 }
 
 /// Whether `date` may be asked about now.
-pub fn check_date(
-    property: &Property,
-    date: NaiveDate,
-    now: DateTime<Utc>,
-) -> Result<(), InvalidField> {
+pub fn check_date(property: &Property, date: NaiveDate, now: DateTime<Utc>) -> Result<(), InvalidField> {
     if date < local_date(property, now) {
         return Err(InvalidField::new("date", "is in the past"));
     }
@@ -110,12 +103,7 @@ fn widened(property: &Property, window: &UtcWindow) -> UtcWindow {
 }
 
 /// Whether `agent` is free for `window` given `busy`.
-pub fn agent_is_free(
-    property: &Property,
-    agent: &AgentId,
-    window: &UtcWindow,
-    busy: &[Busy],
-) -> bool {
+pub fn agent_is_free(property: &Property, agent: &AgentId, window: &UtcWindow, busy: &[Busy]) -> bool {
     let wanted = widened(property, window);
     !busy
         .iter()
@@ -131,12 +119,7 @@ pub fn self_guided_overlaps(window: &UtcWindow, busy: &[Busy]) -> usize {
 }
 
 /// The agents free for `window`, fairest first: fewest tours that local day, then configuration order.
-pub fn free_agents(
-    property: &Property,
-    tour_type: TourType,
-    window: &UtcWindow,
-    busy: &[Busy],
-) -> Vec<AgentId> {
+pub fn free_agents(property: &Property, tour_type: TourType, window: &UtcWindow, busy: &[Busy]) -> Vec<AgentId> {
     let day = day_window(property.time_zone, local_date(property, window.start()));
     let mut free: Vec<(usize, usize, AgentId)> = property
         .agents_for(tour_type)
@@ -179,15 +162,11 @@ pub fn free_slots(
             if start + duration > closing {
                 break;
             }
-            if start < earliest
-                || slots
-                    .last()
-                    .is_some_and(|s| s.start.with_timezone(&Utc) >= start)
-            {
+            if start < earliest || slots.last().is_some_and(|s| s.start.with_timezone(&Utc) >= start) {
                 continue;
             }
-            let window = UtcWindow::starting_at(start, duration)
-                .map_err(|e| InvalidField::new("tour_type", e.reason))?;
+            let window =
+                UtcWindow::starting_at(start, duration).map_err(|e| InvalidField::new("tour_type", e.reason))?;
             let (agent, free_agents) = if tour_type.needs_agent() {
                 let free = free_agents(property, tour_type, &window, busy);
                 match free.first() {
@@ -245,11 +224,7 @@ mod tests {
     }
 
     fn chicago(date: NaiveDate, h: u32, m: u32) -> DateTime<Utc> {
-        resolve_local(
-            chrono_tz::America::Chicago,
-            date.and_hms_opt(h, m, 0).unwrap(),
-        )
-        .unwrap()
+        resolve_local(chrono_tz::America::Chicago, date.and_hms_opt(h, m, 0).unwrap()).unwrap()
     }
 
     fn day(y: i32, m: u32, d: u32) -> NaiveDate {
@@ -273,10 +248,7 @@ mod tests {
     }
 
     fn local_times(slots: &[Slot]) -> Vec<String> {
-        slots
-            .iter()
-            .map(|s| s.start.format("%H:%M").to_string())
-            .collect()
+        slots.iter().map(|s| s.start.format("%H:%M").to_string()).collect()
     }
 
     fn agent_of(slots: &[Slot], hhmm: &str) -> Option<String> {
@@ -288,14 +260,7 @@ mod tests {
 
     #[test]
     fn an_open_day_offers_every_step_that_ends_by_closing() {
-        let slots = free_slots(
-            &demo(),
-            TourType::InPerson,
-            tuesday(),
-            &[],
-            monday_morning(),
-        )
-        .unwrap();
+        let slots = free_slots(&demo(), TourType::InPerson, tuesday(), &[], monday_morning()).unwrap();
         let times = local_times(&slots);
         assert_eq!(times.first().map(String::as_str), Some("09:00"));
         assert_eq!(
@@ -312,8 +277,7 @@ mod tests {
     fn a_45_minute_tour_at_10_blocks_a_30_minute_tour_at_10_30_for_that_agent() {
         let p = property_with(|j| j["agents"][1]["tour_types"] = serde_json::json!(["in_person"]));
         let taken = [busy(Some("A"), chicago(tuesday(), 10, 0), 45)];
-        let virtual_slots =
-            free_slots(&p, TourType::Virtual, tuesday(), &taken, monday_morning()).unwrap();
+        let virtual_slots = free_slots(&p, TourType::Virtual, tuesday(), &taken, monday_morning()).unwrap();
         let times = local_times(&virtual_slots);
         for blocked in ["09:45", "10:00", "10:15", "10:30"] {
             assert!(
@@ -333,10 +297,7 @@ mod tests {
         assert_eq!(agent_of(&slots, "10:00").as_deref(), Some("B"));
         let both = [busy(Some("A"), at_ten, 45), busy(Some("B"), at_ten, 45)];
         let slots = free_slots(&p, TourType::InPerson, tuesday(), &both, monday_morning()).unwrap();
-        assert!(
-            agent_of(&slots, "10:00").is_none()
-                && !local_times(&slots).contains(&"10:00".to_owned())
-        );
+        assert!(agent_of(&slots, "10:00").is_none() && !local_times(&slots).contains(&"10:00".to_owned()));
     }
 
     #[test]
@@ -348,9 +309,7 @@ mod tests {
         });
         // A 10:00-10:45 tour needs 10:45-11:00 after it and the next tour 15 minutes before it starts.
         let taken = [busy(Some("A"), chicago(tuesday(), 10, 0), 45)];
-        let times = local_times(
-            &free_slots(&p, TourType::Virtual, tuesday(), &taken, monday_morning()).unwrap(),
-        );
+        let times = local_times(&free_slots(&p, TourType::Virtual, tuesday(), &taken, monday_morning()).unwrap());
         assert!(
             !times.contains(&"11:00".to_owned()),
             "11:00 leaves no buffer after plus before"
@@ -369,8 +328,7 @@ mod tests {
     #[test]
     fn minimum_notice_hides_slots_too_soon() {
         let now = chicago(tuesday(), 10, 5);
-        let times =
-            local_times(&free_slots(&demo(), TourType::InPerson, tuesday(), &[], now).unwrap());
+        let times = local_times(&free_slots(&demo(), TourType::InPerson, tuesday(), &[], now).unwrap());
         assert_eq!(
             times.first().map(String::as_str),
             Some("11:15"),
@@ -398,39 +356,22 @@ mod tests {
     fn holidays_and_short_days_follow_their_exceptions() {
         let p = demo();
         assert!(
-            free_slots(
-                &p,
-                TourType::InPerson,
-                day(2026, 12, 25),
-                &[],
-                monday_morning()
-            )
-            .unwrap()
-            .is_empty()
+            free_slots(&p, TourType::InPerson, day(2026, 12, 25), &[], monday_morning())
+                .unwrap()
+                .is_empty()
         );
-        let eve = local_times(
-            &free_slots(
-                &p,
-                TourType::InPerson,
-                day(2026, 12, 24),
-                &[],
-                monday_morning(),
-            )
-            .unwrap(),
-        );
+        let eve = local_times(&free_slots(&p, TourType::InPerson, day(2026, 12, 24), &[], monday_morning()).unwrap());
         assert_eq!(eve.last().map(String::as_str), Some("11:15"));
     }
 
     #[test]
     fn agents_who_do_not_give_a_tour_type_are_never_offered_for_it() {
-        let slots =
-            free_slots(&demo(), TourType::Virtual, tuesday(), &[], monday_morning()).unwrap();
+        let slots = free_slots(&demo(), TourType::Virtual, tuesday(), &[], monday_morning()).unwrap();
         assert!(!slots.is_empty());
         assert!(
             slots
                 .iter()
-                .all(|s| s.agent.as_ref().map(|a| a.as_str()) == Some("A")
-                    && s.free_agents.len() == 1)
+                .all(|s| s.agent.as_ref().map(|a| a.as_str()) == Some("A") && s.free_agents.len() == 1)
         );
     }
 
@@ -453,30 +394,16 @@ mod tests {
         let p = demo();
         let at_ten = chicago(tuesday(), 10, 0);
         let one = [busy(None, at_ten, 30)];
-        let times = local_times(
-            &free_slots(&p, TourType::SelfGuided, tuesday(), &one, monday_morning()).unwrap(),
-        );
+        let times = local_times(&free_slots(&p, TourType::SelfGuided, tuesday(), &one, monday_morning()).unwrap());
         assert!(times.contains(&"10:00".to_owned()), "capacity 2, one taken");
-        let two = [
-            busy(None, at_ten, 30),
-            busy(None, chicago(tuesday(), 10, 15), 30),
-        ];
-        let slots =
-            free_slots(&p, TourType::SelfGuided, tuesday(), &two, monday_morning()).unwrap();
+        let two = [busy(None, at_ten, 30), busy(None, chicago(tuesday(), 10, 15), 30)];
+        let slots = free_slots(&p, TourType::SelfGuided, tuesday(), &two, monday_morning()).unwrap();
         assert!(!local_times(&slots).contains(&"10:15".to_owned()));
         assert!(slots.iter().all(|s| s.agent.is_none()));
         // An agent's busy time does not limit self-guided tours.
         let agents_busy = [busy(Some("A"), at_ten, 45), busy(Some("B"), at_ten, 45)];
-        let times = local_times(
-            &free_slots(
-                &p,
-                TourType::SelfGuided,
-                tuesday(),
-                &agents_busy,
-                monday_morning(),
-            )
-            .unwrap(),
-        );
+        let times =
+            local_times(&free_slots(&p, TourType::SelfGuided, tuesday(), &agents_busy, monday_morning()).unwrap());
         assert!(times.contains(&"10:00".to_owned()));
     }
 
@@ -487,8 +414,7 @@ mod tests {
             busy(Some("A"), chicago(tuesday(), 9, 0), 45),
             busy(Some("A"), chicago(tuesday(), 14, 0), 45),
         ];
-        let slots =
-            free_slots(&p, TourType::InPerson, tuesday(), &taken, monday_morning()).unwrap();
+        let slots = free_slots(&p, TourType::InPerson, tuesday(), &taken, monday_morning()).unwrap();
         assert_eq!(agent_of(&slots, "11:00").as_deref(), Some("B"));
         assert_eq!(
             slots
@@ -522,9 +448,7 @@ mod tests {
         let times = local_times(&slots);
         assert_eq!(
             times,
-            [
-                "00:00", "00:30", "01:00", "01:30", "03:00", "03:30", "04:00", "04:30"
-            ]
+            ["00:00", "00:30", "01:00", "01:30", "03:00", "03:30", "04:00", "04:30"]
         );
         assert_eq!(slots[3].start.to_rfc3339(), "2027-03-14T01:30:00-06:00");
         assert_eq!(slots[4].start.to_rfc3339(), "2027-03-14T03:00:00-05:00");
@@ -573,11 +497,7 @@ mod tests {
         .unwrap();
         let slots = free_slots(&p, TourType::InPerson, day(2027, 3, 14), &[], now).unwrap();
         assert_eq!(slots.len(), 10);
-        assert!(
-            slots
-                .iter()
-                .all(|s| s.start.to_rfc3339().ends_with("-07:00"))
-        );
+        assert!(slots.iter().all(|s| s.start.to_rfc3339().ends_with("-07:00")));
     }
 
     #[test]
@@ -585,24 +505,12 @@ mod tests {
         let p = demo();
         // Christmas is closed, the 26th a Saturday with hours.
         assert_eq!(
-            next_available_date(
-                &p,
-                TourType::InPerson,
-                day(2026, 12, 24),
-                &[],
-                monday_morning()
-            ),
+            next_available_date(&p, TourType::InPerson, day(2026, 12, 24), &[], monday_morning()),
             Some(day(2026, 12, 26))
         );
         // Nothing after the horizon's last date.
         assert_eq!(
-            next_available_date(
-                &p,
-                TourType::InPerson,
-                day(2026, 12, 30),
-                &[],
-                monday_morning()
-            ),
+            next_available_date(&p, TourType::InPerson, day(2026, 12, 30), &[], monday_morning()),
             None
         );
     }

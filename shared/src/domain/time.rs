@@ -88,10 +88,7 @@ mod tests {
     fn halves_cover_the_window_exactly() {
         let w = UtcWindow::starting_at(at(0, 0), Duration::days(9)).unwrap();
         let (a, b) = w.halves().unwrap();
-        assert_eq!(
-            (a.start(), a.end(), b.end()),
-            (w.start(), b.start(), w.end())
-        );
+        assert_eq!((a.start(), a.end(), b.end()), (w.start(), b.start(), w.end()));
         assert_eq!(a.length(), Duration::hours(108));
         let tiny = UtcWindow::starting_at(at(0, 0), Duration::seconds(1)).unwrap();
         assert!(tiny.halves().is_none());

@@ -16,12 +16,7 @@ impl TourType {
 
     /// Accepts the chatbot's words (`in_person`, `virtual`, `self_guided`), hyphens or spaces too, any case.
     pub fn parse(raw: &str) -> Result<Self, InvalidField> {
-        match raw
-            .trim()
-            .to_ascii_lowercase()
-            .replace(['-', ' '], "_")
-            .as_str()
-        {
+        match raw.trim().to_ascii_lowercase().replace(['-', ' '], "_").as_str() {
             "in_person" | "inperson" | "in_person_tour" => Ok(Self::InPerson),
             "virtual" | "virtual_tour" => Ok(Self::Virtual),
             "self_guided" | "selfguided" | "self_guided_tour" => Ok(Self::SelfGuided),
@@ -77,14 +72,8 @@ mod tests {
         for t in TourType::ALL {
             assert_eq!(TourType::parse(t.as_str()).unwrap(), t);
         }
-        assert_eq!(
-            TourType::parse(" Self-Guided ").unwrap(),
-            TourType::SelfGuided
-        );
-        assert_eq!(
-            TourType::parse("helicopter").unwrap_err().field,
-            "tour_type"
-        );
+        assert_eq!(TourType::parse(" Self-Guided ").unwrap(), TourType::SelfGuided);
+        assert_eq!(TourType::parse("helicopter").unwrap_err().field, "tour_type");
         assert_eq!(TourType::InPerson.resman_name(), "In-Person Tour");
     }
 }

@@ -26,9 +26,9 @@ impl ApiKeys {
         let Some(presented) = presented else {
             return false;
         };
-        self.0.iter().fold(false, |found, key| {
-            found | bool::from(key.as_slice().ct_eq(presented))
-        })
+        self.0
+            .iter()
+            .fold(false, |found, key| found | bool::from(key.as_slice().ct_eq(presented)))
     }
 }
 
@@ -43,11 +43,7 @@ mod tests {
     use super::*;
 
     fn keys() -> ApiKeys {
-        ApiKeys::new(vec![
-            "first-key-0123456789".into(),
-            "second-key-0123456789".into(),
-        ])
-        .unwrap()
+        ApiKeys::new(vec!["first-key-0123456789".into(), "second-key-0123456789".into()]).unwrap()
     }
 
     #[test]

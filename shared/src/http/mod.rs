@@ -18,11 +18,7 @@ pub fn gate(keys: &auth::ApiKeys, request: &Request, method: Method) -> Option<R
         } else {
             "the x-api-key header is missing"
         };
-        return Some(
-            ApiError::unauthorized(message)
-                .with_field("x-api-key")
-                .into_response(),
-        );
+        return Some(ApiError::unauthorized(message).with_field("x-api-key").into_response());
     }
     if request.method() != method {
         return Some(

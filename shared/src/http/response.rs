@@ -1,21 +1,19 @@
-//! The one mapping from `AppError` to an HTTP status and a JSON body:
-//! `{"error": {"code": "...", "message": "...", "field": "..."}}`. A 5xx body never carries the cause; the cause
-//! chain goes to the log (without personal data: errors hold ids and reasons, not request bodies).
+//! Renders errors and values as HTTP responses. Which status and body an error gets is decided once, in
+//! `app::ErrorBody::of`; a 5xx body never carries the cause, which goes to the log instead (errors hold ids and
+//! reasons, never request bodies or personal data).
 
-use crate::app::AppError;
-use crate::ports::ResManError;
-use lambda_http::http::StatusCode;
+use crate::app::{AppError, ErrorBody};
+use lambda_http::http::{HeaderValue, StatusCode, header};
 use lambda_http::{Body, Response};
 use serde::Serialize;
-use serde_json::json;
 
+/// An error that arises at the edge itself (method, API key) rather than in a use case.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiError {
     pub status: StatusCode,
     pub code: &'static str,
     pub message: String,
     pub field: Option<String>,
-    pub retry_after_seconds: Option<u32>,
 }
 
 impl ApiError {
@@ -25,7 +23,6 @@ impl ApiError {
             code,
             message: message.into(),
             field: None,
-            retry_after_seconds: None,
         }
     }
 
@@ -39,98 +36,57 @@ impl ApiError {
     }
 
     pub fn into_response(self) -> Response<Body> {
-        let mut error = json!({ "code": self.code, "message": self.message });
+        let mut error = serde_json::json!({ "code": self.code, "message": self.message });
         if let Some(field) = &self.field {
-            error["field"] = json!(field);
+            error["field"] = serde_json::json!(field);
         }
-        let mut response = json(self.status, &json!({ "error": error }));
-        if let Some(seconds) = self.retry_after_seconds
-            && let Ok(value) = seconds.to_string().parse()
-        {
-            response.headers_mut().insert("retry-after", value);
-        }
+        json(self.status, &serde_json::json!({ "error": error }))
+    }
+}
+
+/// A response with a JSON text body as is (a saved answer replayed, or a mapped error).
+pub fn raw_json(status: u16, body: String, retry_after: Option<u32>) -> Response<Body> {
+    let mut response = Response::new(Body::Text(body));
+    *response.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    if let Some(seconds) = retry_after {
         response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
     }
+    response
 }
 
-impl From<&AppError> for ApiError {
-    fn from(err: &AppError) -> Self {
-        match err {
-            AppError::Invalid(invalid) => ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "invalid_request",
-                invalid.to_string(),
-            )
-            .with_field(invalid.field),
-            AppError::NotFound(what) => {
-                ApiError::new(StatusCode::NOT_FOUND, "not_found", what.to_string())
-                    .with_field(what.field)
-            }
-            AppError::BadSignature(why) => ApiError::unauthorized(&why.to_string()),
-            AppError::Store(_) => {
-                let mut e = ApiError::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "temporarily_unavailable",
-                    "please try again shortly",
-                );
-                e.retry_after_seconds = Some(2);
-                e
-            }
-            AppError::ResMan(ResManError::Rejected { description }) => ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "resman_refused",
-                format!("ResMan refused it: {description}"),
-            ),
-            AppError::ResMan(_) => {
-                let mut e = ApiError::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "resman_unavailable",
-                    "ResMan is not answering; please try again shortly",
-                );
-                e.retry_after_seconds = Some(5);
-                e
-            }
-        }
-    }
-}
-
-/// Maps an error for the caller, logging its cause when it is ours or a dependency's (5xx).
+/// Maps a use case's error for the caller, logging its cause when it is ours or a dependency's (5xx).
 pub fn error_response(err: &AppError) -> Response<Body> {
-    let api = ApiError::from(err);
-    if api.status.is_server_error() {
+    let ErrorBody(status, body, retry_after) = ErrorBody::of(err);
+    if status >= 500 {
         tracing::error!(error = %err, "request failed");
     } else {
-        tracing::info!(
-            code = api.code,
-            field = api.field.as_deref(),
-            "request refused"
-        );
+        tracing::info!(status, "request refused");
     }
-    api.into_response()
+    raw_json(status, body, retry_after)
 }
 
 /// A JSON response. Serialising our own types cannot fail; if it ever did, the caller gets a bare 500.
 pub fn json<T: Serialize>(status: StatusCode, body: &T) -> Response<Body> {
-    let (status, text) = match serde_json::to_string(body) {
-        Ok(text) => (status, text),
-        Err(_) => (
-            StatusCode::INTERNAL_SERVER_ERROR,
+    match serde_json::to_string(body) {
+        Ok(text) => raw_json(status.as_u16(), text, None),
+        Err(_) => raw_json(
+            500,
             r#"{"error":{"code":"internal","message":"internal error"}}"#.to_owned(),
+            None,
         ),
-    };
-    let mut response = Response::new(Body::Text(text));
-    *response.status_mut() = status;
-    response.headers_mut().insert(
-        lambda_http::http::header::CONTENT_TYPE,
-        lambda_http::http::HeaderValue::from_static("application/json"),
-    );
-    response
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::domain::InvalidField;
+    use crate::ports::{ResManError, StoreError};
 
     fn body_of(r: &Response<Body>) -> serde_json::Value {
         match r.body() {
@@ -142,37 +98,63 @@ mod tests {
     #[test]
     fn invalid_input_is_a_400_naming_the_field() {
         let r = error_response(&AppError::Invalid(InvalidField::new(
-            "prospect_email",
+            "tour_data.prospect_email",
             "must contain '@'",
         )));
         assert_eq!(r.status(), 400);
         let b = body_of(&r);
-        assert_eq!(b["error"]["field"], "prospect_email");
+        assert_eq!(b["error"]["field"], "tour_data.prospect_email");
         assert_eq!(b["error"]["code"], "invalid_request");
         assert_eq!(r.headers()["content-type"], "application/json");
     }
 
     #[test]
     fn dependency_failures_are_503_with_retry_after_and_no_cause_in_the_body() {
-        let r = error_response(&AppError::Store(crate::ports::StoreError::Unavailable(
-            "secret detail".into(),
-        )));
+        let r = error_response(&AppError::Store(StoreError::Unavailable("secret detail".into())));
         assert_eq!(r.status(), 503);
         assert_eq!(r.headers()["retry-after"], "2");
         assert!(!body_of(&r).to_string().contains("secret detail"));
+        let r = error_response(&AppError::Internal("a panic detail".into()));
+        assert_eq!(r.status(), 500);
+        assert!(!body_of(&r).to_string().contains("panic detail"));
     }
 
     #[test]
     fn a_resman_refusal_is_a_422_saying_why() {
         let r = error_response(&AppError::ResMan(ResManError::Rejected {
-            description: "Agent is not available at that time".into(),
+            description: "Transaction Source could not be found".into(),
         }));
         assert_eq!(r.status(), 422);
         assert!(
             body_of(&r)["error"]["message"]
                 .as_str()
                 .unwrap()
-                .contains("Agent is not available")
+                .contains("Transaction Source")
         );
+    }
+
+    #[test]
+    fn a_taken_slot_is_a_409_with_alternatives_and_in_progress_says_when_to_retry() {
+        let alt = crate::app::availability::SlotView {
+            time: "2026-12-01T10:15:00-06:00".into(),
+            staff_member: "Alex Rivera".into(),
+            staff_member_id: Some("A".into()),
+            duration: 45,
+        };
+        let r = error_response(&AppError::SlotTaken {
+            alternatives: vec![alt],
+        });
+        assert_eq!(r.status(), 409);
+        assert_eq!(
+            body_of(&r)["error"]["alternatives"][0]["time"],
+            "2026-12-01T10:15:00-06:00"
+        );
+        let r = error_response(&AppError::InProgress);
+        assert_eq!(
+            (r.status().as_u16(), r.headers()["retry-after"].to_str().unwrap()),
+            (409, "2")
+        );
+        assert_eq!(error_response(&AppError::KeyReused).status(), 422);
+        assert_eq!(error_response(&AppError::TooLarge(16384)).status(), 413);
     }
 }

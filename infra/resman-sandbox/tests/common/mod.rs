@@ -52,11 +52,7 @@ impl Sandbox {
             .timeout(Duration::from_secs(10))
             .build()
             .expect("client");
-        Self {
-            running,
-            base,
-            client,
-        }
+        Self { running, base, client }
     }
 
     pub async fn shutdown(self) {
@@ -140,20 +136,11 @@ impl Sandbox {
     }
 
     pub async fn post_json(&self, path: &str, body: Value) -> reqwest::Response {
-        self.client
-            .post(self.url(path))
-            .json(&body)
-            .send()
-            .await
-            .expect("sent")
+        self.client.post(self.url(path)).json(&body).send().await.expect("sent")
     }
 
     pub async fn delete(&self, path: &str) -> reqwest::Response {
-        self.client
-            .delete(self.url(path))
-            .send()
-            .await
-            .expect("sent")
+        self.client.delete(self.url(path)).send().await.expect("sent")
     }
 
     pub async fn set_faults(&self, faults: Value) {
@@ -169,13 +156,7 @@ impl Sandbox {
     }
 
     /// Books a tour through MITS as our adapter would and returns the echo.
-    pub async fn book_tour(
-        &self,
-        email: &str,
-        agent: &str,
-        event_date: &str,
-        minutes: u32,
-    ) -> ResMan {
+    pub async fn book_tour(&self, email: &str, agent: &str, event_date: &str, minutes: u32) -> ResMan {
         self.post_lead(MAPLE, &tour_card(email, agent, event_date, minutes))
             .await
     }
@@ -210,15 +191,8 @@ pub fn tour_card(email: &str, agent: &str, event_date: &str, minutes: u32) -> St
 }
 
 /// An update of one event of an existing prospect: a move and/or a status.
-pub fn event_update(
-    prospect_id: &str,
-    event_id: &str,
-    event_date: Option<&str>,
-    reasons: Option<&str>,
-) -> String {
-    let date = event_date
-        .map(|d| format!(r#" EventDate="{d}""#))
-        .unwrap_or_default();
+pub fn event_update(prospect_id: &str, event_id: &str, event_date: Option<&str>, reasons: Option<&str>) -> String {
+    let date = event_date.map(|d| format!(r#" EventDate="{d}""#)).unwrap_or_default();
     let reasons = reasons
         .map(|r| format!("<EventReasons>{r}</EventReasons>"))
         .unwrap_or_default();
@@ -354,11 +328,7 @@ pub fn parse_resman(xml: &str) -> ResMan {
 
 impl ResMan {
     pub fn assert_success(&self) -> &Self {
-        assert_eq!(
-            self.status, "Success",
-            "ErrorDescription: {:?}",
-            self.error_description
-        );
+        assert_eq!(self.status, "Success", "ErrorDescription: {:?}", self.error_description);
         self
     }
 

@@ -18,15 +18,11 @@ use crate::domain::property::{Property, PropertyFile};
 use crate::domain::resman::TourEventStatus;
 use crate::domain::slots::{Busy, local_date};
 use crate::domain::{AgentId, AppointmentId, ResManPropertyId, TourType, UtcWindow};
-use crate::ports::{
-    AvailabilityCache, CacheRead, CalendarStore, MirrorOutcome, PropertyStore, StoreError,
-};
+use crate::ports::{AvailabilityCache, CacheRead, CalendarStore, MirrorOutcome, PropertyStore, StoreError};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-use aws_sdk_dynamodb::types::{
-    AttributeValue, Delete, KeysAndAttributes, Put, TransactWriteItem, Update,
-};
+use aws_sdk_dynamodb::types::{AttributeValue, Delete, KeysAndAttributes, Put, TransactWriteItem, Update};
 use chrono::{DateTime, Datelike, Duration, NaiveDate, Utc};
 use std::collections::{BTreeSet, HashMap};
 
@@ -50,9 +46,7 @@ fn text<'a>(item: &'a Item, name: &str) -> Result<&'a str, StoreError> {
 }
 
 fn opt_text<'a>(item: &'a Item, name: &str) -> Option<&'a str> {
-    item.get(name)
-        .and_then(|v| v.as_s().ok())
-        .map(String::as_str)
+    item.get(name).and_then(|v| v.as_s().ok()).map(String::as_str)
 }
 
 fn number(item: &Item, name: &str) -> u64 {
@@ -152,13 +146,10 @@ pub(crate) fn lost_a_condition(
 }
 
 fn mirror_from(item: &Item) -> Result<(ResManPropertyId, MirroredAppointment, u64), StoreError> {
-    let property =
-        ResManPropertyId::parse(text(item, "property_id")?).map_err(corrupt("property_id"))?;
-    let window =
-        UtcWindow::new(time(item, "start")?, time(item, "end")?).map_err(corrupt("window"))?;
+    let property = ResManPropertyId::parse(text(item, "property_id")?).map_err(corrupt("property_id"))?;
+    let window = UtcWindow::new(time(item, "start")?, time(item, "end")?).map_err(corrupt("window"))?;
     let appointment = MirroredAppointment {
-        appointment_id: AppointmentId::parse(text(item, "appointment_id")?)
-            .map_err(corrupt("appointment_id"))?,
+        appointment_id: AppointmentId::parse(text(item, "appointment_id")?).map_err(corrupt("appointment_id"))?,
         agent: opt_text(item, "agent")
             .map(AgentId::parse)
             .transpose()
@@ -220,8 +211,7 @@ impl DynamoStore {
                 busy_pk(old_property, old.window.start()),
                 busy_sk(old.window.start(), "MIRROR", reference),
             );
-            let replaced_in_place =
-                new.holds_time() && old_key == new_key && old_property == &property.id;
+            let replaced_in_place = new.holds_time() && old_key == new_key && old_property == &property.id;
             if !replaced_in_place {
                 let delete = Delete::builder()
                     .table_name(&self.table)
@@ -256,10 +246,7 @@ impl DynamoStore {
             .item("status", s(new.status.as_resman()))
             .item("as_of", s(new.as_of.to_rfc3339()))
             .item("version", n(i64::try_from(version + 1).unwrap_or(i64::MAX)))
-            .item(
-                "expires_at",
-                n((new.window.end() + Duration::days(30)).timestamp()),
-            );
+            .item("expires_at", n((new.window.end() + Duration::days(30)).timestamp()));
         if let Some(agent) = &new.agent {
             put = put.item("agent", s(agent.as_str()));
         }
@@ -290,22 +277,14 @@ impl DynamoStore {
 
 #[async_trait]
 impl CalendarStore for DynamoStore {
-    async fn busy_in(
-        &self,
-        property: &Property,
-        window: UtcWindow,
-    ) -> Result<Vec<Busy>, StoreError> {
+    async fn busy_in(&self, property: &Property, window: UtcWindow) -> Result<Vec<Busy>, StoreError> {
         let from = window.start() - LONGEST_TOUR;
         // Every month partition from the earliest possible start to the window's end.
         let mut months = Vec::new();
         let (mut year, mut month) = (from.year(), from.month());
         while (year, month) <= (window.end().year(), window.end().month()) {
             months.push(format!("BUSY#{}#{year:04}-{month:02}", property.id));
-            (year, month) = if month == 12 {
-                (year + 1, 1)
-            } else {
-                (year, month + 1)
-            };
+            (year, month) = if month == 12 { (year + 1, 1) } else { (year, month + 1) };
         }
         let mut busy = Vec::new();
         for month in months {
@@ -318,18 +297,15 @@ impl CalendarStore for DynamoStore {
                     .key_condition_expression("pk = :pk AND sk BETWEEN :from AND :to")
                     .expression_attribute_values(":pk", s(month.clone()))
                     .expression_attribute_values(":from", s(from.format(UTC_KEY).to_string()))
-                    .expression_attribute_values(
-                        ":to",
-                        s(format!("{}~", window.end().format(UTC_KEY))),
-                    )
+                    .expression_attribute_values(":to", s(format!("{}~", window.end().format(UTC_KEY))))
                     .consistent_read(true)
                     .set_exclusive_start_key(start_key)
                     .send()
                     .await
                     .map_err(unavailable)?;
                 for item in out.items() {
-                    let interval = UtcWindow::new(time(item, "start")?, time(item, "end")?)
-                        .map_err(corrupt("busy window"))?;
+                    let interval =
+                        UtcWindow::new(time(item, "start")?, time(item, "end")?).map_err(corrupt("busy window"))?;
                     if interval.overlaps(&window) {
                         let agent = opt_text(item, "agent")
                             .map(AgentId::parse)
@@ -354,10 +330,7 @@ impl CalendarStore for DynamoStore {
         &self,
         appointment: &AppointmentId,
     ) -> Result<Option<(ResManPropertyId, MirroredAppointment)>, StoreError> {
-        Ok(self
-            .mirror_record(appointment)
-            .await?
-            .map(|(p, m, _)| (p, m)))
+        Ok(self.mirror_record(appointment).await?.map(|(p, m, _)| (p, m)))
     }
 
     async fn apply_mirror(
@@ -376,10 +349,7 @@ impl CalendarStore for DynamoStore {
         ))
     }
 
-    async fn poll_checkpoint(
-        &self,
-        property: &ResManPropertyId,
-    ) -> Result<Option<DateTime<Utc>>, StoreError> {
+    async fn poll_checkpoint(&self, property: &ResManPropertyId) -> Result<Option<DateTime<Utc>>, StoreError> {
         self.get(key(format!("POLL#{property}"), "CHECKPOINT"))
             .await?
             .as_ref()
@@ -409,9 +379,7 @@ impl CalendarStore for DynamoStore {
         };
         match put.send().await {
             Ok(_) => Ok(true),
-            Err(SdkError::ServiceError(e)) if e.err().is_conditional_check_failed_exception() => {
-                Ok(false)
-            }
+            Err(SdkError::ServiceError(e)) if e.err().is_conditional_check_failed_exception() => Ok(false),
             Err(e) => Err(unavailable(e)),
         }
     }
@@ -466,8 +434,7 @@ impl PropertyStore for DynamoStore {
 }
 
 fn property_from(item: &Item) -> Result<Property, StoreError> {
-    let file: PropertyFile =
-        serde_json::from_str(text(item, "config")?).map_err(corrupt("property config"))?;
+    let file: PropertyFile = serde_json::from_str(text(item, "config")?).map_err(corrupt("property config"))?;
     Property::from_file(file).map_err(corrupt("property config"))
 }
 
@@ -528,10 +495,7 @@ impl AvailabilityCache for DynamoStore {
             .table_name(&self.table)
             .item("pk", s(format!("AVAIL#{property}#{date}")))
             .item("sk", s(tour_type.as_str()))
-            .item(
-                "generation",
-                n(i64::try_from(generation).unwrap_or(i64::MAX)),
-            )
+            .item("generation", n(i64::try_from(generation).unwrap_or(i64::MAX)))
             .item("body", s(body))
             .item("expires_at", n(expires_at.timestamp()))
             .send()
@@ -540,11 +504,7 @@ impl AvailabilityCache for DynamoStore {
         Ok(())
     }
 
-    async fn invalidate(
-        &self,
-        property: &ResManPropertyId,
-        dates: &[NaiveDate],
-    ) -> Result<(), StoreError> {
+    async fn invalidate(&self, property: &ResManPropertyId, dates: &[NaiveDate]) -> Result<(), StoreError> {
         let dates: BTreeSet<NaiveDate> = dates.iter().copied().collect();
         for bump in generation_bumps(&self.table, property, &dates)? {
             if let Some(update) = bump.update {

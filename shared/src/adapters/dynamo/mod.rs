@@ -7,6 +7,7 @@
 //! readers check `expires_at` themselves.
 
 mod calendar;
+mod tours;
 
 use crate::domain::notice::ChangeNotice;
 use crate::ports::{NoticeInbox, Recorded, StoreError};
@@ -51,19 +52,13 @@ fn n(value: i64) -> AttributeValue {
     AttributeValue::N(value.to_string())
 }
 
-pub(crate) fn unavailable<E: std::error::Error + 'static, R: std::fmt::Debug>(
-    e: SdkError<E, R>,
-) -> StoreError {
+pub(crate) fn unavailable<E: std::error::Error + 'static, R: std::fmt::Debug>(e: SdkError<E, R>) -> StoreError {
     StoreError::Unavailable(DisplayErrorContext(e).to_string())
 }
 
 #[async_trait]
 impl NoticeInbox for DynamoStore {
-    async fn record_once(
-        &self,
-        notice: &ChangeNotice,
-        now: DateTime<Utc>,
-    ) -> Result<Recorded, StoreError> {
+    async fn record_once(&self, notice: &ChangeNotice, now: DateTime<Utc>) -> Result<Recorded, StoreError> {
         let mut put = self
             .client
             .put_item()
@@ -71,10 +66,7 @@ impl NoticeInbox for DynamoStore {
             .item("pk", s(format!("NOTICE#{}", notice.event_id)))
             .item("sk", s("NOTICE"))
             .item("gsi1pk", s(format!("APPT#{}", notice.appointment_id)))
-            .item(
-                "gsi1sk",
-                s(format!("NOTICE#{}", notice.sent_at.to_rfc3339())),
-            )
+            .item("gsi1sk", s(format!("NOTICE#{}", notice.sent_at.to_rfc3339())))
             .item("appointment_id", s(notice.appointment_id.as_str()))
             .item("status", s(notice.status.as_resman()))
             .item("updated_fields", s(notice.updated_fields.join(",")))
@@ -93,9 +85,7 @@ impl NoticeInbox for DynamoStore {
         }
         match put.send().await {
             Ok(_) => Ok(Recorded::New),
-            Err(SdkError::ServiceError(e))
-                if matches!(e.err(), PutItemError::ConditionalCheckFailedException(_)) =>
-            {
+            Err(SdkError::ServiceError(e)) if matches!(e.err(), PutItemError::ConditionalCheckFailedException(_)) => {
                 Ok(Recorded::AlreadySeen)
             }
             Err(e) => Err(unavailable(e)),

@@ -19,11 +19,7 @@ pub struct Prospects {
 pub struct Prospect {
     #[serde(rename = "Customers", default)]
     pub customers: Customers,
-    #[serde(
-        rename = "CustomerPreferences",
-        default,
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(rename = "CustomerPreferences", default, skip_serializing_if = "Option::is_none")]
     pub customer_preferences: Option<CustomerPreferences>,
     #[serde(rename = "Events", default)]
     pub events: Events,
@@ -89,33 +85,17 @@ pub struct Events {
 pub struct Event {
     #[serde(rename = "@EventType", default)]
     pub event_type: String,
-    #[serde(
-        rename = "@EventDate",
-        default,
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(rename = "@EventDate", default, skip_serializing_if = "Option::is_none")]
     pub event_date: Option<String>,
     #[serde(rename = "EventID", default, skip_serializing_if = "Option::is_none")]
     pub event_id: Option<IdValue>,
     #[serde(rename = "Agent", default, skip_serializing_if = "Option::is_none")]
     pub agent: Option<Agent>,
-    #[serde(
-        rename = "FirstContact",
-        default,
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(rename = "FirstContact", default, skip_serializing_if = "Option::is_none")]
     pub first_contact: Option<bool>,
-    #[serde(
-        rename = "TransactionSource",
-        default,
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(rename = "TransactionSource", default, skip_serializing_if = "Option::is_none")]
     pub transaction_source: Option<String>,
-    #[serde(
-        rename = "EventReasons",
-        default,
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(rename = "EventReasons", default, skip_serializing_if = "Option::is_none")]
     pub event_reasons: Option<String>,
     #[serde(rename = "Comments", default, skip_serializing_if = "Option::is_none")]
     pub comments: Option<String>,
@@ -192,9 +172,7 @@ mod tests {
                             event_type: "Appointment".into(),
                             event_date: Some("2026-12-01T16:00:00".into()),
                             agent: Some(Agent {
-                                agent_id: Some(IdValue {
-                                    id_value: "E1".into(),
-                                }),
+                                agent_id: Some(IdValue { id_value: "E1".into() }),
                             }),
                             ..Default::default()
                         }],
@@ -204,17 +182,12 @@ mod tests {
         };
         let xml = doc.to_xml().unwrap();
         assert!(
-            xml.starts_with(
-                "<LeadManagement><Prospects><Prospect><Customers><Customer Type=\"prospect\">"
-            ),
+            xml.starts_with("<LeadManagement><Prospects><Prospect><Customers><Customer Type=\"prospect\">"),
             "{xml}"
         );
         assert!(xml.contains("<LastName>Lopez &amp; Co</LastName>"), "{xml}");
         assert!(xml.contains("<Event EventType=\"Appointment\" EventDate=\"2026-12-01T16:00:00\"><Agent><AgentID IDValue=\"E1\"/></Agent></Event>"), "{xml}");
-        assert!(
-            !xml.contains("Identification"),
-            "a new prospect carries no ids: {xml}"
-        );
+        assert!(!xml.contains("Identification"), "a new prospect carries no ids: {xml}");
     }
 
     #[test]
@@ -235,9 +208,6 @@ mod tests {
         assert_eq!(p.customers.customer[0].id_of("ProspectID"), Some("PR1"));
         assert_eq!(p.customers.customer[0].id_of("personid"), Some("PE1"));
         assert_eq!(p.events.event.len(), 2);
-        assert_eq!(
-            p.events.event[0].event_reasons.as_deref(),
-            Some("Confirmed")
-        );
+        assert_eq!(p.events.event[0].event_reasons.as_deref(), Some("Confirmed"));
     }
 }

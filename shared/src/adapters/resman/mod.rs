@@ -12,12 +12,10 @@ mod mits;
 
 use crate::domain::ids::PersonId;
 use crate::domain::resman::{
-    Employee, NotePost, PostedTour, Prospect, ProspectEvent, ProspectLookup, ProspectRef,
-    ProspectSource, ProspectTourPost, TourEventStatus,
+    Employee, NotePost, PostedTour, Prospect, ProspectEvent, ProspectLookup, ProspectRef, ProspectSource,
+    ProspectTourPost, TourEventStatus,
 };
-use crate::domain::{
-    AgentId, AppointmentId, ProspectId, ProspectSourceId, ResManPropertyId, UtcWindow,
-};
+use crate::domain::{AgentId, AppointmentId, ProspectId, ProspectSourceId, ResManPropertyId, UtcWindow};
 use crate::ports::{ResManError, ResManGateway};
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDateTime, Utc};
@@ -110,11 +108,7 @@ impl HttpResMan {
         }
         form.extend_from_slice(fields);
         let url = format!("{}/{path}", self.settings.base_url.trim_end_matches('/'));
-        let accept = if json {
-            "application/json"
-        } else {
-            "application/xml"
-        };
+        let accept = if json { "application/json" } else { "application/xml" };
         tracing::debug!(
             method = path,
             property_id = property.map(|p| p.as_str()),
@@ -129,10 +123,7 @@ impl HttpResMan {
             .await
             .map_err(|e| self.transport_error(&e))?;
         let status = response.status();
-        let body = response
-            .text()
-            .await
-            .map_err(|e| self.transport_error(&e))?;
+        let body = response.text().await.map_err(|e| self.transport_error(&e))?;
         if status.as_u16() == 502 && body.to_ascii_lowercase().contains("buffer overflow") {
             return Ok(Reply::WindowTooWide);
         }
@@ -186,11 +177,7 @@ impl HttpResMan {
         }
     }
 
-    async fn search(
-        &self,
-        property: &ResManPropertyId,
-        fields: &[(&str, &str)],
-    ) -> Result<Vec<Prospect>, ResManError> {
+    async fn search(&self, property: &ResManPropertyId, fields: &[(&str, &str)]) -> Result<Vec<Prospect>, ResManError> {
         let lm = self
             .mits_call("MITS/SearchProspects", property, fields)
             .await?
@@ -237,39 +224,31 @@ struct JsonEnvelope<T> {
     payload: T,
 }
 
-fn read_json_envelope<T: for<'de> Deserialize<'de> + Default>(
-    body: &str,
-) -> Result<T, ResManError> {
-    let env: JsonEnvelope<serde_json::Value> = serde_json::from_str(body)
-        .map_err(|e| ResManError::Malformed(format!("not ResMan JSON: {e}")))?;
+fn read_json_envelope<T: for<'de> Deserialize<'de> + Default>(body: &str) -> Result<T, ResManError> {
+    let env: JsonEnvelope<serde_json::Value> =
+        serde_json::from_str(body).map_err(|e| ResManError::Malformed(format!("not ResMan JSON: {e}")))?;
     check_status(&env.status, env.error_description)?;
-    serde_json::from_value(env.payload)
-        .map_err(|e| ResManError::Malformed(format!("unexpected ResMan JSON: {e}")))
+    serde_json::from_value(env.payload).map_err(|e| ResManError::Malformed(format!("unexpected ResMan JSON: {e}")))
 }
 
 fn read_xml_envelope(body: &str) -> Result<mits::LeadManagement, ResManError> {
-    let env: mits::XmlEnvelope = quick_xml::de::from_str(body)
-        .map_err(|e| ResManError::Malformed(format!("not ResMan XML: {e}")))?;
+    let env: mits::XmlEnvelope =
+        quick_xml::de::from_str(body).map_err(|e| ResManError::Malformed(format!("not ResMan XML: {e}")))?;
     check_status(&env.status, env.error_description)?;
-    Ok(env
-        .response
-        .and_then(|r| r.lead_management)
-        .unwrap_or_default())
+    Ok(env.response.and_then(|r| r.lead_management).unwrap_or_default())
 }
 
 fn check_status(status: &str, description: Option<String>) -> Result<(), ResManError> {
     if status.eq_ignore_ascii_case("Success") {
         return Ok(());
     }
-    let description = description
-        .filter(|d| !d.trim().is_empty())
-        .unwrap_or_else(|| {
-            if status.is_empty() {
-                "ResMan answered without a status".to_owned()
-            } else {
-                format!("ResMan answered {status}")
-            }
-        });
+    let description = description.filter(|d| !d.trim().is_empty()).unwrap_or_else(|| {
+        if status.is_empty() {
+            "ResMan answered without a status".to_owned()
+        } else {
+            format!("ResMan answered {status}")
+        }
+    });
     if status.is_empty() {
         return Err(ResManError::Malformed(description));
     }
@@ -327,11 +306,7 @@ fn parse_time(raw: &str) -> Option<DateTime<Utc>> {
     NaiveDateTime::parse_from_str(raw, RESMAN_TIME)
         .map(|t| t.and_utc())
         .ok()
-        .or_else(|| {
-            DateTime::parse_from_rfc3339(raw)
-                .ok()
-                .map(|t| t.with_timezone(&Utc))
-        })
+        .or_else(|| DateTime::parse_from_rfc3339(raw).ok().map(|t| t.with_timezone(&Utc)))
 }
 
 fn to_prospect(p: &mits::Prospect) -> Result<Prospect, ResManError> {
@@ -416,20 +391,14 @@ fn agent(id: &AgentId) -> mits::Agent {
     }
 }
 
-fn single_prospect(
-    customer: mits::Customer,
-    preferences: Option<String>,
-    event: mits::Event,
-) -> mits::LeadManagement {
+fn single_prospect(customer: mits::Customer, preferences: Option<String>, event: mits::Event) -> mits::LeadManagement {
     mits::LeadManagement {
         prospects: mits::Prospects {
             prospect: vec![mits::Prospect {
                 customers: mits::Customers {
                     customer: vec![customer],
                 },
-                customer_preferences: preferences.map(|comment| mits::CustomerPreferences {
-                    comment: Some(comment),
-                }),
+                customer_preferences: preferences.map(|comment| mits::CustomerPreferences { comment: Some(comment) }),
                 events: mits::Events { event: vec![event] },
             }],
         },
@@ -437,18 +406,15 @@ fn single_prospect(
 }
 
 /// The id ResMan gave the event we posted: the one event of the echo, or the one with our date and type.
-fn echoed_event_id(
-    echo: &mits::Prospect,
-    event_type: &str,
-    date: &str,
-) -> Result<AppointmentId, ResManError> {
+fn echoed_event_id(echo: &mits::Prospect, event_type: &str, date: &str) -> Result<AppointmentId, ResManError> {
     let events = &echo.events.event;
     let chosen = if events.len() == 1 {
         events.first()
     } else {
-        events.iter().rev().find(|e| {
-            e.event_type.eq_ignore_ascii_case(event_type) && e.event_date.as_deref() == Some(date)
-        })
+        events
+            .iter()
+            .rev()
+            .find(|e| e.event_type.eq_ignore_ascii_case(event_type) && e.event_date.as_deref() == Some(date))
     };
     let id = chosen
         .and_then(|e| e.event_id.as_ref())
@@ -475,13 +441,8 @@ impl ResManGateway for HttpResMan {
             .collect()
     }
 
-    async fn prospect_sources(
-        &self,
-        property: &ResManPropertyId,
-    ) -> Result<Vec<ProspectSource>, ResManError> {
-        let payload: SourcesPayload = self
-            .json_call("Leasing/GetProspectSources", property)
-            .await?;
+    async fn prospect_sources(&self, property: &ResManPropertyId) -> Result<Vec<ProspectSource>, ResManError> {
+        let payload: SourcesPayload = self.json_call("Leasing/GetProspectSources", property).await?;
         payload
             .sources
             .into_iter()
@@ -507,11 +468,7 @@ impl ResManGateway for HttpResMan {
         self.search(property, &[field]).await
     }
 
-    async fn post_tour(
-        &self,
-        property: &ResManPropertyId,
-        post: &ProspectTourPost,
-    ) -> Result<PostedTour, ResManError> {
+    async fn post_tour(&self, property: &ResManPropertyId, post: &ProspectTourPost) -> Result<PostedTour, ResManError> {
         let date = post.tour.start.format(RESMAN_TIME).to_string();
         let customer = mits::Customer {
             customer_type: "prospect".into(),
@@ -531,23 +488,24 @@ impl ResManGateway for HttpResMan {
                 .collect(),
             email: Some(post.contact.email.expose().to_owned()),
         };
+        let event_type = match post.tour.agent {
+            Some(_) => self.settings.tour_event_type.clone(),
+            None => "Other".to_owned(),
+        };
         let event = mits::Event {
-            event_type: self.settings.tour_event_type.clone(),
+            event_type: event_type.clone(),
             event_date: Some(date.clone()),
             event_id: post.tour.appointment_id.as_ref().map(|id| mits::IdValue {
                 id_value: id.to_string(),
             }),
-            agent: Some(agent(&post.tour.agent)),
+            agent: post.tour.agent.as_ref().map(agent),
             first_contact: Some(post.tour.first_contact),
             transaction_source: Some(post.tour.source.to_string()),
             event_reasons: post.tour.status.map(|s| s.as_resman().to_owned()),
             comments: Some(post.tour.comments.clone()),
         };
         let echo = self
-            .post(
-                property,
-                &single_prospect(customer, post.preferences.clone(), event),
-            )
+            .post(property, &single_prospect(customer, post.preferences.clone(), event))
             .await?;
         let customer = echo
             .customers
@@ -557,7 +515,7 @@ impl ResManGateway for HttpResMan {
         let prospect = reference_of(customer)?;
         let appointment_id = match &post.tour.appointment_id {
             Some(id) => id.clone(),
-            None => echoed_event_id(&echo, &self.settings.tour_event_type, &date)?,
+            None => echoed_event_id(&echo, &event_type, &date)?,
         };
         Ok(PostedTour {
             prospect,
@@ -565,11 +523,7 @@ impl ResManGateway for HttpResMan {
         })
     }
 
-    async fn add_note(
-        &self,
-        property: &ResManPropertyId,
-        note: &NotePost,
-    ) -> Result<AppointmentId, ResManError> {
+    async fn add_note(&self, property: &ResManPropertyId, note: &NotePost) -> Result<AppointmentId, ResManError> {
         let date = note.at.format(RESMAN_TIME).to_string();
         let customer = mits::Customer {
             customer_type: "prospect".into(),
@@ -583,9 +537,7 @@ impl ResManGateway for HttpResMan {
             comments: Some(note.comments.clone()),
             ..Default::default()
         };
-        let echo = self
-            .post(property, &single_prospect(customer, None, event))
-            .await?;
+        let echo = self.post(property, &single_prospect(customer, None, event)).await?;
         echoed_event_id(&echo, "Other", &date)
     }
 
@@ -607,10 +559,7 @@ impl ResManGateway for HttpResMan {
                 ("ModifiedStartDateTime", start.as_str()),
                 ("ModifiedEndDateTime", end.as_str()),
             ];
-            match self
-                .mits_call("MITS/SearchProspects", property, &fields)
-                .await?
-            {
+            match self.mits_call("MITS/SearchProspects", property, &fields).await? {
                 Some(lm) => {
                     for p in &lm.prospects.prospect {
                         let prospect = to_prospect(p)?;

@@ -1,0 +1,77 @@
+//! `book-tour`: `POST /api/resman/tours/book`. Wiring only: the rules live in `shared::app::booking`.
+
+use lambda_http::http::Method;
+use lambda_http::{Body, Error, Request, Response, run, service_fn};
+use shared::adapters::dynamo::DynamoStore;
+use shared::adapters::resman::HttpResMan;
+use shared::adapters::secrets::SecretsManager;
+use shared::adapters::sqs::SqsSyncQueue;
+use shared::app::AppError;
+use shared::app::booking::{BookingDeps, book_tour};
+use shared::app::sync::Attempts;
+use shared::domain::booking::{BookTourCommand, BookTourRequest, BookingId};
+use shared::http::auth::ApiKeys;
+use shared::http::gate;
+use shared::http::response::{error_response, raw_json};
+use shared::{config, telemetry};
+use std::time::Duration;
+
+struct Deps {
+    store: DynamoStore,
+    resman: HttpResMan,
+    queue: SqsSyncQueue,
+    keys: ApiKeys,
+    attempts: Attempts,
+}
+
+async fn handle(deps: &Deps, request: Request) -> Response<Body> {
+    if let Some(refusal) = gate(&deps.keys, &request, Method::POST) {
+        return refusal;
+    }
+    let command = match BookTourRequest::from_body(request.body().as_ref()).and_then(|r| BookTourCommand::parse(&r)) {
+        Ok(command) => command,
+        Err(invalid) if invalid.field == "body" && invalid.reason.contains("at most") => {
+            return error_response(&AppError::TooLarge(shared::domain::booking::MAX_BODY_BYTES));
+        }
+        Err(invalid) => return error_response(&invalid.into()),
+    };
+    let idempotency_key = request.headers().get("idempotency-key").and_then(|v| v.to_str().ok());
+    let app_deps = BookingDeps {
+        properties: &deps.store,
+        calendar: &deps.store,
+        tours: &deps.store,
+        resman: &deps.resman,
+        queue: &deps.queue,
+        attempts: deps.attempts,
+    };
+    let booking_id = BookingId::from_uuid(uuid::Uuid::new_v4());
+    match book_tour(&app_deps, &command, idempotency_key, booking_id, chrono::Utc::now()).await {
+        Ok(booked) => raw_json(booked.status, booked.body, None),
+        Err(err) => error_response(&err),
+    }
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    telemetry::init();
+    let sdk = config::aws().await;
+    let secrets = SecretsManager::new(&sdk);
+    let mut resman_settings = config::resman(&secrets).await?;
+    // Three attempts must fit the API's 30-second budget: 8 s each by default, with short back-off between.
+    resman_settings.timeout = config::optional_seconds("BOOKING_RESMAN_TIMEOUT_SECONDS", 8)?;
+    let deps = Deps {
+        store: DynamoStore::new(&sdk, config::required("TABLE_NAME")?),
+        resman: HttpResMan::new(resman_settings)?,
+        queue: SqsSyncQueue::new(&sdk, config::required("SYNC_QUEUE_URL")?),
+        keys: config::api_keys(&secrets).await?,
+        attempts: Attempts {
+            count: 3,
+            backoff: Duration::from_millis(250),
+        },
+    };
+    let deps = &deps;
+    run(service_fn(move |request: Request| async move {
+        Ok::<_, Error>(handle(deps, request).await)
+    }))
+    .await
+}

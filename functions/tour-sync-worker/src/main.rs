@@ -1,0 +1,91 @@
+//! `tour-sync-worker`: consumes the ResMan retry queue with partial batch failures. A message that fails is made
+//! visible again after a delay that grows with each receive; after the queue's `maxReceiveCount` SQS moves it to
+//! the dead-letter queue (the booking is marked failed first, for staff). Wiring only: the rules live in
+//! `shared::app::sync`.
+
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
+use lambda_runtime::{Error, LambdaEvent, run, service_fn};
+use shared::adapters::dynamo::DynamoStore;
+use shared::adapters::resman::HttpResMan;
+use shared::adapters::secrets::SecretsManager;
+use shared::adapters::sqs::SqsSyncQueue;
+use shared::app::sync::{Attempts, QueuedMessage, WorkerDeps, process_batch};
+use shared::{config, telemetry};
+use std::time::Duration;
+
+struct Deps {
+    store: DynamoStore,
+    resman: HttpResMan,
+    queue: SqsSyncQueue,
+    max_receives: u32,
+    retry_base: Duration,
+}
+
+async fn handle(deps: &Deps, event: LambdaEvent<SqsEvent>) -> Result<SqsBatchResponse, Error> {
+    let mut handles = std::collections::HashMap::new();
+    let messages: Vec<QueuedMessage> = event
+        .payload
+        .records
+        .iter()
+        .filter_map(|m| {
+            let id = m.message_id.clone()?;
+            if let Some(handle) = &m.receipt_handle {
+                handles.insert(id.clone(), handle.clone());
+            }
+            Some(QueuedMessage {
+                id,
+                body: m.body.clone().unwrap_or_default(),
+                receive_count: m
+                    .attributes
+                    .get("ApproximateReceiveCount")
+                    .and_then(|c| c.parse().ok())
+                    .unwrap_or(1),
+            })
+        })
+        .collect();
+    let app_deps = WorkerDeps {
+        properties: &deps.store,
+        tours: &deps.store,
+        resman: &deps.resman,
+        attempts: Attempts {
+            count: 1,
+            backoff: Duration::ZERO,
+        },
+        max_receives: deps.max_receives,
+    };
+    let mut response = SqsBatchResponse::default();
+    for failed in process_batch(&app_deps, &messages, deps.retry_base).await {
+        if let Some(handle) = handles.get(&failed.id) {
+            let delayed = deps
+                .queue
+                .client()
+                .change_message_visibility()
+                .queue_url(deps.queue.queue_url())
+                .receipt_handle(handle)
+                .visibility_timeout(i32::try_from(failed.retry_in_seconds).unwrap_or(900))
+                .send()
+                .await;
+            if let Err(e) = delayed {
+                tracing::warn!(message_id = %failed.id, error = %aws_sdk_sqs::error::DisplayErrorContext(e), "could not delay the retry");
+            }
+        }
+        response.add_failure(failed.id);
+    }
+    Ok(response)
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    telemetry::init();
+    let sdk = config::aws().await;
+    let secrets = SecretsManager::new(&sdk);
+    let deps = Deps {
+        store: DynamoStore::new(&sdk, config::required("TABLE_NAME")?),
+        resman: HttpResMan::new(config::resman(&secrets).await?)?,
+        queue: SqsSyncQueue::new(&sdk, config::required("SYNC_QUEUE_URL")?),
+        max_receives: config::optional_number("SYNC_MAX_RECEIVES", 5)?,
+        retry_base: config::optional_seconds("SYNC_RETRY_BASE_SECONDS", 30)?,
+    };
+    let deps = &deps;
+    run(service_fn(move |event| async move { handle(deps, event).await })).await
+}

@@ -1,0 +1,51 @@
+#!/usr/bin/env python3
+"""moto in server mode, with every request applied one at a time.
+
+moto serves each connection on its own thread, and its backends are not safe under concurrent writes: with many
+`TransactWriteItems` at once it answers HTTP 500, and nothing guarantees that two transactions' conditions are not
+both checked before either writes. Real DynamoDB applies each transaction atomically. A lock around the WSGI
+application gives moto that property while connections stay concurrent (keep-alive works as before), so
+concurrency tests exercise our conditions, not moto's races.
+
+Usage (same flags as moto_server): moto_serial.py -H 127.0.0.1 -p 5050
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+import threading
+from typing import Any, Callable, Iterable
+
+from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
+from werkzeug.serving import run_simple
+
+
+class Serialized:
+    """Runs the wrapped WSGI application for one request at a time, its whole body included."""
+
+    def __init__(self, app: Callable[..., Iterable[bytes]]) -> None:
+        self.app = app
+        self.lock = threading.Lock()
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
+        with self.lock:
+            return list(self.app(environ, start_response))
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("-H", "--host", default="127.0.0.1")
+    parser.add_argument("-p", "--port", type=int, default=int(os.environ.get("MOTO_PORT", 5000)))
+    args = parser.parse_args(argv)
+    os.environ.setdefault("MOTO_PORT", str(args.port))
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    signal.signal(signal.SIGINT, lambda *_: sys.exit(0))
+    app = DomainDispatcherApplication(create_backend_app)
+    run_simple(args.host, args.port, Serialized(app), threaded=True, request_handler=MotoRequestHandler)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,332 @@
+//! Bookings. Items:
+//! - `TOUR#<booking id>` / `TOUR`: the tour record (serde_dynamo), with `gsi1pk = CONV#<conversation>` so a
+//!   conversation's tours are one index query (the conversation context the chatbot reads back).
+//! - `LOCK#<property>#<agent | SG-seat>#<UTC granule>` / `LOCK`: one per 5-minute granule of the tour widened by
+//!   its buffers; created with `attribute_not_exists`, so two overlapping tours of one agent cannot both commit.
+//! - `BUSY#…`: the tour's busy time (see `calendar.rs`), and the `GEN#…` bumps of its dates.
+//! - `IDEM#<key>` / `IDEM`: the idempotency record, created in the same transaction, finished with the answer.
+//! - `OUTBOX#<booking id>` / `RESMAN`: the ResMan write owed, with `gsi1pk = OUTBOX`, deleted once synced.
+//!
+//! `create_booking` is one `TransactWriteItems`: all of it or nothing. Its cancellation reasons say which
+//! condition failed: a lock (the slot is taken) or the idempotency record (the request was seen).
+
+use super::calendar::{busy_pk, busy_put, busy_sk, dates_of, generation_bumps, lost_a_condition};
+use super::{DynamoStore, n, s, unavailable};
+use crate::domain::booking::{BookingId, ConversationId, TourRecord, TourStatus};
+use crate::domain::property::Property;
+use crate::ports::{BookingWrite, IdempotencyRecord, NewBooking, StoreError, TourStore};
+use async_trait::async_trait;
+use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, TransactWriteItem, Update};
+use chrono::{DateTime, Duration, Utc};
+use std::collections::HashMap;
+
+type Item = HashMap<String, AttributeValue>;
+
+/// A transaction holds at most 100 items; the locks of one tour stay well inside that.
+const MAX_LOCKS: usize = 80;
+const IDEMPOTENCY_RETENTION: Duration = Duration::hours(24);
+const LOCK_RETENTION: Duration = Duration::days(2);
+
+fn key(pk: String, sk: &str) -> Item {
+    HashMap::from([("pk".to_owned(), s(pk)), ("sk".to_owned(), s(sk))])
+}
+
+fn corrupt<E: std::fmt::Display>(what: &'static str) -> impl Fn(E) -> StoreError {
+    move |e| StoreError::Corrupt(format!("{what}: {e}"))
+}
+
+fn lock_key(tour: &TourRecord, granule: DateTime<Utc>) -> Item {
+    key(
+        format!(
+            "LOCK#{}#{}#{}",
+            tour.property_id,
+            tour.holder.lock_name(),
+            granule.format("%Y-%m-%dT%H:%M:%SZ")
+        ),
+        "LOCK",
+    )
+}
+
+fn tour_item(tour: &TourRecord) -> Result<Item, StoreError> {
+    let mut item: Item = serde_dynamo::to_item(tour).map_err(corrupt("tour record"))?;
+    item.insert("pk".into(), s(format!("TOUR#{}", tour.booking_id)));
+    item.insert("sk".into(), s("TOUR"));
+    item.insert("gsi1pk".into(), s(format!("CONV#{}", tour.conversation_id.as_str())));
+    item.insert(
+        "gsi1sk".into(),
+        s(format!("{}#{}", tour.created_at.to_rfc3339(), tour.booking_id)),
+    );
+    item.insert("expires_at".into(), n((tour.end + Duration::days(90)).timestamp()));
+    Ok(item)
+}
+
+fn tour_from(item: Item) -> Result<TourRecord, StoreError> {
+    serde_dynamo::from_item(item).map_err(corrupt("tour record"))
+}
+
+fn put(item: Item, condition: Option<&str>) -> Result<TransactWriteItem, StoreError> {
+    let mut put = Put::builder().table_name("").set_item(Some(item));
+    if let Some(condition) = condition {
+        put = put.condition_expression(condition);
+    }
+    Ok(TransactWriteItem::builder()
+        .put(put.build().map_err(corrupt("put"))?)
+        .build())
+}
+
+fn delete(table: &str, key: Item) -> Result<TransactWriteItem, StoreError> {
+    let delete = Delete::builder()
+        .table_name(table)
+        .set_key(Some(key))
+        .build()
+        .map_err(corrupt("delete"))?;
+    Ok(TransactWriteItem::builder().delete(delete).build())
+}
+
+impl DynamoStore {
+    fn with_table(&self, mut item: TransactWriteItem) -> TransactWriteItem {
+        if let Some(put) = item.put.as_mut() {
+            put.table_name = self.table.clone();
+        }
+        item
+    }
+}
+
+#[async_trait]
+impl TourStore for DynamoStore {
+    async fn idempotency(&self, idem_key: &str) -> Result<Option<IdempotencyRecord>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key(format!("IDEM#{idem_key}"), "IDEM")))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(unavailable)?;
+        let Some(item) = out.item else { return Ok(None) };
+        let text = |name: &str| item.get(name).and_then(|v| v.as_s().ok()).cloned();
+        let started_at = text("started_at")
+            .and_then(|t| DateTime::parse_from_rfc3339(&t).ok())
+            .map(|t| t.with_timezone(&Utc))
+            .ok_or_else(|| StoreError::Corrupt("idempotency record without started_at".into()))?;
+        let status = item
+            .get("response_status")
+            .and_then(|v| v.as_n().ok())
+            .and_then(|v| v.parse::<u16>().ok());
+        Ok(Some(IdempotencyRecord {
+            fingerprint: text("fingerprint").unwrap_or_default(),
+            booking_id: text("booking_id").and_then(|b| BookingId::parse(&b).ok()),
+            started_at,
+            response: status.zip(text("response_body")),
+        }))
+    }
+
+    async fn create_booking(
+        &self,
+        property: &Property,
+        booking: &NewBooking,
+        now: DateTime<Utc>,
+    ) -> Result<BookingWrite, StoreError> {
+        let tour = &booking.tour;
+        if booking.lock_granules.is_empty() || booking.lock_granules.len() > MAX_LOCKS {
+            return Err(StoreError::Corrupt(format!("a tour needs 1 to {MAX_LOCKS} slot locks")));
+        }
+        let mut items = vec![self.with_table(put(tour_item(tour)?, Some("attribute_not_exists(pk)"))?)];
+        let first_lock = items.len();
+        for granule in &booking.lock_granules {
+            let mut lock = lock_key(tour, *granule);
+            lock.insert("booking_id".into(), s(tour.booking_id.as_str()));
+            lock.insert("expires_at".into(), n((tour.end + LOCK_RETENTION).timestamp()));
+            items.push(self.with_table(put(lock, Some("attribute_not_exists(pk)"))?));
+        }
+        let after_locks = items.len();
+        items.push(busy_put(
+            &self.table,
+            &tour.property_id,
+            tour.holder.agent(),
+            &tour.window(),
+            "TOUR",
+            tour.booking_id.as_str(),
+        )?);
+        items.extend(generation_bumps(
+            &self.table,
+            &tour.property_id,
+            &dates_of(property, &tour.window()),
+        )?);
+        let idem_index = items.len();
+        let mut idem = key(format!("IDEM#{}", tour.idempotency_key), "IDEM");
+        idem.insert("fingerprint".into(), s(booking.fingerprint.as_str()));
+        idem.insert("booking_id".into(), s(tour.booking_id.as_str()));
+        idem.insert("started_at".into(), s(now.to_rfc3339()));
+        idem.insert("expires_at".into(), n((now + IDEMPOTENCY_RETENTION).timestamp()));
+        items.push(self.with_table(put(idem, Some("attribute_not_exists(pk)"))?));
+        let mut outbox = key(format!("OUTBOX#{}", tour.booking_id), "RESMAN");
+        outbox.insert("gsi1pk".into(), s("OUTBOX"));
+        outbox.insert("gsi1sk".into(), s(format!("{}#{}", now.to_rfc3339(), tour.booking_id)));
+        outbox.insert("booking_id".into(), s(tour.booking_id.as_str()));
+        items.push(self.with_table(put(outbox, None)?));
+
+        match self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .send()
+            .await
+        {
+            Ok(_) => Ok(BookingWrite::Created),
+            Err(e) => match lost_a_condition(&e) {
+                Some(reasons) => {
+                    let failed = |i: usize| reasons.get(i).and_then(|r| r.as_deref()) == Some("ConditionalCheckFailed");
+                    if failed(idem_index) {
+                        Ok(BookingWrite::KeyInUse)
+                    } else if (first_lock..after_locks).any(failed) {
+                        Ok(BookingWrite::SlotTaken)
+                    } else if reasons.iter().any(|r| r.as_deref() == Some("TransactionConflict")) {
+                        // Another transaction was writing the same lock at that instant: it holds the slot.
+                        Ok(BookingWrite::SlotTaken)
+                    } else {
+                        Err(StoreError::Unavailable(format!(
+                            "booking transaction cancelled: {reasons:?}"
+                        )))
+                    }
+                }
+                None => Err(unavailable(e)),
+            },
+        }
+    }
+
+    async fn finish_idempotency(&self, idem_key: &str, status: u16, body: &str) -> Result<(), StoreError> {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(format!("IDEM#{idem_key}"), "IDEM")))
+            .update_expression("SET response_status = :s, response_body = :b")
+            .expression_attribute_values(":s", n(status.into()))
+            .expression_attribute_values(":b", s(body))
+            .send()
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn tour(&self, id: &BookingId) -> Result<Option<TourRecord>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key(format!("TOUR#{id}"), "TOUR")))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(unavailable)?;
+        out.item.map(tour_from).transpose()
+    }
+
+    async fn save_sync(&self, tour: &TourRecord) -> Result<(), StoreError> {
+        let mut update = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(key(format!("TOUR#{}", tour.booking_id), "TOUR")))
+            .update_expression(
+                "SET sync_status = :st, resman_appointment_id = :a, resman_prospect_id = :p, last_error = :e",
+            )
+            .condition_expression("attribute_exists(pk)");
+        let sync: AttributeValue =
+            serde_dynamo::to_attribute_value(tour.sync_status).map_err(corrupt("sync status"))?;
+        let opt = |v: Option<String>| v.map(s).unwrap_or(AttributeValue::Null(true));
+        update = update
+            .expression_attribute_values(":st", sync)
+            .expression_attribute_values(":a", opt(tour.resman_appointment_id.as_ref().map(|a| a.to_string())))
+            .expression_attribute_values(":p", opt(tour.resman_prospect_id.clone()))
+            .expression_attribute_values(":e", opt(tour.last_error.clone()));
+        let mut items = vec![
+            TransactWriteItem::builder()
+                .update(update.build().map_err(corrupt("sync update"))?)
+                .build(),
+        ];
+        // Only a pending write is still owed: synced, failed (staff's now) and rejected ones leave the outbox.
+        if tour.sync_status != crate::domain::booking::SyncStatus::Pending {
+            items.push(delete(
+                &self.table,
+                key(format!("OUTBOX#{}", tour.booking_id), "RESMAN"),
+            )?);
+        }
+        self.client
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .send()
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn release(&self, property: &Property, tour: &TourRecord) -> Result<(), StoreError> {
+        let mut items = Vec::new();
+        for granule in crate::domain::booking::lock_granules(property, &tour.holder, &tour.window()) {
+            items.push(delete(&self.table, lock_key(tour, granule))?);
+        }
+        items.push(delete(
+            &self.table,
+            key(
+                busy_pk(&tour.property_id, tour.start),
+                &busy_sk(tour.start, "TOUR", tour.booking_id.as_str()),
+            ),
+        )?);
+        items.push(delete(
+            &self.table,
+            key(format!("OUTBOX#{}", tour.booking_id), "RESMAN"),
+        )?);
+        items.extend(generation_bumps(
+            &self.table,
+            &tour.property_id,
+            &dates_of(property, &tour.window()),
+        )?);
+        let released = TourRecord {
+            status: TourStatus::Released,
+            ..tour.clone()
+        };
+        items.push(self.with_table(put(tour_item(&released)?, None)?));
+        self.client
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .send()
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn conversation_tours(&self, conversation: &ConversationId) -> Result<Vec<TourRecord>, StoreError> {
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name("gsi1")
+            .key_condition_expression("gsi1pk = :c")
+            .expression_attribute_values(":c", s(format!("CONV#{}", conversation.as_str())))
+            .send()
+            .await
+            .map_err(unavailable)?;
+        out.items.unwrap_or_default().into_iter().map(tour_from).collect()
+    }
+
+    async fn owed_syncs(&self, before: DateTime<Utc>) -> Result<Vec<BookingId>, StoreError> {
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name("gsi1")
+            .key_condition_expression("gsi1pk = :o AND gsi1sk < :before")
+            .expression_attribute_values(":o", s("OUTBOX"))
+            .expression_attribute_values(":before", s(before.to_rfc3339()))
+            .send()
+            .await
+            .map_err(unavailable)?;
+        Ok(out
+            .items
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|i| i.get("booking_id").and_then(|v| v.as_s().ok()))
+            .filter_map(|b| BookingId::parse(b).ok())
+            .collect())
+    }
+}

@@ -1,0 +1,293 @@
+//! Booking a tour: hold the slot in our store first (one transaction, so exactly one prospect gets it), then write
+//! it into ResMan; when ResMan is down the booking stands, is answered honestly as pending, and is queued.
+
+use super::AppError;
+use super::availability::{SlotView, busy_for_dates, load_property, slot_view};
+use super::sync::{Attempts, SyncOutcome, sync_to_resman};
+use crate::domain::booking::{
+    BookTourCommand, BookingId, Holder, SyncStatus, TourRecord, TourStatus, lock_granules, requested_slot,
+};
+use crate::domain::property::Property;
+use crate::domain::slots::{self, Busy};
+use crate::domain::{TourType, UtcWindow};
+use crate::ports::{BookingWrite, CalendarStore, NewBooking, PropertyStore, ResManGateway, SyncQueue, TourStore};
+use chrono::{DateTime, Duration, Utc};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConfirmationDetails {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub location: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub virtual_link: Option<String>,
+    pub instructions: String,
+}
+
+/// The seed's `BookTourResponse`, with `status` and `sync_status`. `appointment_id` is our booking id (it exists
+/// before ResMan has answered); ResMan's id follows in `resman_appointment_id` once the tour is in ResMan.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BookTourResponse {
+    pub appointment_id: String,
+    pub resman_appointment_id: Option<String>,
+    pub status: TourStatus,
+    pub sync_status: SyncStatus,
+    pub confirmed_datetime: String,
+    pub staff_member: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub staff_member_id: Option<String>,
+    pub tour_type: TourType,
+    pub duration: u32,
+    pub confirmation_details: ConfirmationDetails,
+}
+
+/// A finished booking call: the HTTP status and body the chatbot gets (and a retry with the same key gets again).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Booked {
+    pub status: u16,
+    pub body: String,
+    pub response: Option<BookTourResponse>,
+}
+
+pub struct BookingDeps<'a> {
+    pub properties: &'a dyn PropertyStore,
+    pub calendar: &'a dyn CalendarStore,
+    pub tours: &'a dyn TourStore,
+    pub resman: &'a dyn ResManGateway,
+    pub queue: &'a dyn SyncQueue,
+    pub attempts: Attempts,
+}
+
+pub fn response_for(property: &Property, tour: &TourRecord) -> BookTourResponse {
+    let config = property.tour_type(tour.tour_type).ok();
+    let agent = tour.holder.agent().and_then(|a| property.agent(a));
+    BookTourResponse {
+        appointment_id: tour.booking_id.to_string(),
+        resman_appointment_id: tour.resman_appointment_id.as_ref().map(|a| a.to_string()),
+        status: tour.status,
+        sync_status: tour.sync_status,
+        confirmed_datetime: tour.start.with_timezone(&property.time_zone).to_rfc3339(),
+        staff_member: agent
+            .map(|a| a.name.clone())
+            .unwrap_or_else(|| "Self-guided".to_owned()),
+        staff_member_id: tour.holder.agent().map(|a| a.to_string()),
+        tour_type: tour.tour_type,
+        duration: u32::try_from((tour.end - tour.start).num_minutes()).unwrap_or(0),
+        confirmation_details: ConfirmationDetails {
+            location: config
+                .and_then(|c| c.location.clone())
+                .or_else(|| Some(property.address.clone()).filter(|_| tour.tour_type != TourType::Virtual)),
+            virtual_link: config.and_then(|c| c.virtual_link.clone()),
+            instructions: config.map(|c| c.instructions.clone()).unwrap_or_default(),
+        },
+    }
+}
+
+/// Up to three free slots nearest the one asked for, that day or the following days within the horizon.
+pub async fn alternatives(
+    calendar: &dyn CalendarStore,
+    property: &Property,
+    command: &BookTourCommand,
+    wanted: &UtcWindow,
+    now: DateTime<Utc>,
+) -> Result<Vec<SlotView>, AppError> {
+    let last = (command.date + Duration::days(7)).min(slots::horizon_end(property, now));
+    let busy = busy_for_dates(calendar, property, command.date, last).await?;
+    let mut found: Vec<slots::Slot> = Vec::new();
+    for day in command.date.iter_days().take_while(|d| *d <= last) {
+        found.extend(slots::free_slots(property, command.tour_type, day, &busy, now).unwrap_or_default());
+        if found.len() >= 3 && day > command.date {
+            break;
+        }
+    }
+    found.sort_by_key(|s| (s.start.with_timezone(&Utc) - wanted.start()).num_seconds().abs());
+    Ok(found.iter().take(3).map(|s| slot_view(property, s)).collect())
+}
+
+/// The holders to try for a tour, fairest first: free agents for agent tours, seats for self-guided ones.
+fn candidates(property: &Property, tour_type: TourType, window: &UtcWindow, busy: &[Busy]) -> Vec<Holder> {
+    if tour_type.needs_agent() {
+        slots::free_agents(property, tour_type, window, busy)
+            .into_iter()
+            .map(Holder::Agent)
+            .collect()
+    } else if slots::self_guided_overlaps(window, busy) < property.self_guided_capacity as usize {
+        (0..property.self_guided_capacity).map(Holder::SelfGuidedSeat).collect()
+    } else {
+        Vec::new()
+    }
+}
+
+fn finished(status: u16, response: BookTourResponse) -> Result<Booked, AppError> {
+    let body = serde_json::to_string(&response).map_err(|e| AppError::Internal(format!("response: {e}")))?;
+    Ok(Booked {
+        status,
+        body,
+        response: Some(response),
+    })
+}
+
+/// Answers a request whose key is already recorded: replay, wait, or refuse a different body.
+fn replay(record: &crate::ports::IdempotencyRecord, fingerprint: &str) -> Result<Booked, AppError> {
+    if record.fingerprint != fingerprint {
+        return Err(AppError::KeyReused);
+    }
+    match &record.response {
+        Some((status, body)) => Ok(Booked {
+            status: *status,
+            body: body.clone(),
+            response: serde_json::from_str(body).ok(),
+        }),
+        None => Err(AppError::InProgress),
+    }
+}
+
+pub async fn book_tour(
+    deps: &BookingDeps<'_>,
+    command: &BookTourCommand,
+    idempotency_header: Option<&str>,
+    booking_id: BookingId,
+    now: DateTime<Utc>,
+) -> Result<Booked, AppError> {
+    let key = command.idempotency_key(idempotency_header)?;
+    let fingerprint = command.fingerprint();
+    if let Some(record) = deps.tours.idempotency(&key).await? {
+        return replay(&record, &fingerprint);
+    }
+    let property = load_property(deps.properties, &command.property_id).await?;
+    let window = requested_slot(&property, command, now)?;
+    let busy = busy_for_dates(deps.calendar, &property, command.date, command.date).await?;
+
+    let mut created = None;
+    for holder in candidates(&property, command.tour_type, &window, &busy) {
+        let tour = TourRecord {
+            booking_id: booking_id.clone(),
+            conversation_id: command.conversation_id.clone(),
+            property_id: property.id.clone(),
+            tour_type: command.tour_type,
+            holder: holder.clone(),
+            start: window.start(),
+            end: window.end(),
+            status: TourStatus::Scheduled,
+            sync_status: SyncStatus::Pending,
+            resman_appointment_id: None,
+            resman_prospect_id: None,
+            prospect_name: format!("{} {}", command.contact.name.first(), command.contact.name.last()),
+            prospect_email: command.contact.email.expose().to_owned(),
+            prospect_phone: command
+                .contact
+                .phone
+                .as_ref()
+                .map(|p| p.expose().to_owned())
+                .unwrap_or_default(),
+            unit_preferences: command.unit_preferences.clone(),
+            special_requests: command.special_requests.clone(),
+            idempotency_key: key.clone(),
+            created_at: now,
+            last_error: None,
+        };
+        let booking = NewBooking {
+            lock_granules: lock_granules(&property, &holder, &window),
+            tour,
+            fingerprint: fingerprint.clone(),
+        };
+        match deps.tours.create_booking(&property, &booking, now).await? {
+            BookingWrite::Created => {
+                created = Some(booking.tour);
+                break;
+            }
+            // Someone took this agent (or seat) a moment ago: the next free one may still be free.
+            BookingWrite::SlotTaken => continue,
+            BookingWrite::KeyInUse => {
+                let record = deps.tours.idempotency(&key).await?.ok_or(AppError::InProgress)?;
+                return replay(&record, &fingerprint);
+            }
+        }
+    }
+    let Some(tour) = created else {
+        let alternatives = alternatives(deps.calendar, &property, command, &window, now).await?;
+        return Err(AppError::SlotTaken { alternatives });
+    };
+    tracing::info!(booking_id = %tour.booking_id, property_id = %property.id, conversation_id = command.conversation_id.as_str(), "slot held");
+
+    let (status, tour) = match sync_to_resman(deps.resman, &property, &tour, false, deps.attempts).await {
+        SyncOutcome::Synced(tour) => {
+            deps.tours.save_sync(&tour).await?;
+            (201, tour)
+        }
+        SyncOutcome::Owed(tour, error) => {
+            // The booking stands: the slot stays held and the queue carries the ResMan write.
+            tracing::warn!(booking_id = %tour.booking_id, error = %error, "ResMan unavailable; booking accepted as pending");
+            deps.tours.save_sync(&tour).await?;
+            if let Err(e) = deps.queue.enqueue(&tour.booking_id).await {
+                // The outbox item written with the booking still owes the write; the sweeper re-queues it.
+                tracing::error!(booking_id = %tour.booking_id, error = %e, "could not queue the ResMan write");
+            }
+            (202, tour)
+        }
+        SyncOutcome::Refused(tour, description) => {
+            deps.tours.release(&property, &tour).await?;
+            tracing::info!(booking_id = %tour.booking_id, "ResMan refused the booking; slot released");
+            let error = if description.to_ascii_lowercase().contains("not available") {
+                AppError::SlotTaken {
+                    alternatives: alternatives(deps.calendar, &property, command, &window, now).await?,
+                }
+            } else {
+                AppError::ResMan(crate::ports::ResManError::Rejected { description })
+            };
+            let api = crate::app::ErrorBody::of(&error);
+            deps.tours.finish_idempotency(&key, api.0, &api.1).await?;
+            return Err(error);
+        }
+    };
+    let booked = finished(status, response_for(&property, &tour))?;
+    deps.tours.finish_idempotency(&key, booked.status, &booked.body).await?;
+    Ok(booked)
+}
+
+/// One tour as the conversation context shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConversationTour {
+    pub appointment_id: String,
+    pub resman_appointment_id: Option<String>,
+    pub property_id: String,
+    pub tour_type: TourType,
+    pub status: TourStatus,
+    pub sync_status: SyncStatus,
+    pub confirmed_datetime: String,
+    pub staff_member: String,
+    pub duration: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConversationView {
+    pub conversation_id: String,
+    pub tours: Vec<ConversationTour>,
+}
+
+/// The tours booked in a conversation, with their current state.
+pub async fn conversation_tours(
+    properties: &dyn PropertyStore,
+    tours: &dyn TourStore,
+    conversation: &crate::domain::booking::ConversationId,
+) -> Result<ConversationView, AppError> {
+    let mut view = ConversationView {
+        conversation_id: conversation.as_str().to_owned(),
+        tours: Vec::new(),
+    };
+    for tour in tours.conversation_tours(conversation).await? {
+        let property = load_property(properties, &tour.property_id).await?;
+        let r = response_for(&property, &tour);
+        view.tours.push(ConversationTour {
+            appointment_id: r.appointment_id,
+            resman_appointment_id: r.resman_appointment_id,
+            property_id: tour.property_id.to_string(),
+            tour_type: tour.tour_type,
+            status: tour.status,
+            sync_status: tour.sync_status,
+            confirmed_datetime: r.confirmed_datetime,
+            staff_member: r.staff_member,
+            duration: r.duration,
+        });
+    }
+    Ok(view)
+}

@@ -1,0 +1,646 @@
+//! A tour booking: the chatbot's request made into a command that can only hold valid values, the record we keep,
+//! and the slot locks that make a double-booking impossible.
+
+use super::property::{GRANULE_MINUTES, Property};
+use super::resman::ProspectContact;
+use super::slots::{self, resolve_local};
+use super::{AgentId, AppointmentId, Email, InvalidField, PersonName, Phone, ResManPropertyId, TourType, UtcWindow};
+use chrono::{DateTime, Duration, NaiveDate, NaiveTime, Timelike, Utc};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+/// The chatbot's conversation: opaque, up to 128 printable characters.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct ConversationId(String);
+
+impl ConversationId {
+    pub fn parse(raw: &str) -> Result<Self, InvalidField> {
+        let id = raw.trim();
+        if id.is_empty() {
+            return Err(InvalidField::new("conversation_id", "must not be empty"));
+        }
+        if id.len() > 128 || id.chars().any(|c| c.is_control() || c == '#') {
+            return Err(InvalidField::new(
+                "conversation_id",
+                "must be at most 128 printable characters without '#'",
+            ));
+        }
+        Ok(Self(id.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Our id for a booking (also the reference written into ResMan's comments).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct BookingId(String);
+
+impl BookingId {
+    /// A new id from 16 random bytes (the caller supplies the randomness, as it supplies the time).
+    pub fn from_uuid(uuid: uuid::Uuid) -> Self {
+        Self(format!("tour_{}", uuid.simple()))
+    }
+
+    pub fn parse(raw: &str) -> Result<Self, InvalidField> {
+        let ok = raw
+            .strip_prefix("tour_")
+            .is_some_and(|hex| hex.len() == 32 && hex.chars().all(|c| c.is_ascii_hexdigit()));
+        if ok {
+            Ok(Self(raw.to_owned()))
+        } else {
+            Err(InvalidField::new("appointment_id", "is not a booking id"))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The marker our ResMan posts carry, so a retry after a lost answer can find what was already written.
+    pub fn resman_reference(&self) -> String {
+        format!("[tour-ref:{}]", self.0)
+    }
+}
+
+impl std::fmt::Display for BookingId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// The seed's `BookTourRequest`, as it comes off the wire (every field optional so each missing one is named).
+#[derive(Debug, Default, Deserialize)]
+pub struct BookTourRequest {
+    pub conversation_id: Option<String>,
+    pub tour_data: Option<TourData>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct TourData {
+    pub prospect_name: Option<String>,
+    pub prospect_email: Option<String>,
+    pub prospect_phone: Option<String>,
+    pub tour_type: Option<String>,
+    pub preferred_date: Option<String>,
+    pub preferred_time: Option<String>,
+    pub property_id: Option<String>,
+    pub unit_preferences: Option<String>,
+    pub special_requests: Option<String>,
+}
+
+/// The largest booking body accepted.
+pub const MAX_BODY_BYTES: usize = 16 * 1024;
+
+type JsonObject = serde_json::Map<String, serde_json::Value>;
+
+fn text_field(object: &JsonObject, name: &str, field: &'static str) -> Result<Option<String>, InvalidField> {
+    match object.get(name) {
+        None | Some(serde_json::Value::Null) => Ok(None),
+        Some(serde_json::Value::String(text)) => Ok(Some(text.clone())),
+        Some(_) => Err(InvalidField::new(field, "must be a string")),
+    }
+}
+
+impl BookTourRequest {
+    /// Reads the raw body: too large, not JSON, or a field of the wrong JSON type are each named.
+    pub fn from_body(body: &[u8]) -> Result<Self, InvalidField> {
+        if body.len() > MAX_BODY_BYTES {
+            return Err(InvalidField::new(
+                "body",
+                format!("must be at most {MAX_BODY_BYTES} bytes"),
+            ));
+        }
+        let value: serde_json::Value =
+            serde_json::from_slice(body).map_err(|_| InvalidField::new("body", "is not valid JSON"))?;
+        let object = value
+            .as_object()
+            .ok_or_else(|| InvalidField::new("body", "must be a JSON object"))?;
+        let tour_data = match object.get("tour_data") {
+            None | Some(serde_json::Value::Null) => None,
+            Some(serde_json::Value::Object(data)) => Some(TourData {
+                prospect_name: text_field(data, "prospect_name", "tour_data.prospect_name")?,
+                prospect_email: text_field(data, "prospect_email", "tour_data.prospect_email")?,
+                prospect_phone: text_field(data, "prospect_phone", "tour_data.prospect_phone")?,
+                tour_type: text_field(data, "tour_type", "tour_data.tour_type")?,
+                preferred_date: text_field(data, "preferred_date", "tour_data.preferred_date")?,
+                preferred_time: text_field(data, "preferred_time", "tour_data.preferred_time")?,
+                property_id: text_field(data, "property_id", "tour_data.property_id")?,
+                unit_preferences: text_field(data, "unit_preferences", "tour_data.unit_preferences")?,
+                special_requests: text_field(data, "special_requests", "tour_data.special_requests")?,
+            }),
+            Some(_) => return Err(InvalidField::new("tour_data", "must be an object")),
+        };
+        Ok(Self {
+            conversation_id: text_field(object, "conversation_id", "conversation_id")?,
+            tour_data,
+        })
+    }
+}
+
+/// A valid booking request. Its date and time are the property's local time.
+#[derive(Debug, Clone)]
+pub struct BookTourCommand {
+    pub conversation_id: ConversationId,
+    pub property_id: ResManPropertyId,
+    pub contact: ProspectContact,
+    pub tour_type: TourType,
+    pub date: NaiveDate,
+    pub time: NaiveTime,
+    pub unit_preferences: Option<String>,
+    pub special_requests: Option<String>,
+}
+
+/// Field names as the chatbot sees them (inside `tour_data`).
+fn in_tour_data(e: InvalidField) -> InvalidField {
+    let field = match e.field {
+        "prospect_name" => "tour_data.prospect_name",
+        "prospect_email" => "tour_data.prospect_email",
+        "prospect_phone" => "tour_data.prospect_phone",
+        "tour_type" => "tour_data.tour_type",
+        "property_id" => "tour_data.property_id",
+        other => other,
+    };
+    InvalidField {
+        field,
+        reason: e.reason,
+    }
+}
+
+fn required<'a>(value: &'a Option<String>, field: &'static str) -> Result<&'a str, InvalidField> {
+    value
+        .as_deref()
+        .filter(|v| !v.trim().is_empty())
+        .ok_or_else(|| InvalidField::new(field, "is required"))
+}
+
+fn free_text(value: &Option<String>, field: &'static str, max: usize) -> Result<Option<String>, InvalidField> {
+    let Some(text) = value.as_deref().map(str::trim).filter(|t| !t.is_empty()) else {
+        return Ok(None);
+    };
+    if text.chars().count() > max {
+        return Err(InvalidField::new(field, format!("must be at most {max} characters")));
+    }
+    if text.chars().any(|c| c.is_control() && c != '\n') {
+        return Err(InvalidField::new(field, "must not hold control characters"));
+    }
+    Ok(Some(text.to_owned()))
+}
+
+impl BookTourCommand {
+    pub fn parse(request: &BookTourRequest) -> Result<Self, InvalidField> {
+        let conversation_id = ConversationId::parse(required(&request.conversation_id, "conversation_id")?)?;
+        let data = request
+            .tour_data
+            .as_ref()
+            .ok_or_else(|| InvalidField::new("tour_data", "is required"))?;
+        let name =
+            PersonName::parse(required(&data.prospect_name, "tour_data.prospect_name")?).map_err(in_tour_data)?;
+        let email = Email::parse(required(&data.prospect_email, "tour_data.prospect_email")?).map_err(in_tour_data)?;
+        let phone = Phone::parse(required(&data.prospect_phone, "tour_data.prospect_phone")?).map_err(in_tour_data)?;
+        let tour_type = TourType::parse(required(&data.tour_type, "tour_data.tour_type")?).map_err(in_tour_data)?;
+        let date = NaiveDate::parse_from_str(
+            required(&data.preferred_date, "tour_data.preferred_date")?.trim(),
+            "%Y-%m-%d",
+        )
+        .map_err(|_| InvalidField::new("tour_data.preferred_date", "must be a date YYYY-MM-DD"))?;
+        let time = NaiveTime::parse_from_str(
+            required(&data.preferred_time, "tour_data.preferred_time")?.trim(),
+            "%H:%M",
+        )
+        .map_err(|_| {
+            InvalidField::new(
+                "tour_data.preferred_time",
+                "must be a time HH:MM (24-hour, the property's local time)",
+            )
+        })?;
+        let property_id =
+            ResManPropertyId::parse(required(&data.property_id, "tour_data.property_id")?).map_err(in_tour_data)?;
+        Ok(Self {
+            conversation_id,
+            property_id,
+            contact: ProspectContact {
+                name,
+                email,
+                phone: Some(phone),
+            },
+            tour_type,
+            date,
+            time,
+            unit_preferences: free_text(&data.unit_preferences, "tour_data.unit_preferences", 500)?,
+            special_requests: free_text(&data.special_requests, "tour_data.special_requests", 1000)?,
+        })
+    }
+
+    /// A digest of everything that makes this request what it is: the same idempotency key with a different
+    /// digest is a different request.
+    pub fn fingerprint(&self) -> String {
+        let canonical = [
+            self.conversation_id.as_str(),
+            self.property_id.as_str(),
+            self.contact.name.first(),
+            self.contact.name.last(),
+            self.contact.email.expose(),
+            self.contact.phone.as_ref().map(Phone::expose).unwrap_or(""),
+            self.tour_type.as_str(),
+            &self.date.to_string(),
+            &self.time.format("%H:%M").to_string(),
+            self.unit_preferences.as_deref().unwrap_or(""),
+            self.special_requests.as_deref().unwrap_or(""),
+        ]
+        .join("\u{1f}");
+        hex::encode(Sha256::digest(canonical.as_bytes()))
+    }
+
+    /// The idempotency key: the caller's `Idempotency-Key`, or else the conversation and the slot, so a chatbot
+    /// that retries without a key still books once.
+    pub fn idempotency_key(&self, header: Option<&str>) -> Result<String, InvalidField> {
+        match header.map(str::trim) {
+            Some(key) if key.is_empty() || key.len() > 255 || key.chars().any(|c| c.is_control()) => Err(
+                InvalidField::new("Idempotency-Key", "must be 1 to 255 printable characters"),
+            ),
+            Some(key) => Ok(format!("key:{}", hex::encode(Sha256::digest(key.as_bytes())))),
+            None => Ok(format!(
+                "conv:{}",
+                hex::encode(Sha256::digest(
+                    format!(
+                        "{}\u{1f}{}\u{1f}{}T{}\u{1f}{}",
+                        self.conversation_id.as_str(),
+                        self.property_id,
+                        self.date,
+                        self.time,
+                        self.tour_type.as_str()
+                    )
+                    .as_bytes()
+                ))
+            )),
+        }
+    }
+}
+
+/// Where a requested time stands against the property's rules (before any busy time is considered).
+pub fn requested_slot(
+    property: &Property,
+    command: &BookTourCommand,
+    now: DateTime<Utc>,
+) -> Result<UtcWindow, InvalidField> {
+    let config = property.tour_type(command.tour_type).map_err(in_tour_data)?;
+    slots::check_date(property, command.date, now)
+        .map_err(|e| InvalidField::new("tour_data.preferred_date", e.reason))?;
+    let field = "tour_data.preferred_time";
+    let start = resolve_local(property.time_zone, command.date.and_time(command.time))
+        .ok_or_else(|| InvalidField::new(field, "does not exist on that date (the clocks change)"))?;
+    let window = UtcWindow::starting_at(start, Duration::minutes(config.duration_minutes.into()))
+        .map_err(|e| InvalidField::new(field, e.reason))?;
+    if start < now {
+        return Err(InvalidField::new(field, "is in the past"));
+    }
+    if start < now + Duration::minutes(property.minimum_notice_minutes.into()) {
+        return Err(InvalidField::new(
+            field,
+            format!(
+                "is too soon: tours need {} minutes' notice",
+                property.minimum_notice_minutes
+            ),
+        ));
+    }
+    // Every slot the day offers when nobody is busy: a time not among them is outside office hours or off the grid.
+    let offered = slots::free_slots(property, command.tour_type, command.date, &[], now).map_err(in_tour_data)?;
+    if !offered.iter().any(|s| s.start.with_timezone(&Utc) == start) {
+        let reason = if command.time.minute() % property.slot_step_minutes == 0 {
+            "is outside office hours for a tour of that length"
+        } else {
+            "is not a tour start time (tours start on the property's time grid)"
+        };
+        return Err(InvalidField::new(field, reason));
+    }
+    Ok(window)
+}
+
+/// Who is held for a tour: an agent, or a self-guided seat (`0..capacity`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Holder {
+    Agent(AgentId),
+    SelfGuidedSeat(u32),
+}
+
+impl Holder {
+    pub fn lock_name(&self) -> String {
+        match self {
+            Self::Agent(agent) => agent.to_string(),
+            Self::SelfGuidedSeat(seat) => format!("SG-{seat}"),
+        }
+    }
+
+    pub fn agent(&self) -> Option<&AgentId> {
+        match self {
+            Self::Agent(agent) => Some(agent),
+            Self::SelfGuidedSeat(_) => None,
+        }
+    }
+}
+
+/// The instants of every granule a tour holds: its interval widened by the property's buffers (for agent tours),
+/// cut into `GRANULE_MINUTES` pieces. Two tours of one holder overlap exactly when they share a granule.
+pub fn lock_granules(property: &Property, holder: &Holder, window: &UtcWindow) -> Vec<DateTime<Utc>> {
+    let (before, after) = match holder {
+        Holder::Agent(_) => (property.buffer_before_minutes, property.buffer_after_minutes),
+        Holder::SelfGuidedSeat(_) => (0, 0),
+    };
+    let step = Duration::minutes(GRANULE_MINUTES.into());
+    let start = window.start() - Duration::minutes(before.into());
+    let end = window.end() + Duration::minutes(after.into());
+    // Tours start on the grid, so `start` is on a granule boundary; align anyway, down, for safety.
+    let seconds = start.timestamp();
+    let aligned = seconds - seconds.rem_euclid(step.num_seconds());
+    let mut t = DateTime::from_timestamp(aligned, 0).unwrap_or(start);
+    let mut granules = Vec::new();
+    while t < end {
+        granules.push(t);
+        t += step;
+    }
+    granules
+}
+
+/// Whether the booking has reached ResMan.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SyncStatus {
+    /// Booked here; on its way to ResMan (retried from the queue).
+    Pending,
+    /// In ResMan, with its appointment id.
+    Synced,
+    /// ResMan never took it after every retry: staff must look at it (the slot stays held).
+    Failed,
+    /// ResMan refused it; the slot was released.
+    Rejected,
+}
+
+/// The tour's own state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TourStatus {
+    Scheduled,
+    Released,
+}
+
+/// What we keep of a booking.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TourRecord {
+    pub booking_id: BookingId,
+    pub conversation_id: ConversationId,
+    pub property_id: ResManPropertyId,
+    pub tour_type: TourType,
+    pub holder: Holder,
+    pub start: DateTime<Utc>,
+    pub end: DateTime<Utc>,
+    pub status: TourStatus,
+    pub sync_status: SyncStatus,
+    pub resman_appointment_id: Option<AppointmentId>,
+    pub resman_prospect_id: Option<String>,
+    /// Personal data: kept for the ResMan write and confirmations; never logged.
+    pub prospect_name: String,
+    pub prospect_email: String,
+    pub prospect_phone: String,
+    pub unit_preferences: Option<String>,
+    pub special_requests: Option<String>,
+    pub idempotency_key: String,
+    pub created_at: DateTime<Utc>,
+    pub last_error: Option<String>,
+}
+
+impl TourRecord {
+    pub fn window(&self) -> UtcWindow {
+        UtcWindow::new(self.start, self.end).unwrap_or_else(|_| unreachable!("a stored tour has a positive length"))
+    }
+
+    pub fn contact(&self) -> Result<ProspectContact, InvalidField> {
+        Ok(ProspectContact {
+            name: PersonName::parse(&self.prospect_name)?,
+            email: Email::parse(&self.prospect_email)?,
+            phone: Some(Phone::parse(&self.prospect_phone)?),
+        })
+    }
+
+    /// The `Comments` of the ResMan tour event: tour type, length, the prospect's notes and our reference.
+    pub fn resman_comments(&self) -> String {
+        let minutes = (self.end - self.start).num_minutes();
+        let mut text = format!(
+            "{}, {minutes} min. Booked by the DomIQ chatbot.",
+            self.tour_type.resman_name()
+        );
+        if let Some(units) = &self.unit_preferences {
+            text.push_str(&format!(" Unit preferences: {units}."));
+        }
+        if let Some(requests) = &self.special_requests {
+            text.push_str(&format!(" Special requests: {requests}."));
+        }
+        text.push(' ');
+        text.push_str(&self.booking_id.resman_reference());
+        text
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::property::tests::demo;
+    use super::*;
+    use serde_json::json;
+
+    fn request(change: impl FnOnce(&mut serde_json::Value)) -> BookTourRequest {
+        let mut body = json!({
+            "conversation_id": "conv-1",
+            "tour_data": {
+                "prospect_name": "Ana Lopez", "prospect_email": "ana@example.com", "prospect_phone": "(512) 555-0100",
+                "tour_type": "in_person", "preferred_date": "2026-12-01", "preferred_time": "10:00", "property_id": "P-1",
+                "unit_preferences": "2 bedrooms", "special_requests": "wheelchair access"
+            }
+        });
+        change(&mut body);
+        serde_json::from_value(body).unwrap()
+    }
+
+    fn now() -> DateTime<Utc> {
+        resolve_local(
+            chrono_tz::America::Chicago,
+            NaiveDate::from_ymd_opt(2026, 11, 30)
+                .unwrap()
+                .and_hms_opt(6, 0, 0)
+                .unwrap(),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn the_body_must_be_a_small_json_object_with_string_fields() {
+        assert_eq!(BookTourRequest::from_body(b"not json").unwrap_err().field, "body");
+        assert_eq!(BookTourRequest::from_body(b"[1]").unwrap_err().field, "body");
+        let big = vec![b' '; MAX_BODY_BYTES + 1];
+        assert!(BookTourRequest::from_body(&big).unwrap_err().reason.contains("at most"));
+        let wrong_type = br#"{"conversation_id":"c","tour_data":{"prospect_email":42}}"#;
+        assert_eq!(
+            BookTourRequest::from_body(wrong_type).unwrap_err().field,
+            "tour_data.prospect_email"
+        );
+        assert_eq!(
+            BookTourRequest::from_body(br#"{"tour_data":"x"}"#).unwrap_err().field,
+            "tour_data"
+        );
+        let ok = BookTourRequest::from_body(br#"{"conversation_id":"c","tour_data":{"tour_type":"virtual"}}"#).unwrap();
+        assert_eq!(ok.tour_data.unwrap().tour_type.as_deref(), Some("virtual"));
+    }
+
+    #[test]
+    fn a_complete_request_parses_into_a_command() {
+        let c = BookTourCommand::parse(&request(|_| {})).unwrap();
+        assert_eq!(c.contact.phone.as_ref().unwrap().expose(), "+15125550100");
+        assert_eq!(c.tour_type, TourType::InPerson);
+        assert_eq!(c.time, NaiveTime::from_hms_opt(10, 0, 0).unwrap());
+    }
+
+    #[test]
+    fn every_missing_or_malformed_field_is_named() {
+        let cases: Vec<(Box<dyn FnOnce(&mut serde_json::Value)>, &str)> = vec![
+            (Box::new(|b| b["conversation_id"] = json!(null)), "conversation_id"),
+            (Box::new(|b| b["tour_data"] = json!(null)), "tour_data"),
+            (
+                Box::new(|b| b["tour_data"]["prospect_name"] = json!("")),
+                "tour_data.prospect_name",
+            ),
+            (
+                Box::new(|b| b["tour_data"]["prospect_email"] = json!("ana-at-example")),
+                "tour_data.prospect_email",
+            ),
+            (
+                Box::new(|b| b["tour_data"]["prospect_phone"] = json!("555")),
+                "tour_data.prospect_phone",
+            ),
+            (
+                Box::new(|b| b["tour_data"]["prospect_phone"] = json!(null)),
+                "tour_data.prospect_phone",
+            ),
+            (
+                Box::new(|b| b["tour_data"]["tour_type"] = json!("helicopter")),
+                "tour_data.tour_type",
+            ),
+            (
+                Box::new(|b| b["tour_data"]["preferred_date"] = json!("1/12/2026")),
+                "tour_data.preferred_date",
+            ),
+            (
+                Box::new(|b| b["tour_data"]["preferred_time"] = json!("10am")),
+                "tour_data.preferred_time",
+            ),
+            (
+                Box::new(|b| b["tour_data"]["property_id"] = json!(null)),
+                "tour_data.property_id",
+            ),
+            (
+                Box::new(|b| b["tour_data"]["special_requests"] = json!("x".repeat(1001))),
+                "tour_data.special_requests",
+            ),
+        ];
+        for (change, field) in cases {
+            assert_eq!(BookTourCommand::parse(&request(change)).unwrap_err().field, field);
+        }
+    }
+
+    #[test]
+    fn the_requested_time_must_be_bookable() {
+        let p = demo();
+        let at = |date: &str, time: &str| {
+            let c = BookTourCommand::parse(&request(|b| {
+                b["tour_data"]["preferred_date"] = json!(date);
+                b["tour_data"]["preferred_time"] = json!(time);
+            }))
+            .unwrap();
+            requested_slot(&p, &c, now())
+        };
+        assert!(at("2026-12-01", "10:00").is_ok());
+        let err = at("2026-12-01", "17:30").unwrap_err();
+        assert_eq!(err.field, "tour_data.preferred_time");
+        assert!(err.reason.contains("office hours"), "{}", err.reason);
+        assert!(at("2026-12-01", "10:07").unwrap_err().reason.contains("time grid"));
+        assert!(at("2026-12-01", "07:00").unwrap_err().reason.contains("office hours"));
+        assert_eq!(at("2026-11-29", "10:00").unwrap_err().field, "tour_data.preferred_date");
+        assert!(at("2026-11-30", "06:30").unwrap_err().reason.contains("too soon"));
+        assert!(at("2026-11-30", "05:00").unwrap_err().reason.contains("past"));
+        assert_eq!(at("2026-12-25", "10:00").unwrap_err().field, "tour_data.preferred_time");
+    }
+
+    #[test]
+    fn an_explicit_key_wins_and_without_one_the_conversation_and_slot_are_the_key() {
+        let c = BookTourCommand::parse(&request(|_| {})).unwrap();
+        let other_time =
+            BookTourCommand::parse(&request(|b| b["tour_data"]["preferred_time"] = json!("11:00"))).unwrap();
+        assert_eq!(c.idempotency_key(None).unwrap(), c.idempotency_key(None).unwrap());
+        assert_ne!(
+            c.idempotency_key(None).unwrap(),
+            other_time.idempotency_key(None).unwrap()
+        );
+        assert_ne!(
+            c.idempotency_key(Some("abc")).unwrap(),
+            c.idempotency_key(None).unwrap()
+        );
+        assert_eq!(c.idempotency_key(Some(" ")).unwrap_err().field, "Idempotency-Key");
+        assert_ne!(c.fingerprint(), other_time.fingerprint());
+    }
+
+    #[test]
+    fn locks_cover_the_tour_and_its_buffers_in_granules() {
+        let mut json = super::super::property::tests::demo_json();
+        json["buffer_after_minutes"] = 15.into();
+        let p = Property::from_file(serde_json::from_value(json).unwrap()).unwrap();
+        let start = resolve_local(
+            p.time_zone,
+            NaiveDate::from_ymd_opt(2026, 12, 1)
+                .unwrap()
+                .and_hms_opt(10, 0, 0)
+                .unwrap(),
+        )
+        .unwrap();
+        let window = UtcWindow::starting_at(start, Duration::minutes(45)).unwrap();
+        let agent = lock_granules(&p, &Holder::Agent(AgentId::parse("A").unwrap()), &window);
+        assert_eq!(agent.len(), 12, "45 minutes + 15 after = 60 minutes = 12 granules");
+        assert_eq!(agent[0], start);
+        let seat = lock_granules(&p, &Holder::SelfGuidedSeat(0), &window);
+        assert_eq!(seat.len(), 9, "no buffers for a self-guided seat");
+    }
+
+    #[test]
+    fn resman_comments_carry_the_length_the_notes_and_our_reference() {
+        let id = BookingId::from_uuid(uuid::Uuid::nil());
+        assert_eq!(BookingId::parse(id.as_str()).unwrap(), id);
+        assert!(BookingId::parse("tour_xyz").is_err());
+        let record = TourRecord {
+            booking_id: id.clone(),
+            conversation_id: ConversationId::parse("c").unwrap(),
+            property_id: ResManPropertyId::parse("P-1").unwrap(),
+            tour_type: TourType::Virtual,
+            holder: Holder::Agent(AgentId::parse("A").unwrap()),
+            start: now(),
+            end: now() + Duration::minutes(30),
+            status: TourStatus::Scheduled,
+            sync_status: SyncStatus::Pending,
+            resman_appointment_id: None,
+            resman_prospect_id: None,
+            prospect_name: "Ana Lopez".into(),
+            prospect_email: "ana@example.com".into(),
+            prospect_phone: "+15125550100".into(),
+            unit_preferences: Some("2 bedrooms".into()),
+            special_requests: None,
+            idempotency_key: "k".into(),
+            created_at: now(),
+            last_error: None,
+        };
+        let comments = record.resman_comments();
+        assert!(comments.starts_with("Virtual Tour, 30 min."));
+        assert!(comments.contains("Unit preferences: 2 bedrooms."));
+        assert!(comments.ends_with(&format!("[tour-ref:{id}]")));
+        assert_eq!(
+            super::super::calendar::duration_from_comments(Some(&comments), 45),
+            Duration::minutes(30)
+        );
+    }
+}
