@@ -283,10 +283,12 @@ pub trait TourStore: Send + Sync {
         conversation: &crate::domain::booking::ConversationId,
     ) -> Result<Vec<crate::domain::booking::TourRecord>, StoreError>;
 
-    /// Bookings whose ResMan write is still owed and older than `before` (the outbox), for re-queueing.
-    async fn owed_syncs(
+    /// Claims the bookings whose ResMan write is still owed and was last queued before `before` (the outbox):
+    /// each claimed item is stamped `now`, so it is claimed again only after another full period.
+    async fn claim_owed_syncs(
         &self,
         before: chrono::DateTime<chrono::Utc>,
+        now: chrono::DateTime<chrono::Utc>,
     ) -> Result<Vec<crate::domain::booking::BookingId>, StoreError>;
 }
 

@@ -229,8 +229,10 @@ fn response(booked: &Booked) -> Value {
     serde_json::from_str(&booked.body).unwrap()
 }
 
+type Interval = (DateTime<Utc>, DateTime<Utc>);
+
 fn assert_no_overlap(appointments: &[Value]) {
-    let mut by_agent: HashMap<String, Vec<(DateTime<Utc>, DateTime<Utc>)>> = HashMap::new();
+    let mut by_agent: HashMap<String, Vec<Interval>> = HashMap::new();
     for a in appointments.iter().filter(|a| a["status"] != "Cancelled") {
         let start: DateTime<Utc> = a["scheduled_at"].as_str().unwrap().parse().unwrap();
         let end = start + Duration::minutes(a["duration_minutes"].as_i64().unwrap());
@@ -485,4 +487,48 @@ impl Stack {
             .and_then(|n| n.parse().ok())
             .unwrap_or(0)
     }
+}
+
+#[tokio::test]
+async fn a_booking_whose_queue_message_was_lost_is_requeued_from_the_outbox_once() {
+    use shared::app::sync::requeue_owed_syncs;
+    let stack = Stack::start().await;
+    stack.faults(json!({"http_error_rate": 1.0})).await;
+    let booked = stack.book(&command(&stack.property, 1, "10:00"), None).await.unwrap();
+    assert_eq!(booked.status, 202);
+    stack.control(reqwest::Method::DELETE, "/_sandbox/faults", None).await;
+    // The message is lost (as if the send had failed after the booking was stored).
+    stack
+        .sqs
+        .purge_queue()
+        .queue_url(stack.queue.queue_url())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stack.deliver_once().await, 0);
+
+    assert_eq!(
+        requeue_owed_syncs(&stack.store, &stack.queue, Utc::now())
+            .await
+            .unwrap(),
+        0,
+        "still travelling: not yet owed"
+    );
+    let later = Utc::now() + Duration::hours(2);
+    assert_eq!(requeue_owed_syncs(&stack.store, &stack.queue, later).await.unwrap(), 1);
+    assert_eq!(
+        requeue_owed_syncs(&stack.store, &stack.queue, later).await.unwrap(),
+        0,
+        "claimed once per period"
+    );
+    assert_eq!(stack.deliver_once().await, 1);
+    assert_eq!(stack.appointments().await.len(), 1);
+    let much_later = later + Duration::hours(2);
+    assert_eq!(
+        requeue_owed_syncs(&stack.store, &stack.queue, much_later)
+            .await
+            .unwrap(),
+        0,
+        "a synced booking owes nothing"
+    );
 }

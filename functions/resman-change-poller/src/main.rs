@@ -5,24 +5,23 @@ use lambda_runtime::{Error, LambdaEvent, run, service_fn};
 use shared::adapters::dynamo::DynamoStore;
 use shared::adapters::resman::HttpResMan;
 use shared::adapters::secrets::SecretsManager;
+use shared::adapters::sqs::SqsSyncQueue;
 use shared::app::changes::{PollSettings, poll_changes};
+use shared::app::sync::requeue_owed_syncs;
 use shared::{config, telemetry};
 
 struct Deps {
     store: DynamoStore,
     resman: HttpResMan,
+    queue: SqsSyncQueue,
     settings: PollSettings,
 }
 
 async fn handle(deps: &Deps, _tick: LambdaEvent<serde_json::Value>) -> Result<serde_json::Value, Error> {
-    let report = poll_changes(
-        &deps.store,
-        &deps.store,
-        &deps.resman,
-        &deps.settings,
-        chrono::Utc::now(),
-    )
-    .await?;
+    let now = chrono::Utc::now();
+    // The outbox first: a booking's owed ResMan write must not wait behind a slow poll.
+    let requeued = requeue_owed_syncs(&deps.store, &deps.queue, now).await?;
+    let report = poll_changes(&deps.store, &deps.store, &deps.resman, &deps.settings, now).await?;
     tracing::info!(
         properties = report.properties,
         seen = report.appointments_seen,
@@ -35,6 +34,7 @@ async fn handle(deps: &Deps, _tick: LambdaEvent<serde_json::Value>) -> Result<se
         "appointments_seen": report.appointments_seen,
         "appointments_changed": report.appointments_changed,
         "failed": report.failed,
+        "requeued": requeued,
     }))
 }
 
@@ -52,6 +52,7 @@ async fn main() -> Result<(), Error> {
     let deps = Deps {
         store: DynamoStore::new(&sdk, config::required("TABLE_NAME")?),
         resman: HttpResMan::new(resman_settings)?,
+        queue: SqsSyncQueue::new(&sdk, config::required("SYNC_QUEUE_URL")?),
         settings,
     };
     let deps = &deps;

@@ -185,6 +185,25 @@ pub async fn process_queued_sync(
     }
 }
 
+/// How long an owed ResMan write may sit in the outbox before it is queued again: longer than the queue's whole
+/// retry schedule (five receives, about eight minutes), so only writes whose message was lost are re-queued.
+pub const OUTBOX_REQUEUE_AFTER: chrono::Duration = chrono::Duration::hours(1);
+
+/// The outbox's consumer: re-queues ResMan writes that are owed but no longer travelling (the booking was stored
+/// but its message never reached the queue, or was lost). Run on the poller's tick.
+pub async fn requeue_owed_syncs(
+    tours: &dyn crate::ports::TourStore,
+    queue: &dyn crate::ports::SyncQueue,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<usize, crate::app::AppError> {
+    let owed = tours.claim_owed_syncs(now - OUTBOX_REQUEUE_AFTER, now).await?;
+    for booking in &owed {
+        queue.enqueue(booking).await?;
+        tracing::warn!(booking_id = %booking, "re-queued an owed ResMan write from the outbox");
+    }
+    Ok(owed.len())
+}
+
 /// A queue message as the worker sees it (no AWS types).
 #[derive(Debug, Clone)]
 pub struct QueuedMessage {

@@ -308,7 +308,7 @@ pub fn requested_slot(
     // Every slot the day offers when nobody is busy: a time not among them is outside office hours or off the grid.
     let offered = slots::free_slots(property, command.tour_type, command.date, &[], now).map_err(in_tour_data)?;
     if !offered.iter().any(|s| s.start.with_timezone(&Utc) == start) {
-        let reason = if command.time.minute() % property.slot_step_minutes == 0 {
+        let reason = if command.time.minute().is_multiple_of(property.slot_step_minutes) {
             "is outside office hours for a tour of that length"
         } else {
             "is not a tour start time (tours start on the property's time grid)"
@@ -499,9 +499,11 @@ mod tests {
         assert_eq!(c.time, NaiveTime::from_hms_opt(10, 0, 0).unwrap());
     }
 
+    type Change = Box<dyn FnOnce(&mut serde_json::Value)>;
+
     #[test]
     fn every_missing_or_malformed_field_is_named() {
-        let cases: Vec<(Box<dyn FnOnce(&mut serde_json::Value)>, &str)> = vec![
+        let cases: Vec<(Change, &str)> = vec![
             (Box::new(|b| b["conversation_id"] = json!(null)), "conversation_id"),
             (Box::new(|b| b["tour_data"] = json!(null)), "tour_data"),
             (
