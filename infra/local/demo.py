@@ -36,6 +36,20 @@ MIRROR_WAIT_SECONDS = 40
 WEEK_DAYS = 7
 STAFF_TOUR_TIME = clock_time(11, 0)
 AVAILABILITY_PATH = "/tour-availability/api/resman/tours/availability"
+BOOK_PATH = "/book-tour/api/resman/tours/book"
+CONVERSATION_PATH = "/conversation-tours/api/resman/tours"
+CHATBOT_TOUR_TIME = clock_time(14, 0)
+OUTAGE_TOUR_TIME = clock_time(16, 0)
+# A booking accepted while ResMan is down reaches it through the retry queue; the local pump delivers queue
+# messages within a second or two, and a retry waits SYNC_RETRY_BASE_SECONDS (30 s) at first.
+SYNC_WAIT_SECONDS = 90
+PROSPECTS = [
+    {"name": "Maria Garcia", "email": "maria.garcia@example.com", "phone": "(512) 555-0142"},
+    {"name": "Tom Becker", "email": "tom.becker@example.com", "phone": "(512) 555-0187"},
+    {"name": "Priya Shah", "email": "priya.shah@example.com", "phone": "(512) 555-0123"},
+    {"name": "Luis Ortega", "email": "luis.ortega@example.com", "phone": "(512) 555-0166"},
+    {"name": "Grace Kim", "email": "grace.kim@example.com", "phone": "(737) 555-0110"},
+]
 WEEKDAY_KEYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 ZONE_WORDS = {
@@ -457,6 +471,136 @@ def wait_for_webhook(sandbox: str, appointment_id: str) -> dict:
                     "see .local/logs/resman.log and .local/logs/lambda.log")
 
 
+# --- Booking ---------------------------------------------------------------------------------------------------------
+
+
+def book_tour(ctx: Context, prospect: dict, day: date, at: clock_time, key: str) -> tuple[int, dict]:
+    """Books as the chatbot does: POST /api/resman/tours/book with the API key and an Idempotency-Key."""
+    body = {
+        "conversation_id": f"demo-{prospect['email'].split('@')[0]}",
+        "tour_data": {
+            "prospect_name": prospect["name"],
+            "prospect_email": prospect["email"],
+            "prospect_phone": prospect["phone"],
+            "tour_type": "in_person",
+            "preferred_date": day.isoformat(),
+            "preferred_time": at.strftime("%H:%M"),
+            "property_id": DEMO_PROPERTY_ID,
+            "unit_preferences": "2 bedrooms, ground floor",
+            "special_requests": "Coming with a dog",
+        },
+    }
+    headers = {"x-api-key": ctx.env.get("API_KEY", ""), "Idempotency-Key": key}
+    status, answer = request("POST", f"{ctx.url('LAMBDA_BASE_URL')}{BOOK_PATH}", json_body=body, headers=headers)
+    return status, answer if isinstance(answer, dict) else {}
+
+
+def resman_appointments_with(ctx: Context, booking_id: str) -> list[dict]:
+    """ResMan's appointments that carry our booking reference."""
+    query = urllib.parse.urlencode({"property_id": DEMO_PROPERTY_ID})
+    appointments = request_json("GET", f"{ctx.url('RESMAN_SANDBOX_URL')}/_sandbox/appointments?{query}") or []
+    return [a for a in appointments if f"[tour-ref:{booking_id}]" in (a.get("comments") or "")]
+
+
+def conversation(ctx: Context, prospect: dict) -> list[dict]:
+    query = urllib.parse.urlencode({"conversation_id": f"demo-{prospect['email'].split('@')[0]}"})
+    answer = request_json("GET", f"{ctx.url('LAMBDA_BASE_URL')}{CONVERSATION_PATH}?{query}",
+                          headers={"x-api-key": ctx.env.get("API_KEY", "")})
+    return answer.get("tours", []) if isinstance(answer, dict) else []
+
+
+def booking_day(ctx: Context, at: clock_time) -> date:
+    config = property_config()
+    zone = ZoneInfo(config["time_zone"])
+    minutes = int(config["tour_types"]["in_person"]["duration_minutes"])
+    return next_open_weekday(config, datetime.now(zone).date(), at, minutes)
+
+
+def step_chatbot_books_a_tour(ctx: Context) -> None:
+    config = property_config()
+    zone = ZoneInfo(config["time_zone"])
+    day = booking_day(ctx, CHATBOT_TOUR_TIME)
+    maria = PROSPECTS[0]
+    key = f"demo-{day.isoformat()}-{maria['email']}"
+    say(f"{maria['name']} asks the chatbot for an in-person tour on {day_in_words(day)} at {clock(CHATBOT_TOUR_TIME)}.")
+    status, answer = book_tour(ctx, maria, day, CHATBOT_TOUR_TIME, key)
+    if status not in (201, 202):
+        raise DemoError(f"the booking was not accepted (HTTP {status}{_reason(answer)})")
+    when = datetime.fromisoformat(answer["confirmed_datetime"]).astimezone(zone)
+    details = answer.get("confirmation_details", {})
+    say(f"Booked: {answer['staff_member']} will show {maria['name'].split()[0]} around on {when_in_words(when)} "
+        f"({answer['duration']} minutes).")
+    say(f"  What the prospect is told: {details.get('location', '')}. {details.get('instructions', '')}")
+    in_resman = resman_appointments_with(ctx, answer["appointment_id"])
+    if len(in_resman) != 1:
+        raise DemoError(f"ResMan holds {len(in_resman)} appointments for this booking, not one")
+    stored = datetime.fromisoformat(in_resman[0]["scheduled_at"].replace("Z", "+00:00"))
+    say(f"  In ResMan's calendar: a tour with {answer['staff_member']} at {clock(stored.astimezone(zone))} Central "
+        f"(ResMan keeps it as {stored.strftime('%H:%M')} UTC, the way ResMan stores times).")
+
+    say("The chatbot's connection drops and it sends the very same request again:")
+    again_status, again = book_tour(ctx, maria, day, CHATBOT_TOUR_TIME, key)
+    same = again_status == status and again.get("appointment_id") == answer["appointment_id"]
+    count = len(resman_appointments_with(ctx, answer["appointment_id"]))
+    say(f"  {'the same tour comes back' if same else 'a DIFFERENT answer came back'}, and ResMan still has "
+        f"{plural(count, 'appointment')} for it: no duplicate.")
+    if not same or count != 1:
+        raise DemoError("a retried booking must return the first answer and leave one appointment")
+
+    tours = conversation(ctx, maria)
+    if tours:
+        t = tours[-1]
+        say(f"  The chatbot can read the tour back for the conversation: {t['status']}, "
+            f"{'in ResMan' if t['sync_status'] == 'synced' else t['sync_status']}, with {t['staff_member']}.")
+
+    say(f"Three more prospects ask for the same time, {clock(CHATBOT_TOUR_TIME)}:")
+    for prospect in PROSPECTS[1:4]:
+        status, answer = book_tour(ctx, prospect, day, CHATBOT_TOUR_TIME, f"demo-{day.isoformat()}-{prospect['email']}")
+        first = prospect["name"].split()[0]
+        if status in (201, 202):
+            say(f"  {first}: booked with {answer['staff_member']}.")
+        elif status == 409:
+            alternatives = answer.get("error", {}).get("alternatives", [])
+            offered = ", ".join(clock(datetime.fromisoformat(a["time"]).astimezone(zone)) for a in alternatives)
+            say(f"  {first}: that time is taken (every guide is busy), so the chatbot offers {offered or 'other days'}.")
+        else:
+            raise DemoError(f"HTTP {status}{_reason(answer)} for {first}")
+    say("Nobody is ever double-booked: each guide holds the time in our system before ResMan is asked.")
+
+
+def step_booking_survives_a_resman_outage(ctx: Context) -> None:
+    config = property_config()
+    zone = ZoneInfo(config["time_zone"])
+    day = booking_day(ctx, OUTAGE_TOUR_TIME)
+    grace = PROSPECTS[4]
+    sandbox = ctx.url("RESMAN_SANDBOX_URL")
+    say("ResMan goes down (every call fails, as in an outage).")
+    request_json("POST", f"{sandbox}/_sandbox/faults", json_body={"http_error_rate": 1.0, "http_error_statuses": [503]})
+    try:
+        status, answer = book_tour(ctx, grace, day, OUTAGE_TOUR_TIME, f"demo-outage-{day.isoformat()}")
+    finally:
+        request_json("DELETE", f"{sandbox}/_sandbox/faults")
+    if status not in (201, 202):
+        raise DemoError(f"the booking was not accepted during the outage (HTTP {status}{_reason(answer)})")
+    when = datetime.fromisoformat(answer["confirmed_datetime"]).astimezone(zone)
+    if status == 202:
+        say(f"{grace['name']} still gets her tour: {when_in_words(when)} with {answer['staff_member']}. The chatbot is "
+            "told honestly that it is booked here and on its way to ResMan; the time stays held for her.")
+    else:
+        say(f"{grace['name']}'s tour ({when_in_words(when)}) was already booked by an earlier run of this demo.")
+    say("ResMan comes back. The retry queue delivers the booking to ResMan in the background:")
+    deadline = time.monotonic() + SYNC_WAIT_SECONDS
+    started = time.monotonic()
+    while time.monotonic() < deadline:
+        in_resman = resman_appointments_with(ctx, answer["appointment_id"])
+        if in_resman:
+            say(f"  after {time.monotonic() - started:.0f} s it is in ResMan's calendar, once "
+                f"({plural(len(in_resman), 'appointment')}).")
+            return
+        time.sleep(1)
+    raise DemoError(f"the booking did not reach ResMan within {SYNC_WAIT_SECONDS} s; see .local/logs/pump.log")
+
+
 @dataclass(frozen=True)
 class Step:
     title: str
@@ -471,6 +615,8 @@ STEPS = [
     Step("Staff book tours straight in ResMan, and those times leave the chatbot's list",
          step_staff_booking_leaves_availability),
     Step("A leasing agent changes a tour in ResMan, and our system hears about it", step_staff_change_reaches_us),
+    Step("A prospect books a tour through the chatbot", step_chatbot_books_a_tour),
+    Step("ResMan is down, and a prospect still gets a tour", step_booking_survives_a_resman_outage),
 ]
 
 

@@ -328,7 +328,11 @@ def run_schedule_source(
             fire_schedule(source, lambda_base, region)
         except Exception as error:  # noqa: BLE001 - as above: the next tick tries again
             log(f"schedule {source.function_id}: {type(error).__name__}: {error}")
+        # Ticks missed while an invocation ran long (a function being rebuilt) are skipped, not fired back to back:
+        # a schedule's next run is the next period boundary.
         next_tick += period
+        while next_tick < time.monotonic():
+            next_tick += period
         stop.wait(max(0.0, next_tick - time.monotonic()))
 
 
