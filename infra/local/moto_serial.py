@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""moto in server mode, with every request applied one at a time.
+"""moto in server mode, with every DynamoDB request applied one at a time.
 
 moto serves each connection on its own thread, and its backends are not safe under concurrent writes: with many
 `TransactWriteItems` at once it answers HTTP 500, and nothing guarantees that two transactions' conditions are not
@@ -58,13 +58,20 @@ def copy_tables_once_per_transaction() -> None:
 
 
 class Serialized:
-    """Runs the wrapped WSGI application for one request at a time, its whole body included."""
+    """Runs the wrapped WSGI application for one DynamoDB request at a time, its whole body included.
+
+    Only DynamoDB (JSON protocol, `X-Amz-Target: DynamoDB_…`) is serialised: it is the service whose atomicity the
+    tests rely on, and serialising SQS too would let one long poll (`ReceiveMessage` waiting for messages) hold
+    every other request for its whole wait.
+    """
 
     def __init__(self, app: Callable[..., Iterable[bytes]]) -> None:
         self.app = app
         self.lock = threading.Lock()
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
+        if not environ.get("HTTP_X_AMZ_TARGET", "").startswith("DynamoDB_"):
+            return list(self.app(environ, start_response))
         with self.lock:
             return list(self.app(environ, start_response))
 

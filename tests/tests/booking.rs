@@ -267,6 +267,15 @@ async fn two_hundred_bookings_of_one_slot_give_it_to_exactly_as_many_as_there_ar
                     alternatives.iter().all(|a| !a.time.contains("T10:00:00")),
                     "10:00 is not an alternative to itself"
                 );
+                let times: Vec<&str> = alternatives.iter().map(|a| a.time.as_str()).collect();
+                assert!(
+                    times.windows(2).all(|w| w[0] < w[1]),
+                    "alternatives in time order: {times:?}"
+                );
+                assert!(
+                    times.iter().any(|t| t.contains("T09:") || t.contains("T11:")),
+                    "the nearest times are offered: {times:?}"
+                );
                 taken += 1;
             }
             Err(other) => panic!("unexpected outcome: {other:?}"),

@@ -99,8 +99,11 @@ pub async fn alternatives(
             break;
         }
     }
+    // The three nearest to the time asked for, then listed in time order, as a person would read them.
     found.sort_by_key(|s| (s.start.with_timezone(&Utc) - wanted.start()).num_seconds().abs());
-    Ok(found.iter().take(3).map(|s| slot_view(property, s)).collect())
+    found.truncate(3);
+    found.sort_by_key(|s| s.start);
+    Ok(found.iter().map(|s| slot_view(property, s)).collect())
 }
 
 /// The holders to try for a tour, fairest first: free agents for agent tours, seats for self-guided ones.
