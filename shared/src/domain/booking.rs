@@ -462,14 +462,7 @@ mod tests {
     }
 
     fn now() -> DateTime<Utc> {
-        resolve_local(
-            chrono_tz::America::Chicago,
-            NaiveDate::from_ymd_opt(2026, 11, 30)
-                .unwrap()
-                .and_hms_opt(6, 0, 0)
-                .unwrap(),
-        )
-        .unwrap()
+        super::super::property::tests::monday_morning()
     }
 
     #[test]

@@ -347,6 +347,14 @@ pub(crate) mod tests {
         })
     }
 
+    /// Monday 30 November 2026, 06:00 in Chicago: "now" for tests of the demo property, before office hours.
+    pub(crate) fn monday_morning() -> chrono::DateTime<chrono::Utc> {
+        let local = NaiveDate::from_ymd_opt(2026, 11, 30)
+            .and_then(|d| d.and_hms_opt(6, 0, 0))
+            .unwrap();
+        crate::domain::slots::resolve_local(chrono_tz::America::Chicago, local).unwrap()
+    }
+
     pub(crate) fn demo() -> Property {
         Property::from_file(serde_json::from_value(demo_json()).unwrap()).unwrap()
     }

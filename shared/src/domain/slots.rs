@@ -237,7 +237,7 @@ mod tests {
     }
 
     fn monday_morning() -> DateTime<Utc> {
-        chicago(day(2026, 11, 30), 6, 0)
+        super::super::property::tests::monday_morning()
     }
 
     fn busy(agent_id: Option<&str>, start: DateTime<Utc>, minutes: i64) -> Busy {

@@ -32,3 +32,63 @@ pub fn gate(keys: &auth::ApiKeys, request: &Request, method: Method) -> Option<R
     }
     None
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn keys() -> auth::ApiKeys {
+        auth::ApiKeys::new(vec!["chatbot-key-0123456789".into()]).unwrap()
+    }
+
+    fn request(method: Method, key: Option<&str>) -> Request {
+        let mut builder = lambda_http::http::Request::builder()
+            .method(method)
+            .uri("/api/resman/tours/availability");
+        if let Some(key) = key {
+            builder = builder.header("x-api-key", key);
+        }
+        builder.body(Body::Empty).unwrap()
+    }
+
+    fn field_of(response: &Response<Body>) -> serde_json::Value {
+        match response.body() {
+            Body::Text(text) => serde_json::from_str::<serde_json::Value>(text).unwrap()["error"]["field"].clone(),
+            other => panic!("unexpected body {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_missing_or_wrong_key_is_a_401_naming_the_header() {
+        for key in [None, Some("wrong-key-0123456789"), Some("")] {
+            let refusal = gate(&keys(), &request(Method::GET, key), Method::GET).expect("refused");
+            assert_eq!(refusal.status(), 401);
+            assert_eq!(field_of(&refusal), "x-api-key");
+        }
+    }
+
+    #[test]
+    fn the_right_key_passes_and_a_wrong_method_is_a_405() {
+        assert!(
+            gate(
+                &keys(),
+                &request(Method::GET, Some("chatbot-key-0123456789")),
+                Method::GET
+            )
+            .is_none()
+        );
+        let refusal = gate(
+            &keys(),
+            &request(Method::DELETE, Some("chatbot-key-0123456789")),
+            Method::GET,
+        )
+        .unwrap();
+        assert_eq!(refusal.status(), 405);
+    }
+
+    #[test]
+    fn the_key_is_checked_before_the_method_so_strangers_learn_nothing() {
+        let refusal = gate(&keys(), &request(Method::DELETE, None), Method::GET).unwrap();
+        assert_eq!(refusal.status(), 401);
+    }
+}

@@ -12,7 +12,7 @@
 //!   under; served only while that is still the date's generation and `expires_at` has not passed.
 //! - `POLL#<property>` / `CHECKPOINT`: where the change poller stopped.
 
-use super::{DynamoStore, n, s, unavailable};
+use super::{DynamoStore, Item, corrupt, key, n, s, unavailable};
 use crate::domain::calendar::MirroredAppointment;
 use crate::domain::property::{Property, PropertyFile};
 use crate::domain::resman::TourEventStatus;
@@ -22,21 +22,15 @@ use crate::ports::{AvailabilityCache, CacheRead, CalendarStore, MirrorOutcome, P
 use async_trait::async_trait;
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-use aws_sdk_dynamodb::types::{AttributeValue, Delete, KeysAndAttributes, Put, TransactWriteItem, Update};
+use aws_sdk_dynamodb::types::{Delete, KeysAndAttributes, Put, TransactWriteItem, Update};
 use chrono::{DateTime, Datelike, Duration, NaiveDate, Utc};
-use std::collections::{BTreeSet, HashMap};
-
-type Item = HashMap<String, AttributeValue>;
+use std::collections::BTreeSet;
 
 const UTC_KEY: &str = "%Y-%m-%dT%H:%M:%SZ";
 /// Busy items outlive their tour by this much, then TTL removes them.
 const BUSY_RETENTION: Duration = Duration::days(2);
 /// The longest tour we expect; a window query starts this much earlier to catch tours already under way.
 const LONGEST_TOUR: Duration = Duration::hours(12);
-
-fn key(pk: String, sk: &str) -> Item {
-    HashMap::from([("pk".to_owned(), s(pk)), ("sk".to_owned(), s(sk))])
-}
 
 fn text<'a>(item: &'a Item, name: &str) -> Result<&'a str, StoreError> {
     item.get(name)
@@ -60,10 +54,6 @@ fn time(item: &Item, name: &str) -> Result<DateTime<Utc>, StoreError> {
     DateTime::parse_from_rfc3339(text(item, name)?)
         .map(|t| t.with_timezone(&Utc))
         .map_err(|_| StoreError::Corrupt(format!("attribute {name} is not a time")))
-}
-
-fn corrupt<E: std::fmt::Display>(what: &'static str) -> impl Fn(E) -> StoreError {
-    move |e| StoreError::Corrupt(format!("{what}: {e}"))
 }
 
 pub(crate) fn busy_pk(property: &ResManPropertyId, start: DateTime<Utc>) -> String {
@@ -162,19 +152,6 @@ fn mirror_from(item: &Item) -> Result<(ResManPropertyId, MirroredAppointment, u6
 }
 
 impl DynamoStore {
-    async fn get(&self, key: Item) -> Result<Option<Item>, StoreError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(key))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(unavailable)?;
-        Ok(out.item)
-    }
-
     async fn mirror_record(
         &self,
         appointment: &AppointmentId,

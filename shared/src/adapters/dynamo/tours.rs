@@ -11,29 +11,18 @@
 //! condition failed: a lock (the slot is taken) or the idempotency record (the request was seen).
 
 use super::calendar::{busy_pk, busy_put, busy_sk, dates_of, generation_bumps, lost_a_condition};
-use super::{DynamoStore, n, s, unavailable};
+use super::{DynamoStore, Item, corrupt, key, n, s, unavailable};
 use crate::domain::booking::{BookingId, ConversationId, TourRecord, TourStatus};
 use crate::domain::property::Property;
 use crate::ports::{BookingWrite, IdempotencyRecord, NewBooking, StoreError, TourStore};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, TransactWriteItem, Update};
 use chrono::{DateTime, Duration, Utc};
-use std::collections::HashMap;
-
-type Item = HashMap<String, AttributeValue>;
 
 /// A transaction holds at most 100 items; the locks of one tour stay well inside that.
 const MAX_LOCKS: usize = 80;
 const IDEMPOTENCY_RETENTION: Duration = Duration::hours(24);
 const LOCK_RETENTION: Duration = Duration::days(2);
-
-fn key(pk: String, sk: &str) -> Item {
-    HashMap::from([("pk".to_owned(), s(pk)), ("sk".to_owned(), s(sk))])
-}
-
-fn corrupt<E: std::fmt::Display>(what: &'static str) -> impl Fn(E) -> StoreError {
-    move |e| StoreError::Corrupt(format!("{what}: {e}"))
-}
 
 fn lock_key(tour: &TourRecord, granule: DateTime<Utc>) -> Item {
     key(
@@ -95,16 +84,9 @@ impl DynamoStore {
 #[async_trait]
 impl TourStore for DynamoStore {
     async fn idempotency(&self, idem_key: &str) -> Result<Option<IdempotencyRecord>, StoreError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(key(format!("IDEM#{idem_key}"), "IDEM")))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(unavailable)?;
-        let Some(item) = out.item else { return Ok(None) };
+        let Some(item) = self.get(key(format!("IDEM#{idem_key}"), "IDEM")).await? else {
+            return Ok(None);
+        };
         let text = |name: &str| item.get(name).and_then(|v| v.as_s().ok()).cloned();
         let started_at = text("started_at")
             .and_then(|t| DateTime::parse_from_rfc3339(&t).ok())
@@ -211,16 +193,10 @@ impl TourStore for DynamoStore {
     }
 
     async fn tour(&self, id: &BookingId) -> Result<Option<TourRecord>, StoreError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(key(format!("TOUR#{id}"), "TOUR")))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(unavailable)?;
-        out.item.map(tour_from).transpose()
+        self.get(key(format!("TOUR#{id}"), "TOUR"))
+            .await?
+            .map(tour_from)
+            .transpose()
     }
 
     async fn save_sync(&self, tour: &TourRecord) -> Result<(), StoreError> {
