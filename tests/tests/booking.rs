@@ -541,3 +541,75 @@ async fn a_booking_whose_queue_message_was_lost_is_requeued_from_the_outbox_once
         "a synced booking owes nothing"
     );
 }
+
+#[tokio::test]
+async fn a_request_whose_first_call_died_after_holding_the_slot_is_answered_from_the_booking() {
+    use shared::domain::booking::{TourRecord, TourStatus, lock_granules, requested_slot};
+    use shared::ports::{BookingWrite, NewBooking};
+    let stack = Stack::start().await;
+    let c = command(&stack.property, 1, "10:00");
+    let key = c.idempotency_key(Some("crash-key")).unwrap();
+    // The first call held the slot, then died before ResMan was asked or the answer saved.
+    let window = requested_slot(&stack.property, &c, Utc::now()).unwrap();
+    let holder = shared::domain::booking::Holder::Agent(shared::domain::AgentId::parse(DEMO_AGENTS[0]).unwrap());
+    let tour = TourRecord {
+        booking_id: BookingId::from_uuid(uuid::Uuid::new_v4()),
+        conversation_id: c.conversation_id.clone(),
+        property_id: stack.property.id.clone(),
+        tour_type: TourType::InPerson,
+        holder: holder.clone(),
+        start: window.start(),
+        end: window.end(),
+        status: TourStatus::Scheduled,
+        sync_status: SyncStatus::Pending,
+        resman_appointment_id: None,
+        resman_prospect_id: None,
+        prospect_name: "Prospect Number1".into(),
+        prospect_email: "prospect1@example.com".into(),
+        prospect_phone: "+15125550001".into(),
+        unit_preferences: None,
+        special_requests: None,
+        idempotency_key: key,
+        created_at: Utc::now(),
+        last_error: None,
+    };
+    let booking = NewBooking {
+        lock_granules: lock_granules(&stack.property, &holder, &window),
+        tour: tour.clone(),
+        fingerprint: c.fingerprint(),
+    };
+    assert_eq!(
+        stack
+            .store
+            .create_booking(&stack.property, &booking, Utc::now())
+            .await
+            .unwrap(),
+        BookingWrite::Created
+    );
+
+    let soon = book_tour(
+        &stack.deps(),
+        &c,
+        Some("crash-key"),
+        BookingId::from_uuid(uuid::Uuid::new_v4()),
+        Utc::now(),
+    )
+    .await;
+    assert!(
+        matches!(soon, Err(AppError::InProgress)),
+        "within the call's lifetime it may still be running"
+    );
+    let later = Utc::now() + Duration::minutes(2);
+    let recovered = book_tour(
+        &stack.deps(),
+        &c,
+        Some("crash-key"),
+        BookingId::from_uuid(uuid::Uuid::new_v4()),
+        later,
+    )
+    .await
+    .unwrap();
+    assert_eq!(recovered.status, 202);
+    assert_eq!(response(&recovered)["appointment_id"], tour.booking_id.as_str());
+    assert_eq!(response(&recovered)["sync_status"], "pending");
+}

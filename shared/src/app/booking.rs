@@ -144,6 +144,39 @@ fn replay(record: &crate::ports::IdempotencyRecord, fingerprint: &str) -> Result
     }
 }
 
+/// Longer than any booking call can run (the function's timeout is 29 s): a request still "in progress" after
+/// this died after holding its slot.
+pub const IN_PROGRESS_STALE_AFTER: Duration = Duration::seconds(60);
+
+/// A replay; or, when the first request died after holding the slot but before saving its answer, the booking as
+/// it stands (its owed ResMan write is in the outbox, which the sweeper re-queues), instead of "in progress" for
+/// the record's whole lifetime.
+async fn replay_or_recover(
+    deps: &BookingDeps<'_>,
+    record: &crate::ports::IdempotencyRecord,
+    fingerprint: &str,
+    now: DateTime<Utc>,
+) -> Result<Booked, AppError> {
+    match replay(record, fingerprint) {
+        Err(AppError::InProgress) if now - record.started_at > IN_PROGRESS_STALE_AFTER => {
+            let Some(id) = &record.booking_id else {
+                return Err(AppError::InProgress);
+            };
+            let Some(tour) = deps.tours.tour(id).await? else {
+                return Err(AppError::InProgress);
+            };
+            let property = load_property(deps.properties, &tour.property_id).await?;
+            let status = if tour.sync_status == SyncStatus::Synced {
+                201
+            } else {
+                202
+            };
+            finished(status, response_for(&property, &tour))
+        }
+        answer => answer,
+    }
+}
+
 pub async fn book_tour(
     deps: &BookingDeps<'_>,
     command: &BookTourCommand,
@@ -154,7 +187,7 @@ pub async fn book_tour(
     let key = command.idempotency_key(idempotency_header)?;
     let fingerprint = command.fingerprint();
     if let Some(record) = deps.tours.idempotency(&key).await? {
-        return replay(&record, &fingerprint);
+        return replay_or_recover(deps, &record, &fingerprint, now).await;
     }
     let property = load_property(deps.properties, &command.property_id).await?;
     let window = requested_slot(&property, command, now)?;
@@ -202,7 +235,7 @@ pub async fn book_tour(
             BookingWrite::SlotTaken => continue,
             BookingWrite::KeyInUse => {
                 let record = deps.tours.idempotency(&key).await?.ok_or(AppError::InProgress)?;
-                return replay(&record, &fingerprint);
+                return replay_or_recover(deps, &record, &fingerprint, now).await;
             }
         }
     }
