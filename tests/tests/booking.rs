@@ -301,7 +301,11 @@ async fn two_hundred_bookings_of_one_slot_give_it_to_exactly_as_many_as_there_ar
     assert_no_overlap(&appointments);
     // Our slot locks decided it: only the winners ever reached ResMan (ResMan's own overlap refusal, a second line
     // of defence, was never needed).
-    assert_eq!(stack.posts().await, agents, "only the bookings that held the slot posted to ResMan");
+    assert_eq!(
+        stack.posts().await,
+        agents,
+        "only the bookings that held the slot posted to ResMan"
+    );
 }
 
 #[tokio::test]

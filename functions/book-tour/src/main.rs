@@ -6,10 +6,9 @@ use shared::adapters::dynamo::DynamoStore;
 use shared::adapters::resman::HttpResMan;
 use shared::adapters::secrets::SecretsManager;
 use shared::adapters::sqs::SqsSyncQueue;
-use shared::app::AppError;
-use shared::app::booking::{BookingDeps, book_tour};
+use shared::app::booking::{BookingDeps, book_tour, parse_booking_body};
 use shared::app::sync::Attempts;
-use shared::domain::booking::{BookTourCommand, BookTourRequest, BookingId};
+use shared::domain::booking::BookingId;
 use shared::http::auth::ApiKeys;
 use shared::http::gate;
 use shared::http::response::{error_response, raw_json};
@@ -28,12 +27,9 @@ async fn handle(deps: &Deps, request: Request) -> Response<Body> {
     if let Some(refusal) = gate(&deps.keys, &request, Method::POST) {
         return refusal;
     }
-    let command = match BookTourRequest::from_body(request.body().as_ref()).and_then(|r| BookTourCommand::parse(&r)) {
+    let command = match parse_booking_body(request.body().as_ref()) {
         Ok(command) => command,
-        Err(invalid) if invalid.field == "body" && invalid.reason.contains("at most") => {
-            return error_response(&AppError::TooLarge(shared::domain::booking::MAX_BODY_BYTES));
-        }
-        Err(invalid) => return error_response(&invalid.into()),
+        Err(err) => return error_response(&err),
     };
     let idempotency_key = request.headers().get("idempotency-key").and_then(|v| v.to_str().ok());
     let app_deps = BookingDeps {

@@ -144,6 +144,16 @@ fn replay(record: &crate::ports::IdempotencyRecord, fingerprint: &str) -> Result
     }
 }
 
+/// Reads a booking request's raw body into a command: a body over the limit is `TooLarge` (413), anything else
+/// wrong is an `Invalid` naming its field (400).
+pub fn parse_booking_body(body: &[u8]) -> Result<BookTourCommand, AppError> {
+    if body.len() > crate::domain::booking::MAX_BODY_BYTES {
+        return Err(AppError::TooLarge(crate::domain::booking::MAX_BODY_BYTES));
+    }
+    let request = crate::domain::booking::BookTourRequest::from_body(body)?;
+    Ok(BookTourCommand::parse(&request)?)
+}
+
 /// Longer than any booking call can run (the function's timeout is 29 s): a request still "in progress" after
 /// this died after holding its slot.
 pub const IN_PROGRESS_STALE_AFTER: Duration = Duration::seconds(60);
@@ -326,4 +336,33 @@ pub async fn conversation_tours(
         });
     }
     Ok(view)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::app::ErrorBody;
+
+    fn status_and_field(body: &[u8]) -> (u16, Option<String>) {
+        let err = parse_booking_body(body).unwrap_err();
+        let ErrorBody(status, json, _) = ErrorBody::of(&err);
+        let value: serde_json::Value = serde_json::from_str(&json).unwrap();
+        (status, value["error"]["field"].as_str().map(str::to_owned))
+    }
+
+    #[test]
+    fn each_kind_of_bad_body_gets_its_status_and_field() {
+        let big = vec![b'{'; crate::domain::booking::MAX_BODY_BYTES + 1];
+        assert_eq!(status_and_field(&big), (413, Some("body".into())));
+        assert_eq!(status_and_field(b"<xml/>"), (400, Some("body".into())));
+        assert_eq!(
+            status_and_field(br#"{"tour_data":{}}"#),
+            (400, Some("conversation_id".into()))
+        );
+        let bad_email = br#"{"conversation_id":"c","tour_data":{"prospect_name":"Ana Lopez","prospect_email":"nope"}}"#;
+        assert_eq!(
+            status_and_field(bad_email),
+            (400, Some("tour_data.prospect_email".into()))
+        );
+    }
 }
