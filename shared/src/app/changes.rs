@@ -205,6 +205,22 @@ mod tests {
         Utc.with_ymd_and_hms(2026, 11, 30, 12, 0, 0).unwrap()
     }
 
+    /// A ResMan holding one tour a leasing agent booked at the front desk, and that tour's start.
+    fn one_staff_tour() -> (DateTime<Utc>, ScriptedResMan) {
+        let at = Utc.with_ymd_and_hms(2026, 12, 1, 16, 0, 0).unwrap();
+        let resman = ScriptedResMan {
+            prospects: vec![staff_booked("EV-1", at, TourEventStatus::Scheduled)],
+            ..Default::default()
+        };
+        (at, resman)
+    }
+
+    async fn poll(store: &MemoryStore, resman: &ScriptedResMan, at: DateTime<Utc>) -> PollReport {
+        poll_changes(store, store, resman, &PollSettings::default(), at)
+            .await
+            .unwrap()
+    }
+
     fn staff_booked(event: &str, at: DateTime<Utc>, status: TourEventStatus) -> Prospect {
         Prospect {
             reference: ProspectRef {
@@ -229,14 +245,8 @@ mod tests {
     #[tokio::test]
     async fn a_tour_booked_in_resman_becomes_busy_time_and_the_checkpoint_advances() {
         let store = MemoryStore::with_property(demo());
-        let at = Utc.with_ymd_and_hms(2026, 12, 1, 16, 0, 0).unwrap();
-        let resman = ScriptedResMan {
-            prospects: vec![staff_booked("EV-1", at, TourEventStatus::Scheduled)],
-            ..Default::default()
-        };
-        let report = poll_changes(&store, &store, &resman, &PollSettings::default(), now())
-            .await
-            .unwrap();
+        let (_, resman) = one_staff_tour();
+        let report = poll(&store, &resman, now()).await;
         assert_eq!((report.appointments_seen, report.appointments_changed), (1, 1));
         let (_, mirrored) = store
             .mirrored(&AppointmentId::parse("EV-1").unwrap())
@@ -252,18 +262,10 @@ mod tests {
     #[tokio::test]
     async fn the_next_window_starts_at_the_checkpoint_less_the_overlap_and_reapplying_changes_nothing() {
         let store = MemoryStore::with_property(demo());
-        let at = Utc.with_ymd_and_hms(2026, 12, 1, 16, 0, 0).unwrap();
-        let resman = ScriptedResMan {
-            prospects: vec![staff_booked("EV-1", at, TourEventStatus::Scheduled)],
-            ..Default::default()
-        };
-        poll_changes(&store, &store, &resman, &PollSettings::default(), now())
-            .await
-            .unwrap();
+        let (_, resman) = one_staff_tour();
+        poll(&store, &resman, now()).await;
         let later = now() + Duration::minutes(1);
-        let report = poll_changes(&store, &store, &resman, &PollSettings::default(), later)
-            .await
-            .unwrap();
+        let report = poll(&store, &resman, later).await;
         assert_eq!(report.appointments_changed, 0);
         assert_eq!(resman.windows.lock().unwrap()[1].start(), now() - Duration::minutes(2));
     }
@@ -275,9 +277,7 @@ mod tests {
             fail: true,
             ..Default::default()
         };
-        let report = poll_changes(&store, &store, &resman, &PollSettings::default(), now())
-            .await
-            .unwrap();
+        let report = poll(&store, &resman, now()).await;
         assert_eq!(report.failed, vec!["P-1".to_owned()]);
         assert_eq!(store.poll_checkpoint(&demo().id).await.unwrap(), None);
     }
@@ -285,14 +285,8 @@ mod tests {
     #[tokio::test]
     async fn a_webhook_cancel_releases_the_time_and_an_older_poll_does_not_bring_it_back() {
         let store = MemoryStore::with_property(demo());
-        let at = Utc.with_ymd_and_hms(2026, 12, 1, 16, 0, 0).unwrap();
-        let resman = ScriptedResMan {
-            prospects: vec![staff_booked("EV-1", at, TourEventStatus::Scheduled)],
-            ..Default::default()
-        };
-        poll_changes(&store, &store, &resman, &PollSettings::default(), now())
-            .await
-            .unwrap();
+        let (at, resman) = one_staff_tour();
+        poll(&store, &resman, now()).await;
         let notice = ChangeNotice {
             event_id: "n-1".into(),
             appointment_id: AppointmentId::parse("EV-1").unwrap(),
