@@ -366,3 +366,238 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod use_case_tests {
+    use super::*;
+    use crate::app::fakes::{MemoryStore, MemoryTours};
+    use crate::domain::property::tests::{demo, monday_morning};
+    use crate::domain::resman::{
+        Employee, NotePost, PostedTour, Prospect, ProspectEvent, ProspectLookup, ProspectRef, ProspectSource,
+        ProspectTourPost, TourEventStatus,
+    };
+    use crate::domain::{AppointmentId, ProspectId, ResManPropertyId};
+    use crate::ports::ResManError;
+    use async_trait::async_trait;
+    use std::sync::Mutex;
+
+    /// A ResMan that keeps what was posted and answers each post as scripted (a lost answer still applies).
+    #[derive(Default)]
+    struct ScriptedResMan {
+        posted: Mutex<Vec<ProspectTourPost>>,
+        answers: Mutex<Vec<Result<(), ResManError>>>,
+    }
+
+    impl ScriptedResMan {
+        fn answering(answers: Vec<Result<(), ResManError>>) -> Self {
+            Self {
+                answers: Mutex::new(answers),
+                ..Default::default()
+            }
+        }
+        fn posts(&self) -> usize {
+            self.posted.lock().unwrap().len()
+        }
+    }
+
+    #[async_trait]
+    impl crate::ports::ResManGateway for ScriptedResMan {
+        async fn employees(&self, _: &ResManPropertyId) -> Result<Vec<Employee>, ResManError> {
+            Ok(vec![])
+        }
+        async fn prospect_sources(&self, _: &ResManPropertyId) -> Result<Vec<ProspectSource>, ResManError> {
+            Ok(vec![])
+        }
+        async fn find_prospects(
+            &self,
+            _: &ResManPropertyId,
+            lookup: &ProspectLookup,
+        ) -> Result<Vec<Prospect>, ResManError> {
+            let ProspectLookup::Email(email) = lookup else {
+                return Ok(vec![]);
+            };
+            let posted = self.posted.lock().unwrap();
+            Ok(posted
+                .iter()
+                .enumerate()
+                .filter(|(_, p)| p.contact.email == *email)
+                .map(|(i, p)| Prospect {
+                    reference: ProspectRef {
+                        prospect_id: ProspectId::parse(&format!("PR-{i}")).unwrap(),
+                        person_id: None,
+                    },
+                    first_name: None,
+                    last_name: None,
+                    email: Some(email.expose().to_owned()),
+                    phone: None,
+                    events: vec![ProspectEvent {
+                        id: Some(AppointmentId::parse(&format!("EV-{i}")).unwrap()),
+                        event_type: "Appointment".into(),
+                        at: Some(p.tour.start),
+                        agent: p.tour.agent.clone(),
+                        status: TourEventStatus::Scheduled,
+                        comments: Some(p.tour.comments.clone()),
+                    }],
+                })
+                .collect())
+        }
+        async fn post_tour(&self, _: &ResManPropertyId, post: &ProspectTourPost) -> Result<PostedTour, ResManError> {
+            let answer = {
+                let mut answers = self.answers.lock().unwrap();
+                if answers.is_empty() { Ok(()) } else { answers.remove(0) }
+            };
+            match answer {
+                Err(e) if !e.may_have_applied() => Err(e),
+                other => {
+                    let mut posted = self.posted.lock().unwrap();
+                    posted.push(post.clone());
+                    let i = posted.len() - 1;
+                    other.map(|()| PostedTour {
+                        prospect: ProspectRef {
+                            prospect_id: ProspectId::parse(&format!("PR-{i}")).unwrap(),
+                            person_id: None,
+                        },
+                        appointment_id: AppointmentId::parse(&format!("EV-{i}")).unwrap(),
+                    })
+                }
+            }
+        }
+        async fn add_note(&self, _: &ResManPropertyId, _: &NotePost) -> Result<AppointmentId, ResManError> {
+            Err(ResManError::Unreachable("not scripted".into()))
+        }
+        async fn changed_prospects(
+            &self,
+            _: &ResManPropertyId,
+            _: crate::domain::UtcWindow,
+        ) -> Result<Vec<Prospect>, ResManError> {
+            Ok(vec![])
+        }
+    }
+
+    fn command(n: usize, time: &str) -> BookTourCommand {
+        let body = serde_json::json!({
+            "conversation_id": format!("c-{n}"),
+            "tour_data": {
+                "prospect_name": "Ana Lopez", "prospect_email": format!("ana{n}@example.com"),
+                "prospect_phone": "(512) 555-0100", "tour_type": "in_person",
+                "preferred_date": "2026-12-01", "preferred_time": time, "property_id": "P-1"
+            }
+        });
+        parse_booking_body(body.to_string().as_bytes()).unwrap()
+    }
+
+    async fn book(
+        store: &MemoryStore,
+        tours: &MemoryTours,
+        resman: &ScriptedResMan,
+        c: &BookTourCommand,
+        key: Option<&str>,
+    ) -> Result<Booked, AppError> {
+        let deps = BookingDeps {
+            properties: store,
+            calendar: store,
+            tours,
+            resman,
+            queue: tours,
+            attempts: Attempts {
+                count: 3,
+                backoff: std::time::Duration::ZERO,
+            },
+        };
+        book_tour(
+            &deps,
+            c,
+            key,
+            BookingId::from_uuid(uuid::Uuid::new_v4()),
+            monday_morning(),
+        )
+        .await
+    }
+
+    fn agent_of(b: &Booked) -> String {
+        b.response.as_ref().and_then(|r| r.staff_member_id.clone()).unwrap()
+    }
+
+    #[tokio::test]
+    async fn each_agent_takes_the_slot_once_then_it_is_taken_with_alternatives() {
+        let (store, tours, resman) = (
+            MemoryStore::with_property(demo()),
+            MemoryTours::default(),
+            ScriptedResMan::default(),
+        );
+        let first = book(&store, &tours, &resman, &command(1, "10:00"), None).await.unwrap();
+        let second = book(&store, &tours, &resman, &command(2, "10:00"), None).await.unwrap();
+        assert_eq!((first.status, second.status), (201, 201));
+        assert_ne!(
+            agent_of(&first),
+            agent_of(&second),
+            "the second prospect gets the other agent"
+        );
+        match book(&store, &tours, &resman, &command(3, "10:00"), None).await {
+            Err(AppError::SlotTaken { alternatives }) => assert_eq!(alternatives.len(), 3),
+            other => panic!("expected slot_taken, got {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn an_answer_lost_after_resman_applied_the_post_never_makes_a_second_appointment() {
+        let (store, tours) = (MemoryStore::with_property(demo()), MemoryTours::default());
+        let resman = ScriptedResMan::answering(vec![Err(ResManError::Timeout(std::time::Duration::from_secs(8)))]);
+        let booked = book(&store, &tours, &resman, &command(1, "10:00"), None).await.unwrap();
+        assert_eq!(booked.status, 201);
+        assert_eq!(
+            resman.posts(),
+            1,
+            "the retry found its reference instead of posting again"
+        );
+        assert_eq!(booked.response.unwrap().resman_appointment_id.as_deref(), Some("EV-0"));
+    }
+
+    #[tokio::test]
+    async fn with_resman_unreachable_the_booking_is_pending_and_queued() {
+        let (store, tours) = (MemoryStore::with_property(demo()), MemoryTours::default());
+        let down = || Err(ResManError::Unreachable("connection refused".into()));
+        let resman = ScriptedResMan::answering(vec![down(), down(), down()]);
+        let booked = book(&store, &tours, &resman, &command(1, "10:00"), None).await.unwrap();
+        assert_eq!(booked.status, 202);
+        let response = booked.response.unwrap();
+        assert_eq!(response.sync_status, SyncStatus::Pending);
+        assert_eq!(
+            tours.queued.lock().unwrap().as_slice(),
+            [BookingId::parse(&response.appointment_id).unwrap()]
+        );
+    }
+
+    #[tokio::test]
+    async fn resman_saying_the_agent_is_busy_frees_our_hold_and_offers_alternatives() {
+        let (store, tours) = (MemoryStore::with_property(demo()), MemoryTours::default());
+        let busy = ResManError::Rejected {
+            description: "Agent is not available at that time".into(),
+        };
+        let resman = ScriptedResMan::answering(vec![Err(busy)]);
+        let refused = book(&store, &tours, &resman, &command(1, "10:00"), None).await;
+        assert!(matches!(refused, Err(AppError::SlotTaken { .. })), "{refused:?}");
+        assert!(tours.locks.lock().unwrap().is_empty(), "the hold was released");
+    }
+
+    #[tokio::test]
+    async fn a_key_reused_with_another_body_is_refused_and_a_replay_returns_the_first_answer() {
+        let (store, tours, resman) = (
+            MemoryStore::with_property(demo()),
+            MemoryTours::default(),
+            ScriptedResMan::default(),
+        );
+        let first = book(&store, &tours, &resman, &command(1, "10:00"), Some("k"))
+            .await
+            .unwrap();
+        let replay = book(&store, &tours, &resman, &command(1, "10:00"), Some("k"))
+            .await
+            .unwrap();
+        assert_eq!((first.status, first.body), (replay.status, replay.body));
+        assert!(matches!(
+            book(&store, &tours, &resman, &command(2, "11:00"), Some("k")).await,
+            Err(AppError::KeyReused)
+        ));
+        assert_eq!(resman.posts(), 1);
+    }
+}

@@ -168,3 +168,105 @@ impl AvailabilityCache for MemoryStore {
         Ok(())
     }
 }
+
+/// Bookings in memory, with the adapter's rules: locks are unique per holder and granule, a key is used once, and
+/// a booking writes all of its parts or none.
+#[derive(Default)]
+pub struct MemoryTours {
+    pub tours: Mutex<HashMap<crate::domain::booking::BookingId, crate::domain::booking::TourRecord>>,
+    pub locks: Mutex<HashMap<(String, DateTime<Utc>), crate::domain::booking::BookingId>>,
+    pub idempotency: Mutex<HashMap<String, crate::ports::IdempotencyRecord>>,
+    pub queued: Mutex<Vec<crate::domain::booking::BookingId>>,
+}
+
+#[async_trait]
+impl crate::ports::TourStore for MemoryTours {
+    async fn idempotency(&self, key: &str) -> Result<Option<crate::ports::IdempotencyRecord>, StoreError> {
+        Ok(locked(&self.idempotency).get(key).cloned())
+    }
+    async fn create_booking(
+        &self,
+        _property: &Property,
+        booking: &crate::ports::NewBooking,
+        now: DateTime<Utc>,
+    ) -> Result<crate::ports::BookingWrite, StoreError> {
+        let tour = &booking.tour;
+        let mut idempotency = locked(&self.idempotency);
+        if idempotency.contains_key(&tour.idempotency_key) {
+            return Ok(crate::ports::BookingWrite::KeyInUse);
+        }
+        let mut locks = locked(&self.locks);
+        let wanted: Vec<(String, DateTime<Utc>)> = booking
+            .lock_granules
+            .iter()
+            .map(|g| (tour.holder.lock_name(), *g))
+            .collect();
+        if wanted.iter().any(|k| locks.contains_key(k)) {
+            return Ok(crate::ports::BookingWrite::SlotTaken);
+        }
+        for k in wanted {
+            locks.insert(k, tour.booking_id.clone());
+        }
+        idempotency.insert(
+            tour.idempotency_key.clone(),
+            crate::ports::IdempotencyRecord {
+                fingerprint: booking.fingerprint.clone(),
+                booking_id: Some(tour.booking_id.clone()),
+                started_at: now,
+                response: None,
+            },
+        );
+        locked(&self.tours).insert(tour.booking_id.clone(), tour.clone());
+        Ok(crate::ports::BookingWrite::Created)
+    }
+    async fn finish_idempotency(&self, key: &str, status: u16, body: &str) -> Result<(), StoreError> {
+        if let Some(record) = locked(&self.idempotency).get_mut(key) {
+            record.response = Some((status, body.to_owned()));
+        }
+        Ok(())
+    }
+    async fn tour(
+        &self,
+        id: &crate::domain::booking::BookingId,
+    ) -> Result<Option<crate::domain::booking::TourRecord>, StoreError> {
+        Ok(locked(&self.tours).get(id).cloned())
+    }
+    async fn save_sync(&self, tour: &crate::domain::booking::TourRecord) -> Result<(), StoreError> {
+        locked(&self.tours).insert(tour.booking_id.clone(), tour.clone());
+        Ok(())
+    }
+    async fn release(&self, _property: &Property, tour: &crate::domain::booking::TourRecord) -> Result<(), StoreError> {
+        locked(&self.locks).retain(|_, owner| owner != &tour.booking_id);
+        let released = crate::domain::booking::TourRecord {
+            status: crate::domain::booking::TourStatus::Released,
+            ..tour.clone()
+        };
+        locked(&self.tours).insert(tour.booking_id.clone(), released);
+        Ok(())
+    }
+    async fn conversation_tours(
+        &self,
+        conversation: &crate::domain::booking::ConversationId,
+    ) -> Result<Vec<crate::domain::booking::TourRecord>, StoreError> {
+        Ok(locked(&self.tours)
+            .values()
+            .filter(|t| &t.conversation_id == conversation)
+            .cloned()
+            .collect())
+    }
+    async fn claim_owed_syncs(
+        &self,
+        _before: DateTime<Utc>,
+        _now: DateTime<Utc>,
+    ) -> Result<Vec<crate::domain::booking::BookingId>, StoreError> {
+        Ok(Vec::new())
+    }
+}
+
+#[async_trait]
+impl crate::ports::SyncQueue for MemoryTours {
+    async fn enqueue(&self, booking: &crate::domain::booking::BookingId) -> Result<(), StoreError> {
+        locked(&self.queued).push(booking.clone());
+        Ok(())
+    }
+}
