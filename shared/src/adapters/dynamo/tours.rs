@@ -53,8 +53,8 @@ fn tour_from(item: Item) -> Result<TourRecord, StoreError> {
     serde_dynamo::from_item(item).map_err(corrupt("tour record"))
 }
 
-fn put(item: Item, condition: Option<&str>) -> Result<TransactWriteItem, StoreError> {
-    let mut put = Put::builder().table_name("").set_item(Some(item));
+fn put(table: &str, item: Item, condition: Option<&str>) -> Result<TransactWriteItem, StoreError> {
+    let mut put = Put::builder().table_name(table).set_item(Some(item));
     if let Some(condition) = condition {
         put = put.condition_expression(condition);
     }
@@ -70,15 +70,6 @@ fn delete(table: &str, key: Item) -> Result<TransactWriteItem, StoreError> {
         .build()
         .map_err(corrupt("delete"))?;
     Ok(TransactWriteItem::builder().delete(delete).build())
-}
-
-impl DynamoStore {
-    fn with_table(&self, mut item: TransactWriteItem) -> TransactWriteItem {
-        if let Some(put) = item.put.as_mut() {
-            put.table_name = self.table.clone();
-        }
-        item
-    }
 }
 
 #[async_trait]
@@ -114,13 +105,13 @@ impl TourStore for DynamoStore {
         if booking.lock_granules.is_empty() || booking.lock_granules.len() > MAX_LOCKS {
             return Err(StoreError::Corrupt(format!("a tour needs 1 to {MAX_LOCKS} slot locks")));
         }
-        let mut items = vec![self.with_table(put(tour_item(tour)?, Some("attribute_not_exists(pk)"))?)];
+        let mut items = vec![put(&self.table, tour_item(tour)?, Some("attribute_not_exists(pk)"))?];
         let first_lock = items.len();
         for granule in &booking.lock_granules {
             let mut lock = lock_key(tour, *granule);
             lock.insert("booking_id".into(), s(tour.booking_id.as_str()));
             lock.insert("expires_at".into(), n((tour.end + LOCK_RETENTION).timestamp()));
-            items.push(self.with_table(put(lock, Some("attribute_not_exists(pk)"))?));
+            items.push(put(&self.table, lock, Some("attribute_not_exists(pk)"))?);
         }
         let after_locks = items.len();
         items.push(busy_put(
@@ -142,12 +133,12 @@ impl TourStore for DynamoStore {
         idem.insert("booking_id".into(), s(tour.booking_id.as_str()));
         idem.insert("started_at".into(), s(now.to_rfc3339()));
         idem.insert("expires_at".into(), n((now + IDEMPOTENCY_RETENTION).timestamp()));
-        items.push(self.with_table(put(idem, Some("attribute_not_exists(pk)"))?));
+        items.push(put(&self.table, idem, Some("attribute_not_exists(pk)"))?);
         let mut outbox = key(format!("OUTBOX#{}", tour.booking_id), "RESMAN");
         outbox.insert("gsi1pk".into(), s("OUTBOX"));
         outbox.insert("gsi1sk".into(), s(format!("{}#{}", now.to_rfc3339(), tour.booking_id)));
         outbox.insert("booking_id".into(), s(tour.booking_id.as_str()));
-        items.push(self.with_table(put(outbox, None)?));
+        items.push(put(&self.table, outbox, None)?);
 
         match self
             .client
@@ -261,7 +252,7 @@ impl TourStore for DynamoStore {
             status: TourStatus::Released,
             ..tour.clone()
         };
-        items.push(self.with_table(put(tour_item(&released)?, None)?));
+        items.push(put(&self.table, tour_item(&released)?, None)?);
         self.client
             .transact_write_items()
             .set_transact_items(Some(items))
