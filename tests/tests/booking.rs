@@ -435,9 +435,7 @@ async fn a_booking_resman_refuses_frees_its_slot() {
 #[tokio::test]
 async fn a_poison_message_ends_in_the_dead_letter_queue_without_blocking_its_batch() {
     let stack = Stack::start().await;
-    stack.faults(json!({"http_error_rate": 1.0})).await;
-    let booked = stack.book(&command(&stack.property, 1, "10:00"), None).await.unwrap();
-    assert_eq!(booked.status, 202);
+    let booked = stack.book_while_resman_is_down(1, "10:00").await;
     stack.control(reqwest::Method::DELETE, "/_sandbox/faults", None).await;
     stack
         .sqs
@@ -462,8 +460,7 @@ async fn a_poison_message_ends_in_the_dead_letter_queue_without_blocking_its_bat
 #[tokio::test]
 async fn a_booking_resman_never_takes_is_marked_failed_for_staff_and_dead_lettered() {
     let stack = Stack::start().await;
-    stack.faults(json!({"http_error_rate": 1.0})).await;
-    let booked = stack.book(&command(&stack.property, 1, "10:00"), None).await.unwrap();
+    let booked = stack.book_while_resman_is_down(1, "10:00").await;
     let id = BookingId::parse(response(&booked)["appointment_id"].as_str().unwrap()).unwrap();
     stack.deliver_until_a_dead_letter().await;
     assert_eq!(stack.dead_letters().await.len(), 1);
@@ -476,6 +473,14 @@ impl Stack {
     async fn queue_again(&self, id: &BookingId) {
         use shared::ports::SyncQueue;
         self.queue.enqueue(id).await.unwrap();
+    }
+
+    /// Books while every ResMan call fails: the answer must be 202, pending. ResMan stays down until the test says.
+    async fn book_while_resman_is_down(&self, n: usize, time: &str) -> Booked {
+        self.faults(json!({"http_error_rate": 1.0})).await;
+        let booked = self.book(&command(&self.property, n, time), None).await.unwrap();
+        assert_eq!(booked.status, 202, "accepted as pending while ResMan is down");
+        booked
     }
 
     /// Delivers as the event source mapping does until something reaches the dead-letter queue (at most ten
@@ -512,9 +517,7 @@ impl Stack {
 async fn a_booking_whose_queue_message_was_lost_is_requeued_from_the_outbox_once() {
     use shared::app::sync::requeue_owed_syncs;
     let stack = Stack::start().await;
-    stack.faults(json!({"http_error_rate": 1.0})).await;
-    let booked = stack.book(&command(&stack.property, 1, "10:00"), None).await.unwrap();
-    assert_eq!(booked.status, 202);
+    stack.book_while_resman_is_down(1, "10:00").await;
     stack.control(reqwest::Method::DELETE, "/_sandbox/faults", None).await;
     // The message is lost (as if the send had failed after the booking was stored).
     stack

@@ -238,13 +238,7 @@ impl DynamoStore {
                 .put(put.build().map_err(corrupt("mirror put"))?)
                 .build(),
         );
-        match self
-            .client
-            .transact_write_items()
-            .set_transact_items(Some(items))
-            .send()
-            .await
-        {
+        match self.transact(items).await {
             Ok(_) => Ok(Some(MirrorOutcome::Changed)),
             Err(e) if lost_a_condition(&e).is_some() => Ok(None),
             Err(e) => Err(unavailable(e)),

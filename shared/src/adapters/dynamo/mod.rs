@@ -55,6 +55,25 @@ pub(crate) fn corrupt<E: std::fmt::Display>(what: &'static str) -> impl Fn(E) ->
 }
 
 impl DynamoStore {
+    /// Sends one all-or-nothing transaction.
+    pub(crate) async fn transact(
+        &self,
+        items: Vec<aws_sdk_dynamodb::types::TransactWriteItem>,
+    ) -> Result<
+        (),
+        SdkError<
+            aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError,
+            aws_sdk_dynamodb::config::http::HttpResponse,
+        >,
+    > {
+        self.client
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .send()
+            .await
+            .map(|_| ())
+    }
+
     /// A strongly consistent read of one item.
     pub(crate) async fn get(&self, key: Item) -> Result<Option<Item>, StoreError> {
         let out = self

@@ -140,13 +140,7 @@ impl TourStore for DynamoStore {
         outbox.insert("booking_id".into(), s(tour.booking_id.as_str()));
         items.push(put(&self.table, outbox, None)?);
 
-        match self
-            .client
-            .transact_write_items()
-            .set_transact_items(Some(items))
-            .send()
-            .await
-        {
+        match self.transact(items).await {
             Ok(_) => Ok(BookingWrite::Created),
             Err(e) => match lost_a_condition(&e) {
                 Some(reasons) => {
@@ -218,12 +212,7 @@ impl TourStore for DynamoStore {
                 key(format!("OUTBOX#{}", tour.booking_id), "RESMAN"),
             )?);
         }
-        self.client
-            .transact_write_items()
-            .set_transact_items(Some(items))
-            .send()
-            .await
-            .map_err(unavailable)?;
+        self.transact(items).await.map_err(unavailable)?;
         Ok(())
     }
 
@@ -253,12 +242,7 @@ impl TourStore for DynamoStore {
             ..tour.clone()
         };
         items.push(put(&self.table, tour_item(&released)?, None)?);
-        self.client
-            .transact_write_items()
-            .set_transact_items(Some(items))
-            .send()
-            .await
-            .map_err(unavailable)?;
+        self.transact(items).await.map_err(unavailable)?;
         Ok(())
     }
 
