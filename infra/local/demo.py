@@ -79,6 +79,11 @@ class Context:
             raise DemoError(f"{key} is missing from {STACK_ENV}; restart with make down && make up")
         return self.env[key].rstrip("/")
 
+    def dynamodb_url(self) -> str:
+        """Where the tables are: DynamoDB Local (AWS_ENDPOINT_URL_DYNAMODB), or AWS_ENDPOINT_URL, which has
+        everything when the former is absent (as for the AWS SDKs)."""
+        return self.url("AWS_ENDPOINT_URL_DYNAMODB" if "AWS_ENDPOINT_URL_DYNAMODB" in self.env else "AWS_ENDPOINT_URL")
+
 
 # --- HTTP ----------------------------------------------------------------------------------------------------------
 
@@ -254,7 +259,7 @@ def step_system_running(ctx: Context) -> None:
     say("Your local tour-booking system is running on this computer:")
     say(f"  - a practice copy of ResMan (with a demo property and staff): {sandbox}")
     say(f"  - the tour-booking services that the chatbot and ResMan talk to: {ctx.url('LAMBDA_BASE_URL')}/")
-    say(f"  - its own record-keeping (tours, bookings in progress): {ctx.url('AWS_ENDPOINT_URL')}")
+    say(f"  - its own record-keeping (tours, bookings in progress): {ctx.dynamodb_url()}")
     say("Nothing here touches the real ResMan or real residents' data.")
 
 

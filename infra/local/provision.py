@@ -1,26 +1,29 @@
 #!/usr/bin/env python3
-"""Creates the stack's AWS resources in a local moto server, from template.yaml itself.
+"""Creates the stack's AWS resources locally from template.yaml itself: tables in DynamoDB Local, the rest in moto.
 
 Because the tables, queues and function environment come from the deployed template, local runs and AWS cannot
 drift apart: change the template and the local stack follows.
 
-What it creates (idempotent: re-running against an already provisioned moto updates in place and succeeds):
-- every `AWS::DynamoDB::Table`: keys, attribute definitions, GSIs/LSIs, billing mode, streams, and TTL
-  (`UpdateTimeToLive`; moto accepts it but never expires items);
+What it creates (idempotent: re-running against an already provisioned stack updates in place and succeeds):
+- every `AWS::DynamoDB::Table`, at the DynamoDB endpoint: keys, attribute definitions, GSIs/LSIs, billing mode,
+  streams, and TTL (`UpdateTimeToLive`);
 - every `AWS::SQS::Queue`, dead-letter queues first, with the template's attributes and its `RedrivePolicy`
   pointing at the created dead-letter queue;
 - one Secrets Manager secret per template parameter whose name ends in `SecretArn`, holding a local value; the
   parameter then resolves to that secret's ARN.
 Physical names are `<prefix>-<LogicalId>` (default prefix `tour-booking-local`); secrets drop the `Arn` suffix
-(`tour-booking-local-WebhookSecret`).
+(`tour-booking-local-WebhookSecret`). Different prefixes give independent copies side by side in one DynamoDB Local
+and one moto (the Rust tests give each test its own): keep a prefix to letters, digits, `-` and `_`, which every
+service accepts in a name (DynamoDB Local, unlike moto, refuses a table name with other characters).
 
 It then resolves each function's environment (Globals + the function's own variables; `!Ref`/`!GetAtt`/`!Sub`
 of parameters, tables and queues) into the environment the local functions run with.
 
-CLI (kept stable: the Rust integration tests call it against moto servers they start). It needs boto3 and PyYAML:
+CLI (kept stable: the Rust integration tests call it against the servers they start). It needs boto3 and PyYAML:
 run it with the project venv's python, `$TOUR_BOOKING_VENV/bin/python` (make exports TOUR_BOOKING_VENV=.venv).
 
     .venv/bin/python infra/local/provision.py --endpoint http://127.0.0.1:5050 \
+        [--dynamodb-endpoint http://127.0.0.1:8000]   # DynamoDB Local (default: --endpoint)
         [--template template.yaml] [--prefix tour-booking-local] [--region us-east-1] \
         [--param Key=Value ...]          # template parameters, e.g. --param ResManBaseUrl=http://127.0.0.1:8091
         [--secret ParamName=VALUE ...]   # secret contents, e.g. --secret WebhookSecretArn=s3cret
@@ -33,7 +36,9 @@ misread it, which none of today's values is), usable as `cargo lambda watch --en
 - for every variable `<X>_QUEUE_URL` naming a queue that has a dead-letter queue: `<X>_DLQ_URL`
   (so SYNC_QUEUE_URL gives SYNC_DLQ_URL);
 - `QUEUE_URL_<LogicalId>` for every queue and `TABLE_NAME_<LogicalId>` for every table;
-- AWS_ENDPOINT_URL, AWS_REGION, AWS_ACCESS_KEY_ID=testing, AWS_SECRET_ACCESS_KEY=testing.
+- AWS_ENDPOINT_URL (moto), AWS_REGION, AWS_ACCESS_KEY_ID=testing, AWS_SECRET_ACCESS_KEY=testing, and, when the
+  tables are elsewhere, AWS_ENDPOINT_URL_DYNAMODB: the AWS SDKs (Rust, boto3) send DynamoDB calls there and every
+  other service to AWS_ENDPOINT_URL.
 Progress goes to standard error. Exit status 0 on success, 1 with a one-line reason otherwise.
 
 Parameters without `--param` take the template's defaults (RESMAN_BASE_URL is then the real ResMan URL: point it
@@ -125,6 +130,7 @@ class Provisioned:
 
     endpoint: str
     region: str
+    dynamodb_endpoint: str
     tables: dict[str, dict[str, str]] = field(default_factory=dict)  # logical id -> {"Ref", "Arn", ...}
     queues: dict[str, dict[str, str]] = field(default_factory=dict)  # logical id -> {"Ref", "Arn", "QueueName", ...}
     dead_letter_queues: dict[str, str] = field(default_factory=dict)  # queue logical id -> its DLQ's logical id
@@ -152,6 +158,8 @@ class Provisioned:
             AWS_ACCESS_KEY_ID=LOCAL_CREDENTIALS["aws_access_key_id"],
             AWS_SECRET_ACCESS_KEY=LOCAL_CREDENTIALS["aws_secret_access_key"],
         )
+        if self.dynamodb_endpoint != self.endpoint:
+            merged["AWS_ENDPOINT_URL_DYNAMODB"] = self.dynamodb_endpoint
         return dict(sorted(merged.items()))
 
     def _dead_letter_urls(self, variables: dict[str, str]) -> dict[str, str]:
@@ -336,8 +344,10 @@ def provision(
     secrets: dict[str, str] | None = None,
     prefix: str = DEFAULT_PREFIX,
     region: str = DEFAULT_REGION,
+    dynamodb_endpoint: str | None = None,
 ) -> Provisioned:
-    """Creates (or updates) the template's tables, queues and secrets in moto at `endpoint`.
+    """Creates (or updates) the template's tables at `dynamodb_endpoint` (default: `endpoint`), and its queues and
+    secrets in moto at `endpoint`.
 
     `params` are template parameter values; `secrets` maps a `...SecretArn` parameter to its secret's content.
     """
@@ -346,7 +356,7 @@ def provision(
     unknown = sorted(set(secrets) - {name for name in template.parameters if is_secret_parameter(name)})
     if unknown:
         raise TemplateError(f"--secret names no secret parameter of the template: {', '.join(unknown)}")
-    result = Provisioned(endpoint=endpoint, region=region)
+    result = Provisioned(endpoint=endpoint, region=region, dynamodb_endpoint=dynamodb_endpoint or endpoint)
     resolver = Resolver(
         template=template,
         parameters=dict(params or {}),
@@ -364,7 +374,7 @@ def provision(
             result.secrets[parameter] = arn
             resolver.parameters[parameter] = arn
 
-    dynamodb = aws_client("dynamodb", endpoint, region)
+    dynamodb = aws_client("dynamodb", result.dynamodb_endpoint, region)
     for logical_id, resource in template.resources_of_type("AWS::DynamoDB::Table"):
         if resolver.condition_holds(resource.get("Condition")):
             properties = resolver.resolve(resource.get("Properties") or {})
@@ -453,6 +463,9 @@ def _key_values(pairs: Iterable[str], option: str) -> dict[str, str]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--endpoint", required=True, help="moto server URL, e.g. http://127.0.0.1:5050")
+    parser.add_argument(
+        "--dynamodb-endpoint", help="DynamoDB Local URL, e.g. http://127.0.0.1:8000 (default: --endpoint)"
+    )
     parser.add_argument("--template", default=str(DEFAULT_TEMPLATE), help="SAM template (default: template.yaml)")
     parser.add_argument("--prefix", default=DEFAULT_PREFIX, help="physical name prefix (default: %(default)s)")
     parser.add_argument("--region", default=DEFAULT_REGION, help="(default: %(default)s)")
@@ -468,6 +481,7 @@ def main(argv: list[str] | None = None) -> int:
             secrets=_key_values(args.secret, "--secret"),
             prefix=args.prefix,
             region=args.region,
+            dynamodb_endpoint=args.dynamodb_endpoint,
         )
         env = result.env()
         if args.env_out == "-":
@@ -479,7 +493,7 @@ def main(argv: list[str] | None = None) -> int:
         log(f"error: {error}")
         return 1
     except (ClientError, BotoCoreError, OSError) as error:
-        log(f"error talking to {args.endpoint}: {error}")
+        log(f"error talking to {args.endpoint} (DynamoDB: {args.dynamodb_endpoint or args.endpoint}): {error}")
         return 1
     return 0
 

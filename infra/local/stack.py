@@ -2,23 +2,25 @@
 """Starts, stops and reports the local stack: `python infra/local/stack.py up|down|status` (make up/down/status).
 
 `up` starts, each in its own process group with its log in .local/logs/<name>.log:
-  moto       moto (infra/local/moto_serial.py: each request applied atomically) on MOTO_PORT (default 5050):
-             DynamoDB, SQS, Secrets Manager
+  dynamodb   DynamoDB Local (infra/local/dynamodb_local.py: AWS's emulator, with DynamoDB's transactions) on
+             DYNAMODB_PORT (default 8000). It has no host option: it listens on every interface, not only 127.0.0.1.
+  moto       moto_server on MOTO_PORT (default 5050): SQS, SES, Secrets Manager
   resman     the ResMan sandbox on RESMAN_PORT (default 8091), sending its signed webhooks to tour-webhook
   lambda     `cargo lambda watch` on LAMBDA_PORT (default 9000): every function of the workspace
   pump       infra/local/pump.py: the SQS and schedule triggers of template.yaml
-after building the workspace's binaries, provisioning moto from template.yaml (infra/local/provision.py) and
-loading the demo properties (infra/properties/demo.json; DEMO_DATA=0 skips it). The functions run with the
-environment that provisioning resolved from the template (.local/function.env).
+after building the workspace's binaries, provisioning DynamoDB Local and moto from template.yaml
+(infra/local/provision.py) and loading the demo properties (infra/properties/demo.json; DEMO_DATA=0 skips it). The
+functions run with the environment that provisioning resolved from the template (.local/function.env).
 It then writes .local/stack.env (KEY=VALUE, sourceable: `set -a; . .local/stack.env; set +a`) and
 .local/pids.json. The API key and webhook secret are generated once and kept in .local/secrets.env, so they stay
 the same across restarts.
 
 stack.env: the functions' environment (TABLE_NAME, SYNC_QUEUE_URL, SYNC_DLQ_URL, QUEUE_URL_<LogicalId>, the secret
-ARNs, AWS_ENDPOINT_URL, AWS_REGION, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, ...) plus RESMAN_BASE_URL and
-RESMAN_SANDBOX_URL (the sandbox), LAMBDA_BASE_URL (http://127.0.0.1:$LAMBDA_PORT/lambda-url), LAMBDA_INVOKE_URL
-(http://127.0.0.1:$LAMBDA_PORT, for the raw invoke API), API_KEY, WEBHOOK_SECRET, SANDBOX_INTEGRATION_PARTNER_ID,
-SANDBOX_API_KEY, SANDBOX_ACCOUNT_ID, MOTO_PORT, RESMAN_PORT, LAMBDA_PORT.
+ARNs, AWS_ENDPOINT_URL (moto), AWS_ENDPOINT_URL_DYNAMODB (DynamoDB Local), AWS_REGION, AWS_ACCESS_KEY_ID,
+AWS_SECRET_ACCESS_KEY, ...) plus RESMAN_BASE_URL and RESMAN_SANDBOX_URL (the sandbox), LAMBDA_BASE_URL
+(http://127.0.0.1:$LAMBDA_PORT/lambda-url), LAMBDA_INVOKE_URL (http://127.0.0.1:$LAMBDA_PORT, for the raw invoke
+API), API_KEY, WEBHOOK_SECRET, SANDBOX_INTEGRATION_PARTNER_ID, SANDBOX_API_KEY, SANDBOX_ACCOUNT_ID, DYNAMODB_PORT,
+MOTO_PORT, RESMAN_PORT, LAMBDA_PORT. The AWS SDKs (Rust, boto3) read both endpoint variables from the environment.
 
 `down` stops exactly the processes that `up` recorded (SIGINT to each process group, SIGKILL after a timeout).
 """
@@ -39,6 +41,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+import dynamodb_local
 from provision import DEFAULT_TEMPLATE, provision, read_env_file, write_env_file
 from cfn_template import load_template
 
@@ -90,6 +93,7 @@ class Paths:
 
 @dataclass(frozen=True)
 class Ports:
+    dynamodb: int
     moto: int
     resman: int
     lambda_: int
@@ -97,13 +101,17 @@ class Ports:
     @classmethod
     def from_env(cls, environ=os.environ) -> "Ports":
         return cls(
+            dynamodb=_port(environ, "DYNAMODB_PORT", 8000),
             moto=_port(environ, "MOTO_PORT", 5050),
             resman=_port(environ, "RESMAN_PORT", 8091),
             lambda_=_port(environ, "LAMBDA_PORT", 9000),
         )
 
     def named(self) -> dict[str, int]:
-        return {"MOTO_PORT": self.moto, "RESMAN_PORT": self.resman, "LAMBDA_PORT": self.lambda_}
+        return {
+            "DYNAMODB_PORT": self.dynamodb, "MOTO_PORT": self.moto, "RESMAN_PORT": self.resman,
+            "LAMBDA_PORT": self.lambda_,
+        }
 
 
 def _port(environ, name: str, default: int) -> int:
@@ -255,7 +263,7 @@ def check_ports_free(ports: Ports) -> None:
     if taken:
         raise StackError(
             f"port(s) already in use: {', '.join(taken)}. Stop what uses them, or choose others, "
-            "e.g. `make up MOTO_PORT=5051`."
+            "e.g. `make up DYNAMODB_PORT=8001`."
         )
 
 
@@ -302,6 +310,15 @@ def require_tool(path: Path, hint: str) -> str:
     if not path.exists():
         raise StackError(f"{path} is missing; {hint}")
     return str(path)
+
+
+def require_dynamodb_local() -> None:
+    """Fails before the build, not minutes later, when DynamoDB Local or a Java to run it is missing."""
+    try:
+        dynamodb_local.jar_dir()
+        dynamodb_local.find_java()
+    except dynamodb_local.NotInstalled as error:
+        raise StackError(str(error)) from None
 
 
 def load_or_create_secrets(paths: Paths) -> dict[str, str]:
@@ -402,9 +419,10 @@ def up(paths: Paths) -> int:
 
     ports = Ports.from_env()
     check_ports_free(ports)
-    require_tool(VENV_BIN / "moto_server", "run `make venv`")
+    moto_server = require_tool(VENV_BIN / "moto_server", "run `make venv`")
     python = require_tool(VENV_BIN / "python", "run `make venv`")
     cargo_lambda = require_tool(VENV_BIN / "cargo-lambda", "run `make venv`")
+    require_dynamodb_local()
     if shutil.which("cargo") is None:
         raise StackError("cargo is not on PATH")
     build_binaries()
@@ -413,6 +431,7 @@ def up(paths: Paths) -> int:
     local_secrets = load_or_create_secrets(paths)
 
     aws_url = f"http://127.0.0.1:{ports.moto}"
+    dynamodb_url = dynamodb_local.url(ports.dynamodb)
     sandbox_url = f"http://127.0.0.1:{ports.resman}"
     lambda_invoke_url = f"http://127.0.0.1:{ports.lambda_}"
     lambda_base_url = f"{lambda_invoke_url}/lambda-url"
@@ -425,10 +444,16 @@ def up(paths: Paths) -> int:
         return entry
 
     try:
-        moto_serial = str(Path(__file__).resolve().parent / "moto_serial.py")
-        moto = launch("moto", [python, moto_serial, "-H", "127.0.0.1", "-p", str(ports.moto)], base_env(), marker="moto_serial.py")
+        # The JVM takes seconds to start: moto and the sandbox start meanwhile.
+        dynamodb = launch(
+            "dynamodb",
+            [python, str(Path(dynamodb_local.__file__).resolve()), "--port", str(ports.dynamodb)],
+            base_env(),
+            marker="dynamodb_local.py",
+        )
+        moto = launch("moto", [moto_server, "-H", "127.0.0.1", "-p", str(ports.moto)], base_env())
         wait_until(lambda: port_open(ports.moto), "moto_server", moto, timeout=30)
-        say(f"moto (DynamoDB, SQS, Secrets Manager): {aws_url}")
+        say(f"moto (SQS, SES, Secrets Manager): {aws_url}")
 
         resman = launch(
             "resman",
@@ -441,9 +466,13 @@ def up(paths: Paths) -> int:
         )
         wait_until(lambda: http_status(f"{sandbox_url}/_sandbox/health") == 200, "the ResMan sandbox", resman, 60)
         say(f"ResMan sandbox: {sandbox_url}")
+        ready = f"ready {dynamodb_url}"
+        wait_until(lambda: ready in log_tail(dynamodb["log"], 50), "DynamoDB Local", dynamodb, timeout=90)
+        say(f"DynamoDB Local: {dynamodb_url}")
 
         provisioned = provision(
             endpoint=aws_url,
+            dynamodb_endpoint=dynamodb_url,
             template_path=DEFAULT_TEMPLATE,
             params={"Stage": STAGE, "ResManBaseUrl": sandbox_url},
             secrets={
@@ -530,7 +559,7 @@ def status(paths: Paths) -> int:
         say(f"{entry['name']:<7} pid {entry['pid']:<8} {state:<12} log {entry['log']}")
     if paths.stack_env.exists():
         env = read_env_file(paths.stack_env)
-        for key in ("AWS_ENDPOINT_URL", "RESMAN_SANDBOX_URL", "LAMBDA_BASE_URL"):
+        for key in ("AWS_ENDPOINT_URL_DYNAMODB", "AWS_ENDPOINT_URL", "RESMAN_SANDBOX_URL", "LAMBDA_BASE_URL"):
             if key in env:
                 say(f"{key}={env[key]}")
     return 0

@@ -37,7 +37,8 @@ pub fn optional_seconds(name: &'static str, default: u32) -> Result<Duration, Co
     optional_number(name, default).map(|s| Duration::from_secs(s.into()))
 }
 
-/// The AWS SDK configuration; `AWS_ENDPOINT_URL` points it at moto locally.
+/// The AWS SDK configuration. Locally `AWS_ENDPOINT_URL` points it at moto and `AWS_ENDPOINT_URL_DYNAMODB` at
+/// DynamoDB Local.
 pub async fn aws() -> aws_config::SdkConfig {
     aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await
 }

@@ -145,10 +145,11 @@ pub enum MirrorOutcome {
 /// transaction), which is what invalidates cached availability.
 #[async_trait]
 pub trait CalendarStore: Send + Sync {
-    /// Busy time (tours, holds, mirrored appointments) overlapping `window`.
+    /// Busy time (tours, holds, mirrored appointments) of a property overlapping `window`. Needs only the
+    /// property's id, so it can be read at the same time as the property's configuration.
     async fn busy_in(
         &self,
-        property: &crate::domain::property::Property,
+        property: &ResManPropertyId,
         window: UtcWindow,
     ) -> Result<Vec<crate::domain::slots::Busy>, StoreError>;
 
@@ -181,25 +182,29 @@ pub trait CalendarStore: Send + Sync {
     ) -> Result<bool, StoreError>;
 }
 
-/// A cached availability answer, stamped with the generation of its date that it was computed under.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CacheRead<T> {
+/// One consistent read of everything an availability answer from the cache needs.
+#[derive(Debug, Clone)]
+pub struct DayRead {
+    /// The property's configuration, `None` for a property we do not serve.
+    pub property: Option<crate::domain::property::Property>,
     /// The date's current generation: what a fresh computation must be stamped with.
     pub generation: u64,
     /// The cached answer, when it is of the current generation and not expired.
-    pub fresh: Option<T>,
+    pub fresh: Option<String>,
 }
 
 /// The availability cache (a TTL item per property, date and tour type).
 #[async_trait]
 pub trait AvailabilityCache: Send + Sync {
-    async fn read(
+    /// The property's configuration, the date's generation and the cached answer, in one consistent read: on a
+    /// cache hit this is the request's only store call.
+    async fn read_day(
         &self,
         property: &ResManPropertyId,
         date: chrono::NaiveDate,
         tour_type: crate::domain::TourType,
         now: chrono::DateTime<chrono::Utc>,
-    ) -> Result<CacheRead<String>, StoreError>;
+    ) -> Result<DayRead, StoreError>;
 
     #[allow(clippy::too_many_arguments)]
     async fn write(
@@ -260,6 +265,16 @@ pub trait TourStore: Send + Sync {
 
     /// Saves the answer a retry with the same key will get.
     async fn finish_idempotency(&self, key: &str, status: u16, body: &str) -> Result<(), StoreError>;
+
+    /// Saves the ResMan side of a new booking (as [`TourStore::save_sync`]) and the answer a retry with the same
+    /// key will get, in one write.
+    async fn finish_booking(
+        &self,
+        tour: &crate::domain::booking::TourRecord,
+        key: &str,
+        status: u16,
+        body: &str,
+    ) -> Result<(), StoreError>;
 
     async fn tour(
         &self,

@@ -1,6 +1,7 @@
-//! Harness for tests against real local components. Each test starts its own moto server (provisioned from
-//! `template.yaml` by the project's own `infra/local/provision.py`) and its own ResMan sandbox, on free ports, and
-//! stops them when dropped. A missing tool fails the test with a message that names it: never a silent skip.
+//! Harness for tests against real local components. Each test starts its own moto server (SQS, SES, Secrets
+//! Manager) and its own ResMan sandbox on free ports, and gets its own tables in the test process's DynamoDB Local,
+//! all provisioned from `template.yaml` by the project's own `infra/local/provision.py`; each is stopped when
+//! dropped (DynamoDB Local when the process ends). A missing tool fails the test with a message that names it: never a silent skip.
 
 use std::collections::HashMap;
 use std::net::TcpListener;
@@ -67,41 +68,96 @@ fn wait_for_port(port: u16, what: &str, child: &mut Child) {
     panic!("{what} did not listen on port {port} within 20 s");
 }
 
-/// A moto server of our own, provisioned from `template.yaml`.
-pub struct Moto {
+/// DynamoDB Local, one per test process, started on first use through `infra/local/dynamodb_local.py` (the one
+/// way the project starts it). Tests share it and keep apart by table name (each [`LocalAws`] provisions its own
+/// prefix). A static is never dropped, so the JVM's end is tied to this process instead: the launcher stops it
+/// when its standard input closes, which the kernel does when this process exits, however it exits.
+struct DynamoDbLocal {
+    endpoint: String,
+    _child: Child,
+    _stdin: std::process::ChildStdin,
+}
+
+fn dynamodb_local() -> &'static str {
+    static LOCAL: std::sync::OnceLock<DynamoDbLocal> = std::sync::OnceLock::new();
+    &LOCAL
+        .get_or_init(|| {
+            let python = tool("python");
+            let launcher = workspace_root().join("infra/local/dynamodb_local.py");
+            let port = free_port();
+            let mut child = Command::new(python)
+                .arg(&launcher)
+                .args(["--port", &port.to_string(), "--until-stdin-closes"])
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap_or_else(|e| panic!("could not start {}: {e}", launcher.display()));
+            let stdin = child.stdin.take().expect("piped stdin");
+            let mut line = String::new();
+            let stdout = child.stdout.take().expect("piped stdout");
+            let _ = std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut line);
+            if !line.starts_with("ready ") {
+                let mut reason = String::new();
+                if let Some(mut stderr) = child.stderr.take() {
+                    let _ = std::io::Read::read_to_string(&mut stderr, &mut reason);
+                }
+                panic!(
+                    "DynamoDB Local did not start (infra/local/dynamodb_local.py): {}",
+                    reason.trim()
+                );
+            }
+            DynamoDbLocal {
+                endpoint: format!("http://127.0.0.1:{port}"),
+                _child: child,
+                _stdin: stdin,
+            }
+        })
+        .endpoint
+}
+
+/// The local AWS of one test: its own moto (SQS, SES, Secrets Manager) and its own tables in the process's
+/// DynamoDB Local, all provisioned from `template.yaml`. moto stops when this is dropped.
+pub struct LocalAws {
     child: Child,
+    /// moto's URL.
     pub endpoint: String,
+    /// DynamoDB Local's URL.
+    pub dynamodb_endpoint: String,
     /// The functions' environment as resolved from the template (TABLE_NAME, SYNC_QUEUE_URL, ...).
     pub env: HashMap<String, String>,
 }
 
-impl Moto {
-    /// Starts moto and creates the template's tables, queues and secrets in it. `params` are template parameters
-    /// (`ResManBaseUrl=...`), `secrets` the local secret values (`WebhookSecretArn=...`).
-    pub fn start(params: &[(&str, &str)], secrets: &[(&str, &str)]) -> Moto {
-        tool("moto_server");
+impl LocalAws {
+    /// Starts moto and creates the template's tables (in DynamoDB Local), queues and secrets (in moto).
+    /// `params` are template parameters (`ResManBaseUrl=...`), `secrets` the local secret values
+    /// (`WebhookSecretArn=...`).
+    pub fn start(params: &[(&str, &str)], secrets: &[(&str, &str)]) -> LocalAws {
+        let dynamodb_endpoint = dynamodb_local().to_owned();
+        let moto_server = tool("moto_server");
         let python = tool("python");
         let port = free_port();
-        // moto behind a lock, so each request is applied atomically as DynamoDB would (see the script).
-        let launcher = workspace_root().join("infra/local/moto_serial.py");
-        let mut child = Command::new(&python)
-            .arg(&launcher)
+        let mut child = Command::new(&moto_server)
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .unwrap_or_else(|e| panic!("could not start {}: {e}", launcher.display()));
+            .unwrap_or_else(|e| panic!("could not start {}: {e}", moto_server.display()));
         wait_for_port(port, "moto_server", &mut child);
-        let endpoint = format!("http://127.0.0.1:{port}");
-        let mut moto = Moto {
+        let mut aws = LocalAws {
             child,
-            endpoint,
+            endpoint: format!("http://127.0.0.1:{port}"),
+            dynamodb_endpoint,
             env: HashMap::new(),
         };
-        let env_file = std::env::temp_dir().join(format!("tour-booking-env-{port}"));
+        // Each test's tables have their own names in the shared DynamoDB Local.
+        let prefix = format!("t{}", uuid::Uuid::new_v4().simple());
+        let env_file = std::env::temp_dir().join(format!("tour-booking-env-{prefix}"));
         let mut cmd = Command::new(python);
         cmd.arg(workspace_root().join("infra/local/provision.py"))
-            .args(["--endpoint", &moto.endpoint, "--env-out"])
+            .args(["--endpoint", &aws.endpoint])
+            .args(["--dynamodb-endpoint", &aws.dynamodb_endpoint])
+            .args(["--prefix", &prefix, "--env-out"])
             .arg(&env_file);
         for (k, v) in params {
             cmd.args(["--param", &format!("{k}={v}")]);
@@ -117,12 +173,12 @@ impl Moto {
         );
         let text = std::fs::read_to_string(&env_file).expect("provision.py wrote no env file");
         let _ = std::fs::remove_file(&env_file);
-        moto.env = text
+        aws.env = text
             .lines()
             .filter_map(|l| l.split_once('='))
             .map(|(k, v)| (k.to_owned(), v.to_owned()))
             .collect();
-        moto
+        aws
     }
 
     pub fn var(&self, name: &str) -> &str {
@@ -132,20 +188,73 @@ impl Moto {
             .unwrap_or_else(|| panic!("provision.py resolved no {name}"))
     }
 
-    /// An SDK configuration that talks to this moto.
+    /// An SDK configuration for moto's services (SQS, SES, Secrets Manager).
     pub async fn sdk(&self) -> aws_config::SdkConfig {
-        aws_config::defaults(aws_config::BehaviorVersion::latest())
-            .endpoint_url(&self.endpoint)
-            .region(aws_config::Region::new("us-east-1"))
-            .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
-                "testing", "testing", None, None, "moto",
-            ))
-            .load()
-            .await
+        sdk_at(&self.endpoint).await
+    }
+
+    /// An SDK configuration for DynamoDB Local.
+    pub async fn dynamodb_sdk(&self) -> aws_config::SdkConfig {
+        sdk_at(&self.dynamodb_endpoint).await
+    }
+
+    /// The store our functions use, on this test's table.
+    pub async fn store(&self) -> shared::adapters::dynamo::DynamoStore {
+        shared::adapters::dynamo::DynamoStore::new(&self.dynamodb_sdk().await, self.var("TABLE_NAME"))
+    }
+
+    /// The same store, with every request it sends to DynamoDB counted.
+    pub async fn counted_store(&self) -> (shared::adapters::dynamo::DynamoStore, CallCounter) {
+        let counter = CallCounter::default();
+        let config = aws_sdk_dynamodb::config::Builder::from(&self.dynamodb_sdk().await)
+            .interceptor(counter.clone())
+            .build();
+        let client = aws_sdk_dynamodb::Client::from_conf(config);
+        (
+            shared::adapters::dynamo::DynamoStore::with_client(client, self.var("TABLE_NAME")),
+            counter,
+        )
     }
 }
 
-impl Drop for Moto {
+/// Counts the requests an AWS SDK client puts on the wire (each attempt of each call).
+#[derive(Debug, Default, Clone)]
+pub struct CallCounter(std::sync::Arc<std::sync::atomic::AtomicUsize>);
+
+impl CallCounter {
+    pub fn count(&self) -> usize {
+        self.0.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+impl aws_sdk_dynamodb::config::Intercept for CallCounter {
+    fn name(&self) -> &'static str {
+        "CallCounter"
+    }
+
+    fn read_before_transmit(
+        &self,
+        _context: &aws_sdk_dynamodb::config::interceptors::BeforeTransmitInterceptorContextRef<'_>,
+        _components: &aws_sdk_dynamodb::config::RuntimeComponents,
+        _cfg: &mut aws_sdk_dynamodb::config::ConfigBag,
+    ) -> Result<(), aws_sdk_dynamodb::error::BoxError> {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Ok(())
+    }
+}
+
+async fn sdk_at(endpoint: &str) -> aws_config::SdkConfig {
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(endpoint)
+        .region(aws_config::Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+            "testing", "testing", None, None, "local",
+        ))
+        .load()
+        .await
+}
+
+impl Drop for LocalAws {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();

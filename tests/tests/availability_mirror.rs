@@ -1,4 +1,4 @@
-//! Availability against real components: moto (provisioned from template.yaml) and the ResMan sandbox.
+//! Availability against real components: DynamoDB Local (provisioned from template.yaml) and the ResMan sandbox.
 //! A staff member books straight in ResMan; the poller mirrors it; the slot leaves availability, and the cached
 //! answer from before is not served again.
 
@@ -6,7 +6,6 @@ use chrono::{Datelike, Duration, NaiveDate, TimeZone, Utc, Weekday};
 use chrono_tz::America::Phoenix;
 use integration_tests::*;
 use serde_json::json;
-use shared::adapters::dynamo::DynamoStore;
 use shared::app::availability::{AvailabilityDeps, AvailabilityQuery, Source, availability};
 use shared::app::changes::{PollSettings, poll_changes};
 use std::time::Duration as StdDuration;
@@ -22,13 +21,12 @@ fn bookable_day() -> NaiveDate {
 
 #[tokio::test]
 async fn a_tour_booked_by_staff_in_resman_leaves_availability_and_the_cache() {
-    let moto = Moto::start(&[], &[]);
-    let store = DynamoStore::new(&moto.sdk().await, moto.var("TABLE_NAME"));
+    let aws = LocalAws::start(&[], &[]);
+    let store = aws.store().await;
     load_demo_properties(&store).await;
     let sandbox = sandbox().await;
     let resman = resman_for(&sandbox, StdDuration::from_secs(5));
     let deps = AvailabilityDeps {
-        properties: &store,
         calendar: &store,
         cache: &store,
         cache_ttl: Duration::seconds(60),

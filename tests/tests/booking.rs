@@ -1,4 +1,5 @@
-//! Booking against real components: moto (provisioned from template.yaml) and the ResMan sandbox.
+//! Booking against real components: DynamoDB Local and moto (provisioned from template.yaml) and the ResMan
+//! sandbox.
 
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use integration_tests::*;
@@ -19,7 +20,7 @@ use std::sync::Arc;
 use std::time::Duration as StdDuration;
 
 struct Stack {
-    _moto: Moto,
+    _aws: LocalAws,
     sandbox: RunningSandbox,
     store: DynamoStore,
     resman: HttpResMan,
@@ -31,22 +32,22 @@ struct Stack {
 
 impl Stack {
     async fn start() -> Arc<Stack> {
-        let moto = Moto::start(&[], &[]);
-        let sdk = moto.sdk().await;
-        let store = DynamoStore::new(&sdk, moto.var("TABLE_NAME"));
+        let aws = LocalAws::start(&[], &[]);
+        let sdk = aws.sdk().await;
+        let store = aws.store().await;
         load_demo_properties(&store).await;
         let sandbox = sandbox().await;
         let resman = resman_for(&sandbox, StdDuration::from_secs(2));
-        let queue = SqsSyncQueue::new(&sdk, moto.var("SYNC_QUEUE_URL"));
+        let queue = SqsSyncQueue::new(&sdk, aws.var("SYNC_QUEUE_URL"));
         let property = store
             .property(&shared::domain::ResManPropertyId::parse(DEMO_PROPERTY).unwrap())
             .await
             .unwrap()
             .unwrap();
         Arc::new(Stack {
-            dlq_url: moto.var("SYNC_DLQ_URL").to_owned(),
+            dlq_url: aws.var("SYNC_DLQ_URL").to_owned(),
             sqs: aws_sdk_sqs::Client::new(&sdk),
-            _moto: moto,
+            _aws: aws,
             sandbox,
             store,
             resman,
@@ -409,7 +410,7 @@ async fn a_booking_resman_refuses_frees_its_slot() {
     );
     let day = shared::domain::UtcWindow::starting_at(Utc::now(), Duration::days(20)).unwrap();
     assert!(
-        stack.store.busy_in(&stack.property, day).await.unwrap().is_empty(),
+        stack.store.busy_in(&stack.property.id, day).await.unwrap().is_empty(),
         "no busy time remains"
     );
     // A retry gets the same answer, replayed, without touching ResMan again.

@@ -1,9 +1,8 @@
 //! A staff change in the sandbox goes out as a signed webhook; our webhook use case verifies it and keeps it
-//! exactly once in DynamoDB (moto, provisioned from template.yaml).
+//! exactly once in DynamoDB (DynamoDB Local, provisioned from template.yaml).
 
 use integration_tests::*;
 use serde_json::json;
-use shared::adapters::dynamo::DynamoStore;
 use shared::app::AppError;
 use shared::app::changes::NoticeEffect;
 use shared::app::webhook::{NoticeOutcome, WebhookDeps, receive_change_notice};
@@ -17,8 +16,8 @@ const SECRET: &str = "local-webhook-secret-for-tests";
 
 #[tokio::test]
 async fn a_signed_staff_change_is_verified_and_kept_once() {
-    let moto = Moto::start(&[], &[("WebhookSecretArn", SECRET)]);
-    let store = DynamoStore::new(&moto.sdk().await, moto.var("TABLE_NAME"));
+    let aws = LocalAws::start(&[], &[("WebhookSecretArn", SECRET)]);
+    let store = aws.store().await;
     load_demo_properties(&store).await;
 
     let receiver = MockServer::start().await;

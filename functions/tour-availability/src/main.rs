@@ -31,7 +31,6 @@ async fn handle(deps: &Deps, request: Request) -> Response<Body> {
         Err(invalid) => return error_response(&invalid.into()),
     };
     let app_deps = AvailabilityDeps {
-        properties: &deps.store,
         calendar: &deps.store,
         cache: &deps.store,
         cache_ttl: deps.cache_ttl,

@@ -1,4 +1,5 @@
-"""Shared fixtures: a real moto server on a free port, and a fake of cargo lambda watch's invoke API.
+"""Shared fixtures: a real moto server and a real DynamoDB Local on free ports, and a fake of cargo lambda watch's
+invoke API.
 
 A missing tool fails the test with its name; it never skips (a skipped check is a check nobody runs).
 """
@@ -23,6 +24,9 @@ import pytest
 LOCAL_DIR = Path(__file__).resolve().parents[1]
 REPO_ROOT = LOCAL_DIR.parents[1]
 sys.path.insert(0, str(LOCAL_DIR))
+
+import dynamodb_local  # noqa: E402 - importable once LOCAL_DIR is on the path
+from provision import aws_client  # noqa: E402
 
 VENV_BIN = Path(os.environ.get("TOUR_BOOKING_VENV", REPO_ROOT / ".venv")) / "bin"
 
@@ -73,6 +77,32 @@ def moto(moto_server):
     """The session's moto server, emptied before each test."""
     urllib.request.urlopen(urllib.request.Request(f"{moto_server}/moto-api/reset", method="POST")).read()
     return moto_server
+
+
+@pytest.fixture(scope="session")
+def dynamodb_local_server(tmp_path_factory):
+    """One DynamoDB Local for the session, started as the stack starts it (infra/local/dynamodb_local.py)."""
+    port = free_port()
+    log_path = tmp_path_factory.mktemp("dynamodb-local") / "java.log"
+    with open(log_path, "wb") as log:
+        try:
+            process = dynamodb_local.start(port, output=log)
+        except (dynamodb_local.NotInstalled, dynamodb_local.StartFailed) as error:
+            pytest.fail(f"{error}\n{log_path.read_text(errors='replace')}")
+    try:
+        yield dynamodb_local.url(port)
+    finally:
+        dynamodb_local.stop(process)
+
+
+@pytest.fixture
+def dynamodb(dynamodb_local_server):
+    """The session's DynamoDB Local, without tables before each test (it has no reset call: tables are deleted)."""
+    client = aws_client("dynamodb", dynamodb_local_server)
+    for page in client.get_paginator("list_tables").paginate():
+        for name in page["TableNames"]:
+            client.delete_table(TableName=name)
+    return dynamodb_local_server
 
 
 @dataclass

@@ -1,4 +1,5 @@
-"""provision.py builds moto's resources and the functions' environment from template.yaml itself."""
+"""provision.py builds the local resources (tables in DynamoDB Local, the rest in moto) and the functions' environment
+from template.yaml itself."""
 
 from __future__ import annotations
 
@@ -21,10 +22,10 @@ from provision import (
 TEMPLATE = REPO_ROOT / "template.yaml"
 
 
-def test_the_tours_table_has_the_templates_keys_index_ttl_and_billing(moto):
-    result = provision(moto, TEMPLATE)
+def test_the_tours_table_has_the_templates_keys_index_ttl_and_billing(moto, dynamodb):
+    result = provision(moto, TEMPLATE, dynamodb_endpoint=dynamodb)
 
-    table = aws_client("dynamodb", moto).describe_table(TableName=result.tables["ToursTable"]["Ref"])["Table"]
+    table = aws_client("dynamodb", dynamodb).describe_table(TableName=result.tables["ToursTable"]["Ref"])["Table"]
     assert table["TableName"] == "tour-booking-local-ToursTable"
     assert table["KeySchema"] == [
         {"AttributeName": "pk", "KeyType": "HASH"},
@@ -38,7 +39,7 @@ def test_the_tours_table_has_the_templates_keys_index_ttl_and_billing(moto):
     assert [k["AttributeName"] for k in index["KeySchema"]] == ["gsi1pk", "gsi1sk"]
     assert index["Projection"] == {"ProjectionType": "ALL"}
     assert table["BillingModeSummary"]["BillingMode"] == "PAY_PER_REQUEST"
-    ttl = aws_client("dynamodb", moto).describe_time_to_live(TableName=table["TableName"])
+    ttl = aws_client("dynamodb", dynamodb).describe_time_to_live(TableName=table["TableName"])
     assert ttl["TimeToLiveDescription"] == {"TimeToLiveStatus": "ENABLED", "AttributeName": "expires_at"}
 
 
@@ -56,8 +57,8 @@ def test_the_sync_queue_redrives_to_its_dead_letter_queue_after_five_receives(mo
     assert dead_letter["Attributes"]["MessageRetentionPeriod"] == "1209600"
 
 
-def test_the_resolved_env_names_the_created_resources_and_secrets(moto):
-    result = provision(moto, TEMPLATE, params={"ResManBaseUrl": "http://127.0.0.1:8091"})
+def test_the_resolved_env_names_the_created_resources_and_secrets(moto, dynamodb):
+    result = provision(moto, TEMPLATE, params={"ResManBaseUrl": "http://127.0.0.1:8091"}, dynamodb_endpoint=dynamodb)
     env = result.env()
 
     assert env["TABLE_NAME"] == "tour-booking-local-ToursTable"
@@ -69,6 +70,7 @@ def test_the_resolved_env_names_the_created_resources_and_secrets(moto):
     assert env["AVAILABILITY_CACHE_TTL_SECONDS"] == "60"
     assert env["RUST_LOG"] == env["AWS_LAMBDA_LOG_LEVEL"] == "info"
     assert env["AWS_ENDPOINT_URL"] == moto
+    assert env["AWS_ENDPOINT_URL_DYNAMODB"] == dynamodb
     secrets = aws_client("secretsmanager", moto)
     for variable in ("RESMAN_CREDENTIALS_SECRET_ARN", "API_KEYS_SECRET_ARN", "WEBHOOK_SECRET_ARN"):
         assert secrets.describe_secret(SecretId=env[variable])["ARN"] == env[variable]
@@ -76,24 +78,59 @@ def test_the_resolved_env_names_the_created_resources_and_secrets(moto):
     assert credentials == {"integration_partner_id": "domiq-sandbox", "api_key": "sandbox-api-key", "account_id": 400}
 
 
-def test_provisioning_twice_succeeds_and_keeps_resources_and_secret_values(moto):
-    first = provision(moto, TEMPLATE, secrets={"WebhookSecretArn": "first"})
-    second = provision(moto, TEMPLATE)
-    third = provision(moto, TEMPLATE, secrets={"WebhookSecretArn": "third"})
+def test_provisioning_twice_succeeds_and_keeps_resources_and_secret_values(moto, dynamodb):
+    first = provision(moto, TEMPLATE, secrets={"WebhookSecretArn": "first"}, dynamodb_endpoint=dynamodb)
+    second = provision(moto, TEMPLATE, dynamodb_endpoint=dynamodb)
+    third = provision(moto, TEMPLATE, secrets={"WebhookSecretArn": "third"}, dynamodb_endpoint=dynamodb)
 
     assert first.env() == second.env() == third.env()
     secrets = aws_client("secretsmanager", moto)
     arn = first.env()["WEBHOOK_SECRET_ARN"]
     assert secrets.get_secret_value(SecretId=arn)["SecretString"] == "third"
     assert len(aws_client("sqs", moto).list_queues()["QueueUrls"]) == 2
+    assert aws_client("dynamodb", dynamodb).list_tables()["TableNames"] == ["tour-booking-local-ToursTable"]
 
 
-def test_the_cli_writes_the_env_file_and_takes_params_and_secrets(moto, tmp_path):
+def test_with_a_dynamodb_endpoint_the_tables_go_there_and_the_env_routes_dynamodb_there(moto, dynamodb):
+    env = provision(moto, TEMPLATE, dynamodb_endpoint=dynamodb).env()
+
+    assert env["AWS_ENDPOINT_URL"] == moto
+    assert env["AWS_ENDPOINT_URL_DYNAMODB"] == dynamodb
+    assert aws_client("dynamodb", dynamodb).list_tables()["TableNames"] == [env["TABLE_NAME"]]
+    assert aws_client("dynamodb", moto).list_tables()["TableNames"] == []
+
+
+def test_with_one_endpoint_everything_goes_there_and_the_env_names_only_it(moto):
+    env = provision(moto, TEMPLATE).env()
+
+    assert env["AWS_ENDPOINT_URL"] == moto
+    assert "AWS_ENDPOINT_URL_DYNAMODB" not in env
+    assert aws_client("dynamodb", moto).list_tables()["TableNames"] == [env["TABLE_NAME"]]
+
+
+def test_two_prefixes_provision_independent_copies_in_one_dynamodb_local_and_one_moto(moto, dynamodb):
+    first = provision(moto, TEMPLATE, prefix="test-1", dynamodb_endpoint=dynamodb).env()
+    second = provision(moto, TEMPLATE, prefix="test-2", dynamodb_endpoint=dynamodb).env()
+    tables = aws_client("dynamodb", dynamodb)
+    item = {"pk": {"S": "PROPERTY#1"}, "sk": {"S": "CONFIG"}}
+
+    tables.put_item(TableName=first["TABLE_NAME"], Item=item)
+
+    assert (first["TABLE_NAME"], second["TABLE_NAME"]) == ("test-1-ToursTable", "test-2-ToursTable")
+    assert tables.get_item(TableName=first["TABLE_NAME"], Key=item)["Item"] == item
+    assert "Item" not in tables.get_item(TableName=second["TABLE_NAME"], Key=item)
+    for name in ("SYNC_QUEUE_URL", "SYNC_DLQ_URL", "WEBHOOK_SECRET_ARN", "API_KEYS_SECRET_ARN"):
+        assert first[name] != second[name]
+    assert len(aws_client("sqs", moto).list_queues()["QueueUrls"]) == 4
+
+
+def test_the_cli_writes_the_env_file_and_takes_params_and_secrets(moto, dynamodb, tmp_path):
     env_file = tmp_path / "nested" / "function.env"
     completed = subprocess.run(
         [
             sys.executable, str(LOCAL_DIR / "provision.py"),
-            "--endpoint", moto, "--template", str(TEMPLATE), "--env-out", str(env_file),
+            "--endpoint", moto, "--dynamodb-endpoint", dynamodb,
+            "--template", str(TEMPLATE), "--env-out", str(env_file),
             "--param", "LogLevel=debug", "--secret", "ApiKeysSecretArn=[\"k1\", \"k2\"]", "--prefix", "cli",
         ],
         capture_output=True, text=True, timeout=60,
@@ -102,6 +139,8 @@ def test_the_cli_writes_the_env_file_and_takes_params_and_secrets(moto, tmp_path
     assert completed.returncode == 0, completed.stderr
     env = read_env_file(env_file)
     assert env["TABLE_NAME"] == "cli-ToursTable"
+    assert (env["AWS_ENDPOINT_URL"], env["AWS_ENDPOINT_URL_DYNAMODB"]) == (moto, dynamodb)
+    assert aws_client("dynamodb", dynamodb).list_tables()["TableNames"] == ["cli-ToursTable"]
     assert env["RUST_LOG"] == "debug"
     assert env["SYNC_DLQ_URL"].endswith("/cli-TourSyncDeadLetterQueue")
     keys = aws_client("secretsmanager", moto).get_secret_value(SecretId=env["API_KEYS_SECRET_ARN"])

@@ -15,7 +15,7 @@ import pytest
 
 import stack
 from conftest import LOCAL_DIR, eventually, free_port, venv_tool
-from provision import read_env_file
+from provision import aws_client, read_env_file
 
 
 def start_group(paths: stack.Paths, name: str, script: str) -> dict:
@@ -102,14 +102,14 @@ def test_a_taken_port_is_named(paths):
         holder.bind(("127.0.0.1", 0))
         holder.listen()
         taken = holder.getsockname()[1]
-        ports = stack.Ports(moto=taken, resman=free_port(), lambda_=free_port())
+        ports = stack.Ports(dynamodb=taken, moto=free_port(), resman=free_port(), lambda_=free_port())
 
-        with pytest.raises(stack.StackError, match=f"MOTO_PORT={taken}"):
+        with pytest.raises(stack.StackError, match=f"DYNAMODB_PORT={taken}"):
             stack.check_ports_free(ports)
 
 
 def test_ports_come_from_the_environment_with_defaults():
-    assert stack.Ports.from_env({}) == stack.Ports(moto=5050, resman=8091, lambda_=9000)
+    assert stack.Ports.from_env({}) == stack.Ports(dynamodb=8000, moto=5050, resman=8091, lambda_=9000)
     assert stack.Ports.from_env({"LAMBDA_PORT": "9100"}).lambda_ == 9100
     with pytest.raises(stack.StackError, match="MOTO_PORT"):
         stack.Ports.from_env({"MOTO_PORT": "http"})
@@ -150,7 +150,10 @@ FAKE_LOADER = textwrap.dedent(
     #!{python}
     # Stands in for target/debug/load-properties: records what it was asked to load, and where.
     import json, os, pathlib, sys
-    seen = {{"files": sys.argv[1:], "table": os.environ.get("TABLE_NAME"), "aws": os.environ.get("AWS_ENDPOINT_URL")}}
+    seen = {{
+        "files": sys.argv[1:], "table": os.environ.get("TABLE_NAME"), "aws": os.environ.get("AWS_ENDPOINT_URL"),
+        "dynamodb": os.environ.get("AWS_ENDPOINT_URL_DYNAMODB"),
+    }}
     pathlib.Path(__file__).with_name("loaded.json").write_text(json.dumps(seen))
     print("loaded Maple Grove Apartments")
     """
@@ -174,9 +177,22 @@ def fake_build(tmp_path, monkeypatch):
     return sandbox
 
 
+def dynamodb_local_jvms(port: int) -> list[str]:
+    """The pids of DynamoDB Local JVMs on `port`, by command line: what `ps` would show were one left behind."""
+    found = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            words = cmdline.read_bytes().split(b"\0")
+        except OSError:
+            continue  # gone meanwhile
+        if b"DynamoDBLocal.jar" in words and str(port).encode() in words:
+            found.append(cmdline.parent.name)
+    return found
+
+
 @pytest.fixture
 def ports(monkeypatch) -> stack.Ports:
-    chosen = stack.Ports(moto=free_port(), resman=free_port(), lambda_=free_port())
+    chosen = stack.Ports(dynamodb=free_port(), moto=free_port(), resman=free_port(), lambda_=free_port())
     for name, port in chosen.named().items():
         monkeypatch.setenv(name, str(port))
     return chosen
@@ -188,10 +204,13 @@ def test_up_starts_and_provisions_everything_and_down_stops_it(paths, fake_build
     assert stack.up(paths) == 0
 
     processes = stack.read_pids(paths)
-    assert [p["name"] for p in processes] == ["moto", "resman", "lambda", "pump"]
+    assert [p["name"] for p in processes] == ["dynamodb", "moto", "resman", "lambda", "pump"]
     assert all(stack.is_running(p) for p in processes)
     env = read_env_file(paths.stack_env)
     assert env["AWS_ENDPOINT_URL"] == f"http://127.0.0.1:{ports.moto}"
+    assert env["AWS_ENDPOINT_URL_DYNAMODB"] == f"http://127.0.0.1:{ports.dynamodb}"
+    assert env["DYNAMODB_PORT"] == str(ports.dynamodb)
+    assert aws_client("dynamodb", env["AWS_ENDPOINT_URL_DYNAMODB"]).list_tables()["TableNames"] == [env["TABLE_NAME"]]
     assert env["RESMAN_BASE_URL"] == env["RESMAN_SANDBOX_URL"] == f"http://127.0.0.1:{ports.resman}"
     assert env["LAMBDA_BASE_URL"] == f"http://127.0.0.1:{ports.lambda_}/lambda-url"
     assert env["TABLE_NAME"] == "tour-booking-local-ToursTable"
@@ -201,15 +220,21 @@ def test_up_starts_and_provisions_everything_and_down_stops_it(paths, fake_build
     assert sandbox_args["secret"] == env["WEBHOOK_SECRET"]
     assert sandbox_args["key"] == env["SANDBOX_API_KEY"] == "sandbox-api-key"
     loaded = json.loads(fake_build.with_name("loaded.json").read_text())
-    assert loaded == {"files": [str(stack.DEMO_PROPERTIES)], "table": env["TABLE_NAME"], "aws": env["AWS_ENDPOINT_URL"]}
+    assert loaded == {
+        "files": [str(stack.DEMO_PROPERTIES)], "table": env["TABLE_NAME"], "aws": env["AWS_ENDPOINT_URL"],
+        "dynamodb": env["AWS_ENDPOINT_URL_DYNAMODB"],
+    }
     function_env = read_env_file(paths.function_env)
     assert function_env["RESMAN_BASE_URL"] == env["RESMAN_SANDBOX_URL"]
+    assert function_env["AWS_ENDPOINT_URL_DYNAMODB"] == env["AWS_ENDPOINT_URL_DYNAMODB"]
     assert "API_KEY" not in function_env  # functions read keys from Secrets Manager, not from their environment
     assert env["API_KEY"] not in capsys.readouterr().out
 
     assert stack.down(paths) == 0
 
     assert not paths.pids.exists()
+    assert not any(stack._group_alive(p["pid"]) for p in processes)
+    assert dynamodb_local_jvms(ports.dynamodb) == []
     eventually(lambda: all(stack.port_is_free(port) for port in ports.named().values()))
 
 
@@ -220,4 +245,5 @@ def test_a_failed_start_stops_what_it_had_started(paths, fake_build, ports):
         stack.up(paths)
 
     assert not paths.pids.exists()
-    eventually(lambda: stack.port_is_free(ports.moto))
+    assert dynamodb_local_jvms(ports.dynamodb) == []
+    eventually(lambda: stack.port_is_free(ports.moto) and stack.port_is_free(ports.dynamodb))

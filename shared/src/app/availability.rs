@@ -65,17 +65,25 @@ pub enum Source {
 }
 
 pub struct AvailabilityDeps<'a> {
-    pub properties: &'a dyn PropertyStore,
     pub calendar: &'a dyn CalendarStore,
     pub cache: &'a dyn AvailabilityCache,
     pub cache_ttl: Duration,
 }
 
 pub async fn load_property(properties: &dyn PropertyStore, id: &ResManPropertyId) -> Result<Property, AppError> {
-    properties
-        .property(id)
-        .await?
-        .ok_or_else(|| AppError::NotFound(InvalidField::new("property_id", "no such property")))
+    properties.property(id).await?.ok_or_else(no_such_property)
+}
+
+fn no_such_property() -> AppError {
+    AppError::NotFound(InvalidField::new("property_id", "no such property"))
+}
+
+/// The stretch of time that local dates `from..=to` can see busy: from the evening before (a tour running past
+/// midnight) to the last date's end.
+pub fn reach_of_dates(property: &Property, from: NaiveDate, to: NaiveDate) -> Result<UtcWindow, AppError> {
+    let start = slots::day_window(property.time_zone, from).start() - Duration::hours(12);
+    let end = slots::day_window(property.time_zone, to).end();
+    UtcWindow::new(start, end).map_err(|e| AppError::Invalid(InvalidField::new("date", e.reason)))
 }
 
 /// Busy time touching local dates `from..=to` (and the evening before, for anything running past midnight).
@@ -85,9 +93,24 @@ pub async fn busy_for_dates(
     from: NaiveDate,
     to: NaiveDate,
 ) -> Result<Vec<Busy>, AppError> {
-    let start = slots::day_window(property.time_zone, from).start() - Duration::hours(12);
-    let end = slots::day_window(property.time_zone, to).end();
-    let window = UtcWindow::new(start, end).map_err(|e| AppError::Invalid(InvalidField::new("date", e.reason)))?;
+    Ok(calendar
+        .busy_in(&property.id, reach_of_dates(property, from, to)?)
+        .await?)
+}
+
+/// Busy time touching a local date in whatever zone the property turns out to be in (UTC-12 to UTC+14), so it can
+/// be read at the same time as the property's configuration. [`reach_of_dates`] narrows it once the zone is known.
+pub async fn busy_around_date(
+    calendar: &dyn CalendarStore,
+    property: &ResManPropertyId,
+    date: NaiveDate,
+) -> Result<Vec<Busy>, AppError> {
+    let midnight = date.and_time(chrono::NaiveTime::MIN).and_utc();
+    let window = UtcWindow::new(
+        midnight - Duration::hours(14) - Duration::hours(12),
+        midnight + Duration::days(1) + Duration::hours(12),
+    )
+    .map_err(|e| AppError::Invalid(InvalidField::new("date", e.reason)))?;
     Ok(calendar.busy_in(property, window).await?)
 }
 
@@ -108,12 +131,16 @@ pub async fn availability(
     query: &AvailabilityQuery,
     now: DateTime<Utc>,
 ) -> Result<(AvailabilityView, Source), AppError> {
-    let property = load_property(deps.properties, &query.property_id).await?;
+    // One consistent read: the property, the date's generation and the cached answer.
+    let day = deps
+        .cache
+        .read_day(&query.property_id, query.date, query.tour_type, now)
+        .await?;
+    let property = day.property.ok_or_else(no_such_property)?;
     property.tour_type(query.tour_type)?;
     slots::check_date(&property, query.date, now)?;
 
-    let cached = deps.cache.read(&property.id, query.date, query.tour_type, now).await?;
-    if let Some(body) = cached.fresh
+    if let Some(body) = day.fresh
         && let Ok(view) = serde_json::from_str::<AvailabilityView>(&body)
     {
         // Minimum notice moves on between computations: never serve a slot that has become too soon.
@@ -155,7 +182,7 @@ pub async fn availability(
                 &property.id,
                 query.date,
                 query.tour_type,
-                cached.generation,
+                day.generation,
                 &body,
                 expires,
             )
@@ -188,7 +215,6 @@ mod tests {
 
     fn deps(store: &MemoryStore) -> AvailabilityDeps<'_> {
         AvailabilityDeps {
-            properties: store,
             calendar: store,
             cache: store,
             cache_ttl: Duration::seconds(60),
@@ -228,6 +254,30 @@ mod tests {
             .await
             .unwrap();
         assert_eq!((second, source), (first, Source::Cache));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_cache_hit_is_one_store_call_and_a_miss_adds_only_the_busy_time_and_the_cache_write() {
+        let trip = std::time::Duration::from_millis(10);
+        let store = MemoryStore {
+            trips: crate::app::fakes::Trips::with_delay(trip),
+            ..MemoryStore::with_property(demo())
+        };
+        let (deps, query) = (deps(&store), query("2026-12-01", "in_person"));
+        let ask = || availability(&deps, &query, now());
+        let started = tokio::time::Instant::now();
+        assert_eq!(ask().await.unwrap().1, Source::Computed);
+        assert_eq!(
+            store.trips.count(),
+            3,
+            "miss: property, generation and cache in one read; busy time; cache write"
+        );
+        assert_eq!(started.elapsed(), trip * 3);
+
+        let started = tokio::time::Instant::now();
+        assert_eq!(ask().await.unwrap().1, Source::Cache);
+        assert_eq!(store.trips.count(), 4, "hit: one read");
+        assert_eq!(started.elapsed(), trip);
     }
 
     #[tokio::test]

@@ -2,7 +2,7 @@
 //! it into ResMan; when ResMan is down the booking stands, is answered honestly as pending, and is queued.
 
 use super::AppError;
-use super::availability::{SlotView, busy_for_dates, load_property, slot_view};
+use super::availability::{SlotView, busy_around_date, busy_for_dates, load_property, reach_of_dates, slot_view};
 use super::sync::{Attempts, SyncOutcome, sync_to_resman};
 use crate::domain::booking::{
     BookTourCommand, BookingId, Holder, SyncStatus, TourRecord, TourStatus, lock_granules, requested_slot,
@@ -187,6 +187,124 @@ async fn replay_or_recover(
     }
 }
 
+/// What trying to hold the slot came to.
+enum Hold {
+    /// The slot is ours: the tour, its locks, the idempotency record and the outbox item are stored.
+    Held(Box<(Property, TourRecord)>),
+    /// Every agent (or seat) who could give the tour is taken.
+    Taken(Box<Property>, UtcWindow),
+    /// The idempotency key is already recorded: this request was seen before.
+    Seen,
+}
+
+/// The ResMan prospect that an earlier tour of this conversation, at this property and with this e-mail, was
+/// written to: a booking for them needs no search of ResMan first.
+fn known_prospect(earlier: &[TourRecord], property: &Property, command: &BookTourCommand) -> Option<String> {
+    earlier
+        .iter()
+        .filter(|t| {
+            t.property_id == property.id
+                && t.sync_status == SyncStatus::Synced
+                && t.prospect_email.eq_ignore_ascii_case(command.contact.email.expose())
+        })
+        .max_by_key(|t| t.created_at)
+        .and_then(|t| t.resman_prospect_id.clone())
+}
+
+fn new_tour(
+    property: &Property,
+    command: &BookTourCommand,
+    key: &str,
+    booking_id: &BookingId,
+    window: &UtcWindow,
+    holder: Holder,
+    now: DateTime<Utc>,
+) -> TourRecord {
+    TourRecord {
+        booking_id: booking_id.clone(),
+        conversation_id: command.conversation_id.clone(),
+        property_id: property.id.clone(),
+        tour_type: command.tour_type,
+        holder,
+        start: window.start(),
+        end: window.end(),
+        status: TourStatus::Scheduled,
+        sync_status: SyncStatus::Pending,
+        resman_appointment_id: None,
+        resman_prospect_id: None,
+        prospect_name: format!("{} {}", command.contact.name.first(), command.contact.name.last()),
+        prospect_email: command.contact.email.expose().to_owned(),
+        prospect_phone: command
+            .contact
+            .phone
+            .as_ref()
+            .map(|p| p.expose().to_owned())
+            .unwrap_or_default(),
+        unit_preferences: command.unit_preferences.clone(),
+        special_requests: command.special_requests.clone(),
+        idempotency_key: key.to_owned(),
+        created_at: now,
+        last_error: None,
+    }
+}
+
+/// Holds the slot in our store. Two store round trips: the property, the day's busy time and the conversation's
+/// earlier tours are read at the same time, then one transaction writes the booking under conditions that also
+/// stand for the idempotency check (the key's record is created only if absent).
+async fn hold_slot(
+    deps: &BookingDeps<'_>,
+    command: &BookTourCommand,
+    key: &str,
+    fingerprint: &str,
+    booking_id: &BookingId,
+    now: DateTime<Utc>,
+) -> Result<Hold, AppError> {
+    let (property, busy, earlier) = tokio::join!(
+        load_property(deps.properties, &command.property_id),
+        busy_around_date(deps.calendar, &command.property_id, command.date),
+        deps.tours.conversation_tours(&command.conversation_id),
+    );
+    let property = property?;
+    let window = requested_slot(&property, command, now)?;
+    let reach = reach_of_dates(&property, command.date, command.date)?;
+    let busy: Vec<Busy> = busy?.into_iter().filter(|b| b.window.overlaps(&reach)).collect();
+    // Only a shortcut: without it the prospect is searched for in ResMan, as for a first booking.
+    let known = earlier
+        .inspect_err(|e| tracing::warn!(error = %e, "could not read the conversation's earlier tours"))
+        .ok()
+        .and_then(|earlier| known_prospect(&earlier, &property, command));
+
+    for holder in candidates(&property, command.tour_type, &window, &busy) {
+        let mut tour = new_tour(&property, command, key, booking_id, &window, holder.clone(), now);
+        tour.resman_prospect_id = known.clone();
+        let booking = NewBooking {
+            lock_granules: lock_granules(&property, &holder, &window),
+            tour,
+            fingerprint: fingerprint.to_owned(),
+        };
+        match deps.tours.create_booking(&property, &booking, now).await? {
+            BookingWrite::Created => return Ok(Hold::Held(Box::new((property, booking.tour)))),
+            // Someone took this agent (or seat) a moment ago: the next free one may still be free.
+            BookingWrite::SlotTaken => continue,
+            BookingWrite::KeyInUse => return Ok(Hold::Seen),
+        }
+    }
+    Ok(Hold::Taken(Box::new(property), window))
+}
+
+/// The answer for a request whose key is recorded, if it is: `None` for a request never seen.
+async fn answer_if_seen(
+    deps: &BookingDeps<'_>,
+    key: &str,
+    fingerprint: &str,
+    now: DateTime<Utc>,
+) -> Result<Option<Booked>, AppError> {
+    match deps.tours.idempotency(key).await? {
+        Some(record) => replay_or_recover(deps, &record, fingerprint, now).await.map(Some),
+        None => Ok(None),
+    }
+}
+
 pub async fn book_tour(
     deps: &BookingDeps<'_>,
     command: &BookTourCommand,
@@ -196,78 +314,34 @@ pub async fn book_tour(
 ) -> Result<Booked, AppError> {
     let key = command.idempotency_key(idempotency_header)?;
     let fingerprint = command.fingerprint();
-    if let Some(record) = deps.tours.idempotency(&key).await? {
-        return replay_or_recover(deps, &record, &fingerprint, now).await;
-    }
-    let property = load_property(deps.properties, &command.property_id).await?;
-    let window = requested_slot(&property, command, now)?;
-    let busy = busy_for_dates(deps.calendar, &property, command.date, command.date).await?;
-
-    let mut created = None;
-    for holder in candidates(&property, command.tour_type, &window, &busy) {
-        let tour = TourRecord {
-            booking_id: booking_id.clone(),
-            conversation_id: command.conversation_id.clone(),
-            property_id: property.id.clone(),
-            tour_type: command.tour_type,
-            holder: holder.clone(),
-            start: window.start(),
-            end: window.end(),
-            status: TourStatus::Scheduled,
-            sync_status: SyncStatus::Pending,
-            resman_appointment_id: None,
-            resman_prospect_id: None,
-            prospect_name: format!("{} {}", command.contact.name.first(), command.contact.name.last()),
-            prospect_email: command.contact.email.expose().to_owned(),
-            prospect_phone: command
-                .contact
-                .phone
-                .as_ref()
-                .map(|p| p.expose().to_owned())
-                .unwrap_or_default(),
-            unit_preferences: command.unit_preferences.clone(),
-            special_requests: command.special_requests.clone(),
-            idempotency_key: key.clone(),
-            created_at: now,
-            last_error: None,
-        };
-        let booking = NewBooking {
-            lock_granules: lock_granules(&property, &holder, &window),
-            tour,
-            fingerprint: fingerprint.clone(),
-        };
-        match deps.tours.create_booking(&property, &booking, now).await? {
-            BookingWrite::Created => {
-                created = Some(booking.tour);
-                break;
-            }
-            // Someone took this agent (or seat) a moment ago: the next free one may still be free.
-            BookingWrite::SlotTaken => continue,
-            BookingWrite::KeyInUse => {
-                let record = deps.tours.idempotency(&key).await?.ok_or(AppError::InProgress)?;
-                return replay_or_recover(deps, &record, &fingerprint, now).await;
-            }
+    let (property, tour) = match hold_slot(deps, command, &key, &fingerprint, &booking_id, now).await {
+        Ok(Hold::Held(held)) => *held,
+        Ok(Hold::Seen) => {
+            return answer_if_seen(deps, &key, &fingerprint, now)
+                .await?
+                .ok_or(AppError::InProgress);
         }
-    }
-    let Some(tour) = created else {
-        let alternatives = alternatives(deps.calendar, &property, command, &window, now).await?;
-        return Err(AppError::SlotTaken { alternatives });
+        // A retry finds its own first booking holding the slot, and a retry whose time has since become too soon
+        // is refused by the rules: either way, a request seen before gets the first answer.
+        Ok(Hold::Taken(property, window)) => {
+            if let Some(answer) = answer_if_seen(deps, &key, &fingerprint, now).await? {
+                return Ok(answer);
+            }
+            let alternatives = alternatives(deps.calendar, &property, command, &window, now).await?;
+            return Err(AppError::SlotTaken { alternatives });
+        }
+        Err(refused @ (AppError::Invalid(_) | AppError::NotFound(_))) => {
+            return answer_if_seen(deps, &key, &fingerprint, now).await?.ok_or(refused);
+        }
+        Err(e) => return Err(e),
     };
     tracing::info!(booking_id = %tour.booking_id, property_id = %property.id, conversation_id = command.conversation_id.as_str(), "slot held");
 
     let (status, tour) = match sync_to_resman(deps.resman, &property, &tour, false, deps.attempts).await {
-        SyncOutcome::Synced(tour) => {
-            deps.tours.save_sync(&tour).await?;
-            (201, tour)
-        }
+        SyncOutcome::Synced(tour) => (201, tour),
         SyncOutcome::Owed(tour, error) => {
             // The booking stands: the slot stays held and the queue carries the ResMan write.
             tracing::warn!(booking_id = %tour.booking_id, error = %error, "ResMan unavailable; booking accepted as pending");
-            deps.tours.save_sync(&tour).await?;
-            if let Err(e) = deps.queue.enqueue(&tour.booking_id).await {
-                // The outbox item written with the booking still owes the write; the sweeper re-queues it.
-                tracing::error!(booking_id = %tour.booking_id, error = %e, "could not queue the ResMan write");
-            }
             (202, tour)
         }
         SyncOutcome::Refused(tour, description) => {
@@ -275,7 +349,7 @@ pub async fn book_tour(
             tracing::info!(booking_id = %tour.booking_id, "ResMan refused the booking; slot released");
             let error = if description.to_ascii_lowercase().contains("not available") {
                 AppError::SlotTaken {
-                    alternatives: alternatives(deps.calendar, &property, command, &window, now).await?,
+                    alternatives: alternatives(deps.calendar, &property, command, &tour.window(), now).await?,
                 }
             } else {
                 AppError::ResMan(crate::ports::ResManError::Rejected { description })
@@ -286,7 +360,16 @@ pub async fn book_tour(
         }
     };
     let booked = finished(status, response_for(&property, &tour))?;
-    deps.tours.finish_idempotency(&key, booked.status, &booked.body).await?;
+    // The sync state and the answer a retry gets, in one write.
+    deps.tours
+        .finish_booking(&tour, &key, booked.status, &booked.body)
+        .await?;
+    if tour.sync_status == SyncStatus::Pending
+        && let Err(e) = deps.queue.enqueue(&tour.booking_id).await
+    {
+        // The outbox item written with the booking still owes the write; the sweeper re-queues it.
+        tracing::error!(booking_id = %tour.booking_id, error = %e, "could not queue the ResMan write");
+    }
     Ok(booked)
 }
 
@@ -370,7 +453,7 @@ mod tests {
 #[cfg(test)]
 mod use_case_tests {
     use super::*;
-    use crate::app::fakes::{MemoryStore, MemoryTours};
+    use crate::app::fakes::{MemoryStore, MemoryTours, Trips};
     use crate::domain::property::tests::{demo, monday_morning};
     use crate::domain::resman::{
         Employee, NotePost, PostedTour, Prospect, ProspectEvent, ProspectLookup, ProspectRef, ProspectSource,
@@ -386,6 +469,7 @@ mod use_case_tests {
     struct ScriptedResMan {
         posted: Mutex<Vec<ProspectTourPost>>,
         answers: Mutex<Vec<Result<(), ResManError>>>,
+        trips: Trips,
     }
 
     impl ScriptedResMan {
@@ -413,6 +497,7 @@ mod use_case_tests {
             _: &ResManPropertyId,
             lookup: &ProspectLookup,
         ) -> Result<Vec<Prospect>, ResManError> {
+            self.trips.take().await;
             let ProspectLookup::Email(email) = lookup else {
                 return Ok(vec![]);
             };
@@ -442,6 +527,7 @@ mod use_case_tests {
                 .collect())
         }
         async fn post_tour(&self, _: &ResManPropertyId, post: &ProspectTourPost) -> Result<PostedTour, ResManError> {
+            self.trips.take().await;
             let answer = {
                 let mut answers = self.answers.lock().unwrap();
                 if answers.is_empty() { Ok(()) } else { answers.remove(0) }
@@ -475,8 +561,13 @@ mod use_case_tests {
     }
 
     fn command(n: usize, time: &str) -> BookTourCommand {
+        command_in(&format!("c-{n}"), n, time)
+    }
+
+    /// Prospect `n`'s request in a given conversation.
+    fn command_in(conversation: &str, n: usize, time: &str) -> BookTourCommand {
         let body = serde_json::json!({
-            "conversation_id": format!("c-{n}"),
+            "conversation_id": conversation,
             "tour_data": {
                 "prospect_name": "Ana Lopez", "prospect_email": format!("ana{n}@example.com"),
                 "prospect_phone": "(512) 555-0100", "tour_type": "in_person",
@@ -599,5 +690,104 @@ mod use_case_tests {
             Err(AppError::KeyReused)
         ));
         assert_eq!(resman.posts(), 1);
+    }
+
+    const STORE_TRIP: std::time::Duration = std::time::Duration::from_millis(10);
+    const RESMAN_TRIP: std::time::Duration = std::time::Duration::from_millis(100);
+
+    /// Fakes whose every call takes a round trip of (paused) time: 10 ms for the store, 100 ms for ResMan.
+    fn timed() -> (MemoryStore, MemoryTours, ScriptedResMan) {
+        (
+            MemoryStore {
+                trips: Trips::with_delay(STORE_TRIP),
+                ..MemoryStore::with_property(demo())
+            },
+            MemoryTours {
+                trips: Trips::with_delay(STORE_TRIP),
+                ..Default::default()
+            },
+            ScriptedResMan {
+                trips: Trips::with_delay(RESMAN_TRIP),
+                ..Default::default()
+            },
+        )
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_booking_makes_three_store_and_two_resman_round_trips_one_after_another() {
+        let (store, tours, resman) = timed();
+        let started = tokio::time::Instant::now();
+        let booked = book(&store, &tours, &resman, &command(1, "10:00"), None).await.unwrap();
+        assert_eq!(booked.status, 201);
+        assert_eq!(
+            started.elapsed(),
+            STORE_TRIP * 3 + RESMAN_TRIP * 2,
+            "reads at once; the transaction; ResMan's searches at once; the post; sync state and answer together"
+        );
+        assert_eq!(
+            store.trips.count() + tours.trips.count(),
+            5,
+            "property, busy time and the conversation's tours; the transaction; the finish"
+        );
+        assert_eq!(resman.trips.count(), 3, "search by e-mail and by phone, then the post");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_second_tour_in_a_conversation_goes_to_the_prospect_its_first_found_without_searching() {
+        let (store, tours, resman) = timed();
+        book(&store, &tours, &resman, &command_in("c-1", 1, "10:00"), None)
+            .await
+            .unwrap();
+        let searches_and_posts = resman.trips.count();
+        let started = tokio::time::Instant::now();
+        let second = book(&store, &tours, &resman, &command_in("c-1", 1, "14:00"), None)
+            .await
+            .unwrap();
+        assert_eq!(second.status, 201);
+        assert_eq!(resman.trips.count() - searches_and_posts, 1, "the post alone");
+        assert_eq!(started.elapsed(), STORE_TRIP * 3 + RESMAN_TRIP);
+        let posted = resman.posted.lock().unwrap();
+        assert_eq!(
+            posted[1].existing.as_ref().map(|p| p.prospect_id.to_string()),
+            Some("PR-0".to_owned()),
+            "added to the first tour's guest card"
+        );
+        assert!(!posted[1].tour.first_contact);
+    }
+
+    #[tokio::test]
+    async fn a_remembered_prospect_that_resman_refuses_is_searched_for_afresh() {
+        let (store, tours) = (MemoryStore::with_property(demo()), MemoryTours::default());
+        let gone = ResManError::Rejected {
+            description: "Prospect not found".into(),
+        };
+        let resman = ScriptedResMan::answering(vec![Ok(()), Err(gone)]);
+        book(&store, &tours, &resman, &command_in("c-1", 1, "10:00"), None)
+            .await
+            .unwrap();
+        let second = book(&store, &tours, &resman, &command_in("c-1", 1, "14:00"), None)
+            .await
+            .unwrap();
+        assert_eq!(second.status, 201);
+        assert_eq!(resman.posts(), 2, "the refused post wrote nothing; the second try did");
+    }
+
+    #[tokio::test]
+    async fn a_retry_whose_slot_its_own_booking_now_fills_gets_its_first_answer() {
+        let (store, tours, resman) = (
+            MemoryStore::with_property(demo()),
+            MemoryTours::default(),
+            ScriptedResMan::default(),
+        );
+        let first = book(&store, &tours, &resman, &command(1, "10:00"), Some("k-1"))
+            .await
+            .unwrap();
+        book(&store, &tours, &resman, &command(2, "10:00"), None).await.unwrap();
+        // Both agents now hold 10:00, one of them for this very request.
+        let retry = book(&store, &tours, &resman, &command(1, "10:00"), Some("k-1"))
+            .await
+            .unwrap();
+        assert_eq!((retry.status, retry.body), (first.status, first.body));
+        assert_eq!(resman.posts(), 2);
     }
 }

@@ -303,7 +303,7 @@ mod tests {
         );
         let property = demo();
         let day = UtcWindow::starting_at(at - Duration::hours(1), Duration::hours(3)).unwrap();
-        assert!(store.busy_in(&property, day).await.unwrap().is_empty());
+        assert!(store.busy_in(&property.id, day).await.unwrap().is_empty());
         // A poll that read ResMan before the cancel (older as_of) must not resurrect the tour.
         let stale = MirroredAppointment {
             status: TourEventStatus::Scheduled,
@@ -314,6 +314,6 @@ mod tests {
             store.apply_mirror(&property, &stale).await.unwrap(),
             MirrorOutcome::Unchanged
         );
-        assert!(store.busy_in(&property, day).await.unwrap().is_empty());
+        assert!(store.busy_in(&property.id, day).await.unwrap().is_empty());
     }
 }

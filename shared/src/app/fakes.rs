@@ -5,7 +5,7 @@ use crate::domain::calendar::MirroredAppointment;
 use crate::domain::property::Property;
 use crate::domain::slots::Busy;
 use crate::domain::{AppointmentId, ResManPropertyId, TourType, UtcWindow};
-use crate::ports::{AvailabilityCache, CacheRead, CalendarStore, MirrorOutcome, PropertyStore, StoreError};
+use crate::ports::{AvailabilityCache, CalendarStore, DayRead, MirrorOutcome, PropertyStore, StoreError};
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
 use std::collections::HashMap;
@@ -19,6 +19,38 @@ fn locked<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 type CachedEntry = (u64, String, DateTime<Utc>);
 type CacheKey = (ResManPropertyId, NaiveDate, TourType);
 
+/// A fake's round trips: each call is counted and takes `delay` of tokio's time. Under paused time (the
+/// `start_paused` tests) the time a use case takes, divided by the delay, is how many calls it made one after
+/// another, while calls made at the same time overlap.
+#[derive(Default)]
+pub struct Trips {
+    count: std::sync::atomic::AtomicUsize,
+    delay_ms: std::sync::atomic::AtomicU64,
+}
+
+impl Trips {
+    pub fn with_delay(delay: std::time::Duration) -> Self {
+        let trips = Self::default();
+        trips.delay_ms.store(
+            u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
+            std::sync::atomic::Ordering::SeqCst,
+        );
+        trips
+    }
+
+    pub async fn take(&self) {
+        self.count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let delay = self.delay_ms.load(std::sync::atomic::Ordering::SeqCst);
+        if delay > 0 {
+            tokio::time::sleep(std::time::Duration::from_millis(delay)).await;
+        }
+    }
+
+    pub fn count(&self) -> usize {
+        self.count.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
 /// Every storage port in memory, like `DynamoStore` is every storage port in DynamoDB.
 #[derive(Default)]
 pub struct MemoryStore {
@@ -28,6 +60,7 @@ pub struct MemoryStore {
     pub checkpoints: Mutex<HashMap<ResManPropertyId, DateTime<Utc>>>,
     pub generations: Mutex<HashMap<(ResManPropertyId, NaiveDate), u64>>,
     pub entries: Mutex<HashMap<CacheKey, CachedEntry>>,
+    pub trips: Trips,
 }
 
 impl MemoryStore {
@@ -51,12 +84,15 @@ impl MemoryStore {
 #[async_trait]
 impl PropertyStore for MemoryStore {
     async fn property(&self, id: &ResManPropertyId) -> Result<Option<Property>, StoreError> {
+        self.trips.take().await;
         Ok(locked(&self.properties).iter().find(|p| &p.id == id).cloned())
     }
     async fn properties(&self) -> Result<Vec<Property>, StoreError> {
+        self.trips.take().await;
         Ok(locked(&self.properties).clone())
     }
     async fn save_property(&self, property: &Property) -> Result<(), StoreError> {
+        self.trips.take().await;
         let mut all = locked(&self.properties);
         all.retain(|p| p.id != property.id);
         all.push(property.clone());
@@ -66,7 +102,8 @@ impl PropertyStore for MemoryStore {
 
 #[async_trait]
 impl CalendarStore for MemoryStore {
-    async fn busy_in(&self, _property: &Property, window: UtcWindow) -> Result<Vec<Busy>, StoreError> {
+    async fn busy_in(&self, _property: &ResManPropertyId, window: UtcWindow) -> Result<Vec<Busy>, StoreError> {
+        self.trips.take().await;
         let mirrored = locked(&self.mirror)
             .values()
             .filter(|(_, m)| m.holds_time())
@@ -86,6 +123,7 @@ impl CalendarStore for MemoryStore {
         &self,
         appointment: &AppointmentId,
     ) -> Result<Option<(ResManPropertyId, MirroredAppointment)>, StoreError> {
+        self.trips.take().await;
         Ok(locked(&self.mirror).get(appointment).cloned())
     }
     async fn apply_mirror(
@@ -93,6 +131,7 @@ impl CalendarStore for MemoryStore {
         property: &Property,
         appointment: &MirroredAppointment,
     ) -> Result<MirrorOutcome, StoreError> {
+        self.trips.take().await;
         let mut mirror = locked(&self.mirror);
         if let Some((_, old)) = mirror.get(&appointment.appointment_id)
             && (old.as_of >= appointment.as_of || !appointment.differs_from(old))
@@ -109,6 +148,7 @@ impl CalendarStore for MemoryStore {
         Ok(MirrorOutcome::Changed)
     }
     async fn poll_checkpoint(&self, property: &ResManPropertyId) -> Result<Option<DateTime<Utc>>, StoreError> {
+        self.trips.take().await;
         Ok(locked(&self.checkpoints).get(property).copied())
     }
     async fn advance_checkpoint(
@@ -117,6 +157,7 @@ impl CalendarStore for MemoryStore {
         from: Option<DateTime<Utc>>,
         to: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
+        self.trips.take().await;
         let mut all = locked(&self.checkpoints);
         if all.get(property).copied() != from {
             return Ok(false);
@@ -128,13 +169,14 @@ impl CalendarStore for MemoryStore {
 
 #[async_trait]
 impl AvailabilityCache for MemoryStore {
-    async fn read(
+    async fn read_day(
         &self,
         property: &ResManPropertyId,
         date: NaiveDate,
         tour_type: TourType,
         now: DateTime<Utc>,
-    ) -> Result<CacheRead<String>, StoreError> {
+    ) -> Result<DayRead, StoreError> {
+        self.trips.take().await;
         let generation = locked(&self.generations)
             .get(&(property.clone(), date))
             .copied()
@@ -143,7 +185,11 @@ impl AvailabilityCache for MemoryStore {
             .get(&(property.clone(), date, tour_type))
             .filter(|(g, _, expires)| *g == generation && *expires > now)
             .map(|(_, body, _)| body.clone());
-        Ok(CacheRead { generation, fresh })
+        Ok(DayRead {
+            property: locked(&self.properties).iter().find(|p| &p.id == property).cloned(),
+            generation,
+            fresh,
+        })
     }
     async fn write(
         &self,
@@ -154,6 +200,7 @@ impl AvailabilityCache for MemoryStore {
         body: &str,
         expires_at: DateTime<Utc>,
     ) -> Result<(), StoreError> {
+        self.trips.take().await;
         locked(&self.entries).insert(
             (property.clone(), date, tour_type),
             (generation, body.to_owned(), expires_at),
@@ -161,6 +208,7 @@ impl AvailabilityCache for MemoryStore {
         Ok(())
     }
     async fn invalidate(&self, property: &ResManPropertyId, dates: &[NaiveDate]) -> Result<(), StoreError> {
+        self.trips.take().await;
         let mut generations = locked(&self.generations);
         for date in dates {
             *generations.entry((property.clone(), *date)).or_default() += 1;
@@ -177,11 +225,13 @@ pub struct MemoryTours {
     pub locks: Mutex<HashMap<(String, DateTime<Utc>), crate::domain::booking::BookingId>>,
     pub idempotency: Mutex<HashMap<String, crate::ports::IdempotencyRecord>>,
     pub queued: Mutex<Vec<crate::domain::booking::BookingId>>,
+    pub trips: Trips,
 }
 
 #[async_trait]
 impl crate::ports::TourStore for MemoryTours {
     async fn idempotency(&self, key: &str) -> Result<Option<crate::ports::IdempotencyRecord>, StoreError> {
+        self.trips.take().await;
         Ok(locked(&self.idempotency).get(key).cloned())
     }
     async fn create_booking(
@@ -190,6 +240,7 @@ impl crate::ports::TourStore for MemoryTours {
         booking: &crate::ports::NewBooking,
         now: DateTime<Utc>,
     ) -> Result<crate::ports::BookingWrite, StoreError> {
+        self.trips.take().await;
         let tour = &booking.tour;
         let mut idempotency = locked(&self.idempotency);
         if idempotency.contains_key(&tour.idempotency_key) {
@@ -220,6 +271,21 @@ impl crate::ports::TourStore for MemoryTours {
         Ok(crate::ports::BookingWrite::Created)
     }
     async fn finish_idempotency(&self, key: &str, status: u16, body: &str) -> Result<(), StoreError> {
+        self.trips.take().await;
+        if let Some(record) = locked(&self.idempotency).get_mut(key) {
+            record.response = Some((status, body.to_owned()));
+        }
+        Ok(())
+    }
+    async fn finish_booking(
+        &self,
+        tour: &crate::domain::booking::TourRecord,
+        key: &str,
+        status: u16,
+        body: &str,
+    ) -> Result<(), StoreError> {
+        self.trips.take().await;
+        locked(&self.tours).insert(tour.booking_id.clone(), tour.clone());
         if let Some(record) = locked(&self.idempotency).get_mut(key) {
             record.response = Some((status, body.to_owned()));
         }
@@ -229,13 +295,16 @@ impl crate::ports::TourStore for MemoryTours {
         &self,
         id: &crate::domain::booking::BookingId,
     ) -> Result<Option<crate::domain::booking::TourRecord>, StoreError> {
+        self.trips.take().await;
         Ok(locked(&self.tours).get(id).cloned())
     }
     async fn save_sync(&self, tour: &crate::domain::booking::TourRecord) -> Result<(), StoreError> {
+        self.trips.take().await;
         locked(&self.tours).insert(tour.booking_id.clone(), tour.clone());
         Ok(())
     }
     async fn release(&self, _property: &Property, tour: &crate::domain::booking::TourRecord) -> Result<(), StoreError> {
+        self.trips.take().await;
         locked(&self.locks).retain(|_, owner| owner != &tour.booking_id);
         let released = crate::domain::booking::TourRecord {
             status: crate::domain::booking::TourStatus::Released,
@@ -248,6 +317,7 @@ impl crate::ports::TourStore for MemoryTours {
         &self,
         conversation: &crate::domain::booking::ConversationId,
     ) -> Result<Vec<crate::domain::booking::TourRecord>, StoreError> {
+        self.trips.take().await;
         Ok(locked(&self.tours)
             .values()
             .filter(|t| &t.conversation_id == conversation)
@@ -259,6 +329,7 @@ impl crate::ports::TourStore for MemoryTours {
         _before: DateTime<Utc>,
         _now: DateTime<Utc>,
     ) -> Result<Vec<crate::domain::booking::BookingId>, StoreError> {
+        self.trips.take().await;
         Ok(Vec::new())
     }
 }

@@ -6,8 +6,8 @@
 
 use crate::domain::booking::{SyncStatus, TourRecord};
 use crate::domain::property::Property;
-use crate::domain::resman::{PostedTour, Prospect, ProspectLookup, ProspectTourPost, TourEventPost};
-use crate::domain::{AppointmentId, InvalidField};
+use crate::domain::resman::{PostedTour, Prospect, ProspectLookup, ProspectRef, ProspectTourPost, TourEventPost};
+use crate::domain::{AppointmentId, InvalidField, ProspectId};
 use crate::ports::{ResManError, ResManGateway};
 use std::time::Duration;
 
@@ -41,6 +41,27 @@ fn find_reference(prospects: &[Prospect], reference: &str) -> Option<PostedTour>
     })
 }
 
+/// The prospect's guest cards in ResMan: searched by e-mail and by phone at the same time (one round trip, not
+/// two); the e-mail's answer wins when it finds any, as it is the surer match.
+async fn search_prospect(
+    resman: &dyn ResManGateway,
+    property: &Property,
+    contact: &crate::domain::resman::ProspectContact,
+) -> Result<Vec<Prospect>, ResManError> {
+    let email = ProspectLookup::Email(contact.email.clone());
+    let by_email = resman.find_prospects(&property.id, &email);
+    let Some(phone) = &contact.phone else {
+        return by_email.await;
+    };
+    let phone = ProspectLookup::Phone(phone.clone());
+    let by_phone = resman.find_prospects(&property.id, &phone);
+    match tokio::join!(by_email, by_phone) {
+        (Ok(found), _) if !found.is_empty() => Ok(found),
+        (Ok(_), by_phone) => by_phone,
+        (Err(e), _) => Err(e),
+    }
+}
+
 async fn attempt(
     resman: &dyn ResManGateway,
     property: &Property,
@@ -50,23 +71,9 @@ async fn attempt(
     let contact = tour.contact().map_err(|e: InvalidField| ResManError::Rejected {
         description: format!("stored contact is invalid: {e}"),
     })?;
-    let mut found = resman
-        .find_prospects(&property.id, &ProspectLookup::Email(contact.email.clone()))
-        .await?;
-    if found.is_empty()
-        && let Some(phone) = &contact.phone
-    {
-        found = resman
-            .find_prospects(&property.id, &ProspectLookup::Phone(phone.clone()))
-            .await?;
-    }
-    if may_exist && let Some(posted) = find_reference(&found, &tour.booking_id.resman_reference()) {
-        tracing::info!(booking_id = %tour.booking_id, "the booking was already in ResMan");
-        return Ok(posted);
-    }
-    let post = ProspectTourPost {
-        existing: found.first().map(|p| p.reference.clone()),
-        contact,
+    let post = |existing: Option<ProspectRef>, first_contact: bool| ProspectTourPost {
+        existing,
+        contact: contact.clone(),
         preferences: tour.unit_preferences.clone(),
         tour: TourEventPost {
             appointment_id: None,
@@ -74,11 +81,40 @@ async fn attempt(
             agent: tour.holder.agent().cloned(),
             source: property.prospect_source.clone(),
             status: None,
-            first_contact: found.is_empty(),
+            first_contact,
             comments: tour.resman_comments(),
         },
     };
-    resman.post_tour(&property.id, &post).await
+    // The conversation's earlier tour already found the prospect: no search needed, unless this write may be in
+    // ResMan already (then its reference must be looked for).
+    let remembered = tour
+        .resman_prospect_id
+        .as_deref()
+        .and_then(|id| ProspectId::parse(id).ok());
+    if !may_exist && let Some(prospect_id) = remembered {
+        let existing = ProspectRef {
+            prospect_id,
+            person_id: None,
+        };
+        match resman.post_tour(&property.id, &post(Some(existing), false)).await {
+            // The remembered guest card may be gone (merged, removed): find the prospect afresh, once.
+            Err(ResManError::Rejected { .. }) => {
+                tracing::info!(booking_id = %tour.booking_id, "ResMan refused the remembered prospect; searching");
+            }
+            answer => return answer,
+        }
+    }
+    let found = search_prospect(resman, property, &contact).await?;
+    if may_exist && let Some(posted) = find_reference(&found, &tour.booking_id.resman_reference()) {
+        tracing::info!(booking_id = %tour.booking_id, "the booking was already in ResMan");
+        return Ok(posted);
+    }
+    resman
+        .post_tour(
+            &property.id,
+            &post(found.first().map(|p| p.reference.clone()), found.is_empty()),
+        )
+        .await
 }
 
 /// Tries to write the tour into ResMan. `may_exist` says an earlier attempt (another request, or the queue) may

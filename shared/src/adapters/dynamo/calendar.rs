@@ -18,11 +18,11 @@ use crate::domain::property::{Property, PropertyFile};
 use crate::domain::resman::TourEventStatus;
 use crate::domain::slots::{Busy, local_date};
 use crate::domain::{AgentId, AppointmentId, ResManPropertyId, TourType, UtcWindow};
-use crate::ports::{AvailabilityCache, CacheRead, CalendarStore, MirrorOutcome, PropertyStore, StoreError};
+use crate::ports::{AvailabilityCache, CalendarStore, DayRead, MirrorOutcome, PropertyStore, StoreError};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-use aws_sdk_dynamodb::types::{Delete, KeysAndAttributes, Put, TransactWriteItem, Update};
+use aws_sdk_dynamodb::types::{Delete, Put, TransactWriteItem, Update};
 use chrono::{DateTime, Datelike, Duration, NaiveDate, Utc};
 use std::collections::BTreeSet;
 
@@ -246,55 +246,69 @@ impl DynamoStore {
     }
 }
 
+impl DynamoStore {
+    /// The busy intervals of one month partition that start from `from` on and overlap `window`.
+    async fn busy_of_month(
+        &self,
+        month: String,
+        from: DateTime<Utc>,
+        window: UtcWindow,
+    ) -> Result<Vec<Busy>, StoreError> {
+        let mut busy = Vec::new();
+        let mut start_key = None;
+        loop {
+            let out = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("pk = :pk AND sk BETWEEN :from AND :to")
+                .expression_attribute_values(":pk", s(month.clone()))
+                .expression_attribute_values(":from", s(from.format(UTC_KEY).to_string()))
+                .expression_attribute_values(":to", s(format!("{}~", window.end().format(UTC_KEY))))
+                .consistent_read(true)
+                .set_exclusive_start_key(start_key)
+                .send()
+                .await
+                .map_err(unavailable)?;
+            for item in out.items() {
+                let interval =
+                    UtcWindow::new(time(item, "start")?, time(item, "end")?).map_err(corrupt("busy window"))?;
+                if interval.overlaps(&window) {
+                    let agent = opt_text(item, "agent")
+                        .map(AgentId::parse)
+                        .transpose()
+                        .map_err(corrupt("agent"))?;
+                    busy.push(Busy {
+                        agent,
+                        window: interval,
+                    });
+                }
+            }
+            start_key = out.last_evaluated_key;
+            if start_key.is_none() {
+                return Ok(busy);
+            }
+        }
+    }
+}
+
 #[async_trait]
 impl CalendarStore for DynamoStore {
-    async fn busy_in(&self, property: &Property, window: UtcWindow) -> Result<Vec<Busy>, StoreError> {
+    async fn busy_in(&self, property: &ResManPropertyId, window: UtcWindow) -> Result<Vec<Busy>, StoreError> {
         let from = window.start() - LONGEST_TOUR;
-        // Every month partition from the earliest possible start to the window's end.
+        // Every month partition from the earliest possible start to the window's end, read at the same time.
         let mut months = Vec::new();
         let (mut year, mut month) = (from.year(), from.month());
         while (year, month) <= (window.end().year(), window.end().month()) {
-            months.push(format!("BUSY#{}#{year:04}-{month:02}", property.id));
+            months.push(format!("BUSY#{property}#{year:04}-{month:02}"));
             (year, month) = if month == 12 { (year + 1, 1) } else { (year, month + 1) };
         }
-        let mut busy = Vec::new();
-        for month in months {
-            let mut start_key = None;
-            loop {
-                let out = self
-                    .client
-                    .query()
-                    .table_name(&self.table)
-                    .key_condition_expression("pk = :pk AND sk BETWEEN :from AND :to")
-                    .expression_attribute_values(":pk", s(month.clone()))
-                    .expression_attribute_values(":from", s(from.format(UTC_KEY).to_string()))
-                    .expression_attribute_values(":to", s(format!("{}~", window.end().format(UTC_KEY))))
-                    .consistent_read(true)
-                    .set_exclusive_start_key(start_key)
-                    .send()
-                    .await
-                    .map_err(unavailable)?;
-                for item in out.items() {
-                    let interval =
-                        UtcWindow::new(time(item, "start")?, time(item, "end")?).map_err(corrupt("busy window"))?;
-                    if interval.overlaps(&window) {
-                        let agent = opt_text(item, "agent")
-                            .map(AgentId::parse)
-                            .transpose()
-                            .map_err(corrupt("agent"))?;
-                        busy.push(Busy {
-                            agent,
-                            window: interval,
-                        });
-                    }
-                }
-                start_key = out.last_evaluated_key;
-                if start_key.is_none() {
-                    break;
-                }
-            }
-        }
-        Ok(busy)
+        let reads = months.into_iter().map(|month| self.busy_of_month(month, from, window));
+        Ok(futures::future::try_join_all(reads)
+            .await?
+            .into_iter()
+            .flatten()
+            .collect())
     }
 
     async fn mirrored(
@@ -411,32 +425,20 @@ fn property_from(item: &Item) -> Result<Property, StoreError> {
 
 #[async_trait]
 impl AvailabilityCache for DynamoStore {
-    async fn read(
+    async fn read_day(
         &self,
         property: &ResManPropertyId,
         date: NaiveDate,
         tour_type: TourType,
         now: DateTime<Utc>,
-    ) -> Result<CacheRead<String>, StoreError> {
-        let gen_key = key(format!("GEN#{property}#{date}"), "GEN");
-        let cache_key = key(format!("AVAIL#{property}#{date}"), tour_type.as_str());
-        let keys = KeysAndAttributes::builder()
-            .keys(gen_key)
-            .keys(cache_key)
-            .consistent_read(true)
-            .build()
-            .map_err(corrupt("cache keys"))?;
-        let out = self
-            .client
-            .batch_get_item()
-            .request_items(&self.table, keys)
-            .send()
-            .await
-            .map_err(unavailable)?;
-        let items = out
-            .responses
-            .and_then(|mut r| r.remove(&self.table))
-            .unwrap_or_default();
+    ) -> Result<DayRead, StoreError> {
+        let items = self
+            .get_many(vec![
+                key("PROPERTY".into(), property.as_str()),
+                key(format!("GEN#{property}#{date}"), "GEN"),
+                key(format!("AVAIL#{property}#{date}"), tour_type.as_str()),
+            ])
+            .await?;
         let of = |prefix: &str| {
             items
                 .iter()
@@ -449,7 +451,11 @@ impl AvailabilityCache for DynamoStore {
                     && number(i, "expires_at") > u64::try_from(now.timestamp()).unwrap_or(0)
             })
             .and_then(|i| opt_text(i, "body").map(str::to_owned));
-        Ok(CacheRead { generation, fresh })
+        Ok(DayRead {
+            property: of("PROPERTY").map(property_from).transpose()?,
+            generation,
+            fresh,
+        })
     }
 
     async fn write(

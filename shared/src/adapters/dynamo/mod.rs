@@ -15,7 +15,7 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
-use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes};
 use chrono::{DateTime, Duration, Utc};
 
 /// How long a notice's `event_id` is remembered: far longer than any redelivery, and the 5-minute signature window.
@@ -31,6 +31,14 @@ impl DynamoStore {
     pub fn new(sdk: &aws_config::SdkConfig, table: impl Into<String>) -> Self {
         Self {
             client: Client::new(sdk),
+            table: table.into(),
+        }
+    }
+
+    /// With a client configured by the caller (an interceptor that counts calls, say).
+    pub fn with_client(client: Client, table: impl Into<String>) -> Self {
+        Self {
+            client,
             table: table.into(),
         }
     }
@@ -72,6 +80,42 @@ impl DynamoStore {
             .send()
             .await
             .map(|_| ())
+    }
+
+    /// A strongly consistent read of several items in one `BatchGetItem` (at most 100 keys). Keys that DynamoDB
+    /// leaves unprocessed (throttling) are asked for again, so the answer is complete: the items found, in no order.
+    pub(crate) async fn get_many(&self, keys: Vec<Item>) -> Result<Vec<Item>, StoreError> {
+        let mut found = Vec::new();
+        let mut pending = Some(
+            KeysAndAttributes::builder()
+                .set_keys(Some(keys))
+                .consistent_read(true)
+                .build()
+                .map_err(corrupt("keys"))?,
+        );
+        while let Some(keys) = pending.take() {
+            if !found.is_empty() {
+                // Unprocessed keys mean the table is throttling us: give it a moment, as DynamoDB advises.
+                tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+            }
+            let out = self
+                .client
+                .batch_get_item()
+                .request_items(&self.table, keys)
+                .send()
+                .await
+                .map_err(unavailable)?;
+            found.extend(
+                out.responses
+                    .and_then(|mut r| r.remove(&self.table))
+                    .unwrap_or_default(),
+            );
+            pending = out
+                .unprocessed_keys
+                .and_then(|mut u| u.remove(&self.table))
+                .filter(|k| !k.keys.is_empty());
+        }
+        Ok(found)
     }
 
     /// A strongly consistent read of one item.

@@ -72,6 +72,53 @@ fn delete(table: &str, key: Item) -> Result<TransactWriteItem, StoreError> {
     Ok(TransactWriteItem::builder().delete(delete).build())
 }
 
+/// The idempotency record's answer, as the parts of an update (alone, or inside a transaction).
+struct Answer {
+    key: Option<Item>,
+    update_expression: String,
+    expression_attribute_values: Option<Item>,
+}
+
+fn idempotency_answer(idem_key: &str, status: u16, body: &str) -> Answer {
+    Answer {
+        key: Some(key(format!("IDEM#{idem_key}"), "IDEM")),
+        update_expression: "SET response_status = :s, response_body = :b".into(),
+        expression_attribute_values: Some(Item::from([
+            (":s".to_owned(), n(status.into())),
+            (":b".to_owned(), s(body)),
+        ])),
+    }
+}
+
+/// The writes that save a tour's ResMan side: the tour's sync fields, and the outbox item's removal once the write
+/// is no longer owed.
+fn sync_items(table: &str, tour: &TourRecord) -> Result<Vec<TransactWriteItem>, StoreError> {
+    let mut update = Update::builder()
+        .table_name(table)
+        .set_key(Some(key(format!("TOUR#{}", tour.booking_id), "TOUR")))
+        .update_expression(
+            "SET sync_status = :st, resman_appointment_id = :a, resman_prospect_id = :p, last_error = :e",
+        )
+        .condition_expression("attribute_exists(pk)");
+    let sync: AttributeValue = serde_dynamo::to_attribute_value(tour.sync_status).map_err(corrupt("sync status"))?;
+    let opt = |v: Option<String>| v.map(s).unwrap_or(AttributeValue::Null(true));
+    update = update
+        .expression_attribute_values(":st", sync)
+        .expression_attribute_values(":a", opt(tour.resman_appointment_id.as_ref().map(|a| a.to_string())))
+        .expression_attribute_values(":p", opt(tour.resman_prospect_id.clone()))
+        .expression_attribute_values(":e", opt(tour.last_error.clone()));
+    let mut items = vec![
+        TransactWriteItem::builder()
+            .update(update.build().map_err(corrupt("sync update"))?)
+            .build(),
+    ];
+    // Only a pending write is still owed: synced, failed (staff's now) and rejected ones leave the outbox.
+    if tour.sync_status != crate::domain::booking::SyncStatus::Pending {
+        items.push(delete(table, key(format!("OUTBOX#{}", tour.booking_id), "RESMAN"))?);
+    }
+    Ok(items)
+}
+
 #[async_trait]
 impl TourStore for DynamoStore {
     async fn idempotency(&self, idem_key: &str) -> Result<Option<IdempotencyRecord>, StoreError> {
@@ -164,16 +211,37 @@ impl TourStore for DynamoStore {
     }
 
     async fn finish_idempotency(&self, idem_key: &str, status: u16, body: &str) -> Result<(), StoreError> {
+        let answer = idempotency_answer(idem_key, status, body);
         self.client
             .update_item()
             .table_name(&self.table)
-            .set_key(Some(key(format!("IDEM#{idem_key}"), "IDEM")))
-            .update_expression("SET response_status = :s, response_body = :b")
-            .expression_attribute_values(":s", n(status.into()))
-            .expression_attribute_values(":b", s(body))
+            .set_key(answer.key)
+            .set_update_expression(Some(answer.update_expression))
+            .set_expression_attribute_values(answer.expression_attribute_values)
             .send()
             .await
             .map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn finish_booking(
+        &self,
+        tour: &TourRecord,
+        idem_key: &str,
+        status: u16,
+        body: &str,
+    ) -> Result<(), StoreError> {
+        let mut items = sync_items(&self.table, tour)?;
+        let answer = idempotency_answer(idem_key, status, body);
+        let update = Update::builder()
+            .table_name(&self.table)
+            .set_key(answer.key)
+            .set_update_expression(Some(answer.update_expression))
+            .set_expression_attribute_values(answer.expression_attribute_values)
+            .build()
+            .map_err(corrupt("idempotency answer"))?;
+        items.push(TransactWriteItem::builder().update(update).build());
+        self.transact(items).await.map_err(unavailable)?;
         Ok(())
     }
 
@@ -185,34 +253,9 @@ impl TourStore for DynamoStore {
     }
 
     async fn save_sync(&self, tour: &TourRecord) -> Result<(), StoreError> {
-        let mut update = Update::builder()
-            .table_name(&self.table)
-            .set_key(Some(key(format!("TOUR#{}", tour.booking_id), "TOUR")))
-            .update_expression(
-                "SET sync_status = :st, resman_appointment_id = :a, resman_prospect_id = :p, last_error = :e",
-            )
-            .condition_expression("attribute_exists(pk)");
-        let sync: AttributeValue =
-            serde_dynamo::to_attribute_value(tour.sync_status).map_err(corrupt("sync status"))?;
-        let opt = |v: Option<String>| v.map(s).unwrap_or(AttributeValue::Null(true));
-        update = update
-            .expression_attribute_values(":st", sync)
-            .expression_attribute_values(":a", opt(tour.resman_appointment_id.as_ref().map(|a| a.to_string())))
-            .expression_attribute_values(":p", opt(tour.resman_prospect_id.clone()))
-            .expression_attribute_values(":e", opt(tour.last_error.clone()));
-        let mut items = vec![
-            TransactWriteItem::builder()
-                .update(update.build().map_err(corrupt("sync update"))?)
-                .build(),
-        ];
-        // Only a pending write is still owed: synced, failed (staff's now) and rejected ones leave the outbox.
-        if tour.sync_status != crate::domain::booking::SyncStatus::Pending {
-            items.push(delete(
-                &self.table,
-                key(format!("OUTBOX#{}", tour.booking_id), "RESMAN"),
-            )?);
-        }
-        self.transact(items).await.map_err(unavailable)?;
+        self.transact(sync_items(&self.table, tour)?)
+            .await
+            .map_err(unavailable)?;
         Ok(())
     }
 

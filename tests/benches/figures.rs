@@ -1,0 +1,475 @@
+//! `make bench`: the README's measured figures, side by side in one run, on this machine's DynamoDB Local (AWS's
+//! own emulator), moto (SQS, Secrets Manager) and an in-process ResMan sandbox:
+//!
+//! - the floor the emulator itself sets: a bare `GetItem`, and a bare `TransactWriteItems` as large as a booking's;
+//! - availability (cache hit, cache miss) and booking (ResMan at 0 ms and at 200 ms): p50, p99, DynamoDB requests
+//!   and ResMan calls per request, and p50 as a multiple of the floor that matches it;
+//! - 200 concurrent bookings of one slot, until every request is answered;
+//! - the slot computation alone (pure);
+//! - each function's release binary: its size, and its cold start (process start to first answer, against a
+//!   Lambda runtime API played by this bench) for the three chatbot-facing functions.
+//!
+//! DynamoDB requests are counted on the wire (an SDK interceptor); ResMan calls from the sandbox's request log.
+
+use chrono::{Duration, NaiveDate, Utc};
+use integration_tests::*;
+use serde_json::{Value, json};
+use shared::adapters::dynamo::DynamoStore;
+use shared::adapters::resman::HttpResMan;
+use shared::adapters::sqs::SqsSyncQueue;
+use shared::app::AppError;
+use shared::app::availability::{AvailabilityDeps, AvailabilityQuery, Source, availability};
+use shared::app::booking::{BookingDeps, book_tour};
+use shared::app::sync::Attempts;
+use shared::domain::TourType;
+use shared::domain::booking::{BookTourCommand, BookTourRequest, BookingId, Holder, lock_granules};
+use shared::domain::property::Property;
+use shared::domain::slots::free_slots;
+use shared::ports::{AvailabilityCache, PropertyStore};
+use std::sync::Arc;
+use std::time::{Duration as StdDuration, Instant};
+
+const RUNS: usize = 200;
+const BOOKINGS: usize = 60;
+
+/// The HTTP-facing functions whose cold start is measured, with the sample event each answers first.
+const COLD_STARTS: [&str; 3] = ["tour-availability", "book-tour", "conversation-tours"];
+
+struct Stack {
+    aws: LocalAws,
+    sandbox: RunningSandbox,
+    store: DynamoStore,
+    dynamodb: CallCounter,
+    resman: HttpResMan,
+    queue: SqsSyncQueue,
+    property: Property,
+}
+
+impl Stack {
+    /// Its own tables, queues and sandbox, so each measurement starts from the same small table.
+    async fn fresh() -> Stack {
+        let sandbox = sandbox().await;
+        let aws = LocalAws::start(&[("ResManBaseUrl", &sandbox.base_url())], &[]);
+        let (store, dynamodb) = aws.counted_store().await;
+        load_demo_properties(&store).await;
+        let id = shared::domain::ResManPropertyId::parse(DEMO_PROPERTY).unwrap();
+        let property = store.property(&id).await.unwrap().unwrap();
+        Stack {
+            queue: SqsSyncQueue::new(&aws.sdk().await, aws.var("SYNC_QUEUE_URL")),
+            resman: resman_for(&sandbox, StdDuration::from_secs(8)),
+            aws,
+            sandbox,
+            store,
+            dynamodb,
+            property,
+        }
+    }
+
+    fn booking(&self) -> BookingDeps<'_> {
+        BookingDeps {
+            properties: &self.store,
+            calendar: &self.store,
+            tours: &self.store,
+            resman: &self.resman,
+            queue: &self.queue,
+            attempts: Attempts {
+                count: 3,
+                backoff: StdDuration::from_millis(250),
+            },
+        }
+    }
+
+    async fn book(&self, n: usize, date: NaiveDate, time: &str) -> Result<u16, AppError> {
+        let id = BookingId::from_uuid(uuid::Uuid::new_v4());
+        book_tour(&self.booking(), &command(n, date, time), None, id, Utc::now())
+            .await
+            .map(|b| b.status)
+    }
+
+    async fn control(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
+        let mut request =
+            reqwest::Client::new().request(method, format!("{}/_sandbox/{path}", self.sandbox.base_url()));
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        request.send().await.unwrap().json().await.unwrap()
+    }
+
+    /// ResMan calls so far (the sandbox's request log).
+    async fn resman_calls(&self) -> usize {
+        self.control(reqwest::Method::GET, "requests", None)
+            .await
+            .as_array()
+            .map_or(0, Vec::len)
+    }
+}
+
+fn command(n: usize, date: NaiveDate, time: &str) -> BookTourCommand {
+    let body = json!({
+        "conversation_id": format!("bench-{n}"),
+        "tour_data": {
+            "prospect_name": format!("Bench Prospect{n}"), "prospect_email": format!("bench{n}@example.com"),
+            "prospect_phone": format!("+1512556{:04}", n % 10_000), "tour_type": "in_person",
+            "preferred_date": date.to_string(), "preferred_time": time, "property_id": DEMO_PROPERTY
+        }
+    });
+    BookTourCommand::parse(&BookTourRequest::from_body(body.to_string().as_bytes()).unwrap()).unwrap()
+}
+
+/// Distinct (date, time) pairs, each offered to every agent: enough bookable slots for `count` bookings.
+fn slots(property: &Property, count: usize) -> Vec<(NaiveDate, String)> {
+    let today = Utc::now().with_timezone(&property.time_zone).date_naive();
+    let agents = property.agents_for(TourType::InPerson).count();
+    let mut found = Vec::new();
+    for day in (2..60).map(|d| today + Duration::days(d)) {
+        for slot in free_slots(property, TourType::InPerson, day, &[], Utc::now()).unwrap_or_default() {
+            // 45-minute tours with a 15-minute buffer: one start an hour keeps the agents' hours apart.
+            if slot.start.format("%M").to_string() == "00" {
+                for _ in 0..agents {
+                    found.push((day, slot.start.format("%H:%M").to_string()));
+                }
+            }
+        }
+        if found.len() >= count {
+            break;
+        }
+    }
+    found.truncate(count);
+    found
+}
+
+/// Milliseconds of each run.
+struct Timings(Vec<f64>);
+
+impl Timings {
+    fn new() -> Self {
+        Self(Vec::new())
+    }
+
+    fn add(&mut self, started: Instant) {
+        self.0.push(started.elapsed().as_secs_f64() * 1e3);
+    }
+
+    fn percentile(&self, p: f64) -> f64 {
+        let mut sorted = self.0.clone();
+        sorted.sort_by(f64::total_cmp);
+        sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+    }
+}
+
+/// One row of the table: what, p50, p99, DynamoDB requests and ResMan calls per run, and p50 over its floor.
+fn row(what: &str, timings: &Timings, dynamodb: f64, resman: Option<f64>, floor: Option<(&str, f64)>) {
+    let per = |v: f64| {
+        if v.fract() == 0.0 {
+            format!("{v:.0}")
+        } else {
+            format!("{v:.2}")
+        }
+    };
+    let p50 = timings.percentile(0.5);
+    println!(
+        "| {what} | {p50:.2} ms | {:.2} ms | {} | {} | {} |",
+        timings.percentile(0.99),
+        per(dynamodb),
+        resman.map_or("-".into(), per),
+        floor.map_or("-".into(), |(name, f)| format!("{:.2}x {name}", p50 / f)),
+    );
+}
+
+fn next_weekday() -> NaiveDate {
+    let mut d = Utc::now().date_naive() + Duration::days(3);
+    while chrono::Datelike::weekday(&d).number_from_monday() > 5 {
+        d += Duration::days(1);
+    }
+    d
+}
+
+/// The emulator's floor: a bare consistent `GetItem` of the property item, and a bare `TransactWriteItems` of
+/// `items` conditional puts (the size of a booking's transaction).
+async fn floors(stack: &Stack, items: usize) -> (Timings, Timings) {
+    use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
+    let client = stack.store.client();
+    let table = stack.store.table();
+    let mut get = Timings::new();
+    for _ in 0..RUNS {
+        let started = Instant::now();
+        client
+            .get_item()
+            .table_name(table)
+            .key("pk", AttributeValue::S("PROPERTY".into()))
+            .key("sk", AttributeValue::S(DEMO_PROPERTY.into()))
+            .consistent_read(true)
+            .send()
+            .await
+            .unwrap();
+        get.add(started);
+    }
+    let mut transact = Timings::new();
+    for _ in 0..RUNS {
+        let run = uuid::Uuid::new_v4();
+        let puts = (0..items).map(|i| {
+            let put = Put::builder()
+                .table_name(table)
+                .item("pk", AttributeValue::S(format!("FLOOR#{run}#{i}")))
+                .item("sk", AttributeValue::S("FLOOR".into()))
+                .condition_expression("attribute_not_exists(pk)")
+                .build()
+                .unwrap();
+            TransactWriteItem::builder().put(put).build()
+        });
+        let started = Instant::now();
+        client
+            .transact_write_items()
+            .set_transact_items(Some(puts.collect()))
+            .send()
+            .await
+            .unwrap();
+        transact.add(started);
+    }
+    (get, transact)
+}
+
+async fn availability_rows(stack: &Stack, get_floor: f64) {
+    let deps = AvailabilityDeps {
+        calendar: &stack.store,
+        cache: &stack.store,
+        cache_ttl: Duration::seconds(3600),
+    };
+    let date = next_weekday();
+    let query = AvailabilityQuery::parse(Some(DEMO_PROPERTY), Some(&date.to_string()), Some("in_person")).unwrap();
+    availability(&deps, &query, Utc::now()).await.unwrap();
+
+    let (mut hits, before) = (Timings::new(), stack.dynamodb.count());
+    for _ in 0..RUNS {
+        let started = Instant::now();
+        let (_, source) = availability(&deps, &query, Utc::now()).await.unwrap();
+        hits.add(started);
+        assert_eq!(source, Source::Cache);
+    }
+    let hit_calls = (stack.dynamodb.count() - before) as f64 / RUNS as f64;
+
+    let (mut misses, mut calls) = (Timings::new(), 0);
+    for _ in 0..RUNS {
+        stack.store.invalidate(&query.property_id, &[date]).await.unwrap();
+        let before = stack.dynamodb.count();
+        let started = Instant::now();
+        let (_, source) = availability(&deps, &query, Utc::now()).await.unwrap();
+        misses.add(started);
+        calls += stack.dynamodb.count() - before;
+        assert_eq!(source, Source::Computed);
+    }
+    let floor = Some(("GetItem", get_floor));
+    row("availability, cache hit", &hits, hit_calls, None, floor);
+    row(
+        "availability, cache miss",
+        &misses,
+        calls as f64 / RUNS as f64,
+        None,
+        floor,
+    );
+}
+
+async fn booking_row(latency_ms: u64, transact_floor: f64) {
+    let stack = Stack::fresh().await;
+    stack
+        .control(reqwest::Method::POST, "faults", Some(json!({"latency_ms": latency_ms})))
+        .await;
+    let (mut timings, dynamodb, resman) = (Timings::new(), stack.dynamodb.count(), stack.resman_calls().await);
+    for (n, (date, time)) in slots(&stack.property, BOOKINGS).iter().enumerate() {
+        let started = Instant::now();
+        let status = stack.book(n, *date, time).await;
+        timings.add(started);
+        assert_eq!(status.ok(), Some(201), "booking {n} at {date} {time}");
+    }
+    let runs = BOOKINGS as f64;
+    row(
+        &format!("booking, ResMan at {latency_ms} ms"),
+        &timings,
+        (stack.dynamodb.count() - dynamodb) as f64 / runs,
+        Some((stack.resman_calls().await - resman) as f64 / runs),
+        Some(("TransactWriteItems", transact_floor)),
+    );
+}
+
+async fn concurrent_bookings() {
+    let stack = Arc::new(Stack::fresh().await);
+    let (date, time) = slots(&stack.property, 1).remove(0);
+    let started = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for n in 0..200 {
+        let (stack, time) = (stack.clone(), time.clone());
+        tasks.spawn(async move { stack.book(10_000 + n, date, &time).await });
+    }
+    let (mut booked, mut refused) = (0, 0);
+    while let Some(result) = tasks.join_next().await {
+        match result.unwrap() {
+            Ok(_) => booked += 1,
+            Err(AppError::SlotTaken { .. }) => refused += 1,
+            Err(e) => panic!("{e:?}"),
+        }
+    }
+    println!(
+        "\n200 concurrent bookings of one slot settled in {:.2} s: {booked} booked, {refused} refused with alternatives",
+        started.elapsed().as_secs_f64()
+    );
+}
+
+fn pure_row(property: &Property) {
+    let (date, now) = (next_weekday(), Utc::now());
+    let mut pure = Timings::new();
+    for _ in 0..RUNS * 10 {
+        let started = Instant::now();
+        std::hint::black_box(free_slots(property, TourType::InPerson, date, &[], now).unwrap());
+        pure.add(started);
+    }
+    println!(
+        "\nslot computation alone (pure, one day): p50 {:.4} ms, p99 {:.4} ms",
+        pure.percentile(0.5),
+        pure.percentile(0.99)
+    );
+}
+
+/// The functions' release binaries: each one's size, and the cold start of the chatbot-facing ones.
+async fn binaries(stack: &Stack) {
+    let release = workspace_root().join("target/release");
+    println!("\n| function | release binary | cold start (process start to first answer) |\n|---|---|---|");
+    for function in function_names() {
+        let path = release.join(&function);
+        let size = std::fs::metadata(&path)
+            .unwrap_or_else(|_| {
+                panic!(
+                    "{} is missing: run `make bench` (it builds the release binaries)",
+                    path.display()
+                )
+            })
+            .len();
+        let cold = if COLD_STARTS.contains(&function.as_str()) {
+            let event = std::fs::read_to_string(workspace_root().join(format!("events/{function}.json"))).unwrap();
+            let mut starts = Timings::new();
+            for _ in 0..5 {
+                starts.0.push(cold_start(&path, &event, stack).await);
+            }
+            format!("{:.0} ms (median of 5)", starts.percentile(0.5))
+        } else {
+            "-".into()
+        };
+        println!("| {function} | {:.1} MiB | {cold} |", size as f64 / 1_048_576.0);
+    }
+}
+
+/// The function binaries of the workspace: the crates under `functions/`.
+fn function_names() -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(workspace_root().join("functions"))
+        .unwrap()
+        .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned()))
+        .collect();
+    names.sort();
+    names
+}
+
+/// Starts a function binary against a one-event Lambda runtime API and times it until it posts its answer.
+async fn cold_start(binary: &std::path::Path, event: &str, stack: &Stack) -> f64 {
+    use axum::extract::{Path, State};
+    use axum::routing::{get, post};
+    let (answered, mut answer) = tokio::sync::mpsc::unbounded_channel::<String>();
+    let served = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let event = event.to_owned();
+    let app = axum::Router::new()
+        .route(
+            "/2018-06-01/runtime/invocation/next",
+            get(
+                move |State(served): State<Arc<std::sync::atomic::AtomicBool>>| async move {
+                    if served.swap(true, std::sync::atomic::Ordering::SeqCst) {
+                        // One event only: the next poll waits until the process is stopped.
+                        std::future::pending::<()>().await;
+                    }
+                    let deadline = (Utc::now() + Duration::seconds(30)).timestamp_millis().to_string();
+                    (
+                        [
+                            ("lambda-runtime-aws-request-id", "bench-request".to_owned()),
+                            ("lambda-runtime-deadline-ms", deadline),
+                            (
+                                "lambda-runtime-invoked-function-arn",
+                                "arn:aws:lambda:us-east-1:123456789012:function:bench".to_owned(),
+                            ),
+                        ],
+                        event,
+                    )
+                },
+            ),
+        )
+        .route(
+            "/2018-06-01/runtime/invocation/{id}/{outcome}",
+            post(move |Path((_, outcome)): Path<(String, String)>| async move {
+                let _ = answered.send(outcome);
+                ""
+            }),
+        )
+        .route("/2018-06-01/runtime/init/error", post(|| async { "" }))
+        .with_state(served);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let api = listener.local_addr().unwrap();
+    let server = tokio::spawn(async move { axum::serve(listener, app).await });
+
+    let started = Instant::now();
+    let mut child = tokio::process::Command::new(binary)
+        .envs(&stack.aws.env)
+        .env("AWS_ENDPOINT_URL_DYNAMODB", &stack.aws.dynamodb_endpoint)
+        .env("AWS_LAMBDA_RUNTIME_API", api.to_string())
+        .env("AWS_LAMBDA_FUNCTION_NAME", "bench")
+        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256")
+        .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+        .env("AWS_LAMBDA_LOG_STREAM_NAME", "bench")
+        .env("AWS_LAMBDA_LOG_GROUP_NAME", "bench")
+        .env("AWS_LAMBDA_LOG_LEVEL", "error")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let outcome = tokio::time::timeout(StdDuration::from_secs(30), answer.recv())
+        .await
+        .unwrap_or_else(|_| panic!("{} gave no answer within 30 s", binary.display()));
+    let elapsed = started.elapsed().as_secs_f64() * 1e3;
+    assert_eq!(
+        outcome.as_deref(),
+        Some("response"),
+        "{} answered with an error",
+        binary.display()
+    );
+    let _ = child.kill().await;
+    server.abort();
+    elapsed
+}
+
+#[tokio::main]
+async fn main() {
+    println!("tour-booking figures ({RUNS} runs each, {BOOKINGS} bookings per booking row; release build)\n");
+    let stack = Stack::fresh().await;
+    let window = {
+        let (date, time) = slots(&stack.property, 1).remove(0);
+        shared::domain::booking::requested_slot(&stack.property, &command(0, date, &time), Utc::now()).unwrap()
+    };
+    let agent = stack.property.agents_for(TourType::InPerson).next().unwrap().id.clone();
+    // A booking's transaction: tour, locks, busy time, the date's generation, idempotency record, outbox item.
+    let transaction_items = lock_granules(&stack.property, &Holder::Agent(agent), &window).len() + 5;
+    let (get, transact) = floors(&stack, transaction_items).await;
+
+    println!("| operation | p50 | p99 | DynamoDB requests per run | ResMan calls per run | p50 over its floor |");
+    println!("|---|---|---|---|---|---|");
+    row("floor: bare GetItem", &get, 1.0, None, None);
+    row(
+        &format!("floor: bare TransactWriteItems, {transaction_items} puts"),
+        &transact,
+        1.0,
+        None,
+        None,
+    );
+    availability_rows(&stack, get.percentile(0.5)).await;
+    for latency in [0, 200] {
+        booking_row(latency, transact.percentile(0.5)).await;
+    }
+    concurrent_bookings().await;
+    pure_row(&stack.property);
+    binaries(&stack).await;
+}
