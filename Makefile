@@ -6,6 +6,7 @@
 #   make up / down   the local stack (DynamoDB Local, moto, ResMan sandbox, cargo lambda watch, event pump);
 #                    make status
 #   make demo        make up, then a guided tour of what the system does so far
+#   make bench       the README's measured figures; make package: `sam build` for arm64 and each zip's size
 #
 # Ports for `make up`: DYNAMODB_PORT (8000), MOTO_PORT (5050), RESMAN_PORT (8091), LAMBDA_PORT (9000), e.g.
 # `make up LAMBDA_PORT=9100`.
@@ -36,10 +37,10 @@ TEST_ENV := PATH="$(CURDIR)/$(VENV)/bin:$$PATH" TOUR_BOOKING_VENV="$(CURDIR)/$(V
 # Folders of pure code that may not import AWS, HTTP or Lambda crates (see STYLE.md).
 PURE_DIRS := shared/src/domain shared/src/app
 
-.PHONY: help venv build up down status demo test bench fmt lint template-check boundary-check clean-local
+.PHONY: help venv build up down status demo test bench package fmt lint template-check boundary-check clean-local
 
 help:
-	@sed -n '1,13s/^# \{0,1\}//p' Makefile
+	@sed -n '1,14s/^# \{0,1\}//p' Makefile
 
 # Re-installs only when requirements.txt is newer than the stamp.
 $(VENV_STAMP): $(REQUIREMENTS)
@@ -89,9 +90,18 @@ test: venv
 	$(TEST_ENV) cargo test --workspace
 	$(TEST_ENV) $(VENV)/bin/pytest -q infra/local/tests
 
-# Latency figures for the README: runs against a moto of its own (release build; a few minutes the first time).
+# The README's measured figures (tests/benches/figures.rs), against a DynamoDB Local, moto and ResMan sandbox of its
+# own. Release build: the functions' binaries too, for their sizes and cold starts (many minutes the first time).
 bench: venv
-	$(TEST_ENV) cargo bench -p integration-tests
+	cargo build --release --workspace --bins
+	$(TEST_ENV) cargo bench -p integration-tests --bench figures
+
+# The deployable build: `sam build` (cargo-lambda cross-compiles every function for arm64 with zig from the venv,
+# offline), then each function's zipped size. The arm64 standard library comes from rustup (once per machine).
+package: venv
+	rustup target add aarch64-unknown-linux-gnu
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(SAM_ENV) $(VENV)/bin/sam build --template template.yaml
+	$(PY) infra/local/package_report.py
 
 fmt:
 	cargo fmt --all

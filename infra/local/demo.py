@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import threading
 import time
 import urllib.error
 import urllib.parse
@@ -40,6 +41,10 @@ BOOK_PATH = "/book-tour/api/resman/tours/book"
 CONVERSATION_PATH = "/conversation-tours/api/resman/tours"
 CHATBOT_TOUR_TIME = clock_time(14, 0)
 OUTAGE_TOUR_TIME = clock_time(16, 0)
+# Maria's second tour, and the time that many prospects ask for at the same instant.
+SECOND_TOUR_TIME = clock_time(10, 0)
+RUSH_TOUR_TIME = clock_time(15, 0)
+RUSH_PROSPECTS = 20
 # A booking accepted while ResMan is down reaches it through the retry queue; the local pump delivers queue
 # messages within a second or two, and a retry waits SYNC_RETRY_BASE_SECONDS (30 s) at first.
 SYNC_WAIT_SECONDS = 90
@@ -479,7 +484,7 @@ def wait_for_webhook(sandbox: str, appointment_id: str) -> dict:
 # --- Booking ---------------------------------------------------------------------------------------------------------
 
 
-def book_tour(ctx: Context, prospect: dict, day: date, at: clock_time, key: str) -> tuple[int, dict]:
+def book_tour(ctx: Context, prospect: dict, day: date, at: clock_time, key: str | None) -> tuple[int, dict]:
     """Books as the chatbot does: POST /api/resman/tours/book with the API key and an Idempotency-Key."""
     body = {
         "conversation_id": f"demo-{prospect['email'].split('@')[0]}",
@@ -495,7 +500,9 @@ def book_tour(ctx: Context, prospect: dict, day: date, at: clock_time, key: str)
             "special_requests": "Coming with a dog",
         },
     }
-    headers = {"x-api-key": ctx.env.get("API_KEY", ""), "Idempotency-Key": key}
+    headers = {"x-api-key": ctx.env.get("API_KEY", "")}
+    if key is not None:
+        headers["Idempotency-Key"] = key
     status, answer = request("POST", f"{ctx.url('LAMBDA_BASE_URL')}{BOOK_PATH}", json_body=body, headers=headers)
     return status, answer if isinstance(answer, dict) else {}
 
@@ -573,6 +580,89 @@ def step_chatbot_books_a_tour(ctx: Context) -> None:
     say("Nobody is ever double-booked: each guide holds the time in our system before ResMan is asked.")
 
 
+def resman_calls(ctx: Context) -> int:
+    """How many calls ResMan has answered so far (the sandbox's request log)."""
+    return len(request_json("GET", f"{ctx.url('RESMAN_SANDBOX_URL')}/_sandbox/requests") or [])
+
+
+def step_second_tour_on_the_same_guest_card(ctx: Context) -> None:
+    config = property_config()
+    zone = ZoneInfo(config["time_zone"])
+    minutes = int(config["tour_types"]["in_person"]["duration_minutes"])
+    first_day = booking_day(ctx, CHATBOT_TOUR_TIME)
+    day = next_open_weekday(config, first_day, SECOND_TOUR_TIME, minutes)
+    maria = PROSPECTS[0]
+    say(f"Later in the same chat, {maria['name'].split()[0]} asks for a second look on {day_in_words(day)} at "
+        f"{clock(SECOND_TOUR_TIME)}.")
+    before = resman_calls(ctx)
+    started = time.monotonic()
+    status, answer = book_tour(ctx, maria, day, SECOND_TOUR_TIME, f"demo-second-{day.isoformat()}")
+    took = time.monotonic() - started
+    if status not in (201, 202):
+        raise DemoError(f"the second booking was not accepted (HTTP {status}{_reason(answer)})")
+    calls = resman_calls(ctx) - before
+    when = datetime.fromisoformat(answer["confirmed_datetime"]).astimezone(zone)
+    say(f"Booked: {when_in_words(when)} with {answer['staff_member']}, answered in {took * 1000:.0f} ms.")
+    tours = [t for t in conversation(ctx, maria) if t.get("resman_appointment_id")]
+    query = urllib.parse.urlencode({"property_id": DEMO_PROPERTY_ID})
+    appointments = request_json("GET", f"{ctx.url('RESMAN_SANDBOX_URL')}/_sandbox/appointments?{query}") or []
+    ours = {t["resman_appointment_id"] for t in tours}
+    guest_cards = {a.get("prospect_id") for a in appointments if a.get("appointment_id") in ours}
+    if calls == 0:
+        say("  (An earlier run of this demo had already booked it.)")
+    else:
+        asked = "once" if calls == 1 else plural(calls, "time")
+        say(f"  We already knew her guest card in ResMan from her first tour, so ResMan was asked {asked} instead of "
+            "three times (no search by e-mail or phone first).")
+    say(f"  ResMan shows her {plural(len(ours), 'tour')} on {plural(len(guest_cards), 'guest card')}: one prospect, "
+        "not a duplicate lead for the leasing team.")
+    if len(guest_cards) != 1:
+        raise DemoError("a prospect's tours in one conversation must share one guest card")
+
+
+def step_rush_for_one_time(ctx: Context) -> None:
+    config = property_config()
+    zone = ZoneInfo(config["time_zone"])
+    day = booking_day(ctx, RUSH_TOUR_TIME)
+    guides = len(in_person_agents(config))
+    say(f"{RUSH_PROSPECTS} prospects ask for {day_in_words(day)} at {clock(RUSH_TOUR_TIME)} at the very same instant "
+        f"(the property has {plural(guides, 'guide')}).")
+    answers: list[tuple[int, dict]] = [(0, {})] * RUSH_PROSPECTS
+    start = threading.Barrier(RUSH_PROSPECTS)
+
+    def ask(n: int) -> None:
+        prospect = {"name": f"Rush Prospect{n}", "email": f"rush{n}@example.com", "phone": f"(512) 555-{2000 + n}"}
+        start.wait()
+        answers[n] = book_tour(ctx, prospect, day, RUSH_TOUR_TIME, None)
+
+    threads = [threading.Thread(target=ask, args=(n,)) for n in range(RUSH_PROSPECTS)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    booked = [answer for status, answer in answers if status in (201, 202)]
+    offered = [answer for status, answer in answers if status == 409]
+    if len(booked) + len(offered) != RUSH_PROSPECTS:
+        raise DemoError("some requests got neither a tour nor other times: "
+                        + ", ".join(str(status) for status, _ in answers if status not in (201, 202, 409)))
+    guides_booked = sorted(b["staff_member"] for b in booked)
+    if len(set(guides_booked)) != len(guides_booked):
+        raise DemoError(f"a guide was given the same time twice: {guides_booked}")
+    if booked:
+        say(f"  {plural(len(booked), 'prospect')} got the time, one with each free guide "
+            f"({names_in_words(guides_booked)}).")
+    else:
+        say("  Every guide already had that time from an earlier run of this demo.")
+    say(f"  The other {len(offered)} were offered the nearest free times instead. No guide is double-booked: each "
+        "guide's time is held in one all-or-nothing write that only one request can win.")
+    in_resman = sum(len(resman_appointments_with(ctx, b["appointment_id"])) for b in booked)
+    if booked and all(b["sync_status"] == "synced" for b in booked):
+        if in_resman != len(booked):
+            raise DemoError(f"ResMan holds {in_resman} appointments for {len(booked)} bookings")
+        when = datetime.fromisoformat(booked[0]["confirmed_datetime"]).astimezone(zone)
+        say(f"  ResMan got exactly those {plural(len(booked), 'tour')} at {clock(when)}, and no others.")
+
+
 def step_booking_survives_a_resman_outage(ctx: Context) -> None:
     config = property_config()
     zone = ZoneInfo(config["time_zone"])
@@ -621,6 +711,8 @@ STEPS = [
          step_staff_booking_leaves_availability),
     Step("A leasing agent changes a tour in ResMan, and our system hears about it", step_staff_change_reaches_us),
     Step("A prospect books a tour through the chatbot", step_chatbot_books_a_tour),
+    Step("The same prospect books a second tour: one guest card, a faster answer", step_second_tour_on_the_same_guest_card),
+    Step("Twenty prospects want the same time at once", step_rush_for_one_time),
     Step("ResMan is down, and a prospect still gets a tour", step_booking_survives_a_resman_outage),
 ]
 

@@ -6,7 +6,8 @@
              DYNAMODB_PORT (default 8000). It has no host option: it listens on every interface, not only 127.0.0.1.
   moto       moto_server on MOTO_PORT (default 5050): SQS, SES, Secrets Manager
   resman     the ResMan sandbox on RESMAN_PORT (default 8091), sending its signed webhooks to tour-webhook
-  lambda     `cargo lambda watch` on LAMBDA_PORT (default 9000): every function of the workspace
+  lambda     `cargo lambda watch` on LAMBDA_PORT (default 9000): every function of the workspace, up to
+             LAMBDA_CONCURRENCY (default 4) instances of each at once
   pump       infra/local/pump.py: the SQS and schedule triggers of template.yaml
 after building the workspace's binaries, provisioning DynamoDB Local and moto from template.yaml
 (infra/local/provision.py) and loading the demo properties (infra/properties/demo.json; DEMO_DATA=0 skips it). The
@@ -372,6 +373,14 @@ def load_demo_data(function_env: dict[str, str], target_dir: Path) -> None:
         say(f"Demo data: {line}")
 
 
+def lambda_concurrency() -> int:
+    """How many instances of each function cargo lambda watch may run at once (LAMBDA_CONCURRENCY, default 4)."""
+    value = os.environ.get("LAMBDA_CONCURRENCY", "4")
+    if not value.isdigit() or int(value) < 1:
+        raise StackError(f"LAMBDA_CONCURRENCY={value!r} is not a positive whole number")
+    return int(value)
+
+
 def demo_data_requested() -> bool:
     return os.environ.get("DEMO_DATA", "1") != "0"
 
@@ -506,6 +515,9 @@ def up(paths: Paths) -> int:
             [
                 cargo_lambda, "lambda", "watch", "-A", "127.0.0.1", "-P", str(ports.lambda_),
                 "--env-file", str(paths.function_env),
+                # Several instances of a function at once, as Lambda would scale out: concurrent requests then
+                # reach DynamoDB concurrently instead of queueing behind one process.
+                "--concurrency", str(lambda_concurrency()),
             ],
             lambda_env,
         )

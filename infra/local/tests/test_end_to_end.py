@@ -1,0 +1,123 @@
+"""The real functions under `cargo lambda watch`, on the whole local stack (DynamoDB Local, moto, the ResMan sandbox),
+called as the chatbot calls them: 200 prospects asking for one slot at the same instant.
+
+At most `IN_FLIGHT` requests are open at once: the number API Gateway lets through at once in front of the deployed
+functions (`ThrottlingBurstLimit` in template.yaml). It also keeps under what `cargo lambda watch` can hold: measured
+here, 100 simultaneous invocations were answered but 150 wedged it for good (its scheduler queues 100 actions), and a
+wedged emulator would say nothing about our code.
+
+It builds the workspace's binaries (`make test` has already compiled everything, so this mostly links them) and
+starts the stack in its own directory and ports, never touching a developer's running stack.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import urllib.error
+import urllib.request
+from collections import Counter
+from datetime import date, timedelta
+
+import pytest
+
+import stack
+from cfn_template import load_template
+from conftest import REPO_ROOT, free_port, venv_tool
+from provision import read_env_file
+
+PROPERTY = "5f1c2a9e-3b7d-4c41-9a0e-7d2b6c8e1f01"  # Maple Grove, America/Chicago
+PROSPECTS = 200
+# What the deployed API lets through at once.
+IN_FLIGHT = load_template(REPO_ROOT / "template.yaml").document["Resources"]["ChatbotApi"]["Properties"][
+    "DefaultRouteSettings"]["ThrottlingBurstLimit"]
+
+
+def in_person_agents() -> set[str]:
+    properties = json.loads((REPO_ROOT / "infra/properties/demo.json").read_text())
+    maple = next(p for p in (properties if isinstance(properties, list) else [properties])
+                 if p["property_id"] == PROPERTY)
+    return {a["id"] for a in maple["agents"] if "in_person" in a["tour_types"]}
+
+
+@pytest.fixture(scope="module")
+def running_stack(tmp_path_factory):
+    venv_tool("moto_server"), venv_tool("cargo-lambda")
+    paths = stack.Paths(tmp_path_factory.mktemp("e2e") / "local")
+    ports = stack.Ports(dynamodb=free_port(), moto=free_port(), resman=free_port(), lambda_=free_port())
+    with pytest.MonkeyPatch.context() as patch:
+        for name, port in ports.named().items():
+            patch.setenv(name, str(port))
+        try:
+            assert stack.up(paths) == 0
+            yield read_env_file(paths.stack_env)
+        finally:
+            stack.down(paths)
+
+
+def call(env: dict, method: str, path: str, body: dict | None = None) -> tuple[int, dict]:
+    request = urllib.request.Request(
+        f"{env['LAMBDA_BASE_URL']}/{path}",
+        method=method,
+        data=None if body is None else json.dumps(body).encode(),
+        headers={"x-api-key": env["API_KEY"], "content-type": "application/json"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=120) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+def free_slot(env: dict) -> tuple[str, str]:
+    """The first in-person time offered on a weekday a few days out: (date, HH:MM)."""
+    day = date.today() + timedelta(days=3)
+    while day.weekday() >= 5:
+        day += timedelta(days=1)
+    status, answer = call(
+        env, "GET",
+        f"tour-availability/api/resman/tours/availability?property_id={PROPERTY}&date={day}&tour_type=in_person",
+    )
+    assert status == 200 and answer["available_slots"], answer
+    return str(day), answer["available_slots"][0]["time"][11:16]
+
+
+def test_two_hundred_simultaneous_bookings_of_one_slot_through_the_functions_book_one_per_agent(running_stack):
+    env = running_stack
+    day, time = free_slot(env)
+    agents = in_person_agents()
+    start = threading.Barrier(PROSPECTS)
+    in_flight = threading.BoundedSemaphore(IN_FLIGHT)
+    answers: list[tuple[int, dict]] = [None] * PROSPECTS  # type: ignore[list-item]
+
+    def prospect(n: int) -> None:
+        body = {
+            "conversation_id": f"e2e-{n}",
+            "tour_data": {
+                "prospect_name": f"Prospect Number{n}", "prospect_email": f"e2e{n}@example.com",
+                "prospect_phone": f"+1512557{n:04d}", "tour_type": "in_person", "preferred_date": day,
+                "preferred_time": time, "property_id": PROPERTY,
+            },
+        }
+        start.wait()
+        with in_flight:
+            answers[n] = call(env, "POST", "book-tour/api/resman/tours/book", body)
+
+    threads = [threading.Thread(target=prospect, args=(n,)) for n in range(PROSPECTS)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    statuses = Counter(status for status, _ in answers)
+    assert statuses == {201: len(agents), 409: PROSPECTS - len(agents)}, statuses
+    booked = [answer for status, answer in answers if status == 201]
+    assert {b["staff_member_id"] for b in booked} == agents, "each agent gives the tour once"
+    refused = [answer for status, answer in answers if status == 409]
+    assert all(r["error"]["code"] == "slot_taken" and r["error"]["alternatives"] for r in refused)
+
+    with urllib.request.urlopen(f"{env['RESMAN_SANDBOX_URL']}/_sandbox/appointments?property_id={PROPERTY}") as r:
+        appointments = json.loads(r.read())
+    at_that_time = [a for a in appointments if a["appointment_id"] in {b["resman_appointment_id"] for b in booked}]
+    assert len(at_that_time) == len(agents), "ResMan got exactly the winners"
+    assert len({a["agent_id"] for a in at_that_time}) == len(agents)
