@@ -496,7 +496,7 @@ def book_tour(ctx: Context, prospect: dict, day: date, at: clock_time, key: str 
             "preferred_date": day.isoformat(),
             "preferred_time": at.strftime("%H:%M"),
             "property_id": DEMO_PROPERTY_ID,
-            "unit_preferences": "2 bedrooms, ground floor",
+            "unit_preferences": ["2 bedrooms", "ground floor"],
             "special_requests": "Coming with a dog",
         },
     }
@@ -549,6 +549,9 @@ def step_chatbot_books_a_tour(ctx: Context) -> None:
     stored = datetime.fromisoformat(in_resman[0]["scheduled_at"].replace("Z", "+00:00"))
     say(f"  In ResMan's calendar: a tour with {answer['staff_member']} at {clock(stored.astimezone(zone))} Central "
         f"(ResMan keeps it as {stored.strftime('%H:%M')} UTC, the way ResMan stores times).")
+    wishes = (in_resman[0].get("comments") or "").partition("Unit preferences: ")[2].partition(".")[0]
+    if wishes:
+        say(f"  What she is looking for travels with it, for the guide to read: {wishes}.")
 
     say("The chatbot's connection drops and it sends the very same request again:")
     again_status, again = book_tour(ctx, maria, day, CHATBOT_TOUR_TIME, key)

@@ -86,14 +86,40 @@ pub struct TourData {
     pub preferred_date: Option<String>,
     pub preferred_time: Option<String>,
     pub property_id: Option<String>,
-    pub unit_preferences: Option<String>,
+    pub unit_preferences: Option<TextList>,
     pub special_requests: Option<String>,
 }
+
+/// A field the brief types `string[]` (`unit_preferences`): a list of strings, or one string from older clients.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(untagged)]
+pub enum TextList {
+    One(String),
+    Many(Vec<String>),
+}
+
+/// At most this many unit preferences, each at most `MAX_PREFERENCE_CHARS` long.
+pub const MAX_PREFERENCES: usize = 10;
+pub const MAX_PREFERENCE_CHARS: usize = 100;
 
 /// The largest booking body accepted.
 pub const MAX_BODY_BYTES: usize = 16 * 1024;
 
 type JsonObject = serde_json::Map<String, serde_json::Value>;
+
+fn text_list_field(object: &JsonObject, name: &str, field: &'static str) -> Result<Option<TextList>, InvalidField> {
+    let wrong = || InvalidField::new(field, "must be a list of strings (or one string)");
+    match object.get(name) {
+        None | Some(serde_json::Value::Null) => Ok(None),
+        Some(serde_json::Value::String(text)) => Ok(Some(TextList::One(text.clone()))),
+        Some(serde_json::Value::Array(items)) => items
+            .iter()
+            .map(|item| item.as_str().map(str::to_owned).ok_or_else(wrong))
+            .collect::<Result<Vec<_>, _>>()
+            .map(|items| Some(TextList::Many(items))),
+        Some(_) => Err(wrong()),
+    }
+}
 
 fn text_field(object: &JsonObject, name: &str, field: &'static str) -> Result<Option<String>, InvalidField> {
     match object.get(name) {
@@ -128,7 +154,7 @@ impl BookTourRequest {
                 preferred_date: text_field(data, "preferred_date", "tour_data.preferred_date")?,
                 preferred_time: text_field(data, "preferred_time", "tour_data.preferred_time")?,
                 property_id: text_field(data, "property_id", "tour_data.property_id")?,
-                unit_preferences: text_field(data, "unit_preferences", "tour_data.unit_preferences")?,
+                unit_preferences: text_list_field(data, "unit_preferences", "tour_data.unit_preferences")?,
                 special_requests: text_field(data, "special_requests", "tour_data.special_requests")?,
             }),
             Some(_) => return Err(InvalidField::new("tour_data", "must be an object")),
@@ -189,6 +215,30 @@ fn free_text(value: &Option<String>, field: &'static str, max: usize) -> Result<
     Ok(Some(text.to_owned()))
 }
 
+/// Unit preferences as one line for ResMan's comments and guest card ("2 bedrooms; ground floor"): each entry
+/// checked like free text, blank ones dropped.
+fn preferences(value: &Option<TextList>) -> Result<Option<String>, InvalidField> {
+    const FIELD: &str = "tour_data.unit_preferences";
+    let entries = match value {
+        None => return Ok(None),
+        Some(TextList::One(text)) => return free_text(&Some(text.clone()), FIELD, 500),
+        Some(TextList::Many(entries)) => entries,
+    };
+    if entries.len() > MAX_PREFERENCES {
+        return Err(InvalidField::new(
+            FIELD,
+            format!("must list at most {MAX_PREFERENCES} preferences"),
+        ));
+    }
+    let mut kept = Vec::new();
+    for (n, entry) in entries.iter().enumerate() {
+        let checked = free_text(&Some(entry.clone()), FIELD, MAX_PREFERENCE_CHARS)
+            .map_err(|e| InvalidField::new(FIELD, format!("preference {} {}", n + 1, e.reason)))?;
+        kept.extend(checked);
+    }
+    Ok(Some(kept.join("; ")).filter(|line| !line.is_empty()))
+}
+
 impl BookTourCommand {
     pub fn parse(request: &BookTourRequest) -> Result<Self, InvalidField> {
         let conversation_id = ConversationId::parse(required(&request.conversation_id, "conversation_id")?)?;
@@ -229,7 +279,7 @@ impl BookTourCommand {
             tour_type,
             date,
             time,
-            unit_preferences: free_text(&data.unit_preferences, "tour_data.unit_preferences", 500)?,
+            unit_preferences: preferences(&data.unit_preferences)?,
             special_requests: free_text(&data.special_requests, "tour_data.special_requests", 1000)?,
         })
     }
@@ -534,10 +584,45 @@ mod tests {
                 Box::new(|b| b["tour_data"]["special_requests"] = json!("x".repeat(1001))),
                 "tour_data.special_requests",
             ),
+            (
+                Box::new(|b| b["tour_data"]["unit_preferences"] = json!(vec!["a"; MAX_PREFERENCES + 1])),
+                "tour_data.unit_preferences",
+            ),
+            (
+                Box::new(|b| b["tour_data"]["unit_preferences"] = json!(["ok", "y".repeat(MAX_PREFERENCE_CHARS + 1)])),
+                "tour_data.unit_preferences",
+            ),
+            (
+                Box::new(|b| b["tour_data"]["unit_preferences"] = json!(["ok", "bad\u{7}"])),
+                "tour_data.unit_preferences",
+            ),
         ];
         for (change, field) in cases {
             assert_eq!(BookTourCommand::parse(&request(change)).unwrap_err().field, field);
         }
+    }
+
+    #[test]
+    fn unit_preferences_come_as_the_briefs_list_or_as_one_string() {
+        let listed = request(|b| b["tour_data"]["unit_preferences"] = json!(["2 bedrooms", " ", "ground floor"]));
+        let command = BookTourCommand::parse(&listed).unwrap();
+        assert_eq!(command.unit_preferences.as_deref(), Some("2 bedrooms; ground floor"));
+        let one = BookTourCommand::parse(&request(|_| {})).unwrap();
+        assert_eq!(one.unit_preferences.as_deref(), Some("2 bedrooms"));
+        let none = BookTourCommand::parse(&request(|b| b["tour_data"]["unit_preferences"] = json!([]))).unwrap();
+        assert_eq!(none.unit_preferences, None);
+        let body = br#"{"conversation_id":"c","tour_data":{"unit_preferences":["2 bedrooms", 3]}}"#;
+        assert_eq!(
+            BookTourRequest::from_body(body).unwrap_err().field,
+            "tour_data.unit_preferences"
+        );
+        let third = request(|b| b["tour_data"]["unit_preferences"] = json!(["a", "b", "c\u{1}"]));
+        assert!(
+            BookTourCommand::parse(&third)
+                .unwrap_err()
+                .reason
+                .starts_with("preference 3 ")
+        );
     }
 
     #[test]
