@@ -428,13 +428,8 @@ pub enum SyncStatus {
     Rejected,
 }
 
-/// The tour's own state.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum TourStatus {
-    Scheduled,
-    Released,
-}
+/// The tour's own state: its life is decided in [`super::lifecycle`].
+pub use super::lifecycle::TourStatus;
 
 /// What we keep of a booking.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -4,6 +4,7 @@ pub mod booking;
 pub mod calendar;
 pub mod contact;
 pub mod ids;
+pub mod lifecycle;
 pub mod notice;
 pub mod property;
 pub mod resman;
