@@ -20,7 +20,6 @@ use shared::adapters::sqs::SqsSyncQueue;
 use shared::app::AppError;
 use shared::app::availability::{AvailabilityDeps, AvailabilityQuery, Source, availability};
 use shared::app::booking::{BookingDeps, book_tour};
-use shared::app::sync::Attempts;
 use shared::domain::TourType;
 use shared::domain::booking::{BookTourCommand, BookTourRequest, BookingId, Holder, lock_granules};
 use shared::domain::property::Property;
@@ -72,17 +71,7 @@ impl Stack {
     }
 
     fn booking(&self) -> BookingDeps<'_> {
-        BookingDeps {
-            properties: &self.store,
-            calendar: &self.store,
-            tours: &self.store,
-            resman: &self.resman,
-            queue: &self.queue,
-            attempts: Attempts {
-                count: 3,
-                backoff: StdDuration::from_millis(250),
-            },
-        }
+        booking_deps(&self.store, &self.resman, &self.queue, StdDuration::from_millis(250))
     }
 
     async fn book(&self, n: usize, date: NaiveDate, time: &str) -> Result<u16, AppError> {

@@ -294,3 +294,32 @@ pub fn resman_for(sandbox: &RunningSandbox, timeout: Duration) -> shared::adapte
     settings.timeout = timeout;
     shared::adapters::resman::HttpResMan::new(settings).expect("HTTP client")
 }
+
+/// The booking use case's ports as the `book-tour` function wires them: one store for every storage port, three
+/// ResMan attempts with back-off from `backoff`.
+pub fn booking_deps<'a>(
+    store: &'a shared::adapters::dynamo::DynamoStore,
+    resman: &'a shared::adapters::resman::HttpResMan,
+    queue: &'a shared::adapters::sqs::SqsSyncQueue,
+    backoff: Duration,
+) -> shared::app::booking::BookingDeps<'a> {
+    shared::app::booking::BookingDeps {
+        properties: store,
+        calendar: store,
+        tours: store,
+        resman,
+        queue,
+        attempts: shared::app::sync::Attempts { count: 3, backoff },
+    }
+}
+
+/// A JSON answer of the sandbox's control surface (`/_sandbox/<path>`).
+pub async fn sandbox_json(sandbox: &RunningSandbox, path: &str) -> serde_json::Value {
+    reqwest::get(format!("{}/_sandbox/{path}", sandbox.base_url()))
+        .await
+        .and_then(reqwest::Response::error_for_status)
+        .unwrap_or_else(|e| panic!("GET /_sandbox/{path}: {e}"))
+        .json()
+        .await
+        .unwrap_or_else(|e| panic!("GET /_sandbox/{path} is not JSON: {e}"))
+}

@@ -57,17 +57,7 @@ impl Stack {
     }
 
     fn deps(&self) -> BookingDeps<'_> {
-        BookingDeps {
-            properties: &self.store,
-            calendar: &self.store,
-            tours: &self.store,
-            resman: &self.resman,
-            queue: &self.queue,
-            attempts: Attempts {
-                count: 3,
-                backoff: StdDuration::from_millis(20),
-            },
-        }
+        booking_deps(&self.store, &self.resman, &self.queue, StdDuration::from_millis(20))
     }
 
     fn worker(&self) -> WorkerDeps<'_> {

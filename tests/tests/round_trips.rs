@@ -4,11 +4,10 @@
 
 use chrono::{Datelike, Duration, NaiveDate, Utc, Weekday};
 use integration_tests::*;
-use serde_json::{Value, json};
+use serde_json::json;
 use shared::adapters::sqs::SqsSyncQueue;
 use shared::app::availability::{AvailabilityDeps, AvailabilityQuery, Source, availability};
-use shared::app::booking::{BookingDeps, book_tour};
-use shared::app::sync::Attempts;
+use shared::app::booking::book_tour;
 use shared::domain::booking::{BookTourCommand, BookTourRequest, BookingId};
 use std::time::Duration as StdDuration;
 
@@ -22,12 +21,7 @@ fn mid_month_weekday() -> NaiveDate {
 }
 
 async fn resman_calls(sandbox: &RunningSandbox) -> Vec<String> {
-    let log: Value = reqwest::get(format!("{}/_sandbox/requests", sandbox.base_url()))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let log = sandbox_json(sandbox, "requests").await;
     log.as_array()
         .unwrap()
         .iter()
@@ -89,17 +83,7 @@ async fn a_booking_is_five_dynamodb_requests_and_a_second_in_the_conversation_sk
     let sandbox = sandbox().await;
     let resman = resman_for(&sandbox, StdDuration::from_secs(5));
     let queue = SqsSyncQueue::new(&aws.sdk().await, aws.var("SYNC_QUEUE_URL"));
-    let deps = BookingDeps {
-        properties: &store,
-        calendar: &store,
-        tours: &store,
-        resman: &resman,
-        queue: &queue,
-        attempts: Attempts {
-            count: 3,
-            backoff: StdDuration::from_millis(100),
-        },
-    };
+    let deps = booking_deps(&store, &resman, &queue, StdDuration::from_millis(100));
     let day = mid_month_weekday();
     let (first, second) = (command("conv-rt", day, "10:00"), command("conv-rt", day, "14:00"));
     let book = async |command| {
@@ -132,12 +116,7 @@ async fn a_booking_is_five_dynamodb_requests_and_a_second_in_the_conversation_sk
         ["MITS/PostLeadManagement4_0"],
         "the conversation's first tour found the prospect: the post alone"
     );
-    let prospects: Value = reqwest::get(format!("{}/_sandbox/appointments", sandbox.base_url()))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let prospects = sandbox_json(&sandbox, "appointments").await;
     let ids: std::collections::BTreeSet<&str> = prospects
         .as_array()
         .unwrap()
