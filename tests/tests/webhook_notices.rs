@@ -92,7 +92,7 @@ async fn a_signed_staff_change_is_verified_and_kept_once() {
             assert_eq!(effect, NoticeEffect::Applied(MirrorOutcome::Changed));
             assert_eq!(notice.appointment_id.as_str(), appointment_id);
             assert_eq!(notice.status, TourEventStatus::Cancelled);
-            assert_eq!(notice.staff_member.as_ref().map(|a| a.as_str()), Some(DEMO_AGENTS[0]));
+            assert_eq!(notice.staff_member.as_deref(), Some(DEMO_AGENTS[0]));
         }
         other => panic!("expected the notice to be accepted, got {other:?}"),
     }
@@ -113,4 +113,67 @@ async fn a_signed_staff_change_is_verified_and_kept_once() {
     };
     let wrong = receive_change_notice(&wrong_deps, signature.as_deref(), &request.body, now).await;
     assert!(matches!(wrong, Err(AppError::BadSignature(_))));
+}
+
+/// The brief's `TourUpdateWebhook`, as a relay sends it: `updated_fields` an object of the new values, the staff
+/// member by name. It is accepted and moves the mirrored tour to the new time and the named agent.
+#[tokio::test]
+async fn a_relay_notice_in_the_briefs_shape_moves_the_tour_to_the_new_time_and_agent() {
+    let aws = LocalAws::start(&[], &[("WebhookSecretArn", SECRET)]);
+    let store = aws.store().await;
+    load_demo_properties(&store).await;
+    let deps = WebhookDeps {
+        inbox: &store,
+        properties: &store,
+        calendar: &store,
+        secret: SECRET.as_bytes(),
+    };
+    let now = chrono::Utc::now();
+    let tomorrow = |hour: u32| {
+        (now + chrono::Duration::days(1))
+            .date_naive()
+            .and_hms_opt(hour, 0, 0)
+            .unwrap()
+            .and_utc()
+    };
+    let notice = |event: &str, at: chrono::DateTime<chrono::Utc>, staff: &str, sent: i64| {
+        json!({
+            "event_id": event, "appointment_id": "relay-appt-1", "status": "Confirmed",
+            "updated_fields": {"status": "Confirmed", "scheduled_at": at.to_rfc3339()},
+            "staff_member": staff, "timestamp": (now + chrono::Duration::seconds(sent)).to_rfc3339(),
+            "property_id": DEMO_PROPERTY
+        })
+        .to_string()
+        .into_bytes()
+    };
+    let send = async |body: Vec<u8>| {
+        let signature = shared::domain::signature::sign(SECRET.as_bytes(), now.timestamp(), &body);
+        receive_change_notice(&deps, Some(&signature), &body, now).await
+    };
+
+    let first = send(notice("relay-1", tomorrow(15), "Alex Rivera", 0)).await.unwrap();
+    assert!(matches!(
+        first,
+        NoticeOutcome::Accepted(_, NoticeEffect::Applied(MirrorOutcome::Changed))
+    ));
+    let moved = send(notice("relay-2", tomorrow(17), "jordan lee", 1)).await.unwrap();
+    assert!(matches!(
+        moved,
+        NoticeOutcome::Accepted(_, NoticeEffect::Applied(MirrorOutcome::Changed))
+    ));
+
+    let (_, mirrored) = store
+        .mirrored(&shared::domain::AppointmentId::parse("relay-appt-1").unwrap())
+        .await
+        .unwrap()
+        .expect("the relayed tour is mirrored");
+    assert_eq!(
+        mirrored.window.start(),
+        tomorrow(17),
+        "the new time from updated_fields"
+    );
+    assert_eq!(
+        mirrored.agent.map(|a| a.as_str().to_owned()).as_deref(),
+        Some(DEMO_AGENTS[1])
+    );
 }

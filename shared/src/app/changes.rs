@@ -6,7 +6,7 @@ use super::AppError;
 use crate::domain::calendar::{self, MirroredAppointment};
 use crate::domain::notice::ChangeNotice;
 use crate::domain::property::Property;
-use crate::domain::{TourType, UtcWindow};
+use crate::domain::{AgentId, TourType, UtcWindow};
 use crate::ports::{CalendarStore, MirrorOutcome, PropertyStore, ResManGateway};
 use chrono::{DateTime, Duration, Utc};
 
@@ -110,6 +110,17 @@ pub enum NoticeEffect {
     NotOurs,
 }
 
+/// The agent a notice's `staff_member` names (an employee id or a name), if the property has one by it. One it does
+/// not know is logged by its property and left out: the mirror keeps the agent it had.
+fn staff_agent(property: &Property, notice: &ChangeNotice) -> Option<AgentId> {
+    let named = notice.staff_member.as_deref()?;
+    let agent = property.agent_named(named).map(|a| a.id.clone());
+    if agent.is_none() {
+        tracing::warn!(property_id = %property.id, event_id = %notice.event_id, "the notice's staff member is not an agent of the property");
+    }
+    agent
+}
+
 /// Applies a notice: the appointment as the notice describes it, filling what it leaves out from our mirror.
 pub async fn apply_notice(
     properties: &dyn PropertyStore,
@@ -137,7 +148,7 @@ pub async fn apply_notice(
     let window = UtcWindow::starting_at(start, length)?;
     let appointment = MirroredAppointment {
         appointment_id: notice.appointment_id.clone(),
-        agent: notice.staff_member.clone().or_else(|| known.and_then(|(_, m)| m.agent)),
+        agent: staff_agent(&property, notice).or_else(|| known.and_then(|(_, m)| m.agent)),
         window,
         status: notice.status,
         as_of: notice.sent_at,
@@ -315,5 +326,39 @@ mod tests {
             MirrorOutcome::Unchanged
         );
         assert!(store.busy_in(&property.id, day).await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_staff_member_named_by_name_or_id_takes_the_tour_and_an_unknown_one_leaves_the_agent() {
+        let store = MemoryStore::with_property(demo());
+        let (_, resman) = one_staff_tour();
+        poll(&store, &resman, now()).await;
+        let appointment = AppointmentId::parse("EV-1").unwrap();
+        let agent_after = async |n: i64, staff: &str| {
+            let notice = ChangeNotice {
+                event_id: format!("n-{n}"),
+                appointment_id: appointment.clone(),
+                status: TourEventStatus::Confirmed,
+                updated_fields: vec!["staff_member".into()],
+                staff_member: Some(staff.into()),
+                property_id: Some(demo().id),
+                scheduled_at: None,
+                sent_at: now() + Duration::minutes(n),
+            };
+            apply_notice(&store, &store, &notice).await.unwrap();
+            let (_, mirrored) = store.mirrored(&appointment).await.unwrap().unwrap();
+            mirrored.agent.map(|a| a.as_str().to_owned())
+        };
+        assert_eq!(
+            agent_after(1, "jordan lee").await.as_deref(),
+            Some("B"),
+            "by name, any case"
+        );
+        assert_eq!(agent_after(2, "A").await.as_deref(), Some("A"), "by employee id");
+        assert_eq!(
+            agent_after(3, "Someone Else").await.as_deref(),
+            Some("A"),
+            "unknown: unchanged"
+        );
     }
 }

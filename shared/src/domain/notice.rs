@@ -1,9 +1,12 @@
 //! A change ResMan (or a relay) tells us about: a leasing agent moved, confirmed or cancelled a tour.
-//! Webhook body: `{"event_id","appointment_id","status","updated_fields","staff_member","timestamp"}`; the sandbox
-//! also sends `property_id` and `scheduled_at`, which are used when present **[assumed]**.
+//! Webhook body, the brief's `TourUpdateWebhook`: `{"event_id","appointment_id","status","updated_fields",
+//! "staff_member","timestamp"}`, where `updated_fields` is an object of the new values (`{"status": "Confirmed",
+//! "scheduled_at": "..."}`) and `staff_member` a person's name or an employee id. A list of the changed fields'
+//! names is accepted too (the sandbox sends one). `property_id` and `scheduled_at` are used when present
+//! **[assumed]**; a `scheduled_at` among the updated fields counts as the new time.
 
 use super::resman::TourEventStatus;
-use super::{AgentId, AppointmentId, InvalidField, ResManPropertyId};
+use super::{AppointmentId, InvalidField, ResManPropertyId};
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
@@ -12,8 +15,10 @@ pub struct ChangeNotice {
     pub event_id: String,
     pub appointment_id: AppointmentId,
     pub status: TourEventStatus,
+    /// The names of the fields that changed.
     pub updated_fields: Vec<String>,
-    pub staff_member: Option<AgentId>,
+    /// As sent: an employee id or a person's name, resolved against the property's agents when applied.
+    pub staff_member: Option<String>,
     pub property_id: Option<ResManPropertyId>,
     pub scheduled_at: Option<DateTime<Utc>>,
     pub sent_at: DateTime<Utc>,
@@ -25,11 +30,39 @@ struct Wire {
     appointment_id: Option<String>,
     status: Option<String>,
     #[serde(default)]
-    updated_fields: Vec<String>,
+    updated_fields: serde_json::Value,
     staff_member: Option<String>,
     timestamp: Option<String>,
     property_id: Option<String>,
     scheduled_at: Option<String>,
+}
+
+/// The changed fields' names, and the new time when it is among them: from the brief's object of new values, or
+/// from a list of names.
+fn updated_fields(value: &serde_json::Value) -> Result<(Vec<String>, Option<DateTime<Utc>>), InvalidField> {
+    match value {
+        serde_json::Value::Null => Ok((Vec::new(), None)),
+        serde_json::Value::Object(values) => {
+            let scheduled_at = match values.get("scheduled_at") {
+                None | Some(serde_json::Value::Null) => None,
+                Some(serde_json::Value::String(raw)) => Some(rfc3339("updated_fields.scheduled_at", raw)?),
+                Some(_) => {
+                    return Err(InvalidField::new(
+                        "updated_fields.scheduled_at",
+                        "must be an RFC 3339 date-time",
+                    ));
+                }
+            };
+            Ok((values.keys().cloned().collect(), scheduled_at))
+        }
+        serde_json::Value::Array(names) => names
+            .iter()
+            .map(|n| n.as_str().map(str::to_owned))
+            .collect::<Option<Vec<_>>>()
+            .map(|names| (names, None))
+            .ok_or_else(|| InvalidField::new("updated_fields", "must be an object of new values")),
+        _ => Err(InvalidField::new("updated_fields", "must be an object of new values")),
+    }
 }
 
 fn rfc3339(field: &'static str, raw: &str) -> Result<DateTime<Utc>, InvalidField> {
@@ -81,23 +114,24 @@ impl ChangeNotice {
                 .timestamp
                 .ok_or_else(|| InvalidField::new("timestamp", "is required"))?,
         )?;
+        let (updated_fields, new_time) = updated_fields(&wire.updated_fields)?;
+        let staff_member = wire.staff_member.map(|s| s.trim().to_owned()).filter(|s| !s.is_empty());
+        if staff_member.as_ref().is_some_and(|s| s.chars().count() > 128) {
+            return Err(InvalidField::new("staff_member", "must be at most 128 characters"));
+        }
         Ok(Self {
             event_id: event_id.trim().to_owned(),
             appointment_id,
             status: TourEventStatus::from_resman(Some(&status_word)),
-            updated_fields: wire.updated_fields,
-            staff_member: wire
-                .staff_member
-                .as_deref()
-                .map(AgentId::parse)
-                .transpose()
-                .map_err(|e| InvalidField::new("staff_member", e.reason))?,
+            updated_fields,
+            staff_member,
             property_id: wire.property_id.as_deref().map(ResManPropertyId::parse).transpose()?,
             scheduled_at: wire
                 .scheduled_at
                 .as_deref()
                 .map(|s| rfc3339("scheduled_at", s))
-                .transpose()?,
+                .transpose()?
+                .or(new_time),
             sent_at,
         })
     }
@@ -118,8 +152,23 @@ mod tests {
     }
 
     #[test]
+    fn the_briefs_shape_parses_with_the_new_values_and_a_staff_name() {
+        let body = br#"{"event_id":"e-2","appointment_id":"A-1","status":"Confirmed",
+            "updated_fields":{"status":"Confirmed","scheduled_at":"2026-12-01T21:00:00Z","staff_notes":"moved"},
+            "staff_member":"Alex Rivera","timestamp":"2026-12-01T16:00:00Z"}"#;
+        let n = ChangeNotice::parse(body).unwrap();
+        assert_eq!(n.status, TourEventStatus::Confirmed);
+        assert_eq!(n.updated_fields, ["scheduled_at", "staff_notes", "status"]);
+        assert_eq!(n.scheduled_at.unwrap().to_rfc3339(), "2026-12-01T21:00:00+00:00");
+        assert_eq!(n.staff_member.as_deref(), Some("Alex Rivera"));
+    }
+
+    #[test]
     fn each_missing_or_bad_field_is_named() {
-        let cases: [(&[u8], &str); 6] = [
+        let cases: [(&[u8], &str); 9] = [
+            (br#"{"event_id":"e","appointment_id":"A","status":"Confirmed","timestamp":"2026-12-01T16:00:00Z","updated_fields":3}"#, "updated_fields"),
+            (br#"{"event_id":"e","appointment_id":"A","status":"Confirmed","timestamp":"2026-12-01T16:00:00Z","updated_fields":[1]}"#, "updated_fields"),
+            (br#"{"event_id":"e","appointment_id":"A","status":"Confirmed","timestamp":"2026-12-01T16:00:00Z","updated_fields":{"scheduled_at":"soon"}}"#, "updated_fields.scheduled_at"),
             (b"not json", "body"),
             (br#"{"appointment_id":"A","status":"Confirmed","timestamp":"2026-12-01T16:00:00Z"}"#, "event_id"),
             (br#"{"event_id":"e","status":"Confirmed","timestamp":"2026-12-01T16:00:00Z"}"#, "appointment_id"),

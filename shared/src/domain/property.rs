@@ -298,6 +298,15 @@ impl Property {
     pub fn agent(&self, id: &AgentId) -> Option<&AgentConfig> {
         self.agents.iter().find(|a| &a.id == id)
     }
+
+    /// The agent a person names, by employee id or by name (any case): ResMan's notices may send either.
+    pub fn agent_named(&self, id_or_name: &str) -> Option<&AgentConfig> {
+        let wanted = id_or_name.trim();
+        self.agents
+            .iter()
+            .find(|a| a.id.as_str() == wanted)
+            .or_else(|| self.agents.iter().find(|a| a.name.trim().eq_ignore_ascii_case(wanted)))
+    }
 }
 
 /// Reads a file of one property or a JSON array of them.
