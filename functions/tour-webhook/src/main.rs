@@ -17,7 +17,7 @@ struct Deps {
 
 async fn handle(deps: &Deps, request: Request) -> Response<Body> {
     if request.method() != lambda_http::http::Method::POST {
-        return ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "use POST").into_response();
+        return ApiError::method_not_allowed(&lambda_http::http::Method::POST);
     }
     let signature = request
         .headers()

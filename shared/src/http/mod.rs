@@ -5,7 +5,7 @@ pub mod response;
 
 pub use response::{ApiError, json};
 
-use lambda_http::http::{Method, StatusCode};
+use lambda_http::http::Method;
 use lambda_http::{Body, Request, Response};
 
 /// The gate every chatbot endpoint passes first: the request's method, then its `x-api-key`.
@@ -21,14 +21,7 @@ pub fn gate(keys: &auth::ApiKeys, request: &Request, method: Method) -> Option<R
         return Some(ApiError::unauthorized(message).with_field("x-api-key").into_response());
     }
     if request.method() != method {
-        return Some(
-            ApiError::new(
-                StatusCode::METHOD_NOT_ALLOWED,
-                "method_not_allowed",
-                format!("use {method}"),
-            )
-            .into_response(),
-        );
+        return Some(ApiError::method_not_allowed(&method));
     }
     None
 }
@@ -84,6 +77,11 @@ mod tests {
         )
         .unwrap();
         assert_eq!(refusal.status(), 405);
+        assert_eq!(
+            refusal.headers()["allow"],
+            "GET",
+            "RFC 9110: a 405 says which methods the route takes"
+        );
     }
 
     #[test]

@@ -35,6 +35,20 @@ impl ApiError {
         Self::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
     }
 
+    /// A 405 for a route that answers only `allowed`, with the `Allow` header RFC 9110 requires of a 405.
+    pub fn method_not_allowed(allowed: &lambda_http::http::Method) -> Response<Body> {
+        let mut response = Self::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            format!("use {allowed}"),
+        )
+        .into_response();
+        if let Ok(value) = HeaderValue::from_str(allowed.as_str()) {
+            response.headers_mut().insert(header::ALLOW, value);
+        }
+        response
+    }
+
     pub fn into_response(self) -> Response<Body> {
         let mut error = serde_json::json!({ "code": self.code, "message": self.message });
         if let Some(field) = &self.field {
