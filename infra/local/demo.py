@@ -567,6 +567,14 @@ def step_chatbot_books_a_tour(ctx: Context) -> None:
         t = tours[-1]
         say(f"  The chatbot can read the tour back for the conversation: {t['status']}, "
             f"{'in ResMan' if t['sync_status'] == 'synced' else t['sync_status']}, with {t['staff_member']}.")
+    resman_id = answer.get("resman_appointment_id")
+    if resman_id:
+        tour = request_json("GET", f"{ctx.url('LAMBDA_BASE_URL')}/get-tour/api/resman/tours/{resman_id}",
+                            headers={"x-api-key": ctx.env.get("API_KEY", "")})
+        if isinstance(tour, dict) and tour.get("history"):
+            first = tour["history"][0]
+            say(f"  Staff can open it by ResMan's own appointment number too: version {tour['version']}, "
+                f"its history starting with \"{first['status']}, by the {first['source']}\".")
 
     say(f"Three more prospects ask for the same time, {clock(CHATBOT_TOUR_TIME)}:")
     for prospect in PROSPECTS[1:4]:

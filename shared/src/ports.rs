@@ -281,6 +281,12 @@ pub trait TourStore: Send + Sync {
         id: &crate::domain::booking::BookingId,
     ) -> Result<Option<crate::domain::booking::TourRecord>, StoreError>;
 
+    /// The tour that ResMan knows by this appointment id (once its booking reached ResMan).
+    async fn tour_by_resman_id(
+        &self,
+        appointment: &AppointmentId,
+    ) -> Result<Option<crate::domain::booking::TourRecord>, StoreError>;
+
     /// Saves the ResMan side of a tour (sync status, appointment and prospect ids, last error); a synced tour's
     /// outbox item is done.
     async fn save_sync(&self, tour: &crate::domain::booking::TourRecord) -> Result<(), StoreError>;

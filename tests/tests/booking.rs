@@ -576,6 +576,8 @@ async fn a_request_whose_first_call_died_after_holding_the_slot_is_answered_from
         idempotency_key: key,
         created_at: Utc::now(),
         last_error: None,
+        version: 1,
+        history: Vec::new(),
     };
     let booking = NewBooking {
         lock_granules: lock_granules(&stack.property, &holder, &window),
@@ -616,4 +618,22 @@ async fn a_request_whose_first_call_died_after_holding_the_slot_is_answered_from
     assert_eq!(recovered.status, 202);
     assert_eq!(response(&recovered)["appointment_id"], tour.booking_id.as_str());
     assert_eq!(response(&recovered)["sync_status"], "pending");
+}
+
+#[tokio::test]
+async fn a_booked_tour_reads_back_by_our_id_and_by_resmans_with_its_history() {
+    let stack = Stack::start().await;
+    let booked = stack.book(&command(&stack.property, 1, "10:00"), None).await.unwrap();
+    let answer = booked.response.unwrap();
+    let ours = shared::app::booking::tour_view(&stack.store, &stack.store, &answer.appointment_id)
+        .await
+        .unwrap();
+    let resman_id = answer.resman_appointment_id.clone().expect("synced");
+    let theirs = shared::app::booking::tour_view(&stack.store, &stack.store, &resman_id)
+        .await
+        .unwrap();
+    assert_eq!(ours, theirs, "ResMan's id leads to the same tour");
+    assert_eq!(ours.tour, answer);
+    assert_eq!((ours.version, ours.history.len()), (1, 1));
+    assert_eq!(ours.history[0].datetime, answer.confirmed_datetime);
 }

@@ -40,6 +40,18 @@ fn the_conversation_sample_names_a_conversation() {
 }
 
 #[test]
+fn the_tour_sample_names_a_booking_in_its_path() {
+    let event = http("get-tour.json");
+    assert!(event.headers.contains_key("x-api-key"));
+    let id = event.path_parameters.get("appointment_id").unwrap();
+    assert_eq!(
+        event.raw_path.as_deref(),
+        Some(format!("/api/resman/tours/{id}").as_str())
+    );
+    shared::domain::booking::BookingId::parse(id).unwrap();
+}
+
+#[test]
 fn the_webhook_samples_carry_a_signature_and_a_valid_notice() {
     for name in [
         "tour-webhook-confirmed.json",

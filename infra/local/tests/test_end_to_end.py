@@ -121,3 +121,9 @@ def test_two_hundred_simultaneous_bookings_of_one_slot_through_the_functions_boo
     at_that_time = [a for a in appointments if a["appointment_id"] in {b["resman_appointment_id"] for b in booked}]
     assert len(at_that_time) == len(agents), "ResMan got exactly the winners"
     assert len({a["agent_id"] for a in at_that_time}) == len(agents)
+
+    # Each winner reads back through get-tour by ResMan's id, as the tour now stands.
+    status, tour = call(env, "GET", f"get-tour/api/resman/tours/{booked[0]['resman_appointment_id']}")
+    assert status == 200, tour
+    assert tour["appointment_id"] == booked[0]["appointment_id"] and tour["version"] == 1
+    assert [h["source"] for h in tour["history"]] == ["chatbot"]

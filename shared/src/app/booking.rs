@@ -7,6 +7,7 @@ use super::sync::{Attempts, SyncOutcome, sync_to_resman};
 use crate::domain::booking::{
     BookTourCommand, BookingId, Holder, SyncStatus, TourRecord, TourStatus, lock_granules, requested_slot,
 };
+use crate::domain::lifecycle::{ChangeSource, TourChange};
 use crate::domain::property::Property;
 use crate::domain::slots::{self, Busy};
 use crate::domain::{TourType, UtcWindow};
@@ -220,6 +221,7 @@ fn new_tour(
     holder: Holder,
     now: DateTime<Utc>,
 ) -> TourRecord {
+    let agent = holder.agent().cloned();
     TourRecord {
         booking_id: booking_id.clone(),
         conversation_id: command.conversation_id.clone(),
@@ -245,6 +247,15 @@ fn new_tour(
         idempotency_key: key.to_owned(),
         created_at: now,
         last_error: None,
+        version: 1,
+        history: vec![TourChange {
+            version: 1,
+            at: now,
+            source: ChangeSource::Chatbot,
+            status: TourStatus::Scheduled,
+            start: window.start(),
+            agent,
+        }],
     }
 }
 
@@ -419,6 +430,69 @@ pub async fn conversation_tours(
         });
     }
     Ok(view)
+}
+
+/// One entry of a tour's history as the chatbot reads it: times in the property's zone, the agent by name.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HistoryView {
+    pub version: u64,
+    pub at: String,
+    pub source: ChangeSource,
+    pub status: TourStatus,
+    pub datetime: String,
+    pub staff_member: String,
+}
+
+/// One tour as it now stands: the booking answer's shape, where and in which conversation, its version and its
+/// history.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TourView {
+    #[serde(flatten)]
+    pub tour: BookTourResponse,
+    pub property_id: String,
+    pub conversation_id: String,
+    pub version: u64,
+    pub history: Vec<HistoryView>,
+}
+
+/// A tour by our id (`tour_...`) or by ResMan's appointment id.
+pub async fn tour_view(properties: &dyn PropertyStore, tours: &dyn TourStore, id: &str) -> Result<TourView, AppError> {
+    let not_found = || AppError::NotFound(crate::domain::InvalidField::new("appointment_id", "no such tour"));
+    let tour = match BookingId::parse(id) {
+        Ok(ours) => tours.tour(&ours).await?,
+        Err(_) => {
+            let theirs = crate::domain::AppointmentId::parse(id)
+                .map_err(|e| crate::domain::InvalidField::new("appointment_id", e.reason))?;
+            tours.tour_by_resman_id(&theirs).await?
+        }
+    }
+    .ok_or_else(not_found)?;
+    let property = load_property(properties, &tour.property_id).await?;
+    let zone = property.time_zone;
+    let name_of = |agent: &Option<crate::domain::AgentId>| {
+        agent
+            .as_ref()
+            .and_then(|a| property.agent(a))
+            .map_or_else(|| "Self-guided".to_owned(), |a| a.name.clone())
+    };
+    Ok(TourView {
+        tour: response_for(&property, &tour),
+        property_id: tour.property_id.to_string(),
+        conversation_id: tour.conversation_id.as_str().to_owned(),
+        version: tour.version,
+        history: tour
+            .history
+            .iter()
+            .map(|change| HistoryView {
+                version: change.version,
+                at: change.at.with_timezone(&zone).to_rfc3339(),
+                source: change.source,
+                status: change.status,
+                datetime: change.start.with_timezone(&zone).to_rfc3339(),
+                staff_member: name_of(&change.agent),
+            })
+            .collect(),
+    })
 }
 
 #[cfg(test)]
@@ -789,5 +863,40 @@ mod use_case_tests {
             .unwrap();
         assert_eq!((retry.status, retry.body), (first.status, first.body));
         assert_eq!(resman.posts(), 2);
+    }
+
+    #[tokio::test]
+    async fn a_tour_is_read_by_our_id_or_resmans_with_its_history() {
+        let (store, tours, resman) = (
+            MemoryStore::with_property(demo()),
+            MemoryTours::default(),
+            ScriptedResMan::default(),
+        );
+        let booked = book(&store, &tours, &resman, &command(1, "10:00"), None).await.unwrap();
+        let ours = booked.response.unwrap();
+        let by_ours = tour_view(&store, &tours, &ours.appointment_id).await.unwrap();
+        let by_theirs = tour_view(&store, &tours, ours.resman_appointment_id.as_deref().unwrap())
+            .await
+            .unwrap();
+        assert_eq!(by_ours, by_theirs);
+        assert_eq!(by_ours.tour, ours, "the booking answer's shape, as it now stands");
+        assert_eq!((by_ours.version, by_ours.conversation_id.as_str()), (1, "c-1"));
+        let booked_entry = &by_ours.history[0];
+        assert_eq!(
+            (booked_entry.source, booked_entry.status),
+            (ChangeSource::Chatbot, TourStatus::Scheduled)
+        );
+        assert_eq!(booked_entry.datetime, "2026-12-01T10:00:00-06:00");
+        assert_eq!(booked_entry.staff_member, ours.staff_member);
+        for unknown in ["tour_0123456789abcdef0123456789abcdef", "EV-404"] {
+            assert!(matches!(
+                tour_view(&store, &tours, unknown).await,
+                Err(AppError::NotFound(_))
+            ));
+        }
+        assert!(matches!(
+            tour_view(&store, &tours, "no spaces allowed").await,
+            Err(AppError::Invalid(e)) if e.field == "appointment_id"
+        ));
     }
 }

@@ -298,6 +298,16 @@ impl crate::ports::TourStore for MemoryTours {
         self.trips.take().await;
         Ok(locked(&self.tours).get(id).cloned())
     }
+    async fn tour_by_resman_id(
+        &self,
+        appointment: &AppointmentId,
+    ) -> Result<Option<crate::domain::booking::TourRecord>, StoreError> {
+        self.trips.take().await;
+        Ok(locked(&self.tours)
+            .values()
+            .find(|t| t.resman_appointment_id.as_ref() == Some(appointment))
+            .cloned())
+    }
     async fn save_sync(&self, tour: &crate::domain::booking::TourRecord) -> Result<(), StoreError> {
         self.trips.take().await;
         locked(&self.tours).insert(tour.booking_id.clone(), tour.clone());

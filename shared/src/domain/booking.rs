@@ -454,6 +454,16 @@ pub struct TourRecord {
     pub idempotency_key: String,
     pub created_at: DateTime<Utc>,
     pub last_error: Option<String>,
+    /// Raised by one with every accepted change; records written before versions existed read as 1.
+    #[serde(default = "first_version")]
+    pub version: u64,
+    /// Every change, oldest first, from the booking on.
+    #[serde(default)]
+    pub history: Vec<super::lifecycle::TourChange>,
+}
+
+fn first_version() -> u64 {
+    1
 }
 
 impl TourRecord {
@@ -707,6 +717,8 @@ mod tests {
             idempotency_key: "k".into(),
             created_at: now(),
             last_error: None,
+            version: 1,
+            history: Vec::new(),
         };
         let comments = record.resman_comments();
         assert!(comments.starts_with("Virtual Tour, 30 min."));

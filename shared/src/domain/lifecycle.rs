@@ -41,6 +41,31 @@ impl TourStatus {
     }
 }
 
+/// Who made a change to a tour.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChangeSource {
+    /// The chatbot, through our API.
+    Chatbot,
+    /// ResMan's webhook (or its relay).
+    ResmanWebhook,
+    /// The poller reading ResMan's changes.
+    ResmanPoll,
+    /// Leasing staff through our API.
+    StaffApi,
+}
+
+/// One entry of a tour's history: the tour as a change left it, stamped with the version that change made.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TourChange {
+    pub version: u64,
+    pub at: DateTime<Utc>,
+    pub source: ChangeSource,
+    pub status: TourStatus,
+    pub start: DateTime<Utc>,
+    pub agent: Option<super::AgentId>,
+}
+
 /// A change asked of a tour.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Change {

@@ -6,12 +6,14 @@
 //! - `BUSY#…`: the tour's busy time (see `calendar.rs`), and the `GEN#…` bumps of its dates.
 //! - `IDEM#<key>` / `IDEM`: the idempotency record, created in the same transaction, finished with the answer.
 //! - `OUTBOX#<booking id>` / `RESMAN`: the ResMan write owed, with `gsi1pk = OUTBOX`, deleted once synced.
+//! - `RESMAN#<ResMan appointment id>` / `TOUR`: which booking ResMan's appointment is, written with the sync state.
 //!
 //! `create_booking` is one `TransactWriteItems`: all of it or nothing. Its cancellation reasons say which
 //! condition failed: a lock (the slot is taken) or the idempotency record (the request was seen).
 
 use super::calendar::{busy_pk, busy_put, busy_sk, dates_of, generation_bumps, lost_a_condition};
 use super::{DynamoStore, Item, corrupt, key, n, s, unavailable};
+use crate::domain::AppointmentId;
 use crate::domain::booking::{BookingId, ConversationId, TourRecord, TourStatus};
 use crate::domain::property::Property;
 use crate::ports::{BookingWrite, IdempotencyRecord, NewBooking, StoreError, TourStore};
@@ -116,7 +118,18 @@ fn sync_items(table: &str, tour: &TourRecord) -> Result<Vec<TransactWriteItem>, 
     if tour.sync_status != crate::domain::booking::SyncStatus::Pending {
         items.push(delete(table, key(format!("OUTBOX#{}", tour.booking_id), "RESMAN"))?);
     }
+    // ResMan's id for the tour leads back to it (the chatbot and staff may name a tour by either id).
+    if let Some(appointment) = &tour.resman_appointment_id {
+        let mut pointer = resman_pointer_key(appointment);
+        pointer.insert("booking_id".into(), s(tour.booking_id.as_str()));
+        pointer.insert("expires_at".into(), n((tour.end + Duration::days(90)).timestamp()));
+        items.push(put(table, pointer, None)?);
+    }
     Ok(items)
+}
+
+fn resman_pointer_key(appointment: &AppointmentId) -> Item {
+    key(format!("RESMAN#{appointment}"), "TOUR")
 }
 
 #[async_trait]
@@ -250,6 +263,18 @@ impl TourStore for DynamoStore {
             .await?
             .map(tour_from)
             .transpose()
+    }
+
+    async fn tour_by_resman_id(&self, appointment: &AppointmentId) -> Result<Option<TourRecord>, StoreError> {
+        let Some(pointer) = self.get(resman_pointer_key(appointment)).await? else {
+            return Ok(None);
+        };
+        let id = pointer
+            .get("booking_id")
+            .and_then(|v| v.as_s().ok())
+            .and_then(|b| BookingId::parse(b).ok())
+            .ok_or_else(|| StoreError::Corrupt("a ResMan pointer without a booking id".into()))?;
+        self.tour(&id).await
     }
 
     async fn save_sync(&self, tour: &TourRecord) -> Result<(), StoreError> {
