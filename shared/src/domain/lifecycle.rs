@@ -93,7 +93,7 @@ impl Change {
 
     /// The change a status word asks for (`confirmed`, `cancelled`, `completed`, `no_show`, as the chatbot sends
     /// them); `scheduled` is not a change anyone can ask for.
-    pub fn to_status(status: TourStatus) -> Option<Change> {
+    pub fn asking_for(status: TourStatus) -> Option<Change> {
         match status {
             TourStatus::Confirmed => Some(Self::Confirm),
             TourStatus::Completed => Some(Self::Complete),
@@ -323,10 +323,10 @@ mod tests {
 
     #[test]
     fn only_the_four_words_the_chatbot_may_send_are_changes() {
-        assert_eq!(Change::to_status(TourStatus::Confirmed), Some(Change::Confirm));
-        assert_eq!(Change::to_status(TourStatus::NoShow), Some(Change::NoShow));
-        assert_eq!(Change::to_status(TourStatus::Scheduled), None);
-        assert_eq!(Change::to_status(TourStatus::Released), None);
+        assert_eq!(Change::asking_for(TourStatus::Confirmed), Some(Change::Confirm));
+        assert_eq!(Change::asking_for(TourStatus::NoShow), Some(Change::NoShow));
+        assert_eq!(Change::asking_for(TourStatus::Scheduled), None);
+        assert_eq!(Change::asking_for(TourStatus::Released), None);
     }
 
     #[test]
