@@ -1,6 +1,7 @@
 //! Configuration, read once per cold start: plain settings from environment variables (set by `template.yaml`,
 //! or locally by the stack from the same template), secrets from Secrets Manager by the ARNs those variables name.
 
+use crate::adapters::dynamo::DynamoStore;
 use crate::adapters::resman::{ResManCredentials, ResManSettings};
 use crate::adapters::secrets::SecretsManager;
 use crate::http::auth::ApiKeys;
@@ -101,4 +102,20 @@ impl ClassifyName for serde_json::Error {
             serde_json::error::Category::Eof => "truncated",
         }
     }
+}
+
+/// What a chatbot endpoint that only reads the table needs, built once per cold start: the store (`TABLE_NAME`)
+/// and the API keys (`API_KEYS_SECRET_ARN`).
+pub struct TableReader {
+    pub store: DynamoStore,
+    pub keys: ApiKeys,
+}
+
+pub async fn table_reader() -> Result<TableReader, ConfigError> {
+    let sdk = aws().await;
+    let secrets = SecretsManager::new(&sdk);
+    Ok(TableReader {
+        store: DynamoStore::new(&sdk, required("TABLE_NAME")?),
+        keys: api_keys(&secrets).await?,
+    })
 }

@@ -1,23 +1,16 @@
 //! `conversation-tours`: `GET /api/resman/tours?conversation_id=`, the conversation context the chatbot reads
 //! back (each tour's time, agent, status and sync state). Wiring only: the rules live in `shared::app::booking`.
 
-use lambda_http::http::{Method, StatusCode};
+use lambda_http::http::Method;
 use lambda_http::{Body, Error, Request, RequestExt, Response, run, service_fn};
-use shared::adapters::dynamo::DynamoStore;
-use shared::adapters::secrets::SecretsManager;
 use shared::app::booking::conversation_tours;
+use shared::config::{TableReader, table_reader};
 use shared::domain::booking::ConversationId;
-use shared::http::auth::ApiKeys;
 use shared::http::response::error_response;
-use shared::http::{gate, json};
-use shared::{config, telemetry};
+use shared::http::{answer, gate};
+use shared::telemetry;
 
-struct Deps {
-    store: DynamoStore,
-    keys: ApiKeys,
-}
-
-async fn handle(deps: &Deps, request: Request) -> Response<Body> {
+async fn handle(deps: &TableReader, request: Request) -> Response<Body> {
     if let Some(refusal) = gate(&deps.keys, &request, Method::GET) {
         return refusal;
     }
@@ -27,22 +20,13 @@ async fn handle(deps: &Deps, request: Request) -> Response<Body> {
         Some(Err(invalid)) => return error_response(&invalid.into()),
         None => return error_response(&shared::domain::InvalidField::new("conversation_id", "is required").into()),
     };
-    match conversation_tours(&deps.store, &deps.store, &conversation).await {
-        Ok(view) => json(StatusCode::OK, &view),
-        Err(err) => error_response(&err),
-    }
+    answer(conversation_tours(&deps.store, &deps.store, &conversation).await)
 }
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     telemetry::init();
-    let sdk = config::aws().await;
-    let secrets = SecretsManager::new(&sdk);
-    let deps = Deps {
-        store: DynamoStore::new(&sdk, config::required("TABLE_NAME")?),
-        keys: config::api_keys(&secrets).await?,
-    };
-    let deps = &deps;
+    let deps = &table_reader().await?;
     run(service_fn(move |request: Request| async move {
         Ok::<_, Error>(handle(deps, request).await)
     }))

@@ -1,20 +1,13 @@
 //! `get-tour`: `GET /api/resman/tours/{appointment_id}`, one tour as it now stands, with its version and history;
 //! by our id (`tour_...`) or by ResMan's appointment id. Wiring only: the rules live in `shared::app::booking`.
 
-use lambda_http::http::{Method, StatusCode};
+use lambda_http::http::Method;
 use lambda_http::{Body, Error, Request, RequestExt, Response, run, service_fn};
-use shared::adapters::dynamo::DynamoStore;
-use shared::adapters::secrets::SecretsManager;
 use shared::app::booking::tour_view;
-use shared::http::auth::ApiKeys;
+use shared::config::{TableReader, table_reader};
 use shared::http::response::error_response;
-use shared::http::{gate, json};
-use shared::{config, telemetry};
-
-struct Deps {
-    store: DynamoStore,
-    keys: ApiKeys,
-}
+use shared::http::{answer, gate};
+use shared::telemetry;
 
 /// The route's `{appointment_id}`: API Gateway's path parameter, or else the path's last segment (locally,
 /// `cargo lambda watch` has no routes and hands the function its path).
@@ -32,29 +25,20 @@ fn appointment_id(request: &Request) -> Option<String> {
         })
 }
 
-async fn handle(deps: &Deps, request: Request) -> Response<Body> {
+async fn handle(deps: &TableReader, request: Request) -> Response<Body> {
     if let Some(refusal) = gate(&deps.keys, &request, Method::GET) {
         return refusal;
     }
     let Some(id) = appointment_id(&request) else {
         return error_response(&shared::domain::InvalidField::new("appointment_id", "is required").into());
     };
-    match tour_view(&deps.store, &deps.store, &id).await {
-        Ok(view) => json(StatusCode::OK, &view),
-        Err(err) => error_response(&err),
-    }
+    answer(tour_view(&deps.store, &deps.store, &id).await)
 }
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     telemetry::init();
-    let sdk = config::aws().await;
-    let secrets = SecretsManager::new(&sdk);
-    let deps = Deps {
-        store: DynamoStore::new(&sdk, config::required("TABLE_NAME")?),
-        keys: config::api_keys(&secrets).await?,
-    };
-    let deps = &deps;
+    let deps = &table_reader().await?;
     run(service_fn(move |request: Request| async move {
         Ok::<_, Error>(handle(deps, request).await)
     }))

@@ -3,7 +3,7 @@
 pub mod auth;
 pub mod response;
 
-pub use response::{ApiError, json};
+pub use response::{ApiError, answer, json};
 
 use lambda_http::http::Method;
 use lambda_http::{Body, Request, Response};

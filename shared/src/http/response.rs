@@ -84,6 +84,14 @@ pub fn error_response(err: &AppError) -> Response<Body> {
     raw_json(status, body, retry_after)
 }
 
+/// A use case's result as the caller gets it: 200 with the value, or the mapped error.
+pub fn answer<T: Serialize>(result: Result<T, AppError>) -> Response<Body> {
+    match result {
+        Ok(value) => json(StatusCode::OK, &value),
+        Err(err) => error_response(&err),
+    }
+}
+
 /// A JSON response. Serialising our own types cannot fail; if it ever did, the caller gets a bare 500.
 pub fn json<T: Serialize>(status: StatusCode, body: &T) -> Response<Body> {
     match serde_json::to_string(body) {
