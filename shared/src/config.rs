@@ -88,6 +88,32 @@ pub async fn webhook_secret(secrets: &SecretsManager) -> Result<Vec<u8>, ConfigE
     Ok(secret.into_bytes())
 }
 
+/// The chatbot's change callbacks, when `CHATBOT_CALLBACK_URL` is set: signed with the secret that
+/// `CALLBACK_SECRET_ARN` names (a plain string of 16 characters or more), each call bounded by
+/// `CALLBACK_TIMEOUT_SECONDS` (default 5).
+pub async fn callbacks(
+    secrets: &SecretsManager,
+) -> Result<Option<crate::adapters::callback::HttpCallbacks>, ConfigError> {
+    let Ok(url) = required("CHATBOT_CALLBACK_URL") else {
+        return Ok(None);
+    };
+    let arn = required("CALLBACK_SECRET_ARN")?;
+    let secret = secrets.string(&arn).await?;
+    if secret.len() < 16 {
+        return Err(ConfigError::Secret {
+            arn,
+            reason: "shorter than 16 characters".into(),
+        });
+    }
+    let timeout = optional_seconds("CALLBACK_TIMEOUT_SECONDS", 5)?;
+    crate::adapters::callback::HttpCallbacks::new(url, secret.into_bytes(), timeout)
+        .map(Some)
+        .map_err(|e| ConfigError::Invalid {
+            name: "CHATBOT_CALLBACK_URL",
+            reason: e.to_string(),
+        })
+}
+
 trait ClassifyName {
     fn classify_name(&self) -> &'static str;
 }

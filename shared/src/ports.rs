@@ -250,6 +250,36 @@ pub struct IdempotencyRecord {
     pub response: Option<(u16, String)>,
 }
 
+/// What saving a tour's change did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChangeWrite {
+    Saved,
+    /// A lock of the new time is held by another tour.
+    SlotTaken,
+    /// The tour changed since it was read (its version moved): read it again and decide again.
+    Stale,
+    /// The idempotency key is already recorded.
+    KeyInUse,
+}
+
+/// The answer a retry with the same idempotency key gets, saved with the change it answers.
+#[derive(Debug, Clone)]
+pub struct SavedAnswer {
+    pub key: String,
+    pub fingerprint: String,
+    pub status: u16,
+    pub body: String,
+}
+
+/// How a change's new time takes its slot locks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Locks {
+    /// Only if no other tour holds them (the chatbot's moves).
+    Take,
+    /// Taken whatever holds them: ResMan's calendar already has the tour there (a staff move), so ours follows.
+    Follow,
+}
+
 /// Bookings, their idempotency records and the conversation context.
 #[async_trait]
 pub trait TourStore: Send + Sync {
@@ -287,9 +317,23 @@ pub trait TourStore: Send + Sync {
         appointment: &AppointmentId,
     ) -> Result<Option<crate::domain::booking::TourRecord>, StoreError>;
 
-    /// Saves the ResMan side of a tour (sync status, appointment and prospect ids, last error); a synced tour's
-    /// outbox item is done.
-    async fn save_sync(&self, tour: &crate::domain::booking::TourRecord) -> Result<(), StoreError>;
+    /// Saves the side-effect state of a tour (sync status, ResMan's ids and version, the callback's version, last
+    /// error) if the tour is still at `tour.version`; with `settled`, nothing more is owed and the outbox item goes.
+    /// `false`: the tour changed meanwhile (its newer version owes its own writes).
+    async fn save_sync(&self, tour: &crate::domain::booking::TourRecord, settled: bool) -> Result<bool, StoreError>;
+
+    /// Saves `after` over `before` in one transaction, conditional on `before`'s version: the locks and busy time
+    /// follow the tour (freed when it no longer holds time, moved with it), the availability of every date touched
+    /// is invalidated, the outbox item for its side effects is written, and the answer, when given, is saved.
+    async fn save_change(
+        &self,
+        property: &crate::domain::property::Property,
+        before: &crate::domain::booking::TourRecord,
+        after: &crate::domain::booking::TourRecord,
+        locks: Locks,
+        answer: Option<&SavedAnswer>,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<ChangeWrite, StoreError>;
 
     /// Frees a tour's slot (locks and busy time) and marks it released, in one transaction.
     async fn release(
@@ -317,4 +361,16 @@ pub trait TourStore: Send + Sync {
 #[async_trait]
 pub trait SyncQueue: Send + Sync {
     async fn enqueue(&self, booking: &crate::domain::booking::BookingId) -> Result<(), StoreError>;
+}
+
+/// Why a callback to the chatbot did not go through.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the chatbot's callback failed: {0}")]
+pub struct CallbackError(pub String);
+
+/// The chatbot's change callbacks (DomIQ learns of every change of a tour in one of its conversations).
+#[async_trait]
+pub trait ChatbotCallbacks: Send + Sync {
+    /// Posts one signed JSON callback; any answer but 2xx is a failure to retry.
+    async fn send(&self, event_id: &str, body: &str) -> Result<(), CallbackError>;
 }

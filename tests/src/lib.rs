@@ -199,6 +199,11 @@ impl LocalAws {
     }
 
     /// The store our functions use, on this test's table.
+    /// The retry queue of this test's moto.
+    pub async fn queue(&self) -> shared::adapters::sqs::SqsSyncQueue {
+        shared::adapters::sqs::SqsSyncQueue::new(&self.sdk().await, self.var("SYNC_QUEUE_URL"))
+    }
+
     pub async fn store(&self) -> shared::adapters::dynamo::DynamoStore {
         shared::adapters::dynamo::DynamoStore::new(&self.dynamodb_sdk().await, self.var("TABLE_NAME"))
     }
@@ -310,6 +315,20 @@ pub fn booking_deps<'a>(
         resman,
         queue,
         attempts: shared::app::sync::Attempts { count: 3, backoff },
+    }
+}
+
+/// What both sources of ResMan's changes write to, as the webhook and the poller wire it: one store for every
+/// storage port, and the queue of the tours' side effects.
+pub fn feed<'a>(
+    store: &'a shared::adapters::dynamo::DynamoStore,
+    queue: &'a shared::adapters::sqs::SqsSyncQueue,
+) -> shared::app::changes::FeedDeps<'a> {
+    shared::app::changes::FeedDeps {
+        properties: store,
+        calendar: store,
+        tours: store,
+        queue,
     }
 }
 

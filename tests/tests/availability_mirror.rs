@@ -23,6 +23,7 @@ fn bookable_day() -> NaiveDate {
 async fn a_tour_booked_by_staff_in_resman_leaves_availability_and_the_cache() {
     let aws = LocalAws::start(&[], &[]);
     let store = aws.store().await;
+    let queue = aws.queue().await;
     load_demo_properties(&store).await;
     let sandbox = sandbox().await;
     let resman = resman_for(&sandbox, StdDuration::from_secs(5));
@@ -68,7 +69,7 @@ async fn a_tour_booked_by_staff_in_resman_leaves_availability_and_the_cache() {
         assert_eq!(res.status(), 201);
     }
 
-    let report = poll_changes(&store, &store, &resman, &PollSettings::default(), Utc::now())
+    let report = poll_changes(&feed(&store, &queue), &resman, &PollSettings::default(), Utc::now())
         .await
         .unwrap();
     assert!(report.failed.is_empty(), "{report:?}");
@@ -87,7 +88,7 @@ async fn a_tour_booked_by_staff_in_resman_leaves_availability_and_the_cache() {
     assert_eq!(after.available_slots.len(), before.available_slots.len() - 1);
 
     // The next poll reads the same appointments again and changes nothing.
-    let again = poll_changes(&store, &store, &resman, &PollSettings::default(), Utc::now())
+    let again = poll_changes(&feed(&store, &queue), &resman, &PollSettings::default(), Utc::now())
         .await
         .unwrap();
     assert_eq!(again.appointments_changed, 0);

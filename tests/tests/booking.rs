@@ -65,6 +65,8 @@ impl Stack {
             properties: &self.store,
             tours: &self.store,
             resman: &self.resman,
+            callbacks: None,
+            clock: &Utc::now,
             attempts: Attempts {
                 count: 1,
                 backoff: StdDuration::ZERO,
@@ -252,7 +254,7 @@ async fn two_hundred_bookings_of_one_slot_give_it_to_exactly_as_many_as_there_ar
     while let Some(result) = tasks.join_next().await {
         match result.unwrap() {
             Ok(b) => booked.push(b),
-            Err(AppError::SlotTaken { alternatives }) => {
+            Err(AppError::SlotTaken { alternatives, .. }) => {
                 assert!(!alternatives.is_empty() && alternatives.len() <= 3);
                 assert!(
                     alternatives.iter().all(|a| !a.time.contains("T10:00:00")),
@@ -578,6 +580,12 @@ async fn a_request_whose_first_call_died_after_holding_the_slot_is_answered_from
         last_error: None,
         version: 1,
         history: Vec::new(),
+        resman_version: 0,
+        resman_synced_at: None,
+        callback_version: 1,
+        staff_notes: None,
+        outcome: None,
+        resman_word: None,
     };
     let booking = NewBooking {
         lock_granules: lock_granules(&stack.property, &holder, &window),

@@ -52,6 +52,18 @@ fn the_tour_sample_names_a_booking_in_its_path() {
 }
 
 #[test]
+fn the_update_sample_changes_a_booking_named_in_its_path() {
+    let event = http("update-tour.json");
+    assert!(event.headers.contains_key("x-api-key") && event.headers.contains_key("idempotency-key"));
+    let id = event.path_parameters.get("appointment_id").unwrap();
+    shared::domain::booking::BookingId::parse(id).unwrap();
+    let command =
+        shared::domain::update::UpdateTourCommand::from_body(event.body.as_deref().unwrap_or_default().as_bytes())
+            .unwrap();
+    assert_eq!(command.status, Some(shared::domain::lifecycle::Change::Confirm));
+}
+
+#[test]
 fn the_webhook_samples_carry_a_signature_and_a_valid_notice() {
     for name in [
         "tour-webhook-confirmed.json",

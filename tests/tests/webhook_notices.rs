@@ -78,10 +78,10 @@ async fn a_signed_staff_change_is_verified_and_kept_once() {
         .map(str::to_owned);
     let now = chrono::Utc::now();
 
+    let queue = aws.queue().await;
     let deps = WebhookDeps {
         inbox: &store,
-        properties: &store,
-        calendar: &store,
+        feed: feed(&store, &queue),
         secret: SECRET.as_bytes(),
     };
     let first = receive_change_notice(&deps, signature.as_deref(), &request.body, now)
@@ -122,10 +122,10 @@ async fn a_relay_notice_in_the_briefs_shape_moves_the_tour_to_the_new_time_and_a
     let aws = LocalAws::start(&[], &[("WebhookSecretArn", SECRET)]);
     let store = aws.store().await;
     load_demo_properties(&store).await;
+    let queue = aws.queue().await;
     let deps = WebhookDeps {
         inbox: &store,
-        properties: &store,
-        calendar: &store,
+        feed: feed(&store, &queue),
         secret: SECRET.as_bytes(),
     };
     let now = chrono::Utc::now();

@@ -2,28 +2,12 @@
 //! by our id (`tour_...`) or by ResMan's appointment id. Wiring only: the rules live in `shared::app::booking`.
 
 use lambda_http::http::Method;
-use lambda_http::{Body, Error, Request, RequestExt, Response, run, service_fn};
+use lambda_http::{Body, Error, Request, Response, run, service_fn};
 use shared::app::booking::tour_view;
 use shared::config::{TableReader, table_reader};
 use shared::http::response::error_response;
-use shared::http::{answer, gate};
+use shared::http::{answer, appointment_id, gate};
 use shared::telemetry;
-
-/// The route's `{appointment_id}`: API Gateway's path parameter, or else the path's last segment (locally,
-/// `cargo lambda watch` has no routes and hands the function its path).
-fn appointment_id(request: &Request) -> Option<String> {
-    request
-        .path_parameters()
-        .first("appointment_id")
-        .map(str::to_owned)
-        .or_else(|| {
-            request
-                .raw_http_path()
-                .strip_prefix("/api/resman/tours/")
-                .filter(|rest| !rest.is_empty())
-                .map(str::to_owned)
-        })
-}
 
 async fn handle(deps: &TableReader, request: Request) -> Response<Body> {
     if let Some(refusal) = gate(&deps.keys, &request, Method::GET) {

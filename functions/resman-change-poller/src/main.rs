@@ -1,12 +1,12 @@
 //! `resman-change-poller`: on every schedule tick, reads each property's ResMan changes since its checkpoint
-//! and mirrors the tours found as busy time. Wiring only: the rules live in `shared::app::changes`.
+//! and applies them: to our own tours (the same path as the webhook's), else as busy time in the mirror. Wiring only: the rules live in `shared::app::changes`.
 
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
 use shared::adapters::dynamo::DynamoStore;
 use shared::adapters::resman::HttpResMan;
 use shared::adapters::secrets::SecretsManager;
 use shared::adapters::sqs::SqsSyncQueue;
-use shared::app::changes::{PollSettings, poll_changes};
+use shared::app::changes::{FeedDeps, PollSettings, poll_changes};
 use shared::app::sync::requeue_owed_syncs;
 use shared::{config, telemetry};
 
@@ -21,11 +21,18 @@ async fn handle(deps: &Deps, _tick: LambdaEvent<serde_json::Value>) -> Result<se
     let now = chrono::Utc::now();
     // The outbox first: a booking's owed ResMan write must not wait behind a slow poll.
     let requeued = requeue_owed_syncs(&deps.store, &deps.queue, now).await?;
-    let report = poll_changes(&deps.store, &deps.store, &deps.resman, &deps.settings, now).await?;
+    let feed = FeedDeps {
+        properties: &deps.store,
+        calendar: &deps.store,
+        tours: &deps.store,
+        queue: &deps.queue,
+    };
+    let report = poll_changes(&feed, &deps.resman, &deps.settings, now).await?;
     tracing::info!(
         properties = report.properties,
         seen = report.appointments_seen,
         changed = report.appointments_changed,
+        tours_changed = report.tours_changed,
         failed = report.failed.len(),
         "polled ResMan"
     );
@@ -33,6 +40,7 @@ async fn handle(deps: &Deps, _tick: LambdaEvent<serde_json::Value>) -> Result<se
         "properties": report.properties,
         "appointments_seen": report.appointments_seen,
         "appointments_changed": report.appointments_changed,
+        "tours_changed": report.tours_changed,
         "failed": report.failed,
         "requeued": requeued,
     }))

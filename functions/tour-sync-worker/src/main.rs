@@ -1,21 +1,25 @@
-//! `tour-sync-worker`: consumes the ResMan retry queue with partial batch failures. A message that fails is made
+//! `tour-sync-worker`: brings ResMan (and, when configured, the chatbot's callback) to each queued tour's current
+//! version. Consumes the retry queue with partial batch failures. A message that fails is made
 //! visible again after a delay that grows with each receive; after the queue's `maxReceiveCount` SQS moves it to
 //! the dead-letter queue (the booking is marked failed first, for staff). Wiring only: the rules live in
 //! `shared::app::sync`.
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
+use shared::adapters::callback::HttpCallbacks;
 use shared::adapters::dynamo::DynamoStore;
 use shared::adapters::resman::HttpResMan;
 use shared::adapters::secrets::SecretsManager;
 use shared::adapters::sqs::SqsSyncQueue;
 use shared::app::sync::{Attempts, QueuedMessage, WorkerDeps, process_batch};
+use shared::ports::ChatbotCallbacks;
 use shared::{config, telemetry};
 use std::time::Duration;
 
 struct Deps {
     store: DynamoStore,
     resman: HttpResMan,
+    callbacks: Option<HttpCallbacks>,
     queue: SqsSyncQueue,
     max_receives: u32,
     retry_base: Duration,
@@ -47,6 +51,8 @@ async fn handle(deps: &Deps, event: LambdaEvent<SqsEvent>) -> Result<SqsBatchRes
         properties: &deps.store,
         tours: &deps.store,
         resman: &deps.resman,
+        callbacks: deps.callbacks.as_ref().map(|c| c as &dyn ChatbotCallbacks),
+        clock: &chrono::Utc::now,
         attempts: Attempts {
             count: 1,
             backoff: Duration::ZERO,
@@ -82,6 +88,7 @@ async fn main() -> Result<(), Error> {
     let deps = Deps {
         store: DynamoStore::new(&sdk, config::required("TABLE_NAME")?),
         resman: HttpResMan::new(config::resman(&secrets).await?)?,
+        callbacks: config::callbacks(&secrets).await?,
         queue: SqsSyncQueue::new(&sdk, config::required("SYNC_QUEUE_URL")?),
         max_receives: config::optional_number("SYNC_MAX_RECEIVES", 5)?,
         retry_base: config::optional_seconds("SYNC_RETRY_BASE_SECONDS", 30)?,

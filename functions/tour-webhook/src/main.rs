@@ -5,6 +5,8 @@ use lambda_http::http::StatusCode;
 use lambda_http::{Body, Error, Request, Response, run, service_fn};
 use shared::adapters::dynamo::DynamoStore;
 use shared::adapters::secrets::SecretsManager;
+use shared::adapters::sqs::SqsSyncQueue;
+use shared::app::changes::FeedDeps;
 use shared::app::webhook::{NoticeOutcome, WebhookDeps, receive_change_notice};
 use shared::http::response::error_response;
 use shared::http::{ApiError, json};
@@ -12,6 +14,7 @@ use shared::{config, telemetry};
 
 struct Deps {
     store: DynamoStore,
+    queue: SqsSyncQueue,
     secret: Vec<u8>,
 }
 
@@ -26,8 +29,12 @@ async fn handle(deps: &Deps, request: Request) -> Response<Body> {
     let body: &[u8] = request.body().as_ref();
     let app_deps = WebhookDeps {
         inbox: &deps.store,
-        properties: &deps.store,
-        calendar: &deps.store,
+        feed: FeedDeps {
+            properties: &deps.store,
+            calendar: &deps.store,
+            tours: &deps.store,
+            queue: &deps.queue,
+        },
         secret: &deps.secret,
     };
     match receive_change_notice(&app_deps, signature, body, chrono::Utc::now()).await {
@@ -47,6 +54,7 @@ async fn main() -> Result<(), Error> {
     let secrets = SecretsManager::new(&sdk);
     let deps = Deps {
         store: DynamoStore::new(&sdk, config::required("TABLE_NAME")?),
+        queue: SqsSyncQueue::new(&sdk, config::required("SYNC_QUEUE_URL")?),
         secret: config::webhook_secret(&secrets).await?,
     };
     let deps = &deps;

@@ -1,5 +1,6 @@
 //! One adapter per port: DynamoDB, SQS, SES, Secrets Manager and ResMan.
 
+pub mod callback;
 pub mod dynamo;
 pub mod resman;
 pub mod secrets;

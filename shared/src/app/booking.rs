@@ -87,16 +87,17 @@ pub fn response_for(property: &Property, tour: &TourRecord) -> BookTourResponse 
 pub async fn alternatives(
     calendar: &dyn CalendarStore,
     property: &Property,
-    command: &BookTourCommand,
+    tour_type: TourType,
     wanted: &UtcWindow,
     now: DateTime<Utc>,
 ) -> Result<Vec<SlotView>, AppError> {
-    let last = (command.date + Duration::days(7)).min(slots::horizon_end(property, now));
-    let busy = busy_for_dates(calendar, property, command.date, last).await?;
+    let date = slots::local_date(property, wanted.start());
+    let last = (date + Duration::days(7)).min(slots::horizon_end(property, now));
+    let busy = busy_for_dates(calendar, property, date, last).await?;
     let mut found: Vec<slots::Slot> = Vec::new();
-    for day in command.date.iter_days().take_while(|d| *d <= last) {
-        found.extend(slots::free_slots(property, command.tour_type, day, &busy, now).unwrap_or_default());
-        if found.len() >= 3 && day > command.date {
+    for day in date.iter_days().take_while(|d| *d <= last) {
+        found.extend(slots::free_slots(property, tour_type, day, &busy, now).unwrap_or_default());
+        if found.len() >= 3 && day > date {
             break;
         }
     }
@@ -108,7 +109,7 @@ pub async fn alternatives(
 }
 
 /// The holders to try for a tour, fairest first: free agents for agent tours, seats for self-guided ones.
-fn candidates(property: &Property, tour_type: TourType, window: &UtcWindow, busy: &[Busy]) -> Vec<Holder> {
+pub(crate) fn candidates(property: &Property, tour_type: TourType, window: &UtcWindow, busy: &[Busy]) -> Vec<Holder> {
     if tour_type.needs_agent() {
         slots::free_agents(property, tour_type, window, busy)
             .into_iter()
@@ -256,6 +257,13 @@ fn new_tour(
             start: window.start(),
             agent,
         }],
+        resman_version: 0,
+        resman_synced_at: None,
+        // The chatbot made the booking itself: its callbacks start with the first change after it.
+        callback_version: 1,
+        staff_notes: None,
+        outcome: None,
+        resman_word: None,
     }
 }
 
@@ -338,8 +346,11 @@ pub async fn book_tour(
             if let Some(answer) = answer_if_seen(deps, &key, &fingerprint, now).await? {
                 return Ok(answer);
             }
-            let alternatives = alternatives(deps.calendar, &property, command, &window, now).await?;
-            return Err(AppError::SlotTaken { alternatives });
+            let alternatives = alternatives(deps.calendar, &property, command.tour_type, &window, now).await?;
+            return Err(AppError::SlotTaken {
+                alternatives,
+                field: "tour_data.preferred_time",
+            });
         }
         Err(refused @ (AppError::Invalid(_) | AppError::NotFound(_))) => {
             return answer_if_seen(deps, &key, &fingerprint, now).await?.ok_or(refused);
@@ -360,7 +371,9 @@ pub async fn book_tour(
             tracing::info!(booking_id = %tour.booking_id, "ResMan refused the booking; slot released");
             let error = if description.to_ascii_lowercase().contains("not available") {
                 AppError::SlotTaken {
-                    alternatives: alternatives(deps.calendar, &property, command, &tour.window(), now).await?,
+                    alternatives: alternatives(deps.calendar, &property, command.tour_type, &tour.window(), now)
+                        .await?,
+                    field: "tour_data.preferred_time",
                 }
             } else {
                 AppError::ResMan(crate::ports::ResManError::Rejected { description })
@@ -452,13 +465,18 @@ pub struct TourView {
     pub property_id: String,
     pub conversation_id: String,
     pub version: u64,
+    pub outcome: Option<crate::domain::lifecycle::Outcome>,
+    pub staff_notes: Option<String>,
+    /// A status word ResMan used that we do not know, kept as written (`status` stays what it was).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resman_status: Option<String>,
     pub history: Vec<HistoryView>,
 }
 
 /// A tour by our id (`tour_...`) or by ResMan's appointment id.
-pub async fn tour_view(properties: &dyn PropertyStore, tours: &dyn TourStore, id: &str) -> Result<TourView, AppError> {
+pub async fn find_tour(tours: &dyn TourStore, id: &str) -> Result<TourRecord, AppError> {
     let not_found = || AppError::NotFound(crate::domain::InvalidField::new("appointment_id", "no such tour"));
-    let tour = match BookingId::parse(id) {
+    match BookingId::parse(id.trim()) {
         Ok(ours) => tours.tour(&ours).await?,
         Err(_) => {
             let theirs = crate::domain::AppointmentId::parse(id)
@@ -466,8 +484,11 @@ pub async fn tour_view(properties: &dyn PropertyStore, tours: &dyn TourStore, id
             tours.tour_by_resman_id(&theirs).await?
         }
     }
-    .ok_or_else(not_found)?;
-    let property = load_property(properties, &tour.property_id).await?;
+    .ok_or_else(not_found)
+}
+
+/// A tour as the chatbot reads it: times in the property's zone, agents by name, with its history.
+pub fn view_of(property: &Property, tour: &TourRecord) -> TourView {
     let zone = property.time_zone;
     let name_of = |agent: &Option<crate::domain::AgentId>| {
         agent
@@ -475,11 +496,14 @@ pub async fn tour_view(properties: &dyn PropertyStore, tours: &dyn TourStore, id
             .and_then(|a| property.agent(a))
             .map_or_else(|| "Self-guided".to_owned(), |a| a.name.clone())
     };
-    Ok(TourView {
-        tour: response_for(&property, &tour),
+    TourView {
+        tour: response_for(property, tour),
         property_id: tour.property_id.to_string(),
         conversation_id: tour.conversation_id.as_str().to_owned(),
         version: tour.version,
+        outcome: tour.outcome,
+        staff_notes: tour.staff_notes.clone(),
+        resman_status: tour.resman_word.clone(),
         history: tour
             .history
             .iter()
@@ -492,7 +516,14 @@ pub async fn tour_view(properties: &dyn PropertyStore, tours: &dyn TourStore, id
                 staff_member: name_of(&change.agent),
             })
             .collect(),
-    })
+    }
+}
+
+/// A tour by our id (`tour_...`) or by ResMan's appointment id, as it now stands.
+pub async fn tour_view(properties: &dyn PropertyStore, tours: &dyn TourStore, id: &str) -> Result<TourView, AppError> {
+    let tour = find_tour(tours, id).await?;
+    let property = load_property(properties, &tour.property_id).await?;
+    Ok(view_of(&property, &tour))
 }
 
 #[cfg(test)]
@@ -595,6 +626,7 @@ mod use_case_tests {
                         at: Some(p.tour.start),
                         agent: p.tour.agent.clone(),
                         status: TourEventStatus::Scheduled,
+                        reason: None,
                         comments: Some(p.tour.comments.clone()),
                     }],
                 })
@@ -699,7 +731,7 @@ mod use_case_tests {
             "the second prospect gets the other agent"
         );
         match book(&store, &tours, &resman, &command(3, "10:00"), None).await {
-            Err(AppError::SlotTaken { alternatives }) => assert_eq!(alternatives.len(), 3),
+            Err(AppError::SlotTaken { alternatives, .. }) => assert_eq!(alternatives.len(), 3),
             other => panic!("expected slot_taken, got {other:?}"),
         }
     }

@@ -3,12 +3,24 @@
 //! `CalendarStore::apply_mirror`, which is idempotent and keeps the newest description of each appointment.
 
 use super::AppError;
+use super::lifecycle::{ReportDeps, ReportEffect, ResManReport, apply_report};
 use crate::domain::calendar::{self, MirroredAppointment};
+use crate::domain::lifecycle::{ChangeSource, ResManWord};
 use crate::domain::notice::ChangeNotice;
 use crate::domain::property::Property;
 use crate::domain::{AgentId, TourType, UtcWindow};
-use crate::ports::{CalendarStore, MirrorOutcome, PropertyStore, ResManGateway};
+use crate::ports::{CalendarStore, MirrorOutcome, PropertyStore, ResManGateway, SyncQueue, TourStore};
 use chrono::{DateTime, Duration, Utc};
+
+/// What both sources of ResMan's changes write to: the busy-time mirror for appointments that are not ours, our
+/// tours (and the queue of their side effects) for those that are.
+#[derive(Clone, Copy)]
+pub struct FeedDeps<'a> {
+    pub properties: &'a dyn PropertyStore,
+    pub calendar: &'a dyn CalendarStore,
+    pub tours: &'a dyn TourStore,
+    pub queue: &'a dyn SyncQueue,
+}
 
 /// How the poller reads.
 #[derive(Debug, Clone)]
@@ -36,6 +48,8 @@ pub struct PollReport {
     pub properties: usize,
     pub appointments_seen: usize,
     pub appointments_changed: usize,
+    /// Changes applied to our own tours.
+    pub tours_changed: usize,
     /// Properties whose window could not be read; their checkpoint stays, so the next tick reads it again.
     pub failed: Vec<String>,
 }
@@ -48,15 +62,47 @@ fn default_minutes(property: &Property) -> u32 {
         .unwrap_or(30)
 }
 
+/// Applies one appointment as ResMan shows it: to our tour when it is one of ours (one code path with the webhook),
+/// else to the busy-time mirror. Whether it changed anything.
+async fn apply_appointment(
+    feed: &FeedDeps<'_>,
+    property: &Property,
+    appointment: &MirroredAppointment,
+    word: ResManWord,
+    ours: Option<crate::domain::booking::TourRecord>,
+    now: DateTime<Utc>,
+) -> Result<bool, AppError> {
+    if let Some(tour) = ours {
+        let report = ResManReport {
+            appointment_id: appointment.appointment_id.clone(),
+            word,
+            start: Some(appointment.window.start()),
+            agent: appointment.agent.clone(),
+            as_of: appointment.as_of,
+            source: ChangeSource::ResmanPoll,
+        };
+        let deps = ReportDeps {
+            tours: feed.tours,
+            queue: feed.queue,
+        };
+        return Ok(matches!(
+            apply_report(&deps, property, tour, &report, now).await?,
+            ReportEffect::Applied(_)
+        ));
+    }
+    Ok(feed.calendar.apply_mirror(property, appointment).await? == MirrorOutcome::Changed)
+}
+
 /// Reads one property's window and applies it; the checkpoint moves only once the whole window is applied.
 async fn poll_property(
-    calendar: &dyn CalendarStore,
+    feed: &FeedDeps<'_>,
     resman: &dyn ResManGateway,
     property: &Property,
     settings: &PollSettings,
     now: DateTime<Utc>,
     report: &mut PollReport,
 ) -> Result<(), AppError> {
+    let calendar = feed.calendar;
     let checkpoint = calendar.poll_checkpoint(&property.id).await?;
     let start = checkpoint
         .map(|c| c - settings.overlap)
@@ -70,8 +116,17 @@ async fn poll_property(
             calendar::appointments_of(prospect, &settings.tour_event_type, default_minutes(property), now)
         {
             report.appointments_seen += 1;
-            if calendar.apply_mirror(property, &appointment).await? == MirrorOutcome::Changed {
+            let reason = prospect
+                .events
+                .iter()
+                .find(|e| e.id.as_ref() == Some(&appointment.appointment_id))
+                .and_then(|e| e.reason.clone());
+            let tour = feed.tours.tour_by_resman_id(&appointment.appointment_id).await?;
+            let ours = tour.is_some();
+            let word = ResManWord::read(reason.as_deref());
+            if apply_appointment(feed, property, &appointment, word, tour, now).await? {
                 report.appointments_changed += 1;
+                report.tours_changed += usize::from(ours);
             }
         }
     }
@@ -83,16 +138,15 @@ async fn poll_property(
 
 /// One tick of the poller over every configured property. One property's failure does not stop the others.
 pub async fn poll_changes(
-    properties: &dyn PropertyStore,
-    calendar: &dyn CalendarStore,
+    feed: &FeedDeps<'_>,
     resman: &dyn ResManGateway,
     settings: &PollSettings,
     now: DateTime<Utc>,
 ) -> Result<PollReport, AppError> {
     let mut report = PollReport::default();
-    for property in properties.properties().await? {
+    for property in feed.properties.properties().await? {
         report.properties += 1;
-        if let Err(e) = poll_property(calendar, resman, &property, settings, now, &mut report).await {
+        if let Err(e) = poll_property(feed, resman, &property, settings, now, &mut report).await {
             tracing::warn!(property_id = %property.id, error = %e, "could not read ResMan's changes");
             report.failed.push(property.id.to_string());
         }
@@ -101,9 +155,11 @@ pub async fn poll_changes(
 }
 
 /// What a webhook notice did to our calendar.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum NoticeEffect {
     Applied(MirrorOutcome),
+    /// The appointment is one of our tours: what the change did to it.
+    Tour(ReportEffect),
     /// We know neither the appointment nor its property; the poller will read it from ResMan.
     LeftToPoller,
     /// The property is not one we serve: acknowledged and ignored, so the sender does not retry it forever.
@@ -121,13 +177,37 @@ fn staff_agent(property: &Property, notice: &ChangeNotice) -> Option<AgentId> {
     agent
 }
 
-/// Applies a notice: the appointment as the notice describes it, filling what it leaves out from our mirror.
+/// Applies a notice: to our tour when the appointment is one of ours (the same path as the poller's), else the
+/// appointment as the notice describes it, filling what it leaves out from our mirror.
 pub async fn apply_notice(
-    properties: &dyn PropertyStore,
-    calendar: &dyn CalendarStore,
+    feed: &FeedDeps<'_>,
     notice: &ChangeNotice,
+    now: DateTime<Utc>,
 ) -> Result<NoticeEffect, AppError> {
-    let known = calendar.mirrored(&notice.appointment_id).await?;
+    let (properties, calendar) = (feed.properties, feed.calendar);
+    let (ours, known) = tokio::join!(
+        feed.tours.tour_by_resman_id(&notice.appointment_id),
+        calendar.mirrored(&notice.appointment_id)
+    );
+    if let Some(tour) = ours? {
+        let property = super::availability::load_property(properties, &tour.property_id).await?;
+        let report = ResManReport {
+            appointment_id: notice.appointment_id.clone(),
+            word: notice.word.clone(),
+            start: notice.scheduled_at,
+            agent: staff_agent(&property, notice),
+            as_of: notice.sent_at,
+            source: ChangeSource::ResmanWebhook,
+        };
+        let deps = ReportDeps {
+            tours: feed.tours,
+            queue: feed.queue,
+        };
+        return Ok(NoticeEffect::Tour(
+            apply_report(&deps, &property, tour, &report, now).await?,
+        ));
+    }
+    let known = known?;
     let property_id = match (&notice.property_id, &known) {
         (Some(id), _) => id.clone(),
         (None, Some((id, _))) => id.clone(),
@@ -161,7 +241,7 @@ pub async fn apply_notice(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::app::fakes::MemoryStore;
+    use crate::app::fakes::{MemoryStore, MemoryTours};
     use crate::domain::property::tests::demo;
     use crate::domain::resman::{
         Employee, NotePost, PostedTour, Prospect, ProspectEvent, ProspectLookup, ProspectRef, ProspectSource,
@@ -226,8 +306,18 @@ mod tests {
         (at, resman)
     }
 
+    fn feed<'a>(store: &'a MemoryStore, tours: &'a MemoryTours) -> FeedDeps<'a> {
+        FeedDeps {
+            properties: store,
+            calendar: store,
+            tours,
+            queue: tours,
+        }
+    }
+
     async fn poll(store: &MemoryStore, resman: &ScriptedResMan, at: DateTime<Utc>) -> PollReport {
-        poll_changes(store, store, resman, &PollSettings::default(), at)
+        let tours = MemoryTours::default();
+        poll_changes(&feed(store, &tours), resman, &PollSettings::default(), at)
             .await
             .unwrap()
     }
@@ -248,6 +338,7 @@ mod tests {
                 at: Some(at),
                 agent: Some(AgentId::parse("A").unwrap()),
                 status,
+                reason: Some(status.as_resman().to_owned()),
                 comments: Some("booked at the front desk, 60 min".into()),
             }],
         }
@@ -302,6 +393,7 @@ mod tests {
             event_id: "n-1".into(),
             appointment_id: AppointmentId::parse("EV-1").unwrap(),
             status: TourEventStatus::Cancelled,
+            word: ResManWord::read(Some("Cancelled")),
             updated_fields: vec!["status".into()],
             staff_member: None,
             property_id: None,
@@ -309,7 +401,9 @@ mod tests {
             sent_at: now() + Duration::minutes(5),
         };
         assert_eq!(
-            apply_notice(&store, &store, &notice).await.unwrap(),
+            apply_notice(&feed(&store, &MemoryTours::default()), &notice, now())
+                .await
+                .unwrap(),
             NoticeEffect::Applied(MirrorOutcome::Changed)
         );
         let property = demo();
@@ -339,13 +433,16 @@ mod tests {
                 event_id: format!("n-{n}"),
                 appointment_id: appointment.clone(),
                 status: TourEventStatus::Confirmed,
+                word: ResManWord::read(Some("Confirmed")),
                 updated_fields: vec!["staff_member".into()],
                 staff_member: Some(staff.into()),
                 property_id: Some(demo().id),
                 scheduled_at: None,
                 sent_at: now() + Duration::minutes(n),
             };
-            apply_notice(&store, &store, &notice).await.unwrap();
+            apply_notice(&feed(&store, &MemoryTours::default()), &notice, now())
+                .await
+                .unwrap();
             let (_, mirrored) = store.mirrored(&appointment).await.unwrap().unwrap();
             mirrored.agent.map(|a| a.as_str().to_owned())
         };

@@ -308,10 +308,74 @@ impl crate::ports::TourStore for MemoryTours {
             .find(|t| t.resman_appointment_id.as_ref() == Some(appointment))
             .cloned())
     }
-    async fn save_sync(&self, tour: &crate::domain::booking::TourRecord) -> Result<(), StoreError> {
+    async fn save_sync(&self, tour: &crate::domain::booking::TourRecord, _settled: bool) -> Result<bool, StoreError> {
         self.trips.take().await;
-        locked(&self.tours).insert(tour.booking_id.clone(), tour.clone());
-        Ok(())
+        let mut tours = locked(&self.tours);
+        if tours.get(&tour.booking_id).is_some_and(|t| t.version != tour.version) {
+            return Ok(false);
+        }
+        tours.insert(tour.booking_id.clone(), tour.clone());
+        Ok(true)
+    }
+    async fn save_change(
+        &self,
+        property: &Property,
+        before: &crate::domain::booking::TourRecord,
+        after: &crate::domain::booking::TourRecord,
+        locks: crate::ports::Locks,
+        answer: Option<&crate::ports::SavedAnswer>,
+        now: DateTime<Utc>,
+    ) -> Result<crate::ports::ChangeWrite, StoreError> {
+        use crate::ports::ChangeWrite;
+        self.trips.take().await;
+        let mut tours = locked(&self.tours);
+        if tours.get(&before.booking_id).map(|t| t.version) != Some(before.version) {
+            return Ok(ChangeWrite::Stale);
+        }
+        let mut idempotency = locked(&self.idempotency);
+        if let Some(answer) = answer
+            && idempotency.contains_key(&answer.key)
+        {
+            return Ok(ChangeWrite::KeyInUse);
+        }
+        let held = |t: &crate::domain::booking::TourRecord| -> Vec<(String, DateTime<Utc>)> {
+            if !t.status.holds_time() {
+                return Vec::new();
+            }
+            crate::domain::booking::lock_granules(property, &t.holder, &t.window())
+                .into_iter()
+                .map(|g| (t.holder.lock_name(), g))
+                .collect()
+        };
+        let mut all = locked(&self.locks);
+        let wanted = held(after);
+        let taken = wanted
+            .iter()
+            .any(|k| all.get(k).is_some_and(|owner| owner != &after.booking_id));
+        if taken && locks == crate::ports::Locks::Take {
+            return Ok(ChangeWrite::SlotTaken);
+        }
+        for k in held(before) {
+            if all.get(&k) == Some(&before.booking_id) {
+                all.remove(&k);
+            }
+        }
+        for k in wanted {
+            all.insert(k, after.booking_id.clone());
+        }
+        if let Some(answer) = answer {
+            idempotency.insert(
+                answer.key.clone(),
+                crate::ports::IdempotencyRecord {
+                    fingerprint: answer.fingerprint.clone(),
+                    booking_id: Some(after.booking_id.clone()),
+                    started_at: now,
+                    response: Some((answer.status, answer.body.clone())),
+                },
+            );
+        }
+        tours.insert(after.booking_id.clone(), after.clone());
+        Ok(ChangeWrite::Saved)
     }
     async fn release(&self, _property: &Property, tour: &crate::domain::booking::TourRecord) -> Result<(), StoreError> {
         self.trips.take().await;

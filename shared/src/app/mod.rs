@@ -3,6 +3,7 @@
 pub mod availability;
 pub mod booking;
 pub mod changes;
+pub mod lifecycle;
 pub mod sync;
 pub mod webhook;
 
@@ -27,7 +28,17 @@ pub enum AppError {
     #[error("unauthenticated: {0}")]
     BadSignature(#[from] SignatureError),
     #[error("the slot was taken")]
-    SlotTaken { alternatives: Vec<SlotView> },
+    SlotTaken {
+        alternatives: Vec<SlotView>,
+        /// The field that asked for the time.
+        field: &'static str,
+    },
+    #[error("{change}")]
+    Illegal {
+        change: crate::domain::lifecycle::IllegalChange,
+        /// The field that asked for the change.
+        field: &'static str,
+    },
     #[error("the idempotency key was used for a different request")]
     KeyReused,
     #[error("a request with this idempotency key is still in progress")]
@@ -57,13 +68,14 @@ impl ErrorBody {
                 None,
             ),
             AppError::BadSignature(why) => (401, "unauthorized", why.to_string(), None, None),
-            AppError::SlotTaken { .. } => (
+            AppError::SlotTaken { field, .. } => (
                 409,
                 "slot_taken",
                 "that time was just taken; here are the nearest free times".to_owned(),
-                Some("tour_data.preferred_time"),
+                Some(*field),
                 None,
             ),
+            AppError::Illegal { change, field } => (409, "illegal_transition", change.to_string(), Some(*field), None),
             AppError::KeyReused => (
                 422,
                 "idempotency_key_reused",
@@ -105,8 +117,11 @@ impl ErrorBody {
         if let Some(field) = field {
             error["field"] = json!(field);
         }
-        if let AppError::SlotTaken { alternatives } = err {
+        if let AppError::SlotTaken { alternatives, .. } = err {
             error["alternatives"] = json!(alternatives);
+        }
+        if let AppError::Illegal { change, .. } = err {
+            error["current_status"] = json!(change.current);
         }
         Self(status, json!({ "error": error }).to_string(), retry)
     }

@@ -80,7 +80,9 @@ async fn attempt(
             start: tour.start,
             agent: tour.holder.agent().cloned(),
             source: property.prospect_source.clone(),
-            status: None,
+            // A tour confirmed (or done) before its booking reached ResMan arrives with its state.
+            status: crate::domain::lifecycle::ResManWord::write(tour.status)
+                .filter(|s| *s != crate::domain::resman::TourEventStatus::Scheduled),
             first_contact,
             comments: tour.resman_comments(),
         },
@@ -137,6 +139,7 @@ pub async fn sync_to_resman(
                 tour.sync_status = SyncStatus::Synced;
                 tour.resman_appointment_id = Some(posted.appointment_id);
                 tour.resman_prospect_id = Some(posted.prospect.prospect_id.to_string());
+                tour.resman_version = tour.version;
                 tour.last_error = None;
                 return SyncOutcome::Synced(tour);
             }
@@ -171,13 +174,178 @@ pub struct WorkerDeps<'a> {
     pub properties: &'a dyn crate::ports::PropertyStore,
     pub tours: &'a dyn crate::ports::TourStore,
     pub resman: &'a dyn ResManGateway,
+    /// The chatbot's change callbacks, when `CHATBOT_CALLBACK_URL` is configured.
+    pub callbacks: Option<&'a dyn crate::ports::ChatbotCallbacks>,
     pub attempts: Attempts,
     /// The queue's `maxReceiveCount`: on the last receive a still-failing booking is marked failed for staff.
     pub max_receives: u32,
+    /// The time when a write lands (read after it, so a ResMan report from before it counts as stale).
+    pub clock: &'a (dyn Fn() -> chrono::DateTime<chrono::Utc> + Sync),
 }
 
-/// One queued ResMan write. Every queued write may already have reached ResMan (the request that queued it saw
-/// a lost answer, or an earlier receive did), so it always looks for its reference before posting.
+/// Why bringing ResMan up to date did not finish.
+enum Behind {
+    /// ResMan refused the write for good.
+    Refused(String),
+    /// ResMan did not answer in a usable way: try again later.
+    Owed(ResManError),
+}
+
+/// The marker of a cancellation note, looked for before a note is posted again.
+fn cancel_reference(tour: &TourRecord) -> String {
+    format!("[tour-ref:{}#cancelled]", tour.booking_id)
+}
+
+/// Tries `write` up to `attempts` times, waiting longer between tries; a refusal is final.
+async fn with_attempts<T, F, Fut>(attempts: Attempts, mut write: F) -> Result<T, ResManError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, ResManError>>,
+{
+    let mut last = ResManError::Unreachable("not tried".into());
+    for n in 0..attempts.count.max(1) {
+        if n > 0 {
+            tokio::time::sleep(attempts.backoff * 2u32.pow(n - 1)).await;
+        }
+        match write().await {
+            Ok(done) => return Ok(done),
+            Err(refused @ ResManError::Rejected { .. }) => return Err(refused),
+            Err(e) => last = e,
+        }
+    }
+    Err(last)
+}
+
+/// Writes a tour that ResMan already has to its current version: the same `EventID` with the new `EventDate`,
+/// agent and `EventReasons` (a repeat is harmless: it writes the same values); a cancellation also gets a note,
+/// posted only once (its marker is looked for first).
+async fn write_change(
+    resman: &dyn ResManGateway,
+    property: &Property,
+    tour: &TourRecord,
+    attempts: Attempts,
+) -> Result<(), ResManError> {
+    let (Some(appointment), Some(prospect)) = (
+        tour.resman_appointment_id.clone(),
+        tour.resman_prospect_id
+            .as_deref()
+            .and_then(|p| ProspectId::parse(p).ok()),
+    ) else {
+        return Err(ResManError::Rejected {
+            description: "the tour has no ResMan appointment to change".into(),
+        });
+    };
+    let contact = tour.contact().map_err(|e: InvalidField| ResManError::Rejected {
+        description: format!("stored contact is invalid: {e}"),
+    })?;
+    let reference = ProspectRef {
+        prospect_id: prospect.clone(),
+        person_id: None,
+    };
+    let post = ProspectTourPost {
+        existing: Some(reference.clone()),
+        contact,
+        preferences: None,
+        tour: TourEventPost {
+            appointment_id: Some(appointment),
+            start: tour.start,
+            agent: tour.holder.agent().cloned(),
+            source: property.prospect_source.clone(),
+            status: crate::domain::lifecycle::ResManWord::write(tour.status),
+            first_contact: false,
+            comments: tour.resman_comments(),
+        },
+    };
+    with_attempts(attempts, || resman.post_tour(&property.id, &post)).await?;
+    if tour.status == crate::domain::booking::TourStatus::Cancelled {
+        let marker = cancel_reference(tour);
+        with_attempts(attempts, || async {
+            let found = resman
+                .find_prospects(&property.id, &ProspectLookup::Id(prospect.clone()))
+                .await?;
+            if find_reference(&found, &marker).is_some() {
+                return Ok(());
+            }
+            let note = crate::domain::resman::NotePost {
+                prospect: reference.clone(),
+                at: tour.start,
+                agent: tour.holder.agent().cloned(),
+                comments: format!("Tour cancelled through the DomIQ chatbot; the prospect stays active. {marker}"),
+            };
+            resman.add_note(&property.id, &note).await.map(|_| ())
+        })
+        .await?;
+    }
+    Ok(())
+}
+
+/// Brings ResMan to the tour's current version: creates the tour there if it never arrived (unless it was cancelled
+/// first and never reached ResMan), then writes the change.
+async fn bring_resman_up_to_date(
+    resman: &dyn ResManGateway,
+    property: &Property,
+    tour: &TourRecord,
+    attempts: Attempts,
+) -> Result<TourRecord, Behind> {
+    let mut tour = tour.clone();
+    if tour.resman_appointment_id.is_none() {
+        if tour.status.holds_time() {
+            // Created with its current time, agent and state: nothing more to write.
+            return match sync_to_resman(resman, property, &tour, true, attempts).await {
+                SyncOutcome::Synced(synced) => Ok(synced),
+                SyncOutcome::Refused(_, description) => Err(Behind::Refused(description)),
+                SyncOutcome::Owed(_, e) => Err(Behind::Owed(e)),
+            };
+        }
+        // Cancelled before ResMan confirmed it: it may still have arrived on an answer that was lost.
+        let contact = tour.contact().map_err(|e| Behind::Refused(e.to_string()))?;
+        let found = search_prospect(resman, property, &contact)
+            .await
+            .map_err(Behind::Owed)?;
+        match find_reference(&found, &tour.booking_id.resman_reference()) {
+            Some(posted) => {
+                tour.resman_appointment_id = Some(posted.appointment_id);
+                tour.resman_prospect_id = Some(posted.prospect.prospect_id.to_string());
+            }
+            None => {
+                tour.resman_version = tour.version;
+                return Ok(tour);
+            }
+        }
+    }
+    match write_change(resman, property, &tour, attempts).await {
+        Ok(()) => {
+            tour.resman_version = tour.version;
+            tour.sync_status = SyncStatus::Synced;
+            tour.last_error = None;
+            Ok(tour)
+        }
+        Err(ResManError::Rejected { description }) => Err(Behind::Refused(description)),
+        Err(e) => Err(Behind::Owed(e)),
+    }
+}
+
+/// What the chatbot's callback says of a change: the tour as it now stands, under an `event_id` that names the
+/// tour's version (so a redelivery is recognisable).
+pub fn callback_body(property: &Property, tour: &TourRecord) -> Result<(String, String), crate::app::AppError> {
+    let event_id = format!("{}:v{}", tour.booking_id, tour.version);
+    let last = tour.history.last();
+    let body = serde_json::json!({
+        "event_id": event_id,
+        "type": "tour.changed",
+        "conversation_id": tour.conversation_id.as_str(),
+        "appointment_id": tour.booking_id.as_str(),
+        "version": tour.version,
+        "source": last.map(|c| c.source),
+        "changed_at": last.map(|c| c.at.to_rfc3339()),
+        "tour": crate::app::booking::view_of(property, tour),
+    });
+    Ok((event_id, body.to_string()))
+}
+
+/// One queued tour: whatever its current version still owes (its ResMan write, the chatbot's callback) is done,
+/// each on its own, so a failing DomIQ never holds back ResMan nor the other way round. Every queued ResMan
+/// write may already have reached ResMan (a lost answer), so a creation looks for its reference first.
 pub async fn process_queued_sync(
     deps: &WorkerDeps<'_>,
     message_body: &str,
@@ -191,34 +359,77 @@ pub async fn process_queued_sync(
     let message: Message = serde_json::from_str(message_body)
         .map_err(|_| crate::domain::InvalidField::new("body", "is not a sync message"))?;
     let id = BookingId::parse(&message.booking_id)?;
-    let tour = deps.tours.tour(&id).await?.ok_or_else(|| {
-        crate::app::AppError::NotFound(crate::domain::InvalidField::new("booking_id", "no such booking"))
-    })?;
-    if tour.status == TourStatus::Released || matches!(tour.sync_status, SyncStatus::Synced | SyncStatus::Rejected) {
-        return Ok(WorkerOutcome::Done);
-    }
+    let not_found =
+        || crate::app::AppError::NotFound(crate::domain::InvalidField::new("booking_id", "no such booking"));
+    let mut tour = deps.tours.tour(&id).await?.ok_or_else(not_found)?;
     let property = crate::app::availability::load_property(deps.properties, &tour.property_id).await?;
-    match sync_to_resman(deps.resman, &property, &tour, true, deps.attempts).await {
-        SyncOutcome::Synced(tour) => {
-            deps.tours.save_sync(&tour).await?;
-            tracing::info!(booking_id = %tour.booking_id, "queued booking reached ResMan");
-            Ok(WorkerOutcome::Done)
+    // A newer version may land while this one is written: then it is done again, for the newer one.
+    for _ in 0..3 {
+        if tour.status == TourStatus::Released || tour.sync_status == SyncStatus::Rejected {
+            return Ok(WorkerOutcome::Done);
         }
-        SyncOutcome::Refused(tour, description) => {
-            // ResMan will never take it: free the slot and report it, as the booking call does.
-            deps.tours.release(&property, &tour).await?;
-            tracing::warn!(booking_id = %tour.booking_id, reason = %description, "ResMan refused a queued booking; slot released");
-            Ok(WorkerOutcome::Done)
-        }
-        SyncOutcome::Owed(mut tour, error) => {
-            if receive_count >= deps.max_receives {
-                tour.sync_status = SyncStatus::Failed;
-                tracing::error!(booking_id = %tour.booking_id, error = %error, "ResMan write failed on every retry; marked failed, message goes to the dead-letter queue");
+        let mut next = tour.clone();
+        let mut still_owed = None;
+        if tour.owes_resman() {
+            match bring_resman_up_to_date(deps.resman, &property, &tour, deps.attempts).await {
+                Ok(written) => {
+                    next = written;
+                    next.resman_synced_at = Some((deps.clock)());
+                    tracing::info!(booking_id = %tour.booking_id, version = tour.version, "ResMan holds the tour's current version");
+                }
+                Err(Behind::Refused(description)) if tour.resman_appointment_id.is_none() => {
+                    // ResMan will never take the booking: free the slot and report it, as the booking call does.
+                    next.sync_status = SyncStatus::Rejected;
+                    next.last_error = Some(description.clone());
+                    deps.tours.release(&property, &next).await?;
+                    tracing::warn!(booking_id = %tour.booking_id, reason = %description, "ResMan refused a queued booking; slot released");
+                    return Ok(WorkerOutcome::Done);
+                }
+                Err(Behind::Refused(description)) => {
+                    // A change ResMan will not take (say, the agent is busy there): staff must look at it.
+                    tracing::error!(booking_id = %tour.booking_id, reason = %description, "ResMan refused a change of the tour; marked failed for staff");
+                    next.sync_status = SyncStatus::Failed;
+                    next.resman_version = next.version;
+                    next.last_error = Some(description);
+                }
+                Err(Behind::Owed(error)) => {
+                    tracing::warn!(booking_id = %tour.booking_id, error = %error, "ResMan write did not go through");
+                    next.sync_status = SyncStatus::Pending;
+                    next.last_error = Some(error.to_string());
+                    still_owed = Some(error.to_string());
+                }
             }
-            deps.tours.save_sync(&tour).await?;
-            Ok(WorkerOutcome::Retry)
         }
+        if let Some(callbacks) = deps.callbacks
+            && next.callback_version < next.version
+        {
+            let (event_id, body) = callback_body(&property, &next)?;
+            match callbacks.send(&event_id, &body).await {
+                Ok(()) => next.callback_version = next.version,
+                Err(e) => {
+                    tracing::warn!(booking_id = %tour.booking_id, error = %e, "the chatbot's callback did not go through");
+                    still_owed.get_or_insert(e.to_string());
+                }
+            }
+        }
+        let last_try = receive_count >= deps.max_receives;
+        if still_owed.is_some() && last_try {
+            if next.owes_resman() {
+                next.sync_status = SyncStatus::Failed;
+            }
+            tracing::error!(booking_id = %tour.booking_id, "side effects failed on every retry; marked failed, message goes to the dead-letter queue");
+        }
+        let settled = still_owed.is_none() || last_try;
+        if deps.tours.save_sync(&next, settled).await? {
+            return Ok(if still_owed.is_some() {
+                WorkerOutcome::Retry
+            } else {
+                WorkerOutcome::Done
+            });
+        }
+        tour = deps.tours.tour(&id).await?.ok_or_else(not_found)?;
     }
+    Ok(WorkerOutcome::Retry)
 }
 
 /// How long an owed ResMan write may sit in the outbox before it is queued again: longer than the queue's whole

@@ -1,10 +1,10 @@
 //! A change notice from ResMan arrives at the webhook: authenticate it, read it, and keep it exactly once.
 
 use super::AppError;
-use super::changes::{NoticeEffect, apply_notice};
+use super::changes::{FeedDeps, NoticeEffect, apply_notice};
 use crate::domain::notice::ChangeNotice;
 use crate::domain::signature;
-use crate::ports::{CalendarStore, NoticeInbox, PropertyStore, Recorded};
+use crate::ports::{NoticeInbox, Recorded};
 use chrono::{DateTime, Utc};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -15,8 +15,7 @@ pub enum NoticeOutcome {
 
 pub struct WebhookDeps<'a> {
     pub inbox: &'a dyn NoticeInbox,
-    pub properties: &'a dyn PropertyStore,
-    pub calendar: &'a dyn CalendarStore,
+    pub feed: FeedDeps<'a>,
     pub secret: &'a [u8],
 }
 
@@ -32,7 +31,7 @@ pub async fn receive_change_notice(
 ) -> Result<NoticeOutcome, AppError> {
     signature::verify(deps.secret, signature_header, body, now)?;
     let notice = ChangeNotice::parse(body)?;
-    let effect = apply_notice(deps.properties, deps.calendar, &notice).await?;
+    let effect = apply_notice(&deps.feed, &notice, now).await?;
     match deps.inbox.record_once(&notice, now).await? {
         Recorded::New => Ok(NoticeOutcome::Accepted(notice, effect)),
         Recorded::AlreadySeen => Ok(NoticeOutcome::Duplicate),
@@ -42,7 +41,7 @@ pub async fn receive_change_notice(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::app::fakes::MemoryStore;
+    use crate::app::fakes::{MemoryStore, MemoryTours};
     use crate::ports::StoreError;
     use async_trait::async_trait;
     use chrono::TimeZone;
@@ -74,19 +73,23 @@ mod tests {
         format!(r#"{{"event_id":"{event_id}","appointment_id":"A-1","status":"Cancelled","updated_fields":["status"],"staff_member":"E1","timestamp":"2026-12-01T16:00:00Z"}}"#).into_bytes()
     }
 
-    fn deps<'a>(inbox: &'a MemoryInbox, store: &'a MemoryStore) -> WebhookDeps<'a> {
+    fn deps<'a>(inbox: &'a MemoryInbox, store: &'a MemoryStore, tours: &'a MemoryTours) -> WebhookDeps<'a> {
         WebhookDeps {
             inbox,
-            properties: store,
-            calendar: store,
+            feed: FeedDeps {
+                properties: store,
+                calendar: store,
+                tours,
+                queue: tours,
+            },
             secret: SECRET,
         }
     }
 
     #[tokio::test]
     async fn a_signed_notice_is_accepted_once_and_its_redelivery_is_a_duplicate() {
-        let (inbox, store) = Default::default();
-        let deps = deps(&inbox, &store);
+        let (inbox, store, tours) = Default::default();
+        let deps = deps(&inbox, &store, &tours);
         let b = body("ev-1");
         let sig = signature::sign(SECRET, now().timestamp(), &b);
         let first = receive_change_notice(&deps, Some(&sig), &b, now()).await.unwrap();
@@ -99,8 +102,8 @@ mod tests {
 
     #[tokio::test]
     async fn an_unsigned_or_stale_notice_is_refused_before_it_is_read_or_kept() {
-        let (inbox, store) = Default::default();
-        let deps = deps(&inbox, &store);
+        let (inbox, store, tours) = Default::default();
+        let deps = deps(&inbox, &store, &tours);
         let b = body("ev-2");
         let stale = signature::sign(SECRET, now().timestamp() - 600, &b);
         assert!(matches!(
@@ -116,8 +119,8 @@ mod tests {
 
     #[tokio::test]
     async fn a_signed_but_malformed_notice_names_the_field() {
-        let (inbox, store) = Default::default();
-        let deps = deps(&inbox, &store);
+        let (inbox, store, tours) = Default::default();
+        let deps = deps(&inbox, &store, &tours);
         let b = br#"{"event_id":"e","status":"Confirmed","timestamp":"2026-12-01T16:00:00Z"}"#;
         let sig = signature::sign(SECRET, now().timestamp(), b);
         let err = receive_change_notice(&deps, Some(&sig), b, now()).await.unwrap_err();

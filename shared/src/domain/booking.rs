@@ -336,11 +336,31 @@ pub fn requested_slot(
     command: &BookTourCommand,
     now: DateTime<Utc>,
 ) -> Result<UtcWindow, InvalidField> {
-    let config = property.tour_type(command.tour_type).map_err(in_tour_data)?;
-    slots::check_date(property, command.date, now)
-        .map_err(|e| InvalidField::new("tour_data.preferred_date", e.reason))?;
-    let field = "tour_data.preferred_time";
-    let start = resolve_local(property.time_zone, command.date.and_time(command.time))
+    property.tour_type(command.tour_type).map_err(in_tour_data)?;
+    slot_at(
+        property,
+        command.tour_type,
+        command.date.and_time(command.time),
+        now,
+        ("tour_data.preferred_date", "tour_data.preferred_time"),
+    )
+}
+
+/// A tour of `tour_type` starting at the property's local `at`, if the property's rules allow one then: on the
+/// date's horizon, on the time grid, inside office hours, with the notice the property needs. `fields` names the
+/// date's and the time's fields in a refusal.
+pub fn slot_at(
+    property: &Property,
+    tour_type: TourType,
+    at: chrono::NaiveDateTime,
+    now: DateTime<Utc>,
+    (date_field, field): (&'static str, &'static str),
+) -> Result<UtcWindow, InvalidField> {
+    let config = property
+        .tour_type(tour_type)
+        .map_err(|e| InvalidField::new(field, e.reason))?;
+    slots::check_date(property, at.date(), now).map_err(|e| InvalidField::new(date_field, e.reason))?;
+    let start = resolve_local(property.time_zone, at)
         .ok_or_else(|| InvalidField::new(field, "does not exist on that date (the clocks change)"))?;
     let window = UtcWindow::starting_at(start, Duration::minutes(config.duration_minutes.into()))
         .map_err(|e| InvalidField::new(field, e.reason))?;
@@ -357,9 +377,10 @@ pub fn requested_slot(
         ));
     }
     // Every slot the day offers when nobody is busy: a time not among them is outside office hours or off the grid.
-    let offered = slots::free_slots(property, command.tour_type, command.date, &[], now).map_err(in_tour_data)?;
+    let offered =
+        slots::free_slots(property, tour_type, at.date(), &[], now).map_err(|e| InvalidField::new(field, e.reason))?;
     if !offered.iter().any(|s| s.start.with_timezone(&Utc) == start) {
-        let reason = if command.time.minute().is_multiple_of(property.slot_step_minutes) {
+        let reason = if at.minute().is_multiple_of(property.slot_step_minutes) && at.second() == 0 {
             "is outside office hours for a tour of that length"
         } else {
             "is not a tour start time (tours start on the property's time grid)"
@@ -460,6 +481,22 @@ pub struct TourRecord {
     /// Every change, oldest first, from the booking on.
     #[serde(default)]
     pub history: Vec<super::lifecycle::TourChange>,
+    /// The version ResMan holds: 0 until the booking reached it. Below `version`, a ResMan write is owed.
+    #[serde(default)]
+    pub resman_version: u64,
+    /// When ResMan last took a version of ours: a report from ResMan describing an earlier moment is stale.
+    #[serde(default)]
+    pub resman_synced_at: Option<DateTime<Utc>>,
+    /// The version the chatbot's callback last carried (when callbacks are configured).
+    #[serde(default)]
+    pub callback_version: u64,
+    #[serde(default)]
+    pub staff_notes: Option<String>,
+    #[serde(default)]
+    pub outcome: Option<super::lifecycle::Outcome>,
+    /// A status word from ResMan we do not know, kept as written (the status stays what it was).
+    #[serde(default)]
+    pub resman_word: Option<String>,
 }
 
 fn first_version() -> u64 {
@@ -467,6 +504,29 @@ fn first_version() -> u64 {
 }
 
 impl TourRecord {
+    /// The version ResMan holds (a booking synced before versions were counted holds its first).
+    pub fn resman_holds(&self) -> u64 {
+        if self.resman_version == 0 && self.sync_status == SyncStatus::Synced {
+            1
+        } else {
+            self.resman_version
+        }
+    }
+
+    /// Whether ResMan still lacks this tour's current version.
+    pub fn owes_resman(&self) -> bool {
+        !matches!(self.status, TourStatus::Released)
+            && self.sync_status != SyncStatus::Rejected
+            && self.resman_holds() < self.version
+    }
+
+    /// The latest moment this record describes: its last change, or when ResMan took our last write. A report from
+    /// ResMan about an earlier moment is stale.
+    pub fn settled_at(&self) -> DateTime<Utc> {
+        let changed = self.history.last().map_or(self.created_at, |c| c.at);
+        self.resman_synced_at.map_or(changed, |synced| synced.max(changed))
+    }
+
     pub fn window(&self) -> UtcWindow {
         UtcWindow::new(self.start, self.end).unwrap_or_else(|_| unreachable!("a stored tour has a positive length"))
     }
@@ -719,6 +779,12 @@ mod tests {
             last_error: None,
             version: 1,
             history: Vec::new(),
+            resman_version: 0,
+            resman_synced_at: None,
+            callback_version: 0,
+            staff_notes: None,
+            outcome: None,
+            resman_word: None,
         };
         let comments = record.resman_comments();
         assert!(comments.starts_with("Virtual Tour, 30 min."));

@@ -66,6 +66,26 @@ pub struct TourChange {
     pub agent: Option<super::AgentId>,
 }
 
+/// How the prospect left the tour, as staff or the chatbot record it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    Interested,
+    NotInterested,
+    FollowUpNeeded,
+}
+
+impl Outcome {
+    pub fn parse(raw: &str) -> Option<Self> {
+        match raw.trim().to_ascii_lowercase().replace(['-', ' '], "_").as_str() {
+            "interested" => Some(Self::Interested),
+            "not_interested" => Some(Self::NotInterested),
+            "follow_up_needed" => Some(Self::FollowUpNeeded),
+            _ => None,
+        }
+    }
+}
+
 /// A change asked of a tour.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Change {
@@ -201,15 +221,18 @@ impl ResManWord {
         }
     }
 
-    /// ResMan's word for a status of ours (`EventReasons` when we write a change).
-    pub fn write(status: TourStatus) -> Option<&'static str> {
+    /// ResMan's word for a status of ours: the appointment's `EventReasons` when we write a change. A cancellation
+    /// is the appointment's reason `Cancelled` (which frees the agent in ResMan's calendar) plus a note; never a
+    /// `Cancel` event, which would mark the prospect lost. A released hold never reached ResMan: no word.
+    pub fn write(status: TourStatus) -> Option<super::resman::TourEventStatus> {
+        use super::resman::TourEventStatus as E;
         match status {
-            TourStatus::Scheduled => Some("Scheduled"),
-            TourStatus::Confirmed => Some("Confirmed"),
-            TourStatus::Completed => Some("Completed"),
-            TourStatus::NoShow => Some("No Show"),
-            // A cancellation goes to ResMan as a note, never as a status: `Cancel` would mark the prospect lost.
-            TourStatus::Cancelled | TourStatus::Released => None,
+            TourStatus::Scheduled => Some(E::Scheduled),
+            TourStatus::Confirmed => Some(E::Confirmed),
+            TourStatus::Completed => Some(E::Completed),
+            TourStatus::NoShow => Some(E::NoShow),
+            TourStatus::Cancelled => Some(E::Cancelled),
+            TourStatus::Released => None,
         }
     }
 }
@@ -353,11 +376,11 @@ mod tests {
     }
 
     #[test]
-    fn our_states_are_written_in_resmans_words_and_a_cancellation_never_is() {
+    fn our_states_are_written_in_resmans_words_and_read_back_the_same() {
         for status in ALL {
             match ResManWord::write(status) {
-                Some(word) => assert_eq!(ResManWord::read(Some(word)), ResManWord::Known(status)),
-                None => assert!(matches!(status, TourStatus::Cancelled | TourStatus::Released)),
+                Some(word) => assert_eq!(ResManWord::read(Some(word.as_resman())), ResManWord::Known(status)),
+                None => assert_eq!(status, TourStatus::Released),
             }
         }
     }

@@ -12,6 +12,7 @@ pub mod signature;
 pub mod slots;
 pub mod time;
 pub mod tour;
+pub mod update;
 
 pub use contact::{Email, PersonName, Phone};
 pub use ids::{AgentId, AppointmentId, ProspectId, ProspectSourceId, ResManPropertyId};

@@ -5,6 +5,7 @@
 //! names is accepted too (the sandbox sends one). `property_id` and `scheduled_at` are used when present
 //! **[assumed]**; a `scheduled_at` among the updated fields counts as the new time.
 
+use super::lifecycle::ResManWord;
 use super::resman::TourEventStatus;
 use super::{AppointmentId, InvalidField, ResManPropertyId};
 use chrono::{DateTime, Utc};
@@ -14,7 +15,10 @@ use serde::Deserialize;
 pub struct ChangeNotice {
     pub event_id: String,
     pub appointment_id: AppointmentId,
+    /// The status for the busy-time mirror (a word we do not know reads as `Scheduled`: the time stays busy).
     pub status: TourEventStatus,
+    /// The status exactly as ResMan worded it, for our own tours.
+    pub word: ResManWord,
     /// The names of the fields that changed.
     pub updated_fields: Vec<String>,
     /// As sent: an employee id or a person's name, resolved against the property's agents when applied.
@@ -71,15 +75,6 @@ fn rfc3339(field: &'static str, raw: &str) -> Result<DateTime<Utc>, InvalidField
         .map_err(|_| InvalidField::new(field, "must be an RFC 3339 date-time"))
 }
 
-const KNOWN_STATUSES: [&str; 6] = [
-    "scheduled",
-    "confirmed",
-    "completed",
-    "cancelled",
-    "canceled",
-    "no show",
-];
-
 impl ChangeNotice {
     pub fn parse(body: &[u8]) -> Result<Self, InvalidField> {
         let wire: Wire = serde_json::from_slice(body).map_err(|e| {
@@ -101,13 +96,15 @@ impl ChangeNotice {
                 .ok_or_else(|| InvalidField::new("appointment_id", "is required"))?,
         )
         .map_err(|e| InvalidField::new("appointment_id", e.reason))?;
-        let status_word = wire.status.ok_or_else(|| InvalidField::new("status", "is required"))?;
-        if !KNOWN_STATUSES.contains(&status_word.trim().to_ascii_lowercase().as_str()) {
-            return Err(InvalidField::new(
-                "status",
-                "must be Scheduled, Confirmed, Completed, Cancelled or No Show",
-            ));
+        let status_word = wire
+            .status
+            .filter(|w| !w.trim().is_empty())
+            .ok_or_else(|| InvalidField::new("status", "is required"))?;
+        if status_word.chars().count() > 64 || status_word.chars().any(char::is_control) {
+            return Err(InvalidField::new("status", "must be a word of at most 64 characters"));
         }
+        // A word we do not know is kept (and reported) rather than refused: ResMan's words are its own.
+        let word = ResManWord::read(Some(&status_word));
         let sent_at = rfc3339(
             "timestamp",
             &wire
@@ -123,6 +120,7 @@ impl ChangeNotice {
             event_id: event_id.trim().to_owned(),
             appointment_id,
             status: TourEventStatus::from_resman(Some(&status_word)),
+            word,
             updated_fields,
             staff_member,
             property_id: wire.property_id.as_deref().map(ResManPropertyId::parse).transpose()?,
@@ -147,6 +145,7 @@ mod tests {
             "staff_member":"a1e0","timestamp":"2026-12-01T16:00:00Z","property_id":"P-1","scheduled_at":"2026-12-01T10:00:00-06:00"}"#;
         let n = ChangeNotice::parse(body).unwrap();
         assert_eq!(n.status, TourEventStatus::NoShow);
+        assert_eq!(n.word, ResManWord::Known(crate::domain::lifecycle::TourStatus::NoShow));
         assert_eq!(n.scheduled_at.unwrap().to_rfc3339(), "2026-12-01T16:00:00+00:00");
         assert_eq!(n.property_id.unwrap().as_str(), "P-1");
     }
@@ -172,12 +171,16 @@ mod tests {
             (b"not json", "body"),
             (br#"{"appointment_id":"A","status":"Confirmed","timestamp":"2026-12-01T16:00:00Z"}"#, "event_id"),
             (br#"{"event_id":"e","status":"Confirmed","timestamp":"2026-12-01T16:00:00Z"}"#, "appointment_id"),
-            (br#"{"event_id":"e","appointment_id":"A","status":"Maybe","timestamp":"2026-12-01T16:00:00Z"}"#, "status"),
+            (br#"{"event_id":"e","appointment_id":"A","status":" ","timestamp":"2026-12-01T16:00:00Z"}"#, "status"),
             (br#"{"event_id":"e","appointment_id":"A","status":"Confirmed","timestamp":"yesterday"}"#, "timestamp"),
             (br#"{"event_id":"e","appointment_id":"A","status":"Confirmed","timestamp":"2026-12-01T16:00:00Z","scheduled_at":"noon"}"#, "scheduled_at"),
         ];
         for (body, field) in cases {
             assert_eq!(ChangeNotice::parse(body).unwrap_err().field, field);
         }
+        let odd = br#"{"event_id":"e","appointment_id":"A","status":"Rained Out","timestamp":"2026-12-01T16:00:00Z"}"#;
+        let n = ChangeNotice::parse(odd).unwrap();
+        assert_eq!(n.word, ResManWord::Unknown("Rained Out".into()), "kept verbatim");
+        assert_eq!(n.status, TourEventStatus::Scheduled, "the mirror keeps the time busy");
     }
 }

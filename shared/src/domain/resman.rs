@@ -74,6 +74,8 @@ pub struct ProspectEvent {
     pub at: Option<DateTime<Utc>>,
     pub agent: Option<AgentId>,
     pub status: TourEventStatus,
+    /// `EventReasons` exactly as ResMan wrote it (`status` reads an unknown word as `Scheduled`).
+    pub reason: Option<String>,
     pub comments: Option<String>,
 }
 

@@ -26,6 +26,23 @@ pub fn gate(keys: &auth::ApiKeys, request: &Request, method: Method) -> Option<R
     None
 }
 
+/// The route's `{appointment_id}`: API Gateway's path parameter, or else the path's last segment (locally,
+/// `cargo lambda watch` has no routes and hands the function its path).
+pub fn appointment_id(request: &Request) -> Option<String> {
+    use lambda_http::RequestExt;
+    request
+        .path_parameters()
+        .first("appointment_id")
+        .map(str::to_owned)
+        .or_else(|| {
+            request
+                .raw_http_path()
+                .strip_prefix("/api/resman/tours/")
+                .filter(|rest| !rest.is_empty())
+                .map(str::to_owned)
+        })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

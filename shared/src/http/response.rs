@@ -165,6 +165,7 @@ mod tests {
         };
         let r = error_response(&AppError::SlotTaken {
             alternatives: vec![alt],
+            field: "tour_data.preferred_time",
         });
         assert_eq!(r.status(), 409);
         assert_eq!(

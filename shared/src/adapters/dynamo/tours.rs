@@ -16,10 +16,13 @@ use super::{DynamoStore, Item, corrupt, key, n, s, unavailable};
 use crate::domain::AppointmentId;
 use crate::domain::booking::{BookingId, ConversationId, TourRecord, TourStatus};
 use crate::domain::property::Property;
-use crate::ports::{BookingWrite, IdempotencyRecord, NewBooking, StoreError, TourStore};
+use crate::ports::{
+    BookingWrite, ChangeWrite, IdempotencyRecord, Locks, NewBooking, SavedAnswer, StoreError, TourStore,
+};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, TransactWriteItem, Update};
 use chrono::{DateTime, Duration, Utc};
+use std::collections::BTreeMap;
 
 /// A transaction holds at most 100 items; the locks of one tour stay well inside that.
 const MAX_LOCKS: usize = 80;
@@ -92,30 +95,35 @@ fn idempotency_answer(idem_key: &str, status: u16, body: &str) -> Answer {
     }
 }
 
-/// The writes that save a tour's ResMan side: the tour's sync fields, and the outbox item's removal once the write
-/// is no longer owed.
-fn sync_items(table: &str, tour: &TourRecord) -> Result<Vec<TransactWriteItem>, StoreError> {
+/// The writes that save a tour's side-effect state (ResMan's ids and version, the callback's version, last error), if
+/// the tour is still at the version they describe; with `settled`, the outbox item goes too.
+fn sync_items(table: &str, tour: &TourRecord, settled: bool) -> Result<Vec<TransactWriteItem>, StoreError> {
     let mut update = Update::builder()
         .table_name(table)
         .set_key(Some(key(format!("TOUR#{}", tour.booking_id), "TOUR")))
         .update_expression(
-            "SET sync_status = :st, resman_appointment_id = :a, resman_prospect_id = :p, last_error = :e",
+            "SET sync_status = :st, resman_appointment_id = :a, resman_prospect_id = :p, last_error = :e, \
+             resman_version = :rv, resman_synced_at = :rs, callback_version = :cv",
         )
-        .condition_expression("attribute_exists(pk)");
+        .condition_expression("attribute_exists(pk) AND version = :v");
     let sync: AttributeValue = serde_dynamo::to_attribute_value(tour.sync_status).map_err(corrupt("sync status"))?;
     let opt = |v: Option<String>| v.map(s).unwrap_or(AttributeValue::Null(true));
+    let count = |v: u64| n(i64::try_from(v).unwrap_or(i64::MAX));
     update = update
         .expression_attribute_values(":st", sync)
         .expression_attribute_values(":a", opt(tour.resman_appointment_id.as_ref().map(|a| a.to_string())))
         .expression_attribute_values(":p", opt(tour.resman_prospect_id.clone()))
-        .expression_attribute_values(":e", opt(tour.last_error.clone()));
+        .expression_attribute_values(":e", opt(tour.last_error.clone()))
+        .expression_attribute_values(":rv", count(tour.resman_version))
+        .expression_attribute_values(":rs", opt(tour.resman_synced_at.map(|t| t.to_rfc3339())))
+        .expression_attribute_values(":cv", count(tour.callback_version))
+        .expression_attribute_values(":v", count(tour.version));
     let mut items = vec![
         TransactWriteItem::builder()
             .update(update.build().map_err(corrupt("sync update"))?)
             .build(),
     ];
-    // Only a pending write is still owed: synced, failed (staff's now) and rejected ones leave the outbox.
-    if tour.sync_status != crate::domain::booking::SyncStatus::Pending {
+    if settled {
         items.push(delete(table, key(format!("OUTBOX#{}", tour.booking_id), "RESMAN"))?);
     }
     // ResMan's id for the tour leads back to it (the chatbot and staff may name a tour by either id).
@@ -126,6 +134,50 @@ fn sync_items(table: &str, tour: &TourRecord) -> Result<Vec<TransactWriteItem>, 
         items.push(put(table, pointer, None)?);
     }
     Ok(items)
+}
+
+/// The outbox item that says a tour owes side effects (its ResMan write, its callback), stamped when it was written:
+/// the sweeper re-queues items left too long.
+fn outbox_item(booking: &BookingId, now: DateTime<Utc>) -> Item {
+    let mut outbox = key(format!("OUTBOX#{booking}"), "RESMAN");
+    outbox.insert("gsi1pk".into(), s("OUTBOX"));
+    outbox.insert("gsi1sk".into(), s(format!("{}#{booking}", now.to_rfc3339())));
+    outbox.insert("booking_id".into(), s(booking.as_str()));
+    outbox
+}
+
+/// The lock items a tour holds, by key, when it holds time at all.
+fn lock_items(property: &Property, tour: &TourRecord) -> BTreeMap<String, Item> {
+    if !tour.status.holds_time() {
+        return BTreeMap::new();
+    }
+    crate::domain::booking::lock_granules(property, &tour.holder, &tour.window())
+        .into_iter()
+        .map(|granule| {
+            let item = lock_key(tour, granule);
+            let name = item.get("pk").and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
+            (name, item)
+        })
+        .collect()
+}
+
+/// The busy item's key of a tour that holds time.
+fn busy_key(tour: &TourRecord) -> Option<Item> {
+    tour.status.holds_time().then(|| {
+        key(
+            busy_pk(&tour.property_id, tour.start),
+            &busy_sk(tour.start, "TOUR", tour.booking_id.as_str()),
+        )
+    })
+}
+
+fn idempotency_item(idem_key: &str, fingerprint: &str, booking: &BookingId, now: DateTime<Utc>) -> Item {
+    let mut idem = key(format!("IDEM#{idem_key}"), "IDEM");
+    idem.insert("fingerprint".into(), s(fingerprint));
+    idem.insert("booking_id".into(), s(booking.as_str()));
+    idem.insert("started_at".into(), s(now.to_rfc3339()));
+    idem.insert("expires_at".into(), n((now + IDEMPOTENCY_RETENTION).timestamp()));
+    idem
 }
 
 fn resman_pointer_key(appointment: &AppointmentId) -> Item {
@@ -188,17 +240,12 @@ impl TourStore for DynamoStore {
             &dates_of(property, &tour.window()),
         )?);
         let idem_index = items.len();
-        let mut idem = key(format!("IDEM#{}", tour.idempotency_key), "IDEM");
-        idem.insert("fingerprint".into(), s(booking.fingerprint.as_str()));
-        idem.insert("booking_id".into(), s(tour.booking_id.as_str()));
-        idem.insert("started_at".into(), s(now.to_rfc3339()));
-        idem.insert("expires_at".into(), n((now + IDEMPOTENCY_RETENTION).timestamp()));
-        items.push(put(&self.table, idem, Some("attribute_not_exists(pk)"))?);
-        let mut outbox = key(format!("OUTBOX#{}", tour.booking_id), "RESMAN");
-        outbox.insert("gsi1pk".into(), s("OUTBOX"));
-        outbox.insert("gsi1sk".into(), s(format!("{}#{}", now.to_rfc3339(), tour.booking_id)));
-        outbox.insert("booking_id".into(), s(tour.booking_id.as_str()));
-        items.push(put(&self.table, outbox, None)?);
+        items.push(put(
+            &self.table,
+            idempotency_item(&tour.idempotency_key, &booking.fingerprint, &tour.booking_id, now),
+            Some("attribute_not_exists(pk)"),
+        )?);
+        items.push(put(&self.table, outbox_item(&tour.booking_id, now), None)?);
 
         match self.transact(items).await {
             Ok(_) => Ok(BookingWrite::Created),
@@ -244,7 +291,8 @@ impl TourStore for DynamoStore {
         status: u16,
         body: &str,
     ) -> Result<(), StoreError> {
-        let mut items = sync_items(&self.table, tour)?;
+        let settled = tour.sync_status != crate::domain::booking::SyncStatus::Pending;
+        let mut items = sync_items(&self.table, tour, settled)?;
         let answer = idempotency_answer(idem_key, status, body);
         let update = Update::builder()
             .table_name(&self.table)
@@ -254,8 +302,13 @@ impl TourStore for DynamoStore {
             .build()
             .map_err(corrupt("idempotency answer"))?;
         items.push(TransactWriteItem::builder().update(update).build());
-        self.transact(items).await.map_err(unavailable)?;
-        Ok(())
+        match self.transact(items).await {
+            Ok(()) => Ok(()),
+            // The tour changed while it was being written to ResMan: its newer version owes its own write, which
+            // finds this one by its reference. The answer is saved all the same.
+            Err(e) if lost_a_condition(&e).is_some() => self.finish_idempotency(idem_key, status, body).await,
+            Err(e) => Err(unavailable(e)),
+        }
     }
 
     async fn tour(&self, id: &BookingId) -> Result<Option<TourRecord>, StoreError> {
@@ -277,11 +330,106 @@ impl TourStore for DynamoStore {
         self.tour(&id).await
     }
 
-    async fn save_sync(&self, tour: &TourRecord) -> Result<(), StoreError> {
-        self.transact(sync_items(&self.table, tour)?)
-            .await
-            .map_err(unavailable)?;
-        Ok(())
+    async fn save_sync(&self, tour: &TourRecord, settled: bool) -> Result<bool, StoreError> {
+        match self.transact(sync_items(&self.table, tour, settled)?).await {
+            Ok(()) => Ok(true),
+            Err(e) if lost_a_condition(&e).is_some() => Ok(false),
+            Err(e) => Err(unavailable(e)),
+        }
+    }
+
+    async fn save_change(
+        &self,
+        property: &Property,
+        before: &TourRecord,
+        after: &TourRecord,
+        locks: Locks,
+        answer: Option<&SavedAnswer>,
+        now: DateTime<Utc>,
+    ) -> Result<ChangeWrite, StoreError> {
+        let version = |v: u64| n(i64::try_from(v).unwrap_or(i64::MAX));
+        let tour_put = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(tour_item(after)?))
+            .condition_expression("version = :v")
+            .expression_attribute_values(":v", version(before.version))
+            .build()
+            .map_err(corrupt("tour put"))?;
+        let mut items = vec![TransactWriteItem::builder().put(tour_put).build()];
+        let (old_locks, new_locks) = (lock_items(property, before), lock_items(property, after));
+        let first_lock = items.len();
+        for (name, mut lock) in new_locks.clone() {
+            if old_locks.contains_key(&name) {
+                continue;
+            }
+            lock.insert("booking_id".into(), s(after.booking_id.as_str()));
+            lock.insert("expires_at".into(), n((after.end + LOCK_RETENTION).timestamp()));
+            let condition = (locks == Locks::Take).then_some("attribute_not_exists(pk)");
+            items.push(put(&self.table, lock, condition)?);
+        }
+        let after_locks = items.len();
+        for (name, lock) in old_locks {
+            if !new_locks.contains_key(&name) {
+                items.push(delete(&self.table, lock)?);
+            }
+        }
+        let time_moved = before.status.holds_time() != after.status.holds_time()
+            || before.window() != after.window()
+            || before.holder != after.holder;
+        if time_moved {
+            let (old_busy, new_busy) = (busy_key(before), busy_key(after));
+            if old_busy.is_some()
+                && old_busy != new_busy
+                && let Some(old) = old_busy
+            {
+                items.push(delete(&self.table, old)?);
+            }
+            if after.status.holds_time() {
+                items.push(busy_put(
+                    &self.table,
+                    &after.property_id,
+                    after.holder.agent(),
+                    &after.window(),
+                    "TOUR",
+                    after.booking_id.as_str(),
+                )?);
+            }
+            let mut dates = dates_of(property, &before.window());
+            dates.extend(dates_of(property, &after.window()));
+            items.extend(generation_bumps(&self.table, &after.property_id, &dates)?);
+        }
+        items.push(put(&self.table, outbox_item(&after.booking_id, now), None)?);
+        let idem_index = items.len();
+        if let Some(answer) = answer {
+            let mut idem = idempotency_item(&answer.key, &answer.fingerprint, &after.booking_id, now);
+            idem.insert("response_status".into(), n(answer.status.into()));
+            idem.insert("response_body".into(), s(answer.body.as_str()));
+            items.push(put(&self.table, idem, Some("attribute_not_exists(pk)"))?);
+        }
+        match self.transact(items).await {
+            Ok(()) => Ok(ChangeWrite::Saved),
+            Err(e) => match lost_a_condition(&e) {
+                Some(reasons) => {
+                    let code = |i: usize| reasons.get(i).and_then(|r| r.as_deref());
+                    let lock_lost = (first_lock..after_locks)
+                        .any(|i| matches!(code(i), Some("ConditionalCheckFailed" | "TransactionConflict")));
+                    if code(0).is_some_and(|c| c != "None") {
+                        Ok(ChangeWrite::Stale)
+                    } else if answer.is_some() && code(idem_index) == Some("ConditionalCheckFailed") {
+                        Ok(ChangeWrite::KeyInUse)
+                    } else if lock_lost {
+                        Ok(ChangeWrite::SlotTaken)
+                    } else if reasons.iter().any(|r| r.as_deref() == Some("TransactionConflict")) {
+                        Ok(ChangeWrite::Stale)
+                    } else {
+                        Err(StoreError::Unavailable(format!(
+                            "change transaction cancelled: {reasons:?}"
+                        )))
+                    }
+                }
+                None => Err(unavailable(e)),
+            },
+        }
     }
 
     async fn release(&self, property: &Property, tour: &TourRecord) -> Result<(), StoreError> {

@@ -338,6 +338,7 @@ fn to_prospect(p: &mits::Prospect) -> Result<Prospect, ResManError> {
                     .transpose()
                     .map_err(malformed_id)?,
                 status: TourEventStatus::from_resman(e.event_reasons.as_deref()),
+                reason: e.event_reasons.clone(),
                 comments: e.comments.clone(),
             })
         })
@@ -499,7 +500,8 @@ impl ResManGateway for HttpResMan {
                 id_value: id.to_string(),
             }),
             agent: post.tour.agent.as_ref().map(agent),
-            first_contact: Some(post.tour.first_contact),
+            // An update leaves the event's first-contact flag as ResMan has it.
+            first_contact: post.tour.appointment_id.is_none().then_some(post.tour.first_contact),
             transaction_source: Some(post.tour.source.to_string()),
             event_reasons: post.tour.status.map(|s| s.as_resman().to_owned()),
             comments: Some(post.tour.comments.clone()),

@@ -1,0 +1,69 @@
+//! `update-tour`: `PUT /api/resman/tours/{appointment_id}`, the brief's `UpdateTourRequest`: confirm, move, cancel,
+//! complete or mark a no-show, add staff notes or the outcome; by our id (`tour_...`) or ResMan's appointment id.
+//! Answers the tour as it now stands; ResMan and the chatbot's callback are written afterwards from the outbox, so
+//! the answer never waits on them. Wiring only: the rules live in `shared::app::lifecycle`.
+
+use lambda_http::http::Method;
+use lambda_http::{Body, Error, Request, Response, run, service_fn};
+use shared::adapters::dynamo::DynamoStore;
+use shared::adapters::secrets::SecretsManager;
+use shared::adapters::sqs::SqsSyncQueue;
+use shared::app::AppError;
+use shared::app::lifecycle::{UpdateDeps, update_tour};
+use shared::domain::InvalidField;
+use shared::domain::update::{MAX_UPDATE_BYTES, UpdateTourCommand};
+use shared::http::auth::ApiKeys;
+use shared::http::response::{error_response, raw_json};
+use shared::http::{appointment_id, gate};
+use shared::{config, telemetry};
+
+struct Deps {
+    store: DynamoStore,
+    queue: SqsSyncQueue,
+    keys: ApiKeys,
+}
+
+async fn handle(deps: &Deps, request: Request) -> Response<Body> {
+    if let Some(refusal) = gate(&deps.keys, &request, Method::PUT) {
+        return refusal;
+    }
+    let Some(id) = appointment_id(&request) else {
+        return error_response(&InvalidField::new("appointment_id", "is required").into());
+    };
+    let body: &[u8] = request.body().as_ref();
+    if body.len() > MAX_UPDATE_BYTES {
+        return error_response(&AppError::TooLarge(MAX_UPDATE_BYTES));
+    }
+    let command = match UpdateTourCommand::from_body(body) {
+        Ok(command) => command,
+        Err(invalid) => return error_response(&invalid.into()),
+    };
+    let idempotency_key = request.headers().get("idempotency-key").and_then(|v| v.to_str().ok());
+    let app_deps = UpdateDeps {
+        properties: &deps.store,
+        calendar: &deps.store,
+        tours: &deps.store,
+        queue: &deps.queue,
+    };
+    match update_tour(&app_deps, &id, &command, idempotency_key, chrono::Utc::now()).await {
+        Ok(updated) => raw_json(updated.status, updated.body, None),
+        Err(err) => error_response(&err),
+    }
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    telemetry::init();
+    let sdk = config::aws().await;
+    let secrets = SecretsManager::new(&sdk);
+    let deps = Deps {
+        store: DynamoStore::new(&sdk, config::required("TABLE_NAME")?),
+        queue: SqsSyncQueue::new(&sdk, config::required("SYNC_QUEUE_URL")?),
+        keys: config::api_keys(&secrets).await?,
+    };
+    let deps = &deps;
+    run(service_fn(move |request: Request| async move {
+        Ok::<_, Error>(handle(deps, request).await)
+    }))
+    .await
+}

@@ -1,0 +1,58 @@
+//! The chatbot's change callbacks over HTTP: a JSON `POST` to `CHATBOT_CALLBACK_URL`, signed like ResMan's webhook
+//! (`X-DomIQ-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<body>">`) under its own secret, with the
+//! callback's `event_id` also in `X-Event-Id` so a receiver can drop a redelivery before reading the body.
+
+use crate::domain::signature;
+use crate::ports::{CallbackError, ChatbotCallbacks};
+use async_trait::async_trait;
+use std::time::Duration;
+
+pub struct HttpCallbacks {
+    client: reqwest::Client,
+    url: String,
+    secret: Vec<u8>,
+}
+
+impl HttpCallbacks {
+    /// `timeout` bounds how long a slow receiver can hold the worker (the change itself never waits on it).
+    pub fn new(url: impl Into<String>, secret: Vec<u8>, timeout: Duration) -> Result<Self, reqwest::Error> {
+        Ok(Self {
+            client: reqwest::Client::builder().timeout(timeout).build()?,
+            url: url.into(),
+            secret,
+        })
+    }
+}
+
+#[async_trait]
+impl ChatbotCallbacks for HttpCallbacks {
+    async fn send(&self, event_id: &str, body: &str) -> Result<(), CallbackError> {
+        let signed = signature::sign(&self.secret, chrono::Utc::now().timestamp(), body.as_bytes());
+        let answer = self
+            .client
+            .post(&self.url)
+            .header("content-type", "application/json")
+            .header("x-domiq-signature", signed)
+            .header("x-event-id", event_id)
+            .body(body.to_owned())
+            .send()
+            .await
+            // Without the URL: it may carry a token.
+            .map_err(|e| CallbackError(format!("not delivered ({})", kind(&e))))?;
+        if answer.status().is_success() {
+            Ok(())
+        } else {
+            Err(CallbackError(format!("answered HTTP {}", answer.status().as_u16())))
+        }
+    }
+}
+
+fn kind(e: &reqwest::Error) -> &'static str {
+    if e.is_timeout() {
+        "timeout"
+    } else if e.is_connect() {
+        "connection refused"
+    } else {
+        "request failed"
+    }
+}
