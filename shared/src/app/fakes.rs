@@ -134,7 +134,7 @@ impl CalendarStore for MemoryStore {
         self.trips.take().await;
         let mut mirror = locked(&self.mirror);
         if let Some((_, old)) = mirror.get(&appointment.appointment_id)
-            && (old.as_of >= appointment.as_of || !appointment.differs_from(old))
+            && (crate::domain::calendar::is_older(appointment.as_of, old.as_of) || !appointment.differs_from(old))
         {
             return Ok(MirrorOutcome::Unchanged);
         }

@@ -288,7 +288,7 @@ pub async fn apply_report(
 ) -> Result<ReportEffect, AppError> {
     let mut tour = tour;
     for _ in 0..STALE_RETRIES {
-        if tour.owes_resman() || report.as_of <= tour.settled_at() {
+        if tour.owes_resman() || crate::domain::calendar::is_older(report.as_of, tour.settled_at()) {
             return Ok(ReportEffect::Stale);
         }
         let edit = edit_of(&tour, report)?;
@@ -588,7 +588,11 @@ mod tests {
             ReportEffect::Stale,
             "older than what we hold"
         );
-        assert_eq!(apply(&tours, &completed).await, ReportEffect::Stale, "replayed");
+        assert_eq!(
+            apply(&tours, &completed).await,
+            ReportEffect::Unchanged,
+            "replayed: the same state again"
+        );
         let now = tours.tours.lock().unwrap()[&tour.booking_id].clone();
         assert_eq!(
             (now.status, now.version, now.resman_version),

@@ -27,6 +27,20 @@ impl MirroredAppointment {
     }
 }
 
+/// Whether a report stamped `as_of` describes an earlier moment than `than` (and so must not overwrite it). When
+/// either stamp is in whole seconds (ResMan's webhook timestamps), they are compared in whole seconds and a tie
+/// counts as newer: the later arrival wins, since a staff change in the same second as what we hold is news (and a
+/// stale report in that second is set right by the next poll, which reads later). Precise stamps (the poller's
+/// reads, our own writes) compare precisely, a tie being the same report again.
+pub fn is_older(as_of: DateTime<Utc>, than: DateTime<Utc>) -> bool {
+    let whole = |t: DateTime<Utc>| t.timestamp_subsec_nanos() == 0;
+    if whole(as_of) || whole(than) {
+        as_of.timestamp() < than.timestamp()
+    } else {
+        as_of <= than
+    }
+}
+
 /// A tour's length in ResMan: the first "<N> min" in its comments (our posts write it), else `default_minutes`.
 pub fn duration_from_comments(comments: Option<&str>, default_minutes: u32) -> Duration {
     let minutes = comments.and_then(|text| {
@@ -74,6 +88,27 @@ pub fn appointments_of(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn whole_second_stamps_compare_in_whole_seconds_and_precise_ones_precisely() {
+        let settled =
+            chrono::TimeZone::with_ymd_and_hms(&Utc, 2026, 12, 1, 12, 0, 0).unwrap() + Duration::milliseconds(700);
+        let same_second = chrono::TimeZone::with_ymd_and_hms(&Utc, 2026, 12, 1, 12, 0, 0).unwrap();
+        assert!(
+            !is_older(same_second, settled),
+            "a webhook in the second of our write is news"
+        );
+        assert!(is_older(same_second - Duration::seconds(1), settled));
+        assert!(
+            is_older(settled - Duration::milliseconds(200), settled),
+            "a poll read before our write landed"
+        );
+        assert!(!is_older(settled + Duration::milliseconds(1), settled));
+        assert!(
+            !is_older(settled + Duration::milliseconds(1), same_second),
+            "the later arrival wins a tie"
+        );
+    }
 
     #[test]
     fn the_duration_comes_from_the_comments_or_the_default() {

@@ -170,7 +170,7 @@ impl DynamoStore {
     ) -> Result<Option<MirrorOutcome>, StoreError> {
         let old = self.mirror_record(&new.appointment_id).await?;
         if let Some((_, old, _)) = &old
-            && (old.as_of >= new.as_of || !new.differs_from(old))
+            && (crate::domain::calendar::is_older(new.as_of, old.as_of) || !new.differs_from(old))
         {
             return Ok(Some(MirrorOutcome::Unchanged));
         }

@@ -1,0 +1,441 @@
+//! A whole local stack in one test process, wired as the functions wire it: DynamoDB Local and moto (provisioned
+//! from template.yaml), the ResMan sandbox, the retry queue delivered to the worker's use case as the event source
+//! mapping would, and (on demand) the sandbox's webhook delivered to the webhook's use case as its function URL would.
+
+use crate::*;
+use chrono::{DateTime, Duration, NaiveDate, Utc};
+use serde_json::{Value, json};
+use shared::adapters::dynamo::DynamoStore;
+use shared::adapters::resman::HttpResMan;
+use shared::adapters::sqs::SqsSyncQueue;
+use shared::app::AppError;
+use shared::app::booking::{Booked, BookingDeps, book_tour};
+use shared::app::sync::{Attempts, QueuedMessage, WorkerDeps, process_batch};
+use shared::domain::TourType;
+use shared::domain::booking::{BookTourCommand, BookTourRequest, BookingId, TourRecord};
+use shared::domain::property::Property;
+use shared::domain::slots::free_slots;
+use shared::ports::{PropertyStore, TourStore};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration as StdDuration;
+
+/// The webhook's HMAC secret the stack's sandbox signs with and its webhook receiver checks.
+pub const WEBHOOK_SECRET: &str = "lifecycle-webhook-secret-0123456789";
+/// The callbacks' HMAC secret.
+pub const CALLBACK_SECRET: &str = "lifecycle-callback-secret-0123456789";
+
+pub struct Stack {
+    pub aws: LocalAws,
+    pub sandbox: RunningSandbox,
+    pub store: DynamoStore,
+    pub resman: HttpResMan,
+    pub queue: SqsSyncQueue,
+    pub sqs: aws_sdk_sqs::Client,
+    pub dlq_url: String,
+    pub property: Property,
+    /// The chatbot's callbacks, when the test configured them.
+    pub callbacks: Option<shared::adapters::callback::HttpCallbacks>,
+    /// The in-process function URL that runs `tour-webhook`'s use case, while the sandbox's webhook is on.
+    webhook: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
+}
+
+impl Stack {
+    pub async fn start() -> Arc<Stack> {
+        Self::start_with_callbacks(None).await
+    }
+
+    /// With the chatbot's callbacks posted to `callback_url`, signed with [`CALLBACK_SECRET`].
+    pub async fn start_with_callbacks(callback_url: Option<&str>) -> Arc<Stack> {
+        let aws = LocalAws::start(&[], &[]);
+        let sdk = aws.sdk().await;
+        let store = aws.store().await;
+        load_demo_properties(&store).await;
+        let sandbox = sandbox().await;
+        let resman = resman_for(&sandbox, StdDuration::from_secs(2));
+        let queue = SqsSyncQueue::new(&sdk, aws.var("SYNC_QUEUE_URL"));
+        let property = store
+            .property(&shared::domain::ResManPropertyId::parse(DEMO_PROPERTY).unwrap())
+            .await
+            .unwrap()
+            .unwrap();
+        Arc::new(Stack {
+            dlq_url: aws.var("SYNC_DLQ_URL").to_owned(),
+            sqs: aws_sdk_sqs::Client::new(&sdk),
+            aws,
+            callbacks: callback_url.map(|url| {
+                shared::adapters::callback::HttpCallbacks::new(
+                    url,
+                    CALLBACK_SECRET.as_bytes().to_vec(),
+                    StdDuration::from_secs(2),
+                )
+                .unwrap()
+            }),
+            webhook: std::sync::Mutex::new(None),
+            sandbox,
+            store,
+            resman,
+            queue,
+            property,
+        })
+    }
+
+    pub fn deps(&self) -> BookingDeps<'_> {
+        booking_deps(&self.store, &self.resman, &self.queue, StdDuration::from_millis(20))
+    }
+
+    pub fn worker(&self) -> WorkerDeps<'_> {
+        WorkerDeps {
+            properties: &self.store,
+            tours: &self.store,
+            resman: &self.resman,
+            callbacks: self
+                .callbacks
+                .as_ref()
+                .map(|c| c as &dyn shared::ports::ChatbotCallbacks),
+            clock: &Utc::now,
+            attempts: Attempts {
+                count: 1,
+                backoff: StdDuration::ZERO,
+            },
+            max_receives: 5,
+        }
+    }
+
+    pub async fn control(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
+        let mut req = reqwest::Client::new().request(method, format!("{}{path}", self.sandbox.base_url()));
+        if let Some(body) = body {
+            req = req.json(&body);
+        }
+        let res = req.send().await.unwrap();
+        assert!(res.status().is_success(), "{path}: {}", res.status());
+        res.json().await.unwrap_or(Value::Null)
+    }
+
+    pub async fn appointments(&self) -> Vec<Value> {
+        self.control(reqwest::Method::GET, "/_sandbox/appointments", None)
+            .await
+            .as_array()
+            .cloned()
+            .unwrap()
+    }
+
+    pub async fn posts(&self) -> usize {
+        let log = self.control(reqwest::Method::GET, "/_sandbox/requests", None).await;
+        log.as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| r["method"] == "PostLeadManagement4_0")
+            .count()
+    }
+
+    pub async fn faults(&self, faults: Value) {
+        self.control(reqwest::Method::POST, "/_sandbox/faults", Some(faults))
+            .await;
+    }
+
+    pub async fn book(&self, command: &BookTourCommand, key: Option<&str>) -> Result<Booked, AppError> {
+        book_tour(
+            &self.deps(),
+            command,
+            key,
+            BookingId::from_uuid(uuid::Uuid::new_v4()),
+            Utc::now(),
+        )
+        .await
+    }
+
+    /// Receives a batch as the event source mapping does and runs the worker on it: deletes what succeeded,
+    /// and makes failures visible again at once (the real delay is tested in the unit tests).
+    pub async fn deliver_once(&self) -> usize {
+        let out = self
+            .sqs
+            .receive_message()
+            .queue_url(self.queue.queue_url())
+            .max_number_of_messages(10)
+            .message_system_attribute_names(aws_sdk_sqs::types::MessageSystemAttributeName::ApproximateReceiveCount)
+            .wait_time_seconds(1)
+            .send()
+            .await
+            .unwrap();
+        let received = out.messages.unwrap_or_default();
+        let messages: Vec<QueuedMessage> = received
+            .iter()
+            .map(|m| QueuedMessage {
+                id: m.message_id.clone().unwrap(),
+                body: m.body.clone().unwrap_or_default(),
+                receive_count: m
+                    .attributes
+                    .as_ref()
+                    .and_then(|a| a.get(&aws_sdk_sqs::types::MessageSystemAttributeName::ApproximateReceiveCount))
+                    .and_then(|c| c.parse().ok())
+                    .unwrap_or(1),
+            })
+            .collect();
+        let failed = process_batch(&self.worker(), &messages, StdDuration::from_secs(30)).await;
+        for m in &received {
+            let id = m.message_id.as_deref().unwrap();
+            let handle = m.receipt_handle.as_deref().unwrap();
+            if failed.iter().any(|f| f.id == id) {
+                self.sqs
+                    .change_message_visibility()
+                    .queue_url(self.queue.queue_url())
+                    .receipt_handle(handle)
+                    .visibility_timeout(0)
+                    .send()
+                    .await
+                    .unwrap();
+            } else {
+                self.sqs
+                    .delete_message()
+                    .queue_url(self.queue.queue_url())
+                    .receipt_handle(handle)
+                    .send()
+                    .await
+                    .unwrap();
+            }
+        }
+        received.len()
+    }
+
+    pub async fn dead_letters(&self) -> Vec<String> {
+        let out = self
+            .sqs
+            .receive_message()
+            .queue_url(&self.dlq_url)
+            .max_number_of_messages(10)
+            .send()
+            .await
+            .unwrap();
+        out.messages
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|m| m.body)
+            .collect()
+    }
+}
+
+/// The first date with a 10:00 in-person slot at least a day ahead (skips Sundays and holidays).
+pub fn bookable_date(property: &Property) -> NaiveDate {
+    let today = Utc::now().with_timezone(&property.time_zone).date_naive();
+    (1..20)
+        .map(|d| today + Duration::days(d))
+        .find(|d| {
+            free_slots(property, TourType::InPerson, *d, &[], Utc::now())
+                .is_ok_and(|s| s.iter().any(|s| s.start.format("%H:%M").to_string() == "10:00"))
+        })
+        .expect("a bookable date")
+}
+
+pub fn command(property: &Property, n: usize, time: &str) -> BookTourCommand {
+    let body = json!({
+        "conversation_id": format!("conv-{n}"),
+        "tour_data": {
+            "prospect_name": format!("Prospect Number{n}"),
+            "prospect_email": format!("prospect{n}@example.com"),
+            "prospect_phone": format!("+1512555{:04}", n),
+            "tour_type": "in_person",
+            "preferred_date": bookable_date(property).to_string(),
+            "preferred_time": time,
+            "property_id": DEMO_PROPERTY,
+            "unit_preferences": "2 bedrooms",
+            "special_requests": "ground floor"
+        }
+    });
+    BookTourCommand::parse(&BookTourRequest::from_body(body.to_string().as_bytes()).unwrap()).unwrap()
+}
+
+pub fn response(booked: &Booked) -> Value {
+    serde_json::from_str(&booked.body).unwrap()
+}
+
+pub type Interval = (DateTime<Utc>, DateTime<Utc>);
+
+pub fn assert_no_overlap(appointments: &[Value]) {
+    let mut by_agent: HashMap<String, Vec<Interval>> = HashMap::new();
+    for a in appointments.iter().filter(|a| a["status"] != "Cancelled") {
+        let start: DateTime<Utc> = a["scheduled_at"].as_str().unwrap().parse().unwrap();
+        let end = start + Duration::minutes(a["duration_minutes"].as_i64().unwrap());
+        by_agent
+            .entry(a["agent_id"].as_str().unwrap_or("none").to_owned())
+            .or_default()
+            .push((start, end));
+    }
+    for (agent, mut tours) in by_agent {
+        tours.sort();
+        for pair in tours.windows(2) {
+            assert!(pair[0].1 <= pair[1].0, "agent {agent} is double-booked: {pair:?}");
+        }
+    }
+}
+
+impl Stack {
+    /// The chatbot's `PUT /api/resman/tours/{id}`, as `update-tour` wires it: the answer's JSON.
+    pub async fn update(&self, id: &str, body: Value, key: Option<&str>) -> Result<Value, AppError> {
+        let command = shared::domain::update::UpdateTourCommand::from_body(body.to_string().as_bytes())?;
+        let deps = shared::app::lifecycle::UpdateDeps {
+            properties: &self.store,
+            calendar: &self.store,
+            tours: &self.store,
+            queue: &self.queue,
+        };
+        let updated = shared::app::lifecycle::update_tour(&deps, id, &command, key, Utc::now()).await?;
+        assert_eq!(updated.status, 200);
+        Ok(serde_json::from_str(&updated.body).unwrap())
+    }
+
+    /// A tour as `GET /api/resman/tours/{id}` shows it.
+    pub async fn view(&self, id: &str) -> Value {
+        let view = shared::app::booking::tour_view(&self.store, &self.store, id)
+            .await
+            .unwrap();
+        serde_json::to_value(view).unwrap()
+    }
+
+    pub async fn tour(&self, id: &str) -> TourRecord {
+        self.store
+            .tour(&BookingId::parse(id).unwrap())
+            .await
+            .unwrap()
+            .expect("the tour exists")
+    }
+
+    /// A leasing agent changes an appointment in ResMan's portal (the sandbox's staff action).
+    pub async fn staff_change(&self, appointment_id: &str, change: Value) -> Value {
+        self.control(
+            reqwest::Method::POST,
+            &format!("/_sandbox/appointments/{appointment_id}/staff-change"),
+            Some(change),
+        )
+        .await
+    }
+
+    /// One tick of the change poller, as `resman-change-poller` wires it.
+    pub async fn poll(&self) -> shared::app::changes::PollReport {
+        let report = shared::app::changes::poll_changes(
+            &feed(&self.store, &self.queue),
+            &self.resman,
+            &shared::app::changes::PollSettings::default(),
+            Utc::now(),
+        )
+        .await
+        .unwrap();
+        assert!(report.failed.is_empty(), "{report:?}");
+        report
+    }
+
+    /// Runs the worker until the queue is empty (failures come back at once; at most `rounds` receives).
+    pub async fn drain(&self, rounds: usize) {
+        for _ in 0..rounds {
+            if self.deliver_once().await == 0 {
+                return;
+            }
+        }
+    }
+
+    /// Switches the sandbox's webhook on: staff changes are posted, signed, to an in-process function URL that runs
+    /// the webhook's use case against this stack's store.
+    pub async fn webhook_on(self: &Arc<Self>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/hook", listener.local_addr().unwrap());
+        let stack = Arc::clone(self);
+        let app = axum::Router::new().route(
+            "/hook",
+            axum::routing::post(move |headers: axum::http::HeaderMap, body: axum::body::Bytes| {
+                let stack = Arc::clone(&stack);
+                async move {
+                    let deps = shared::app::webhook::WebhookDeps {
+                        inbox: &stack.store,
+                        feed: feed(&stack.store, &stack.queue),
+                        secret: WEBHOOK_SECRET.as_bytes(),
+                    };
+                    let signature = headers.get("x-resman-signature").and_then(|v| v.to_str().ok());
+                    match shared::app::webhook::receive_change_notice(&deps, signature, &body, Utc::now()).await {
+                        Ok(_) => axum::http::StatusCode::OK,
+                        Err(e) => {
+                            eprintln!("webhook refused: {e}");
+                            axum::http::StatusCode::BAD_REQUEST
+                        }
+                    }
+                }
+            }),
+        );
+        let server = tokio::spawn(async move {
+            axum::serve(listener, app).await.ok();
+        });
+        if let Some(old) = self.webhook.lock().unwrap().replace(server) {
+            old.abort();
+        }
+        self.control(
+            reqwest::Method::POST,
+            "/_sandbox/webhook",
+            Some(json!({ "url": url, "secret": WEBHOOK_SECRET })),
+        )
+        .await;
+    }
+
+    /// Switches the sandbox's webhook off: staff changes reach us only through the poller.
+    pub async fn webhook_off(&self) {
+        self.control(reqwest::Method::DELETE, "/_sandbox/webhook", None).await;
+        if let Some(server) = self.webhook.lock().unwrap().take() {
+            server.abort();
+        }
+    }
+
+    /// Waits until every webhook the sandbox started sending has been answered.
+    pub async fn webhooks_settled(&self) -> Vec<Value> {
+        for _ in 0..100 {
+            let deliveries = self.control(reqwest::Method::GET, "/_sandbox/webhooks", None).await;
+            let list = deliveries.as_array().cloned().unwrap_or_default();
+            if list.iter().all(|d| d["pending"] != true) {
+                return list;
+            }
+            tokio::time::sleep(StdDuration::from_millis(50)).await;
+        }
+        panic!("webhooks still pending after 5 s");
+    }
+}
+
+impl Stack {
+    pub async fn queue_again(&self, id: &BookingId) {
+        use shared::ports::SyncQueue;
+        self.queue.enqueue(id).await.unwrap();
+    }
+
+    /// Books while every ResMan call fails: the answer must be 202, pending. ResMan stays down until the test says.
+    pub async fn book_while_resman_is_down(&self, n: usize, time: &str) -> Booked {
+        self.faults(json!({"http_error_rate": 1.0})).await;
+        let booked = self.book(&command(&self.property, n, time), None).await.unwrap();
+        assert_eq!(booked.status, 202, "accepted as pending while ResMan is down");
+        booked
+    }
+
+    /// Delivers as the event source mapping does until something reaches the dead-letter queue (at most ten
+    /// rounds: the queue's maxReceiveCount is five).
+    pub async fn deliver_until_a_dead_letter(&self) {
+        for _ in 0..10 {
+            if self.dead_letters_peek().await > 0 {
+                return;
+            }
+            self.deliver_once().await;
+        }
+    }
+
+    pub async fn dead_letters_peek(&self) -> usize {
+        let out = self
+            .sqs
+            .get_queue_attributes()
+            .queue_url(&self.dlq_url)
+            .attribute_names(aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessages)
+            .send()
+            .await
+            .unwrap();
+        out.attributes
+            .and_then(|a| {
+                a.get(&aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessages)
+                    .cloned()
+            })
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0)
+    }
+}

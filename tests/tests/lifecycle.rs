@@ -1,0 +1,427 @@
+//! A tour's life against real components (DynamoDB Local, moto, the ResMan sandbox): the chatbot moves and cancels
+//! tours, staff confirm and move them in ResMan, and both sides end up agreeing.
+
+use chrono::{DateTime, Utc};
+use integration_tests::stack::*;
+use integration_tests::*;
+use serde_json::{Value, json};
+use shared::app::AppError;
+use shared::app::availability::{AvailabilityDeps, AvailabilityQuery, availability};
+use shared::domain::booking::{BookingId, SyncStatus, TourStatus};
+use shared::domain::lifecycle::ChangeSource;
+use shared::domain::{ProspectId, UtcWindow};
+use shared::ports::{CalendarStore, ResManGateway};
+use std::sync::Arc;
+use std::time::Duration as StdDuration;
+
+/// Books prospect `n` at `time` on the stack's bookable date: our id and ResMan's.
+async fn booked(stack: &Stack, n: usize, time: &str) -> (String, String) {
+    let answer = stack.book(&command(&stack.property, n, time), None).await.unwrap();
+    assert_eq!(answer.status, 201, "{}", answer.body);
+    let body = response(&answer);
+    (
+        body["appointment_id"].as_str().unwrap().to_owned(),
+        body["resman_appointment_id"].as_str().unwrap().to_owned(),
+    )
+}
+
+/// The stack's bookable date at a local time, as the chatbot writes a new time.
+fn local(stack: &Stack, time: &str) -> String {
+    format!("{}T{time}", bookable_date(&stack.property))
+}
+
+/// The busy time of the bookable date, as (agent, start) pairs.
+async fn busy_of_the_day(stack: &Stack) -> Vec<(Option<String>, DateTime<Utc>)> {
+    let date = bookable_date(&stack.property);
+    let start =
+        shared::domain::slots::resolve_local(stack.property.time_zone, date.and_hms_opt(0, 0, 0).unwrap()).unwrap();
+    let day = UtcWindow::starting_at(start, chrono::Duration::days(1)).unwrap();
+    let mut busy: Vec<_> = stack
+        .store
+        .busy_in(&stack.property.id, day)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|b| (b.agent.map(|a| a.to_string()), b.window.start()))
+        .collect();
+    busy.sort();
+    busy
+}
+
+fn sandbox_appointment<'a>(appointments: &'a [Value], id: &str) -> &'a Value {
+    appointments
+        .iter()
+        .find(|a| a["appointment_id"] == id)
+        .unwrap_or_else(|| panic!("no appointment {id} in the sandbox"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_reschedules_racing_for_one_slot_leave_one_winner_and_both_old_slots_right() {
+    let stack = Stack::start().await;
+    let (x, _) = booked(&stack, 1, "10:00").await;
+    let (y, _) = booked(&stack, 2, "11:00").await;
+    // Two of the three agents are taken at 14:00: one seat is left for the two moves.
+    booked(&stack, 3, "14:00").await;
+    booked(&stack, 4, "14:00").await;
+    let (old_x, old_y) = (stack.tour(&x).await, stack.tour(&y).await);
+
+    let to_two = json!({ "rescheduled_datetime": local(&stack, "14:00") });
+    let (a, b) = tokio::join!(stack.update(&x, to_two.clone(), None), stack.update(&y, to_two, None));
+    let (winner, loser, lost) = match (a, b) {
+        (Ok(_), Err(lost)) => (&old_x, &old_y, lost),
+        (Err(lost), Ok(_)) => (&old_y, &old_x, lost),
+        other => panic!("exactly one move must win: {other:?}"),
+    };
+    assert!(
+        matches!(&lost, AppError::SlotTaken { alternatives, field } if *field == "rescheduled_datetime" && !alternatives.is_empty()),
+        "{lost:?}"
+    );
+    let won = stack.tour(winner.booking_id.as_str()).await;
+    assert_eq!((won.version, won.status), (2, TourStatus::Scheduled));
+    assert_ne!(won.start, winner.start);
+    assert_eq!(
+        stack.tour(loser.booking_id.as_str()).await,
+        *loser,
+        "the loser is untouched"
+    );
+
+    let busy = busy_of_the_day(&stack).await;
+    assert!(
+        !busy.contains(&(winner.holder.agent().map(|a| a.to_string()), winner.start)),
+        "the winner's old time is free again: {busy:?}"
+    );
+    assert!(
+        busy.contains(&(loser.holder.agent().map(|a| a.to_string()), loser.start)),
+        "the loser keeps its time"
+    );
+    assert_eq!(
+        busy.iter().filter(|(_, start)| *start == won.start).count(),
+        3,
+        "14:00 is full"
+    );
+
+    // ResMan follows: the winner's appointment moves, and nobody is double-booked there.
+    stack.drain(5).await;
+    let won = stack.tour(winner.booking_id.as_str()).await;
+    assert_eq!((won.sync_status, won.resman_version), (SyncStatus::Synced, 2));
+    let appointments = stack.appointments().await;
+    let moved = sandbox_appointment(&appointments, won.resman_appointment_id.as_ref().unwrap().as_str());
+    assert_eq!(
+        moved["scheduled_at"]
+            .as_str()
+            .unwrap()
+            .parse::<DateTime<Utc>>()
+            .unwrap(),
+        won.start
+    );
+    assert_no_overlap(&appointments);
+}
+
+#[tokio::test]
+async fn a_cancellation_frees_the_slot_at_once_and_resman_gets_a_note_never_a_cancel() {
+    let stack = Stack::start().await;
+    let mut ours = Vec::new();
+    for n in 1..=3 {
+        ours.push(booked(&stack, n, "10:00").await);
+    }
+    let deps = AvailabilityDeps {
+        calendar: &stack.store,
+        cache: &stack.store,
+        cache_ttl: chrono::Duration::seconds(60),
+    };
+    let date = bookable_date(&stack.property).to_string();
+    let query = AvailabilityQuery::parse(Some(DEMO_PROPERTY), Some(&date), Some("in_person")).unwrap();
+    let offers_ten = async || {
+        let (answer, _) = availability(&deps, &query, Utc::now()).await.unwrap();
+        answer.available_slots.iter().any(|s| s.time.contains("T10:00:00"))
+    };
+    assert!(!offers_ten().await, "every agent has 10:00");
+
+    let (cancelled, resman_id) = &ours[0];
+    let view = stack
+        .update(cancelled, json!({"status": "cancelled"}), None)
+        .await
+        .unwrap();
+    assert_eq!(
+        (view["status"].as_str(), view["sync_status"].as_str()),
+        (Some("cancelled"), Some("pending"))
+    );
+    assert!(offers_ten().await, "the next availability call offers 10:00 again");
+
+    // ResMan: the appointment's reason is Cancelled (the agent is free there too, so a new prospect can take the
+    // time), a note says why, the prospect stays active, and a redelivered message writes no second note.
+    stack.drain(5).await;
+    let answer = stack.book(&command(&stack.property, 9, "10:00"), None).await.unwrap();
+    assert_eq!(answer.status, 201, "a new prospect takes the time");
+    stack.queue_again(&BookingId::parse(cancelled).unwrap()).await;
+    stack.drain(5).await;
+    let appointments = stack.appointments().await;
+    let appointment = sandbox_appointment(&appointments, resman_id);
+    assert_eq!(appointment["status"], "Cancelled");
+    assert_ne!(appointment["prospect_status"], "Lost", "the prospect must not be lost");
+    let tour = stack.tour(cancelled).await;
+    assert_eq!((tour.sync_status, tour.resman_version), (SyncStatus::Synced, 2));
+    let prospect = ProspectId::parse(tour.resman_prospect_id.as_deref().unwrap()).unwrap();
+    let found = stack
+        .resman
+        .find_prospects(
+            &stack.property.id,
+            &shared::domain::resman::ProspectLookup::Id(prospect),
+        )
+        .await
+        .unwrap();
+    let events: Vec<_> = found.iter().flat_map(|p| &p.events).collect();
+    assert!(
+        events.iter().all(|e| !e.event_type.eq_ignore_ascii_case("Cancel")),
+        "{events:?}"
+    );
+    let notes = events
+        .iter()
+        .filter(|e| e.comments.as_deref().is_some_and(|c| c.contains("#cancelled]")))
+        .count();
+    assert_eq!(notes, 1, "one note, even after a redelivery");
+    assert_no_overlap(&appointments);
+}
+
+/// Books a tour, lets it reach ResMan, and has a leasing agent confirm it there.
+async fn confirmed_by_staff(stack: &Stack) -> (String, String) {
+    let (ours, theirs) = booked(stack, 1, "10:00").await;
+    stack.drain(3).await;
+    let change = stack.staff_change(&theirs, json!({"status": "Confirmed"})).await;
+    assert_eq!(change["updated_fields"], json!(["status"]));
+    (ours, theirs)
+}
+
+#[tokio::test]
+async fn a_staff_confirmation_reaches_the_tour_once_by_webhook_or_by_poller_with_the_same_record() {
+    // With the webhook on.
+    let hooked = Stack::start().await;
+    hooked.webhook_on().await;
+    let (id, _) = confirmed_by_staff(&hooked).await;
+    let deliveries = hooked.webhooks_settled().await;
+    assert_eq!(deliveries.len(), 1);
+    let by_webhook = hooked.tour(&id).await;
+    assert_eq!((by_webhook.status, by_webhook.version), (TourStatus::Confirmed, 2));
+    assert_eq!(by_webhook.history.last().unwrap().source, ChangeSource::ResmanWebhook);
+    let report = hooked.poll().await;
+    assert_eq!(
+        report.tours_changed, 0,
+        "the poller reads the same change and applies nothing"
+    );
+    assert_eq!(hooked.tour(&id).await.version, 2, "applied once");
+
+    // With the webhook off: the poller alone.
+    let polled = Stack::start().await;
+    let (id, _) = confirmed_by_staff(&polled).await;
+    assert_eq!(
+        polled.tour(&id).await.status,
+        TourStatus::Scheduled,
+        "nothing told us yet"
+    );
+    assert_eq!(polled.poll().await.tours_changed, 1);
+    assert_eq!(
+        polled.poll().await.tours_changed,
+        0,
+        "a second read of the same change applies nothing"
+    );
+    let by_poller = polled.tour(&id).await;
+    assert_eq!(by_poller.history.last().unwrap().source, ChangeSource::ResmanPoll);
+
+    let same = |t: &shared::domain::booking::TourRecord| (t.status, t.version, t.holder.clone(), t.sync_status);
+    assert_eq!(same(&by_webhook), same(&by_poller));
+    // The conversation's view shows the same record.
+    let conversation =
+        shared::app::booking::conversation_tours(&polled.store, &polled.store, &by_poller.conversation_id)
+            .await
+            .unwrap();
+    assert_eq!(conversation.tours[0].status, TourStatus::Confirmed);
+}
+
+#[tokio::test]
+async fn a_staff_move_moves_our_tour_and_frees_its_old_time_for_good() {
+    let stack = Stack::start().await;
+    stack.webhook_on().await;
+    let (id, theirs) = booked(&stack, 1, "10:00").await;
+    stack.drain(3).await;
+    let before = stack.tour(&id).await;
+    let new_start = before.start + chrono::Duration::hours(5);
+    stack
+        .staff_change(&theirs, json!({"scheduled_at": new_start.to_rfc3339()}))
+        .await;
+    stack.webhooks_settled().await;
+    stack.poll().await;
+    let after = stack.tour(&id).await;
+    assert_eq!(
+        (after.start, after.version, after.holder.clone()),
+        (new_start, 2, before.holder.clone())
+    );
+    let busy = busy_of_the_day(&stack).await;
+    let agent = before.holder.agent().map(|a| a.to_string());
+    assert!(
+        !busy.contains(&(agent.clone(), before.start)),
+        "the old time is free: {busy:?}"
+    );
+    assert_eq!(busy, vec![(agent, new_start)], "only the new time is held, once");
+}
+
+#[tokio::test]
+async fn out_of_order_and_replayed_notices_end_in_the_right_state() {
+    let stack = Stack::start().await;
+    let (id, theirs) = booked(&stack, 1, "10:00").await;
+    stack.drain(3).await;
+    let deps = shared::app::webhook::WebhookDeps {
+        inbox: &stack.store,
+        feed: feed(&stack.store, &stack.queue),
+        secret: WEBHOOK_SECRET.as_bytes(),
+    };
+    let now = Utc::now();
+    let notice = |event: &str, status: &str, seconds: i64| {
+        json!({
+            "event_id": event, "appointment_id": theirs, "status": status,
+            "updated_fields": {"status": status}, "staff_member": null,
+            "timestamp": (now + chrono::Duration::seconds(seconds)).to_rfc3339()
+        })
+        .to_string()
+        .into_bytes()
+    };
+    let send = async |body: Vec<u8>| {
+        let signature = shared::domain::signature::sign(WEBHOOK_SECRET.as_bytes(), now.timestamp(), &body);
+        shared::app::webhook::receive_change_notice(&deps, Some(&signature), &body, now)
+            .await
+            .unwrap()
+    };
+    // Staff confirmed, then completed; the completion arrives first, and then again.
+    let completed = notice("n-completed", "Completed", 20);
+    send(completed.clone()).await;
+    send(notice("n-confirmed", "Confirmed", 10)).await;
+    assert_eq!(send(completed).await, shared::app::webhook::NoticeOutcome::Duplicate);
+    let tour = stack.tour(&id).await;
+    assert_eq!((tour.status, tour.version), (TourStatus::Completed, 2));
+    // A word ResMan uses that we do not know is kept verbatim; the status stays.
+    send(notice("n-odd", "Rained Out", 30)).await;
+    let view = stack.view(&id).await;
+    assert_eq!(
+        (view["status"].as_str(), view["resman_status"].as_str()),
+        (Some("completed"), Some("Rained Out"))
+    );
+}
+
+/// What a callback receiver got: each request's signature header and body.
+type Received = Arc<std::sync::Mutex<Vec<(String, Vec<u8>)>>>;
+
+/// A callback receiver that records what it gets, answering `status`.
+async fn receiver(status: u16) -> (String, Received) {
+    let got: Received = Arc::default();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/callbacks", listener.local_addr().unwrap());
+    let kept = Arc::clone(&got);
+    let app = axum::Router::new().route(
+        "/callbacks",
+        axum::routing::post(move |headers: axum::http::HeaderMap, body: axum::body::Bytes| {
+            let kept = Arc::clone(&kept);
+            async move {
+                let signature = headers
+                    .get("x-domiq-signature")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or_default()
+                    .to_owned();
+                kept.lock().unwrap().push((signature, body.to_vec()));
+                axum::http::StatusCode::from_u16(status).unwrap()
+            }
+        }),
+    );
+    tokio::spawn(async move {
+        axum::serve(listener, app).await.ok();
+    });
+    (url, got)
+}
+
+#[tokio::test]
+async fn the_chatbot_hears_of_each_change_once_signed_and_a_receiver_that_is_down_delays_nothing() {
+    let (url, got) = receiver(200).await;
+    let stack = Stack::start_with_callbacks(Some(&url)).await;
+    stack.webhook_on().await;
+    let (id, theirs) = booked(&stack, 1, "10:00").await;
+    stack.drain(3).await;
+    stack.update(&id, json!({"status": "confirmed"}), None).await.unwrap();
+    stack.drain(3).await;
+    let later = stack.tour(&id).await.start + chrono::Duration::hours(4);
+    stack
+        .staff_change(&theirs, json!({"scheduled_at": later.to_rfc3339()}))
+        .await;
+    stack.webhooks_settled().await;
+    stack.drain(3).await;
+    stack.queue_again(&BookingId::parse(&id).unwrap()).await;
+    stack.drain(3).await;
+
+    let got = got.lock().unwrap().clone();
+    let bodies: Vec<Value> = got.iter().map(|(_, b)| serde_json::from_slice(b).unwrap()).collect();
+    let events: Vec<&str> = bodies.iter().map(|b| b["event_id"].as_str().unwrap()).collect();
+    assert_eq!(
+        events,
+        [format!("{id}:v2"), format!("{id}:v3")],
+        "each change once, in order"
+    );
+    for (signature, body) in &got {
+        shared::domain::signature::verify(CALLBACK_SECRET.as_bytes(), Some(signature), body, Utc::now())
+            .expect("a valid signature");
+    }
+    assert_eq!(bodies[0]["source"], "chatbot");
+    assert_eq!(
+        (bodies[1]["source"].as_str(), bodies[1]["tour"]["status"].as_str()),
+        (Some("resman_webhook"), Some("confirmed")),
+        "moved by staff, still confirmed as ResMan shows it"
+    );
+
+    // DomIQ down: the update answers at once, ResMan is written, and only the callback waits for its retry.
+    let dead = Stack::start_with_callbacks(Some(&format!("http://127.0.0.1:{}/callbacks", free_port()))).await;
+    let (id, theirs) = booked(&dead, 1, "10:00").await;
+    dead.drain(3).await;
+    let view = tokio::time::timeout(
+        StdDuration::from_secs(2),
+        dead.update(&id, json!({"status": "confirmed"}), None),
+    )
+    .await
+    .expect("the update never waits on DomIQ")
+    .unwrap();
+    assert_eq!(view["status"], "confirmed");
+    dead.deliver_once().await;
+    let tour = dead.tour(&id).await;
+    assert_eq!(
+        (tour.resman_version, tour.callback_version),
+        (2, 1),
+        "ResMan has it; the callback is owed"
+    );
+    let appointments = dead.appointments().await;
+    assert_eq!(sandbox_appointment(&appointments, &theirs)["status"], "Confirmed");
+}
+
+#[tokio::test]
+async fn a_staff_update_of_a_tour_not_ours_still_feeds_the_mirror() {
+    // Kept from before this issue: an appointment that is not one of our tours changes busy time only.
+    let stack = Stack::start().await;
+    stack.webhook_on().await;
+    let date = bookable_date(&stack.property);
+    let at =
+        shared::domain::slots::resolve_local(stack.property.time_zone, date.and_hms_opt(15, 0, 0).unwrap()).unwrap();
+    let made = stack
+        .control(
+            reqwest::Method::POST,
+            "/_sandbox/appointments",
+            Some(json!({
+                "property_id": DEMO_PROPERTY, "agent_id": DEMO_AGENTS[0], "scheduled_at": at.to_rfc3339(),
+                "duration_minutes": 30,
+                "prospect": {"first_name": "Walk", "last_name": "In", "email": "walkin@example.com"}
+            })),
+        )
+        .await;
+    stack.poll().await;
+    let appointment = made["appointment_id"].as_str().unwrap().to_owned();
+    assert_eq!(busy_of_the_day(&stack).await.len(), 1, "the walk-in is busy time");
+    stack.staff_change(&appointment, json!({"status": "Cancelled"})).await;
+    let deliveries = stack.webhooks_settled().await;
+    assert!(
+        busy_of_the_day(&stack).await.is_empty(),
+        "the cancelled walk-in frees the agent: {deliveries:?}"
+    );
+}
