@@ -93,6 +93,7 @@ impl Stack {
                 .callbacks
                 .as_ref()
                 .map(|c| c as &dyn shared::ports::ChatbotCallbacks),
+            queue: &self.queue,
             clock: &Utc::now,
             attempts: Attempts {
                 count: 1,
@@ -310,18 +311,38 @@ impl Stack {
         .await
     }
 
-    /// One tick of the change poller, as `resman-change-poller` wires it.
+    /// One tick of the change poller, as `resman-change-poller` wires it; every property must be read.
     pub async fn poll(&self) -> shared::app::changes::PollReport {
-        let report = shared::app::changes::poll_changes(
+        let report = self.try_poll().await;
+        assert!(report.failed.is_empty(), "{report:?}");
+        report
+    }
+
+    /// One tick of the change poller, whatever ResMan answers.
+    pub async fn try_poll(&self) -> shared::app::changes::PollReport {
+        shared::app::changes::poll_changes(
             &feed(&self.store, &self.queue),
             &self.resman,
             &shared::app::changes::PollSettings::default(),
             Utc::now(),
         )
         .await
-        .unwrap();
-        assert!(report.failed.is_empty(), "{report:?}");
-        report
+        .unwrap()
+    }
+
+    /// A staff action that ResMan may refuse (an overlap): its HTTP status.
+    pub async fn try_staff_change(&self, appointment_id: &str, change: Value) -> u16 {
+        reqwest::Client::new()
+            .post(format!(
+                "{}/_sandbox/appointments/{appointment_id}/staff-change",
+                self.sandbox.base_url()
+            ))
+            .json(&change)
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
     }
 
     /// Runs the worker until the queue is empty (failures come back at once; at most `rounds` receives).

@@ -425,3 +425,68 @@ async fn a_staff_update_of_a_tour_not_ours_still_feeds_the_mirror() {
         "the cancelled walk-in frees the agent: {deliveries:?}"
     );
 }
+
+#[tokio::test]
+async fn a_move_resman_refuses_because_staff_took_the_time_ends_where_resman_has_it() {
+    let stack = Stack::start().await;
+    let (id, theirs) = booked(&stack, 1, "10:00").await;
+    stack.drain(3).await;
+    let before = stack.tour(&id).await;
+    let agent = before.holder.agent().unwrap().to_string();
+    // Staff give the same agent 14:00 at the front desk; we have not read it yet.
+    let two = shared::domain::slots::resolve_local(
+        stack.property.time_zone,
+        bookable_date(&stack.property).and_hms_opt(14, 0, 0).unwrap(),
+    )
+    .unwrap();
+    stack
+        .control(
+            reqwest::Method::POST,
+            "/_sandbox/appointments",
+            Some(json!({
+                "property_id": DEMO_PROPERTY, "agent_id": agent, "scheduled_at": two.to_rfc3339(),
+                "duration_minutes": 45,
+                "prospect": {"first_name": "Walk", "last_name": "In", "email": "walkin@example.com"}
+            })),
+        )
+        .await;
+    let moved = stack
+        .update(&id, json!({"rescheduled_datetime": local(&stack, "14:00")}), None)
+        .await
+        .unwrap();
+    assert_eq!(
+        moved["staff_member_id"].as_str(),
+        Some(agent.as_str()),
+        "its own agent, free as far as we knew"
+    );
+    stack.drain(5).await;
+    let after = stack.tour(&id).await;
+    assert_eq!(
+        (after.start, after.version),
+        (before.start, 3),
+        "back where ResMan has it, as a new version"
+    );
+    assert_eq!(after.history.last().unwrap().source, ChangeSource::ResmanPoll);
+    assert!(
+        after.last_error.as_deref().unwrap_or_default().contains("refused"),
+        "{after:?}"
+    );
+    let appointments = stack.appointments().await;
+    let appointment = sandbox_appointment(&appointments, &theirs);
+    assert_eq!(
+        appointment["scheduled_at"]
+            .as_str()
+            .unwrap()
+            .parse::<DateTime<Utc>>()
+            .unwrap(),
+        before.start
+    );
+    assert_eq!(
+        busy_of_the_day(&stack)
+            .await
+            .iter()
+            .filter(|(_, s)| *s == before.start)
+            .count(),
+        1
+    );
+}

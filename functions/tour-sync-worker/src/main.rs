@@ -52,6 +52,7 @@ async fn handle(deps: &Deps, event: LambdaEvent<SqsEvent>) -> Result<SqsBatchRes
         tours: &deps.store,
         resman: &deps.resman,
         callbacks: deps.callbacks.as_ref().map(|c| c as &dyn ChatbotCallbacks),
+        queue: &deps.queue,
         clock: &chrono::Utc::now,
         attempts: Attempts {
             count: 1,

@@ -176,6 +176,8 @@ pub struct WorkerDeps<'a> {
     pub resman: &'a dyn ResManGateway,
     /// The chatbot's change callbacks, when `CHATBOT_CALLBACK_URL` is configured.
     pub callbacks: Option<&'a dyn crate::ports::ChatbotCallbacks>,
+    /// Where a tour that had to follow ResMan's record queues what that change owes (its callback).
+    pub queue: &'a dyn crate::ports::SyncQueue,
     pub attempts: Attempts,
     /// The queue's `maxReceiveCount`: on the last receive a still-failing booking is marked failed for staff.
     pub max_receives: u32,
@@ -343,6 +345,57 @@ pub fn callback_body(property: &Property, tour: &TourRecord) -> Result<(String, 
     Ok((event_id, body.to_string()))
 }
 
+/// Puts a tour back to what ResMan's calendar has for it, as a report read now (one code path with the poller's).
+async fn follow_resman(
+    deps: &WorkerDeps<'_>,
+    property: &Property,
+    tour: &TourRecord,
+) -> Result<WorkerOutcome, crate::app::AppError> {
+    let (Some(appointment), Some(prospect)) = (
+        tour.resman_appointment_id.clone(),
+        tour.resman_prospect_id
+            .as_deref()
+            .and_then(|p| ProspectId::parse(p).ok()),
+    ) else {
+        return Ok(WorkerOutcome::Done);
+    };
+    let found = match deps
+        .resman
+        .find_prospects(&property.id, &ProspectLookup::Id(prospect))
+        .await
+    {
+        Ok(found) => found,
+        Err(e) => {
+            tracing::warn!(booking_id = %tour.booking_id, error = %e, "could not read ResMan's record of the tour");
+            return Ok(WorkerOutcome::Retry);
+        }
+    };
+    let Some(event) = found
+        .iter()
+        .flat_map(|p| &p.events)
+        .find(|e| e.id.as_ref() == Some(&appointment))
+    else {
+        tracing::error!(booking_id = %tour.booking_id, "ResMan no longer has the tour's appointment; staff must look at it");
+        return Ok(WorkerOutcome::Done);
+    };
+    let now = (deps.clock)();
+    let report = crate::app::lifecycle::ResManReport {
+        appointment_id: appointment,
+        word: crate::domain::lifecycle::ResManWord::read(event.reason.as_deref()),
+        start: event.at,
+        agent: event.agent.clone(),
+        as_of: now,
+        source: crate::domain::lifecycle::ChangeSource::ResmanPoll,
+    };
+    let report_deps = crate::app::lifecycle::ReportDeps {
+        tours: deps.tours,
+        queue: deps.queue,
+    };
+    let effect = crate::app::lifecycle::apply_report(&report_deps, property, tour.clone(), &report, now).await?;
+    tracing::info!(booking_id = %tour.booking_id, effect = ?effect, "the tour follows ResMan's record");
+    Ok(WorkerOutcome::Done)
+}
+
 /// One queued tour: whatever its current version still owes (its ResMan write, the chatbot's callback) is done,
 /// each on its own, so a failing DomIQ never holds back ResMan nor the other way round. Every queued ResMan
 /// write may already have reached ResMan (a lost answer), so a creation looks for its reference first.
@@ -386,11 +439,17 @@ pub async fn process_queued_sync(
                     return Ok(WorkerOutcome::Done);
                 }
                 Err(Behind::Refused(description)) => {
-                    // A change ResMan will not take (say, the agent is busy there): staff must look at it.
-                    tracing::error!(booking_id = %tour.booking_id, reason = %description, "ResMan refused a change of the tour; marked failed for staff");
-                    next.sync_status = SyncStatus::Failed;
+                    // A change ResMan will not take (staff gave the agent that time meanwhile): ResMan's calendar is
+                    // the record, so the tour goes back to what ResMan has, and the chatbot hears of it.
+                    tracing::warn!(booking_id = %tour.booking_id, reason = %description, "ResMan refused a change of the tour; it follows ResMan's record");
                     next.resman_version = next.version;
-                    next.last_error = Some(description);
+                    next.sync_status = SyncStatus::Synced;
+                    next.last_error = Some(format!("ResMan refused the change: {description}"));
+                    if !deps.tours.save_sync(&next, false).await? {
+                        tour = deps.tours.tour(&id).await?.ok_or_else(not_found)?;
+                        continue;
+                    }
+                    return follow_resman(deps, &property, &next).await;
                 }
                 Err(Behind::Owed(error)) => {
                     tracing::warn!(booking_id = %tour.booking_id, error = %error, "ResMan write did not go through");
