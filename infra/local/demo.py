@@ -39,6 +39,8 @@ STAFF_TOUR_TIME = clock_time(11, 0)
 AVAILABILITY_PATH = "/tour-availability/api/resman/tours/availability"
 BOOK_PATH = "/book-tour/api/resman/tours/book"
 CONVERSATION_PATH = "/conversation-tours/api/resman/tours"
+TOUR_PATH = "/get-tour/api/resman/tours"
+UPDATE_PATH = "/update-tour/api/resman/tours"
 CHATBOT_TOUR_TIME = clock_time(14, 0)
 OUTAGE_TOUR_TIME = clock_time(16, 0)
 # Maria's second tour, and the time that many prospects ask for at the same instant.
@@ -707,6 +709,121 @@ def step_booking_survives_a_resman_outage(ctx: Context) -> None:
     raise DemoError(f"the booking did not reach ResMan within {SYNC_WAIT_SECONDS} s; see .local/logs/pump.log")
 
 
+# --- A tour's life after booking -----------------------------------------------------------------------------------
+
+
+SOURCES_IN_WORDS = {
+    "chatbot": "done through the chatbot",
+    "resman_webhook": "done in ResMan (ResMan's notice told us)",
+    "resman_poll": "done in ResMan (our reading of ResMan's changes found it)",
+    "staff_api": "done by staff through our API",
+}
+
+
+def tour_of(ctx: Context, tour_id: str) -> dict:
+    """GET /api/resman/tours/{id}: the tour as it now stands, with its history."""
+    answer = request_json("GET", f"{ctx.url('LAMBDA_BASE_URL')}{TOUR_PATH}/{tour_id}",
+                          headers={"x-api-key": ctx.env.get("API_KEY", "")})
+    if not isinstance(answer, dict) or "status" not in answer:
+        raise DemoError(f"the tour {tour_id} could not be read back")
+    return answer
+
+
+def wait_for_tour(ctx: Context, tour_id: str, done: Callable[[dict], bool], what: str) -> dict:
+    """Reads the tour until `done` holds (a change from ResMan arrives by webhook within a moment)."""
+    deadline = time.monotonic() + WEBHOOK_WAIT_SECONDS
+    while time.monotonic() < deadline:
+        tour = tour_of(ctx, tour_id)
+        if done(tour):
+            return tour
+        time.sleep(0.5)
+    raise DemoError(f"{what} did not reach the tour within {WEBHOOK_WAIT_SECONDS} s; see .local/logs/lambda.log")
+
+
+def staff_change(ctx: Context, appointment_id: str, change: dict) -> list[str]:
+    """A leasing agent's change in ResMan's portal (the sandbox's staff action): the fields that changed."""
+    answer = request_json("POST", f"{ctx.url('RESMAN_SANDBOX_URL')}/_sandbox/appointments/{appointment_id}/staff-change",
+                          json_body=change)
+    return list(answer.get("updated_fields", [])) if isinstance(answer, dict) else []
+
+
+def conversation_in_words(ctx: Context, prospect: dict, zone: ZoneInfo) -> None:
+    for t in conversation(ctx, prospect):
+        when = datetime.fromisoformat(t["confirmed_datetime"]).astimezone(zone)
+        say(f"    - {when_in_words(when)} with {t['staff_member']}: {t['status'].replace('_', ' ')}")
+
+
+def step_a_tour_lives_on(ctx: Context) -> None:
+    config = property_config()
+    zone = ZoneInfo(config["time_zone"])
+    maria = PROSPECTS[0]
+    first = maria["name"].split()[0]
+    tours = [t for t in conversation(ctx, maria) if t.get("resman_appointment_id") and t["status"] != "released"]
+    if len(tours) < 2:
+        raise DemoError(f"{first}'s two tours from the steps above are not both in ResMan yet")
+    staffed, chatbot_cancels = tours[0], tours[-1]
+    tour_id, appointment = staffed["appointment_id"], staffed["resman_appointment_id"]
+
+    agent = staffed["staff_member"]
+    say(f"In ResMan, {agent} confirms {first}'s tour.")
+    if staff_change(ctx, appointment, {"status": "Confirmed"}):
+        tour = wait_for_tour(ctx, tour_id, lambda t: t["status"] == "confirmed", "The confirmation")
+        change = tour["history"][-1]
+        say(f"  The chatbot's view follows within a moment: confirmed, and the tour's history records it as "
+            f"{SOURCES_IN_WORDS.get(change['source'], change['source'])}.")
+    else:
+        say("  (It was already confirmed by an earlier run of this demo.)")
+
+    tour = tour_of(ctx, tour_id)
+    old = datetime.fromisoformat(tour["confirmed_datetime"]).astimezone(zone)
+    # An hour later if the agent is free then in ResMan, else the next hour that is (earlier runs move it too).
+    sandbox = ctx.url("RESMAN_SANDBOX_URL")
+    for hours in (1, -1, 2, -2, 3, -3):
+        new = old + timedelta(hours=hours)
+        moved, _ = request("POST", f"{sandbox}/_sandbox/appointments/{appointment}/staff-change",
+                           json_body={"scheduled_at": new.isoformat()})
+        if moved == 200:
+            break
+    else:
+        raise DemoError("ResMan would not move the tour: the agent is busy at every time tried")
+    say(f"{agent} then moves it from {clock(old)} to {clock(new)} in ResMan.")
+    tour = wait_for_tour(ctx, tour_id, lambda t: datetime.fromisoformat(t["confirmed_datetime"]) == new, "The move")
+    say(f"  The chatbot's view follows: {when_in_words(new)}, still {tour['status']}, the same tour (not a new "
+        f"booking); its history now lists {plural(len(tour['history']), 'change')}.")
+    if old in slot_times(availability(ctx, old.date()), zone):
+        say(f"  {clock(old)} is offered to prospects again: the old time does not stay blocked.")
+    else:
+        raise DemoError(f"{clock(old)} is still blocked after the tour moved away from it")
+
+    second_id = chatbot_cancels["appointment_id"]
+    say(f"{first} tells the chatbot she cannot make her other tour, and the chatbot cancels it:")
+    status, answer = request("PUT", f"{ctx.url('LAMBDA_BASE_URL')}{UPDATE_PATH}/{second_id}",
+                             json_body={"status": "cancelled"},
+                             headers={"x-api-key": ctx.env.get("API_KEY", ""),
+                                      "Idempotency-Key": f"demo-cancel-{second_id}"})
+    if status == 409 and isinstance(answer, dict):
+        say(f"  ({answer.get('error', {}).get('message', 'already changed')}: an earlier run of this demo did it.)")
+    elif status != 200:
+        raise DemoError(f"the cancellation was not accepted (HTTP {status}{_reason(answer)})")
+    else:
+        say(f"  Answered at once: {answer['status']}; the time is free for other prospects right away, and ResMan "
+            f"is told in the background ({answer['sync_status']}).")
+    deadline = time.monotonic() + SYNC_WAIT_SECONDS
+    while time.monotonic() < deadline:
+        appointments = [a for a in resman_appointments_with(ctx, second_id)
+                        if a.get("appointment_id") == chatbot_cancels["resman_appointment_id"]]
+        if appointments and appointments[0].get("status") == "Cancelled":
+            lead = appointments[0].get("prospect_status", "Active")
+            say(f"  In ResMan the tour is now Cancelled, with a note saying why; {first} stays an {lead.lower()} "
+                "prospect (never marked lost).")
+            break
+        time.sleep(1)
+    else:
+        raise DemoError(f"ResMan did not get the cancellation within {SYNC_WAIT_SECONDS} s; see .local/logs/pump.log")
+    say(f"What the chatbot now sees for {first}'s conversation:")
+    conversation_in_words(ctx, maria, zone)
+
+
 @dataclass(frozen=True)
 class Step:
     title: str
@@ -725,6 +842,8 @@ STEPS = [
     Step("The same prospect books a second tour: one guest card, a faster answer", step_second_tour_on_the_same_guest_card),
     Step("Twenty prospects want the same time at once", step_rush_for_one_time),
     Step("ResMan is down, and a prospect still gets a tour", step_booking_survives_a_resman_outage),
+    Step("Staff confirm and move a tour in ResMan, the chatbot cancels another, and the conversation follows",
+         step_a_tour_lives_on),
 ]
 
 
