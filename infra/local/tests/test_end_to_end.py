@@ -1,5 +1,6 @@
 """The real functions under `cargo lambda watch`, on the whole local stack (DynamoDB Local, moto, the ResMan sandbox),
-called as the chatbot calls them: 200 prospects asking for one slot at the same instant.
+called as the chatbot calls them: 200 prospects asking for one slot at the same instant, and a tour changed by the
+chatbot and by staff in ResMan, with the queue, the webhook and the sync worker between them.
 
 At most `IN_FLIGHT` requests are open at once: the number API Gateway lets through at once in front of the deployed
 functions (`ThrottlingBurstLimit` in template.yaml). It also keeps under what `cargo lambda watch` can hold: measured
@@ -14,10 +15,11 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 import urllib.error
 import urllib.request
 from collections import Counter
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 
 import pytest
 
@@ -69,9 +71,9 @@ def call(env: dict, method: str, path: str, body: dict | None = None) -> tuple[i
         return error.code, json.loads(error.read())
 
 
-def free_slot(env: dict) -> tuple[str, str]:
+def free_slot(env: dict, days_ahead: int = 3) -> tuple[str, str]:
     """The first in-person time offered on a weekday a few days out: (date, HH:MM)."""
-    day = date.today() + timedelta(days=3)
+    day = date.today() + timedelta(days=days_ahead)
     while day.weekday() >= 5:
         day += timedelta(days=1)
     status, answer = call(
@@ -127,3 +129,62 @@ def test_two_hundred_simultaneous_bookings_of_one_slot_through_the_functions_boo
     assert status == 200, tour
     assert tour["appointment_id"] == booked[0]["appointment_id"] and tour["version"] == 1
     assert [h["source"] for h in tour["history"]] == ["chatbot"]
+
+
+def eventually(what: str, check, seconds: float = 60.0):
+    """Polls `check` until it returns something truthy (the queue and the webhook work in the background)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        found = check()
+        if found:
+            return found
+        time.sleep(0.5)
+    raise AssertionError(f"{what} did not happen within {seconds} s")
+
+
+def sandbox_appointment(env: dict, appointment_id: str) -> dict:
+    with urllib.request.urlopen(f"{env['RESMAN_SANDBOX_URL']}/_sandbox/appointments?property_id={PROPERTY}") as r:
+        return next(a for a in json.loads(r.read()) if a["appointment_id"] == appointment_id)
+
+
+def test_a_tour_changed_by_the_chatbot_and_by_staff_through_the_functions_ends_the_same_on_both_sides(running_stack):
+    env = running_stack
+    day, time_of_day = free_slot(env, days_ahead=5)
+    body = {
+        "conversation_id": "e2e-lifecycle",
+        "tour_data": {
+            "prospect_name": "Life Cycle", "prospect_email": "lifecycle@example.com", "prospect_phone": "+15125579999",
+            "tour_type": "in_person", "preferred_date": day, "preferred_time": time_of_day, "property_id": PROPERTY,
+            "unit_preferences": ["2 bedrooms", "ground floor"],
+        },
+    }
+    status, booked = call(env, "POST", "book-tour/api/resman/tours/book", body)
+    assert status == 201, booked
+    tour_path = f"update-tour/api/resman/tours/{booked['appointment_id']}"
+
+    # The chatbot confirms through update-tour; the answer does not wait for ResMan; the worker writes it there.
+    status, updated = call(env, "PUT", tour_path, {"status": "confirmed", "staff_notes": "Bringing a dog"})
+    assert status == 200 and updated["status"] == "confirmed" and updated["version"] == 2, updated
+    eventually("ResMan's confirmation",
+               lambda: sandbox_appointment(env, booked["resman_appointment_id"])["status"] == "Confirmed")
+    status, refused = call(env, "PUT", tour_path, {"colour": "red"})
+    assert status == 400 and "colour" in refused["error"]["message"], refused
+
+    # Staff move it an hour later in ResMan; the sandbox's signed webhook reaches tour-webhook, the tour follows.
+    new_start = datetime.fromisoformat(updated["confirmed_datetime"]) + timedelta(hours=1)
+    request = urllib.request.Request(
+        f"{env['RESMAN_SANDBOX_URL']}/_sandbox/appointments/{booked['resman_appointment_id']}/staff-change",
+        method="POST", data=json.dumps({"scheduled_at": new_start.isoformat()}).encode(),
+        headers={"content-type": "application/json"},
+    )
+    with urllib.request.urlopen(request) as r:
+        assert json.loads(r.read())["updated_fields"] == ["scheduled_at"]
+
+    def moved():
+        status, tour = call(env, "GET", f"get-tour/api/resman/tours/{booked['resman_appointment_id']}")
+        return tour if status == 200 and datetime.fromisoformat(tour["confirmed_datetime"]) == new_start else None
+
+    tour = eventually("the staff move reaching the tour", moved)
+    assert tour["version"] == 3 and tour["status"] == "confirmed", tour
+    assert [h["source"] for h in tour["history"]] == ["chatbot", "chatbot", "resman_webhook"]
+    assert tour["staff_notes"] == "Bringing a dog"

@@ -7,7 +7,7 @@ use super::AppError;
 use super::availability::{busy_around_date, load_property};
 use super::booking::{alternatives, candidates, find_tour, view_of};
 use crate::domain::booking::{Holder, TourRecord, slot_at};
-use crate::domain::lifecycle::{Change, ChangeSource, ResManWord};
+use crate::domain::lifecycle::{Change, ChangeSource, ResManWord, decide};
 use crate::domain::property::Property;
 use crate::domain::slots::{self, Busy};
 use crate::domain::update::{Edit, UpdateTourCommand, edited};
@@ -130,10 +130,18 @@ pub async fn update_tour(
         // A move is checked against the property's rules and the tour's state before any busy time is read.
         let holders = match &command.reschedule {
             Some(at) => {
+                // Into the past is a change the tour's life does not allow (409), before it is a bad time (400).
+                let local = at.local(property.time_zone);
+                if let Some(start) = crate::domain::slots::resolve_local(property.time_zone, local)
+                    && start <= now
+                {
+                    let to = UtcWindow::starting_at(start, tour.end - tour.start)?;
+                    decide(tour.status, &tour.window(), &Change::Move { to }, now).map_err(refused(field))?;
+                }
                 let window = slot_at(
                     &property,
                     tour.tour_type,
-                    at.local(property.time_zone),
+                    local,
                     now,
                     ("rescheduled_datetime", "rescheduled_datetime"),
                 )?;
@@ -533,8 +541,21 @@ mod tests {
         .await
         .unwrap_err();
         assert!(
-            matches!(past, AppError::Invalid(ref f) if f.field == "rescheduled_datetime"),
+            matches!(past, AppError::Illegal { ref change, field } if field == "rescheduled_datetime" && change.to_string().contains("into the past")),
             "{past:?}"
+        );
+        let off_grid = update(
+            &store,
+            &tours,
+            first.booking_id.as_str(),
+            r#"{"rescheduled_datetime":"2026-12-01T10:07"}"#,
+            None,
+        )
+        .await
+        .unwrap_err();
+        assert!(
+            matches!(off_grid, AppError::Invalid(ref f) if f.field == "rescheduled_datetime"),
+            "{off_grid:?}"
         );
     }
 
