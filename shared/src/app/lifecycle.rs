@@ -414,15 +414,7 @@ mod tests {
     async fn confirming_raises_the_version_owes_resman_and_queues_it() {
         let (store, tours) = (MemoryStore::with_property(demo()), MemoryTours::default());
         let tour = booked(&tours, 1, "A", 10);
-        let view = update(
-            &store,
-            &tours,
-            tour.booking_id.as_str(),
-            r#"{"status":"confirmed"}"#,
-            None,
-        )
-        .await
-        .unwrap();
+        let view = confirm(&store, &tours, &tour.booking_id).await.unwrap();
         assert_eq!(
             (view["status"].as_str(), view["version"].as_u64()),
             (Some("confirmed"), Some(2))
@@ -481,49 +473,47 @@ mod tests {
         );
     }
 
+    /// The chatbot confirms tour `id`.
+    async fn confirm(store: &MemoryStore, tours: &MemoryTours, id: &BookingId) -> Result<serde_json::Value, AppError> {
+        update(store, tours, id.as_str(), r#"{"status":"confirmed"}"#, None).await
+    }
+
+    /// The chatbot moves tour `id` to `to`.
+    async fn move_to(
+        store: &MemoryStore,
+        tours: &MemoryTours,
+        id: &BookingId,
+        to: &str,
+    ) -> Result<serde_json::Value, AppError> {
+        let body = serde_json::json!({ "rescheduled_datetime": to }).to_string();
+        update(store, tours, id.as_str(), &body, None).await
+    }
+
     #[tokio::test]
     async fn a_move_keeps_the_agent_when_free_takes_another_when_not_and_refuses_a_full_time() {
         let (store, tours) = (MemoryStore::with_property(demo()), MemoryTours::default());
         let first = booked(&tours, 1, "A", 10);
         booked(&tours, 2, "A", 14);
-        let moved = update(
-            &store,
-            &tours,
-            first.booking_id.as_str(),
-            r#"{"rescheduled_datetime":"2026-12-01T11:00"}"#,
-            None,
-        )
-        .await
-        .unwrap();
+        let moved = move_to(&store, &tours, &first.booking_id, "2026-12-01T11:00")
+            .await
+            .unwrap();
         assert_eq!(
             (moved["staff_member_id"].as_str(), moved["status"].as_str()),
             (Some("A"), Some("scheduled"))
         );
         assert_eq!(moved["confirmed_datetime"], "2026-12-01T11:00:00-06:00");
         // 14:00 is A's: the tour goes to B, and the old 11:00 locks are free again.
-        let to_b = update(
-            &store,
-            &tours,
-            first.booking_id.as_str(),
-            r#"{"rescheduled_datetime":"2026-12-01T14:00:00-06:00"}"#,
-            None,
-        )
-        .await
-        .unwrap();
+        let to_b = move_to(&store, &tours, &first.booking_id, "2026-12-01T14:00:00-06:00")
+            .await
+            .unwrap();
         assert_eq!(to_b["staff_member_id"], "B");
         let earliest = |tours: &MemoryTours| tours.locks.lock().unwrap().keys().map(|(_, g)| *g).min();
         assert_eq!(earliest(&tours), Some(at(14, 0)), "nothing left at 11:00");
         booked(&tours, 3, "A", 16);
         booked(&tours, 4, "B", 16);
-        let full = update(
-            &store,
-            &tours,
-            first.booking_id.as_str(),
-            r#"{"rescheduled_datetime":"2026-12-01T16:00"}"#,
-            None,
-        )
-        .await
-        .unwrap_err();
+        let full = move_to(&store, &tours, &first.booking_id, "2026-12-01T16:00")
+            .await
+            .unwrap_err();
         match full {
             AppError::SlotTaken { alternatives, field } => {
                 assert_eq!(field, "rescheduled_datetime");
@@ -531,28 +521,16 @@ mod tests {
             }
             other => panic!("expected slot_taken, got {other:?}"),
         }
-        let past = update(
-            &store,
-            &tours,
-            first.booking_id.as_str(),
-            r#"{"rescheduled_datetime":"2026-11-29T10:00"}"#,
-            None,
-        )
-        .await
-        .unwrap_err();
+        let past = move_to(&store, &tours, &first.booking_id, "2026-11-29T10:00")
+            .await
+            .unwrap_err();
         assert!(
             matches!(past, AppError::Illegal { ref change, field } if field == "rescheduled_datetime" && change.to_string().contains("into the past")),
             "{past:?}"
         );
-        let off_grid = update(
-            &store,
-            &tours,
-            first.booking_id.as_str(),
-            r#"{"rescheduled_datetime":"2026-12-01T10:07"}"#,
-            None,
-        )
-        .await
-        .unwrap_err();
+        let off_grid = move_to(&store, &tours, &first.booking_id, "2026-12-01T10:07")
+            .await
+            .unwrap_err();
         assert!(
             matches!(off_grid, AppError::Invalid(ref f) if f.field == "rescheduled_datetime"),
             "{off_grid:?}"
@@ -632,15 +610,7 @@ mod tests {
         assert_eq!(earliest, Some(at(15, 0)), "the hold moved with the tour; 10:00 is free");
         assert_eq!(tours.tours.lock().unwrap()[&tour.booking_id].start, at(15, 0));
         // Our own pending write wins over what ResMan shows until it lands.
-        update(
-            &store,
-            &tours,
-            tour.booking_id.as_str(),
-            r#"{"status":"confirmed"}"#,
-            None,
-        )
-        .await
-        .unwrap();
+        confirm(&store, &tours, &tour.booking_id).await.unwrap();
         assert_eq!(
             apply(&tours, &report(1, "Scheduled", Some(at(16, 0)), 30)).await,
             ReportEffect::Stale

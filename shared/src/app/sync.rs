@@ -227,12 +227,7 @@ async fn write_change(
     tour: &TourRecord,
     attempts: Attempts,
 ) -> Result<(), ResManError> {
-    let (Some(appointment), Some(prospect)) = (
-        tour.resman_appointment_id.clone(),
-        tour.resman_prospect_id
-            .as_deref()
-            .and_then(|p| ProspectId::parse(p).ok()),
-    ) else {
+    let Some((appointment, prospect)) = tour.in_resman() else {
         return Err(ResManError::Rejected {
             description: "the tour has no ResMan appointment to change".into(),
         });
@@ -351,12 +346,7 @@ async fn follow_resman(
     property: &Property,
     tour: &TourRecord,
 ) -> Result<WorkerOutcome, crate::app::AppError> {
-    let (Some(appointment), Some(prospect)) = (
-        tour.resman_appointment_id.clone(),
-        tour.resman_prospect_id
-            .as_deref()
-            .and_then(|p| ProspectId::parse(p).ok()),
-    ) else {
+    let Some((appointment, prospect)) = tour.in_resman() else {
         return Ok(WorkerOutcome::Done);
     };
     let found = match deps

@@ -121,7 +121,18 @@ fn text_list_field(object: &JsonObject, name: &str, field: &'static str) -> Resu
     }
 }
 
-fn text_field(object: &JsonObject, name: &str, field: &'static str) -> Result<Option<String>, InvalidField> {
+/// A request body as a JSON object, at most `max` bytes: anything else is refused naming `body`.
+pub(crate) fn json_object(body: &[u8], max: usize) -> Result<JsonObject, InvalidField> {
+    if body.len() > max {
+        return Err(InvalidField::new("body", format!("must be at most {max} bytes")));
+    }
+    match serde_json::from_slice(body).map_err(|_| InvalidField::new("body", "is not valid JSON"))? {
+        serde_json::Value::Object(object) => Ok(object),
+        _ => Err(InvalidField::new("body", "must be a JSON object")),
+    }
+}
+
+pub(crate) fn text_field(object: &JsonObject, name: &str, field: &'static str) -> Result<Option<String>, InvalidField> {
     match object.get(name) {
         None | Some(serde_json::Value::Null) => Ok(None),
         Some(serde_json::Value::String(text)) => Ok(Some(text.clone())),
@@ -133,17 +144,8 @@ impl BookTourRequest {
     /// Reads the raw body (its size is checked first, by the caller): not JSON, or a field of the wrong JSON type,
     /// is named.
     pub fn from_body(body: &[u8]) -> Result<Self, InvalidField> {
-        if body.len() > MAX_BODY_BYTES {
-            return Err(InvalidField::new(
-                "body",
-                format!("must be at most {MAX_BODY_BYTES} bytes"),
-            ));
-        }
-        let value: serde_json::Value =
-            serde_json::from_slice(body).map_err(|_| InvalidField::new("body", "is not valid JSON"))?;
-        let object = value
-            .as_object()
-            .ok_or_else(|| InvalidField::new("body", "must be a JSON object"))?;
+        let object = json_object(body, MAX_BODY_BYTES)?;
+        let object = &object;
         let tour_data = match object.get("tour_data") {
             None | Some(serde_json::Value::Null) => None,
             Some(serde_json::Value::Object(data)) => Some(TourData {
@@ -511,6 +513,15 @@ impl TourRecord {
         } else {
             self.resman_version
         }
+    }
+
+    /// Where ResMan keeps the tour, once it is there: its appointment and its prospect.
+    pub fn in_resman(&self) -> Option<(AppointmentId, super::ProspectId)> {
+        let prospect = self
+            .resman_prospect_id
+            .as_deref()
+            .and_then(|p| super::ProspectId::parse(p).ok())?;
+        Some((self.resman_appointment_id.clone()?, prospect))
     }
 
     /// Whether ResMan still lacks this tour's current version.

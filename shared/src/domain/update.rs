@@ -59,15 +59,11 @@ pub struct UpdateTourCommand {
 
 const FIELDS: [&str; 4] = ["status", "rescheduled_datetime", "staff_notes", "outcome"];
 
-fn text<'a>(
-    object: &'a serde_json::Map<String, serde_json::Value>,
+fn text(
+    object: &serde_json::Map<String, serde_json::Value>,
     name: &'static str,
-) -> Result<Option<&'a str>, InvalidField> {
-    match object.get(name) {
-        None | Some(serde_json::Value::Null) => Ok(None),
-        Some(serde_json::Value::String(text)) => Ok(Some(text.as_str())),
-        Some(_) => Err(InvalidField::new(name, "must be a string")),
-    }
+) -> Result<Option<String>, InvalidField> {
+    super::booking::text_field(object, name, name)
 }
 
 /// The chatbot's status words: `confirmed`, `cancelled`, `completed`, `no_show`.
@@ -87,17 +83,8 @@ impl UpdateTourCommand {
     /// Reads the raw body: not a JSON object, an unknown field, a field of the wrong type or value, or nothing to
     /// change, is a refusal naming the field.
     pub fn from_body(body: &[u8]) -> Result<Self, InvalidField> {
-        if body.len() > MAX_UPDATE_BYTES {
-            return Err(InvalidField::new(
-                "body",
-                format!("must be at most {MAX_UPDATE_BYTES} bytes"),
-            ));
-        }
-        let value: serde_json::Value =
-            serde_json::from_slice(body).map_err(|_| InvalidField::new("body", "is not valid JSON"))?;
-        let object = value
-            .as_object()
-            .ok_or_else(|| InvalidField::new("body", "must be a JSON object"))?;
+        let object = super::booking::json_object(body, MAX_UPDATE_BYTES)?;
+        let object = &object;
         if let Some(unknown) = object.keys().find(|k| !FIELDS.contains(&k.as_str())) {
             // The field's name is the caller's, so it is not a `&'static str`: the reason carries it.
             return Err(InvalidField::new(
@@ -105,11 +92,12 @@ impl UpdateTourCommand {
                 format!("has an unknown field {unknown:?} (expected {})", FIELDS.join(", ")),
             ));
         }
-        let status = text(object, "status")?.map(status_change).transpose()?;
+        let status = text(object, "status")?.as_deref().map(status_change).transpose()?;
         let reschedule = text(object, "rescheduled_datetime")?
+            .as_deref()
             .map(RequestedTime::parse)
             .transpose()?;
-        let staff_notes = match text(object, "staff_notes")?.map(str::trim) {
+        let staff_notes = match text(object, "staff_notes")?.as_deref().map(str::trim) {
             None => None,
             Some(notes) if notes.chars().count() > MAX_STAFF_NOTES_CHARS => {
                 return Err(InvalidField::new(
@@ -123,6 +111,7 @@ impl UpdateTourCommand {
             Some(notes) => Some(notes.to_owned()),
         };
         let outcome = text(object, "outcome")?
+            .as_deref()
             .map(|raw| {
                 Outcome::parse(raw).ok_or_else(|| {
                     InvalidField::new("outcome", "must be one of interested, not_interested, follow_up_needed")
