@@ -4,6 +4,7 @@
 //! - the floor the emulator itself sets: a bare `GetItem`, and a bare `TransactWriteItems` as large as a booking's;
 //! - availability (cache hit, cache miss) and booking (ResMan at 0 ms and at 200 ms): p50, p99, DynamoDB requests
 //!   and ResMan calls per request, and p50 as a multiple of the floor that matches it;
+//! - changes of booked tours (a confirmation, a move), with the same columns;
 //! - 200 concurrent bookings of one slot, until every request is answered;
 //! - the slot computation alone (pure);
 //! - each function's release binary: its size, and its cold start (process start to first answer, against a
@@ -79,6 +80,20 @@ impl Stack {
         book_tour(&self.booking(), &command(n, date, time), None, id, Utc::now())
             .await
             .map(|b| b.status)
+    }
+
+    /// The chatbot's `PUT /api/resman/tours/{id}` with `body`: the HTTP status.
+    async fn update(&self, id: &BookingId, body: Value) -> Result<u16, AppError> {
+        let command = shared::domain::update::UpdateTourCommand::from_body(body.to_string().as_bytes())?;
+        let deps = shared::app::lifecycle::UpdateDeps {
+            properties: &self.store,
+            calendar: &self.store,
+            tours: &self.store,
+            queue: &self.queue,
+        };
+        shared::app::lifecycle::update_tour(&deps, id.as_str(), &command, None, Utc::now())
+            .await
+            .map(|u| u.status)
     }
 
     async fn control(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
@@ -291,6 +306,48 @@ async fn booking_row(latency_ms: u64, transact_floor: f64) {
     );
 }
 
+/// Changes of booked tours: a confirmation, then a move to another free time (the new slot's locks taken and the
+/// old ones freed in one transaction). ResMan is written afterwards by the worker, so it takes no part here.
+async fn change_rows(transact_floor: f64) {
+    let stack = Stack::fresh().await;
+    let all = slots(&stack.property, BOOKINGS * 2);
+    let (booked, targets) = all.split_at(BOOKINGS);
+    let mut ids = Vec::new();
+    for (n, (date, time)) in booked.iter().enumerate() {
+        let id = BookingId::from_uuid(uuid::Uuid::new_v4());
+        let answer = book_tour(&stack.booking(), &command(n, *date, time), None, id.clone(), Utc::now()).await;
+        assert_eq!(answer.map(|b| b.status).ok(), Some(201), "booking {n}");
+        ids.push(id);
+    }
+    let changes: [(&str, Box<dyn Fn(usize) -> Value>); 2] = [
+        ("change: confirm", Box::new(|_| json!({"status": "confirmed"}))),
+        (
+            "change: move to a free time",
+            Box::new(|n| {
+                let (date, time) = &targets[n];
+                json!({"rescheduled_datetime": format!("{date}T{time}")})
+            }),
+        ),
+    ];
+    for (what, body) in changes {
+        let (mut timings, dynamodb, resman) = (Timings::new(), stack.dynamodb.count(), stack.resman_calls().await);
+        for (n, id) in ids.iter().enumerate() {
+            let started = Instant::now();
+            let status = stack.update(id, body(n)).await;
+            timings.add(started);
+            assert_eq!(status.ok(), Some(200), "{what} {n}");
+        }
+        let runs = BOOKINGS as f64;
+        row(
+            what,
+            &timings,
+            (stack.dynamodb.count() - dynamodb) as f64 / runs,
+            Some((stack.resman_calls().await - resman) as f64 / runs),
+            Some(("TransactWriteItems", transact_floor)),
+        );
+    }
+}
+
 async fn concurrent_bookings() {
     let stack = Arc::new(Stack::fresh().await);
     let (date, time) = slots(&stack.property, 1).remove(0);
@@ -496,6 +553,7 @@ async fn latency(stack: &Stack) {
     for latency in [0, 200] {
         booking_row(latency, transact.percentile(0.5)).await;
     }
+    change_rows(transact.percentile(0.5)).await;
     concurrent_bookings().await;
     pure_row(&stack.property);
 }

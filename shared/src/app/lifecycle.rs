@@ -71,22 +71,34 @@ fn without_own(mut busy: Vec<Busy>, tour: &TourRecord) -> Vec<Busy> {
     busy
 }
 
-/// Who can give the tour at `window`: its own agent first (a prospect keeps the person they were told of), then
-/// the fairest other.
-async fn holders_at(
-    calendar: &dyn CalendarStore,
-    property: &Property,
-    tour: &TourRecord,
-    window: &UtcWindow,
-) -> Result<Vec<Holder>, AppError> {
-    let date = slots::local_date(property, window.start());
-    let busy = without_own(busy_around_date(calendar, &property.id, date).await?, tour);
+/// Who can give the tour at `window`, given the busy time around it: its own agent first (a prospect keeps the
+/// person they were told of), then the fairest other.
+fn holders_at(property: &Property, tour: &TourRecord, window: &UtcWindow, busy: Vec<Busy>) -> Vec<Holder> {
+    let busy = without_own(busy, tour);
     let mut holders = candidates(property, tour.tour_type, window, &busy);
     if let Some(own) = holders.iter().position(|h| *h == tour.holder) {
         let own = holders.remove(own);
         holders.insert(0, own);
     }
-    Ok(holders)
+    holders
+}
+
+/// Busy time around a move's new date, read without the property's time zone (so at the same time as the
+/// property): the instant's UTC date, whose wide window covers the local date in any zone.
+async fn busy_for_move(
+    calendar: &dyn CalendarStore,
+    tour: &TourRecord,
+    reschedule: Option<&crate::domain::update::RequestedTime>,
+) -> Result<Option<Vec<Busy>>, AppError> {
+    use crate::domain::update::RequestedTime;
+    let Some(at) = reschedule else {
+        return Ok(None);
+    };
+    let date = match at {
+        RequestedTime::At(instant) => instant.date_naive(),
+        RequestedTime::Local(local) => local.date(),
+    };
+    Ok(Some(busy_around_date(calendar, &tour.property_id, date).await?))
 }
 
 fn refused(field: &'static str) -> impl Fn(crate::domain::lifecycle::IllegalChange) -> AppError {
@@ -114,7 +126,12 @@ pub async fn update_tour(
         return replay(&record, &fingerprint);
     }
     let mut tour = tour?;
-    let property = load_property(deps.properties, &tour.property_id).await?;
+    // The property and, for a move, the busy time around the new date: read at the same time.
+    let (property, busy) = tokio::join!(
+        load_property(deps.properties, &tour.property_id),
+        busy_for_move(deps.calendar, &tour, command.reschedule.as_ref())
+    );
+    let (property, mut busy) = (property?, busy?);
     let field = if command.reschedule.is_some() {
         "rescheduled_datetime"
     } else {
@@ -147,7 +164,19 @@ pub async fn update_tour(
                 )?;
                 edit.moved_to = Some((window, tour.holder.clone()));
                 edited(&tour, &edit, ChangeSource::Chatbot, now, Some(now)).map_err(refused(field))?;
-                let holders = holders_at(deps.calendar, &property, &tour, &window).await?;
+                let busy = match busy.take() {
+                    Some(read) => read,
+                    // Decided again after another change: the busy time may have moved too.
+                    None => {
+                        busy_around_date(
+                            deps.calendar,
+                            &property.id,
+                            slots::local_date(&property, window.start()),
+                        )
+                        .await?
+                    }
+                };
+                let holders = holders_at(&property, &tour, &window, busy);
                 if holders.is_empty() {
                     return Err(AppError::SlotTaken {
                         alternatives: alternatives(deps.calendar, &property, tour.tour_type, &window, now).await?,
@@ -556,6 +585,38 @@ mod tests {
             update(&store, &tours, id, r#"{"status":"cancelled"}"#, Some("u-1")).await,
             Err(AppError::KeyReused)
         ));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_change_makes_three_store_round_trips_one_after_another_and_a_move_no_more() {
+        use crate::app::fakes::Trips;
+        const TRIP: std::time::Duration = std::time::Duration::from_millis(10);
+        let store = MemoryStore {
+            trips: Trips::with_delay(TRIP),
+            ..MemoryStore::with_property(demo())
+        };
+        let tours = MemoryTours {
+            trips: Trips::with_delay(TRIP),
+            ..Default::default()
+        };
+        let tour = booked(&tours, 1, "A", 10);
+        let started = tokio::time::Instant::now();
+        confirm(&store, &tours, &tour.booking_id).await.unwrap();
+        assert_eq!(started.elapsed(), TRIP * 3, "the tour; the property; the transaction");
+        let started = tokio::time::Instant::now();
+        move_to(&store, &tours, &tour.booking_id, "2026-12-01T11:00")
+            .await
+            .unwrap();
+        assert_eq!(
+            started.elapsed(),
+            TRIP * 3,
+            "the tour; the property and the busy time together; the transaction"
+        );
+        assert_eq!(
+            store.trips.count() + tours.trips.count(),
+            7,
+            "and the busy time is read once"
+        );
     }
 
     fn report(n: u128, word: &str, start: Option<DateTime<Utc>>, minutes_after: i64) -> ResManReport {
