@@ -130,6 +130,34 @@ impl ClassifyName for serde_json::Error {
     }
 }
 
+/// What every function builds first at cold start: its JSON logging, the AWS SDK configuration, Secrets Manager.
+pub struct ColdStart {
+    pub sdk: aws_config::SdkConfig,
+    pub secrets: SecretsManager,
+}
+
+impl ColdStart {
+    pub async fn begin() -> Self {
+        crate::telemetry::init();
+        let sdk = aws().await;
+        let secrets = SecretsManager::new(&sdk);
+        Self { sdk, secrets }
+    }
+
+    /// The table (`TABLE_NAME`).
+    pub fn store(&self) -> Result<DynamoStore, ConfigError> {
+        Ok(DynamoStore::new(&self.sdk, required("TABLE_NAME")?))
+    }
+
+    /// The tour sync queue (`SYNC_QUEUE_URL`).
+    pub fn sync_queue(&self) -> Result<crate::adapters::sqs::SqsSyncQueue, ConfigError> {
+        Ok(crate::adapters::sqs::SqsSyncQueue::new(
+            &self.sdk,
+            required("SYNC_QUEUE_URL")?,
+        ))
+    }
+}
+
 /// What a chatbot endpoint that only reads the table needs, built once per cold start: the store (`TABLE_NAME`)
 /// and the API keys (`API_KEYS_SECRET_ARN`).
 pub struct TableReader {
@@ -138,10 +166,9 @@ pub struct TableReader {
 }
 
 pub async fn table_reader() -> Result<TableReader, ConfigError> {
-    let sdk = aws().await;
-    let secrets = SecretsManager::new(&sdk);
+    let cold = ColdStart::begin().await;
     Ok(TableReader {
-        store: DynamoStore::new(&sdk, required("TABLE_NAME")?),
-        keys: api_keys(&secrets).await?,
+        store: cold.store()?,
+        keys: api_keys(&cold.secrets).await?,
     })
 }

@@ -84,14 +84,7 @@ impl Stack {
 
     /// The chatbot's `PUT /api/resman/tours/{id}` with `body`: the HTTP status.
     async fn update(&self, id: &BookingId, body: Value) -> Result<u16, AppError> {
-        let command = shared::domain::update::UpdateTourCommand::from_body(body.to_string().as_bytes())?;
-        let deps = shared::app::lifecycle::UpdateDeps {
-            properties: &self.store,
-            calendar: &self.store,
-            tours: &self.store,
-            queue: &self.queue,
-        };
-        shared::app::lifecycle::update_tour(&deps, id.as_str(), &command, None, Utc::now())
+        update_tour(&self.store, &self.queue, id.as_str(), &body, None)
             .await
             .map(|u| u.status)
     }

@@ -320,6 +320,25 @@ pub fn booking_deps<'a>(
     }
 }
 
+/// The chatbot's `PUT /api/resman/tours/{id}` with a JSON body, as `update-tour` wires it (one store for every
+/// storage port).
+pub async fn update_tour(
+    store: &shared::adapters::dynamo::DynamoStore,
+    queue: &shared::adapters::sqs::SqsSyncQueue,
+    id: &str,
+    body: &serde_json::Value,
+    key: Option<&str>,
+) -> Result<shared::app::lifecycle::Updated, shared::app::AppError> {
+    let command = shared::domain::update::UpdateTourCommand::from_body(body.to_string().as_bytes())?;
+    let deps = shared::app::lifecycle::UpdateDeps {
+        properties: store,
+        calendar: store,
+        tours: store,
+        queue,
+    };
+    shared::app::lifecycle::update_tour(&deps, id, &command, key, chrono::Utc::now()).await
+}
+
 /// What both sources of ResMan's changes write to, as the webhook and the poller wire it: one store for every
 /// storage port, and the queue of the tours' side effects.
 pub fn feed<'a>(

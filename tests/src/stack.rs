@@ -273,14 +273,7 @@ pub fn assert_no_overlap(appointments: &[Value]) {
 impl Stack {
     /// The chatbot's `PUT /api/resman/tours/{id}`, as `update-tour` wires it: the answer's JSON.
     pub async fn update(&self, id: &str, body: Value, key: Option<&str>) -> Result<Value, AppError> {
-        let command = shared::domain::update::UpdateTourCommand::from_body(body.to_string().as_bytes())?;
-        let deps = shared::app::lifecycle::UpdateDeps {
-            properties: &self.store,
-            calendar: &self.store,
-            tours: &self.store,
-            queue: &self.queue,
-        };
-        let updated = shared::app::lifecycle::update_tour(&deps, id, &command, key, Utc::now()).await?;
+        let updated = update_tour(&self.store, &self.queue, id, &body, key).await?;
         assert_eq!(updated.status, 200);
         Ok(serde_json::from_str(&updated.body).unwrap())
     }

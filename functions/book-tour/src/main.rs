@@ -1,18 +1,17 @@
 //! `book-tour`: `POST /api/resman/tours/book`. Wiring only: the rules live in `shared::app::booking`.
 
 use lambda_http::http::Method;
-use lambda_http::{Body, Error, Request, Response, run, service_fn};
+use lambda_http::{Body, Error, Request, Response};
 use shared::adapters::dynamo::DynamoStore;
 use shared::adapters::resman::HttpResMan;
-use shared::adapters::secrets::SecretsManager;
 use shared::adapters::sqs::SqsSyncQueue;
 use shared::app::booking::{BookingDeps, book_tour, parse_booking_body};
 use shared::app::sync::Attempts;
+use shared::config::{self, ColdStart};
 use shared::domain::booking::BookingId;
 use shared::http::auth::ApiKeys;
-use shared::http::gate;
 use shared::http::response::{error_response, raw_json};
-use shared::{config, telemetry};
+use shared::http::{gate, serve};
 use std::time::Duration;
 
 struct Deps {
@@ -49,25 +48,19 @@ async fn handle(deps: &Deps, request: Request) -> Response<Body> {
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    telemetry::init();
-    let sdk = config::aws().await;
-    let secrets = SecretsManager::new(&sdk);
-    let mut resman_settings = config::resman(&secrets).await?;
+    let cold = ColdStart::begin().await;
+    let mut resman_settings = config::resman(&cold.secrets).await?;
     // Three attempts must fit the API's 30-second budget: 8 s each by default, with short back-off between.
     resman_settings.timeout = config::optional_seconds("BOOKING_RESMAN_TIMEOUT_SECONDS", 8)?;
     let deps = Deps {
-        store: DynamoStore::new(&sdk, config::required("TABLE_NAME")?),
+        store: cold.store()?,
         resman: HttpResMan::new(resman_settings)?,
-        queue: SqsSyncQueue::new(&sdk, config::required("SYNC_QUEUE_URL")?),
-        keys: config::api_keys(&secrets).await?,
+        queue: cold.sync_queue()?,
+        keys: config::api_keys(&cold.secrets).await?,
         attempts: Attempts {
             count: 3,
             backoff: Duration::from_millis(250),
         },
     };
-    let deps = &deps;
-    run(service_fn(move |request: Request| async move {
-        Ok::<_, Error>(handle(deps, request).await)
-    }))
-    .await
+    serve(&deps, handle).await
 }

@@ -2,13 +2,12 @@
 //! back (each tour's time, agent, status and sync state). Wiring only: the rules live in `shared::app::booking`.
 
 use lambda_http::http::Method;
-use lambda_http::{Body, Error, Request, RequestExt, Response, run, service_fn};
+use lambda_http::{Body, Error, Request, RequestExt, Response};
 use shared::app::booking::conversation_tours;
 use shared::config::{TableReader, table_reader};
 use shared::domain::booking::ConversationId;
 use shared::http::response::error_response;
-use shared::http::{answer, gate};
-use shared::telemetry;
+use shared::http::{answer, gate, serve};
 
 async fn handle(deps: &TableReader, request: Request) -> Response<Body> {
     if let Some(refusal) = gate(&deps.keys, &request, Method::GET) {
@@ -25,10 +24,5 @@ async fn handle(deps: &TableReader, request: Request) -> Response<Body> {
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    telemetry::init();
-    let deps = &table_reader().await?;
-    run(service_fn(move |request: Request| async move {
-        Ok::<_, Error>(handle(deps, request).await)
-    }))
-    .await
+    serve(&table_reader().await?, handle).await
 }

@@ -2,12 +2,11 @@
 //! by our id (`tour_...`) or by ResMan's appointment id. Wiring only: the rules live in `shared::app::booking`.
 
 use lambda_http::http::Method;
-use lambda_http::{Body, Error, Request, Response, run, service_fn};
+use lambda_http::{Body, Error, Request, Response};
 use shared::app::booking::tour_view;
 use shared::config::{TableReader, table_reader};
 use shared::http::response::error_response;
-use shared::http::{answer, appointment_id, gate};
-use shared::telemetry;
+use shared::http::{answer, appointment_id, gate, serve};
 
 async fn handle(deps: &TableReader, request: Request) -> Response<Body> {
     if let Some(refusal) = gate(&deps.keys, &request, Method::GET) {
@@ -21,10 +20,5 @@ async fn handle(deps: &TableReader, request: Request) -> Response<Body> {
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    telemetry::init();
-    let deps = &table_reader().await?;
-    run(service_fn(move |request: Request| async move {
-        Ok::<_, Error>(handle(deps, request).await)
-    }))
-    .await
+    serve(&table_reader().await?, handle).await
 }

@@ -4,11 +4,10 @@
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
 use shared::adapters::dynamo::DynamoStore;
 use shared::adapters::resman::HttpResMan;
-use shared::adapters::secrets::SecretsManager;
 use shared::adapters::sqs::SqsSyncQueue;
 use shared::app::changes::{FeedDeps, PollSettings, poll_changes};
 use shared::app::sync::requeue_owed_syncs;
-use shared::{config, telemetry};
+use shared::config::{self, ColdStart};
 
 struct Deps {
     store: DynamoStore,
@@ -48,19 +47,18 @@ async fn handle(deps: &Deps, _tick: LambdaEvent<serde_json::Value>) -> Result<se
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    telemetry::init();
-    let sdk = config::aws().await;
-    let secrets = SecretsManager::new(&sdk);
-    let resman_settings = config::resman(&secrets).await?;
+    let cold = ColdStart::begin().await;
+    let secrets = &cold.secrets;
+    let resman_settings = config::resman(secrets).await?;
     let settings = PollSettings {
         backfill: chrono::Duration::from_std(config::optional_seconds("POLL_BACKFILL_SECONDS", 30 * 24 * 3600)?)?,
         tour_event_type: resman_settings.tour_event_type.clone(),
         ..PollSettings::default()
     };
     let deps = Deps {
-        store: DynamoStore::new(&sdk, config::required("TABLE_NAME")?),
+        store: cold.store()?,
         resman: HttpResMan::new(resman_settings)?,
-        queue: SqsSyncQueue::new(&sdk, config::required("SYNC_QUEUE_URL")?),
+        queue: cold.sync_queue()?,
         settings,
     };
     let deps = &deps;

@@ -2,14 +2,13 @@
 //! Wiring only: the rules live in `shared::app::availability`.
 
 use lambda_http::http::{Method, StatusCode};
-use lambda_http::{Body, Error, Request, RequestExt, Response, run, service_fn};
+use lambda_http::{Body, Error, Request, RequestExt, Response};
 use shared::adapters::dynamo::DynamoStore;
-use shared::adapters::secrets::SecretsManager;
 use shared::app::availability::{AvailabilityDeps, AvailabilityQuery, Source, availability};
+use shared::config::{self, ColdStart};
 use shared::http::auth::ApiKeys;
 use shared::http::response::error_response;
-use shared::http::{gate, json};
-use shared::{config, telemetry};
+use shared::http::{gate, json, serve};
 
 struct Deps {
     store: DynamoStore,
@@ -46,18 +45,12 @@ async fn handle(deps: &Deps, request: Request) -> Response<Body> {
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    telemetry::init();
-    let sdk = config::aws().await;
-    let secrets = SecretsManager::new(&sdk);
+    let cold = ColdStart::begin().await;
     let ttl = config::optional_seconds("AVAILABILITY_CACHE_TTL_SECONDS", 60)?;
     let deps = Deps {
-        store: DynamoStore::new(&sdk, config::required("TABLE_NAME")?),
-        keys: config::api_keys(&secrets).await?,
+        store: cold.store()?,
+        keys: config::api_keys(&cold.secrets).await?,
         cache_ttl: chrono::Duration::from_std(ttl)?,
     };
-    let deps = &deps;
-    run(service_fn(move |request: Request| async move {
-        Ok::<_, Error>(handle(deps, request).await)
-    }))
-    .await
+    serve(&deps, handle).await
 }

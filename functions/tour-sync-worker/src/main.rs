@@ -9,11 +9,10 @@ use lambda_runtime::{Error, LambdaEvent, run, service_fn};
 use shared::adapters::callback::HttpCallbacks;
 use shared::adapters::dynamo::DynamoStore;
 use shared::adapters::resman::HttpResMan;
-use shared::adapters::secrets::SecretsManager;
 use shared::adapters::sqs::SqsSyncQueue;
 use shared::app::sync::{Attempts, QueuedMessage, WorkerDeps, process_batch};
+use shared::config::{self, ColdStart};
 use shared::ports::ChatbotCallbacks;
-use shared::{config, telemetry};
 use std::time::Duration;
 
 struct Deps {
@@ -83,14 +82,13 @@ async fn handle(deps: &Deps, event: LambdaEvent<SqsEvent>) -> Result<SqsBatchRes
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    telemetry::init();
-    let sdk = config::aws().await;
-    let secrets = SecretsManager::new(&sdk);
+    let cold = ColdStart::begin().await;
+    let secrets = &cold.secrets;
     let deps = Deps {
-        store: DynamoStore::new(&sdk, config::required("TABLE_NAME")?),
-        resman: HttpResMan::new(config::resman(&secrets).await?)?,
-        callbacks: config::callbacks(&secrets).await?,
-        queue: SqsSyncQueue::new(&sdk, config::required("SYNC_QUEUE_URL")?),
+        store: cold.store()?,
+        resman: HttpResMan::new(config::resman(secrets).await?)?,
+        callbacks: config::callbacks(secrets).await?,
+        queue: cold.sync_queue()?,
         max_receives: config::optional_number("SYNC_MAX_RECEIVES", 5)?,
         retry_base: config::optional_seconds("SYNC_RETRY_BASE_SECONDS", 30)?,
     };

@@ -2,15 +2,14 @@
 //! Wiring only: the rules live in `shared::app::webhook`.
 
 use lambda_http::http::StatusCode;
-use lambda_http::{Body, Error, Request, Response, run, service_fn};
+use lambda_http::{Body, Error, Request, Response};
 use shared::adapters::dynamo::DynamoStore;
-use shared::adapters::secrets::SecretsManager;
 use shared::adapters::sqs::SqsSyncQueue;
 use shared::app::changes::FeedDeps;
 use shared::app::webhook::{NoticeOutcome, WebhookDeps, receive_change_notice};
+use shared::config::{self, ColdStart};
 use shared::http::response::error_response;
-use shared::http::{ApiError, json};
-use shared::{config, telemetry};
+use shared::http::{ApiError, json, serve};
 
 struct Deps {
     store: DynamoStore,
@@ -49,17 +48,11 @@ async fn handle(deps: &Deps, request: Request) -> Response<Body> {
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    telemetry::init();
-    let sdk = config::aws().await;
-    let secrets = SecretsManager::new(&sdk);
+    let cold = ColdStart::begin().await;
     let deps = Deps {
-        store: DynamoStore::new(&sdk, config::required("TABLE_NAME")?),
-        queue: SqsSyncQueue::new(&sdk, config::required("SYNC_QUEUE_URL")?),
-        secret: config::webhook_secret(&secrets).await?,
+        store: cold.store()?,
+        queue: cold.sync_queue()?,
+        secret: config::webhook_secret(&cold.secrets).await?,
     };
-    let deps = &deps;
-    run(service_fn(move |request: Request| async move {
-        Ok::<_, Error>(handle(deps, request).await)
-    }))
-    .await
+    serve(&deps, handle).await
 }

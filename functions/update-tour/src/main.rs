@@ -4,18 +4,17 @@
 //! the answer never waits on them. Wiring only: the rules live in `shared::app::lifecycle`.
 
 use lambda_http::http::Method;
-use lambda_http::{Body, Error, Request, Response, run, service_fn};
+use lambda_http::{Body, Error, Request, Response};
 use shared::adapters::dynamo::DynamoStore;
-use shared::adapters::secrets::SecretsManager;
 use shared::adapters::sqs::SqsSyncQueue;
 use shared::app::AppError;
 use shared::app::lifecycle::{UpdateDeps, update_tour};
+use shared::config::{self, ColdStart};
 use shared::domain::InvalidField;
 use shared::domain::update::{MAX_UPDATE_BYTES, UpdateTourCommand};
 use shared::http::auth::ApiKeys;
 use shared::http::response::{error_response, raw_json};
-use shared::http::{appointment_id, gate};
-use shared::{config, telemetry};
+use shared::http::{appointment_id, gate, serve};
 
 struct Deps {
     store: DynamoStore,
@@ -53,17 +52,11 @@ async fn handle(deps: &Deps, request: Request) -> Response<Body> {
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    telemetry::init();
-    let sdk = config::aws().await;
-    let secrets = SecretsManager::new(&sdk);
+    let cold = ColdStart::begin().await;
     let deps = Deps {
-        store: DynamoStore::new(&sdk, config::required("TABLE_NAME")?),
-        queue: SqsSyncQueue::new(&sdk, config::required("SYNC_QUEUE_URL")?),
-        keys: config::api_keys(&secrets).await?,
+        store: cold.store()?,
+        queue: cold.sync_queue()?,
+        keys: config::api_keys(&cold.secrets).await?,
     };
-    let deps = &deps;
-    run(service_fn(move |request: Request| async move {
-        Ok::<_, Error>(handle(deps, request).await)
-    }))
-    .await
+    serve(&deps, handle).await
 }

@@ -26,6 +26,38 @@ pub fn gate(keys: &auth::ApiKeys, request: &Request, method: Method) -> Option<R
     None
 }
 
+/// A request handler of an HTTP function: `async fn handle(deps: &Deps, request: Request) -> Response<Body>`.
+/// (A trait rather than a plain `Fn` bound, so the answer's future may borrow the dependencies.)
+pub trait Handler<'a, D: ?Sized + 'a> {
+    type Answer: std::future::Future<Output = Response<Body>> + Send + 'a;
+    fn call(&self, deps: &'a D, request: Request) -> Self::Answer;
+}
+
+impl<'a, D: ?Sized + 'a, F, A> Handler<'a, D> for F
+where
+    F: Fn(&'a D, Request) -> A,
+    A: std::future::Future<Output = Response<Body>> + Send + 'a,
+{
+    type Answer = A;
+    fn call(&self, deps: &'a D, request: Request) -> A {
+        self(deps, request)
+    }
+}
+
+/// Serves the function's requests with `handle` and the dependencies built at cold start, until the runtime stops:
+/// the end of every HTTP function's `main`.
+pub async fn serve<D, H>(deps: &D, handle: H) -> Result<(), lambda_http::Error>
+where
+    D: Sync + ?Sized,
+    H: for<'a> Handler<'a, D> + Sync,
+{
+    let handle = &handle;
+    lambda_http::run(lambda_http::service_fn(move |request: Request| async move {
+        Ok::<_, lambda_http::Error>(handle.call(deps, request).await)
+    }))
+    .await
+}
+
 /// The route's `{appointment_id}`: API Gateway's path parameter, or else the path's last segment (locally,
 /// `cargo lambda watch` has no routes and hands the function its path).
 pub fn appointment_id(request: &Request) -> Option<String> {
