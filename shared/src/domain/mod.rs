@@ -3,9 +3,11 @@
 pub mod booking;
 pub mod calendar;
 pub mod contact;
+pub mod email;
 pub mod ids;
 pub mod lifecycle;
 pub mod notice;
+pub mod notify;
 pub mod property;
 pub mod resman;
 pub mod signature;

@@ -62,6 +62,9 @@ pub struct AgentConfig {
     pub id: AgentId,
     pub name: String,
     pub tour_types: BTreeSet<TourType>,
+    /// Where the agent's staff alerts go (besides the property's staff addresses).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
 }
 
 /// The file and storage shape; `Property::from_file` validates it.
@@ -87,6 +90,11 @@ pub struct PropertyFile {
     pub self_guided_capacity: u32,
     #[serde(default)]
     pub staff_notification_emails: Vec<String>,
+    /// The leasing office's contact, printed in every prospect email.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub office_phone: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub office_email: Option<String>,
     pub agents: Vec<AgentConfig>,
     pub tour_types: BTreeMap<TourType, TourTypeConfig>,
 }
@@ -119,6 +127,8 @@ pub struct Property {
     pub booking_horizon_days: u32,
     pub self_guided_capacity: u32,
     pub staff_notification_emails: Vec<Email>,
+    pub office_phone: Option<String>,
+    pub office_email: Option<Email>,
     pub agents: Vec<AgentConfig>,
     pub tour_types: BTreeMap<TourType, TourTypeConfig>,
     source: PropertyFile,
@@ -244,6 +254,17 @@ impl Property {
             .iter()
             .map(|e| Email::parse(e).map_err(|err| InvalidField::new("staff_notification_emails", err.reason)))
             .collect::<Result<Vec<_>, _>>()?;
+        let office_email = file
+            .office_email
+            .as_deref()
+            .map(|e| Email::parse(e).map_err(|err| InvalidField::new("office_email", err.reason)))
+            .transpose()?;
+        for agent in &file.agents {
+            if let Some(email) = &agent.email {
+                Email::parse(email)
+                    .map_err(|err| InvalidField::new("agents", format!("agent {}: {}", agent.id, err.reason)))?;
+            }
+        }
         Ok(Self {
             id,
             name: file.name.trim().to_owned(),
@@ -259,6 +280,8 @@ impl Property {
             booking_horizon_days: file.booking_horizon_days,
             self_guided_capacity: file.self_guided_capacity,
             staff_notification_emails,
+            office_phone: file.office_phone.clone().filter(|p| !p.trim().is_empty()),
+            office_email,
             agents: file.agents.clone(),
             tour_types: file.tour_types.clone(),
             source: file,

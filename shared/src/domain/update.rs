@@ -233,7 +233,7 @@ pub fn edited(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::domain::booking::{BookingId, ConversationId, SyncStatus};
     use crate::domain::{AgentId, ResManPropertyId, TourType};

@@ -1,0 +1,348 @@
+//! A message made into an email: the words from the templates in `shared/templates/` (minijinja), in the property's
+//! time zone with the zone named, and for tour messages a calendar invite (RFC 5545) whose `UID` stays the tour's
+//! and whose `SEQUENCE` is the tour's version, so every calendar updates the one event.
+
+use super::booking::TourRecord;
+use super::notify::{Audience, MessageKind, when_in_words};
+use super::property::Property;
+use chrono::{DateTime, Duration, Utc};
+use icalendar::{Alarm, Calendar, Component, EventLike, EventStatus, Property as IcalProperty, Trigger};
+use serde::Serialize;
+
+/// An email ready for the mailer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Email {
+    pub to: Vec<String>,
+    pub subject: String,
+    pub text: String,
+    pub html: String,
+    pub invite: Option<Invite>,
+}
+
+/// A calendar invite: its `METHOD` (for the MIME part's `method=` parameter) and the `.ics` text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Invite {
+    pub method: &'static str,
+    pub ics: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RenderError {
+    #[error("template {name}: {reason}")]
+    Template { name: String, reason: String },
+    #[error("the message has nobody to go to")]
+    NoRecipient,
+}
+
+/// The default templates, compiled into the binary (`shared/templates/`).
+const DEFAULTS: [(&str, &str); 17] = [
+    ("base.html", include_str!("../../templates/base.html")),
+    ("_details.txt", include_str!("../../templates/_details.txt")),
+    ("_details.html", include_str!("../../templates/_details.html")),
+    ("confirmation.txt", include_str!("../../templates/confirmation.txt")),
+    ("confirmation.html", include_str!("../../templates/confirmation.html")),
+    ("confirmed.txt", include_str!("../../templates/confirmed.txt")),
+    ("confirmed.html", include_str!("../../templates/confirmed.html")),
+    ("rescheduled.txt", include_str!("../../templates/rescheduled.txt")),
+    ("rescheduled.html", include_str!("../../templates/rescheduled.html")),
+    ("cancelled.txt", include_str!("../../templates/cancelled.txt")),
+    ("cancelled.html", include_str!("../../templates/cancelled.html")),
+    ("thank_you.txt", include_str!("../../templates/thank_you.txt")),
+    ("thank_you.html", include_str!("../../templates/thank_you.html")),
+    ("rebook.txt", include_str!("../../templates/rebook.txt")),
+    ("rebook.html", include_str!("../../templates/rebook.html")),
+    ("staff_alert.txt", include_str!("../../templates/staff_alert.txt")),
+    ("staff_alert.html", include_str!("../../templates/staff_alert.html")),
+];
+
+/// The templates, parsed once per cold start.
+pub struct Templates {
+    env: minijinja::Environment<'static>,
+}
+
+#[derive(Serialize)]
+struct PropertyView<'a> {
+    name: &'a str,
+    address: &'a str,
+    office_phone: Option<&'a str>,
+    office_email: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+struct ProspectView<'a> {
+    first_name: &'a str,
+    name: &'a str,
+}
+
+#[derive(Serialize)]
+struct TourView<'a> {
+    id: &'a str,
+    when: String,
+    kind: &'static str,
+    minutes: i64,
+    guide: String,
+    location: Option<String>,
+    virtual_link: Option<String>,
+    instructions: Option<String>,
+    unit_preferences: Option<&'a str>,
+    special_requests: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+struct Context<'a> {
+    kind: &'static str,
+    property: PropertyView<'a>,
+    prospect: ProspectView<'a>,
+    tour: TourView<'a>,
+}
+
+fn template_error(name: &str) -> impl Fn(minijinja::Error) -> RenderError + '_ {
+    move |e| RenderError::Template {
+        name: name.to_owned(),
+        reason: e.to_string(),
+    }
+}
+
+impl Templates {
+    pub fn defaults() -> Result<Self, RenderError> {
+        let mut env = minijinja::Environment::new();
+        for (name, source) in DEFAULTS {
+            env.add_template(name, source).map_err(template_error(name))?;
+        }
+        Ok(Self { env })
+    }
+
+    /// The email for a message of a tour as it now stands.
+    pub fn render(
+        &self,
+        kind: MessageKind,
+        tour: &TourRecord,
+        property: &Property,
+        now: DateTime<Utc>,
+    ) -> Result<Email, RenderError> {
+        let context = minijinja::Value::from(minijinja::value::Serde(context(kind, tour, property)));
+        let file = match kind.audience() {
+            Audience::Staff => "staff_alert",
+            Audience::Prospect => kind.as_str(),
+        };
+        let text_name = format!("{file}.txt");
+        let mut captured = self
+            .env
+            .get_template(&text_name)
+            .and_then(|t| t.render_captured(context.clone()))
+            .map_err(template_error(&text_name))?;
+        let (subject, text) = captured
+            .with_state_mut(|state| {
+                Ok::<_, minijinja::Error>((state.render_block("subject")?, state.render_block("body")?))
+            })
+            .map_err(template_error(&text_name))?;
+        let html_name = format!("{file}.html");
+        let html = self
+            .env
+            .get_template(&html_name)
+            .and_then(|t| t.render(context))
+            .map_err(template_error(&html_name))?;
+        let to = recipients(kind, tour, property);
+        if to.is_empty() {
+            return Err(RenderError::NoRecipient);
+        }
+        Ok(Email {
+            to,
+            // A subject is one line.
+            subject: subject.split_whitespace().collect::<Vec<_>>().join(" "),
+            text: text.trim().to_owned() + "\n",
+            html,
+            invite: kind.invite_method().map(|method| Invite {
+                method,
+                ics: invite(tour, property, method, now),
+            }),
+        })
+    }
+}
+
+fn context<'a>(kind: MessageKind, tour: &'a TourRecord, property: &'a Property) -> Context<'a> {
+    let config = property.tour_type(tour.tour_type).ok();
+    let guide = tour
+        .holder
+        .agent()
+        .and_then(|a| property.agent(a))
+        .map(|a| a.name.clone())
+        .unwrap_or_default();
+    let first_name = tour
+        .prospect_name
+        .split_whitespace()
+        .next()
+        .unwrap_or(&tour.prospect_name);
+    Context {
+        kind: kind.as_str(),
+        property: PropertyView {
+            name: &property.name,
+            address: &property.address,
+            office_phone: property.office_phone.as_deref(),
+            office_email: property.office_email.as_ref().map(|e| e.expose()),
+        },
+        prospect: ProspectView {
+            first_name,
+            name: &tour.prospect_name,
+        },
+        tour: TourView {
+            id: tour.booking_id.as_str(),
+            when: when_in_words(tour.start, property.time_zone),
+            kind: match tour.tour_type {
+                super::TourType::InPerson => "in-person tour",
+                super::TourType::Virtual => "virtual tour",
+                super::TourType::SelfGuided => "self-guided tour",
+            },
+            minutes: (tour.end - tour.start).num_minutes(),
+            guide,
+            location: config
+                .and_then(|c| c.location.clone())
+                .or_else(|| (tour.tour_type != super::TourType::Virtual).then(|| property.address.clone())),
+            virtual_link: config.and_then(|c| c.virtual_link.clone()),
+            instructions: config.map(|c| c.instructions.clone()).filter(|i| !i.is_empty()),
+            unit_preferences: tour.unit_preferences.as_deref(),
+            special_requests: tour.special_requests.as_deref(),
+        },
+    }
+}
+
+/// The prospect for their messages; the assigned agent and the property's staff addresses for an alert.
+fn recipients(kind: MessageKind, tour: &TourRecord, property: &Property) -> Vec<String> {
+    match kind.audience() {
+        Audience::Prospect => vec![tour.prospect_email.clone()],
+        Audience::Staff => {
+            let agent = tour
+                .holder
+                .agent()
+                .and_then(|a| property.agent(a))
+                .and_then(|a| a.email.clone());
+            let mut to: Vec<String> = agent.into_iter().collect();
+            for staff in &property.staff_notification_emails {
+                let staff = staff.expose().to_owned();
+                if !to.iter().any(|t| t.eq_ignore_ascii_case(&staff)) {
+                    to.push(staff);
+                }
+            }
+            to
+        }
+    }
+}
+
+/// The tour's calendar invite: one `VEVENT` whose `UID` is the tour's for its whole life, `SEQUENCE` its version
+/// (so a move or a cancellation replaces the event in the prospect's calendar), start and end in UTC, and an alarm
+/// an hour before.
+pub fn invite(tour: &TourRecord, property: &Property, method: &'static str, now: DateTime<Utc>) -> String {
+    let summary = format!("Tour of {}", property.name);
+    let guide = tour
+        .holder
+        .agent()
+        .and_then(|a| property.agent(a))
+        .map(|a| format!(" with {}", a.name))
+        .unwrap_or_default();
+    let location = property
+        .tour_type(tour.tour_type)
+        .ok()
+        .and_then(|c| c.location.clone().or_else(|| c.virtual_link.clone()))
+        .unwrap_or_else(|| property.address.clone());
+    let mut event = icalendar::Event::new();
+    event
+        .uid(&format!("{}@tour-booking", tour.booking_id))
+        .sequence(u32::try_from(tour.version).unwrap_or(u32::MAX))
+        .timestamp(now)
+        .starts(tour.start)
+        .ends(tour.end)
+        .summary(&summary)
+        .description(&format!(
+            "{}{guide}. {}",
+            when_in_words(tour.start, property.time_zone),
+            property.address
+        ))
+        .location(&location);
+    if method == "CANCEL" {
+        event.status(EventStatus::Cancelled);
+    } else {
+        event.status(EventStatus::Confirmed).alarm(Alarm::display(
+            &format!("{summary} in an hour"),
+            Trigger::before_start(Duration::hours(1)),
+        ));
+    }
+    let mut calendar = Calendar::new();
+    calendar
+        .append_property(IcalProperty::new("METHOD", method))
+        .push(event.done());
+    calendar.done().to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::booking::TourStatus;
+    use crate::domain::property::tests::demo;
+    use crate::domain::update::tests::tour;
+
+    fn now() -> DateTime<Utc> {
+        chrono::TimeZone::with_ymd_and_hms(&Utc, 2026, 11, 30, 15, 0, 0).unwrap()
+    }
+
+    fn demo_tour(status: TourStatus) -> TourRecord {
+        let mut t = tour(status);
+        t.holder = crate::domain::booking::Holder::Agent(demo().agents[0].id.clone());
+        t
+    }
+
+    #[test]
+    fn a_confirmation_names_the_time_in_the_propertys_zone_the_guide_and_the_office_in_both_parts() {
+        let templates = Templates::defaults().unwrap();
+        let t = demo_tour(TourStatus::Scheduled);
+        let email = templates.render(MessageKind::Confirmation, &t, &demo(), now()).unwrap();
+        assert_eq!(email.to, ["ana@example.com"]);
+        let when = when_in_words(t.start, demo().time_zone);
+        assert!(when.ends_with("Central Time"), "{when}");
+        assert_eq!(email.subject, format!("Your tour of {}: {when}", demo().name));
+        for part in [&email.text, &email.html] {
+            assert!(part.contains(&when), "{part}");
+            assert!(part.contains(&demo().agents[0].name), "{part}");
+            assert!(part.contains("Hi Ana"), "{part}");
+        }
+        assert!(email.html.contains("<strong>"), "an HTML part");
+        assert!(!email.text.contains('<'), "a plain-text part");
+        assert_eq!(email.invite.unwrap().method, "REQUEST");
+    }
+
+    #[test]
+    fn the_invite_keeps_the_uid_raises_the_sequence_and_a_cancellation_withdraws_it() {
+        let property = demo();
+        let mut t = demo_tour(TourStatus::Scheduled);
+        let first = invite(&t, &property, "REQUEST", now());
+        t.version = 3;
+        t.status = TourStatus::Cancelled;
+        let cancel = invite(&t, &property, "CANCEL", now());
+        let parse = |ics: &str| ics.parse::<Calendar>().unwrap();
+        let (a, b) = (parse(&first), parse(&cancel));
+        let (ea, eb) = (a.events().next().unwrap(), b.events().next().unwrap());
+        assert_eq!(ea.get_uid(), eb.get_uid());
+        assert_eq!((ea.get_sequence(), eb.get_sequence()), (Some(1), Some(3)));
+        assert_eq!(a.property_value("METHOD"), Some("REQUEST"));
+        assert_eq!(b.property_value("METHOD"), Some("CANCEL"));
+        assert!(cancel.contains("STATUS:CANCELLED"));
+        assert!(first.contains("BEGIN:VALARM"));
+        assert_eq!(
+            ea.get_start(),
+            Some(icalendar::DatePerhapsTime::DateTime(icalendar::CalendarDateTime::Utc(
+                t.start
+            )))
+        );
+    }
+
+    #[test]
+    fn a_staff_alert_goes_to_the_agent_and_the_staff_addresses_with_what_the_prospect_asked_for() {
+        let templates = Templates::defaults().unwrap();
+        let mut t = demo_tour(TourStatus::Scheduled);
+        t.unit_preferences = Some("2 bedrooms; ground floor".into());
+        let email = templates.render(MessageKind::StaffNew, &t, &demo(), now()).unwrap();
+        assert!(email.subject.starts_with("New tour: Ana Lopez, "), "{}", email.subject);
+        assert!(email.text.contains("2 bedrooms; ground floor") && email.text.contains(t.booking_id.as_str()));
+        assert_eq!(email.invite, None);
+        assert!(email.to.iter().any(|t| t == "leasing@maplegrove.example"));
+    }
+}

@@ -1,0 +1,292 @@
+//! The messages a tour owes its prospect and the leasing staff, decided from the change that made them (pure), and
+//! the words they are written in: times in the property's zone, with the zone named.
+
+use super::booking::{BookingId, TourRecord, TourStatus};
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+use serde::{Deserialize, Serialize};
+
+/// One kind of message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MessageKind {
+    /// The booking: what, when, where, with the calendar invite.
+    Confirmation,
+    /// Staff confirmed the tour.
+    Confirmed,
+    /// The tour moved: the updated invite (same `UID`, higher `SEQUENCE`).
+    Rescheduled,
+    /// The tour is off: the invite cancelled (`METHOD:CANCEL`).
+    Cancelled,
+    /// After a completed tour: thanks and the next steps.
+    ThankYou,
+    /// After a missed tour: an invitation to book again.
+    Rebook,
+    /// Staff: a new tour.
+    StaffNew,
+    /// Staff: a tour moved.
+    StaffMoved,
+    /// Staff: a tour cancelled.
+    StaffCancelled,
+}
+
+/// Who a message is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Audience {
+    Prospect,
+    /// The assigned agent and the property's staff addresses.
+    Staff,
+}
+
+impl MessageKind {
+    pub const ALL: [MessageKind; 9] = [
+        Self::Confirmation,
+        Self::Confirmed,
+        Self::Rescheduled,
+        Self::Cancelled,
+        Self::ThankYou,
+        Self::Rebook,
+        Self::StaffNew,
+        Self::StaffMoved,
+        Self::StaffCancelled,
+    ];
+
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Confirmation => "confirmation",
+            Self::Confirmed => "confirmed",
+            Self::Rescheduled => "rescheduled",
+            Self::Cancelled => "cancelled",
+            Self::ThankYou => "thank_you",
+            Self::Rebook => "rebook",
+            Self::StaffNew => "staff_new",
+            Self::StaffMoved => "staff_moved",
+            Self::StaffCancelled => "staff_cancelled",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.as_str() == raw)
+    }
+
+    pub fn audience(&self) -> Audience {
+        match self {
+            Self::StaffNew | Self::StaffMoved | Self::StaffCancelled => Audience::Staff,
+            _ => Audience::Prospect,
+        }
+    }
+
+    /// The calendar invite the message carries, by its `METHOD`.
+    pub fn invite_method(&self) -> Option<&'static str> {
+        match self {
+            Self::Confirmation | Self::Confirmed | Self::Rescheduled => Some("REQUEST"),
+            Self::Cancelled => Some("CANCEL"),
+            _ => None,
+        }
+    }
+
+    /// Whether the message still fits a tour as it now stands: a confirmation or a reminder of a tour cancelled
+    /// (or a hold ResMan refused) since it was owed is never sent; the cancellation itself is.
+    pub fn fits(&self, tour: &TourRecord) -> bool {
+        match self {
+            Self::Cancelled | Self::StaffCancelled => tour.status == TourStatus::Cancelled,
+            Self::ThankYou => tour.status == TourStatus::Completed,
+            Self::Rebook => tour.status == TourStatus::NoShow,
+            Self::Confirmation | Self::Confirmed | Self::Rescheduled | Self::StaffNew | Self::StaffMoved => {
+                tour.status.is_open() && tour.sync_status != super::booking::SyncStatus::Rejected
+            }
+        }
+    }
+}
+
+/// One message a tour owes: its kind, and the version of the tour whose change made it owed.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct MessageRef {
+    pub booking_id: BookingId,
+    pub kind: MessageKind,
+    pub version: u64,
+}
+
+impl MessageRef {
+    /// `<kind>#v<version>`: unique per tour, so writing it twice is one message.
+    pub fn key(&self) -> String {
+        format!("{}#v{}", self.kind.as_str(), self.version)
+    }
+
+    pub fn parse(booking_id: BookingId, key: &str) -> Option<Self> {
+        let (kind, version) = key.split_once("#v")?;
+        Some(Self {
+            booking_id,
+            kind: MessageKind::parse(kind)?,
+            version: version.parse().ok()?,
+        })
+    }
+}
+
+/// Where a message stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeliveryStatus {
+    Pending,
+    Sent,
+    /// Every try failed: the message sits in the dead-letter queue for an operator.
+    Failed,
+    /// The tour changed so the message no longer fits (a confirmation of a tour cancelled since): not sent.
+    Superseded,
+}
+
+/// A message's delivery record, as the tour read shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Delivery {
+    pub message: MessageKind,
+    pub version: u64,
+    pub status: DeliveryStatus,
+    pub attempts: u32,
+    pub created_at: DateTime<Utc>,
+    pub sent_at: Option<DateTime<Utc>>,
+    /// SES's message id, once sent.
+    pub provider_message_id: Option<String>,
+    pub last_error: Option<String>,
+}
+
+/// The messages a change owes: `before` is `None` for a new booking. The prospect hears of every change of their
+/// tour; staff are alerted of a new, moved or cancelled tour when it did not come from ResMan (where staff made it).
+pub fn owed(before: Option<&TourRecord>, after: &TourRecord, from_resman: bool) -> Vec<MessageKind> {
+    let Some(before) = before else {
+        return vec![MessageKind::Confirmation, MessageKind::StaffNew];
+    };
+    let mut owed = Vec::new();
+    let moved = before.window() != after.window() || before.holder != after.holder;
+    let status = (before.status != after.status).then_some(after.status);
+    match status {
+        Some(TourStatus::Cancelled) => owed.extend([MessageKind::Cancelled, MessageKind::StaffCancelled]),
+        Some(TourStatus::Completed) => owed.push(MessageKind::ThankYou),
+        Some(TourStatus::NoShow) => owed.push(MessageKind::Rebook),
+        _ if moved && after.status.is_open() => owed.extend([MessageKind::Rescheduled, MessageKind::StaffMoved]),
+        Some(TourStatus::Confirmed) => owed.push(MessageKind::Confirmed),
+        _ => {}
+    }
+    if from_resman {
+        owed.retain(|k| k.audience() == super::notify::Audience::Prospect);
+    }
+    owed
+}
+
+/// The everyday name of a zone at a moment ("Central Time"), for US zones; the zone's abbreviation elsewhere.
+pub fn zone_in_words(zone: Tz, at: DateTime<Utc>) -> String {
+    let name = match zone.name() {
+        "America/New_York" | "America/Detroit" | "America/Indiana/Indianapolis" | "America/Kentucky/Louisville" => {
+            "Eastern Time"
+        }
+        "America/Chicago" | "America/Indiana/Knox" | "America/Menominee" => "Central Time",
+        "America/Denver" | "America/Boise" => "Mountain Time",
+        // Arizona keeps standard time all year.
+        "America/Phoenix" => "Mountain Standard Time",
+        "America/Los_Angeles" => "Pacific Time",
+        "America/Anchorage" | "America/Juneau" => "Alaska Time",
+        "Pacific/Honolulu" => "Hawaii Time",
+        _ => return at.with_timezone(&zone).format("%Z").to_string(),
+    };
+    name.to_owned()
+}
+
+/// "Tuesday, December 1, 2:00 PM Central Time": the tour's local time as a prospect reads it.
+pub fn when_in_words(at: DateTime<Utc>, zone: Tz) -> String {
+    let local = at.with_timezone(&zone);
+    format!("{} {}", local.format("%A, %B %-d, %-I:%M %p"), zone_in_words(zone, at))
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::domain::booking::SyncStatus;
+    use crate::domain::update::tests::tour;
+    use chrono::{Duration, TimeZone};
+
+    #[test]
+    fn a_booking_owes_the_prospect_a_confirmation_and_staff_an_alert() {
+        let t = tour(TourStatus::Scheduled);
+        assert_eq!(
+            owed(None, &t, false),
+            [MessageKind::Confirmation, MessageKind::StaffNew]
+        );
+    }
+
+    #[test]
+    fn each_change_owes_its_message_and_resmans_own_changes_alert_no_staff() {
+        let before = tour(TourStatus::Scheduled);
+        let with = |status: TourStatus, shift: i64| TourRecord {
+            status,
+            start: before.start + Duration::hours(shift),
+            end: before.end + Duration::hours(shift),
+            ..before.clone()
+        };
+        use MessageKind::*;
+        assert_eq!(owed(Some(&before), &with(TourStatus::Confirmed, 0), false), [Confirmed]);
+        assert_eq!(
+            owed(Some(&before), &with(TourStatus::Scheduled, 2), false),
+            [Rescheduled, StaffMoved]
+        );
+        assert_eq!(
+            owed(Some(&before), &with(TourStatus::Confirmed, 2), false),
+            [Rescheduled, StaffMoved],
+            "move and confirm: one invite"
+        );
+        assert_eq!(
+            owed(Some(&before), &with(TourStatus::Cancelled, 0), false),
+            [Cancelled, StaffCancelled]
+        );
+        assert_eq!(owed(Some(&before), &with(TourStatus::Completed, 0), false), [ThankYou]);
+        assert_eq!(owed(Some(&before), &with(TourStatus::NoShow, 0), false), [Rebook]);
+        assert_eq!(
+            owed(Some(&before), &with(TourStatus::Cancelled, 0), true),
+            [Cancelled],
+            "staff know what they did"
+        );
+        let notes_only = TourRecord {
+            staff_notes: Some("parking".into()),
+            ..before.clone()
+        };
+        assert!(owed(Some(&before), &notes_only, false).is_empty());
+    }
+
+    #[test]
+    fn a_message_that_no_longer_fits_the_tour_is_not_sent() {
+        let cancelled = tour(TourStatus::Cancelled);
+        assert!(!MessageKind::Confirmation.fits(&cancelled));
+        assert!(MessageKind::Cancelled.fits(&cancelled));
+        let refused = TourRecord {
+            sync_status: SyncStatus::Rejected,
+            ..tour(TourStatus::Scheduled)
+        };
+        assert!(
+            !MessageKind::Confirmation.fits(&refused),
+            "ResMan refused the booking: no confirmation"
+        );
+        assert!(!MessageKind::Confirmation.fits(&tour(TourStatus::Released)));
+    }
+
+    #[test]
+    fn message_keys_read_back_and_times_read_in_the_propertys_zone_with_its_name() {
+        let id = BookingId::from_uuid(uuid::Uuid::nil());
+        let r = MessageRef {
+            booking_id: id.clone(),
+            kind: MessageKind::StaffMoved,
+            version: 3,
+        };
+        assert_eq!(MessageRef::parse(id, &r.key()), Some(r));
+        let at = Utc.with_ymd_and_hms(2026, 12, 1, 20, 0, 0).unwrap();
+        assert_eq!(
+            when_in_words(at, chrono_tz::America::Chicago),
+            "Tuesday, December 1, 2:00 PM Central Time"
+        );
+        assert_eq!(
+            when_in_words(at, chrono_tz::America::Phoenix),
+            "Tuesday, December 1, 1:00 PM Mountain Standard Time"
+        );
+        assert_eq!(
+            when_in_words(at, chrono_tz::Europe::Berlin),
+            "Tuesday, December 1, 9:00 PM CET"
+        );
+    }
+}
