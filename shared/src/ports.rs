@@ -228,6 +228,8 @@ pub struct NewBooking {
     pub tour: crate::domain::booking::TourRecord,
     pub lock_granules: Vec<chrono::DateTime<chrono::Utc>>,
     pub fingerprint: String,
+    /// The messages the booking owes (its confirmation, the staff alert).
+    pub messages: Vec<crate::domain::notify::MessageKind>,
 }
 
 /// What the booking transaction did.
@@ -269,6 +271,14 @@ pub struct SavedAnswer {
     pub fingerprint: String,
     pub status: u16,
     pub body: String,
+}
+
+/// What a change writes beside the tour, in the same transaction: the answer a retry with the same idempotency key
+/// gets, and the messages the change owes.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ChangeExtras<'a> {
+    pub answer: Option<&'a SavedAnswer>,
+    pub messages: &'a [crate::domain::notify::MessageKind],
 }
 
 /// How a change's new time takes its slot locks.
@@ -331,7 +341,7 @@ pub trait TourStore: Send + Sync {
         before: &crate::domain::booking::TourRecord,
         after: &crate::domain::booking::TourRecord,
         locks: Locks,
-        answer: Option<&SavedAnswer>,
+        extras: ChangeExtras<'_>,
         now: chrono::DateTime<chrono::Utc>,
     ) -> Result<ChangeWrite, StoreError>;
 
@@ -357,10 +367,14 @@ pub trait TourStore: Send + Sync {
     ) -> Result<Vec<crate::domain::booking::BookingId>, StoreError>;
 }
 
-/// The retry queue of ResMan writes.
+/// The outbox's queues: the tour's ResMan write and callback (the sync queue), and its messages (the notification
+/// queue).
 #[async_trait]
 pub trait SyncQueue: Send + Sync {
     async fn enqueue(&self, booking: &crate::domain::booking::BookingId) -> Result<(), StoreError>;
+
+    /// Queues messages for the notification sender, one queue message each.
+    async fn enqueue_messages(&self, messages: &[crate::domain::notify::MessageRef]) -> Result<(), StoreError>;
 }
 
 /// Why a callback to the chatbot did not go through.
@@ -373,4 +387,85 @@ pub struct CallbackError(pub String);
 pub trait ChatbotCallbacks: Send + Sync {
     /// Posts one signed JSON callback; any answer but 2xx is a failure to retry.
     async fn send(&self, event_id: &str, body: &str) -> Result<(), CallbackError>;
+}
+
+/// Why an email could not be sent.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the email was not sent: {reason}")]
+pub struct MailError {
+    pub reason: String,
+    /// Whether trying again may work (a throttle, an outage), or never will (a rejected address).
+    pub retryable: bool,
+}
+
+/// The mail service (SES v2 in AWS, moto locally).
+#[async_trait]
+pub trait Mailer: Send + Sync {
+    /// Sends one email; the provider's message id.
+    async fn send(&self, email: &crate::domain::email::Email) -> Result<String, MailError>;
+}
+
+/// What claiming a message for its send found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Claim {
+    /// This sender may send it now: the tour as it stands, and how many tries this is.
+    Claimed(Box<crate::domain::booking::TourRecord>, u32),
+    /// Sent, failed for good or superseded already: nothing to do (a redelivered message).
+    Done,
+    /// Another sender holds it (its claim has not lapsed): try again later.
+    Busy,
+    /// No such message (or tour).
+    Missing,
+}
+
+/// How a send ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SendOutcome {
+    Sent {
+        provider_message_id: String,
+    },
+    /// The tour changed so the message no longer fits it.
+    Superseded,
+    /// Given up (the last try failed, or it can never be sent).
+    Failed {
+        error: String,
+    },
+    /// This try failed; the message stays owed and the claim is released.
+    Retry {
+        error: String,
+    },
+}
+
+/// The messages tours owe, and their delivery state.
+#[async_trait]
+pub trait MessageStore: Send + Sync {
+    /// The tour and every message it owes or sent, in one read.
+    async fn tour_with_messages(
+        &self,
+        booking: &crate::domain::booking::BookingId,
+    ) -> Result<Option<(crate::domain::booking::TourRecord, Vec<crate::domain::notify::Delivery>)>, StoreError>;
+
+    /// Claims a pending message for one send, for `lease` (longer than a send takes); counts the try.
+    async fn claim_message(
+        &self,
+        message: &crate::domain::notify::MessageRef,
+        now: chrono::DateTime<chrono::Utc>,
+        lease: chrono::Duration,
+    ) -> Result<Claim, StoreError>;
+
+    /// Records how the claimed send ended.
+    async fn finish_message(
+        &self,
+        message: &crate::domain::notify::MessageRef,
+        outcome: &SendOutcome,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<(), StoreError>;
+
+    /// Claims the messages still pending that were owed before `before` (their queue message was lost): each is
+    /// stamped `now`, so it is claimed again only after another full period.
+    async fn claim_unsent_messages(
+        &self,
+        before: chrono::DateTime<chrono::Utc>,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Vec<crate::domain::notify::MessageRef>, StoreError>;
 }

@@ -4,4 +4,5 @@ pub mod callback;
 pub mod dynamo;
 pub mod resman;
 pub mod secrets;
+pub mod ses;
 pub mod sqs;

@@ -1,13 +1,21 @@
-//! The ResMan retry queue (SQS). A message is `{"booking_id": "..."}`: the worker reads the booking itself, so a
-//! message carries no personal data and a stale one cannot overwrite newer state.
+//! The outbox's queues (SQS): the sync queue (`{"booking_id": "..."}`: the worker reads the tour itself, so a
+//! message carries no personal data and a stale one cannot overwrite newer state) and the notification queue
+//! (`{"booking_id": "...", "message": "<kind>#v<version>"}`: the sender reads the tour as it stands).
 
 use crate::domain::booking::BookingId;
+use crate::domain::notify::MessageRef;
 use crate::ports::{StoreError, SyncQueue};
 use async_trait::async_trait;
+use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
 
 pub struct SqsSyncQueue {
     client: aws_sdk_sqs::Client,
     queue_url: String,
+    messages_url: Option<String>,
+}
+
+fn unavailable(e: impl std::error::Error + 'static) -> StoreError {
+    StoreError::Unavailable(aws_sdk_sqs::error::DisplayErrorContext(e).to_string())
 }
 
 impl SqsSyncQueue {
@@ -15,7 +23,14 @@ impl SqsSyncQueue {
         Self {
             client: aws_sdk_sqs::Client::new(sdk),
             queue_url: queue_url.into(),
+            messages_url: None,
         }
+    }
+
+    /// With the notification queue, for a function whose changes owe messages.
+    pub fn with_messages(mut self, messages_url: impl Into<String>) -> Self {
+        self.messages_url = Some(messages_url.into());
+        self
     }
 
     pub fn client(&self) -> &aws_sdk_sqs::Client {
@@ -36,7 +51,45 @@ impl SyncQueue for SqsSyncQueue {
             .message_body(serde_json::json!({ "booking_id": booking.as_str() }).to_string())
             .send()
             .await
-            .map_err(|e| StoreError::Unavailable(aws_sdk_sqs::error::DisplayErrorContext(e).to_string()))?;
+            .map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn enqueue_messages(&self, messages: &[MessageRef]) -> Result<(), StoreError> {
+        let url = self
+            .messages_url
+            .as_deref()
+            .ok_or_else(|| StoreError::Unavailable("no notification queue is configured".into()))?;
+        // SQS takes ten entries a batch; a change owes two messages at most.
+        for chunk in messages.chunks(10) {
+            let entries = chunk
+                .iter()
+                .enumerate()
+                .map(|(i, m)| {
+                    SendMessageBatchRequestEntry::builder()
+                        .id(i.to_string())
+                        .message_body(
+                            serde_json::json!({ "booking_id": m.booking_id.as_str(), "message": m.key() }).to_string(),
+                        )
+                        .build()
+                        .map_err(|e| StoreError::Corrupt(e.to_string()))
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            let out = self
+                .client
+                .send_message_batch()
+                .queue_url(url)
+                .set_entries(Some(entries))
+                .send()
+                .await
+                .map_err(unavailable)?;
+            if !out.failed.is_empty() {
+                return Err(StoreError::Unavailable(format!(
+                    "{} message(s) were not queued",
+                    out.failed.len()
+                )));
+            }
+        }
         Ok(())
     }
 }

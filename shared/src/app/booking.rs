@@ -298,6 +298,7 @@ async fn hold_slot(
         tour.resman_prospect_id = known.clone();
         let booking = NewBooking {
             lock_granules: lock_granules(&property, &holder, &window),
+            messages: crate::domain::notify::owed(None, &tour, false),
             tour,
             fingerprint: fingerprint.to_owned(),
         };
@@ -388,12 +389,11 @@ pub async fn book_tour(
     deps.tours
         .finish_booking(&tour, &key, booked.status, &booked.body)
         .await?;
-    if tour.sync_status == SyncStatus::Pending
-        && let Err(e) = deps.queue.enqueue(&tour.booking_id).await
-    {
-        // The outbox item written with the booking still owes the write; the sweeper re-queues it.
-        tracing::error!(booking_id = %tour.booking_id, error = %e, "could not queue the ResMan write");
-    }
+    // The confirmation and the staff alert go once ResMan has answered (a booking ResMan refused was released
+    // above and owes none); a pending booking also queues its ResMan write. The messages and the outbox item written
+    // with the booking still owe them if a queue fails; the sweepers re-queue them.
+    let messages = crate::domain::notify::owed(None, &tour, false);
+    super::lifecycle::enqueue_owed(deps.queue, &tour, &messages, tour.sync_status == SyncStatus::Pending).await;
     Ok(booked)
 }
 

@@ -225,6 +225,8 @@ pub struct MemoryTours {
     pub locks: Mutex<HashMap<(String, DateTime<Utc>), crate::domain::booking::BookingId>>,
     pub idempotency: Mutex<HashMap<String, crate::ports::IdempotencyRecord>>,
     pub queued: Mutex<Vec<crate::domain::booking::BookingId>>,
+    /// The messages queued for the sender.
+    pub queued_messages: Mutex<Vec<crate::domain::notify::MessageRef>>,
     pub trips: Trips,
 }
 
@@ -323,9 +325,10 @@ impl crate::ports::TourStore for MemoryTours {
         before: &crate::domain::booking::TourRecord,
         after: &crate::domain::booking::TourRecord,
         locks: crate::ports::Locks,
-        answer: Option<&crate::ports::SavedAnswer>,
+        extras: crate::ports::ChangeExtras<'_>,
         now: DateTime<Utc>,
     ) -> Result<crate::ports::ChangeWrite, StoreError> {
+        let answer = extras.answer;
         use crate::ports::ChangeWrite;
         self.trips.take().await;
         let mut tours = locked(&self.tours);
@@ -413,5 +416,220 @@ impl crate::ports::SyncQueue for MemoryTours {
     async fn enqueue(&self, booking: &crate::domain::booking::BookingId) -> Result<(), StoreError> {
         locked(&self.queued).push(booking.clone());
         Ok(())
+    }
+    async fn enqueue_messages(&self, messages: &[crate::domain::notify::MessageRef]) -> Result<(), StoreError> {
+        locked(&self.queued_messages).extend(messages.iter().cloned());
+        Ok(())
+    }
+}
+
+/// A message's delivery record and, while a sender holds it, when that claim lapses.
+type ClaimedDelivery = (crate::domain::notify::Delivery, Option<DateTime<Utc>>);
+
+/// Messages in memory, with the adapter's rules: a claim holds a pending message until it lapses, and a finished
+/// message stays finished.
+#[derive(Default)]
+pub struct MemoryMessages {
+    pub tours: Mutex<HashMap<crate::domain::booking::BookingId, crate::domain::booking::TourRecord>>,
+    pub messages: Mutex<HashMap<crate::domain::notify::MessageRef, ClaimedDelivery>>,
+}
+
+impl MemoryMessages {
+    pub fn owing(tour: &crate::domain::booking::TourRecord, kinds: &[crate::domain::notify::MessageKind]) -> Self {
+        let messages = Self::default();
+        messages.add(tour, kinds);
+        messages
+    }
+
+    pub fn add(&self, tour: &crate::domain::booking::TourRecord, kinds: &[crate::domain::notify::MessageKind]) {
+        self.update_tour(tour);
+        for kind in kinds {
+            let reference = crate::domain::notify::MessageRef {
+                booking_id: tour.booking_id.clone(),
+                kind: *kind,
+                version: tour.version,
+            };
+            let delivery = crate::domain::notify::Delivery {
+                message: *kind,
+                version: tour.version,
+                status: crate::domain::notify::DeliveryStatus::Pending,
+                attempts: 0,
+                created_at: tour.created_at,
+                sent_at: None,
+                provider_message_id: None,
+                last_error: None,
+            };
+            locked(&self.messages).insert(reference, (delivery, None));
+        }
+    }
+
+    pub fn update_tour(&self, tour: &crate::domain::booking::TourRecord) {
+        locked(&self.tours).insert(tour.booking_id.clone(), tour.clone());
+    }
+
+    pub fn status(
+        &self,
+        tour: &crate::domain::booking::TourRecord,
+        kind: crate::domain::notify::MessageKind,
+    ) -> crate::domain::notify::DeliveryStatus {
+        locked(&self.messages)
+            .iter()
+            .find(|(r, _)| r.booking_id == tour.booking_id && r.kind == kind)
+            .map(|(_, (d, _))| d.status)
+            .unwrap_or(crate::domain::notify::DeliveryStatus::Pending)
+    }
+
+    /// How many messages are sent, and how many failed for good.
+    pub fn tally(&self) -> (usize, usize) {
+        use crate::domain::notify::DeliveryStatus;
+        let messages = locked(&self.messages);
+        let count = |s: DeliveryStatus| messages.values().filter(|(d, _)| d.status == s).count();
+        (count(DeliveryStatus::Sent), count(DeliveryStatus::Failed))
+    }
+}
+
+#[async_trait]
+impl crate::ports::MessageStore for MemoryMessages {
+    async fn tour_with_messages(
+        &self,
+        booking: &crate::domain::booking::BookingId,
+    ) -> Result<Option<(crate::domain::booking::TourRecord, Vec<crate::domain::notify::Delivery>)>, StoreError> {
+        let tour = locked(&self.tours).get(booking).cloned();
+        let deliveries = locked(&self.messages)
+            .iter()
+            .filter(|(r, _)| &r.booking_id == booking)
+            .map(|(_, (d, _))| d.clone())
+            .collect();
+        Ok(tour.map(|t| (t, deliveries)))
+    }
+
+    async fn claim_message(
+        &self,
+        message: &crate::domain::notify::MessageRef,
+        now: DateTime<Utc>,
+        lease: chrono::Duration,
+    ) -> Result<crate::ports::Claim, StoreError> {
+        use crate::ports::Claim;
+        let mut messages = locked(&self.messages);
+        let Some((delivery, claimed_until)) = messages.get_mut(message) else {
+            return Ok(Claim::Missing);
+        };
+        if delivery.status != crate::domain::notify::DeliveryStatus::Pending {
+            return Ok(Claim::Done);
+        }
+        if claimed_until.is_some_and(|until| until >= now) {
+            return Ok(Claim::Busy);
+        }
+        *claimed_until = Some(now + lease);
+        delivery.attempts += 1;
+        let attempts = delivery.attempts;
+        drop(messages);
+        Ok(match locked(&self.tours).get(&message.booking_id) {
+            Some(tour) => Claim::Claimed(Box::new(tour.clone()), attempts),
+            None => Claim::Missing,
+        })
+    }
+
+    async fn finish_message(
+        &self,
+        message: &crate::domain::notify::MessageRef,
+        outcome: &crate::ports::SendOutcome,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        use crate::domain::notify::DeliveryStatus;
+        use crate::ports::SendOutcome;
+        let mut messages = locked(&self.messages);
+        let Some((delivery, claimed_until)) = messages.get_mut(message) else {
+            return Ok(());
+        };
+        if delivery.status != DeliveryStatus::Pending {
+            return Ok(());
+        }
+        *claimed_until = None;
+        match outcome {
+            SendOutcome::Sent { provider_message_id } => {
+                delivery.status = DeliveryStatus::Sent;
+                delivery.sent_at = Some(now);
+                delivery.provider_message_id = Some(provider_message_id.clone());
+            }
+            SendOutcome::Superseded => delivery.status = DeliveryStatus::Superseded,
+            SendOutcome::Failed { error } => {
+                delivery.status = DeliveryStatus::Failed;
+                delivery.last_error = Some(error.clone());
+            }
+            SendOutcome::Retry { error } => delivery.last_error = Some(error.clone()),
+        }
+        Ok(())
+    }
+
+    async fn claim_unsent_messages(
+        &self,
+        _before: DateTime<Utc>,
+        _now: DateTime<Utc>,
+    ) -> Result<Vec<crate::domain::notify::MessageRef>, StoreError> {
+        Ok(Vec::new())
+    }
+}
+
+/// A mailer that keeps what it sent, failing its first `n` calls, or a share of its calls (seeded).
+#[derive(Default)]
+pub struct FlakyMailer {
+    fail_first: std::sync::atomic::AtomicU32,
+    random: Option<(f64, Mutex<rand::rngs::StdRng>)>,
+    sent: Mutex<Vec<crate::domain::email::Email>>,
+    calls: std::sync::atomic::AtomicUsize,
+}
+
+impl FlakyMailer {
+    pub fn failing(first: u32) -> Self {
+        Self {
+            fail_first: std::sync::atomic::AtomicU32::new(first),
+            ..Default::default()
+        }
+    }
+
+    pub fn random(rate: f64, seed: u64) -> Self {
+        use rand::SeedableRng;
+        Self {
+            random: Some((rate, Mutex::new(rand::rngs::StdRng::seed_from_u64(seed)))),
+            ..Default::default()
+        }
+    }
+
+    pub fn sent(&self) -> Vec<crate::domain::email::Email> {
+        locked(&self.sent).clone()
+    }
+
+    /// Every call, failed or not.
+    pub fn calls(&self) -> usize {
+        self.calls.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+#[async_trait]
+impl crate::ports::Mailer for FlakyMailer {
+    async fn send(&self, email: &crate::domain::email::Email) -> Result<String, crate::ports::MailError> {
+        use rand::RngExt;
+        use std::sync::atomic::Ordering;
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        let down = || crate::ports::MailError {
+            reason: "throttled".into(),
+            retryable: true,
+        };
+        if self
+            .fail_first
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok()
+        {
+            return Err(down());
+        }
+        if let Some((rate, rng)) = &self.random
+            && locked(rng).random_bool(*rate)
+        {
+            return Err(down());
+        }
+        let mut sent = locked(&self.sent);
+        sent.push(email.clone());
+        Ok(format!("msg-{}", sent.len()))
     }
 }

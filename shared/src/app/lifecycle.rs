@@ -8,11 +8,12 @@ use super::availability::{busy_around_date, load_property};
 use super::booking::{alternatives, candidates, find_tour, view_of};
 use crate::domain::booking::{Holder, TourRecord, slot_at};
 use crate::domain::lifecycle::{Change, ChangeSource, ResManWord, decide};
+use crate::domain::notify::{MessageKind, MessageRef, owed};
 use crate::domain::property::Property;
 use crate::domain::slots::{self, Busy};
 use crate::domain::update::{Edit, UpdateTourCommand, edited};
 use crate::domain::{AgentId, AppointmentId, InvalidField, UtcWindow};
-use crate::ports::{CalendarStore, ChangeWrite, Locks, PropertyStore, SavedAnswer, SyncQueue, TourStore};
+use crate::ports::{CalendarStore, ChangeExtras, ChangeWrite, Locks, PropertyStore, SavedAnswer, SyncQueue, TourStore};
 use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
 
@@ -204,14 +205,19 @@ pub async fn update_tour(
                 status: 200,
                 body: body.clone(),
             });
+            let messages = owed(Some(&tour), &after, false);
+            let extras = ChangeExtras {
+                answer: saved.as_ref(),
+                messages: &messages,
+            };
             match deps
                 .tours
-                .save_change(&property, &tour, &after, Locks::Take, saved.as_ref(), now)
+                .save_change(&property, &tour, &after, Locks::Take, extras, now)
                 .await?
             {
                 ChangeWrite::Saved => {
                     tracing::info!(booking_id = %after.booking_id, version = after.version, status = after.status.as_str(), "tour changed by the chatbot");
-                    enqueue(deps.queue, &after).await;
+                    enqueue(deps.queue, &after, &messages).await;
                     return Ok(Updated { status: 200, body });
                 }
                 ChangeWrite::SlotTaken => continue,
@@ -251,11 +257,48 @@ fn owing(mut tour: TourRecord) -> TourRecord {
     tour
 }
 
-/// Queues the change's side effects; when the queue fails, the outbox item written with the change still owes
-/// them and the sweeper re-queues it.
-async fn enqueue(queue: &dyn SyncQueue, tour: &TourRecord) {
-    if let Err(e) = queue.enqueue(&tour.booking_id).await {
+/// Queues the change's side effects and messages, at the same time; when a queue fails, the outbox item and the
+/// messages written with the change still owe them, and the sweepers re-queue them.
+pub(crate) async fn enqueue(queue: &dyn SyncQueue, tour: &TourRecord, messages: &[MessageKind]) {
+    enqueue_owed(queue, tour, messages, true).await;
+}
+
+/// As [`enqueue`]; `side_effects` says whether the tour's ResMan write and callback are owed too.
+pub(crate) async fn enqueue_owed(
+    queue: &dyn SyncQueue,
+    tour: &TourRecord,
+    messages: &[MessageKind],
+    side_effects: bool,
+) {
+    let refs: Vec<MessageRef> = messages
+        .iter()
+        .map(|kind| MessageRef {
+            booking_id: tour.booking_id.clone(),
+            kind: *kind,
+            version: tour.version,
+        })
+        .collect();
+    let (side_effects, sent) = tokio::join!(
+        async {
+            if side_effects {
+                queue.enqueue(&tour.booking_id).await
+            } else {
+                Ok(())
+            }
+        },
+        async {
+            if refs.is_empty() {
+                Ok(())
+            } else {
+                queue.enqueue_messages(&refs).await
+            }
+        }
+    );
+    if let Err(e) = side_effects {
         tracing::error!(booking_id = %tour.booking_id, error = %e, "could not queue the change's side effects");
+    }
+    if let Err(e) = sent {
+        tracing::error!(booking_id = %tour.booking_id, error = %e, "could not queue the change's messages");
     }
 }
 
@@ -342,14 +385,19 @@ pub async fn apply_report(
             resman_version: after.version,
             ..after
         };
+        let messages = owed(Some(&tour), &after, true);
+        let extras = ChangeExtras {
+            answer: None,
+            messages: &messages,
+        };
         match deps
             .tours
-            .save_change(property, &tour, &after, Locks::Follow, None, now)
+            .save_change(property, &tour, &after, Locks::Follow, extras, now)
             .await?
         {
             ChangeWrite::Saved => {
                 tracing::info!(booking_id = %after.booking_id, version = after.version, status = after.status.as_str(), source = ?report.source, "tour changed in ResMan");
-                enqueue(deps.queue, &after).await;
+                enqueue(deps.queue, &after, &messages).await;
                 return Ok(ReportEffect::Applied(after.version));
             }
             ChangeWrite::Stale | ChangeWrite::SlotTaken | ChangeWrite::KeyInUse => {

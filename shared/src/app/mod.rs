@@ -4,6 +4,7 @@ pub mod availability;
 pub mod booking;
 pub mod changes;
 pub mod lifecycle;
+pub mod notify;
 pub mod sync;
 pub mod webhook;
 

@@ -528,10 +528,22 @@ pub async fn process_batch(
     messages: &[QueuedMessage],
     retry_base: std::time::Duration,
 ) -> Vec<Failed> {
+    run_batch(messages, retry_base, async |message| {
+        process_queued_sync(deps, &message.body, message.receive_count).await
+    })
+    .await
+}
+
+/// A batch of queue messages through `handle`, one after another: the failures (and the retries asked for), each
+/// with its delay, for the queue's partial batch response.
+pub async fn run_batch(
+    messages: &[QueuedMessage],
+    retry_base: std::time::Duration,
+    handle: impl AsyncFn(&QueuedMessage) -> Result<WorkerOutcome, crate::app::AppError>,
+) -> Vec<Failed> {
     let mut failed = Vec::new();
     for message in messages {
-        let outcome = process_queued_sync(deps, &message.body, message.receive_count).await;
-        let done = match outcome {
+        let done = match handle(message).await {
             Ok(WorkerOutcome::Done) => true,
             Ok(WorkerOutcome::Retry) => false,
             Err(e) => {

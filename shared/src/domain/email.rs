@@ -12,6 +12,10 @@ use serde::Serialize;
 /// An email ready for the mailer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Email {
+    /// The name the email comes from (the property's); the address is the configured sender's.
+    pub from_name: String,
+    /// Where a reply goes: the leasing office.
+    pub reply_to: Option<String>,
     pub to: Vec<String>,
     pub subject: String,
     pub text: String,
@@ -147,6 +151,8 @@ impl Templates {
             return Err(RenderError::NoRecipient);
         }
         Ok(Email {
+            from_name: property.name.clone(),
+            reply_to: property.office_email.as_ref().map(|e| e.expose().to_owned()),
             to,
             // A subject is one line.
             subject: subject.split_whitespace().collect::<Vec<_>>().join(" "),

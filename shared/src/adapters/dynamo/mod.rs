@@ -7,6 +7,7 @@
 //! readers check `expires_at` themselves.
 
 mod calendar;
+mod messages;
 mod tours;
 
 use crate::domain::notice::ChangeNotice;

@@ -17,7 +17,7 @@ use crate::domain::AppointmentId;
 use crate::domain::booking::{BookingId, ConversationId, TourRecord, TourStatus};
 use crate::domain::property::Property;
 use crate::ports::{
-    BookingWrite, ChangeWrite, IdempotencyRecord, Locks, NewBooking, SavedAnswer, StoreError, TourStore,
+    BookingWrite, ChangeExtras, ChangeWrite, IdempotencyRecord, Locks, NewBooking, StoreError, TourStore,
 };
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, TransactWriteItem, Update};
@@ -54,11 +54,11 @@ fn tour_item(tour: &TourRecord) -> Result<Item, StoreError> {
     Ok(item)
 }
 
-fn tour_from(item: Item) -> Result<TourRecord, StoreError> {
+pub(crate) fn tour_from(item: Item) -> Result<TourRecord, StoreError> {
     serde_dynamo::from_item(item).map_err(corrupt("tour record"))
 }
 
-fn put(table: &str, item: Item, condition: Option<&str>) -> Result<TransactWriteItem, StoreError> {
+pub(crate) fn put(table: &str, item: Item, condition: Option<&str>) -> Result<TransactWriteItem, StoreError> {
     let mut put = Put::builder().table_name(table).set_item(Some(item));
     if let Some(condition) = condition {
         put = put.condition_expression(condition);
@@ -246,6 +246,9 @@ impl TourStore for DynamoStore {
             Some("attribute_not_exists(pk)"),
         )?);
         items.push(put(&self.table, outbox_item(&tour.booking_id, now), None)?);
+        for kind in &booking.messages {
+            items.push(put(&self.table, super::messages::message_item(tour, *kind, now), None)?);
+        }
 
         match self.transact(items).await {
             Ok(_) => Ok(BookingWrite::Created),
@@ -344,9 +347,10 @@ impl TourStore for DynamoStore {
         before: &TourRecord,
         after: &TourRecord,
         locks: Locks,
-        answer: Option<&SavedAnswer>,
+        extras: ChangeExtras<'_>,
         now: DateTime<Utc>,
     ) -> Result<ChangeWrite, StoreError> {
+        let answer = extras.answer;
         let version = |v: u64| n(i64::try_from(v).unwrap_or(i64::MAX));
         let tour_put = Put::builder()
             .table_name(&self.table)
@@ -399,6 +403,13 @@ impl TourStore for DynamoStore {
             items.extend(generation_bumps(&self.table, &after.property_id, &dates)?);
         }
         items.push(put(&self.table, outbox_item(&after.booking_id, now), None)?);
+        for kind in extras.messages {
+            items.push(put(
+                &self.table,
+                super::messages::message_item(after, *kind, now),
+                None,
+            )?);
+        }
         let idem_index = items.len();
         if let Some(answer) = answer {
             let mut idem = idempotency_item(&answer.key, &answer.fingerprint, &after.booking_id, now);

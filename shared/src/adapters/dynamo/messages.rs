@@ -1,0 +1,266 @@
+//! The messages tours owe. Items: `TOUR#<booking id>` / `MSG#<kind>#v<version>`, beside the tour record (so the
+//! tour and its deliveries are one `Query`), written in the same transaction as the change that owes them. While
+//! pending, `gsi1pk = MSGS` and `gsi1sk = <when owed>#<booking id>#<key>`, so the sweeper finds the ones whose queue
+//! message was lost; a finished message leaves the index.
+//!
+//! A send is claimed first (`claimed_until`, under a condition), so two deliveries of the same queue message cannot
+//! both send; the result is recorded under the same claim.
+
+use super::tours::tour_from;
+use super::{DynamoStore, Item, key, n, s, unavailable};
+use crate::domain::booking::{BookingId, TourRecord};
+use crate::domain::notify::{Delivery, DeliveryStatus, MessageKind, MessageRef};
+use crate::ports::{Claim, MessageStore, SendOutcome, StoreError};
+use async_trait::async_trait;
+use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::types::AttributeValue;
+use chrono::{DateTime, Duration, Utc};
+
+fn message_key(message: &MessageRef) -> Item {
+    key(
+        format!("TOUR#{}", message.booking_id),
+        &format!("MSG#{}", message.key()),
+    )
+}
+
+/// A message owed by the change that made `tour` (at its version), pending.
+pub(crate) fn message_item(tour: &TourRecord, kind: MessageKind, now: DateTime<Utc>) -> Item {
+    let reference = MessageRef {
+        booking_id: tour.booking_id.clone(),
+        kind,
+        version: tour.version,
+    };
+    let mut item = message_key(&reference);
+    item.insert("kind".into(), s(kind.as_str()));
+    item.insert("version".into(), n(i64::try_from(tour.version).unwrap_or(i64::MAX)));
+    item.insert("delivery".into(), s("pending"));
+    item.insert("attempts".into(), n(0));
+    item.insert("created_at".into(), s(now.to_rfc3339()));
+    item.insert("gsi1pk".into(), s("MSGS"));
+    item.insert(
+        "gsi1sk".into(),
+        s(format!("{}#{}#{}", now.to_rfc3339(), tour.booking_id, reference.key())),
+    );
+    item.insert("expires_at".into(), n((tour.end + Duration::days(90)).timestamp()));
+    item
+}
+
+fn text<'a>(item: &'a Item, name: &str) -> Option<&'a str> {
+    item.get(name).and_then(|v| v.as_s().ok()).map(String::as_str)
+}
+
+fn time(item: &Item, name: &str) -> Option<DateTime<Utc>> {
+    text(item, name)
+        .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+        .map(|t| t.with_timezone(&Utc))
+}
+
+fn delivery_from(item: &Item) -> Result<Delivery, StoreError> {
+    let corrupt = || StoreError::Corrupt("a message item is not what we wrote".into());
+    let number = |name: &str| {
+        item.get(name)
+            .and_then(|v| v.as_n().ok())
+            .and_then(|v| v.parse::<u64>().ok())
+    };
+    let status = match text(item, "delivery") {
+        Some("pending") => DeliveryStatus::Pending,
+        Some("sent") => DeliveryStatus::Sent,
+        Some("failed") => DeliveryStatus::Failed,
+        Some("superseded") => DeliveryStatus::Superseded,
+        _ => return Err(corrupt()),
+    };
+    Ok(Delivery {
+        message: text(item, "kind").and_then(MessageKind::parse).ok_or_else(corrupt)?,
+        version: number("version").ok_or_else(corrupt)?,
+        status,
+        attempts: number("attempts").and_then(|a| u32::try_from(a).ok()).unwrap_or(0),
+        created_at: time(item, "created_at").ok_or_else(corrupt)?,
+        sent_at: time(item, "sent_at"),
+        provider_message_id: text(item, "provider_message_id").map(str::to_owned),
+        last_error: text(item, "last_error").map(str::to_owned),
+    })
+}
+
+fn lost_condition<E: aws_sdk_dynamodb::error::ProvideErrorMetadata, R>(e: &SdkError<E, R>) -> bool {
+    matches!(e, SdkError::ServiceError(service) if service.err().code() == Some("ConditionalCheckFailedException"))
+}
+
+#[async_trait]
+impl MessageStore for DynamoStore {
+    async fn tour_with_messages(&self, booking: &BookingId) -> Result<Option<(TourRecord, Vec<Delivery>)>, StoreError> {
+        let mut tour = None;
+        let mut deliveries = Vec::new();
+        let mut start = None;
+        loop {
+            let out = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("pk = :pk")
+                .expression_attribute_values(":pk", s(format!("TOUR#{booking}")))
+                .consistent_read(true)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(unavailable)?;
+            for item in out.items.unwrap_or_default() {
+                match text(&item, "sk") {
+                    Some("TOUR") => tour = Some(tour_from(item)?),
+                    Some(sk) if sk.starts_with("MSG#") => deliveries.push(delivery_from(&item)?),
+                    _ => {}
+                }
+            }
+            start = out.last_evaluated_key;
+            if start.is_none() {
+                break;
+            }
+        }
+        deliveries.sort_by_key(|d| (d.version, d.created_at));
+        Ok(tour.map(|t| (t, deliveries)))
+    }
+
+    async fn claim_message(
+        &self,
+        message: &MessageRef,
+        now: DateTime<Utc>,
+        lease: Duration,
+    ) -> Result<Claim, StoreError> {
+        let claimed = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(message_key(message)))
+            .update_expression("SET claimed_until = :until ADD attempts :one")
+            .condition_expression(
+                "delivery = :pending AND (attribute_not_exists(claimed_until) OR claimed_until < :now)",
+            )
+            .expression_attribute_values(":until", s((now + lease).to_rfc3339()))
+            .expression_attribute_values(":now", s(now.to_rfc3339()))
+            .expression_attribute_values(":pending", s("pending"))
+            .expression_attribute_values(":one", n(1))
+            .return_values(aws_sdk_dynamodb::types::ReturnValue::AllNew)
+            .send()
+            .await;
+        let attempts = match claimed {
+            Ok(out) => out
+                .attributes
+                .as_ref()
+                .and_then(|a| a.get("attempts"))
+                .and_then(|v| v.as_n().ok())
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(1),
+            Err(e) if lost_condition(&e) => {
+                // Why not: already finished, held by another sender, or not there at all.
+                return Ok(match self.get(message_key(message)).await? {
+                    None => Claim::Missing,
+                    Some(item) if text(&item, "delivery") == Some("pending") => Claim::Busy,
+                    Some(_) => Claim::Done,
+                });
+            }
+            Err(e) => return Err(unavailable(e)),
+        };
+        match self.get(key(format!("TOUR#{}", message.booking_id), "TOUR")).await? {
+            Some(item) => Ok(Claim::Claimed(Box::new(tour_from(item)?), attempts)),
+            None => Ok(Claim::Missing),
+        }
+    }
+
+    async fn finish_message(
+        &self,
+        message: &MessageRef,
+        outcome: &SendOutcome,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let update = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(message_key(message)))
+            .condition_expression("delivery = :pending")
+            .expression_attribute_values(":pending", s("pending"));
+        let update = match outcome {
+            SendOutcome::Sent { provider_message_id } => update
+                .update_expression(
+                    "SET delivery = :sent, sent_at = :now, provider_message_id = :id REMOVE claimed_until, gsi1pk, gsi1sk, last_error",
+                )
+                .expression_attribute_values(":sent", s("sent"))
+                .expression_attribute_values(":now", s(now.to_rfc3339()))
+                .expression_attribute_values(":id", s(provider_message_id.as_str())),
+            SendOutcome::Superseded => update
+                .update_expression("SET delivery = :superseded REMOVE claimed_until, gsi1pk, gsi1sk")
+                .expression_attribute_values(":superseded", s("superseded")),
+            SendOutcome::Failed { error } => update
+                .update_expression("SET delivery = :failed, last_error = :e REMOVE claimed_until, gsi1pk, gsi1sk")
+                .expression_attribute_values(":failed", s("failed"))
+                .expression_attribute_values(":e", s(error.as_str())),
+            SendOutcome::Retry { error } => update
+                .update_expression("SET last_error = :e REMOVE claimed_until")
+                .expression_attribute_values(":e", s(error.as_str())),
+        };
+        match update.send().await {
+            Ok(_) => Ok(()),
+            // Finished already (a second delivery that lost the race): nothing to record.
+            Err(e) if lost_condition(&e) => Ok(()),
+            Err(e) => Err(unavailable(e)),
+        }
+    }
+
+    async fn claim_unsent_messages(
+        &self,
+        before: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<MessageRef>, StoreError> {
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name("gsi1")
+            .key_condition_expression("gsi1pk = :m AND gsi1sk < :before")
+            .expression_attribute_values(":m", s("MSGS"))
+            .expression_attribute_values(":before", s(before.to_rfc3339()))
+            .send()
+            .await
+            .map_err(unavailable)?;
+        let mut claimed = Vec::new();
+        for item in out.items.unwrap_or_default() {
+            let (Some(stamp), Some(sk), Some(pk)) = (text(&item, "gsi1sk"), text(&item, "sk"), text(&item, "pk"))
+            else {
+                continue;
+            };
+            let Some(reference) = pk
+                .strip_prefix("TOUR#")
+                .and_then(|b| BookingId::parse(b).ok())
+                .zip(sk.strip_prefix("MSG#"))
+                .and_then(|(booking, key)| MessageRef::parse(booking, key))
+            else {
+                continue;
+            };
+            // Conditional on the stamp we read: of two sweepers, one claims it.
+            let claim = self
+                .client
+                .update_item()
+                .table_name(&self.table)
+                .set_key(Some(message_key(&reference)))
+                .update_expression("SET gsi1sk = :now")
+                .condition_expression("gsi1sk = :was")
+                .expression_attribute_values(
+                    ":now",
+                    AttributeValue::S(format!(
+                        "{}#{}#{}",
+                        now.to_rfc3339(),
+                        reference.booking_id,
+                        reference.key()
+                    )),
+                )
+                .expression_attribute_values(":was", s(stamp))
+                .send()
+                .await;
+            match claim {
+                Ok(_) => claimed.push(reference),
+                Err(e) if lost_condition(&e) => {}
+                Err(e) => return Err(unavailable(e)),
+            }
+        }
+        Ok(claimed)
+    }
+}

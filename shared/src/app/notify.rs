@@ -1,0 +1,242 @@
+//! Sending the messages tours owe, exactly once: each queue message names one owed message; the sender claims it
+//! (so a redelivery while it is being sent does nothing), renders it from the tour as it now stands, sends it, and
+//! records the outcome. A message the tour has outgrown (a confirmation of a tour cancelled since) is not sent. A
+//! send that fails is tried again with back-off; on the queue's last receive it is marked `failed` and its queue
+//! message goes to the dead-letter queue. A sweep re-queues messages whose queue message was lost.
+
+use super::AppError;
+use super::availability::load_property;
+use super::sync::WorkerOutcome;
+use crate::domain::booking::BookingId;
+use crate::domain::email::{RenderError, Templates};
+use crate::domain::notify::MessageRef;
+use crate::ports::{Claim, Mailer, MessageStore, PropertyStore, SendOutcome, SyncQueue};
+use chrono::{DateTime, Duration, Utc};
+
+/// How long a claimed send is left to its sender before another may take it over: far longer than one send (the
+/// function times out at 30 s), shorter than the queue's first retry.
+pub const CLAIM_LEASE: Duration = Duration::seconds(90);
+
+pub struct SenderDeps<'a> {
+    pub properties: &'a dyn PropertyStore,
+    pub messages: &'a dyn MessageStore,
+    pub mailer: &'a dyn Mailer,
+    pub templates: &'a Templates,
+    /// The notification queue's `maxReceiveCount`: the receive on which a still-failing message is marked failed.
+    pub max_receives: u32,
+}
+
+fn message_of(body: &str) -> Result<MessageRef, AppError> {
+    #[derive(serde::Deserialize)]
+    struct Wire {
+        booking_id: String,
+        message: String,
+    }
+    let invalid = || crate::domain::InvalidField::new("body", "is not a notification message");
+    let wire: Wire = serde_json::from_str(body).map_err(|_| invalid())?;
+    let booking = BookingId::parse(&wire.booking_id)?;
+    Ok(MessageRef::parse(booking, &wire.message).ok_or_else(invalid)?)
+}
+
+/// One queued message.
+pub async fn send_queued_message(
+    deps: &SenderDeps<'_>,
+    body: &str,
+    receive_count: u32,
+    now: DateTime<Utc>,
+) -> Result<WorkerOutcome, AppError> {
+    let message = message_of(body)?;
+    let (tour, attempt) = match deps.messages.claim_message(&message, now, CLAIM_LEASE).await? {
+        Claim::Claimed(tour, attempt) => (tour, attempt),
+        Claim::Done => return Ok(WorkerOutcome::Done),
+        Claim::Busy => return Ok(WorkerOutcome::Retry),
+        Claim::Missing => {
+            tracing::warn!(booking_id = %message.booking_id, message = %message.key(), "no such message; dropped");
+            return Ok(WorkerOutcome::Done);
+        }
+    };
+    let finish = async |outcome: SendOutcome| deps.messages.finish_message(&message, &outcome, now).await;
+    if !message.kind.fits(&tour) {
+        tracing::info!(booking_id = %message.booking_id, message = %message.key(), status = tour.status.as_str(), "the tour changed since; message not sent");
+        finish(SendOutcome::Superseded).await?;
+        return Ok(WorkerOutcome::Done);
+    }
+    let property = load_property(deps.properties, &tour.property_id).await?;
+    let email = match deps.templates.render(message.kind, &tour, &property, now) {
+        Ok(email) => email,
+        Err(e @ (RenderError::Template { .. } | RenderError::NoRecipient)) => {
+            // Nothing a retry changes: an operator fixes the template or the configuration.
+            tracing::error!(booking_id = %message.booking_id, message = %message.key(), error = %e, "message could not be rendered");
+            finish(SendOutcome::Failed { error: e.to_string() }).await?;
+            return Ok(WorkerOutcome::Retry);
+        }
+    };
+    match deps.mailer.send(&email).await {
+        Ok(provider_message_id) => {
+            tracing::info!(booking_id = %message.booking_id, message = %message.key(), attempt, "message sent");
+            finish(SendOutcome::Sent { provider_message_id }).await?;
+            Ok(WorkerOutcome::Done)
+        }
+        Err(e) if !e.retryable || receive_count >= deps.max_receives => {
+            tracing::error!(booking_id = %message.booking_id, message = %message.key(), error = %e, "message failed for good; it goes to the dead-letter queue");
+            finish(SendOutcome::Failed { error: e.reason }).await?;
+            Ok(WorkerOutcome::Retry)
+        }
+        Err(e) => {
+            tracing::warn!(booking_id = %message.booking_id, message = %message.key(), attempt, error = %e, "message not sent; retried");
+            finish(SendOutcome::Retry { error: e.reason }).await?;
+            Ok(WorkerOutcome::Retry)
+        }
+    }
+}
+
+/// How long an owed message may sit pending before it is queued again: longer than the queue's whole retry
+/// schedule, so only messages whose queue message was lost are re-queued.
+pub const MESSAGES_REQUEUE_AFTER: Duration = Duration::hours(1);
+
+/// The messages' sweeper, run on the poller's tick: re-queues messages owed but no longer travelling.
+pub async fn requeue_unsent_messages(
+    messages: &dyn MessageStore,
+    queue: &dyn SyncQueue,
+    now: DateTime<Utc>,
+) -> Result<usize, AppError> {
+    let owed = messages
+        .claim_unsent_messages(now - MESSAGES_REQUEUE_AFTER, now)
+        .await?;
+    if !owed.is_empty() {
+        queue.enqueue_messages(&owed).await?;
+        tracing::warn!(
+            count = owed.len(),
+            "re-queued owed messages whose queue message was lost"
+        );
+    }
+    Ok(owed.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::app::fakes::{FlakyMailer, MemoryMessages, MemoryStore};
+    use crate::domain::booking::{TourRecord, TourStatus};
+    use crate::domain::notify::{DeliveryStatus, MessageKind};
+    use crate::domain::property::tests::{demo, monday_morning};
+    use crate::domain::update::tests::tour;
+
+    fn demo_tour() -> TourRecord {
+        let mut t = tour(TourStatus::Scheduled);
+        t.holder = crate::domain::booking::Holder::Agent(demo().agents[0].id.clone());
+        t
+    }
+
+    fn body(t: &TourRecord, kind: MessageKind) -> String {
+        serde_json::json!({"booking_id": t.booking_id.as_str(), "message": format!("{}#v{}", kind.as_str(), t.version)})
+            .to_string()
+    }
+
+    async fn deliver(
+        store: &MemoryStore,
+        messages: &MemoryMessages,
+        mailer: &FlakyMailer,
+        body: &str,
+        receive: u32,
+    ) -> WorkerOutcome {
+        let templates = Templates::defaults().unwrap();
+        let deps = SenderDeps {
+            properties: store,
+            messages,
+            mailer,
+            templates: &templates,
+            max_receives: 5,
+        };
+        send_queued_message(&deps, body, receive, monday_morning())
+            .await
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_redelivered_message_sends_nothing_twice() {
+        let (store, mailer) = (MemoryStore::with_property(demo()), FlakyMailer::default());
+        let t = demo_tour();
+        let messages = MemoryMessages::owing(&t, &[MessageKind::Confirmation]);
+        let b = body(&t, MessageKind::Confirmation);
+        assert_eq!(deliver(&store, &messages, &mailer, &b, 1).await, WorkerOutcome::Done);
+        assert_eq!(deliver(&store, &messages, &mailer, &b, 2).await, WorkerOutcome::Done);
+        assert_eq!(mailer.sent().len(), 1);
+        assert_eq!(messages.status(&t, MessageKind::Confirmation), DeliveryStatus::Sent);
+    }
+
+    #[tokio::test]
+    async fn a_send_that_fails_twice_then_works_is_sent_once_and_one_that_never_works_ends_failed() {
+        let (store, t) = (MemoryStore::with_property(demo()), demo_tour());
+        let mailer = FlakyMailer::failing(2);
+        let messages = MemoryMessages::owing(&t, &[MessageKind::Confirmation, MessageKind::StaffNew]);
+        let b = body(&t, MessageKind::Confirmation);
+        assert_eq!(deliver(&store, &messages, &mailer, &b, 1).await, WorkerOutcome::Retry);
+        assert_eq!(deliver(&store, &messages, &mailer, &b, 2).await, WorkerOutcome::Retry);
+        assert_eq!(deliver(&store, &messages, &mailer, &b, 3).await, WorkerOutcome::Done);
+        assert_eq!(mailer.sent().len(), 1);
+        let down = FlakyMailer::failing(100);
+        let staff = body(&t, MessageKind::StaffNew);
+        for receive in 1..=5 {
+            assert_eq!(
+                deliver(&store, &messages, &down, &staff, receive).await,
+                WorkerOutcome::Retry
+            );
+        }
+        assert_eq!(messages.status(&t, MessageKind::StaffNew), DeliveryStatus::Failed);
+        assert!(down.sent().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_confirmation_of_a_tour_cancelled_since_is_not_sent() {
+        let (store, mailer) = (MemoryStore::with_property(demo()), FlakyMailer::default());
+        let booked = demo_tour();
+        let messages = MemoryMessages::owing(&booked, &[MessageKind::Confirmation]);
+        let cancelled = TourRecord {
+            status: TourStatus::Cancelled,
+            version: 2,
+            ..booked.clone()
+        };
+        messages.update_tour(&cancelled);
+        let b = body(&booked, MessageKind::Confirmation);
+        assert_eq!(deliver(&store, &messages, &mailer, &b, 1).await, WorkerOutcome::Done);
+        assert!(mailer.sent().is_empty());
+        assert_eq!(
+            messages.status(&booked, MessageKind::Confirmation),
+            DeliveryStatus::Superseded
+        );
+    }
+
+    #[tokio::test]
+    async fn with_the_mailer_failing_thirty_percent_every_message_is_sent_once_or_ends_failed() {
+        let store = MemoryStore::with_property(demo());
+        let mailer = FlakyMailer::random(0.3, 42);
+        let mut owed = Vec::new();
+        let messages = MemoryMessages::default();
+        for n in 0..200u128 {
+            let mut t = demo_tour();
+            t.booking_id = BookingId::from_uuid(uuid::Uuid::from_u128(n + 1));
+            messages.add(&t, &[MessageKind::Confirmation, MessageKind::StaffNew]);
+            owed.push(body(&t, MessageKind::Confirmation));
+            owed.push(body(&t, MessageKind::StaffNew));
+        }
+        // As SQS does: every message is received until it is done or its fifth receive is over; some are delivered
+        // twice besides.
+        for (i, b) in owed.iter().enumerate() {
+            for receive in 1..=5 {
+                let outcome = deliver(&store, &messages, &mailer, b, receive).await;
+                if i % 7 == 0 {
+                    deliver(&store, &messages, &mailer, b, receive).await;
+                }
+                if outcome == WorkerOutcome::Done {
+                    break;
+                }
+            }
+        }
+        let sent = mailer.sent();
+        let (delivered, failed) = messages.tally();
+        assert_eq!(delivered + failed, 400, "every message ends sent or failed");
+        assert_eq!(sent.len(), delivered, "each sent message went out once");
+        assert!(mailer.calls() > 400, "the mailer failed along the way");
+    }
+}
