@@ -392,6 +392,22 @@ def provision(
             if target is not None:
                 result.dead_letter_queues[logical_id] = target
 
+    sesv2 = aws_client("sesv2", endpoint, region)
+    for logical_id, resource in template.resources_of_type("AWS::SES::ConfigurationSet"):
+        if resolver.condition_holds(resource.get("Condition")):
+            properties = resolver.resolve(resource.get("Properties") or {})
+            name = str(properties.get("Name") or physical_name(prefix, logical_id))
+            try:
+                sesv2.create_configuration_set(ConfigurationSetName=name)
+            except ClientError as error:
+                if error.response.get("Error", {}).get("Code") not in ("AlreadyExistsException", "ConfigurationSetAlreadyExistsException"):
+                    raise
+            resolver.resources[logical_id] = {"Ref": name}
+    # SES sends only from a verified identity: the sender's domain (verified at once in moto).
+    if "SenderEmail" in template.parameters:
+        sender = str(resolver.resolve({"Ref": "SenderEmail"}))
+        sesv2.create_email_identity(EmailIdentity=sender.rpartition("@")[2])
+
     for function in template.functions():
         if resolver.condition_holds(function.condition):
             _register_function(resolver, function.logical_id, prefix, region)

@@ -149,12 +149,12 @@ impl ColdStart {
         Ok(DynamoStore::new(&self.sdk, required("TABLE_NAME")?))
     }
 
-    /// The tour sync queue (`SYNC_QUEUE_URL`).
+    /// The outbox's queues: the tour sync queue (`SYNC_QUEUE_URL`) and the notification queue (`NOTIFY_QUEUE_URL`).
     pub fn sync_queue(&self) -> Result<crate::adapters::sqs::SqsSyncQueue, ConfigError> {
-        Ok(crate::adapters::sqs::SqsSyncQueue::new(
-            &self.sdk,
-            required("SYNC_QUEUE_URL")?,
-        ))
+        Ok(
+            crate::adapters::sqs::SqsSyncQueue::new(&self.sdk, required("SYNC_QUEUE_URL")?)
+                .with_messages(required("NOTIFY_QUEUE_URL")?),
+        )
     }
 }
 

@@ -61,7 +61,7 @@ impl Stack {
         let id = shared::domain::ResManPropertyId::parse(DEMO_PROPERTY).unwrap();
         let property = store.property(&id).await.unwrap().unwrap();
         Stack {
-            queue: SqsSyncQueue::new(&aws.sdk().await, aws.var("SYNC_QUEUE_URL")),
+            queue: aws.queue().await,
             resman: resman_for(&sandbox, StdDuration::from_secs(8)),
             aws,
             sandbox,

@@ -204,6 +204,7 @@ impl LocalAws {
     /// The retry queue of this test's moto.
     pub async fn queue(&self) -> shared::adapters::sqs::SqsSyncQueue {
         shared::adapters::sqs::SqsSyncQueue::new(&self.sdk().await, self.var("SYNC_QUEUE_URL"))
+            .with_messages(self.var("NOTIFY_QUEUE_URL"))
     }
 
     pub async fn store(&self) -> shared::adapters::dynamo::DynamoStore {

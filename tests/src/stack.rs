@@ -53,7 +53,7 @@ impl Stack {
         load_demo_properties(&store).await;
         let sandbox = sandbox().await;
         let resman = resman_for(&sandbox, StdDuration::from_secs(2));
-        let queue = SqsSyncQueue::new(&sdk, aws.var("SYNC_QUEUE_URL"));
+        let queue = aws.queue().await;
         let property = store
             .property(&shared::domain::ResManPropertyId::parse(DEMO_PROPERTY).unwrap())
             .await
@@ -451,5 +451,91 @@ impl Stack {
             })
             .and_then(|n| n.parse().ok())
             .unwrap_or(0)
+    }
+}
+
+impl Stack {
+    /// Delivers the notification queue to the sender's use case (with SES in moto) until it is empty, as the
+    /// event source mapping would: how many messages were handled.
+    pub async fn deliver_notifications(&self) -> usize {
+        let mailer = shared::adapters::ses::SesMailer::new(
+            &self.aws.sdk().await,
+            self.aws.var("SENDER_EMAIL"),
+            Some(self.aws.var("SES_CONFIGURATION_SET").to_owned()),
+        );
+        let templates = shared::domain::email::Templates::defaults().unwrap();
+        let deps = shared::app::notify::SenderDeps {
+            properties: &self.store,
+            messages: &self.store,
+            mailer: &mailer,
+            templates: &templates,
+            max_receives: 5,
+        };
+        let url = self.aws.var("NOTIFY_QUEUE_URL");
+        let mut handled = 0;
+        loop {
+            let out = self
+                .sqs
+                .receive_message()
+                .queue_url(url)
+                .max_number_of_messages(10)
+                .message_system_attribute_names(aws_sdk_sqs::types::MessageSystemAttributeName::ApproximateReceiveCount)
+                .wait_time_seconds(0)
+                .send()
+                .await
+                .unwrap();
+            let received = out.messages.unwrap_or_default();
+            if received.is_empty() {
+                return handled;
+            }
+            for m in received {
+                let outcome = shared::app::notify::send_queued_message(
+                    &deps,
+                    m.body.as_deref().unwrap_or_default(),
+                    1,
+                    Utc::now(),
+                )
+                .await
+                .unwrap();
+                assert_eq!(outcome, shared::app::sync::WorkerOutcome::Done, "{:?}", m.body);
+                self.sqs
+                    .delete_message()
+                    .queue_url(url)
+                    .receipt_handle(m.receipt_handle.unwrap_or_default())
+                    .send()
+                    .await
+                    .unwrap();
+                handled += 1;
+            }
+        }
+    }
+
+    /// Every email moto's SES took, as raw MIME, oldest first (`/moto-api/data.json`, key `ses`).
+    pub async fn sent_emails(&self) -> Vec<Vec<u8>> {
+        let data: Value = reqwest::get(format!("{}/moto-api/data.json", self.aws.endpoint))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let mut raw = Vec::new();
+        collect_raw(&data["ses"], &mut raw);
+        raw
+    }
+}
+
+/// Every `raw_data` under a moto state tree (its nesting by account and region varies with moto's version).
+fn collect_raw(value: &Value, into: &mut Vec<Vec<u8>>) {
+    match value {
+        Value::Object(map) => {
+            if let Some(Value::String(raw)) = map.get("raw_data") {
+                into.push(raw.clone().into_bytes());
+            }
+            for v in map.values() {
+                collect_raw(v, into);
+            }
+        }
+        Value::Array(items) => items.iter().for_each(|v| collect_raw(v, into)),
+        _ => {}
     }
 }

@@ -5,7 +5,6 @@
 use chrono::{Datelike, Duration, NaiveDate, Utc, Weekday};
 use integration_tests::*;
 use serde_json::json;
-use shared::adapters::sqs::SqsSyncQueue;
 use shared::app::availability::{AvailabilityDeps, AvailabilityQuery, Source, availability};
 use shared::app::booking::book_tour;
 use shared::domain::booking::{BookTourCommand, BookTourRequest, BookingId};
@@ -82,7 +81,7 @@ async fn a_booking_is_five_dynamodb_requests_and_a_second_in_the_conversation_sk
     load_demo_properties(&store).await;
     let sandbox = sandbox().await;
     let resman = resman_for(&sandbox, StdDuration::from_secs(5));
-    let queue = SqsSyncQueue::new(&aws.sdk().await, aws.var("SYNC_QUEUE_URL"));
+    let queue = aws.queue().await;
     let deps = booking_deps(&store, &resman, &queue, StdDuration::from_millis(100));
     let day = mid_month_weekday();
     let (first, second) = (command("conv-rt", day, "10:00"), command("conv-rt", day, "14:00"));

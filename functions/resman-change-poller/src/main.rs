@@ -6,6 +6,7 @@ use shared::adapters::dynamo::DynamoStore;
 use shared::adapters::resman::HttpResMan;
 use shared::adapters::sqs::SqsSyncQueue;
 use shared::app::changes::{FeedDeps, PollSettings, poll_changes};
+use shared::app::notify::requeue_unsent_messages;
 use shared::app::sync::requeue_owed_syncs;
 use shared::config::{self, ColdStart};
 
@@ -20,6 +21,7 @@ async fn handle(deps: &Deps, _tick: LambdaEvent<serde_json::Value>) -> Result<se
     let now = chrono::Utc::now();
     // The outbox first: a booking's owed ResMan write must not wait behind a slow poll.
     let requeued = requeue_owed_syncs(&deps.store, &deps.queue, now).await?;
+    let messages_requeued = requeue_unsent_messages(&deps.store, &deps.queue, now).await?;
     let feed = FeedDeps {
         properties: &deps.store,
         calendar: &deps.store,
@@ -42,6 +44,7 @@ async fn handle(deps: &Deps, _tick: LambdaEvent<serde_json::Value>) -> Result<se
         "tours_changed": report.tours_changed,
         "failed": report.failed,
         "requeued": requeued,
+        "messages_requeued": messages_requeued,
     }))
 }
 

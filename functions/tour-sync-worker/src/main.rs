@@ -10,7 +10,8 @@ use shared::adapters::callback::HttpCallbacks;
 use shared::adapters::dynamo::DynamoStore;
 use shared::adapters::resman::HttpResMan;
 use shared::adapters::sqs::SqsSyncQueue;
-use shared::app::sync::{Attempts, QueuedMessage, WorkerDeps, process_batch};
+use shared::adapters::sqs::batch;
+use shared::app::sync::{Attempts, WorkerDeps, process_batch};
 use shared::config::{self, ColdStart};
 use shared::ports::ChatbotCallbacks;
 use std::time::Duration;
@@ -25,27 +26,7 @@ struct Deps {
 }
 
 async fn handle(deps: &Deps, event: LambdaEvent<SqsEvent>) -> Result<SqsBatchResponse, Error> {
-    let mut handles = std::collections::HashMap::new();
-    let messages: Vec<QueuedMessage> = event
-        .payload
-        .records
-        .iter()
-        .filter_map(|m| {
-            let id = m.message_id.clone()?;
-            if let Some(handle) = &m.receipt_handle {
-                handles.insert(id.clone(), handle.clone());
-            }
-            Some(QueuedMessage {
-                id,
-                body: m.body.clone().unwrap_or_default(),
-                receive_count: m
-                    .attributes
-                    .get("ApproximateReceiveCount")
-                    .and_then(|c| c.parse().ok())
-                    .unwrap_or(1),
-            })
-        })
-        .collect();
+    let (messages, handles) = batch::messages(&event.payload);
     let app_deps = WorkerDeps {
         properties: &deps.store,
         tours: &deps.store,
@@ -59,25 +40,8 @@ async fn handle(deps: &Deps, event: LambdaEvent<SqsEvent>) -> Result<SqsBatchRes
         },
         max_receives: deps.max_receives,
     };
-    let mut response = SqsBatchResponse::default();
-    for failed in process_batch(&app_deps, &messages, deps.retry_base).await {
-        if let Some(handle) = handles.get(&failed.id) {
-            let delayed = deps
-                .queue
-                .client()
-                .change_message_visibility()
-                .queue_url(deps.queue.queue_url())
-                .receipt_handle(handle)
-                .visibility_timeout(i32::try_from(failed.retry_in_seconds).unwrap_or(900))
-                .send()
-                .await;
-            if let Err(e) = delayed {
-                tracing::warn!(message_id = %failed.id, error = %aws_sdk_sqs::error::DisplayErrorContext(e), "could not delay the retry");
-            }
-        }
-        response.add_failure(failed.id);
-    }
-    Ok(response)
+    let failed = process_batch(&app_deps, &messages, deps.retry_base).await;
+    Ok(batch::respond(deps.queue.client(), deps.queue.queue_url(), &handles, failed).await)
 }
 
 #[tokio::main]

@@ -22,6 +22,11 @@ from provision import (
 TEMPLATE = REPO_ROOT / "template.yaml"
 
 
+def template_queues() -> int:
+    """How many queues template.yaml declares (each with its dead-letter queue counted)."""
+    return len(load_template(TEMPLATE).resources_of_type("AWS::SQS::Queue"))
+
+
 def test_the_tours_table_has_the_templates_keys_index_ttl_and_billing(moto, dynamodb):
     result = provision(moto, TEMPLATE, dynamodb_endpoint=dynamodb)
 
@@ -87,7 +92,7 @@ def test_provisioning_twice_succeeds_and_keeps_resources_and_secret_values(moto,
     secrets = aws_client("secretsmanager", moto)
     arn = first.env()["WEBHOOK_SECRET_ARN"]
     assert secrets.get_secret_value(SecretId=arn)["SecretString"] == "third"
-    assert len(aws_client("sqs", moto).list_queues()["QueueUrls"]) == 2
+    assert len(aws_client("sqs", moto).list_queues()["QueueUrls"]) == template_queues()
     assert aws_client("dynamodb", dynamodb).list_tables()["TableNames"] == ["tour-booking-local-ToursTable"]
 
 
@@ -121,7 +126,7 @@ def test_two_prefixes_provision_independent_copies_in_one_dynamodb_local_and_one
     assert "Item" not in tables.get_item(TableName=second["TABLE_NAME"], Key=item)
     for name in ("SYNC_QUEUE_URL", "SYNC_DLQ_URL", "WEBHOOK_SECRET_ARN", "API_KEYS_SECRET_ARN"):
         assert first[name] != second[name]
-    assert len(aws_client("sqs", moto).list_queues()["QueueUrls"]) == 4
+    assert len(aws_client("sqs", moto).list_queues()["QueueUrls"]) == 2 * template_queues()
 
 
 def test_the_cli_writes_the_env_file_and_takes_params_and_secrets(moto, dynamodb, tmp_path):

@@ -93,3 +93,62 @@ impl SyncQueue for SqsSyncQueue {
         Ok(())
     }
 }
+
+/// An SQS event as a queue consumer's use case sees it, and the way back: the failures it reports are made
+/// visible again after their delay (partial batch response).
+pub mod batch {
+    use crate::app::sync::{Failed, QueuedMessage};
+    use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
+    use std::collections::HashMap;
+
+    /// The event's messages, and each one's receipt handle by its id.
+    pub fn messages(event: &SqsEvent) -> (Vec<QueuedMessage>, HashMap<String, String>) {
+        let mut handles = HashMap::new();
+        let messages = event
+            .records
+            .iter()
+            .filter_map(|m| {
+                let id = m.message_id.clone()?;
+                if let Some(handle) = &m.receipt_handle {
+                    handles.insert(id.clone(), handle.clone());
+                }
+                Some(QueuedMessage {
+                    id,
+                    body: m.body.clone().unwrap_or_default(),
+                    receive_count: m
+                        .attributes
+                        .get("ApproximateReceiveCount")
+                        .and_then(|c| c.parse().ok())
+                        .unwrap_or(1),
+                })
+            })
+            .collect();
+        (messages, handles)
+    }
+
+    /// The partial batch response for `failed`, each failed message delayed by its own back-off first.
+    pub async fn respond(
+        client: &aws_sdk_sqs::Client,
+        queue_url: &str,
+        handles: &HashMap<String, String>,
+        failed: Vec<Failed>,
+    ) -> SqsBatchResponse {
+        let mut response = SqsBatchResponse::default();
+        for failed in failed {
+            if let Some(handle) = handles.get(&failed.id) {
+                let delayed = client
+                    .change_message_visibility()
+                    .queue_url(queue_url)
+                    .receipt_handle(handle)
+                    .visibility_timeout(i32::try_from(failed.retry_in_seconds).unwrap_or(900))
+                    .send()
+                    .await;
+                if let Err(e) = delayed {
+                    tracing::warn!(message_id = %failed.id, error = %aws_sdk_sqs::error::DisplayErrorContext(e), "could not delay the retry");
+                }
+            }
+            response.add_failure(failed.id);
+        }
+        response
+    }
+}

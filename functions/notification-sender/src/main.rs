@@ -1,0 +1,62 @@
+//! `notification-sender`: consumes the notification queue with partial batch failures. Each message names one
+//! message a tour owes; it is claimed, rendered from the tour as it now stands, sent through SES v2 and recorded,
+//! so a redelivery never sends it twice. A failing one comes back after a growing delay; after the queue's
+//! `maxReceiveCount` it is marked failed and SQS moves it to the dead-letter queue. Wiring only: the rules live in
+//! `shared::app::notify`.
+
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
+use lambda_runtime::{Error, LambdaEvent, run, service_fn};
+use shared::adapters::dynamo::DynamoStore;
+use shared::adapters::ses::SesMailer;
+use shared::adapters::sqs::batch;
+use shared::app::notify::{SenderDeps, send_queued_message};
+use shared::app::sync::run_batch;
+use shared::config::{self, ColdStart};
+use shared::domain::email::Templates;
+use std::time::Duration;
+
+struct Deps {
+    store: DynamoStore,
+    mailer: SesMailer,
+    templates: Templates,
+    sqs: aws_sdk_sqs::Client,
+    queue_url: String,
+    max_receives: u32,
+    retry_base: Duration,
+}
+
+async fn handle(deps: &Deps, event: LambdaEvent<SqsEvent>) -> Result<SqsBatchResponse, Error> {
+    let (messages, handles) = batch::messages(&event.payload);
+    let app_deps = SenderDeps {
+        properties: &deps.store,
+        messages: &deps.store,
+        mailer: &deps.mailer,
+        templates: &deps.templates,
+        max_receives: deps.max_receives,
+    };
+    let failed = run_batch(&messages, deps.retry_base, async |message| {
+        send_queued_message(&app_deps, &message.body, message.receive_count, chrono::Utc::now()).await
+    })
+    .await;
+    Ok(batch::respond(&deps.sqs, &deps.queue_url, &handles, failed).await)
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    let cold = ColdStart::begin().await;
+    let deps = Deps {
+        store: cold.store()?,
+        mailer: SesMailer::new(
+            &cold.sdk,
+            config::required("SENDER_EMAIL")?,
+            config::required("SES_CONFIGURATION_SET").ok(),
+        ),
+        templates: Templates::defaults()?,
+        sqs: aws_sdk_sqs::Client::new(&cold.sdk),
+        queue_url: config::required("NOTIFY_QUEUE_URL")?,
+        max_receives: config::optional_number("NOTIFY_MAX_RECEIVES", 5)?,
+        retry_base: config::optional_seconds("NOTIFY_RETRY_BASE_SECONDS", 30)?,
+    };
+    let deps = &deps;
+    run(service_fn(move |event| async move { handle(deps, event).await })).await
+}
