@@ -359,11 +359,11 @@ async fn a_booked_tour_reads_back_by_our_id_and_by_resmans_with_its_history() {
     let stack = Stack::start().await;
     let booked = stack.book(&command(&stack.property, 1, "10:00"), None).await.unwrap();
     let answer = booked.response.unwrap();
-    let ours = shared::app::booking::tour_view(&stack.store, &stack.store, &answer.appointment_id)
+    let ours = shared::app::booking::tour_view(&stack.store, &stack.store, &stack.store, &answer.appointment_id)
         .await
         .unwrap();
     let resman_id = answer.resman_appointment_id.clone().expect("synced");
-    let theirs = shared::app::booking::tour_view(&stack.store, &stack.store, &resman_id)
+    let theirs = shared::app::booking::tour_view(&stack.store, &stack.store, &stack.store, &resman_id)
         .await
         .unwrap();
     assert_eq!(ours, theirs, "ResMan's id leads to the same tour");

@@ -120,6 +120,15 @@ async fn a_booking_sends_its_confirmation_with_an_invite_and_the_staff_alert_eac
         .unwrap();
     assert_eq!((sent.status, sent.attempts), (DeliveryStatus::Sent, 1));
     assert!(sent.provider_message_id.is_some() && sent.sent_at.is_some());
+    // The tour read shows it: staff and the chatbot can see the confirmation went out.
+    let view = stack.view(&id).await;
+    let shown: Vec<(&str, &str)> = view["notifications"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| (n["message"].as_str().unwrap(), n["status"].as_str().unwrap()))
+        .collect();
+    assert_eq!(shown, [("confirmation", "sent"), ("staff_new", "sent")]);
 
     // The chatbot cancels: the invite is withdrawn (same UID, higher SEQUENCE), and staff hear of it.
     stack.update(&id, json!({"status": "cancelled"}), None).await.unwrap();

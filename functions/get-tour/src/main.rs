@@ -15,7 +15,7 @@ async fn handle(deps: &TableReader, request: Request) -> Response<Body> {
     let Some(id) = appointment_id(&request) else {
         return error_response(&shared::domain::InvalidField::new("appointment_id", "is required").into());
     };
-    answer(tour_view(&deps.store, &deps.store, &id).await)
+    answer(tour_view(&deps.store, &deps.store, &deps.store, &id).await)
 }
 
 #[tokio::main]

@@ -471,6 +471,9 @@ pub struct TourView {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub resman_status: Option<String>,
     pub history: Vec<HistoryView>,
+    /// Every message the tour owed and how it went (the read of one tour shows them; answers to a change do not).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub notifications: Option<Vec<crate::domain::notify::Delivery>>,
 }
 
 /// A tour by our id (`tour_...`) or by ResMan's appointment id.
@@ -487,8 +490,13 @@ pub async fn find_tour(tours: &dyn TourStore, id: &str) -> Result<TourRecord, Ap
     .ok_or_else(not_found)
 }
 
-/// A tour as the chatbot reads it: times in the property's zone, agents by name, with its history.
-pub fn view_of(property: &Property, tour: &TourRecord) -> TourView {
+/// A tour as the chatbot reads it: times in the property's zone, agents by name, with its history (and its
+/// messages' deliveries, when they were read).
+pub fn view_of(
+    property: &Property,
+    tour: &TourRecord,
+    notifications: Option<Vec<crate::domain::notify::Delivery>>,
+) -> TourView {
     let zone = property.time_zone;
     let name_of = |agent: &Option<crate::domain::AgentId>| {
         agent
@@ -516,14 +524,28 @@ pub fn view_of(property: &Property, tour: &TourRecord) -> TourView {
                 staff_member: name_of(&change.agent),
             })
             .collect(),
+        notifications,
     }
 }
 
-/// A tour by our id (`tour_...`) or by ResMan's appointment id, as it now stands.
-pub async fn tour_view(properties: &dyn PropertyStore, tours: &dyn TourStore, id: &str) -> Result<TourView, AppError> {
-    let tour = find_tour(tours, id).await?;
+/// A tour by our id (`tour_...`) or by ResMan's appointment id, as it now stands, with its messages' deliveries
+/// (one read for our id; ResMan's id is looked up first).
+pub async fn tour_view(
+    properties: &dyn PropertyStore,
+    tours: &dyn TourStore,
+    messages: &dyn crate::ports::MessageStore,
+    id: &str,
+) -> Result<TourView, AppError> {
+    let booking = match BookingId::parse(id.trim()) {
+        Ok(ours) => ours,
+        Err(_) => find_tour(tours, id).await?.booking_id,
+    };
+    let (tour, deliveries) = messages
+        .tour_with_messages(&booking)
+        .await?
+        .ok_or_else(|| AppError::NotFound(crate::domain::InvalidField::new("appointment_id", "no such tour")))?;
     let property = load_property(properties, &tour.property_id).await?;
-    Ok(view_of(&property, &tour))
+    Ok(view_of(&property, &tour, Some(deliveries)))
 }
 
 #[cfg(test)]
@@ -906,8 +928,8 @@ mod use_case_tests {
         );
         let booked = book(&store, &tours, &resman, &command(1, "10:00"), None).await.unwrap();
         let ours = booked.response.unwrap();
-        let by_ours = tour_view(&store, &tours, &ours.appointment_id).await.unwrap();
-        let by_theirs = tour_view(&store, &tours, ours.resman_appointment_id.as_deref().unwrap())
+        let by_ours = tour_view(&store, &tours, &tours, &ours.appointment_id).await.unwrap();
+        let by_theirs = tour_view(&store, &tours, &tours, ours.resman_appointment_id.as_deref().unwrap())
             .await
             .unwrap();
         assert_eq!(by_ours, by_theirs);
@@ -922,12 +944,12 @@ mod use_case_tests {
         assert_eq!(booked_entry.staff_member, ours.staff_member);
         for unknown in ["tour_0123456789abcdef0123456789abcdef", "EV-404"] {
             assert!(matches!(
-                tour_view(&store, &tours, unknown).await,
+                tour_view(&store, &tours, &tours, unknown).await,
                 Err(AppError::NotFound(_))
             ));
         }
         assert!(matches!(
-            tour_view(&store, &tours, "no spaces allowed").await,
+            tour_view(&store, &tours, &tours, "no spaces allowed").await,
             Err(AppError::Invalid(e)) if e.field == "appointment_id"
         ));
     }

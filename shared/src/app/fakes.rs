@@ -633,3 +633,38 @@ impl crate::ports::Mailer for FlakyMailer {
         Ok(format!("msg-{}", sent.len()))
     }
 }
+
+/// The tours' read with their deliveries, for use cases tested without a sender: no messages are kept here.
+#[async_trait]
+impl crate::ports::MessageStore for MemoryTours {
+    async fn tour_with_messages(
+        &self,
+        booking: &crate::domain::booking::BookingId,
+    ) -> Result<Option<(crate::domain::booking::TourRecord, Vec<crate::domain::notify::Delivery>)>, StoreError> {
+        self.trips.take().await;
+        Ok(locked(&self.tours).get(booking).cloned().map(|t| (t, Vec::new())))
+    }
+    async fn claim_message(
+        &self,
+        _: &crate::domain::notify::MessageRef,
+        _: DateTime<Utc>,
+        _: chrono::Duration,
+    ) -> Result<crate::ports::Claim, StoreError> {
+        Ok(crate::ports::Claim::Missing)
+    }
+    async fn finish_message(
+        &self,
+        _: &crate::domain::notify::MessageRef,
+        _: &crate::ports::SendOutcome,
+        _: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        Ok(())
+    }
+    async fn claim_unsent_messages(
+        &self,
+        _: DateTime<Utc>,
+        _: DateTime<Utc>,
+    ) -> Result<Vec<crate::domain::notify::MessageRef>, StoreError> {
+        Ok(Vec::new())
+    }
+}

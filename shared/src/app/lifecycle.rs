@@ -197,7 +197,7 @@ pub async fn update_tour(
                 return answer(&property, &tour, 200);
             };
             let after = owing(after);
-            let body = serde_json::to_string(&view_of(&property, &after))
+            let body = serde_json::to_string(&view_of(&property, &after, None))
                 .map_err(|e| AppError::Internal(format!("view: {e}")))?;
             let saved = key.as_ref().map(|key| SavedAnswer {
                 key: key.clone(),
@@ -245,7 +245,8 @@ pub async fn update_tour(
 }
 
 fn answer(property: &Property, tour: &TourRecord, status: u16) -> Result<Updated, AppError> {
-    let body = serde_json::to_string(&view_of(property, tour)).map_err(|e| AppError::Internal(format!("view: {e}")))?;
+    let body =
+        serde_json::to_string(&view_of(property, tour, None)).map_err(|e| AppError::Internal(format!("view: {e}")))?;
     Ok(Updated { status, body })
 }
 

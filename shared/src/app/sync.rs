@@ -335,7 +335,7 @@ pub fn callback_body(property: &Property, tour: &TourRecord) -> Result<(String, 
         "version": tour.version,
         "source": last.map(|c| c.source),
         "changed_at": last.map(|c| c.at.to_rfc3339()),
-        "tour": crate::app::booking::view_of(property, tour),
+        "tour": crate::app::booking::view_of(property, tour, None),
     });
     Ok((event_id, body.to_string()))
 }
