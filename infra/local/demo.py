@@ -824,6 +824,81 @@ def step_a_tour_lives_on(ctx: Context) -> None:
     conversation_in_words(ctx, maria, zone)
 
 
+# --- What the prospect and the staff receive -------------------------------------------------------------------------
+
+
+def sent_emails(ctx: Context) -> list:
+    """Every email SES (moto here) took, oldest first, parsed."""
+    import email
+    import email.policy
+
+    data = request_json("GET", f"{ctx.url('AWS_ENDPOINT_URL')}/moto-api/data.json") or {}
+    raws: list[str] = []
+
+    def collect(value) -> None:
+        if isinstance(value, dict):
+            if isinstance(value.get("raw_data"), str):
+                raws.append(value["raw_data"])
+            for item in value.values():
+                collect(item)
+        elif isinstance(value, list):
+            for item in value:
+                collect(item)
+
+    collect(data.get("ses", {}))
+    return [email.message_from_string(raw, policy=email.policy.default) for raw in raws]
+
+
+def wait_for_emails(ctx: Context, wanted: Callable[[list], bool], what: str) -> list:
+    deadline = time.monotonic() + SYNC_WAIT_SECONDS
+    while time.monotonic() < deadline:
+        emails = sent_emails(ctx)
+        if wanted(emails):
+            return emails
+        time.sleep(1)
+    raise DemoError(f"{what} did not go out within {SYNC_WAIT_SECONDS} s; see .local/logs/pump.log and lambda.log")
+
+
+def part(message, subtype: str) -> str:
+    found = message.get_body(preferencelist=(subtype,))
+    return found.get_content() if found is not None else ""
+
+
+def invite_of(message) -> str:
+    for attachment in message.iter_attachments():
+        if attachment.get_content_type() == "text/calendar":
+            content = attachment.get_content()
+            return content.decode() if isinstance(content, bytes) else content
+    return ""
+
+
+def step_what_people_receive(ctx: Context) -> None:
+    maria = PROSPECTS[0]
+    first = maria["name"].split()[0]
+    to_maria = lambda emails: [e for e in emails if maria["email"] in str(e.get("To", ""))]  # noqa: E731
+    emails = wait_for_emails(ctx, lambda e: len(to_maria(e)) >= 2, f"{first}'s emails")
+    say(f"Every change above was also written to {first}, by email, each exactly once:")
+    for message in to_maria(emails):
+        say(f"  - \"{message['Subject']}\"")
+    confirmation = to_maria(emails)[0]
+    say("The first one, her confirmation, as she reads it (the plain-text part; an HTML part comes with it):")
+    for line in part(confirmation, "plain").strip().splitlines():
+        say(f"  | {line}")
+    wanted = ("METHOD", "UID", "SEQUENCE", "DTSTART", "DTEND", "STATUS", "SUMMARY")
+    event = invite_of(confirmation).partition("BEGIN:VALARM")[0]
+    lines = [line for line in event.splitlines() if line.split(":")[0] in wanted]
+    say("Its calendar invite (the .ics attached), the lines a calendar reads: one event per tour (UID), updated by "
+        "every later email (SEQUENCE goes up), times in UTC:")
+    for line in lines:
+        say(f"  | {line}")
+    staff = [e for e in emails if "New tour: " in str(e.get("Subject", "")) and maria["name"] in str(e["Subject"])]
+    if not staff:
+        raise DemoError("the leasing team's alert for Maria's tour was not sent")
+    say(f"And the leasing team's alert, to {staff[0]['To']}:")
+    for line in part(staff[0], "plain").strip().splitlines():
+        say(f"  | {line}")
+
+
 @dataclass(frozen=True)
 class Step:
     title: str
@@ -844,6 +919,7 @@ STEPS = [
     Step("ResMan is down, and a prospect still gets a tour", step_booking_survives_a_resman_outage),
     Step("Staff confirm and move a tour in ResMan, the chatbot cancels another, and the conversation follows",
          step_a_tour_lives_on),
+    Step("What the prospect and the leasing team receive", step_what_people_receive),
 ]
 
 
