@@ -13,6 +13,8 @@ starts the stack in its own directory and ports, never touching a developer's ru
 
 from __future__ import annotations
 
+import email
+import email.policy
 import json
 import threading
 import time
@@ -21,6 +23,7 @@ import urllib.request
 from collections import Counter
 from datetime import date, datetime, timedelta
 
+import icalendar
 import pytest
 
 import stack
@@ -142,6 +145,27 @@ def eventually(what: str, check, seconds: float = 60.0):
     raise AssertionError(f"{what} did not happen within {seconds} s")
 
 
+def emails_to(env: dict, address: str) -> list:
+    """The emails moto's SES took for `address`, parsed (`/moto-api/data.json`, key `ses`)."""
+    with urllib.request.urlopen(f"{env['AWS_ENDPOINT_URL']}/moto-api/data.json") as r:
+        data = json.loads(r.read())
+    raws: list[str] = []
+
+    def collect(value) -> None:
+        if isinstance(value, dict):
+            if isinstance(value.get("raw_data"), str):
+                raws.append(value["raw_data"])
+            for item in value.values():
+                collect(item)
+        elif isinstance(value, list):
+            for item in value:
+                collect(item)
+
+    collect(data.get("ses", {}))
+    parsed = [email.message_from_string(raw, policy=email.policy.default) for raw in raws]
+    return [m for m in parsed if address in str(m.get("To", ""))]
+
+
 def sandbox_appointment(env: dict, appointment_id: str) -> dict:
     with urllib.request.urlopen(f"{env['RESMAN_SANDBOX_URL']}/_sandbox/appointments?property_id={PROPERTY}") as r:
         return next(a for a in json.loads(r.read()) if a["appointment_id"] == appointment_id)
@@ -161,6 +185,16 @@ def test_a_tour_changed_by_the_chatbot_and_by_staff_through_the_functions_ends_t
     status, booked = call(env, "POST", "book-tour/api/resman/tours/book", body)
     assert status == 201, booked
     tour_path = f"update-tour/api/resman/tours/{booked['appointment_id']}"
+
+    # The confirmation goes out through the queue, notification-sender and SES, with its calendar invite.
+    confirmation = eventually("the confirmation email", lambda: emails_to(env, "lifecycle@example.com"))[0]
+    assert "Central Time" in confirmation["Subject"], confirmation["Subject"]
+    invite = next(p for p in confirmation.iter_attachments() if p.get_content_type() == "text/calendar")
+    calendar = icalendar.Calendar.from_ical(invite.get_content())
+    event = next(iter(calendar.walk("VEVENT")))
+    assert str(calendar["METHOD"]) == "REQUEST"
+    assert str(event["UID"]) == f"{booked['appointment_id']}@tour-booking"
+    assert event.decoded("DTSTART") == datetime.fromisoformat(booked["confirmed_datetime"])
 
     # The chatbot confirms through update-tour; the answer does not wait for ResMan; the worker writes it there.
     status, updated = call(env, "PUT", tour_path, {"status": "confirmed", "staff_notes": "Bringing a dog"})
