@@ -230,6 +230,8 @@ pub struct NewBooking {
     pub fingerprint: String,
     /// The messages the booking owes (its confirmation, the staff alert).
     pub messages: Vec<crate::domain::notify::MessageKind>,
+    /// Its reminders, waiting for their time.
+    pub reminders: Vec<crate::domain::notify::ReminderDue>,
 }
 
 /// What the booking transaction did.
@@ -279,6 +281,12 @@ pub struct SavedAnswer {
 pub struct ChangeExtras<'a> {
     pub answer: Option<&'a SavedAnswer>,
     pub messages: &'a [crate::domain::notify::MessageKind],
+    /// When the tour's time (or whether it still happens) changed: the reminders to drop (those of its old time),
+    /// and those to set (of its new time).
+    pub reminders: Option<(
+        &'a [crate::domain::notify::ReminderDue],
+        &'a [crate::domain::notify::ReminderDue],
+    )>,
 }
 
 /// How a change's new time takes its slot locks.
@@ -468,4 +476,32 @@ pub trait MessageStore: Send + Sync {
         before: chrono::DateTime<chrono::Utc>,
         now: chrono::DateTime<chrono::Utc>,
     ) -> Result<Vec<crate::domain::notify::MessageRef>, StoreError>;
+}
+
+/// A reminder whose time has come.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DueReminder {
+    pub booking_id: crate::domain::booking::BookingId,
+    pub kind: crate::domain::notify::MessageKind,
+    pub due: chrono::DateTime<chrono::Utc>,
+}
+
+/// Reminders waiting for their time (set and dropped with the changes of their tour).
+#[async_trait]
+pub trait ReminderStore: Send + Sync {
+    /// The reminders due by `now`, back to `lookback` ago.
+    async fn due_reminders(
+        &self,
+        now: chrono::DateTime<chrono::Utc>,
+        lookback: chrono::Duration,
+    ) -> Result<Vec<DueReminder>, StoreError>;
+
+    /// Takes a due reminder, once (of two schedulers, one): with `tour`, it becomes a message the tour owes at its
+    /// current version, written in the same transaction; without, it is only dropped. The message, when one was made.
+    async fn take_reminder(
+        &self,
+        reminder: &DueReminder,
+        tour: Option<&crate::domain::booking::TourRecord>,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Option<crate::domain::notify::MessageRef>, StoreError>;
 }

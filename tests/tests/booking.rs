@@ -314,6 +314,7 @@ async fn a_request_whose_first_call_died_after_holding_the_slot_is_answered_from
     };
     let booking = NewBooking {
         messages: Vec::new(),
+        reminders: Vec::new(),
         lock_granules: lock_granules(&stack.property, &holder, &window),
         tour: tour.clone(),
         fingerprint: c.fingerprint(),

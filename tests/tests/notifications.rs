@@ -151,3 +151,71 @@ async fn a_booking_sends_its_confirmation_with_an_invite_and_the_staff_alert_eac
             .any(|e| e.subject.starts_with("Tour cancelled: Prospect Number1"))
     );
 }
+
+#[tokio::test]
+async fn reminders_leave_once_when_due_follow_a_moved_tour_and_never_leave_for_a_cancelled_one() {
+    use chrono::Duration;
+    use shared::app::notify::queue_due_reminders;
+    let stack = Stack::start().await;
+    let book = async |n: usize, time: &str| {
+        let booked = stack.book(&command(&stack.property, n, time), None).await.unwrap();
+        stack.tour(response(&booked)["appointment_id"].as_str().unwrap()).await
+    };
+    let (kept, cancelled, moved) = (book(1, "10:00").await, book(2, "11:00").await, book(3, "14:00").await);
+    stack
+        .update(cancelled.booking_id.as_str(), json!({"status": "cancelled"}), None)
+        .await
+        .unwrap();
+    let date = bookable_date(&stack.property);
+    stack
+        .update(
+            moved.booking_id.as_str(),
+            json!({"rescheduled_datetime": format!("{date}T15:00")}),
+            None,
+        )
+        .await
+        .unwrap();
+    stack.deliver_notifications().await;
+    let before = stack.sent_emails().await.len();
+    let two_hours_before = |start: chrono::DateTime<chrono::Utc>| start - Duration::hours(2) + Duration::minutes(1);
+    let tick = async |at| {
+        queue_due_reminders(&stack.store, &stack.store, &stack.queue, at)
+            .await
+            .unwrap()
+    };
+
+    assert_eq!(
+        tick(two_hours_before(kept.start)).await,
+        1,
+        "the 2-hour reminder of the 10:00 tour"
+    );
+    assert_eq!(tick(two_hours_before(kept.start)).await, 0, "once, however many ticks");
+    assert_eq!(
+        tick(two_hours_before(cancelled.start)).await,
+        0,
+        "none for the cancelled tour"
+    );
+    assert_eq!(
+        tick(two_hours_before(moved.start)).await,
+        0,
+        "none at the moved tour's old time"
+    );
+    let new_start = stack.tour(moved.booking_id.as_str()).await.start;
+    assert_eq!(new_start, moved.start + Duration::hours(1));
+    assert_eq!(
+        tick(two_hours_before(new_start)).await,
+        1,
+        "the moved tour's reminder follows it"
+    );
+
+    assert_eq!(stack.deliver_notifications().await, 2);
+    let emails: Vec<Received> = stack.sent_emails().await[before..].iter().map(|r| read(r)).collect();
+    let to: Vec<&str> = emails.iter().map(|e| e.to[0].as_str()).collect();
+    assert_eq!(to, ["prospect1@example.com", "prospect3@example.com"]);
+    let moved_when = when_in_words(new_start, stack.property.time_zone);
+    assert!(
+        emails[1].subject.starts_with("See you soon") && emails[1].subject.contains(&moved_when),
+        "{}",
+        emails[1].subject
+    );
+}

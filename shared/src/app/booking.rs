@@ -299,6 +299,7 @@ async fn hold_slot(
         let booking = NewBooking {
             lock_granules: lock_granules(&property, &holder, &window),
             messages: crate::domain::notify::owed(None, &tour, false),
+            reminders: crate::domain::notify::reminders_owed(&tour, &property.reminder_hours, now),
             tour,
             fingerprint: fingerprint.to_owned(),
         };

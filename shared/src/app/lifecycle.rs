@@ -8,7 +8,7 @@ use super::availability::{busy_around_date, load_property};
 use super::booking::{alternatives, candidates, find_tour, view_of};
 use crate::domain::booking::{Holder, TourRecord, slot_at};
 use crate::domain::lifecycle::{Change, ChangeSource, ResManWord, decide};
-use crate::domain::notify::{MessageKind, MessageRef, owed};
+use crate::domain::notify::{MessageKind, MessageRef, ReminderDue, owed, reminders_for, reminders_owed};
 use crate::domain::property::Property;
 use crate::domain::slots::{self, Busy};
 use crate::domain::update::{Edit, UpdateTourCommand, edited};
@@ -206,9 +206,11 @@ pub async fn update_tour(
                 body: body.clone(),
             });
             let messages = owed(Some(&tour), &after, false);
+            let reminders = reminder_changes(&property, &tour, &after, now);
             let extras = ChangeExtras {
                 answer: saved.as_ref(),
                 messages: &messages,
+                reminders: reminders.as_ref().map(|(drop, set)| (drop.as_slice(), set.as_slice())),
             };
             match deps
                 .tours
@@ -256,6 +258,22 @@ fn owing(mut tour: TourRecord) -> TourRecord {
         tour.sync_status = crate::domain::booking::SyncStatus::Pending;
     }
     tour
+}
+
+/// The reminders a change drops and sets, when it changed the tour's time or whether the tour still happens.
+fn reminder_changes(
+    property: &Property,
+    before: &TourRecord,
+    after: &TourRecord,
+    now: DateTime<Utc>,
+) -> Option<(Vec<ReminderDue>, Vec<ReminderDue>)> {
+    let changed = before.start != after.start || before.status.is_open() != after.status.is_open();
+    changed.then(|| {
+        (
+            reminders_for(before.start, &property.reminder_hours),
+            reminders_owed(after, &property.reminder_hours, now),
+        )
+    })
 }
 
 /// Queues the change's side effects and messages, at the same time; when a queue fails, the outbox item and the
@@ -387,9 +405,11 @@ pub async fn apply_report(
             ..after
         };
         let messages = owed(Some(&tour), &after, true);
+        let reminders = reminder_changes(property, &tour, &after, now);
         let extras = ChangeExtras {
             answer: None,
             messages: &messages,
+            reminders: reminders.as_ref().map(|(drop, set)| (drop.as_slice(), set.as_slice())),
         };
         match deps
             .tours

@@ -113,6 +113,36 @@ pub async fn requeue_unsent_messages(
     Ok(owed.len())
 }
 
+/// How far back a tick looks for due reminders: a missed tick or two still sends them; older ones are too late and
+/// are left to expire.
+pub const REMINDER_LOOKBACK: Duration = Duration::hours(3);
+
+/// One tick of the reminder scheduler: every reminder now due becomes a message its tour owes (once, whatever
+/// ticks overlap), queued for the sender. A tour cancelled, ended or started since gets none (its reminders were
+/// dropped with the change; this is the guard for a change that raced the tick).
+pub async fn queue_due_reminders(
+    tours: &dyn crate::ports::TourStore,
+    reminders: &dyn crate::ports::ReminderStore,
+    queue: &dyn SyncQueue,
+    now: DateTime<Utc>,
+) -> Result<usize, AppError> {
+    let mut queued = Vec::new();
+    for due in reminders.due_reminders(now, REMINDER_LOOKBACK).await? {
+        let live = tours
+            .tour(&due.booking_id)
+            .await?
+            .filter(|t| t.status.is_open() && t.start > now);
+        if let Some(message) = reminders.take_reminder(&due, live.as_ref(), now).await? {
+            queued.push(message);
+        }
+    }
+    if !queued.is_empty() {
+        queue.enqueue_messages(&queued).await?;
+        tracing::info!(count = queued.len(), "reminders queued");
+    }
+    Ok(queued.len())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -39,7 +39,7 @@ pub enum RenderError {
 }
 
 /// The default templates, compiled into the binary (`shared/templates/`).
-const DEFAULTS: [(&str, &str); 17] = [
+const DEFAULTS: [(&str, &str); 21] = [
     ("base.html", include_str!("../../templates/base.html")),
     ("_details.txt", include_str!("../../templates/_details.txt")),
     ("_details.html", include_str!("../../templates/_details.html")),
@@ -55,6 +55,10 @@ const DEFAULTS: [(&str, &str); 17] = [
     ("thank_you.html", include_str!("../../templates/thank_you.html")),
     ("rebook.txt", include_str!("../../templates/rebook.txt")),
     ("rebook.html", include_str!("../../templates/rebook.html")),
+    ("reminder.txt", include_str!("../../templates/reminder.txt")),
+    ("reminder.html", include_str!("../../templates/reminder.html")),
+    ("last_reminder.txt", include_str!("../../templates/last_reminder.txt")),
+    ("last_reminder.html", include_str!("../../templates/last_reminder.html")),
     ("staff_alert.txt", include_str!("../../templates/staff_alert.txt")),
     ("staff_alert.html", include_str!("../../templates/staff_alert.html")),
 ];
@@ -338,6 +342,21 @@ mod tests {
                 t.start
             )))
         );
+    }
+
+    #[test]
+    fn every_message_renders_from_the_default_templates() {
+        let templates = Templates::defaults().unwrap();
+        let t = demo_tour(TourStatus::Scheduled);
+        for kind in MessageKind::ALL {
+            let email = templates.render(kind, &t, &demo(), now()).unwrap();
+            assert!(
+                !email.subject.is_empty() && email.text.contains(&t.prospect_name[..3])
+                    || kind.audience() == Audience::Staff,
+                "{kind:?}"
+            );
+            assert!(email.html.starts_with("<!doctype html>"), "{kind:?}");
+        }
     }
 
     #[test]

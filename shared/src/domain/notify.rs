@@ -22,6 +22,10 @@ pub enum MessageKind {
     ThankYou,
     /// After a missed tour: an invitation to book again.
     Rebook,
+    /// The first reminder (the property's longer lead, 24 hours by default).
+    Reminder,
+    /// The last reminder (the shorter lead, 2 hours by default).
+    LastReminder,
     /// Staff: a new tour.
     StaffNew,
     /// Staff: a tour moved.
@@ -39,13 +43,15 @@ pub enum Audience {
 }
 
 impl MessageKind {
-    pub const ALL: [MessageKind; 9] = [
+    pub const ALL: [MessageKind; 11] = [
         Self::Confirmation,
         Self::Confirmed,
         Self::Rescheduled,
         Self::Cancelled,
         Self::ThankYou,
         Self::Rebook,
+        Self::Reminder,
+        Self::LastReminder,
         Self::StaffNew,
         Self::StaffMoved,
         Self::StaffCancelled,
@@ -59,6 +65,8 @@ impl MessageKind {
             Self::Cancelled => "cancelled",
             Self::ThankYou => "thank_you",
             Self::Rebook => "rebook",
+            Self::Reminder => "reminder",
+            Self::LastReminder => "last_reminder",
             Self::StaffNew => "staff_new",
             Self::StaffMoved => "staff_moved",
             Self::StaffCancelled => "staff_cancelled",
@@ -92,9 +100,13 @@ impl MessageKind {
             Self::Cancelled | Self::StaffCancelled => tour.status == TourStatus::Cancelled,
             Self::ThankYou => tour.status == TourStatus::Completed,
             Self::Rebook => tour.status == TourStatus::NoShow,
-            Self::Confirmation | Self::Confirmed | Self::Rescheduled | Self::StaffNew | Self::StaffMoved => {
-                tour.status.is_open() && tour.sync_status != super::booking::SyncStatus::Rejected
-            }
+            Self::Confirmation
+            | Self::Confirmed
+            | Self::Rescheduled
+            | Self::Reminder
+            | Self::LastReminder
+            | Self::StaffNew
+            | Self::StaffMoved => tour.status.is_open() && tour.sync_status != super::booking::SyncStatus::Rejected,
         }
     }
 }
@@ -170,6 +182,41 @@ pub fn owed(before: Option<&TourRecord>, after: &TourRecord, from_resman: bool) 
         owed.retain(|k| k.audience() == super::notify::Audience::Prospect);
     }
     owed
+}
+
+/// A reminder a tour owes: which, and when it leaves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReminderDue {
+    pub kind: MessageKind,
+    pub hours_before: u32,
+    pub due: DateTime<Utc>,
+}
+
+/// The reminders of a tour starting at `start`, `hours` before it (longest first: the first is `Reminder`, a second
+/// `LastReminder`), counted in real elapsed hours (UTC arithmetic), so a clock change in between moves none.
+pub fn reminders_for(start: DateTime<Utc>, hours: &[u32]) -> Vec<ReminderDue> {
+    hours
+        .iter()
+        .zip([MessageKind::Reminder, MessageKind::LastReminder])
+        .map(|(h, kind)| ReminderDue {
+            kind,
+            hours_before: *h,
+            due: start - chrono::Duration::hours((*h).into()),
+        })
+        .collect()
+}
+
+/// The reminders a tour should now have waiting: none for a tour that no longer holds its time or is no longer
+/// open, and none already due when it is set (a tour booked 90 minutes ahead gets no 24-hour reminder, nor a
+/// 2-hour one: its confirmation has just gone out).
+pub fn reminders_owed(tour: &TourRecord, hours: &[u32], now: DateTime<Utc>) -> Vec<ReminderDue> {
+    if !tour.status.is_open() {
+        return Vec::new();
+    }
+    reminders_for(tour.start, hours)
+        .into_iter()
+        .filter(|r| r.due > now)
+        .collect()
 }
 
 /// The everyday name of a zone at a moment ("Central Time"), for US zones; the zone's abbreviation elsewhere.
@@ -264,6 +311,46 @@ pub(crate) mod tests {
             "ResMan refused the booking: no confirmation"
         );
         assert!(!MessageKind::Confirmation.fits(&tour(TourStatus::Released)));
+    }
+
+    #[test]
+    fn reminders_leave_in_real_elapsed_hours_across_a_clock_change() {
+        // Sunday 1 November 2026, 10:00 in Chicago: the clocks went back at 2:00 that morning.
+        let start = chrono_tz::America::Chicago
+            .with_ymd_and_hms(2026, 11, 1, 10, 0, 0)
+            .unwrap()
+            .with_timezone(&Utc);
+        let [day, soon] = reminders_for(start, &[24, 2]).try_into().unwrap();
+        assert_eq!(
+            (day.kind, day.due),
+            (MessageKind::Reminder, start - Duration::hours(24))
+        );
+        assert_eq!(
+            (soon.kind, soon.due),
+            (MessageKind::LastReminder, start - Duration::hours(2))
+        );
+        let local = day.due.with_timezone(&chrono_tz::America::Chicago);
+        assert_eq!(
+            local.format("%a %H:%M").to_string(),
+            "Sat 11:00",
+            "24 real hours, so 11:00 on the wall"
+        );
+    }
+
+    #[test]
+    fn a_tour_booked_ninety_minutes_ahead_gets_no_reminder_and_a_closed_tour_none() {
+        let mut t = tour(TourStatus::Scheduled);
+        let now = t.start - Duration::minutes(90);
+        assert!(reminders_owed(&t, &[24, 2], now).is_empty());
+        let earlier = t.start - Duration::hours(30);
+        assert_eq!(reminders_owed(&t, &[24, 2], earlier).len(), 2);
+        assert_eq!(
+            reminders_owed(&t, &[24, 2], t.start - Duration::hours(5)).len(),
+            1,
+            "the 2-hour one only"
+        );
+        t.status = TourStatus::Cancelled;
+        assert!(reminders_owed(&t, &[24, 2], earlier).is_empty());
     }
 
     #[test]

@@ -90,6 +90,9 @@ pub struct PropertyFile {
     pub self_guided_capacity: u32,
     #[serde(default)]
     pub staff_notification_emails: Vec<String>,
+    /// How many hours before a tour its reminders leave: one or two values (default 24 and 2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reminder_hours: Option<Vec<u32>>,
     /// The leasing office's contact, printed in every prospect email.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub office_phone: Option<String>,
@@ -129,6 +132,8 @@ pub struct Property {
     pub staff_notification_emails: Vec<Email>,
     pub office_phone: Option<String>,
     pub office_email: Option<Email>,
+    /// Hours before a tour its reminders leave, longest first (one or two).
+    pub reminder_hours: Vec<u32>,
     pub agents: Vec<AgentConfig>,
     pub tour_types: BTreeMap<TourType, TourTypeConfig>,
     source: PropertyFile,
@@ -259,6 +264,15 @@ impl Property {
             .as_deref()
             .map(|e| Email::parse(e).map_err(|err| InvalidField::new("office_email", err.reason)))
             .transpose()?;
+        let mut reminder_hours = file.reminder_hours.clone().unwrap_or_else(|| vec![24, 2]);
+        reminder_hours.sort_unstable_by(|a, b| b.cmp(a));
+        reminder_hours.dedup();
+        if reminder_hours.len() > 2 || reminder_hours.iter().any(|h| !(1..=168).contains(h)) {
+            return Err(InvalidField::new(
+                "reminder_hours",
+                "must list one or two numbers of hours from 1 to 168",
+            ));
+        }
         for agent in &file.agents {
             if let Some(email) = &agent.email {
                 Email::parse(email)
@@ -282,6 +296,7 @@ impl Property {
             staff_notification_emails,
             office_phone: file.office_phone.clone().filter(|p| !p.trim().is_empty()),
             office_email,
+            reminder_hours,
             agents: file.agents.clone(),
             tour_types: file.tour_types.clone(),
             source: file,

@@ -3,14 +3,20 @@
 //! pending, `gsi1pk = MSGS` and `gsi1sk = <when owed>#<booking id>#<key>`, so the sweeper finds the ones whose queue
 //! message was lost; a finished message leaves the index.
 //!
+//! Reminders wait as `REMIND#<due hour, UTC>` / `<due>#<booking id>#<kind>` items, set and dropped in the
+//! transaction of the change that moves the tour (or ends it); the scheduler reads the last hours' partitions and
+//! turns each due one into a message in one transaction (the reminder's delete is its condition, so it is taken
+//! once).
+//!
 //! A send is claimed first (`claimed_until`, under a condition), so two deliveries of the same queue message cannot
 //! both send; the result is recorded under the same claim.
 
 use super::tours::tour_from;
 use super::{DynamoStore, Item, key, n, s, unavailable};
 use crate::domain::booking::{BookingId, TourRecord};
+use crate::domain::notify::ReminderDue;
 use crate::domain::notify::{Delivery, DeliveryStatus, MessageKind, MessageRef};
-use crate::ports::{Claim, MessageStore, SendOutcome, StoreError};
+use crate::ports::{Claim, DueReminder, MessageStore, ReminderStore, SendOutcome, StoreError};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::types::AttributeValue;
@@ -43,6 +49,28 @@ pub(crate) fn message_item(tour: &TourRecord, kind: MessageKind, now: DateTime<U
     );
     item.insert("expires_at".into(), n((tour.end + Duration::days(90)).timestamp()));
     item
+}
+
+fn reminder_key(booking: &BookingId, kind: MessageKind, due: DateTime<Utc>) -> Item {
+    key(
+        format!("REMIND#{}", due.format("%Y-%m-%dT%H")),
+        &format!("{}#{booking}#{}", due.format("%Y-%m-%dT%H:%M:%SZ"), kind.as_str()),
+    )
+}
+
+/// A reminder of `tour`, waiting for its time.
+pub(crate) fn reminder_item(tour: &TourRecord, reminder: &ReminderDue) -> Item {
+    let mut item = reminder_key(&tour.booking_id, reminder.kind, reminder.due);
+    item.insert("booking_id".into(), s(tour.booking_id.as_str()));
+    item.insert("kind".into(), s(reminder.kind.as_str()));
+    item.insert("due".into(), s(reminder.due.to_rfc3339()));
+    item.insert("expires_at".into(), n((tour.end + Duration::days(2)).timestamp()));
+    item
+}
+
+/// The key of a reminder of `booking`, to drop it.
+pub(crate) fn reminder_item_key(booking: &BookingId, reminder: &ReminderDue) -> Item {
+    reminder_key(booking, reminder.kind, reminder.due)
 }
 
 fn text<'a>(item: &'a Item, name: &str) -> Option<&'a str> {
@@ -262,5 +290,85 @@ impl MessageStore for DynamoStore {
             }
         }
         Ok(claimed)
+    }
+}
+
+#[async_trait]
+impl ReminderStore for DynamoStore {
+    async fn due_reminders(&self, now: DateTime<Utc>, lookback: Duration) -> Result<Vec<DueReminder>, StoreError> {
+        let mut hour = now - lookback;
+        let mut partitions = Vec::new();
+        while hour <= now {
+            partitions.push(format!("REMIND#{}", hour.format("%Y-%m-%dT%H")));
+            hour += Duration::hours(1);
+        }
+        let reads = partitions.into_iter().map(|partition| async move {
+            self.client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("pk = :pk AND sk <= :now")
+                .expression_attribute_values(":pk", s(partition))
+                .expression_attribute_values(":now", s(format!("{}~", now.format("%Y-%m-%dT%H:%M:%SZ"))))
+                .consistent_read(true)
+                .send()
+                .await
+                .map_err(unavailable)
+        });
+        let mut due = Vec::new();
+        for out in futures::future::try_join_all(reads).await? {
+            for item in out.items.unwrap_or_default() {
+                let (Some(booking), Some(kind), Some(at)) = (
+                    text(&item, "booking_id").and_then(|b| BookingId::parse(b).ok()),
+                    text(&item, "kind").and_then(MessageKind::parse),
+                    time(&item, "due"),
+                ) else {
+                    continue;
+                };
+                if at <= now {
+                    due.push(DueReminder {
+                        booking_id: booking,
+                        kind,
+                        due: at,
+                    });
+                }
+            }
+        }
+        Ok(due)
+    }
+
+    async fn take_reminder(
+        &self,
+        reminder: &DueReminder,
+        tour: Option<&TourRecord>,
+        now: DateTime<Utc>,
+    ) -> Result<Option<MessageRef>, StoreError> {
+        let delete = aws_sdk_dynamodb::types::Delete::builder()
+            .table_name(&self.table)
+            .set_key(Some(reminder_key(&reminder.booking_id, reminder.kind, reminder.due)))
+            .condition_expression("attribute_exists(pk)")
+            .build()
+            .map_err(super::corrupt("reminder delete"))?;
+        let mut items = vec![
+            aws_sdk_dynamodb::types::TransactWriteItem::builder()
+                .delete(delete)
+                .build(),
+        ];
+        if let Some(tour) = tour {
+            items.push(super::tours::put(
+                &self.table,
+                message_item(tour, reminder.kind, now),
+                Some("attribute_not_exists(pk)"),
+            )?);
+        }
+        match self.transact(items).await {
+            Ok(()) => Ok(tour.map(|t| MessageRef {
+                booking_id: t.booking_id.clone(),
+                kind: reminder.kind,
+                version: t.version,
+            })),
+            // Taken by another scheduler, or the tour owes that message at this version already.
+            Err(e) if super::calendar::lost_a_condition(&e).is_some() => Ok(None),
+            Err(e) => Err(unavailable(e)),
+        }
     }
 }

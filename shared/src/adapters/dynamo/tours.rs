@@ -249,6 +249,9 @@ impl TourStore for DynamoStore {
         for kind in &booking.messages {
             items.push(put(&self.table, super::messages::message_item(tour, *kind, now), None)?);
         }
+        for reminder in &booking.reminders {
+            items.push(put(&self.table, super::messages::reminder_item(tour, reminder), None)?);
+        }
 
         match self.transact(items).await {
             Ok(_) => Ok(BookingWrite::Created),
@@ -409,6 +412,17 @@ impl TourStore for DynamoStore {
                 super::messages::message_item(after, *kind, now),
                 None,
             )?);
+        }
+        if let Some((drop, set)) = extras.reminders {
+            for reminder in drop.iter().filter(|r| !set.contains(r)) {
+                items.push(delete(
+                    &self.table,
+                    super::messages::reminder_item_key(&before.booking_id, reminder),
+                )?);
+            }
+            for reminder in set.iter().filter(|r| !drop.contains(r)) {
+                items.push(put(&self.table, super::messages::reminder_item(after, reminder), None)?);
+            }
         }
         let idem_index = items.len();
         if let Some(answer) = answer {
