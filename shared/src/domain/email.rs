@@ -72,6 +72,7 @@ pub struct Templates {
 struct PropertyView<'a> {
     name: &'a str,
     address: &'a str,
+    apply_url: Option<&'a str>,
     office_phone: Option<&'a str>,
     office_email: Option<&'a str>,
 }
@@ -188,6 +189,7 @@ fn context<'a>(kind: MessageKind, tour: &'a TourRecord, property: &'a Property) 
         property: PropertyView {
             name: &property.name,
             address: &property.address,
+            apply_url: property.apply_url.as_deref(),
             office_phone: property.office_phone.as_deref(),
             office_email: property.office_email.as_ref().map(|e| e.expose()),
         },
@@ -357,6 +359,39 @@ mod tests {
             );
             assert!(email.html.starts_with("<!doctype html>"), "{kind:?}");
         }
+    }
+
+    #[test]
+    fn the_thank_you_offers_the_propertys_application_link() {
+        let templates = Templates::defaults().unwrap();
+        let mut json = crate::domain::property::tests::demo_json();
+        json["apply_url"] = "https://maplegrove.example/apply".into();
+        let property = Property::from_file(serde_json::from_value(json).unwrap()).unwrap();
+        let email = templates
+            .render(
+                MessageKind::ThankYou,
+                &demo_tour(TourStatus::Completed),
+                &property,
+                now(),
+            )
+            .unwrap();
+        assert!(
+            email.text.contains("apply online at https://maplegrove.example/apply"),
+            "{}",
+            email.text
+        );
+        // The HTML part escapes the address as HTML does (`/` as `&#x2f;`), which a mail client reads back as is.
+        let href = email
+            .html
+            .split("<a href=\"")
+            .nth(1)
+            .and_then(|rest| rest.split('"').next())
+            .unwrap();
+        assert_eq!(href.replace("&#x2f;", "/"), "https://maplegrove.example/apply");
+        let mut bad = crate::domain::property::tests::demo_json();
+        bad["apply_url"] = "http://plain.example".into();
+        let refused = Property::from_file(serde_json::from_value(bad).unwrap()).unwrap_err();
+        assert_eq!(refused.field, "apply_url");
     }
 
     #[test]

@@ -93,6 +93,9 @@ pub struct PropertyFile {
     /// How many hours before a tour its reminders leave: one or two values (default 24 and 2).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reminder_hours: Option<Vec<u32>>,
+    /// Where a prospect applies (`https://`), offered in the thank-you after a tour.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub apply_url: Option<String>,
     /// The leasing office's contact, printed in every prospect email.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub office_phone: Option<String>,
@@ -134,6 +137,7 @@ pub struct Property {
     pub office_email: Option<Email>,
     /// Hours before a tour its reminders leave, longest first (one or two).
     pub reminder_hours: Vec<u32>,
+    pub apply_url: Option<String>,
     pub agents: Vec<AgentConfig>,
     pub tour_types: BTreeMap<TourType, TourTypeConfig>,
     source: PropertyFile,
@@ -273,6 +277,13 @@ impl Property {
                 "must list one or two numbers of hours from 1 to 168",
             ));
         }
+        if file
+            .apply_url
+            .as_deref()
+            .is_some_and(|u| !u.starts_with("https://") || u.chars().any(char::is_whitespace))
+        {
+            return Err(InvalidField::new("apply_url", "must be an https:// address"));
+        }
         for agent in &file.agents {
             if let Some(email) = &agent.email {
                 Email::parse(email)
@@ -297,6 +308,7 @@ impl Property {
             office_phone: file.office_phone.clone().filter(|p| !p.trim().is_empty()),
             office_email,
             reminder_hours,
+            apply_url: file.apply_url.clone(),
             agents: file.agents.clone(),
             tour_types: file.tour_types.clone(),
             source: file,
