@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Callable
 from zoneinfo import ZoneInfo
 
+import sent_mail
 from provision import read_env_file
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -829,24 +830,10 @@ def step_a_tour_lives_on(ctx: Context) -> None:
 
 def sent_emails(ctx: Context) -> list:
     """Every email SES (moto here) took, oldest first, parsed."""
-    import email
-    import email.policy
-
-    data = request_json("GET", f"{ctx.url('AWS_ENDPOINT_URL')}/moto-api/data.json") or {}
-    raws: list[str] = []
-
-    def collect(value) -> None:
-        if isinstance(value, dict):
-            if isinstance(value.get("raw_data"), str):
-                raws.append(value["raw_data"])
-            for item in value.values():
-                collect(item)
-        elif isinstance(value, list):
-            for item in value:
-                collect(item)
-
-    collect(data.get("ses", {}))
-    return [email.message_from_string(raw, policy=email.policy.default) for raw in raws]
+    try:
+        return sent_mail.sent_emails(ctx.url("AWS_ENDPOINT_URL"))
+    except OSError as error:
+        raise DemoError(f"the local SES (moto) did not answer ({error}); is the local stack up? (make up)") from error
 
 
 def wait_for_emails(ctx: Context, wanted: Callable[[list], bool], what: str) -> list:

@@ -219,3 +219,40 @@ async fn reminders_leave_once_when_due_follow_a_moved_tour_and_never_leave_for_a
         emails[1].subject
     );
 }
+
+#[tokio::test]
+async fn messages_whose_queue_message_was_lost_are_queued_again_once_by_the_sweep() {
+    use shared::app::notify::{MESSAGES_REQUEUE_AFTER, requeue_unsent_messages};
+    let stack = Stack::start().await;
+    stack.book(&command(&stack.property, 1, "10:00"), None).await.unwrap();
+    // The queue lost both messages (as if the send had failed after the booking was stored).
+    stack
+        .sqs
+        .purge_queue()
+        .queue_url(stack.aws.var("NOTIFY_QUEUE_URL"))
+        .send()
+        .await
+        .unwrap();
+    let now = chrono::Utc::now();
+    assert_eq!(
+        requeue_unsent_messages(&stack.store, &stack.queue, now).await.unwrap(),
+        0,
+        "too soon to tell"
+    );
+    let later = now + MESSAGES_REQUEUE_AFTER + chrono::Duration::minutes(1);
+    assert_eq!(
+        requeue_unsent_messages(&stack.store, &stack.queue, later)
+            .await
+            .unwrap(),
+        2
+    );
+    assert_eq!(
+        requeue_unsent_messages(&stack.store, &stack.queue, later)
+            .await
+            .unwrap(),
+        0,
+        "claimed once"
+    );
+    assert_eq!(stack.deliver_notifications().await, 2);
+    assert_eq!(stack.sent_emails().await.len(), 2, "each sent once");
+}

@@ -13,8 +13,6 @@ starts the stack in its own directory and ports, never touching a developer's ru
 
 from __future__ import annotations
 
-import email
-import email.policy
 import json
 import threading
 import time
@@ -26,6 +24,7 @@ from datetime import date, datetime, timedelta
 import icalendar
 import pytest
 
+import sent_mail
 import stack
 from cfn_template import load_template
 from conftest import REPO_ROOT, free_port, venv_tool
@@ -146,24 +145,8 @@ def eventually(what: str, check, seconds: float = 60.0):
 
 
 def emails_to(env: dict, address: str) -> list:
-    """The emails moto's SES took for `address`, parsed (`/moto-api/data.json`, key `ses`)."""
-    with urllib.request.urlopen(f"{env['AWS_ENDPOINT_URL']}/moto-api/data.json") as r:
-        data = json.loads(r.read())
-    raws: list[str] = []
-
-    def collect(value) -> None:
-        if isinstance(value, dict):
-            if isinstance(value.get("raw_data"), str):
-                raws.append(value["raw_data"])
-            for item in value.values():
-                collect(item)
-        elif isinstance(value, list):
-            for item in value:
-                collect(item)
-
-    collect(data.get("ses", {}))
-    parsed = [email.message_from_string(raw, policy=email.policy.default) for raw in raws]
-    return [m for m in parsed if address in str(m.get("To", ""))]
+    """The emails moto's SES took for `address`, parsed."""
+    return sent_mail.emails_to(env["AWS_ENDPOINT_URL"], address)
 
 
 def sandbox_appointment(env: dict, appointment_id: str) -> dict:

@@ -19,7 +19,6 @@ use crate::domain::notify::{Delivery, DeliveryStatus, MessageKind, MessageRef};
 use crate::ports::{Claim, DueReminder, MessageStore, ReminderStore, SendOutcome, StoreError};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::error::SdkError;
-use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, Duration, Utc};
 
 fn message_key(message: &MessageRef) -> Item {
@@ -238,58 +237,17 @@ impl MessageStore for DynamoStore {
         before: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> Result<Vec<MessageRef>, StoreError> {
-        let out = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .index_name("gsi1")
-            .key_condition_expression("gsi1pk = :m AND gsi1sk < :before")
-            .expression_attribute_values(":m", s("MSGS"))
-            .expression_attribute_values(":before", s(before.to_rfc3339()))
-            .send()
-            .await
-            .map_err(unavailable)?;
-        let mut claimed = Vec::new();
-        for item in out.items.unwrap_or_default() {
-            let (Some(stamp), Some(sk), Some(pk)) = (text(&item, "gsi1sk"), text(&item, "sk"), text(&item, "pk"))
-            else {
-                continue;
-            };
-            let Some(reference) = pk
-                .strip_prefix("TOUR#")
-                .and_then(|b| BookingId::parse(b).ok())
-                .zip(sk.strip_prefix("MSG#"))
-                .and_then(|(booking, key)| MessageRef::parse(booking, key))
-            else {
-                continue;
-            };
-            // Conditional on the stamp we read: of two sweepers, one claims it.
-            let claim = self
-                .client
-                .update_item()
-                .table_name(&self.table)
-                .set_key(Some(message_key(&reference)))
-                .update_expression("SET gsi1sk = :now")
-                .condition_expression("gsi1sk = :was")
-                .expression_attribute_values(
-                    ":now",
-                    AttributeValue::S(format!(
-                        "{}#{}#{}",
-                        now.to_rfc3339(),
-                        reference.booking_id,
-                        reference.key()
-                    )),
-                )
-                .expression_attribute_values(":was", s(stamp))
-                .send()
-                .await;
-            match claim {
-                Ok(_) => claimed.push(reference),
-                Err(e) if lost_condition(&e) => {}
-                Err(e) => return Err(unavailable(e)),
-            }
-        }
-        Ok(claimed)
+        Ok(self
+            .claim_stale("MSGS", before, now)
+            .await?
+            .iter()
+            .filter_map(|item| {
+                let booking = text(item, "pk")?
+                    .strip_prefix("TOUR#")
+                    .and_then(|b| BookingId::parse(b).ok())?;
+                MessageRef::parse(booking, text(item, "sk")?.strip_prefix("MSG#")?)
+            })
+            .collect())
     }
 }
 

@@ -119,6 +119,53 @@ impl DynamoStore {
         Ok(found)
     }
 
+    /// Claims the items of an index partition (`gsi1pk`) stamped before `before` (`gsi1sk` = `<RFC 3339>#<rest>`):
+    /// each is re-stamped `now` under a condition on the stamp read, so of two sweepers one claims it, and it is
+    /// claimed again only after another full period. The claimed items, as read.
+    pub(crate) async fn claim_stale(
+        &self,
+        partition: &str,
+        before: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Item>, StoreError> {
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name("gsi1")
+            .key_condition_expression("gsi1pk = :p AND gsi1sk < :before")
+            .expression_attribute_values(":p", s(partition))
+            .expression_attribute_values(":before", s(before.to_rfc3339()))
+            .send()
+            .await
+            .map_err(unavailable)?;
+        let mut claimed = Vec::new();
+        for item in out.items.unwrap_or_default() {
+            let text = |name: &str| item.get(name).and_then(|v| v.as_s().ok()).cloned();
+            let (Some(pk), Some(sk), Some(stamp)) = (text("pk"), text("sk"), text("gsi1sk")) else {
+                continue;
+            };
+            let rest = stamp.split_once('#').map_or("", |(_, rest)| rest);
+            let claim = self
+                .client
+                .update_item()
+                .table_name(&self.table)
+                .set_key(Some(key(pk, &sk)))
+                .update_expression("SET gsi1sk = :now")
+                .condition_expression("gsi1sk = :was")
+                .expression_attribute_values(":now", s(format!("{}#{rest}", now.to_rfc3339())))
+                .expression_attribute_values(":was", s(stamp.as_str()))
+                .send()
+                .await;
+            match claim {
+                Ok(_) => claimed.push(item),
+                Err(SdkError::ServiceError(e)) if e.err().is_conditional_check_failed_exception() => {}
+                Err(e) => return Err(unavailable(e)),
+            }
+        }
+        Ok(claimed)
+    }
+
     /// A strongly consistent read of one item.
     pub(crate) async fn get(&self, key: Item) -> Result<Option<Item>, StoreError> {
         let out = self

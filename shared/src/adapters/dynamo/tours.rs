@@ -502,46 +502,12 @@ impl TourStore for DynamoStore {
     }
 
     async fn claim_owed_syncs(&self, before: DateTime<Utc>, now: DateTime<Utc>) -> Result<Vec<BookingId>, StoreError> {
-        let out = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .index_name("gsi1")
-            .key_condition_expression("gsi1pk = :o AND gsi1sk < :before")
-            .expression_attribute_values(":o", s("OUTBOX"))
-            .expression_attribute_values(":before", s(before.to_rfc3339()))
-            .send()
-            .await
-            .map_err(unavailable)?;
-        let mut claimed = Vec::new();
-        for item in out.items.unwrap_or_default() {
-            let (Some(id), Some(stamp)) = (
-                item.get("booking_id")
-                    .and_then(|v| v.as_s().ok())
-                    .and_then(|b| BookingId::parse(b).ok()),
-                item.get("gsi1sk").and_then(|v| v.as_s().ok()),
-            ) else {
-                continue;
-            };
-            // Conditional on the stamp we read: of two sweepers, one claims it.
-            let claim = self
-                .client
-                .update_item()
-                .table_name(&self.table)
-                .set_key(Some(key(format!("OUTBOX#{id}"), "RESMAN")))
-                .update_expression("SET gsi1sk = :now")
-                .condition_expression("gsi1sk = :was")
-                .expression_attribute_values(":now", s(format!("{}#{id}", now.to_rfc3339())))
-                .expression_attribute_values(":was", s(stamp.as_str()))
-                .send()
-                .await;
-            match claim {
-                Ok(_) => claimed.push(id),
-                Err(aws_sdk_dynamodb::error::SdkError::ServiceError(e))
-                    if e.err().is_conditional_check_failed_exception() => {}
-                Err(e) => return Err(unavailable(e)),
-            }
-        }
-        Ok(claimed)
+        Ok(self
+            .claim_stale("OUTBOX", before, now)
+            .await?
+            .iter()
+            .filter_map(|item| item.get("booking_id").and_then(|v| v.as_s().ok()))
+            .filter_map(|b| BookingId::parse(b).ok())
+            .collect())
     }
 }
