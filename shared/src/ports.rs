@@ -418,8 +418,10 @@ pub trait Mailer: Send + Sync {
 pub enum Claim {
     /// This sender may send it now: the tour as it stands, and how many tries this is.
     Claimed(Box<crate::domain::booking::TourRecord>, u32),
-    /// Sent, failed for good or superseded already: nothing to do (a redelivered message).
+    /// Sent or superseded already: nothing to do (a redelivered message).
     Done,
+    /// Failed for good already: its queue message belongs in the dead-letter queue.
+    Failed,
     /// Another sender holds it (its claim has not lapsed): try again later.
     Busy,
     /// No such message (or tour).

@@ -514,8 +514,10 @@ impl crate::ports::MessageStore for MemoryMessages {
         let Some((delivery, claimed_until)) = messages.get_mut(message) else {
             return Ok(Claim::Missing);
         };
-        if delivery.status != crate::domain::notify::DeliveryStatus::Pending {
-            return Ok(Claim::Done);
+        match delivery.status {
+            crate::domain::notify::DeliveryStatus::Pending => {}
+            crate::domain::notify::DeliveryStatus::Failed => return Ok(Claim::Failed),
+            _ => return Ok(Claim::Done),
         }
         if claimed_until.is_some_and(|until| until >= now) {
             return Ok(Claim::Busy);

@@ -49,7 +49,9 @@ pub async fn send_queued_message(
     let (tour, attempt) = match deps.messages.claim_message(&message, now, CLAIM_LEASE).await? {
         Claim::Claimed(tour, attempt) => (tour, attempt),
         Claim::Done => return Ok(WorkerOutcome::Done),
-        Claim::Busy => return Ok(WorkerOutcome::Retry),
+        // Given up already (a broken template, a refused address): the queue message goes on to the dead-letter
+        // queue, where an operator finds it beside the tour's `failed` record.
+        Claim::Failed | Claim::Busy => return Ok(WorkerOutcome::Retry),
         Claim::Missing => {
             tracing::warn!(booking_id = %message.booking_id, message = %message.key(), "no such message; dropped");
             return Ok(WorkerOutcome::Done);
@@ -215,6 +217,30 @@ mod tests {
         }
         assert_eq!(messages.status(&t, MessageKind::StaffNew), DeliveryStatus::Failed);
         assert!(down.sent().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_message_that_can_never_go_is_marked_failed_and_its_queue_message_kept_for_the_dead_letter_queue() {
+        // A staff alert of a property with no staff addresses and an agent without one: nobody to send it to.
+        let mut json = crate::domain::property::tests::demo_json();
+        json["staff_notification_emails"] = serde_json::json!([]);
+        let property = crate::domain::property::Property::from_file(serde_json::from_value(json).unwrap()).unwrap();
+        let (store, mailer, t) = (
+            MemoryStore::with_property(property),
+            FlakyMailer::default(),
+            demo_tour(),
+        );
+        let messages = MemoryMessages::owing(&t, &[MessageKind::StaffNew]);
+        let b = body(&t, MessageKind::StaffNew);
+        for receive in 1..=5 {
+            assert_eq!(
+                deliver(&store, &messages, &mailer, &b, receive).await,
+                WorkerOutcome::Retry,
+                "receive {receive}: kept until SQS moves it to the dead-letter queue"
+            );
+        }
+        assert_eq!(messages.status(&t, MessageKind::StaffNew), DeliveryStatus::Failed);
+        assert!(mailer.sent().is_empty());
     }
 
     #[tokio::test]

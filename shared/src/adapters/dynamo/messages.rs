@@ -181,6 +181,7 @@ impl MessageStore for DynamoStore {
                 return Ok(match self.get(message_key(message)).await? {
                     None => Claim::Missing,
                     Some(item) if text(&item, "delivery") == Some("pending") => Claim::Busy,
+                    Some(item) if text(&item, "delivery") == Some("failed") => Claim::Failed,
                     Some(_) => Claim::Done,
                 });
             }
