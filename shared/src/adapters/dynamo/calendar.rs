@@ -254,41 +254,31 @@ impl DynamoStore {
         from: DateTime<Utc>,
         window: UtcWindow,
     ) -> Result<Vec<Busy>, StoreError> {
+        let items = self
+            .query_all(|| {
+                self.client
+                    .query()
+                    .key_condition_expression("pk = :pk AND sk BETWEEN :from AND :to")
+                    .expression_attribute_values(":pk", s(month.clone()))
+                    .expression_attribute_values(":from", s(from.format(UTC_KEY).to_string()))
+                    .expression_attribute_values(":to", s(format!("{}~", window.end().format(UTC_KEY))))
+            })
+            .await?;
         let mut busy = Vec::new();
-        let mut start_key = None;
-        loop {
-            let out = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("pk = :pk AND sk BETWEEN :from AND :to")
-                .expression_attribute_values(":pk", s(month.clone()))
-                .expression_attribute_values(":from", s(from.format(UTC_KEY).to_string()))
-                .expression_attribute_values(":to", s(format!("{}~", window.end().format(UTC_KEY))))
-                .consistent_read(true)
-                .set_exclusive_start_key(start_key)
-                .send()
-                .await
-                .map_err(unavailable)?;
-            for item in out.items() {
-                let interval =
-                    UtcWindow::new(time(item, "start")?, time(item, "end")?).map_err(corrupt("busy window"))?;
-                if interval.overlaps(&window) {
-                    let agent = opt_text(item, "agent")
-                        .map(AgentId::parse)
-                        .transpose()
-                        .map_err(corrupt("agent"))?;
-                    busy.push(Busy {
-                        agent,
-                        window: interval,
-                    });
-                }
-            }
-            start_key = out.last_evaluated_key;
-            if start_key.is_none() {
-                return Ok(busy);
+        for item in &items {
+            let interval = UtcWindow::new(time(item, "start")?, time(item, "end")?).map_err(corrupt("busy window"))?;
+            if interval.overlaps(&window) {
+                let agent = opt_text(item, "agent")
+                    .map(AgentId::parse)
+                    .transpose()
+                    .map_err(corrupt("agent"))?;
+                busy.push(Busy {
+                    agent,
+                    window: interval,
+                });
             }
         }
+        Ok(busy)
     }
 }
 

@@ -115,31 +115,21 @@ fn lost_condition<E: aws_sdk_dynamodb::error::ProvideErrorMetadata, R>(e: &SdkEr
 #[async_trait]
 impl MessageStore for DynamoStore {
     async fn tour_with_messages(&self, booking: &BookingId) -> Result<Option<(TourRecord, Vec<Delivery>)>, StoreError> {
+        let items = self
+            .query_all(|| {
+                self.client
+                    .query()
+                    .key_condition_expression("pk = :pk")
+                    .expression_attribute_values(":pk", s(format!("TOUR#{booking}")))
+            })
+            .await?;
         let mut tour = None;
         let mut deliveries = Vec::new();
-        let mut start = None;
-        loop {
-            let out = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("pk = :pk")
-                .expression_attribute_values(":pk", s(format!("TOUR#{booking}")))
-                .consistent_read(true)
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(unavailable)?;
-            for item in out.items.unwrap_or_default() {
-                match text(&item, "sk") {
-                    Some("TOUR") => tour = Some(tour_from(item)?),
-                    Some(sk) if sk.starts_with("MSG#") => deliveries.push(delivery_from(&item)?),
-                    _ => {}
-                }
-            }
-            start = out.last_evaluated_key;
-            if start.is_none() {
-                break;
+        for item in items {
+            match text(&item, "sk") {
+                Some("TOUR") => tour = Some(tour_from(item)?),
+                Some(sk) if sk.starts_with("MSG#") => deliveries.push(delivery_from(&item)?),
+                _ => {}
             }
         }
         deliveries.sort_by_key(|d| (d.version, d.created_at));

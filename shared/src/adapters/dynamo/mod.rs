@@ -166,6 +166,30 @@ impl DynamoStore {
         Ok(claimed)
     }
 
+    /// Every item a query finds, page after page: `query` builds the request (the key condition and its values),
+    /// read strongly consistent.
+    pub(crate) async fn query_all(
+        &self,
+        query: impl Fn() -> aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder,
+    ) -> Result<Vec<Item>, StoreError> {
+        let mut items = Vec::new();
+        let mut start = None;
+        loop {
+            let out = query()
+                .table_name(&self.table)
+                .consistent_read(true)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(unavailable)?;
+            items.extend(out.items.unwrap_or_default());
+            start = out.last_evaluated_key;
+            if start.is_none() {
+                return Ok(items);
+            }
+        }
+    }
+
     /// A strongly consistent read of one item.
     pub(crate) async fn get(&self, key: Item) -> Result<Option<Item>, StoreError> {
         let out = self
