@@ -80,6 +80,7 @@ DEFAULT_SECRET_VALUES = {
     ),
     "ApiKeysSecretArn": json.dumps(["local-api-key"]),
     "WebhookSecretArn": "local-webhook-secret",
+    "LinkSecretArn": "local-link-secret-0123456789",
 }
 
 # CloudFormation properties of AWS::SQS::Queue that are plain SQS queue attributes of the same name.
@@ -408,6 +409,11 @@ def provision(
         sender = str(resolver.resolve({"Ref": "SenderEmail"}))
         sesv2.create_email_identity(EmailIdentity=sender.rpartition("@")[2])
 
+    # An HTTP API has no local twin (cargo lambda watch serves the functions by name): its `!Ref` is a name, so
+    # that addresses built from it resolve; the local stack then points them at the local functions.
+    for logical_id, resource in template.resources_of_type("AWS::Serverless::HttpApi"):
+        if resolver.condition_holds(resource.get("Condition")):
+            resolver.resources[logical_id] = {"Ref": physical_name(prefix, logical_id)}
     for function in template.functions():
         if resolver.condition_holds(function.condition):
             _register_function(resolver, function.logical_id, prefix, region)

@@ -58,6 +58,7 @@ STAGE = "local"
 # `account_id` is a JSON number (ResMan's AccountID is an integer; the functions refuse a string).
 SANDBOX_CREDENTIALS = {"integration_partner_id": "domiq-sandbox", "api_key": "sandbox-api-key", "account_id": 400}
 WEBHOOK_FUNCTION_BINARY = "tour-webhook"
+SELF_SERVICE_FUNCTION_BINARY = "tour-self-service"
 
 STOP_TIMEOUT_SECONDS = 10.0
 WARM_UP_TIMEOUT_SECONDS = 600.0  # cargo lambda watch may compile a function on its first request
@@ -323,13 +324,17 @@ def require_dynamodb_local() -> None:
 
 
 def load_or_create_secrets(paths: Paths) -> dict[str, str]:
-    """The local API key and webhook secret: random once, then reused, so clients configured with them keep
+    """The local API key, webhook secret and link secret: random once, then reused, so clients configured with them keep
     working across `make down`/`make up`."""
     if paths.secrets_env.exists():
         stored = read_env_file(paths.secrets_env)
-        if stored.get("API_KEY") and stored.get("WEBHOOK_SECRET"):
+        if stored.get("API_KEY") and stored.get("WEBHOOK_SECRET") and stored.get("LINK_SECRET"):
             return stored
-    generated = {"API_KEY": secrets.token_urlsafe(32), "WEBHOOK_SECRET": secrets.token_urlsafe(32)}
+    generated = {
+        "API_KEY": secrets.token_urlsafe(32),
+        "WEBHOOK_SECRET": secrets.token_urlsafe(32),
+        "LINK_SECRET": secrets.token_urlsafe(32),
+    }
     write_env_file(paths.secrets_env, generated)
     paths.secrets_env.chmod(0o600)
     return generated
@@ -488,10 +493,13 @@ def up(paths: Paths) -> int:
                 "ResManCredentialsSecretArn": json.dumps(SANDBOX_CREDENTIALS),
                 "ApiKeysSecretArn": json.dumps([local_secrets["API_KEY"]]),
                 "WebhookSecretArn": local_secrets["WEBHOOK_SECRET"],
+                "LinkSecretArn": local_secrets["LINK_SECRET"],
             },
             region=REGION,
         )
         function_env = provisioned.env()
+        # The self-service links in emails point at the local page function, not at an API Gateway stage.
+        function_env["SELF_SERVICE_URL"] = f"{lambda_base_url}/{SELF_SERVICE_FUNCTION_BINARY}/tour"
         write_env_file(paths.function_env, function_env)
         say(f"Provisioned from template.yaml: table {function_env.get('TABLE_NAME')}, "
             f"{len(provisioned.queues)} queues, {len(provisioned.secrets)} secrets")

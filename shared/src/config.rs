@@ -75,9 +75,9 @@ pub async fn api_keys(secrets: &SecretsManager) -> Result<ApiKeys, ConfigError> 
     })
 }
 
-/// The webhook's HMAC secret (`WEBHOOK_SECRET_ARN`: the secret as a plain string).
-pub async fn webhook_secret(secrets: &SecretsManager) -> Result<Vec<u8>, ConfigError> {
-    let arn = required("WEBHOOK_SECRET_ARN")?;
+/// An HMAC secret: the plain string, of 16 characters or more, in the secret that the variable `arn_variable` names.
+async fn hmac_secret(secrets: &SecretsManager, arn_variable: &'static str) -> Result<Vec<u8>, ConfigError> {
+    let arn = required(arn_variable)?;
     let secret = secrets.string(&arn).await?;
     if secret.len() < 16 {
         return Err(ConfigError::Secret {
@@ -86,6 +86,30 @@ pub async fn webhook_secret(secrets: &SecretsManager) -> Result<Vec<u8>, ConfigE
         });
     }
     Ok(secret.into_bytes())
+}
+
+/// The webhook's HMAC secret (`WEBHOOK_SECRET_ARN`: the secret as a plain string).
+pub async fn webhook_secret(secrets: &SecretsManager) -> Result<Vec<u8>, ConfigError> {
+    hmac_secret(secrets, "WEBHOOK_SECRET_ARN").await
+}
+
+/// The key that signs the prospects' self-service links (`LINK_SECRET_ARN`: a plain string of 16 characters or
+/// more). Rotating it voids every link already sent.
+pub async fn link_key(secrets: &SecretsManager) -> Result<crate::domain::link::LinkKey, ConfigError> {
+    let secret = hmac_secret(secrets, "LINK_SECRET_ARN").await?;
+    crate::domain::link::LinkKey::new(secret).map_err(|e| ConfigError::Invalid {
+        name: "LINK_SECRET_ARN",
+        reason: e.reason,
+    })
+}
+
+/// Where the prospects' links point (`SELF_SERVICE_URL`, the page's address) and the key that signs them.
+pub async fn links(secrets: &SecretsManager) -> Result<crate::domain::link::Links, ConfigError> {
+    let base = required("SELF_SERVICE_URL")?;
+    crate::domain::link::Links::new(&base, link_key(secrets).await?).map_err(|e| ConfigError::Invalid {
+        name: "SELF_SERVICE_URL",
+        reason: e.reason,
+    })
 }
 
 /// The chatbot's change callbacks, when `CHATBOT_CALLBACK_URL` is set: signed with the secret that
@@ -97,16 +121,9 @@ pub async fn callbacks(
     let Ok(url) = required("CHATBOT_CALLBACK_URL") else {
         return Ok(None);
     };
-    let arn = required("CALLBACK_SECRET_ARN")?;
-    let secret = secrets.string(&arn).await?;
-    if secret.len() < 16 {
-        return Err(ConfigError::Secret {
-            arn,
-            reason: "shorter than 16 characters".into(),
-        });
-    }
+    let secret = hmac_secret(secrets, "CALLBACK_SECRET_ARN").await?;
     let timeout = optional_seconds("CALLBACK_TIMEOUT_SECONDS", 5)?;
-    crate::adapters::callback::HttpCallbacks::new(url, secret.into_bytes(), timeout)
+    crate::adapters::callback::HttpCallbacks::new(url, secret, timeout)
         .map(Some)
         .map_err(|e| ConfigError::Invalid {
             name: "CHATBOT_CALLBACK_URL",

@@ -413,6 +413,37 @@ pub trait Mailer: Send + Sync {
     async fn send(&self, email: &crate::domain::email::Email) -> Result<String, MailError>;
 }
 
+/// What recording a rating found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Rated {
+    Recorded,
+    /// The tour was rated before: that rating stands.
+    Already(crate::domain::link::Rating),
+}
+
+/// The prospects' ratings of their tours, one per tour.
+#[async_trait]
+pub trait RatingStore: Send + Sync {
+    /// Records the tour's rating unless it has one (a condition, so two clicks at once record one).
+    async fn record_rating(
+        &self,
+        tour: &crate::domain::booking::TourRecord,
+        rating: crate::domain::link::Rating,
+    ) -> Result<Rated, StoreError>;
+    async fn rating(
+        &self,
+        booking: &crate::domain::booking::BookingId,
+    ) -> Result<Option<crate::domain::link::Rating>, StoreError>;
+}
+
+/// A property's staff webhook (a chat channel's incoming webhook).
+#[async_trait]
+pub trait StaffWebhook: Send + Sync {
+    /// Posts one alert as JSON; `event_id` (`<tour>:<message>`) lets a receiver drop a redelivery. What the
+    /// receiver answered, for the delivery record.
+    async fn post(&self, url: &str, event_id: &str, body: &serde_json::Value) -> Result<String, MailError>;
+}
+
 /// What claiming a message for its send found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Claim {

@@ -24,6 +24,18 @@ use std::time::Duration as StdDuration;
 pub const WEBHOOK_SECRET: &str = "lifecycle-webhook-secret-0123456789";
 /// The callbacks' HMAC secret.
 pub const CALLBACK_SECRET: &str = "lifecycle-callback-secret-0123456789";
+/// The key that signs the prospects' self-service links, and where they point.
+pub const LINK_SECRET: &str = "stack-link-secret-0123456789abcdef";
+pub const SELF_SERVICE_URL: &str = "https://tours.test/tour";
+
+/// The links the stack's sender writes into emails.
+pub fn links() -> shared::domain::link::Links {
+    shared::domain::link::Links::new(
+        SELF_SERVICE_URL,
+        shared::domain::link::LinkKey::new(LINK_SECRET.as_bytes().to_vec()).unwrap(),
+    )
+    .unwrap()
+}
 
 pub struct Stack {
     pub aws: LocalAws,
@@ -464,11 +476,15 @@ impl Stack {
             Some(self.aws.var("SES_CONFIGURATION_SET").to_owned()),
         );
         let templates = shared::domain::email::Templates::defaults().unwrap();
+        let staff_webhook = shared::adapters::staff_webhook::HttpStaffWebhook::new(StdDuration::from_secs(2)).unwrap();
+        let links = links();
         let deps = shared::app::notify::SenderDeps {
             properties: &self.store,
             messages: &self.store,
             mailer: &mailer,
+            staff_webhook: &staff_webhook,
             templates: &templates,
+            links: &links,
             max_receives: 5,
         };
         let url = self.aws.var("NOTIFY_QUEUE_URL");
@@ -507,6 +523,23 @@ impl Stack {
                     .unwrap();
                 handled += 1;
             }
+        }
+    }
+
+    /// The self-service page's use cases over the stack's table and queues, as `tour-self-service` wires them.
+    pub fn self_service<'a>(
+        &'a self,
+        key: &'a shared::domain::link::LinkKey,
+    ) -> shared::app::self_service::SelfServiceDeps<'a> {
+        shared::app::self_service::SelfServiceDeps {
+            update: shared::app::lifecycle::UpdateDeps {
+                properties: &self.store,
+                calendar: &self.store,
+                tours: &self.store,
+                queue: &self.queue,
+            },
+            ratings: &self.store,
+            key,
         }
     }
 

@@ -256,3 +256,212 @@ async fn messages_whose_queue_message_was_lost_are_queued_again_once_by_the_swee
     assert_eq!(stack.deliver_notifications().await, 2);
     assert_eq!(stack.sent_emails().await.len(), 2, "each sent once");
 }
+
+/// The self-service link in an email's plain-text part.
+fn manage_link(email: &Received) -> String {
+    email
+        .text
+        .split_whitespace()
+        .find(|w| w.starts_with(&format!("{SELF_SERVICE_URL}?t=")))
+        .unwrap_or_else(|| panic!("no link in {}", email.text))
+        .to_owned()
+}
+
+fn token_of(link: &str) -> &str {
+    link.split("?t=").nth(1).unwrap()
+}
+
+#[tokio::test]
+async fn the_confirmations_link_reschedules_the_tour_through_the_chatbots_rules_and_is_used_up_by_it() {
+    use shared::app::self_service::{Action, Page, act, manage_page};
+    let stack = Stack::start().await;
+    let booked = stack.book(&command(&stack.property, 1, "10:00"), None).await.unwrap();
+    let id = response(&booked)["appointment_id"].as_str().unwrap().to_owned();
+    let before = stack.tour(&id).await;
+    stack.deliver_notifications().await;
+    let emails: Vec<Received> = stack.sent_emails().await.iter().map(|r| read(r)).collect();
+    let confirmation = emails.iter().find(|e| e.to == ["prospect1@example.com"]).unwrap();
+    let link = manage_link(confirmation);
+    assert!(
+        confirmation.html.replace("&#x2f;", "/").contains(&link),
+        "the HTML part carries the same link"
+    );
+    let staff = emails.iter().find(|e| e.to != ["prospect1@example.com"]).unwrap();
+    assert!(!staff.text.contains("?t="), "staff alerts carry no prospect link");
+
+    let key = links().key;
+    let deps = stack.self_service(&key);
+    let now = chrono::Utc::now();
+    let page = manage_page(&deps, token_of(&link), now).await.unwrap();
+    let Page::Manage { times, .. } = &page else {
+        panic!("{page:?}")
+    };
+    let pick = times.last().expect("free times offered").clone();
+    let moved = act(
+        &deps,
+        token_of(&link),
+        &Action::Move {
+            start: chrono::DateTime::parse_from_rfc3339(&pick.start).unwrap().to_utc(),
+        },
+        now,
+    )
+    .await
+    .unwrap();
+    assert!(
+        matches!(&moved, Page::Moved { tour } if tour.when == pick.when),
+        "{moved:?}"
+    );
+    let after = stack.tour(&id).await;
+    assert_eq!(after.start.to_rfc3339(), pick.start);
+    assert_eq!(
+        after.history.last().unwrap().source,
+        shared::domain::lifecycle::ChangeSource::ProspectLink
+    );
+    assert_ne!(after.start, before.start);
+    // ResMan gets the move as from the chatbot.
+    stack.drain(3).await;
+    let after = stack.tour(&id).await;
+    let theirs = after
+        .resman_appointment_id
+        .as_ref()
+        .expect("in ResMan")
+        .as_str()
+        .to_owned();
+    let appointments = stack.appointments().await;
+    let appointment = appointments
+        .iter()
+        .find(|a| a["appointment_id"] == theirs.as_str())
+        .expect("the appointment in ResMan");
+    assert_eq!(
+        appointment["scheduled_at"]
+            .as_str()
+            .unwrap()
+            .parse::<chrono::DateTime<chrono::Utc>>()
+            .unwrap(),
+        after.start,
+        "ResMan has the new time"
+    );
+
+    // The rescheduled email carries a fresh link; the first one is used.
+    stack.deliver_notifications().await;
+    let emails: Vec<Received> = stack.sent_emails().await.iter().map(|r| read(r)).collect();
+    let rescheduled = emails
+        .iter()
+        .find(|e| e.to == ["prospect1@example.com"] && e.subject.starts_with("New time"))
+        .expect("the rescheduled email");
+    let fresh = manage_link(rescheduled);
+    assert_ne!(fresh, link);
+    let used = manage_page(&deps, token_of(&link), now).await.unwrap();
+    assert!(matches!(&used, Page::Refused { reason: "used", .. }), "{used:?}");
+    let working = manage_page(&deps, token_of(&fresh), now).await.unwrap();
+    assert!(matches!(working, Page::Manage { .. }));
+    // Cancelled through the fresh link: every link of the tour is refused from then on.
+    let cancelled = act(&deps, token_of(&fresh), &Action::Cancel, now).await.unwrap();
+    assert!(matches!(cancelled, Page::Cancelled { .. }));
+    let refused = manage_page(&deps, token_of(&fresh), now).await.unwrap();
+    assert!(
+        matches!(
+            &refused,
+            Page::Refused {
+                reason: "cancelled",
+                ..
+            }
+        ),
+        "{refused:?}"
+    );
+}
+
+#[tokio::test]
+async fn two_prospects_moving_to_one_time_through_their_links_leave_one_winner_on_dynamodb() {
+    use shared::app::self_service::{Action, Page, act};
+    let stack = Stack::start().await;
+    let key = links().key;
+    let deps = stack.self_service(&key);
+    // Every in-person agent busy at 15:00 but one, and two prospects who want 15:00.
+    let agents = stack
+        .property
+        .agents
+        .iter()
+        .filter(|a| a.tour_types.contains(&shared::domain::TourType::InPerson))
+        .count();
+    for n in 0..agents - 1 {
+        stack
+            .book(&command(&stack.property, 10 + n, "15:00"), None)
+            .await
+            .unwrap();
+    }
+    let mut links = Vec::new();
+    for (n, time) in [(1, "10:00"), (2, "11:00")] {
+        let booked = stack.book(&command(&stack.property, n, time), None).await.unwrap();
+        let tour = stack.tour(response(&booked)["appointment_id"].as_str().unwrap()).await;
+        links.push(shared::domain::link::LinkToken::manage(&tour).encode(&key));
+    }
+    let date = bookable_date(&stack.property);
+    let three =
+        shared::domain::slots::resolve_local(stack.property.time_zone, date.and_hms_opt(15, 0, 0).unwrap()).unwrap();
+    let to = Action::Move { start: three };
+    let now = chrono::Utc::now();
+    let (a, b) = tokio::join!(act(&deps, &links[0], &to, now), act(&deps, &links[1], &to, now));
+    let pages = [a.unwrap(), b.unwrap()];
+    let won = pages.iter().filter(|p| matches!(p, Page::Moved { .. })).count();
+    let taken = pages.iter().filter(|p| matches!(p, Page::Taken { .. })).count();
+    assert_eq!((won, taken), (1, 1), "{pages:?}");
+    assert_no_overlap(&stack.appointments().await);
+}
+
+#[tokio::test]
+async fn the_thank_yous_rating_links_record_one_rating_per_tour_however_many_clicks() {
+    use shared::app::self_service::{Page, rate};
+    use shared::ports::RatingStore;
+    let stack = Stack::start().await;
+    let booked = stack.book(&command(&stack.property, 1, "10:00"), None).await.unwrap();
+    let id = response(&booked)["appointment_id"].as_str().unwrap().to_owned();
+    stack.update(&id, json!({"status": "completed"}), None).await.unwrap();
+    stack.deliver_notifications().await;
+    let emails: Vec<Received> = stack.sent_emails().await.iter().map(|r| read(r)).collect();
+    let thanks = emails
+        .iter()
+        .find(|e| e.subject.starts_with("Thank you for touring"))
+        .expect("the thank-you");
+    let rate_link = |score: u8| {
+        thanks
+            .text
+            .lines()
+            .find_map(|l| l.trim().strip_prefix(&format!("{score}: ")))
+            .unwrap_or_else(|| panic!("no link for {score} in {}", thanks.text))
+            .to_owned()
+    };
+    let (four, one) = (rate_link(4), rate_link(1));
+    assert!(four.starts_with(&format!("{SELF_SERVICE_URL}/rate?t=")) && four.ends_with("&score=4"));
+    let token = |link: &str| link.split("?t=").nth(1).unwrap().split('&').next().unwrap().to_owned();
+    let key = links().key;
+    let deps = stack.self_service(&key);
+    let now = chrono::Utc::now();
+    // A double click on 4 and a later click on 1: one rating, the first.
+    let (t4, t1) = (token(&four), token(&one));
+    let (a, b) = tokio::join!(rate(&deps, &t4, "4", now), rate(&deps, &t4, "4", now));
+    let firsts = [a.unwrap(), b.unwrap()]
+        .iter()
+        .filter(|p| matches!(p, Page::Rated { first: true, .. }))
+        .count();
+    assert_eq!(firsts, 1);
+    let later = rate(&deps, &t1, "1", now).await.unwrap();
+    assert!(
+        matches!(
+            later,
+            Page::Rated {
+                score: 4,
+                first: false,
+                ..
+            }
+        ),
+        "{later:?}"
+    );
+    let stored = stack
+        .store
+        .rating(&BookingId::parse(&id).unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored.score.get(), 4);
+}

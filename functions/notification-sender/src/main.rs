@@ -9,16 +9,20 @@ use lambda_runtime::{Error, LambdaEvent, run, service_fn};
 use shared::adapters::dynamo::DynamoStore;
 use shared::adapters::ses::SesMailer;
 use shared::adapters::sqs::batch;
+use shared::adapters::staff_webhook::HttpStaffWebhook;
 use shared::app::notify::{SenderDeps, send_queued_message};
 use shared::app::sync::run_batch;
 use shared::config::{self, ColdStart};
 use shared::domain::email::Templates;
+use shared::domain::link::Links;
 use std::time::Duration;
 
 struct Deps {
     store: DynamoStore,
     mailer: SesMailer,
+    staff_webhook: HttpStaffWebhook,
     templates: Templates,
+    links: Links,
     sqs: aws_sdk_sqs::Client,
     queue_url: String,
     max_receives: u32,
@@ -31,7 +35,9 @@ async fn handle(deps: &Deps, event: LambdaEvent<SqsEvent>) -> Result<SqsBatchRes
         properties: &deps.store,
         messages: &deps.store,
         mailer: &deps.mailer,
+        staff_webhook: &deps.staff_webhook,
         templates: &deps.templates,
+        links: &deps.links,
         max_receives: deps.max_receives,
     };
     let failed = run_batch(&messages, deps.retry_base, async |message| {
@@ -51,7 +57,9 @@ async fn main() -> Result<(), Error> {
             config::required("SENDER_EMAIL")?,
             config::required("SES_CONFIGURATION_SET").ok(),
         ),
+        staff_webhook: HttpStaffWebhook::new(config::optional_seconds("STAFF_WEBHOOK_TIMEOUT_SECONDS", 5)?)?,
         templates: Templates::defaults()?,
+        links: config::links(&cold.secrets).await?,
         sqs: aws_sdk_sqs::Client::new(&cold.sdk),
         queue_url: config::required("NOTIFY_QUEUE_URL")?,
         max_receives: config::optional_number("NOTIFY_MAX_RECEIVES", 5)?,

@@ -6,3 +6,4 @@ pub mod resman;
 pub mod secrets;
 pub mod ses;
 pub mod sqs;
+pub mod staff_webhook;

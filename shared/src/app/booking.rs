@@ -91,21 +91,37 @@ pub async fn alternatives(
     wanted: &UtcWindow,
     now: DateTime<Utc>,
 ) -> Result<Vec<SlotView>, AppError> {
+    Ok(nearest_free(calendar, property, tour_type, wanted, now, 3)
+        .await?
+        .iter()
+        .map(|s| slot_view(property, s))
+        .collect())
+}
+
+/// Up to `limit` free slots nearest `wanted`, from its day to a week later within the horizon, in time order.
+pub async fn nearest_free(
+    calendar: &dyn CalendarStore,
+    property: &Property,
+    tour_type: TourType,
+    wanted: &UtcWindow,
+    now: DateTime<Utc>,
+    limit: usize,
+) -> Result<Vec<slots::Slot>, AppError> {
     let date = slots::local_date(property, wanted.start());
     let last = (date + Duration::days(7)).min(slots::horizon_end(property, now));
     let busy = busy_for_dates(calendar, property, date, last).await?;
     let mut found: Vec<slots::Slot> = Vec::new();
     for day in date.iter_days().take_while(|d| *d <= last) {
         found.extend(slots::free_slots(property, tour_type, day, &busy, now).unwrap_or_default());
-        if found.len() >= 3 && day > date {
+        if found.len() >= limit && day > date {
             break;
         }
     }
-    // The three nearest to the time asked for, then listed in time order, as a person would read them.
+    // The nearest to the time asked for, then listed in time order, as a person would read them.
     found.sort_by_key(|s| (s.start.with_timezone(&Utc) - wanted.start()).num_seconds().abs());
-    found.truncate(3);
+    found.truncate(limit);
     found.sort_by_key(|s| s.start);
-    Ok(found.iter().map(|s| slot_view(property, s)).collect())
+    Ok(found)
 }
 
 /// The holders to try for a tour, fairest first: free agents for agent tours, seats for self-guided ones.
@@ -298,7 +314,7 @@ async fn hold_slot(
         tour.resman_prospect_id = known.clone();
         let booking = NewBooking {
             lock_granules: lock_granules(&property, &holder, &window),
-            messages: crate::domain::notify::owed(None, &tour, false),
+            messages: crate::domain::notify::owed(&property, None, &tour, false),
             reminders: crate::domain::notify::reminders_owed(&tour, &property.reminder_hours, now),
             tour,
             fingerprint: fingerprint.to_owned(),
@@ -393,7 +409,7 @@ pub async fn book_tour(
     // The confirmation and the staff alert go once ResMan has answered (a booking ResMan refused was released
     // above and owes none); a pending booking also queues its ResMan write. The messages and the outbox item written
     // with the booking still owe them if a queue fails; the sweepers re-queue them.
-    let messages = crate::domain::notify::owed(None, &tour, false);
+    let messages = crate::domain::notify::owed(&property, None, &tour, false);
     super::lifecycle::enqueue_owed(deps.queue, &tour, &messages, tour.sync_status == SyncStatus::Pending).await;
     Ok(booked)
 }

@@ -227,7 +227,33 @@ pub struct MemoryTours {
     pub queued: Mutex<Vec<crate::domain::booking::BookingId>>,
     /// The messages queued for the sender.
     pub queued_messages: Mutex<Vec<crate::domain::notify::MessageRef>>,
+    pub ratings: Mutex<HashMap<crate::domain::booking::BookingId, crate::domain::link::Rating>>,
     pub trips: Trips,
+}
+
+#[async_trait]
+impl crate::ports::RatingStore for MemoryTours {
+    async fn record_rating(
+        &self,
+        tour: &crate::domain::booking::TourRecord,
+        rating: crate::domain::link::Rating,
+    ) -> Result<crate::ports::Rated, StoreError> {
+        self.trips.take().await;
+        let mut ratings = locked(&self.ratings);
+        Ok(match ratings.get(&tour.booking_id) {
+            Some(first) => crate::ports::Rated::Already(*first),
+            None => {
+                ratings.insert(tour.booking_id.clone(), rating);
+                crate::ports::Rated::Recorded
+            }
+        })
+    }
+    async fn rating(
+        &self,
+        booking: &crate::domain::booking::BookingId,
+    ) -> Result<Option<crate::domain::link::Rating>, StoreError> {
+        Ok(locked(&self.ratings).get(booking).copied())
+    }
 }
 
 #[async_trait]
@@ -579,6 +605,7 @@ pub struct FlakyMailer {
     fail_first: std::sync::atomic::AtomicU32,
     random: Option<(f64, Mutex<rand::rngs::StdRng>)>,
     sent: Mutex<Vec<crate::domain::email::Email>>,
+    posts: Mutex<Vec<(String, String, serde_json::Value)>>,
     calls: std::sync::atomic::AtomicUsize,
 }
 
@@ -608,9 +635,9 @@ impl FlakyMailer {
     }
 }
 
-#[async_trait]
-impl crate::ports::Mailer for FlakyMailer {
-    async fn send(&self, email: &crate::domain::email::Email) -> Result<String, crate::ports::MailError> {
+impl FlakyMailer {
+    /// One call: fails while its failures last, or by chance.
+    fn attempt(&self) -> Result<(), crate::ports::MailError> {
         use rand::RngExt;
         use std::sync::atomic::Ordering;
         self.calls.fetch_add(1, Ordering::SeqCst);
@@ -630,9 +657,36 @@ impl crate::ports::Mailer for FlakyMailer {
         {
             return Err(down());
         }
+        Ok(())
+    }
+
+    /// What reached the staff webhook: (url, event id, body).
+    pub fn posts(&self) -> Vec<(String, String, serde_json::Value)> {
+        locked(&self.posts).clone()
+    }
+}
+
+#[async_trait]
+impl crate::ports::Mailer for FlakyMailer {
+    async fn send(&self, email: &crate::domain::email::Email) -> Result<String, crate::ports::MailError> {
+        self.attempt()?;
         let mut sent = locked(&self.sent);
         sent.push(email.clone());
         Ok(format!("msg-{}", sent.len()))
+    }
+}
+
+#[async_trait]
+impl crate::ports::StaffWebhook for FlakyMailer {
+    async fn post(
+        &self,
+        url: &str,
+        event_id: &str,
+        body: &serde_json::Value,
+    ) -> Result<String, crate::ports::MailError> {
+        self.attempt()?;
+        locked(&self.posts).push((url.to_owned(), event_id.to_owned(), body.clone()));
+        Ok("webhook HTTP 200".to_owned())
     }
 }
 

@@ -106,12 +106,42 @@ fn refused(field: &'static str) -> impl Fn(crate::domain::lifecycle::IllegalChan
     move |change| AppError::Illegal { change, field }
 }
 
-/// The chatbot's (or staff's) change of a tour, by our id or ResMan's.
+/// The chatbot's change of a tour, by our id or ResMan's.
 pub async fn update_tour(
     deps: &UpdateDeps<'_>,
     id: &str,
     command: &UpdateTourCommand,
     idempotency_header: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<Updated, AppError> {
+    change_tour(deps, id, command, idempotency_header, ChangeSource::Chatbot, now).await
+}
+
+/// A change of a tour by whoever `source` names (the chatbot, or the prospect through a link in their email):
+/// the same rules, the same slot race, the same side effects.
+pub async fn change_tour(
+    deps: &UpdateDeps<'_>,
+    id: &str,
+    command: &UpdateTourCommand,
+    idempotency_header: Option<&str>,
+    source: ChangeSource,
+    now: DateTime<Utc>,
+) -> Result<Updated, AppError> {
+    change_tour_if(deps, id, command, idempotency_header, source, &|_| Ok(()), now).await
+}
+
+/// What must hold of the tour as read, each time it is read (a change retried after another landed reads it
+/// again): a self-service link that another change through a link used meanwhile is refused here.
+pub type Guard<'g> = dyn Fn(&TourRecord) -> Result<(), AppError> + Sync + 'g;
+
+/// [`change_tour`], refused when `guard` refuses the tour as read.
+pub async fn change_tour_if(
+    deps: &UpdateDeps<'_>,
+    id: &str,
+    command: &UpdateTourCommand,
+    idempotency_header: Option<&str>,
+    source: ChangeSource,
+    guard: &Guard<'_>,
     now: DateTime<Utc>,
 ) -> Result<Updated, AppError> {
     let key = idempotency_header.map(update_key).transpose()?;
@@ -139,6 +169,7 @@ pub async fn update_tour(
         "status"
     };
     for _ in 0..STALE_RETRIES {
+        guard(&tour)?;
         let mut edit = Edit {
             change: command.status.clone(),
             staff_notes: command.staff_notes.clone(),
@@ -164,7 +195,7 @@ pub async fn update_tour(
                     ("rescheduled_datetime", "rescheduled_datetime"),
                 )?;
                 edit.moved_to = Some((window, tour.holder.clone()));
-                edited(&tour, &edit, ChangeSource::Chatbot, now, Some(now)).map_err(refused(field))?;
+                edited(&tour, &edit, source, now, Some(now)).map_err(refused(field))?;
                 let busy = match busy.take() {
                     Some(read) => read,
                     // Decided again after another change: the busy time may have moved too.
@@ -191,8 +222,7 @@ pub async fn update_tour(
         let mut stale = false;
         for moved_to in holders {
             edit.moved_to = moved_to;
-            let Some(after) = edited(&tour, &edit, ChangeSource::Chatbot, now, Some(now)).map_err(refused(field))?
-            else {
+            let Some(after) = edited(&tour, &edit, source, now, Some(now)).map_err(refused(field))? else {
                 // Already so: nothing to write, and the answer is the tour as it stands.
                 return answer(&property, &tour, 200);
             };
@@ -205,7 +235,7 @@ pub async fn update_tour(
                 status: 200,
                 body: body.clone(),
             });
-            let messages = owed(Some(&tour), &after, false);
+            let messages = owed(&property, Some(&tour), &after, false);
             let reminders = reminder_changes(&property, &tour, &after, now);
             let extras = ChangeExtras {
                 answer: saved.as_ref(),
@@ -218,7 +248,7 @@ pub async fn update_tour(
                 .await?
             {
                 ChangeWrite::Saved => {
-                    tracing::info!(booking_id = %after.booking_id, version = after.version, status = after.status.as_str(), "tour changed by the chatbot");
+                    tracing::info!(booking_id = %after.booking_id, version = after.version, status = after.status.as_str(), source = ?source, "tour changed");
                     enqueue(deps.queue, &after, &messages).await;
                     return Ok(Updated { status: 200, body });
                 }
@@ -404,7 +434,7 @@ pub async fn apply_report(
             resman_version: after.version,
             ..after
         };
-        let messages = owed(Some(&tour), &after, true);
+        let messages = owed(property, Some(&tour), &after, true);
         let reminders = reminder_changes(property, &tour, &after, now);
         let extras = ChangeExtras {
             answer: None,
@@ -430,7 +460,7 @@ pub async fn apply_report(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::app::fakes::{MemoryStore, MemoryTours};
     use crate::domain::booking::{BookingId, ConversationId, SyncStatus, TourStatus, lock_granules};
@@ -438,13 +468,13 @@ mod tests {
     use crate::domain::property::tests::{demo, monday_morning};
     use chrono::{Duration, TimeZone};
 
-    fn at(hour: u32, minute: u32) -> DateTime<Utc> {
+    pub(crate) fn at(hour: u32, minute: u32) -> DateTime<Utc> {
         // 2026-12-01 in Chicago (UTC-6).
         Utc.with_ymd_and_hms(2026, 12, 1, hour + 6, minute, 0).unwrap()
     }
 
     /// A synced tour of agent `agent` at local `hour`, its locks held.
-    fn booked(tours: &MemoryTours, n: u128, agent: &str, hour: u32) -> TourRecord {
+    pub(crate) fn booked(tours: &MemoryTours, n: u128, agent: &str, hour: u32) -> TourRecord {
         let property = demo();
         let window = UtcWindow::starting_at(at(hour, 0), Duration::minutes(45)).unwrap();
         let holder = Holder::Agent(AgentId::parse(agent).unwrap());

@@ -5,6 +5,7 @@ pub mod booking;
 pub mod changes;
 pub mod lifecycle;
 pub mod notify;
+pub mod self_service;
 pub mod sync;
 pub mod webhook;
 
@@ -42,6 +43,9 @@ pub enum AppError {
     },
     #[error("the idempotency key was used for a different request")]
     KeyReused,
+    /// A self-service link that does not (or no longer) allow what it was used for.
+    #[error("{0}")]
+    Link(crate::domain::link::LinkProblem),
     #[error("a request with this idempotency key is still in progress")]
     InProgress,
     #[error(transparent)]
@@ -77,6 +81,17 @@ impl ErrorBody {
                 None,
             ),
             AppError::Illegal { change, field } => (409, "illegal_transition", change.to_string(), Some(*field), None),
+            AppError::Link(problem) => (
+                if *problem == crate::domain::link::LinkProblem::Forged {
+                    403
+                } else {
+                    410
+                },
+                "link_refused",
+                problem.to_string(),
+                Some("t"),
+                None,
+            ),
             AppError::KeyReused => (
                 422,
                 "idempotency_key_reused",

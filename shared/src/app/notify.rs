@@ -8,9 +8,10 @@ use super::AppError;
 use super::availability::load_property;
 use super::sync::WorkerOutcome;
 use crate::domain::booking::BookingId;
-use crate::domain::email::{RenderError, Templates};
-use crate::domain::notify::MessageRef;
-use crate::ports::{Claim, Mailer, MessageStore, PropertyStore, SendOutcome, SyncQueue};
+use crate::domain::email::{RenderError, Templates, webhook_alert};
+use crate::domain::link::Links;
+use crate::domain::notify::{Audience, MessageRef};
+use crate::ports::{Claim, Mailer, MessageStore, PropertyStore, SendOutcome, StaffWebhook, SyncQueue};
 use chrono::{DateTime, Duration, Utc};
 
 /// How long a claimed send is left to its sender before another may take it over: far longer than one send (the
@@ -21,7 +22,10 @@ pub struct SenderDeps<'a> {
     pub properties: &'a dyn PropertyStore,
     pub messages: &'a dyn MessageStore,
     pub mailer: &'a dyn Mailer,
+    pub staff_webhook: &'a dyn StaffWebhook,
     pub templates: &'a Templates,
+    /// The self-service page's address and the key its links are signed with.
+    pub links: &'a Links,
     /// The notification queue's `maxReceiveCount`: the receive on which a still-failing message is marked failed.
     pub max_receives: u32,
 }
@@ -64,7 +68,7 @@ pub async fn send_queued_message(
         return Ok(WorkerOutcome::Done);
     }
     let property = load_property(deps.properties, &tour.property_id).await?;
-    let email = match deps.templates.render(message.kind, &tour, &property, now) {
+    let email = match deps.templates.render(message.kind, &tour, &property, deps.links, now) {
         Ok(email) => email,
         Err(e @ (RenderError::Template { .. } | RenderError::NoRecipient)) => {
             // Nothing a retry changes: an operator fixes the template or the configuration.
@@ -73,7 +77,16 @@ pub async fn send_queued_message(
             return Ok(WorkerOutcome::Retry);
         }
     };
-    match deps.mailer.send(&email).await {
+    let sent = match message.kind.audience() {
+        Audience::StaffWebhook => {
+            let body = webhook_alert(message.kind, &email, &tour, &property);
+            let event_id = format!("{}:{}", message.booking_id, message.key());
+            let url = email.to.first().map(String::as_str).unwrap_or_default();
+            deps.staff_webhook.post(url, &event_id, &body).await
+        }
+        Audience::Prospect | Audience::Staff => deps.mailer.send(&email).await,
+    };
+    match sent {
         Ok(provider_message_id) => {
             tracing::info!(booking_id = %message.booking_id, message = %message.key(), attempt, "message sent");
             finish(SendOutcome::Sent { provider_message_id }).await?;
@@ -173,11 +186,14 @@ mod tests {
         receive: u32,
     ) -> WorkerOutcome {
         let templates = Templates::defaults().unwrap();
+        let links = Links::new("https://tours.example/tour", crate::domain::link::tests::key()).unwrap();
         let deps = SenderDeps {
             properties: store,
             messages,
             mailer,
+            staff_webhook: mailer,
             templates: &templates,
+            links: &links,
             max_receives: 5,
         };
         send_queued_message(&deps, body, receive, monday_morning())
@@ -241,6 +257,32 @@ mod tests {
         }
         assert_eq!(messages.status(&t, MessageKind::StaffNew), DeliveryStatus::Failed);
         assert!(mailer.sent().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_staff_webhook_alert_is_posted_once_as_json_and_never_emailed() {
+        let mut json = crate::domain::property::tests::demo_json();
+        json["staff_webhook_url"] = "https://hooks.chat.example/T1/B2".into();
+        let property = crate::domain::property::Property::from_file(serde_json::from_value(json).unwrap()).unwrap();
+        let (store, mailer, t) = (
+            MemoryStore::with_property(property),
+            FlakyMailer::failing(1),
+            demo_tour(),
+        );
+        let messages = MemoryMessages::owing(&t, &[MessageKind::WebhookNew]);
+        let b = body(&t, MessageKind::WebhookNew);
+        assert_eq!(deliver(&store, &messages, &mailer, &b, 1).await, WorkerOutcome::Retry);
+        assert_eq!(deliver(&store, &messages, &mailer, &b, 2).await, WorkerOutcome::Done);
+        assert_eq!(deliver(&store, &messages, &mailer, &b, 3).await, WorkerOutcome::Done);
+        let posts = mailer.posts();
+        assert_eq!(posts.len(), 1, "posted once, after one failure");
+        let (url, event_id, alert) = &posts[0];
+        assert_eq!(url, "https://hooks.chat.example/T1/B2");
+        assert_eq!(event_id, &format!("{}:webhook_new#v1", t.booking_id));
+        assert_eq!(alert["alert"], "staff_new");
+        assert!(alert["text"].as_str().unwrap().starts_with("New tour: Ana Lopez"));
+        assert!(mailer.sent().is_empty());
+        assert_eq!(messages.status(&t, MessageKind::WebhookNew), DeliveryStatus::Sent);
     }
 
     #[tokio::test]

@@ -3,7 +3,8 @@
 //! and whose `SEQUENCE` is the tour's version, so every calendar updates the one event.
 
 use super::booking::TourRecord;
-use super::notify::{Audience, MessageKind, when_in_words};
+use super::link::Links;
+use super::notify::{Audience, MessageKind, kind_in_words, when_in_words};
 use super::property::Property;
 use chrono::{DateTime, Duration, Utc};
 use icalendar::{Alarm, Calendar, Component, EventLike, EventStatus, Property as IcalProperty, Trigger};
@@ -98,11 +99,26 @@ struct TourView<'a> {
 }
 
 #[derive(Serialize)]
+struct RateLink {
+    score: u8,
+    url: String,
+}
+
+/// The prospect's signed links: `manage` (see, move or cancel the tour) while the tour is ahead, `rate` (one link
+/// per score, 1 to 5) in the thank-you.
+#[derive(Serialize, Default)]
+struct LinksView {
+    manage: Option<String>,
+    rate: Vec<RateLink>,
+}
+
+#[derive(Serialize)]
 struct Context<'a> {
     kind: &'static str,
     property: PropertyView<'a>,
     prospect: ProspectView<'a>,
     tour: TourView<'a>,
+    links: LinksView,
 }
 
 fn template_error(name: &str) -> impl Fn(minijinja::Error) -> RenderError + '_ {
@@ -121,22 +137,54 @@ impl Templates {
         Ok(Self { env })
     }
 
+    /// Whether a property's own version of a template may replace the default: it must name one of the default
+    /// files and parse. (Names it uses that do not exist render as empty, as Jinja does.)
+    pub fn check_override(name: &str, source: &str) -> Result<(), super::InvalidField> {
+        if !DEFAULTS.iter().any(|(known, _)| *known == name) {
+            return Err(super::InvalidField::new(
+                "templates",
+                format!("'{name}' is not one of the templates (see shared/templates/README.md)"),
+            ));
+        }
+        let mut env = minijinja::Environment::new();
+        env.add_template_owned(name.to_owned(), source.to_owned())
+            .map(|_| ())
+            .map_err(|e| super::InvalidField::new("templates", format!("{name}: {e}")))
+    }
+
+    /// The templates for a property: the defaults, with the property's own versions in their place.
+    fn for_property(
+        &self,
+        property: &Property,
+    ) -> Result<std::borrow::Cow<'_, minijinja::Environment<'static>>, RenderError> {
+        if property.templates.is_empty() {
+            return Ok(std::borrow::Cow::Borrowed(&self.env));
+        }
+        let mut env = self.env.clone();
+        for (name, source) in &property.templates {
+            env.add_template_owned(name.clone(), source.clone())
+                .map_err(template_error(name))?;
+        }
+        Ok(std::borrow::Cow::Owned(env))
+    }
+
     /// The email for a message of a tour as it now stands.
     pub fn render(
         &self,
         kind: MessageKind,
         tour: &TourRecord,
         property: &Property,
+        links: &Links,
         now: DateTime<Utc>,
     ) -> Result<Email, RenderError> {
-        let context = minijinja::Value::from(minijinja::value::Serde(context(kind, tour, property)));
+        let env = self.for_property(property)?;
+        let context = minijinja::Value::from(minijinja::value::Serde(context(kind, tour, property, links, now)));
         let file = match kind.audience() {
-            Audience::Staff => "staff_alert",
+            Audience::Staff | Audience::StaffWebhook => "staff_alert",
             Audience::Prospect => kind.as_str(),
         };
         let text_name = format!("{file}.txt");
-        let mut captured = self
-            .env
+        let mut captured = env
             .get_template(&text_name)
             .and_then(|t| t.render_captured(context.clone()))
             .map_err(template_error(&text_name))?;
@@ -146,8 +194,7 @@ impl Templates {
             })
             .map_err(template_error(&text_name))?;
         let html_name = format!("{file}.html");
-        let html = self
-            .env
+        let html = env
             .get_template(&html_name)
             .and_then(|t| t.render(context))
             .map_err(template_error(&html_name))?;
@@ -171,7 +218,31 @@ impl Templates {
     }
 }
 
-fn context<'a>(kind: MessageKind, tour: &'a TourRecord, property: &'a Property) -> Context<'a> {
+/// The links a message carries: the manage link in every prospect email about a tour still ahead, the rating links
+/// in the thank-you.
+fn links_for(kind: MessageKind, tour: &TourRecord, links: &Links, now: DateTime<Utc>) -> LinksView {
+    let ahead = kind.audience() == Audience::Prospect && tour.status.is_open() && tour.start > now;
+    LinksView {
+        manage: ahead.then(|| links.manage(tour)),
+        rate: if kind == MessageKind::ThankYou {
+            links
+                .rate(tour)
+                .into_iter()
+                .map(|(score, url)| RateLink { score, url })
+                .collect()
+        } else {
+            Vec::new()
+        },
+    }
+}
+
+fn context<'a>(
+    kind: MessageKind,
+    tour: &'a TourRecord,
+    property: &'a Property,
+    links: &Links,
+    now: DateTime<Utc>,
+) -> Context<'a> {
     let config = property.tour_type(tour.tour_type).ok();
     let guide = tour
         .holder
@@ -185,7 +256,8 @@ fn context<'a>(kind: MessageKind, tour: &'a TourRecord, property: &'a Property) 
         .next()
         .unwrap_or(&tour.prospect_name);
     Context {
-        kind: kind.as_str(),
+        // A webhook alert uses the email alert's words.
+        kind: kind.alert().as_str(),
         property: PropertyView {
             name: &property.name,
             address: &property.address,
@@ -200,11 +272,7 @@ fn context<'a>(kind: MessageKind, tour: &'a TourRecord, property: &'a Property) 
         tour: TourView {
             id: tour.booking_id.as_str(),
             when: when_in_words(tour.start, property.time_zone),
-            kind: match tour.tour_type {
-                super::TourType::InPerson => "in-person tour",
-                super::TourType::Virtual => "virtual tour",
-                super::TourType::SelfGuided => "self-guided tour",
-            },
+            kind: kind_in_words(tour.tour_type),
             minutes: (tour.end - tour.start).num_minutes(),
             guide,
             location: config
@@ -215,6 +283,7 @@ fn context<'a>(kind: MessageKind, tour: &'a TourRecord, property: &'a Property) 
             unit_preferences: tour.unit_preferences.as_deref(),
             special_requests: tour.special_requests.as_deref(),
         },
+        links: links_for(kind, tour, links, now),
     }
 }
 
@@ -222,6 +291,7 @@ fn context<'a>(kind: MessageKind, tour: &'a TourRecord, property: &'a Property) 
 fn recipients(kind: MessageKind, tour: &TourRecord, property: &Property) -> Vec<String> {
     match kind.audience() {
         Audience::Prospect => vec![tour.prospect_email.clone()],
+        Audience::StaffWebhook => property.staff_webhook_url.iter().cloned().collect(),
         Audience::Staff => {
             let agent = tour
                 .holder
@@ -238,6 +308,34 @@ fn recipients(kind: MessageKind, tour: &TourRecord, property: &Property) -> Vec<
             to
         }
     }
+}
+
+/// A staff alert as a chat channel's incoming webhook takes it: `text` (what Slack, Google Chat and Teams workflows
+/// show: the alert email's subject and body) beside the tour's fields for a receiver that reads them.
+pub fn webhook_alert(kind: MessageKind, email: &Email, tour: &TourRecord, property: &Property) -> serde_json::Value {
+    let guide = tour
+        .holder
+        .agent()
+        .and_then(|a| property.agent(a))
+        .map(|a| a.name.clone());
+    serde_json::json!({
+        "text": format!("{}\n\n{}", email.subject, email.text.trim_end()),
+        "alert": kind.alert().as_str(),
+        "tour": {
+            "appointment_id": tour.booking_id.as_str(),
+            "resman_appointment_id": tour.resman_appointment_id.as_ref().map(ToString::to_string),
+            "property_id": tour.property_id.to_string(),
+            "status": tour.status.as_str(),
+            "tour_type": tour.tour_type.as_str(),
+            "start": tour.start.with_timezone(&property.time_zone).to_rfc3339(),
+            "when": when_in_words(tour.start, property.time_zone),
+            "duration": (tour.end - tour.start).num_minutes(),
+            "staff_member": guide,
+            "prospect_name": tour.prospect_name,
+            "unit_preferences": tour.unit_preferences,
+            "special_requests": tour.special_requests,
+        },
+    })
 }
 
 /// The tour's calendar invite: one `VEVENT` whose `UID` is the tour's for its whole life, `SEQUENCE` its version
@@ -296,6 +394,28 @@ mod tests {
         chrono::TimeZone::with_ymd_and_hms(&Utc, 2026, 11, 30, 15, 0, 0).unwrap()
     }
 
+    /// The demo property with some settings changed.
+    fn with(settings: &[(&str, serde_json::Value)]) -> Property {
+        let mut json = crate::domain::property::tests::demo_json();
+        for (name, value) in settings {
+            json[*name] = value.clone();
+        }
+        Property::from_file(serde_json::from_value(json).unwrap()).unwrap()
+    }
+
+    /// The `href`s of an HTML part, unescaped as a mail client reads them.
+    fn hrefs(html: &str) -> Vec<String> {
+        html.split("href=\"")
+            .skip(1)
+            .filter_map(|rest| rest.split('"').next())
+            .map(|h| h.replace("&#x2f;", "/").replace("&amp;", "&"))
+            .collect()
+    }
+
+    fn links() -> Links {
+        Links::new("https://tours.example/tour", crate::domain::link::tests::key()).unwrap()
+    }
+
     fn demo_tour(status: TourStatus) -> TourRecord {
         let mut t = tour(status);
         t.holder = crate::domain::booking::Holder::Agent(demo().agents[0].id.clone());
@@ -306,7 +426,9 @@ mod tests {
     fn a_confirmation_names_the_time_in_the_propertys_zone_the_guide_and_the_office_in_both_parts() {
         let templates = Templates::defaults().unwrap();
         let t = demo_tour(TourStatus::Scheduled);
-        let email = templates.render(MessageKind::Confirmation, &t, &demo(), now()).unwrap();
+        let email = templates
+            .render(MessageKind::Confirmation, &t, &demo(), &links(), now())
+            .unwrap();
         assert_eq!(email.to, ["ana@example.com"]);
         let when = when_in_words(t.start, demo().time_zone);
         assert!(when.ends_with("Central Time"), "{when}");
@@ -350,11 +472,12 @@ mod tests {
     fn every_message_renders_from_the_default_templates() {
         let templates = Templates::defaults().unwrap();
         let t = demo_tour(TourStatus::Scheduled);
+        let property = with(&[("staff_webhook_url", "https://hooks.chat.example/T1".into())]);
         for kind in MessageKind::ALL {
-            let email = templates.render(kind, &t, &demo(), now()).unwrap();
+            let email = templates.render(kind, &t, &property, &links(), now()).unwrap();
             assert!(
                 !email.subject.is_empty() && email.text.contains(&t.prospect_name[..3])
-                    || kind.audience() == Audience::Staff,
+                    || kind.audience() != Audience::Prospect,
                 "{kind:?}"
             );
             assert!(email.html.starts_with("<!doctype html>"), "{kind:?}");
@@ -372,6 +495,7 @@ mod tests {
                 MessageKind::ThankYou,
                 &demo_tour(TourStatus::Completed),
                 &property,
+                &links(),
                 now(),
             )
             .unwrap();
@@ -399,10 +523,117 @@ mod tests {
         let templates = Templates::defaults().unwrap();
         let mut t = demo_tour(TourStatus::Scheduled);
         t.unit_preferences = Some("2 bedrooms; ground floor".into());
-        let email = templates.render(MessageKind::StaffNew, &t, &demo(), now()).unwrap();
+        let email = templates
+            .render(MessageKind::StaffNew, &t, &demo(), &links(), now())
+            .unwrap();
         assert!(email.subject.starts_with("New tour: Ana Lopez, "), "{}", email.subject);
         assert!(email.text.contains("2 bedrooms; ground floor") && email.text.contains(t.booking_id.as_str()));
         assert_eq!(email.invite, None);
         assert!(email.to.iter().any(|t| t == "leasing@maplegrove.example"));
+    }
+
+    #[test]
+    fn every_email_about_a_tour_ahead_carries_a_signed_link_to_change_it_and_the_thank_you_carries_ratings() {
+        use crate::domain::link::{LinkPurpose, LinkToken};
+        let templates = Templates::defaults().unwrap();
+        let t = demo_tour(TourStatus::Scheduled);
+        let manage = links().manage(&t);
+        for kind in [
+            MessageKind::Confirmation,
+            MessageKind::Confirmed,
+            MessageKind::Rescheduled,
+            MessageKind::Reminder,
+            MessageKind::LastReminder,
+        ] {
+            let email = templates.render(kind, &t, &demo(), &links(), now()).unwrap();
+            assert!(email.text.contains(&manage), "{kind:?}: {}", email.text);
+            assert!(hrefs(&email.html).contains(&manage), "{kind:?}");
+        }
+        let raw = manage.split("?t=").nth(1).unwrap();
+        let token = LinkToken::verify(raw, LinkPurpose::Manage, &crate::domain::link::tests::key(), now()).unwrap();
+        assert_eq!(token.booking_id, t.booking_id);
+        // Nothing left to change: no link.
+        let cancelled = demo_tour(TourStatus::Cancelled);
+        let email = templates
+            .render(MessageKind::Cancelled, &cancelled, &demo(), &links(), now())
+            .unwrap();
+        assert!(!email.text.contains("?t=") && !email.html.contains("?t="));
+        let staff = templates
+            .render(MessageKind::StaffNew, &t, &demo(), &links(), now())
+            .unwrap();
+        assert!(!staff.text.contains("?t="), "a staff alert cannot act for the prospect");
+        let done = demo_tour(TourStatus::Completed);
+        let thanks = templates
+            .render(MessageKind::ThankYou, &done, &demo(), &links(), now())
+            .unwrap();
+        let rate = links().rate(&done);
+        for (score, url) in &rate {
+            assert!(thanks.text.contains(&format!("{score}: {url}")), "{}", thanks.text);
+            assert!(hrefs(&thanks.html).contains(url));
+        }
+        assert!(!thanks.text.contains("/tour?t="), "no manage link after the tour");
+    }
+
+    #[test]
+    fn a_property_may_replace_a_template_and_a_broken_or_unknown_one_is_refused_at_load() {
+        let templates = Templates::defaults().unwrap();
+        let mut own = std::collections::BTreeMap::new();
+        own.insert(
+            "confirmation.txt".to_owned(),
+            "{% block subject %}See you at {{ property.name }}!{% endblock %}{% block body %}Howdy {{ prospect.first_name }}.{% endblock %}"
+                .to_owned(),
+        );
+        let property = with(&[("templates", serde_json::to_value(&own).unwrap())]);
+        let t = demo_tour(TourStatus::Scheduled);
+        let email = templates
+            .render(MessageKind::Confirmation, &t, &property, &links(), now())
+            .unwrap();
+        assert_eq!(email.subject, format!("See you at {}!", property.name));
+        assert_eq!(email.text, "Howdy Ana.\n");
+        assert!(email.html.contains("Hi Ana"), "the HTML part keeps the default");
+        let other = templates
+            .render(MessageKind::Confirmation, &t, &demo(), &links(), now())
+            .unwrap();
+        assert!(other.text.starts_with("Hi Ana"), "another property keeps the defaults");
+        for (name, source, says) in [
+            (
+                "confirmation.txt",
+                "{% block body %}{{ unclosed {% endblock %}",
+                "confirmation.txt",
+            ),
+            ("welcome.txt", "hi", "is not one of the templates"),
+        ] {
+            let mut json = crate::domain::property::tests::demo_json();
+            json["templates"] = serde_json::json!({ name: source });
+            let refused = Property::from_file(serde_json::from_value(json).unwrap()).unwrap_err();
+            assert_eq!(refused.field, "templates");
+            assert!(refused.to_string().contains(says), "{refused}");
+        }
+    }
+
+    #[test]
+    fn a_webhook_alert_carries_the_alert_emails_words_and_the_tours_fields() {
+        let templates = Templates::defaults().unwrap();
+        let property = with(&[("staff_webhook_url", "https://hooks.chat.example/T1".into())]);
+        let mut t = demo_tour(TourStatus::Scheduled);
+        t.special_requests = Some("wheelchair access".into());
+        let email = templates
+            .render(MessageKind::WebhookMoved, &t, &property, &links(), now())
+            .unwrap();
+        assert_eq!(email.to, ["https://hooks.chat.example/T1"]);
+        let body = webhook_alert(MessageKind::WebhookMoved, &email, &t, &property);
+        assert_eq!(body["alert"], "staff_moved");
+        let text = body["text"].as_str().unwrap();
+        assert!(text.starts_with("Tour moved: Ana Lopez, "), "{text}");
+        assert!(text.contains("wheelchair access") && text.contains(&when_in_words(t.start, property.time_zone)));
+        assert_eq!(body["tour"]["appointment_id"], t.booking_id.as_str());
+        assert_eq!(body["tour"]["special_requests"], "wheelchair access");
+        assert_eq!(body["tour"]["staff_member"], property.agents[0].name.as_str());
+        assert!(
+            templates
+                .render(MessageKind::WebhookMoved, &t, &demo(), &links(), now())
+                .is_err(),
+            "no webhook configured: nobody to send it to"
+        );
     }
 }

@@ -53,6 +53,8 @@ pub enum ChangeSource {
     ResmanPoll,
     /// Leasing staff through our API.
     StaffApi,
+    /// The prospect, through a signed link in one of their emails (the self-service page).
+    ProspectLink,
 }
 
 /// One entry of a tour's history: the tour as a change left it, stamped with the version that change made.

@@ -2,6 +2,7 @@
 //! the words they are written in: times in the property's zone, with the zone named.
 
 use super::booking::{BookingId, TourRecord, TourStatus};
+use super::property::Property;
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
@@ -32,6 +33,10 @@ pub enum MessageKind {
     StaffMoved,
     /// Staff: a tour cancelled.
     StaffCancelled,
+    /// The same three alerts as JSON to the property's staff webhook (a chat channel), when it has one.
+    WebhookNew,
+    WebhookMoved,
+    WebhookCancelled,
 }
 
 /// Who a message is for.
@@ -40,10 +45,12 @@ pub enum Audience {
     Prospect,
     /// The assigned agent and the property's staff addresses.
     Staff,
+    /// The property's staff webhook.
+    StaffWebhook,
 }
 
 impl MessageKind {
-    pub const ALL: [MessageKind; 11] = [
+    pub const ALL: [MessageKind; 14] = [
         Self::Confirmation,
         Self::Confirmed,
         Self::Rescheduled,
@@ -55,6 +62,9 @@ impl MessageKind {
         Self::StaffNew,
         Self::StaffMoved,
         Self::StaffCancelled,
+        Self::WebhookNew,
+        Self::WebhookMoved,
+        Self::WebhookCancelled,
     ];
 
     pub fn as_str(&self) -> &'static str {
@@ -70,6 +80,9 @@ impl MessageKind {
             Self::StaffNew => "staff_new",
             Self::StaffMoved => "staff_moved",
             Self::StaffCancelled => "staff_cancelled",
+            Self::WebhookNew => "webhook_new",
+            Self::WebhookMoved => "webhook_moved",
+            Self::WebhookCancelled => "webhook_cancelled",
         }
     }
 
@@ -80,7 +93,28 @@ impl MessageKind {
     pub fn audience(&self) -> Audience {
         match self {
             Self::StaffNew | Self::StaffMoved | Self::StaffCancelled => Audience::Staff,
+            Self::WebhookNew | Self::WebhookMoved | Self::WebhookCancelled => Audience::StaffWebhook,
             _ => Audience::Prospect,
+        }
+    }
+
+    /// A staff alert's twin for the staff webhook.
+    pub fn webhook_twin(&self) -> Option<Self> {
+        match self {
+            Self::StaffNew => Some(Self::WebhookNew),
+            Self::StaffMoved => Some(Self::WebhookMoved),
+            Self::StaffCancelled => Some(Self::WebhookCancelled),
+            _ => None,
+        }
+    }
+
+    /// The staff alert a webhook message carries (`staff_new`, ...): the same words as the email's.
+    pub fn alert(&self) -> Self {
+        match self {
+            Self::WebhookNew => Self::StaffNew,
+            Self::WebhookMoved => Self::StaffMoved,
+            Self::WebhookCancelled => Self::StaffCancelled,
+            other => *other,
         }
     }
 
@@ -97,7 +131,7 @@ impl MessageKind {
     /// (or a hold ResMan refused) since it was owed is never sent; the cancellation itself is.
     pub fn fits(&self, tour: &TourRecord) -> bool {
         match self {
-            Self::Cancelled | Self::StaffCancelled => tour.status == TourStatus::Cancelled,
+            Self::Cancelled | Self::StaffCancelled | Self::WebhookCancelled => tour.status == TourStatus::Cancelled,
             Self::ThankYou => tour.status == TourStatus::Completed,
             Self::Rebook => tour.status == TourStatus::NoShow,
             Self::Confirmation
@@ -106,7 +140,9 @@ impl MessageKind {
             | Self::Reminder
             | Self::LastReminder
             | Self::StaffNew
-            | Self::StaffMoved => tour.status.is_open() && tour.sync_status != super::booking::SyncStatus::Rejected,
+            | Self::StaffMoved
+            | Self::WebhookNew
+            | Self::WebhookMoved => tour.status.is_open() && tour.sync_status != super::booking::SyncStatus::Rejected,
         }
     }
 }
@@ -162,8 +198,26 @@ pub struct Delivery {
 }
 
 /// The messages a change owes: `before` is `None` for a new booking. The prospect hears of every change of their
-/// tour; staff are alerted of a new, moved or cancelled tour when it did not come from ResMan (where staff made it).
-pub fn owed(before: Option<&TourRecord>, after: &TourRecord, from_resman: bool) -> Vec<MessageKind> {
+/// tour; staff are alerted of a new, moved or cancelled tour when it did not come from ResMan (where staff made it),
+/// by email and, when the property has one, on its staff webhook.
+pub fn owed(
+    property: &Property,
+    before: Option<&TourRecord>,
+    after: &TourRecord,
+    from_resman: bool,
+) -> Vec<MessageKind> {
+    let mut owed = changed(before, after);
+    if from_resman {
+        owed.retain(|k| k.audience() == Audience::Prospect);
+    }
+    if property.staff_webhook_url.is_some() {
+        let twins: Vec<MessageKind> = owed.iter().filter_map(MessageKind::webhook_twin).collect();
+        owed.extend(twins);
+    }
+    owed
+}
+
+fn changed(before: Option<&TourRecord>, after: &TourRecord) -> Vec<MessageKind> {
     let Some(before) = before else {
         return vec![MessageKind::Confirmation, MessageKind::StaffNew];
     };
@@ -177,9 +231,6 @@ pub fn owed(before: Option<&TourRecord>, after: &TourRecord, from_resman: bool) 
         _ if moved && after.status.is_open() => owed.extend([MessageKind::Rescheduled, MessageKind::StaffMoved]),
         Some(TourStatus::Confirmed) => owed.push(MessageKind::Confirmed),
         _ => {}
-    }
-    if from_resman {
-        owed.retain(|k| k.audience() == super::notify::Audience::Prospect);
     }
     owed
 }
@@ -237,6 +288,15 @@ pub fn zone_in_words(zone: Tz, at: DateTime<Utc>) -> String {
     name.to_owned()
 }
 
+/// "in-person tour", "virtual tour", "self-guided tour".
+pub fn kind_in_words(tour_type: super::TourType) -> &'static str {
+    match tour_type {
+        super::TourType::InPerson => "in-person tour",
+        super::TourType::Virtual => "virtual tour",
+        super::TourType::SelfGuided => "self-guided tour",
+    }
+}
+
 /// "Tuesday, December 1, 2:00 PM Central Time": the tour's local time as a prospect reads it.
 pub fn when_in_words(at: DateTime<Utc>, zone: Tz) -> String {
     let local = at.with_timezone(&zone);
@@ -247,6 +307,7 @@ pub fn when_in_words(at: DateTime<Utc>, zone: Tz) -> String {
 pub(crate) mod tests {
     use super::*;
     use crate::domain::booking::SyncStatus;
+    use crate::domain::property::tests::demo;
     use crate::domain::update::tests::tour;
     use chrono::{Duration, TimeZone};
 
@@ -254,7 +315,7 @@ pub(crate) mod tests {
     fn a_booking_owes_the_prospect_a_confirmation_and_staff_an_alert() {
         let t = tour(TourStatus::Scheduled);
         assert_eq!(
-            owed(None, &t, false),
+            owed(&demo(), None, &t, false),
             [MessageKind::Confirmation, MessageKind::StaffNew]
         );
     }
@@ -269,24 +330,33 @@ pub(crate) mod tests {
             ..before.clone()
         };
         use MessageKind::*;
-        assert_eq!(owed(Some(&before), &with(TourStatus::Confirmed, 0), false), [Confirmed]);
         assert_eq!(
-            owed(Some(&before), &with(TourStatus::Scheduled, 2), false),
+            owed(&demo(), Some(&before), &with(TourStatus::Confirmed, 0), false),
+            [Confirmed]
+        );
+        assert_eq!(
+            owed(&demo(), Some(&before), &with(TourStatus::Scheduled, 2), false),
             [Rescheduled, StaffMoved]
         );
         assert_eq!(
-            owed(Some(&before), &with(TourStatus::Confirmed, 2), false),
+            owed(&demo(), Some(&before), &with(TourStatus::Confirmed, 2), false),
             [Rescheduled, StaffMoved],
             "move and confirm: one invite"
         );
         assert_eq!(
-            owed(Some(&before), &with(TourStatus::Cancelled, 0), false),
+            owed(&demo(), Some(&before), &with(TourStatus::Cancelled, 0), false),
             [Cancelled, StaffCancelled]
         );
-        assert_eq!(owed(Some(&before), &with(TourStatus::Completed, 0), false), [ThankYou]);
-        assert_eq!(owed(Some(&before), &with(TourStatus::NoShow, 0), false), [Rebook]);
         assert_eq!(
-            owed(Some(&before), &with(TourStatus::Cancelled, 0), true),
+            owed(&demo(), Some(&before), &with(TourStatus::Completed, 0), false),
+            [ThankYou]
+        );
+        assert_eq!(
+            owed(&demo(), Some(&before), &with(TourStatus::NoShow, 0), false),
+            [Rebook]
+        );
+        assert_eq!(
+            owed(&demo(), Some(&before), &with(TourStatus::Cancelled, 0), true),
             [Cancelled],
             "staff know what they did"
         );
@@ -294,7 +364,31 @@ pub(crate) mod tests {
             staff_notes: Some("parking".into()),
             ..before.clone()
         };
-        assert!(owed(Some(&before), &notes_only, false).is_empty());
+        assert!(owed(&demo(), Some(&before), &notes_only, false).is_empty());
+    }
+
+    #[test]
+    fn a_property_with_a_staff_webhook_owes_each_staff_alert_there_too_and_resmans_own_changes_none() {
+        let mut json = crate::domain::property::tests::demo_json();
+        json["staff_webhook_url"] = "https://hooks.chat.example/T1/B2".into();
+        let hooked = Property::from_file(serde_json::from_value(json).unwrap()).unwrap();
+        let before = tour(TourStatus::Scheduled);
+        let cancelled = TourRecord {
+            status: TourStatus::Cancelled,
+            ..before.clone()
+        };
+        use MessageKind::*;
+        assert_eq!(
+            owed(&hooked, None, &before, false),
+            [Confirmation, StaffNew, WebhookNew]
+        );
+        assert_eq!(
+            owed(&hooked, Some(&before), &cancelled, false),
+            [Cancelled, StaffCancelled, WebhookCancelled]
+        );
+        assert_eq!(owed(&hooked, Some(&before), &cancelled, true), [Cancelled]);
+        assert_eq!(WebhookCancelled.alert(), StaffCancelled);
+        assert!(WebhookCancelled.fits(&cancelled) && !WebhookNew.fits(&cancelled));
     }
 
     #[test]

@@ -101,6 +101,12 @@ pub struct PropertyFile {
     pub office_phone: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub office_email: Option<String>,
+    /// A chat channel's incoming webhook (`https://`) that receives every staff alert as JSON, besides the email.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub staff_webhook_url: Option<String>,
+    /// The property's own versions of email templates, by file name (`confirmation.txt`, `base.html`, ...).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub templates: BTreeMap<String, String>,
     pub agents: Vec<AgentConfig>,
     pub tour_types: BTreeMap<TourType, TourTypeConfig>,
 }
@@ -138,6 +144,8 @@ pub struct Property {
     /// Hours before a tour its reminders leave, longest first (one or two).
     pub reminder_hours: Vec<u32>,
     pub apply_url: Option<String>,
+    pub staff_webhook_url: Option<String>,
+    pub templates: BTreeMap<String, String>,
     pub agents: Vec<AgentConfig>,
     pub tour_types: BTreeMap<TourType, TourTypeConfig>,
     source: PropertyFile,
@@ -164,6 +172,13 @@ fn granular(field: &'static str, minutes: u32, allow_zero: bool) -> Result<u32, 
         ));
     }
     Ok(minutes)
+}
+
+fn https_address(field: &'static str, url: Option<&str>) -> Result<(), InvalidField> {
+    if url.is_some_and(|u| !u.starts_with("https://") || u.chars().any(char::is_whitespace)) {
+        return Err(InvalidField::new(field, "must be an https:// address"));
+    }
+    Ok(())
 }
 
 impl Property {
@@ -277,12 +292,10 @@ impl Property {
                 "must list one or two numbers of hours from 1 to 168",
             ));
         }
-        if file
-            .apply_url
-            .as_deref()
-            .is_some_and(|u| !u.starts_with("https://") || u.chars().any(char::is_whitespace))
-        {
-            return Err(InvalidField::new("apply_url", "must be an https:// address"));
+        https_address("apply_url", file.apply_url.as_deref())?;
+        https_address("staff_webhook_url", file.staff_webhook_url.as_deref())?;
+        for (name, source) in &file.templates {
+            super::email::Templates::check_override(name, source)?;
         }
         for agent in &file.agents {
             if let Some(email) = &agent.email {
@@ -309,6 +322,8 @@ impl Property {
             office_email,
             reminder_hours,
             apply_url: file.apply_url.clone(),
+            staff_webhook_url: file.staff_webhook_url.clone(),
+            templates: file.templates.clone(),
             agents: file.agents.clone(),
             tour_types: file.tour_types.clone(),
             source: file,

@@ -8,6 +8,7 @@
 
 mod calendar;
 mod messages;
+mod ratings;
 mod tours;
 
 use crate::domain::notice::ChangeNotice;

@@ -1,0 +1,84 @@
+//! `tour-self-service`: the page behind the signed links in a prospect's emails. `GET /tour?t=<token>` shows the
+//! tour and the free times near it; `POST /tour` (the page's form) moves or cancels it through the chatbot's use
+//! case; `GET /tour/rate?t=<token>&score=<1..5>` records the rating of a tour that took place, once. No API key:
+//! the signed token is the credential. Wiring only: the rules live in `shared::app::self_service`.
+
+use lambda_http::http::Method;
+use lambda_http::{Body, Error, Request, RequestExt, Response};
+use shared::adapters::dynamo::DynamoStore;
+use shared::adapters::sqs::SqsSyncQueue;
+use shared::app::lifecycle::UpdateDeps;
+use shared::app::self_service::{SelfServiceDeps, act, manage_page, rate};
+use shared::config::{self, ColdStart};
+use shared::domain::InvalidField;
+use shared::domain::link::LinkKey;
+use shared::http::page::{self, error_page, method_not_allowed};
+use shared::http::serve;
+
+struct Deps {
+    store: DynamoStore,
+    queue: SqsSyncQueue,
+    key: LinkKey,
+}
+
+async fn handle(deps: &Deps, request: Request) -> Response<Body> {
+    let app = SelfServiceDeps {
+        update: UpdateDeps {
+            properties: &deps.store,
+            calendar: &deps.store,
+            tours: &deps.store,
+            queue: &deps.queue,
+        },
+        ratings: &deps.store,
+        key: &deps.key,
+    };
+    let query = request.query_string_parameters();
+    let rating = request.raw_http_path().trim_end_matches('/').ends_with("/rate");
+    let now = chrono::Utc::now();
+    let missing =
+        || error_page(&InvalidField::new("t", "the link is incomplete; open it from your email again").into());
+    let shown = match (request.method().clone(), rating) {
+        (Method::GET, true) => {
+            let Some(token) = page::token(&[], query.first("t")) else {
+                return missing();
+            };
+            rate(&app, token, query.first("score").unwrap_or_default(), now).await
+        }
+        (Method::GET, false) => {
+            let Some(token) = page::token(&[], query.first("t")) else {
+                return missing();
+            };
+            manage_page(&app, token, now).await
+        }
+        (Method::POST, false) => {
+            let fields = match page::form(request.body().as_ref()) {
+                Ok(fields) => fields,
+                Err(e) => return error_page(&e),
+            };
+            let Some(token) = page::token(&fields, query.first("t")) else {
+                return missing();
+            };
+            match page::action(&fields) {
+                Ok(action) => act(&app, token, &action, now).await,
+                Err(e) => Err(e),
+            }
+        }
+        (_, true) => return method_not_allowed(&[Method::GET]),
+        (_, false) => return method_not_allowed(&[Method::GET, Method::POST]),
+    };
+    match shown {
+        Ok(shown) => page::page(&shown),
+        Err(e) => error_page(&e),
+    }
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    let cold = ColdStart::begin().await;
+    let deps = Deps {
+        store: cold.store()?,
+        queue: cold.sync_queue()?,
+        key: config::link_key(&cold.secrets).await?,
+    };
+    serve(&deps, handle).await
+}
