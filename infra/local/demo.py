@@ -7,8 +7,10 @@ It runs against the stack that `make up` started (settings from .local/stack.env
 
 from __future__ import annotations
 
+import html
 import json
 import os
+import re
 import sys
 import threading
 import time
@@ -886,6 +888,98 @@ def step_what_people_receive(ctx: Context) -> None:
         say(f"  | {line}")
 
 
+# --- The prospect changes the tour from the link in her email -------------------------------------------------------
+
+# Someone the earlier steps have not met, so her first email is the confirmation of this tour.
+SELF_SERVICE_PROSPECT = {"name": "Ana Silva", "email": "ana.silva@example.com", "phone": "(512) 555-0199"}
+
+
+def open_page(url: str, form: dict | None = None) -> tuple[int, str]:
+    """A page as the prospect's browser gets it: (HTTP status, HTML)."""
+    data = None if form is None else urllib.parse.urlencode(form).encode()
+    outgoing = urllib.request.Request(url, data=data, method="GET" if form is None else "POST")
+    try:
+        with urllib.request.urlopen(outgoing, timeout=60) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode()
+    except (urllib.error.URLError, TimeoutError, ConnectionError) as error:
+        raise DemoError(f"the self-service page did not answer ({error}); is the local stack up? (make up)") from error
+
+
+def page_text(page: str, element_id: str) -> str:
+    """The words of the page's element with this id, tags dropped."""
+    found = re.search(rf'<(\w+)[^>]*\bid="{element_id}"[^>]*>(.*?)</\1>', page, re.S)
+    return " ".join(html.unescape(re.sub(r"<[^>]+>", " ", found.group(2))).split()) if found else ""
+
+
+def step_prospect_reschedules_from_her_email(ctx: Context) -> None:
+    grace = SELF_SERVICE_PROSPECT
+    first = grace["name"].split()[0]
+    day = booking_day(ctx, clock_time(15, 0))
+    offered = availability(ctx, day)["available_slots"]
+    if not offered:
+        raise DemoError(f"no tour time is free on {day_in_words(day)} for {first}")
+    zone = ZoneInfo(property_config()["time_zone"])
+    at = datetime.fromisoformat(offered[-1]["time"]).astimezone(zone)
+    status, answer = book_tour(ctx, grace, day, at.time(), f"demo-self-service-{day.isoformat()}")
+    if status not in (201, 202):
+        raise DemoError(f"{first}'s booking was not accepted (HTTP {status}{_reason(answer)})")
+    say(f"{first} booked a tour through the chatbot for {when_in_words(at)}.")
+    to_grace = lambda emails: [e for e in emails if grace["email"] in str(e.get("To", ""))]  # noqa: E731
+    confirmation = to_grace(wait_for_emails(ctx, lambda e: len(to_grace(e)) >= 1, f"{first}'s confirmation"))[0]
+    links = sent_mail.links_in(confirmation)
+    if not links:
+        raise DemoError("the confirmation carries no reschedule link")
+    line = next(l for l in part(confirmation, "plain").splitlines() if links[0] in l)
+    say("Her confirmation email ends with a link that only she has (signed for this one tour, valid until it starts):")
+    say(f"  | {line.strip()}")
+    status, page = open_page(links[0])
+    if status != 200:
+        raise DemoError(f"the link's page answered HTTP {status}")
+    times = re.findall(r'name="start" value="([^"]+)"[^>]*>\s*([^<]+?)\s*</label>', page)
+    shown = re.search(r"<strong>(.*?)</strong>", page)
+    say(f"She opens it: the page shows her tour ({html.unescape(shown.group(1)) if shown else 'its time'}) and "
+        f"{plural(len(times), 'other free time')}, with one button, \"Move my tour\":")
+    for _, words in times[:4]:
+        say(f"  ( ) {html.unescape(words)}")
+    if len(times) > 4:
+        say(f"      ... and {len(times) - 4} more")
+    if not times:
+        raise DemoError("the page offered no other time")
+    start, words = times[0]
+    token = urllib.parse.parse_qs(urllib.parse.urlparse(links[0]).query)["t"][0]
+    status, done = open_page(links[0], {"t": token, "action": "move", "start": start})
+    if status != 200:
+        raise DemoError(f"the move answered HTTP {status}: {page_text(done, 'taken') or page_text(done, 'refused')}")
+    say(f"She picks {html.unescape(words)} and presses the button. The page says: \"{page_text(done, 'done')}\"")
+    tour = tour_of(ctx, answer["appointment_id"])
+    moved_to = datetime.fromisoformat(tour["confirmed_datetime"]).astimezone(zone)
+    who = "Ana herself, through her link" if tour["history"][-1]["source"] == "prospect_link" else "someone else"
+    say(f"  Our record of the tour: {when_in_words(moved_to)}, changed by {who} (the same rules as a change by "
+        "the chatbot: the time is held first, so nobody is double-booked).")
+    deadline = time.monotonic() + SYNC_WAIT_SECONDS
+    while time.monotonic() < deadline:
+        in_resman = resman_appointments_with(ctx, answer["appointment_id"])
+        if in_resman and datetime.fromisoformat(in_resman[0]["scheduled_at"].replace("Z", "+00:00")) == moved_to:
+            say(f"  ResMan's calendar moved too: the guide sees the tour at {clock(moved_to)}.")
+            break
+        time.sleep(1)
+    else:
+        raise DemoError(f"ResMan did not get the move within {SYNC_WAIT_SECONDS} s; see .local/logs/pump.log")
+    emails = wait_for_emails(ctx, lambda e: any(m["Subject"].startswith("New time") for m in to_grace(e)),
+                             f"{first}'s new-time email")
+    moved_email = next(m for m in to_grace(emails) if m["Subject"].startswith("New time"))
+    say(f"  She gets \"{moved_email['Subject']}\" with the updated calendar invite and a fresh link.")
+    status, again = open_page(links[0])
+    say(f"  The link in the first email now says: \"{page_text(again, 'refused')}\" (HTTP {status}): a link works "
+        "for one change, so a forwarded or old email cannot undo it.")
+    forged_status, _ = open_page(links[0][:-1] + ("0" if links[0][-1] != "0" else "1"))
+    say(f"  A link with one character changed is refused outright (HTTP {forged_status}) and shows nothing.")
+    if status != 410 or forged_status != 403:
+        raise DemoError("an used or forged link must be refused")
+
+
 @dataclass(frozen=True)
 class Step:
     title: str
@@ -907,6 +1001,7 @@ STEPS = [
     Step("Staff confirm and move a tour in ResMan, the chatbot cancels another, and the conversation follows",
          step_a_tour_lives_on),
     Step("What the prospect and the leasing team receive", step_what_people_receive),
+    Step("A prospect moves her tour herself, from the link in her email", step_prospect_reschedules_from_her_email),
 ]
 
 

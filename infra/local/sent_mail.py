@@ -33,3 +33,14 @@ def sent_emails(moto_endpoint: str) -> list[EmailMessage]:
 
 def emails_to(moto_endpoint: str, address: str) -> list[EmailMessage]:
     return [m for m in sent_emails(moto_endpoint) if address in str(m.get("To", ""))]
+
+
+def text_of(message: EmailMessage) -> str:
+    """The plain-text part."""
+    part = message.get_body(preferencelist=("plain",))
+    return part.get_content() if part is not None else ""
+
+
+def links_in(message: EmailMessage, marker: str = "?t=") -> list[str]:
+    """The self-service links of the plain-text part (reschedule or cancel: `/tour?t=`; rating: `/tour/rate?t=`)."""
+    return [word for word in text_of(message).split() if marker in word and word.startswith("http")]

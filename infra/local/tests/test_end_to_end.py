@@ -14,11 +14,14 @@ starts the stack in its own directory and ports, never touching a developer's ru
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections import Counter
+from typing import Any
 from datetime import date, datetime, timedelta
 
 import icalendar
@@ -205,3 +208,63 @@ def test_a_tour_changed_by_the_chatbot_and_by_staff_through_the_functions_ends_t
     assert tour["version"] == 3 and tour["status"] == "confirmed", tour
     assert [h["source"] for h in tour["history"]] == ["chatbot", "chatbot", "resman_webhook"]
     assert tour["staff_notes"] == "Bringing a dog"
+
+
+def open_page(url: str, form: dict | None = None) -> tuple[int, Any, str]:
+    """GET (or, with `form`, POST) the self-service page as a browser would: status, headers, HTML."""
+    data = None if form is None else urllib.parse.urlencode(form).encode()
+    request = urllib.request.Request(url, data=data, method="GET" if form is None else "POST",
+                                     headers={"content-type": "application/x-www-form-urlencoded"} if form else {})
+    try:
+        with urllib.request.urlopen(request, timeout=120) as answer:
+            return answer.status, answer.headers, answer.read().decode()
+    except urllib.error.HTTPError as error:
+        return error.code, error.headers, error.read().decode()
+
+
+def test_the_prospect_reschedules_through_the_link_in_their_email_and_the_link_is_then_used(running_stack):
+    env = running_stack
+    day, time_of_day = free_slot(env, days_ahead=6)
+    body = {
+        "conversation_id": "e2e-self-service",
+        "tour_data": {
+            "prospect_name": "Self Service", "prospect_email": "selfservice@example.com",
+            "prospect_phone": "+15125578888", "tour_type": "in_person", "preferred_date": day,
+            "preferred_time": time_of_day, "property_id": PROPERTY,
+        },
+    }
+    status, booked = call(env, "POST", "book-tour/api/resman/tours/book", body)
+    assert status == 201, booked
+    confirmation = eventually("the confirmation email", lambda: emails_to(env, "selfservice@example.com"))[0]
+    [link] = sent_mail.links_in(confirmation)
+    assert link.startswith(f"{env['LAMBDA_BASE_URL']}/tour-self-service/tour?t="), link
+
+    # The page: the tour and the free times, served by tour-self-service, with headers that keep the token private.
+    status, headers, page = open_page(link)
+    assert status == 200, page
+    assert headers.get("Referrer-Policy") == "no-referrer" and headers.get("Cache-Control") == "no-store"
+    times = re.findall(r'name="start" value="([^"]+)"', page)
+    assert times and "Move my tour" in page and "Cancel my tour" in page
+    token = urllib.parse.parse_qs(urllib.parse.urlparse(link).query)["t"][0]
+
+    # One button: the tour moves, through the same use case as the chatbot's PUT.
+    status, _, done = open_page(link, {"t": token, "action": "move", "start": times[-1]})
+    assert status == 200 and "Your tour is moved" in done, done
+    status, tour = call(env, "GET", f"get-tour/api/resman/tours/{booked['appointment_id']}")
+    assert status == 200 and datetime.fromisoformat(tour["confirmed_datetime"]) == datetime.fromisoformat(times[-1])
+    assert tour["history"][-1]["source"] == "prospect_link", tour["history"]
+    eventually("ResMan's move", lambda: datetime.fromisoformat(
+        sandbox_appointment(env, booked["resman_appointment_id"])["scheduled_at"]) == datetime.fromisoformat(times[-1]))
+
+    # The link is used; the email about the move brings a fresh one; a forged one is refused and shows nothing.
+    status, _, used = open_page(link)
+    assert status == 410 and 'data-reason="used"' in used, used
+    moved = eventually("the rescheduled email", lambda: [m for m in emails_to(env, "selfservice@example.com")
+                                                         if m["Subject"].startswith("New time")])[0]
+    [fresh] = sent_mail.links_in(moved)
+    assert fresh != link and open_page(fresh)[0] == 200
+    forged = fresh[:-1] + ("0" if fresh[-1] != "0" else "1")
+    status, _, refused = open_page(forged)
+    assert status == 403 and "Self Service" not in refused and 'data-reason="forged"' in refused
+    status, headers, _ = open_page(fresh.replace("/tour?", "/tour/rate?"), {"t": token, "action": "cancel"})
+    assert status == 405 and headers.get("Allow") == "GET"
