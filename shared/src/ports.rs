@@ -353,11 +353,14 @@ pub trait TourStore: Send + Sync {
         now: chrono::DateTime<chrono::Utc>,
     ) -> Result<ChangeWrite, StoreError>;
 
-    /// Frees a tour's slot (locks and busy time) and marks it released, in one transaction.
+    /// Frees a tour's slot (locks and busy time) and marks it released, with the messages that owes, in one
+    /// transaction.
     async fn release(
         &self,
         property: &crate::domain::property::Property,
         tour: &crate::domain::booking::TourRecord,
+        messages: &[crate::domain::notify::MessageKind],
+        now: chrono::DateTime<chrono::Utc>,
     ) -> Result<(), StoreError>;
 
     /// The tours booked in a conversation, oldest first.

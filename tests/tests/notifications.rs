@@ -2,6 +2,7 @@
 //! local time with its zone named, both parts, and an invite that a real parser reads back with the right instant,
 //! `UID`, `SEQUENCE` and `METHOD`.
 
+use integration_tests::DEMO_PROPERTY;
 use integration_tests::stack::*;
 use mail_parser::{MessageParser, MimeHeaders};
 use serde_json::json;
@@ -464,4 +465,59 @@ async fn the_thank_yous_rating_links_record_one_rating_per_tour_however_many_cli
         .unwrap()
         .unwrap();
     assert_eq!(stored.score.get(), 4);
+}
+
+#[tokio::test]
+async fn a_pending_booking_that_resman_then_refuses_tells_the_prospect_and_withdraws_the_invite() {
+    let stack = Stack::start().await;
+    let booked = stack.book_while_resman_is_down(1, "10:00").await;
+    let id = response(&booked)["appointment_id"].as_str().unwrap().to_owned();
+    let tour = stack.tour(&id).await;
+    // The prospect was told "pending" and the confirmation goes out at once.
+    stack.deliver_notifications().await;
+    // Meanwhile staff give the agent that time in ResMan, so ResMan refuses the booking when it is back.
+    stack.faults(json!({})).await;
+    stack
+        .control(
+            reqwest::Method::POST,
+            "/_sandbox/appointments",
+            Some(json!({
+                "property_id": DEMO_PROPERTY, "agent_id": tour.holder.agent().unwrap().to_string(),
+                "scheduled_at": tour.start.to_rfc3339(), "duration_minutes": 45,
+                "prospect": {"first_name": "Walk", "last_name": "In", "email": "walkin@example.com"}
+            })),
+        )
+        .await;
+    stack.drain(3).await;
+    let after = stack.tour(&id).await;
+    assert_eq!(after.sync_status, shared::domain::booking::SyncStatus::Rejected);
+    assert_eq!(
+        stack.deliver_notifications().await,
+        2,
+        "the prospect and staff hear of it"
+    );
+    let emails: Vec<Received> = stack.sent_emails().await.iter().map(|r| read(r)).collect();
+    let sorry = emails
+        .iter()
+        .find(|e| e.subject.starts_with("We could not book your tour"))
+        .expect("the not-booked email");
+    assert_eq!(sorry.to, ["prospect1@example.com"]);
+    assert!(
+        sorry
+            .text
+            .contains(&when_in_words(tour.start, stack.property.time_zone))
+    );
+    assert!(!sorry.text.contains("?t="), "no link to a tour that does not exist");
+    let (method, calendar) = sorry.invite.as_ref().expect("the invite withdrawn");
+    assert_eq!(method, "CANCEL");
+    assert_eq!(
+        icalendar::Component::get_uid(event(calendar)),
+        Some(format!("{id}@tour-booking").as_str())
+    );
+    assert!(
+        emails
+            .iter()
+            .any(|e| e.subject.starts_with("Tour cancelled: Prospect Number1")),
+        "staff, alerted of the new tour, hear it is off"
+    );
 }

@@ -385,7 +385,8 @@ pub async fn book_tour(
             (202, tour)
         }
         SyncOutcome::Refused(tour, description) => {
-            deps.tours.release(&property, &tour).await?;
+            // The chatbot hears of it in this answer, so nothing is owed to anyone.
+            deps.tours.release(&property, &tour, &[], now).await?;
             tracing::info!(booking_id = %tour.booking_id, "ResMan refused the booking; slot released");
             let error = if description.to_ascii_lowercase().contains("not available") {
                 AppError::SlotTaken {

@@ -406,7 +406,13 @@ impl crate::ports::TourStore for MemoryTours {
         tours.insert(after.booking_id.clone(), after.clone());
         Ok(ChangeWrite::Saved)
     }
-    async fn release(&self, _property: &Property, tour: &crate::domain::booking::TourRecord) -> Result<(), StoreError> {
+    async fn release(
+        &self,
+        _property: &Property,
+        tour: &crate::domain::booking::TourRecord,
+        _messages: &[crate::domain::notify::MessageKind],
+        _now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
         self.trips.take().await;
         locked(&self.locks).retain(|_, owner| owner != &tour.booking_id);
         let released = crate::domain::booking::TourRecord {

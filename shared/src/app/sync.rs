@@ -424,8 +424,13 @@ pub async fn process_queued_sync(
                     // ResMan will never take the booking: free the slot and report it, as the booking call does.
                     next.sync_status = SyncStatus::Rejected;
                     next.last_error = Some(description.clone());
-                    deps.tours.release(&property, &next).await?;
+                    // The prospect was told the booking is pending (and may have its confirmation already): they hear
+                    // it could not be booked, and staff that it is off.
+                    let owed = crate::domain::notify::owed_on_refusal(&property);
+                    let now = (deps.clock)();
+                    deps.tours.release(&property, &next, &owed, now).await?;
                     tracing::warn!(booking_id = %tour.booking_id, reason = %description, "ResMan refused a queued booking; slot released");
+                    super::lifecycle::enqueue_owed(deps.queue, &next, &owed, false).await;
                     return Ok(WorkerOutcome::Done);
                 }
                 Err(Behind::Refused(description)) => {

@@ -40,7 +40,7 @@ pub enum RenderError {
 }
 
 /// The default templates, compiled into the binary (`shared/templates/`).
-const DEFAULTS: [(&str, &str); 21] = [
+const DEFAULTS: [(&str, &str); 23] = [
     ("base.html", include_str!("../../templates/base.html")),
     ("_details.txt", include_str!("../../templates/_details.txt")),
     ("_details.html", include_str!("../../templates/_details.html")),
@@ -56,6 +56,8 @@ const DEFAULTS: [(&str, &str); 21] = [
     ("thank_you.html", include_str!("../../templates/thank_you.html")),
     ("rebook.txt", include_str!("../../templates/rebook.txt")),
     ("rebook.html", include_str!("../../templates/rebook.html")),
+    ("not_booked.txt", include_str!("../../templates/not_booked.txt")),
+    ("not_booked.html", include_str!("../../templates/not_booked.html")),
     ("reminder.txt", include_str!("../../templates/reminder.txt")),
     ("reminder.html", include_str!("../../templates/reminder.html")),
     ("last_reminder.txt", include_str!("../../templates/last_reminder.txt")),

@@ -23,6 +23,8 @@ pub enum MessageKind {
     ThankYou,
     /// After a missed tour: an invitation to book again.
     Rebook,
+    /// A booking accepted as pending that ResMan then refused: we could not book it (the invite withdrawn).
+    NotBooked,
     /// The first reminder (the property's longer lead, 24 hours by default).
     Reminder,
     /// The last reminder (the shorter lead, 2 hours by default).
@@ -50,13 +52,14 @@ pub enum Audience {
 }
 
 impl MessageKind {
-    pub const ALL: [MessageKind; 14] = [
+    pub const ALL: [MessageKind; 15] = [
         Self::Confirmation,
         Self::Confirmed,
         Self::Rescheduled,
         Self::Cancelled,
         Self::ThankYou,
         Self::Rebook,
+        Self::NotBooked,
         Self::Reminder,
         Self::LastReminder,
         Self::StaffNew,
@@ -75,6 +78,7 @@ impl MessageKind {
             Self::Cancelled => "cancelled",
             Self::ThankYou => "thank_you",
             Self::Rebook => "rebook",
+            Self::NotBooked => "not_booked",
             Self::Reminder => "reminder",
             Self::LastReminder => "last_reminder",
             Self::StaffNew => "staff_new",
@@ -122,7 +126,7 @@ impl MessageKind {
     pub fn invite_method(&self) -> Option<&'static str> {
         match self {
             Self::Confirmation | Self::Confirmed | Self::Rescheduled => Some("REQUEST"),
-            Self::Cancelled => Some("CANCEL"),
+            Self::Cancelled | Self::NotBooked => Some("CANCEL"),
             _ => None,
         }
     }
@@ -131,7 +135,12 @@ impl MessageKind {
     /// (or a hold ResMan refused) since it was owed is never sent; the cancellation itself is.
     pub fn fits(&self, tour: &TourRecord) -> bool {
         match self {
-            Self::Cancelled | Self::StaffCancelled | Self::WebhookCancelled => tour.status == TourStatus::Cancelled,
+            Self::Cancelled => tour.status == TourStatus::Cancelled,
+            // Staff alerted of a new tour hear that it is off, whether cancelled or refused by ResMan.
+            Self::StaffCancelled | Self::WebhookCancelled => {
+                tour.status == TourStatus::Cancelled || tour.sync_status == super::booking::SyncStatus::Rejected
+            }
+            Self::NotBooked => tour.sync_status == super::booking::SyncStatus::Rejected,
             Self::ThankYou => tour.status == TourStatus::Completed,
             Self::Rebook => tour.status == TourStatus::NoShow,
             Self::Confirmation
@@ -213,6 +222,16 @@ pub fn owed(
     if property.staff_webhook_url.is_some() {
         let twins: Vec<MessageKind> = owed.iter().filter_map(MessageKind::webhook_twin).collect();
         owed.extend(twins);
+    }
+    owed
+}
+
+/// What a booking accepted as pending owes when ResMan then refuses it: the prospect hears that it could not be
+/// booked (the invite withdrawn, in case the confirmation went out first), and staff that it is off.
+pub fn owed_on_refusal(property: &Property) -> Vec<MessageKind> {
+    let mut owed = vec![MessageKind::NotBooked, MessageKind::StaffCancelled];
+    if property.staff_webhook_url.is_some() {
+        owed.push(MessageKind::WebhookCancelled);
     }
     owed
 }
@@ -470,4 +489,29 @@ pub(crate) mod tests {
             "Tuesday, December 1, 9:00 PM CET"
         );
     }
+
+    /// The words of an `enum: [...]` list in the API description, sorted.
+    pub(crate) fn listed(after: &str) -> Vec<String> {
+        let spec = include_str!("../../../openapi.yaml");
+        let section = spec.split(after).nth(1).expect("the section is in openapi.yaml");
+        let list = section.split("enum: [").nth(1).and_then(|l| l.split(']').next()).unwrap();
+        let mut words: Vec<String> = list.split(',').map(|w| w.trim().to_owned()).collect();
+        words.sort();
+        words
+    }
+
+    #[test]
+    fn the_api_description_lists_every_message_and_every_change_source() {
+        let mut kinds: Vec<String> = MessageKind::ALL.iter().map(|k| k.as_str().to_owned()).collect();
+        kinds.sort();
+        assert_eq!(listed("\n    Delivery:"), kinds);
+        use crate::domain::lifecycle::ChangeSource::*;
+        let mut sources: Vec<String> = [Chatbot, ResmanWebhook, ResmanPoll, StaffApi, ProspectLink]
+            .iter()
+            .map(|s| serde_json::to_value(s).unwrap().as_str().unwrap().to_owned())
+            .collect();
+        sources.sort();
+        assert_eq!(listed("\n        source:"), sources);
+    }
 }
+

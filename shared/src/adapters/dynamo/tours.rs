@@ -15,6 +15,7 @@ use super::calendar::{busy_pk, busy_put, busy_sk, dates_of, generation_bumps, lo
 use super::{DynamoStore, Item, corrupt, key, n, s, unavailable};
 use crate::domain::AppointmentId;
 use crate::domain::booking::{BookingId, ConversationId, TourRecord, TourStatus};
+use crate::domain::notify::MessageKind;
 use crate::domain::property::Property;
 use crate::ports::{
     BookingWrite, ChangeExtras, ChangeWrite, IdempotencyRecord, Locks, NewBooking, StoreError, TourStore,
@@ -457,7 +458,13 @@ impl TourStore for DynamoStore {
         }
     }
 
-    async fn release(&self, property: &Property, tour: &TourRecord) -> Result<(), StoreError> {
+    async fn release(
+        &self,
+        property: &Property,
+        tour: &TourRecord,
+        messages: &[MessageKind],
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
         let mut items = Vec::new();
         for granule in crate::domain::booking::lock_granules(property, &tour.holder, &tour.window()) {
             items.push(delete(&self.table, lock_key(tour, granule))?);
@@ -483,6 +490,13 @@ impl TourStore for DynamoStore {
             ..tour.clone()
         };
         items.push(put(&self.table, tour_item(&released)?, None)?);
+        for kind in messages {
+            items.push(put(
+                &self.table,
+                super::messages::message_item(&released, *kind, now),
+                None,
+            )?);
+        }
         self.transact(items).await.map_err(unavailable)?;
         Ok(())
     }
