@@ -494,7 +494,11 @@ pub(crate) mod tests {
     pub(crate) fn listed(after: &str) -> Vec<String> {
         let spec = include_str!("../../../openapi.yaml");
         let section = spec.split(after).nth(1).expect("the section is in openapi.yaml");
-        let list = section.split("enum: [").nth(1).and_then(|l| l.split(']').next()).unwrap();
+        let list = section
+            .split("enum: [")
+            .nth(1)
+            .and_then(|l| l.split(']').next())
+            .unwrap();
         let mut words: Vec<String> = list.split(',').map(|w| w.trim().to_owned()).collect();
         words.sort();
         words
@@ -514,4 +518,3 @@ pub(crate) mod tests {
         assert_eq!(listed("\n        source:"), sources);
     }
 }
-
