@@ -114,27 +114,15 @@ pub async fn update_tour(
     idempotency_header: Option<&str>,
     now: DateTime<Utc>,
 ) -> Result<Updated, AppError> {
-    change_tour(deps, id, command, idempotency_header, ChangeSource::Chatbot, now).await
-}
-
-/// A change of a tour by whoever `source` names (the chatbot, or the prospect through a link in their email):
-/// the same rules, the same slot race, the same side effects.
-pub async fn change_tour(
-    deps: &UpdateDeps<'_>,
-    id: &str,
-    command: &UpdateTourCommand,
-    idempotency_header: Option<&str>,
-    source: ChangeSource,
-    now: DateTime<Utc>,
-) -> Result<Updated, AppError> {
-    change_tour_if(deps, id, command, idempotency_header, source, &|_| Ok(()), now).await
+    change_tour_if(deps, id, command, idempotency_header, ChangeSource::Chatbot, &|_| Ok(()), now).await
 }
 
 /// What must hold of the tour as read, each time it is read (a change retried after another landed reads it
 /// again): a self-service link that another change through a link used meanwhile is refused here.
 pub type Guard<'g> = dyn Fn(&TourRecord) -> Result<(), AppError> + Sync + 'g;
 
-/// [`change_tour`], refused when `guard` refuses the tour as read.
+/// A change of a tour by whoever `source` names (the chatbot, or the prospect through a link in their email): the
+/// same rules, the same slot race, the same side effects; refused when `guard` refuses the tour as read.
 pub async fn change_tour_if(
     deps: &UpdateDeps<'_>,
     id: &str,
