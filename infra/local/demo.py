@@ -909,8 +909,14 @@ def open_page(url: str, form: dict | None = None) -> tuple[int, str]:
 
 def page_text(page: str, element_id: str) -> str:
     """The words of the page's element with this id, tags dropped."""
+    inner = page_section(page, element_id)
+    return " ".join(html.unescape(re.sub(r"<[^>]+>", " ", inner)).split())
+
+
+def page_section(page: str, element_id: str) -> str:
+    """The inner HTML of the page's element with this id."""
     found = re.search(rf'<(\w+)[^>]*\bid="{element_id}"[^>]*>(.*?)</\1>', page, re.S)
-    return " ".join(html.unescape(re.sub(r"<[^>]+>", " ", found.group(2))).split()) if found else ""
+    return found.group(2) if found else ""
 
 
 def step_prospect_reschedules_from_her_email(ctx: Context) -> None:
@@ -974,10 +980,19 @@ def step_prospect_reschedules_from_her_email(ctx: Context) -> None:
     status, again = open_page(links[0])
     say(f"  The link in the first email now says: \"{page_text(again, 'refused')}\" (HTTP {status}): a link works "
         "for one change, so a forwarded or old email cannot undo it.")
+    staff_alerts = [m for m in sent_emails(ctx) if m["Subject"].startswith(f"Tour moved: {grace['name']}")]
+    staff_links = sent_mail.links_in(staff_alerts[0], "/tour/staff?t=") if staff_alerts else []
+    if staff_links:
+        view_status, view = open_page(staff_links[0])
+        history = [" ".join(html.unescape(re.sub(r"<[^>]+>", " ", item)).split())
+                   for item in re.findall(r"<li>(.*?)</li>", page_section(view, "history"), re.S)]
+        say(f"  The leasing team's alert of the move links to the tour (HTTP {view_status}); its history reads:")
+        for line in history:
+            say(f"    - {line}")
     forged_status, _ = open_page(links[0][:-1] + ("0" if links[0][-1] != "0" else "1"))
     say(f"  A link with one character changed is refused outright (HTTP {forged_status}) and shows nothing.")
     if status != 410 or forged_status != 403:
-        raise DemoError("an used or forged link must be refused")
+        raise DemoError("a used or forged link must be refused")
 
 
 @dataclass(frozen=True)

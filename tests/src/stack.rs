@@ -539,6 +539,7 @@ impl Stack {
                 queue: &self.queue,
             },
             ratings: &self.store,
+            messages: &self.store,
             key,
         }
     }

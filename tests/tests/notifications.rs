@@ -288,7 +288,7 @@ async fn the_confirmations_link_reschedules_the_tour_through_the_chatbots_rules_
         "the HTML part carries the same link"
     );
     let staff = emails.iter().find(|e| e.to != ["prospect1@example.com"]).unwrap();
-    assert!(!staff.text.contains("?t="), "staff alerts carry no prospect link");
+    assert!(!staff.text.contains(&format!("{SELF_SERVICE_URL}?t=")), "staff alerts carry no prospect link");
 
     let key = links().key;
     let deps = stack.self_service(&key);
@@ -356,6 +356,25 @@ async fn the_confirmations_link_reschedules_the_tour_through_the_chatbots_rules_
     assert!(matches!(&used, Page::Refused { reason: "used", .. }), "{used:?}");
     let working = manage_page(&deps, token_of(&fresh), now).await.unwrap();
     assert!(matches!(working, Page::Manage { .. }));
+    // The leasing team's alert of the move links to the tour: who, what they asked, its history and its messages.
+    let alert = emails
+        .iter()
+        .find(|e| e.subject.starts_with("Tour moved: Prospect Number1"))
+        .expect("the staff alert of the move");
+    let staff_link = alert
+        .text
+        .split_whitespace()
+        .find(|w| w.starts_with(&format!("{SELF_SERVICE_URL}/staff?t=")))
+        .expect("a link to the tour");
+    let view = shared::app::self_service::staff_page(&deps, token_of(staff_link), now)
+        .await
+        .unwrap();
+    let Page::Staff { prospect, history, messages, .. } = &view else {
+        panic!("{view:?}")
+    };
+    assert_eq!(prospect.email, "prospect1@example.com");
+    assert!(history.last().unwrap().what.contains("through their email's link"), "{history:?}");
+    assert!(messages.iter().any(|m| m.what == "confirmation: sent"), "{messages:?}");
     // Cancelled through the fresh link: every link of the tour is refused from then on.
     let cancelled = act(&deps, token_of(&fresh), &Action::Cancel, now).await.unwrap();
     assert!(matches!(cancelled, Page::Cancelled { .. }));

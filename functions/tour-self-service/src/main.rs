@@ -1,6 +1,7 @@
 //! `tour-self-service`: the page behind the signed links in a prospect's emails. `GET /tour?t=<token>` shows the
 //! tour and the free times near it; `POST /tour` (the page's form) moves or cancels it through the chatbot's use
-//! case; `GET /tour/rate?t=<token>&score=<1..5>` records the rating of a tour that took place, once. No API key:
+//! case; `GET /tour/rate?t=<token>&score=<1..5>` records the rating of a tour that took place, once;
+//! `GET /tour/staff?t=<token>` is the leasing team's read-only view of the tour (the link in a staff alert). No API key:
 //! the signed token is the credential. Wiring only: the rules live in `shared::app::self_service`.
 
 use lambda_http::http::Method;
@@ -8,7 +9,7 @@ use lambda_http::{Body, Error, Request, RequestExt, Response};
 use shared::adapters::dynamo::DynamoStore;
 use shared::adapters::sqs::SqsSyncQueue;
 use shared::app::lifecycle::UpdateDeps;
-use shared::app::self_service::{SelfServiceDeps, act, manage_page, rate};
+use shared::app::self_service::{SelfServiceDeps, act, manage_page, rate, staff_page};
 use shared::config::{self, ColdStart};
 use shared::domain::InvalidField;
 use shared::domain::link::LinkKey;
@@ -30,27 +31,26 @@ async fn handle(deps: &Deps, request: Request) -> Response<Body> {
             queue: &deps.queue,
         },
         ratings: &deps.store,
+        messages: &deps.store,
         key: &deps.key,
     };
     let query = request.query_string_parameters();
-    let rating = request.raw_http_path().trim_end_matches('/').ends_with("/rate");
+    let route = page::Route::of(request.raw_http_path());
     let now = chrono::Utc::now();
     let missing =
         || error_page(&InvalidField::new("t", "the link is incomplete; open it from your email again").into());
-    let shown = match (request.method().clone(), rating) {
-        (Method::GET, true) => {
+    let shown = match (request.method().clone(), route) {
+        (Method::GET, route) => {
             let Some(token) = page::token(&[], query.first("t")) else {
                 return missing();
             };
-            rate(&app, token, query.first("score").unwrap_or_default(), now).await
+            match route {
+                page::Route::Manage => manage_page(&app, token, now).await,
+                page::Route::Rate => rate(&app, token, query.first("score").unwrap_or_default(), now).await,
+                page::Route::Staff => staff_page(&app, token, now).await,
+            }
         }
-        (Method::GET, false) => {
-            let Some(token) = page::token(&[], query.first("t")) else {
-                return missing();
-            };
-            manage_page(&app, token, now).await
-        }
-        (Method::POST, false) => {
+        (Method::POST, page::Route::Manage) => {
             let fields = match page::form(request.body().as_ref()) {
                 Ok(fields) => fields,
                 Err(e) => return error_page(&e),
@@ -63,8 +63,8 @@ async fn handle(deps: &Deps, request: Request) -> Response<Body> {
                 Err(e) => Err(e),
             }
         }
-        (_, true) => return method_not_allowed(&[Method::GET]),
-        (_, false) => return method_not_allowed(&[Method::GET, Method::POST]),
+        (_, page::Route::Manage) => return method_not_allowed(&[Method::GET, Method::POST]),
+        (_, _) => return method_not_allowed(&[Method::GET]),
     };
     match shown {
         Ok(shown) => page::page(&shown),

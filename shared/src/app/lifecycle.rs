@@ -114,7 +114,16 @@ pub async fn update_tour(
     idempotency_header: Option<&str>,
     now: DateTime<Utc>,
 ) -> Result<Updated, AppError> {
-    change_tour_if(deps, id, command, idempotency_header, ChangeSource::Chatbot, &|_| Ok(()), now).await
+    change_tour_if(
+        deps,
+        id,
+        command,
+        idempotency_header,
+        ChangeSource::Chatbot,
+        &|_| Ok(()),
+        now,
+    )
+    .await
 }
 
 /// What must hold of the tour as read, each time it is read (a change retried after another landed reads it

@@ -79,7 +79,7 @@ pub async fn send_queued_message(
     };
     let sent = match message.kind.audience() {
         Audience::StaffWebhook => {
-            let body = webhook_alert(message.kind, &email, &tour, &property);
+            let body = webhook_alert(message.kind, &email, &tour, &property, deps.links);
             let event_id = format!("{}:{}", message.booking_id, message.key());
             let url = email.to.first().map(String::as_str).unwrap_or_default();
             deps.staff_webhook.post(url, &event_id, &body).await

@@ -18,7 +18,7 @@ use crate::domain::link::{LinkKey, LinkProblem, LinkPurpose, LinkToken, Rating, 
 use crate::domain::notify::{kind_in_words, when_in_words};
 use crate::domain::property::Property;
 use crate::domain::update::UpdateTourCommand;
-use crate::ports::{Rated, RatingStore};
+use crate::ports::{MessageStore, Rated, RatingStore};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
@@ -28,6 +28,8 @@ pub const TIMES_OFFERED: usize = 8;
 pub struct SelfServiceDeps<'a> {
     pub update: UpdateDeps<'a>,
     pub ratings: &'a dyn RatingStore,
+    /// The tour's deliveries, for the staff view.
+    pub messages: &'a dyn MessageStore,
     pub key: &'a LinkKey,
 }
 
@@ -74,6 +76,13 @@ pub enum Page {
     },
     /// The rating, recorded now or before (200).
     Rated { property: String, score: u8, first: bool },
+    /// The leasing team's read-only view of a tour (the link in a staff alert) (200).
+    Staff {
+        tour: TourSummary,
+        prospect: StaffProspect,
+        history: Vec<StaffLine>,
+        messages: Vec<StaffLine>,
+    },
     /// The link does not allow it (403 forged, 410 otherwise); the tour when the link was ours.
     Refused {
         reason: &'static str,
@@ -85,12 +94,35 @@ pub enum Page {
 impl Page {
     pub fn status(&self) -> u16 {
         match self {
-            Self::Manage { .. } | Self::Moved { .. } | Self::Cancelled { .. } | Self::Rated { .. } => 200,
+            Self::Manage { .. }
+            | Self::Moved { .. }
+            | Self::Cancelled { .. }
+            | Self::Rated { .. }
+            | Self::Staff { .. } => 200,
             Self::Taken { .. } => 409,
             Self::Refused { reason, .. } if *reason == LinkProblem::Forged.as_str() => 403,
             Self::Refused { .. } => 410,
         }
     }
+}
+
+/// Who the tour is for and what they asked, as the staff view shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StaffProspect {
+    pub name: String,
+    pub email: String,
+    pub phone: String,
+    pub unit_preferences: Option<String>,
+    pub special_requests: Option<String>,
+    /// "in ResMan as EV-123", "waiting for ResMan", ...
+    pub in_resman: String,
+}
+
+/// One line of the staff view's history or messages: when, and what.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StaffLine {
+    pub when: String,
+    pub what: String,
 }
 
 /// What the page's form asks for.
@@ -281,6 +313,78 @@ pub async fn act(deps: &SelfServiceDeps<'_>, raw: &str, action: &Action, now: Da
     }
 }
 
+/// A staff alert's link: the tour as it now stands, with its history and its messages. Read-only: staff change
+/// tours in ResMan.
+pub async fn staff_page(deps: &SelfServiceDeps<'_>, raw: &str, now: DateTime<Utc>) -> Result<Page, AppError> {
+    let refused = |problem: LinkProblem| Page::Refused {
+        reason: problem.as_str(),
+        message: problem.to_string(),
+        tour: None,
+    };
+    let token = match LinkToken::verify(raw, LinkPurpose::Staff, deps.key, now) {
+        Ok(token) => token,
+        Err(problem) => return Ok(refused(problem)),
+    };
+    let Some((tour, deliveries)) = deps.messages.tour_with_messages(&token.booking_id).await? else {
+        return Ok(refused(LinkProblem::Over));
+    };
+    let property = load_property(deps.update.properties, &tour.property_id).await?;
+    let at = |moment: DateTime<Utc>| when_in_words(moment, property.time_zone);
+    let in_resman = match (&tour.resman_appointment_id, tour.sync_status) {
+        (_, crate::domain::booking::SyncStatus::Rejected) => "refused by ResMan".to_owned(),
+        (Some(id), _) if !tour.owes_resman() => format!("in ResMan as appointment {id}"),
+        (Some(id), _) => format!("in ResMan as appointment {id}; the latest change is on its way there"),
+        (None, _) => "on its way to ResMan".to_owned(),
+    };
+    Ok(Page::Staff {
+        prospect: StaffProspect {
+            name: tour.prospect_name.clone(),
+            email: tour.prospect_email.clone(),
+            phone: tour.prospect_phone.clone(),
+            unit_preferences: tour.unit_preferences.clone(),
+            special_requests: tour.special_requests.clone(),
+            in_resman,
+        },
+        history: tour
+            .history
+            .iter()
+            .map(|h| StaffLine {
+                when: at(h.at),
+                what: format!(
+                    "{} for {}, by {}",
+                    h.status.as_str(),
+                    at(h.start),
+                    source_in_words(h.source)
+                ),
+            })
+            .collect(),
+        messages: deliveries
+            .iter()
+            .map(|d| StaffLine {
+                when: at(d.sent_at.unwrap_or(d.created_at)),
+                what: format!(
+                    "{}: {}",
+                    d.message.as_str().replace('_', " "),
+                    serde_json::to_value(d.status)
+                        .ok()
+                        .and_then(|v| v.as_str().map(str::to_owned))
+                        .unwrap_or_default()
+                ),
+            })
+            .collect(),
+        tour: summary(&property, &tour),
+    })
+}
+
+fn source_in_words(source: ChangeSource) -> &'static str {
+    match source {
+        ChangeSource::Chatbot => "the chatbot",
+        ChangeSource::ResmanWebhook | ChangeSource::ResmanPoll => "staff in ResMan",
+        ChangeSource::StaffApi => "staff",
+        ChangeSource::ProspectLink => "the prospect, through their email's link",
+    }
+}
+
 /// A rating link's click: the score, recorded once per tour.
 pub async fn rate(deps: &SelfServiceDeps<'_>, raw: &str, score: &str, now: DateTime<Utc>) -> Result<Page, AppError> {
     let score = Score::parse(score)?;
@@ -330,6 +434,7 @@ mod tests {
                 queue: tours,
             },
             ratings: tours,
+            messages: tours,
             key,
         }
     }
@@ -534,5 +639,48 @@ mod tests {
         assert_eq!(f(&[("action", "move"), ("start", "2 PM")]).unwrap_err().field, "start");
         assert_eq!(f(&[("action", "confirm")]).unwrap_err().field, "action");
         assert_eq!(f(&[]).unwrap_err().field, "action");
+    }
+
+    #[tokio::test]
+    async fn a_staff_alerts_link_shows_the_tour_its_prospect_and_its_history_read_only() {
+        let (store, tours, key) = (MemoryStore::with_property(demo()), MemoryTours::default(), key());
+        let tour = booked(&tours, 1, "A", 10);
+        let deps = deps(&store, &tours, &key);
+        act(
+            &deps,
+            &token_of(&tour),
+            &Action::Move { start: at(15, 0) },
+            monday_morning(),
+        )
+        .await
+        .unwrap();
+        let raw = LinkToken::staff(&tour).encode(&key);
+        let page = staff_page(&deps, &raw, monday_morning()).await.unwrap();
+        let Page::Staff {
+            tour: shown,
+            prospect,
+            history,
+            ..
+        } = &page
+        else {
+            panic!("{page:?}")
+        };
+        assert_eq!(shown.when, when_in_words(at(15, 0), demo().time_zone));
+        assert_eq!(
+            (prospect.name.as_str(), prospect.email.as_str()),
+            ("Ana Lopez", "ana@example.com")
+        );
+        assert!(prospect.in_resman.contains("EV-1"), "{}", prospect.in_resman);
+        assert!(
+            history.last().unwrap().what.contains("through their email's link"),
+            "{history:?}"
+        );
+        // A manage link is not a staff link, nor the other way round.
+        let as_manage = manage_page(&deps, &raw, monday_morning()).await.unwrap();
+        assert_eq!(refusal(&as_manage), "forged");
+        assert_eq!(
+            refusal(&staff_page(&deps, &token_of(&tour), monday_morning()).await.unwrap()),
+            "forged"
+        );
     }
 }

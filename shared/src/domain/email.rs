@@ -112,6 +112,8 @@ struct RateLink {
 struct LinksView {
     manage: Option<String>,
     rate: Vec<RateLink>,
+    /// In a staff alert: the leasing team's view of the tour.
+    staff: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -226,6 +228,7 @@ fn links_for(kind: MessageKind, tour: &TourRecord, links: &Links, now: DateTime<
     let ahead = kind.audience() == Audience::Prospect && tour.status.is_open() && tour.start > now;
     LinksView {
         manage: ahead.then(|| links.manage(tour)),
+        staff: (kind.audience() != Audience::Prospect).then(|| links.staff(tour)),
         rate: if kind == MessageKind::ThankYou {
             links
                 .rate(tour)
@@ -314,7 +317,13 @@ fn recipients(kind: MessageKind, tour: &TourRecord, property: &Property) -> Vec<
 
 /// A staff alert as a chat channel's incoming webhook takes it: `text` (what Slack, Google Chat and Teams workflows
 /// show: the alert email's subject and body) beside the tour's fields for a receiver that reads them.
-pub fn webhook_alert(kind: MessageKind, email: &Email, tour: &TourRecord, property: &Property) -> serde_json::Value {
+pub fn webhook_alert(
+    kind: MessageKind,
+    email: &Email,
+    tour: &TourRecord,
+    property: &Property,
+    links: &Links,
+) -> serde_json::Value {
     let guide = tour
         .holder
         .agent()
@@ -323,6 +332,7 @@ pub fn webhook_alert(kind: MessageKind, email: &Email, tour: &TourRecord, proper
     serde_json::json!({
         "text": format!("{}\n\n{}", email.subject, email.text.trim_end()),
         "alert": kind.alert().as_str(),
+        "url": links.staff(tour),
         "tour": {
             "appointment_id": tour.booking_id.as_str(),
             "resman_appointment_id": tour.resman_appointment_id.as_ref().map(ToString::to_string),
@@ -563,7 +573,15 @@ mod tests {
         let staff = templates
             .render(MessageKind::StaffNew, &t, &demo(), &links(), now())
             .unwrap();
-        assert!(!staff.text.contains("?t="), "a staff alert cannot act for the prospect");
+        assert!(
+            !staff.text.contains(&manage),
+            "a staff alert cannot act for the prospect"
+        );
+        assert!(
+            staff.text.contains(&links().staff(&t)),
+            "but links to the tour: {}",
+            staff.text
+        );
         let done = demo_tour(TourStatus::Completed);
         let thanks = templates
             .render(MessageKind::ThankYou, &done, &demo(), &links(), now())
@@ -623,7 +641,12 @@ mod tests {
             .render(MessageKind::WebhookMoved, &t, &property, &links(), now())
             .unwrap();
         assert_eq!(email.to, ["https://hooks.chat.example/T1"]);
-        let body = webhook_alert(MessageKind::WebhookMoved, &email, &t, &property);
+        let body = webhook_alert(MessageKind::WebhookMoved, &email, &t, &property, &links());
+        assert_eq!(body["url"], links().staff(&t));
+        assert!(
+            body["text"].as_str().unwrap().contains(&links().staff(&t)),
+            "the words carry the link too"
+        );
         assert_eq!(body["alert"], "staff_moved");
         let text = body["text"].as_str().unwrap();
         assert!(text.starts_with("Tour moved: Ana Lopez, "), "{text}");

@@ -17,6 +17,8 @@ pub enum LinkPurpose {
     Manage,
     /// Rate the tour once, after it: for [`RATING_WINDOW`] after it ends.
     Rate,
+    /// The leasing team's read-only view of the tour (the link in a staff alert): for [`STAFF_WINDOW`] after it.
+    Staff,
 }
 
 impl LinkPurpose {
@@ -24,12 +26,15 @@ impl LinkPurpose {
         match self {
             Self::Manage => "m",
             Self::Rate => "r",
+            Self::Staff => "s",
         }
     }
 }
 
 /// How long after a tour its rating links work.
 pub const RATING_WINDOW: Duration = Duration::days(30);
+/// How long after a tour the staff alert's link to it works.
+pub const STAFF_WINDOW: Duration = Duration::days(30);
 
 /// A verified (or freshly issued) token.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -120,6 +125,16 @@ impl LinkToken {
         }
     }
 
+    /// The staff view's token, for [`STAFF_WINDOW`] after the tour.
+    pub fn staff(tour: &TourRecord) -> Self {
+        Self {
+            booking_id: tour.booking_id.clone(),
+            purpose: LinkPurpose::Staff,
+            version: tour.version,
+            expires: (tour.end + STAFF_WINDOW).timestamp(),
+        }
+    }
+
     fn payload(&self) -> String {
         format!(
             "{}.{}.{}.{}",
@@ -152,6 +167,7 @@ impl LinkToken {
             purpose: match letter {
                 "m" => LinkPurpose::Manage,
                 "r" => LinkPurpose::Rate,
+                "s" => LinkPurpose::Staff,
                 _ => return Err(LinkProblem::Forged),
             },
             version: version.parse().map_err(|_| LinkProblem::Forged)?,
@@ -242,6 +258,11 @@ impl Links {
     /// The page where the prospect sees, moves or cancels the tour.
     pub fn manage(&self, tour: &TourRecord) -> String {
         format!("{}?t={}", self.base_url, LinkToken::manage(tour).encode(&self.key))
+    }
+
+    /// The leasing team's view of the tour (read-only).
+    pub fn staff(&self, tour: &TourRecord) -> String {
+        format!("{}/staff?t={}", self.base_url, LinkToken::staff(tour).encode(&self.key))
     }
 
     /// One link per score, each a single click.
@@ -382,6 +403,14 @@ pub(crate) mod tests {
         let rate = links.rate(&t);
         assert_eq!(rate.len(), 5);
         assert!(rate[4].1.starts_with("https://tours.example/tour/rate?t=") && rate[4].1.ends_with("&score=5"));
+        let staff = links.staff(&t);
+        let raw = staff.strip_prefix("https://tours.example/tour/staff?t=").unwrap();
+        assert!(LinkToken::verify(raw, LinkPurpose::Staff, &key(), t.end + Duration::days(29)).is_ok());
+        assert_eq!(
+            LinkToken::verify(raw, LinkPurpose::Manage, &key(), t.start - Duration::minutes(1)),
+            Err(LinkProblem::Forged),
+            "a staff link cannot change the tour"
+        );
         assert!(Links::new("ftp://x", key()).is_err());
         assert!(LinkKey::new(b"short".to_vec()).is_err());
     }

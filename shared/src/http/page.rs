@@ -77,6 +77,27 @@ pub fn method_not_allowed(allowed: &[Method]) -> Response<Body> {
     response
 }
 
+/// Which page a path asks for: `/tour` (and anything else), `/tour/rate`, `/tour/staff`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+    Manage,
+    Rate,
+    Staff,
+}
+
+impl Route {
+    pub fn of(path: &str) -> Self {
+        let path = path.trim_end_matches('/');
+        if path.ends_with("/rate") {
+            Self::Rate
+        } else if path.ends_with("/staff") {
+            Self::Staff
+        } else {
+            Self::Manage
+        }
+    }
+}
+
 /// The form's fields (`application/x-www-form-urlencoded`).
 pub fn form(body: &[u8]) -> Result<Vec<(String, String)>, AppError> {
     if body.len() > MAX_FORM_BYTES {
@@ -194,5 +215,8 @@ mod tests {
             form(&vec![b'a'; MAX_FORM_BYTES + 1]),
             Err(AppError::TooLarge(_))
         ));
+        assert_eq!(Route::of("/tour"), Route::Manage);
+        assert_eq!(Route::of("/tour/rate/"), Route::Rate);
+        assert_eq!(Route::of("/tour/staff"), Route::Staff);
     }
 }
