@@ -288,7 +288,10 @@ async fn the_confirmations_link_reschedules_the_tour_through_the_chatbots_rules_
         "the HTML part carries the same link"
     );
     let staff = emails.iter().find(|e| e.to != ["prospect1@example.com"]).unwrap();
-    assert!(!staff.text.contains(&format!("{SELF_SERVICE_URL}?t=")), "staff alerts carry no prospect link");
+    assert!(
+        !staff.text.contains(&format!("{SELF_SERVICE_URL}?t=")),
+        "staff alerts carry no prospect link"
+    );
 
     let key = links().key;
     let deps = stack.self_service(&key);
@@ -369,11 +372,20 @@ async fn the_confirmations_link_reschedules_the_tour_through_the_chatbots_rules_
     let view = shared::app::self_service::staff_page(&deps, token_of(staff_link), now)
         .await
         .unwrap();
-    let Page::Staff { prospect, history, messages, .. } = &view else {
+    let Page::Staff {
+        prospect,
+        history,
+        messages,
+        ..
+    } = &view
+    else {
         panic!("{view:?}")
     };
     assert_eq!(prospect.email, "prospect1@example.com");
-    assert!(history.last().unwrap().what.contains("through their email's link"), "{history:?}");
+    assert!(
+        history.last().unwrap().what.contains("through their email's link"),
+        "{history:?}"
+    );
     assert!(messages.iter().any(|m| m.what == "confirmation: sent"), "{messages:?}");
     // Cancelled through the fresh link: every link of the tour is refused from then on.
     let cancelled = act(&deps, token_of(&fresh), &Action::Cancel, now).await.unwrap();
