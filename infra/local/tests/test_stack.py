@@ -61,7 +61,9 @@ def test_a_record_whose_processes_are_gone_is_not_running(paths):
 
 def test_a_reused_pid_running_another_program_is_not_ours(paths, cleanup):
     entry = start_group(paths, "moto", "sleep 300")
-    eventually(lambda: Path(f"/proc/{entry['pid']}/cmdline").read_bytes())  # exec'd: a command line to compare
+    # bash execs `sleep` in its place: wait until that is done, so the command line read is the final one (while
+    # the exec is under way /proc shows an empty one, which is_running must take as "still ours").
+    eventually(lambda: Path(f"/proc/{entry['pid']}/cmdline").read_bytes().startswith(b"sleep"))
 
     assert stack.is_running(entry)
     assert not stack.is_running({**entry, "marker": "moto_server"})
