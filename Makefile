@@ -7,6 +7,7 @@
 #                    make status
 #   make demo        make up, then a guided tour of what the system does so far
 #   make bench       the README's measured figures; make package: `sam build` for arm64 and each zip's size
+#   make fuzz        the long API fuzz (schemathesis, 10,000 cases and more): cases run and failures found
 #
 # Ports for `make up`: DYNAMODB_PORT (8000), MOTO_PORT (5050), RESMAN_PORT (8091), LAMBDA_PORT (9000), e.g.
 # `make up LAMBDA_PORT=9100`.
@@ -37,7 +38,7 @@ TEST_ENV := PATH="$(CURDIR)/$(VENV)/bin:$$PATH" TOUR_BOOKING_VENV="$(CURDIR)/$(V
 # Folders of pure code that may not import AWS, HTTP or Lambda crates (see STYLE.md).
 PURE_DIRS := shared/src/domain shared/src/app
 
-.PHONY: help venv build up down status demo test bench package fmt lint template-check boundary-check clean-local
+.PHONY: help venv build up down status demo test bench fuzz package fmt lint template-check boundary-check clean-local
 
 help:
 	@sed -n '1,14s/^# \{0,1\}//p' Makefile
@@ -89,6 +90,13 @@ test: venv
 	cargo clippy --workspace --all-targets -- -D warnings
 	$(TEST_ENV) cargo test --workspace
 	$(TEST_ENV) $(VENV)/bin/pytest -q infra/local/tests
+
+# The long API fuzz: schemathesis over every operation of openapi.yaml through the local API Gateway stand-in, on a
+# local stack of its own (FUZZ_EXAMPLES cases per operation and phase: 10,000 cases and more). Prints the cases run
+# and the failures found. `make test` runs a bounded one.
+FUZZ_EXAMPLES ?= 1000
+fuzz: venv
+	$(PY) infra/local/fuzz.py --examples $(FUZZ_EXAMPLES)
 
 # The README's measured figures (tests/benches/figures.rs), against a DynamoDB Local, moto and ResMan sandbox of its
 # own. Release build: the functions' binaries too, for their sizes and cold starts (many minutes the first time).

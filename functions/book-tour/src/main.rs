@@ -23,7 +23,7 @@ struct Deps {
 }
 
 async fn handle(deps: &Deps, request: Request) -> Response<Body> {
-    if let Some(refusal) = gate(&deps.keys, &request, Method::POST) {
+    if let Some(refusal) = gate(&deps.keys, &request, Method::POST, "POST") {
         return refusal;
     }
     let command = match parse_booking_body(request.body().as_ref()) {

@@ -10,7 +10,7 @@ use shared::http::response::error_response;
 use shared::http::{answer, gate, serve};
 
 async fn handle(deps: &TableReader, request: Request) -> Response<Body> {
-    if let Some(refusal) = gate(&deps.keys, &request, Method::GET) {
+    if let Some(refusal) = gate(&deps.keys, &request, Method::GET, "GET") {
         return refusal;
     }
     let params = request.query_string_parameters();

@@ -9,7 +9,7 @@ use shared::http::response::error_response;
 use shared::http::{answer, appointment_id, gate, serve};
 
 async fn handle(deps: &TableReader, request: Request) -> Response<Body> {
-    if let Some(refusal) = gate(&deps.keys, &request, Method::GET) {
+    if let Some(refusal) = gate(&deps.keys, &request, Method::GET, "GET, PUT") {
         return refusal;
     }
     let Some(id) = appointment_id(&request) else {

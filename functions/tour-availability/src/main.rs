@@ -17,7 +17,7 @@ struct Deps {
 }
 
 async fn handle(deps: &Deps, request: Request) -> Response<Body> {
-    if let Some(refusal) = gate(&deps.keys, &request, Method::GET) {
+    if let Some(refusal) = gate(&deps.keys, &request, Method::GET, "GET") {
         return refusal;
     }
     let params = request.query_string_parameters();

@@ -19,7 +19,7 @@ struct Deps {
 
 async fn handle(deps: &Deps, request: Request) -> Response<Body> {
     if request.method() != lambda_http::http::Method::POST {
-        return ApiError::method_not_allowed(&lambda_http::http::Method::POST);
+        return ApiError::method_not_allowed("POST");
     }
     let signature = request
         .headers()

@@ -23,7 +23,7 @@ struct Deps {
 }
 
 async fn handle(deps: &Deps, request: Request) -> Response<Body> {
-    if let Some(refusal) = gate(&deps.keys, &request, Method::PUT) {
+    if let Some(refusal) = gate(&deps.keys, &request, Method::PUT, "GET, PUT") {
         return refusal;
     }
     let Some(id) = appointment_id(&request) else {

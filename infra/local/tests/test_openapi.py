@@ -22,13 +22,18 @@ def spec() -> dict:
     return yaml.safe_load(OPENAPI.read_text())
 
 
-def template_routes() -> list[tuple[str, str, str]]:
+def all_template_routes() -> list[tuple[str, str, str]]:
     """(method, path, binary) of every API Gateway route that template.yaml attaches to a function."""
     routes = []
     for function in load_template(TEMPLATE).functions():
         for _, properties in function.events_of_type("HttpApi", "Api"):
             routes.append((str(properties["Method"]).lower(), str(properties["Path"]), function.require_binary()))
     return routes
+
+
+def template_routes() -> list[tuple[str, str, str]]:
+    """The routes an operation serves: all but the `ANY` routes, which only answer 405 for a path's other methods."""
+    return [route for route in all_template_routes() if route[0] != "any"]
 
 
 def url_functions() -> list[str]:
@@ -99,3 +104,12 @@ def test_every_example_fits_its_schema(spec):
         assert not errors, f"{where}: {errors}"
         checked += 1
     assert checked >= 10
+
+
+def test_every_described_path_answers_its_other_methods_with_a_405():
+    """API Gateway answers a method no route takes with a bare 404; an `ANY` route per path sends them to a function
+    instead, which answers 405 with `Allow` (RFC 9110)."""
+    caught = {path for method, path, _ in all_template_routes() if method == "any"}
+    served = {path for _, path, _ in template_routes()}
+    assert served and served == caught, f"paths without an ANY route: {sorted(served - caught)}"
+

@@ -9,9 +9,11 @@ pub use response::{ApiError, answer, json};
 use lambda_http::http::Method;
 use lambda_http::{Body, Request, Response};
 
-/// The gate every chatbot endpoint passes first: the request's method, then its `x-api-key`.
+/// The gate every chatbot endpoint passes first: its `x-api-key`, then the request's method, which must be `method`
+/// (the one this function serves); a 405 lists every method of the path in `allow` (`"GET, PUT"`: API Gateway
+/// routes the path's other methods to one of its functions, which answers for all).
 /// Returns the refusal to send, or `None` to go on.
-pub fn gate(keys: &auth::ApiKeys, request: &Request, method: Method) -> Option<Response<Body>> {
+pub fn gate(keys: &auth::ApiKeys, request: &Request, method: Method, allow: &str) -> Option<Response<Body>> {
     let presented = request.headers().get("x-api-key").map(|v| v.as_bytes());
     if !keys.accepts(presented) {
         let message = if presented.is_some() {
@@ -22,7 +24,7 @@ pub fn gate(keys: &auth::ApiKeys, request: &Request, method: Method) -> Option<R
         return Some(ApiError::unauthorized(message).with_field("x-api-key").into_response());
     }
     if request.method() != method {
-        return Some(ApiError::method_not_allowed(&method));
+        return Some(ApiError::method_not_allowed(allow));
     }
     None
 }
@@ -104,39 +106,28 @@ mod tests {
     #[test]
     fn a_missing_or_wrong_key_is_a_401_naming_the_header() {
         for key in [None, Some("wrong-key-0123456789"), Some("")] {
-            let refusal = gate(&keys(), &request(Method::GET, key), Method::GET).expect("refused");
+            let refusal = gate(&keys(), &request(Method::GET, key), Method::GET, "GET").expect("refused");
             assert_eq!(refusal.status(), 401);
             assert_eq!(field_of(&refusal), "x-api-key");
         }
     }
 
     #[test]
-    fn the_right_key_passes_and_a_wrong_method_is_a_405() {
-        assert!(
-            gate(
-                &keys(),
-                &request(Method::GET, Some("chatbot-key-0123456789")),
-                Method::GET
-            )
-            .is_none()
-        );
-        let refusal = gate(
-            &keys(),
-            &request(Method::DELETE, Some("chatbot-key-0123456789")),
-            Method::GET,
-        )
-        .unwrap();
+    fn the_right_key_passes_and_a_wrong_method_is_a_405_listing_the_paths_methods() {
+        let key = Some("chatbot-key-0123456789");
+        assert!(gate(&keys(), &request(Method::GET, key), Method::GET, "GET, PUT").is_none());
+        let refusal = gate(&keys(), &request(Method::DELETE, key), Method::GET, "GET, PUT").unwrap();
         assert_eq!(refusal.status(), 405);
         assert_eq!(
             refusal.headers()["allow"],
-            "GET",
-            "RFC 9110: a 405 says which methods the route takes"
+            "GET, PUT",
+            "RFC 9110: a 405 says which methods the path takes"
         );
     }
 
     #[test]
     fn the_key_is_checked_before_the_method_so_strangers_learn_nothing() {
-        let refusal = gate(&keys(), &request(Method::DELETE, None), Method::GET).unwrap();
+        let refusal = gate(&keys(), &request(Method::DELETE, None), Method::GET, "GET").unwrap();
         assert_eq!(refusal.status(), 401);
     }
 }

@@ -35,15 +35,16 @@ impl ApiError {
         Self::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
     }
 
-    /// A 405 for a route that answers only `allowed`, with the `Allow` header RFC 9110 requires of a 405.
-    pub fn method_not_allowed(allowed: &lambda_http::http::Method) -> Response<Body> {
+    /// A 405 for a path that takes only the methods `allow` lists (`"GET, PUT"`), with the `Allow` header RFC 9110
+    /// requires of a 405.
+    pub fn method_not_allowed(allow: &str) -> Response<Body> {
         let mut response = Self::new(
             StatusCode::METHOD_NOT_ALLOWED,
             "method_not_allowed",
-            format!("use {allowed}"),
+            format!("this path takes {allow}"),
         )
         .into_response();
-        if let Ok(value) = HeaderValue::from_str(allowed.as_str()) {
+        if let Ok(value) = HeaderValue::from_str(allow) {
             response.headers_mut().insert(header::ALLOW, value);
         }
         response
