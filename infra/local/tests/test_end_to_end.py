@@ -36,9 +36,11 @@ from provision import read_env_file
 
 PROPERTY = "5f1c2a9e-3b7d-4c41-9a0e-7d2b6c8e1f01"  # Maple Grove, America/Chicago
 PROSPECTS = 200
-# What the deployed API lets through at once.
-IN_FLIGHT = load_template(REPO_ROOT / "template.yaml").document["Resources"]["ChatbotApi"]["Properties"][
+# What the deployed API lets through at once: the stage's burst limit (a parameter, by default).
+_BURST = load_template(REPO_ROOT / "template.yaml").document["Resources"]["ChatbotApi"]["Properties"][
     "DefaultRouteSettings"]["ThrottlingBurstLimit"]
+IN_FLIGHT = int(load_template(REPO_ROOT / "template.yaml").document["Parameters"][_BURST["Ref"]]["Default"]
+                if isinstance(_BURST, dict) else _BURST)
 
 # Cases per operation and phase of the bounded fuzz (about a minute on 2 cores).
 FUZZ_EXAMPLES = 30

@@ -34,18 +34,6 @@ pub struct Updated {
 /// How often a change is decided again when another change of the same tour landed first.
 const STALE_RETRIES: usize = 4;
 
-/// The key an `Idempotency-Key` header stands for (the same namespace as booking's: one key, one request).
-fn update_key(header: &str) -> Result<String, InvalidField> {
-    let key = header.trim();
-    if key.is_empty() || key.len() > 255 || key.chars().any(|c| c.is_control()) {
-        return Err(InvalidField::new(
-            "Idempotency-Key",
-            "must be 1 to 255 printable characters",
-        ));
-    }
-    Ok(format!("key:{}", hex::encode(Sha256::digest(key.as_bytes()))))
-}
-
 fn replay(record: &crate::ports::IdempotencyRecord, fingerprint: &str) -> Result<Updated, AppError> {
     if record.fingerprint != fingerprint {
         return Err(AppError::KeyReused);
@@ -141,7 +129,9 @@ pub async fn change_tour_if(
     guard: &Guard<'_>,
     now: DateTime<Utc>,
 ) -> Result<Updated, AppError> {
-    let key = idempotency_header.map(update_key).transpose()?;
+    let key = idempotency_header
+        .map(crate::domain::booking::idempotency_key_of)
+        .transpose()?;
     let fingerprint = hex::encode(Sha256::digest(format!("{}\u{1f}{}", id.trim(), command.fingerprint)));
     let seen = async {
         match &key {

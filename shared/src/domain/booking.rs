@@ -4,7 +4,9 @@
 use super::property::{GRANULE_MINUTES, Property};
 use super::resman::ProspectContact;
 use super::slots::{self, resolve_local};
-use super::{AgentId, AppointmentId, Email, InvalidField, PersonName, Phone, ResManPropertyId, TourType, UtcWindow};
+use super::{
+    AgentId, AppointmentId, Email, InvalidField, PersonName, Phone, ResManPropertyId, TourType, UtcWindow, limits,
+};
 use chrono::{DateTime, Duration, NaiveDate, NaiveTime, Timelike, Utc};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -19,10 +21,10 @@ impl ConversationId {
         if id.is_empty() {
             return Err(InvalidField::new("conversation_id", "must not be empty"));
         }
-        if id.len() > 128 || id.chars().any(|c| c.is_control() || c == '#') {
+        if id.chars().count() > limits::ID_CHARS || id.chars().any(|c| c.is_control() || c == '#') {
             return Err(InvalidField::new(
                 "conversation_id",
-                "must be at most 128 printable characters without '#'",
+                format!("must be at most {} printable characters without '#'", limits::ID_CHARS),
             ));
         }
         Ok(Self(id.to_owned()))
@@ -99,11 +101,11 @@ pub enum TextList {
 }
 
 /// At most this many unit preferences, each at most `MAX_PREFERENCE_CHARS` long.
-pub const MAX_PREFERENCES: usize = 10;
-pub const MAX_PREFERENCE_CHARS: usize = 100;
+pub const MAX_PREFERENCES: usize = super::limits::UNIT_PREFERENCES;
+pub const MAX_PREFERENCE_CHARS: usize = super::limits::UNIT_PREFERENCE_CHARS;
 
 /// The largest booking body accepted.
-pub const MAX_BODY_BYTES: usize = 16 * 1024;
+pub const MAX_BODY_BYTES: usize = super::limits::BOOK_BODY_BYTES;
 
 type JsonObject = serde_json::Map<String, serde_json::Value>;
 
@@ -130,6 +132,19 @@ pub(crate) fn json_object(body: &[u8], max: usize) -> Result<JsonObject, Invalid
         serde_json::Value::Object(object) => Ok(object),
         _ => Err(InvalidField::new("body", "must be a JSON object")),
     }
+}
+
+/// The stored key an `Idempotency-Key` header stands for (one namespace for every endpoint: one key, one request):
+/// 1 to 255 printable characters, kept as their digest.
+pub fn idempotency_key_of(header: &str) -> Result<String, InvalidField> {
+    let key = header.trim();
+    if key.is_empty() || key.chars().count() > limits::IDEMPOTENCY_KEY_CHARS || key.chars().any(|c| c.is_control()) {
+        return Err(InvalidField::new(
+            "Idempotency-Key",
+            format!("must be 1 to {} printable characters", limits::IDEMPOTENCY_KEY_CHARS),
+        ));
+    }
+    Ok(format!("key:{}", hex::encode(Sha256::digest(key.as_bytes()))))
 }
 
 pub(crate) fn text_field(object: &JsonObject, name: &str, field: &'static str) -> Result<Option<String>, InvalidField> {
@@ -223,7 +238,7 @@ fn preferences(value: &Option<TextList>) -> Result<Option<String>, InvalidField>
     const FIELD: &str = "tour_data.unit_preferences";
     let entries = match value {
         None => return Ok(None),
-        Some(TextList::One(text)) => return free_text(&Some(text.clone()), FIELD, 500),
+        Some(TextList::One(text)) => return free_text(&Some(text.clone()), FIELD, limits::UNIT_PREFERENCES_TEXT_CHARS),
         Some(TextList::Many(entries)) => entries,
     };
     if entries.len() > MAX_PREFERENCES {
@@ -282,7 +297,11 @@ impl BookTourCommand {
             date,
             time,
             unit_preferences: preferences(&data.unit_preferences)?,
-            special_requests: free_text(&data.special_requests, "tour_data.special_requests", 1000)?,
+            special_requests: free_text(
+                &data.special_requests,
+                "tour_data.special_requests",
+                limits::SPECIAL_REQUESTS_CHARS,
+            )?,
         })
     }
 
@@ -310,10 +329,7 @@ impl BookTourCommand {
     /// that retries without a key still books once.
     pub fn idempotency_key(&self, header: Option<&str>) -> Result<String, InvalidField> {
         match header.map(str::trim) {
-            Some(key) if key.is_empty() || key.len() > 255 || key.chars().any(|c| c.is_control()) => Err(
-                InvalidField::new("Idempotency-Key", "must be 1 to 255 printable characters"),
-            ),
-            Some(key) => Ok(format!("key:{}", hex::encode(Sha256::digest(key.as_bytes())))),
+            Some(key) => idempotency_key_of(key),
             None => Ok(format!(
                 "conv:{}",
                 hex::encode(Sha256::digest(

@@ -13,8 +13,11 @@ impl Email {
     pub fn parse(raw: &str) -> Result<Self, InvalidField> {
         let field = "prospect_email";
         let raw = raw.trim();
-        if raw.len() > 254 {
-            return Err(InvalidField::new(field, "must be at most 254 characters"));
+        if raw.chars().count() > super::limits::EMAIL_CHARS {
+            return Err(InvalidField::new(
+                field,
+                format!("must be at most {} characters", super::limits::EMAIL_CHARS),
+            ));
         }
         let Some((local, domain)) = raw.split_once('@') else {
             return Err(InvalidField::new(field, "must contain '@'"));

@@ -47,8 +47,11 @@ fn parse_opaque(raw: &str, field: &'static str) -> Result<String, InvalidField> 
     if id.is_empty() {
         return Err(InvalidField::new(field, "must not be empty"));
     }
-    if id.len() > 128 {
-        return Err(InvalidField::new(field, "must be at most 128 characters"));
+    if id.chars().count() > super::limits::ID_CHARS {
+        return Err(InvalidField::new(
+            field,
+            format!("must be at most {} characters", super::limits::ID_CHARS),
+        ));
     }
     if !id
         .chars()

@@ -155,6 +155,9 @@ impl LinkToken {
     /// The token in `raw`, if it was made with `key` for `purpose` and has not expired. The digest is compared in
     /// constant time; a token that does not parse is as forged as one whose digest differs.
     pub fn verify(raw: &str, purpose: LinkPurpose, key: &LinkKey, now: DateTime<Utc>) -> Result<Self, LinkProblem> {
+        if raw.len() > super::limits::LINK_TOKEN_CHARS {
+            return Err(LinkProblem::Forged);
+        }
         let (payload, mac) = raw.trim().rsplit_once('.').ok_or(LinkProblem::Forged)?;
         let mac = hex::decode(mac).map_err(|_| LinkProblem::Forged)?;
         key.mac(payload).verify_slice(&mac).map_err(|_| LinkProblem::Forged)?;

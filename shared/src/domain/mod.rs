@@ -6,6 +6,7 @@ pub mod contact;
 pub mod email;
 pub mod ids;
 pub mod lifecycle;
+pub mod limits;
 pub mod link;
 pub mod notice;
 pub mod notify;

@@ -87,8 +87,11 @@ impl ChangeNotice {
             .event_id
             .filter(|v| !v.trim().is_empty())
             .ok_or_else(|| InvalidField::new("event_id", "is required"))?;
-        if event_id.len() > 128 {
-            return Err(InvalidField::new("event_id", "must be at most 128 characters"));
+        if event_id.chars().count() > super::limits::ID_CHARS {
+            return Err(InvalidField::new(
+                "event_id",
+                format!("must be at most {} characters", super::limits::ID_CHARS),
+            ));
         }
         let appointment_id = AppointmentId::parse(
             &wire
@@ -113,8 +116,14 @@ impl ChangeNotice {
         )?;
         let (updated_fields, new_time) = updated_fields(&wire.updated_fields)?;
         let staff_member = wire.staff_member.map(|s| s.trim().to_owned()).filter(|s| !s.is_empty());
-        if staff_member.as_ref().is_some_and(|s| s.chars().count() > 128) {
-            return Err(InvalidField::new("staff_member", "must be at most 128 characters"));
+        if staff_member
+            .as_ref()
+            .is_some_and(|s| s.chars().count() > super::limits::ID_CHARS)
+        {
+            return Err(InvalidField::new(
+                "staff_member",
+                format!("must be at most {} characters", super::limits::ID_CHARS),
+            ));
         }
         Ok(Self {
             event_id: event_id.trim().to_owned(),

@@ -9,8 +9,8 @@ use chrono_tz::Tz;
 use sha2::{Digest, Sha256};
 
 /// The largest update body accepted.
-pub const MAX_UPDATE_BYTES: usize = 8 * 1024;
-pub const MAX_STAFF_NOTES_CHARS: usize = 2000;
+pub const MAX_UPDATE_BYTES: usize = super::limits::UPDATE_BODY_BYTES;
+pub const MAX_STAFF_NOTES_CHARS: usize = super::limits::STAFF_NOTES_CHARS;
 
 /// The new time asked for: an instant (RFC 3339 with an offset) or the property's local wall time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

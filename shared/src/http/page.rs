@@ -8,7 +8,7 @@ use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Response};
 
 /// The largest form the page sends (a token, an action and a time): anything bigger is not ours.
-pub const MAX_FORM_BYTES: usize = 4096;
+pub const MAX_FORM_BYTES: usize = crate::domain::limits::FORM_BYTES;
 
 const TEMPLATE: &str = include_str!("../../templates/pages/self_service.html");
 
