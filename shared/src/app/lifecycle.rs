@@ -12,7 +12,7 @@ use crate::domain::notify::{MessageKind, MessageRef, ReminderDue, owed, reminder
 use crate::domain::property::Property;
 use crate::domain::slots::{self, Busy};
 use crate::domain::update::{Edit, UpdateTourCommand, edited};
-use crate::domain::{AgentId, AppointmentId, InvalidField, UtcWindow};
+use crate::domain::{AgentId, AppointmentId, UtcWindow};
 use crate::ports::{CalendarStore, ChangeExtras, ChangeWrite, Locks, PropertyStore, SavedAnswer, SyncQueue, TourStore};
 use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
