@@ -3,8 +3,7 @@
 
 use crate::adapters::dynamo::DynamoStore;
 use crate::adapters::resman::{ResManCredentials, ResManSettings};
-use crate::adapters::secrets::SecretsManager;
-use crate::http::auth::ApiKeys;
+use crate::adapters::secrets::{RotatingSecret, SecretsManager};
 use std::time::Duration;
 
 #[derive(Debug, thiserror::Error)]
@@ -62,35 +61,53 @@ pub async fn resman(secrets: &SecretsManager) -> Result<ResManSettings, ConfigEr
     Ok(settings)
 }
 
-/// The chatbot's API keys (`API_KEYS_SECRET_ARN`: a JSON array of strings, so keys can be rotated by adding one).
-pub async fn api_keys(secrets: &SecretsManager) -> Result<ApiKeys, ConfigError> {
-    let arn = required("API_KEYS_SECRET_ARN")?;
-    let keys: Vec<String> = serde_json::from_str(&secrets.string(&arn).await?).map_err(|_| ConfigError::Secret {
-        arn: arn.clone(),
-        reason: "not a JSON array of strings".into(),
-    })?;
-    ApiKeys::new(keys).map_err(|reason| ConfigError::Secret {
-        arn,
-        reason: reason.into(),
-    })
+/// How often a rotating secret is read again (`SECRET_REFRESH_SECONDS`, default 60) and how long a value it no
+/// longer holds is still accepted (`SECRET_GRACE_SECONDS`, default 3600).
+fn rotation() -> Result<(chrono::Duration, chrono::Duration), ConfigError> {
+    let every = optional_number("SECRET_REFRESH_SECONDS", 60)?;
+    let grace = optional_number("SECRET_GRACE_SECONDS", 3600)?;
+    Ok((
+        chrono::Duration::seconds(every.into()),
+        chrono::Duration::seconds(grace.into()),
+    ))
+}
+
+async fn rotating(
+    secrets: &SecretsManager,
+    arn_variable: &'static str,
+    parse: fn(&str) -> Result<Vec<Vec<u8>>, String>,
+) -> Result<RotatingSecret, ConfigError> {
+    let (every, grace) = rotation()?;
+    RotatingSecret::load(
+        secrets,
+        &required(arn_variable)?,
+        parse,
+        every,
+        grace,
+        chrono::Utc::now(),
+    )
+    .await
+}
+
+/// The chatbot's API keys (`API_KEYS_SECRET_ARN`: a JSON array of strings), rotating: a key added is accepted at
+/// the next read, a key removed for `SECRET_GRACE_SECONDS` more.
+pub async fn api_keys(secrets: &SecretsManager) -> Result<RotatingSecret, ConfigError> {
+    rotating(secrets, "API_KEYS_SECRET_ARN", crate::adapters::secrets::key_list).await
 }
 
 /// An HMAC secret: the plain string, of 16 characters or more, in the secret that the variable `arn_variable` names.
 async fn hmac_secret(secrets: &SecretsManager, arn_variable: &'static str) -> Result<Vec<u8>, ConfigError> {
     let arn = required(arn_variable)?;
-    let secret = secrets.string(&arn).await?;
-    if secret.len() < 16 {
-        return Err(ConfigError::Secret {
-            arn,
-            reason: "shorter than 16 characters".into(),
-        });
-    }
-    Ok(secret.into_bytes())
+    let raw = secrets.string(&arn).await?;
+    crate::adapters::secrets::hmac_secret(&raw)
+        .map(|mut values| values.remove(0))
+        .map_err(|reason| ConfigError::Secret { arn, reason })
 }
 
-/// The webhook's HMAC secret (`WEBHOOK_SECRET_ARN`: the secret as a plain string).
-pub async fn webhook_secret(secrets: &SecretsManager) -> Result<Vec<u8>, ConfigError> {
-    hmac_secret(secrets, "WEBHOOK_SECRET_ARN").await
+/// The webhook's HMAC secret (`WEBHOOK_SECRET_ARN`: the secret as a plain string), rotating as the API keys do:
+/// during the grace, a notice signed with the previous secret is still accepted.
+pub async fn webhook_secret(secrets: &SecretsManager) -> Result<RotatingSecret, ConfigError> {
+    rotating(secrets, "WEBHOOK_SECRET_ARN", crate::adapters::secrets::hmac_secret).await
 }
 
 /// The key that signs the prospects' self-service links (`LINK_SECRET_ARN`: a plain string of 16 characters or
@@ -121,7 +138,7 @@ pub async fn callbacks(
     let Ok(url) = required("CHATBOT_CALLBACK_URL") else {
         return Ok(None);
     };
-    let secret = hmac_secret(secrets, "CALLBACK_SECRET_ARN").await?;
+    let secret = rotating(secrets, "CALLBACK_SECRET_ARN", crate::adapters::secrets::hmac_secret).await?;
     let timeout = optional_seconds("CALLBACK_TIMEOUT_SECONDS", 5)?;
     crate::adapters::callback::HttpCallbacks::new(url, secret, timeout)
         .map(Some)
@@ -179,7 +196,7 @@ impl ColdStart {
 /// and the API keys (`API_KEYS_SECRET_ARN`).
 pub struct TableReader {
     pub store: DynamoStore,
-    pub keys: ApiKeys,
+    pub keys: RotatingSecret,
 }
 
 pub async fn table_reader() -> Result<TableReader, ConfigError> {

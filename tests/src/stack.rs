@@ -78,7 +78,7 @@ impl Stack {
             callbacks: callback_url.map(|url| {
                 shared::adapters::callback::HttpCallbacks::new(
                     url,
-                    CALLBACK_SECRET.as_bytes().to_vec(),
+                    shared::adapters::secrets::RotatingSecret::fixed(vec![CALLBACK_SECRET.as_bytes().to_vec()]),
                     StdDuration::from_secs(2),
                 )
                 .unwrap()
@@ -373,7 +373,7 @@ impl Stack {
                     let deps = shared::app::webhook::WebhookDeps {
                         inbox: &stack.store,
                         feed: feed(&stack.store, &stack.queue),
-                        secret: WEBHOOK_SECRET.as_bytes(),
+                        secrets: &[WEBHOOK_SECRET.as_bytes()],
                     };
                     let signature = headers.get("x-resman-signature").and_then(|v| v.to_str().ok());
                     match shared::app::webhook::receive_change_notice(&deps, signature, &body, Utc::now()).await {

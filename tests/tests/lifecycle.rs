@@ -272,7 +272,7 @@ async fn out_of_order_and_replayed_notices_end_in_the_right_state() {
     let deps = shared::app::webhook::WebhookDeps {
         inbox: &stack.store,
         feed: feed(&stack.store, &stack.queue),
-        secret: WEBHOOK_SECRET.as_bytes(),
+        secrets: &[WEBHOOK_SECRET.as_bytes()],
     };
     let now = Utc::now();
     let notice = |event: &str, status: &str, seconds: i64| {

@@ -82,7 +82,7 @@ async fn a_signed_staff_change_is_verified_and_kept_once() {
     let deps = WebhookDeps {
         inbox: &store,
         feed: feed(&store, &queue),
-        secret: SECRET.as_bytes(),
+        secrets: &[SECRET.as_bytes()],
     };
     let first = receive_change_notice(&deps, signature.as_deref(), &request.body, now)
         .await
@@ -108,7 +108,7 @@ async fn a_signed_staff_change_is_verified_and_kept_once() {
     assert!(!mirrored.holds_time(), "a cancelled tour frees its agent");
 
     let wrong_deps = WebhookDeps {
-        secret: b"some-other-secret",
+        secrets: &[b"some-other-secret"],
         ..deps
     };
     let wrong = receive_change_notice(&wrong_deps, signature.as_deref(), &request.body, now).await;
@@ -126,7 +126,7 @@ async fn a_relay_notice_in_the_briefs_shape_moves_the_tour_to_the_new_time_and_a
     let deps = WebhookDeps {
         inbox: &store,
         feed: feed(&store, &queue),
-        secret: SECRET.as_bytes(),
+        secrets: &[SECRET.as_bytes()],
     };
     let now = chrono::Utc::now();
     let tomorrow = |hour: u32| {

@@ -9,21 +9,20 @@ use shared::app::booking::{BookingDeps, book_tour, parse_booking_body};
 use shared::app::sync::Attempts;
 use shared::config::{self, ColdStart};
 use shared::domain::booking::BookingId;
-use shared::http::auth::ApiKeys;
 use shared::http::response::{error_response, raw_json};
-use shared::http::{gate, serve};
+use shared::http::{check, serve};
 use std::time::Duration;
 
 struct Deps {
     store: DynamoStore,
     resman: HttpResMan,
     queue: SqsSyncQueue,
-    keys: ApiKeys,
+    keys: shared::adapters::secrets::RotatingSecret,
     attempts: Attempts,
 }
 
 async fn handle(deps: &Deps, request: Request) -> Response<Body> {
-    if let Some(refusal) = gate(&deps.keys, &request, Method::POST, "POST") {
+    if let Some(refusal) = check(&deps.keys, &request, Method::POST, "POST").await {
         return refusal;
     }
     let command = match parse_booking_body(request.body().as_ref()) {

@@ -7,10 +7,10 @@ use shared::app::booking::conversation_tours;
 use shared::config::{TableReader, table_reader};
 use shared::domain::booking::ConversationId;
 use shared::http::response::error_response;
-use shared::http::{answer, gate, serve};
+use shared::http::{answer, check, serve};
 
 async fn handle(deps: &TableReader, request: Request) -> Response<Body> {
-    if let Some(refusal) = gate(&deps.keys, &request, Method::GET, "GET") {
+    if let Some(refusal) = check(&deps.keys, &request, Method::GET, "GET").await {
         return refusal;
     }
     let params = request.query_string_parameters();

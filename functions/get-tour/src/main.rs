@@ -6,10 +6,10 @@ use lambda_http::{Body, Error, Request, Response};
 use shared::app::booking::tour_view;
 use shared::config::{TableReader, table_reader};
 use shared::http::response::error_response;
-use shared::http::{answer, appointment_id, gate, serve};
+use shared::http::{answer, appointment_id, check, serve};
 
 async fn handle(deps: &TableReader, request: Request) -> Response<Body> {
-    if let Some(refusal) = gate(&deps.keys, &request, Method::GET, "GET, PUT") {
+    if let Some(refusal) = check(&deps.keys, &request, Method::GET, "GET, PUT").await {
         return refusal;
     }
     let Some(id) = appointment_id(&request) else {

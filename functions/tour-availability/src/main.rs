@@ -6,18 +6,17 @@ use lambda_http::{Body, Error, Request, RequestExt, Response};
 use shared::adapters::dynamo::DynamoStore;
 use shared::app::availability::{AvailabilityDeps, AvailabilityQuery, Source, availability};
 use shared::config::{self, ColdStart};
-use shared::http::auth::ApiKeys;
 use shared::http::response::error_response;
-use shared::http::{gate, json, serve};
+use shared::http::{check, json, serve};
 
 struct Deps {
     store: DynamoStore,
-    keys: ApiKeys,
+    keys: shared::adapters::secrets::RotatingSecret,
     cache_ttl: chrono::Duration,
 }
 
 async fn handle(deps: &Deps, request: Request) -> Response<Body> {
-    if let Some(refusal) = gate(&deps.keys, &request, Method::GET, "GET") {
+    if let Some(refusal) = check(&deps.keys, &request, Method::GET, "GET").await {
         return refusal;
     }
     let params = request.query_string_parameters();

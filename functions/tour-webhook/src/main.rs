@@ -14,7 +14,7 @@ use shared::http::{ApiError, json, serve};
 struct Deps {
     store: DynamoStore,
     queue: SqsSyncQueue,
-    secret: Vec<u8>,
+    secret: shared::adapters::secrets::RotatingSecret,
 }
 
 async fn handle(deps: &Deps, request: Request) -> Response<Body> {
@@ -26,6 +26,9 @@ async fn handle(deps: &Deps, request: Request) -> Response<Body> {
         .get("x-resman-signature")
         .and_then(|v| v.to_str().ok());
     let body: &[u8] = request.body().as_ref();
+    let now = chrono::Utc::now();
+    let ring = deps.secret.ring(now).await;
+    let secrets: Vec<&[u8]> = ring.accepted(now).collect();
     let app_deps = WebhookDeps {
         inbox: &deps.store,
         feed: FeedDeps {
@@ -34,9 +37,9 @@ async fn handle(deps: &Deps, request: Request) -> Response<Body> {
             tours: &deps.store,
             queue: &deps.queue,
         },
-        secret: &deps.secret,
+        secrets: &secrets,
     };
-    match receive_change_notice(&app_deps, signature, body, chrono::Utc::now()).await {
+    match receive_change_notice(&app_deps, signature, body, now).await {
         Ok(NoticeOutcome::Accepted(notice, effect)) => {
             tracing::info!(appointment_id = %notice.appointment_id, status = notice.status.as_resman(), effect = ?effect, "change notice accepted");
             json(StatusCode::OK, &serde_json::json!({ "status": "accepted" }))

@@ -12,18 +12,17 @@ use shared::app::lifecycle::{UpdateDeps, update_tour};
 use shared::config::{self, ColdStart};
 use shared::domain::InvalidField;
 use shared::domain::update::{MAX_UPDATE_BYTES, UpdateTourCommand};
-use shared::http::auth::ApiKeys;
 use shared::http::response::{error_response, raw_json};
-use shared::http::{appointment_id, gate, serve};
+use shared::http::{appointment_id, check, serve};
 
 struct Deps {
     store: DynamoStore,
     queue: SqsSyncQueue,
-    keys: ApiKeys,
+    keys: shared::adapters::secrets::RotatingSecret,
 }
 
 async fn handle(deps: &Deps, request: Request) -> Response<Body> {
-    if let Some(refusal) = gate(&deps.keys, &request, Method::PUT, "GET, PUT") {
+    if let Some(refusal) = check(&deps.keys, &request, Method::PUT, "GET, PUT").await {
         return refusal;
     }
     let Some(id) = appointment_id(&request) else {

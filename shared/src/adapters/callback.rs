@@ -10,12 +10,16 @@ use std::time::Duration;
 pub struct HttpCallbacks {
     client: reqwest::Client,
     url: String,
-    secret: Vec<u8>,
+    secret: crate::adapters::secrets::RotatingSecret,
 }
 
 impl HttpCallbacks {
     /// `timeout` bounds how long a slow receiver can hold the worker (the change itself never waits on it).
-    pub fn new(url: impl Into<String>, secret: Vec<u8>, timeout: Duration) -> Result<Self, reqwest::Error> {
+    pub fn new(
+        url: impl Into<String>,
+        secret: crate::adapters::secrets::RotatingSecret,
+        timeout: Duration,
+    ) -> Result<Self, reqwest::Error> {
         Ok(Self {
             client: reqwest::Client::builder().timeout(timeout).build()?,
             url: url.into(),
@@ -27,7 +31,11 @@ impl HttpCallbacks {
 #[async_trait]
 impl ChatbotCallbacks for HttpCallbacks {
     async fn send(&self, event_id: &str, body: &str) -> Result<(), CallbackError> {
-        let signed = signature::sign(&self.secret, chrono::Utc::now().timestamp(), body.as_bytes());
+        // Signed with every value the rotating secret accepts now, newest first: a receiver that has the new
+        // secret, or still only the old one, verifies it.
+        let now = chrono::Utc::now();
+        let ring = self.secret.ring(now).await;
+        let signed = signature::sign_with_each(ring.accepted(now), now.timestamp(), body.as_bytes());
         let answer = self
             .client
             .post(&self.url)

@@ -16,7 +16,8 @@ pub enum NoticeOutcome {
 pub struct WebhookDeps<'a> {
     pub inbox: &'a dyn NoticeInbox,
     pub feed: FeedDeps<'a>,
-    pub secret: &'a [u8],
+    /// The webhook secret's accepted values (current, and retired ones inside their grace).
+    pub secrets: &'a [&'a [u8]],
 }
 
 /// Checks the signature over the raw body (and its age) before reading anything, applies the change to our
@@ -29,7 +30,7 @@ pub async fn receive_change_notice(
     body: &[u8],
     now: DateTime<Utc>,
 ) -> Result<NoticeOutcome, AppError> {
-    signature::verify(deps.secret, signature_header, body, now)?;
+    signature::verify_any(deps.secrets.iter().copied(), signature_header, body, now)?;
     let notice = ChangeNotice::parse(body)?;
     let effect = apply_notice(&deps.feed, &notice, now).await?;
     match deps.inbox.record_once(&notice, now).await? {
@@ -82,7 +83,7 @@ mod tests {
                 tours,
                 queue: tours,
             },
-            secret: SECRET,
+            secrets: &[SECRET],
         }
     }
 

@@ -12,6 +12,7 @@ pub mod notice;
 pub mod notify;
 pub mod property;
 pub mod resman;
+pub mod rotation;
 pub mod signature;
 pub mod slots;
 pub mod time;

@@ -28,6 +28,37 @@ pub fn sign(secret: &[u8], timestamp: i64, body: &[u8]) -> String {
     )
 }
 
+/// The header value signed with each of `secrets` (`t=<t>,v1=<one>,v1=<two>`): while a secret rotates, a receiver
+/// that knows either one verifies it.
+pub fn sign_with_each<'a>(secrets: impl IntoIterator<Item = &'a [u8]>, timestamp: i64, body: &[u8]) -> String {
+    let mut header = format!("t={timestamp}");
+    for secret in secrets {
+        header.push_str(",v1=");
+        header.push_str(&hex::encode(mac(secret, timestamp, body).finalize().into_bytes()));
+    }
+    header
+}
+
+/// [`verify`] against each of `secrets` (a rotating secret's current and retired values): any one that matches.
+pub fn verify_any<'a>(
+    secrets: impl IntoIterator<Item = &'a [u8]>,
+    header: Option<&str>,
+    body: &[u8],
+    now: DateTime<Utc>,
+) -> Result<(), SignatureError> {
+    let mut outcome = Err(SignatureError::Mismatch);
+    for secret in secrets {
+        match verify(secret, header, body, now) {
+            Ok(()) => return Ok(()),
+            Err(SignatureError::Mismatch) => {}
+            // Missing, malformed or stale whatever the secret: say so.
+            Err(other) => return Err(other),
+        }
+        outcome = Err(SignatureError::Mismatch);
+    }
+    outcome
+}
+
 /// Checks a header against the raw body; constant-time on the digest.
 pub fn verify(secret: &[u8], header: Option<&str>, body: &[u8], now: DateTime<Utc>) -> Result<(), SignatureError> {
     let header = header.ok_or(SignatureError::Missing)?;
@@ -121,5 +152,24 @@ mod tests {
                 "{bad}"
             );
         }
+    }
+
+    #[test]
+    fn while_a_secret_rotates_either_value_verifies_a_header_signed_with_both() {
+        let (old, new): (&[u8], &[u8]) = (b"old-secret-0123456789", b"new-secret-0123456789");
+        let header = sign_with_each([new, old], now().timestamp(), b"body");
+        assert_eq!(verify(old, Some(&header), b"body", now()), Ok(()));
+        assert_eq!(verify(new, Some(&header), b"body", now()), Ok(()));
+        let signed_old = sign(old, now().timestamp(), b"body");
+        assert_eq!(verify_any([new, old], Some(&signed_old), b"body", now()), Ok(()));
+        assert_eq!(
+            verify_any([new], Some(&signed_old), b"body", now()),
+            Err(SignatureError::Mismatch),
+            "the old secret's grace is over"
+        );
+        assert_eq!(
+            verify_any([new, old], None, b"body", now()),
+            Err(SignatureError::Missing)
+        );
     }
 }

@@ -5,6 +5,11 @@ use subtle::ConstantTimeEq;
 pub struct ApiKeys(Vec<Vec<u8>>);
 
 impl ApiKeys {
+    /// The keys a rotating secret accepts at `now`: the current ones and those inside their grace.
+    pub fn accepted_by(ring: &crate::domain::rotation::KeyRing, now: chrono::DateTime<chrono::Utc>) -> Self {
+        Self(ring.accepted(now).map(<[u8]>::to_vec).collect())
+    }
+
     pub fn new(keys: Vec<String>) -> Result<Self, &'static str> {
         let keys: Vec<Vec<u8>> = keys
             .into_iter()

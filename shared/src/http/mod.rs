@@ -29,6 +29,22 @@ pub fn gate(keys: &auth::ApiKeys, request: &Request, method: Method, allow: &str
     None
 }
 
+/// [`gate`] with the keys a rotating secret accepts now (read again from Secrets Manager when due).
+pub async fn check(
+    keys: &crate::adapters::secrets::RotatingSecret,
+    request: &Request,
+    method: Method,
+    allow: &str,
+) -> Option<Response<Body>> {
+    let now = chrono::Utc::now();
+    gate(
+        &auth::ApiKeys::accepted_by(&keys.ring(now).await, now),
+        request,
+        method,
+        allow,
+    )
+}
+
 /// A request handler of an HTTP function: `async fn handle(deps: &Deps, request: Request) -> Response<Body>`.
 /// (A trait rather than a plain `Fn` bound, so the answer's future may borrow the dependencies.)
 pub trait Handler<'a, D: ?Sized + 'a> {
