@@ -8,6 +8,7 @@
 #   make demo        make up, then a guided tour of what the system does so far
 #   make bench       the README's measured figures; make package: `sam build` for arm64 and each zip's size
 #   make fuzz        the long API fuzz (schemathesis, 10,000 cases and more): cases run and failures found
+#   make erase-prospect EMAIL=...   remove a prospect's personal data from the local stack at once
 #
 # Ports for `make up`: DYNAMODB_PORT (8000), MOTO_PORT (5050), RESMAN_PORT (8091), LAMBDA_PORT (9000), e.g.
 # `make up LAMBDA_PORT=9100`.
@@ -38,7 +39,7 @@ TEST_ENV := PATH="$(CURDIR)/$(VENV)/bin:$$PATH" TOUR_BOOKING_VENV="$(CURDIR)/$(V
 # Folders of pure code that may not import AWS, HTTP or Lambda crates (see STYLE.md).
 PURE_DIRS := shared/src/domain shared/src/app
 
-.PHONY: help venv build up down status demo test bench fuzz package fmt lint template-check boundary-check clean-local
+.PHONY: help venv build up down status demo test bench fuzz erase-prospect package fmt lint template-check boundary-check clean-local
 
 help:
 	@sed -n '1,14s/^# \{0,1\}//p' Makefile
@@ -90,6 +91,15 @@ test: venv
 	cargo clippy --workspace --all-targets -- -D warnings
 	$(TEST_ENV) cargo test --workspace
 	$(TEST_ENV) $(VENV)/bin/pytest -q infra/local/tests
+
+# A data-subject request against the local stack: removes the personal data of every tour booked with EMAIL and
+# says what it removed (the tours stay). Against AWS, run target/debug/erase-prospect with TABLE_NAME and AWS
+# credentials set.
+erase-prospect:
+	@test -n "$(EMAIL)" || { echo "usage: make erase-prospect EMAIL=someone@example.com"; exit 2; }
+	@test -f .local/function.env || { echo "the local stack is not running: start it with make up"; exit 1; }
+	cargo build --quiet -p shared --bin erase-prospect
+	set -a && . ./.local/function.env && set +a && target/debug/erase-prospect "$(EMAIL)"
 
 # The long API fuzz: schemathesis over every operation of openapi.yaml through the local API Gateway stand-in, on a
 # local stack of its own (FUZZ_EXAMPLES cases per operation and phase: 10,000 cases and more). Prints the cases run

@@ -178,9 +178,12 @@ impl ColdStart {
         Self { sdk, secrets }
     }
 
-    /// The table (`TABLE_NAME`).
+    /// The table (`TABLE_NAME`), keeping prospects' personal data `PERSONAL_DATA_RETENTION_DAYS` (default 30) after
+    /// their tour.
     pub fn store(&self) -> Result<DynamoStore, ConfigError> {
-        Ok(DynamoStore::new(&self.sdk, required("TABLE_NAME")?))
+        let days = optional_number("PERSONAL_DATA_RETENTION_DAYS", 30)?;
+        Ok(DynamoStore::new(&self.sdk, required("TABLE_NAME")?)
+            .with_personal_data_retention(chrono::Duration::days(days.into())))
     }
 
     /// The outbox's queues: the tour sync queue (`SYNC_QUEUE_URL`) and the notification queue (`NOTIFY_QUEUE_URL`).

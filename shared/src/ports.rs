@@ -416,6 +416,17 @@ pub trait Mailer: Send + Sync {
     async fn send(&self, email: &crate::domain::email::Email) -> Result<String, MailError>;
 }
 
+/// Prospects' personal data, kept apart from their tours.
+#[async_trait]
+pub trait PersonalData: Send + Sync {
+    /// Removes the personal data (name, e-mail, phone, what they asked for) of every tour booked with `email`, at
+    /// once; the tours stay. The tours it was removed from.
+    async fn erase_prospect(
+        &self,
+        email: &crate::domain::Email,
+    ) -> Result<Vec<crate::domain::booking::BookingId>, StoreError>;
+}
+
 /// What recording a rating found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Rated {

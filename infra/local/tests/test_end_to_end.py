@@ -21,6 +21,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections import Counter
+from pathlib import Path
 from typing import Any
 from datetime import date, datetime, timedelta
 
@@ -62,7 +63,7 @@ def running_stack(tmp_path_factory):
             patch.setenv(name, str(port))
         try:
             assert stack.up(paths) == 0
-            yield read_env_file(paths.stack_env)
+            yield {**read_env_file(paths.stack_env), "LOGS_DIR": str(paths.logs)}
         finally:
             stack.down(paths)
 
@@ -284,3 +285,23 @@ def test_the_api_holds_to_its_description_under_a_bounded_fuzz(running_stack, tm
     failures = sum(o.failures for o in outcomes)
     assert cases >= 300, f"the fuzz ran only {cases} cases"
     assert failures == 0, f"{failures} failed checks; schemathesis's events are in {tmp_path}"
+
+
+def test_no_prospects_name_email_or_phone_reaches_any_functions_log(running_stack):
+    """Runs last: every booking, change, email, self-service page and fuzz case above went through the functions.
+    Their logs (everything cargo lambda watch's functions and the event pump wrote) hold none of the prospects'
+    personal data, in any of the forms the functions see it."""
+    env = running_stack
+    logs = Path(env["LOGS_DIR"])
+    text = "".join((logs / name).read_text(errors="replace") for name in ("lambda.log", "pump.log"))
+    assert "booking_id" in text and "message sent" in text, "the logs hold the functions' lines: this test reads them"
+    personal = [("Life Cycle", "lifecycle@example.com", "+15125579999"),
+                ("Self Service", "selfservice@example.com", "+15125578888")]
+    personal += [(f"Prospect Number{n}", f"e2e{n}@example.com", f"+1512557{n:04d}") for n in range(PROSPECTS)]
+    found = set()
+    for name, email, phone in personal:
+        for value in (name, email, phone, phone[2:], email.split("@")[0] + "@"):
+            if value in text:
+                found.add(value)
+    assert not found, f"personal data in the functions' logs: {sorted(found)[:10]}"
+

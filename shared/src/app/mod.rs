@@ -5,6 +5,7 @@ pub mod booking;
 pub mod changes;
 pub mod lifecycle;
 pub mod notify;
+pub mod privacy;
 pub mod self_service;
 pub mod sync;
 pub mod webhook;

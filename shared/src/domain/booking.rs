@@ -220,16 +220,24 @@ fn required<'a>(value: &'a Option<String>, field: &'static str) -> Result<&'a st
 }
 
 fn free_text(value: &Option<String>, field: &'static str, max: usize) -> Result<Option<String>, InvalidField> {
-    let Some(text) = value.as_deref().map(str::trim).filter(|t| !t.is_empty()) else {
+    let Some(raw) = value.as_deref() else {
         return Ok(None);
     };
-    if text.chars().count() > max {
+    let text = checked_text(raw, field, max)?;
+    Ok((!text.is_empty()).then(|| text.to_owned()))
+}
+
+/// Free text as sent, at most `max` characters counted as JSON Schema counts them (before trimming, so the
+/// description's `maxLength` is exactly the limit), with no control character but newline; trimmed.
+pub(crate) fn checked_text<'a>(raw: &'a str, field: &'static str, max: usize) -> Result<&'a str, InvalidField> {
+    if raw.chars().count() > max {
         return Err(InvalidField::new(field, format!("must be at most {max} characters")));
     }
+    let text = raw.trim();
     if text.chars().any(|c| c.is_control() && c != '\n') {
         return Err(InvalidField::new(field, "must not hold control characters"));
     }
-    Ok(Some(text.to_owned()))
+    Ok(text)
 }
 
 /// Unit preferences as one line for ResMan's comments and guest card ("2 bedrooms; ground floor"): each entry
@@ -484,11 +492,17 @@ pub struct TourRecord {
     pub sync_status: SyncStatus,
     pub resman_appointment_id: Option<AppointmentId>,
     pub resman_prospect_id: Option<String>,
-    /// Personal data: kept for the ResMan write and confirmations; never logged.
+    /// Personal data: kept for the ResMan write and the emails, never logged; stored apart from the tour and
+    /// removed a configured time after it (or on request), after which these read as empty.
+    #[serde(default)]
     pub prospect_name: String,
+    #[serde(default)]
     pub prospect_email: String,
+    #[serde(default)]
     pub prospect_phone: String,
+    #[serde(default)]
     pub unit_preferences: Option<String>,
+    #[serde(default)]
     pub special_requests: Option<String>,
     pub idempotency_key: String,
     pub created_at: DateTime<Utc>,

@@ -97,19 +97,10 @@ impl UpdateTourCommand {
             .as_deref()
             .map(RequestedTime::parse)
             .transpose()?;
-        let staff_notes = match text(object, "staff_notes")?.as_deref().map(str::trim) {
-            None => None,
-            Some(notes) if notes.chars().count() > MAX_STAFF_NOTES_CHARS => {
-                return Err(InvalidField::new(
-                    "staff_notes",
-                    format!("must be at most {MAX_STAFF_NOTES_CHARS} characters"),
-                ));
-            }
-            Some(notes) if notes.chars().any(|c| c.is_control() && c != '\n') => {
-                return Err(InvalidField::new("staff_notes", "must not hold control characters"));
-            }
-            Some(notes) => Some(notes.to_owned()),
-        };
+        let staff_notes = text(object, "staff_notes")?
+            .as_deref()
+            .map(|raw| super::booking::checked_text(raw, "staff_notes", MAX_STAFF_NOTES_CHARS).map(str::to_owned))
+            .transpose()?;
         let outcome = text(object, "outcome")?
             .as_deref()
             .map(|raw| {
@@ -406,6 +397,23 @@ pub(crate) mod tests {
         assert_eq!(
             (next.status, next.resman_word.as_deref()),
             (TourStatus::Scheduled, Some("Rained Out"))
+        );
+    }
+
+    #[test]
+    fn the_notes_limit_counts_characters_as_sent_as_the_description_does() {
+        let notes = |text: String| {
+            UpdateTourCommand::from_body(serde_json::json!({ "staff_notes": text }).to_string().as_bytes())
+        };
+        assert!(notes("*".repeat(2000)).is_ok());
+        assert!(
+            notes("\u{1F600}".repeat(2000)).is_ok(),
+            "one character each, however many bytes"
+        );
+        assert_eq!(
+            notes(format!("\t{}", "*".repeat(2000))).unwrap_err().field,
+            "staff_notes",
+            "2001 as sent"
         );
     }
 }

@@ -11,7 +11,7 @@
 //! A send is claimed first (`claimed_until`, under a condition), so two deliveries of the same queue message cannot
 //! both send; the result is recorded under the same claim.
 
-use super::tours::tour_from;
+use super::tours::{tour_from, with_person};
 use super::{DynamoStore, Item, key, n, s, unavailable};
 use crate::domain::booking::{BookingId, TourRecord};
 use crate::domain::notify::ReminderDue;
@@ -124,16 +124,18 @@ impl MessageStore for DynamoStore {
             })
             .await?;
         let mut tour = None;
+        let mut person = None;
         let mut deliveries = Vec::new();
         for item in items {
             match text(&item, "sk") {
                 Some("TOUR") => tour = Some(tour_from(item)?),
+                Some("PERSON") => person = Some(item),
                 Some(sk) if sk.starts_with("MSG#") => deliveries.push(delivery_from(&item)?),
                 _ => {}
             }
         }
         deliveries.sort_by_key(|d| (d.version, d.created_at));
-        Ok(tour.map(|t| (t, deliveries)))
+        Ok(tour.map(|t| (with_person(t, person.as_ref(), Utc::now()), deliveries)))
     }
 
     async fn claim_message(
@@ -177,8 +179,9 @@ impl MessageStore for DynamoStore {
             }
             Err(e) => return Err(unavailable(e)),
         };
-        match self.get(key(format!("TOUR#{}", message.booking_id), "TOUR")).await? {
-            Some(item) => Ok(Claim::Claimed(Box::new(tour_from(item)?), attempts)),
+        // The tour with its personal data: the email goes to the prospect.
+        match crate::ports::TourStore::tour(self, &message.booking_id).await? {
+            Some(tour) => Ok(Claim::Claimed(Box::new(tour), attempts)),
             None => Ok(Claim::Missing),
         }
     }

@@ -23,18 +23,20 @@ use chrono::{DateTime, Duration, Utc};
 /// How long a notice's `event_id` is remembered: far longer than any redelivery, and the 5-minute signature window.
 const NOTICE_RETENTION: Duration = Duration::days(7);
 
+/// How long after its tour a prospect's personal data is kept unless configured otherwise.
+pub const DEFAULT_PERSONAL_DATA_RETENTION: Duration = Duration::days(30);
+
 #[derive(Clone)]
 pub struct DynamoStore {
     client: Client,
     table: String,
+    /// How long after its tour the tour's personal-data item lives (its `expires_at`).
+    personal_data_retention: Duration,
 }
 
 impl DynamoStore {
     pub fn new(sdk: &aws_config::SdkConfig, table: impl Into<String>) -> Self {
-        Self {
-            client: Client::new(sdk),
-            table: table.into(),
-        }
+        Self::with_client(Client::new(sdk), table)
     }
 
     /// With a client configured by the caller (an interceptor that counts calls, say).
@@ -42,7 +44,14 @@ impl DynamoStore {
         Self {
             client,
             table: table.into(),
+            personal_data_retention: DEFAULT_PERSONAL_DATA_RETENTION,
         }
+    }
+
+    /// Keeps prospects' personal data `retention` after their tour (the tours themselves stay longer).
+    pub fn with_personal_data_retention(mut self, retention: Duration) -> Self {
+        self.personal_data_retention = retention;
+        self
     }
 
     pub fn client(&self) -> &Client {
@@ -176,9 +185,12 @@ impl DynamoStore {
         let mut items = Vec::new();
         let mut start = None;
         loop {
-            let out = query()
+            let query = query();
+            // Strongly consistent on the table; an index offers only eventual consistency.
+            let consistent = query.get_index_name().is_none();
+            let out = query
                 .table_name(&self.table)
-                .consistent_read(true)
+                .consistent_read(consistent)
                 .set_exclusive_start_key(start)
                 .send()
                 .await

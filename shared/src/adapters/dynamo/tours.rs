@@ -23,6 +23,7 @@ use crate::ports::{
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, TransactWriteItem, Update};
 use chrono::{DateTime, Duration, Utc};
+use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 
 /// A transaction holds at most 100 items; the locks of one tour stay well inside that.
@@ -42,8 +43,76 @@ fn lock_key(tour: &TourRecord, granule: DateTime<Utc>) -> Item {
     )
 }
 
+/// The fields of a tour that are a prospect's personal data. They live in their own item, `TOUR#<id>` / `PERSON`,
+/// beside the tour: it expires (TTL) a configured time after the tour, and an erasure request deletes it, while the
+/// tour record (and every count made from it) stays.
+const PERSONAL: [&str; 5] = [
+    "prospect_name",
+    "prospect_email",
+    "prospect_phone",
+    "unit_preferences",
+    "special_requests",
+];
+
+/// The partition that lists a prospect's tours by e-mail (for an erasure request): a digest, so it holds no
+/// address. One pointer item per tour, `PROSPECT#<digest>` / `<tour id>`, written with the booking and expiring
+/// with the personal data.
+fn prospect_pk(email: &str) -> String {
+    format!(
+        "PROSPECT#{}",
+        hex::encode(Sha256::digest(email.trim().to_lowercase().as_bytes()))
+    )
+}
+
+fn prospect_pointer(tour: &TourRecord, expires_at: i64) -> Item {
+    let mut item = key(prospect_pk(&tour.prospect_email), tour.booking_id.as_str());
+    item.insert("expires_at".into(), n(expires_at));
+    item
+}
+
+/// The tour's personal-data item, living until `retention` after the tour. It sits beside the tour in the
+/// conversation's index too (right after it), so a conversation's tours are read with their personal data at once.
+pub(crate) fn person_item(tour: &TourRecord, retention: Duration) -> Result<Item, StoreError> {
+    let all: Item = serde_dynamo::to_item(tour).map_err(corrupt("tour record"))?;
+    let mut item: Item = all
+        .into_iter()
+        .filter(|(k, _)| PERSONAL.contains(&k.as_str()))
+        .collect();
+    item.insert("pk".into(), s(format!("TOUR#{}", tour.booking_id)));
+    item.insert("sk".into(), s("PERSON"));
+    item.insert("gsi1pk".into(), s(format!("CONV#{}", tour.conversation_id.as_str())));
+    item.insert(
+        "gsi1sk".into(),
+        s(format!("{}#{}#person", tour.created_at.to_rfc3339(), tour.booking_id)),
+    );
+    item.insert("expires_at".into(), n((tour.end + retention).timestamp()));
+    Ok(item)
+}
+
+/// A tour read with its personal-data item: the item's fields, unless it has expired (TTL deletes lazily) or was
+/// erased, in which case they stay empty.
+pub(crate) fn with_person(mut tour: TourRecord, person: Option<&Item>, now: DateTime<Utc>) -> TourRecord {
+    let live = person.filter(|item| {
+        item.get("expires_at")
+            .and_then(|v| v.as_n().ok())
+            .and_then(|v| v.parse::<i64>().ok())
+            .is_none_or(|at| at > now.timestamp())
+            && item.contains_key("prospect_email")
+    });
+    if let Some(item) = live {
+        let text = |name: &str| item.get(name).and_then(|v| v.as_s().ok()).cloned();
+        tour.prospect_name = text("prospect_name").unwrap_or_default();
+        tour.prospect_email = text("prospect_email").unwrap_or_default();
+        tour.prospect_phone = text("prospect_phone").unwrap_or_default();
+        tour.unit_preferences = text("unit_preferences");
+        tour.special_requests = text("special_requests");
+    }
+    tour
+}
+
 fn tour_item(tour: &TourRecord) -> Result<Item, StoreError> {
     let mut item: Item = serde_dynamo::to_item(tour).map_err(corrupt("tour record"))?;
+    item.retain(|k, _| !PERSONAL.contains(&k.as_str()));
     item.insert("pk".into(), s(format!("TOUR#{}", tour.booking_id)));
     item.insert("sk".into(), s("TOUR"));
     item.insert("gsi1pk".into(), s(format!("CONV#{}", tour.conversation_id.as_str())));
@@ -218,7 +287,15 @@ impl TourStore for DynamoStore {
         if booking.lock_granules.is_empty() || booking.lock_granules.len() > MAX_LOCKS {
             return Err(StoreError::Corrupt(format!("a tour needs 1 to {MAX_LOCKS} slot locks")));
         }
-        let mut items = vec![put(&self.table, tour_item(tour)?, Some("attribute_not_exists(pk)"))?];
+        let mut items = vec![
+            put(&self.table, tour_item(tour)?, Some("attribute_not_exists(pk)"))?,
+            put(&self.table, person_item(tour, self.personal_data_retention)?, None)?,
+            put(
+                &self.table,
+                prospect_pointer(tour, (tour.end + self.personal_data_retention).timestamp()),
+                None,
+            )?,
+        ];
         let first_lock = items.len();
         for granule in &booking.lock_granules {
             let mut lock = lock_key(tour, *granule);
@@ -319,9 +396,26 @@ impl TourStore for DynamoStore {
     }
 
     async fn tour(&self, id: &BookingId) -> Result<Option<TourRecord>, StoreError> {
-        self.get(key(format!("TOUR#{id}"), "TOUR"))
-            .await?
-            .map(tour_from)
+        // The tour and its personal data in one read: `PERSON` and `TOUR` sort together (`RATING` between them).
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk AND sk BETWEEN :person AND :tour")
+            .expression_attribute_values(":pk", s(format!("TOUR#{id}")))
+            .expression_attribute_values(":person", s("PERSON"))
+            .expression_attribute_values(":tour", s("TOUR"))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(unavailable)?;
+        let items = out.items.unwrap_or_default();
+        let sk = |item: &Item| item.get("sk").and_then(|v| v.as_s().ok()).cloned();
+        let person = items.iter().find(|i| sk(i).as_deref() == Some("PERSON"));
+        items
+            .iter()
+            .find(|i| sk(i).as_deref() == Some("TOUR"))
+            .map(|item| Ok(with_person(tour_from(item.clone())?, person, Utc::now())))
             .transpose()
     }
 
@@ -425,6 +519,24 @@ impl TourStore for DynamoStore {
                 items.push(put(&self.table, super::messages::reminder_item(after, reminder), None)?);
             }
         }
+        if after.end > before.end && !after.prospect_email.is_empty() {
+            // The personal data lives `retention` after the tour: a tour moved later keeps it (and the pointer that
+            // finds it for an erasure) as long.
+            let expires = n((after.end + self.personal_data_retention).timestamp());
+            for item_key in [
+                key(format!("TOUR#{}", after.booking_id), "PERSON"),
+                key(prospect_pk(&after.prospect_email), after.booking_id.as_str()),
+            ] {
+                let update = Update::builder()
+                    .table_name(&self.table)
+                    .set_key(Some(item_key))
+                    .update_expression("SET expires_at = :e")
+                    .expression_attribute_values(":e", expires.clone())
+                    .build()
+                    .map_err(corrupt("personal data expiry"))?;
+                items.push(TransactWriteItem::builder().update(update).build());
+            }
+        }
         let idem_index = items.len();
         if let Some(answer) = answer {
             let mut idem = idempotency_item(&answer.key, &answer.fingerprint, &after.booking_id, now);
@@ -512,7 +624,20 @@ impl TourStore for DynamoStore {
             .send()
             .await
             .map_err(unavailable)?;
-        out.items.unwrap_or_default().into_iter().map(tour_from).collect()
+        // Each tour, then its personal data (while it has any), in index order.
+        let now = Utc::now();
+        let mut tours: Vec<TourRecord> = Vec::new();
+        let mut pending: Option<TourRecord> = None;
+        for item in out.items.unwrap_or_default() {
+            if item.get("sk").and_then(|v| v.as_s().ok()).map(String::as_str) == Some("PERSON") {
+                tours.extend(pending.take().map(|tour| with_person(tour, Some(&item), now)));
+            } else {
+                tours.extend(pending.take());
+                pending = Some(tour_from(item)?);
+            }
+        }
+        tours.extend(pending);
+        Ok(tours)
     }
 
     async fn claim_owed_syncs(&self, before: DateTime<Utc>, now: DateTime<Utc>) -> Result<Vec<BookingId>, StoreError> {
@@ -523,5 +648,39 @@ impl TourStore for DynamoStore {
             .filter_map(|item| item.get("booking_id").and_then(|v| v.as_s().ok()))
             .filter_map(|b| BookingId::parse(b).ok())
             .collect())
+    }
+}
+
+#[async_trait]
+impl crate::ports::PersonalData for DynamoStore {
+    async fn erase_prospect(&self, email: &crate::domain::Email) -> Result<Vec<BookingId>, StoreError> {
+        let pk = prospect_pk(email.expose());
+        let pointers = self
+            .query_all(|| {
+                self.client
+                    .query()
+                    .key_condition_expression("pk = :p")
+                    .expression_attribute_values(":p", s(pk.clone()))
+            })
+            .await?;
+        let mut erased = Vec::new();
+        for pointer in pointers {
+            let Some(booking) = pointer
+                .get("sk")
+                .and_then(|v| v.as_s().ok())
+                .and_then(|b| BookingId::parse(b).ok())
+            else {
+                continue;
+            };
+            // The personal data and its pointer together: a retried erasure finds what is left.
+            self.transact(vec![
+                delete(&self.table, key(format!("TOUR#{booking}"), "PERSON"))?,
+                delete(&self.table, key(pk.clone(), booking.as_str()))?,
+            ])
+            .await
+            .map_err(unavailable)?;
+            erased.push(booking);
+        }
+        Ok(erased)
     }
 }

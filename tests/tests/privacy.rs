@@ -1,0 +1,118 @@
+//! Prospects' personal data on DynamoDB Local: kept apart from the tour, gone by itself after the retention
+//! (read as gone as soon as it expires, whatever TTL's lag), and erased at once on request, with every tour kept.
+
+use chrono::Duration;
+use integration_tests::stack::*;
+use shared::adapters::dynamo::DynamoStore;
+use shared::app::privacy::erase_prospect;
+use shared::domain::booking::BookingId;
+use shared::ports::TourStore;
+
+async fn item(
+    store: &DynamoStore,
+    id: &BookingId,
+    sk: &str,
+) -> Option<std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>> {
+    store
+        .client()
+        .get_item()
+        .table_name(store.table())
+        .key("pk", aws_sdk_dynamodb::types::AttributeValue::S(format!("TOUR#{id}")))
+        .key("sk", aws_sdk_dynamodb::types::AttributeValue::S(sk.into()))
+        .send()
+        .await
+        .unwrap()
+        .item
+}
+
+#[tokio::test]
+async fn personal_data_lives_beside_the_tour_until_its_retention_and_an_erasure_removes_it_leaving_every_tour() {
+    let stack = Stack::start().await;
+    let mut ids = Vec::new();
+    for (n, time) in [(1, "10:00"), (1, "14:00"), (2, "11:00")] {
+        let booked = stack.book(&command(&stack.property, n, time), None).await.unwrap();
+        ids.push(BookingId::parse(response(&booked)["appointment_id"].as_str().unwrap()).unwrap());
+    }
+    let tour = stack.store.tour(&ids[0]).await.unwrap().unwrap();
+    assert_eq!(tour.prospect_email, "prospect1@example.com", "read back with the tour");
+    let record = item(&stack.store, &ids[0], "TOUR").await.unwrap();
+    for field in [
+        "prospect_name",
+        "prospect_email",
+        "prospect_phone",
+        "unit_preferences",
+        "special_requests",
+    ] {
+        assert!(!record.contains_key(field), "{field} is not in the tour record");
+    }
+    let person = item(&stack.store, &ids[0], "PERSON").await.unwrap();
+    let expires: i64 = person["expires_at"].as_n().unwrap().parse().unwrap();
+    assert_eq!(
+        expires,
+        (tour.end + Duration::days(30)).timestamp(),
+        "30 days after the tour by default"
+    );
+
+    // A data-subject request for prospect 1: both of their tours lose the personal data, at once; none is lost.
+    let erased = erase_prospect(&stack.store, " Prospect1@Example.com ").await.unwrap();
+    assert_eq!(
+        erased.iter().collect::<std::collections::BTreeSet<_>>(),
+        ids[..2].iter().collect(),
+        "both of prospect 1's tours, by the address in any case"
+    );
+    for id in &ids[..2] {
+        let tour = stack.store.tour(id).await.unwrap().expect("the tour stays");
+        assert_eq!(
+            (
+                tour.prospect_name.as_str(),
+                tour.prospect_email.as_str(),
+                tour.prospect_phone.as_str()
+            ),
+            ("", "", "")
+        );
+        assert_eq!(tour.unit_preferences, None);
+        assert!(item(&stack.store, id, "PERSON").await.is_none());
+    }
+    let untouched = stack.store.tour(&ids[2]).await.unwrap().unwrap();
+    assert_eq!(untouched.prospect_email, "prospect2@example.com");
+    let conversation = command(&stack.property, 1, "10:00").conversation_id;
+    assert_eq!(
+        stack.store.conversation_tours(&conversation).await.unwrap().len(),
+        2,
+        "the counts stay"
+    );
+    assert!(
+        erase_prospect(&stack.store, "prospect1@example.com")
+            .await
+            .unwrap()
+            .is_empty(),
+        "nothing left"
+    );
+    assert!(erase_prospect(&stack.store, "not an address").await.is_err());
+}
+
+#[tokio::test]
+async fn personal_data_past_its_retention_reads_as_removed_before_ttl_deletes_it() {
+    let stack = Stack::start().await;
+    // A retention that already ended for a tour tomorrow: as a tour long past would be.
+    let store = stack.store.clone().with_personal_data_retention(Duration::days(-10));
+    let deps = integration_tests::booking_deps(
+        &store,
+        &stack.resman,
+        &stack.queue,
+        std::time::Duration::from_millis(20),
+    );
+    let booked = shared::app::booking::book_tour(
+        &deps,
+        &command(&stack.property, 3, "10:00"),
+        None,
+        BookingId::from_uuid(uuid::Uuid::new_v4()),
+        chrono::Utc::now(),
+    )
+    .await
+    .unwrap();
+    let id = BookingId::parse(response(&booked)["appointment_id"].as_str().unwrap()).unwrap();
+    assert!(item(&store, &id, "PERSON").await.is_some(), "DynamoDB TTL has not run");
+    let tour = store.tour(&id).await.unwrap().unwrap();
+    assert_eq!(tour.prospect_email, "", "expired personal data is never read");
+}
