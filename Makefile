@@ -104,7 +104,7 @@ erase-prospect:
 # The long API fuzz: schemathesis over every operation of openapi.yaml through the local API Gateway stand-in, on a
 # local stack of its own (FUZZ_EXAMPLES cases per operation and phase: 10,000 cases and more). Prints the cases run
 # and the failures found. `make test` runs a bounded one.
-FUZZ_EXAMPLES ?= 1000
+FUZZ_EXAMPLES ?= 1500
 fuzz: venv
 	$(PY) infra/local/fuzz.py --examples $(FUZZ_EXAMPLES)
 

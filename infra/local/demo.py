@@ -11,6 +11,7 @@ import html
 import json
 import os
 import re
+import subprocess
 import sys
 import threading
 import time
@@ -920,7 +921,9 @@ def page_section(page: str, element_id: str) -> str:
 
 
 def step_prospect_reschedules_from_her_email(ctx: Context) -> None:
-    grace = SELF_SERVICE_PROSPECT
+    # A new address on every run, so a run against a stack an earlier run used books (and erases) a tour of its own.
+    grace = {**SELF_SERVICE_PROSPECT, "email": f"ana.silva+{int(time.time())}@example.com"}
+    ctx.learned["self_service_prospect"] = grace
     first = grace["name"].split()[0]
     day = booking_day(ctx, clock_time(15, 0))
     offered = availability(ctx, day)["available_slots"]
@@ -928,7 +931,7 @@ def step_prospect_reschedules_from_her_email(ctx: Context) -> None:
         raise DemoError(f"no tour time is free on {day_in_words(day)} for {first}")
     zone = ZoneInfo(property_config()["time_zone"])
     at = datetime.fromisoformat(offered[-1]["time"]).astimezone(zone)
-    status, answer = book_tour(ctx, grace, day, at.time(), f"demo-self-service-{day.isoformat()}")
+    status, answer = book_tour(ctx, grace, day, at.time(), f"demo-self-service-{grace['email']}")
     if status not in (201, 202):
         raise DemoError(f"{first}'s booking was not accepted (HTTP {status}{_reason(answer)})")
     say(f"{first} booked a tour through the chatbot for {when_in_words(at)}.")
@@ -995,6 +998,37 @@ def step_prospect_reschedules_from_her_email(ctx: Context) -> None:
         raise DemoError("a used or forged link must be refused")
 
 
+# --- A prospect asks to be forgotten -------------------------------------------------------------------------------
+
+
+def step_prospect_asks_to_be_forgotten(ctx: Context) -> None:
+    ana = ctx.learned.get("self_service_prospect")
+    if not isinstance(ana, dict):
+        raise DemoError("step 12 did not book a tour for Ana")
+    first = ana["name"].split()[0]
+    tours = conversation(ctx, ana)
+    if not tours:
+        raise DemoError(f"{first} has no tour to erase the data of (step 12 books one)")
+    eraser = REPO_ROOT / "target" / "debug" / "erase-prospect"
+    function_env = STACK_ENV.with_name("function.env")
+    if not eraser.exists() or not function_env.exists():
+        raise DemoError("target/debug/erase-prospect or .local/function.env is missing; run make up")
+    say(f"{first} writes to the leasing office: please delete my data. The office runs "
+        f"`make erase-prospect EMAIL={ana['email']}`:")
+    result = subprocess.run([str(eraser), ana["email"]], env={**os.environ, **read_env_file(function_env)},
+                            capture_output=True, text=True, timeout=60)
+    if result.returncode != 0:
+        raise DemoError(f"erase-prospect failed: {result.stderr.strip()}")
+    for line in result.stdout.strip().splitlines():
+        say(f"  | {line}")
+    after = conversation(ctx, ana)
+    say(f"The chatbot's view of her conversation still counts {plural(len(after), 'tour')} "
+        f"({', '.join(t['status'] for t in after)}), so the property's figures do not change; her name, e-mail and "
+        "phone are gone from our records. (Otherwise they leave by themselves 30 days after the tour.)")
+    if len(after) != len(tours):
+        raise DemoError("erasing personal data must leave the tours")
+
+
 @dataclass(frozen=True)
 class Step:
     title: str
@@ -1017,6 +1051,7 @@ STEPS = [
          step_a_tour_lives_on),
     Step("What the prospect and the leasing team receive", step_what_people_receive),
     Step("A prospect moves her tour herself, from the link in her email", step_prospect_reschedules_from_her_email),
+    Step("The same prospect asks to be forgotten", step_prospect_asks_to_be_forgotten),
 ]
 
 
