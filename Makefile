@@ -28,6 +28,8 @@ JAVA_STAMP := $(VENV)/.java-checked
 DYNAMODB_LOCAL := infra/local/dynamodb-local
 # Inside node_modules: deleting that folder reinstalls it.
 DYNAMODB_LOCAL_STAMP := $(DYNAMODB_LOCAL)/node_modules/.installed
+CLIENT_TS := tests/client-ts
+CLIENT_TS_STAMP := $(CLIENT_TS)/node_modules/.installed
 PY := $(VENV)/bin/python
 DEMO_DATA ?= 1
 STACK := $(PY) infra/local/stack.py
@@ -66,7 +68,14 @@ $(JAVA_STAMP): $(VENV_STAMP) $(REQUIREMENTS_JAVA)
 	fi
 	touch $@
 
-venv: $(VENV_STAMP) $(JAVA_STAMP) $(DYNAMODB_LOCAL_STAMP)
+# The typed client's generator, TypeScript and openapi-fetch, exactly as tests/client-ts/package-lock.json pins them.
+$(CLIENT_TS_STAMP): $(CLIENT_TS)/package-lock.json
+	@command -v npm >/dev/null || { echo "npm is missing: install Node.js with npm, which fetches the typed client's" \
+		"tools into $(CLIENT_TS) (npm ci)"; exit 1; }
+	npm ci --no-audit --no-fund --prefix $(CLIENT_TS)
+	touch $@
+
+venv: $(VENV_STAMP) $(JAVA_STAMP) $(DYNAMODB_LOCAL_STAMP) $(CLIENT_TS_STAMP)
 
 build:
 	cargo build --workspace --all-targets

@@ -14,7 +14,10 @@ starts the stack in its own directory and ports, never touching a developer's ru
 from __future__ import annotations
 
 import json
+import os
 import re
+import shutil
+import subprocess
 import threading
 import time
 import urllib.error
@@ -29,6 +32,7 @@ import icalendar
 import pytest
 
 import fuzz
+import gateway
 import sent_mail
 import stack
 from cfn_template import load_template
@@ -287,6 +291,67 @@ def test_the_api_holds_to_its_description_under_a_bounded_fuzz(running_stack, tm
     assert failures == 0, f"{failures} failed checks; schemathesis's events are in {tmp_path}"
 
 
+CLIENT_TS = REPO_ROOT / "tests" / "client-ts"
+
+
+def node_tool(name: str) -> str:
+    """A tool of the typed client's npm install (make venv runs `npm ci` there)."""
+    tool = CLIENT_TS / "node_modules" / ".bin" / name
+    assert tool.exists(), f"{tool} is missing: run `make venv` (it runs npm ci in {CLIENT_TS})"
+    return str(tool)
+
+
+def build_client(openapi: Path, out: Path) -> subprocess.CompletedProcess:
+    """Generates the client's types from `openapi` and compiles the sample against them into `out`."""
+    types = out / "src"
+    types.mkdir(parents=True, exist_ok=True)
+    for source in (CLIENT_TS / "src").glob("*.ts"):
+        if source.name != "api.d.ts":
+            shutil.copy(source, types / source.name)
+    generated = subprocess.run([node_tool("openapi-typescript"), str(openapi), "--output", str(types / "api.d.ts")],
+                               capture_output=True, text=True)
+    assert generated.returncode == 0, generated.stderr
+    config = json.loads((CLIENT_TS / "tsconfig.json").read_text())
+    config["compilerOptions"].update(rootDir=str(types), outDir=str(out / "dist"),
+                                     typeRoots=[str(CLIENT_TS / "node_modules" / "@types")])
+    config["include"] = [str(types)]
+    (out / "tsconfig.json").write_text(json.dumps(config))
+    # Module resolution finds openapi-fetch from the client's node_modules.
+    (out / "node_modules").symlink_to(CLIENT_TS / "node_modules")
+    (out / "package.json").write_text(json.dumps({"type": "module"}))
+    return subprocess.run([node_tool("tsc"), "-p", str(out)], capture_output=True, text=True)
+
+
+def test_a_change_of_the_description_that_breaks_the_chatbots_code_fails_to_compile(tmp_path):
+    """The sample compiles against openapi.yaml, and not against a description that renamed a field it reads."""
+    built = build_client(REPO_ROOT / "openapi.yaml", tmp_path / "as-is")
+    assert built.returncode == 0, built.stdout + built.stderr
+    changed = tmp_path / "openapi-renamed.yaml"
+    changed.write_text((REPO_ROOT / "openapi.yaml").read_text().replace("confirmed_datetime", "start_datetime"))
+    broken = build_client(changed, tmp_path / "renamed")
+    assert broken.returncode != 0 and "confirmed_datetime" in broken.stdout, broken.stdout
+
+
+def test_the_chatbots_flow_runs_on_the_typed_client_against_the_functions(running_stack, tmp_path):
+    """Generated from openapi.yaml, compiled, run through the API Gateway stand-in: availability (or the next day with
+    times), a booking, alternatives once the time is full, the tour read back, and a cancellation."""
+    built = build_client(REPO_ROOT / "openapi.yaml", tmp_path)
+    assert built.returncode == 0, built.stdout + built.stderr
+    port = free_port()
+    server = gateway.serve(running_stack["LAMBDA_INVOKE_URL"], port)
+    try:
+        ran = subprocess.run(
+            ["node", str(tmp_path / "dist" / "sample.js")], capture_output=True, text=True, timeout=300,
+            env={**os.environ, "TOUR_BOOKING_URL": f"http://127.0.0.1:{port}",
+                 "TOUR_BOOKING_API_KEY": running_stack["API_KEY"], "TOUR_BOOKING_PROPERTY": PROPERTY},
+        )
+    finally:
+        server.shutdown()
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    steps = [json.loads(line)["step"] for line in ran.stdout.splitlines()]
+    assert steps[-4:] == ["that time is full; alternatives offered", "read back", "cancelled", "done"], steps
+
+
 def test_no_prospects_name_email_or_phone_reaches_any_functions_log(running_stack):
     """Runs last: every booking, change, email, self-service page and fuzz case above went through the functions.
     Their logs (everything cargo lambda watch's functions and the event pump wrote) hold none of the prospects'
@@ -298,10 +363,12 @@ def test_no_prospects_name_email_or_phone_reaches_any_functions_log(running_stac
     personal = [("Life Cycle", "lifecycle@example.com", "+15125579999"),
                 ("Self Service", "selfservice@example.com", "+15125578888")]
     personal += [(f"Prospect Number{n}", f"e2e{n}@example.com", f"+1512557{n:04d}") for n in range(PROSPECTS)]
+    # The typed client's sample (tests/client-ts/src/sample.ts).
+    personal += [("Sample Ana", "sample.ana@example.com", "+15125550177")]
+    personal += [(f"Sample Guest{n}", f"sample.guest{n}@example.com", "+15125550177") for n in range(10)]
     found = set()
     for name, email, phone in personal:
         for value in (name, email, phone, phone[2:], email.split("@")[0] + "@"):
             if value in text:
                 found.add(value)
     assert not found, f"personal data in the functions' logs: {sorted(found)[:10]}"
-
