@@ -111,7 +111,8 @@ def run_schemathesis(base_url: str, report: Path, examples: int, seed: int, incl
         argv += arg.split(" ", 1)
     for name, value in headers.items():
         argv += ["--header", f"{name}: {value}"]
-    completed = subprocess.run(argv, capture_output=True, text=True)
+    # Run from the report's folder: schemathesis keeps its caches (.schemathesis/) in the working directory.
+    completed = subprocess.run(argv, capture_output=True, text=True, cwd=report.parent)
     cases, failures = count(report)
     if completed.returncode not in (0, 1) or cases == 0:
         sys.stderr.write(completed.stdout[-4000:] + completed.stderr[-4000:])
