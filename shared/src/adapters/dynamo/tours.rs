@@ -396,20 +396,13 @@ impl TourStore for DynamoStore {
     }
 
     async fn tour(&self, id: &BookingId) -> Result<Option<TourRecord>, StoreError> {
-        // The tour and its personal data in one read: `PERSON` and `TOUR` sort together (`RATING` between them).
-        let out = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression("pk = :pk AND sk BETWEEN :person AND :tour")
-            .expression_attribute_values(":pk", s(format!("TOUR#{id}")))
-            .expression_attribute_values(":person", s("PERSON"))
-            .expression_attribute_values(":tour", s("TOUR"))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(unavailable)?;
-        let items = out.items.unwrap_or_default();
+        // The tour and its personal data in one consistent read of the two keys.
+        let items = self
+            .get_many(vec![
+                key(format!("TOUR#{id}"), "TOUR"),
+                key(format!("TOUR#{id}"), "PERSON"),
+            ])
+            .await?;
         let sk = |item: &Item| item.get("sk").and_then(|v| v.as_s().ok()).cloned();
         let person = items.iter().find(|i| sk(i).as_deref() == Some("PERSON"));
         items
