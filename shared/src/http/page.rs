@@ -12,12 +12,22 @@ pub const MAX_FORM_BYTES: usize = crate::domain::limits::FORM_BYTES;
 
 const TEMPLATE: &str = include_str!("../../templates/pages/self_service.html");
 
-fn html(status: u16, context: minijinja::Value) -> Response<Body> {
+/// The page's template, parsed once per cold start (the first page rendered), not on every request.
+static PAGES: std::sync::LazyLock<Result<minijinja::Environment<'static>, String>> = std::sync::LazyLock::new(|| {
     let mut env = minijinja::Environment::new();
-    let body = env
-        .add_template("page.html", TEMPLATE)
-        .and_then(|()| env.get_template("page.html"))
-        .and_then(|t| t.render(context))
+    env.add_template("page.html", TEMPLATE).map_err(|e| e.to_string())?;
+    Ok(env)
+});
+
+fn html(status: u16, context: minijinja::Value) -> Response<Body> {
+    let body = PAGES
+        .as_ref()
+        .map_err(Clone::clone)
+        .and_then(|env| {
+            env.get_template("page.html")
+                .and_then(|t| t.render(context))
+                .map_err(|e| e.to_string())
+        })
         .unwrap_or_else(|e| {
             tracing::error!(error = %e, "the self-service page did not render");
             "<!doctype html><title>Sorry</title><p>Something went wrong on our side. Please call the leasing office.</p>"
