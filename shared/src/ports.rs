@@ -232,6 +232,9 @@ pub struct NewBooking {
     pub messages: Vec<crate::domain::notify::MessageKind>,
     /// Its reminders, waiting for their time.
     pub reminders: Vec<crate::domain::notify::ReminderDue>,
+    /// The conversation's slot hold that the booking presented: the booking may take that hold's locks, and the
+    /// hold is gone once the booking is written (what it held beyond the tour is freed).
+    pub hold: Option<crate::domain::hold::SlotHold>,
 }
 
 /// What the booking transaction did.
@@ -363,6 +366,12 @@ pub trait TourStore: Send + Sync {
         now: chrono::DateTime<chrono::Utc>,
     ) -> Result<(), StoreError>;
 
+    /// The conversation's slot hold (live or lapsed), if it placed one.
+    async fn hold(
+        &self,
+        conversation: &crate::domain::booking::ConversationId,
+    ) -> Result<Option<crate::domain::hold::SlotHold>, StoreError>;
+
     /// The tours booked in a conversation, oldest first.
     async fn conversation_tours(
         &self,
@@ -376,6 +385,31 @@ pub trait TourStore: Send + Sync {
         before: chrono::DateTime<chrono::Utc>,
         now: chrono::DateTime<chrono::Utc>,
     ) -> Result<Vec<crate::domain::booking::BookingId>, StoreError>;
+}
+
+/// What placing a slot hold did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HoldWrite {
+    Placed,
+    /// A lock of the slot is held by a tour or by another conversation's live hold.
+    SlotTaken,
+    /// The conversation's hold changed since it was read (another request of the conversation): read it again.
+    Raced,
+}
+
+/// Slot holds across chat turns.
+#[async_trait]
+pub trait HoldStore: Send + Sync {
+    /// Places `hold` in one transaction: the conversation's hold item, the slot's locks (taken only where free or
+    /// held by a lapsed hold), its busy time and the bumps of its dates' availability generations. `previous` is
+    /// the conversation's hold as read: the new one replaces it, and what it held is freed.
+    async fn place_hold(
+        &self,
+        property: &crate::domain::property::Property,
+        hold: &crate::domain::hold::SlotHold,
+        previous: Option<&crate::domain::hold::SlotHold>,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<HoldWrite, StoreError>;
 }
 
 /// The outbox's queues: the tour's ResMan write and callback (the sync queue), and its messages (the notification

@@ -318,6 +318,7 @@ async fn a_request_whose_first_call_died_after_holding_the_slot_is_answered_from
         lock_granules: lock_granules(&stack.property, &holder, &window),
         tour: tour.clone(),
         fingerprint: c.fingerprint(),
+        hold: None,
     };
     assert_eq!(
         stack

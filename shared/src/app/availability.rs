@@ -86,24 +86,29 @@ pub fn reach_of_dates(property: &Property, from: NaiveDate, to: NaiveDate) -> Re
     UtcWindow::new(start, end).map_err(|e| AppError::Invalid(InvalidField::new("date", e.reason)))
 }
 
-/// Busy time touching local dates `from..=to` (and the evening before, for anything running past midnight).
+/// Busy time in force at `now` touching local dates `from..=to` (and the evening before, for anything running past
+/// midnight).
 pub async fn busy_for_dates(
     calendar: &dyn CalendarStore,
     property: &Property,
     from: NaiveDate,
     to: NaiveDate,
+    now: DateTime<Utc>,
 ) -> Result<Vec<Busy>, AppError> {
-    Ok(calendar
+    let busy = calendar
         .busy_in(&property.id, reach_of_dates(property, from, to)?)
-        .await?)
+        .await?;
+    Ok(slots::in_force(busy, now, None))
 }
 
 /// Busy time touching a local date in whatever zone the property turns out to be in (UTC-12 to UTC+14), so it can
 /// be read at the same time as the property's configuration. [`reach_of_dates`] narrows it once the zone is known.
+/// Only what is in force at `now` is kept.
 pub async fn busy_around_date(
     calendar: &dyn CalendarStore,
     property: &ResManPropertyId,
     date: NaiveDate,
+    now: DateTime<Utc>,
 ) -> Result<Vec<Busy>, AppError> {
     let midnight = date.and_time(chrono::NaiveTime::MIN).and_utc();
     let window = UtcWindow::new(
@@ -111,7 +116,7 @@ pub async fn busy_around_date(
         midnight + Duration::days(1) + Duration::hours(12),
     )
     .map_err(|e| AppError::Invalid(InvalidField::new("date", e.reason)))?;
-    Ok(calendar.busy_in(property, window).await?)
+    Ok(slots::in_force(calendar.busy_in(property, window).await?, now, None))
 }
 
 pub fn slot_view(property: &Property, slot: &Slot) -> SlotView {
@@ -154,11 +159,11 @@ pub async fn availability(
         }
     }
 
-    let busy = busy_for_dates(deps.calendar, &property, query.date, query.date).await?;
+    let busy = busy_for_dates(deps.calendar, &property, query.date, query.date, now).await?;
     let free = slots::free_slots(&property, query.tour_type, query.date, &busy, now)?;
     let next_available_date = if free.is_empty() {
         let last = slots::horizon_end(&property, now);
-        let later = busy_for_dates(deps.calendar, &property, query.date, last).await?;
+        let later = busy_for_dates(deps.calendar, &property, query.date, last, now).await?;
         slots::next_available_date(&property, query.tour_type, query.date, &later, now).map(|d| d.to_string())
     } else {
         None
@@ -175,7 +180,9 @@ pub async fn availability(
     if !view.available_slots.is_empty()
         && let Ok(body) = serde_json::to_string(&view)
     {
-        let expires = now + deps.cache_ttl;
+        // A slot hold lapses without a write: the answer is good only until the first hold it left out lapses.
+        let expires =
+            slots::next_lapse(&busy, now).map_or(now + deps.cache_ttl, |lapse| lapse.min(now + deps.cache_ttl));
         if let Err(e) = deps
             .cache
             .write(

@@ -109,7 +109,7 @@ pub async fn nearest_free(
 ) -> Result<Vec<slots::Slot>, AppError> {
     let date = slots::local_date(property, wanted.start());
     let last = (date + Duration::days(7)).min(slots::horizon_end(property, now));
-    let busy = busy_for_dates(calendar, property, date, last).await?;
+    let busy = busy_for_dates(calendar, property, date, last, now).await?;
     let mut found: Vec<slots::Slot> = Vec::new();
     for day in date.iter_days().take_while(|d| *d <= last) {
         found.extend(slots::free_slots(property, tour_type, day, &busy, now).unwrap_or_default());
@@ -294,22 +294,44 @@ async fn hold_slot(
     booking_id: &BookingId,
     now: DateTime<Utc>,
 ) -> Result<Hold, AppError> {
-    let (property, busy, earlier) = tokio::join!(
+    // The conversation's hold is read only when the booking presents one.
+    let hold = async {
+        match &command.hold_token {
+            Some(_) => deps.tours.hold(&command.conversation_id).await,
+            None => Ok(None),
+        }
+    };
+    let (property, busy, earlier, hold) = tokio::join!(
         load_property(deps.properties, &command.property_id),
-        busy_around_date(deps.calendar, &command.property_id, command.date),
+        busy_around_date(deps.calendar, &command.property_id, command.date, now),
         deps.tours.conversation_tours(&command.conversation_id),
+        hold,
     );
     let property = property?;
     let window = requested_slot(&property, command, now)?;
     let reach = reach_of_dates(&property, command.date, command.date)?;
-    let busy: Vec<Busy> = busy?.into_iter().filter(|b| b.window.overlaps(&reach)).collect();
+    let hold = hold?;
+    let presented = crate::domain::hold::presented(hold.as_ref(), command.hold_token.as_ref(), &property.id);
+    // The booking's own hold does not stand in its way.
+    let busy: Vec<Busy> = slots::in_force(busy?, now, presented.map(|h| &h.token))
+        .into_iter()
+        .filter(|b| b.window.overlaps(&reach))
+        .collect();
     // Only a shortcut: without it the prospect is searched for in ResMan, as for a first booking.
     let known = earlier
         .inspect_err(|e| tracing::warn!(error = %e, "could not read the conversation's earlier tours"))
         .ok()
         .and_then(|earlier| known_prospect(&earlier, &property, command));
 
-    for holder in candidates(&property, command.tour_type, &window, &busy) {
+    let mut holders = candidates(&property, command.tour_type, &window, &busy);
+    // The held slot is the booking's: its agent (or seat) first.
+    if let Some(held) = presented.filter(|h| h.gives(command.tour_type, &window, now))
+        && let Some(at) = holders.iter().position(|h| h == &held.holder)
+    {
+        let holder = holders.remove(at);
+        holders.insert(0, holder);
+    }
+    for holder in holders {
         let mut tour = new_tour(&property, command, key, booking_id, &window, holder.clone(), now);
         tour.resman_prospect_id = known.clone();
         let booking = NewBooking {
@@ -318,6 +340,7 @@ async fn hold_slot(
             reminders: crate::domain::notify::reminders_owed(&tour, &property.reminder_hours, now),
             tour,
             fingerprint: fingerprint.to_owned(),
+            hold: presented.cloned(),
         };
         match deps.tours.create_booking(&property, &booking, now).await? {
             BookingWrite::Created => return Ok(Hold::Held(Box::new((property, booking.tour)))),
@@ -970,5 +993,190 @@ mod use_case_tests {
             tour_view(&store, &tours, &tours, "no spaces allowed").await,
             Err(AppError::Invalid(e)) if e.field == "appointment_id"
         ));
+    }
+
+    mod holds {
+        use super::*;
+        use crate::app::holds::{HoldDeps, HoldView, place_hold};
+        use crate::domain::HoldToken;
+        use crate::domain::hold::{HoldCommand, HoldMinutes};
+
+        fn hold_command(conversation: &str, time: &str, staff: Option<&str>) -> HoldCommand {
+            let mut body = serde_json::json!({
+                "conversation_id": conversation, "property_id": "P-1", "tour_type": "in_person",
+                "date": "2026-12-01", "time": time,
+            });
+            if let Some(staff) = staff {
+                body["staff_member_id"] = serde_json::json!(staff);
+            }
+            HoldCommand::from_body(body.to_string().as_bytes()).unwrap()
+        }
+
+        async fn hold(
+            store: &MemoryStore,
+            tours: &MemoryTours,
+            command: &HoldCommand,
+            token: &str,
+            now: DateTime<Utc>,
+        ) -> Result<HoldView, AppError> {
+            let deps = HoldDeps {
+                properties: store,
+                calendar: store,
+                tours,
+                holds: tours,
+                minutes: HoldMinutes::default(),
+            };
+            place_hold(&deps, command, HoldToken::parse(token).unwrap(), now).await
+        }
+
+        fn presenting(mut c: BookTourCommand, token: &str) -> BookTourCommand {
+            c.hold_token = Some(HoldToken::parse(token).unwrap());
+            c
+        }
+
+        #[tokio::test]
+        async fn a_held_agent_is_kept_from_others_and_given_to_the_token() {
+            let (store, tours, resman) = (
+                MemoryStore::with_property(demo()),
+                MemoryTours::default(),
+                ScriptedResMan::default(),
+            );
+            let now = monday_morning();
+            let held = hold(&store, &tours, &hold_command("c-held", "10:00", Some("A")), "t-1", now)
+                .await
+                .unwrap();
+            assert_eq!(held.hold_token, "t-1");
+            assert_eq!(held.slot.staff_member_id.as_deref(), Some("A"));
+            assert_eq!(
+                held.held_until,
+                (now + Duration::minutes(5))
+                    .with_timezone(&demo().time_zone)
+                    .to_rfc3339()
+            );
+            // Two other prospects want 10:00: only agent B is left for them.
+            let other = book(&store, &tours, &resman, &command(2, "10:00"), None).await.unwrap();
+            assert_eq!(agent_of(&other), "B");
+            assert!(matches!(
+                book(&store, &tours, &resman, &command(3, "10:00"), None).await,
+                Err(AppError::SlotTaken { .. })
+            ));
+            // A token of another conversation gives nothing.
+            let stolen = presenting(command_in("c-thief", 4, "10:00"), "t-1");
+            assert!(matches!(
+                book(&store, &tours, &resman, &stolen, None).await,
+                Err(AppError::SlotTaken { .. })
+            ));
+            // The holder presents its token and gets the held agent; the hold is then gone.
+            let mine = presenting(command_in("c-held", 1, "10:00"), "t-1");
+            let booked = book(&store, &tours, &resman, &mine, None).await.unwrap();
+            assert_eq!((booked.status, agent_of(&booked).as_str()), (201, "A"));
+            assert!(tours.hold(&mine.conversation_id).await.unwrap().is_none());
+        }
+
+        #[tokio::test]
+        async fn an_unused_hold_lapses_by_itself() {
+            let (store, tours, resman) = (
+                MemoryStore::with_property(demo()),
+                MemoryTours::default(),
+                ScriptedResMan::default(),
+            );
+            let now = monday_morning();
+            hold(&store, &tours, &hold_command("c-a", "10:00", Some("A")), "t-a", now)
+                .await
+                .unwrap();
+            hold(&store, &tours, &hold_command("c-b", "10:00", None), "t-b", now)
+                .await
+                .unwrap();
+            // Both agents are held: a third conversation can neither hold nor book 10:00 ...
+            assert!(matches!(
+                hold(&store, &tours, &hold_command("c-c", "10:00", None), "t-c", now).await,
+                Err(AppError::SlotTaken { field: "time", .. })
+            ));
+            // ... until the holds lapse, with nothing having removed them.
+            let later = now + Duration::minutes(5);
+            let deps = BookingDeps {
+                properties: &store,
+                calendar: &store,
+                tours: &tours,
+                resman: &resman,
+                queue: &tours,
+                attempts: Attempts {
+                    count: 1,
+                    backoff: std::time::Duration::ZERO,
+                },
+            };
+            let id = || BookingId::from_uuid(uuid::Uuid::new_v4());
+            let first = book_tour(&deps, &command(3, "10:00"), None, id(), later).await.unwrap();
+            let second = book_tour(&deps, &command(4, "10:00"), None, id(), later).await.unwrap();
+            assert_eq!((first.status, second.status), (201, 201));
+            // The lapsed hold's token no longer gets the slot.
+            let late = presenting(command_in("c-a", 1, "10:00"), "t-a");
+            assert!(matches!(
+                book_tour(&deps, &late, None, id(), later).await,
+                Err(AppError::SlotTaken { .. })
+            ));
+        }
+
+        #[tokio::test]
+        async fn asking_again_answers_with_the_hold_and_a_new_time_replaces_it() {
+            let (store, tours) = (MemoryStore::with_property(demo()), MemoryTours::default());
+            let now = monday_morning();
+            let first = hold(&store, &tours, &hold_command("c-1", "10:00", None), "t-1", now)
+                .await
+                .unwrap();
+            let again = hold(&store, &tours, &hold_command("c-1", "10:00", None), "t-2", now)
+                .await
+                .unwrap();
+            assert_eq!(again, first, "a retried hold holds once");
+            let moved = hold(&store, &tours, &hold_command("c-1", "11:00", None), "t-3", now)
+                .await
+                .unwrap();
+            assert_eq!(moved.hold_token, "t-3");
+            let current = tours
+                .hold(&crate::domain::booking::ConversationId::parse("c-1").unwrap())
+                .await
+                .unwrap()
+                .unwrap();
+            assert_eq!(current.token.as_str(), "t-3");
+            // The 10:00 hold is gone: both agents can be held there again by others.
+            hold(&store, &tours, &hold_command("c-2", "10:00", Some("A")), "t-4", now)
+                .await
+                .unwrap();
+            hold(&store, &tours, &hold_command("c-3", "10:00", Some("B")), "t-5", now)
+                .await
+                .unwrap();
+        }
+
+        #[tokio::test]
+        async fn a_hold_names_what_it_cannot_hold() {
+            let (store, tours) = (MemoryStore::with_property(demo()), MemoryTours::default());
+            let now = monday_morning();
+            let field = |r: Result<HoldView, AppError>| match r {
+                Err(AppError::Invalid(f)) => f.field,
+                other => panic!("expected a refusal, got {other:?}"),
+            };
+            let mut self_guided = hold_command("c-1", "10:00", Some("A"));
+            self_guided.tour_type = TourType::SelfGuided;
+            assert_eq!(
+                field(hold(&store, &tours, &self_guided, "t", now).await),
+                "staff_member_id"
+            );
+            let stranger = hold_command("c-1", "10:00", Some("Z"));
+            assert_eq!(
+                field(hold(&store, &tours, &stranger, "t", now).await),
+                "staff_member_id"
+            );
+            assert_eq!(
+                field(hold(&store, &tours, &hold_command("c-1", "10:07", None), "t", now).await),
+                "time"
+            );
+            assert_eq!(
+                field(hold(&store, &tours, &hold_command("c-1", "22:00", None), "t", now).await),
+                "time"
+            );
+            let mut far = hold_command("c-1", "10:00", None);
+            far.date = far.date + Duration::days(400);
+            assert_eq!(field(hold(&store, &tours, &far, "t", now).await), "date");
+        }
     }
 }

@@ -110,6 +110,7 @@ impl CalendarStore for MemoryStore {
             .map(|(_, m)| Busy {
                 agent: m.agent.clone(),
                 window: m.window,
+                held: None,
             })
             .collect::<Vec<_>>();
         Ok(locked(&self.busy)
@@ -228,7 +229,50 @@ pub struct MemoryTours {
     /// The messages queued for the sender.
     pub queued_messages: Mutex<Vec<crate::domain::notify::MessageRef>>,
     pub ratings: Mutex<HashMap<crate::domain::booking::BookingId, crate::domain::link::Rating>>,
+    /// Each conversation's slot hold, with the lock names of its granules.
+    pub holds: Mutex<HashMap<crate::domain::booking::ConversationId, (crate::domain::hold::SlotHold, Vec<LockName>)>>,
     pub trips: Trips,
+}
+
+/// A lock: the holder's name and the granule.
+pub type LockName = (String, DateTime<Utc>);
+
+impl MemoryTours {
+    /// Whether a live hold of another conversation than `own` holds one of `wanted`.
+    fn held_by_others(&self, wanted: &[LockName], own: Option<&crate::domain::HoldToken>, now: DateTime<Utc>) -> bool {
+        locked(&self.holds).values().any(|(hold, names)| {
+            hold.is_live(now) && Some(&hold.token) != own && names.iter().any(|n| wanted.contains(n))
+        })
+    }
+}
+
+#[async_trait]
+impl crate::ports::HoldStore for MemoryTours {
+    async fn place_hold(
+        &self,
+        property: &Property,
+        hold: &crate::domain::hold::SlotHold,
+        previous: Option<&crate::domain::hold::SlotHold>,
+        now: DateTime<Utc>,
+    ) -> Result<crate::ports::HoldWrite, StoreError> {
+        self.trips.take().await;
+        let current = locked(&self.holds)
+            .get(&hold.conversation_id)
+            .map(|(h, _)| h.token.clone());
+        if current.as_ref() != previous.map(|p| &p.token) {
+            return Ok(crate::ports::HoldWrite::Raced);
+        }
+        let wanted: Vec<LockName> = crate::domain::booking::lock_granules(property, &hold.holder, &hold.window())
+            .into_iter()
+            .map(|g| (hold.holder.lock_name(), g))
+            .collect();
+        let locks = locked(&self.locks);
+        if wanted.iter().any(|k| locks.contains_key(k)) || self.held_by_others(&wanted, current.as_ref(), now) {
+            return Ok(crate::ports::HoldWrite::SlotTaken);
+        }
+        locked(&self.holds).insert(hold.conversation_id.clone(), (hold.clone(), wanted));
+        Ok(crate::ports::HoldWrite::Placed)
+    }
 }
 
 #[async_trait]
@@ -280,8 +324,13 @@ impl crate::ports::TourStore for MemoryTours {
             .iter()
             .map(|g| (tour.holder.lock_name(), *g))
             .collect();
-        if wanted.iter().any(|k| locks.contains_key(k)) {
+        if wanted.iter().any(|k| locks.contains_key(k))
+            || self.held_by_others(&wanted, booking.hold.as_ref().map(|h| &h.token), now)
+        {
             return Ok(crate::ports::BookingWrite::SlotTaken);
+        }
+        if let Some(hold) = &booking.hold {
+            locked(&self.holds).retain(|_, (h, _)| h.token != hold.token);
         }
         for k in wanted {
             locks.insert(k, tour.booking_id.clone());
@@ -421,6 +470,13 @@ impl crate::ports::TourStore for MemoryTours {
         };
         locked(&self.tours).insert(tour.booking_id.clone(), released);
         Ok(())
+    }
+    async fn hold(
+        &self,
+        conversation: &crate::domain::booking::ConversationId,
+    ) -> Result<Option<crate::domain::hold::SlotHold>, StoreError> {
+        self.trips.take().await;
+        Ok(locked(&self.holds).get(conversation).map(|(h, _)| h.clone()))
     }
     async fn conversation_tours(
         &self,

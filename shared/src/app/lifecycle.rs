@@ -78,6 +78,7 @@ async fn busy_for_move(
     calendar: &dyn CalendarStore,
     tour: &TourRecord,
     reschedule: Option<&crate::domain::update::RequestedTime>,
+    now: DateTime<Utc>,
 ) -> Result<Option<Vec<Busy>>, AppError> {
     use crate::domain::update::RequestedTime;
     let Some(at) = reschedule else {
@@ -87,7 +88,7 @@ async fn busy_for_move(
         RequestedTime::At(instant) => instant.date_naive(),
         RequestedTime::Local(local) => local.date(),
     };
-    Ok(Some(busy_around_date(calendar, &tour.property_id, date).await?))
+    Ok(Some(busy_around_date(calendar, &tour.property_id, date, now).await?))
 }
 
 fn refused(field: &'static str) -> impl Fn(crate::domain::lifecycle::IllegalChange) -> AppError {
@@ -147,7 +148,7 @@ pub async fn change_tour_if(
     // The property and, for a move, the busy time around the new date: read at the same time.
     let (property, busy) = tokio::join!(
         load_property(deps.properties, &tour.property_id),
-        busy_for_move(deps.calendar, &tour, command.reschedule.as_ref())
+        busy_for_move(deps.calendar, &tour, command.reschedule.as_ref(), now)
     );
     let (property, mut busy) = (property?, busy?);
     let field = if command.reschedule.is_some() {
@@ -191,6 +192,7 @@ pub async fn change_tour_if(
                             deps.calendar,
                             &property.id,
                             slots::local_date(&property, window.start()),
+                            now,
                         )
                         .await?
                     }

@@ -3,6 +3,7 @@
 pub mod availability;
 pub mod booking;
 pub mod changes;
+pub mod holds;
 pub mod lifecycle;
 pub mod notify;
 pub mod privacy;

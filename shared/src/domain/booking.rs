@@ -5,7 +5,8 @@ use super::property::{GRANULE_MINUTES, Property};
 use super::resman::ProspectContact;
 use super::slots::{self, resolve_local};
 use super::{
-    AgentId, AppointmentId, Email, InvalidField, PersonName, Phone, ResManPropertyId, TourType, UtcWindow, limits,
+    AgentId, AppointmentId, Email, HoldToken, InvalidField, PersonName, Phone, ResManPropertyId, TourType, UtcWindow,
+    limits,
 };
 use chrono::{DateTime, Duration, NaiveDate, NaiveTime, Timelike, Utc};
 use serde::{Deserialize, Serialize};
@@ -77,6 +78,8 @@ impl std::fmt::Display for BookingId {
 pub struct BookTourRequest {
     pub conversation_id: Option<String>,
     pub tour_data: Option<TourData>,
+    /// The token of the conversation's slot hold, when it holds the time asked for.
+    pub hold_token: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -179,6 +182,7 @@ impl BookTourRequest {
         Ok(Self {
             conversation_id: text_field(object, "conversation_id", "conversation_id")?,
             tour_data,
+            hold_token: text_field(object, "hold_token", "hold_token")?,
         })
     }
 }
@@ -194,6 +198,9 @@ pub struct BookTourCommand {
     pub time: NaiveTime,
     pub unit_preferences: Option<String>,
     pub special_requests: Option<String>,
+    /// The conversation's slot hold for this time, if it holds one. Not part of the fingerprint: it says how the
+    /// slot is had, not what is booked.
+    pub hold_token: Option<HoldToken>,
 }
 
 /// Field names as the chatbot sees them (inside `tour_data`).
@@ -310,6 +317,12 @@ impl BookTourCommand {
                 "tour_data.special_requests",
                 limits::SPECIAL_REQUESTS_CHARS,
             )?,
+            hold_token: request
+                .hold_token
+                .as_deref()
+                .filter(|t| !t.trim().is_empty())
+                .map(HoldToken::parse)
+                .transpose()?,
         })
     }
 

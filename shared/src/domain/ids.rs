@@ -95,6 +95,11 @@ opaque_id!(
     AppointmentId,
     "appointment_id"
 );
+opaque_id!(
+    /// The token of a slot hold (`POST /api/resman/tours/holds`), which a booking presents to get the held slot.
+    HoldToken,
+    "hold_token"
+);
 
 #[cfg(test)]
 mod tests {

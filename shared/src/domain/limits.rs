@@ -6,6 +6,8 @@
 pub const BOOK_BODY_BYTES: usize = 16 * 1024;
 /// The largest update body.
 pub const UPDATE_BODY_BYTES: usize = 8 * 1024;
+/// The largest slot-hold body.
+pub const HOLD_BODY_BYTES: usize = 2048;
 /// The largest self-service form.
 pub const FORM_BYTES: usize = 4096;
 /// `conversation_id`, `property_id`, an appointment id, a notice's `event_id` and `staff_member`.

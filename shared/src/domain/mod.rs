@@ -4,6 +4,7 @@ pub mod booking;
 pub mod calendar;
 pub mod contact;
 pub mod email;
+pub mod hold;
 pub mod ids;
 pub mod lifecycle;
 pub mod limits;
@@ -20,7 +21,7 @@ pub mod tour;
 pub mod update;
 
 pub use contact::{Email, PersonName, Phone};
-pub use ids::{AgentId, AppointmentId, ProspectId, ProspectSourceId, ResManPropertyId};
+pub use ids::{AgentId, AppointmentId, HoldToken, ProspectId, ProspectSourceId, ResManPropertyId};
 pub use time::UtcWindow;
 pub use tour::TourType;
 

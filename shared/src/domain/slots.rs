@@ -15,16 +15,41 @@
 //!   so tours spread fairly.
 
 use super::property::Property;
-use super::{AgentId, InvalidField, TourType, UtcWindow};
+use super::{AgentId, HoldToken, InvalidField, TourType, UtcWindow};
 use chrono::{DateTime, Duration, LocalResult, NaiveDate, NaiveDateTime, TimeZone, Utc};
 use chrono_tz::Tz;
 
-/// Time already taken: a tour (ours, one held by a booking in flight, or one read from ResMan).
+/// Time already taken: a tour (ours, one held by a booking in flight, or one read from ResMan), or a slot hold.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Busy {
     /// `None` for a self-guided tour.
     pub agent: Option<AgentId>,
     pub window: UtcWindow,
+    /// Set when the time is only held for a conversation, until an instant (see `domain::hold`).
+    pub held: Option<Held>,
+}
+
+/// Whose hold a busy time is, and until when it holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Held {
+    pub token: HoldToken,
+    pub until: DateTime<Utc>,
+}
+
+/// The busy time in force at `now`: holds that have lapsed are dropped (they lapse by comparison, not by a sweep),
+/// and so is the caller's own hold (`own`), which must not stand in its own way.
+pub fn in_force(busy: Vec<Busy>, now: DateTime<Utc>, own: Option<&HoldToken>) -> Vec<Busy> {
+    busy.into_iter()
+        .filter(|b| b.held.as_ref().is_none_or(|h| now < h.until && Some(&h.token) != own))
+        .collect()
+}
+
+/// When the first hold among `busy` that is still in force lapses: an answer computed from `busy` holds until then.
+pub fn next_lapse(busy: &[Busy], now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    busy.iter()
+        .filter_map(|b| b.held.as_ref().map(|h| h.until))
+        .filter(|until| *until > now)
+        .min()
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -244,7 +269,47 @@ mod tests {
         Busy {
             agent: agent_id.map(agent),
             window: UtcWindow::starting_at(start, Duration::minutes(minutes)).unwrap(),
+            held: None,
         }
+    }
+
+    fn held(agent_id: &str, start: DateTime<Utc>, token: &str, until: DateTime<Utc>) -> Busy {
+        Busy {
+            held: Some(Held {
+                token: HoldToken::parse(token).unwrap(),
+                until,
+            }),
+            ..busy(Some(agent_id), start, 45)
+        }
+    }
+
+    #[test]
+    fn a_hold_blocks_its_slot_until_it_lapses_and_never_blocks_its_own_conversation() {
+        let property = demo();
+        let ten = chicago(tuesday(), 10, 0);
+        let now = monday_morning();
+        let until = now + Duration::minutes(5);
+        // Both agents held at 10:00: the slot is gone while the holds stand.
+        let busy = vec![held("A", ten, "h1", until), held("B", ten, "h2", until)];
+        let offered = |busy: Vec<Busy>, at: DateTime<Utc>| {
+            local_times(&free_slots(&property, TourType::InPerson, tuesday(), &busy, at).unwrap())
+        };
+        assert!(!offered(in_force(busy.clone(), now, None), now).contains(&"10:00".to_owned()));
+        // The holder's own hold does not keep the time from it.
+        let own = HoldToken::parse("h1").unwrap();
+        assert!(offered(in_force(busy.clone(), now, Some(&own)), now).contains(&"10:00".to_owned()));
+        // At the instant the holds lapse, the time is free again: no sweep needed.
+        assert!(offered(in_force(busy.clone(), until, None), until).contains(&"10:00".to_owned()));
+        // A tour is never dropped.
+        let tours = vec![busy_at("A", ten), busy_at("B", ten)];
+        assert_eq!(in_force(tours.clone(), until, Some(&own)), tours);
+        assert_eq!(next_lapse(&busy, now), Some(until));
+        assert_eq!(next_lapse(&busy, until), None);
+        assert_eq!(next_lapse(&tours, now), None);
+    }
+
+    fn busy_at(agent_id: &str, start: DateTime<Utc>) -> Busy {
+        busy(Some(agent_id), start, 45)
     }
 
     fn local_times(slots: &[Slot]) -> Vec<String> {

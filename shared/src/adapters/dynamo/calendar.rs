@@ -16,8 +16,8 @@ use super::{DynamoStore, Item, corrupt, key, n, s, unavailable};
 use crate::domain::calendar::MirroredAppointment;
 use crate::domain::property::{Property, PropertyFile};
 use crate::domain::resman::TourEventStatus;
-use crate::domain::slots::{Busy, local_date};
-use crate::domain::{AgentId, AppointmentId, ResManPropertyId, TourType, UtcWindow};
+use crate::domain::slots::{Busy, Held, local_date};
+use crate::domain::{AgentId, AppointmentId, HoldToken, ResManPropertyId, TourType, UtcWindow};
 use crate::ports::{AvailabilityCache, CalendarStore, DayRead, MirrorOutcome, PropertyStore, StoreError};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::error::SdkError;
@@ -73,19 +73,33 @@ pub(crate) fn busy_put(
     kind: &str,
     reference: &str,
 ) -> Result<TransactWriteItem, StoreError> {
-    let mut put = Put::builder()
+    let put = Put::builder()
         .table_name(table)
-        .item("pk", s(busy_pk(property, window.start())))
-        .item("sk", s(busy_sk(window.start(), kind, reference)))
-        .item("start", s(window.start().to_rfc3339()))
-        .item("end", s(window.end().to_rfc3339()))
-        .item("expires_at", n((window.end() + BUSY_RETENTION).timestamp()));
+        .set_item(Some(busy_item(property, agent, window, kind, reference)))
+        .build()
+        .map_err(corrupt("busy item"))?;
+    Ok(TransactWriteItem::builder().put(put).build())
+}
+
+/// A busy item: one interval of an agent (or a self-guided seat when `agent` is `None`).
+pub(crate) fn busy_item(
+    property: &ResManPropertyId,
+    agent: Option<&AgentId>,
+    window: &UtcWindow,
+    kind: &str,
+    reference: &str,
+) -> Item {
+    let mut item = key(
+        busy_pk(property, window.start()),
+        &busy_sk(window.start(), kind, reference),
+    );
+    item.insert("start".into(), s(window.start().to_rfc3339()));
+    item.insert("end".into(), s(window.end().to_rfc3339()));
+    item.insert("expires_at".into(), n((window.end() + BUSY_RETENTION).timestamp()));
     if let Some(agent) = agent {
-        put = put.item("agent", s(agent.as_str()));
+        item.insert("agent".into(), s(agent.as_str()));
     }
-    Ok(TransactWriteItem::builder()
-        .put(put.build().map_err(corrupt("busy item"))?)
-        .build())
+    item
 }
 
 /// The local dates a window touches.
@@ -272,9 +286,21 @@ impl DynamoStore {
                     .map(AgentId::parse)
                     .transpose()
                     .map_err(corrupt("agent"))?;
+                let held = match (opt_text(item, "hold_token"), item.get("held_until")) {
+                    (Some(token), Some(_)) => Some(Held {
+                        token: HoldToken::parse(token).map_err(corrupt("hold_token"))?,
+                        until: DateTime::from_timestamp(
+                            i64::try_from(number(item, "held_until")).unwrap_or(i64::MAX),
+                            0,
+                        )
+                        .ok_or_else(|| StoreError::Corrupt("held_until is not a time".into()))?,
+                    }),
+                    _ => None,
+                };
                 busy.push(Busy {
                     agent,
                     window: interval,
+                    held,
                 });
             }
         }

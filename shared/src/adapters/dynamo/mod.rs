@@ -7,6 +7,7 @@
 //! readers check `expires_at` themselves.
 
 mod calendar;
+mod holds;
 mod messages;
 mod ratings;
 mod tours;

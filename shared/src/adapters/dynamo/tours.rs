@@ -28,19 +28,48 @@ use std::collections::BTreeMap;
 
 /// A transaction holds at most 100 items; the locks of one tour stay well inside that.
 const MAX_LOCKS: usize = 80;
+/// DynamoDB's limit on the items of one transaction.
+const MAX_TRANSACTION_ITEMS: usize = 100;
 const IDEMPOTENCY_RETENTION: Duration = Duration::hours(24);
 const LOCK_RETENTION: Duration = Duration::days(2);
 
 fn lock_key(tour: &TourRecord, granule: DateTime<Utc>) -> Item {
+    lock_key_of(&tour.property_id, &tour.holder, granule)
+}
+
+/// The lock of one granule of a holder's time (a tour's or a slot hold's).
+pub(crate) fn lock_key_of(
+    property: &crate::domain::ResManPropertyId,
+    holder: &crate::domain::booking::Holder,
+    granule: DateTime<Utc>,
+) -> Item {
     key(
         format!(
-            "LOCK#{}#{}#{}",
-            tour.property_id,
-            tour.holder.lock_name(),
+            "LOCK#{property}#{}#{}",
+            holder.lock_name(),
             granule.format("%Y-%m-%dT%H:%M:%SZ")
         ),
         "LOCK",
     )
+}
+
+/// The condition under which a lock is taken: nobody holds it, or only a slot hold that has lapsed by `now`, or
+/// (with `hold`) the taker's own hold. A tour's lock has no `held_until`, so it never passes.
+pub(crate) fn lock_condition(
+    now: DateTime<Utc>,
+    hold: Option<&crate::domain::HoldToken>,
+) -> (&'static str, Vec<(&'static str, AttributeValue)>) {
+    let mut values = vec![(":now", n(now.timestamp()))];
+    match hold {
+        Some(token) => {
+            values.push((":hold", s(token.as_str())));
+            (
+                "attribute_not_exists(pk) OR held_until <= :now OR hold_token = :hold",
+                values,
+            )
+        }
+        None => ("attribute_not_exists(pk) OR held_until <= :now", values),
+    }
 }
 
 /// The fields of a tour that are a prospect's personal data. They live in their own item, `TOUR#<id>` / `PERSON`,
@@ -128,6 +157,24 @@ pub(crate) fn tour_from(item: Item) -> Result<TourRecord, StoreError> {
     serde_dynamo::from_item(item).map_err(corrupt("tour record"))
 }
 
+/// A conditional put whose condition uses values.
+pub(crate) fn put_if(
+    table: &str,
+    item: Item,
+    (condition, values): (&str, Vec<(&str, AttributeValue)>),
+) -> Result<TransactWriteItem, StoreError> {
+    let mut put = Put::builder()
+        .table_name(table)
+        .set_item(Some(item))
+        .condition_expression(condition);
+    for (name, value) in values {
+        put = put.expression_attribute_values(name, value);
+    }
+    Ok(TransactWriteItem::builder()
+        .put(put.build().map_err(corrupt("put"))?)
+        .build())
+}
+
 pub(crate) fn put(table: &str, item: Item, condition: Option<&str>) -> Result<TransactWriteItem, StoreError> {
     let mut put = Put::builder().table_name(table).set_item(Some(item));
     if let Some(condition) = condition {
@@ -138,7 +185,7 @@ pub(crate) fn put(table: &str, item: Item, condition: Option<&str>) -> Result<Tr
         .build())
 }
 
-fn delete(table: &str, key: Item) -> Result<TransactWriteItem, StoreError> {
+pub(crate) fn delete(table: &str, key: Item) -> Result<TransactWriteItem, StoreError> {
     let delete = Delete::builder()
         .table_name(table)
         .set_key(Some(key))
@@ -297,11 +344,14 @@ impl TourStore for DynamoStore {
             )?,
         ];
         let first_lock = items.len();
+        let own_hold = booking.hold.as_ref().map(|h| &h.token);
+        let mut taken = std::collections::BTreeSet::new();
         for granule in &booking.lock_granules {
             let mut lock = lock_key(tour, *granule);
+            taken.extend(lock.get("pk").and_then(|v| v.as_s().ok()).cloned());
             lock.insert("booking_id".into(), s(tour.booking_id.as_str()));
             lock.insert("expires_at".into(), n((tour.end + LOCK_RETENTION).timestamp()));
-            items.push(put(&self.table, lock, Some("attribute_not_exists(pk)"))?);
+            items.push(put_if(&self.table, lock, lock_condition(now, own_hold))?);
         }
         let after_locks = items.len();
         items.push(busy_put(
@@ -312,11 +362,11 @@ impl TourStore for DynamoStore {
             "TOUR",
             tour.booking_id.as_str(),
         )?);
-        items.extend(generation_bumps(
-            &self.table,
-            &tour.property_id,
-            &dates_of(property, &tour.window()),
-        )?);
+        let mut dates = dates_of(property, &tour.window());
+        if let Some(hold) = &booking.hold {
+            dates.extend(dates_of(property, &hold.window()));
+        }
+        items.extend(generation_bumps(&self.table, &tour.property_id, &dates)?);
         let idem_index = items.len();
         items.push(put(
             &self.table,
@@ -330,9 +380,13 @@ impl TourStore for DynamoStore {
         for reminder in &booking.reminders {
             items.push(put(&self.table, super::messages::reminder_item(tour, reminder), None)?);
         }
-
-        match self.transact(items).await {
-            Ok(_) => Ok(BookingWrite::Created),
+        // The presented hold goes with the booking: what it held beyond the tour's own locks is freed.
+        let release = match &booking.hold {
+            Some(hold) => super::holds::release_items(&self.table, property, hold, &taken, true, now)?,
+            None => Vec::new(),
+        };
+        let outcome = |result: Result<(), _>| match result {
+            Ok(()) => Ok(BookingWrite::Created),
             Err(e) => match lost_a_condition(&e) {
                 Some(reasons) => {
                     let failed = |i: usize| reasons.get(i).and_then(|r| r.as_deref()) == Some("ConditionalCheckFailed");
@@ -351,6 +405,25 @@ impl TourStore for DynamoStore {
                 }
                 None => Err(unavailable(e)),
             },
+        };
+        if release.is_empty() || items.len() + release.len() > MAX_TRANSACTION_ITEMS {
+            return outcome(self.transact(items).await);
+        }
+        let released = items.len()..items.len() + release.len();
+        match self.transact(items.iter().cloned().chain(release).collect()).await {
+            // Only the hold's release failed (the conversation placed another hold meanwhile, or a staff move took a
+            // granule): the booking goes in alone, and whatever the hold still holds lapses by itself.
+            Err(e)
+                if lost_a_condition(&e).is_some_and(|reasons| {
+                    reasons
+                        .iter()
+                        .enumerate()
+                        .all(|(i, r)| matches!(r.as_deref(), None | Some("None")) || released.contains(&i))
+                }) =>
+            {
+                outcome(self.transact(items).await)
+            }
+            result => outcome(result),
         }
     }
 
@@ -459,8 +532,10 @@ impl TourStore for DynamoStore {
             }
             lock.insert("booking_id".into(), s(after.booking_id.as_str()));
             lock.insert("expires_at".into(), n((after.end + LOCK_RETENTION).timestamp()));
-            let condition = (locks == Locks::Take).then_some("attribute_not_exists(pk)");
-            items.push(put(&self.table, lock, condition)?);
+            items.push(match locks {
+                Locks::Take => put_if(&self.table, lock, lock_condition(now, None))?,
+                Locks::Follow => put(&self.table, lock, None)?,
+            });
         }
         let after_locks = items.len();
         for (name, lock) in old_locks {
@@ -604,6 +679,10 @@ impl TourStore for DynamoStore {
         }
         self.transact(items).await.map_err(unavailable)?;
         Ok(())
+    }
+
+    async fn hold(&self, conversation: &ConversationId) -> Result<Option<crate::domain::hold::SlotHold>, StoreError> {
+        self.hold_of(conversation).await
     }
 
     async fn conversation_tours(&self, conversation: &ConversationId) -> Result<Vec<TourRecord>, StoreError> {

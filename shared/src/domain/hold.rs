@@ -1,0 +1,289 @@
+//! A slot held across chat turns: the prospect picks a time in one turn and confirms in the next, and meanwhile
+//! nobody else is offered that time or can book it.
+//!
+//! Rules:
+//! - A hold is one offered slot (property, tour type, start, and the agent or self-guided seat who would give it),
+//!   held for the configured few minutes under a random token.
+//! - A conversation holds at most one slot: a new hold replaces the conversation's previous one, and asking again
+//!   for the slot it already holds answers with the same hold (so a retried request holds once).
+//! - A booking of the conversation that presents the token gets the held slot. Once the conversation books, its
+//!   hold is gone.
+//! - A hold lapses by itself at `held_until`: every check compares that instant with `now` (the store's conditions
+//!   too), so nothing has to sweep it away. TTL only tidies the items up later.
+
+use super::booking::{ConversationId, Holder, json_object, text_field};
+use super::{AgentId, HoldToken, InvalidField, ResManPropertyId, TourType, UtcWindow};
+use chrono::{DateTime, Duration, NaiveDate, NaiveTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// How long a hold lasts: 1 to [`MAX_HOLD_MINUTES`] minutes, set per deployment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HoldMinutes(u32);
+
+/// Longer than a chat turn needs; a longer hold would keep times from other prospects.
+pub const MAX_HOLD_MINUTES: u32 = 15;
+
+impl HoldMinutes {
+    pub fn new(minutes: u32) -> Result<Self, InvalidField> {
+        if (1..=MAX_HOLD_MINUTES).contains(&minutes) {
+            Ok(Self(minutes))
+        } else {
+            Err(InvalidField::new(
+                "SLOT_HOLD_MINUTES",
+                format!("must be 1 to {MAX_HOLD_MINUTES} minutes"),
+            ))
+        }
+    }
+
+    pub fn duration(self) -> Duration {
+        Duration::minutes(self.0.into())
+    }
+}
+
+impl Default for HoldMinutes {
+    fn default() -> Self {
+        Self(5)
+    }
+}
+
+/// A valid hold request. Its date and time are the property's local time, as in a booking.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HoldCommand {
+    pub conversation_id: ConversationId,
+    pub property_id: ResManPropertyId,
+    pub tour_type: TourType,
+    pub date: NaiveDate,
+    pub time: NaiveTime,
+    /// The agent offered with the slot (`staff_member_id` in the availability answer), when the prospect chose one.
+    pub staff_member_id: Option<AgentId>,
+}
+
+fn required(value: Option<String>, field: &'static str) -> Result<String, InvalidField> {
+    value
+        .filter(|v| !v.trim().is_empty())
+        .ok_or_else(|| InvalidField::new(field, "is required"))
+}
+
+/// Moves a parser's refusal to the field's name in this request.
+fn named(field: &'static str) -> impl Fn(InvalidField) -> InvalidField {
+    move |e| InvalidField::new(field, e.reason)
+}
+
+impl HoldCommand {
+    /// Reads a raw body (at most [`super::limits::HOLD_BODY_BYTES`]); each missing or malformed field is named.
+    pub fn from_body(body: &[u8]) -> Result<Self, InvalidField> {
+        let object = json_object(body, super::limits::HOLD_BODY_BYTES)?;
+        let field = |name: &'static str| text_field(&object, name, name);
+        let conversation_id = ConversationId::parse(&required(field("conversation_id")?, "conversation_id")?)?;
+        let property_id =
+            ResManPropertyId::parse(&required(field("property_id")?, "property_id")?).map_err(named("property_id"))?;
+        let tour_type = TourType::parse(&required(field("tour_type")?, "tour_type")?).map_err(named("tour_type"))?;
+        let date = NaiveDate::parse_from_str(required(field("date")?, "date")?.trim(), "%Y-%m-%d")
+            .map_err(|_| InvalidField::new("date", "must be a date YYYY-MM-DD"))?;
+        let time = NaiveTime::parse_from_str(required(field("time")?, "time")?.trim(), "%H:%M")
+            .map_err(|_| InvalidField::new("time", "must be a time HH:MM (24-hour, the property's local time)"))?;
+        let staff_member_id = field("staff_member_id")?
+            .filter(|v| !v.trim().is_empty())
+            .map(|v| AgentId::parse(&v).map_err(named("staff_member_id")))
+            .transpose()?;
+        Ok(Self {
+            conversation_id,
+            property_id,
+            tour_type,
+            date,
+            time,
+            staff_member_id,
+        })
+    }
+}
+
+/// A slot held for a conversation until `held_until`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SlotHold {
+    pub token: HoldToken,
+    pub conversation_id: ConversationId,
+    pub property_id: ResManPropertyId,
+    pub tour_type: TourType,
+    pub holder: Holder,
+    pub start: DateTime<Utc>,
+    pub end: DateTime<Utc>,
+    pub held_until: DateTime<Utc>,
+}
+
+impl SlotHold {
+    pub fn window(&self) -> UtcWindow {
+        UtcWindow::new(self.start, self.end).unwrap_or_else(|_| unreachable!("a hold is made from a valid window"))
+    }
+
+    /// Whether the hold still holds at `now`: up to, not including, `held_until`.
+    pub fn is_live(&self, now: DateTime<Utc>) -> bool {
+        now < self.held_until
+    }
+
+    /// Whether the hold is for this tour: same property, tour type and time.
+    pub fn is_for(&self, property: &ResManPropertyId, tour_type: TourType, window: &UtcWindow) -> bool {
+        &self.property_id == property && self.tour_type == tour_type && &self.window() == window
+    }
+
+    /// Whether a new hold request asks for what this hold already holds (then it is answered with this one).
+    pub fn answers(&self, property: &ResManPropertyId, window: &UtcWindow, command: &HoldCommand) -> bool {
+        self.is_for(property, command.tour_type, window)
+            && command
+                .staff_member_id
+                .as_ref()
+                .is_none_or(|agent| self.holder.agent() == Some(agent))
+    }
+}
+
+/// The conversation's hold that a booking presents: the conversation's own hold, when the token is its token and the
+/// booking is at the hold's property. The booking then consumes it: the held slot is the booking's when the hold
+/// [`gives`](SlotHold::gives) it, and whatever else the hold held is freed with the booking. Any other token gives no
+/// priority, and the booking is booked as any other.
+pub fn presented<'a>(
+    hold: Option<&'a SlotHold>,
+    token: Option<&HoldToken>,
+    property: &ResManPropertyId,
+) -> Option<&'a SlotHold> {
+    hold.filter(|h| Some(&h.token) == token && &h.property_id == property)
+}
+
+impl SlotHold {
+    /// Whether the hold gives a booking of `tour_type` at `window` its slot at `now`: it is for that time and live.
+    pub fn gives(&self, tour_type: TourType, window: &UtcWindow, now: DateTime<Utc>) -> bool {
+        self.is_for(&self.property_id, tour_type, window) && self.is_live(now)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(h: u32, m: u32) -> DateTime<Utc> {
+        NaiveDate::from_ymd_opt(2026, 12, 3)
+            .unwrap()
+            .and_hms_opt(h, m, 0)
+            .unwrap()
+            .and_utc()
+    }
+
+    fn hold() -> SlotHold {
+        SlotHold {
+            token: HoldToken::parse("tok-1").unwrap(),
+            conversation_id: ConversationId::parse("conv-1").unwrap(),
+            property_id: ResManPropertyId::parse("p1").unwrap(),
+            tour_type: TourType::InPerson,
+            holder: Holder::Agent(AgentId::parse("a1").unwrap()),
+            start: at(15, 0),
+            end: at(15, 45),
+            held_until: at(10, 5),
+        }
+    }
+
+    #[test]
+    fn a_hold_lapses_at_its_instant_by_comparison_alone() {
+        let h = hold();
+        assert!(h.is_live(at(10, 4)));
+        assert!(!h.is_live(at(10, 5)), "held_until itself is already lapsed");
+        assert!(!h.is_live(at(11, 0)));
+    }
+
+    #[test]
+    fn only_the_conversations_token_at_its_property_is_presented_and_only_a_live_hold_of_the_time_gives_it() {
+        let h = hold();
+        let p = ResManPropertyId::parse("p1").unwrap();
+        let token = h.token.clone();
+        assert!(presented(Some(&h), Some(&token), &p).is_some());
+        let other = HoldToken::parse("tok-2").unwrap();
+        assert!(presented(Some(&h), Some(&other), &p).is_none());
+        assert!(presented(Some(&h), None, &p).is_none());
+        assert!(presented(None, Some(&token), &p).is_none());
+        assert!(presented(Some(&h), Some(&token), &ResManPropertyId::parse("p2").unwrap()).is_none());
+        let window = h.window();
+        let now = at(10, 0);
+        assert!(h.gives(TourType::InPerson, &window, now));
+        let later = UtcWindow::new(at(16, 0), at(16, 45)).unwrap();
+        assert!(!h.gives(TourType::InPerson, &later, now));
+        assert!(!h.gives(TourType::Virtual, &window, now));
+        assert!(
+            !h.gives(TourType::InPerson, &window, at(10, 5)),
+            "a lapsed hold gives nothing"
+        );
+    }
+
+    #[test]
+    fn asking_again_for_the_held_slot_is_answered_by_the_hold() {
+        let h = hold();
+        let p = ResManPropertyId::parse("p1").unwrap();
+        let mut command = HoldCommand {
+            conversation_id: h.conversation_id.clone(),
+            property_id: p.clone(),
+            tour_type: TourType::InPerson,
+            date: at(15, 0).date_naive(),
+            time: at(15, 0).time(),
+            staff_member_id: None,
+        };
+        assert!(h.answers(&p, &h.window(), &command));
+        command.staff_member_id = Some(AgentId::parse("a1").unwrap());
+        assert!(h.answers(&p, &h.window(), &command));
+        command.staff_member_id = Some(AgentId::parse("a2").unwrap());
+        assert!(!h.answers(&p, &h.window(), &command), "another agent is another hold");
+    }
+
+    #[test]
+    fn a_hold_request_names_each_bad_field() {
+        let ok = br#"{"conversation_id":"c1","property_id":"p1","tour_type":"in_person","date":"2026-12-03","time":"15:00"}"#;
+        let command = HoldCommand::from_body(ok).unwrap();
+        assert_eq!(command.time, NaiveTime::from_hms_opt(15, 0, 0).unwrap());
+        assert_eq!(command.staff_member_id, None);
+        let cases: [(&str, &str); 8] = [
+            (
+                r#"{"property_id":"p1","tour_type":"in_person","date":"2026-12-03","time":"15:00"}"#,
+                "conversation_id",
+            ),
+            (
+                r#"{"conversation_id":"c1","tour_type":"in_person","date":"2026-12-03","time":"15:00"}"#,
+                "property_id",
+            ),
+            (
+                r#"{"conversation_id":"c1","property_id":"p1","tour_type":"walk","date":"2026-12-03","time":"15:00"}"#,
+                "tour_type",
+            ),
+            (
+                r#"{"conversation_id":"c1","property_id":"p1","tour_type":"in_person","date":"3 Dec","time":"15:00"}"#,
+                "date",
+            ),
+            (
+                r#"{"conversation_id":"c1","property_id":"p1","tour_type":"in_person","date":"2026-12-03","time":"3pm"}"#,
+                "time",
+            ),
+            (
+                r#"{"conversation_id":"c1","property_id":"p1","tour_type":"in_person","date":"2026-12-03","time":15}"#,
+                "time",
+            ),
+            (
+                r#"{"conversation_id":"c1","property_id":"p 1","tour_type":"in_person","date":"2026-12-03","time":"15:00"}"#,
+                "property_id",
+            ),
+            (
+                r#"{"conversation_id":"c1","property_id":"p1","tour_type":"in_person","date":"2026-12-03","time":"15:00","staff_member_id":"<a>"}"#,
+                "staff_member_id",
+            ),
+        ];
+        for (body, field) in cases {
+            assert_eq!(
+                HoldCommand::from_body(body.as_bytes()).unwrap_err().field,
+                field,
+                "{body}"
+            );
+        }
+        assert_eq!(HoldCommand::from_body(b"[]").unwrap_err().field, "body");
+    }
+
+    #[test]
+    fn hold_minutes_stay_a_few_minutes() {
+        assert!(HoldMinutes::new(0).is_err());
+        assert!(HoldMinutes::new(16).is_err());
+        assert_eq!(HoldMinutes::new(15).unwrap().duration(), Duration::minutes(15));
+        assert_eq!(HoldMinutes::default().duration(), Duration::minutes(5));
+    }
+}
