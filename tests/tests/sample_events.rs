@@ -33,6 +33,14 @@ fn the_booking_sample_is_a_valid_booking_with_an_idempotency_key() {
 }
 
 #[test]
+fn the_hold_sample_is_a_valid_hold_request_with_an_api_key() {
+    let event = http("tour-hold.json");
+    assert!(event.headers.contains_key("x-api-key"));
+    let command = shared::app::holds::parse_hold_body(event.body.as_deref().unwrap_or_default().as_bytes()).unwrap();
+    assert_eq!(command.conversation_id.as_str(), "conv-sample-1");
+}
+
+#[test]
 fn the_conversation_sample_names_a_conversation() {
     let event = http("conversation-tours.json");
     let id = event.query_string_parameters.first("conversation_id").unwrap();

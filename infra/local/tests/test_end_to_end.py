@@ -334,7 +334,8 @@ def test_a_change_of_the_description_that_breaks_the_chatbots_code_fails_to_comp
 
 def test_the_chatbots_flow_runs_on_the_typed_client_against_the_functions(running_stack, tmp_path):
     """Generated from openapi.yaml, compiled, run through the API Gateway stand-in: availability (or the next day with
-    times), a booking, alternatives once the time is full, the tour read back, and a cancellation."""
+    times), a hold another conversation cannot take, the booking that presents its token, alternatives once the time is
+    full, the tour read back, and a cancellation."""
     built = build_client(REPO_ROOT / "openapi.yaml", tmp_path)
     assert built.returncode == 0, built.stdout + built.stderr
     port = free_port()
@@ -349,7 +350,8 @@ def test_the_chatbots_flow_runs_on_the_typed_client_against_the_functions(runnin
         server.shutdown()
     assert ran.returncode == 0, ran.stdout + ran.stderr
     steps = [json.loads(line)["step"] for line in ran.stdout.splitlines()]
-    assert steps[-4:] == ["that time is full; alternatives offered", "read back", "cancelled", "done"], steps
+    assert steps[-7:] == ["held", "the held time is not offered to another conversation", "booked",
+                          "that time is full; alternatives offered", "read back", "cancelled", "done"], steps
 
 
 def test_no_prospects_name_email_or_phone_reaches_any_functions_log(running_stack):

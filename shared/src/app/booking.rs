@@ -1175,7 +1175,7 @@ mod use_case_tests {
                 "time"
             );
             let mut far = hold_command("c-1", "10:00", None);
-            far.date = far.date + Duration::days(400);
+            far.date += Duration::days(400);
             assert_eq!(field(hold(&store, &tours, &far, "t", now).await), "date");
         }
     }

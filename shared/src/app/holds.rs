@@ -51,6 +51,14 @@ fn view(property: &Property, hold: &SlotHold) -> HoldView {
     }
 }
 
+/// Reads a hold request's raw body: over the limit is `TooLarge` (413), anything else wrong names its field (400).
+pub fn parse_hold_body(body: &[u8]) -> Result<HoldCommand, AppError> {
+    if body.len() > crate::domain::limits::HOLD_BODY_BYTES {
+        return Err(AppError::TooLarge(crate::domain::limits::HOLD_BODY_BYTES));
+    }
+    Ok(HoldCommand::from_body(body)?)
+}
+
 /// Who may be held for the slot: every free agent (fairest first) or seat, or only the agent asked for.
 fn holders_for(
     property: &Property,

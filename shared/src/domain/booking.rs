@@ -320,7 +320,9 @@ impl BookTourCommand {
             hold_token: request
                 .hold_token
                 .as_deref()
-                .filter(|t| !t.trim().is_empty())
+                .map(|t| checked_text(t, "hold_token", limits::ID_CHARS))
+                .transpose()?
+                .filter(|t| !t.is_empty())
                 .map(HoldToken::parse)
                 .transpose()?,
         })

@@ -64,6 +64,12 @@ fn required(value: Option<String>, field: &'static str) -> Result<String, Invali
         .ok_or_else(|| InvalidField::new(field, "is required"))
 }
 
+/// An id as sent: at most [`super::limits::ID_CHARS`] characters counted before trimming, as the description's
+/// `maxLength` counts them.
+fn id_text(value: String, field: &'static str) -> Result<String, InvalidField> {
+    super::booking::checked_text(&value, field, super::limits::ID_CHARS).map(str::to_owned)
+}
+
 /// Moves a parser's refusal to the field's name in this request.
 fn named(field: &'static str) -> impl Fn(InvalidField) -> InvalidField {
     move |e| InvalidField::new(field, e.reason)
@@ -74,16 +80,24 @@ impl HoldCommand {
     pub fn from_body(body: &[u8]) -> Result<Self, InvalidField> {
         let object = json_object(body, super::limits::HOLD_BODY_BYTES)?;
         let field = |name: &'static str| text_field(&object, name, name);
-        let conversation_id = ConversationId::parse(&required(field("conversation_id")?, "conversation_id")?)?;
-        let property_id =
-            ResManPropertyId::parse(&required(field("property_id")?, "property_id")?).map_err(named("property_id"))?;
+        let conversation_id = ConversationId::parse(&id_text(
+            required(field("conversation_id")?, "conversation_id")?,
+            "conversation_id",
+        )?)?;
+        let property_id = ResManPropertyId::parse(&id_text(
+            required(field("property_id")?, "property_id")?,
+            "property_id",
+        )?)
+        .map_err(named("property_id"))?;
         let tour_type = TourType::parse(&required(field("tour_type")?, "tour_type")?).map_err(named("tour_type"))?;
         let date = NaiveDate::parse_from_str(required(field("date")?, "date")?.trim(), "%Y-%m-%d")
             .map_err(|_| InvalidField::new("date", "must be a date YYYY-MM-DD"))?;
         let time = NaiveTime::parse_from_str(required(field("time")?, "time")?.trim(), "%H:%M")
             .map_err(|_| InvalidField::new("time", "must be a time HH:MM (24-hour, the property's local time)"))?;
         let staff_member_id = field("staff_member_id")?
-            .filter(|v| !v.trim().is_empty())
+            .map(|v| id_text(v, "staff_member_id"))
+            .transpose()?
+            .filter(|v| !v.is_empty())
             .map(|v| AgentId::parse(&v).map_err(named("staff_member_id")))
             .transpose()?;
         Ok(Self {

@@ -56,6 +56,60 @@ pub const DESCRIBED: &[(&[&str], usize)] = &[
     ),
     (
         &[
+            "paths",
+            "/api/resman/tours/holds",
+            "post",
+            "requestBody",
+            "x-max-body-bytes",
+        ],
+        HOLD_BODY_BYTES,
+    ),
+    (
+        &[
+            "components",
+            "schemas",
+            "HoldRequest",
+            "properties",
+            "conversation_id",
+            "maxLength",
+        ],
+        ID_CHARS,
+    ),
+    (
+        &[
+            "components",
+            "schemas",
+            "HoldRequest",
+            "properties",
+            "property_id",
+            "maxLength",
+        ],
+        ID_CHARS,
+    ),
+    (
+        &[
+            "components",
+            "schemas",
+            "HoldRequest",
+            "properties",
+            "staff_member_id",
+            "maxLength",
+        ],
+        ID_CHARS,
+    ),
+    (
+        &[
+            "components",
+            "schemas",
+            "BookTourRequest",
+            "properties",
+            "hold_token",
+            "maxLength",
+        ],
+        ID_CHARS,
+    ),
+    (
+        &[
             "components",
             "schemas",
             "BookTourRequest",

@@ -1,6 +1,7 @@
 // The DomIQ chatbot's flow, written against the client generated from openapi.yaml (openapi-typescript types,
 // openapi-fetch calls): a prospect asks for a day, is offered its times (or the next day with times when it is
-// full), books one, a second prospect who wants the same time is offered the nearest free ones instead, the
+// full), holds one while the prospect thinks it over (nobody else can take it meanwhile), books it with the hold's
+// token in the next turn, a second prospect who wants the same time is offered the nearest free ones instead, the
 // chatbot reads the tour back, and the prospect cancels. Any answer the description does not promise fails the run,
 // and so does a description that no longer fits this code (it does not compile).
 //
@@ -71,11 +72,32 @@ async function main(): Promise<void> {
   const first = slots[0] ?? fail("no slot offered");
   say("availability", { date, offered: slots.length, first: first.time, with: first.staff_member });
 
+  // Ana picks the first time: it is held for her conversation until she confirms in her next message.
+  const conversation = `sample-${run}-ana`;
+  const time = first.time.slice(11, 16);
+  const held = await client.POST("/api/resman/tours/holds", {
+    body: { conversation_id: conversation, property_id: property, tour_type: "in_person", date, time,
+            staff_member_id: first.staff_member_id ?? null },
+  });
+  const hold = held.data ?? fail(`hold: ${held.error?.error.code}: ${held.error?.error.message}`);
+  say("held", { at: hold.slot.time, with: hold.slot.staff_member, until: hold.held_until });
+
+  // Meanwhile another conversation asks for the same time with the same agent: it is not theirs to hold.
+  const rival = await client.POST("/api/resman/tours/holds", {
+    body: { conversation_id: `sample-${run}-rival`, property_id: property, tour_type: "in_person", date, time,
+            staff_member_id: first.staff_member_id ?? null },
+  });
+  if (rival.response.status !== 409 || rival.error?.error.code !== "slot_taken") {
+    fail(`a held slot was held again: ${rival.response.status}`);
+  }
+  say("the held time is not offered to another conversation", { status: rival.response.status });
+
   const booked = await client.POST("/api/resman/tours/book", {
     params: { header: { "Idempotency-Key": `sample-${run}-ana` } },
-    body: { conversation_id: `sample-${run}-ana`, tour_data: tourData("Ana", date, first) },
+    body: { conversation_id: conversation, tour_data: tourData("Ana", date, first), hold_token: hold.hold_token },
   });
   const tour = booked.data ?? fail(`booking: ${booked.error?.error.code}: ${booked.error?.error.message}`);
+  if (tour.staff_member_id !== hold.slot.staff_member_id) fail("the booking did not get the held slot");
   say("booked", { appointment_id: tour.appointment_id, at: tour.confirmed_datetime, sync: tour.sync_status });
 
   // Everyone who gives tours at that time is taken by others until the time is full: the next prospect is offered
