@@ -42,6 +42,7 @@ WEEK_DAYS = 7
 STAFF_TOUR_TIME = clock_time(11, 0)
 AVAILABILITY_PATH = "/tour-availability/api/resman/tours/availability"
 BOOK_PATH = "/book-tour/api/resman/tours/book"
+HOLD_PATH = "/tour-hold/api/resman/tours/holds"
 CONVERSATION_PATH = "/conversation-tours/api/resman/tours"
 TOUR_PATH = "/get-tour/api/resman/tours"
 UPDATE_PATH = "/update-tour/api/resman/tours"
@@ -51,6 +52,10 @@ OUTAGE_TOUR_TIME = clock_time(16, 0)
 SECOND_TOUR_TIME = clock_time(10, 0)
 RUSH_TOUR_TIME = clock_time(15, 0)
 RUSH_PROSPECTS = 20
+# The prospect who thinks it over between two chat messages, and another who wants her time meanwhile.
+HOLD_TOUR_TIME = clock_time(13, 0)
+THINKER = {"name": "Nora Quinn", "email": "nora.quinn@example.com", "phone": "(512) 555-0155"}
+RIVAL = {"name": "Omar Haddad", "email": "omar.haddad@example.com", "phone": "(512) 555-0156"}
 # A booking accepted while ResMan is down reaches it through the retry queue; the local pump delivers queue
 # messages within a second or two, and a retry waits SYNC_RETRY_BASE_SECONDS (30 s) at first.
 SYNC_WAIT_SECONDS = 90
@@ -490,10 +495,16 @@ def wait_for_webhook(sandbox: str, appointment_id: str) -> dict:
 # --- Booking ---------------------------------------------------------------------------------------------------------
 
 
-def book_tour(ctx: Context, prospect: dict, day: date, at: clock_time, key: str | None) -> tuple[int, dict]:
-    """Books as the chatbot does: POST /api/resman/tours/book with the API key and an Idempotency-Key."""
+def conversation_of(prospect: dict) -> str:
+    return f"demo-{prospect['email'].split('@')[0]}"
+
+
+def book_tour(ctx: Context, prospect: dict, day: date, at: clock_time, key: str | None,
+              hold_token: str | None = None) -> tuple[int, dict]:
+    """Books as the chatbot does: POST /api/resman/tours/book with the API key and an Idempotency-Key (and the
+    conversation's hold token, when it holds the time)."""
     body = {
-        "conversation_id": f"demo-{prospect['email'].split('@')[0]}",
+        "conversation_id": conversation_of(prospect),
         "tour_data": {
             "prospect_name": prospect["name"],
             "prospect_email": prospect["email"],
@@ -506,6 +517,8 @@ def book_tour(ctx: Context, prospect: dict, day: date, at: clock_time, key: str 
             "special_requests": "Coming with a dog",
         },
     }
+    if hold_token is not None:
+        body["hold_token"] = hold_token
     headers = {"x-api-key": ctx.env.get("API_KEY", "")}
     if key is not None:
         headers["Idempotency-Key"] = key
@@ -521,7 +534,7 @@ def resman_appointments_with(ctx: Context, booking_id: str) -> list[dict]:
 
 
 def conversation(ctx: Context, prospect: dict) -> list[dict]:
-    query = urllib.parse.urlencode({"conversation_id": f"demo-{prospect['email'].split('@')[0]}"})
+    query = urllib.parse.urlencode({"conversation_id": conversation_of(prospect)})
     answer = request_json("GET", f"{ctx.url('LAMBDA_BASE_URL')}{CONVERSATION_PATH}?{query}",
                           headers={"x-api-key": ctx.env.get("API_KEY", "")})
     return answer.get("tours", []) if isinstance(answer, dict) else []
@@ -678,6 +691,54 @@ def step_rush_for_one_time(ctx: Context) -> None:
             raise DemoError(f"ResMan holds {in_resman} appointments for {len(booked)} bookings")
         when = datetime.fromisoformat(booked[0]["confirmed_datetime"]).astimezone(zone)
         say(f"  ResMan got exactly those {plural(len(booked), 'tour')} at {clock(when)}, and no others.")
+
+
+def hold_slot(ctx: Context, prospect: dict, day: date, at: datetime, staff_member_id: str | None) -> tuple[int, dict]:
+    """Holds a time as the chatbot does between two messages: POST /api/resman/tours/holds."""
+    body = {"conversation_id": conversation_of(prospect), "property_id": DEMO_PROPERTY_ID, "tour_type": "in_person",
+            "date": day.isoformat(), "time": at.strftime("%H:%M"), "staff_member_id": staff_member_id}
+    status, answer = request("POST", f"{ctx.url('LAMBDA_BASE_URL')}{HOLD_PATH}", json_body=body,
+                             headers={"x-api-key": ctx.env.get("API_KEY", "")})
+    return status, answer if isinstance(answer, dict) else {}
+
+
+def step_a_time_is_held_while_the_prospect_thinks(ctx: Context) -> None:
+    config = property_config()
+    zone = ZoneInfo(config["time_zone"])
+    day = booking_day(ctx, HOLD_TOUR_TIME)
+    offered = availability(ctx, day)["available_slots"]
+    # The first time offered from early afternoon on (a rerun of the demo finds its earlier tours there).
+    slot = next((s for s in offered
+                 if datetime.fromisoformat(s["time"]).astimezone(zone).time() >= HOLD_TOUR_TIME), None)
+    if slot is None:
+        raise DemoError(f"no afternoon time is free on {day_in_words(day)}; restart with make down && make demo")
+    at = datetime.fromisoformat(slot["time"]).astimezone(zone)
+    nora, omar = THINKER, RIVAL
+    say(f"{nora['name']} is offered {day_in_words(day)} at {clock(at)} with {slot['staff_member']}, and wants to "
+        "check her calendar before she says yes.")
+    status, hold = hold_slot(ctx, nora, day, at, slot.get("staff_member_id"))
+    if status != 201:
+        raise DemoError(f"the time could not be held ({status}{_reason(hold)})")
+    until = datetime.fromisoformat(hold["held_until"]).astimezone(zone)
+    say(f"  The chatbot holds that time for her until {clock(until)}: for those few minutes nobody else is offered "
+        f"{slot['staff_member']} at {clock(at)}, and nobody else can book it.")
+    status, refused = hold_slot(ctx, omar, day, at, slot.get("staff_member_id"))
+    if status != 409:
+        raise DemoError(f"another prospect could hold the held time ({status})")
+    others = [clock(datetime.fromisoformat(a["time"]).astimezone(zone))
+              for a in refused.get("error", {}).get("alternatives", [])]
+    say(f"  Meanwhile {omar['name']} asks for {slot['staff_member']} at {clock(at)} too: the chatbot is told it is "
+        f"taken and offers {names_in_words(others) if others else 'other times'} instead.")
+    still = [s for s in availability(ctx, day)["available_slots"]
+             if s["time"] == slot["time"] and s.get("staff_member_id") == slot.get("staff_member_id")]
+    if still:
+        raise DemoError("the held time is still offered with the held guide")
+    say(f"  {nora['name']} says yes in her next message. The booking carries the hold, so the time is hers.")
+    status, booked = book_tour(ctx, nora, day, at.time(), f"demo-hold-{day.isoformat()}-{at:%H%M}", hold["hold_token"])
+    if status not in (201, 202) or booked.get("staff_member_id") != slot.get("staff_member_id"):
+        raise DemoError(f"the booking with the hold did not get the held time ({status}{_reason(booked)})")
+    say(f"  Booked: {day_in_words(day)} at {clock(at)} with {booked['staff_member']}. A hold nobody confirms simply "
+        "runs out, and the time is offered again at that minute.")
 
 
 def step_booking_survives_a_resman_outage(ctx: Context) -> None:
@@ -1046,6 +1107,8 @@ STEPS = [
     Step("A prospect books a tour through the chatbot", step_chatbot_books_a_tour),
     Step("The same prospect books a second tour: one guest card, a faster answer", step_second_tour_on_the_same_guest_card),
     Step("Twenty prospects want the same time at once", step_rush_for_one_time),
+    Step("A prospect thinks it over, and her time is held for her between two messages",
+         step_a_time_is_held_while_the_prospect_thinks),
     Step("ResMan is down, and a prospect still gets a tour", step_booking_survives_a_resman_outage),
     Step("Staff confirm and move a tour in ResMan, the chatbot cancels another, and the conversation follows",
          step_a_tour_lives_on),
