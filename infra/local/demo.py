@@ -720,12 +720,14 @@ def step_a_time_is_held_while_the_prospect_thinks(ctx: Context) -> None:
     if status != 201:
         raise DemoError(f"the time could not be held ({status}{_reason(hold)})")
     until = datetime.fromisoformat(hold["held_until"]).astimezone(zone)
-    say(f"  The chatbot holds that time for her until {clock(until)}: for those few minutes nobody else is offered "
+    minutes = round((until - datetime.now(zone)).total_seconds() / 60)
+    say(f"  The chatbot holds that time for her for {minutes} minutes (until {clock(until)} today): for those minutes nobody "
+        f"else is offered "
         f"{slot['staff_member']} at {clock(at)}, and nobody else can book it.")
     status, refused = hold_slot(ctx, omar, day, at, slot.get("staff_member_id"))
     if status != 409:
         raise DemoError(f"another prospect could hold the held time ({status})")
-    others = [clock(datetime.fromisoformat(a["time"]).astimezone(zone))
+    others = [f"{clock(datetime.fromisoformat(a['time']).astimezone(zone))} with {a['staff_member']}"
               for a in refused.get("error", {}).get("alternatives", [])]
     say(f"  Meanwhile {omar['name']} asks for {slot['staff_member']} at {clock(at)} too: the chatbot is told it is "
         f"taken and offers {names_in_words(others) if others else 'other times'} instead.")
