@@ -721,9 +721,8 @@ def step_a_time_is_held_while_the_prospect_thinks(ctx: Context) -> None:
         raise DemoError(f"the time could not be held ({status}{_reason(hold)})")
     until = datetime.fromisoformat(hold["held_until"]).astimezone(zone)
     minutes = round((until - datetime.now(zone)).total_seconds() / 60)
-    say(f"  The chatbot holds that time for her for {minutes} minutes (until {clock(until)} today): for those minutes nobody "
-        f"else is offered "
-        f"{slot['staff_member']} at {clock(at)}, and nobody else can book it.")
+    say(f"  The chatbot holds that time for her for {minutes} minutes (until {clock(until)} today): for those minutes "
+        f"nobody else is offered {slot['staff_member']} at {clock(at)}, and nobody else can book it.")
     status, refused = hold_slot(ctx, omar, day, at, slot.get("staff_member_id"))
     if status != 409:
         raise DemoError(f"another prospect could hold the held time ({status})")
