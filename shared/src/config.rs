@@ -61,6 +61,34 @@ pub async fn resman(secrets: &SecretsManager) -> Result<ResManSettings, ConfigEr
     Ok(settings)
 }
 
+/// Each ResMan account's credentials: one secret per account, named `RESMAN_ACCOUNT_SECRET_PREFIX` (default
+/// `tour-booking/resman/accounts/`) followed by the `AccountID`, held for `RESMAN_ACCOUNT_KEYS_SECONDS` (default 300).
+pub fn resman_accounts(secrets: &SecretsManager) -> Result<crate::adapters::secrets::AccountSecrets, ConfigError> {
+    let prefix = std::env::var("RESMAN_ACCOUNT_SECRET_PREFIX")
+        .ok()
+        .filter(|v| !v.trim().is_empty())
+        .unwrap_or_else(|| "tour-booking/resman/accounts/".to_owned());
+    Ok(crate::adapters::secrets::AccountSecrets::new(
+        secrets.clone(),
+        prefix,
+        optional_seconds("RESMAN_ACCOUNT_KEYS_SECONDS", 300)?,
+    ))
+}
+
+/// The ResMan adapter for `settings`, reaching every account through its own credentials.
+pub fn resman_client(
+    secrets: &SecretsManager,
+    settings: ResManSettings,
+) -> Result<crate::adapters::resman::HttpResMan, ConfigError> {
+    let accounts = resman_accounts(secrets)?;
+    crate::adapters::resman::HttpResMan::new(settings)
+        .map(|client| client.with_accounts(std::sync::Arc::new(accounts)))
+        .map_err(|e| ConfigError::Invalid {
+            name: "RESMAN_BASE_URL",
+            reason: e.to_string(),
+        })
+}
+
 /// How often a rotating secret is read again (`SECRET_REFRESH_SECONDS`, default 60) and how long a value it no
 /// longer holds is still accepted (`SECRET_GRACE_SECONDS`, default 3600).
 fn rotation() -> Result<(chrono::Duration, chrono::Duration), ConfigError> {
@@ -148,7 +176,7 @@ pub async fn callbacks(
         })
 }
 
-trait ClassifyName {
+pub(crate) trait ClassifyName {
     fn classify_name(&self) -> &'static str;
 }
 

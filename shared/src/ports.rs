@@ -1,7 +1,7 @@
 //! The traits at the I/O seams. Each has one adapter under `adapters/` and in-memory fakes in tests.
 
 use crate::domain::resman::{
-    Employee, NotePost, PostedTour, Prospect, ProspectLookup, ProspectSource, ProspectTourPost,
+    Employee, NotePost, PostedTour, Prospect, ProspectLookup, ProspectSource, ProspectTourPost, ResManSite,
 };
 use crate::domain::{AppointmentId, ResManPropertyId, UtcWindow};
 use async_trait::async_trait;
@@ -46,33 +46,28 @@ impl ResManError {
 /// [`ResManError::may_have_applied`], they look for their booking reference before posting again.
 #[async_trait]
 pub trait ResManGateway: Send + Sync {
+    /// Every call names its [`ResManSite`]: the property and its account, whose credentials the call carries (and
+    /// no other account's).
+    ///
     /// The property's employees; leasing agents are those with `is_leasing`.
-    async fn employees(&self, property: &ResManPropertyId) -> Result<Vec<Employee>, ResManError>;
+    async fn employees(&self, site: &ResManSite) -> Result<Vec<Employee>, ResManError>;
 
     /// The property's lead sources.
-    async fn prospect_sources(&self, property: &ResManPropertyId) -> Result<Vec<ProspectSource>, ResManError>;
+    async fn prospect_sources(&self, site: &ResManSite) -> Result<Vec<ProspectSource>, ResManError>;
 
     /// Prospects matching an e-mail, phone or id, with all their events.
-    async fn find_prospects(
-        &self,
-        property: &ResManPropertyId,
-        lookup: &ProspectLookup,
-    ) -> Result<Vec<Prospect>, ResManError>;
+    async fn find_prospects(&self, site: &ResManSite, lookup: &ProspectLookup) -> Result<Vec<Prospect>, ResManError>;
 
     /// Creates a prospect (or adds to an existing one) with one tour event; a tour event with an id moves or
     /// re-statuses that tour. The tour's start is sent in UTC.
-    async fn post_tour(&self, property: &ResManPropertyId, post: &ProspectTourPost) -> Result<PostedTour, ResManError>;
+    async fn post_tour(&self, site: &ResManSite, post: &ProspectTourPost) -> Result<PostedTour, ResManError>;
 
     /// Adds a note (an `Other` event) to a prospect.
-    async fn add_note(&self, property: &ResManPropertyId, note: &NotePost) -> Result<AppointmentId, ResManError>;
+    async fn add_note(&self, site: &ResManSite, note: &NotePost) -> Result<AppointmentId, ResManError>;
 
     /// Every prospect modified inside the window, with all its events. A window ResMan finds too wide is split
     /// and the halves read in turn, so the caller sees one answer for the whole window.
-    async fn changed_prospects(
-        &self,
-        property: &ResManPropertyId,
-        window: UtcWindow,
-    ) -> Result<Vec<Prospect>, ResManError>;
+    async fn changed_prospects(&self, site: &ResManSite, window: UtcWindow) -> Result<Vec<Prospect>, ResManError>;
 }
 
 #[cfg(test)]

@@ -4,6 +4,7 @@
 use chrono::{TimeZone, Utc};
 use shared::adapters::resman::{HttpResMan, ResManCredentials, ResManSettings};
 use shared::domain::resman::ProspectLookup;
+use shared::domain::resman::ResManSite;
 use shared::domain::{Email, ResManPropertyId, UtcWindow};
 use shared::ports::{ResManError, ResManGateway};
 use std::time::Duration;
@@ -23,8 +24,8 @@ fn gateway(server: &MockServer, timeout: Duration) -> HttpResMan {
     HttpResMan::new(settings).unwrap()
 }
 
-fn property() -> ResManPropertyId {
-    ResManPropertyId::parse("P-1").unwrap()
+fn property() -> ResManSite {
+    ResManSite::new(None, ResManPropertyId::parse("P-1").unwrap())
 }
 
 fn by_email() -> ProspectLookup {
@@ -205,4 +206,115 @@ async fn a_window_refused_as_too_wide_is_halved_until_each_part_is_read() {
         })
         .collect();
     assert_eq!(requests.len(), 7, "{spans:#?}");
+}
+
+/// Two customers' accounts, each with its own key, as the secrets would give them.
+struct TwoAccounts;
+
+#[async_trait::async_trait]
+impl shared::adapters::resman::AccountKeys for TwoAccounts {
+    async fn credentials(
+        &self,
+        account: shared::domain::resman::ResManAccountId,
+    ) -> Result<shared::adapters::resman::AccountCredentials, shared::adapters::resman::AccountKeyError> {
+        let key = |k: &str| Some(k.to_owned());
+        match account.0 {
+            401 => Ok(shared::adapters::resman::AccountCredentials {
+                account_id: 401,
+                api_key: key("key-of-401"),
+            }),
+            402 => Ok(shared::adapters::resman::AccountCredentials {
+                account_id: 402,
+                api_key: key("key-of-402"),
+            }),
+            // A secret copied from another account's: it names 401.
+            409 => Ok(shared::adapters::resman::AccountCredentials {
+                account_id: 401,
+                api_key: key("key-of-401"),
+            }),
+            _ => Err(shared::adapters::resman::AccountKeyError::Missing {
+                account,
+                reason: "there is no secret".into(),
+            }),
+        }
+    }
+}
+
+fn site(account: u64, property: &str) -> ResManSite {
+    ResManSite::new(
+        Some(shared::domain::resman::ResManAccountId(account)),
+        ResManPropertyId::parse(property).unwrap(),
+    )
+}
+
+#[tokio::test]
+async fn a_call_for_a_property_carries_its_own_accounts_id_and_key_and_never_another_accounts() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_string(r#"{"MethodName":"GetEmployees","Status":"Success","Employees":[]}"#),
+        )
+        .mount(&server)
+        .await;
+    let resman = gateway(&server, Duration::from_secs(2)).with_accounts(std::sync::Arc::new(TwoAccounts));
+    resman.employees(&site(401, "P-A")).await.unwrap();
+    resman.employees(&site(402, "P-B")).await.unwrap();
+    resman.employees(&property()).await.unwrap();
+    let bodies: Vec<String> = server
+        .received_requests()
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| String::from_utf8_lossy(&r.body).into_owned())
+        .collect();
+    assert_eq!(bodies.len(), 3);
+    let (a, b, default) = (&bodies[0], &bodies[1], &bodies[2]);
+    assert!(
+        a.contains("AccountID=401") && a.contains("ApiKey=key-of-401") && a.contains("PropertyID=P-A"),
+        "{a}"
+    );
+    assert!(!a.contains("402") && !a.contains("ApiKey=k&"), "{a}");
+    assert!(
+        b.contains("AccountID=402") && b.contains("ApiKey=key-of-402") && b.contains("PropertyID=P-B"),
+        "{b}"
+    );
+    assert!(!b.contains("401"), "{b}");
+    assert!(
+        default.contains("AccountID=1") && default.contains("ApiKey=k&"),
+        "{default}"
+    );
+    assert!(!default.contains("key-of-"), "{default}");
+}
+
+#[tokio::test]
+async fn an_account_without_credentials_is_refused_naming_it_and_nothing_is_sent() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200).set_body_string("{}"))
+        .mount(&server)
+        .await;
+    let without = gateway(&server, Duration::from_secs(2));
+    let err = without.employees(&site(401, "P-A")).await.unwrap_err();
+    assert!(
+        matches!(&err, ResManError::Rejected { description } if description.contains("401")),
+        "{err:?}"
+    );
+    let resman = gateway(&server, Duration::from_secs(2)).with_accounts(std::sync::Arc::new(TwoAccounts));
+    let err = resman.employees(&site(403, "P-C")).await.unwrap_err();
+    assert!(
+        matches!(&err, ResManError::Rejected { description } if description.contains("ResMan account 403")),
+        "{err:?}"
+    );
+    // A secret that names another account is not used for this one.
+    let err = resman.employees(&site(409, "P-D")).await.unwrap_err();
+    assert!(
+        matches!(&err, ResManError::Rejected { description } if description.contains("names account 401")),
+        "{err:?}"
+    );
+    assert!(!err.is_retryable(), "an operator must add the secret first");
+    assert!(
+        server.received_requests().await.unwrap().is_empty(),
+        "nothing went to ResMan"
+    );
 }

@@ -3,6 +3,7 @@
 //! all provisioned from `template.yaml` by the project's own `infra/local/provision.py`; each is stopped when
 //! dropped (DynamoDB Local when the process ends). A missing tool fails the test with a message that names it: never a silent skip.
 
+pub mod customers;
 pub mod stack;
 
 use std::collections::HashMap;

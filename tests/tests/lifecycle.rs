@@ -165,7 +165,7 @@ async fn a_cancellation_frees_the_slot_at_once_and_resman_gets_a_note_never_a_ca
     let found = stack
         .resman
         .find_prospects(
-            &stack.property.id,
+            &stack.property.site(),
             &shared::domain::resman::ProspectLookup::Id(prospect),
         )
         .await

@@ -4,13 +4,14 @@ use chrono::{DateTime, Duration as Days, NaiveDate, TimeZone, Utc};
 use chrono_tz::America::Phoenix;
 use integration_tests::*;
 use serde_json::{Value, json};
+use shared::domain::resman::ResManSite;
 use shared::domain::resman::{ProspectContact, ProspectLookup, ProspectTourPost, TourEventPost};
 use shared::domain::{AgentId, Email, PersonName, Phone, ProspectSourceId, ResManPropertyId, UtcWindow};
 use shared::ports::{ResManError, ResManGateway};
 use std::time::Duration;
 
-fn property(id: &str) -> ResManPropertyId {
-    ResManPropertyId::parse(id).unwrap()
+fn property(id: &str) -> ResManSite {
+    ResManSite::new(None, ResManPropertyId::parse(id).unwrap())
 }
 
 fn tour_post(email: &str, start: DateTime<Utc>, agent: &str, source: &str) -> ProspectTourPost {

@@ -53,7 +53,7 @@ async fn main() -> Result<(), Error> {
     resman_settings.timeout = config::optional_seconds("BOOKING_RESMAN_TIMEOUT_SECONDS", 8)?;
     let deps = Deps {
         store: cold.store()?,
-        resman: HttpResMan::new(resman_settings)?,
+        resman: config::resman_client(&cold.secrets, resman_settings)?,
         queue: cold.sync_queue()?,
         keys: config::api_keys(&cold.secrets).await?,
         attempts: Attempts {

@@ -60,7 +60,7 @@ async fn main() -> Result<(), Error> {
     };
     let deps = Deps {
         store: cold.store()?,
-        resman: HttpResMan::new(resman_settings)?,
+        resman: config::resman_client(&cold.secrets, resman_settings)?,
         queue: cold.sync_queue()?,
         settings,
     };

@@ -50,7 +50,7 @@ async fn main() -> Result<(), Error> {
     let secrets = &cold.secrets;
     let deps = Deps {
         store: cold.store()?,
-        resman: HttpResMan::new(config::resman(secrets).await?)?,
+        resman: config::resman_client(secrets, config::resman(secrets).await?)?,
         callbacks: config::callbacks(secrets).await?,
         queue: cold.sync_queue()?,
         max_receives: config::optional_number("SYNC_MAX_RECEIVES", 5)?,

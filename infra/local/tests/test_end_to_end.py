@@ -280,6 +280,35 @@ def test_the_prospect_reschedules_through_the_link_in_their_email_and_the_link_i
     assert status == 405 and headers.get("Allow") == "GET"
 
 
+def test_a_property_of_another_resman_account_loads_only_once_that_account_has_its_secret(running_stack, tmp_path):
+    """An operator onboarding a management company: `load-properties` refuses a property whose ResMan account has no
+    credentials secret, naming the secret to create, and loads it once the secret exists."""
+    import boto3
+
+    properties = json.loads((REPO_ROOT / "infra/properties/demo.json").read_text())
+    onboarded = {**properties[0], "property_id": "9d0c5b1e-0000-4000-8000-000000000777", "resman_account_id": 777,
+                 "name": "Onboarded Apartments"}
+    config = tmp_path / "onboarded.json"
+    config.write_text(json.dumps(onboarded))
+    loader = stack.cargo_target_dir() / "debug" / "load-properties"
+    env = {**os.environ, **running_stack, **read_env_file(Path(running_stack["LOGS_DIR"]).parent / "function.env")}
+
+    refused = subprocess.run([str(loader), str(config)], env=env, capture_output=True, text=True, timeout=120)
+    assert refused.returncode == 1, refused.stdout + refused.stderr
+    assert "ResMan account 777" in refused.stderr and "tour-booking/resman/accounts/777" in refused.stderr, \
+        refused.stderr
+    assert "loaded" not in refused.stdout
+
+    secrets = boto3.client("secretsmanager", endpoint_url=env["AWS_ENDPOINT_URL"], region_name=env["AWS_REGION"],
+                           aws_access_key_id=env["AWS_ACCESS_KEY_ID"], aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"])
+    secrets.create_secret(Name="tour-booking/resman/accounts/777",
+                          SecretString=json.dumps({"account_id": 777, "api_key": "onboarded-key-777"}))
+    loaded = subprocess.run([str(loader), str(config)], env=env, capture_output=True, text=True, timeout=120)
+    assert loaded.returncode == 0, loaded.stdout + loaded.stderr
+    assert "Onboarded Apartments" in loaded.stdout and "ResMan account 777" in loaded.stdout, loaded.stdout
+    assert "onboarded-key-777" not in loaded.stdout + loaded.stderr
+
+
 def test_the_api_holds_to_its_description_under_a_bounded_fuzz(running_stack, tmp_path):
     """schemathesis over every operation of openapi.yaml, through the API Gateway stand-in, with a fixed seed: no
     5xx, no undeclared status, every body, content type and header as described, schema-violating requests

@@ -27,6 +27,9 @@ pub(crate) struct RequestRecord {
     pub area: String,
     pub method: String,
     pub property_id: Option<String>,
+    /// The `AccountID` the call carried.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub account_id: Option<i64>,
     pub http_status: u16,
     pub fault: Option<&'static str>,
     pub status: Option<&'static str>,
@@ -35,6 +38,8 @@ pub(crate) struct RequestRecord {
 }
 
 pub(crate) struct State {
+    /// Every account's key, the sandbox's own included.
+    pub accounts: std::collections::BTreeMap<i64, String>,
     pub store: Store,
     pub faults: Faults,
     pub requests: VecDeque<RequestRecord>,

@@ -37,6 +37,7 @@ pub(crate) fn routes() -> Router<Arc<App>> {
         .route("/_sandbox/webhook", post(set_webhook).delete(remove_webhook))
         .route("/_sandbox/requests", get(list_requests).delete(clear_requests))
         .route("/_sandbox/reset", post(reset))
+        .route("/_sandbox/accounts", get(list_accounts).post(add_accounts))
 }
 
 /// A refusal of the control surface, rendered as the house error body.
@@ -397,6 +398,65 @@ async fn clear_requests(State(app): State<Arc<App>>) -> Json<serde_json::Value> 
     let cleared = state.requests.len();
     state.requests.clear();
     Json(json!({"cleared": cleared}))
+}
+
+/// Accounts and properties added at run time (a generated customer base for a scale run), checked together with
+/// those already there. They are configuration: a reset keeps them.
+#[derive(serde::Deserialize)]
+struct AccountsLoad {
+    #[serde(default)]
+    accounts: Vec<crate::AccountSeed>,
+    #[serde(default)]
+    properties: Vec<crate::seed::PropertySeed>,
+}
+
+async fn add_accounts(
+    State(app): State<Arc<App>>,
+    body: Result<Json<AccountsLoad>, axum::extract::rejection::JsonRejection>,
+) -> Result<Json<serde_json::Value>, ControlError> {
+    let Json(load) = body.map_err(|e| ControlError::invalid("body", e.body_text()))?;
+    let mut state = app.lock();
+    for property in &load.properties {
+        let account = property.account_id.unwrap_or(app.credentials.account_id);
+        if !state.accounts.contains_key(&account) && !load.accounts.iter().any(|a| a.account_id == account) {
+            return Err(ControlError::invalid(
+                "properties",
+                format!(
+                    "property {} names account {account}, which is not loaded",
+                    property.property_id
+                ),
+            ));
+        }
+    }
+    state
+        .store
+        .add_properties(load.properties.clone())
+        .map_err(|e| ControlError::invalid("properties", e.to_string()))?;
+    for account in &load.accounts {
+        state.accounts.insert(account.account_id, account.api_key.clone());
+    }
+    Ok(Json(
+        json!({"accounts": state.accounts.len(), "properties": state.store.properties().len()}),
+    ))
+}
+
+async fn list_accounts(State(app): State<Arc<App>>) -> Json<serde_json::Value> {
+    let state = app.lock();
+    let own = app.credentials.account_id;
+    let accounts: Vec<serde_json::Value> = state
+        .accounts
+        .keys()
+        .map(|account| {
+            let properties = state
+                .store
+                .properties()
+                .iter()
+                .filter(|p| p.account_id.unwrap_or(own) == *account)
+                .count();
+            json!({"account_id": account, "properties": properties})
+        })
+        .collect();
+    Json(json!(accounts))
 }
 
 async fn reset(State(app): State<Arc<App>>) -> Json<serde_json::Value> {

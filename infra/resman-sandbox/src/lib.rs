@@ -83,11 +83,31 @@ impl std::fmt::Debug for Credentials {
     }
 }
 
+/// Another ResMan account (a management company) and the key our integration holds for it. The integration
+/// partner id is the sandbox's one for every account, as in ResMan.
+#[derive(Clone, PartialEq, Eq, serde::Deserialize)]
+pub struct AccountSeed {
+    pub account_id: i64,
+    pub api_key: String,
+}
+
+impl std::fmt::Debug for AccountSeed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AccountSeed")
+            .field("account_id", &self.account_id)
+            .field("api_key", &"<redacted>")
+            .finish()
+    }
+}
+
 /// Everything a sandbox starts from.
 #[derive(Debug, Clone)]
 pub struct SandboxConfig {
-    /// What callers must present.
+    /// What callers must present: the partner id, and the key of the sandbox's own account. Properties without an
+    /// `account_id` belong to that account.
     pub credentials: Credentials,
+    /// Further accounts, each with its own key.
+    pub accounts: Vec<AccountSeed>,
     /// Seed data; validated again by [`start`].
     pub properties: Vec<PropertySeed>,
     /// Where staff changes are pushed; can also be set at run time with `POST /_sandbox/webhook`.
@@ -105,6 +125,7 @@ impl SandboxConfig {
             seed::parse_properties(seed::EMBEDDED_SEED, "embedded seed.json").expect("the embedded seed.json is valid");
         Self {
             credentials: Credentials::demo(),
+            accounts: Vec::new(),
             properties,
             webhook: None,
             hang_duration: DEFAULT_HANG_DURATION,
@@ -162,7 +183,11 @@ pub async fn start(config: SandboxConfig, addr: SocketAddr) -> std::io::Result<R
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let addr = listener.local_addr()?;
     let (shutdown, stopping) = watch::channel(false);
+    let mut keys =
+        std::collections::BTreeMap::from([(config.credentials.account_id, config.credentials.api_key.clone())]);
+    keys.extend(config.accounts.iter().map(|a| (a.account_id, a.api_key.clone())));
     let state = State {
+        accounts: keys,
         store: Store::new(config.properties),
         faults: Faults::default(),
         requests: VecDeque::new(),

@@ -86,10 +86,13 @@ impl Form {
         self.get("AccountID")?.trim().parse().ok()
     }
 
-    fn has_credentials_of(&self, expected: &Credentials) -> bool {
-        self.get("IntegrationPartnerID") == Some(expected.integration_partner_id.as_str())
-            && self.get("ApiKey") == Some(expected.api_key.as_str())
-            && self.account_id() == Some(expected.account_id)
+    /// The partner's id, a known account and that account's own key: a key of another account is refused.
+    fn has_credentials_of(&self, partner: &Credentials, accounts: &std::collections::BTreeMap<i64, String>) -> bool {
+        self.get("IntegrationPartnerID") == Some(partner.integration_partner_id.as_str())
+            && self
+                .account_id()
+                .and_then(|account| accounts.get(&account))
+                .is_some_and(|key| self.get("ApiKey") == Some(key.as_str()))
     }
 }
 
@@ -209,6 +212,7 @@ pub(crate) async fn handle(
         area: area.clone(),
         method: method.clone(),
         property_id: property_id.clone(),
+        account_id,
         http_status: StatusCode::OK.as_u16(),
         fault: None,
         status: None,
@@ -311,18 +315,29 @@ fn execute(app: &App, kind: Method, form: Result<Form, serde_urlencoded::de::Err
         property_id: property_id.clone(),
         outcome,
     };
-    if !form.has_credentials_of(&app.credentials) {
+    let mut state = app.lock();
+    if !form.has_credentials_of(&app.credentials, &state.accounts) {
         return Answer::envelope(envelope(Err(INVALID_CREDENTIALS.to_owned())));
     }
-    let mut state = app.lock();
+    // A property of another account is not found: an account sees only its own properties.
+    let account = form.account_id();
+    let own_account = app.credentials.account_id;
+    let in_account =
+        |p: &crate::seed::PropertySeed| p.account_id.unwrap_or(own_account) == account.unwrap_or(own_account);
     let property = property_id
         .as_deref()
         .and_then(|id| state.store.property(id))
+        .filter(|p| in_account(p))
         .cloned()
         .ok_or_else(|| PROPERTY_NOT_FOUND.to_owned());
     match kind {
         Method::GetProperties => {
-            let properties = state.store.properties().iter().map(PropertyOut::from);
+            let properties = state
+                .store
+                .properties()
+                .iter()
+                .filter(|p| in_account(p))
+                .map(PropertyOut::from);
             Answer::envelope(envelope(Ok(Payload::Properties(properties.collect()))))
         }
         Method::GetEmployees => {
@@ -511,18 +526,35 @@ mod tests {
     }
 
     #[test]
-    fn credentials_must_all_match() {
+    fn credentials_must_all_match_and_a_key_opens_only_its_own_account() {
         let expected = Credentials::demo();
+        let accounts =
+            std::collections::BTreeMap::from([(400, "sandbox-api-key".to_owned()), (401, "key-of-401".to_owned())]);
         let good = [
             ("IntegrationPartnerID", "domiq-sandbox"),
             ("ApiKey", "sandbox-api-key"),
             ("AccountID", "400"),
         ];
-        assert!(form(&good).has_credentials_of(&expected));
+        assert!(form(&good).has_credentials_of(&expected, &accounts));
         for wrong in 0..good.len() {
             let mut fields = good;
             fields[wrong].1 = "401";
-            assert!(!form(&fields).has_credentials_of(&expected), "{fields:?}");
+            assert!(!form(&fields).has_credentials_of(&expected, &accounts), "{fields:?}");
         }
+        let other = [
+            ("IntegrationPartnerID", "domiq-sandbox"),
+            ("ApiKey", "key-of-401"),
+            ("AccountID", "401"),
+        ];
+        assert!(form(&other).has_credentials_of(&expected, &accounts));
+        let crossed = [
+            ("IntegrationPartnerID", "domiq-sandbox"),
+            ("ApiKey", "key-of-401"),
+            ("AccountID", "400"),
+        ];
+        assert!(
+            !form(&crossed).has_credentials_of(&expected, &accounts),
+            "401's key does not open 400"
+        );
     }
 }

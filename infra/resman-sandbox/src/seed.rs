@@ -33,6 +33,9 @@ pub struct PropertySeed {
     pub office_hours: Vec<OfficeHours>,
     pub employees: Vec<EmployeeSeed>,
     pub prospect_sources: Vec<ProspectSourceSeed>,
+    /// The ResMan account (customer) the property belongs to; absent, the sandbox's own account.
+    #[serde(default)]
+    pub account_id: Option<i64>,
 }
 
 /// Opening hours for one weekday, in the property's local time.

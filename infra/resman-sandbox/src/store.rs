@@ -305,6 +305,15 @@ impl Store {
         self.properties.iter().find(|p| p.property_id == id)
     }
 
+    /// Adds properties, checked together with those already here; all or none.
+    pub(crate) fn add_properties(&mut self, more: Vec<PropertySeed>) -> Result<(), crate::seed::SeedError> {
+        let mut all = self.properties.clone();
+        all.extend(more);
+        crate::seed::validate(&all)?;
+        self.properties = all;
+        Ok(())
+    }
+
     /// Back to the seed: no prospects, so no appointments.
     pub(crate) fn reset(&mut self) {
         self.prospects.clear();

@@ -33,6 +33,99 @@ impl SecretsManager {
     }
 }
 
+impl SecretsManager {
+    /// The secret's string, or `None` when no secret has that name or ARN.
+    pub async fn string_if_exists(&self, id: &str) -> Result<Option<String>, ConfigError> {
+        match self.client.get_secret_value().secret_id(id).send().await {
+            Ok(out) => Ok(out.secret_string),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_resource_not_found_exception()) =>
+            {
+                Ok(None)
+            }
+            Err(e) => Err(ConfigError::Secret {
+                arn: id.to_owned(),
+                reason: aws_sdk_secretsmanager::error::DisplayErrorContext(e).to_string(),
+            }),
+        }
+    }
+}
+
+/// Each ResMan account's credentials, one secret per account named `<prefix><AccountID>` holding JSON
+/// `{"account_id": 401, "api_key": "..."}` (`api_key` optional: without it the partner key is used). Read when an
+/// account is first needed and held for `keep` (a rotated key is picked up within that); an account without a
+/// secret is not remembered, so one added by an operator is found at once.
+pub struct AccountSecrets {
+    secrets: SecretsManager,
+    prefix: String,
+    keep: std::time::Duration,
+    held: tokio::sync::Mutex<
+        std::collections::HashMap<
+            crate::domain::resman::ResManAccountId,
+            (crate::adapters::resman::AccountCredentials, std::time::Instant),
+        >,
+    >,
+}
+
+impl AccountSecrets {
+    pub fn new(secrets: SecretsManager, prefix: impl Into<String>, keep: std::time::Duration) -> Self {
+        Self {
+            secrets,
+            prefix: prefix.into(),
+            keep,
+            held: tokio::sync::Mutex::default(),
+        }
+    }
+
+    /// The secret that holds an account's credentials.
+    pub fn secret_name(&self, account: crate::domain::resman::ResManAccountId) -> String {
+        format!("{}{account}", self.prefix)
+    }
+}
+
+#[async_trait::async_trait]
+impl crate::adapters::resman::AccountKeys for AccountSecrets {
+    async fn credentials(
+        &self,
+        account: crate::domain::resman::ResManAccountId,
+    ) -> Result<crate::adapters::resman::AccountCredentials, crate::adapters::resman::AccountKeyError> {
+        use crate::adapters::resman::AccountKeyError;
+        use crate::config::ClassifyName;
+        if let Some((credentials, at)) = self.held.lock().await.get(&account)
+            && at.elapsed() < self.keep
+        {
+            return Ok(credentials.clone());
+        }
+        let name = self.secret_name(account);
+        let raw = self
+            .secrets
+            .string_if_exists(&name)
+            .await
+            .map_err(|e| AccountKeyError::Unavailable {
+                account,
+                reason: e.to_string(),
+            })?
+            .ok_or_else(|| AccountKeyError::Missing {
+                account,
+                reason: format!("there is no secret {name}"),
+            })?;
+        let credentials: crate::adapters::resman::AccountCredentials =
+            serde_json::from_str(&raw).map_err(|e| AccountKeyError::Missing {
+                account,
+                reason: format!(
+                    "secret {name} is not JSON {{\"account_id\": ..., \"api_key\": ...}} ({})",
+                    e.classify_name()
+                ),
+            })?;
+        self.held
+            .lock()
+            .await
+            .insert(account, (credentials.clone(), std::time::Instant::now()));
+        Ok(credentials)
+    }
+}
+
 /// A secret that may rotate: read at cold start, read again at most every `every` when it is used, and kept as a
 /// [`KeyRing`], so a value the secret no longer holds is still accepted for the ring's grace. A failed read keeps
 /// the ring as it was (and is tried again after `every`): rotation never turns into an outage.

@@ -627,7 +627,7 @@ mod use_case_tests {
         Employee, NotePost, PostedTour, Prospect, ProspectEvent, ProspectLookup, ProspectRef, ProspectSource,
         ProspectTourPost, TourEventStatus,
     };
-    use crate::domain::{AppointmentId, ProspectId, ResManPropertyId};
+    use crate::domain::{AppointmentId, ProspectId};
     use crate::ports::ResManError;
     use async_trait::async_trait;
     use std::sync::Mutex;
@@ -654,15 +654,18 @@ mod use_case_tests {
 
     #[async_trait]
     impl crate::ports::ResManGateway for ScriptedResMan {
-        async fn employees(&self, _: &ResManPropertyId) -> Result<Vec<Employee>, ResManError> {
+        async fn employees(&self, _: &crate::domain::resman::ResManSite) -> Result<Vec<Employee>, ResManError> {
             Ok(vec![])
         }
-        async fn prospect_sources(&self, _: &ResManPropertyId) -> Result<Vec<ProspectSource>, ResManError> {
+        async fn prospect_sources(
+            &self,
+            _: &crate::domain::resman::ResManSite,
+        ) -> Result<Vec<ProspectSource>, ResManError> {
             Ok(vec![])
         }
         async fn find_prospects(
             &self,
-            _: &ResManPropertyId,
+            _: &crate::domain::resman::ResManSite,
             lookup: &ProspectLookup,
         ) -> Result<Vec<Prospect>, ResManError> {
             self.trips.take().await;
@@ -695,7 +698,11 @@ mod use_case_tests {
                 })
                 .collect())
         }
-        async fn post_tour(&self, _: &ResManPropertyId, post: &ProspectTourPost) -> Result<PostedTour, ResManError> {
+        async fn post_tour(
+            &self,
+            _: &crate::domain::resman::ResManSite,
+            post: &ProspectTourPost,
+        ) -> Result<PostedTour, ResManError> {
             self.trips.take().await;
             let answer = {
                 let mut answers = self.answers.lock().unwrap();
@@ -717,12 +724,16 @@ mod use_case_tests {
                 }
             }
         }
-        async fn add_note(&self, _: &ResManPropertyId, _: &NotePost) -> Result<AppointmentId, ResManError> {
+        async fn add_note(
+            &self,
+            _: &crate::domain::resman::ResManSite,
+            _: &NotePost,
+        ) -> Result<AppointmentId, ResManError> {
             Err(ResManError::Unreachable("not scripted".into()))
         }
         async fn changed_prospects(
             &self,
-            _: &ResManPropertyId,
+            _: &crate::domain::resman::ResManSite,
             _: crate::domain::UtcWindow,
         ) -> Result<Vec<Prospect>, ResManError> {
             Ok(vec![])

@@ -110,7 +110,7 @@ async fn poll_property(
     let Ok(window) = UtcWindow::new(start, now) else {
         return Ok(());
     };
-    let prospects = resman.changed_prospects(&property.id, window).await?;
+    let prospects = resman.changed_prospects(&property.site(), window).await?;
     for prospect in &prospects {
         for appointment in
             calendar::appointments_of(prospect, &settings.tour_event_type, default_minutes(property), now)
@@ -247,7 +247,7 @@ mod tests {
         Employee, NotePost, PostedTour, Prospect, ProspectEvent, ProspectLookup, ProspectRef, ProspectSource,
         ProspectTourPost, TourEventStatus,
     };
-    use crate::domain::{AgentId, AppointmentId, ProspectId, ResManPropertyId};
+    use crate::domain::{AgentId, AppointmentId, ProspectId};
     use crate::ports::{ResManError, ResManGateway};
     use async_trait::async_trait;
     use chrono::TimeZone;
@@ -263,24 +263,39 @@ mod tests {
 
     #[async_trait]
     impl ResManGateway for ScriptedResMan {
-        async fn employees(&self, _: &ResManPropertyId) -> Result<Vec<Employee>, ResManError> {
+        async fn employees(&self, _: &crate::domain::resman::ResManSite) -> Result<Vec<Employee>, ResManError> {
             Ok(vec![])
         }
-        async fn prospect_sources(&self, _: &ResManPropertyId) -> Result<Vec<ProspectSource>, ResManError> {
+        async fn prospect_sources(
+            &self,
+            _: &crate::domain::resman::ResManSite,
+        ) -> Result<Vec<ProspectSource>, ResManError> {
             Ok(vec![])
         }
-        async fn find_prospects(&self, _: &ResManPropertyId, _: &ProspectLookup) -> Result<Vec<Prospect>, ResManError> {
+        async fn find_prospects(
+            &self,
+            _: &crate::domain::resman::ResManSite,
+            _: &ProspectLookup,
+        ) -> Result<Vec<Prospect>, ResManError> {
             Ok(vec![])
         }
-        async fn post_tour(&self, _: &ResManPropertyId, _: &ProspectTourPost) -> Result<PostedTour, ResManError> {
+        async fn post_tour(
+            &self,
+            _: &crate::domain::resman::ResManSite,
+            _: &ProspectTourPost,
+        ) -> Result<PostedTour, ResManError> {
             Err(ResManError::Unreachable("not scripted".into()))
         }
-        async fn add_note(&self, _: &ResManPropertyId, _: &NotePost) -> Result<AppointmentId, ResManError> {
+        async fn add_note(
+            &self,
+            _: &crate::domain::resman::ResManSite,
+            _: &NotePost,
+        ) -> Result<AppointmentId, ResManError> {
             Err(ResManError::Unreachable("not scripted".into()))
         }
         async fn changed_prospects(
             &self,
-            _: &ResManPropertyId,
+            _: &crate::domain::resman::ResManSite,
             window: UtcWindow,
         ) -> Result<Vec<Prospect>, ResManError> {
             self.windows.lock().unwrap().push(window);

@@ -48,13 +48,14 @@ async fn search_prospect(
     property: &Property,
     contact: &crate::domain::resman::ProspectContact,
 ) -> Result<Vec<Prospect>, ResManError> {
+    let site = property.site();
     let email = ProspectLookup::Email(contact.email.clone());
-    let by_email = resman.find_prospects(&property.id, &email);
+    let by_email = resman.find_prospects(&site, &email);
     let Some(phone) = &contact.phone else {
         return by_email.await;
     };
     let phone = ProspectLookup::Phone(phone.clone());
-    let by_phone = resman.find_prospects(&property.id, &phone);
+    let by_phone = resman.find_prospects(&site, &phone);
     match tokio::join!(by_email, by_phone) {
         (Ok(found), _) if !found.is_empty() => Ok(found),
         (Ok(_), by_phone) => by_phone,
@@ -98,7 +99,7 @@ async fn attempt(
             prospect_id,
             person_id: None,
         };
-        match resman.post_tour(&property.id, &post(Some(existing), false)).await {
+        match resman.post_tour(&property.site(), &post(Some(existing), false)).await {
             // The remembered guest card may be gone (merged, removed): find the prospect afresh, once.
             Err(ResManError::Rejected { .. }) => {
                 tracing::info!(booking_id = %tour.booking_id, "ResMan refused the remembered prospect; searching");
@@ -113,7 +114,7 @@ async fn attempt(
     }
     resman
         .post_tour(
-            &property.id,
+            &property.site(),
             &post(found.first().map(|p| p.reference.clone()), found.is_empty()),
         )
         .await
@@ -253,12 +254,13 @@ async fn write_change(
             comments: tour.resman_comments(),
         },
     };
-    with_attempts(attempts, || resman.post_tour(&property.id, &post)).await?;
+    let site = property.site();
+    with_attempts(attempts, || resman.post_tour(&site, &post)).await?;
     if tour.status == crate::domain::booking::TourStatus::Cancelled {
         let marker = cancel_reference(tour);
         with_attempts(attempts, || async {
             let found = resman
-                .find_prospects(&property.id, &ProspectLookup::Id(prospect.clone()))
+                .find_prospects(&property.site(), &ProspectLookup::Id(prospect.clone()))
                 .await?;
             if find_reference(&found, &marker).is_some() {
                 return Ok(());
@@ -269,7 +271,7 @@ async fn write_change(
                 agent: tour.holder.agent().cloned(),
                 comments: format!("Tour cancelled through the DomIQ chatbot; the prospect stays active. {marker}"),
             };
-            resman.add_note(&property.id, &note).await.map(|_| ())
+            resman.add_note(&property.site(), &note).await.map(|_| ())
         })
         .await?;
     }
@@ -351,7 +353,7 @@ async fn follow_resman(
     };
     let found = match deps
         .resman
-        .find_prospects(&property.id, &ProspectLookup::Id(prospect))
+        .find_prospects(&property.site(), &ProspectLookup::Id(prospect))
         .await
     {
         Ok(found) => found,

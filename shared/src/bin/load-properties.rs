@@ -1,8 +1,10 @@
 //! `load-properties FILE...`: validates property configurations and stores them in the table named by
 //! `TABLE_NAME` (AWS, or moto through `AWS_ENDPOINT_URL`). How operators add or change a property; `make up` loads
-//! the demo properties with it. Nothing is written unless every file is valid.
+//! the demo properties with it. Nothing is written unless every file is valid and every ResMan account the properties
+//! name has its credentials secret.
 
 use shared::adapters::dynamo::DynamoStore;
+use shared::adapters::resman::AccountKeys;
 use shared::domain::property::parse_properties;
 use shared::ports::PropertyStore;
 use std::process::ExitCode;
@@ -37,14 +39,41 @@ async fn main() -> ExitCode {
         eprintln!("TABLE_NAME is not set");
         return ExitCode::from(2);
     };
-    let store = DynamoStore::new(&shared::config::aws().await, table);
+    let sdk = shared::config::aws().await;
+    // A property of another ResMan account needs that account's credentials first: check them all before
+    // writing anything.
+    let secrets = shared::adapters::secrets::SecretsManager::new(&sdk);
+    let accounts = match shared::config::resman_accounts(&secrets) {
+        Ok(accounts) => accounts,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(2);
+        }
+    };
+    for property in &properties {
+        if let Some(account) = property.account
+            && let Err(e) = accounts.credentials(account).await
+        {
+            eprintln!(
+                "{}: {e}. Create the secret {} first (JSON {{\"account_id\": {account}, \"api_key\": \"...\"}}); nothing was loaded.",
+                property.id,
+                accounts.secret_name(account)
+            );
+            return ExitCode::FAILURE;
+        }
+    }
+    let store = DynamoStore::new(&sdk, table);
     for property in &properties {
         if let Err(e) = store.save_property(property).await {
             eprintln!("{}: could not be stored: {e}", property.id);
             return ExitCode::FAILURE;
         }
+        let account = property.account.map_or_else(
+            || "the default ResMan account".to_owned(),
+            |a| format!("ResMan account {a}"),
+        );
         println!(
-            "loaded {} ({}, {})",
+            "loaded {} ({}, {}, {account})",
             property.name,
             property.id,
             property.time_zone.name()

@@ -72,6 +72,10 @@ pub struct AgentConfig {
 #[serde(deny_unknown_fields)]
 pub struct PropertyFile {
     pub property_id: String,
+    /// The ResMan account (management company) the property belongs to; absent, the integration's default account.
+    /// Its credentials live in their own secret (see the README's onboarding).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resman_account_id: Option<u64>,
     pub name: String,
     pub time_zone: String,
     pub address: String,
@@ -126,6 +130,8 @@ pub struct ExceptionFile {
 #[derive(Debug, Clone)]
 pub struct Property {
     pub id: ResManPropertyId,
+    /// Its ResMan account (`None`: the integration's default one).
+    pub account: Option<super::resman::ResManAccountId>,
     pub name: String,
     pub time_zone: Tz,
     pub address: String,
@@ -305,6 +311,7 @@ impl Property {
         }
         Ok(Self {
             id,
+            account: file.resman_account_id.map(super::resman::ResManAccountId),
             name: file.name.trim().to_owned(),
             time_zone,
             address: file.address.clone(),
@@ -328,6 +335,11 @@ impl Property {
             tour_types: file.tour_types.clone(),
             source: file,
         })
+    }
+
+    /// Where ResMan calls about this property go.
+    pub fn site(&self) -> super::resman::ResManSite {
+        super::resman::ResManSite::new(self.account, self.id.clone())
     }
 
     /// The shape it was loaded from, for storage.

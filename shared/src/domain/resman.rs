@@ -4,6 +4,31 @@ use super::ids::PersonId;
 use super::{AgentId, AppointmentId, Email, PersonName, Phone, ProspectId, ProspectSourceId};
 use chrono::{DateTime, Utc};
 
+/// A ResMan account: one management company (our customer), ResMan's `AccountID`. Our integration reaches each
+/// account with its own credentials.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+pub struct ResManAccountId(pub u64);
+
+impl std::fmt::Display for ResManAccountId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+/// Where a ResMan call goes: the property, and the account it belongs to (`None`: the integration's default
+/// account, the one in the partner credentials).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ResManSite {
+    pub account: Option<ResManAccountId>,
+    pub property: super::ResManPropertyId,
+}
+
+impl ResManSite {
+    pub fn new(account: Option<ResManAccountId>, property: super::ResManPropertyId) -> Self {
+        Self { account, property }
+    }
+}
+
 /// A ResMan employee; `is_leasing` tells who gives tours.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Employee {

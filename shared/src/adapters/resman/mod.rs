@@ -15,7 +15,8 @@ use crate::domain::resman::{
     Employee, NotePost, PostedTour, Prospect, ProspectEvent, ProspectLookup, ProspectRef, ProspectSource,
     ProspectTourPost, TourEventStatus,
 };
-use crate::domain::{AgentId, AppointmentId, ProspectId, ProspectSourceId, ResManPropertyId, UtcWindow};
+use crate::domain::resman::{ResManAccountId, ResManSite};
+use crate::domain::{AgentId, AppointmentId, ProspectId, ProspectSourceId, UtcWindow};
 use crate::ports::{ResManError, ResManGateway};
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDateTime, Utc};
@@ -40,6 +41,54 @@ impl std::fmt::Debug for ResManCredentials {
             .field("api_key", &"<redacted>")
             .field("account_id", &self.account_id)
             .finish()
+    }
+}
+
+/// One account's credentials as our integration holds them: its `AccountID` and, when the customer gave us a key
+/// of its own, that key (else the partner key is used). `Debug` hides the key.
+#[derive(Clone, Deserialize)]
+pub struct AccountCredentials {
+    pub account_id: u64,
+    #[serde(default)]
+    pub api_key: Option<String>,
+}
+
+impl std::fmt::Debug for AccountCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AccountCredentials")
+            .field("account_id", &self.account_id)
+            .field("api_key", &self.api_key.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
+}
+
+/// Where each account's credentials come from (one secret per account, read when first needed and held a short
+/// while): see `adapters::secrets::AccountSecrets`.
+#[async_trait]
+pub trait AccountKeys: Send + Sync {
+    /// The account's credentials; an account we hold none for is an error that names it (and no other account's
+    /// credentials are ever used instead).
+    async fn credentials(&self, account: ResManAccountId) -> Result<AccountCredentials, AccountKeyError>;
+}
+
+/// Why an account's credentials could not be had.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AccountKeyError {
+    #[error("no credentials for ResMan account {account}: {reason}")]
+    Missing { account: ResManAccountId, reason: String },
+    #[error("the credentials of ResMan account {account} could not be read: {reason}")]
+    Unavailable { account: ResManAccountId, reason: String },
+}
+
+impl From<AccountKeyError> for ResManError {
+    fn from(e: AccountKeyError) -> Self {
+        match e {
+            // Our configuration, not ResMan's answer: final until an operator adds the secret.
+            AccountKeyError::Missing { .. } => ResManError::Rejected {
+                description: e.to_string(),
+            },
+            AccountKeyError::Unavailable { .. } => ResManError::Unreachable(e.to_string()),
+        }
     }
 }
 
@@ -68,6 +117,8 @@ impl ResManSettings {
 pub struct HttpResMan {
     client: reqwest::Client,
     settings: ResManSettings,
+    /// The other accounts' credentials; without, only properties of the default account can be reached.
+    accounts: Option<std::sync::Arc<dyn AccountKeys>>,
 }
 
 /// What one HTTP exchange gave, before the envelope is read.
@@ -84,34 +135,70 @@ impl HttpResMan {
             .user_agent("tour-booking/0.1 (DomIQ)")
             .build()
             .map_err(|e| ResManError::Unreachable(format!("HTTP client: {e}")))?;
-        Ok(Self { client, settings })
+        Ok(Self {
+            client,
+            settings,
+            accounts: None,
+        })
+    }
+
+    /// With the credentials of every other account.
+    pub fn with_accounts(mut self, accounts: std::sync::Arc<dyn AccountKeys>) -> Self {
+        self.accounts = Some(accounts);
+        self
+    }
+
+    /// The `AccountID` and key a call about `site` carries: its account's, never another's.
+    async fn credentials_for(&self, site: &ResManSite) -> Result<(String, String), ResManError> {
+        let partner = &self.settings.credentials;
+        let Some(account) = site.account else {
+            return Ok((partner.account_id.to_string(), partner.api_key.clone()));
+        };
+        let Some(accounts) = &self.accounts else {
+            return Err(AccountKeyError::Missing {
+                account,
+                reason: "no account credentials are configured".into(),
+            }
+            .into());
+        };
+        let held = accounts.credentials(account).await?;
+        if held.account_id != account.0 {
+            return Err(AccountKeyError::Missing {
+                account,
+                reason: format!("its secret names account {}", held.account_id),
+            }
+            .into());
+        }
+        Ok((
+            account.to_string(),
+            held.api_key.unwrap_or_else(|| partner.api_key.clone()),
+        ))
     }
 
     async fn call(
         &self,
         path: &str,
-        property: Option<&ResManPropertyId>,
+        site: &ResManSite,
         fields: &[(&str, &str)],
         json: bool,
     ) -> Result<Reply, ResManError> {
-        let account = self.settings.credentials.account_id.to_string();
+        let (account, api_key) = self.credentials_for(site).await?;
         let mut form: Vec<(&str, &str)> = vec![
             (
                 "IntegrationPartnerID",
                 &self.settings.credentials.integration_partner_id,
             ),
-            ("ApiKey", &self.settings.credentials.api_key),
+            ("ApiKey", &api_key),
             ("AccountID", &account),
+            ("PropertyID", site.property.as_str()),
         ];
-        if let Some(property) = property {
-            form.push(("PropertyID", property.as_str()));
-        }
         form.extend_from_slice(fields);
         let url = format!("{}/{path}", self.settings.base_url.trim_end_matches('/'));
         let accept = if json { "application/json" } else { "application/xml" };
         tracing::debug!(
             method = path,
-            property_id = property.map(|p| p.as_str()),
+            account_id = %account,
+            property_id = site.property.as_str(),
             "calling ResMan"
         );
         let response = self
@@ -157,9 +244,9 @@ impl HttpResMan {
     async fn json_call<T: for<'de> Deserialize<'de> + Default>(
         &self,
         path: &str,
-        property: &ResManPropertyId,
+        site: &ResManSite,
     ) -> Result<T, ResManError> {
-        match self.call(path, Some(property), &[], true).await? {
+        match self.call(path, site, &[], true).await? {
             Reply::Body(body) => read_json_envelope(&body),
             Reply::WindowTooWide => Err(ResManError::Server { status: 502 }),
         }
@@ -168,33 +255,29 @@ impl HttpResMan {
     async fn mits_call(
         &self,
         path: &str,
-        property: &ResManPropertyId,
+        site: &ResManSite,
         fields: &[(&str, &str)],
     ) -> Result<Option<mits::LeadManagement>, ResManError> {
-        match self.call(path, Some(property), fields, false).await? {
+        match self.call(path, site, fields, false).await? {
             Reply::Body(body) => read_xml_envelope(&body).map(Some),
             Reply::WindowTooWide => Ok(None),
         }
     }
 
-    async fn search(&self, property: &ResManPropertyId, fields: &[(&str, &str)]) -> Result<Vec<Prospect>, ResManError> {
+    async fn search(&self, site: &ResManSite, fields: &[(&str, &str)]) -> Result<Vec<Prospect>, ResManError> {
         let lm = self
-            .mits_call("MITS/SearchProspects", property, fields)
+            .mits_call("MITS/SearchProspects", site, fields)
             .await?
             .ok_or(ResManError::Server { status: 502 })?;
         lm.prospects.prospect.iter().map(to_prospect).collect()
     }
 
-    async fn post(
-        &self,
-        property: &ResManPropertyId,
-        doc: &mits::LeadManagement,
-    ) -> Result<mits::Prospect, ResManError> {
+    async fn post(&self, site: &ResManSite, doc: &mits::LeadManagement) -> Result<mits::Prospect, ResManError> {
         let xml = doc.to_xml().map_err(|e| ResManError::Rejected {
             description: format!("could not write MITS XML: {e}"),
         })?;
         let lm = self
-            .mits_call("MITS/PostLeadManagement4_0", property, &[("Xml", &xml)])
+            .mits_call("MITS/PostLeadManagement4_0", site, &[("Xml", &xml)])
             .await?
             .ok_or(ResManError::Server { status: 502 })?;
         lm.prospects
@@ -425,8 +508,8 @@ fn echoed_event_id(echo: &mits::Prospect, event_type: &str, date: &str) -> Resul
 
 #[async_trait]
 impl ResManGateway for HttpResMan {
-    async fn employees(&self, property: &ResManPropertyId) -> Result<Vec<Employee>, ResManError> {
-        let payload: EmployeesPayload = self.json_call("Leasing/GetEmployees", property).await?;
+    async fn employees(&self, site: &ResManSite) -> Result<Vec<Employee>, ResManError> {
+        let payload: EmployeesPayload = self.json_call("Leasing/GetEmployees", site).await?;
         payload
             .employees
             .into_iter()
@@ -442,8 +525,8 @@ impl ResManGateway for HttpResMan {
             .collect()
     }
 
-    async fn prospect_sources(&self, property: &ResManPropertyId) -> Result<Vec<ProspectSource>, ResManError> {
-        let payload: SourcesPayload = self.json_call("Leasing/GetProspectSources", property).await?;
+    async fn prospect_sources(&self, site: &ResManSite) -> Result<Vec<ProspectSource>, ResManError> {
+        let payload: SourcesPayload = self.json_call("Leasing/GetProspectSources", site).await?;
         payload
             .sources
             .into_iter()
@@ -456,20 +539,16 @@ impl ResManGateway for HttpResMan {
             .collect()
     }
 
-    async fn find_prospects(
-        &self,
-        property: &ResManPropertyId,
-        lookup: &ProspectLookup,
-    ) -> Result<Vec<Prospect>, ResManError> {
+    async fn find_prospects(&self, site: &ResManSite, lookup: &ProspectLookup) -> Result<Vec<Prospect>, ResManError> {
         let field = match lookup {
             ProspectLookup::Email(email) => ("Email", email.expose()),
             ProspectLookup::Phone(phone) => ("Phone", phone.expose()),
             ProspectLookup::Id(id) => ("ProspectID", id.as_str()),
         };
-        self.search(property, &[field]).await
+        self.search(site, &[field]).await
     }
 
-    async fn post_tour(&self, property: &ResManPropertyId, post: &ProspectTourPost) -> Result<PostedTour, ResManError> {
+    async fn post_tour(&self, site: &ResManSite, post: &ProspectTourPost) -> Result<PostedTour, ResManError> {
         let date = post.tour.start.format(RESMAN_TIME).to_string();
         let customer = mits::Customer {
             customer_type: "prospect".into(),
@@ -507,7 +586,7 @@ impl ResManGateway for HttpResMan {
             comments: Some(post.tour.comments.clone()),
         };
         let echo = self
-            .post(property, &single_prospect(customer, post.preferences.clone(), event))
+            .post(site, &single_prospect(customer, post.preferences.clone(), event))
             .await?;
         let customer = echo
             .customers
@@ -525,7 +604,7 @@ impl ResManGateway for HttpResMan {
         })
     }
 
-    async fn add_note(&self, property: &ResManPropertyId, note: &NotePost) -> Result<AppointmentId, ResManError> {
+    async fn add_note(&self, site: &ResManSite, note: &NotePost) -> Result<AppointmentId, ResManError> {
         let date = note.at.format(RESMAN_TIME).to_string();
         let customer = mits::Customer {
             customer_type: "prospect".into(),
@@ -539,15 +618,11 @@ impl ResManGateway for HttpResMan {
             comments: Some(note.comments.clone()),
             ..Default::default()
         };
-        let echo = self.post(property, &single_prospect(customer, None, event)).await?;
+        let echo = self.post(site, &single_prospect(customer, None, event)).await?;
         echoed_event_id(&echo, "Other", &date)
     }
 
-    async fn changed_prospects(
-        &self,
-        property: &ResManPropertyId,
-        window: UtcWindow,
-    ) -> Result<Vec<Prospect>, ResManError> {
+    async fn changed_prospects(&self, site: &ResManSite, window: UtcWindow) -> Result<Vec<Prospect>, ResManError> {
         // Earliest first; a window ResMan refuses as too wide is replaced by its two halves.
         let mut pending = vec![window];
         let mut found: BTreeMap<ProspectId, Prospect> = BTreeMap::new();
@@ -561,7 +636,7 @@ impl ResManGateway for HttpResMan {
                 ("ModifiedStartDateTime", start.as_str()),
                 ("ModifiedEndDateTime", end.as_str()),
             ];
-            match self.mits_call("MITS/SearchProspects", property, &fields).await? {
+            match self.mits_call("MITS/SearchProspects", site, &fields).await? {
                 Some(lm) => {
                     for p in &lm.prospects.prospect {
                         let prospect = to_prospect(p)?;
