@@ -382,6 +382,32 @@ pub trait TourStore: Send + Sync {
     ) -> Result<Vec<crate::domain::booking::BookingId>, StoreError>;
 }
 
+/// The change poller's fan-out queue: one message per property to poll.
+#[async_trait]
+pub trait PollQueue: Send + Sync {
+    async fn enqueue_polls(&self, properties: &[crate::domain::ResManPropertyId]) -> Result<(), StoreError>;
+}
+
+/// Per-account pacing of ResMan calls: one token bucket per account, shared by every worker (its state is in the
+/// store, so concurrent workers on many Lambda instances draw from the same bucket).
+#[async_trait]
+pub trait RateLimiter: Send + Sync {
+    /// Takes a token from `key`'s bucket at `now`: `None` when taken, else how long until one is there.
+    async fn try_take(
+        &self,
+        key: &str,
+        rate: crate::domain::rate::Rate,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Option<chrono::Duration>, StoreError>;
+}
+
+/// Asked by the ResMan adapter before each HTTP request: returns when the request may go (pacing), or why it may
+/// not (then nothing is sent).
+#[async_trait]
+pub trait CallPacer: Send + Sync {
+    async fn before_call(&self, site: &crate::domain::resman::ResManSite) -> Result<(), ResManError>;
+}
+
 /// What placing a slot hold did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum HoldWrite {

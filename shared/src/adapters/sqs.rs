@@ -94,6 +94,70 @@ impl SyncQueue for SqsSyncQueue {
     }
 }
 
+/// The change poller's fan-out queue: `{"property_id": "..."}` per property, read by `resman-poll-worker`.
+pub struct SqsPollQueue {
+    client: aws_sdk_sqs::Client,
+    queue_url: String,
+}
+
+impl SqsPollQueue {
+    pub fn new(sdk: &aws_config::SdkConfig, queue_url: impl Into<String>) -> Self {
+        Self {
+            client: aws_sdk_sqs::Client::new(sdk),
+            queue_url: queue_url.into(),
+        }
+    }
+
+    pub fn client(&self) -> &aws_sdk_sqs::Client {
+        &self.client
+    }
+
+    pub fn queue_url(&self) -> &str {
+        &self.queue_url
+    }
+
+    async fn send_batch(&self, chunk: &[crate::domain::ResManPropertyId]) -> Result<(), StoreError> {
+        let entries = chunk
+            .iter()
+            .enumerate()
+            .map(|(i, property)| {
+                SendMessageBatchRequestEntry::builder()
+                    .id(i.to_string())
+                    .message_body(serde_json::json!({ "property_id": property.as_str() }).to_string())
+                    .build()
+                    .map_err(|e| StoreError::Corrupt(e.to_string()))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let out = self
+            .client
+            .send_message_batch()
+            .queue_url(&self.queue_url)
+            .set_entries(Some(entries))
+            .send()
+            .await
+            .map_err(unavailable)?;
+        if out.failed.is_empty() {
+            Ok(())
+        } else {
+            Err(StoreError::Unavailable(format!(
+                "{} poll message(s) were not queued",
+                out.failed.len()
+            )))
+        }
+    }
+}
+
+#[async_trait]
+impl crate::ports::PollQueue for SqsPollQueue {
+    async fn enqueue_polls(&self, properties: &[crate::domain::ResManPropertyId]) -> Result<(), StoreError> {
+        use futures::StreamExt;
+        // Ten a batch (SQS's limit), eight batches in flight: a thousand properties are queued in about a second.
+        let sends: Vec<_> = properties.chunks(10).map(|chunk| self.send_batch(chunk)).collect();
+        let results: Vec<Result<(), StoreError>> = futures::stream::iter(sends).buffer_unordered(8).collect().await;
+        results.into_iter().collect()
+    }
+}
+
 /// An SQS event as a queue consumer's use case sees it, and the way back: the failures it reports are made
 /// visible again after their delay (partial batch response).
 pub mod batch {

@@ -31,6 +31,9 @@ pub struct PollSettings {
     pub overlap: Duration,
     /// ResMan's `EventType` for tours.
     pub tour_event_type: String,
+    /// A poll message for a property polled less than this long ago is done without a call (a duplicate, or one
+    /// queued twice by ticks that overlapped).
+    pub min_gap: Duration,
 }
 
 impl Default for PollSettings {
@@ -39,6 +42,7 @@ impl Default for PollSettings {
             backfill: Duration::days(30),
             overlap: Duration::minutes(2),
             tour_event_type: "Appointment".into(),
+            min_gap: Duration::zero(),
         }
     }
 }
@@ -152,6 +156,78 @@ pub async fn poll_changes(
         }
     }
     Ok(report)
+}
+
+/// The scheduled tick's fan-out: one poll message per configured property, for the poll workers. Returns how many
+/// were queued.
+pub async fn enqueue_polls(
+    properties: &dyn PropertyStore,
+    queue: &dyn crate::ports::PollQueue,
+) -> Result<usize, AppError> {
+    let ids: Vec<crate::domain::ResManPropertyId> = properties.properties().await?.into_iter().map(|p| p.id).collect();
+    queue.enqueue_polls(&ids).await?;
+    Ok(ids.len())
+}
+
+/// One property's poll, as a poll worker runs it for one queue message: its window since the checkpoint, applied,
+/// and the checkpoint moved. A property polled within `settings.min_gap` is left as it is.
+pub async fn poll_one(
+    feed: &FeedDeps<'_>,
+    resman: &dyn ResManGateway,
+    property_id: &crate::domain::ResManPropertyId,
+    settings: &PollSettings,
+    now: DateTime<Utc>,
+) -> Result<PollReport, AppError> {
+    let (property, checkpoint) = tokio::join!(
+        super::availability::load_property(feed.properties, property_id),
+        feed.calendar.poll_checkpoint(property_id)
+    );
+    let property = property?;
+    let mut report = PollReport {
+        properties: 1,
+        ..PollReport::default()
+    };
+    if checkpoint?.is_some_and(|at| now - at < settings.min_gap) {
+        return Ok(report);
+    }
+    poll_property(feed, resman, &property, settings, now, &mut report).await?;
+    Ok(report)
+}
+
+/// A poll worker's batch: each message (`{"property_id": "..."}`) polled at the same time as the others; a property
+/// whose poll fails is left on the queue to be retried after its delay, and never holds back the rest.
+pub async fn process_poll_batch(
+    feed: &FeedDeps<'_>,
+    resman: &dyn ResManGateway,
+    settings: &PollSettings,
+    messages: &[super::sync::QueuedMessage],
+    retry_base: std::time::Duration,
+    clock: &(dyn Fn() -> DateTime<Utc> + Sync),
+) -> Vec<super::sync::Failed> {
+    #[derive(serde::Deserialize)]
+    struct Message {
+        property_id: String,
+    }
+    let polls = messages.iter().map(|message| async move {
+        let polled = async {
+            let body: Message = serde_json::from_str(&message.body)
+                .map_err(|_| crate::domain::InvalidField::new("body", "is not a poll message"))?;
+            let id = crate::domain::ResManPropertyId::parse(&body.property_id)?;
+            poll_one(feed, resman, &id, settings, clock()).await
+        }
+        .await;
+        match polled {
+            Ok(_) => None,
+            Err(e) => {
+                tracing::warn!(message_id = %message.id, receive_count = message.receive_count, error = %e, "a property's poll failed; it is retried");
+                Some(super::sync::Failed {
+                    id: message.id.clone(),
+                    retry_in_seconds: super::sync::retry_delay(retry_base, message.receive_count),
+                })
+            }
+        }
+    });
+    futures::future::join_all(polls).await.into_iter().flatten().collect()
 }
 
 /// What a webhook notice did to our calendar.

@@ -6,6 +6,7 @@ pub mod changes;
 pub mod holds;
 pub mod lifecycle;
 pub mod notify;
+pub mod pacing;
 pub mod privacy;
 pub mod self_service;
 pub mod sync;

@@ -12,6 +12,7 @@ pub mod link;
 pub mod notice;
 pub mod notify;
 pub mod property;
+pub mod rate;
 pub mod resman;
 pub mod rotation;
 pub mod signature;

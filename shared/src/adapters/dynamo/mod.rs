@@ -9,6 +9,7 @@
 mod calendar;
 mod holds;
 mod messages;
+mod rate;
 mod ratings;
 mod tours;
 

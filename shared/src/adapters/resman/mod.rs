@@ -119,6 +119,8 @@ pub struct HttpResMan {
     settings: ResManSettings,
     /// The other accounts' credentials; without, only properties of the default account can be reached.
     accounts: Option<std::sync::Arc<dyn AccountKeys>>,
+    /// Asked before every request, when set (the poll workers pace each account).
+    pacer: Option<std::sync::Arc<dyn crate::ports::CallPacer>>,
 }
 
 /// What one HTTP exchange gave, before the envelope is read.
@@ -139,7 +141,14 @@ impl HttpResMan {
             client,
             settings,
             accounts: None,
+            pacer: None,
         })
+    }
+
+    /// Every request first waits for `pacer`.
+    pub fn with_pacer(mut self, pacer: std::sync::Arc<dyn crate::ports::CallPacer>) -> Self {
+        self.pacer = Some(pacer);
+        self
     }
 
     /// With the credentials of every other account.
@@ -183,6 +192,9 @@ impl HttpResMan {
         json: bool,
     ) -> Result<Reply, ResManError> {
         let (account, api_key) = self.credentials_for(site).await?;
+        if let Some(pacer) = &self.pacer {
+            pacer.before_call(site).await?;
+        }
         let mut form: Vec<(&str, &str)> = vec![
             (
                 "IntegrationPartnerID",

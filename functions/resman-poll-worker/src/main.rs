@@ -1,0 +1,86 @@
+//! `resman-poll-worker`: polls one property per message of the poll queue (the scheduled tick queues one per
+//! property): its ResMan changes since its checkpoint, applied to our tours or to the busy-time mirror. Every ResMan
+//! request first takes a token from its account's bucket, so however many workers run, an account is never called
+//! faster than `RESMAN_ACCOUNT_RATE_PER_SECOND`. A property whose poll fails stays on the queue and is retried, and
+//! never holds back the others. Wiring only: the rules live in `shared::app::changes` and `shared::app::pacing`.
+
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
+use lambda_runtime::{Error, LambdaEvent, run, service_fn};
+use shared::adapters::dynamo::DynamoStore;
+use shared::adapters::resman::HttpResMan;
+use shared::adapters::sqs::{SqsPollQueue, SqsSyncQueue, batch};
+use shared::app::changes::{FeedDeps, PollSettings, process_poll_batch};
+use shared::app::pacing::AccountPacer;
+use shared::config::{self, ColdStart};
+use shared::domain::rate::Rate;
+use std::sync::Arc;
+use std::time::Duration;
+
+struct Deps {
+    store: DynamoStore,
+    resman: HttpResMan,
+    queue: SqsSyncQueue,
+    polls: SqsPollQueue,
+    settings: PollSettings,
+    retry_base: Duration,
+}
+
+async fn handle(deps: &Deps, event: LambdaEvent<SqsEvent>) -> Result<SqsBatchResponse, Error> {
+    let (messages, handles) = batch::messages(&event.payload);
+    let feed = FeedDeps {
+        properties: &deps.store,
+        calendar: &deps.store,
+        tours: &deps.store,
+        queue: &deps.queue,
+    };
+    let failed = process_poll_batch(
+        &feed,
+        &deps.resman,
+        &deps.settings,
+        &messages,
+        deps.retry_base,
+        &chrono::Utc::now,
+    )
+    .await;
+    tracing::info!(
+        polled = messages.len() - failed.len(),
+        failed = failed.len(),
+        "polled properties"
+    );
+    Ok(batch::respond(deps.polls.client(), deps.polls.queue_url(), &handles, failed).await)
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    let cold = ColdStart::begin().await;
+    let secrets = &cold.secrets;
+    let resman_settings = config::resman(secrets).await?;
+    let per_second = config::optional_number("RESMAN_ACCOUNT_RATE_PER_SECOND", 5)?;
+    let burst = config::optional_number("RESMAN_ACCOUNT_BURST", 5)?;
+    let rate = Rate::new(f64::from(per_second), burst).ok_or_else(|| config::ConfigError::Invalid {
+        name: "RESMAN_ACCOUNT_RATE_PER_SECOND",
+        reason: "must be at least 1, with RESMAN_ACCOUNT_BURST at least 1".into(),
+    })?;
+    let pacer = AccountPacer {
+        limiter: Arc::new(cold.store()?),
+        rate,
+        patience: chrono::Duration::seconds(20),
+        clock: chrono::Utc::now,
+    };
+    let settings = PollSettings {
+        backfill: chrono::Duration::from_std(config::optional_seconds("POLL_BACKFILL_SECONDS", 30 * 24 * 3600)?)?,
+        tour_event_type: resman_settings.tour_event_type.clone(),
+        min_gap: chrono::Duration::seconds(10),
+        ..PollSettings::default()
+    };
+    let deps = Deps {
+        store: cold.store()?,
+        resman: config::resman_client(secrets, resman_settings)?.with_pacer(Arc::new(pacer)),
+        queue: cold.sync_queue()?,
+        polls: SqsPollQueue::new(&cold.sdk, config::required("POLL_QUEUE_URL")?),
+        settings,
+        retry_base: config::optional_seconds("POLL_RETRY_BASE_SECONDS", 30)?,
+    };
+    let deps = &deps;
+    run(service_fn(move |event| async move { handle(deps, event).await })).await
+}
