@@ -96,3 +96,129 @@ async fn an_account_without_a_secret_is_named_with_the_secret_to_create_and_noth
         .unwrap();
     assert!(requests.is_empty(), "no call went out: {requests:?}");
 }
+
+/// The sandbox's request log: (account, epoch milliseconds) of each ResMan call.
+async fn calls_by_account(sandbox: &RunningSandbox) -> std::collections::BTreeMap<i64, Vec<i64>> {
+    let requests: Vec<serde_json::Value> = reqwest::get(format!("{}/_sandbox/requests", sandbox.base_url()))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let mut by_account: std::collections::BTreeMap<i64, Vec<i64>> = Default::default();
+    for request in requests {
+        by_account
+            .entry(request["account_id"].as_i64().unwrap())
+            .or_default()
+            .push(request["at_ms"].as_i64().unwrap());
+    }
+    for times in by_account.values_mut() {
+        times.sort_unstable();
+    }
+    by_account
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn poll_workers_running_at_once_never_call_an_account_faster_than_its_rate() {
+    use integration_tests::stack::Stack;
+    use shared::app::changes::{FeedDeps, PollSettings, process_poll_batch};
+    use shared::app::pacing::AccountPacer;
+    use shared::app::sync::QueuedMessage;
+    use shared::domain::rate::Rate;
+
+    let stack = Stack::start().await;
+    let sdk = stack.aws.sdk().await;
+    let customers = generate(2, 30);
+    customers.load_into_sandbox(&stack.sandbox.base_url()).await;
+    customers
+        .onboard(&aws_sdk_secretsmanager::Client::new(&sdk), &stack.store)
+        .await;
+    let (per_second, burst) = (5.0, 2);
+    let pacer = AccountPacer {
+        limiter: Arc::new(stack.aws.store().await),
+        rate: Rate::new(per_second, burst).unwrap(),
+        patience: chrono::Duration::seconds(60),
+        clock: chrono::Utc::now,
+    };
+    let accounts = AccountSecrets::new(
+        SecretsManager::new(&sdk),
+        ACCOUNT_SECRET_PREFIX,
+        Duration::from_secs(300),
+    );
+    let resman = Arc::new(
+        resman_for(&stack.sandbox, Duration::from_secs(5))
+            .with_accounts(Arc::new(accounts))
+            .with_pacer(Arc::new(pacer)),
+    );
+    let settings = PollSettings {
+        backfill: chrono::Duration::hours(1),
+        ..PollSettings::default()
+    };
+    // Six workers at once, as six Lambda instances would take six batches of ten.
+    let messages: Vec<QueuedMessage> = customers
+        .properties
+        .iter()
+        .map(|p| QueuedMessage {
+            id: p.id.to_string(),
+            body: serde_json::json!({ "property_id": p.id.as_str() }).to_string(),
+            receive_count: 1,
+        })
+        .collect();
+    let mut workers = tokio::task::JoinSet::new();
+    for batch in messages.chunks(10) {
+        let (stack, resman, settings, batch) = (
+            Arc::clone(&stack),
+            Arc::clone(&resman),
+            settings.clone(),
+            batch.to_vec(),
+        );
+        workers.spawn(async move {
+            let feed = FeedDeps {
+                properties: &stack.store,
+                calendar: &stack.store,
+                tours: &stack.store,
+                queue: &stack.queue,
+            };
+            process_poll_batch(
+                &feed,
+                resman.as_ref(),
+                &settings,
+                &batch,
+                Duration::from_secs(30),
+                &chrono::Utc::now,
+            )
+            .await
+        });
+    }
+    let started = std::time::Instant::now();
+    let mut failed = Vec::new();
+    while let Some(batch) = workers.join_next().await {
+        failed.extend(batch.unwrap());
+    }
+    let calls = calls_by_account(&stack.sandbox).await;
+    assert!(
+        failed.is_empty(),
+        "every property was polled: {} failed after {:?}; calls {:?}",
+        failed.len(),
+        started.elapsed(),
+        calls.values().map(Vec::len).collect::<Vec<_>>()
+    );
+
+    for (account, _) in &customers.accounts {
+        let times = &calls[&(*account as i64)];
+        assert_eq!(times.len(), 30, "one window per property of account {account}");
+        // However the calls fell, any stretch of them holds no more than the bucket allows: its burst, plus the rate
+        // times the stretch's length (one more for the sandbox's clock reading each arrival a little late).
+        for i in 0..times.len() {
+            for j in i..times.len() {
+                let seconds = (times[j] - times[i]) as f64 / 1000.0;
+                let allowed = f64::from(burst) + per_second * seconds + 1.0;
+                assert!(
+                    ((j - i + 1) as f64) <= allowed,
+                    "account {account}: {} calls within {seconds} s",
+                    j - i + 1
+                );
+            }
+        }
+    }
+}

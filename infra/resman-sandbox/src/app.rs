@@ -24,6 +24,8 @@ const LOG_CAPACITY: usize = 10_000;
 #[derive(Debug, Clone, Serialize)]
 pub(crate) struct RequestRecord {
     pub at: String,
+    /// When it arrived, in epoch milliseconds (for measuring request rates).
+    pub at_ms: i64,
     pub area: String,
     pub method: String,
     pub property_id: Option<String>,

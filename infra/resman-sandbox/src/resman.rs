@@ -209,6 +209,7 @@ pub(crate) async fn handle(
     let account_id = form.as_ref().ok().and_then(Form::account_id);
     let mut record = RequestRecord {
         at: rfc3339(now),
+        at_ms: now.timestamp_millis(),
         area: area.clone(),
         method: method.clone(),
         property_id: property_id.clone(),

@@ -334,6 +334,8 @@ mod tests {
     struct ScriptedResMan {
         prospects: Vec<Prospect>,
         fail: bool,
+        /// Only this property's windows fail.
+        failing: Option<String>,
         windows: Mutex<Vec<UtcWindow>>,
     }
 
@@ -371,11 +373,11 @@ mod tests {
         }
         async fn changed_prospects(
             &self,
-            _: &crate::domain::resman::ResManSite,
+            site: &crate::domain::resman::ResManSite,
             window: UtcWindow,
         ) -> Result<Vec<Prospect>, ResManError> {
             self.windows.lock().unwrap().push(window);
-            if self.fail {
+            if self.fail || self.failing.as_deref() == Some(site.property.as_str()) {
                 Err(ResManError::Server { status: 503 })
             } else {
                 Ok(self.prospects.clone())
@@ -548,5 +550,127 @@ mod tests {
             Some("A"),
             "unknown: unchanged"
         );
+    }
+
+    mod fan_out {
+        use super::*;
+        use crate::app::sync::QueuedMessage;
+        use crate::domain::ResManPropertyId;
+        use crate::ports::CalendarStore;
+
+        fn message(id: &str, body: &str) -> QueuedMessage {
+            QueuedMessage {
+                id: id.into(),
+                body: body.into(),
+                receive_count: 2,
+            }
+        }
+
+        fn poll_of(property: &str) -> String {
+            serde_json::json!({ "property_id": property }).to_string()
+        }
+
+        /// The demo property and a second one, P-2.
+        async fn two_properties() -> MemoryStore {
+            let store = MemoryStore::with_property(demo());
+            let mut json = crate::domain::property::tests::demo_json();
+            json["property_id"] = serde_json::json!("P-2");
+            let second = Property::from_file(serde_json::from_value(json).unwrap()).unwrap();
+            crate::ports::PropertyStore::save_property(&store, &second)
+                .await
+                .unwrap();
+            store
+        }
+
+        #[derive(Default)]
+        struct Queued(Mutex<Vec<ResManPropertyId>>);
+
+        #[async_trait]
+        impl crate::ports::PollQueue for Queued {
+            async fn enqueue_polls(&self, properties: &[ResManPropertyId]) -> Result<(), crate::ports::StoreError> {
+                self.0.lock().unwrap().extend_from_slice(properties);
+                Ok(())
+            }
+        }
+
+        #[tokio::test]
+        async fn the_tick_queues_one_poll_per_property_and_calls_no_one() {
+            let store = two_properties().await;
+            let queue = Queued::default();
+            assert_eq!(enqueue_polls(&store, &queue).await.unwrap(), 2);
+            let queued: Vec<String> = queue.0.lock().unwrap().iter().map(ToString::to_string).collect();
+            assert_eq!(queued, vec![demo().id.to_string(), "P-2".to_owned()]);
+        }
+
+        #[tokio::test]
+        async fn a_property_whose_poll_fails_is_retried_and_never_holds_back_the_others() {
+            let store = two_properties().await;
+            let tours = MemoryTours::default();
+            let (at, mut resman) = one_staff_tour();
+            resman.failing = Some("P-2".into());
+            let demo_id = demo().id.to_string();
+            let messages = [
+                message("m-2", &poll_of("P-2")),
+                message("m-1", &poll_of(&demo_id)),
+                message("m-bad", "not a poll"),
+            ];
+            let failed = process_poll_batch(
+                &feed(&store, &tours),
+                &resman,
+                &PollSettings::default(),
+                &messages,
+                std::time::Duration::from_secs(30),
+                &now,
+            )
+            .await;
+            let ids: Vec<(&str, u32)> = failed.iter().map(|f| (f.id.as_str(), f.retry_in_seconds)).collect();
+            assert_eq!(
+                ids,
+                vec![("m-2", 60), ("m-bad", 60)],
+                "retried after the second receive's delay"
+            );
+            // The demo property was polled all the same: its staff tour is busy time, its checkpoint moved.
+            assert_eq!(store.poll_checkpoint(&demo().id).await.unwrap(), Some(now()));
+            let day = UtcWindow::starting_at(at, Duration::minutes(45)).unwrap();
+            assert_eq!(store.busy_in(&demo().id, day).await.unwrap().len(), 1);
+            // The failing one keeps its checkpoint, so its retry reads the same window again.
+            let p2 = ResManPropertyId::parse("P-2").unwrap();
+            assert_eq!(store.poll_checkpoint(&p2).await.unwrap(), None);
+        }
+
+        #[tokio::test]
+        async fn a_property_polled_moments_ago_is_not_polled_again() {
+            let store = MemoryStore::with_property(demo());
+            let tours = MemoryTours::default();
+            let (_, resman) = one_staff_tour();
+            let settings = PollSettings {
+                min_gap: Duration::seconds(10),
+                ..PollSettings::default()
+            };
+            let id = demo().id;
+            poll_one(&feed(&store, &tours), &resman, &id, &settings, now())
+                .await
+                .unwrap();
+            poll_one(
+                &feed(&store, &tours),
+                &resman,
+                &id,
+                &settings,
+                now() + Duration::seconds(5),
+            )
+            .await
+            .unwrap();
+            assert_eq!(resman.windows.lock().unwrap().len(), 1, "the duplicate made no call");
+            poll_one(
+                &feed(&store, &tours),
+                &resman,
+                &id,
+                &settings,
+                now() + Duration::seconds(10),
+            )
+            .await
+            .unwrap();
+            assert_eq!(resman.windows.lock().unwrap().len(), 2);
+        }
     }
 }
