@@ -27,7 +27,7 @@ impl RateLimiter for DynamoStore {
             // A bucket item we cannot read would be taken as full forever: say so instead.
             if stored
                 .as_ref()
-                .is_some_and(|item| !item.get("tokens").is_some_and(|v| v.as_n().is_ok()))
+                .is_some_and(|item| item.get("tokens").is_none_or(|v| v.as_n().is_err()))
             {
                 return Err(StoreError::Corrupt(format!(
                     "the rate bucket {name} has no number of tokens"
