@@ -52,6 +52,12 @@ OUTAGE_TOUR_TIME = clock_time(16, 0)
 SECOND_TOUR_TIME = clock_time(10, 0)
 RUSH_TOUR_TIME = clock_time(15, 0)
 RUSH_PROSPECTS = 20
+# A second management company: its own ResMan account, key and property.
+SECOND_ACCOUNT = 401
+SECOND_ACCOUNT_KEY = "riverside-living-demo-key"
+SECOND_PROPERTY_ID = "7c2d4e6f-0401-4a1b-9c3d-000000000401"
+SECOND_AGENT = {"id": "a1e0c3b2-0401-4c6a-9d1e-000000000401", "name": "Riley Moss"}
+SECOND_SOURCE_ID = "b7d3e8f0-0401-4d2c-8a5b-000000000401"
 # The prospect who thinks it over between two chat messages, and another who wants her time meanwhile.
 HOLD_TOUR_TIME = clock_time(13, 0)
 THINKER = {"name": "Nora Quinn", "email": "nora.quinn@example.com", "phone": "(512) 555-0155"}
@@ -231,9 +237,9 @@ def in_person_agents(config: dict) -> list[dict]:
     return [agent for agent in config["agents"] if "in_person" in agent.get("tour_types", [])]
 
 
-def availability(ctx: Context, day: date, tour_type: str = "in_person") -> dict:
+def availability(ctx: Context, day: date, tour_type: str = "in_person", property_id: str = DEMO_PROPERTY_ID) -> dict:
     """Asks our API exactly as the chatbot does."""
-    query = urllib.parse.urlencode({"property_id": DEMO_PROPERTY_ID, "date": day.isoformat(), "tour_type": tour_type})
+    query = urllib.parse.urlencode({"property_id": property_id, "date": day.isoformat(), "tour_type": tour_type})
     answer = request_json(
         "GET",
         f"{ctx.url('LAMBDA_BASE_URL')}{AVAILABILITY_PATH}?{query}",
@@ -742,6 +748,101 @@ def step_a_time_is_held_while_the_prospect_thinks(ctx: Context) -> None:
         "runs out, and the time is offered again at that minute.")
 
 
+def second_company_files() -> tuple[dict, dict]:
+    """Riverside Lofts as ResMan knows it (the sandbox's seed shape) and as we configure it (demo.json's shape)."""
+    ours = {**property_config(), "property_id": SECOND_PROPERTY_ID, "resman_account_id": SECOND_ACCOUNT,
+            "name": "Riverside Lofts", "address": "400 Lakeshore Blvd, Austin, TX 78704",
+            "prospect_source_id": SECOND_SOURCE_ID, "staff_notification_emails": ["leasing@riverside.example"],
+            "office_email": "leasing@riverside.example", "exceptions": [],
+            "agents": [{"id": SECOND_AGENT["id"], "name": SECOND_AGENT["name"], "tour_types": ["in_person", "virtual"],
+                        "email": "riley.moss@riverside.example"}]}
+    first, last = SECOND_AGENT["name"].split(" ", 1)
+    resman = {"property_id": SECOND_PROPERTY_ID, "name": "Riverside Lofts", "street_address": "400 Lakeshore Blvd",
+              "city": "Austin", "state": "TX", "zip": "78704", "time_zone": ours["time_zone"],
+              "employees": [{"id": SECOND_AGENT["id"], "first_name": first, "last_name": last,
+                             "email": "riley.moss@riverside.example", "is_leasing": True}],
+              "prospect_sources": [{"id": SECOND_SOURCE_ID, "name": "DomIQ Chatbot"}],
+              "account_id": SECOND_ACCOUNT}
+    return ours, resman
+
+
+def load_properties(ctx: Context, path: Path) -> subprocess.CompletedProcess:
+    """The operator's command, with the local stack's environment."""
+    import stack
+    loader = stack.cargo_target_dir() / "debug" / "load-properties"
+    env = {**os.environ, **ctx.env, **read_env_file(STACK_ENV.parent / "function.env")}
+    return subprocess.run([str(loader), str(path)], env=env, capture_output=True, text=True, timeout=120)
+
+
+def step_a_second_company_joins(ctx: Context) -> None:
+    import boto3
+    sandbox = ctx.url("RESMAN_SANDBOX_URL")
+    ours, resman = second_company_files()
+    say(f"Riverside Living, a second property-management company, starts using the chatbot. In ResMan it is its own "
+        f"account (AccountID {SECOND_ACCOUNT}), with its own key for us; its property is Riverside Lofts.")
+    accounts = request_json("GET", f"{sandbox}/_sandbox/accounts") or []
+    if not any(a.get("account_id") == SECOND_ACCOUNT for a in accounts):
+        status, answer = request("POST", f"{sandbox}/_sandbox/accounts", json_body={
+            "accounts": [{"account_id": SECOND_ACCOUNT, "api_key": SECOND_ACCOUNT_KEY}], "properties": [resman]})
+        if status != 200:
+            raise DemoError(f"the sandbox did not take the second account ({status}{_reason(answer)})")
+    config = STACK_ENV.parent / "riverside.json"
+    config.write_text(json.dumps(ours, indent=2))
+    env = read_env_file(STACK_ENV.parent / "function.env")
+    secrets = boto3.client("secretsmanager", endpoint_url=ctx.url("AWS_ENDPOINT_URL"),
+                           region_name=ctx.env.get("AWS_REGION") or env.get("AWS_REGION", "us-east-1"),
+                           aws_access_key_id=ctx.env.get("AWS_ACCESS_KEY_ID", "test"),
+                           aws_secret_access_key=ctx.env.get("AWS_SECRET_ACCESS_KEY", "test"))
+    name = f"{env.get('RESMAN_ACCOUNT_SECRET_PREFIX', 'tour-booking/resman/accounts/')}{SECOND_ACCOUNT}"
+    try:
+        secrets.describe_secret(SecretId=name)
+        say("  (Its credentials were stored by an earlier run of this demo.)")
+    except secrets.exceptions.ResourceNotFoundException:
+        refused = load_properties(ctx, config)
+        if refused.returncode == 0:
+            raise DemoError("load-properties loaded a property whose account has no credentials")
+        reason = refused.stderr.strip().splitlines()[-1] if refused.stderr.strip() else "refused"
+        say("  The operator loads its property file first, before the account's key is stored. It is refused, and "
+            "nothing is loaded:")
+        say(f"  | {reason}")
+        secrets.create_secret(Name=name, SecretString=json.dumps({"account_id": SECOND_ACCOUNT,
+                                                                  "api_key": SECOND_ACCOUNT_KEY}))
+        say(f"  The operator stores the account's key in its own secret, {name}.")
+    loaded = load_properties(ctx, config)
+    if loaded.returncode != 0:
+        raise DemoError(f"load-properties failed: {loaded.stderr.strip()}")
+    say(f"  Loading again works, with no deploy: {loaded.stdout.strip()}")
+
+    zone = ZoneInfo(ours["time_zone"])
+    minutes = int(ours["tour_types"]["in_person"]["duration_minutes"])
+    day = next_open_weekday(ours, datetime.now(zone).date(), STAFF_TOUR_TIME, minutes)
+    start = datetime.combine(day, STAFF_TOUR_TIME, tzinfo=zone)
+    status, answer = request("POST", f"{sandbox}/_sandbox/appointments", json_body={
+        "property_id": SECOND_PROPERTY_ID, "agent_id": SECOND_AGENT["id"], "scheduled_at": start.isoformat(),
+        "duration_minutes": minutes,
+        "prospect": {"first_name": "Walk-in", "last_name": "Riverside", "email": "walk-in.riverside@example.com"}})
+    booked = status == 201
+    if not booked and status != 409:
+        raise DemoError(f"ResMan would not book {SECOND_AGENT['name']} ({status}{_reason(answer)})")
+    say(f"  Riverside's front desk books {SECOND_AGENT['name']}, its only guide, in ResMan for {day_in_words(day)} at "
+        f"{clock(start)}" + ("." if booked else " (an earlier run of this demo already did)."))
+    started = time.monotonic()
+    while start in slot_times(availability(ctx, day, property_id=SECOND_PROPERTY_ID), zone):
+        if time.monotonic() - started > MIRROR_WAIT_SECONDS:
+            raise DemoError(f"{clock(start)} was still offered at Riverside Lofts after {MIRROR_WAIT_SECONDS} s; see "
+                            ".local/logs/pump.log and .local/logs/lambda.log")
+        time.sleep(1)
+    say(f"  After {time.monotonic() - started:.0f} s the chatbot no longer offers {clock(start)} at Riverside Lofts: the "
+        "change feed polls every property on each tick, one queue message per property, many at once.")
+    calls = [r for r in request_json("GET", f"{sandbox}/_sandbox/requests") or []
+             if r.get("property_id") == SECOND_PROPERTY_ID]
+    others = [r for r in calls if r.get("account_id") != SECOND_ACCOUNT]
+    if others:
+        raise DemoError(f"{len(others)} call(s) about Riverside Lofts carried another account's credentials")
+    say(f"  ResMan received {plural(len(calls), 'call')} about Riverside Lofts, every one under account "
+        f"{SECOND_ACCOUNT} with its own key; none with Maple Grove's.")
+
+
 def step_booking_survives_a_resman_outage(ctx: Context) -> None:
     config = property_config()
     zone = ZoneInfo(config["time_zone"])
@@ -1110,6 +1211,7 @@ STEPS = [
     Step("Twenty prospects want the same time at once", step_rush_for_one_time),
     Step("A prospect thinks it over, and her time is held for her between two messages",
          step_a_time_is_held_while_the_prospect_thinks),
+    Step("A second management company joins, with its own ResMan account", step_a_second_company_joins),
     Step("ResMan is down, and a prospect still gets a tour", step_booking_survives_a_resman_outage),
     Step("Staff confirm and move a tour in ResMan, the chatbot cancels another, and the conversation follows",
          step_a_tour_lives_on),

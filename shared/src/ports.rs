@@ -388,17 +388,18 @@ pub trait PollQueue: Send + Sync {
     async fn enqueue_polls(&self, properties: &[crate::domain::ResManPropertyId]) -> Result<(), StoreError>;
 }
 
-/// Per-account pacing of ResMan calls: one token bucket per account, shared by every worker (its state is in the
-/// store, so concurrent workers on many Lambda instances draw from the same bucket).
+/// Per-account pacing of ResMan calls: one schedule per account, shared by every worker (it is in the store, so
+/// concurrent workers on many Lambda instances reserve from the same schedule).
 #[async_trait]
 pub trait RateLimiter: Send + Sync {
-    /// Takes a token from `key`'s bucket at `now`: `None` when taken, else how long until one is there.
-    async fn try_take(
+    /// Reserves the next free moment of `key`'s schedule for a request asked for at `now`: how long to wait before
+    /// sending it (zero when it may go at once).
+    async fn reserve(
         &self,
         key: &str,
         rate: crate::domain::rate::Rate,
         now: chrono::DateTime<chrono::Utc>,
-    ) -> Result<Option<chrono::Duration>, StoreError>;
+    ) -> Result<chrono::Duration, StoreError>;
 }
 
 /// Asked by the ResMan adapter before each HTTP request: returns when the request may go (pacing), or why it may

@@ -1,7 +1,7 @@
 //! `resman-poll-worker`: polls one property per message of the poll queue (the scheduled tick queues one per
 //! property): its ResMan changes since its checkpoint, applied to our tours or to the busy-time mirror. Every ResMan
-//! request first takes a token from its account's bucket, so however many workers run, an account is never called
-//! faster than `RESMAN_ACCOUNT_RATE_PER_SECOND`. A property whose poll fails stays on the queue and is retried, and
+//! request first takes a token from its account's bucket, so however many workers run, no account gets more than
+//! `RESMAN_ACCOUNT_REQUESTS_PER_SECOND` requests in any one second. A property whose poll fails stays on the queue and is retried, and
 //! never holds back the others. Wiring only: the rules live in `shared::app::changes` and `shared::app::pacing`.
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
@@ -55,11 +55,10 @@ async fn main() -> Result<(), Error> {
     let cold = ColdStart::begin().await;
     let secrets = &cold.secrets;
     let resman_settings = config::resman(secrets).await?;
-    let per_second = config::optional_number("RESMAN_ACCOUNT_RATE_PER_SECOND", 5)?;
-    let burst = config::optional_number("RESMAN_ACCOUNT_BURST", 5)?;
-    let rate = Rate::new(f64::from(per_second), burst).ok_or_else(|| config::ConfigError::Invalid {
-        name: "RESMAN_ACCOUNT_RATE_PER_SECOND",
-        reason: "must be at least 1, with RESMAN_ACCOUNT_BURST at least 1".into(),
+    let cap = config::optional_number("RESMAN_ACCOUNT_REQUESTS_PER_SECOND", 5)?;
+    let rate = Rate::at_most_per_second(cap).ok_or_else(|| config::ConfigError::Invalid {
+        name: "RESMAN_ACCOUNT_REQUESTS_PER_SECOND",
+        reason: "must be at least 2".into(),
     })?;
     let pacer = AccountPacer {
         limiter: Arc::new(cold.store()?),

@@ -1,9 +1,11 @@
-//! A token bucket: at most `burst` requests at once, and `per_second` on average after that. ResMan's limits are
-//! per account, so each account has one bucket that every poll worker shares (its state lives in the store).
+//! Pacing by reservation (the generic cell rate algorithm): each request reserves the next free moment of its
+//! account's schedule, and waits until then. ResMan's limits are per account, so each account has one schedule that
+//! every poll worker shares (it lives in the store). Reserving, not retrying: many waiting workers never stampede the
+//! store, and none waits longer than its place in line.
 
 use chrono::{DateTime, Duration, Utc};
 
-/// How fast an account may be called.
+/// How fast an account may be called: on average `per_second`, with up to `burst` requests at once.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Rate {
     pub per_second: f64,
@@ -11,6 +13,15 @@ pub struct Rate {
 }
 
 impl Rate {
+    /// At most `cap` requests in any one second (`cap` at least 2): one at a time, `cap - 1` a second. Any stretch of
+    /// `t` seconds then holds at most `1 + (cap - 1) * t` requests, so a second holds at most `cap`.
+    pub fn at_most_per_second(cap: u32) -> Option<Self> {
+        (cap >= 2).then(|| Self {
+            per_second: f64::from(cap - 1),
+            burst: 1.0,
+        })
+    }
+
     /// A rate of at least one request a minute, and a burst of at least one request.
     pub fn new(per_second: f64, burst: u32) -> Option<Self> {
         (per_second.is_finite() && per_second >= 1.0 / 60.0 && burst >= 1).then_some(Self {
@@ -18,38 +29,34 @@ impl Rate {
             burst: f64::from(burst),
         })
     }
-}
 
-/// A bucket as stored: how many tokens it held at `at`.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Bucket {
-    pub tokens: f64,
-    pub at: DateTime<Utc>,
-}
-
-impl Bucket {
-    /// A bucket never seen: full.
-    pub fn full(rate: Rate, now: DateTime<Utc>) -> Self {
-        Self {
-            tokens: rate.burst,
-            at: now,
-        }
+    fn interval(self) -> Duration {
+        Duration::microseconds((1_000_000.0 / self.per_second).ceil() as i64)
     }
+}
 
-    /// Takes one token at `now`: the bucket after it, or how long to wait until one is there. Tokens come back at
-    /// `rate.per_second` up to `rate.burst`; a clock that went backwards refills nothing.
-    pub fn take(self, rate: Rate, now: DateTime<Utc>) -> Result<Self, Duration> {
-        let elapsed = (now - self.at).num_milliseconds().max(0) as f64 / 1000.0;
-        let tokens = (self.tokens + elapsed * rate.per_second).min(rate.burst);
-        if tokens >= 1.0 {
-            Ok(Self {
-                tokens: tokens - 1.0,
-                at: now.max(self.at),
-            })
-        } else {
-            let seconds = (1.0 - tokens) / rate.per_second;
-            Err(Duration::milliseconds((seconds * 1000.0).ceil() as i64).max(Duration::milliseconds(1)))
-        }
+/// An account's schedule as stored: the theoretical moment the next request is due (`None`: never called).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Schedule {
+    pub next_due: Option<DateTime<Utc>>,
+}
+
+impl Schedule {
+    /// Reserves a moment for one request asked for at `now`: the schedule after it, and when the request may go
+    /// (`now` or later).
+    pub fn reserve(self, rate: Rate, now: DateTime<Utc>) -> (Self, DateTime<Utc>) {
+        let interval = rate.interval();
+        let tolerance =
+            Duration::microseconds(((rate.burst - 1.0) * interval.num_microseconds().unwrap_or(0) as f64) as i64);
+        let due = self.next_due.unwrap_or(now);
+        let go = (due - tolerance).max(now);
+        let next_due = due.max(go) + interval;
+        (
+            Self {
+                next_due: Some(next_due),
+            },
+            go,
+        )
     }
 }
 
@@ -62,28 +69,54 @@ mod tests {
         DateTime::from_timestamp(1_800_000_000, 0).unwrap()
     }
 
-    #[test]
-    fn a_full_bucket_gives_its_burst_then_makes_the_caller_wait_for_the_next_token() {
-        let rate = Rate::new(2.0, 3).unwrap();
-        let mut bucket = Bucket::full(rate, t0());
-        for _ in 0..3 {
-            bucket = bucket.take(rate, t0()).unwrap();
-        }
-        assert_eq!(bucket.take(rate, t0()).unwrap_err(), Duration::milliseconds(500));
-        let later = t0() + Duration::milliseconds(500);
-        let bucket = bucket.take(rate, later).unwrap();
-        assert!(bucket.take(rate, later).is_err());
+    /// Reserves for requests asked at `asks`, in order: when each goes.
+    fn goes(rate: Rate, asks: &[DateTime<Utc>]) -> Vec<DateTime<Utc>> {
+        let mut schedule = Schedule { next_due: None };
+        asks.iter()
+            .map(|now| {
+                let (next, go) = schedule.reserve(rate, *now);
+                schedule = next;
+                go
+            })
+            .collect()
     }
 
     #[test]
-    fn a_bucket_fills_no_higher_than_its_burst_and_a_clock_going_back_refills_nothing() {
+    fn requests_asked_at_once_go_one_interval_apart_after_the_burst() {
+        let rate = Rate::new(2.0, 3).unwrap();
+        let at = goes(rate, &[t0(); 5]);
+        let ms: Vec<i64> = at.iter().map(|t| (*t - t0()).num_milliseconds()).collect();
+        assert_eq!(ms, vec![0, 0, 0, 500, 1000]);
+    }
+
+    #[test]
+    fn an_idle_account_is_not_owed_a_backlog() {
         let rate = Rate::new(1.0, 2).unwrap();
-        let bucket = Bucket::full(rate, t0()).take(rate, t0()).unwrap();
-        let much_later = t0() + Duration::hours(1);
-        let b = bucket.take(rate, much_later).unwrap().take(rate, much_later).unwrap();
-        assert!(b.take(rate, much_later).is_err(), "two at once, not 3600");
-        let empty = Bucket { tokens: 0.0, at: t0() };
-        assert!(empty.take(rate, t0() - Duration::seconds(30)).is_err());
+        let later = t0() + Duration::hours(1);
+        let at = goes(rate, &[t0(), later, later, later]);
+        let ms: Vec<i64> = at.iter().map(|t| (*t - t0()).num_milliseconds()).collect();
+        assert_eq!(
+            ms,
+            vec![0, 3_600_000, 3_600_000, 3_601_000],
+            "two at once after an hour, not 3600"
+        );
+    }
+
+    #[test]
+    fn a_cap_per_second_holds_in_every_second() {
+        let rate = Rate::at_most_per_second(5).unwrap();
+        // Forty requests asked within ten milliseconds of each other, as forty waiting workers would.
+        let asks: Vec<DateTime<Utc>> = (0..40).map(|n| t0() + Duration::microseconds(n * 250)).collect();
+        let at = goes(rate, &asks);
+        for (i, first) in at.iter().enumerate() {
+            let within = at[i..]
+                .iter()
+                .take_while(|t| **t - *first < Duration::seconds(1))
+                .count();
+            assert!(within <= 5, "{within} within a second of {first}");
+        }
+        assert!(at.windows(2).all(|w| w[0] <= w[1]), "first asked, first served");
+        assert!(Rate::at_most_per_second(1).is_none());
     }
 
     #[test]
@@ -94,26 +127,27 @@ mod tests {
     }
 
     proptest! {
-        /// Whatever the pattern of takes over a stretch of time, no more than `burst + rate x seconds` succeed.
+        /// Whatever the pattern of asks, the requests go no faster than `burst` plus `rate` times any stretch, and
+        /// none goes before it was asked.
         #[test]
-        fn takes_never_exceed_burst_plus_rate_times_time(
+        fn requests_never_go_faster_than_burst_plus_rate_times_time(
             per_second in 1u32..20,
             burst in 1u32..10,
             gaps in proptest::collection::vec(0i64..400, 1..200),
         ) {
             let rate = Rate::new(f64::from(per_second), burst).unwrap();
-            let mut bucket = Bucket::full(rate, t0());
             let mut now = t0();
-            let mut taken = 0u32;
-            for gap in gaps {
-                now += Duration::milliseconds(gap);
-                if let Ok(next) = bucket.take(rate, now) {
-                    bucket = next;
-                    taken += 1;
+            let asks: Vec<DateTime<Utc>> = gaps.iter().map(|g| { now += Duration::milliseconds(*g); now }).collect();
+            let at = goes(rate, &asks);
+            for (ask, go) in asks.iter().zip(&at) {
+                prop_assert!(go >= ask);
+            }
+            for i in 0..at.len() {
+                for j in i..at.len() {
+                    let seconds = (at[j] - at[i]).num_microseconds().unwrap() as f64 / 1e6;
+                    prop_assert!(((j - i + 1) as f64) <= rate.burst + seconds * rate.per_second + 1e-6);
                 }
             }
-            let seconds = (now - t0()).num_milliseconds() as f64 / 1000.0;
-            prop_assert!(f64::from(taken) <= rate.burst + seconds * rate.per_second + 1e-9);
         }
     }
 }
