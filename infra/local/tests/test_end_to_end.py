@@ -282,7 +282,8 @@ def test_the_prospect_reschedules_through_the_link_in_their_email_and_the_link_i
 
 def test_a_property_of_another_resman_account_loads_only_once_that_account_has_its_secret(running_stack, tmp_path):
     """An operator onboarding a management company: `load-properties` refuses a property whose ResMan account has no
-    credentials secret, naming the secret to create, and loads it once the secret exists."""
+    credentials secret, naming the secret to create, and loads it once the secret exists; or loads a file of accounts
+    (each into its own secret) and their properties in one command."""
     import boto3
 
     properties = json.loads((REPO_ROOT / "infra/properties/demo.json").read_text())
@@ -307,6 +308,20 @@ def test_a_property_of_another_resman_account_loads_only_once_that_account_has_i
     assert loaded.returncode == 0, loaded.stdout + loaded.stderr
     assert "Onboarded Apartments" in loaded.stdout and "ResMan account 777" in loaded.stdout, loaded.stdout
     assert "onboarded-key-777" not in loaded.stdout + loaded.stderr
+
+    # Or in one command: a file of accounts beside the file of properties.
+    accounts = tmp_path / "accounts.json"
+    accounts.write_text(json.dumps({"resman_accounts": [{"account_id": 778, "api_key": "onboarded-key-778"}]}))
+    second = tmp_path / "second.json"
+    second.write_text(json.dumps({**onboarded, "property_id": "9d0c5b1e-0000-4000-8000-000000000778",
+                                  "resman_account_id": 778, "name": "Second Onboarded"}))
+    both = subprocess.run([str(loader), str(accounts), str(second)], env=env, capture_output=True, text=True,
+                          timeout=120)
+    assert both.returncode == 0, both.stdout + both.stderr
+    assert "stored the credentials of ResMan account 778 in the secret tour-booking/resman/accounts/778" in both.stdout
+    assert "Second Onboarded" in both.stdout and "onboarded-key-778" not in both.stdout + both.stderr
+    stored = json.loads(secrets.get_secret_value(SecretId="tour-booking/resman/accounts/778")["SecretString"])
+    assert stored == {"account_id": 778, "api_key": "onboarded-key-778"}
 
 
 def test_the_api_holds_to_its_description_under_a_bounded_fuzz(running_stack, tmp_path):

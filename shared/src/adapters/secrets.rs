@@ -34,6 +34,30 @@ impl SecretsManager {
 }
 
 impl SecretsManager {
+    /// Stores `value` as the secret `name`'s current value, creating the secret when there is none.
+    pub async fn put_string(&self, name: &str, value: &str) -> Result<(), ConfigError> {
+        let failed = |e: String| ConfigError::Secret {
+            arn: name.to_owned(),
+            reason: e,
+        };
+        let created = self.client.create_secret().name(name).secret_string(value).send().await;
+        match created {
+            Ok(_) => Ok(()),
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_resource_exists_exception()) => self
+                .client
+                .put_secret_value()
+                .secret_id(name)
+                .secret_string(value)
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|e| failed(aws_sdk_secretsmanager::error::DisplayErrorContext(e).to_string())),
+            Err(e) => Err(failed(
+                aws_sdk_secretsmanager::error::DisplayErrorContext(e).to_string(),
+            )),
+        }
+    }
+
     /// The secret's string, or `None` when no secret has that name or ARN.
     pub async fn string_if_exists(&self, id: &str) -> Result<Option<String>, ConfigError> {
         match self.client.get_secret_value().secret_id(id).send().await {

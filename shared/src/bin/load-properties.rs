@@ -1,13 +1,53 @@
-//! `load-properties FILE...`: validates property configurations and stores them in the table named by
-//! `TABLE_NAME` (AWS, or moto through `AWS_ENDPOINT_URL`). How operators add or change a property; `make up` loads
-//! the demo properties with it. Nothing is written unless every file is valid and every ResMan account the properties
-//! name has its credentials secret.
+//! `load-properties FILE...`: how operators add or change customers, with no deploy. Each file holds either property
+//! configurations (one object or an array; stored in the table named by `TABLE_NAME`) or ResMan accounts
+//! (`{"resman_accounts": [{"account_id": 401, "api_key": "..."}]}`; each stored in its own Secrets Manager secret,
+//! `RESMAN_ACCOUNT_SECRET_PREFIX` + the id). `make up` loads the demo properties with it. Nothing is written unless
+//! every file is valid and every ResMan account the properties name has its credentials (already, or in these files).
+//! Keys are never printed.
 
 use shared::adapters::dynamo::DynamoStore;
-use shared::adapters::resman::AccountKeys;
-use shared::domain::property::parse_properties;
+use shared::adapters::resman::{AccountCredentials, AccountKeys};
+use shared::domain::property::{Property, parse_properties};
 use shared::ports::PropertyStore;
 use std::process::ExitCode;
+
+/// A file of ResMan accounts.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AccountsFile {
+    resman_accounts: Vec<AccountCredentials>,
+}
+
+/// What a file holds.
+enum Loaded {
+    Properties(Vec<Property>),
+    Accounts(Vec<AccountCredentials>),
+}
+
+fn read(file: &str) -> Result<Loaded, String> {
+    let text = std::fs::read_to_string(file).map_err(|e| format!("{file}: cannot be read: {e}"))?;
+    let is_accounts =
+        serde_json::from_str::<serde_json::Value>(&text).is_ok_and(|v| v.get("resman_accounts").is_some());
+    if is_accounts {
+        // Only the kind of error: serde's message could quote a key.
+        let accounts: AccountsFile = serde_json::from_str(&text).map_err(|e| {
+            format!(
+                "{file}: not a list of accounts {{\"account_id\": <number>, \"api_key\": \"...\"}} (line {})",
+                e.line()
+            )
+        })?;
+        if let Some(bad) = accounts.resman_accounts.iter().find(|a| a.account_id == 0) {
+            return Err(format!(
+                "{file}: account_id {} is not a ResMan AccountID",
+                bad.account_id
+            ));
+        }
+        return Ok(Loaded::Accounts(accounts.resman_accounts));
+    }
+    parse_properties(&text)
+        .map(Loaded::Properties)
+        .map_err(|invalid| format!("{file}: {invalid}"))
+}
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -18,19 +58,13 @@ async fn main() -> ExitCode {
         );
         return ExitCode::from(2);
     }
-    let mut properties = Vec::new();
+    let (mut properties, mut accounts) = (Vec::new(), Vec::new());
     for file in &files {
-        let text = match std::fs::read_to_string(file) {
-            Ok(text) => text,
-            Err(e) => {
-                eprintln!("{file}: cannot be read: {e}");
-                return ExitCode::FAILURE;
-            }
-        };
-        match parse_properties(&text) {
-            Ok(mut found) => properties.append(&mut found),
-            Err(invalid) => {
-                eprintln!("{file}: {invalid}");
+        match read(file) {
+            Ok(Loaded::Properties(mut found)) => properties.append(&mut found),
+            Ok(Loaded::Accounts(mut found)) => accounts.append(&mut found),
+            Err(message) => {
+                eprintln!("{message}");
                 return ExitCode::FAILURE;
             }
         }
@@ -40,27 +74,43 @@ async fn main() -> ExitCode {
         return ExitCode::from(2);
     };
     let sdk = shared::config::aws().await;
-    // A property of another ResMan account needs that account's credentials first: check them all before
-    // writing anything.
+    // A property of another ResMan account needs that account's credentials: check them all before writing anything.
     let secrets = shared::adapters::secrets::SecretsManager::new(&sdk);
-    let accounts = match shared::config::resman_accounts(&secrets) {
-        Ok(accounts) => accounts,
+    let keys = match shared::config::resman_accounts(&secrets) {
+        Ok(keys) => keys,
         Err(e) => {
             eprintln!("{e}");
             return ExitCode::from(2);
         }
     };
     for property in &properties {
-        if let Some(account) = property.account
-            && let Err(e) = accounts.credentials(account).await
-        {
+        let Some(account) = property.account else {
+            continue;
+        };
+        if accounts.iter().any(|a| a.account_id == account.0) {
+            continue;
+        }
+        if let Err(e) = keys.credentials(account).await {
             eprintln!(
-                "{}: {e}. Create the secret {} first (JSON {{\"account_id\": {account}, \"api_key\": \"...\"}}); nothing was loaded.",
+                "{}: {e}. Load the account first (a file {{\"resman_accounts\": [{{\"account_id\": {account}, \"api_key\": \"...\"}}]}}, or create the secret {}); nothing was loaded.",
                 property.id,
-                accounts.secret_name(account)
+                keys.secret_name(account)
             );
             return ExitCode::FAILURE;
         }
+    }
+    for account in &accounts {
+        let id = shared::domain::resman::ResManAccountId(account.account_id);
+        let name = keys.secret_name(id);
+        let value = match account.api_key.as_deref() {
+            Some(key) => serde_json::json!({ "account_id": account.account_id, "api_key": key }),
+            None => serde_json::json!({ "account_id": account.account_id }),
+        };
+        if let Err(e) = secrets.put_string(&name, &value.to_string()).await {
+            eprintln!("ResMan account {id}: its credentials could not be stored: {e}");
+            return ExitCode::FAILURE;
+        }
+        println!("stored the credentials of ResMan account {id} in the secret {name}");
     }
     let store = DynamoStore::new(&sdk, table);
     for property in &properties {
