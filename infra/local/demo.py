@@ -805,9 +805,14 @@ def step_a_second_company_joins(ctx: Context) -> None:
         say("  The operator loads its property file first, before the account's key is stored. It is refused, and "
             "nothing is loaded:")
         say(f"  | {reason}")
-        secrets.create_secret(Name=name, SecretString=json.dumps({"account_id": SECOND_ACCOUNT,
-                                                                  "api_key": SECOND_ACCOUNT_KEY}))
-        say(f"  The operator stores the account's key in its own secret, {name}.")
+        account_file = STACK_ENV.parent / "riverside-account.json"
+        account_file.write_text(json.dumps({"resman_accounts": [{"account_id": SECOND_ACCOUNT,
+                                                                 "api_key": SECOND_ACCOUNT_KEY}]}))
+        stored = load_properties(ctx, account_file)
+        if stored.returncode != 0:
+            raise DemoError(f"the account's key could not be stored: {stored.stderr.strip()}")
+        say(f"  The operator loads the account's file (its AccountID and key) with the same command: "
+            f"{stored.stdout.strip()}. The key is never shown.")
     loaded = load_properties(ctx, config)
     if loaded.returncode != 0:
         raise DemoError(f"load-properties failed: {loaded.stderr.strip()}")
