@@ -41,12 +41,7 @@ async fn each_property_is_reached_with_its_own_accounts_credentials_and_never_an
     assert!(!resman.employees(&demo).await.unwrap().is_empty());
 
     // ResMan saw every call under the account of the property it was about, with that account's key.
-    let requests: Vec<serde_json::Value> = reqwest::get(format!("{}/_sandbox/requests", sandbox.base_url()))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let requests = sandbox_requests(&sandbox).await;
     assert_eq!(requests.len(), customers.properties.len() + 1);
     for request in &requests {
         let property = request["property_id"].as_str().unwrap();
@@ -88,23 +83,23 @@ async fn an_account_without_a_secret_is_named_with_the_secret_to_create_and_noth
         resman.employees(&site).await,
         Err(ResManError::Rejected { .. })
     ));
-    let requests: Vec<serde_json::Value> = reqwest::get(format!("{}/_sandbox/requests", sandbox.base_url()))
+    let requests = sandbox_requests(&sandbox).await;
+    assert!(requests.is_empty(), "no call went out: {requests:?}");
+}
+
+/// The sandbox's request log.
+async fn sandbox_requests(sandbox: &RunningSandbox) -> Vec<serde_json::Value> {
+    reqwest::get(format!("{}/_sandbox/requests", sandbox.base_url()))
         .await
         .unwrap()
         .json()
         .await
-        .unwrap();
-    assert!(requests.is_empty(), "no call went out: {requests:?}");
+        .unwrap()
 }
 
 /// The sandbox's request log: (account, epoch milliseconds) of each ResMan call.
 async fn calls_by_account(sandbox: &RunningSandbox) -> std::collections::BTreeMap<i64, Vec<i64>> {
-    let requests: Vec<serde_json::Value> = reqwest::get(format!("{}/_sandbox/requests", sandbox.base_url()))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let requests = sandbox_requests(sandbox).await;
     let mut by_account: std::collections::BTreeMap<i64, Vec<i64>> = Default::default();
     for request in requests {
         by_account

@@ -62,33 +62,10 @@ impl SyncQueue for SqsSyncQueue {
             .ok_or_else(|| StoreError::Unavailable("no notification queue is configured".into()))?;
         // SQS takes ten entries a batch; a change owes two messages at most.
         for chunk in messages.chunks(10) {
-            let entries = chunk
+            let bodies = chunk
                 .iter()
-                .enumerate()
-                .map(|(i, m)| {
-                    SendMessageBatchRequestEntry::builder()
-                        .id(i.to_string())
-                        .message_body(
-                            serde_json::json!({ "booking_id": m.booking_id.as_str(), "message": m.key() }).to_string(),
-                        )
-                        .build()
-                        .map_err(|e| StoreError::Corrupt(e.to_string()))
-                })
-                .collect::<Result<Vec<_>, _>>()?;
-            let out = self
-                .client
-                .send_message_batch()
-                .queue_url(url)
-                .set_entries(Some(entries))
-                .send()
-                .await
-                .map_err(unavailable)?;
-            if !out.failed.is_empty() {
-                return Err(StoreError::Unavailable(format!(
-                    "{} message(s) were not queued",
-                    out.failed.len()
-                )));
-            }
+                .map(|m| serde_json::json!({ "booking_id": m.booking_id.as_str(), "message": m.key() }).to_string());
+            send_batch(&self.client, url, bodies).await?;
         }
         Ok(())
     }
@@ -116,34 +93,44 @@ impl SqsPollQueue {
         &self.queue_url
     }
 
-    async fn send_batch(&self, chunk: &[crate::domain::ResManPropertyId]) -> Result<(), StoreError> {
-        let entries = chunk
+    async fn send_polls(&self, chunk: &[crate::domain::ResManPropertyId]) -> Result<(), StoreError> {
+        let bodies = chunk
             .iter()
-            .enumerate()
-            .map(|(i, property)| {
-                SendMessageBatchRequestEntry::builder()
-                    .id(i.to_string())
-                    .message_body(serde_json::json!({ "property_id": property.as_str() }).to_string())
-                    .build()
-                    .map_err(|e| StoreError::Corrupt(e.to_string()))
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        let out = self
-            .client
-            .send_message_batch()
-            .queue_url(&self.queue_url)
-            .set_entries(Some(entries))
-            .send()
-            .await
-            .map_err(unavailable)?;
-        if out.failed.is_empty() {
-            Ok(())
-        } else {
-            Err(StoreError::Unavailable(format!(
-                "{} poll message(s) were not queued",
-                out.failed.len()
-            )))
-        }
+            .map(|property| serde_json::json!({ "property_id": property.as_str() }).to_string());
+        send_batch(&self.client, &self.queue_url, bodies).await
+    }
+}
+
+/// Sends up to ten message bodies in one `SendMessageBatch`; any entry SQS did not take fails the whole send.
+async fn send_batch(
+    client: &aws_sdk_sqs::Client,
+    queue_url: &str,
+    bodies: impl Iterator<Item = String>,
+) -> Result<(), StoreError> {
+    let entries = bodies
+        .enumerate()
+        .map(|(i, body)| {
+            SendMessageBatchRequestEntry::builder()
+                .id(i.to_string())
+                .message_body(body)
+                .build()
+                .map_err(|e| StoreError::Corrupt(e.to_string()))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let out = client
+        .send_message_batch()
+        .queue_url(queue_url)
+        .set_entries(Some(entries))
+        .send()
+        .await
+        .map_err(unavailable)?;
+    if out.failed.is_empty() {
+        Ok(())
+    } else {
+        Err(StoreError::Unavailable(format!(
+            "{} message(s) were not queued",
+            out.failed.len()
+        )))
     }
 }
 
@@ -152,7 +139,7 @@ impl crate::ports::PollQueue for SqsPollQueue {
     async fn enqueue_polls(&self, properties: &[crate::domain::ResManPropertyId]) -> Result<(), StoreError> {
         use futures::StreamExt;
         // Ten a batch (SQS's limit), eight batches in flight: a thousand properties are queued in about a second.
-        let sends: Vec<_> = properties.chunks(10).map(|chunk| self.send_batch(chunk)).collect();
+        let sends: Vec<_> = properties.chunks(10).map(|chunk| self.send_polls(chunk)).collect();
         let results: Vec<Result<(), StoreError>> = futures::stream::iter(sends).buffer_unordered(8).collect().await;
         results.into_iter().collect()
     }
