@@ -1,6 +1,7 @@
 //! `make scale`: the change feed at a thousand properties. On this machine's DynamoDB Local, moto (SQS, Secrets
 //! Manager) and an in-process ResMan sandbox answering every call after 200 ms, it onboards 50 ResMan accounts of 20
-//! properties each (every account with its own key in its own secret), then runs the feed as AWS would run it:
+//! properties each (every account with its own key in its own secret; staff already have three tours in ResMan at
+//! each property), then runs the feed as AWS would run it:
 //!
 //! - a tick every `SCALE_TICK_SECONDS` (60, the template's `PollSchedule`) queues one poll per property on the poll queue (`enqueue_polls`, the
 //!   `resman-change-poller` function's use case);
@@ -34,6 +35,9 @@ use std::time::{Duration as StdDuration, Instant};
 const ACCOUNTS: usize = 50;
 const PER_ACCOUNT: usize = 20;
 const LATENCY_MS: u64 = 200;
+/// Tours each property's staff already have in ResMan when it is onboarded (its first poll mirrors them).
+const EXISTING_TOURS: usize = 3;
+
 /// The template's `ResManAccountRequestsPerSecond`.
 const CAP: u32 = 5;
 
@@ -195,6 +199,10 @@ async fn main() -> std::process::ExitCode {
     let sdk = stack.aws.sdk().await;
     let customers = generate(ACCOUNTS, PER_ACCOUNT);
     customers.load_into_sandbox(&stack.sandbox.base_url()).await;
+    let existing = customers
+        .book_existing_tours(&stack.sandbox.base_url(), EXISTING_TOURS)
+        .await;
+    println!("Staff already have {existing} tours in ResMan ({EXISTING_TOURS} a property).");
     customers
         .onboard(&aws_sdk_secretsmanager::Client::new(&sdk), &stack.store)
         .await;

@@ -120,6 +120,39 @@ impl Customers {
         );
     }
 
+    /// Tours the properties' staff already have in ResMan: `per_property` at each property, booked at the front desk
+    /// (the sandbox's staff booking), on the days ahead. Returns how many were booked.
+    pub async fn book_existing_tours(&self, sandbox_url: &str, per_property: usize) -> usize {
+        use futures::StreamExt;
+        let client = reqwest::Client::new();
+        let today = chrono::Utc::now().date_naive();
+        let mut bookings = Vec::new();
+        for (n, property) in self.properties.iter().enumerate() {
+            for k in 0..per_property {
+                let agent = &property.agents[k % property.agents.len()];
+                let day = today + chrono::Duration::days(1 + (k as i64 % 7));
+                // 14:00 UTC onwards, an hour apart: 08:00 Chicago time and later, inside office hours.
+                let start = day.and_hms_opt(14 + (k as u32 % 6), 0, 0).unwrap().and_utc();
+                bookings.push(
+                    client
+                        .post(format!("{sandbox_url}/_sandbox/appointments"))
+                        .json(&json!({
+                            "property_id": property.id.as_str(), "agent_id": agent.id.as_str(),
+                            "scheduled_at": start.to_rfc3339(), "duration_minutes": 45,
+                            "prospect": {"first_name": "Existing", "last_name": format!("Prospect{n}x{k}"),
+                                         "email": format!("existing{n}x{k}@generated.example")},
+                        }))
+                        .send(),
+                );
+            }
+        }
+        futures::stream::iter(bookings)
+            .buffer_unordered(16)
+            .filter(|answer| std::future::ready(answer.as_ref().is_ok_and(|a| a.status().is_success())))
+            .count()
+            .await
+    }
+
     /// Our side: each account's secret, then each property's configuration.
     pub async fn onboard(
         &self,
