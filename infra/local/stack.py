@@ -59,6 +59,8 @@ STAGE = "local"
 SANDBOX_CREDENTIALS = {"integration_partner_id": "domiq-sandbox", "api_key": "sandbox-api-key", "account_id": 400}
 WEBHOOK_FUNCTION_BINARY = "tour-webhook"
 SELF_SERVICE_FUNCTION_BINARY = "tour-self-service"
+METRICS_FUNCTION_BINARY = "tour-metrics"
+DASHBOARD_FUNCTION_BINARY = "tour-dashboard"
 
 STOP_TIMEOUT_SECONDS = 10.0
 WARM_UP_TIMEOUT_SECONDS = 600.0  # cargo lambda watch may compile a function on its first request
@@ -500,6 +502,8 @@ def up(paths: Paths) -> int:
         function_env = provisioned.env()
         # The self-service links in emails point at the local page function, not at an API Gateway stage.
         function_env["SELF_SERVICE_URL"] = f"{lambda_base_url}/{SELF_SERVICE_FUNCTION_BINARY}/tour"
+        # The dashboard page calls the local metrics function (the same origin: cargo lambda watch's port).
+        function_env["METRICS_API_BASE"] = f"{lambda_base_url}/{METRICS_FUNCTION_BINARY}"
         write_env_file(paths.function_env, function_env)
         say(f"Provisioned from template.yaml: table {function_env.get('TABLE_NAME')}, "
             f"{len(provisioned.queues)} queues, {len(provisioned.secrets)} secrets")

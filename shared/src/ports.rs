@@ -34,6 +34,17 @@ impl ResManError {
         !matches!(self, Self::Rejected { .. })
     }
 
+    /// The class the operators' metrics count it under (`ErrorClass`).
+    pub fn class(&self) -> &'static str {
+        match self {
+            Self::Rejected { .. } => "rejected",
+            Self::Unreachable(_) => "unreachable",
+            Self::Timeout(_) => "timeout",
+            Self::Server { .. } => "server",
+            Self::Malformed(_) => "malformed",
+        }
+    }
+
     /// After a write: whether ResMan may have applied it despite the error.
     pub fn may_have_applied(&self) -> bool {
         matches!(self, Self::Timeout(_) | Self::Server { .. } | Self::Malformed(_))
@@ -373,6 +384,25 @@ pub trait TourStore: Send + Sync {
         conversation: &crate::domain::booking::ConversationId,
     ) -> Result<Vec<crate::domain::booking::TourRecord>, StoreError>;
 
+    /// Notes a booking refused because its slot was taken (a double booking prevented), for the analytics: once per
+    /// idempotency key and moment.
+    async fn record_slot_refusal(
+        &self,
+        property: &ResManPropertyId,
+        key: &str,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> Result<(), StoreError>;
+
+    /// Records how far the tour's prospect has come, as ResMan's change feed says (it changes nothing else).
+    async fn record_prospect_stage(
+        &self,
+        booking: &crate::domain::booking::BookingId,
+        stage: crate::domain::resman::ProspectStage,
+    ) -> Result<(), StoreError>;
+
+    /// When the oldest ResMan write still owed (the outbox) became owed; `None` when none is.
+    async fn oldest_owed_sync(&self) -> Result<Option<chrono::DateTime<chrono::Utc>>, StoreError>;
+
     /// Claims the bookings whose ResMan write is still owed and was last queued before `before` (the outbox):
     /// each claimed item is stamped `now`, so it is claimed again only after another full period.
     async fn claim_owed_syncs(
@@ -380,6 +410,18 @@ pub trait TourStore: Send + Sync {
         before: chrono::DateTime<chrono::Utc>,
         now: chrono::DateTime<chrono::Utc>,
     ) -> Result<Vec<crate::domain::booking::BookingId>, StoreError>;
+}
+
+/// The records the analytics read: a property's tours by their start and by when they were booked, their ratings and
+/// messages, and the refusals of taken slots, over a window of instants. Read by key (a partition per property and
+/// month), never by scanning: the cost follows the property's tours in the window, not the table.
+#[async_trait]
+pub trait AnalyticsStore: Send + Sync {
+    async fn facts(
+        &self,
+        property: &ResManPropertyId,
+        window: crate::domain::UtcWindow,
+    ) -> Result<crate::domain::analytics::Facts, StoreError>;
 }
 
 /// The change poller's fan-out queue: one message per property to poll.

@@ -319,6 +319,7 @@ pub fn booking_deps<'a>(
         resman,
         queue,
         attempts: shared::app::sync::Attempts { count: 3, backoff },
+        clock: &chrono::Utc::now,
     }
 }
 

@@ -37,6 +37,7 @@ async fn handle(deps: &Deps, request: Request) -> Response<Body> {
         resman: &deps.resman,
         queue: &deps.queue,
         attempts: deps.attempts,
+        clock: &chrono::Utc::now,
     };
     let booking_id = BookingId::from_uuid(uuid::Uuid::new_v4());
     match book_tour(&app_deps, &command, idempotency_key, booking_id, chrono::Utc::now()).await {

@@ -37,12 +37,14 @@ def test_the_tours_table_has_the_templates_keys_index_ttl_and_billing(moto, dyna
         {"AttributeName": "sk", "KeyType": "RANGE"},
     ]
     assert {d["AttributeName"]: d["AttributeType"] for d in table["AttributeDefinitions"]} == {
-        "pk": "S", "sk": "S", "gsi1pk": "S", "gsi1sk": "S",
+        "pk": "S", "sk": "S", "gsi1pk": "S", "gsi1sk": "S", "gsi2pk": "S", "gsi2sk": "S", "gsi3pk": "S", "gsi3sk": "S",
     }
-    [index] = table["GlobalSecondaryIndexes"]
-    assert index["IndexName"] == "gsi1"
-    assert [k["AttributeName"] for k in index["KeySchema"]] == ["gsi1pk", "gsi1sk"]
-    assert index["Projection"] == {"ProjectionType": "ALL"}
+    # gsi1: conversations, the outbox, pending messages; gsi2 and gsi3: the analytics (by tour start, by booking).
+    indexes = {index["IndexName"]: index for index in table["GlobalSecondaryIndexes"]}
+    assert sorted(indexes) == ["gsi1", "gsi2", "gsi3"]
+    for name, index in indexes.items():
+        assert [k["AttributeName"] for k in index["KeySchema"]] == [f"{name}pk", f"{name}sk"]
+        assert index["Projection"] == {"ProjectionType": "ALL"}
     assert table["BillingModeSummary"]["BillingMode"] == "PAY_PER_REQUEST"
     ttl = aws_client("dynamodb", dynamodb).describe_time_to_live(TableName=table["TableName"])
     assert ttl["TimeToLiveDescription"] == {"TimeToLiveStatus": "ENABLED", "AttributeName": "expires_at"}

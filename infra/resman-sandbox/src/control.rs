@@ -20,7 +20,7 @@ use uuid::Uuid;
 use crate::app::{App, RequestRecord};
 use crate::faults::Faults;
 use crate::store::{
-    AppointmentStatus, AppointmentView, BookError, DirectBooking, StaffChange, StaffChangeError, rfc3339,
+    AppointmentStatus, AppointmentView, BookError, CustomerType, DirectBooking, StaffChange, StaffChangeError, rfc3339,
 };
 use crate::webhook::{self, Delivery, StaffChangeNotice, WebhookTarget};
 
@@ -33,6 +33,10 @@ pub(crate) fn routes() -> Router<Arc<App>> {
         )
         .route("/_sandbox/appointments", get(list_appointments).post(book_appointment))
         .route("/_sandbox/appointments/{event_id}/staff-change", post(staff_change))
+        .route(
+            "/_sandbox/prospects/{prospect_id}/customer-type",
+            post(set_customer_type),
+        )
         .route("/_sandbox/webhooks", get(list_deliveries))
         .route("/_sandbox/webhook", post(set_webhook).delete(remove_webhook))
         .route("/_sandbox/requests", get(list_requests).delete(clear_requests))
@@ -250,6 +254,37 @@ fn staff_change_of(body: &[u8]) -> Result<StaffChange, ControlError> {
             .transpose()?,
         staff_notes: body.staff_notes,
     })
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CustomerTypeBody {
+    customer_type: String,
+}
+
+/// Moves a prospect to applicant or resident, as staff do in the portal when an application or a lease comes in.
+async fn set_customer_type(
+    State(app): State<Arc<App>>,
+    Path(prospect_id): Path<String>,
+    body: Bytes,
+) -> Result<Json<serde_json::Value>, ControlError> {
+    let not_found = || ControlError::new(StatusCode::NOT_FOUND, "prospect_not_found", "no prospect has that id");
+    let prospect_id = Uuid::parse_str(prospect_id.trim()).map_err(|_| not_found())?;
+    let body: CustomerTypeBody = parse_body(&body)?;
+    let kind = CustomerType::parse(&body.customer_type).ok_or_else(|| {
+        ControlError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_field",
+            "customer_type must be prospect, applicant or resident",
+        )
+        .on("customer_type")
+    })?;
+    if !app.lock().store.set_customer_type(prospect_id, kind, Utc::now()) {
+        return Err(not_found());
+    }
+    Ok(Json(
+        json!({"prospect_id": prospect_id, "customer_type": kind.as_str()}),
+    ))
 }
 
 #[derive(Serialize)]

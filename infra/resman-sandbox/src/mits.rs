@@ -281,7 +281,7 @@ pub(crate) fn prospect_xml<'a>(prospect: &Prospect, events: impl IntoIterator<It
     ProspectXml {
         customers: Customers {
             items: vec![Customer {
-                kind: Some("prospect".to_owned()),
+                kind: Some(prospect.customer_type.as_str().to_owned()),
                 identification,
                 name,
                 phone: prospect.phone.as_ref().map(|p| PhoneXml {

@@ -56,6 +56,34 @@ pub(crate) enum ProspectStatus {
     Lost,
 }
 
+/// How far the prospect has come, as MITS's `Customer Type` words it; staff move it in the portal (the sandbox's
+/// control API stands in for them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum CustomerType {
+    Prospect,
+    Applicant,
+    Resident,
+}
+
+impl CustomerType {
+    pub(crate) fn parse(word: &str) -> Option<Self> {
+        match word.trim().to_ascii_lowercase().as_str() {
+            "prospect" => Some(Self::Prospect),
+            "applicant" => Some(Self::Applicant),
+            "resident" => Some(Self::Resident),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Self::Prospect => "prospect",
+            Self::Applicant => "applicant",
+            Self::Resident => "resident",
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Phone {
     pub kind: Option<String>,
@@ -73,6 +101,7 @@ pub(crate) struct Prospect {
     pub phone: Option<Phone>,
     pub preferences: Option<String>,
     pub status: ProspectStatus,
+    pub customer_type: CustomerType,
     /// Set from the real clock on every change to the prospect or its events; `SearchProspects` filters on it.
     pub modified: DateTime<Utc>,
     pub events: Vec<Event>,
@@ -427,12 +456,28 @@ impl Store {
             }),
             preferences: None,
             status: ProspectStatus::Active,
+            customer_type: CustomerType::Prospect,
             modified: now,
             events: vec![event],
         };
         let appointment = view(&prospect, &prospect.events[0]);
         self.prospects.push(prospect);
         Ok(appointment)
+    }
+
+    /// Moves a prospect to `kind` (an application taken, a lease signed), as staff do in the portal: the change
+    /// feed (`SearchProspects` by modified time) brings it out. `false` when there is no such prospect.
+    pub(crate) fn set_customer_type(&mut self, prospect_id: Uuid, kind: CustomerType, now: DateTime<Utc>) -> bool {
+        match self.prospects.iter_mut().find(|p| p.id == prospect_id) {
+            Some(prospect) => {
+                if prospect.customer_type != kind {
+                    prospect.customer_type = kind;
+                    prospect.modified = now;
+                }
+                true
+            }
+            None => false,
+        }
     }
 
     pub(crate) fn staff_change(
@@ -559,6 +604,7 @@ fn create_prospect(
         phone: None,
         preferences: None,
         status: ProspectStatus::Active,
+        customer_type: CustomerType::Prospect,
         modified: now,
         events: Vec::new(),
     });
@@ -938,6 +984,26 @@ mod tests {
             .expect("changed");
         assert_eq!(outcome.updated_fields, vec!["scheduled_at", "staff_notes"]);
         assert_eq!(outcome.appointment.scheduled_at, "2026-12-01T17:00:00Z");
+    }
+
+    #[test]
+    fn a_prospect_made_a_resident_is_modified_so_the_change_feed_brings_it() {
+        let mut store = store();
+        let id = book(&mut store, ALEX, at(16, 0), 45).expect("booked");
+        let prospect = store
+            .prospects
+            .iter()
+            .find(|p| p.events.iter().any(|e| e.id == id))
+            .expect("prospect")
+            .id;
+        let later = now() + chrono::Duration::hours(3);
+        assert!(store.set_customer_type(prospect, CustomerType::Resident, later));
+        let changed = store.prospects.iter().find(|p| p.id == prospect).expect("prospect");
+        assert_eq!(
+            (changed.customer_type, changed.modified),
+            (CustomerType::Resident, later)
+        );
+        assert!(!store.set_customer_type(uuid::Uuid::nil(), CustomerType::Applicant, later));
     }
 
     #[test]

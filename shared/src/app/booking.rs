@@ -11,6 +11,7 @@ use crate::domain::lifecycle::{ChangeSource, TourChange};
 use crate::domain::property::Property;
 use crate::domain::slots::{self, Busy};
 use crate::domain::{TourType, UtcWindow};
+use crate::metrics::Metric;
 use crate::ports::{BookingWrite, CalendarStore, NewBooking, PropertyStore, ResManGateway, SyncQueue, TourStore};
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
@@ -56,6 +57,8 @@ pub struct BookingDeps<'a> {
     pub resman: &'a dyn ResManGateway,
     pub queue: &'a dyn SyncQueue,
     pub attempts: Attempts,
+    /// The time when ResMan took the booking (the end of its booking time).
+    pub clock: &'a (dyn Fn() -> chrono::DateTime<chrono::Utc> + Sync),
 }
 
 pub fn response_for(property: &Property, tour: &TourRecord) -> BookTourResponse {
@@ -280,6 +283,8 @@ fn new_tour(
         staff_notes: None,
         outcome: None,
         resman_word: None,
+        in_resman_at: None,
+        prospect_stage: None,
     }
 }
 
@@ -387,6 +392,12 @@ pub async fn book_tour(
             if let Some(answer) = answer_if_seen(deps, &key, &fingerprint, now).await? {
                 return Ok(answer);
             }
+            // A double booking prevented: counted for the operators now, and kept for the property's figures (a
+            // failure to keep it costs a figure, never the answer).
+            crate::metrics::count(Metric::SlotTakenRefusals);
+            if let Err(e) = deps.tours.record_slot_refusal(&property.id, &key, now).await {
+                tracing::warn!(property_id = %property.id, error = %e, "the refusal was not kept for the figures");
+            }
             let alternatives = alternatives(deps.calendar, &property, command.tour_type, &window, now).await?;
             return Err(AppError::SlotTaken {
                 alternatives,
@@ -400,17 +411,19 @@ pub async fn book_tour(
     };
     tracing::info!(booking_id = %tour.booking_id, property_id = %property.id, conversation_id = command.conversation_id.as_str(), "slot held");
 
-    let (status, tour) = match sync_to_resman(deps.resman, &property, &tour, false, deps.attempts).await {
+    let (status, tour) = match sync_to_resman(deps.resman, &property, &tour, false, deps.attempts, deps.clock).await {
         SyncOutcome::Synced(tour) => (201, tour),
         SyncOutcome::Owed(tour, error) => {
             // The booking stands: the slot stays held and the queue carries the ResMan write.
             tracing::warn!(booking_id = %tour.booking_id, error = %error, "ResMan unavailable; booking accepted as pending");
+            crate::metrics::count(Metric::BookingsPending);
             (202, tour)
         }
         SyncOutcome::Refused(tour, description) => {
+            crate::metrics::count(Metric::BookingsFailed);
             // The chatbot hears of it in this answer, so nothing is owed to anyone.
             deps.tours.release(&property, &tour, &[], now).await?;
-            tracing::info!(booking_id = %tour.booking_id, "ResMan refused the booking; slot released");
+            tracing::info!(booking_id = %tour.booking_id, property_id = %property.id, reason = %description, "ResMan refused the booking; slot released");
             let error = if description.to_ascii_lowercase().contains("not available") {
                 AppError::SlotTaken {
                     alternatives: alternatives(deps.calendar, &property, command.tour_type, &tour.window(), now)
@@ -426,6 +439,7 @@ pub async fn book_tour(
         }
     };
     let booked = finished(status, response_for(&property, &tour))?;
+    crate::metrics::count(Metric::BookingsAccepted);
     // The sync state and the answer a retry gets, in one write.
     deps.tours
         .finish_booking(&tour, &key, booked.status, &booked.body)
@@ -678,6 +692,7 @@ mod use_case_tests {
                 .enumerate()
                 .filter(|(_, p)| p.contact.email == *email)
                 .map(|(i, p)| Prospect {
+                    stage: crate::domain::resman::ProspectStage::Prospect,
                     reference: ProspectRef {
                         prospect_id: ProspectId::parse(&format!("PR-{i}")).unwrap(),
                         person_id: None,
@@ -774,6 +789,7 @@ mod use_case_tests {
                 count: 3,
                 backoff: std::time::Duration::ZERO,
             },
+            clock: &chrono::Utc::now,
         };
         book_tour(
             &deps,
@@ -1115,6 +1131,7 @@ mod use_case_tests {
                     count: 1,
                     backoff: std::time::Duration::ZERO,
                 },
+                clock: &chrono::Utc::now,
             };
             let id = || BookingId::from_uuid(uuid::Uuid::new_v4());
             let first = book_tour(&deps, &command(3, "10:00"), None, id(), later).await.unwrap();

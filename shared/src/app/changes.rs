@@ -114,6 +114,11 @@ async fn poll_property(
     let Ok(window) = UtcWindow::new(start, now) else {
         return Ok(());
     };
+    if let Some(checkpoint) = checkpoint {
+        // How old the newest change we had applied was: what a staff change waits, at most, to reach us.
+        let lag = (now - checkpoint).num_milliseconds().max(0) as f64 / 1000.0;
+        crate::metrics::record(crate::metrics::Metric::PollerLagSeconds, lag);
+    }
     let prospects = resman.changed_prospects(&property.site(), window).await?;
     for prospect in &prospects {
         for appointment in
@@ -127,6 +132,15 @@ async fn poll_property(
                 .and_then(|e| e.reason.clone());
             let tour = feed.tours.tour_by_resman_id(&appointment.appointment_id).await?;
             let ours = tour.is_some();
+            // What the tour led to (an application, a lease): kept on the tour for the conversion figures.
+            if let Some(tour) = &tour
+                && tour.prospect_stage != Some(prospect.stage)
+                && prospect.stage > tour.prospect_stage.unwrap_or_default()
+            {
+                feed.tours
+                    .record_prospect_stage(&tour.booking_id, prospect.stage)
+                    .await?;
+            }
             let word = ResManWord::read(reason.as_deref());
             if apply_appointment(feed, property, &appointment, word, tour, now).await? {
                 report.appointments_changed += 1;
@@ -164,6 +178,8 @@ pub async fn enqueue_polls(
     properties: &dyn PropertyStore,
     queue: &dyn crate::ports::PollQueue,
 ) -> Result<usize, AppError> {
+    // What the "poller stopped" alarm watches: a tick that ran.
+    crate::metrics::count(crate::metrics::Metric::PollerRuns);
     let ids: Vec<crate::domain::ResManPropertyId> = properties.properties().await?.into_iter().map(|p| p.id).collect();
     queue.enqueue_polls(&ids).await?;
     Ok(ids.len())
@@ -417,6 +433,7 @@ mod tests {
 
     fn staff_booked(event: &str, at: DateTime<Utc>, status: TourEventStatus) -> Prospect {
         Prospect {
+            stage: crate::domain::resman::ProspectStage::Prospect,
             reference: ProspectRef {
                 prospect_id: ProspectId::parse("PR-1").unwrap(),
                 person_id: None,

@@ -231,6 +231,8 @@ pub struct MemoryTours {
     pub ratings: Mutex<HashMap<crate::domain::booking::BookingId, crate::domain::link::Rating>>,
     /// Each conversation's slot hold, with the lock names of its granules.
     pub holds: Mutex<HashMap<crate::domain::booking::ConversationId, (crate::domain::hold::SlotHold, Vec<LockName>)>>,
+    /// The refusals of taken slots, by property.
+    pub refusals: Mutex<Vec<(crate::domain::ResManPropertyId, DateTime<Utc>)>>,
     pub trips: Trips,
 }
 
@@ -488,6 +490,35 @@ impl crate::ports::TourStore for MemoryTours {
             .filter(|t| &t.conversation_id == conversation)
             .cloned()
             .collect())
+    }
+    async fn record_slot_refusal(
+        &self,
+        property: &crate::domain::ResManPropertyId,
+        _key: &str,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.trips.take().await;
+        locked(&self.refusals).push((property.clone(), at));
+        Ok(())
+    }
+    async fn record_prospect_stage(
+        &self,
+        booking: &crate::domain::booking::BookingId,
+        stage: crate::domain::resman::ProspectStage,
+    ) -> Result<(), StoreError> {
+        self.trips.take().await;
+        if let Some(tour) = locked(&self.tours).get_mut(booking) {
+            tour.prospect_stage = Some(stage);
+        }
+        Ok(())
+    }
+    async fn oldest_owed_sync(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
+        self.trips.take().await;
+        Ok(locked(&self.tours)
+            .values()
+            .filter(|t| t.sync_status == crate::domain::booking::SyncStatus::Pending)
+            .map(|t| t.created_at)
+            .min())
     }
     async fn claim_owed_syncs(
         &self,

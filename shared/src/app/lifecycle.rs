@@ -495,6 +495,8 @@ pub(crate) mod tests {
             staff_notes: None,
             outcome: None,
             resman_word: None,
+            in_resman_at: None,
+            prospect_stage: None,
         };
         let mut locks = tours.locks.lock().unwrap();
         for g in lock_granules(&property, &holder, &window) {

@@ -1,5 +1,6 @@
 //! Use cases: one async function per thing a user does, taking its ports as arguments and `now` as a value.
 
+pub mod analytics;
 pub mod availability;
 pub mod booking;
 pub mod changes;

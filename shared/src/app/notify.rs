@@ -74,6 +74,7 @@ pub async fn send_queued_message(
             // Nothing a retry changes: an operator fixes the template or the configuration.
             tracing::error!(booking_id = %message.booking_id, message = %message.key(), error = %e, "message could not be rendered");
             finish(SendOutcome::Failed { error: e.to_string() }).await?;
+            crate::metrics::count(crate::metrics::Metric::MessagesFailed);
             return Ok(WorkerOutcome::Retry);
         }
     };
@@ -90,11 +91,13 @@ pub async fn send_queued_message(
         Ok(provider_message_id) => {
             tracing::info!(booking_id = %message.booking_id, message = %message.key(), attempt, "message sent");
             finish(SendOutcome::Sent { provider_message_id }).await?;
+            crate::metrics::count(crate::metrics::Metric::MessagesSent);
             Ok(WorkerOutcome::Done)
         }
         Err(e) if !e.retryable || receive_count >= deps.max_receives => {
             tracing::error!(booking_id = %message.booking_id, message = %message.key(), error = %e, "message failed for good; it goes to the dead-letter queue");
             finish(SendOutcome::Failed { error: e.reason }).await?;
+            crate::metrics::count(crate::metrics::Metric::MessagesFailed);
             Ok(WorkerOutcome::Retry)
         }
         Err(e) => {

@@ -128,6 +128,7 @@ pub async fn sync_to_resman(
     tour: &TourRecord,
     mut may_exist: bool,
     attempts: Attempts,
+    clock: &(dyn Fn() -> chrono::DateTime<chrono::Utc> + Sync),
 ) -> SyncOutcome {
     let mut tour = tour.clone();
     let mut last = ResManError::Unreachable("not tried".into());
@@ -142,6 +143,7 @@ pub async fn sync_to_resman(
                 tour.resman_prospect_id = Some(posted.prospect.prospect_id.to_string());
                 tour.resman_version = tour.version;
                 tour.last_error = None;
+                tour.in_resman_at.get_or_insert_with(clock);
                 return SyncOutcome::Synced(tour);
             }
             Err(ResManError::Rejected { description }) => {
@@ -285,12 +287,13 @@ async fn bring_resman_up_to_date(
     property: &Property,
     tour: &TourRecord,
     attempts: Attempts,
+    clock: &(dyn Fn() -> chrono::DateTime<chrono::Utc> + Sync),
 ) -> Result<TourRecord, Behind> {
     let mut tour = tour.clone();
     if tour.resman_appointment_id.is_none() {
         if tour.status.holds_time() {
             // Created with its current time, agent and state: nothing more to write.
-            return match sync_to_resman(resman, property, &tour, true, attempts).await {
+            return match sync_to_resman(resman, property, &tour, true, attempts, clock).await {
                 SyncOutcome::Synced(synced) => Ok(synced),
                 SyncOutcome::Refused(_, description) => Err(Behind::Refused(description)),
                 SyncOutcome::Owed(_, e) => Err(Behind::Owed(e)),
@@ -416,7 +419,7 @@ pub async fn process_queued_sync(
         let mut next = tour.clone();
         let mut still_owed = None;
         if tour.owes_resman() {
-            match bring_resman_up_to_date(deps.resman, &property, &tour, deps.attempts).await {
+            match bring_resman_up_to_date(deps.resman, &property, &tour, deps.attempts, deps.clock).await {
                 Ok(written) => {
                     next = written;
                     next.resman_synced_at = Some((deps.clock)());
@@ -432,6 +435,7 @@ pub async fn process_queued_sync(
                     let now = (deps.clock)();
                     deps.tours.release(&property, &next, &owed, now).await?;
                     tracing::warn!(booking_id = %tour.booking_id, reason = %description, "ResMan refused a queued booking; slot released");
+                    crate::metrics::count(crate::metrics::Metric::BookingsFailed);
                     super::lifecycle::enqueue_owed(deps.queue, &next, &owed, false).await;
                     return Ok(WorkerOutcome::Done);
                 }
@@ -472,6 +476,10 @@ pub async fn process_queued_sync(
         if still_owed.is_some() && last_try {
             if next.owes_resman() {
                 next.sync_status = SyncStatus::Failed;
+                if next.in_resman_at.is_none() {
+                    // A booking ResMan never took: it failed (a change that failed leaves a booking that did not).
+                    crate::metrics::count(crate::metrics::Metric::BookingsFailed);
+                }
             }
             tracing::error!(booking_id = %tour.booking_id, "side effects failed on every retry; marked failed, message goes to the dead-letter queue");
         }
@@ -504,6 +512,10 @@ pub async fn requeue_owed_syncs(
         queue.enqueue(booking).await?;
         tracing::warn!(booking_id = %booking, "re-queued an owed ResMan write from the outbox");
     }
+    // What the "ResMan sync stuck" alarm watches: how long the oldest owed write has waited (0: none waits).
+    let oldest = tours.oldest_owed_sync().await?;
+    let waited = oldest.map_or(0, |since| (now - since).num_seconds().max(0));
+    crate::metrics::record(crate::metrics::Metric::OldestPendingSyncSeconds, waited as f64);
     Ok(owed.len())
 }
 

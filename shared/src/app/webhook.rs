@@ -30,8 +30,13 @@ pub async fn receive_change_notice(
     body: &[u8],
     now: DateTime<Utc>,
 ) -> Result<NoticeOutcome, AppError> {
-    signature::verify_any(deps.secrets.iter().copied(), signature_header, body, now)?;
-    let notice = ChangeNotice::parse(body)?;
+    let refused = |e: AppError| {
+        // What the operators watch: a burst means a wrong secret or someone knocking.
+        crate::metrics::count(crate::metrics::Metric::WebhookRefusals);
+        e
+    };
+    signature::verify_any(deps.secrets.iter().copied(), signature_header, body, now).map_err(|e| refused(e.into()))?;
+    let notice = ChangeNotice::parse(body).map_err(|e| refused(e.into()))?;
     let effect = apply_notice(&deps.feed, &notice, now).await?;
     match deps.inbox.record_once(&notice, now).await? {
         Recorded::New => Ok(NoticeOutcome::Accepted(notice, effect)),

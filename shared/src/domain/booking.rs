@@ -544,6 +544,13 @@ pub struct TourRecord {
     /// A status word from ResMan we do not know, kept as written (the status stays what it was).
     #[serde(default)]
     pub resman_word: Option<String>,
+    /// When the booking first reached ResMan (its appointment created): the end of the booking time the analytics
+    /// measure from `created_at`. Never moves once set.
+    #[serde(default)]
+    pub in_resman_at: Option<DateTime<Utc>>,
+    /// How far the prospect came after the tour, as ResMan's change feed last said (`None`: not heard yet).
+    #[serde(default)]
+    pub prospect_stage: Option<super::resman::ProspectStage>,
 }
 
 fn first_version() -> u64 {
@@ -841,6 +848,8 @@ mod tests {
             staff_notes: None,
             outcome: None,
             resman_word: None,
+            in_resman_at: None,
+            prospect_stage: None,
         };
         let comments = record.resman_comments();
         assert!(comments.starts_with("Virtual Tour, 30 min."));

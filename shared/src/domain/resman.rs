@@ -104,10 +104,46 @@ pub struct ProspectEvent {
     pub comments: Option<String>,
 }
 
+/// How far a prospect has come, as ResMan's MITS `Customer Type` says (`prospect`, `applicant`, `approved
+/// applicant`, `future resident`, `resident`...): what the conversion figures count. Ordered: a later stage implies the
+/// earlier ones (a resident applied).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProspectStage {
+    #[default]
+    Prospect,
+    Applicant,
+    Resident,
+}
+
+impl ProspectStage {
+    /// Reads ResMan's word; an unknown or missing one is a prospect (the least it can be).
+    pub fn from_resman(word: Option<&str>) -> Self {
+        let word = word.unwrap_or_default().to_ascii_lowercase();
+        if word.contains("resident") || word.contains("lease") {
+            Self::Resident
+        } else if word.contains("applicant") {
+            Self::Applicant
+        } else {
+            Self::Prospect
+        }
+    }
+
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Prospect => "prospect",
+            Self::Applicant => "applicant",
+            Self::Resident => "resident",
+        }
+    }
+}
+
 /// A prospect as ResMan returns it from a search.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Prospect {
     pub reference: ProspectRef,
+    /// Their stage (`Customer Type`): what a tour led to.
+    pub stage: ProspectStage,
     pub first_name: Option<String>,
     pub last_name: Option<String>,
     pub email: Option<String>,

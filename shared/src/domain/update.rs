@@ -264,6 +264,8 @@ pub(crate) mod tests {
             staff_notes: None,
             outcome: None,
             resman_word: None,
+            in_resman_at: None,
+            prospect_stage: None,
         }
     }
 

@@ -47,6 +47,14 @@ pub(crate) fn message_item(tour: &TourRecord, kind: MessageKind, now: DateTime<U
         s(format!("{}#{}#{}", now.to_rfc3339(), tour.booking_id, reference.key())),
     );
     item.insert("expires_at".into(), n((tour.end + Duration::days(90)).timestamp()));
+    // Counted with the booking that owes it (the confirmation delivery rate, failed messages).
+    super::analytics::stats_keys(
+        &mut item,
+        super::analytics::StatsIndex::ByBooking,
+        &tour.property_id,
+        tour.created_at,
+        &format!("MSG#{}#{}", tour.booking_id, reference.key()),
+    );
     item
 }
 

@@ -6,6 +6,7 @@
 //! after a write means "unknown whether it happened". TTL deletion is lazy (up to days in AWS, never in moto), so
 //! readers check `expires_at` themselves.
 
+mod analytics;
 mod calendar;
 mod holds;
 mod messages;

@@ -38,6 +38,14 @@ impl RatingStore for DynamoStore {
         item.insert("score".into(), n(i64::from(rating.score.get())));
         item.insert("at".into(), s(rating.at.to_rfc3339()));
         item.insert("property_id".into(), s(tour.property_id.to_string()));
+        // Counted with the tour it rates (the satisfaction score of a period's tours).
+        super::analytics::stats_keys(
+            &mut item,
+            super::analytics::StatsIndex::ByStart,
+            &tour.property_id,
+            tour.start,
+            &format!("RATING#{}", tour.booking_id),
+        );
         let put = self
             .client
             .put_item()

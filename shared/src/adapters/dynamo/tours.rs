@@ -11,6 +11,7 @@
 //! `create_booking` is one `TransactWriteItems`: all of it or nothing. Its cancellation reasons say which
 //! condition failed: a lock (the slot is taken) or the idempotency record (the request was seen).
 
+use super::analytics::{StatsIndex, refusal_item, stats_keys};
 use super::calendar::{busy_pk, busy_put, busy_sk, dates_of, generation_bumps, lost_a_condition};
 use super::{DynamoStore, Item, corrupt, key, n, s, unavailable};
 use crate::domain::AppointmentId;
@@ -150,6 +151,16 @@ fn tour_item(tour: &TourRecord) -> Result<Item, StoreError> {
         s(format!("{}#{}", tour.created_at.to_rfc3339(), tour.booking_id)),
     );
     item.insert("expires_at".into(), n((tour.end + Duration::days(90)).timestamp()));
+    // The analytics' two access paths: by the tour's start and by when it was booked (see `analytics.rs`).
+    let suffix = format!("TOUR#{}", tour.booking_id);
+    stats_keys(&mut item, StatsIndex::ByStart, &tour.property_id, tour.start, &suffix);
+    stats_keys(
+        &mut item,
+        StatsIndex::ByBooking,
+        &tour.property_id,
+        tour.created_at,
+        &suffix,
+    );
     Ok(item)
 }
 
@@ -220,7 +231,7 @@ fn sync_items(table: &str, tour: &TourRecord, settled: bool) -> Result<Vec<Trans
         .set_key(Some(key(format!("TOUR#{}", tour.booking_id), "TOUR")))
         .update_expression(
             "SET sync_status = :st, resman_appointment_id = :a, resman_prospect_id = :p, last_error = :e, \
-             resman_version = :rv, resman_synced_at = :rs, callback_version = :cv",
+             resman_version = :rv, resman_synced_at = :rs, callback_version = :cv, in_resman_at = :ir",
         )
         .condition_expression("attribute_exists(pk) AND version = :v");
     let sync: AttributeValue = serde_dynamo::to_attribute_value(tour.sync_status).map_err(corrupt("sync status"))?;
@@ -234,6 +245,7 @@ fn sync_items(table: &str, tour: &TourRecord, settled: bool) -> Result<Vec<Trans
         .expression_attribute_values(":rv", count(tour.resman_version))
         .expression_attribute_values(":rs", opt(tour.resman_synced_at.map(|t| t.to_rfc3339())))
         .expression_attribute_values(":cv", count(tour.callback_version))
+        .expression_attribute_values(":ir", opt(tour.in_resman_at.map(|t| t.to_rfc3339())))
         .expression_attribute_values(":v", count(tour.version));
     let mut items = vec![
         TransactWriteItem::builder()
@@ -260,6 +272,8 @@ fn outbox_item(booking: &BookingId, now: DateTime<Utc>) -> Item {
     outbox.insert("gsi1pk".into(), s("OUTBOX"));
     outbox.insert("gsi1sk".into(), s(format!("{}#{booking}", now.to_rfc3339())));
     outbox.insert("booking_id".into(), s(booking.as_str()));
+    // When the write became owed: unlike the claim stamp (`gsi1sk`), a re-queue never moves it.
+    outbox.insert("owed_since".into(), s(now.to_rfc3339()));
     outbox
 }
 
@@ -710,6 +724,72 @@ impl TourStore for DynamoStore {
         }
         tours.extend(pending);
         Ok(tours)
+    }
+
+    async fn record_slot_refusal(
+        &self,
+        property: &crate::domain::ResManPropertyId,
+        idem_key: &str,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(refusal_item(property, idem_key, at)))
+            .send()
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn record_prospect_stage(
+        &self,
+        booking: &BookingId,
+        stage: crate::domain::resman::ProspectStage,
+    ) -> Result<(), StoreError> {
+        let stage = serde_dynamo::to_attribute_value(stage).map_err(corrupt("prospect stage"))?;
+        let out = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(format!("TOUR#{booking}"), "TOUR")))
+            .update_expression("SET prospect_stage = :s")
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_values(":s", stage)
+            .send()
+            .await;
+        match out {
+            Ok(_) => Ok(()),
+            // The tour is gone (its retention ran out): nothing to record.
+            Err(aws_sdk_dynamodb::error::SdkError::ServiceError(e))
+                if e.err().is_conditional_check_failed_exception() =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(unavailable(e)),
+        }
+    }
+
+    async fn oldest_owed_sync(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
+        let items = self
+            .query_all(|| {
+                self.client
+                    .query()
+                    .index_name("gsi1")
+                    .key_condition_expression("gsi1pk = :p")
+                    .expression_attribute_values(":p", s("OUTBOX"))
+            })
+            .await?;
+        let since = |item: &Item| {
+            let text = |name: &str| item.get(name).and_then(|v| v.as_s().ok()).cloned();
+            // An item written before `owed_since` existed: its claim stamp is the best we know.
+            let stamp =
+                text("owed_since").or_else(|| text("gsi1sk").map(|s| s.split('#').next().unwrap_or("").to_owned()));
+            stamp
+                .and_then(|s| DateTime::parse_from_rfc3339(&s).ok())
+                .map(|t| t.with_timezone(&Utc))
+        };
+        Ok(items.iter().filter_map(since).min())
     }
 
     async fn claim_owed_syncs(&self, before: DateTime<Utc>, now: DateTime<Utc>) -> Result<Vec<BookingId>, StoreError> {

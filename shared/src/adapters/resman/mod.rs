@@ -17,6 +17,7 @@ use crate::domain::resman::{
 };
 use crate::domain::resman::{ResManAccountId, ResManSite};
 use crate::domain::{AgentId, AppointmentId, ProspectId, ProspectSourceId, UtcWindow};
+use crate::metrics::Metric;
 use crate::ports::{ResManError, ResManGateway};
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDateTime, Utc};
@@ -213,6 +214,7 @@ impl HttpResMan {
             property_id = site.property.as_str(),
             "calling ResMan"
         );
+        let started = std::time::Instant::now();
         let response = self
             .client
             .post(&url)
@@ -220,9 +222,21 @@ impl HttpResMan {
             .form(&form)
             .send()
             .await
-            .map_err(|e| self.transport_error(&e))?;
-        let status = response.status();
-        let body = response.text().await.map_err(|e| self.transport_error(&e))?;
+            .map_err(|e| self.transport_error(&e));
+        let read = match response {
+            Ok(response) => {
+                let status = response.status();
+                response
+                    .text()
+                    .await
+                    .map(|body| (status, body))
+                    .map_err(|e| self.transport_error(&e))
+            }
+            Err(e) => Err(e),
+        };
+        // ResMan's own time (after any pacing wait), answered or not.
+        crate::metrics::record(Metric::ResManLatency, started.elapsed().as_secs_f64() * 1000.0);
+        let (status, body) = read?;
         if status.as_u16() == 502 && body.to_ascii_lowercase().contains("buffer overflow") {
             return Ok(Reply::WindowTooWide);
         }
@@ -258,10 +272,11 @@ impl HttpResMan {
         path: &str,
         site: &ResManSite,
     ) -> Result<T, ResManError> {
-        match self.call(path, site, &[], true).await? {
-            Reply::Body(body) => read_json_envelope(&body),
-            Reply::WindowTooWide => Err(ResManError::Server { status: 502 }),
-        }
+        counted(match self.call(path, site, &[], true).await {
+            Ok(Reply::Body(body)) => read_json_envelope(&body),
+            Ok(Reply::WindowTooWide) => Err(ResManError::Server { status: 502 }),
+            Err(e) => Err(e),
+        })
     }
 
     async fn mits_call(
@@ -270,10 +285,11 @@ impl HttpResMan {
         site: &ResManSite,
         fields: &[(&str, &str)],
     ) -> Result<Option<mits::LeadManagement>, ResManError> {
-        match self.call(path, site, fields, false).await? {
-            Reply::Body(body) => read_xml_envelope(&body).map(Some),
-            Reply::WindowTooWide => Ok(None),
-        }
+        counted(match self.call(path, site, fields, false).await {
+            Ok(Reply::Body(body)) => read_xml_envelope(&body).map(Some),
+            Ok(Reply::WindowTooWide) => Ok(None),
+            Err(e) => Err(e),
+        })
     }
 
     async fn search(&self, site: &ResManSite, fields: &[(&str, &str)]) -> Result<Vec<Prospect>, ResManError> {
@@ -440,12 +456,21 @@ fn to_prospect(p: &mits::Prospect) -> Result<Prospect, ResManError> {
         .collect::<Result<Vec<_>, ResManError>>()?;
     Ok(Prospect {
         reference,
+        stage: crate::domain::resman::ProspectStage::from_resman(Some(&customer.customer_type)),
         first_name: customer.name.as_ref().and_then(|n| n.first_name.clone()),
         last_name: customer.name.as_ref().and_then(|n| n.last_name.clone()),
         email: customer.email.clone(),
         phone: customer.phone.iter().find_map(|ph| ph.phone_number.clone()),
         events,
     })
+}
+
+/// Counts a failed call by its class (envelope refusals included), for the operators.
+fn counted<T>(result: Result<T, ResManError>) -> Result<T, ResManError> {
+    if let Err(e) = &result {
+        crate::metrics::count_by(Metric::ResManErrors, "ErrorClass", e.class());
+    }
+    result
 }
 
 fn reference_of(customer: &mits::Customer) -> Result<ProspectRef, ResManError> {

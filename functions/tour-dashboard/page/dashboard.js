@@ -1,0 +1,478 @@
+// The staff analytics dashboard: reads its parameters from the address bar, fetches the tour metrics and trends
+// with the API key (x-api-key header only), and fills the figures, the four charts and the attention table.
+//
+// Hooks the browser check (infra/local/dashboard_check.py) relies on; keep both sides equal:
+// - every figure element carries data-metric="<JSON field>" and data-value="<JSON.stringify of the value>", or ""
+//   when the value is null;
+// - every chart is a <canvas data-chart="<name>">; once Chart.js has drawn it, data-points is the number of the
+//   chart's values that are not zero (null counts as zero). See chartPoints below for each chart;
+// - every attention row is <tr data-booking-id="...">;
+// - document.body.dataset.state: "loading", then "ready", "error", "needs-key" or "needs-property".
+"use strict";
+
+(function () {
+  const KEY_STORAGE = "tour-dashboard.api-key";
+  // Charts that never draw (a hidden or zero-sized canvas) must end in an error, not in a page stuck on loading.
+  const CHART_DRAW_TIMEOUT_MS = 10000;
+  const MISSING = "—";
+
+  const TOUR_TYPES = { in_person: "In person", virtual: "Virtual", self_guided: "Self-guided" };
+  const REASONS = {
+    sync_pending: "Not in ResMan yet",
+    sync_failed: "Could not be saved in ResMan",
+    unconfirmed: "Prospect has not confirmed",
+    message_failed: "A message to the prospect failed",
+  };
+  const SYNC_STATUSES = { pending: "Waiting", synced: "Saved", failed: "Failed" };
+  const FUNNEL_STEPS = [
+    ["booked", "Booked"],
+    ["confirmed", "Confirmed"],
+    ["completed", "Completed"],
+    ["applied", "Applied"],
+    ["leased", "Leased"],
+  ];
+  const COLORS = ["#2563eb", "#16a34a", "#f59e0b", "#dc2626", "#7c3aed", "#0891b2"];
+
+  const byId = (id) => document.getElementById(id);
+  const charts = [];
+
+  function setState(state) {
+    document.body.dataset.state = state;
+  }
+
+  function showStatus(text) {
+    const status = byId("status");
+    status.textContent = text;
+    status.hidden = !text;
+  }
+
+  function showError(text) {
+    showStatus("");
+    const error = byId("error");
+    error.textContent = text;
+    error.hidden = false;
+    setState("error");
+  }
+
+  // --- Parameters -------------------------------------------------------------------------------------------------
+
+  // A date in the browser's local calendar as YYYY-MM-DD (toISOString would give the UTC date).
+  function localIsoDate(date) {
+    const pad = (n) => String(n).padStart(2, "0");
+    return `${date.getFullYear()}-${pad(date.getMonth() + 1)}-${pad(date.getDate())}`;
+  }
+
+  function daysFromToday(days) {
+    const date = new Date();
+    date.setDate(date.getDate() + days);
+    return localIsoDate(date);
+  }
+
+  function readParams() {
+    const query = new URLSearchParams(window.location.search);
+    return {
+      propertyId: (query.get("property_id") || "").trim(),
+      from: query.get("from") || daysFromToday(-29),
+      to: query.get("to") || daysFromToday(7),
+    };
+  }
+
+  function apiBase() {
+    const meta = document.querySelector('meta[name="api-base"]');
+    const base = meta ? meta.content.trim() : "";
+    if (base.includes("{{")) {
+      throw new Error("This page was served without the address of the metrics service (API_BASE).");
+    }
+    return base.replace(/\/+$/, "");
+  }
+
+  // The key arrives once in the address bar's fragment (#key=...), which browsers never send to a server. It moves
+  // to sessionStorage and out of the address bar at once, so it is not bookmarked, shared or kept in history.
+  function takeKeyFromFragment() {
+    const fragment = new URLSearchParams(window.location.hash.replace(/^#/, ""));
+    const key = fragment.get("key");
+    if (key === null) return;
+    fragment.delete("key");
+    const rest = fragment.toString();
+    const address = window.location.pathname + window.location.search + (rest ? `#${rest}` : "");
+    window.history.replaceState(window.history.state, "", address);
+    if (key) saveKey(key);
+  }
+
+  // sessionStorage keeps the key for this tab only. A browser that refuses it (storage switched off) still gets a
+  // working page: the key then lives in this page view alone.
+  let keyInMemory = null;
+
+  function saveKey(key) {
+    keyInMemory = key;
+    try {
+      window.sessionStorage.setItem(KEY_STORAGE, key);
+    } catch (_) {
+      // Kept in memory only.
+    }
+  }
+
+  function savedKey() {
+    try {
+      return window.sessionStorage.getItem(KEY_STORAGE) || keyInMemory;
+    } catch (_) {
+      return keyInMemory;
+    }
+  }
+
+  function forgetKey() {
+    keyInMemory = null;
+    try {
+      window.sessionStorage.removeItem(KEY_STORAGE);
+    } catch (_) {
+      // Nothing was stored.
+    }
+  }
+
+  function askForKey(problem) {
+    showStatus("");
+    const keyProblem = byId("key-problem");
+    keyProblem.textContent = problem || "";
+    keyProblem.hidden = !problem;
+    byId("report").hidden = true;
+    byId("key-form").hidden = false;
+    setState("needs-key");
+    byId("api-key").focus();
+  }
+
+  // --- Fetching ---------------------------------------------------------------------------------------------------
+
+  class KeyRefused extends Error {}
+
+  async function getJson(path, params, key) {
+    const url = `${apiBase()}${path}?${new URLSearchParams(params)}`;
+    let response;
+    try {
+      response = await fetch(url, {
+        headers: { "x-api-key": key, accept: "application/json" },
+        credentials: "omit",
+        cache: "no-store",
+      });
+    } catch (error) {
+      throw new Error(`Could not reach the metrics service (${error.message}).`);
+    }
+    if (response.status === 401 || response.status === 403) {
+      throw new KeyRefused("That API key was not accepted. Check it and try again.");
+    }
+    let body = null;
+    try {
+      body = await response.json();
+    } catch (_) {
+      // An answer that is not JSON: the status alone says what went wrong.
+    }
+    if (!response.ok) {
+      const message = body && body.error && body.error.message;
+      throw new Error(message ? `${message} (HTTP ${response.status})` : `The metrics service answered HTTP ${response.status}.`);
+    }
+    if (body === null || typeof body !== "object") {
+      throw new Error("The metrics service answered with something that is not JSON.");
+    }
+    return body;
+  }
+
+  // --- Figures ----------------------------------------------------------------------------------------------------
+
+  function formatCount(value) {
+    return value.toLocaleString();
+  }
+
+  function formatRate(value) {
+    const percent = value * 100;
+    const digits = Number.isInteger(Math.round(percent * 10) / 10) ? 0 : 1;
+    return `${percent.toLocaleString(undefined, { maximumFractionDigits: digits, minimumFractionDigits: digits })}%`;
+  }
+
+  // Seconds the way a person says them: "0.4 s", "12 s", "4 min 10 s", "2 h 5 min", "3 days 4 h".
+  function formatDuration(seconds) {
+    if (seconds < 10) return `${seconds.toLocaleString(undefined, { maximumFractionDigits: 1 })} s`;
+    if (seconds < 60) return `${Math.round(seconds)} s`;
+    const whole = Math.round(seconds);
+    const two = (big, bigUnit, small, smallUnit) => (small ? `${big} ${bigUnit} ${small} ${smallUnit}` : `${big} ${bigUnit}`);
+    if (whole < 3600) return two(Math.floor(whole / 60), "min", whole % 60, "s");
+    const minutes = Math.round(whole / 60);
+    if (minutes < 24 * 60) return two(Math.floor(minutes / 60), "h", minutes % 60, "min");
+    const hours = Math.round(minutes / 60);
+    const days = Math.floor(hours / 24);
+    return two(days, days === 1 ? "day" : "days", hours % 24, "h");
+  }
+
+  function formatScore(value) {
+    return `${value.toLocaleString(undefined, { maximumFractionDigits: 1, minimumFractionDigits: 1 })} / 5`;
+  }
+
+  const FORMATS = { count: formatCount, rate: formatRate, duration: formatDuration, score: formatScore };
+
+  function fillFigures(metrics, trends) {
+    for (const element of document.querySelectorAll("[data-metric]")) {
+      const field = element.dataset.metric;
+      const source = field in metrics ? metrics : trends;
+      const value = source[field];
+      const known = typeof value === "number";
+      element.dataset.value = known ? JSON.stringify(value) : "";
+      element.textContent = known ? FORMATS[element.dataset.format](value) : MISSING;
+      element.title = known ? "" : "No data yet";
+      element.classList.toggle("no-data", !known);
+    }
+  }
+
+  // --- Charts -----------------------------------------------------------------------------------------------------
+
+  function shortDate(isoDate) {
+    // Dates and local times from the API are the property's calendar: format them as they are, in UTC, so the
+    // browser's own zone never shifts them.
+    return new Date(`${isoDate}T00:00:00Z`).toLocaleDateString(undefined, { day: "numeric", month: "short", timeZone: "UTC" });
+  }
+
+  function hourLabel(hour) {
+    return new Date(Date.UTC(2000, 0, 1, hour)).toLocaleTimeString(undefined, { hour: "numeric", timeZone: "UTC" });
+  }
+
+  function words(code) {
+    const text = String(code).replace(/_/g, " ");
+    return text.charAt(0).toUpperCase() + text.slice(1);
+  }
+
+  // What each chart draws: its labels and values. data-points counts the values that are not zero.
+  // - daily_bookings: one bar per date of the range, its count;
+  // - tour_type_distribution: one slice per tour type in the answer, its count;
+  // - funnel: booked, confirmed, completed, applied, leased;
+  // - show_rate_by_hour: one bar per hour that had tours (tours > 0), its rate in percent; an hour whose tours all
+  //   were no-shows draws a zero. So data-points = the hours whose rate is a non-zero number.
+  function chartData(trends) {
+    // The known tour types in their usual order, then any type this page does not know yet.
+    const known = Object.keys(TOUR_TYPES);
+    const rank = (type) => (known.includes(type) ? known.indexOf(type) : known.length);
+    const types = Object.keys(trends.tour_type_distribution).sort((a, b) => rank(a) - rank(b));
+    const hours = (trends.show_rate_by_hour || []).filter((entry) => entry.tours > 0);
+    return {
+      daily_bookings: {
+        labels: trends.daily_bookings.map((day) => shortDate(day.date)),
+        values: trends.daily_bookings.map((day) => day.count),
+      },
+      tour_type_distribution: {
+        labels: types.map((type) => TOUR_TYPES[type] || words(type)),
+        values: types.map((type) => trends.tour_type_distribution[type]),
+      },
+      funnel: {
+        labels: FUNNEL_STEPS.map(([, label]) => label),
+        values: FUNNEL_STEPS.map(([step]) => trends.funnel[step]),
+      },
+      show_rate_by_hour: {
+        labels: hours.map((entry) => hourLabel(entry.hour)),
+        values: hours.map((entry) => (entry.rate === null ? null : Math.round(entry.rate * 1000) / 10)),
+        details: hours.map((entry) => `${entry.shows} of ${entry.tours} tours`),
+      },
+    };
+  }
+
+  function chartConfig(name, data) {
+    const dataset = { data: data.values, backgroundColor: COLORS[0], borderRadius: 3 };
+    const integerTicks = { precision: 0 };
+    switch (name) {
+      case "daily_bookings":
+        return {
+          type: "bar",
+          data: { labels: data.labels, datasets: [{ ...dataset, label: "Tours booked" }] },
+          options: {
+            plugins: { legend: { display: false } },
+            scales: { x: { ticks: { autoSkip: true, maxRotation: 0 } }, y: { beginAtZero: true, ticks: integerTicks } },
+          },
+        };
+      case "tour_type_distribution":
+        return {
+          type: "doughnut",
+          data: { labels: data.labels, datasets: [{ data: data.values, label: "Bookings", backgroundColor: COLORS }] },
+          options: { plugins: { legend: { position: "right" } } },
+        };
+      case "funnel":
+        return {
+          type: "bar",
+          data: { labels: data.labels, datasets: [{ ...dataset, label: "Prospects", backgroundColor: COLORS.slice(0, 5) }] },
+          options: {
+            indexAxis: "y",
+            plugins: { legend: { display: false } },
+            scales: { x: { beginAtZero: true, ticks: integerTicks } },
+          },
+        };
+      case "show_rate_by_hour":
+        return {
+          type: "bar",
+          data: { labels: data.labels, datasets: [{ ...dataset, label: "Show rate", backgroundColor: COLORS[1] }] },
+          options: {
+            plugins: {
+              legend: { display: false },
+              tooltip: {
+                callbacks: {
+                  label: (item) => `${item.formattedValue}% showed up (${data.details[item.dataIndex]})`,
+                },
+              },
+            },
+            scales: { y: { min: 0, max: 100, ticks: { callback: (value) => `${value}%` } } },
+          },
+        };
+      default:
+        throw new Error(`no chart named ${name}`);
+    }
+  }
+
+  // The values a chart really shows: zero and null draw nothing. data-points is this count.
+  function nonZeroCount(values) {
+    return values.filter((value) => value !== null && value !== 0).length;
+  }
+
+  // Resolves once Chart.js has drawn the chart, after setting data-points on its canvas.
+  function drawChart(canvas, name, data) {
+    return new Promise((resolve) => {
+      const config = chartConfig(name, data);
+      config.options = {
+        ...config.options,
+        animation: false, // Screenshots and the browser check see the finished chart at once.
+        responsive: true,
+        maintainAspectRatio: false,
+      };
+      config.plugins = [
+        {
+          id: "drawnHook",
+          afterRender(chart) {
+            const points = nonZeroCount(chart.data.datasets[0].data);
+            chart.canvas.dataset.points = String(points);
+            chart.canvas.parentElement.querySelector(".chart-empty").hidden = points > 0;
+            resolve();
+          },
+        },
+      ];
+      charts.push(new window.Chart(canvas, config));
+    });
+  }
+
+  function drawCharts(trends) {
+    while (charts.length) charts.pop().destroy();
+    const data = chartData(trends);
+    const drawn = Array.from(document.querySelectorAll("canvas[data-chart]"), (canvas) =>
+      drawChart(canvas, canvas.dataset.chart, data[canvas.dataset.chart]),
+    );
+    let timer;
+    const timeout = new Promise((_, reject) => {
+      timer = setTimeout(() => reject(new Error("The charts could not be drawn.")), CHART_DRAW_TIMEOUT_MS);
+    });
+    return Promise.race([Promise.all(drawn), timeout]).finally(() => clearTimeout(timer));
+  }
+
+  // --- Attention table --------------------------------------------------------------------------------------------
+
+  function localStart(text) {
+    // "2026-11-30T09:00" in the property's zone: shown as it is, never converted to the browser's zone.
+    const date = new Date(`${text}Z`);
+    if (Number.isNaN(date.getTime())) return text;
+    return date.toLocaleString(undefined, {
+      weekday: "short", day: "numeric", month: "short", hour: "numeric", minute: "2-digit", timeZone: "UTC",
+    });
+  }
+
+  function cell(row, text, className) {
+    const td = row.insertCell();
+    td.textContent = text;
+    if (className) td.className = className;
+    return td;
+  }
+
+  function fillAttention(metrics) {
+    const rows = metrics.needs_attention || [];
+    const body = document.querySelector("#attention tbody");
+    body.replaceChildren();
+    for (const tour of rows) {
+      const row = body.insertRow();
+      row.dataset.bookingId = tour.booking_id;
+      cell(row, localStart(tour.local_start));
+      cell(row, TOUR_TYPES[tour.tour_type] || words(tour.tour_type));
+      cell(row, words(tour.status));
+      cell(row, SYNC_STATUSES[tour.sync_status] || words(tour.sync_status));
+      cell(row, (tour.reasons || []).map((reason) => REASONS[reason] || words(reason)).join("; "));
+      cell(row, tour.booking_id, "id");
+    }
+    byId("attention-start").textContent = `Local start (${metrics.time_zone})`;
+    document.querySelector(".table-wrap").hidden = rows.length === 0;
+    byId("attention-empty").hidden = rows.length !== 0;
+  }
+
+  // --- Page -------------------------------------------------------------------------------------------------------
+
+  function fillParamsForm(params) {
+    byId("property-id").value = params.propertyId;
+    byId("from").value = params.from;
+    byId("to").value = params.to;
+  }
+
+  function longDate(isoDate) {
+    return new Date(`${isoDate}T00:00:00Z`).toLocaleDateString(undefined, {
+      day: "numeric", month: "short", year: "numeric", timeZone: "UTC",
+    });
+  }
+
+  function describePeriod(metrics) {
+    byId("period").textContent =
+      `Property ${metrics.property_id} · ${longDate(metrics.from)} to ${longDate(metrics.to)} · times in ${metrics.time_zone}`;
+  }
+
+  async function load() {
+    const params = readParams();
+    fillParamsForm(params);
+    if (!params.propertyId) {
+      showStatus("Enter a property id and the dates to see its tour figures.");
+      setState("needs-property");
+      return;
+    }
+    const key = savedKey();
+    if (!key) {
+      askForKey("");
+      return;
+    }
+    byId("key-form").hidden = true;
+    byId("error").hidden = true;
+    showStatus("Loading…");
+    setState("loading");
+    try {
+      if (typeof window.Chart !== "function") {
+        throw new Error("The chart library did not load (dashboard/assets/chart.umd.min.js).");
+      }
+      const query = { property_id: params.propertyId, from: params.from, to: params.to };
+      const [metrics, trends] = await Promise.all([
+        getJson("/api/resman/tours/metrics", query, key),
+        getJson("/api/resman/tours/trends", query, key),
+      ]);
+      describePeriod(metrics);
+      fillFigures(metrics, trends);
+      fillAttention(metrics);
+      // Shown before drawing: Chart.js sizes each chart from its box, which has no size while hidden.
+      byId("report").hidden = false;
+      await drawCharts(trends);
+      showStatus("");
+      setState("ready");
+    } catch (error) {
+      if (error instanceof KeyRefused) {
+        forgetKey();
+        askForKey(error.message);
+      } else {
+        byId("report").hidden = true;
+        showError(error.message || String(error));
+      }
+    }
+  }
+
+  byId("key-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    const key = byId("api-key").value.trim();
+    if (!key) return;
+    saveKey(key);
+    byId("api-key").value = "";
+    load();
+  });
+
+  takeKeyFromFragment();
+  load();
+})();

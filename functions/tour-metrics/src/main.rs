@@ -1,0 +1,37 @@
+//! `tour-metrics`: `GET /api/resman/tours/metrics` and `GET /api/resman/tours/trends` (`?property_id&from&to`), a
+//! property's figures over a period of its local dates. Wiring only: the rules live in `shared::domain::analytics`
+//! and `shared::app::analytics`.
+
+use lambda_http::http::Method;
+use lambda_http::{Body, Error, Request, RequestExt, Response};
+use shared::app::analytics::{AnalyticsDeps, AnalyticsQuery, tour_metrics, tour_trends};
+use shared::config::{TableReader, table_reader};
+use shared::http::response::error_response;
+use shared::http::{answer, check, serve};
+
+async fn handle(deps: &TableReader, request: Request) -> Response<Body> {
+    if let Some(refusal) = check(&deps.keys, &request, Method::GET, "GET").await {
+        return refusal;
+    }
+    let params = request.query_string_parameters();
+    let query = match AnalyticsQuery::parse(params.first("property_id"), params.first("from"), params.first("to")) {
+        Ok(query) => query,
+        Err(invalid) => return error_response(&invalid.into()),
+    };
+    let app_deps = AnalyticsDeps {
+        properties: &deps.store,
+        analytics: &deps.store,
+    };
+    let now = chrono::Utc::now();
+    // One function, two routes: the path's last segment says which figures.
+    if request.uri().path().trim_end_matches('/').ends_with("/trends") {
+        answer(tour_trends(&app_deps, &query, now).await)
+    } else {
+        answer(tour_metrics(&app_deps, &query, now).await)
+    }
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    serve(&table_reader().await?, handle).await
+}

@@ -1,0 +1,803 @@
+//! Tour analytics: the figures a leasing manager reads (bookings, outcomes, conversion, how fast staff react) and the
+//! product's own success criteria, as pure functions over the records kept for the purpose.
+//!
+//! **Days are the property's.** A period is a range of the property's local dates; a tour counts on the local date of
+//! its start, a booking on the local date it was made. Two cohorts, because the questions differ:
+//! - *bookings made in the period* (`created_at`): `total_bookings`, booking time, booking success, confirmation
+//!   delivery, staff response, `daily_bookings`, `tour_type_distribution`, double-booking refusals;
+//! - *tours taking place in the period* (`start`): confirmed, completed, cancelled and no-show tours, completion and
+//!   no-show rates, staff utilisation, satisfaction, the funnel, conversion and the show rates.
+//!
+//! Completion rate: completed tours over the tours *due* (not cancelled, and either given an outcome or past their
+//! end). No-show rate: no-shows over the tours given an outcome (completed or no-show).
+//!
+//! A booking that ResMan refused (`released`) counts as a booking made (and a failed one), never as a tour.
+//! A cancelled tour counts as cancelled and nowhere else: it is not due, not a show and not a no-show.
+
+use super::InvalidField;
+use super::TourType;
+use super::booking::{BookingId, SyncStatus, TourRecord};
+use super::lifecycle::TourStatus;
+use super::notify::{DeliveryStatus, MessageKind};
+use super::property::Property;
+use super::resman::ProspectStage;
+use super::slots::day_window;
+use super::time::UtcWindow;
+use chrono::{DateTime, Datelike, Duration, NaiveDate, Timelike, Utc, Weekday};
+use chrono_tz::Tz;
+use serde::Serialize;
+use std::collections::{BTreeMap, BTreeSet};
+
+/// The longest period one request may ask for (a quarter): what the dashboard shows at most, and what keeps a
+/// request's reads bounded.
+pub const MAX_PERIOD_DAYS: i64 = 92;
+/// The default period: the last 30 days, today included.
+pub const DEFAULT_PERIOD_DAYS: i64 = 30;
+/// The most tours the attention list names (the oldest problems first).
+pub const MAX_ATTENTION: usize = 200;
+
+/// A range of the property's local dates, both ends included.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Period {
+    from: NaiveDate,
+    to: NaiveDate,
+}
+
+/// A date of the query string (`from`, `to`), `YYYY-MM-DD`.
+pub fn parse_date(field: &'static str, raw: Option<&str>) -> Result<Option<NaiveDate>, InvalidField> {
+    raw.map(|raw| {
+        NaiveDate::parse_from_str(raw.trim(), "%Y-%m-%d")
+            .map_err(|_| InvalidField::new(field, "must be a date YYYY-MM-DD"))
+    })
+    .transpose()
+}
+
+impl Period {
+    pub fn new(from: NaiveDate, to: NaiveDate) -> Result<Self, InvalidField> {
+        if to < from {
+            return Err(InvalidField::new("to", "must not be before from"));
+        }
+        if (to - from).num_days() + 1 > MAX_PERIOD_DAYS {
+            return Err(InvalidField::new(
+                "to",
+                format!("the period may span at most {MAX_PERIOD_DAYS} days"),
+            ));
+        }
+        Ok(Self { from, to })
+    }
+
+    /// From the query string's `from` and `to`; a missing `to` is `today` (the property's), a missing `from` the
+    /// 30 days up to `to`.
+    pub fn with_defaults(
+        from: Option<NaiveDate>,
+        to: Option<NaiveDate>,
+        today: NaiveDate,
+    ) -> Result<Self, InvalidField> {
+        let to = to.unwrap_or(today);
+        let from = from.unwrap_or(to - Duration::days(DEFAULT_PERIOD_DAYS - 1));
+        Self::new(from, to)
+    }
+
+    pub fn from(&self) -> NaiveDate {
+        self.from
+    }
+
+    pub fn to(&self) -> NaiveDate {
+        self.to
+    }
+
+    pub fn dates(&self) -> impl Iterator<Item = NaiveDate> {
+        self.from.iter_days().take_while(|d| *d <= self.to)
+    }
+
+    /// The instants of the period in the property's zone: from the start of `from` to the end of `to`.
+    pub fn window(&self, zone: Tz) -> UtcWindow {
+        let start = day_window(zone, self.from).start();
+        let end = day_window(zone, self.to).end();
+        UtcWindow::new(start, end).unwrap_or_else(|_| unreachable!("a period ends after it starts"))
+    }
+
+    fn holds(&self, zone: Tz, at: DateTime<Utc>) -> bool {
+        let date = at.with_timezone(&zone).date_naive();
+        self.from <= date && date <= self.to
+    }
+}
+
+/// A message a booking owed, and how its delivery ended (or stands).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MessageFact {
+    pub booking_id: BookingId,
+    pub kind: MessageKind,
+    pub status: DeliveryStatus,
+}
+
+/// What the analytics read for a property and a window of instants (its period). The store may return more (its
+/// partitions are months): the figures keep what falls in the period.
+#[derive(Debug, Clone, Default)]
+pub struct Facts {
+    /// Tours whose start falls in the window.
+    pub tours_by_start: Vec<TourRecord>,
+    /// Tours (bookings) made in the window.
+    pub tours_by_booking: Vec<TourRecord>,
+    /// The prospects' ratings (1 to 5) of the tours taking place in the window.
+    pub ratings: Vec<(BookingId, u8)>,
+    /// The messages owed by the bookings made in the window.
+    pub messages: Vec<MessageFact>,
+    /// When a booking was refused because its slot was taken (a double booking prevented).
+    pub refusals: Vec<DateTime<Utc>>,
+}
+
+/// Why a tour is on the attention list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Attention {
+    /// ResMan has not taken the booking (or its latest change) yet.
+    SyncPending,
+    /// ResMan never took it after every retry: staff must enter it by hand.
+    SyncFailed,
+    /// Within a day of the tour and staff have not confirmed it.
+    Unconfirmed,
+    /// A message to the prospect or staff failed for good.
+    MessageFailed,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AttentionItem {
+    pub booking_id: String,
+    pub appointment_id: Option<String>,
+    pub tour_type: TourType,
+    pub start: String,
+    /// The start on the property's clock, `YYYY-MM-DDTHH:MM`.
+    pub local_start: String,
+    pub status: TourStatus,
+    pub sync_status: SyncStatus,
+    pub reasons: Vec<Attention>,
+}
+
+/// `GET /api/resman/tours/metrics`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TourMetrics {
+    pub property_id: String,
+    pub from: NaiveDate,
+    pub to: NaiveDate,
+    pub time_zone: String,
+    pub total_bookings: u64,
+    pub confirmed_tours: u64,
+    pub completed_tours: u64,
+    pub cancelled_tours: u64,
+    pub no_show_tours: u64,
+    /// Seconds from the booking request to the tour in ResMan: mean, median and 95th percentile.
+    pub average_booking_time: Option<f64>,
+    pub booking_time_p50: Option<f64>,
+    pub booking_time_p95: Option<f64>,
+    pub staff_utilization: Option<f64>,
+    pub booking_success_rate: Option<f64>,
+    pub confirmation_delivery_rate: Option<f64>,
+    pub completion_rate: Option<f64>,
+    pub no_show_rate: Option<f64>,
+    /// Seconds from the booking to staff's confirmation, median.
+    pub staff_response_time_median: Option<f64>,
+    pub satisfaction_score: Option<f64>,
+    pub satisfaction_count: u64,
+    pub double_booking_refusals: u64,
+    pub needs_attention: Vec<AttentionItem>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DailyCount {
+    pub date: NaiveDate,
+    pub count: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Funnel {
+    pub booked: u64,
+    pub confirmed: u64,
+    pub completed: u64,
+    pub applied: u64,
+    pub leased: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct WeekdayShows {
+    pub weekday: &'static str,
+    pub tours: u64,
+    pub shows: u64,
+    pub rate: Option<f64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct HourShows {
+    pub hour: u32,
+    pub tours: u64,
+    pub shows: u64,
+    pub rate: Option<f64>,
+}
+
+/// `GET /api/resman/tours/trends`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TourTrends {
+    pub property_id: String,
+    pub from: NaiveDate,
+    pub to: NaiveDate,
+    pub time_zone: String,
+    pub daily_bookings: Vec<DailyCount>,
+    pub tour_type_distribution: BTreeMap<&'static str, u64>,
+    /// Tour to lease (the brief's single conversion figure); the two steps follow.
+    pub conversion_rate: Option<f64>,
+    pub tour_to_application_rate: Option<f64>,
+    pub tour_to_lease_rate: Option<f64>,
+    pub funnel: Funnel,
+    pub show_rate_by_weekday: Vec<WeekdayShows>,
+    pub show_rate_by_hour: Vec<HourShows>,
+}
+
+/// A share, rounded to 4 decimals; `None` when nothing was counted.
+fn rate(part: u64, whole: u64) -> Option<f64> {
+    (whole > 0).then(|| round(part as f64 / whole as f64, 4))
+}
+
+fn round(value: f64, decimals: i32) -> f64 {
+    let scale = 10f64.powi(decimals);
+    (value * scale).round() / scale
+}
+
+fn seconds(from: DateTime<Utc>, to: DateTime<Utc>) -> f64 {
+    (to - from).num_milliseconds() as f64 / 1000.0
+}
+
+/// The nearest-rank percentile of sorted values.
+fn percentile(sorted: &[f64], p: f64) -> Option<f64> {
+    if sorted.is_empty() {
+        return None;
+    }
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil().max(1.0) as usize;
+    Some(round(sorted[rank.min(sorted.len()) - 1], 3))
+}
+
+fn mean(values: &[f64]) -> Option<f64> {
+    (!values.is_empty()).then(|| round(values.iter().sum::<f64>() / values.len() as f64, 3))
+}
+
+fn count<T>(items: impl IntoIterator<Item = T>) -> u64 {
+    items.into_iter().count() as u64
+}
+
+/// When staff (or ResMan for them) first confirmed the tour.
+fn first_confirmed(tour: &TourRecord) -> Option<DateTime<Utc>> {
+    tour.history
+        .iter()
+        .find(|change| change.status == TourStatus::Confirmed)
+        .map(|change| change.at)
+}
+
+fn was_confirmed(tour: &TourRecord) -> bool {
+    tour.status == TourStatus::Confirmed || first_confirmed(tour).is_some()
+}
+
+/// The two cohorts of a period, each once per booking (a store may return an item twice across its pages).
+struct Cohorts<'a> {
+    zone: Tz,
+    /// Bookings made in the period, ResMan's refusals included.
+    booked: Vec<&'a TourRecord>,
+    /// Tours taking place in the period (a refused booking never became one).
+    touring: Vec<&'a TourRecord>,
+}
+
+impl<'a> Cohorts<'a> {
+    fn of(property: &Property, period: &Period, facts: &'a Facts) -> Self {
+        let zone = property.time_zone;
+        let mut seen = BTreeSet::new();
+        let booked = facts
+            .tours_by_booking
+            .iter()
+            .filter(|t| t.property_id == property.id && period.holds(zone, t.created_at))
+            .filter(|t| seen.insert(&t.booking_id))
+            .collect();
+        let mut seen = BTreeSet::new();
+        let touring = facts
+            .tours_by_start
+            .iter()
+            .filter(|t| t.property_id == property.id && period.holds(zone, t.start))
+            .filter(|t| t.status != TourStatus::Released)
+            .filter(|t| seen.insert(&t.booking_id))
+            .collect();
+        Self { zone, booked, touring }
+    }
+
+    fn with_status(&self, status: TourStatus) -> u64 {
+        count(self.touring.iter().filter(|t| t.status == status))
+    }
+}
+
+/// Minutes the property's agents offer over the period: the office hours of each date, for every agent who gives
+/// in-person or virtual tours (self-guided tours take no agent).
+fn offered_agent_minutes(property: &Property, period: &Period) -> i64 {
+    let agents = property
+        .agents
+        .iter()
+        .filter(|a| a.tour_types.iter().any(TourType::needs_agent))
+        .count() as i64;
+    let office: i64 = period
+        .dates()
+        .map(|date| {
+            property
+                .hours_on(date)
+                .ranges()
+                .iter()
+                .map(|(open, close)| (*close - *open).num_minutes())
+                .sum::<i64>()
+        })
+        .sum();
+    agents * office
+}
+
+fn attention_list(property: &Property, cohorts: &Cohorts<'_>, facts: &Facts, now: DateTime<Utc>) -> Vec<AttentionItem> {
+    let failed_messages: BTreeSet<&BookingId> = facts
+        .messages
+        .iter()
+        .filter(|m| m.status == DeliveryStatus::Failed)
+        .map(|m| &m.booking_id)
+        .collect();
+    let mut tours: BTreeMap<&BookingId, &TourRecord> = BTreeMap::new();
+    for tour in cohorts.booked.iter().chain(&cohorts.touring) {
+        if tour.status != TourStatus::Released {
+            tours.insert(&tour.booking_id, tour);
+        }
+    }
+    let mut items: Vec<AttentionItem> = tours
+        .into_values()
+        .filter_map(|tour| {
+            let mut reasons = Vec::new();
+            match tour.sync_status {
+                SyncStatus::Pending => reasons.push(Attention::SyncPending),
+                SyncStatus::Failed => reasons.push(Attention::SyncFailed),
+                SyncStatus::Synced | SyncStatus::Rejected => {}
+            }
+            if tour.status == TourStatus::Scheduled && tour.start > now && tour.start <= now + Duration::hours(24) {
+                reasons.push(Attention::Unconfirmed);
+            }
+            if failed_messages.contains(&tour.booking_id) {
+                reasons.push(Attention::MessageFailed);
+            }
+            (!reasons.is_empty()).then(|| AttentionItem {
+                booking_id: tour.booking_id.to_string(),
+                appointment_id: tour.resman_appointment_id.as_ref().map(|a| a.to_string()),
+                tour_type: tour.tour_type,
+                start: tour.start.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                local_start: tour
+                    .start
+                    .with_timezone(&property.time_zone)
+                    .format("%Y-%m-%dT%H:%M")
+                    .to_string(),
+                status: tour.status,
+                sync_status: tour.sync_status,
+                reasons,
+            })
+        })
+        .collect();
+    items.sort_by(|a, b| a.start.cmp(&b.start).then_with(|| a.booking_id.cmp(&b.booking_id)));
+    items.truncate(MAX_ATTENTION);
+    items
+}
+
+/// The figures of `GET /api/resman/tours/metrics` for a property and period, at `now`.
+pub fn metrics(property: &Property, period: &Period, facts: &Facts, now: DateTime<Utc>) -> TourMetrics {
+    let cohorts = Cohorts::of(property, period, facts);
+    let booked_ids: BTreeSet<&BookingId> = cohorts.booked.iter().map(|t| &t.booking_id).collect();
+    let touring_ids: BTreeSet<&BookingId> = cohorts.touring.iter().map(|t| &t.booking_id).collect();
+
+    let mut booking_times: Vec<f64> = cohorts
+        .booked
+        .iter()
+        .filter_map(|t| t.in_resman_at.map(|at| seconds(t.created_at, at)))
+        .collect();
+    booking_times.sort_by(f64::total_cmp);
+
+    // Decided bookings only: one still on its way to ResMan is neither a success nor a failure yet.
+    let succeeded = count(cohorts.booked.iter().filter(|t| t.in_resman_at.is_some()));
+    let failed =
+        count(cohorts.booked.iter().filter(|t| {
+            t.in_resman_at.is_none() && matches!(t.sync_status, SyncStatus::Failed | SyncStatus::Rejected)
+        }));
+
+    let confirmations = facts
+        .messages
+        .iter()
+        .filter(|m| m.kind == MessageKind::Confirmation && booked_ids.contains(&m.booking_id));
+    let (delivered, undelivered) = confirmations.fold((0, 0), |(sent, failed), m| match m.status {
+        DeliveryStatus::Sent => (sent + 1, failed),
+        DeliveryStatus::Failed => (sent, failed + 1),
+        DeliveryStatus::Pending | DeliveryStatus::Superseded => (sent, failed),
+    });
+
+    let completed = cohorts.with_status(TourStatus::Completed);
+    let no_shows = cohorts.with_status(TourStatus::NoShow);
+    // Due: tours not called off whose outcome is recorded or whose time has passed (an open one of those is a tour
+    // nobody recorded as held: it counts against completion).
+    let due = count(cohorts.touring.iter().filter(|t| match t.status {
+        TourStatus::Completed | TourStatus::NoShow => true,
+        TourStatus::Scheduled | TourStatus::Confirmed => t.end <= now,
+        TourStatus::Cancelled | TourStatus::Released => false,
+    }));
+
+    let mut responses: Vec<f64> = cohorts
+        .booked
+        .iter()
+        .filter_map(|t| first_confirmed(t).map(|at| seconds(t.created_at, at)))
+        .collect();
+    responses.sort_by(f64::total_cmp);
+
+    let scores: Vec<f64> = facts
+        .ratings
+        .iter()
+        .filter(|(id, _)| touring_ids.contains(id))
+        .map(|(_, score)| f64::from(*score))
+        .collect();
+
+    let agent_minutes: i64 = cohorts
+        .touring
+        .iter()
+        .filter(|t| t.tour_type.needs_agent() && t.status.holds_time())
+        .map(|t| (t.end - t.start).num_minutes())
+        .sum();
+    let offered = offered_agent_minutes(property, period);
+
+    TourMetrics {
+        property_id: property.id.to_string(),
+        from: period.from,
+        to: period.to,
+        time_zone: property.time_zone.name().to_owned(),
+        total_bookings: cohorts.booked.len() as u64,
+        confirmed_tours: count(cohorts.touring.iter().filter(|t| was_confirmed(t))),
+        completed_tours: completed,
+        cancelled_tours: cohorts.with_status(TourStatus::Cancelled),
+        no_show_tours: no_shows,
+        average_booking_time: mean(&booking_times),
+        booking_time_p50: percentile(&booking_times, 50.0),
+        booking_time_p95: percentile(&booking_times, 95.0),
+        staff_utilization: (offered > 0).then(|| round(agent_minutes as f64 / offered as f64, 4)),
+        booking_success_rate: rate(succeeded, succeeded + failed),
+        confirmation_delivery_rate: rate(delivered, delivered + undelivered),
+        completion_rate: rate(completed, due),
+        no_show_rate: rate(no_shows, completed + no_shows),
+        staff_response_time_median: percentile(&responses, 50.0),
+        satisfaction_score: mean(&scores).map(|m| round(m, 2)),
+        satisfaction_count: scores.len() as u64,
+        double_booking_refusals: count(facts.refusals.iter().filter(|at| period.holds(cohorts.zone, **at))),
+        needs_attention: attention_list(property, &cohorts, facts, now),
+    }
+}
+
+const WEEKDAYS: [(Weekday, &str); 7] = [
+    (Weekday::Mon, "Monday"),
+    (Weekday::Tue, "Tuesday"),
+    (Weekday::Wed, "Wednesday"),
+    (Weekday::Thu, "Thursday"),
+    (Weekday::Fri, "Friday"),
+    (Weekday::Sat, "Saturday"),
+    (Weekday::Sun, "Sunday"),
+];
+
+/// The figures of `GET /api/resman/tours/trends` for a property and period.
+pub fn trends(property: &Property, period: &Period, facts: &Facts) -> TourTrends {
+    let cohorts = Cohorts::of(property, period, facts);
+    let zone = cohorts.zone;
+
+    let mut per_day: BTreeMap<NaiveDate, u64> = period.dates().map(|d| (d, 0)).collect();
+    let mut per_type: BTreeMap<&'static str, u64> = TourType::ALL.iter().map(|t| (t.as_str(), 0)).collect();
+    for tour in &cohorts.booked {
+        *per_day
+            .entry(tour.created_at.with_timezone(&zone).date_naive())
+            .or_default() += 1;
+        *per_type.entry(tour.tour_type.as_str()).or_default() += 1;
+    }
+
+    let completed: Vec<&&TourRecord> = cohorts
+        .touring
+        .iter()
+        .filter(|t| t.status == TourStatus::Completed)
+        .collect();
+    let stage = |t: &TourRecord| t.prospect_stage.unwrap_or_default();
+    let applied = count(completed.iter().filter(|t| stage(t) >= ProspectStage::Applicant));
+    let leased = count(completed.iter().filter(|t| stage(t) == ProspectStage::Resident));
+    let done = completed.len() as u64;
+
+    // Shows among the tours with an outcome (completed or missed), by the local weekday and hour of their start.
+    let outcomes: Vec<(DateTime<Tz>, bool)> = cohorts
+        .touring
+        .iter()
+        .filter(|t| matches!(t.status, TourStatus::Completed | TourStatus::NoShow))
+        .map(|t| (t.start.with_timezone(&zone), t.status == TourStatus::Completed))
+        .collect();
+    let tally = |keep: &dyn Fn(&DateTime<Tz>) -> bool| {
+        let tours = count(outcomes.iter().filter(|(at, _)| keep(at)));
+        let shows = count(outcomes.iter().filter(|(at, showed)| *showed && keep(at)));
+        (tours, shows)
+    };
+
+    TourTrends {
+        property_id: property.id.to_string(),
+        from: period.from,
+        to: period.to,
+        time_zone: zone.name().to_owned(),
+        daily_bookings: per_day
+            .into_iter()
+            .map(|(date, count)| DailyCount { date, count })
+            .collect(),
+        tour_type_distribution: per_type,
+        conversion_rate: rate(leased, done),
+        tour_to_application_rate: rate(applied, done),
+        tour_to_lease_rate: rate(leased, done),
+        funnel: Funnel {
+            booked: cohorts.touring.len() as u64,
+            confirmed: count(cohorts.touring.iter().filter(|t| was_confirmed(t))),
+            completed: done,
+            applied,
+            leased,
+        },
+        show_rate_by_weekday: WEEKDAYS
+            .iter()
+            .map(|(day, name)| {
+                let (tours, shows) = tally(&|at| at.weekday() == *day);
+                WeekdayShows {
+                    weekday: name,
+                    tours,
+                    shows,
+                    rate: rate(shows, tours),
+                }
+            })
+            .collect(),
+        show_rate_by_hour: (0..24)
+            .map(|hour| {
+                let (tours, shows) = tally(&|at| at.hour() == hour);
+                HourShows {
+                    hour,
+                    tours,
+                    shows,
+                    rate: rate(shows, tours),
+                }
+            })
+            .collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::booking::{ConversationId, Holder};
+    use crate::domain::lifecycle::{ChangeSource, TourChange};
+    use crate::domain::property::tests::demo;
+    use crate::domain::slots::resolve_local;
+    use crate::domain::{AgentId, ResManPropertyId};
+    use chrono::NaiveDateTime;
+
+    fn chicago(local: &str) -> DateTime<Utc> {
+        let local = NaiveDateTime::parse_from_str(local, "%Y-%m-%d %H:%M").unwrap();
+        resolve_local(chrono_tz::America::Chicago, local).unwrap()
+    }
+
+    fn date(raw: &str) -> NaiveDate {
+        NaiveDate::parse_from_str(raw, "%Y-%m-%d").unwrap()
+    }
+
+    /// A 45-minute in-person tour of the demo property, booked at `booked` (Chicago) for `start` (Chicago).
+    fn tour(n: u128, booked: &str, start: &str, status: TourStatus) -> TourRecord {
+        let start = chicago(start);
+        let created_at = chicago(booked);
+        TourRecord {
+            booking_id: BookingId::from_uuid(uuid::Uuid::from_u128(n)),
+            conversation_id: ConversationId::parse("c").unwrap(),
+            property_id: ResManPropertyId::parse("P-1").unwrap(),
+            tour_type: TourType::InPerson,
+            holder: Holder::Agent(AgentId::parse("A").unwrap()),
+            start,
+            end: start + Duration::minutes(45),
+            status,
+            sync_status: SyncStatus::Synced,
+            resman_appointment_id: None,
+            resman_prospect_id: None,
+            prospect_name: String::new(),
+            prospect_email: String::new(),
+            prospect_phone: String::new(),
+            unit_preferences: None,
+            special_requests: None,
+            idempotency_key: format!("k{n}"),
+            created_at,
+            last_error: None,
+            version: 1,
+            history: Vec::new(),
+            resman_version: 1,
+            resman_synced_at: None,
+            callback_version: 0,
+            staff_notes: None,
+            outcome: None,
+            resman_word: None,
+            in_resman_at: Some(created_at + Duration::seconds(2)),
+            prospect_stage: None,
+        }
+    }
+
+    fn confirmed(mut tour: TourRecord, at: &str) -> TourRecord {
+        tour.history.push(TourChange {
+            version: 2,
+            at: chicago(at),
+            source: ChangeSource::StaffApi,
+            status: TourStatus::Confirmed,
+            start: tour.start,
+            agent: None,
+        });
+        tour
+    }
+
+    fn facts(tours: Vec<TourRecord>) -> Facts {
+        Facts {
+            tours_by_start: tours.clone(),
+            tours_by_booking: tours,
+            ..Facts::default()
+        }
+    }
+
+    #[test]
+    fn a_period_is_the_propertys_dates_and_is_bounded() {
+        let period = Period::with_defaults(None, None, date("2026-11-30")).unwrap();
+        assert_eq!((period.from(), period.to()), (date("2026-11-01"), date("2026-11-30")));
+        assert_eq!(
+            period.window(chrono_tz::America::Chicago).start(),
+            chicago("2026-11-01 00:00")
+        );
+        assert_eq!(
+            Period::new(date("2026-12-02"), date("2026-12-01")).unwrap_err().field,
+            "to"
+        );
+        assert_eq!(
+            Period::new(date("2026-01-01"), date("2026-12-01")).unwrap_err().field,
+            "to"
+        );
+        assert_eq!(parse_date("from", Some("12/01/2026")).unwrap_err().field, "from");
+    }
+
+    #[test]
+    fn a_tour_late_in_the_evening_counts_on_the_propertys_date_not_utcs() {
+        let property = demo();
+        // 23:30 in Chicago on 1 December is 05:30 UTC on 2 December.
+        let late = tour(1, "2026-12-01 23:30", "2026-12-01 23:30", TourStatus::Scheduled);
+        let one_day = Period::new(date("2026-12-01"), date("2026-12-01")).unwrap();
+        let next_day = Period::new(date("2026-12-02"), date("2026-12-02")).unwrap();
+        let facts = facts(vec![late]);
+        let now = chicago("2026-11-30 09:00");
+        assert_eq!(metrics(&property, &one_day, &facts, now).total_bookings, 1);
+        assert_eq!(metrics(&property, &next_day, &facts, now).total_bookings, 0);
+        assert_eq!(trends(&property, &one_day, &facts).daily_bookings[0].count, 1);
+    }
+
+    #[test]
+    fn outcomes_rates_and_times_follow_their_definitions() {
+        let property = demo();
+        let period = Period::new(date("2026-12-01"), date("2026-12-07")).unwrap();
+        let now = chicago("2026-12-10 09:00");
+        let mut pending = tour(5, "2026-12-02 08:00", "2026-12-04 10:00", TourStatus::Scheduled);
+        pending.sync_status = SyncStatus::Pending;
+        pending.in_resman_at = None;
+        let mut refused = tour(6, "2026-12-02 08:00", "2026-12-04 11:00", TourStatus::Released);
+        refused.sync_status = SyncStatus::Rejected;
+        refused.in_resman_at = None;
+        let mut slow = confirmed(
+            tour(1, "2026-12-01 09:00", "2026-12-02 10:00", TourStatus::Completed),
+            "2026-12-01 10:00",
+        );
+        slow.in_resman_at = Some(slow.created_at + Duration::seconds(10));
+        let tours = vec![
+            slow,
+            confirmed(
+                tour(2, "2026-12-01 09:00", "2026-12-03 10:00", TourStatus::NoShow),
+                "2026-12-01 12:00",
+            ),
+            tour(3, "2026-12-01 09:00", "2026-12-03 11:00", TourStatus::Completed),
+            tour(4, "2026-12-01 09:00", "2026-12-03 12:00", TourStatus::Cancelled),
+            pending,
+            refused,
+        ];
+        let mut facts = facts(tours);
+        facts.ratings = vec![
+            (BookingId::from_uuid(uuid::Uuid::from_u128(1)), 5),
+            (BookingId::from_uuid(uuid::Uuid::from_u128(3)), 4),
+        ];
+        facts.refusals = vec![chicago("2026-12-01 10:00"), chicago("2026-11-30 10:00")];
+        let m = metrics(&property, &period, &facts, now);
+        assert_eq!(m.total_bookings, 6, "every booking made, the refused one included");
+        assert_eq!((m.completed_tours, m.no_show_tours, m.cancelled_tours), (2, 1, 1));
+        assert_eq!(m.confirmed_tours, 2);
+        // Booking times of the four that reached ResMan: 2, 2, 2 and 10 seconds.
+        assert_eq!(m.average_booking_time, Some(4.0));
+        assert_eq!((m.booking_time_p50, m.booking_time_p95), (Some(2.0), Some(10.0)));
+        // Four reached ResMan, one was refused; the pending one is not decided yet.
+        assert_eq!(m.booking_success_rate, Some(0.8));
+        // Due: completed twice, missed once, the pending one (its time passed) once; the cancelled one is not.
+        assert_eq!(m.completion_rate, Some(0.5));
+        assert_eq!(m.no_show_rate, Some(0.3333));
+        // Confirmed one hour and three hours after booking: the median of two is the lower (nearest rank).
+        assert_eq!(m.staff_response_time_median, Some(3600.0));
+        assert_eq!((m.satisfaction_score, m.satisfaction_count), (Some(4.5), 2));
+        assert_eq!(
+            m.double_booking_refusals, 1,
+            "the refusal of 30 November is outside the period"
+        );
+        // Two agents give agent tours, 9 hours a weekday and 7 on Saturday: 2 x (5 x 540 + 420 + 0) minutes offered;
+        // booked: four 45-minute tours that keep their time (the cancelled and refused ones do not).
+        assert_eq!(
+            m.staff_utilization,
+            Some(round(180.0 / (2.0 * (5.0 * 540.0 + 420.0)), 4))
+        );
+        assert_eq!(m.needs_attention.len(), 1);
+        assert_eq!(m.needs_attention[0].reasons, vec![Attention::SyncPending]);
+    }
+
+    #[test]
+    fn conversion_counts_completed_tours_whose_prospect_applied_or_leased() {
+        let property = demo();
+        let period = Period::new(date("2026-12-01"), date("2026-12-07")).unwrap();
+        let mut leased = tour(1, "2026-12-01 09:00", "2026-12-02 10:00", TourStatus::Completed);
+        leased.prospect_stage = Some(ProspectStage::Resident);
+        let mut applied = tour(2, "2026-12-01 09:00", "2026-12-02 11:00", TourStatus::Completed);
+        applied.prospect_stage = Some(ProspectStage::Applicant);
+        let plain = tour(3, "2026-12-01 09:00", "2026-12-02 14:00", TourStatus::Completed);
+        let mut missed = tour(4, "2026-12-01 09:00", "2026-12-02 14:00", TourStatus::NoShow);
+        missed.prospect_stage = Some(ProspectStage::Resident);
+        let t = trends(&property, &period, &facts(vec![leased, applied, plain, missed]));
+        assert_eq!(t.tour_to_application_rate, Some(0.6667));
+        assert_eq!(t.tour_to_lease_rate, Some(0.3333));
+        assert_eq!(t.conversion_rate, t.tour_to_lease_rate);
+        assert_eq!(
+            (t.funnel.booked, t.funnel.completed, t.funnel.applied, t.funnel.leased),
+            (4, 3, 2, 1)
+        );
+        // 2 December 2026 is a Wednesday; the 14:00 hour had one show and one no-show.
+        let wednesday = &t.show_rate_by_weekday[2];
+        assert_eq!(
+            (wednesday.weekday, wednesday.tours, wednesday.shows),
+            ("Wednesday", 4, 3)
+        );
+        assert_eq!(t.show_rate_by_hour[14].rate, Some(0.5));
+        assert_eq!(t.show_rate_by_hour[8].rate, None);
+        assert_eq!(t.tour_type_distribution["in_person"], 4);
+        assert_eq!(t.daily_bookings.len(), 7);
+    }
+
+    #[test]
+    fn a_failed_confirmation_counts_against_delivery_and_puts_the_tour_on_the_list() {
+        let property = demo();
+        let period = Period::new(date("2026-12-01"), date("2026-12-07")).unwrap();
+        let now = chicago("2026-12-03 09:00");
+        // Tomorrow morning, not confirmed by staff: within a day of the tour.
+        let soon = tour(1, "2026-12-01 09:00", "2026-12-04 08:00", TourStatus::Scheduled);
+        let later = tour(2, "2026-12-01 09:00", "2026-12-06 10:00", TourStatus::Scheduled);
+        let mut facts = facts(vec![soon.clone(), later.clone()]);
+        facts.messages = vec![
+            MessageFact {
+                booking_id: soon.booking_id.clone(),
+                kind: MessageKind::Confirmation,
+                status: DeliveryStatus::Sent,
+            },
+            MessageFact {
+                booking_id: later.booking_id.clone(),
+                kind: MessageKind::Confirmation,
+                status: DeliveryStatus::Failed,
+            },
+        ];
+        let m = metrics(&property, &period, &facts, now);
+        assert_eq!(m.confirmation_delivery_rate, Some(0.5));
+        let reasons: Vec<_> = m
+            .needs_attention
+            .iter()
+            .map(|a| (a.booking_id.clone(), a.reasons.clone()))
+            .collect();
+        assert_eq!(
+            reasons,
+            vec![
+                (soon.booking_id.to_string(), vec![Attention::Unconfirmed]),
+                (later.booking_id.to_string(), vec![Attention::MessageFailed]),
+            ]
+        );
+    }
+}
