@@ -25,7 +25,7 @@ use shared::domain::TourType;
 use shared::domain::booking::{BookTourCommand, BookTourRequest, BookingId, Holder, lock_granules};
 use shared::domain::property::Property;
 use shared::domain::slots::free_slots;
-use shared::ports::{AvailabilityCache, PropertyStore};
+use shared::ports::{AvailabilityCache, PropertyStore, TourStore};
 use std::sync::Arc;
 use std::time::{Duration as StdDuration, Instant};
 
@@ -517,6 +517,123 @@ async fn main() {
     if wanted("binaries") {
         binaries(&stack).await;
     }
+    if wanted("analytics") {
+        analytics_rows().await;
+    }
+}
+
+/// Tours a month at one property, for the analytics rows.
+const TOURS_A_MONTH: usize = 10_000;
+
+/// Writes `count` tours of `property` (copies of `template`) spread evenly over the 30 days from `first`, each
+/// booked a day before it, through the booking transaction.
+async fn seed_tours(
+    store: &DynamoStore,
+    property: &Property,
+    template: &shared::domain::booking::TourRecord,
+    first: chrono::DateTime<Utc>,
+    count: usize,
+) {
+    use futures::StreamExt;
+    use shared::ports::NewBooking;
+    let step = Duration::days(30) / i32::try_from(count).unwrap();
+    futures::stream::iter(0..count)
+        .for_each_concurrent(16, |i| {
+            let mut tour = template.clone();
+            tour.booking_id = BookingId::from_uuid(uuid::Uuid::new_v4());
+            tour.property_id = property.id.clone();
+            tour.idempotency_key = format!("seed-{}", tour.booking_id);
+            tour.start = first + step * i32::try_from(i).unwrap();
+            tour.end = tour.start + Duration::minutes(45);
+            tour.created_at = tour.start - Duration::days(1);
+            tour.in_resman_at = Some(tour.created_at + Duration::seconds(1));
+            // A guide of its own, so the tours (one every few minutes) do not compete for slot locks.
+            tour.holder = Holder::Agent(shared::domain::AgentId::parse(&format!("seed-{}", tour.booking_id)).unwrap());
+            let booking = NewBooking {
+                lock_granules: vec![tour.start],
+                tour,
+                fingerprint: "seed".into(),
+                messages: Vec::new(),
+                reminders: Vec::new(),
+                hold: None,
+            };
+            async move {
+                store.create_booking(property, &booking, Utc::now()).await.unwrap();
+            }
+        })
+        .await;
+}
+
+/// The analytics' cost at 10,000 tours a month per property: a 30-day metrics request (and the trends) with the
+/// property's month alone in the table, then again after as many tours of another property in the same month and of
+/// the same property the month before were added. The requests and items read stay the same: the reads follow the
+/// property's period, never the table.
+async fn analytics_rows() {
+    use shared::app::analytics::{AnalyticsDeps, AnalyticsQuery, tour_metrics, tour_trends};
+    let stack = Stack::fresh().await;
+    let other = stack
+        .store
+        .property(&shared::domain::ResManPropertyId::parse("5f1c2a9e-3b7d-4c41-9a0e-7d2b6c8e1f02").unwrap())
+        .await
+        .unwrap()
+        .expect("the second demo property");
+    let (date, time) = slots(&stack.property, 1).remove(0);
+    assert_eq!(stack.book(0, date, &time).await.unwrap(), 201);
+    let template = stack
+        .store
+        .conversation_tours(&shared::domain::booking::ConversationId::parse("bench-0").unwrap())
+        .await
+        .unwrap()
+        .remove(0);
+    // A period of 30 local dates, a year out (nothing else of the bench is there).
+    let from = Utc::now().with_timezone(&stack.property.time_zone).date_naive() + Duration::days(365);
+    let to = from + Duration::days(29);
+    let first = shared::domain::slots::day_window(stack.property.time_zone, from).start();
+    let started = Instant::now();
+    seed_tours(&stack.store, &stack.property, &template, first, TOURS_A_MONTH).await;
+    println!(
+        "\nanalytics at {TOURS_A_MONTH} tours a month (seeded in {:.0} s):\n",
+        started.elapsed().as_secs_f64()
+    );
+    println!("| request (30 days) | tours in the table | p50 | p99 | DynamoDB requests | bookings counted |");
+    println!("|---|---|---|---|---|---|");
+    let deps = AnalyticsDeps {
+        properties: &stack.store,
+        analytics: &stack.store,
+    };
+    let query = AnalyticsQuery::parse(Some(DEMO_PROPERTY), Some(&from.to_string()), Some(&to.to_string())).unwrap();
+    let measure = |label: &'static str, in_table: usize| {
+        let (deps, query, dynamodb) = (&deps, &query, &stack.dynamodb);
+        async move {
+            for (what, trends) in [("metrics", false), ("trends", true)] {
+                let mut timings = Timings::new();
+                let before = dynamodb.count();
+                let mut read = 0;
+                const ROUNDS: usize = 5;
+                for _ in 0..ROUNDS {
+                    let started = Instant::now();
+                    if trends {
+                        let t = tour_trends(deps, query, Utc::now()).await.unwrap();
+                        read = t.daily_bookings.iter().map(|d| d.count).sum::<u64>();
+                    } else {
+                        let m = tour_metrics(deps, query, Utc::now()).await.unwrap();
+                        read = m.total_bookings;
+                    }
+                    timings.add(started);
+                }
+                let requests = (dynamodb.count() - before) as f64 / ROUNDS as f64;
+                println!(
+                    "| {what}, {label} | {in_table} | {:.0} ms | {:.0} ms | {requests:.0} | {read} |",
+                    timings.percentile(0.5),
+                    timings.percentile(0.99),
+                );
+            }
+        }
+    };
+    measure("the property's month alone", TOURS_A_MONTH + 1).await;
+    seed_tours(&stack.store, &other, &template, first, TOURS_A_MONTH).await;
+    seed_tours(&stack.store, &stack.property, &template, first - Duration::days(30), TOURS_A_MONTH).await;
+    measure("beside 20,000 more", 3 * TOURS_A_MONTH + 1).await;
 }
 
 async fn latency(stack: &Stack) {
