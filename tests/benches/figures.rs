@@ -632,7 +632,14 @@ async fn analytics_rows() {
     };
     measure("the property's month alone", TOURS_A_MONTH + 1).await;
     seed_tours(&stack.store, &other, &template, first, TOURS_A_MONTH).await;
-    seed_tours(&stack.store, &stack.property, &template, first - Duration::days(30), TOURS_A_MONTH).await;
+    seed_tours(
+        &stack.store,
+        &stack.property,
+        &template,
+        first - Duration::days(30),
+        TOURS_A_MONTH,
+    )
+    .await;
     measure("beside 20,000 more", 3 * TOURS_A_MONTH + 1).await;
 }
 

@@ -18,12 +18,12 @@
 
   const TOUR_TYPES = { in_person: "In person", virtual: "Virtual", self_guided: "Self-guided" };
   const REASONS = {
-    sync_pending: "Not in ResMan yet",
-    sync_failed: "Could not be saved in ResMan",
-    unconfirmed: "Prospect has not confirmed",
-    message_failed: "A message to the prospect failed",
+    sync_pending: "Not in ResMan yet (retrying)",
+    sync_failed: "ResMan never took it: enter it by hand",
+    unconfirmed: "Within a day and not confirmed by staff",
+    message_failed: "A message failed for good",
   };
-  const SYNC_STATUSES = { pending: "Waiting", synced: "Saved", failed: "Failed" };
+  const SYNC_STATUSES = { pending: "Waiting", synced: "In ResMan", failed: "Failed", rejected: "Refused by ResMan" };
   const FUNNEL_STEPS = [
     ["booked", "Booked"],
     ["confirmed", "Confirmed"],
