@@ -565,11 +565,9 @@ pub fn trends(property: &Property, period: &Period, facts: &Facts) -> TourTrends
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::booking::{ConversationId, Holder};
     use crate::domain::lifecycle::{ChangeSource, TourChange};
     use crate::domain::property::tests::demo;
     use crate::domain::slots::resolve_local;
-    use crate::domain::{AgentId, ResManPropertyId};
     use chrono::NaiveDateTime;
 
     fn chicago(local: &str) -> DateTime<Utc> {
@@ -587,34 +585,12 @@ mod tests {
         let created_at = chicago(booked);
         TourRecord {
             booking_id: BookingId::from_uuid(uuid::Uuid::from_u128(n)),
-            conversation_id: ConversationId::parse("c").unwrap(),
-            property_id: ResManPropertyId::parse("P-1").unwrap(),
-            tour_type: TourType::InPerson,
-            holder: Holder::Agent(AgentId::parse("A").unwrap()),
             start,
             end: start + Duration::minutes(45),
-            status,
-            sync_status: SyncStatus::Synced,
-            resman_appointment_id: None,
-            resman_prospect_id: None,
-            prospect_name: String::new(),
-            prospect_email: String::new(),
-            prospect_phone: String::new(),
-            unit_preferences: None,
-            special_requests: None,
             idempotency_key: format!("k{n}"),
             created_at,
-            last_error: None,
-            version: 1,
-            history: Vec::new(),
-            resman_version: 1,
-            resman_synced_at: None,
-            callback_version: 0,
-            staff_notes: None,
-            outcome: None,
-            resman_word: None,
             in_resman_at: Some(created_at + Duration::seconds(2)),
-            prospect_stage: None,
+            ..crate::domain::update::tests::tour(status)
         }
     }
 

@@ -10,7 +10,7 @@
 //! applied when reading (a UTC month partition holds every local date it overlaps), so the writers need none.
 
 use super::tours::tour_from;
-use super::{DynamoStore, Item, key, n, s, unavailable};
+use super::{DynamoStore, Item, key, n, s};
 use crate::domain::analytics::{Facts, MessageFact};
 use crate::domain::booking::BookingId;
 use crate::domain::notify::{DeliveryStatus, MessageKind};
@@ -157,28 +157,19 @@ impl DynamoStore {
         let name = index.name();
         let mut items = Vec::new();
         for (year, month) in months(window) {
-            let mut start_key = None;
-            loop {
-                let out = self
-                    .client
-                    .query()
-                    .table_name(&self.table)
-                    .index_name(name)
-                    .key_condition_expression(format!("{name}pk = :p AND {name}sk BETWEEN :from AND :to"))
-                    .expression_attribute_values(":p", s(partition(property, year, month)))
-                    .expression_attribute_values(":from", s(sortable(window.start())))
-                    // `~` sorts after every suffix: the whole last millisecond is inside.
-                    .expression_attribute_values(":to", s(format!("{}~", sortable(window.end()))))
-                    .set_exclusive_start_key(start_key)
-                    .send()
-                    .await
-                    .map_err(unavailable)?;
-                items.extend(out.items.unwrap_or_default());
-                start_key = out.last_evaluated_key.filter(|k| !k.is_empty());
-                if start_key.is_none() {
-                    break;
-                }
-            }
+            items.extend(
+                self.query_all(|| {
+                    self.client
+                        .query()
+                        .index_name(name)
+                        .key_condition_expression(format!("{name}pk = :p AND {name}sk BETWEEN :from AND :to"))
+                        .expression_attribute_values(":p", s(partition(property, year, month)))
+                        .expression_attribute_values(":from", s(sortable(window.start())))
+                        // `~` sorts after every suffix: the whole last millisecond is inside.
+                        .expression_attribute_values(":to", s(format!("{}~", sortable(window.end()))))
+                })
+                .await?,
+            );
         }
         Ok(items)
     }
