@@ -606,6 +606,14 @@ pub trait MessageStore: Send + Sync {
         lease: chrono::Duration,
     ) -> Result<Claim, StoreError>;
 
+    /// Makes a delivery given up on pending again, from its first try (an operator redrove its queue message once
+    /// the cause was fixed). `false` when it is not `failed` (another receive reopened it first, or it never failed).
+    async fn reopen_failed(
+        &self,
+        message: &crate::domain::notify::MessageRef,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<bool, StoreError>;
+
     /// Records how the claimed send ended.
     async fn finish_message(
         &self,

@@ -258,6 +258,80 @@ async fn messages_whose_queue_message_was_lost_are_queued_again_once_by_the_swee
     assert_eq!(stack.sent_emails().await.len(), 2, "each sent once");
 }
 
+#[tokio::test]
+async fn a_confirmation_given_up_on_and_then_redriven_is_reopened_once_and_sent_once() {
+    use shared::domain::notify::MessageRef;
+    use shared::ports::{Claim, SendOutcome};
+    let stack = Stack::start().await;
+    let booked = stack.book(&command(&stack.property, 1, "10:00"), None).await.unwrap();
+    let id = BookingId::parse(response(&booked)["appointment_id"].as_str().unwrap()).unwrap();
+    let confirmation = MessageRef {
+        booking_id: id.clone(),
+        kind: MessageKind::Confirmation,
+        version: 1,
+    };
+    let now = chrono::Utc::now();
+    // Given up on (SES refused it every time).
+    assert!(matches!(
+        stack
+            .store
+            .claim_message(&confirmation, now, chrono::Duration::minutes(1))
+            .await
+            .unwrap(),
+        Claim::Claimed(..)
+    ));
+    let failed = SendOutcome::Failed {
+        error: "the sender's domain is not verified".into(),
+    };
+    stack.store.finish_message(&confirmation, &failed, now).await.unwrap();
+    assert_eq!(
+        stack
+            .store
+            .claim_message(&confirmation, now, chrono::Duration::minutes(1))
+            .await
+            .unwrap(),
+        Claim::Failed
+    );
+    // The redrive reopens it once: pending again, from its first try.
+    assert!(stack.store.reopen_failed(&confirmation, now).await.unwrap());
+    assert!(
+        !stack.store.reopen_failed(&confirmation, now).await.unwrap(),
+        "only a failed one reopens"
+    );
+    match stack
+        .store
+        .claim_message(&confirmation, now, chrono::Duration::minutes(1))
+        .await
+        .unwrap()
+    {
+        Claim::Claimed(_, attempt) => assert_eq!(attempt, 1),
+        other => panic!("{other:?}"),
+    }
+    // The whole path, with SES working again: given up on once more, then its queue message arrives on a first
+    // receive (as a redriven one does) and the sender reopens and sends it; a second redrive sends nothing more.
+    stack
+        .store
+        .finish_message(&confirmation, &SendOutcome::Failed { error: "again".into() }, now)
+        .await
+        .unwrap();
+    stack.deliver_notifications().await;
+    stack.queue.enqueue_messages(&[confirmation.clone()]).await.unwrap();
+    stack.deliver_notifications().await;
+    let (_, deliveries) = stack.store.tour_with_messages(&id).await.unwrap().unwrap();
+    let delivery = deliveries
+        .iter()
+        .find(|d| d.message == MessageKind::Confirmation)
+        .unwrap();
+    assert_eq!(delivery.status, DeliveryStatus::Sent);
+    let to_prospect = stack
+        .sent_emails()
+        .await
+        .iter()
+        .filter(|raw| read(raw).to.contains(&"prospect1@example.com".to_owned()))
+        .count();
+    assert_eq!(to_prospect, 1, "sent once");
+}
+
 /// The self-service link in an email's plain-text part.
 fn manage_link(email: &Received) -> String {
     email

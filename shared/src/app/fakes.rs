@@ -651,6 +651,24 @@ impl crate::ports::MessageStore for MemoryMessages {
         })
     }
 
+    async fn reopen_failed(
+        &self,
+        message: &crate::domain::notify::MessageRef,
+        _now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let mut messages = locked(&self.messages);
+        Ok(match messages.get_mut(message) {
+            Some((delivery, claimed_until)) if delivery.status == crate::domain::notify::DeliveryStatus::Failed => {
+                delivery.status = crate::domain::notify::DeliveryStatus::Pending;
+                delivery.attempts = 0;
+                delivery.last_error = None;
+                *claimed_until = None;
+                true
+            }
+            _ => false,
+        })
+    }
+
     async fn finish_message(
         &self,
         message: &crate::domain::notify::MessageRef,
@@ -801,6 +819,10 @@ impl crate::ports::MessageStore for MemoryTours {
     ) -> Result<crate::ports::Claim, StoreError> {
         Ok(crate::ports::Claim::Missing)
     }
+    async fn reopen_failed(&self, _: &crate::domain::notify::MessageRef, _: DateTime<Utc>) -> Result<bool, StoreError> {
+        Ok(false)
+    }
+
     async fn finish_message(
         &self,
         _: &crate::domain::notify::MessageRef,

@@ -50,7 +50,17 @@ pub async fn send_queued_message(
     now: DateTime<Utc>,
 ) -> Result<WorkerOutcome, AppError> {
     let message = message_of(body)?;
-    let (tour, attempt) = match deps.messages.claim_message(&message, now, CLAIM_LEASE).await? {
+    let mut claim = deps.messages.claim_message(&message, now, CLAIM_LEASE).await?;
+    if claim == Claim::Failed && receive_count == 1 {
+        // A delivery given up on, on a queue message's first receive: an operator redrove the dead-letter queue once
+        // the cause was fixed (a given-up message only comes back on later receives of its own queue message). It is
+        // tried again, from its first try.
+        if deps.messages.reopen_failed(&message, now).await? {
+            tracing::info!(booking_id = %message.booking_id, message = %message.key(), "a failed message was redriven; trying it again");
+            claim = deps.messages.claim_message(&message, now, CLAIM_LEASE).await?;
+        }
+    }
+    let (tour, attempt) = match claim {
         Claim::Claimed(tour, attempt) => (tour, attempt),
         Claim::Done => return Ok(WorkerOutcome::Done),
         // Given up already (a broken template, a refused address): the queue message goes on to the dead-letter
@@ -236,6 +246,28 @@ mod tests {
         }
         assert_eq!(messages.status(&t, MessageKind::StaffNew), DeliveryStatus::Failed);
         assert!(down.sent().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_failed_message_redriven_once_the_cause_is_fixed_is_sent_once() {
+        let (store, t) = (MemoryStore::with_property(demo()), demo_tour());
+        let messages = MemoryMessages::owing(&t, &[MessageKind::Confirmation]);
+        let b = body(&t, MessageKind::Confirmation);
+        let down = FlakyMailer::failing(100);
+        for receive in 1..=6 {
+            assert_eq!(
+                deliver(&store, &messages, &down, &b, receive).await,
+                WorkerOutcome::Retry
+            );
+        }
+        assert_eq!(messages.status(&t, MessageKind::Confirmation), DeliveryStatus::Failed);
+        // SES is fixed and the dead-letter queue redriven: the message arrives anew, on its first receive.
+        let mailer = FlakyMailer::default();
+        assert_eq!(deliver(&store, &messages, &mailer, &b, 1).await, WorkerOutcome::Done);
+        assert_eq!(messages.status(&t, MessageKind::Confirmation), DeliveryStatus::Sent);
+        // A redelivery of the redriven message sends nothing twice.
+        assert_eq!(deliver(&store, &messages, &mailer, &b, 1).await, WorkerOutcome::Done);
+        assert_eq!(mailer.sent().len(), 1);
     }
 
     #[tokio::test]

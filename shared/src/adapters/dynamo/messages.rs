@@ -194,6 +194,32 @@ impl MessageStore for DynamoStore {
         }
     }
 
+    async fn reopen_failed(&self, message: &MessageRef, now: DateTime<Utc>) -> Result<bool, StoreError> {
+        let reopened = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(message_key(message)))
+            // Pending again, from its first try, and back in the sweeper's index (as a new message is).
+            .update_expression("SET delivery = :pending, attempts = :zero, gsi1pk = :msgs, gsi1sk = :stamp REMOVE last_error, claimed_until")
+            .condition_expression("delivery = :failed")
+            .expression_attribute_values(":pending", s("pending"))
+            .expression_attribute_values(":failed", s("failed"))
+            .expression_attribute_values(":zero", n(0))
+            .expression_attribute_values(":msgs", s("MSGS"))
+            .expression_attribute_values(
+                ":stamp",
+                s(format!("{}#{}#{}", now.to_rfc3339(), message.booking_id, message.key())),
+            )
+            .send()
+            .await;
+        match reopened {
+            Ok(_) => Ok(true),
+            Err(e) if lost_condition(&e) => Ok(false),
+            Err(e) => Err(unavailable(e)),
+        }
+    }
+
     async fn finish_message(
         &self,
         message: &MessageRef,
