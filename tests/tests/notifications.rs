@@ -315,7 +315,11 @@ async fn a_confirmation_given_up_on_and_then_redriven_is_reopened_once_and_sent_
         .await
         .unwrap();
     stack.deliver_notifications().await;
-    stack.queue.enqueue_messages(std::slice::from_ref(&confirmation)).await.unwrap();
+    stack
+        .queue
+        .enqueue_messages(std::slice::from_ref(&confirmation))
+        .await
+        .unwrap();
     stack.deliver_notifications().await;
     let (_, deliveries) = stack.store.tour_with_messages(&id).await.unwrap().unwrap();
     let delivery = deliveries
