@@ -1230,7 +1230,7 @@ def step_the_managers_dashboard(ctx: Context) -> None:
     say(f"  {plural(metrics['total_bookings'], 'booking')} made through the chatbot; "
         f"{percent(metrics['booking_success_rate'])} of those decided reached ResMan "
         f"(the goal is 95% or more).")
-    if metrics["average_booking_time"] is not None:
+    if metrics["booking_time_p50"] is not None:
         say(f"  A booking took {metrics['booking_time_p50']:.1f} seconds (median) from the chatbot's request to the tour "
             f"in ResMan; 95% took under {metrics['booking_time_p95']:.1f} s (the goal is under two minutes).")
     say(f"  Confirmation emails delivered: {percent(metrics['confirmation_delivery_rate'])}. "

@@ -207,13 +207,19 @@
 
   const FORMATS = { count: formatCount, rate: formatRate, duration: formatDuration, score: formatScore };
 
+  // The brief's figures are always numbers (0 with nothing to count); the figure beside each says whether there was
+  // anything to count, and the page shows a dash when there was not.
+  const COUNTED_BY = { average_booking_time: "booking_time_p50", conversion_rate: "tour_to_lease_rate" };
+
   function fillFigures(metrics, trends) {
+    const all = { ...trends, ...metrics };
     for (const element of document.querySelectorAll("[data-metric]")) {
       const field = element.dataset.metric;
-      const source = field in metrics ? metrics : trends;
-      const value = source[field];
-      const known = typeof value === "number";
-      element.dataset.value = known ? JSON.stringify(value) : "";
+      const value = all[field];
+      const isNumber = typeof value === "number";
+      const basis = COUNTED_BY[field];
+      const known = isNumber && (basis === undefined || typeof all[basis] === "number");
+      element.dataset.value = isNumber ? JSON.stringify(value) : "";
       element.textContent = known ? FORMATS[element.dataset.format](value) : MISSING;
       element.title = known ? "" : "No data yet";
       element.classList.toggle("no-data", !known);

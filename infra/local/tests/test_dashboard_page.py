@@ -90,10 +90,12 @@ def empty_answers() -> tuple[dict, dict]:
     """A property that has had no tours yet: every share and time null, every count zero."""
     metrics = {name: (0 if isinstance(value, int) else None) for name, value in METRICS.items()
                if name in dashboard_check.METRIC_FIELDS}
+    # The brief's figures are numbers whatever happens: 0 here (the page shows a dash for the first and the last,
+    # whose companions say there was nothing to count).
     metrics.update(property_id=PROPERTY_ID, **{"from": FROM, "to": TO}, time_zone="America/Chicago",
-                   needs_attention=[])
+                   needs_attention=[], average_booking_time=0, staff_utilization=0)
     trends = copy.deepcopy(TRENDS)
-    trends.update(conversion_rate=None, tour_to_application_rate=None, tour_to_lease_rate=None,
+    trends.update(conversion_rate=0, tour_to_application_rate=None, tour_to_lease_rate=None,
                   tour_type_distribution={"in_person": 0, "self_guided": 0, "virtual": 0},
                   funnel={step: 0 for step in dashboard_check.FUNNEL_STEPS})
     for day in trends["daily_bookings"]:
@@ -226,6 +228,15 @@ def test_a_property_without_tours_shows_dashes_and_says_nothing_needs_attention(
     )
     assert summary["chart_points"] == dict.fromkeys(dashboard_check.CHARTS, 0)
     assert summary["attention_rows"] == 0
+    # The brief's numbers are 0 with nothing to count; the page says "no data", never "0 s" or "0%".
+    with dashboard_check.chromium() as browser:
+        page = browser.new_page()
+        page.goto(site.page_url(f"key={KEY}"))
+        page.wait_for_selector("body[data-state=ready]", state="attached", timeout=30_000)
+        for field in ("average_booking_time", "conversion_rate"):
+            element = f"[data-metric={field}]"
+            assert page.get_attribute(element, "data-value") == "0", field
+            assert page.inner_text(element).strip() == "—", field
 
 
 def test_a_refused_key_brings_back_the_key_form_and_the_right_key_typed_there_loads_the_figures(site, tmp_path):

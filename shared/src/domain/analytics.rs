@@ -166,11 +166,13 @@ pub struct TourMetrics {
     pub completed_tours: u64,
     pub cancelled_tours: u64,
     pub no_show_tours: u64,
-    /// Seconds from the booking request to the tour in ResMan: mean, median and 95th percentile.
-    pub average_booking_time: Option<f64>,
+    /// Seconds from the booking request to the tour in ResMan: mean, median and 95th percentile. The mean is the
+    /// brief's `number`: 0 when no booking reached ResMan (then the percentiles are `None`).
+    pub average_booking_time: f64,
     pub booking_time_p50: Option<f64>,
     pub booking_time_p95: Option<f64>,
-    pub staff_utilization: Option<f64>,
+    /// The brief's `number`: 0 when the period offers no agent minutes.
+    pub staff_utilization: f64,
     pub booking_success_rate: Option<f64>,
     pub confirmation_delivery_rate: Option<f64>,
     pub completion_rate: Option<f64>,
@@ -223,8 +225,9 @@ pub struct TourTrends {
     pub time_zone: String,
     pub daily_bookings: Vec<DailyCount>,
     pub tour_type_distribution: BTreeMap<&'static str, u64>,
-    /// Tour to lease (the brief's single conversion figure); the two steps follow.
-    pub conversion_rate: Option<f64>,
+    /// Tour to lease (the brief's single conversion figure, a `number`: 0 when no tour was completed, then
+    /// `tour_to_lease_rate` is `None`); the two steps follow.
+    pub conversion_rate: f64,
     pub tour_to_application_rate: Option<f64>,
     pub tour_to_lease_rate: Option<f64>,
     pub funnel: Funnel,
@@ -453,10 +456,14 @@ pub fn metrics(property: &Property, period: &Period, facts: &Facts, now: DateTim
         completed_tours: completed,
         cancelled_tours: cohorts.with_status(TourStatus::Cancelled),
         no_show_tours: no_shows,
-        average_booking_time: mean(&booking_times),
+        average_booking_time: mean(&booking_times).unwrap_or(0.0),
         booking_time_p50: percentile(&booking_times, 50.0),
         booking_time_p95: percentile(&booking_times, 95.0),
-        staff_utilization: (offered > 0).then(|| round(agent_minutes as f64 / offered as f64, 4)),
+        staff_utilization: if offered > 0 {
+            round(agent_minutes as f64 / offered as f64, 4)
+        } else {
+            0.0
+        },
         booking_success_rate: rate(succeeded, succeeded + failed),
         confirmation_delivery_rate: rate(delivered, delivered + undelivered),
         completion_rate: rate(completed, due),
@@ -526,7 +533,7 @@ pub fn trends(property: &Property, period: &Period, facts: &Facts) -> TourTrends
             .map(|(date, count)| DailyCount { date, count })
             .collect(),
         tour_type_distribution: per_type,
-        conversion_rate: rate(leased, done),
+        conversion_rate: rate(leased, done).unwrap_or(0.0),
         tour_to_application_rate: rate(applied, done),
         tour_to_lease_rate: rate(leased, done),
         funnel: Funnel {
@@ -685,7 +692,7 @@ mod tests {
         assert_eq!((m.completed_tours, m.no_show_tours, m.cancelled_tours), (2, 1, 1));
         assert_eq!(m.confirmed_tours, 2);
         // Booking times of the four that reached ResMan: 2, 2, 2 and 10 seconds.
-        assert_eq!(m.average_booking_time, Some(4.0));
+        assert_eq!(m.average_booking_time, 4.0);
         assert_eq!((m.booking_time_p50, m.booking_time_p95), (Some(2.0), Some(10.0)));
         // Four reached ResMan, one was refused; the pending one is not decided yet.
         assert_eq!(m.booking_success_rate, Some(0.8));
@@ -701,12 +708,23 @@ mod tests {
         );
         // Two agents give agent tours, 9 hours a weekday and 7 on Saturday: 2 x (5 x 540 + 420 + 0) minutes offered;
         // booked: four 45-minute tours that keep their time (the cancelled and refused ones do not).
-        assert_eq!(
-            m.staff_utilization,
-            Some(round(180.0 / (2.0 * (5.0 * 540.0 + 420.0)), 4))
-        );
+        assert_eq!(m.staff_utilization, round(180.0 / (2.0 * (5.0 * 540.0 + 420.0)), 4));
         assert_eq!(m.needs_attention.len(), 1);
         assert_eq!(m.needs_attention[0].reasons, vec![Attention::SyncPending]);
+    }
+
+    #[test]
+    fn the_briefs_numbers_are_numbers_even_with_nothing_to_count() {
+        let property = demo();
+        let period = Period::new(date("2026-12-25"), date("2026-12-25")).unwrap();
+        let m = metrics(&property, &period, &Facts::default(), chicago("2026-12-26 09:00"));
+        // Christmas is closed: no agent minutes offered, no booking, no tour.
+        assert_eq!((m.average_booking_time, m.staff_utilization), (0.0, 0.0));
+        assert_eq!((m.booking_time_p50, m.completion_rate), (None, None));
+        let t = trends(&property, &period, &Facts::default());
+        assert_eq!((t.conversion_rate, t.tour_to_lease_rate), (0.0, None));
+        let json = serde_json::to_value(&m).unwrap();
+        assert!(json["average_booking_time"].is_number() && json["staff_utilization"].is_number());
     }
 
     #[test]
@@ -723,7 +741,7 @@ mod tests {
         let t = trends(&property, &period, &facts(vec![leased, applied, plain, missed]));
         assert_eq!(t.tour_to_application_rate, Some(0.6667));
         assert_eq!(t.tour_to_lease_rate, Some(0.3333));
-        assert_eq!(t.conversion_rate, t.tour_to_lease_rate);
+        assert_eq!(Some(t.conversion_rate), t.tour_to_lease_rate);
         assert_eq!(
             (t.funnel.booked, t.funnel.completed, t.funnel.applied, t.funnel.leased),
             (4, 3, 2, 1)
