@@ -219,7 +219,8 @@ fn in_tour_data(e: InvalidField) -> InvalidField {
     }
 }
 
-fn required<'a>(value: &'a Option<String>, field: &'static str) -> Result<&'a str, InvalidField> {
+/// A field that must be there and not blank.
+pub(crate) fn required<'a>(value: &'a Option<String>, field: &'static str) -> Result<&'a str, InvalidField> {
     value
         .as_deref()
         .filter(|v| !v.trim().is_empty())

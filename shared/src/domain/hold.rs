@@ -59,9 +59,7 @@ pub struct HoldCommand {
 }
 
 fn required(value: Option<String>, field: &'static str) -> Result<String, InvalidField> {
-    value
-        .filter(|v| !v.trim().is_empty())
-        .ok_or_else(|| InvalidField::new(field, "is required"))
+    super::booking::required(&value, field).map(str::to_owned)
 }
 
 /// An id as sent: at most [`super::limits::ID_CHARS`] characters counted before trimming, as the description's
