@@ -385,3 +385,32 @@ async fn a_period_the_api_refuses_is_named_and_a_property_we_do_not_serve_is_not
     assert_eq!((metrics.total_bookings, metrics.completion_rate), (0, None));
     assert_eq!(metrics.to - metrics.from, Duration::days(29));
 }
+
+/// The value of the one `metric` line among `lines`.
+fn metric_value(lines: &[String], metric: &str) -> f64 {
+    let values: Vec<f64> = lines
+        .iter()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter_map(|l| l[metric].as_f64())
+        .collect();
+    assert_eq!(values.len(), 1, "one {metric} in {lines:?}");
+    values[0]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_oldest_owed_resman_write_is_reported_until_resman_takes_it() {
+    use shared::app::sync::requeue_owed_syncs;
+    let stack = Stack::start().await;
+    let booked = Utc::now();
+    stack.book_while_resman_is_down(1, "10:00").await;
+    // Twenty minutes on, ResMan still down: the booking's write has waited that long (the alarm's line is 15).
+    let later = booked + Duration::minutes(20);
+    let (_, lines) = capture(requeue_owed_syncs(&stack.store, &stack.queue, later)).await;
+    let waited = metric_value(&lines, "OldestPendingSyncSeconds");
+    assert!((1195.0..1260.0).contains(&waited), "{waited}");
+    // ResMan is back and the queue delivers it: nothing waits any more.
+    stack.faults(json!({})).await;
+    stack.drain(10).await;
+    let (_, lines) = capture(requeue_owed_syncs(&stack.store, &stack.queue, later)).await;
+    assert_eq!(metric_value(&lines, "OldestPendingSyncSeconds"), 0.0);
+}

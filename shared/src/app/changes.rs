@@ -477,8 +477,11 @@ mod tests {
         let (_, resman) = one_staff_tour();
         poll(&store, &resman, now()).await;
         let later = now() + Duration::minutes(1);
-        let report = poll(&store, &resman, later).await;
+        let (report, lines) = crate::metrics::capture(poll(&store, &resman, later)).await;
         assert_eq!(report.appointments_changed, 0);
+        // The lag: how old the checkpoint was when this poll began (one minute).
+        let lag: Vec<serde_json::Value> = lines.iter().map(|l| serde_json::from_str(l).unwrap()).collect();
+        assert!(lag.iter().any(|l| l["PollerLagSeconds"] == 60.0), "{lines:?}");
         assert_eq!(resman.windows.lock().unwrap()[1].start(), now() - Duration::minutes(2));
     }
 
@@ -614,7 +617,10 @@ mod tests {
         async fn the_tick_queues_one_poll_per_property_and_calls_no_one() {
             let store = two_properties().await;
             let queue = Queued::default();
-            assert_eq!(enqueue_polls(&store, &queue).await.unwrap(), 2);
+            let (queued, lines) = crate::metrics::capture(enqueue_polls(&store, &queue)).await;
+            assert_eq!(queued.unwrap(), 2);
+            // What the "poller stopped" alarm watches.
+            assert_eq!(crate::metrics::names(&lines), vec!["PollerRuns"]);
             let queued: Vec<String> = queue.0.lock().unwrap().iter().map(ToString::to_string).collect();
             assert_eq!(queued, vec![demo().id.to_string(), "P-2".to_owned()]);
         }

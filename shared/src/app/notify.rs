@@ -220,9 +220,11 @@ mod tests {
         let t = demo_tour();
         let messages = MemoryMessages::owing(&t, &[MessageKind::Confirmation]);
         let b = body(&t, MessageKind::Confirmation);
-        assert_eq!(deliver(&store, &messages, &mailer, &b, 1).await, WorkerOutcome::Done);
+        let (first, lines) = crate::metrics::capture(deliver(&store, &messages, &mailer, &b, 1)).await;
+        assert_eq!(first, WorkerOutcome::Done);
         assert_eq!(deliver(&store, &messages, &mailer, &b, 2).await, WorkerOutcome::Done);
         assert_eq!(mailer.sent().len(), 1);
+        assert_eq!(crate::metrics::names(&lines), vec!["MessagesSent"]);
         assert_eq!(messages.status(&t, MessageKind::Confirmation), DeliveryStatus::Sent);
     }
 
@@ -254,12 +256,13 @@ mod tests {
         let messages = MemoryMessages::owing(&t, &[MessageKind::Confirmation]);
         let b = body(&t, MessageKind::Confirmation);
         let down = FlakyMailer::failing(100);
+        let mut failed = Vec::new();
         for receive in 1..=6 {
-            assert_eq!(
-                deliver(&store, &messages, &down, &b, receive).await,
-                WorkerOutcome::Retry
-            );
+            let (outcome, lines) = crate::metrics::capture(deliver(&store, &messages, &down, &b, receive)).await;
+            assert_eq!(outcome, WorkerOutcome::Retry);
+            failed.extend(crate::metrics::names(&lines));
         }
+        assert_eq!(failed, vec!["MessagesFailed"], "counted once, when given up on");
         assert_eq!(messages.status(&t, MessageKind::Confirmation), DeliveryStatus::Failed);
         // SES is fixed and the dead-letter queue redriven: the message arrives anew, on its first receive.
         let mailer = FlakyMailer::default();

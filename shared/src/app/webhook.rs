@@ -112,10 +112,12 @@ mod tests {
         let deps = deps(&inbox, &store, &tours);
         let b = body("ev-2");
         let stale = signature::sign(SECRET, now().timestamp() - 600, &b);
+        let (unsigned, lines) = crate::metrics::capture(receive_change_notice(&deps, None, &b, now())).await;
         assert!(matches!(
-            receive_change_notice(&deps, None, &b, now()).await,
+            unsigned,
             Err(AppError::BadSignature(signature::SignatureError::Missing))
         ));
+        assert_eq!(crate::metrics::names(&lines), vec!["WebhookRefusals"]);
         assert!(matches!(
             receive_change_notice(&deps, Some(&stale), &b, now()).await,
             Err(AppError::BadSignature(signature::SignatureError::Stale))
