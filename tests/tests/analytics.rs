@@ -414,3 +414,51 @@ async fn the_oldest_owed_resman_write_is_reported_until_resman_takes_it() {
     let (_, lines) = capture(requeue_owed_syncs(&stack.store, &stack.queue, later)).await;
     assert_eq!(metric_value(&lines, "OldestPendingSyncSeconds"), 0.0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_saved_over_a_stage_the_poller_just_wrote_is_stale_and_never_undoes_it() {
+    use shared::domain::resman::ProspectStage;
+    use shared::ports::{ChangeExtras, ChangeWrite, Locks};
+    let stack = Stack::start().await;
+    let id = book(&stack, 1, "10:00", TourType::InPerson).await;
+    let before = stack.tour(&id).await;
+    // The poller records the prospect's new stage between a change's read and its write.
+    stack
+        .store
+        .record_prospect_stage(&before.booking_id, ProspectStage::Applicant)
+        .await
+        .unwrap();
+    let mut after = before.clone();
+    after.status = TourStatus::Confirmed;
+    after.version += 1;
+    let save = |before: TourRecord, after: TourRecord| {
+        let stack = &stack;
+        async move {
+            stack
+                .store
+                .save_change(
+                    &stack.property,
+                    &before,
+                    &after,
+                    Locks::Take,
+                    ChangeExtras::default(),
+                    Utc::now(),
+                )
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(save(before, after).await, ChangeWrite::Stale);
+    assert_eq!(stack.tour(&id).await.prospect_stage, Some(ProspectStage::Applicant));
+    // Read again and decided again (as the use cases do on Stale), the change keeps the stage.
+    let before = stack.tour(&id).await;
+    let mut after = before.clone();
+    after.status = TourStatus::Confirmed;
+    after.version += 1;
+    assert_eq!(save(before, after).await, ChangeWrite::Saved);
+    let saved = stack.tour(&id).await;
+    assert_eq!(
+        (saved.status, saved.prospect_stage),
+        (TourStatus::Confirmed, Some(ProspectStage::Applicant))
+    );
+}

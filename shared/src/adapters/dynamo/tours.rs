@@ -530,11 +530,24 @@ impl TourStore for DynamoStore {
     ) -> Result<ChangeWrite, StoreError> {
         let answer = extras.answer;
         let version = |v: u64| n(i64::try_from(v).unwrap_or(i64::MAX));
+        // The whole record is put: besides its version, the one field written beside the versioned changes (the
+        // prospect's stage, by the poller) must still be what was read, or the put would undo it (then: Stale).
+        let (stage_condition, stage_value) = match before.prospect_stage {
+            Some(stage) => (
+                "prospect_stage = :stage",
+                serde_dynamo::to_attribute_value(stage).map_err(corrupt("prospect stage"))?,
+            ),
+            None => (
+                "(attribute_not_exists(prospect_stage) OR attribute_type(prospect_stage, :stage))",
+                s("NULL"),
+            ),
+        };
         let tour_put = Put::builder()
             .table_name(&self.table)
             .set_item(Some(tour_item(after)?))
-            .condition_expression("version = :v")
+            .condition_expression(format!("version = :v AND {stage_condition}"))
             .expression_attribute_values(":v", version(before.version))
+            .expression_attribute_values(":stage", stage_value)
             .build()
             .map_err(corrupt("tour put"))?;
         let mut items = vec![TransactWriteItem::builder().put(tour_put).build()];
