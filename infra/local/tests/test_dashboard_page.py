@@ -11,7 +11,6 @@ import copy
 import html
 import json
 import shutil
-import threading
 import urllib.parse
 from dataclasses import dataclass, field
 from datetime import date, timedelta
@@ -21,7 +20,7 @@ from typing import Iterator
 import pytest
 
 import dashboard_check
-from conftest import REPO_ROOT
+from conftest import REPO_ROOT, serving
 
 FUNCTION_DIR = REPO_ROOT / "functions" / "tour-dashboard"
 PAGE_DIR = FUNCTION_DIR / "page"
@@ -191,15 +190,9 @@ def page_files_present() -> None:
 @pytest.fixture
 def site() -> Iterator[Site]:
     site = Site()
-    server = serve(site)
-    site.origin = f"http://127.0.0.1:{server.server_address[1]}"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with serving(serve(site)) as origin:
+        site.origin = origin
         yield site
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def test_the_dashboard_shows_every_figure_chart_and_tour_needing_attention_that_the_api_answers(site, tmp_path):

@@ -13,7 +13,6 @@ use super::tours::tour_from;
 use super::{DynamoStore, Item, key, n, s};
 use crate::domain::analytics::{Facts, MessageFact};
 use crate::domain::booking::BookingId;
-use crate::domain::notify::{DeliveryStatus, MessageKind};
 use crate::domain::{ResManPropertyId, UtcWindow};
 use crate::ports::{AnalyticsStore, StoreError};
 use async_trait::async_trait;
@@ -103,16 +102,6 @@ fn booking_of(item: &Item) -> Option<BookingId> {
         .and_then(|id| BookingId::parse(id).ok())
 }
 
-fn delivery(item: &Item) -> Option<DeliveryStatus> {
-    match text(item, "delivery")? {
-        "pending" => Some(DeliveryStatus::Pending),
-        "sent" => Some(DeliveryStatus::Sent),
-        "failed" => Some(DeliveryStatus::Failed),
-        "superseded" => Some(DeliveryStatus::Superseded),
-        _ => None,
-    }
-}
-
 /// Sorts one index item into the facts; an item of a kind the figures do not use is left out.
 fn file(facts: &mut Facts, index: StatsIndex, item: Item) -> Result<(), StoreError> {
     let corrupt = || StoreError::Corrupt("an analytics item is not what we wrote".into());
@@ -130,17 +119,16 @@ fn file(facts: &mut Facts, index: StatsIndex, item: Item) -> Result<(), StoreErr
             StatsIndex::ByBooking => facts.tours_by_booking.push(tour),
         }
     } else if sk == "RATING" {
-        let score = item
-            .get("score")
-            .and_then(|v| v.as_n().ok())
-            .and_then(|v| v.parse::<u8>().ok())
-            .ok_or_else(corrupt)?;
-        facts.ratings.push((booking_of(&item).ok_or_else(corrupt)?, score));
+        let rating = super::ratings::rating_from(&item)?;
+        facts
+            .ratings
+            .push((booking_of(&item).ok_or_else(corrupt)?, rating.score.get()));
     } else if sk.starts_with("MSG#") {
+        let delivery = super::messages::delivery_from(&item)?;
         facts.messages.push(MessageFact {
             booking_id: booking_of(&item).ok_or_else(corrupt)?,
-            kind: text(&item, "kind").and_then(MessageKind::parse).ok_or_else(corrupt)?,
-            status: delivery(&item).ok_or_else(corrupt)?,
+            kind: delivery.message,
+            status: delivery.status,
         });
     }
     Ok(())

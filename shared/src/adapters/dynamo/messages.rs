@@ -90,7 +90,7 @@ fn time(item: &Item, name: &str) -> Option<DateTime<Utc>> {
         .map(|t| t.with_timezone(&Utc))
 }
 
-fn delivery_from(item: &Item) -> Result<Delivery, StoreError> {
+pub(crate) fn delivery_from(item: &Item) -> Result<Delivery, StoreError> {
     let corrupt = || StoreError::Corrupt("a message item is not what we wrote".into());
     let number = |name: &str| {
         item.get(name)

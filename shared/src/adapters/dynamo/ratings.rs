@@ -12,7 +12,7 @@ fn rating_key(booking: &BookingId) -> super::Item {
     key(format!("TOUR#{booking}"), "RATING")
 }
 
-fn rating_from(item: &super::Item) -> Result<Rating, StoreError> {
+pub(crate) fn rating_from(item: &super::Item) -> Result<Rating, StoreError> {
     let corrupt = || StoreError::Corrupt("a rating item".into());
     let score = item
         .get("score")
