@@ -63,6 +63,7 @@ import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
 from cfn_template import Resolver, Template, TemplateError, load_template
+import policies
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_TEMPLATE = REPO_ROOT / "template.yaml"
@@ -137,6 +138,9 @@ class Provisioned:
     dead_letter_queues: dict[str, str] = field(default_factory=dict)  # queue logical id -> its DLQ's logical id
     secrets: dict[str, str] = field(default_factory=dict)  # parameter name -> secret ARN
     function_env: dict[str, dict[str, str]] = field(default_factory=dict)  # function logical id -> env
+    # The IAM gate's policy file (infra/local/policies.py) and each binary's access key id and timeout.
+    gate_policies: dict = field(default_factory=dict)
+    function_settings: dict[str, dict] = field(default_factory=dict)
 
     def env(self) -> dict[str, str]:
         """The single environment the local runtime gives every function (cargo lambda watch serves all the
@@ -218,7 +222,10 @@ def _index(index: dict, billing_mode: str) -> dict:
     return request
 
 
-def create_table(dynamodb, name: str, properties: dict) -> dict[str, str]:
+def create_table(dynamodb, name: str, properties: dict, region: str = DEFAULT_REGION) -> dict[str, str]:
+    """Creates the table; its attributes are what CloudFormation answers. The `Arn` is in the stack's region and
+    account, as AWS names it (DynamoDB Local's own ARNs say `ddblocal:000000000000`), so that the IAM gate's
+    policies and the calls it checks name the table alike."""
     try:
         dynamodb.create_table(**_table_request(name, properties))
         log(f"table {name}: created")
@@ -228,7 +235,7 @@ def create_table(dynamodb, name: str, properties: dict) -> dict[str, str]:
         log(f"table {name}: already there")
     _enable_ttl(dynamodb, name, properties.get("TimeToLiveSpecification"))
     description = dynamodb.describe_table(TableName=name)["Table"]
-    attributes = {"Ref": name, "Arn": description["TableArn"]}
+    attributes = {"Ref": name, "Arn": f"arn:aws:dynamodb:{region}:{LOCAL_ACCOUNT_ID}:table/{name}"}
     if description.get("LatestStreamArn"):
         attributes["StreamArn"] = description["LatestStreamArn"]
     return attributes
@@ -379,7 +386,7 @@ def provision(
     for logical_id, resource in template.resources_of_type("AWS::DynamoDB::Table"):
         if resolver.condition_holds(resource.get("Condition")):
             properties = resolver.resolve(resource.get("Properties") or {})
-            result.tables[logical_id] = create_table(dynamodb, physical_name(prefix, logical_id), properties)
+            result.tables[logical_id] = create_table(dynamodb, physical_name(prefix, logical_id), properties, region)
             resolver.resources[logical_id] = result.tables[logical_id]
 
     sqs = aws_client("sqs", endpoint, region)
@@ -423,6 +430,8 @@ def provision(
                 key: resolver.resolve_string(value, f"{function.logical_id} environment variable {key}")
                 for key, value in function.environment.items()
             }
+    result.gate_policies = policies.gate_policies(template.functions(), resolver)
+    result.function_settings = policies.function_settings(template.functions(), resolver)
     return result
 
 

@@ -94,6 +94,14 @@ class Paths:
     def logs(self) -> Path:
         return self.local / "logs"
 
+    @property
+    def policies(self) -> Path:
+        return self.local / "policies.json"
+
+    @property
+    def function_settings(self) -> Path:
+        return self.local / "functions.json"
+
 
 @dataclass(frozen=True)
 class Ports:
@@ -101,6 +109,7 @@ class Ports:
     moto: int
     resman: int
     lambda_: int
+    iam: int
 
     @classmethod
     def from_env(cls, environ=os.environ) -> "Ports":
@@ -109,12 +118,13 @@ class Ports:
             moto=_port(environ, "MOTO_PORT", 5050),
             resman=_port(environ, "RESMAN_PORT", 8091),
             lambda_=_port(environ, "LAMBDA_PORT", 9000),
+            iam=_port(environ, "IAM_PORT", 5040),
         )
 
     def named(self) -> dict[str, int]:
         return {
             "DYNAMODB_PORT": self.dynamodb, "MOTO_PORT": self.moto, "RESMAN_PORT": self.resman,
-            "LAMBDA_PORT": self.lambda_,
+            "LAMBDA_PORT": self.lambda_, "IAM_PORT": self.iam,
         }
 
 
@@ -419,6 +429,20 @@ def sandbox_credentials_env() -> dict[str, str]:
     }
 
 
+def host_runner_variable() -> str:
+    """Cargo's runner setting for the host target, e.g. CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUNNER."""
+    version = subprocess.run(["rustc", "-vV"], check=True, capture_output=True, text=True).stdout
+    host = next(line.split(":", 1)[1].strip() for line in version.splitlines() if line.startswith("host:"))
+    return f"CARGO_TARGET_{host.upper().replace('-', '_')}_RUNNER"
+
+
+def lambda_sandbox_env(python: str, paths: Paths) -> dict[str, str]:
+    """Every function that cargo lambda watch starts runs through infra/local/lambda_sandbox.py (cargo's runner) with
+    its own credentials, which the IAM gate holds to the function's policy in template.yaml."""
+    sandbox = Path(__file__).with_name("lambda_sandbox.py").resolve()
+    return {host_runner_variable(): f"{python} {sandbox}", "LOCAL_FUNCTION_SETTINGS": str(paths.function_settings)}
+
+
 def base_env() -> dict[str, str]:
     """Our environment with the venv's tools first on PATH (cargo lambda looks for zig there)."""
     env = dict(os.environ)
@@ -444,10 +468,13 @@ def up(paths: Paths) -> int:
     build_binaries()
     target_dir = cargo_target_dir()
     sandbox = require_tool(target_dir / "debug" / "resman-sandbox", "the resman-sandbox binary was not built")
+    iam_gate = require_tool(target_dir / "debug" / "iam-gate", "the iam-gate binary was not built")
     local_secrets = load_or_create_secrets(paths)
 
     aws_url = f"http://127.0.0.1:{ports.moto}"
     dynamodb_url = dynamodb_local.url(ports.dynamodb)
+    # What the functions and tools reach AWS through: the IAM gate, in front of DynamoDB Local and moto.
+    gate_url = f"http://127.0.0.1:{ports.iam}"
     sandbox_url = f"http://127.0.0.1:{ports.resman}"
     lambda_invoke_url = f"http://127.0.0.1:{ports.lambda_}"
     lambda_base_url = f"{lambda_invoke_url}/lambda-url"
@@ -499,7 +526,21 @@ def up(paths: Paths) -> int:
             },
             region=REGION,
         )
+        paths.policies.write_text(json.dumps(provisioned.gate_policies, indent=2) + "\n")
+        paths.function_settings.write_text(json.dumps(provisioned.function_settings, indent=2) + "\n")
+        gate = launch(
+            "iam",
+            [
+                iam_gate, "--port", str(ports.iam), "--policies", str(paths.policies),
+                "--dynamodb", dynamodb_url, "--others", aws_url,
+            ],
+            base_env(),
+        )
+        wait_until(lambda: "listening on" in log_tail(gate["log"], 50), "the IAM gate", gate, timeout=30)
+        say(f"IAM gate (each function's AWS calls against its policy in template.yaml): {gate_url}")
         function_env = provisioned.env()
+        function_env["AWS_ENDPOINT_URL"] = gate_url
+        function_env["AWS_ENDPOINT_URL_DYNAMODB"] = gate_url
         # The self-service links in emails point at the local page function, not at an API Gateway stage.
         function_env["SELF_SERVICE_URL"] = f"{lambda_base_url}/{SELF_SERVICE_FUNCTION_BINARY}/tour"
         # The dashboard page calls the local metrics function (the same origin: cargo lambda watch's port).
@@ -521,7 +562,7 @@ def up(paths: Paths) -> int:
         if demo_data_requested():
             load_demo_data(function_env, target_dir)
 
-        lambda_env = {**base_env(), **function_env}
+        lambda_env = {**base_env(), **function_env, **lambda_sandbox_env(python, paths)}
         lambda_entry = launch(
             "lambda",
             [

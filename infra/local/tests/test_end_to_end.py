@@ -63,13 +63,13 @@ def in_person_agents() -> set[str]:
 def running_stack(tmp_path_factory):
     venv_tool("moto_server"), venv_tool("cargo-lambda")
     paths = stack.Paths(tmp_path_factory.mktemp("e2e") / "local")
-    ports = stack.Ports(dynamodb=free_port(), moto=free_port(), resman=free_port(), lambda_=free_port())
+    ports = stack.Ports(dynamodb=free_port(), moto=free_port(), resman=free_port(), lambda_=free_port(), iam=free_port())
     with pytest.MonkeyPatch.context() as patch:
         for name, port in ports.named().items():
             patch.setenv(name, str(port))
         try:
             assert stack.up(paths) == 0
-            yield {**read_env_file(paths.stack_env), "LOGS_DIR": str(paths.logs)}
+            yield {**read_env_file(paths.stack_env), "LOGS_DIR": str(paths.logs), "POLICIES_FILE": str(paths.policies)}
         finally:
             stack.down(paths)
 
@@ -86,6 +86,17 @@ def call(env: dict, method: str, path: str, body: dict | None = None) -> tuple[i
             return response.status, json.loads(response.read())
     except urllib.error.HTTPError as error:
         return error.code, json.loads(error.read())
+
+
+def gate(env: dict, method: str, path: str, body: object | None = None) -> object:
+    """The IAM gate's own endpoints (/_iam/denials, /_iam/policies), at AWS_ENDPOINT_URL."""
+    request = urllib.request.Request(
+        f"{env['AWS_ENDPOINT_URL']}{path}", method=method,
+        data=None if body is None else json.dumps(body).encode(), headers={"content-type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        raw = response.read()
+    return json.loads(raw) if raw else None
 
 
 def free_slot(env: dict, days_ahead: int = 3) -> tuple[str, str]:
@@ -477,3 +488,43 @@ def test_the_dashboard_shows_the_apis_figures_and_draws_every_chart_in_chromium(
     points = dashboard_check.expected_chart_points(trends)
     assert all(points[chart] > 0 for chart in points), f"every chart has data: {points}"
     assert checked, "the check reports what it compared"
+
+
+def test_a_function_whose_policy_loses_an_action_it_uses_fails_as_it_would_in_aws(running_stack):
+    """The IAM gate holds each function to its policy: take dynamodb:Query (the read of a tour with its messages) away
+    from get-tour's role, and reading a tour answers 503 with AWS's AccessDeniedException behind it; give it back,
+    and the same read answers 200."""
+    env = running_stack
+    day, time = free_slot(env, days_ahead=5)
+    status, booked = call(env, "POST", "book-tour/api/resman/tours/book", {
+        "conversation_id": "iam-gate",
+        "tour_data": {
+            "prospect_name": "Gate Keeper", "prospect_email": "gate@example.com", "prospect_phone": "+15125550100",
+            "tour_type": "in_person", "preferred_date": day, "preferred_time": time, "property_id": PROPERTY,
+        },
+    })
+    assert status in (201, 202), booked
+    path = f"get-tour/api/resman/tours/{booked['appointment_id']}"
+    assert call(env, "GET", path)[0] == 200
+
+    granted = json.loads(Path(env["POLICIES_FILE"]).read_text())
+    reduced = json.loads(json.dumps(granted))
+    for statement in reduced["principals"]["LOCALGetTour"]["statements"]:
+        statement["actions"] = [a for a in statement["actions"] if a != "dynamodb:Query"]
+    gate(env, "DELETE", "/_iam/denials")
+    gate(env, "PUT", "/_iam/policies", reduced)
+    try:
+        status, answer = call(env, "GET", path)
+        assert status == 503, answer
+        denials = gate(env, "GET", "/_iam/denials")
+        assert {"function": "get-tour", "action": "dynamodb:Query",
+                "resource": f"arn:aws:dynamodb:us-east-1:123456789012:table/{env['TABLE_NAME']}"} in denials
+    finally:
+        gate(env, "PUT", "/_iam/policies", granted)
+        gate(env, "DELETE", "/_iam/denials")
+    assert call(env, "GET", path)[0] == 200
+
+
+def test_every_aws_call_of_the_suite_was_within_its_functions_policy(running_stack):
+    """Runs last: everything the tests above made the functions do stayed inside template.yaml's policies."""
+    assert gate(running_stack, "GET", "/_iam/denials") == []

@@ -104,14 +104,14 @@ def test_a_taken_port_is_named(paths):
         holder.bind(("127.0.0.1", 0))
         holder.listen()
         taken = holder.getsockname()[1]
-        ports = stack.Ports(dynamodb=taken, moto=free_port(), resman=free_port(), lambda_=free_port())
+        ports = stack.Ports(dynamodb=taken, moto=free_port(), resman=free_port(), lambda_=free_port(), iam=free_port())
 
         with pytest.raises(stack.StackError, match=f"DYNAMODB_PORT={taken}"):
             stack.check_ports_free(ports)
 
 
 def test_ports_come_from_the_environment_with_defaults():
-    assert stack.Ports.from_env({}) == stack.Ports(dynamodb=8000, moto=5050, resman=8091, lambda_=9000)
+    assert stack.Ports.from_env({}) == stack.Ports(dynamodb=8000, moto=5050, resman=8091, lambda_=9000, iam=5040)
     assert stack.Ports.from_env({"LAMBDA_PORT": "9100"}).lambda_ == 9100
     with pytest.raises(stack.StackError, match="MOTO_PORT"):
         stack.Ports.from_env({"MOTO_PORT": "http"})
@@ -147,6 +147,21 @@ FAKE_SANDBOX = textwrap.dedent(
 )
 
 
+FAKE_GATE = textwrap.dedent(
+    """\
+    #!{python}
+    # Stands in for target/debug/iam-gate: records its arguments and says it listens (it forwards nothing).
+    import json, pathlib, socket, sys, time
+    pathlib.Path(__file__).with_name("gate.json").write_text(json.dumps(sys.argv[1:]))
+    server = socket.socket()
+    server.bind(("127.0.0.1", int(sys.argv[sys.argv.index("--port") + 1])))
+    server.listen()
+    print("listening on", server.getsockname(), flush=True)
+    time.sleep(3600)
+    """
+)
+
+
 FAKE_LOADER = textwrap.dedent(
     """\
     #!{python}
@@ -170,6 +185,9 @@ def fake_build(tmp_path, monkeypatch):
     sandbox.parent.mkdir(parents=True)
     sandbox.write_text(FAKE_SANDBOX.format(python=sys.executable))
     sandbox.chmod(0o755)
+    gate = target / "debug" / "iam-gate"
+    gate.write_text(FAKE_GATE.format(python=sys.executable))
+    gate.chmod(0o755)
     loader = target / "debug" / "load-properties"
     loader.write_text(FAKE_LOADER.format(python=sys.executable))
     loader.chmod(0o755)
@@ -194,7 +212,7 @@ def dynamodb_local_jvms(port: int) -> list[str]:
 
 @pytest.fixture
 def ports(monkeypatch) -> stack.Ports:
-    chosen = stack.Ports(dynamodb=free_port(), moto=free_port(), resman=free_port(), lambda_=free_port())
+    chosen = stack.Ports(dynamodb=free_port(), moto=free_port(), resman=free_port(), lambda_=free_port(), iam=free_port())
     for name, port in chosen.named().items():
         monkeypatch.setenv(name, str(port))
     return chosen
@@ -206,13 +224,21 @@ def test_up_starts_and_provisions_everything_and_down_stops_it(paths, fake_build
     assert stack.up(paths) == 0
 
     processes = stack.read_pids(paths)
-    assert [p["name"] for p in processes] == ["dynamodb", "moto", "resman", "lambda", "pump"]
+    assert [p["name"] for p in processes] == ["dynamodb", "moto", "resman", "iam", "lambda", "pump"]
     assert all(stack.is_running(p) for p in processes)
     env = read_env_file(paths.stack_env)
-    assert env["AWS_ENDPOINT_URL"] == f"http://127.0.0.1:{ports.moto}"
-    assert env["AWS_ENDPOINT_URL_DYNAMODB"] == f"http://127.0.0.1:{ports.dynamodb}"
+    # Functions and tools reach AWS through the IAM gate, which sits in front of moto and DynamoDB Local.
+    assert env["AWS_ENDPOINT_URL"] == env["AWS_ENDPOINT_URL_DYNAMODB"] == f"http://127.0.0.1:{ports.iam}"
+    gate_args = json.loads(fake_build.with_name("gate.json").read_text())
+    assert gate_args[gate_args.index("--dynamodb") + 1] == f"http://127.0.0.1:{ports.dynamodb}"
+    assert gate_args[gate_args.index("--others") + 1] == f"http://127.0.0.1:{ports.moto}"
+    policies = json.loads(paths.policies.read_text())
+    assert policies["principals"]["LOCALGetTour"]["function"] == "get-tour"
+    settings = json.loads(paths.function_settings.read_text())
+    assert settings["tour-sync-worker"]["timeout_seconds"] == 30
     assert env["DYNAMODB_PORT"] == str(ports.dynamodb)
-    assert aws_client("dynamodb", env["AWS_ENDPOINT_URL_DYNAMODB"]).list_tables()["TableNames"] == [env["TABLE_NAME"]]
+    dynamodb_url = f"http://127.0.0.1:{ports.dynamodb}"
+    assert aws_client("dynamodb", dynamodb_url).list_tables()["TableNames"] == [env["TABLE_NAME"]]
     assert env["RESMAN_BASE_URL"] == env["RESMAN_SANDBOX_URL"] == f"http://127.0.0.1:{ports.resman}"
     assert env["LAMBDA_BASE_URL"] == f"http://127.0.0.1:{ports.lambda_}/lambda-url"
     assert env["TABLE_NAME"] == "tour-booking-local-ToursTable"
