@@ -437,8 +437,9 @@ def host_runner_variable() -> str:
 
 
 def lambda_sandbox_env(python: str, paths: Paths) -> dict[str, str]:
-    """Every function that cargo lambda watch starts runs through infra/local/lambda_sandbox.py (cargo's runner) with
-    its own credentials, which the IAM gate holds to the function's policy in template.yaml."""
+    """Every function that cargo lambda watch starts runs under infra/local/lambda_sandbox.py (cargo's runner): with
+    its own credentials, which the IAM gate holds to the function's policy in template.yaml, and cut off at its
+    template Timeout, as Lambda cuts it off."""
     sandbox = Path(__file__).with_name("lambda_sandbox.py").resolve()
     return {host_runner_variable(): f"{python} {sandbox}", "LOCAL_FUNCTION_SETTINGS": str(paths.function_settings)}
 
