@@ -10,7 +10,7 @@ use shared::adapters::resman::HttpResMan;
 use shared::adapters::sqs::SqsSyncQueue;
 use shared::app::AppError;
 use shared::app::booking::{Booked, BookingDeps, book_tour};
-use shared::app::sync::{Attempts, QueuedMessage, WorkerDeps, process_batch};
+use shared::app::sync::{Attempts, QueuedMessage, TimeBudget, WorkerDeps, process_batch};
 use shared::domain::TourType;
 use shared::domain::booking::{BookTourCommand, BookTourRequest, BookingId, TourRecord};
 use shared::domain::property::Property;
@@ -185,7 +185,12 @@ impl Stack {
                     .unwrap_or(1),
             })
             .collect();
-        let failed = process_batch(&self.worker(), &messages, StdDuration::from_secs(30)).await;
+        let budget = TimeBudget {
+            deadline: tokio::time::Instant::now() + StdDuration::from_secs(30),
+            margin: StdDuration::from_secs(2),
+            least: StdDuration::from_secs(2),
+        };
+        let failed = process_batch(&self.worker(), &messages, StdDuration::from_secs(30), budget).await;
         for m in &received {
             let id = m.message_id.as_deref().unwrap();
             let handle = m.receipt_handle.as_deref().unwrap();

@@ -10,12 +10,19 @@ use shared::adapters::dynamo::DynamoStore;
 use shared::adapters::ses::SesMailer;
 use shared::adapters::sqs::batch;
 use shared::adapters::staff_webhook::HttpStaffWebhook;
-use shared::app::notify::{SenderDeps, send_queued_message};
-use shared::app::sync::run_batch;
+use shared::app::notify::{SenderDeps, give_up_message, send_queued_message};
+use shared::app::sync::{BatchSteps, TimeBudget, run_batch};
 use shared::config::{self, ColdStart};
 use shared::domain::email::Templates;
 use shared::domain::link::Links;
 use std::time::Duration;
+
+/// Kept back from the invocation's deadline to record the last outcome and answer; and the least time worth
+/// starting a send with (a staff webhook gets STAFF_WEBHOOK_TIMEOUT_SECONDS).
+const MARGIN: Duration = Duration::from_secs(2);
+const LEAST: Duration = Duration::from_secs(2);
+/// When the runtime gives no usable deadline: the template's Timeout.
+const FALLBACK_TIME: Duration = Duration::from_secs(30);
 
 struct Deps {
     store: DynamoStore,
@@ -40,10 +47,23 @@ async fn handle(deps: &Deps, event: LambdaEvent<SqsEvent>) -> Result<SqsBatchRes
         links: &deps.links,
         max_receives: deps.max_receives,
     };
-    let failed = run_batch(&messages, deps.retry_base, async |message| {
-        send_queued_message(&app_deps, &message.body, message.receive_count, chrono::Utc::now()).await
-    })
-    .await;
+    let budget = TimeBudget::until(
+        event.context.deadline(),
+        std::time::SystemTime::now(),
+        FALLBACK_TIME,
+        MARGIN,
+        LEAST,
+    );
+    let steps = BatchSteps {
+        last_receive: deps.max_receives,
+        handle: async |message: &shared::app::sync::QueuedMessage| {
+            send_queued_message(&app_deps, &message.body, message.receive_count, chrono::Utc::now()).await
+        },
+        give_up: async |message: &shared::app::sync::QueuedMessage| {
+            give_up_message(&app_deps, &message.body, chrono::Utc::now()).await
+        },
+    };
+    let failed = run_batch(&messages, deps.retry_base, budget, steps).await;
     Ok(batch::respond(&deps.sqs, &deps.queue_url, &handles, failed).await)
 }
 

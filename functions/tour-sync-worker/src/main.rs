@@ -11,10 +11,18 @@ use shared::adapters::dynamo::DynamoStore;
 use shared::adapters::resman::HttpResMan;
 use shared::adapters::sqs::SqsSyncQueue;
 use shared::adapters::sqs::batch;
-use shared::app::sync::{Attempts, WorkerDeps, process_batch};
+use shared::app::sync::{Attempts, TimeBudget, WorkerDeps, process_batch};
 use shared::config::{self, ColdStart};
 use shared::ports::ChatbotCallbacks;
 use std::time::Duration;
+
+/// Kept back from the invocation's deadline to record the last outcome and answer; and the least time worth
+/// starting a message with (one ResMan call, RESMAN_TIMEOUT_SECONDS in the template, may still be cut short: every
+/// step is safe to repeat).
+const MARGIN: Duration = Duration::from_secs(2);
+const LEAST: Duration = Duration::from_secs(2);
+/// When the runtime gives no usable deadline: the template's Timeout.
+const FALLBACK_TIME: Duration = Duration::from_secs(30);
 
 struct Deps {
     store: DynamoStore,
@@ -40,7 +48,14 @@ async fn handle(deps: &Deps, event: LambdaEvent<SqsEvent>) -> Result<SqsBatchRes
         },
         max_receives: deps.max_receives,
     };
-    let failed = process_batch(&app_deps, &messages, deps.retry_base).await;
+    let budget = TimeBudget::until(
+        event.context.deadline(),
+        std::time::SystemTime::now(),
+        FALLBACK_TIME,
+        MARGIN,
+        LEAST,
+    );
+    let failed = process_batch(&app_deps, &messages, deps.retry_base, budget).await;
     Ok(batch::respond(deps.queue.client(), deps.queue.queue_url(), &handles, failed).await)
 }
 

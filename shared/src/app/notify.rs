@@ -42,6 +42,18 @@ fn message_of(body: &str) -> Result<MessageRef, AppError> {
     Ok(MessageRef::parse(booking, &wire.message).ok_or_else(invalid)?)
 }
 
+/// A queued message whose last try could not run in its invocation's time: it is marked failed (unless it was sent
+/// meanwhile), so it reaches the dead-letter queue beside a `failed` record, as a message that failed its last try.
+pub async fn give_up_message(deps: &SenderDeps<'_>, body: &str, now: DateTime<Utc>) -> Result<(), AppError> {
+    let message = message_of(body)?;
+    let error = "not sent in time on the last try".to_owned();
+    deps.messages
+        .finish_message(&message, &SendOutcome::Failed { error }, now)
+        .await?;
+    crate::metrics::count(crate::metrics::Metric::MessagesFailed);
+    Ok(())
+}
+
 /// One queued message.
 pub async fn send_queued_message(
     deps: &SenderDeps<'_>,

@@ -546,31 +546,119 @@ pub async fn process_batch(
     deps: &WorkerDeps<'_>,
     messages: &[QueuedMessage],
     retry_base: std::time::Duration,
+    budget: TimeBudget,
 ) -> Vec<Failed> {
-    run_batch(messages, retry_base, async |message| {
-        process_queued_sync(deps, &message.body, message.receive_count).await
-    })
+    run_batch(
+        messages,
+        retry_base,
+        budget,
+        BatchSteps {
+            last_receive: deps.max_receives,
+            handle: async |message: &QueuedMessage| {
+                process_queued_sync(deps, &message.body, message.receive_count).await
+            },
+            give_up: async |message: &QueuedMessage| give_up_sync(deps, &message.body).await,
+        },
+    )
     .await
 }
 
-/// A batch of queue messages through `handle`, one after another: the failures (and the retries asked for), each
-/// with its delay, for the queue's partial batch response.
-pub async fn run_batch(
+/// The time an invocation has (its deadline, from the Lambda context), and what it keeps back: `margin` to record
+/// outcomes and answer after the last message, and `least` below which a message is not started at all.
+#[derive(Debug, Clone, Copy)]
+pub struct TimeBudget {
+    pub deadline: tokio::time::Instant,
+    pub margin: std::time::Duration,
+    pub least: std::time::Duration,
+}
+
+impl TimeBudget {
+    /// The budget of an invocation whose context gives `deadline`, read at `now`. A deadline already past when the
+    /// invocation starts is no deadline (an emulator's placeholder): the invocation then gets `fallback`.
+    pub fn until(
+        deadline: std::time::SystemTime,
+        now: std::time::SystemTime,
+        fallback: std::time::Duration,
+        margin: std::time::Duration,
+        least: std::time::Duration,
+    ) -> Self {
+        let left = deadline
+            .duration_since(now)
+            .ok()
+            .filter(|d| !d.is_zero())
+            .unwrap_or(fallback);
+        TimeBudget {
+            deadline: tokio::time::Instant::now() + left,
+            margin,
+            least,
+        }
+    }
+
+    /// The time left for work: until the deadline, less the margin.
+    fn left(&self) -> std::time::Duration {
+        self.deadline
+            .saturating_duration_since(tokio::time::Instant::now())
+            .saturating_sub(self.margin)
+    }
+}
+
+/// What a batch does with each message (`handle`), and with one on its last receive that cannot be done in time
+/// (`give_up`: mark it failed, so it reaches the dead-letter queue marked, as the runbook promises).
+pub struct BatchSteps<H, G> {
+    pub last_receive: u32,
+    pub handle: H,
+    pub give_up: G,
+}
+
+/// A batch of queue messages through `handle`, one after another, inside the invocation's time: the failures (and
+/// the retries asked for), each with its delay, for the queue's partial batch response.
+///
+/// - Messages on their last receive go first, so time runs out on those that will come back, not on those that
+///   would reach the dead-letter queue.
+/// - Each message gets at most the time left less the margin; one that runs past it is dropped where it stands
+///   (every step is safe to repeat: a ResMan write looks for its reference before it posts again) and reported.
+/// - With less than `least` left, no new message is started: the rest are reported as failures at once, and any on
+///   its last receive is marked failed first (`give_up`).
+pub async fn run_batch<H, G>(
     messages: &[QueuedMessage],
     retry_base: std::time::Duration,
-    handle: impl AsyncFn(&QueuedMessage) -> Result<WorkerOutcome, crate::app::AppError>,
-) -> Vec<Failed> {
+    budget: TimeBudget,
+    steps: BatchSteps<H, G>,
+) -> Vec<Failed>
+where
+    H: AsyncFn(&QueuedMessage) -> Result<WorkerOutcome, crate::app::AppError>,
+    G: AsyncFn(&QueuedMessage) -> Result<(), crate::app::AppError>,
+{
+    let is_last = |m: &QueuedMessage| m.receive_count >= steps.last_receive;
+    let mut ordered: Vec<&QueuedMessage> = messages.iter().collect();
+    ordered.sort_by_key(|m| !is_last(m)); // stable: last receives first, otherwise in the queue's order
     let mut failed = Vec::new();
-    for message in messages {
-        let done = match handle(message).await {
-            Ok(WorkerOutcome::Done) => true,
-            Ok(WorkerOutcome::Retry) => false,
-            Err(e) => {
-                tracing::warn!(message_id = %message.id, error = %e, "message could not be processed");
-                false
+    for message in ordered {
+        let left = budget.left();
+        let done = if left < budget.least {
+            tracing::warn!(message_id = %message.id, "too little time left in this invocation; the message goes back to the queue");
+            false
+        } else {
+            match tokio::time::timeout(left, (steps.handle)(message)).await {
+                Ok(Ok(WorkerOutcome::Done)) => true,
+                Ok(Ok(WorkerOutcome::Retry)) => false,
+                Ok(Err(e)) => {
+                    tracing::warn!(message_id = %message.id, error = %e, "message could not be processed");
+                    false
+                }
+                Err(_) => {
+                    tracing::warn!(message_id = %message.id, "message ran out of the invocation's time; it goes back to the queue");
+                    if is_last(message) {
+                        give_up(&steps.give_up, message, &budget).await;
+                    }
+                    false
+                }
             }
         };
         if !done {
+            if left < budget.least && is_last(message) {
+                give_up(&steps.give_up, message, &budget).await;
+            }
             failed.push(Failed {
                 id: message.id.clone(),
                 retry_in_seconds: retry_delay(retry_base, message.receive_count),
@@ -580,10 +668,140 @@ pub async fn run_batch(
     failed
 }
 
+/// Marks a message on its last receive failed, in the margin the budget kept for it.
+async fn give_up(
+    give_up: &impl AsyncFn(&QueuedMessage) -> Result<(), crate::app::AppError>,
+    message: &QueuedMessage,
+    budget: &TimeBudget,
+) {
+    let room = budget.deadline.saturating_duration_since(tokio::time::Instant::now());
+    match tokio::time::timeout(room, give_up(message)).await {
+        Ok(Ok(())) => {
+            tracing::error!(message_id = %message.id, "out of time on its last receive; marked failed, message goes to the dead-letter queue")
+        }
+        Ok(Err(e)) => {
+            tracing::error!(message_id = %message.id, error = %e, "could not mark a message failed on its last receive")
+        }
+        Err(_) => {
+            tracing::error!(message_id = %message.id, "no time left to mark a message failed on its last receive")
+        }
+    }
+}
+
+/// A queued tour whose last try could not run: what it still owes ResMan is marked failed, for staff.
+pub async fn give_up_sync(deps: &WorkerDeps<'_>, message_body: &str) -> Result<(), crate::app::AppError> {
+    #[derive(serde::Deserialize)]
+    struct Message {
+        booking_id: String,
+    }
+    let message: Message = serde_json::from_str(message_body)
+        .map_err(|_| crate::domain::InvalidField::new("body", "is not a sync message"))?;
+    let id = crate::domain::booking::BookingId::parse(&message.booking_id)?;
+    for _ in 0..3 {
+        let Some(tour) = deps.tours.tour(&id).await? else {
+            return Ok(());
+        };
+        if !tour.owes_resman() {
+            return Ok(());
+        }
+        let mut failed = tour.clone();
+        failed.sync_status = SyncStatus::Failed;
+        failed.last_error = Some("ResMan could not be written in time on the last try".into());
+        if deps.tours.save_sync(&failed, true).await? {
+            if failed.in_resman_at.is_none() {
+                crate::metrics::count(crate::metrics::Metric::BookingsFailed);
+            }
+            return Ok(());
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
-    use super::retry_delay;
+    use super::{BatchSteps, QueuedMessage, TimeBudget, WorkerOutcome, retry_delay, run_batch};
+    use std::sync::Mutex;
     use std::time::Duration;
+
+    fn message(id: &str, receive_count: u32) -> QueuedMessage {
+        QueuedMessage {
+            id: id.into(),
+            body: id.into(),
+            receive_count,
+        }
+    }
+
+    fn budget(seconds: u64) -> TimeBudget {
+        TimeBudget {
+            deadline: tokio::time::Instant::now() + Duration::from_secs(seconds),
+            margin: Duration::from_secs(2),
+            least: Duration::from_secs(2),
+        }
+    }
+
+    /// Runs a batch where each message's body says how long its work takes ("slow" 100 s, anything else 5 s), and
+    /// returns what was started, what was given up and what failed.
+    async fn run(messages: &[QueuedMessage], seconds: u64) -> (Vec<String>, Vec<String>, Vec<String>) {
+        let started = Mutex::new(Vec::new());
+        let given_up = Mutex::new(Vec::new());
+        let steps = BatchSteps {
+            last_receive: 5,
+            handle: async |m: &QueuedMessage| {
+                started.lock().unwrap().push(m.id.clone());
+                let work = if m.body.starts_with("slow") { 100 } else { 5 };
+                tokio::time::sleep(Duration::from_secs(work)).await;
+                Ok(WorkerOutcome::Done)
+            },
+            give_up: async |m: &QueuedMessage| {
+                given_up.lock().unwrap().push(m.id.clone());
+                Ok(())
+            },
+        };
+        let failed = run_batch(messages, Duration::from_secs(30), budget(seconds), steps).await;
+        let failed = failed.into_iter().map(|f| f.id).collect();
+        (started.into_inner().unwrap(), given_up.into_inner().unwrap(), failed)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_batch_ends_inside_its_time_and_reports_what_it_could_not_do() {
+        let started_at = tokio::time::Instant::now();
+        let batch = [message("a", 1), message("slow", 1), message("b", 1), message("c", 5)];
+        let (started, given_up, failed) = run(&batch, 30).await;
+        // The last receive goes first; the slow one is cut when only the margin is left (at 28 s), and then too
+        // little is left to start another.
+        assert_eq!(started, ["c", "a", "slow"]);
+        assert_eq!(failed, ["slow", "b"]);
+        assert!(given_up.is_empty(), "nothing on its last receive was left undone");
+        assert!(
+            started_at.elapsed() <= Duration::from_secs(28),
+            "{:?}",
+            started_at.elapsed()
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_message_on_its_last_receive_that_cannot_be_done_in_time_is_marked_failed() {
+        let batch = [message("slow-last", 5), message("late-last", 5), message("other", 2)];
+        let (started, given_up, failed) = run(&batch, 30).await;
+        assert_eq!(started, ["slow-last"]);
+        assert_eq!(given_up, ["slow-last", "late-last"]);
+        assert_eq!(failed, ["slow-last", "late-last", "other"]);
+    }
+
+    #[test]
+    fn a_deadline_already_past_at_the_start_is_no_deadline() {
+        let now = std::time::SystemTime::now();
+        let two = Duration::from_secs(2);
+        let placeholder = std::time::UNIX_EPOCH + Duration::from_millis(600_000);
+        let budget = TimeBudget::until(placeholder, now, Duration::from_secs(30), two, two);
+        let left = budget.deadline - tokio::time::Instant::now();
+        assert!(
+            left > Duration::from_secs(29) && left <= Duration::from_secs(30),
+            "{left:?}"
+        );
+        let real = TimeBudget::until(now + Duration::from_secs(10), now, Duration::from_secs(30), two, two);
+        assert!(real.deadline - tokio::time::Instant::now() <= Duration::from_secs(10));
+    }
 
     #[test]
     fn retries_wait_longer_each_time_up_to_fifteen_minutes() {
