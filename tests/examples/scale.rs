@@ -234,7 +234,7 @@ async fn main() -> std::process::ExitCode {
     // The demo's own two properties are in the table too: 1,002 properties in all.
     let settings = PollSettings {
         // Every generated property is new: its first poll reads back one day, not thirty, so that the warm-up tick
-        // below is one request per property (a thirty-day first read is split into week-long windows).
+        // below is one request per property (a thirty-day first read is read a day at a time).
         backfill: Duration::days(1),
         min_gap: Duration::seconds(2),
         ..PollSettings::default()

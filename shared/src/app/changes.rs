@@ -34,6 +34,12 @@ pub struct PollSettings {
     /// A poll message for a property polled less than this long ago is done without a call (a duplicate, or one
     /// queued twice by ticks that overlapped).
     pub min_gap: Duration,
+    /// The longest span read and applied before the checkpoint moves: a first poll's backfill goes window by window,
+    /// so a poll cut short keeps what it applied and the next one resumes there.
+    pub window: Duration,
+    /// A poll starts no new window once it has run this long (the rest is read by the next tick): well inside the
+    /// function's timeout, with room for the window in flight.
+    pub stop_after: std::time::Duration,
 }
 
 impl Default for PollSettings {
@@ -43,6 +49,8 @@ impl Default for PollSettings {
             overlap: Duration::minutes(2),
             tour_event_type: "Appointment".into(),
             min_gap: Duration::zero(),
+            window: Duration::days(1),
+            stop_after: std::time::Duration::from_secs(40),
         }
     }
 }
@@ -97,7 +105,9 @@ async fn apply_appointment(
     Ok(feed.calendar.apply_mirror(property, appointment).await? == MirrorOutcome::Changed)
 }
 
-/// Reads one property's window and applies it; the checkpoint moves only once the whole window is applied.
+/// Reads one property's changes since its checkpoint, window by window (`settings.window`), and moves the checkpoint
+/// past each window once it is applied. It starts no new window after `settings.stop_after`: a long first backfill
+/// then continues on the next tick from where this one stopped.
 async fn poll_property(
     feed: &FeedDeps<'_>,
     resman: &dyn ResManGateway,
@@ -111,14 +121,42 @@ async fn poll_property(
     let start = checkpoint
         .map(|c| c - settings.overlap)
         .unwrap_or(now - settings.backfill);
-    let Ok(window) = UtcWindow::new(start, now) else {
-        return Ok(());
-    };
     if let Some(checkpoint) = checkpoint {
         // How old the newest change we had applied was: what a staff change waits, at most, to reach us.
         let lag = (now - checkpoint).num_milliseconds().max(0) as f64 / 1000.0;
         crate::metrics::record(crate::metrics::Metric::PollerLagSeconds, lag);
     }
+    let began = tokio::time::Instant::now();
+    let (mut from, mut applied) = (start, checkpoint);
+    while from < now {
+        if from > start && began.elapsed() >= settings.stop_after {
+            tracing::info!(property_id = %property.id, up_to = %from, "poll stopped for time; the next tick reads on from its checkpoint");
+            break;
+        }
+        let to = (from + settings.window.max(Duration::seconds(1))).min(now);
+        let Ok(window) = UtcWindow::new(from, to) else {
+            break;
+        };
+        apply_window(feed, resman, property, settings, window, now, report).await?;
+        if !calendar.advance_checkpoint(&property.id, applied, to).await? {
+            tracing::warn!(property_id = %property.id, "another poller moved the checkpoint; this window is applied anyway");
+            break;
+        }
+        (from, applied) = (to, Some(to));
+    }
+    Ok(())
+}
+
+/// One window of a property's changes, read from ResMan and applied.
+async fn apply_window(
+    feed: &FeedDeps<'_>,
+    resman: &dyn ResManGateway,
+    property: &Property,
+    settings: &PollSettings,
+    window: UtcWindow,
+    now: DateTime<Utc>,
+    report: &mut PollReport,
+) -> Result<(), AppError> {
     let prospects = resman.changed_prospects(&property.site(), window).await?;
     for prospect in &prospects {
         for appointment in
@@ -147,9 +185,6 @@ async fn poll_property(
                 report.tours_changed += usize::from(ours);
             }
         }
-    }
-    if !calendar.advance_checkpoint(&property.id, checkpoint, now).await? {
-        tracing::warn!(property_id = %property.id, "another poller moved the checkpoint; this window is applied anyway");
     }
     Ok(())
 }
@@ -459,7 +494,9 @@ mod tests {
         let store = MemoryStore::with_property(demo());
         let (_, resman) = one_staff_tour();
         let report = poll(&store, &resman, now()).await;
-        assert_eq!((report.appointments_seen, report.appointments_changed), (1, 1));
+        // The backfill is read a day at a time, and this ResMan answers every window alike: seen 30 times, changed once.
+        assert_eq!(resman.windows.lock().unwrap().len(), 30);
+        assert_eq!((report.appointments_seen, report.appointments_changed), (30, 1));
         let (_, mirrored) = store
             .mirrored(&AppointmentId::parse("EV-1").unwrap())
             .await
@@ -482,7 +519,57 @@ mod tests {
         // The lag: how old the checkpoint was when this poll began (one minute).
         let lag: Vec<serde_json::Value> = lines.iter().map(|l| serde_json::from_str(l).unwrap()).collect();
         assert!(lag.iter().any(|l| l["PollerLagSeconds"] == 60.0), "{lines:?}");
-        assert_eq!(resman.windows.lock().unwrap()[1].start(), now() - Duration::minutes(2));
+        assert_eq!(
+            resman.windows.lock().unwrap().last().unwrap().start(),
+            now() - Duration::minutes(2)
+        );
+    }
+
+    #[tokio::test]
+    async fn a_long_backfill_moves_the_checkpoint_window_by_window_and_resumes_where_it_stopped() {
+        let store = MemoryStore::with_property(demo());
+        let (_, resman) = one_staff_tour();
+        let tours = MemoryTours::default();
+        // A poll that may start only one window (as one that ran out of time would).
+        let settings = PollSettings {
+            stop_after: std::time::Duration::ZERO,
+            ..PollSettings::default()
+        };
+        let start = now() - Duration::days(30);
+        poll_changes(&feed(&store, &tours), &resman, &settings, now())
+            .await
+            .unwrap();
+        assert_eq!(
+            store.poll_checkpoint(&demo().id).await.unwrap(),
+            Some(start + Duration::days(1))
+        );
+        poll_changes(&feed(&store, &tours), &resman, &settings, now())
+            .await
+            .unwrap();
+        let day_two = start + Duration::days(1) - settings.overlap;
+        assert_eq!(
+            resman.windows.lock().unwrap()[1].start(),
+            day_two,
+            "the second poll resumes at the checkpoint"
+        );
+        assert_eq!(
+            store.poll_checkpoint(&demo().id).await.unwrap(),
+            Some(day_two + Duration::days(1))
+        );
+        // Polled until done, the checkpoint reaches the present and the staff tour is mirrored.
+        for _ in 0..40 {
+            poll_changes(&feed(&store, &tours), &resman, &settings, now())
+                .await
+                .unwrap();
+        }
+        assert_eq!(store.poll_checkpoint(&demo().id).await.unwrap(), Some(now()));
+        assert!(
+            store
+                .mirrored(&AppointmentId::parse("EV-1").unwrap())
+                .await
+                .unwrap()
+                .is_some()
+        );
     }
 
     #[tokio::test]
@@ -674,6 +761,8 @@ mod tests {
             poll_one(&feed(&store, &tours), &resman, &id, &settings, now())
                 .await
                 .unwrap();
+            let first_poll = resman.windows.lock().unwrap().len(); // the backfill, a day at a time
+            assert_eq!(first_poll, 30);
             poll_one(
                 &feed(&store, &tours),
                 &resman,
@@ -683,7 +772,11 @@ mod tests {
             )
             .await
             .unwrap();
-            assert_eq!(resman.windows.lock().unwrap().len(), 1, "the duplicate made no call");
+            assert_eq!(
+                resman.windows.lock().unwrap().len(),
+                first_poll,
+                "the duplicate made no call"
+            );
             poll_one(
                 &feed(&store, &tours),
                 &resman,
@@ -693,7 +786,7 @@ mod tests {
             )
             .await
             .unwrap();
-            assert_eq!(resman.windows.lock().unwrap().len(), 2);
+            assert_eq!(resman.windows.lock().unwrap().len(), first_poll + 1);
         }
     }
 }
