@@ -503,6 +503,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--param", action="append", default=[], metavar="Key=Value", help="template parameter")
     parser.add_argument("--secret", action="append", default=[], metavar="ParamName=VALUE", help="secret content")
     parser.add_argument("--env-out", default="-", metavar="FILE", help="env file to write (default: stdout)")
+    parser.add_argument(
+        "--policies-out", metavar="FILE", help="write each function's resolved IAM policy here (the IAM gate's file)"
+    )
     args = parser.parse_args(argv)
     try:
         result = provision(
@@ -515,6 +518,8 @@ def main(argv: list[str] | None = None) -> int:
             dynamodb_endpoint=args.dynamodb_endpoint,
         )
         env = result.env()
+        if args.policies_out:
+            Path(args.policies_out).write_text(json.dumps(result.gate_policies, indent=2) + "\n")
         if args.env_out == "-":
             sys.stdout.write(format_env(env))
         else:

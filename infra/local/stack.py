@@ -6,8 +6,12 @@
              DYNAMODB_PORT (default 8000). It has no host option: it listens on every interface, not only 127.0.0.1.
   moto       moto_server on MOTO_PORT (default 5050): SQS, SES, Secrets Manager
   resman     the ResMan sandbox on RESMAN_PORT (default 8091), sending its signed webhooks to tour-webhook
+  iam        the IAM gate (infra/iam-gate) on IAM_PORT (default 5040), in front of DynamoDB Local and moto: each
+             function's AWS calls are held to its policy in template.yaml (.local/policies.json); the functions and
+             tools reach AWS through it (AWS_ENDPOINT_URL and AWS_ENDPOINT_URL_DYNAMODB point at it)
   lambda     `cargo lambda watch` on LAMBDA_PORT (default 9000): every function of the workspace, up to
-             LAMBDA_CONCURRENCY (default 4) instances of each at once
+             LAMBDA_CONCURRENCY (default 4) instances of each at once, each under infra/local/lambda_sandbox.py
+             (its own access key, its template Timeout enforced)
   pump       infra/local/pump.py: the SQS and schedule triggers of template.yaml
 after building the workspace's binaries, provisioning DynamoDB Local and moto from template.yaml
 (infra/local/provision.py) and loading the demo properties (infra/properties/demo.json; DEMO_DATA=0 skips it). The
@@ -17,7 +21,7 @@ It then writes .local/stack.env (KEY=VALUE, sourceable: `set -a; . .local/stack.
 the same across restarts.
 
 stack.env: the functions' environment (TABLE_NAME, SYNC_QUEUE_URL, SYNC_DLQ_URL, QUEUE_URL_<LogicalId>, the secret
-ARNs, AWS_ENDPOINT_URL (moto), AWS_ENDPOINT_URL_DYNAMODB (DynamoDB Local), AWS_REGION, AWS_ACCESS_KEY_ID,
+ARNs, AWS_ENDPOINT_URL and AWS_ENDPOINT_URL_DYNAMODB (both the IAM gate), AWS_REGION, AWS_ACCESS_KEY_ID,
 AWS_SECRET_ACCESS_KEY, ...) plus RESMAN_BASE_URL and RESMAN_SANDBOX_URL (the sandbox), LAMBDA_BASE_URL
 (http://127.0.0.1:$LAMBDA_PORT/lambda-url), LAMBDA_INVOKE_URL (http://127.0.0.1:$LAMBDA_PORT, for the raw invoke
 API), API_KEY, WEBHOOK_SECRET, SANDBOX_INTEGRATION_PARTNER_ID, SANDBOX_API_KEY, SANDBOX_ACCOUNT_ID, DYNAMODB_PORT,

@@ -520,6 +520,116 @@ async fn main() {
     if wanted("analytics") {
         analytics_rows().await;
     }
+    if wanted("iam") {
+        iam_rows().await;
+    }
+}
+
+/// `RUNS * 3` consistent reads of the property item through `client`; the last `RUNS` timed (the JVM warms up).
+async fn timed_get_items(client: &aws_sdk_dynamodb::Client, table: &str) -> Timings {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    let mut timings = Timings::new();
+    for round in 0..RUNS * 3 {
+        let started = Instant::now();
+        client
+            .get_item()
+            .table_name(table)
+            .key("pk", AttributeValue::S("PROPERTY".into()))
+            .key("sk", AttributeValue::S(DEMO_PROPERTY.into()))
+            .consistent_read(true)
+            .send()
+            .await
+            .unwrap();
+        if round >= RUNS * 2 {
+            timings.add(started);
+        }
+    }
+    timings
+}
+
+/// get-tour's read of one tour: the tour with its personal data, then with its messages.
+async fn timed_tour_reads(store: &DynamoStore, id: &BookingId) -> Timings {
+    use shared::ports::MessageStore;
+    let mut timings = Timings::new();
+    for round in 0..RUNS * 2 {
+        let started = Instant::now();
+        assert!(store.tour(id).await.unwrap().is_some());
+        assert!(store.tour_with_messages(id).await.unwrap().is_some());
+        if round >= RUNS {
+            timings.add(started);
+        }
+    }
+    timings
+}
+
+/// The local IAM gate's cost: the same operations straight to the emulators and through the gate, signed as the
+/// function that makes them (its policy resolved from template.yaml, as `make up` runs it).
+async fn iam_rows() {
+    let stack = Stack::fresh().await;
+    let gate = stack.aws.iam_gate().await;
+    let table = stack.aws.var("TABLE_NAME");
+    let as_get_tour = DynamoStore::new(&stack.aws.sdk_as(&gate, "LOCALGetTour").await, table);
+    let as_book_tour = stack.aws.sdk_as(&gate, "LOCALBookTour").await;
+    let gated_store = DynamoStore::new(&as_book_tour, table);
+    let gated_queue = SqsSyncQueue::new(&as_book_tour, stack.aws.var("SYNC_QUEUE_URL"))
+        .with_messages(stack.aws.var("NOTIFY_QUEUE_URL"));
+
+    let get = (
+        timed_get_items(stack.store.client(), table).await,
+        timed_get_items(as_get_tour.client(), table).await,
+    );
+    // Bookings alternate between the two paths over the same kind of slots, one slot each.
+    let (mut direct, mut gated) = (Timings::new(), Timings::new());
+    let calls_before = stack.dynamodb.count();
+    let mut first = None;
+    for (n, (date, time)) in slots(&stack.property, 2 * BOOKINGS).iter().enumerate() {
+        let id = BookingId::from_uuid(uuid::Uuid::new_v4());
+        let deps = if n % 2 == 0 {
+            stack.booking()
+        } else {
+            integration_tests::booking_deps(&gated_store, &stack.resman, &gated_queue, StdDuration::from_millis(250))
+        };
+        let started = Instant::now();
+        let booked = book_tour(&deps, &command(n, *date, time), None, id.clone(), Utc::now()).await;
+        if n % 2 == 0 {
+            direct.add(started)
+        } else {
+            gated.add(started)
+        }
+        assert_eq!(booked.map(|b| b.status).ok(), Some(201), "booking {n} at {date} {time}");
+        first.get_or_insert(id);
+    }
+    let booking_calls = (stack.dynamodb.count() - calls_before) as f64 / BOOKINGS as f64;
+    let id = first.expect("a booking");
+    let reads = (
+        timed_tour_reads(&stack.store, &id).await,
+        timed_tour_reads(&as_get_tour, &id).await,
+    );
+    let denied: Vec<Value> = reqwest::get(format!("{gate}/_iam/denials"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        denied.is_empty(),
+        "the measured calls stay inside their policies: {denied:?}"
+    );
+
+    // The added time is divided by the DynamoDB requests alone: a booking's queue messages pass the gate too, so
+    // its per-request figure is an upper bound.
+    println!("\n| through the IAM gate | direct p50 | gated p50 | DynamoDB requests per run | added per request |");
+    println!("|---|---|---|---|---|");
+    let gate_row = |what: &str, timings: &(Timings, Timings), requests: f64| {
+        let (d, g) = (timings.0.percentile(0.5), timings.1.percentile(0.5));
+        println!(
+            "| {what} | {d:.2} ms | {g:.2} ms | {requests:.1} | {:.3} ms |",
+            (g - d) / requests
+        );
+    };
+    gate_row("GetItem (the floor)", &get, 1.0);
+    gate_row("tour read (get-tour)", &reads, 2.0);
+    gate_row("booking, ResMan at 0 ms (book-tour)", &(direct, gated), booking_calls);
 }
 
 /// Tours a month at one property, for the analytics rows.

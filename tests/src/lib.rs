@@ -129,6 +129,8 @@ pub struct LocalAws {
     pub dynamodb_endpoint: String,
     /// The functions' environment as resolved from the template (TABLE_NAME, SYNC_QUEUE_URL, ...).
     pub env: HashMap<String, String>,
+    /// Each function's IAM policy, resolved from the template for these resources (the IAM gate's file).
+    pub policies: String,
 }
 
 impl LocalAws {
@@ -152,16 +154,20 @@ impl LocalAws {
             endpoint: format!("http://127.0.0.1:{port}"),
             dynamodb_endpoint,
             env: HashMap::new(),
+            policies: String::new(),
         };
         // Each test's tables have their own names in the shared DynamoDB Local.
         let prefix = format!("t{}", uuid::Uuid::new_v4().simple());
         let env_file = std::env::temp_dir().join(format!("tour-booking-env-{prefix}"));
+        let policies_file = std::env::temp_dir().join(format!("tour-booking-policies-{prefix}"));
         let mut cmd = Command::new(python);
         cmd.arg(workspace_root().join("infra/local/provision.py"))
             .args(["--endpoint", &aws.endpoint])
             .args(["--dynamodb-endpoint", &aws.dynamodb_endpoint])
             .args(["--prefix", &prefix, "--env-out"])
-            .arg(&env_file);
+            .arg(&env_file)
+            .arg("--policies-out")
+            .arg(&policies_file);
         for (k, v) in params {
             cmd.args(["--param", &format!("{k}={v}")]);
         }
@@ -176,6 +182,8 @@ impl LocalAws {
         );
         let text = std::fs::read_to_string(&env_file).expect("provision.py wrote no env file");
         let _ = std::fs::remove_file(&env_file);
+        aws.policies = std::fs::read_to_string(&policies_file).expect("provision.py wrote no policy file");
+        let _ = std::fs::remove_file(&policies_file);
         aws.env = text
             .lines()
             .filter_map(|l| l.split_once('='))
@@ -199,6 +207,26 @@ impl LocalAws {
     /// An SDK configuration for DynamoDB Local.
     pub async fn dynamodb_sdk(&self) -> aws_config::SdkConfig {
         sdk_at(&self.dynamodb_endpoint).await
+    }
+
+    /// The local stack's IAM gate in front of this test's DynamoDB Local and moto, serving in this process: each
+    /// function's calls (signed with its key, `LOCAL<Function>`) held to its policy in the template. Its URL.
+    pub async fn iam_gate(&self) -> String {
+        let policies: iam_gate::Policies = serde_json::from_str(&self.policies).expect("the policy file");
+        let gate = std::sync::Arc::new(iam_gate::Gate::new(
+            policies,
+            self.dynamodb_endpoint.clone(),
+            self.endpoint.clone(),
+        ));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("a free port");
+        let url = format!("http://{}", listener.local_addr().expect("its address"));
+        tokio::spawn(async move { axum::serve(listener, iam_gate::router(gate)).await });
+        url
+    }
+
+    /// An SDK configuration that signs as `access_key` and sends everything to `endpoint` (the IAM gate).
+    pub async fn sdk_as(&self, endpoint: &str, access_key: &str) -> aws_config::SdkConfig {
+        sdk_signed(endpoint, access_key).await
     }
 
     /// The store our functions use, on this test's table.
@@ -253,11 +281,15 @@ impl aws_sdk_dynamodb::config::Intercept for CallCounter {
 }
 
 async fn sdk_at(endpoint: &str) -> aws_config::SdkConfig {
+    sdk_signed(endpoint, "testing").await
+}
+
+async fn sdk_signed(endpoint: &str, access_key: &str) -> aws_config::SdkConfig {
     aws_config::defaults(aws_config::BehaviorVersion::latest())
         .endpoint_url(endpoint)
         .region(aws_config::Region::new("us-east-1"))
         .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
-            "testing", "testing", None, None, "local",
+            access_key, "testing", None, None, "local",
         ))
         .load()
         .await

@@ -48,6 +48,8 @@ pub struct Gate {
     others: String,
     client: reqwest::Client,
     denials: Mutex<Vec<Denial>>,
+    /// Calls held to a function's policy so far (allowed or not).
+    checked: std::sync::atomic::AtomicU64,
 }
 
 const KEPT_DENIALS: usize = 10_000;
@@ -67,6 +69,7 @@ impl Gate {
                 .build()
                 .expect("an HTTP client"),
             denials: Mutex::new(Vec::new()),
+            checked: std::sync::atomic::AtomicU64::new(0),
         }
     }
 
@@ -100,6 +103,7 @@ pub fn router(gate: Arc<Gate>) -> Router {
     Router::new()
         .route("/_iam/denials", get(denials).delete(clear_denials))
         .route("/_iam/policies", axum::routing::put(replace_policies))
+        .route("/_iam/stats", get(stats))
         .fallback(handle)
         .layer(DefaultBodyLimit::disable())
         .with_state(gate)
@@ -107,6 +111,13 @@ pub fn router(gate: Arc<Gate>) -> Router {
 
 async fn denials(State(gate): State<Arc<Gate>>) -> Json<Vec<Denial>> {
     Json(gate.denials.lock().expect("the denials lock").clone())
+}
+
+/// How many function calls were checked, and how many of them refused.
+async fn stats(State(gate): State<Arc<Gate>>) -> Json<serde_json::Value> {
+    let checked = gate.checked.load(std::sync::atomic::Ordering::Relaxed);
+    let denied = gate.denials.lock().expect("the denials lock").len();
+    Json(serde_json::json!({ "checked": checked, "denied": denied }))
 }
 
 async fn clear_denials(State(gate): State<Arc<Gate>>) -> StatusCode {
@@ -128,6 +139,7 @@ async fn handle(State(gate): State<Arc<Gate>>, method: Method, uri: Uri, headers
         principals.get(&s.access_key).cloned()
     });
     if let Some(principal) = principal.as_ref() {
+        gate.checked.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let call = Call {
             service,
             method: method.as_str(),
