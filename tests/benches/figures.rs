@@ -193,23 +193,7 @@ async fn floors(stack: &Stack, items: usize) -> (Timings, Timings) {
     use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
     let client = stack.store.client();
     let table = stack.store.table();
-    let mut get = Timings::new();
-    // The emulator is a JVM: the first few hundred requests run slower while it compiles its hot paths.
-    for round in 0..RUNS * 3 {
-        let started = Instant::now();
-        client
-            .get_item()
-            .table_name(table)
-            .key("pk", AttributeValue::S("PROPERTY".into()))
-            .key("sk", AttributeValue::S(DEMO_PROPERTY.into()))
-            .consistent_read(true)
-            .send()
-            .await
-            .unwrap();
-        if round >= RUNS * 2 {
-            get.add(started);
-        }
-    }
+    let get = timed_get_items(client, table).await;
     let mut transact = Timings::new();
     for round in 0..RUNS * 2 {
         let run = uuid::Uuid::new_v4();
@@ -525,7 +509,8 @@ async fn main() {
     }
 }
 
-/// `RUNS * 3` consistent reads of the property item through `client`; the last `RUNS` timed (the JVM warms up).
+/// `RUNS * 3` consistent reads of the property item through `client`; the last `RUNS` timed (the emulator is a JVM:
+/// the first few hundred requests run slower while it compiles its hot paths).
 async fn timed_get_items(client: &aws_sdk_dynamodb::Client, table: &str) -> Timings {
     use aws_sdk_dynamodb::types::AttributeValue;
     let mut timings = Timings::new();

@@ -17,10 +17,6 @@ use shared::domain::email::Templates;
 use shared::domain::link::Links;
 use std::time::Duration;
 
-/// Kept back from the invocation's deadline to record the last outcome and answer; and the least time worth
-/// starting a send with (a staff webhook gets STAFF_WEBHOOK_TIMEOUT_SECONDS).
-const MARGIN: Duration = Duration::from_secs(2);
-const LEAST: Duration = Duration::from_secs(2);
 /// When the runtime gives no usable deadline: the template's Timeout.
 const FALLBACK_TIME: Duration = Duration::from_secs(30);
 
@@ -47,13 +43,7 @@ async fn handle(deps: &Deps, event: LambdaEvent<SqsEvent>) -> Result<SqsBatchRes
         links: &deps.links,
         max_receives: deps.max_receives,
     };
-    let budget = TimeBudget::until(
-        event.context.deadline(),
-        std::time::SystemTime::now(),
-        FALLBACK_TIME,
-        MARGIN,
-        LEAST,
-    );
+    let budget = TimeBudget::of_queue_batch(event.context.deadline(), FALLBACK_TIME);
     let steps = BatchSteps {
         last_receive: deps.max_receives,
         handle: async |message: &shared::app::sync::QueuedMessage| {

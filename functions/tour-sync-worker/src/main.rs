@@ -16,11 +16,6 @@ use shared::config::{self, ColdStart};
 use shared::ports::ChatbotCallbacks;
 use std::time::Duration;
 
-/// Kept back from the invocation's deadline to record the last outcome and answer; and the least time worth
-/// starting a message with (one ResMan call, RESMAN_TIMEOUT_SECONDS in the template, may still be cut short: every
-/// step is safe to repeat).
-const MARGIN: Duration = Duration::from_secs(2);
-const LEAST: Duration = Duration::from_secs(2);
 /// When the runtime gives no usable deadline: the template's Timeout.
 const FALLBACK_TIME: Duration = Duration::from_secs(30);
 
@@ -48,13 +43,7 @@ async fn handle(deps: &Deps, event: LambdaEvent<SqsEvent>) -> Result<SqsBatchRes
         },
         max_receives: deps.max_receives,
     };
-    let budget = TimeBudget::until(
-        event.context.deadline(),
-        std::time::SystemTime::now(),
-        FALLBACK_TIME,
-        MARGIN,
-        LEAST,
-    );
+    let budget = TimeBudget::of_queue_batch(event.context.deadline(), FALLBACK_TIME);
     let failed = process_batch(&app_deps, &messages, deps.retry_base, budget).await;
     Ok(batch::respond(deps.queue.client(), deps.queue.queue_url(), &handles, failed).await)
 }

@@ -100,8 +100,9 @@ def gate(env: dict, method: str, path: str, body: object | None = None) -> objec
 
 
 def free_slot(env: dict, days_ahead: int = 3) -> tuple[str, str]:
-    """The first in-person time offered on a weekday a few days out: (date, HH:MM)."""
-    day = date.today() + timedelta(days=days_ahead)
+    """The first in-person time offered on a weekday a few days out, counted in the property's own days (not the
+    machine's: in the evening in Chicago it is already tomorrow in UTC): (date, HH:MM)."""
+    day = datetime.now(ZoneInfo("America/Chicago")).date() + timedelta(days=days_ahead)
     while day.weekday() >= 5:
         day += timedelta(days=1)
     status, answer = call(

@@ -563,6 +563,12 @@ pub async fn process_batch(
     .await
 }
 
+/// What a queue consumer keeps back from its deadline to record its last outcome and answer.
+pub const QUEUE_BATCH_MARGIN: std::time::Duration = std::time::Duration::from_secs(2);
+/// The least time worth starting a message with (one ResMan call or send may still be cut short: every step is
+/// safe to repeat).
+pub const QUEUE_BATCH_LEAST: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// The time an invocation has (its deadline, from the Lambda context), and what it keeps back: `margin` to record
 /// outcomes and answer after the last message, and `least` below which a message is not started at all.
 #[derive(Debug, Clone, Copy)]
@@ -592,6 +598,19 @@ impl TimeBudget {
             margin,
             least,
         }
+    }
+
+    /// A queue batch's budget: `QUEUE_BATCH_MARGIN` kept back to record the last outcome and answer, no message
+    /// started with less than `QUEUE_BATCH_LEAST` left; `fallback` (the template's Timeout) when the runtime gives no
+    /// usable deadline.
+    pub fn of_queue_batch(deadline: std::time::SystemTime, fallback: std::time::Duration) -> Self {
+        Self::until(
+            deadline,
+            std::time::SystemTime::now(),
+            fallback,
+            QUEUE_BATCH_MARGIN,
+            QUEUE_BATCH_LEAST,
+        )
     }
 
     /// The time left for work: until the deadline, less the margin.
