@@ -44,10 +44,9 @@ pub enum Decision {
 
 impl Principal {
     pub fn decide(&self, action: &str, resource: &str) -> Decision {
+        let action = action.to_ascii_lowercase();
         let matches = |s: &&Statement| {
-            s.actions
-                .iter()
-                .any(|a| glob(&a.to_ascii_lowercase(), &action.to_ascii_lowercase()))
+            s.actions.iter().any(|a| glob(&a.to_ascii_lowercase(), &action))
                 && s.resources.iter().any(|r| glob(r, resource))
         };
         if self

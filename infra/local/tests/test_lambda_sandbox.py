@@ -127,7 +127,11 @@ def test_an_invocation_past_its_timeout_is_cut_off_reported_as_lambda_reports_it
 
 
 def test_a_binary_that_is_no_function_of_the_template_runs_as_it_is(tmp_path):
-    env = {"LOCAL_FUNCTION_SETTINGS": str(tmp_path / "missing.json"), "AWS_ACCESS_KEY_ID": "testing"}
+    # The settings name a function, but not this binary (an operators' tool such as load-properties).
+    settings = tmp_path / "functions.json"
+    settings.write_text(json.dumps({"fn": {"access_key_id": "LOCALFn", "timeout_seconds": 1}}))
+    env = {"LOCAL_FUNCTION_SETTINGS": str(settings), "AWS_ACCESS_KEY_ID": "testing",
+           "AWS_LAMBDA_RUNTIME_API": "127.0.0.1:9"}
     script = tmp_path / "tool"
     script.write_text(f"#!{sys.executable}\nimport os; print(os.environ['AWS_ACCESS_KEY_ID'])\n")
     script.chmod(0o755)

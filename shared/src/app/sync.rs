@@ -391,6 +391,17 @@ async fn follow_resman(
     Ok(WorkerOutcome::Done)
 }
 
+/// The booking a sync queue message (`{"booking_id": "..."}`) names.
+fn sync_message_booking(body: &str) -> Result<crate::domain::booking::BookingId, crate::app::AppError> {
+    #[derive(serde::Deserialize)]
+    struct Message {
+        booking_id: String,
+    }
+    let message: Message =
+        serde_json::from_str(body).map_err(|_| crate::domain::InvalidField::new("body", "is not a sync message"))?;
+    Ok(crate::domain::booking::BookingId::parse(&message.booking_id)?)
+}
+
 /// One queued tour: whatever its current version still owes (its ResMan write, the chatbot's callback) is done,
 /// each on its own, so a failing DomIQ never holds back ResMan nor the other way round. Every queued ResMan
 /// write may already have reached ResMan (a lost answer), so a creation looks for its reference first.
@@ -399,14 +410,8 @@ pub async fn process_queued_sync(
     message_body: &str,
     receive_count: u32,
 ) -> Result<WorkerOutcome, crate::app::AppError> {
-    use crate::domain::booking::{BookingId, TourStatus};
-    #[derive(serde::Deserialize)]
-    struct Message {
-        booking_id: String,
-    }
-    let message: Message = serde_json::from_str(message_body)
-        .map_err(|_| crate::domain::InvalidField::new("body", "is not a sync message"))?;
-    let id = BookingId::parse(&message.booking_id)?;
+    use crate::domain::booking::TourStatus;
+    let id = sync_message_booking(message_body)?;
     let not_found =
         || crate::app::AppError::NotFound(crate::domain::InvalidField::new("booking_id", "no such booking"));
     let mut tour = deps.tours.tour(&id).await?.ok_or_else(not_found)?;
@@ -709,13 +714,7 @@ async fn give_up(
 
 /// A queued tour whose last try could not run: what it still owes ResMan is marked failed, for staff.
 pub async fn give_up_sync(deps: &WorkerDeps<'_>, message_body: &str) -> Result<(), crate::app::AppError> {
-    #[derive(serde::Deserialize)]
-    struct Message {
-        booking_id: String,
-    }
-    let message: Message = serde_json::from_str(message_body)
-        .map_err(|_| crate::domain::InvalidField::new("body", "is not a sync message"))?;
-    let id = crate::domain::booking::BookingId::parse(&message.booking_id)?;
+    let id = sync_message_booking(message_body)?;
     for _ in 0..3 {
         let Some(tour) = deps.tours.tour(&id).await? else {
             return Ok(());
