@@ -614,13 +614,14 @@ pub trait MessageStore: Send + Sync {
         now: chrono::DateTime<chrono::Utc>,
     ) -> Result<bool, StoreError>;
 
-    /// Records how the claimed send ended.
+    /// Records how the claimed send ended: `false` when nothing was recorded (the message was no longer pending:
+    /// sent, superseded or given up already).
     async fn finish_message(
         &self,
         message: &crate::domain::notify::MessageRef,
         outcome: &SendOutcome,
         now: chrono::DateTime<chrono::Utc>,
-    ) -> Result<(), StoreError>;
+    ) -> Result<bool, StoreError>;
 
     /// Claims the messages still pending that were owed before `before` (their queue message was lost): each is
     /// stamped `now`, so it is claimed again only after another full period.

@@ -479,6 +479,7 @@ impl Stack {
             &self.aws.sdk().await,
             self.aws.var("SENDER_EMAIL"),
             Some(self.aws.var("SES_CONFIGURATION_SET").to_owned()),
+            StdDuration::from_secs(5),
         );
         let templates = shared::domain::email::Templates::defaults().unwrap();
         let staff_webhook = shared::adapters::staff_webhook::HttpStaffWebhook::new(StdDuration::from_secs(2)).unwrap();
@@ -491,6 +492,7 @@ impl Stack {
             templates: &templates,
             links: &links,
             max_receives: 5,
+            longest_send: StdDuration::from_secs(5),
         };
         let url = self.aws.var("NOTIFY_QUEUE_URL");
         let mut handled = 0;
@@ -515,6 +517,7 @@ impl Stack {
                     m.body.as_deref().unwrap_or_default(),
                     1,
                     Utc::now(),
+                    StdDuration::from_secs(28),
                 )
                 .await
                 .unwrap();

@@ -10,7 +10,7 @@ use shared::adapters::dynamo::DynamoStore;
 use shared::adapters::ses::SesMailer;
 use shared::adapters::sqs::batch;
 use shared::adapters::staff_webhook::HttpStaffWebhook;
-use shared::app::notify::{SenderDeps, give_up_message, send_queued_message};
+use shared::app::notify::{SenderDeps, give_up_message, message_lane, send_queued_message};
 use shared::app::sync::{BatchSteps, TimeBudget, run_batch};
 use shared::config::{self, ColdStart};
 use shared::domain::email::Templates;
@@ -30,6 +30,7 @@ struct Deps {
     queue_url: String,
     max_receives: u32,
     retry_base: Duration,
+    longest_send: Duration,
 }
 
 async fn handle(deps: &Deps, event: LambdaEvent<SqsEvent>) -> Result<SqsBatchResponse, Error> {
@@ -42,12 +43,22 @@ async fn handle(deps: &Deps, event: LambdaEvent<SqsEvent>) -> Result<SqsBatchRes
         templates: &deps.templates,
         links: &deps.links,
         max_receives: deps.max_receives,
+        longest_send: deps.longest_send,
     };
     let budget = TimeBudget::of_queue_batch(event.context.deadline(), FALLBACK_TIME);
     let steps = BatchSteps {
         last_receive: deps.max_receives,
+        lane: async |message: &shared::app::sync::QueuedMessage| message_lane(&message.body),
         handle: async |message: &shared::app::sync::QueuedMessage| {
-            send_queued_message(&app_deps, &message.body, message.receive_count, chrono::Utc::now()).await
+            let left = budget.left();
+            send_queued_message(
+                &app_deps,
+                &message.body,
+                message.receive_count,
+                chrono::Utc::now(),
+                left,
+            )
+            .await
         },
         give_up: async |message: &shared::app::sync::QueuedMessage| {
             give_up_message(&app_deps, &message.body, chrono::Utc::now()).await
@@ -60,14 +71,18 @@ async fn handle(deps: &Deps, event: LambdaEvent<SqsEvent>) -> Result<SqsBatchRes
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     let cold = ColdStart::begin().await;
+    let ses_timeout = config::optional_seconds("SES_TIMEOUT_SECONDS", 5)?;
+    let webhook_timeout = config::optional_seconds("STAFF_WEBHOOK_TIMEOUT_SECONDS", 5)?;
     let deps = Deps {
         store: cold.store()?,
         mailer: SesMailer::new(
             &cold.sdk,
             config::required("SENDER_EMAIL")?,
             config::required("SES_CONFIGURATION_SET").ok(),
+            ses_timeout,
         ),
-        staff_webhook: HttpStaffWebhook::new(config::optional_seconds("STAFF_WEBHOOK_TIMEOUT_SECONDS", 5)?)?,
+        staff_webhook: HttpStaffWebhook::new(webhook_timeout)?,
+        longest_send: ses_timeout.max(webhook_timeout),
         templates: Templates::defaults()?,
         links: config::links(&cold.secrets).await?,
         sqs: aws_sdk_sqs::Client::new(&cold.sdk),

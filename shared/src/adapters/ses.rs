@@ -17,9 +17,22 @@ pub struct SesMailer {
 }
 
 impl SesMailer {
-    pub fn new(sdk: &aws_config::SdkConfig, sender: impl Into<String>, configuration_set: Option<String>) -> Self {
+    /// `timeout` bounds one send, retries included (the SDK sets no bound of its own): the sender starts a send
+    /// only with that much time left in its invocation.
+    pub fn new(
+        sdk: &aws_config::SdkConfig,
+        sender: impl Into<String>,
+        configuration_set: Option<String>,
+        timeout: std::time::Duration,
+    ) -> Self {
+        let timeouts = aws_config::timeout::TimeoutConfig::builder()
+            .operation_timeout(timeout)
+            .build();
+        let config = aws_sdk_sesv2::config::Builder::from(sdk)
+            .timeout_config(timeouts)
+            .build();
         Self {
-            client: aws_sdk_sesv2::Client::new(sdk),
+            client: aws_sdk_sesv2::Client::from_conf(config),
             sender: sender.into(),
             configuration_set: configuration_set.filter(|c| !c.trim().is_empty()),
         }

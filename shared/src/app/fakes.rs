@@ -674,15 +674,15 @@ impl crate::ports::MessageStore for MemoryMessages {
         message: &crate::domain::notify::MessageRef,
         outcome: &crate::ports::SendOutcome,
         now: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
+    ) -> Result<bool, StoreError> {
         use crate::domain::notify::DeliveryStatus;
         use crate::ports::SendOutcome;
         let mut messages = locked(&self.messages);
         let Some((delivery, claimed_until)) = messages.get_mut(message) else {
-            return Ok(());
+            return Ok(false);
         };
         if delivery.status != DeliveryStatus::Pending {
-            return Ok(());
+            return Ok(false);
         }
         *claimed_until = None;
         match outcome {
@@ -698,7 +698,7 @@ impl crate::ports::MessageStore for MemoryMessages {
             }
             SendOutcome::Retry { error } => delivery.last_error = Some(error.clone()),
         }
-        Ok(())
+        Ok(true)
     }
 
     async fn claim_unsent_messages(
@@ -828,8 +828,8 @@ impl crate::ports::MessageStore for MemoryTours {
         _: &crate::domain::notify::MessageRef,
         _: &crate::ports::SendOutcome,
         _: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
-        Ok(())
+    ) -> Result<bool, StoreError> {
+        Ok(false)
     }
     async fn claim_unsent_messages(
         &self,

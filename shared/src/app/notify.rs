@@ -14,9 +14,21 @@ use crate::domain::notify::{Audience, MessageRef};
 use crate::ports::{Claim, Mailer, MessageStore, PropertyStore, SendOutcome, StaffWebhook, SyncQueue};
 use chrono::{DateTime, Duration, Utc};
 
-/// How long a claimed send is left to its sender before another may take it over: far longer than one send (the
-/// function times out at 30 s), shorter than the queue's first retry.
-pub const CLAIM_LEASE: Duration = Duration::seconds(90);
+/// What a claim outlasts the invocation that took it by: room for the clocks of two invocations to disagree.
+pub const CLAIM_SLACK: Duration = Duration::seconds(30);
+
+/// How long a claimed send is left to its sender before another may take it over: the rest of the invocation that
+/// claims it (Lambda stops it at its deadline, so no send of it can outlive that), and `CLAIM_SLACK`. A redelivery
+/// while the sender may still be sending finds the message busy and never sends it a second time.
+pub fn claim_lease(time_left: std::time::Duration) -> Duration {
+    Duration::from_std(time_left).unwrap_or(Duration::hours(1)) + CLAIM_SLACK
+}
+
+/// The lane of a notification queue message in its batch: its tour (one tour's messages go in order; different
+/// tours' side by side, so one slow chat service holds back no other tour's emails).
+pub fn message_lane(body: &str) -> String {
+    message_of(body).map_or_else(|_| format!("unreadable:{body}"), |m| m.booking_id.to_string())
+}
 
 pub struct SenderDeps<'a> {
     pub properties: &'a dyn PropertyStore,
@@ -28,6 +40,9 @@ pub struct SenderDeps<'a> {
     pub links: &'a Links,
     /// The notification queue's `maxReceiveCount`: the receive on which a still-failing message is marked failed.
     pub max_receives: u32,
+    /// The longest one send may take (the larger of the staff webhook's and SES's own timeouts): no send is started
+    /// with less time left in the invocation, so none is ever cut off half done and sent again.
+    pub longest_send: std::time::Duration,
 }
 
 fn message_of(body: &str) -> Result<MessageRef, AppError> {
@@ -47,29 +62,38 @@ fn message_of(body: &str) -> Result<MessageRef, AppError> {
 pub async fn give_up_message(deps: &SenderDeps<'_>, body: &str, now: DateTime<Utc>) -> Result<(), AppError> {
     let message = message_of(body)?;
     let error = "not sent in time on the last try".to_owned();
-    deps.messages
+    let recorded = deps
+        .messages
         .finish_message(&message, &SendOutcome::Failed { error }, now)
         .await?;
-    crate::metrics::count(crate::metrics::Metric::MessagesFailed);
+    if recorded {
+        crate::metrics::count(crate::metrics::Metric::MessagesFailed);
+    }
     Ok(())
 }
 
-/// One queued message.
+/// One queued message, with `time_left` in the invocation: a send is started only with time for the longest one.
 pub async fn send_queued_message(
     deps: &SenderDeps<'_>,
     body: &str,
     receive_count: u32,
     now: DateTime<Utc>,
+    time_left: std::time::Duration,
 ) -> Result<WorkerOutcome, AppError> {
     let message = message_of(body)?;
-    let mut claim = deps.messages.claim_message(&message, now, CLAIM_LEASE).await?;
+    if time_left < deps.longest_send {
+        tracing::info!(booking_id = %message.booking_id, message = %message.key(), "too little time left in this invocation for a send; the message goes back to the queue");
+        return Ok(WorkerOutcome::Retry);
+    }
+    let lease = claim_lease(time_left);
+    let mut claim = deps.messages.claim_message(&message, now, lease).await?;
     if claim == Claim::Failed && receive_count == 1 {
         // A delivery given up on, on a queue message's first receive: an operator redrove the dead-letter queue once
         // the cause was fixed (a given-up message only comes back on later receives of its own queue message). It is
         // tried again, from its first try.
         if deps.messages.reopen_failed(&message, now).await? {
             tracing::info!(booking_id = %message.booking_id, message = %message.key(), "a failed message was redriven; trying it again");
-            claim = deps.messages.claim_message(&message, now, CLAIM_LEASE).await?;
+            claim = deps.messages.claim_message(&message, now, lease).await?;
         }
     }
     let (tour, attempt) = match claim {
@@ -95,8 +119,9 @@ pub async fn send_queued_message(
         Err(e @ (RenderError::Template { .. } | RenderError::NoRecipient)) => {
             // Nothing a retry changes: an operator fixes the template or the configuration.
             tracing::error!(booking_id = %message.booking_id, message = %message.key(), error = %e, "message could not be rendered");
-            finish(SendOutcome::Failed { error: e.to_string() }).await?;
-            crate::metrics::count(crate::metrics::Metric::MessagesFailed);
+            if finish(SendOutcome::Failed { error: e.to_string() }).await? {
+                crate::metrics::count(crate::metrics::Metric::MessagesFailed);
+            }
             return Ok(WorkerOutcome::Retry);
         }
     };
@@ -118,8 +143,9 @@ pub async fn send_queued_message(
         }
         Err(e) if !e.retryable || receive_count >= deps.max_receives => {
             tracing::error!(booking_id = %message.booking_id, message = %message.key(), error = %e, "message failed for good; it goes to the dead-letter queue");
-            finish(SendOutcome::Failed { error: e.reason }).await?;
-            crate::metrics::count(crate::metrics::Metric::MessagesFailed);
+            if finish(SendOutcome::Failed { error: e.reason }).await? {
+                crate::metrics::count(crate::metrics::Metric::MessagesFailed);
+            }
             Ok(WorkerOutcome::Retry)
         }
         Err(e) => {
@@ -203,6 +229,31 @@ mod tests {
             .to_string()
     }
 
+    fn kit() -> (Templates, Links) {
+        let links = Links::new("https://tours.example/tour", crate::domain::link::tests::key()).unwrap();
+        (Templates::defaults().unwrap(), links)
+    }
+
+    /// The sender over fakes, five receives, sends of at most 5 s.
+    fn sender<'a>(
+        store: &'a MemoryStore,
+        messages: &'a MemoryMessages,
+        mailer: &'a dyn Mailer,
+        staff_webhook: &'a dyn StaffWebhook,
+        (templates, links): &'a (Templates, Links),
+    ) -> SenderDeps<'a> {
+        SenderDeps {
+            properties: store,
+            messages,
+            mailer,
+            staff_webhook,
+            templates,
+            links,
+            max_receives: 5,
+            longest_send: std::time::Duration::from_secs(5),
+        }
+    }
+
     async fn deliver(
         store: &MemoryStore,
         messages: &MemoryMessages,
@@ -210,20 +261,17 @@ mod tests {
         body: &str,
         receive: u32,
     ) -> WorkerOutcome {
-        let templates = Templates::defaults().unwrap();
-        let links = Links::new("https://tours.example/tour", crate::domain::link::tests::key()).unwrap();
-        let deps = SenderDeps {
-            properties: store,
-            messages,
-            mailer,
-            staff_webhook: mailer,
-            templates: &templates,
-            links: &links,
-            max_receives: 5,
-        };
-        send_queued_message(&deps, body, receive, monday_morning())
-            .await
-            .unwrap()
+        let kit = kit();
+        let deps = sender(store, messages, mailer, mailer, &kit);
+        send_queued_message(
+            &deps,
+            body,
+            receive,
+            monday_morning(),
+            std::time::Duration::from_secs(28),
+        )
+        .await
+        .unwrap()
     }
 
     #[tokio::test]
@@ -333,6 +381,132 @@ mod tests {
         assert!(alert["text"].as_str().unwrap().starts_with("New tour: Ana Lopez"));
         assert!(mailer.sent().is_empty());
         assert_eq!(messages.status(&t, MessageKind::WebhookNew), DeliveryStatus::Sent);
+    }
+
+    /// A chat service that answers after `webhook`, and an SES that accepts a message at once but answers after
+    /// `mail` (each within the sender's `longest_send`, as their own timeouts ensure).
+    struct Slow<'a> {
+        inner: &'a FlakyMailer,
+        webhook: std::time::Duration,
+        mail: std::time::Duration,
+    }
+
+    #[async_trait::async_trait]
+    impl crate::ports::StaffWebhook for Slow<'_> {
+        async fn post(
+            &self,
+            url: &str,
+            event_id: &str,
+            body: &serde_json::Value,
+        ) -> Result<String, crate::ports::MailError> {
+            tokio::time::sleep(self.webhook).await;
+            self.inner.post(url, event_id, body).await
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl crate::ports::Mailer for Slow<'_> {
+        async fn send(&self, email: &crate::domain::email::Email) -> Result<String, crate::ports::MailError> {
+            let accepted = self.inner.send(email).await;
+            tokio::time::sleep(self.mail).await;
+            accepted
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_slow_staff_webhook_never_causes_a_second_email() {
+        use crate::app::sync::{BatchSteps, QueuedMessage, TimeBudget, run_batch};
+        use std::time::Duration as Std;
+        let mut json = crate::domain::property::tests::demo_json();
+        json["staff_webhook_url"] = "https://hooks.chat.example/T1/B2".into();
+        let property = crate::domain::property::Property::from_file(serde_json::from_value(json).unwrap()).unwrap();
+        let (store, t) = (MemoryStore::with_property(property), demo_tour());
+        let inner = FlakyMailer::default();
+        // The chat service takes 4.5 s of its 5; SES takes 4 s to answer a message it has already taken.
+        let slow = Slow {
+            inner: &inner,
+            webhook: Std::from_millis(4_500),
+            mail: Std::from_secs(4),
+        };
+        let messages = MemoryMessages::owing(&t, &[MessageKind::WebhookNew, MessageKind::Confirmation]);
+        let kit = kit();
+        let deps = sender(&store, &messages, &slow, &slow, &kit);
+        let mut queue: Vec<QueuedMessage> = [MessageKind::WebhookNew, MessageKind::Confirmation]
+            .iter()
+            .map(|kind| QueuedMessage {
+                id: kind.as_str().into(),
+                body: body(&t, *kind),
+                receive_count: 0,
+            })
+            .collect();
+        // Invocations of 10 s (the webhook leaves 3.5 s, too little for a send: the email waits for the next one),
+        // each redelivery after the queue's growing delay, far past a fixed 90 s lease.
+        for at in [0, 31, 92, 213, 454] {
+            if queue.is_empty() {
+                break;
+            }
+            queue.iter_mut().for_each(|m| m.receive_count += 1);
+            let budget = TimeBudget {
+                deadline: tokio::time::Instant::now() + Std::from_secs(10),
+                margin: Std::from_secs(2),
+                least: Std::from_secs(2),
+            };
+            let now = monday_morning() + Duration::seconds(at);
+            let steps = BatchSteps {
+                last_receive: 5,
+                lane: async |m: &QueuedMessage| message_lane(&m.body),
+                handle: async |m: &QueuedMessage| {
+                    send_queued_message(&deps, &m.body, m.receive_count, now, budget.left()).await
+                },
+                give_up: async |m: &QueuedMessage| give_up_message(&deps, &m.body, now).await,
+            };
+            let failed = run_batch(&queue, Std::from_secs(30), budget, steps).await;
+            queue.retain(|m| failed.iter().any(|f| f.id == m.id));
+        }
+        assert!(queue.is_empty(), "both went out");
+        assert_eq!(inner.posts().len(), 1, "the alert was posted once");
+        assert_eq!(inner.sent().len(), 1, "the confirmation was emailed once");
+        assert_eq!(messages.status(&t, MessageKind::Confirmation), DeliveryStatus::Sent);
+    }
+
+    #[tokio::test]
+    async fn a_claim_outlasts_the_invocation_that_took_it() {
+        let t = demo_tour();
+        let messages = MemoryMessages::owing(&t, &[MessageKind::Confirmation]);
+        let m = MessageRef::parse(t.booking_id.clone(), &format!("confirmation#v{}", t.version)).unwrap();
+        // An invocation with 25 s left claims it and is stopped mid-send at its deadline; a redelivery 50 s later
+        // (inside the slack) still finds it held, one after the lease finds it free.
+        let left = std::time::Duration::from_secs(25);
+        assert!(matches!(
+            messages
+                .claim_message(&m, monday_morning(), claim_lease(left))
+                .await
+                .unwrap(),
+            Claim::Claimed(..)
+        ));
+        let later = |s| monday_morning() + Duration::seconds(s);
+        assert_eq!(
+            messages.claim_message(&m, later(50), claim_lease(left)).await.unwrap(),
+            Claim::Busy
+        );
+        assert!(matches!(
+            messages.claim_message(&m, later(56), claim_lease(left)).await.unwrap(),
+            Claim::Claimed(..)
+        ));
+    }
+
+    #[tokio::test]
+    async fn a_message_given_up_after_it_was_sent_is_not_counted_failed() {
+        let (store, mailer, t) = (MemoryStore::with_property(demo()), FlakyMailer::default(), demo_tour());
+        let messages = MemoryMessages::owing(&t, &[MessageKind::Confirmation]);
+        let b = body(&t, MessageKind::Confirmation);
+        assert_eq!(deliver(&store, &messages, &mailer, &b, 5).await, WorkerOutcome::Done);
+        let kit = kit();
+        let deps = sender(&store, &messages, &mailer, &mailer, &kit);
+        let (given_up, lines) = crate::metrics::capture(give_up_message(&deps, &b, monday_morning())).await;
+        given_up.unwrap();
+        assert!(crate::metrics::names(&lines).is_empty(), "{lines:?}");
+        assert_eq!(messages.status(&t, MessageKind::Confirmation), DeliveryStatus::Sent);
     }
 
     #[tokio::test]

@@ -545,8 +545,9 @@ pub fn retry_delay(base: std::time::Duration, receive_count: u32) -> u32 {
     u32::try_from(base.as_secs().saturating_mul(factor).min(900)).unwrap_or(900)
 }
 
-/// Processes a batch message by message; one message's failure (a poison message included) never holds back the
-/// others. Returns the failures, for the queue's partial batch response.
+/// Processes a batch: one message's failure (a poison message included) never holds back the others, and one
+/// ResMan account's slowness never holds back another's writes (each account is a lane of its own). Returns the
+/// failures, for the queue's partial batch response.
 pub async fn process_batch(
     deps: &WorkerDeps<'_>,
     messages: &[QueuedMessage],
@@ -559,6 +560,7 @@ pub async fn process_batch(
         budget,
         BatchSteps {
             last_receive: deps.max_receives,
+            lane: async |message: &QueuedMessage| sync_lane(deps, &message.body).await,
             handle: async |message: &QueuedMessage| {
                 process_queued_sync(deps, &message.body, message.receive_count).await
             },
@@ -566,6 +568,26 @@ pub async fn process_batch(
         },
     )
     .await
+}
+
+/// The lane of a sync message: the ResMan account its tour's property belongs to. Writes to one account go one
+/// after another (ResMan is paced per account, and one booking's messages must never post side by side); different
+/// accounts' go side by side. A message whose tour or property cannot be read gets a lane of its own: it fails on
+/// its own.
+pub async fn sync_lane(deps: &WorkerDeps<'_>, body: &str) -> String {
+    let Ok(id) = sync_message_booking(body) else {
+        return format!("unreadable:{body}");
+    };
+    let Ok(Some(tour)) = deps.tours.tour(&id).await else {
+        return format!("booking:{id}");
+    };
+    match deps.properties.property(&tour.property_id).await {
+        Ok(Some(property)) => match property.account {
+            Some(account) => format!("account:{account}"),
+            None => "account:default".into(),
+        },
+        _ => format!("booking:{id}"),
+    }
 }
 
 /// What a queue consumer keeps back from its deadline to record its last outcome and answer.
@@ -619,7 +641,7 @@ impl TimeBudget {
     }
 
     /// The time left for work: until the deadline, less the margin.
-    fn left(&self) -> std::time::Duration {
+    pub fn left(&self) -> std::time::Duration {
         self.deadline
             .saturating_duration_since(tokio::time::Instant::now())
             .saturating_sub(self.margin)
@@ -627,37 +649,72 @@ impl TimeBudget {
 }
 
 /// What a batch does with each message (`handle`), and with one on its last receive that cannot be done in time
-/// (`give_up`: mark it failed, so it reaches the dead-letter queue marked, as the runbook promises).
-pub struct BatchSteps<H, G> {
+/// (`give_up`: mark it failed, so it reaches the dead-letter queue marked, as the runbook promises). `lane` names
+/// what a message must not run beside: messages of one lane run one after another, lanes side by side.
+pub struct BatchSteps<L, H, G> {
     pub last_receive: u32,
+    pub lane: L,
     pub handle: H,
     pub give_up: G,
 }
 
-/// A batch of queue messages through `handle`, one after another, inside the invocation's time: the failures (and
-/// the retries asked for), each with its delay, for the queue's partial batch response.
+/// A batch of queue messages through `handle` inside the invocation's time: the failures (and the retries asked
+/// for), each with its delay, for the queue's partial batch response.
 ///
-/// - Messages on their last receive go first, so time runs out on those that will come back, not on those that
-///   would reach the dead-letter queue.
+/// - Messages are grouped by `lane`; the lanes run side by side, so one slow lane (an account whose ResMan hangs)
+///   costs the others nothing. Within a lane, messages run one after another.
+/// - Within a lane, messages on their last receive go first, so time runs out on those that will come back, not on
+///   those that would reach the dead-letter queue.
 /// - Each message gets at most the time left less the margin; one that runs past it is dropped where it stands
 ///   (every step is safe to repeat: a ResMan write looks for its reference before it posts again) and reported.
 /// - With less than `least` left, no new message is started: the rest are reported as failures at once, and any on
 ///   its last receive is marked failed first (`give_up`).
-pub async fn run_batch<H, G>(
+pub async fn run_batch<L, H, G>(
     messages: &[QueuedMessage],
     retry_base: std::time::Duration,
     budget: TimeBudget,
-    steps: BatchSteps<H, G>,
+    steps: BatchSteps<L, H, G>,
+) -> Vec<Failed>
+where
+    L: AsyncFn(&QueuedMessage) -> String,
+    H: AsyncFn(&QueuedMessage) -> Result<WorkerOutcome, crate::app::AppError>,
+    G: AsyncFn(&QueuedMessage) -> Result<(), crate::app::AppError>,
+{
+    // Finding a lane is a read or two; if even that runs out of time, every message is late anyway.
+    let lane_of = async |m: &QueuedMessage| {
+        tokio::time::timeout(budget.left(), (steps.lane)(m))
+            .await
+            .unwrap_or_default()
+    };
+    let names = futures::future::join_all(messages.iter().map(lane_of)).await;
+    let mut lanes: Vec<(String, Vec<&QueuedMessage>)> = Vec::new();
+    for (message, name) in messages.iter().zip(names) {
+        match lanes.iter_mut().find(|(n, _)| *n == name) {
+            Some((_, lane)) => lane.push(message),
+            None => lanes.push((name, vec![message])),
+        }
+    }
+    let runs = lanes
+        .into_iter()
+        .map(|(_, lane)| run_lane(lane, retry_base, &budget, &steps));
+    futures::future::join_all(runs).await.into_iter().flatten().collect()
+}
+
+/// One lane of a batch, message after message (see `run_batch`).
+async fn run_lane<L, H, G>(
+    mut lane: Vec<&QueuedMessage>,
+    retry_base: std::time::Duration,
+    budget: &TimeBudget,
+    steps: &BatchSteps<L, H, G>,
 ) -> Vec<Failed>
 where
     H: AsyncFn(&QueuedMessage) -> Result<WorkerOutcome, crate::app::AppError>,
     G: AsyncFn(&QueuedMessage) -> Result<(), crate::app::AppError>,
 {
     let is_last = |m: &QueuedMessage| m.receive_count >= steps.last_receive;
-    let mut ordered: Vec<&QueuedMessage> = messages.iter().collect();
-    ordered.sort_by_key(|m| !is_last(m)); // stable: last receives first, otherwise in the queue's order
+    lane.sort_by_key(|m| !is_last(m)); // stable: last receives first, otherwise in the queue's order
     let mut failed = Vec::new();
-    for message in ordered {
+    for message in lane {
         let left = budget.left();
         let done = if left < budget.least {
             tracing::warn!(message_id = %message.id, "too little time left in this invocation; the message goes back to the queue");
@@ -673,7 +730,7 @@ where
                 Err(_) => {
                     tracing::warn!(message_id = %message.id, "message ran out of the invocation's time; it goes back to the queue");
                     if is_last(message) {
-                        give_up(&steps.give_up, message, &budget).await;
+                        give_up(&steps.give_up, message, budget).await;
                     }
                     false
                 }
@@ -681,7 +738,7 @@ where
         };
         if !done {
             if left < budget.least && is_last(message) {
-                give_up(&steps.give_up, message, &budget).await;
+                give_up(&steps.give_up, message, budget).await;
             }
             failed.push(Failed {
                 id: message.id.clone(),
@@ -741,6 +798,7 @@ mod tests {
     use std::sync::Mutex;
     use std::time::Duration;
 
+    /// A message whose id is its body: "lane:rest" runs in `lane`, anything else in the one unnamed lane.
     fn message(id: &str, receive_count: u32) -> QueuedMessage {
         QueuedMessage {
             id: id.into(),
@@ -757,16 +815,22 @@ mod tests {
         }
     }
 
-    /// Runs a batch where each message's body says how long its work takes ("slow" 100 s, anything else 5 s), and
-    /// returns what was started, what was given up and what failed.
+    /// Runs a batch where each message's body says how long its work takes ("slow" 100 s, anything else 5 s) and
+    /// its lane, and returns what was started, what was given up and what failed.
     async fn run(messages: &[QueuedMessage], seconds: u64) -> (Vec<String>, Vec<String>, Vec<String>) {
         let started = Mutex::new(Vec::new());
         let given_up = Mutex::new(Vec::new());
         let steps = BatchSteps {
             last_receive: 5,
+            lane: async |m: &QueuedMessage| {
+                m.body
+                    .split_once(':')
+                    .map(|(lane, _)| lane.to_owned())
+                    .unwrap_or_default()
+            },
             handle: async |m: &QueuedMessage| {
                 started.lock().unwrap().push(m.id.clone());
-                let work = if m.body.starts_with("slow") { 100 } else { 5 };
+                let work = if m.body.contains("slow") { 100 } else { 5 };
                 tokio::time::sleep(Duration::from_secs(work)).await;
                 Ok(WorkerOutcome::Done)
             },
@@ -790,6 +854,33 @@ mod tests {
         assert_eq!(started, ["c", "a", "slow"]);
         assert_eq!(failed, ["slow", "b"]);
         assert!(given_up.is_empty(), "nothing on its last receive was left undone");
+        assert!(
+            started_at.elapsed() <= Duration::from_secs(28),
+            "{:?}",
+            started_at.elapsed()
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn one_lane_that_hangs_does_not_hold_back_another() {
+        let started_at = tokio::time::Instant::now();
+        let batch = [
+            message("hung:slow", 1),
+            message("hung:next", 1),
+            message("fine:1", 1),
+            message("fine:2", 1),
+            message("fine:3", 1),
+            message("fine:4", 2),
+            message("fine:5", 5),
+        ];
+        let (started, given_up, failed) = run(&batch, 30).await;
+        // The fine lane does its five messages (25 s) beside the hung one, its last receive first; the hung lane's
+        // first message is cut when only the margin is left, and its second is never started.
+        let fine: Vec<&String> = started.iter().filter(|s| s.starts_with("fine")).collect();
+        assert_eq!(fine, ["fine:5", "fine:1", "fine:2", "fine:3", "fine:4"]);
+        assert!(!started.contains(&"hung:next".to_owned()));
+        assert_eq!(failed, ["hung:slow", "hung:next"]);
+        assert!(given_up.is_empty());
         assert!(
             started_at.elapsed() <= Duration::from_secs(28),
             "{:?}",

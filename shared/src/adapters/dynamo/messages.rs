@@ -225,7 +225,7 @@ impl MessageStore for DynamoStore {
         message: &MessageRef,
         outcome: &SendOutcome,
         now: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
+    ) -> Result<bool, StoreError> {
         let update = self
             .client
             .update_item()
@@ -253,9 +253,9 @@ impl MessageStore for DynamoStore {
                 .expression_attribute_values(":e", s(error.as_str())),
         };
         match update.send().await {
-            Ok(_) => Ok(()),
+            Ok(_) => Ok(true),
             // Finished already (a second delivery that lost the race): nothing to record.
-            Err(e) if lost_condition(&e) => Ok(()),
+            Err(e) if lost_condition(&e) => Ok(false),
             Err(e) => Err(unavailable(e)),
         }
     }
