@@ -158,9 +158,21 @@ impl Stack {
         .await
     }
 
-    /// Receives a batch as the event source mapping does and runs the worker on it: deletes what succeeded,
-    /// and makes failures visible again at once (the real delay is tested in the unit tests).
+    /// Receives a batch as the event source mapping does and runs the worker on it (see `settle_sync_batch`).
     pub async fn deliver_once(&self) -> usize {
+        let messages = self.receive_sync_batch().await;
+        let budget = TimeBudget {
+            deadline: tokio::time::Instant::now() + StdDuration::from_secs(30),
+            margin: StdDuration::from_secs(2),
+            least: StdDuration::from_secs(2),
+        };
+        let failed = process_batch(&self.worker(), &messages, StdDuration::from_secs(30), budget).await;
+        self.settle_sync_batch(&messages, &failed).await;
+        messages.len()
+    }
+
+    /// Receives up to ten sync queue messages, as the event source mapping does (ids are receipt handles).
+    pub async fn receive_sync_batch(&self) -> Vec<QueuedMessage> {
         let out = self
             .sqs
             .receive_message()
@@ -172,10 +184,10 @@ impl Stack {
             .await
             .unwrap();
         let received = out.messages.unwrap_or_default();
-        let messages: Vec<QueuedMessage> = received
+        received
             .iter()
             .map(|m| QueuedMessage {
-                id: m.message_id.clone().unwrap(),
+                id: m.receipt_handle.clone().unwrap(),
                 body: m.body.clone().unwrap_or_default(),
                 receive_count: m
                     .attributes
@@ -184,21 +196,18 @@ impl Stack {
                     .and_then(|c| c.parse().ok())
                     .unwrap_or(1),
             })
-            .collect();
-        let budget = TimeBudget {
-            deadline: tokio::time::Instant::now() + StdDuration::from_secs(30),
-            margin: StdDuration::from_secs(2),
-            least: StdDuration::from_secs(2),
-        };
-        let failed = process_batch(&self.worker(), &messages, StdDuration::from_secs(30), budget).await;
-        for m in &received {
-            let id = m.message_id.as_deref().unwrap();
-            let handle = m.receipt_handle.as_deref().unwrap();
-            if failed.iter().any(|f| f.id == id) {
+            .collect()
+    }
+
+    /// Answers a batch as the event source mapping reads a partial batch response: deletes what succeeded, and
+    /// makes failures visible again at once (the real delay is tested in the unit tests).
+    pub async fn settle_sync_batch(&self, messages: &[QueuedMessage], failed: &[shared::app::sync::Failed]) {
+        for m in messages {
+            if failed.iter().any(|f| f.id == m.id) {
                 self.sqs
                     .change_message_visibility()
                     .queue_url(self.queue.queue_url())
-                    .receipt_handle(handle)
+                    .receipt_handle(&m.id)
                     .visibility_timeout(0)
                     .send()
                     .await
@@ -207,13 +216,12 @@ impl Stack {
                 self.sqs
                     .delete_message()
                     .queue_url(self.queue.queue_url())
-                    .receipt_handle(handle)
+                    .receipt_handle(&m.id)
                     .send()
                     .await
                     .unwrap();
             }
         }
-        received.len()
     }
 
     pub async fn dead_letters(&self) -> Vec<String> {
@@ -255,7 +263,7 @@ pub fn command(property: &Property, n: usize, time: &str) -> BookTourCommand {
             "tour_type": "in_person",
             "preferred_date": bookable_date(property).to_string(),
             "preferred_time": time,
-            "property_id": DEMO_PROPERTY,
+            "property_id": property.id.as_str(),
             "unit_preferences": "2 bedrooms",
             "special_requests": "ground floor"
         }

@@ -218,3 +218,94 @@ async fn poll_workers_running_at_once_never_call_an_account_faster_than_its_rate
         );
     }
 }
+
+#[tokio::test]
+async fn a_sync_batch_for_two_companies_ends_in_time_and_one_companys_hung_resman_holds_back_no_other_write() {
+    use integration_tests::stack::{Stack, command, response};
+    use shared::app::booking::book_tour;
+    use shared::app::sync::{TimeBudget, WorkerDeps, process_batch};
+    use shared::domain::booking::{BookingId, SyncStatus};
+    use shared::ports::TourStore;
+
+    let stack = Stack::start().await;
+    let sdk = stack.aws.sdk().await;
+    let customers = generate(1, 1);
+    customers.load_into_sandbox(&stack.sandbox.base_url()).await;
+    customers
+        .onboard(&aws_sdk_secretsmanager::Client::new(&sdk), &stack.store)
+        .await;
+    let other = &customers.properties[0];
+    let accounts = AccountSecrets::new(
+        SecretsManager::new(&sdk),
+        ACCOUNT_SECRET_PREFIX,
+        Duration::from_secs(300),
+    );
+    let resman = resman_for(&stack.sandbox, Duration::from_secs(3)).with_accounts(Arc::new(accounts));
+    // Ten bookings accepted while ResMan is down, all queued: five at the demo company's property (account 400),
+    // five at another company's.
+    stack.faults(serde_json::json!({"http_error_rate": 1.0})).await;
+    let booking = booking_deps(&stack.store, &resman, &stack.queue, Duration::from_millis(20));
+    let mut ours = Vec::new();
+    let mut theirs = Vec::new();
+    for (n, time) in ["10:00", "11:00", "13:00", "14:00", "15:00"].iter().enumerate() {
+        for (property, ids, offset) in [(&stack.property, &mut ours, 0), (other, &mut theirs, 100)] {
+            let id = BookingId::from_uuid(uuid::Uuid::new_v4());
+            let c = command(property, n + offset, time);
+            let booked = book_tour(&booking, &c, None, id, chrono::Utc::now()).await.unwrap();
+            assert_eq!(booked.status, 202, "{}", booked.body);
+            ids.push(BookingId::parse(response(&booked)["appointment_id"].as_str().unwrap()).unwrap());
+        }
+    }
+    let mut batch = Vec::new();
+    while batch.len() < 10 {
+        let received = stack.receive_sync_batch().await;
+        assert!(!received.is_empty(), "ten messages were queued; got {}", batch.len());
+        batch.extend(received);
+    }
+    // One of the demo company's messages is on its last receive.
+    let last = batch
+        .iter_mut()
+        .find(|m| m.body.contains(ours[0].as_str()))
+        .expect("the first booking's message");
+    last.receive_count = 5;
+
+    // Now the demo company's ResMan hangs on every call; the other company's answers.
+    stack
+        .faults(serde_json::json!({"hang_rate": 1.0, "accounts": [400]}))
+        .await;
+    let deps = WorkerDeps {
+        resman: &resman,
+        ..stack.worker()
+    };
+    let timeout = Duration::from_secs(10);
+    let started = std::time::Instant::now();
+    let budget = TimeBudget {
+        deadline: tokio::time::Instant::now() + timeout,
+        margin: Duration::from_secs(2),
+        least: Duration::from_secs(2),
+    };
+    let failed = process_batch(&deps, &batch, Duration::from_secs(30), budget).await;
+    let took = started.elapsed();
+    assert!(took < timeout, "the batch ran {took:?}, past its {timeout:?}");
+
+    for id in &theirs {
+        let tour = stack.store.tour(id).await.unwrap().unwrap();
+        assert_eq!(tour.sync_status, SyncStatus::Synced, "{id}: the other company's write went through");
+    }
+    let failed_bodies: Vec<&str> = batch
+        .iter()
+        .filter(|m| failed.iter().any(|f| f.id == m.id))
+        .map(|m| m.body.as_str())
+        .collect();
+    assert_eq!(failed_bodies.len(), 5, "{failed_bodies:?}");
+    assert!(
+        ours.iter().all(|id| failed_bodies.iter().any(|b| b.contains(id.as_str()))),
+        "the hung company's five go back to the queue: {failed_bodies:?}"
+    );
+    let marked = stack.store.tour(&ours[0]).await.unwrap().unwrap();
+    assert_eq!(marked.sync_status, SyncStatus::Failed, "its last receive marked it failed for staff");
+    for id in &ours[1..] {
+        let tour = stack.store.tour(id).await.unwrap().unwrap();
+        assert_eq!(tour.sync_status, SyncStatus::Pending, "{id}: still owed, it comes back");
+    }
+}

@@ -25,6 +25,8 @@ pub(crate) struct Faults {
     pub applied_then_503_rate: f64,
     /// Method names (`PostLeadManagement4_0`, or `MITS/PostLeadManagement4_0`); `None` = every method.
     pub methods: Option<Vec<String>>,
+    /// The `AccountID`s (management companies) the faults hit; `None` = every account.
+    pub accounts: Option<Vec<i64>>,
     pub remaining: Option<u64>,
 }
 
@@ -39,6 +41,7 @@ impl Default for Faults {
             status_error_message: DEFAULT_STATUS_ERROR_MESSAGE.to_owned(),
             applied_then_503_rate: 0.0,
             methods: None,
+            accounts: None,
             remaining: None,
         }
     }
@@ -126,6 +129,7 @@ impl Faults {
                 }
                 "applied_then_503_rate" => faults.applied_then_503_rate = rate(&name, value)?,
                 "methods" => faults.methods = Some(typed(&name, value, "a list of method names")?),
+                "accounts" => faults.accounts = Some(typed(&name, value, "a list of AccountIDs")?),
                 "remaining" => faults.remaining = Some(typed(&name, value, "a whole number")?),
                 _ => return Err(FaultsError::field(&name, format!("unknown field {name:?}"))),
             }
@@ -133,15 +137,16 @@ impl Faults {
         Ok(faults)
     }
 
-    fn applies_to(&self, area: &str, method: &str) -> bool {
+    fn applies_to(&self, area: &str, method: &str, account: i64) -> bool {
         self.methods
             .as_ref()
             .is_none_or(|methods| methods.iter().any(|m| m == method || *m == format!("{area}/{method}")))
+            && self.accounts.as_ref().is_none_or(|accounts| accounts.contains(&account))
     }
 
-    /// Decides the faults for one request and counts it against `remaining`.
-    pub(crate) fn decide(&mut self, area: &str, method: &str, rng: &mut impl RngExt) -> Decision {
-        if !self.applies_to(area, method) {
+    /// Decides the faults for one request to `account` and counts it against `remaining`.
+    pub(crate) fn decide(&mut self, area: &str, method: &str, account: i64, rng: &mut impl RngExt) -> Decision {
+        if !self.applies_to(area, method, account) {
             return Decision::default();
         }
         let latency = Duration::from_millis(self.latency_ms);
@@ -210,7 +215,7 @@ mod tests {
     #[test]
     fn a_certain_fault_always_fires_and_the_first_in_order_wins() {
         let mut faults = parse(r#"{"hang_rate": 1.0, "http_error_rate": 1.0}"#).expect("valid");
-        let decision = faults.decide("MITS", "SearchProspects", &mut rand::rng());
+        let decision = faults.decide("MITS", "SearchProspects", 1, &mut rand::rng());
         assert_eq!(decision.action, Some(FaultAction::Hang));
     }
 
@@ -219,15 +224,25 @@ mod tests {
         let mut faults = parse(r#"{"latency_ms": 50, "status_error_rate": 1.0, "methods": ["PostLeadManagement4_0"]}"#)
             .expect("valid");
         assert_eq!(
-            faults.decide("Leasing", "GetEmployees", &mut rand::rng()),
+            faults.decide("Leasing", "GetEmployees", 1, &mut rand::rng()),
             Decision::default()
         );
-        let decision = faults.decide("MITS", "PostLeadManagement4_0", &mut rand::rng());
+        let decision = faults.decide("MITS", "PostLeadManagement4_0", 1, &mut rand::rng());
         assert_eq!(decision.latency, Duration::from_millis(50));
         assert_eq!(
             decision.action,
             Some(FaultAction::StatusError("Simulated failure".to_owned()))
         );
+    }
+
+    #[test]
+    fn accounts_limit_every_fault_to_those_companies() {
+        let mut faults = parse(r#"{"latency_ms": 50, "hang_rate": 1.0, "accounts": [400]}"#).expect("valid");
+        assert_eq!(faults.decide("MITS", "SearchProspects", 401, &mut rand::rng()), Decision::default());
+        let decision = faults.decide("MITS", "SearchProspects", 400, &mut rand::rng());
+        assert_eq!(decision.action, Some(FaultAction::Hang));
+        assert_eq!(decision.latency, Duration::from_millis(50));
+        assert_eq!(parse(r#"{"accounts": ["a"]}"#).map_err(|e| e.field), Err(Some("accounts".to_owned())));
     }
 
     #[test]
@@ -238,11 +253,11 @@ mod tests {
         let mut rng = rand::rng();
         for _ in 0..2 {
             assert_eq!(
-                faults.decide("MITS", "SearchProspects", &mut rng).action,
+                faults.decide("MITS", "SearchProspects", 1, &mut rng).action,
                 Some(FaultAction::HttpError(502))
             );
         }
-        let third = faults.decide("MITS", "SearchProspects", &mut rng);
+        let third = faults.decide("MITS", "SearchProspects", 1, &mut rng);
         assert_eq!(third.action, None);
         assert_eq!(third.latency, Duration::from_millis(5));
         assert_eq!(faults.remaining, Some(0));

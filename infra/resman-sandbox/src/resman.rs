@@ -233,7 +233,8 @@ pub(crate) async fn handle(
     };
     let format = if kind.is_mits() { Format::Xml } else { requested };
 
-    let decision = app.lock().faults.decide(&area, &method, &mut rand::rng());
+    let account = account_id.unwrap_or(app.credentials.account_id);
+    let decision = app.lock().faults.decide(&area, &method, account, &mut rand::rng());
     if !decision.latency.is_zero() {
         record.fault = Some("latency");
         app.sleep(decision.latency).await;
