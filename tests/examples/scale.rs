@@ -113,6 +113,7 @@ async fn worker(
             &settings,
             &batch,
             StdDuration::from_secs(30),
+            &integration_tests::invocation(60),
             &Utc::now,
         )
         .await;

@@ -398,3 +398,10 @@ pub async fn sandbox_json(sandbox: &RunningSandbox, path: &str) -> serde_json::V
         .await
         .unwrap_or_else(|e| panic!("GET /_sandbox/{path} is not JSON: {e}"))
 }
+
+/// An invocation's time as a queue consumer has it: `seconds` from now, two kept back to answer, none started with
+/// less than two left.
+pub fn invocation(seconds: u64) -> shared::app::budget::TimeBudget {
+    let two = Duration::from_secs(2);
+    shared::app::budget::TimeBudget::lasting(Duration::from_secs(seconds), two, two)
+}

@@ -10,7 +10,7 @@ use shared::adapters::resman::HttpResMan;
 use shared::adapters::sqs::SqsSyncQueue;
 use shared::app::AppError;
 use shared::app::booking::{Booked, BookingDeps, book_tour};
-use shared::app::sync::{Attempts, QueuedMessage, TimeBudget, WorkerDeps, process_batch};
+use shared::app::sync::{Attempts, QueuedMessage, WorkerDeps, process_batch};
 use shared::domain::TourType;
 use shared::domain::booking::{BookTourCommand, BookTourRequest, BookingId, TourRecord};
 use shared::domain::property::Property;
@@ -161,12 +161,7 @@ impl Stack {
     /// Receives a batch as the event source mapping does and runs the worker on it (see `settle_sync_batch`).
     pub async fn deliver_once(&self) -> usize {
         let messages = self.receive_sync_batch().await;
-        let budget = TimeBudget {
-            deadline: tokio::time::Instant::now() + StdDuration::from_secs(30),
-            margin: StdDuration::from_secs(2),
-            least: StdDuration::from_secs(2),
-        };
-        let failed = process_batch(&self.worker(), &messages, StdDuration::from_secs(30), budget).await;
+        let failed = process_batch(&self.worker(), &messages, StdDuration::from_secs(30), invocation(30)).await;
         self.settle_sync_batch(&messages, &failed).await;
         messages.len()
     }
@@ -343,6 +338,7 @@ impl Stack {
             &self.resman,
             &shared::app::changes::PollSettings::default(),
             Utc::now(),
+            &invocation(60),
         )
         .await
         .unwrap()

@@ -180,6 +180,7 @@ async fn poll_workers_running_at_once_never_call_an_account_faster_than_its_rate
                 &settings,
                 &batch,
                 Duration::from_secs(30),
+                &invocation(60),
                 &chrono::Utc::now,
             )
             .await
@@ -223,7 +224,7 @@ async fn poll_workers_running_at_once_never_call_an_account_faster_than_its_rate
 async fn a_sync_batch_for_two_companies_ends_in_time_and_one_companys_hung_resman_holds_back_no_other_write() {
     use integration_tests::stack::{Stack, command, response};
     use shared::app::booking::book_tour;
-    use shared::app::sync::{TimeBudget, WorkerDeps, process_batch};
+    use shared::app::sync::{WorkerDeps, process_batch};
     use shared::domain::booking::{BookingId, SyncStatus};
     use shared::ports::TourStore;
 
@@ -279,18 +280,17 @@ async fn a_sync_batch_for_two_companies_ends_in_time_and_one_companys_hung_resma
     };
     let timeout = Duration::from_secs(10);
     let started = std::time::Instant::now();
-    let budget = TimeBudget {
-        deadline: tokio::time::Instant::now() + timeout,
-        margin: Duration::from_secs(2),
-        least: Duration::from_secs(2),
-    };
-    let failed = process_batch(&deps, &batch, Duration::from_secs(30), budget).await;
+    let failed = process_batch(&deps, &batch, Duration::from_secs(30), invocation(timeout.as_secs())).await;
     let took = started.elapsed();
     assert!(took < timeout, "the batch ran {took:?}, past its {timeout:?}");
 
     for id in &theirs {
         let tour = stack.store.tour(id).await.unwrap().unwrap();
-        assert_eq!(tour.sync_status, SyncStatus::Synced, "{id}: the other company's write went through");
+        assert_eq!(
+            tour.sync_status,
+            SyncStatus::Synced,
+            "{id}: the other company's write went through"
+        );
     }
     let failed_bodies: Vec<&str> = batch
         .iter()
@@ -299,11 +299,16 @@ async fn a_sync_batch_for_two_companies_ends_in_time_and_one_companys_hung_resma
         .collect();
     assert_eq!(failed_bodies.len(), 5, "{failed_bodies:?}");
     assert!(
-        ours.iter().all(|id| failed_bodies.iter().any(|b| b.contains(id.as_str()))),
+        ours.iter()
+            .all(|id| failed_bodies.iter().any(|b| b.contains(id.as_str()))),
         "the hung company's five go back to the queue: {failed_bodies:?}"
     );
     let marked = stack.store.tour(&ours[0]).await.unwrap().unwrap();
-    assert_eq!(marked.sync_status, SyncStatus::Failed, "its last receive marked it failed for staff");
+    assert_eq!(
+        marked.sync_status,
+        SyncStatus::Failed,
+        "its last receive marked it failed for staff"
+    );
     for id in &ours[1..] {
         let tour = stack.store.tour(id).await.unwrap().unwrap();
         assert_eq!(tour.sync_status, SyncStatus::Pending, "{id}: still owed, it comes back");

@@ -69,9 +69,15 @@ async fn a_tour_booked_by_staff_in_resman_leaves_availability_and_the_cache() {
         assert_eq!(res.status(), 201);
     }
 
-    let report = poll_changes(&feed(&store, &queue), &resman, &PollSettings::default(), Utc::now())
-        .await
-        .unwrap();
+    let report = poll_changes(
+        &feed(&store, &queue),
+        &resman,
+        &PollSettings::default(),
+        Utc::now(),
+        &invocation(60),
+    )
+    .await
+    .unwrap();
     assert!(report.failed.is_empty(), "{report:?}");
     assert_eq!(report.appointments_changed, 2, "{report:?}");
 
@@ -88,8 +94,85 @@ async fn a_tour_booked_by_staff_in_resman_leaves_availability_and_the_cache() {
     assert_eq!(after.available_slots.len(), before.available_slots.len() - 1);
 
     // The next poll reads the same appointments again and changes nothing.
-    let again = poll_changes(&feed(&store, &queue), &resman, &PollSettings::default(), Utc::now())
+    let again = poll_changes(
+        &feed(&store, &queue),
+        &resman,
+        &PollSettings::default(),
+        Utc::now(),
+        &invocation(60),
+    )
+    .await
+    .unwrap();
+    assert_eq!(again.appointments_changed, 0);
+}
+
+#[tokio::test]
+async fn a_first_poll_of_thirty_busy_days_with_resman_at_two_seconds_a_call_completes_over_ticks() {
+    use shared::app::changes::poll_one;
+    use shared::domain::{AppointmentId, ResManPropertyId};
+    use shared::ports::CalendarStore;
+
+    let aws = LocalAws::start(&[], &[]);
+    let store = aws.store().await;
+    let queue = aws.queue().await;
+    load_demo_properties(&store).await;
+    let sandbox = sandbox().await;
+    let resman = resman_for(&sandbox, StdDuration::from_secs(5));
+    // A month of front-desk bookings before the property joined us: one booked on each of the last 30 days, each for
+    // a tour in the coming weeks.
+    let now = Utc::now();
+    let mut booked = Vec::new();
+    for d in 0..30 {
+        let at = now + Duration::days(2 + d) + Duration::minutes(7 * d);
+        let answer = reqwest::Client::new()
+            .post(format!("{}/_sandbox/appointments", sandbox.base_url()))
+            .json(&json!({
+                "property_id": PHOENIX_PROPERTY, "agent_id": "a1e0c3b2-0011-4c6a-9d1e-000000000011",
+                "scheduled_at": at.to_rfc3339(), "duration_minutes": 30,
+                "prospect": {"first_name": "Front", "last_name": format!("Desk{d}"), "email": format!("desk{d}@example.com")},
+                "booked_at": (now - Duration::days(d) - Duration::hours(1)).to_rfc3339()
+            }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), 201);
+        let view: serde_json::Value = answer.json().await.unwrap();
+        booked.push(AppointmentId::parse(view["appointment_id"].as_str().unwrap()).unwrap());
+    }
+    // ResMan now takes 2 s to answer each call.
+    reqwest::Client::new()
+        .post(format!("{}/_sandbox/faults", sandbox.base_url()))
+        .json(&json!({"latency_ms": 2000}))
+        .send()
         .await
         .unwrap();
-    assert_eq!(again.appointments_changed, 0);
+
+    // Ticks of a 20 s poll worker: each ends inside its time and keeps what it read; the backfill completes.
+    let id = ResManPropertyId::parse(PHOENIX_PROPERTY).unwrap();
+    let feed = feed(&store, &queue);
+    let mut ticks = 0;
+    loop {
+        let checkpoint = store.poll_checkpoint(&id).await.unwrap();
+        if checkpoint.is_some_and(|c| c >= now) {
+            break;
+        }
+        ticks += 1;
+        assert!(ticks <= 6, "the backfill did not complete; checkpoint {checkpoint:?}");
+        let began = std::time::Instant::now();
+        poll_one(&feed, &resman, &id, &PollSettings::default(), now, &invocation(20))
+            .await
+            .unwrap();
+        assert!(
+            began.elapsed() < StdDuration::from_secs(20),
+            "tick {ticks} ran {:?}",
+            began.elapsed()
+        );
+    }
+    assert!(ticks >= 3, "30 reads at 2 s each take several 20 s ticks, not {ticks}");
+    for appointment in &booked {
+        assert!(
+            store.mirrored(appointment).await.unwrap().is_some(),
+            "{appointment} is busy time"
+        );
+    }
 }

@@ -9,12 +9,16 @@ use lambda_runtime::{Error, LambdaEvent, run, service_fn};
 use shared::adapters::dynamo::DynamoStore;
 use shared::adapters::resman::HttpResMan;
 use shared::adapters::sqs::{SqsPollQueue, SqsSyncQueue, batch};
+use shared::app::budget::TimeBudget;
 use shared::app::changes::{FeedDeps, PollSettings, process_poll_batch};
 use shared::app::pacing::AccountPacer;
 use shared::config::{self, ColdStart};
 use shared::domain::rate::Rate;
 use std::sync::Arc;
 use std::time::Duration;
+
+/// When the runtime gives no usable deadline: the template's Timeout.
+const FALLBACK_TIME: Duration = Duration::from_secs(60);
 
 struct Deps {
     store: DynamoStore,
@@ -33,12 +37,14 @@ async fn handle(deps: &Deps, event: LambdaEvent<SqsEvent>) -> Result<SqsBatchRes
         tours: &deps.store,
         queue: &deps.queue,
     };
+    let budget = TimeBudget::of_queue_batch(event.context.deadline(), FALLBACK_TIME);
     let failed = process_poll_batch(
         &feed,
         &deps.resman,
         &deps.settings,
         &messages,
         deps.retry_base,
+        &budget,
         &chrono::Utc::now,
     )
     .await;

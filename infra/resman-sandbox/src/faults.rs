@@ -141,7 +141,10 @@ impl Faults {
         self.methods
             .as_ref()
             .is_none_or(|methods| methods.iter().any(|m| m == method || *m == format!("{area}/{method}")))
-            && self.accounts.as_ref().is_none_or(|accounts| accounts.contains(&account))
+            && self
+                .accounts
+                .as_ref()
+                .is_none_or(|accounts| accounts.contains(&account))
     }
 
     /// Decides the faults for one request to `account` and counts it against `remaining`.
@@ -238,11 +241,17 @@ mod tests {
     #[test]
     fn accounts_limit_every_fault_to_those_companies() {
         let mut faults = parse(r#"{"latency_ms": 50, "hang_rate": 1.0, "accounts": [400]}"#).expect("valid");
-        assert_eq!(faults.decide("MITS", "SearchProspects", 401, &mut rand::rng()), Decision::default());
+        assert_eq!(
+            faults.decide("MITS", "SearchProspects", 401, &mut rand::rng()),
+            Decision::default()
+        );
         let decision = faults.decide("MITS", "SearchProspects", 400, &mut rand::rng());
         assert_eq!(decision.action, Some(FaultAction::Hang));
         assert_eq!(decision.latency, Duration::from_millis(50));
-        assert_eq!(parse(r#"{"accounts": ["a"]}"#).map_err(|e| e.field), Err(Some("accounts".to_owned())));
+        assert_eq!(
+            parse(r#"{"accounts": ["a"]}"#).map_err(|e| e.field),
+            Err(Some("accounts".to_owned()))
+        );
     }
 
     #[test]

@@ -295,6 +295,49 @@ async fn a_direct_booking_blocks_the_agent_for_mits_posts() {
 }
 
 #[tokio::test]
+async fn a_direct_booking_made_in_the_past_shows_in_the_change_feed_from_then() {
+    let sandbox = Sandbox::start().await;
+    let booked_at = chrono::Utc::now() - chrono::Duration::days(10);
+    let booking = |at: String| {
+        json!({
+            "property_id": MAPLE, "agent_id": ALEX, "scheduled_at": "2026-12-01T10:00:00-06:00",
+            "prospect": {"first_name": "Early", "last_name": "Bird", "email": "early@example.com"},
+            "booked_at": at
+        })
+    };
+    let future = (chrono::Utc::now() + chrono::Duration::hours(1)).to_rfc3339();
+    let refused = sandbox.post_json("/_sandbox/appointments", booking(future)).await;
+    assert_eq!(refused.status(), 400);
+    let body: Value = refused.json().await.expect("json");
+    assert_eq!(body["error"]["field"], "booked_at");
+    let made = sandbox
+        .post_json("/_sandbox/appointments", booking(booked_at.to_rfc3339()))
+        .await;
+    assert_eq!(made.status(), 201);
+    let window = |from: chrono::DateTime<chrono::Utc>| {
+        let f = |t: chrono::DateTime<chrono::Utc>| t.format("%Y-%m-%dT%H:%M:%S").to_string();
+        [f(from), f(from + chrono::Duration::days(1))]
+    };
+    let [start, end] = window(booked_at - chrono::Duration::hours(1));
+    let then = sandbox
+        .search(
+            MAPLE,
+            &[("ModifiedStartDateTime", &start), ("ModifiedEndDateTime", &end)],
+        )
+        .await;
+    assert_eq!(then.prospects().len(), 1, "the feed shows it on the day it was booked");
+    let [start, end] = window(chrono::Utc::now() - chrono::Duration::hours(1));
+    let today = sandbox
+        .search(
+            MAPLE,
+            &[("ModifiedStartDateTime", &start), ("ModifiedEndDateTime", &end)],
+        )
+        .await;
+    assert!(today.prospects().is_empty(), "and not as a change of today");
+    sandbox.shutdown().await;
+}
+
+#[tokio::test]
 async fn reset_restores_the_seed_but_keeps_the_webhook_target() {
     let mut receiver = receiver().await;
     let sandbox = Sandbox::start().await;

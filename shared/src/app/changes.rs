@@ -3,13 +3,14 @@
 //! `CalendarStore::apply_mirror`, which is idempotent and keeps the newest description of each appointment.
 
 use super::AppError;
+use super::budget::TimeBudget;
 use super::lifecycle::{ReportDeps, ReportEffect, ResManReport, apply_report};
 use crate::domain::calendar::{self, MirroredAppointment};
 use crate::domain::lifecycle::{ChangeSource, ResManWord};
 use crate::domain::notice::ChangeNotice;
 use crate::domain::property::Property;
 use crate::domain::{AgentId, TourType, UtcWindow};
-use crate::ports::{CalendarStore, MirrorOutcome, PropertyStore, ResManGateway, SyncQueue, TourStore};
+use crate::ports::{CalendarStore, MirrorOutcome, PropertyStore, ResManError, ResManGateway, SyncQueue, TourStore};
 use chrono::{DateTime, Duration, Utc};
 
 /// What both sources of ResMan's changes write to: the busy-time mirror for appointments that are not ours, our
@@ -37,9 +38,6 @@ pub struct PollSettings {
     /// The longest span read and applied before the checkpoint moves: a first poll's backfill goes window by window,
     /// so a poll cut short keeps what it applied and the next one resumes there.
     pub window: Duration,
-    /// A poll starts no new window once it has run this long (the rest is read by the next tick): well inside the
-    /// function's timeout, with room for the window in flight.
-    pub stop_after: std::time::Duration,
 }
 
 impl Default for PollSettings {
@@ -50,7 +48,6 @@ impl Default for PollSettings {
             tour_event_type: "Appointment".into(),
             min_gap: Duration::zero(),
             window: Duration::days(1),
-            stop_after: std::time::Duration::from_secs(40),
         }
     }
 }
@@ -106,14 +103,17 @@ async fn apply_appointment(
 }
 
 /// Reads one property's changes since its checkpoint, window by window (`settings.window`), and moves the checkpoint
-/// past each window once it is applied. It starts no new window after `settings.stop_after`: a long first backfill
-/// then continues on the next tick from where this one stopped.
+/// past each window once it is applied. Each window gets at most the time left in the invocation (`budget`), and no
+/// window after the first starts with less than `budget.least` left: a long first backfill then continues on the
+/// next tick from where this one stopped. A window cut short is read again whole on the next tick (applying a change
+/// twice changes nothing).
 async fn poll_property(
     feed: &FeedDeps<'_>,
     resman: &dyn ResManGateway,
     property: &Property,
     settings: &PollSettings,
     now: DateTime<Utc>,
+    budget: &TimeBudget,
     report: &mut PollReport,
 ) -> Result<(), AppError> {
     let calendar = feed.calendar;
@@ -126,10 +126,11 @@ async fn poll_property(
         let lag = (now - checkpoint).num_milliseconds().max(0) as f64 / 1000.0;
         crate::metrics::record(crate::metrics::Metric::PollerLagSeconds, lag);
     }
-    let began = tokio::time::Instant::now();
     let (mut from, mut applied) = (start, checkpoint);
     while from < now {
-        if from > start && began.elapsed() >= settings.stop_after {
+        let left = budget.left();
+        let first = from == start;
+        if !first && left < budget.least {
             tracing::info!(property_id = %property.id, up_to = %from, "poll stopped for time; the next tick reads on from its checkpoint");
             break;
         }
@@ -137,7 +138,22 @@ async fn poll_property(
         let Ok(window) = UtcWindow::new(from, to) else {
             break;
         };
-        apply_window(feed, resman, property, settings, window, now, report).await?;
+        match tokio::time::timeout(
+            left,
+            apply_window(feed, resman, property, settings, window, now, report),
+        )
+        .await
+        {
+            Ok(done) => done?,
+            Err(_) if !first => {
+                tracing::info!(property_id = %property.id, up_to = %from, "a window ran out of the invocation's time; the next tick reads it again");
+                break;
+            }
+            Err(_) => {
+                let late = "no answer within the invocation's time".to_owned();
+                return Err(AppError::ResMan(ResManError::Unreachable(late)));
+            }
+        }
         if !calendar.advance_checkpoint(&property.id, applied, to).await? {
             tracing::warn!(property_id = %property.id, "another poller moved the checkpoint; this window is applied anyway");
             break;
@@ -195,11 +211,12 @@ pub async fn poll_changes(
     resman: &dyn ResManGateway,
     settings: &PollSettings,
     now: DateTime<Utc>,
+    budget: &TimeBudget,
 ) -> Result<PollReport, AppError> {
     let mut report = PollReport::default();
     for property in feed.properties.properties().await? {
         report.properties += 1;
-        if let Err(e) = poll_property(feed, resman, &property, settings, now, &mut report).await {
+        if let Err(e) = poll_property(feed, resman, &property, settings, now, budget, &mut report).await {
             tracing::warn!(property_id = %property.id, error = %e, "could not read ResMan's changes");
             report.failed.push(property.id.to_string());
         }
@@ -228,6 +245,7 @@ pub async fn poll_one(
     property_id: &crate::domain::ResManPropertyId,
     settings: &PollSettings,
     now: DateTime<Utc>,
+    budget: &TimeBudget,
 ) -> Result<PollReport, AppError> {
     let (property, checkpoint) = tokio::join!(
         super::availability::load_property(feed.properties, property_id),
@@ -241,7 +259,7 @@ pub async fn poll_one(
     if checkpoint?.is_some_and(|at| now - at < settings.min_gap) {
         return Ok(report);
     }
-    poll_property(feed, resman, &property, settings, now, &mut report).await?;
+    poll_property(feed, resman, &property, settings, now, budget, &mut report).await?;
     Ok(report)
 }
 
@@ -253,6 +271,7 @@ pub async fn process_poll_batch(
     settings: &PollSettings,
     messages: &[super::sync::QueuedMessage],
     retry_base: std::time::Duration,
+    budget: &TimeBudget,
     clock: &(dyn Fn() -> DateTime<Utc> + Sync),
 ) -> Vec<super::sync::Failed> {
     #[derive(serde::Deserialize)]
@@ -264,7 +283,7 @@ pub async fn process_poll_batch(
             let body: Message = serde_json::from_str(&message.body)
                 .map_err(|_| crate::domain::InvalidField::new("body", "is not a poll message"))?;
             let id = crate::domain::ResManPropertyId::parse(&body.property_id)?;
-            poll_one(feed, resman, &id, settings, clock()).await
+            poll_one(feed, resman, &id, settings, clock(), budget).await
         }
         .await;
         match polled {
@@ -387,6 +406,8 @@ mod tests {
         fail: bool,
         /// Only this property's windows fail.
         failing: Option<String>,
+        /// How long each window's read takes.
+        latency: std::time::Duration,
         windows: Mutex<Vec<UtcWindow>>,
     }
 
@@ -427,6 +448,7 @@ mod tests {
             site: &crate::domain::resman::ResManSite,
             window: UtcWindow,
         ) -> Result<Vec<Prospect>, ResManError> {
+            tokio::time::sleep(self.latency).await;
             self.windows.lock().unwrap().push(window);
             if self.fail || self.failing.as_deref() == Some(site.property.as_str()) {
                 Err(ResManError::Server { status: 503 })
@@ -461,9 +483,27 @@ mod tests {
 
     async fn poll(store: &MemoryStore, resman: &ScriptedResMan, at: DateTime<Utc>) -> PollReport {
         let tours = MemoryTours::default();
-        poll_changes(&feed(store, &tours), resman, &PollSettings::default(), at)
+        poll_changes(&feed(store, &tours), resman, &PollSettings::default(), at, &ample())
             .await
             .unwrap()
+    }
+
+    /// An invocation's time, more than any poll here needs.
+    fn ample() -> TimeBudget {
+        TimeBudget::lasting(
+            std::time::Duration::from_secs(60),
+            std::time::Duration::from_secs(2),
+            std::time::Duration::from_secs(2),
+        )
+    }
+
+    /// An invocation's time that allows one window only (as one that ran out of time would).
+    fn one_window() -> TimeBudget {
+        TimeBudget::lasting(
+            std::time::Duration::from_secs(60),
+            std::time::Duration::ZERO,
+            std::time::Duration::from_secs(61),
+        )
     }
 
     fn staff_booked(event: &str, at: DateTime<Utc>, status: TourEventStatus) -> Prospect {
@@ -530,20 +570,16 @@ mod tests {
         let store = MemoryStore::with_property(demo());
         let (_, resman) = one_staff_tour();
         let tours = MemoryTours::default();
-        // A poll that may start only one window (as one that ran out of time would).
-        let settings = PollSettings {
-            stop_after: std::time::Duration::ZERO,
-            ..PollSettings::default()
-        };
+        let settings = PollSettings::default();
         let start = now() - Duration::days(30);
-        poll_changes(&feed(&store, &tours), &resman, &settings, now())
+        poll_changes(&feed(&store, &tours), &resman, &settings, now(), &one_window())
             .await
             .unwrap();
         assert_eq!(
             store.poll_checkpoint(&demo().id).await.unwrap(),
             Some(start + Duration::days(1))
         );
-        poll_changes(&feed(&store, &tours), &resman, &settings, now())
+        poll_changes(&feed(&store, &tours), &resman, &settings, now(), &one_window())
             .await
             .unwrap();
         let day_two = start + Duration::days(1) - settings.overlap;
@@ -558,7 +594,7 @@ mod tests {
         );
         // Polled until done, the checkpoint reaches the present and the staff tour is mirrored.
         for _ in 0..40 {
-            poll_changes(&feed(&store, &tours), &resman, &settings, now())
+            poll_changes(&feed(&store, &tours), &resman, &settings, now(), &one_window())
                 .await
                 .unwrap();
         }
@@ -570,6 +606,68 @@ mod tests {
                 .unwrap()
                 .is_some()
         );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_first_poll_with_resman_at_two_seconds_a_call_ends_inside_each_invocation_and_completes_over_ticks() {
+        let store = MemoryStore::with_property(demo());
+        let (_, mut resman) = one_staff_tour();
+        resman.latency = std::time::Duration::from_secs(2);
+        let tours = MemoryTours::default();
+        let settings = PollSettings::default();
+        let mut ticks = 0;
+        while store.poll_checkpoint(&demo().id).await.unwrap() != Some(now()) {
+            ticks += 1;
+            assert!(ticks <= 8, "the backfill never completed");
+            // A 15 s worker: each tick ends before its deadline, and keeps what it read.
+            let (length, two) = (std::time::Duration::from_secs(15), std::time::Duration::from_secs(2));
+            let began = tokio::time::Instant::now();
+            let budget = TimeBudget::lasting(length, two, two);
+            let report = poll_changes(&feed(&store, &tours), &resman, &settings, now(), &budget)
+                .await
+                .unwrap();
+            assert!(report.failed.is_empty(), "{report:?}");
+            assert!(
+                began.elapsed() <= length - two,
+                "tick {ticks} ran {:?}",
+                began.elapsed()
+            );
+        }
+        // Six windows a tick (2 s each; none is started with less than 2 s left): the 30 days in six ticks, each
+        // after the first reading its checkpoint's overlap again.
+        assert_eq!(ticks, 6);
+        assert_eq!(resman.windows.lock().unwrap().len(), 31);
+        assert!(
+            store
+                .mirrored(&AppointmentId::parse("EV-1").unwrap())
+                .await
+                .unwrap()
+                .is_some()
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_first_window_that_outlasts_the_invocation_is_a_failure_and_moves_nothing() {
+        let store = MemoryStore::with_property(demo());
+        let (_, mut resman) = one_staff_tour();
+        resman.latency = std::time::Duration::from_secs(30);
+        let tours = MemoryTours::default();
+        let budget = TimeBudget::lasting(
+            std::time::Duration::from_secs(10),
+            std::time::Duration::from_secs(2),
+            std::time::Duration::from_secs(2),
+        );
+        let began = tokio::time::Instant::now();
+        let report = poll_changes(&feed(&store, &tours), &resman, &PollSettings::default(), now(), &budget)
+            .await
+            .unwrap();
+        assert!(
+            began.elapsed() <= std::time::Duration::from_secs(8),
+            "{:?}",
+            began.elapsed()
+        );
+        assert_eq!(report.failed, vec!["P-1".to_owned()]);
+        assert_eq!(store.poll_checkpoint(&demo().id).await.unwrap(), None);
     }
 
     #[tokio::test]
@@ -730,6 +828,7 @@ mod tests {
                 &PollSettings::default(),
                 &messages,
                 std::time::Duration::from_secs(30),
+                &ample(),
                 &now,
             )
             .await;
@@ -758,7 +857,7 @@ mod tests {
                 ..PollSettings::default()
             };
             let id = demo().id;
-            poll_one(&feed(&store, &tours), &resman, &id, &settings, now())
+            poll_one(&feed(&store, &tours), &resman, &id, &settings, now(), &ample())
                 .await
                 .unwrap();
             let first_poll = resman.windows.lock().unwrap().len(); // the backfill, a day at a time
@@ -769,6 +868,7 @@ mod tests {
                 &id,
                 &settings,
                 now() + Duration::seconds(5),
+                &ample(),
             )
             .await
             .unwrap();
@@ -783,6 +883,7 @@ mod tests {
                 &id,
                 &settings,
                 now() + Duration::seconds(10),
+                &ample(),
             )
             .await
             .unwrap();

@@ -3,6 +3,7 @@
 pub mod analytics;
 pub mod availability;
 pub mod booking;
+pub mod budget;
 pub mod changes;
 pub mod holds;
 pub mod lifecycle;

@@ -415,7 +415,8 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_slow_staff_webhook_never_causes_a_second_email() {
-        use crate::app::sync::{BatchSteps, QueuedMessage, TimeBudget, run_batch};
+        use crate::app::budget::TimeBudget;
+        use crate::app::sync::{BatchSteps, QueuedMessage, run_batch};
         use std::time::Duration as Std;
         let mut json = crate::domain::property::tests::demo_json();
         json["staff_webhook_url"] = "https://hooks.chat.example/T1/B2".into();
