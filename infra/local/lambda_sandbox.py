@@ -13,6 +13,9 @@ binary's file name, from the settings file in LOCAL_FUNCTION_SETTINGS (infra/loc
   would have done happens), the invocation fails with `Sandbox.Timedout` and "Task timed out after N.00 seconds",
   and the next invocation starts a fresh process (a cold start). A process that dies mid-invocation fails it with
   `Runtime.ExitError`, as Lambda reports it.
+- Environment: cargo lambda watch gives every function one merged environment; the variables that only other
+  functions have in the template are taken away, so a function that reads another's variable fails here as it
+  would in AWS.
 
 A binary with no settings (a workspace binary that is not a function of the template) runs unchanged.
 """
@@ -53,14 +56,21 @@ def log(message: str) -> None:
 
 
 def settings_for(binary: str) -> dict | None:
+    """The binary's settings, with `foreign_variables`: the variables other functions have in the template and it
+    has not."""
     path = os.environ.get("LOCAL_FUNCTION_SETTINGS")
     if not path:
         return None
     try:
-        return json.loads(Path(path).read_text()).get(binary)
+        every = json.loads(Path(path).read_text())
     except (OSError, ValueError) as error:
         log(f"cannot read {path}: {error}; running {binary} without its settings")
         return None
+    own = every.get(binary)
+    if own is None:
+        return None
+    others = {name for settings in every.values() for name in settings.get("variables", [])}
+    return {**own, "foreign_variables": sorted(others - set(own.get("variables", [])))}
 
 
 class Upstream:
@@ -299,7 +309,7 @@ def main(argv: list[str]) -> int:
     runtime_api = os.environ.get("AWS_LAMBDA_RUNTIME_API")
     if settings is None or not runtime_api:
         os.execv(argv[0], argv)
-    env = dict(os.environ)
+    env = {name: value for name, value in os.environ.items() if name not in settings["foreign_variables"]}
     env["AWS_ACCESS_KEY_ID"] = settings["access_key_id"]
     env["AWS_LAMBDA_FUNCTION_TIMEOUT"] = str(settings["timeout_seconds"])
     sandbox = Sandbox(argv, env, int(settings["timeout_seconds"]), Upstream(runtime_api))

@@ -146,7 +146,9 @@ def gate_policies(functions: list[Function], resolver: Resolver) -> dict:
 
 
 def function_settings(functions: list[Function], resolver: Resolver) -> dict:
-    """What the local Lambda sandbox needs per binary: its access key id and timeout (seconds)."""
+    """What the local Lambda sandbox needs per binary: its access key id, timeout (seconds) and the names of its own
+    environment variables (cargo lambda watch gives every function one merged environment; the sandbox takes every
+    other function's variables away, as a deployed function never sees them)."""
     settings = {}
     for function in functions:
         if resolver.condition_holds(function.condition):
@@ -155,6 +157,7 @@ def function_settings(functions: list[Function], resolver: Resolver) -> dict:
                 "logical_id": function.logical_id,
                 "access_key_id": access_key_id(binary),
                 "timeout_seconds": int(resolver.resolve_string(function.properties.get("Timeout", 3), "Timeout")),
+                "variables": sorted(function.environment),
             }
     return settings
 

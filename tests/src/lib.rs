@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 pub use resman_sandbox::{RunningSandbox, SandboxConfig};
 
@@ -50,25 +50,66 @@ fn tool(name: &str) -> PathBuf {
     path
 }
 
+/// A port free now and never handed out before in this process: two servers started side by side by parallel
+/// tests never race for one port. (A process outside may still take it first: see [`start_moto`].)
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("no free local port")
+    static GIVEN: std::sync::Mutex<std::collections::BTreeSet<u16>> =
+        std::sync::Mutex::new(std::collections::BTreeSet::new());
+    loop {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("no free local port");
+        if GIVEN
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(port)
+        {
+            return port;
+        }
+    }
 }
 
-fn wait_for_port(port: u16, what: &str, child: &mut Child) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while Instant::now() < deadline {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return;
+/// Starts moto on a free port: its endpoint and process. Its own "Running on" line proves it bound the port (a
+/// port that merely answers could be another server's, taken between the port's pick and moto's bind, which would
+/// vanish mid-test); one that lost its port is started again on another.
+fn start_moto() -> (String, Child) {
+    let moto_server = tool("moto_server");
+    let mut last = String::new();
+    for _ in 0..5 {
+        let port = free_port();
+        let mut child = Command::new(&moto_server)
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("could not start {}: {e}", moto_server.display()));
+        let stderr = child.stderr.take().expect("piped stderr");
+        let (ready, told) = std::sync::mpsc::channel();
+        let running = format!("Running on http://127.0.0.1:{port}");
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            let mut said = String::new();
+            for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+                if line.contains(&running) {
+                    let _ = ready.send(Ok(()));
+                } else {
+                    said.push_str(&line);
+                    said.push('\n');
+                }
+            }
+            // Ended: drained to the last line, so moto never blocks on a full pipe.
+            let _ = ready.send(Err(said));
+        });
+        match told.recv_timeout(Duration::from_secs(20)) {
+            Ok(Ok(())) => return (format!("http://127.0.0.1:{port}"), child),
+            Ok(Err(said)) => last = said,
+            Err(_) => last = format!("no \"Running on\" line within 20 s on port {port}"),
         }
-        if let Ok(Some(status)) = child.try_wait() {
-            panic!("{what} exited before it listened ({status})");
-        }
-        std::thread::sleep(Duration::from_millis(50));
+        let _ = child.kill();
+        let _ = child.wait();
     }
-    panic!("{what} did not listen on port {port} within 20 s");
+    panic!("moto_server did not start: {}", last.trim());
 }
 
 /// DynamoDB Local, one per test process, started on first use through `infra/local/dynamodb_local.py` (the one
@@ -139,19 +180,11 @@ impl LocalAws {
     /// (`WebhookSecretArn=...`).
     pub fn start(params: &[(&str, &str)], secrets: &[(&str, &str)]) -> LocalAws {
         let dynamodb_endpoint = dynamodb_local().to_owned();
-        let moto_server = tool("moto_server");
         let python = tool("python");
-        let port = free_port();
-        let mut child = Command::new(&moto_server)
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| panic!("could not start {}: {e}", moto_server.display()));
-        wait_for_port(port, "moto_server", &mut child);
+        let (endpoint, child) = start_moto();
         let mut aws = LocalAws {
             child,
-            endpoint: format!("http://127.0.0.1:{port}"),
+            endpoint,
             dynamodb_endpoint,
             env: HashMap::new(),
             policies: String::new(),

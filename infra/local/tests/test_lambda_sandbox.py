@@ -35,7 +35,8 @@ FUNCTION = textwrap.dedent(
             event = json.loads(answer.read())
         with seen.open("a") as out:
             out.write(json.dumps({{"id": request_id, "deadline_ms": deadline, "at_ms": int(time.time() * 1000),
-                                  "key": os.environ.get("AWS_ACCESS_KEY_ID"), "pid": os.getpid()}}) + "\\n")
+                                  "key": os.environ.get("AWS_ACCESS_KEY_ID"), "pid": os.getpid(),
+                                  "own": os.environ.get("OWN_VAR"), "other": os.environ.get("OTHER_VAR")}}) + "\\n")
         time.sleep(event["work_seconds"])
         done = urllib.request.Request(f"http://{{api}}/2018-06-01/runtime/invocation/{{request_id}}/response",
                                       data=json.dumps({{"done": request_id}}).encode(), method="POST")
@@ -92,8 +93,12 @@ def run_function(tmp_path: Path, api: RuntimeApi, timeout_seconds: int):
     binary.write_text(FUNCTION.format(python=sys.executable))
     binary.chmod(0o755)
     settings = tmp_path / "functions.json"
-    settings.write_text(json.dumps({"fn": {"access_key_id": "LOCALFn", "timeout_seconds": timeout_seconds}}))
-    env = {**os.environ, "LOCAL_FUNCTION_SETTINGS": str(settings), "AWS_ACCESS_KEY_ID": "testing"}
+    settings.write_text(json.dumps({
+        "fn": {"access_key_id": "LOCALFn", "timeout_seconds": timeout_seconds, "variables": ["OWN_VAR"]},
+        "other-fn": {"access_key_id": "LOCALOtherFn", "timeout_seconds": 3, "variables": ["OTHER_VAR", "OWN_VAR"]},
+    }))
+    env = {**os.environ, "LOCAL_FUNCTION_SETTINGS": str(settings), "AWS_ACCESS_KEY_ID": "testing",
+           "OWN_VAR": "mine", "OTHER_VAR": "theirs"}
     return binary, env
 
 
@@ -119,6 +124,7 @@ def test_an_invocation_past_its_timeout_is_cut_off_reported_as_lambda_reports_it
     seen = [json.loads(line) for line in (tmp_path / "seen.jsonl").read_text().splitlines()]
     assert [s["id"] for s in seen] == ["slow", "quick"]
     assert all(s["key"] == "LOCALFn" for s in seen), "the function signs with its own key"
+    assert all((s["own"], s["other"]) == ("mine", None) for s in seen), "it sees its own variables, not another's"
     # The deadline is the template's timeout from when the invocation was handed out, not the emulator's 600000.
     assert all(0 < s["deadline_ms"] - s["at_ms"] <= 1000 for s in seen)
     assert seen[0]["pid"] != seen[1]["pid"], "the timed-out process was stopped; the next invocation starts a new one"
