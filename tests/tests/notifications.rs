@@ -180,10 +180,30 @@ async fn reminders_leave_once_when_due_follow_a_moved_tour_and_never_leave_for_a
     let before = stack.sent_emails().await.len();
     let two_hours_before = |start: chrono::DateTime<chrono::Utc>| start - Duration::hours(2) + Duration::minutes(1);
     let tick = async |at| {
-        queue_due_reminders(&stack.store, &stack.store, &stack.queue, at)
-            .await
-            .unwrap()
+        queue_due_reminders(
+            &stack.store,
+            &stack.store,
+            &stack.queue,
+            at,
+            &integration_tests::invocation(60),
+        )
+        .await
+        .unwrap()
     };
+    // A tick with no time left takes nothing: the reminder stays due for the next.
+    let spent = shared::app::budget::TimeBudget::lasting(
+        std::time::Duration::from_secs(1),
+        std::time::Duration::from_secs(2),
+        std::time::Duration::from_secs(2),
+    );
+    let late = queue_due_reminders(
+        &stack.store,
+        &stack.store,
+        &stack.queue,
+        two_hours_before(kept.start),
+        &spent,
+    );
+    assert_eq!(late.await.unwrap(), 0, "out of time: nothing taken");
 
     assert_eq!(
         tick(two_hours_before(kept.start)).await,

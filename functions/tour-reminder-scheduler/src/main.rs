@@ -4,6 +4,7 @@
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
 use shared::adapters::dynamo::DynamoStore;
 use shared::adapters::sqs::SqsSyncQueue;
+use shared::app::budget::TimeBudget;
 use shared::app::notify::queue_due_reminders;
 use shared::config::ColdStart;
 
@@ -12,8 +13,12 @@ struct Deps {
     queue: SqsSyncQueue,
 }
 
-async fn handle(deps: &Deps, _tick: LambdaEvent<serde_json::Value>) -> Result<serde_json::Value, Error> {
-    let queued = queue_due_reminders(&deps.store, &deps.store, &deps.queue, chrono::Utc::now()).await?;
+/// When the runtime gives no usable deadline: the template's Timeout.
+const FALLBACK_TIME: std::time::Duration = std::time::Duration::from_secs(60);
+
+async fn handle(deps: &Deps, tick: LambdaEvent<serde_json::Value>) -> Result<serde_json::Value, Error> {
+    let budget = TimeBudget::of_queue_batch(tick.context.deadline(), FALLBACK_TIME);
+    let queued = queue_due_reminders(&deps.store, &deps.store, &deps.queue, chrono::Utc::now(), &budget).await?;
     Ok(serde_json::json!({ "reminders_queued": queued }))
 }
 

@@ -183,30 +183,52 @@ pub async fn requeue_unsent_messages(
 /// are left to expire.
 pub const REMINDER_LOOKBACK: Duration = Duration::hours(3);
 
+/// How many reminders a tick takes before it queues them: a tick cut short leaves at most this many owed but not
+/// yet queued (the sweep re-queues those after `MESSAGES_REQUEUE_AFTER`).
+pub const REMINDERS_PER_SEND: usize = 10;
+
 /// One tick of the reminder scheduler: every reminder now due becomes a message its tour owes (once, whatever
-/// ticks overlap), queued for the sender. A tour cancelled, ended or started since gets none (its reminders were
-/// dropped with the change; this is the guard for a change that raced the tick).
+/// ticks overlap), queued for the sender, ten at a time. A tour cancelled, ended or started since gets none (its
+/// reminders were dropped with the change; this is the guard for a change that raced the tick). No reminder is
+/// taken with less than `budget.least` left in the invocation: the rest stay due for the next tick.
 pub async fn queue_due_reminders(
     tours: &dyn crate::ports::TourStore,
     reminders: &dyn crate::ports::ReminderStore,
     queue: &dyn SyncQueue,
     now: DateTime<Utc>,
+    budget: &super::budget::TimeBudget,
 ) -> Result<usize, AppError> {
-    let mut queued = Vec::new();
+    let mut taken = Vec::new();
+    let mut queued = 0;
     for due in reminders.due_reminders(now, REMINDER_LOOKBACK).await? {
+        if budget.left() < budget.least {
+            tracing::info!(
+                queued,
+                "too little time left in this tick; the other due reminders wait for the next"
+            );
+            break;
+        }
         let live = tours
             .tour(&due.booking_id)
             .await?
             .filter(|t| t.status.is_open() && t.start > now);
         if let Some(message) = reminders.take_reminder(&due, live.as_ref(), now).await? {
-            queued.push(message);
+            taken.push(message);
+        }
+        if taken.len() == REMINDERS_PER_SEND {
+            queue.enqueue_messages(&taken).await?;
+            queued += taken.len();
+            taken.clear();
         }
     }
-    if !queued.is_empty() {
-        queue.enqueue_messages(&queued).await?;
-        tracing::info!(count = queued.len(), "reminders queued");
+    if !taken.is_empty() {
+        queue.enqueue_messages(&taken).await?;
+        queued += taken.len();
     }
-    Ok(queued.len())
+    if queued > 0 {
+        tracing::info!(count = queued, "reminders queued");
+    }
+    Ok(queued)
 }
 
 #[cfg(test)]
