@@ -34,6 +34,10 @@ pub enum Metric {
     PollerRuns,
     /// The age of the oldest booking whose ResMan write is still owed (0 when none).
     OldestPendingSyncSeconds,
+    /// A staff change in ResMan that crossed one of ours (or that our tour's state refused), settled by the rule.
+    ConflictsSettled,
+    /// A tour whose two sides recorded different outcomes, marked for staff (counted once, when marked).
+    Disagreements,
 }
 
 impl Metric {
@@ -51,6 +55,8 @@ impl Metric {
             Self::PollerLagSeconds => "PollerLagSeconds",
             Self::PollerRuns => "PollerRuns",
             Self::OldestPendingSyncSeconds => "OldestPendingSyncSeconds",
+            Self::ConflictsSettled => "ConflictsSettled",
+            Self::Disagreements => "Disagreements",
         }
     }
 
@@ -62,7 +68,7 @@ impl Metric {
         }
     }
 
-    pub const ALL: [Metric; 12] = [
+    pub const ALL: [Metric; 14] = [
         Self::BookingsAccepted,
         Self::BookingsPending,
         Self::BookingsFailed,
@@ -75,6 +81,8 @@ impl Metric {
         Self::PollerLagSeconds,
         Self::PollerRuns,
         Self::OldestPendingSyncSeconds,
+        Self::ConflictsSettled,
+        Self::Disagreements,
     ];
 }
 

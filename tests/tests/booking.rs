@@ -313,6 +313,8 @@ async fn a_request_whose_first_call_died_after_holding_the_slot_is_answered_from
         resman_word: None,
         in_resman_at: None,
         prospect_stage: None,
+        resman_seen: None,
+        disagreement: None,
     };
     let booking = NewBooking {
         messages: Vec::new(),

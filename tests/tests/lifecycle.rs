@@ -490,3 +490,51 @@ async fn a_move_resman_refuses_because_staff_took_the_time_ends_where_resman_has
         1
     );
 }
+
+/// The cross of two writers, step by step: the chatbot confirms a tour (owed to ResMan), a leasing agent marks it a
+/// no-show in ResMan before our write lands, then our worker runs, and the agent's no-show reaches us (by the
+/// worker's own read, or first by the webhook). ResMan keeps the no-show, our tour ends a no-show with the chatbot's
+/// confirmation on record as overridden, and no later poll finds the two apart.
+#[tokio::test]
+async fn a_staff_no_show_crossing_the_chatbots_confirmation_is_never_written_over() {
+    for webhook_first in [false, true] {
+        let stack = Stack::start().await;
+        if webhook_first {
+            stack.webhook_on().await;
+        }
+        let (id, theirs) = booked(&stack, 1, "10:00").await;
+        stack.update(&id, json!({"status": "confirmed"}), None).await.unwrap();
+        stack.staff_change(&theirs, json!({"status": "No Show"})).await;
+        if webhook_first {
+            stack.webhooks_settled().await;
+        }
+        stack.drain(3).await;
+
+        let appointments = stack.appointments().await;
+        let appointment = appointments
+            .iter()
+            .find(|a| a["appointment_id"] == theirs.as_str())
+            .unwrap();
+        assert_eq!(
+            appointment["status"], "No Show",
+            "the agent's no-show stands in ResMan (webhook first: {webhook_first})"
+        );
+        let tour = stack.tour(&id).await;
+        assert_eq!(tour.status, TourStatus::NoShow);
+        assert!(!tour.owes_resman());
+        let overrode = tour
+            .history
+            .iter()
+            .find_map(|c| c.overrode.clone())
+            .expect("the chatbot's confirmation is on record as overridden");
+        assert_eq!(
+            (overrode.source, overrode.status),
+            (ChangeSource::Chatbot, TourStatus::Confirmed)
+        );
+        for _ in 0..2 {
+            let report = stack.poll().await;
+            assert_eq!(report.tours_changed, 0, "the two agree: {report:?}");
+        }
+        assert_eq!(stack.tour(&id).await.version, tour.version);
+    }
+}

@@ -22,6 +22,7 @@
     sync_failed: "ResMan never took it: enter it by hand",
     unconfirmed: "Within a day and not confirmed by staff",
     message_failed: "A message failed for good",
+    resman_disagrees: "ResMan says otherwise (completed or no-show): say which holds",
   };
   const SYNC_STATUSES = { pending: "Waiting", synced: "In ResMan", failed: "Failed", rejected: "Refused by ResMan" };
   const FUNNEL_STEPS = [

@@ -35,6 +35,8 @@ EMITTED_METRICS = {
     "PollerLagSeconds",
     "PollerRuns",
     "OldestPendingSyncSeconds",
+    "ConflictsSettled",
+    "Disagreements",
 }
 ERROR_CLASSES = {"rejected", "unreachable", "timeout", "server", "malformed"}
 RUNBOOK_REFERENCE = re.compile(r"see the README's runbook \(([a-z0-9-]+)\)$")

@@ -275,6 +275,7 @@ fn new_tour(
             status: TourStatus::Scheduled,
             start: window.start(),
             agent,
+            overrode: None,
         }],
         resman_version: 0,
         resman_synced_at: None,
@@ -285,6 +286,8 @@ fn new_tour(
         resman_word: None,
         in_resman_at: None,
         prospect_stage: None,
+        resman_seen: None,
+        disagreement: None,
     }
 }
 

@@ -6,10 +6,11 @@
 use super::AppError;
 use super::availability::{busy_around_date, load_property};
 use super::booking::{alternatives, candidates, find_tour, view_of};
-use crate::domain::booking::{Holder, TourRecord, slot_at};
+use crate::domain::booking::{Holder, SyncStatus, TourRecord, TourStatus, slot_at};
 use crate::domain::lifecycle::{Change, ChangeSource, ResManWord, decide};
 use crate::domain::notify::{MessageKind, MessageRef, ReminderDue, owed, reminders_for, reminders_owed};
 use crate::domain::property::Property;
+use crate::domain::reconcile::{Disagreement, Holding, Reconciled, Stance, reconcile};
 use crate::domain::slots::{self, Busy};
 use crate::domain::update::{Edit, UpdateTourCommand, edited};
 use crate::domain::{AgentId, AppointmentId, UtcWindow};
@@ -366,6 +367,8 @@ pub enum ReportEffect {
     Stale,
     /// A change the tour's state does not allow (confirming a completed tour): logged, left alone.
     Refused(String),
+    /// The two sides recorded different outcomes and no rule decides: the tour is marked for staff.
+    Disagrees,
 }
 
 pub struct ReportDeps<'a> {
@@ -394,9 +397,10 @@ fn edit_of(tour: &TourRecord, report: &ResManReport) -> Result<Edit, AppError> {
     Ok(edit)
 }
 
-/// Applies a report from ResMan to the tour it is about. The same path for the webhook and the poller: a report is
-/// applied at most once (an older one, or one already applied, changes nothing), and our own writes still owed to
-/// ResMan win over what ResMan shows until they land.
+/// Applies a report from ResMan to the tour it is about. The same path for the webhook, the poller and the sync
+/// worker's read before a write. A report is applied at most once (an older one, or one already applied, changes
+/// nothing). A report of what ResMan held before our owed write changes nothing either: the write will land. A
+/// report of a staff change that crosses ours is settled by `domain::reconcile`'s rule, whichever arrives first.
 pub async fn apply_report(
     deps: &ReportDeps<'_>,
     property: &Property,
@@ -406,46 +410,210 @@ pub async fn apply_report(
 ) -> Result<ReportEffect, AppError> {
     let mut tour = tour;
     for _ in 0..STALE_RETRIES {
-        if tour.owes_resman() || crate::domain::calendar::is_older(report.as_of, tour.settled_at()) {
-            return Ok(ReportEffect::Stale);
-        }
-        let edit = edit_of(&tour, report)?;
-        let after = match edited(&tour, &edit, report.source, report.as_of, None) {
-            Ok(Some(after)) => after,
-            Ok(None) => return Ok(ReportEffect::Unchanged),
-            Err(illegal) => {
-                tracing::warn!(booking_id = %tour.booking_id, refused = %illegal, "a change reported by ResMan does not fit the tour; left alone");
-                return Ok(ReportEffect::Refused(illegal.to_string()));
-            }
+        let effect = match &report.word {
+            ResManWord::Known(status) => settle_report(deps, property, &tour, report, *status, now).await?,
+            ResManWord::Unknown(_) => apply_unknown_word(deps, property, &tour, report, now).await?,
         };
-        // ResMan already holds what it reported.
-        let after = TourRecord {
-            resman_version: after.version,
-            ..after
-        };
-        let messages = owed(property, Some(&tour), &after, true);
-        let reminders = reminder_changes(property, &tour, &after, now);
-        let extras = ChangeExtras {
-            answer: None,
-            messages: &messages,
-            reminders: reminders.as_ref().map(|(drop, set)| (drop.as_slice(), set.as_slice())),
-        };
-        match deps
-            .tours
-            .save_change(property, &tour, &after, Locks::Follow, extras, now)
-            .await?
-        {
-            ChangeWrite::Saved => {
-                tracing::info!(booking_id = %after.booking_id, version = after.version, status = after.status.as_str(), source = ?report.source, "tour changed in ResMan");
-                enqueue(deps.queue, &after, &messages).await;
-                return Ok(ReportEffect::Applied(after.version));
-            }
-            ChangeWrite::Stale | ChangeWrite::SlotTaken | ChangeWrite::KeyInUse => {
-                tour = find_tour(deps.tours, tour.booking_id.as_str()).await?;
-            }
+        match effect {
+            Some(effect) => return Ok(effect),
+            None => tour = find_tour(deps.tours, tour.booking_id.as_str()).await?,
         }
     }
     Ok(ReportEffect::Stale)
+}
+
+/// What ResMan reports the tour holds: its word, and its time and agent where it says them.
+fn reported_holding(tour: &TourRecord, report: &ResManReport, status: TourStatus) -> Holding {
+    let agent = match (&tour.holder, &report.agent) {
+        (Holder::Agent(_), Some(agent)) => Some(agent.clone()),
+        (own, _) => own.agent().cloned(),
+    };
+    Holding {
+        status,
+        start: report.start.unwrap_or(tour.start),
+        agent,
+    }
+}
+
+/// A report in one of ResMan's words we know, against the tour as read: its effect, or `None` when the tour changed
+/// meanwhile (read it again).
+async fn settle_report(
+    deps: &ReportDeps<'_>,
+    property: &Property,
+    tour: &TourRecord,
+    report: &ResManReport,
+    status: TourStatus,
+    now: DateTime<Utc>,
+) -> Result<Option<ReportEffect>, AppError> {
+    let reported = reported_holding(tour, report, status);
+    if reported == tour.holding() {
+        if tour.disagreement.is_none() && tour.resman_seen.as_ref().is_none_or(|seen| *seen == reported) {
+            return Ok(Some(ReportEffect::Unchanged));
+        }
+        // ResMan came round to our tour (staff settled a disagreement there): nothing left to look at.
+        let after = TourRecord {
+            resman_seen: Some(reported),
+            disagreement: None,
+            ..tour.clone()
+        };
+        return save_report(deps, property, tour, &after, false, now)
+            .await
+            .map(|saved| saved.then_some(ReportEffect::Unchanged));
+    }
+    let held = tour.held_in_resman();
+    if tour.disagreement.is_some() && held.as_ref() == Some(&reported) {
+        // Marked for staff already: nothing new, nothing logged again.
+        return Ok(Some(ReportEffect::Disagrees));
+    }
+    if held.is_none() || held.as_ref() == Some(&reported) {
+        // Nothing new from staff: ResMan still shows what it held, and the write we owe will land over it.
+        return Ok(Some(if tour.owes_resman() {
+            ReportEffect::Stale
+        } else {
+            ReportEffect::Unchanged
+        }));
+    }
+    if !tour.owes_resman() && crate::domain::calendar::is_older(report.as_of, tour.settled_at()) {
+        // An older view of ResMan than our tour's last change or write.
+        return Ok(Some(ReportEffect::Stale));
+    }
+    let theirs = Stance {
+        holding: reported.clone(),
+        status_at: report.as_of,
+        time_at: report.as_of,
+    };
+    let ours = tour.stance();
+    let settled = match reconcile(&ours, &theirs) {
+        Reconciled::Settled(settled) => settled,
+        Reconciled::Undecided => return disagree(deps, property, tour, &reported, now).await,
+    };
+    let Some(mut after) = crate::domain::update::settled(tour, &settled, &reported, report.source, report.as_of) else {
+        return Ok(Some(ReportEffect::Unchanged));
+    };
+    after.resman_seen = Some(reported.clone());
+    after.disagreement = None;
+    let resman_holds_it = !settled.overrides_theirs(&reported);
+    if resman_holds_it {
+        after.resman_version = after.version;
+        if after.sync_status != SyncStatus::Rejected {
+            // Whatever we still owed ResMan is settled: it holds the tour as it now stands.
+            after.sync_status = SyncStatus::Synced;
+            after.last_error = None;
+        }
+    }
+    // Staff hear of a tour we keep against their change (it was theirs that lost), as of a chatbot's change.
+    let theirs_lost = !resman_holds_it;
+    if !save_report(deps, property, tour, &after, theirs_lost, now).await? {
+        return Ok(None);
+    }
+    if tour.owes_resman() || theirs_lost {
+        tracing::info!(booking_id = %after.booking_id, version = after.version, status = after.status.as_str(), source = ?report.source, ours_lost = settled.overrides_ours(&ours.holding), theirs_lost, "a staff change crossed ours; settled by the rule");
+        crate::metrics::count(crate::metrics::Metric::ConflictsSettled);
+    } else {
+        tracing::info!(booking_id = %after.booking_id, version = after.version, status = after.status.as_str(), source = ?report.source, "tour changed in ResMan");
+    }
+    Ok(Some(ReportEffect::Applied(after.version)))
+}
+
+/// Saves a tour changed by a report, with the messages and reminders the change owes, and queues them (and the
+/// ResMan write, when ResMan does not hold it). `false`: the tour changed meanwhile.
+async fn save_report(
+    deps: &ReportDeps<'_>,
+    property: &Property,
+    before: &TourRecord,
+    after: &TourRecord,
+    staff_told: bool,
+    now: DateTime<Utc>,
+) -> Result<bool, AppError> {
+    let messages = if after.version == before.version {
+        Vec::new()
+    } else {
+        owed(property, Some(before), after, !staff_told)
+    };
+    let reminders = reminder_changes(property, before, after, now);
+    let extras = ChangeExtras {
+        answer: None,
+        messages: &messages,
+        reminders: reminders.as_ref().map(|(drop, set)| (drop.as_slice(), set.as_slice())),
+    };
+    match deps
+        .tours
+        .save_change(property, before, after, Locks::Follow, extras, now)
+        .await?
+    {
+        ChangeWrite::Saved => {
+            enqueue_owed(deps.queue, after, &messages, after.owes_resman()).await;
+            Ok(true)
+        }
+        ChangeWrite::Stale | ChangeWrite::SlotTaken | ChangeWrite::KeyInUse => Ok(false),
+    }
+}
+
+/// Marks a tour on which the two sides recorded different outcomes: staff must say which holds. Marked once; a
+/// report of the same disagreement again changes nothing and is not logged again.
+async fn disagree(
+    deps: &ReportDeps<'_>,
+    property: &Property,
+    tour: &TourRecord,
+    reported: &Holding,
+    now: DateTime<Utc>,
+) -> Result<Option<ReportEffect>, AppError> {
+    let disagreement = Disagreement {
+        ours: tour.status,
+        theirs: reported.status,
+        since: now,
+    };
+    if tour
+        .disagreement
+        .as_ref()
+        .is_some_and(|d| (d.ours, d.theirs) == (disagreement.ours, disagreement.theirs))
+    {
+        return Ok(Some(ReportEffect::Disagrees));
+    }
+    let after = TourRecord {
+        resman_seen: Some(reported.clone()),
+        disagreement: Some(disagreement),
+        ..tour.clone()
+    };
+    if !save_report(deps, property, tour, &after, false, now).await? {
+        return Ok(None);
+    }
+    tracing::warn!(booking_id = %tour.booking_id, ours = tour.status.as_str(), theirs = reported.status.as_str(), "ResMan and our tour record different outcomes; staff must say which holds");
+    crate::metrics::count(crate::metrics::Metric::Disagreements);
+    Ok(Some(ReportEffect::Disagrees))
+}
+
+/// A report in a status word we do not know: kept on the tour as written (the status stays), unless our own write is
+/// still owed or the report is older than the tour's last change.
+async fn apply_unknown_word(
+    deps: &ReportDeps<'_>,
+    property: &Property,
+    tour: &TourRecord,
+    report: &ResManReport,
+    now: DateTime<Utc>,
+) -> Result<Option<ReportEffect>, AppError> {
+    if tour.owes_resman() || crate::domain::calendar::is_older(report.as_of, tour.settled_at()) {
+        return Ok(Some(ReportEffect::Stale));
+    }
+    let edit = edit_of(tour, report)?;
+    let after = match edited(tour, &edit, report.source, report.as_of, None) {
+        Ok(Some(after)) => after,
+        Ok(None) => return Ok(Some(ReportEffect::Unchanged)),
+        Err(illegal) => {
+            tracing::warn!(booking_id = %tour.booking_id, refused = %illegal, "a change reported by ResMan does not fit the tour; left alone");
+            return Ok(Some(ReportEffect::Refused(illegal.to_string())));
+        }
+    };
+    // ResMan already holds what it reported.
+    let after = TourRecord {
+        resman_version: after.version,
+        ..after
+    };
+    if !save_report(deps, property, tour, &after, false, now).await? {
+        return Ok(None);
+    }
+    tracing::info!(booking_id = %after.booking_id, version = after.version, source = ?report.source, "tour changed in ResMan");
+    Ok(Some(ReportEffect::Applied(after.version)))
 }
 
 #[cfg(test)]
@@ -497,6 +665,12 @@ pub(crate) mod tests {
             resman_word: None,
             in_resman_at: None,
             prospect_stage: None,
+            resman_seen: Some(crate::domain::reconcile::Holding {
+                status: S::Scheduled,
+                start: window.start(),
+                agent: holder.agent().cloned(),
+            }),
+            disagreement: None,
         };
         let mut locks = tours.locks.lock().unwrap();
         for g in lock_granules(&property, &holder, &window) {
@@ -760,11 +934,214 @@ pub(crate) mod tests {
         let earliest = tours.locks.lock().unwrap().keys().map(|(_, g)| *g).min();
         assert_eq!(earliest, Some(at(15, 0)), "the hold moved with the tour; 10:00 is free");
         assert_eq!(tours.tours.lock().unwrap()[&tour.booking_id].start, at(15, 0));
-        // Our own pending write wins over what ResMan shows until it lands.
+        // While our confirmation is owed, ResMan showing what it held before is no staff change: our write lands.
         confirm(&store, &tours, &tour.booking_id).await.unwrap();
         assert_eq!(
-            apply(&tours, &report(1, "Scheduled", Some(at(16, 0)), 30)).await,
+            apply(&tours, &report(1, "Scheduled", Some(at(15, 0)), 30)).await,
             ReportEffect::Stale
         );
+    }
+
+    /// The tour as it now stands.
+    fn now_of(tours: &MemoryTours, tour: &TourRecord) -> TourRecord {
+        tours.tours.lock().unwrap()[&tour.booking_id].clone()
+    }
+
+    #[tokio::test]
+    async fn a_staff_no_show_after_the_chatbots_owed_confirm_wins_and_both_are_on_record() {
+        let (store, tours) = (MemoryStore::with_property(demo()), MemoryTours::default());
+        let tour = booked(&tours, 1, "A", 10);
+        confirm(&store, &tours, &tour.booking_id).await.unwrap();
+        assert!(now_of(&tours, &tour).owes_resman(), "ResMan is owed the confirmation");
+        // The agent marks a no-show in ResMan before our write lands; the webhook says so.
+        assert_eq!(
+            apply(&tours, &report(1, "No Show", None, 5)).await,
+            ReportEffect::Applied(3)
+        );
+        let t = now_of(&tours, &tour);
+        assert_eq!(t.status, TourStatus::NoShow);
+        assert!(
+            !t.owes_resman(),
+            "ResMan holds the no-show: our older confirmation is never written over it"
+        );
+        assert_eq!(t.sync_status, SyncStatus::Synced);
+        let entry = t.history.last().unwrap();
+        assert_eq!(entry.source, ChangeSource::ResmanWebhook);
+        let overrode = entry
+            .overrode
+            .as_ref()
+            .expect("the chatbot's confirmation is on record as overridden");
+        assert_eq!(
+            (overrode.source, overrode.status),
+            (ChangeSource::Chatbot, TourStatus::Confirmed)
+        );
+        // Told again (a poll, a redelivery): nothing more.
+        assert_eq!(
+            apply(&tours, &report(1, "No Show", None, 9)).await,
+            ReportEffect::Unchanged
+        );
+    }
+
+    #[tokio::test]
+    async fn a_cancellation_wins_over_a_later_confirmation_from_the_other_side() {
+        let (store, tours) = (MemoryStore::with_property(demo()), MemoryTours::default());
+        // The chatbot cancels (owed); staff confirm in ResMan afterwards, not knowing.
+        let tour = booked(&tours, 1, "A", 10);
+        update(
+            &store,
+            &tours,
+            tour.booking_id.as_str(),
+            r#"{"status":"cancelled"}"#,
+            None,
+        )
+        .await
+        .unwrap();
+        tours.queued.lock().unwrap().clear();
+        assert_eq!(
+            apply(&tours, &report(1, "Confirmed", None, 5)).await,
+            ReportEffect::Applied(3)
+        );
+        let t = now_of(&tours, &tour);
+        assert_eq!(t.status, TourStatus::Cancelled);
+        assert!(
+            t.owes_resman(),
+            "ResMan must be given the cancellation over staff's confirmation"
+        );
+        assert_eq!(
+            tours.queued.lock().unwrap().as_slice(),
+            std::slice::from_ref(&tour.booking_id)
+        );
+        let overrode = t.history.last().unwrap().overrode.clone().unwrap();
+        assert_eq!(
+            (overrode.source, overrode.status),
+            (ChangeSource::ResmanWebhook, TourStatus::Confirmed)
+        );
+        // Staff cancel in ResMan while the chatbot's later confirmation is owed: cancelled, nothing to write.
+        let other = booked(&tours, 2, "B", 10);
+        confirm(&store, &tours, &other.booking_id).await.unwrap();
+        let mut cancel = report(2, "Cancelled", None, -5);
+        cancel.source = ChangeSource::ResmanPoll;
+        assert_eq!(apply(&tours, &cancel).await, ReportEffect::Applied(3));
+        let o = now_of(&tours, &other);
+        assert_eq!((o.status, o.owes_resman()), (TourStatus::Cancelled, false));
+    }
+
+    #[tokio::test]
+    async fn a_later_staff_move_wins_over_the_chatbots_move_and_the_prospect_is_told() {
+        let (store, tours) = (MemoryStore::with_property(demo()), MemoryTours::default());
+        let tour = booked(&tours, 1, "A", 10);
+        let body = format!(
+            r#"{{"rescheduled_datetime":"{}"}}"#,
+            at(11, 0).with_timezone(&demo().time_zone).format("%Y-%m-%dT%H:%M")
+        );
+        update(&store, &tours, tour.booking_id.as_str(), &body, None)
+            .await
+            .unwrap();
+        assert_eq!(now_of(&tours, &tour).start, at(11, 0));
+        tours.queued_messages.lock().unwrap().clear();
+        assert_eq!(
+            apply(&tours, &report(1, "Scheduled", Some(at(15, 0)), 5)).await,
+            ReportEffect::Applied(3)
+        );
+        let t = now_of(&tours, &tour);
+        assert_eq!((t.start, t.owes_resman()), (at(15, 0), false));
+        let told: Vec<MessageKind> = tours.queued_messages.lock().unwrap().iter().map(|m| m.kind).collect();
+        assert!(told.contains(&MessageKind::Rescheduled), "{told:?}");
+    }
+
+    #[tokio::test]
+    async fn a_cancelled_tour_staff_confirm_in_resman_is_repaired_once_and_never_warned_again() {
+        let (store, tours) = (MemoryStore::with_property(demo()), MemoryTours::default());
+        let tour = booked(&tours, 1, "A", 10);
+        update(
+            &store,
+            &tours,
+            tour.booking_id.as_str(),
+            r#"{"status":"cancelled"}"#,
+            None,
+        )
+        .await
+        .unwrap();
+        // Our cancellation reached ResMan.
+        let mut synced = now_of(&tours, &tour);
+        synced.resman_version = synced.version;
+        synced.resman_seen = Some(synced.holding());
+        tours.tours.lock().unwrap().insert(synced.booking_id.clone(), synced);
+        // Staff then confirm it in ResMan: our state machine refuses that; the rule repairs it (the cancellation
+        // stands, ResMan is owed it again), once.
+        let (first, lines) = crate::metrics::capture(apply(&tours, &report(1, "Confirmed", None, 5))).await;
+        assert_eq!(first, ReportEffect::Applied(3));
+        assert_eq!(crate::metrics::names(&lines), vec!["ConflictsSettled"]);
+        let t = now_of(&tours, &tour);
+        assert_eq!((t.status, t.owes_resman()), (TourStatus::Cancelled, true));
+        for minutes in [6, 7, 8] {
+            assert_eq!(
+                apply(&tours, &report(1, "Confirmed", None, minutes)).await,
+                ReportEffect::Stale
+            );
+        }
+        assert_eq!(now_of(&tours, &tour).version, 3, "no repeat");
+    }
+
+    #[tokio::test]
+    async fn two_different_outcomes_are_marked_for_staff_once() {
+        let (store, tours) = (MemoryStore::with_property(demo()), MemoryTours::default());
+        let tour = booked(&tours, 1, "A", 10);
+        update(
+            &store,
+            &tours,
+            tour.booking_id.as_str(),
+            r#"{"status":"completed"}"#,
+            None,
+        )
+        .await
+        .unwrap();
+        let mut synced = now_of(&tours, &tour);
+        synced.resman_version = synced.version;
+        synced.resman_seen = Some(synced.holding());
+        tours.tours.lock().unwrap().insert(synced.booking_id.clone(), synced);
+        let (first, lines) = crate::metrics::capture(apply(&tours, &report(1, "No Show", None, 5))).await;
+        assert_eq!(first, ReportEffect::Disagrees);
+        assert_eq!(crate::metrics::names(&lines), vec!["Disagreements"]);
+        let t = now_of(&tours, &tour);
+        assert_eq!(t.status, TourStatus::Completed, "neither is taken for the other");
+        let d = t.disagreement.clone().expect("marked for staff");
+        assert_eq!((d.ours, d.theirs), (TourStatus::Completed, TourStatus::NoShow));
+        let (again, lines) = crate::metrics::capture(apply(&tours, &report(1, "No Show", None, 9))).await;
+        assert_eq!(again, ReportEffect::Disagrees);
+        assert!(crate::metrics::names(&lines).is_empty(), "counted once");
+        // Staff set ResMan to match our tour: the mark goes.
+        assert_eq!(
+            apply(&tours, &report(1, "Completed", None, 12)).await,
+            ReportEffect::Unchanged
+        );
+        assert!(now_of(&tours, &tour).disagreement.is_none());
+        // Marked again; this time staff say ResMan is right, through our API: allowed between the two outcomes only.
+        assert_eq!(
+            apply(&tours, &report(1, "No Show", None, 15)).await,
+            ReportEffect::Disagrees
+        );
+        let refused = update(
+            &store,
+            &tours,
+            tour.booking_id.as_str(),
+            r#"{"status":"cancelled"}"#,
+            None,
+        )
+        .await;
+        assert!(refused.is_err(), "not a way round the state machine");
+        let view = update(
+            &store,
+            &tours,
+            tour.booking_id.as_str(),
+            r#"{"status":"no_show"}"#,
+            None,
+        )
+        .await
+        .unwrap();
+        assert_eq!(view["status"], "no_show");
+        let t = now_of(&tours, &tour);
+        assert!(t.disagreement.is_none());
+        assert!(t.owes_resman(), "ResMan is written to match");
     }
 }

@@ -144,6 +144,7 @@ pub async fn sync_to_resman(
                 tour.resman_appointment_id = Some(posted.appointment_id);
                 tour.resman_prospect_id = Some(posted.prospect.prospect_id.to_string());
                 tour.resman_version = tour.version;
+                tour.resman_seen = Some(tour.holding());
                 tour.last_error = None;
                 tour.in_resman_at.get_or_insert_with(clock);
                 return SyncOutcome::Synced(tour);
@@ -320,6 +321,7 @@ async fn bring_resman_up_to_date(
     match write_change(resman, property, &tour, attempts).await {
         Ok(()) => {
             tour.resman_version = tour.version;
+            tour.resman_seen = Some(tour.holding());
             tour.sync_status = SyncStatus::Synced;
             tour.last_error = None;
             Ok(tour)
@@ -347,50 +349,103 @@ pub fn callback_body(property: &Property, tour: &TourRecord) -> Result<(String, 
     Ok((event_id, body.to_string()))
 }
 
-/// Puts a tour back to what ResMan's calendar has for it, as a report read now (one code path with the poller's).
-async fn follow_resman(
+/// What ResMan's calendar has for the tour now, as a report read at this moment (one code path with the poller's):
+/// `None` when ResMan no longer has the appointment.
+async fn read_report(
     deps: &WorkerDeps<'_>,
     property: &Property,
     tour: &TourRecord,
-) -> Result<WorkerOutcome, crate::app::AppError> {
+) -> Result<Option<crate::app::lifecycle::ResManReport>, ResManError> {
     let Some((appointment, prospect)) = tour.in_resman() else {
-        return Ok(WorkerOutcome::Done);
+        return Ok(None);
     };
-    let found = match deps
+    let found = deps
         .resman
         .find_prospects(&property.site(), &ProspectLookup::Id(prospect))
-        .await
-    {
-        Ok(found) => found,
-        Err(e) => {
-            tracing::warn!(booking_id = %tour.booking_id, error = %e, "could not read ResMan's record of the tour");
-            return Ok(WorkerOutcome::Retry);
-        }
-    };
+        .await?;
     let Some(event) = found
         .iter()
         .flat_map(|p| &p.events)
         .find(|e| e.id.as_ref() == Some(&appointment))
     else {
-        tracing::error!(booking_id = %tour.booking_id, "ResMan no longer has the tour's appointment; staff must look at it");
-        return Ok(WorkerOutcome::Done);
+        return Ok(None);
     };
-    let now = (deps.clock)();
-    let report = crate::app::lifecycle::ResManReport {
+    Ok(Some(crate::app::lifecycle::ResManReport {
         appointment_id: appointment,
         word: crate::domain::lifecycle::ResManWord::read(event.reason.as_deref()),
         start: event.at,
         agent: event.agent.clone(),
-        as_of: now,
+        as_of: (deps.clock)(),
         source: crate::domain::lifecycle::ChangeSource::ResmanPoll,
-    };
+    }))
+}
+
+/// Applies a report read now to the tour (see `lifecycle::apply_report`).
+async fn apply_read(
+    deps: &WorkerDeps<'_>,
+    property: &Property,
+    tour: &TourRecord,
+    report: &crate::app::lifecycle::ResManReport,
+) -> Result<crate::app::lifecycle::ReportEffect, crate::app::AppError> {
     let report_deps = crate::app::lifecycle::ReportDeps {
         tours: deps.tours,
         queue: deps.queue,
     };
-    let effect = crate::app::lifecycle::apply_report(&report_deps, property, tour.clone(), &report, now).await?;
+    crate::app::lifecycle::apply_report(&report_deps, property, tour.clone(), report, (deps.clock)()).await
+}
+
+/// Puts a tour back to what ResMan's calendar has for it, as a report read now.
+async fn follow_resman(
+    deps: &WorkerDeps<'_>,
+    property: &Property,
+    tour: &TourRecord,
+) -> Result<WorkerOutcome, crate::app::AppError> {
+    let report = match read_report(deps, property, tour).await {
+        Ok(Some(report)) => report,
+        Ok(None) => {
+            tracing::error!(booking_id = %tour.booking_id, "ResMan no longer has the tour's appointment; staff must look at it");
+            return Ok(WorkerOutcome::Done);
+        }
+        Err(e) => {
+            tracing::warn!(booking_id = %tour.booking_id, error = %e, "could not read ResMan's record of the tour");
+            return Ok(WorkerOutcome::Retry);
+        }
+    };
+    let effect = apply_read(deps, property, tour, &report).await?;
     tracing::info!(booking_id = %tour.booking_id, effect = ?effect, "the tour follows ResMan's record");
     Ok(WorkerOutcome::Done)
+}
+
+/// What reading ResMan before a write found.
+enum BeforeWrite {
+    /// No staff change since we last saw ResMan: write.
+    Clear,
+    /// A staff change crossed ours and was settled (or marked for staff): read the tour again.
+    Settled,
+}
+
+/// Before a change is written over an appointment ResMan has, what ResMan holds now is read: a staff change made
+/// since we last saw it is settled with ours by the rule first, so a write never undoes a newer staff change.
+async fn read_before_write(
+    deps: &WorkerDeps<'_>,
+    property: &Property,
+    tour: &TourRecord,
+) -> Result<BeforeWrite, Behind> {
+    if tour.in_resman().is_none() {
+        return Ok(BeforeWrite::Clear);
+    }
+    let Some(report) = read_report(deps, property, tour).await.map_err(Behind::Owed)? else {
+        return Ok(BeforeWrite::Clear);
+    };
+    match apply_read(deps, property, tour, &report).await {
+        Ok(crate::app::lifecycle::ReportEffect::Applied(_) | crate::app::lifecycle::ReportEffect::Disagrees) => {
+            Ok(BeforeWrite::Settled)
+        }
+        Ok(_) => Ok(BeforeWrite::Clear),
+        Err(e) => Err(Behind::Owed(ResManError::Unreachable(format!(
+            "the tour could not be settled: {e}"
+        )))),
+    }
 }
 
 /// The booking a sync queue message (`{"booking_id": "..."}`) names.
@@ -419,14 +474,34 @@ pub async fn process_queued_sync(
     let mut tour = deps.tours.tour(&id).await?.ok_or_else(not_found)?;
     let property = crate::app::availability::load_property(deps.properties, &tour.property_id).await?;
     // A newer version may land while this one is written: then it is done again, for the newer one.
+    let mut read_first = true;
     for _ in 0..3 {
         if tour.status == TourStatus::Released || tour.sync_status == SyncStatus::Rejected {
+            return Ok(WorkerOutcome::Done);
+        }
+        if tour.disagreement.is_some() {
+            // The two sides recorded different outcomes: nothing is written over staff's until they say which holds.
             return Ok(WorkerOutcome::Done);
         }
         let mut next = tour.clone();
         let mut still_owed = None;
         if tour.owes_resman() {
-            match bring_resman_up_to_date(deps.resman, &property, &tour, deps.attempts, deps.clock).await {
+            let checked = if std::mem::take(&mut read_first) {
+                read_before_write(deps, &property, &tour).await
+            } else {
+                Ok(BeforeWrite::Clear)
+            };
+            let written = match checked {
+                Ok(BeforeWrite::Settled) => {
+                    tour = deps.tours.tour(&id).await?.ok_or_else(not_found)?;
+                    continue;
+                }
+                Ok(BeforeWrite::Clear) => {
+                    bring_resman_up_to_date(deps.resman, &property, &tour, deps.attempts, deps.clock).await
+                }
+                Err(behind) => Err(behind),
+            };
+            match written {
                 Ok(written) => {
                     next = written;
                     next.resman_synced_at = Some((deps.clock)());
@@ -451,6 +526,8 @@ pub async fn process_queued_sync(
                     // the record, so the tour goes back to what ResMan has, and the chatbot hears of it.
                     tracing::warn!(booking_id = %tour.booking_id, reason = %description, "ResMan refused a change of the tour; it follows ResMan's record");
                     next.resman_version = next.version;
+                    // What ResMan holds is read next, and taken as staff's later word on the tour.
+                    next.resman_seen = None;
                     next.sync_status = SyncStatus::Synced;
                     next.last_error = Some(format!("ResMan refused the change: {description}"));
                     if !deps.tours.save_sync(&next, false).await? {

@@ -139,6 +139,8 @@ pub enum Attention {
     Unconfirmed,
     /// A message to the prospect or staff failed for good.
     MessageFailed,
+    /// ResMan and our tour record different outcomes (completed, no-show) and no rule decides: staff say which holds.
+    ResmanDisagrees,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -362,6 +364,9 @@ fn attention_list(property: &Property, cohorts: &Cohorts<'_>, facts: &Facts, now
             }
             if failed_messages.contains(&tour.booking_id) {
                 reasons.push(Attention::MessageFailed);
+            }
+            if tour.disagreement.is_some() {
+                reasons.push(Attention::ResmanDisagrees);
             }
             (!reasons.is_empty()).then(|| AttentionItem {
                 booking_id: tour.booking_id.to_string(),
@@ -609,6 +614,7 @@ mod tests {
             status: TourStatus::Confirmed,
             start: tour.start,
             agent: None,
+            overrode: None,
         });
         tour
     }

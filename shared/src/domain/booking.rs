@@ -552,6 +552,13 @@ pub struct TourRecord {
     /// How far the prospect came after the tour, as ResMan's change feed last said (`None`: not heard yet).
     #[serde(default)]
     pub prospect_stage: Option<super::resman::ProspectStage>,
+    /// What ResMan holds of the tour as far as we know: what it last reported, or what we last wrote to it. A report
+    /// (or a read before a write) that differs is a staff change.
+    #[serde(default)]
+    pub resman_seen: Option<super::reconcile::Holding>,
+    /// The two sides disagree and no rule decides: staff must say which holds (the dashboard lists it).
+    #[serde(default)]
+    pub disagreement: Option<super::reconcile::Disagreement>,
 }
 
 fn first_version() -> u64 {
@@ -575,6 +582,56 @@ impl TourRecord {
             .as_deref()
             .and_then(|p| super::ProspectId::parse(p).ok())?;
         Some((self.resman_appointment_id.clone()?, prospect))
+    }
+
+    /// The tour's status, time and agent.
+    pub fn holding(&self) -> super::reconcile::Holding {
+        super::reconcile::Holding {
+            status: self.status,
+            start: self.start,
+            agent: self.holder.agent().cloned(),
+        }
+    }
+
+    /// What ResMan holds as far as we know (see `resman_seen`; for a record from before it, the version ResMan took,
+    /// from the history). `None`: not known.
+    pub fn held_in_resman(&self) -> Option<super::reconcile::Holding> {
+        if let Some(seen) = &self.resman_seen {
+            return Some(seen.clone());
+        }
+        if self.resman_version == self.version {
+            return Some(self.holding());
+        }
+        self.history
+            .iter()
+            .find(|c| c.version == self.resman_version)
+            .map(|c| super::reconcile::Holding {
+                status: c.status,
+                start: c.start,
+                agent: c.agent.clone(),
+            })
+    }
+
+    /// Our side of a crossing: the tour as it stands, with when its history last changed the status, and the time or
+    /// agent.
+    pub fn stance(&self) -> super::reconcile::Stance {
+        let mut status_at = self.created_at;
+        let mut time_at = self.created_at;
+        let mut before: Option<&super::lifecycle::TourChange> = None;
+        for change in &self.history {
+            if before.is_none_or(|b| b.status != change.status) {
+                status_at = change.at;
+            }
+            if before.is_none_or(|b| (b.start, &b.agent) != (change.start, &change.agent)) {
+                time_at = change.at;
+            }
+            before = Some(change);
+        }
+        super::reconcile::Stance {
+            holding: self.holding(),
+            status_at,
+            time_at,
+        }
     }
 
     /// Whether ResMan still lacks this tour's current version.
@@ -851,6 +908,8 @@ mod tests {
             resman_word: None,
             in_resman_at: None,
             prospect_stage: None,
+            resman_seen: None,
+            disagreement: None,
         };
         let comments = record.resman_comments();
         assert!(comments.starts_with("Virtual Tour, 30 min."));

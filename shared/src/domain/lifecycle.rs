@@ -66,6 +66,9 @@ pub struct TourChange {
     pub status: TourStatus,
     pub start: DateTime<Utc>,
     pub agent: Option<super::AgentId>,
+    /// A crossing change this one won over (`domain::reconcile`): who made it, what it set and when.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub overrode: Option<super::reconcile::Overridden>,
 }
 
 /// How the prospect left the tour, as staff or the chatbot record it.

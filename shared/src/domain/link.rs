@@ -375,6 +375,7 @@ pub(crate) mod tests {
             status: TourStatus::Confirmed,
             start: t.start,
             agent: None,
+            overrode: None,
         };
         t.history.push(entry(2, ChangeSource::ResmanPoll));
         t.history.push(entry(3, ChangeSource::Chatbot));

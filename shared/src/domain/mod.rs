@@ -14,6 +14,7 @@ pub mod notice;
 pub mod notify;
 pub mod property;
 pub mod rate;
+pub mod reconcile;
 pub mod resman;
 pub mod rotation;
 pub mod signature;

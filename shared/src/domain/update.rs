@@ -178,7 +178,17 @@ pub fn edited(
             changed = true;
         }
     }
-    if let Some(change) = &edit.change {
+    // A tour whose two sides recorded different outcomes: staff say which holds, and ResMan is then written to match.
+    let settles = tour.disagreement.as_ref().and_then(|d| {
+        [d.ours, d.theirs]
+            .into_iter()
+            .find(|status| edit.change.is_some() && Change::asking_for(*status) == edit.change)
+    });
+    if let Some(status) = settles {
+        next.status = status;
+        next.disagreement = None;
+        changed = true;
+    } else if let Some(change) = &edit.change {
         match decide(
             next.status,
             &next.window(),
@@ -219,8 +229,64 @@ pub fn edited(
         status: next.status,
         start: next.start,
         agent: next.holder.agent().cloned(),
+        overrode: None,
     });
     Ok(Some(next))
+}
+
+/// The tour after a crossing of our change and ResMan's (`theirs`, reported by `source` as of `at`) settled as
+/// `settled`: version + 1 at the settled status, time and agent, its history entry naming the change that lost.
+/// `None` when there is nothing to record (the tour holds it already and ResMan's change lost nothing).
+pub fn settled(
+    tour: &TourRecord,
+    settled: &crate::domain::reconcile::Settled,
+    theirs: &crate::domain::reconcile::Holding,
+    source: ChangeSource,
+    at: DateTime<Utc>,
+) -> Option<TourRecord> {
+    use crate::domain::reconcile::Overridden;
+    let ours = tour.stance();
+    let ours_lost = settled.overrides_ours(&ours.holding);
+    let theirs_lost = settled.overrides_theirs(theirs);
+    if !ours_lost && !theirs_lost {
+        return None;
+    }
+    let mut next = tour.clone();
+    next.status = settled.holding.status;
+    next.end = settled.holding.start + (tour.end - tour.start);
+    next.start = settled.holding.start;
+    if let (Holder::Agent(_), Some(agent)) = (&tour.holder, &settled.holding.agent) {
+        next.holder = Holder::Agent(agent.clone());
+    }
+    let our_source = tour.history.last().map_or(ChangeSource::Chatbot, |c| c.source);
+    let overrode = if ours_lost {
+        Overridden {
+            source: our_source,
+            status: ours.holding.status,
+            start: ours.holding.start,
+            agent: ours.holding.agent.clone(),
+            at: ours.status_at.max(ours.time_at),
+        }
+    } else {
+        Overridden {
+            source,
+            status: theirs.status,
+            start: theirs.start,
+            agent: theirs.agent.clone(),
+            at,
+        }
+    };
+    next.version = tour.version + 1;
+    next.history.push(TourChange {
+        version: next.version,
+        at,
+        source: if ours_lost { source } else { our_source },
+        status: next.status,
+        start: next.start,
+        agent: next.holder.agent().cloned(),
+        overrode: Some(overrode),
+    });
+    Some(next)
 }
 
 #[cfg(test)]
@@ -266,6 +332,8 @@ pub(crate) mod tests {
             resman_word: None,
             in_resman_at: None,
             prospect_stage: None,
+            resman_seen: None,
+            disagreement: None,
         }
     }
 

@@ -231,7 +231,8 @@ fn sync_items(table: &str, tour: &TourRecord, settled: bool) -> Result<Vec<Trans
         .set_key(Some(key(format!("TOUR#{}", tour.booking_id), "TOUR")))
         .update_expression(
             "SET sync_status = :st, resman_appointment_id = :a, resman_prospect_id = :p, last_error = :e, \
-             resman_version = :rv, resman_synced_at = :rs, callback_version = :cv, in_resman_at = :ir",
+             resman_version = :rv, resman_synced_at = :rs, callback_version = :cv, in_resman_at = :ir, \
+             resman_seen = :seen",
         )
         .condition_expression("attribute_exists(pk) AND version = :v");
     let sync: AttributeValue = serde_dynamo::to_attribute_value(tour.sync_status).map_err(corrupt("sync status"))?;
@@ -246,6 +247,10 @@ fn sync_items(table: &str, tour: &TourRecord, settled: bool) -> Result<Vec<Trans
         .expression_attribute_values(":rs", opt(tour.resman_synced_at.map(|t| t.to_rfc3339())))
         .expression_attribute_values(":cv", count(tour.callback_version))
         .expression_attribute_values(":ir", opt(tour.in_resman_at.map(|t| t.to_rfc3339())))
+        .expression_attribute_values(
+            ":seen",
+            serde_dynamo::to_attribute_value(&tour.resman_seen).map_err(corrupt("what ResMan holds"))?,
+        )
         .expression_attribute_values(":v", count(tour.version));
     let mut items = vec![
         TransactWriteItem::builder()
