@@ -174,7 +174,7 @@ impl Stack {
             .queue_url(self.queue.queue_url())
             .max_number_of_messages(10)
             .message_system_attribute_names(aws_sdk_sqs::types::MessageSystemAttributeName::ApproximateReceiveCount)
-            .wait_time_seconds(1)
+            .wait_time_seconds(0)
             .send()
             .await
             .unwrap();

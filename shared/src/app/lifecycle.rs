@@ -473,10 +473,22 @@ async fn settle_report(
             ReportEffect::Unchanged
         }));
     }
-    if !tour.owes_resman() && crate::domain::calendar::is_older(report.as_of, tour.settled_at()) {
+    let is_older = crate::domain::calendar::is_older;
+    // A staff change made between our read of ResMan and our write over it: the write went over it unseen. Only a
+    // webhook tells it (a poll now reads our write); it is settled as any crossing, from its own moment.
+    let behind_our_write = tour.resman_synced_at.is_some_and(|w| is_older(report.as_of, w));
+    let last_change = tour.history.last().map_or(tour.created_at, |c| c.at);
+    let crossed_our_write =
+        behind_our_write && report.source == ChangeSource::ResmanWebhook && !is_older(report.as_of, last_change);
+    if !tour.owes_resman() && is_older(report.as_of, tour.settled_at()) && !crossed_our_write {
         // An older view of ResMan than our tour's last change or write.
         return Ok(Some(ReportEffect::Stale));
     }
+    // What ResMan holds now: what it reported, or, for a change our later write went over, what we wrote.
+    let in_resman = match (&held, crossed_our_write) {
+        (Some(written), true) => written.clone(),
+        _ => reported.clone(),
+    };
     let theirs = Stance {
         holding: reported.clone(),
         status_at: report.as_of,
@@ -485,14 +497,14 @@ async fn settle_report(
     let ours = tour.stance();
     let settled = match reconcile(&ours, &theirs) {
         Reconciled::Settled(settled) => settled,
-        Reconciled::Undecided => return disagree(deps, property, tour, &reported, now).await,
+        Reconciled::Undecided => return disagree(deps, property, tour, (&reported, report.source), now).await,
     };
     let Some(mut after) = crate::domain::update::settled(tour, &settled, &reported, report.source, report.as_of) else {
         return Ok(Some(ReportEffect::Unchanged));
     };
-    after.resman_seen = Some(reported.clone());
+    after.resman_seen = Some(in_resman.clone());
     after.disagreement = None;
-    let resman_holds_it = !settled.overrides_theirs(&reported);
+    let resman_holds_it = settled.holding == in_resman;
     if resman_holds_it {
         after.resman_version = after.version;
         if after.sync_status != SyncStatus::Rejected {
@@ -502,11 +514,11 @@ async fn settle_report(
         }
     }
     // Staff hear of a tour we keep against their change (it was theirs that lost), as of a chatbot's change.
-    let theirs_lost = !resman_holds_it;
+    let theirs_lost = settled.overrides_theirs(&reported);
     if !save_report(deps, property, tour, &after, theirs_lost, now).await? {
         return Ok(None);
     }
-    if tour.owes_resman() || theirs_lost {
+    if tour.owes_resman() || theirs_lost || crossed_our_write {
         tracing::info!(booking_id = %after.booking_id, version = after.version, status = after.status.as_str(), source = ?report.source, ours_lost = settled.overrides_ours(&ours.holding), theirs_lost, "a staff change crossed ours; settled by the rule");
         crate::metrics::count(crate::metrics::Metric::ConflictsSettled);
     } else {
@@ -555,13 +567,14 @@ async fn disagree(
     deps: &ReportDeps<'_>,
     property: &Property,
     tour: &TourRecord,
-    reported: &Holding,
+    (reported, source): (&Holding, ChangeSource),
     now: DateTime<Utc>,
 ) -> Result<Option<ReportEffect>, AppError> {
     let disagreement = Disagreement {
         ours: tour.status,
         theirs: reported.status,
         since: now,
+        reported_by: source,
     };
     if tour
         .disagreement
@@ -1083,6 +1096,67 @@ pub(crate) mod tests {
         assert_eq!(now_of(&tours, &tour).version, 3, "no repeat");
     }
 
+    /// Our change, as the worker wrote it to ResMan `minutes` after it was made.
+    fn written_at(tours: &MemoryTours, tour: &TourRecord, minutes: i64) {
+        let mut written = now_of(tours, tour);
+        written.resman_version = written.version;
+        written.resman_seen = Some(written.holding());
+        written.resman_synced_at = Some(monday_morning() + Duration::minutes(minutes));
+        tours.tours.lock().unwrap().insert(written.booking_id.clone(), written);
+    }
+
+    #[tokio::test]
+    async fn a_staff_change_our_write_went_over_unseen_is_settled_when_its_webhook_arrives() {
+        let (store, tours) = (MemoryStore::with_property(demo()), MemoryTours::default());
+        // The chatbot cancels; staff confirm in ResMan a moment before our write lands over it.
+        let cancelled = booked(&tours, 1, "A", 10);
+        update(
+            &store,
+            &tours,
+            cancelled.booking_id.as_str(),
+            r#"{"status":"cancelled"}"#,
+            None,
+        )
+        .await
+        .unwrap();
+        written_at(&tours, &cancelled, 10);
+        assert_eq!(
+            apply(&tours, &report(1, "Confirmed", None, 5)).await,
+            ReportEffect::Applied(3)
+        );
+        let t = now_of(&tours, &cancelled);
+        assert_eq!(
+            (t.status, t.owes_resman()),
+            (TourStatus::Cancelled, false),
+            "the cancellation stands, as written"
+        );
+        let overrode = t.history.last().unwrap().overrode.clone().unwrap();
+        assert_eq!(
+            overrode.status,
+            TourStatus::Confirmed,
+            "staff's confirmation is on record as overridden"
+        );
+        // The chatbot confirms; staff mark a no-show before our write lands over it: the no-show is written back.
+        let confirmed = booked(&tours, 2, "B", 10);
+        confirm(&store, &tours, &confirmed.booking_id).await.unwrap();
+        written_at(&tours, &confirmed, 10);
+        assert_eq!(
+            apply(&tours, &report(2, "No Show", None, 5)).await,
+            ReportEffect::Applied(3)
+        );
+        let c = now_of(&tours, &confirmed);
+        assert_eq!(
+            (c.status, c.owes_resman()),
+            (TourStatus::NoShow, true),
+            "ResMan is given the no-show back"
+        );
+        // A poll's read from before our write is no such change: it is an old view.
+        let mut old_view = report(2, "Scheduled", None, 7);
+        old_view.source = ChangeSource::ResmanPoll;
+        written_at(&tours, &confirmed, 20);
+        assert_eq!(apply(&tours, &old_view).await, ReportEffect::Stale);
+    }
+
     #[tokio::test]
     async fn two_different_outcomes_are_marked_for_staff_once() {
         let (store, tours) = (MemoryStore::with_property(demo()), MemoryTours::default());
@@ -1143,5 +1217,13 @@ pub(crate) mod tests {
         let t = now_of(&tours, &tour);
         assert!(t.disagreement.is_none());
         assert!(t.owes_resman(), "ResMan is written to match");
+        let overrode = t
+            .history
+            .last()
+            .unwrap()
+            .overrode
+            .clone()
+            .expect("our outcome on record as overridden");
+        assert_eq!(overrode.status, TourStatus::Completed);
     }
 }

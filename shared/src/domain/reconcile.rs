@@ -137,6 +137,8 @@ pub struct Disagreement {
     pub ours: TourStatus,
     pub theirs: TourStatus,
     pub since: DateTime<Utc>,
+    /// Who reported ResMan's side (the webhook or the poller).
+    pub reported_by: ChangeSource,
 }
 
 #[cfg(test)]

@@ -179,12 +179,32 @@ pub fn edited(
         }
     }
     // A tour whose two sides recorded different outcomes: staff say which holds, and ResMan is then written to match.
+    // The other side's outcome stays on record as overridden.
+    let mut overrode = None;
     let settles = tour.disagreement.as_ref().and_then(|d| {
         [d.ours, d.theirs]
             .into_iter()
             .find(|status| edit.change.is_some() && Change::asking_for(*status) == edit.change)
+            .map(|status| (status, d))
     });
-    if let Some(status) = settles {
+    if let Some((status, d)) = settles {
+        let (lost, lost_source, lost_at) = if status == d.ours {
+            (d.theirs, d.reported_by, d.since)
+        } else {
+            let ours = tour.history.last();
+            (
+                d.ours,
+                ours.map_or(ChangeSource::Chatbot, |c| c.source),
+                ours.map_or(tour.created_at, |c| c.at),
+            )
+        };
+        overrode = Some(crate::domain::reconcile::Overridden {
+            source: lost_source,
+            status: lost,
+            start: tour.start,
+            agent: tour.holder.agent().cloned(),
+            at: lost_at,
+        });
         next.status = status;
         next.disagreement = None;
         changed = true;
@@ -229,7 +249,7 @@ pub fn edited(
         status: next.status,
         start: next.start,
         agent: next.holder.agent().cloned(),
-        overrode: None,
+        overrode,
     });
     Ok(Some(next))
 }
