@@ -48,7 +48,7 @@ TEST_ENV := PATH="$(CURDIR)/$(VENV)/bin:$$PATH" TOUR_BOOKING_VENV="$(CURDIR)/$(V
 # Folders of pure code that may not import AWS, HTTP or Lambda crates (see STYLE.md).
 PURE_DIRS := shared/src/domain shared/src/app
 
-.PHONY: help venv dashboard-assets chromium build up down status demo test bench scale fuzz erase-prospect package fmt lint template-check boundary-check clean-local
+.PHONY: help venv dashboard-assets chromium build up down status demo test bench scale fuzz soak erase-prospect package fmt lint template-check boundary-check clean-local
 
 help:
 	@sed -n '1,14s/^# \{0,1\}//p' Makefile
@@ -143,6 +143,12 @@ erase-prospect:
 	@test -f .local/function.env || { echo "the local stack is not running: start it with make up"; exit 1; }
 	cargo build --quiet -p shared --bin erase-prospect
 	set -a && . ./.local/function.env && set +a && target/debug/erase-prospect "$(EMAIL)"
+
+# The long walk of two writers (tests/tests/crossing_walk.rs): SOAK_SEEDS seeds of 300 operations each, the chatbot
+# and staff changing the same ten tours at once; `make test` runs 10 of them.
+SOAK_SEEDS ?= 200
+soak: venv
+	CROSSING_SEEDS=$(SOAK_SEEDS) $(TEST_ENV) cargo test -p integration-tests --test crossing_walk -- --nocapture
 
 # The long API fuzz: schemathesis over every operation of openapi.yaml through the local API Gateway stand-in, on a
 # local stack of its own (FUZZ_EXAMPLES cases per operation and phase: 10,000 cases and more). Prints the cases run

@@ -60,6 +60,8 @@ SECOND_AGENT = {"id": "a1e0c3b2-0401-4c6a-9d1e-000000000401", "name": "Riley Mos
 SECOND_SOURCE_ID = "b7d3e8f0-0401-4d2c-8a5b-000000000401"
 # The prospect who thinks it over between two chat messages, and another who wants her time meanwhile.
 HOLD_TOUR_TIME = clock_time(13, 0)
+# The tour the chatbot and a leasing agent change at the same moment.
+CROSSING_TOUR_TIME = clock_time(9, 30)
 THINKER = {"name": "Nora Quinn", "email": "nora.quinn@example.com", "phone": "(512) 555-0155"}
 RIVAL = {"name": "Omar Haddad", "email": "omar.haddad@example.com", "phone": "(512) 555-0156"}
 # A booking accepted while ResMan is down reaches it through the retry queue; the local pump delivers queue
@@ -996,6 +998,57 @@ def step_a_tour_lives_on(ctx: Context) -> None:
     conversation_in_words(ctx, maria, zone)
 
 
+def step_both_sides_change_one_tour_at_once(ctx: Context) -> None:
+    config = property_config()
+    zone = ZoneInfo(config["time_zone"])
+    sam = {"name": "Sam Rivera", "email": f"sam.rivera+{int(time.time())}@example.com", "phone": "(512) 555-0190"}
+    first = sam["name"].split()[0]
+    booked = None
+    start_day = booking_day(ctx, CROSSING_TOUR_TIME)
+    for days in range(0, 14):
+        day = start_day + timedelta(days=days)
+        status, answer = book_tour(ctx, sam, day, CROSSING_TOUR_TIME, f"demo-crossing-{sam['email']}-{day}")
+        if status in (200, 201, 202):
+            booked = answer
+            break
+    if booked is None:
+        raise DemoError("no free time was found to book the tour for this step")
+    tour_id = booked["appointment_id"]
+    when = datetime.fromisoformat(booked["confirmed_datetime"]).astimezone(zone)
+    wait_for_tour(ctx, tour_id, lambda t: t.get("resman_appointment_id") and t["sync_status"] == "synced",
+                  "The booking")
+    appointment = tour_of(ctx, tour_id)["resman_appointment_id"]
+    say(f"{first} has a tour on {when_in_words(when)}. He asks the chatbot to confirm it; in the same second he "
+        f"phones the office, and the leasing agent cancels it in ResMan.")
+    status, answer = request("PUT", f"{ctx.url('LAMBDA_BASE_URL')}{UPDATE_PATH}/{tour_id}",
+                             json_body={"status": "confirmed"},
+                             headers={"x-api-key": ctx.env.get("API_KEY", "")})
+    if status != 200:
+        raise DemoError(f"the chatbot's confirmation was not accepted (HTTP {status}{_reason(answer)})")
+    if not staff_change(ctx, appointment, {"status": "Cancelled"}):
+        raise DemoError("the agent's cancellation did not change the appointment in ResMan")
+    tour = wait_for_tour(ctx, tour_id, lambda t: t["status"] == "cancelled" and t["sync_status"] == "synced",
+                         "The agent's cancellation")
+    in_resman = [a for a in resman_appointments_with(ctx, tour_id) if a.get("appointment_id") == appointment]
+    resman_status = in_resman[0].get("status") if in_resman else "missing"
+    if resman_status != "Cancelled":
+        raise DemoError(f"ResMan shows the tour {resman_status}, not Cancelled")
+    say("  One rule settles it, whichever news arrives first: a cancellation wins over a confirmation, whoever made "
+        "either. ResMan keeps the cancellation (the chatbot's confirmation is never written over it), and the "
+        "chatbot's view says cancelled.")
+    overridden = [h for h in tour["history"] if h.get("overrode")]
+    if overridden:
+        lost = overridden[-1]["overrode"]
+        say(f"  The tour's history keeps both sides: \"cancelled\" "
+            f"({SOURCES_IN_WORDS.get(overridden[-1]['source'], overridden[-1]['source'])}), which won over "
+            f"\"{lost['status']}\" ({SOURCES_IN_WORDS.get(lost['source'], lost['source'])}).")
+    else:
+        say("  (This time the confirmation reached ResMan a moment before the agent cancelled, so the cancellation "
+            "is simply the later change, as the history shows.)")
+    say("  Had they recorded two different outcomes instead (the chatbot \"completed\", the agent \"no-show\"), no "
+        "rule would pick one: the tour would wait on the dashboard's attention list for staff to say which holds.")
+
+
 # --- What the prospect and the staff receive -------------------------------------------------------------------------
 
 
@@ -1291,6 +1344,8 @@ STEPS = [
     Step("ResMan is down, and a prospect still gets a tour", step_booking_survives_a_resman_outage),
     Step("Staff confirm and move a tour in ResMan, the chatbot cancels another, and the conversation follows",
          step_a_tour_lives_on),
+    Step("The chatbot and a leasing agent change the same tour at the same moment",
+         step_both_sides_change_one_tour_at_once),
     Step("What the prospect and the leasing team receive", step_what_people_receive),
     Step("A prospect moves her tour herself, from the link in her email", step_prospect_reschedules_from_her_email),
     Step("The same prospect asks to be forgotten", step_prospect_asks_to_be_forgotten),

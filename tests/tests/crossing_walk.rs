@@ -12,7 +12,6 @@
 
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use integration_tests::stack::*;
-use integration_tests::*;
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 use serde_json::{Value, json};
@@ -38,13 +37,12 @@ fn seeds() -> std::ops::Range<u64> {
     first..first + number("CROSSING_SEEDS", 10)
 }
 
-/// A staff action that ResMan took: the appointment, what it set, and when.
+/// A staff action that ResMan took: the appointment, and what it set.
 #[derive(Debug, Clone)]
 struct StaffAction {
     appointment: String,
     status: Option<&'static str>,
     start: Option<DateTime<Utc>>,
-    at: DateTime<Utc>,
 }
 
 fn random_time(rng: &mut StdRng) -> String {
@@ -113,7 +111,6 @@ async fn staff(stack: Arc<Stack>, appointments: Arc<Vec<String>>, actions: Arc<M
                 appointment,
                 status,
                 start,
-                at: Utc::now(),
             });
         }
     }

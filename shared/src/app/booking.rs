@@ -512,6 +512,19 @@ pub struct HistoryView {
     pub status: TourStatus,
     pub datetime: String,
     pub staff_member: String,
+    /// The change on the other side this one won over, when two crossed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub overrode: Option<OverriddenView>,
+}
+
+/// A change that lost to a crossing one, as the chatbot reads it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OverriddenView {
+    pub source: ChangeSource,
+    pub status: TourStatus,
+    pub datetime: String,
+    pub staff_member: String,
+    pub at: String,
 }
 
 /// One tour as it now stands: the booking answer's shape, where and in which conversation, its version and its
@@ -580,6 +593,13 @@ pub fn view_of(
                 status: change.status,
                 datetime: change.start.with_timezone(&zone).to_rfc3339(),
                 staff_member: name_of(&change.agent),
+                overrode: change.overrode.as_ref().map(|o| OverriddenView {
+                    source: o.source,
+                    status: o.status,
+                    datetime: o.start.with_timezone(&zone).to_rfc3339(),
+                    staff_member: name_of(&o.agent),
+                    at: o.at.with_timezone(&zone).to_rfc3339(),
+                }),
             })
             .collect(),
         notifications,
