@@ -456,7 +456,7 @@ async fn settle_report(
             disagreement: None,
             ..tour.clone()
         };
-        return save_report(deps, property, tour, &after, false, now)
+        return save_report(deps, property, (tour, &after), false, &[], now)
             .await
             .map(|saved| saved.then_some(ReportEffect::Unchanged));
     }
@@ -515,7 +515,7 @@ async fn settle_report(
     }
     // Staff hear of a tour we keep against their change (it was theirs that lost), as of a chatbot's change.
     let theirs_lost = settled.overrides_theirs(&reported);
-    if !save_report(deps, property, tour, &after, theirs_lost, now).await? {
+    if !save_report(deps, property, (tour, &after), theirs_lost, &[], now).await? {
         return Ok(None);
     }
     if tour.owes_resman() || theirs_lost || crossed_our_write {
@@ -532,16 +532,17 @@ async fn settle_report(
 async fn save_report(
     deps: &ReportDeps<'_>,
     property: &Property,
-    before: &TourRecord,
-    after: &TourRecord,
+    (before, after): (&TourRecord, &TourRecord),
     staff_told: bool,
+    also: &[MessageKind],
     now: DateTime<Utc>,
 ) -> Result<bool, AppError> {
-    let messages = if after.version == before.version {
+    let mut messages = if after.version == before.version {
         Vec::new()
     } else {
         owed(property, Some(before), after, !staff_told)
     };
+    messages.extend_from_slice(also);
     let reminders = reminder_changes(property, before, after, now);
     let extras = ChangeExtras {
         answer: None,
@@ -588,7 +589,9 @@ async fn disagree(
         disagreement: Some(disagreement),
         ..tour.clone()
     };
-    if !save_report(deps, property, tour, &after, false, now).await? {
+    // The tour's agent and the property's staff addresses get one alert asking which holds.
+    let alert = [MessageKind::StaffDisagrees];
+    if !save_report(deps, property, (tour, &after), false, &alert, now).await? {
         return Ok(None);
     }
     tracing::warn!(booking_id = %tour.booking_id, ours = tour.status.as_str(), theirs = reported.status.as_str(), "ResMan and our tour record different outcomes; staff must say which holds");
@@ -622,7 +625,7 @@ async fn apply_unknown_word(
         resman_version: after.version,
         ..after
     };
-    if !save_report(deps, property, tour, &after, false, now).await? {
+    if !save_report(deps, property, (tour, &after), false, &[], now).await? {
         return Ok(None);
     }
     tracing::info!(booking_id = %after.booking_id, version = after.version, source = ?report.source, "tour changed in ResMan");
@@ -1174,9 +1177,12 @@ pub(crate) mod tests {
         synced.resman_version = synced.version;
         synced.resman_seen = Some(synced.holding());
         tours.tours.lock().unwrap().insert(synced.booking_id.clone(), synced);
+        tours.queued_messages.lock().unwrap().clear();
         let (first, lines) = crate::metrics::capture(apply(&tours, &report(1, "No Show", None, 5))).await;
         assert_eq!(first, ReportEffect::Disagrees);
         assert_eq!(crate::metrics::names(&lines), vec!["Disagreements"]);
+        let alerts = || -> Vec<MessageKind> { tours.queued_messages.lock().unwrap().iter().map(|m| m.kind).collect() };
+        assert_eq!(alerts(), [MessageKind::StaffDisagrees], "staff are asked which holds");
         let t = now_of(&tours, &tour);
         assert_eq!(t.status, TourStatus::Completed, "neither is taken for the other");
         let d = t.disagreement.clone().expect("marked for staff");
@@ -1184,6 +1190,7 @@ pub(crate) mod tests {
         let (again, lines) = crate::metrics::capture(apply(&tours, &report(1, "No Show", None, 9))).await;
         assert_eq!(again, ReportEffect::Disagrees);
         assert!(crate::metrics::names(&lines).is_empty(), "counted once");
+        assert_eq!(alerts().len(), 1, "asked once");
         // Staff set ResMan to match our tour: the mark goes.
         assert_eq!(
             apply(&tours, &report(1, "Completed", None, 12)).await,

@@ -98,6 +98,27 @@ struct TourView<'a> {
     instructions: Option<String>,
     unit_preferences: Option<&'a str>,
     special_requests: Option<&'a str>,
+    /// When ResMan and our tour record different outcomes: ours and ResMan's, in words.
+    outcomes: Option<OutcomesView>,
+}
+
+#[derive(Serialize)]
+struct OutcomesView {
+    ours: &'static str,
+    resman: &'static str,
+}
+
+/// A tour's outcome in a leasing team's words.
+fn outcome_in_words(status: super::lifecycle::TourStatus) -> &'static str {
+    use super::lifecycle::TourStatus as S;
+    match status {
+        S::Completed => "the tour took place",
+        S::NoShow => "the prospect did not come",
+        S::Cancelled => "the tour was cancelled",
+        S::Confirmed => "confirmed",
+        S::Scheduled => "scheduled",
+        S::Released => "never booked",
+    }
 }
 
 #[derive(Serialize)]
@@ -287,6 +308,10 @@ fn context<'a>(
             instructions: config.map(|c| c.instructions.clone()).filter(|i| !i.is_empty()),
             unit_preferences: tour.unit_preferences.as_deref(),
             special_requests: tour.special_requests.as_deref(),
+            outcomes: tour.disagreement.as_ref().map(|d| OutcomesView {
+                ours: outcome_in_words(d.ours),
+                resman: outcome_in_words(d.theirs),
+            }),
         },
         links: links_for(kind, tour, links, now),
     }
@@ -542,6 +567,41 @@ mod tests {
         assert!(email.text.contains("2 bedrooms; ground floor") && email.text.contains(t.booking_id.as_str()));
         assert_eq!(email.invite, None);
         assert!(email.to.iter().any(|t| t == "leasing@maplegrove.example"));
+    }
+
+    #[test]
+    fn staff_are_asked_which_outcome_holds_when_resman_records_another() {
+        let templates = Templates::defaults().unwrap();
+        let mut t = demo_tour(TourStatus::Completed);
+        t.disagreement = Some(crate::domain::reconcile::Disagreement {
+            ours: TourStatus::Completed,
+            theirs: TourStatus::NoShow,
+            since: now(),
+            reported_by: crate::domain::lifecycle::ChangeSource::ResmanPoll,
+        });
+        let email = templates
+            .render(MessageKind::StaffDisagrees, &t, &demo(), &links(), now())
+            .unwrap();
+        assert!(
+            email.subject.starts_with("Please say how this tour ended: Ana Lopez, "),
+            "{}",
+            email.subject
+        );
+        assert!(
+            email
+                .text
+                .contains("ResMan says the prospect did not come, the chatbot's record says the tour took place"),
+            "{}",
+            email.text
+        );
+        assert!(email.html.contains("ResMan says the prospect did not come"));
+        assert!(email.to.iter().any(|t| t == "leasing@maplegrove.example"));
+        assert!(MessageKind::StaffDisagrees.fits(&t));
+        t.disagreement = None;
+        assert!(
+            !MessageKind::StaffDisagrees.fits(&t),
+            "not sent once staff have settled it"
+        );
     }
 
     #[test]

@@ -39,6 +39,8 @@ pub enum MessageKind {
     WebhookNew,
     WebhookMoved,
     WebhookCancelled,
+    /// Staff: ResMan and our tour record different outcomes, and staff must say which holds.
+    StaffDisagrees,
 }
 
 /// Who a message is for.
@@ -52,7 +54,7 @@ pub enum Audience {
 }
 
 impl MessageKind {
-    pub const ALL: [MessageKind; 15] = [
+    pub const ALL: [MessageKind; 16] = [
         Self::Confirmation,
         Self::Confirmed,
         Self::Rescheduled,
@@ -68,6 +70,7 @@ impl MessageKind {
         Self::WebhookNew,
         Self::WebhookMoved,
         Self::WebhookCancelled,
+        Self::StaffDisagrees,
     ];
 
     pub fn as_str(&self) -> &'static str {
@@ -87,6 +90,7 @@ impl MessageKind {
             Self::WebhookNew => "webhook_new",
             Self::WebhookMoved => "webhook_moved",
             Self::WebhookCancelled => "webhook_cancelled",
+            Self::StaffDisagrees => "staff_disagrees",
         }
     }
 
@@ -96,7 +100,7 @@ impl MessageKind {
 
     pub fn audience(&self) -> Audience {
         match self {
-            Self::StaffNew | Self::StaffMoved | Self::StaffCancelled => Audience::Staff,
+            Self::StaffNew | Self::StaffMoved | Self::StaffCancelled | Self::StaffDisagrees => Audience::Staff,
             Self::WebhookNew | Self::WebhookMoved | Self::WebhookCancelled => Audience::StaffWebhook,
             _ => Audience::Prospect,
         }
@@ -143,6 +147,7 @@ impl MessageKind {
             Self::NotBooked => tour.sync_status == super::booking::SyncStatus::Rejected,
             Self::ThankYou => tour.status == TourStatus::Completed,
             Self::Rebook => tour.status == TourStatus::NoShow,
+            Self::StaffDisagrees => tour.disagreement.is_some(),
             Self::Confirmation
             | Self::Confirmed
             | Self::Rescheduled
