@@ -507,7 +507,7 @@ async fn settle_report(
     let resman_holds_it = settled.holding == in_resman;
     if resman_holds_it {
         after.resman_version = after.version;
-        if after.sync_status != SyncStatus::Rejected {
+        if tour.owes_resman() && after.sync_status != SyncStatus::Rejected {
             // Whatever we still owed ResMan is settled: it holds the tour as it now stands.
             after.sync_status = SyncStatus::Synced;
             after.last_error = None;
