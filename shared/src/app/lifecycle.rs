@@ -34,6 +34,9 @@ pub struct Updated {
 
 /// How often a change is decided again when another change of the same tour landed first.
 const STALE_RETRIES: usize = 4;
+/// The same for a report from ResMan: a staff change must not be dropped because the chatbot, the worker and the
+/// poller were all changing the tour at that moment.
+const REPORT_RETRIES: usize = 10;
 
 fn replay(record: &crate::ports::IdempotencyRecord, fingerprint: &str) -> Result<Updated, AppError> {
     if record.fingerprint != fingerprint {
@@ -409,7 +412,7 @@ pub async fn apply_report(
     now: DateTime<Utc>,
 ) -> Result<ReportEffect, AppError> {
     let mut tour = tour;
-    for _ in 0..STALE_RETRIES {
+    for _ in 0..REPORT_RETRIES {
         let effect = match &report.word {
             ResManWord::Known(status) => settle_report(deps, property, &tour, report, *status, now).await?,
             ResManWord::Unknown(_) => apply_unknown_word(deps, property, &tour, report, now).await?,
@@ -419,6 +422,7 @@ pub async fn apply_report(
             None => tour = find_tour(deps.tours, tour.booking_id.as_str()).await?,
         }
     }
+    tracing::warn!(booking_id = %tour.booking_id, "a report from ResMan lost every race to other changes of the tour; the next poll reads it again");
     Ok(ReportEffect::Stale)
 }
 
