@@ -19,14 +19,26 @@ fn bookable_day() -> NaiveDate {
     day
 }
 
-#[tokio::test]
-async fn a_tour_booked_by_staff_in_resman_leaves_availability_and_the_cache() {
+/// Our side (DynamoDB Local and moto, the demo properties loaded) and a ResMan sandbox, with the gateway to it.
+async fn demo_stack() -> (
+    LocalAws,
+    shared::adapters::dynamo::DynamoStore,
+    shared::adapters::sqs::SqsSyncQueue,
+    RunningSandbox,
+    shared::adapters::resman::HttpResMan,
+) {
     let aws = LocalAws::start(&[], &[]);
     let store = aws.store().await;
     let queue = aws.queue().await;
     load_demo_properties(&store).await;
     let sandbox = sandbox().await;
     let resman = resman_for(&sandbox, StdDuration::from_secs(5));
+    (aws, store, queue, sandbox, resman)
+}
+
+#[tokio::test]
+async fn a_tour_booked_by_staff_in_resman_leaves_availability_and_the_cache() {
+    let (_aws, store, queue, sandbox, resman) = demo_stack().await;
     let deps = AvailabilityDeps {
         calendar: &store,
         cache: &store,
@@ -112,12 +124,7 @@ async fn a_first_poll_of_thirty_busy_days_with_resman_at_two_seconds_a_call_comp
     use shared::domain::{AppointmentId, ResManPropertyId};
     use shared::ports::CalendarStore;
 
-    let aws = LocalAws::start(&[], &[]);
-    let store = aws.store().await;
-    let queue = aws.queue().await;
-    load_demo_properties(&store).await;
-    let sandbox = sandbox().await;
-    let resman = resman_for(&sandbox, StdDuration::from_secs(5));
+    let (_aws, store, queue, sandbox, resman) = demo_stack().await;
     // A month of front-desk bookings before the property joined us: one booked on each of the last 30 days, each for
     // a tour in the coming weeks.
     let now = Utc::now();

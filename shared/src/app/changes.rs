@@ -488,13 +488,21 @@ mod tests {
             .unwrap()
     }
 
+    /// Whether the staff tour of `one_staff_tour` is in the busy-time mirror.
+    async fn staff_tour_mirrored(store: &MemoryStore) -> bool {
+        let appointment = AppointmentId::parse("EV-1").unwrap();
+        store.mirrored(&appointment).await.unwrap().is_some()
+    }
+
+    /// An invocation of `seconds`, as a queue consumer has it: 2 s kept back, none started with less than 2 s.
+    fn invocation(seconds: u64) -> TimeBudget {
+        let two = std::time::Duration::from_secs(2);
+        TimeBudget::lasting(std::time::Duration::from_secs(seconds), two, two)
+    }
+
     /// An invocation's time, more than any poll here needs.
     fn ample() -> TimeBudget {
-        TimeBudget::lasting(
-            std::time::Duration::from_secs(60),
-            std::time::Duration::from_secs(2),
-            std::time::Duration::from_secs(2),
-        )
+        invocation(60)
     }
 
     /// An invocation's time that allows one window only (as one that ran out of time would).
@@ -599,13 +607,7 @@ mod tests {
                 .unwrap();
         }
         assert_eq!(store.poll_checkpoint(&demo().id).await.unwrap(), Some(now()));
-        assert!(
-            store
-                .mirrored(&AppointmentId::parse("EV-1").unwrap())
-                .await
-                .unwrap()
-                .is_some()
-        );
+        assert!(staff_tour_mirrored(&store).await, "the staff tour is busy time");
     }
 
     #[tokio::test(start_paused = true)]
@@ -622,7 +624,7 @@ mod tests {
             // A 15 s worker: each tick ends before its deadline, and keeps what it read.
             let (length, two) = (std::time::Duration::from_secs(15), std::time::Duration::from_secs(2));
             let began = tokio::time::Instant::now();
-            let budget = TimeBudget::lasting(length, two, two);
+            let budget = invocation(15);
             let report = poll_changes(&feed(&store, &tours), &resman, &settings, now(), &budget)
                 .await
                 .unwrap();
@@ -637,13 +639,7 @@ mod tests {
         // after the first reading its checkpoint's overlap again.
         assert_eq!(ticks, 6);
         assert_eq!(resman.windows.lock().unwrap().len(), 31);
-        assert!(
-            store
-                .mirrored(&AppointmentId::parse("EV-1").unwrap())
-                .await
-                .unwrap()
-                .is_some()
-        );
+        assert!(staff_tour_mirrored(&store).await, "the staff tour is busy time");
     }
 
     #[tokio::test(start_paused = true)]
@@ -652,11 +648,7 @@ mod tests {
         let (_, mut resman) = one_staff_tour();
         resman.latency = std::time::Duration::from_secs(30);
         let tours = MemoryTours::default();
-        let budget = TimeBudget::lasting(
-            std::time::Duration::from_secs(10),
-            std::time::Duration::from_secs(2),
-            std::time::Duration::from_secs(2),
-        );
+        let budget = invocation(10);
         let began = tokio::time::Instant::now();
         let report = poll_changes(&feed(&store, &tours), &resman, &PollSettings::default(), now(), &budget)
             .await

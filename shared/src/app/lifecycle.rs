@@ -1083,10 +1083,7 @@ pub(crate) mod tests {
         .await
         .unwrap();
         // Our cancellation reached ResMan.
-        let mut synced = now_of(&tours, &tour);
-        synced.resman_version = synced.version;
-        synced.resman_seen = Some(synced.holding());
-        tours.tours.lock().unwrap().insert(synced.booking_id.clone(), synced);
+        written_at(&tours, &tour, 0);
         // Staff then confirm it in ResMan: our state machine refuses that; the rule repairs it (the cancellation
         // stands, ResMan is owed it again), once.
         let (first, lines) = crate::metrics::capture(apply(&tours, &report(1, "Confirmed", None, 5))).await;
@@ -1177,10 +1174,7 @@ pub(crate) mod tests {
         )
         .await
         .unwrap();
-        let mut synced = now_of(&tours, &tour);
-        synced.resman_version = synced.version;
-        synced.resman_seen = Some(synced.holding());
-        tours.tours.lock().unwrap().insert(synced.booking_id.clone(), synced);
+        written_at(&tours, &tour, 0);
         tours.queued_messages.lock().unwrap().clear();
         let (first, lines) = crate::metrics::capture(apply(&tours, &report(1, "No Show", None, 5))).await;
         assert_eq!(first, ReportEffect::Disagrees);
