@@ -770,15 +770,7 @@ pub(crate) mod tests {
     async fn cancelling_frees_the_slot_for_the_next_prospect() {
         let (store, tours) = (MemoryStore::with_property(demo()), MemoryTours::default());
         let tour = booked(&tours, 1, "A", 10);
-        update(
-            &store,
-            &tours,
-            tour.booking_id.as_str(),
-            r#"{"status":"cancelled"}"#,
-            None,
-        )
-        .await
-        .unwrap();
+        set_status(&store, &tours, &tour, "cancelled").await;
         assert!(tours.locks.lock().unwrap().is_empty(), "every lock of the tour is gone");
         assert_eq!(
             tours.tours.lock().unwrap()[&tour.booking_id].status,
@@ -962,6 +954,14 @@ pub(crate) mod tests {
         );
     }
 
+    /// The chatbot sets the tour's status (`cancelled`, `completed`...), which the tour allows.
+    async fn set_status(store: &MemoryStore, tours: &MemoryTours, tour: &TourRecord, status: &str) {
+        let body = format!(r#"{{"status":"{status}"}}"#);
+        update(store, tours, tour.booking_id.as_str(), &body, None)
+            .await
+            .unwrap();
+    }
+
     /// The tour as it now stands.
     fn now_of(tours: &MemoryTours, tour: &TourRecord) -> TourRecord {
         tours.tours.lock().unwrap()[&tour.booking_id].clone()
@@ -1007,15 +1007,7 @@ pub(crate) mod tests {
         let (store, tours) = (MemoryStore::with_property(demo()), MemoryTours::default());
         // The chatbot cancels (owed); staff confirm in ResMan afterwards, not knowing.
         let tour = booked(&tours, 1, "A", 10);
-        update(
-            &store,
-            &tours,
-            tour.booking_id.as_str(),
-            r#"{"status":"cancelled"}"#,
-            None,
-        )
-        .await
-        .unwrap();
+        set_status(&store, &tours, &tour, "cancelled").await;
         tours.queued.lock().unwrap().clear();
         assert_eq!(
             apply(&tours, &report(1, "Confirmed", None, 5)).await,
@@ -1073,15 +1065,7 @@ pub(crate) mod tests {
     async fn a_cancelled_tour_staff_confirm_in_resman_is_repaired_once_and_never_warned_again() {
         let (store, tours) = (MemoryStore::with_property(demo()), MemoryTours::default());
         let tour = booked(&tours, 1, "A", 10);
-        update(
-            &store,
-            &tours,
-            tour.booking_id.as_str(),
-            r#"{"status":"cancelled"}"#,
-            None,
-        )
-        .await
-        .unwrap();
+        set_status(&store, &tours, &tour, "cancelled").await;
         // Our cancellation reached ResMan.
         written_at(&tours, &tour, 0);
         // Staff then confirm it in ResMan: our state machine refuses that; the rule repairs it (the cancellation
@@ -1114,15 +1098,7 @@ pub(crate) mod tests {
         let (store, tours) = (MemoryStore::with_property(demo()), MemoryTours::default());
         // The chatbot cancels; staff confirm in ResMan a moment before our write lands over it.
         let cancelled = booked(&tours, 1, "A", 10);
-        update(
-            &store,
-            &tours,
-            cancelled.booking_id.as_str(),
-            r#"{"status":"cancelled"}"#,
-            None,
-        )
-        .await
-        .unwrap();
+        set_status(&store, &tours, &cancelled, "cancelled").await;
         written_at(&tours, &cancelled, 10);
         assert_eq!(
             apply(&tours, &report(1, "Confirmed", None, 5)).await,
@@ -1165,15 +1141,7 @@ pub(crate) mod tests {
     async fn two_different_outcomes_are_marked_for_staff_once() {
         let (store, tours) = (MemoryStore::with_property(demo()), MemoryTours::default());
         let tour = booked(&tours, 1, "A", 10);
-        update(
-            &store,
-            &tours,
-            tour.booking_id.as_str(),
-            r#"{"status":"completed"}"#,
-            None,
-        )
-        .await
-        .unwrap();
+        set_status(&store, &tours, &tour, "completed").await;
         written_at(&tours, &tour, 0);
         tours.queued_messages.lock().unwrap().clear();
         let (first, lines) = crate::metrics::capture(apply(&tours, &report(1, "No Show", None, 5))).await;
@@ -1209,15 +1177,7 @@ pub(crate) mod tests {
         )
         .await;
         assert!(refused.is_err(), "not a way round the state machine");
-        let view = update(
-            &store,
-            &tours,
-            tour.booking_id.as_str(),
-            r#"{"status":"no_show"}"#,
-            None,
-        )
-        .await
-        .unwrap();
+        let view = set_status(&store, &tours, &tour, "no_show").await;
         assert_eq!(view["status"], "no_show");
         let t = now_of(&tours, &tour);
         assert!(t.disagreement.is_none());
