@@ -585,3 +585,31 @@ fn collect_raw(value: &Value, into: &mut Vec<Vec<u8>>) {
         _ => {}
     }
 }
+
+/// What ResMan's calendar says of a tour's status, in ResMan's words.
+pub fn resman_word(status: shared::domain::booking::TourStatus) -> Option<&'static str> {
+    shared::domain::lifecycle::ResManWord::write(status).map(|w| w.as_resman())
+}
+
+/// Asserts that ResMan's appointment `theirs` holds the tour's last version: written (synced), at the same time, with
+/// the same agent and status.
+pub fn assert_agrees_with_resman(tour: &TourRecord, theirs: &Value, context: &str) {
+    use shared::domain::booking::SyncStatus;
+    assert_eq!(tour.sync_status, SyncStatus::Synced, "{context}: {tour:?}");
+    assert_eq!(
+        tour.resman_version, tour.version,
+        "{context}: ResMan holds the last version: {tour:?}"
+    );
+    let start: DateTime<Utc> = theirs["scheduled_at"].as_str().unwrap().parse().unwrap();
+    assert_eq!(start, tour.start, "{context}: same time: {tour:?} {theirs}");
+    assert_eq!(
+        theirs["agent_id"].as_str(),
+        tour.holder.agent().map(|a| a.as_str()),
+        "{context}: same agent: {tour:?} {theirs}"
+    );
+    assert_eq!(
+        theirs["status"].as_str(),
+        resman_word(tour.status),
+        "{context}: same status: {tour:?} {theirs}"
+    );
+}

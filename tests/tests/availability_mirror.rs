@@ -36,6 +36,23 @@ async fn demo_stack() -> (
     (aws, store, queue, sandbox, resman)
 }
 
+/// One tick of the change poller over the demo properties.
+async fn poll(
+    store: &shared::adapters::dynamo::DynamoStore,
+    queue: &shared::adapters::sqs::SqsSyncQueue,
+    resman: &shared::adapters::resman::HttpResMan,
+) -> shared::app::changes::PollReport {
+    poll_changes(
+        &feed(store, queue),
+        resman,
+        &PollSettings::default(),
+        Utc::now(),
+        &invocation(60),
+    )
+    .await
+    .unwrap()
+}
+
 #[tokio::test]
 async fn a_tour_booked_by_staff_in_resman_leaves_availability_and_the_cache() {
     let (_aws, store, queue, sandbox, resman) = demo_stack().await;
@@ -81,15 +98,7 @@ async fn a_tour_booked_by_staff_in_resman_leaves_availability_and_the_cache() {
         assert_eq!(res.status(), 201);
     }
 
-    let report = poll_changes(
-        &feed(&store, &queue),
-        &resman,
-        &PollSettings::default(),
-        Utc::now(),
-        &invocation(60),
-    )
-    .await
-    .unwrap();
+    let report = poll(&store, &queue, &resman).await;
     assert!(report.failed.is_empty(), "{report:?}");
     assert_eq!(report.appointments_changed, 2, "{report:?}");
 
@@ -106,15 +115,7 @@ async fn a_tour_booked_by_staff_in_resman_leaves_availability_and_the_cache() {
     assert_eq!(after.available_slots.len(), before.available_slots.len() - 1);
 
     // The next poll reads the same appointments again and changes nothing.
-    let again = poll_changes(
-        &feed(&store, &queue),
-        &resman,
-        &PollSettings::default(),
-        Utc::now(),
-        &invocation(60),
-    )
-    .await
-    .unwrap();
+    let again = poll(&store, &queue, &resman).await;
     assert_eq!(again.appointments_changed, 0);
 }
 

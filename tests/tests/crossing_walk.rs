@@ -15,8 +15,8 @@ use integration_tests::stack::*;
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 use serde_json::{Value, json};
-use shared::domain::booking::{BookingId, SyncStatus, TourRecord, TourStatus};
-use shared::domain::lifecycle::{ChangeSource, ResManWord};
+use shared::domain::booking::{BookingId, TourRecord, TourStatus};
+use shared::domain::lifecycle::ChangeSource;
 use shared::domain::notify::{Audience, DeliveryStatus, MessageKind};
 use shared::ports::{MessageStore, TourStore};
 use std::sync::{Arc, Mutex};
@@ -114,11 +114,6 @@ async fn staff(stack: Arc<Stack>, appointments: Arc<Vec<String>>, actions: Arc<M
             });
         }
     }
-}
-
-/// What ResMan's calendar says of a tour, in ResMan's words.
-fn resman_word(status: TourStatus) -> Option<&'static str> {
-    ResManWord::write(status).map(|w| w.as_resman())
 }
 
 /// The messages that tell a prospect the tour will take place.
@@ -233,28 +228,13 @@ async fn walk(seed: u64) -> String {
             .find(|a| a["appointment_id"] == appointment.as_str())
             .unwrap();
         assert!(tour.disagreement.is_none(), "{context}");
-        assert_eq!(tour.sync_status, SyncStatus::Synced, "{context}");
-        assert_eq!(
-            tour.resman_version, tour.version,
-            "{context}: ResMan holds the last version"
-        );
-        let start: DateTime<Utc> = theirs["scheduled_at"].as_str().unwrap().parse().unwrap();
-        assert_eq!(start, tour.start, "{context}: same time: {theirs}");
-        assert_eq!(
-            theirs["agent_id"].as_str(),
-            tour.holder.agent().map(|a| a.as_str()),
-            "{context}: {theirs}"
-        );
-        assert_eq!(
-            theirs["status"].as_str(),
-            resman_word(tour.status),
-            "{context}: same status: {theirs}"
-        );
+        assert_agrees_with_resman(&tour, theirs, &context);
         crossings += tour.history.iter().filter(|c| c.overrode.is_some()).count();
 
         // The last staff action on the tour is still in ResMan, or on the record as overridden by a later one.
         if let Some(last) = actions.iter().rfind(|a| a.appointment == appointment) {
-            let in_resman = last.status.is_none_or(|s| theirs["status"] == s) && last.start.is_none_or(|t| t == start);
+            let in_resman =
+                last.status.is_none_or(|s| theirs["status"] == s) && last.start.is_none_or(|t| t == tour.start);
             // On record: held by our tour (applied from ResMan, or the same as our own change) and changed by a later
             // entry, or kept as overridden by a crossing one.
             let from_resman = |source| matches!(source, ChangeSource::ResmanWebhook | ChangeSource::ResmanPoll);
