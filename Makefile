@@ -145,7 +145,7 @@ erase-prospect:
 	set -a && . ./.local/function.env && set +a && target/debug/erase-prospect "$(EMAIL)"
 
 # The long walk of two writers (tests/tests/crossing_walk.rs): SOAK_SEEDS seeds of 300 operations each, the chatbot
-# and staff changing the same ten tours at once; `make test` runs 10 of them.
+# and staff changing the same ten tours at once; `make test` runs 20 of them.
 SOAK_SEEDS ?= 200
 soak: venv
 	CROSSING_SEEDS=$(SOAK_SEEDS) $(TEST_ENV) cargo test -p integration-tests --test crossing_walk -- --nocapture

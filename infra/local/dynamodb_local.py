@@ -117,7 +117,7 @@ def jar_dir() -> Path:
 def java_command(port: int) -> list[str]:
     """DynamoDB Local in memory, one database for every access key and region; run it in `jar_dir()`."""
     return [
-        find_java(), "-Xmx1g", "-Djava.library.path=./DynamoDBLocal_lib", "-jar", "DynamoDBLocal.jar",
+        find_java(), "-Xmx1g", "-XX:TieredStopAtLevel=1", "-Djava.library.path=./DynamoDBLocal_lib", "-jar", "DynamoDBLocal.jar",
         "-inMemory", "-sharedDb", "-disableTelemetry", "-port", str(port),
     ]
 

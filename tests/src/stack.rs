@@ -48,6 +48,8 @@ pub struct Stack {
     pub property: Property,
     /// The chatbot's callbacks, when the test configured them.
     pub callbacks: Option<shared::adapters::callback::HttpCallbacks>,
+    /// One HTTP client for the sandbox's controls (building one loads the machine's root certificates).
+    http: reqwest::Client,
     /// The in-process function URL that runs `tour-webhook`'s use case, while the sandbox's webhook is on.
     webhook: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
@@ -59,7 +61,8 @@ impl Stack {
 
     /// With the chatbot's callbacks posted to `callback_url`, signed with [`CALLBACK_SECRET`].
     pub async fn start_with_callbacks(callback_url: Option<&str>) -> Arc<Stack> {
-        let aws = LocalAws::start(&[], &[]);
+        // Started off the async task (it waits on processes), so stacks started together come up side by side.
+        let aws = tokio::task::spawn_blocking(|| LocalAws::start(&[], &[])).await.unwrap();
         let sdk = aws.sdk().await;
         let store = aws.store().await;
         load_demo_properties(&store).await;
@@ -84,6 +87,7 @@ impl Stack {
                 .unwrap()
             }),
             webhook: std::sync::Mutex::new(None),
+            http: reqwest::Client::new(),
             sandbox,
             store,
             resman,
@@ -116,7 +120,7 @@ impl Stack {
     }
 
     pub async fn control(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
-        let mut req = reqwest::Client::new().request(method, format!("{}{path}", self.sandbox.base_url()));
+        let mut req = self.http.request(method, format!("{}{path}", self.sandbox.base_url()));
         if let Some(body) = body {
             req = req.json(&body);
         }
@@ -346,7 +350,13 @@ impl Stack {
 
     /// A staff action that ResMan may refuse (an overlap): its HTTP status.
     pub async fn try_staff_change(&self, appointment_id: &str, change: Value) -> u16 {
-        reqwest::Client::new()
+        self.staff_change_answer(appointment_id, change).await.0
+    }
+
+    /// A staff action in ResMan's portal that ResMan may refuse: the sandbox's HTTP status and its answer.
+    pub async fn staff_change_answer(&self, appointment_id: &str, change: Value) -> (u16, Value) {
+        let answer = self
+            .http
             .post(format!(
                 "{}/_sandbox/appointments/{appointment_id}/staff-change",
                 self.sandbox.base_url()
@@ -354,9 +364,9 @@ impl Stack {
             .json(&change)
             .send()
             .await
-            .unwrap()
-            .status()
-            .as_u16()
+            .unwrap();
+        let status = answer.status().as_u16();
+        (status, answer.json().await.unwrap_or(Value::Null))
     }
 
     /// Runs the worker until the queue is empty (failures come back at once; at most `rounds` receives).
@@ -558,7 +568,10 @@ impl Stack {
 
     /// Every email moto's SES took, as raw MIME, oldest first (`/moto-api/data.json`, key `ses`).
     pub async fn sent_emails(&self) -> Vec<Vec<u8>> {
-        let data: Value = reqwest::get(format!("{}/moto-api/data.json", self.aws.endpoint))
+        let data: Value = self
+            .http
+            .get(format!("{}/moto-api/data.json", self.aws.endpoint))
+            .send()
             .await
             .unwrap()
             .json()

@@ -7,7 +7,7 @@
 //! - every staff action is still in ResMan, or on the tour's record as overridden by a later one;
 //! - no prospect was last told "confirmed" (or a time) about a tour that ended cancelled or a no-show.
 //!
-//! `CROSSING_SEEDS` (default 10: about 90 s on two cores) seeds from `CROSSING_FIRST_SEED` (default 1) run, five at a
+//! `CROSSING_SEEDS` (default 20: about 95 s on two cores) seeds from `CROSSING_FIRST_SEED` (default 1) run, five at a
 //! time; `make soak` runs 200.
 
 use chrono::{DateTime, Duration, NaiveDate, Utc};
@@ -34,7 +34,7 @@ const AT_ONCE: usize = 5;
 fn seeds() -> std::ops::Range<u64> {
     let number = |name: &str, default: u64| std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default);
     let first = number("CROSSING_FIRST_SEED", 1);
-    first..first + number("CROSSING_SEEDS", 10)
+    first..first + number("CROSSING_SEEDS", 20)
 }
 
 /// A staff action that ResMan took: the appointment, and what it set.
@@ -92,20 +92,11 @@ async fn staff(stack: Arc<Stack>, appointments: Arc<Vec<String>>, actions: Arc<M
                 (json!({"scheduled_at": to.to_rfc3339()}), None, Some(to))
             }
         };
-        let answer = reqwest::Client::new()
-            .post(format!(
-                "{}/_sandbox/appointments/{appointment}/staff-change",
-                stack.sandbox.base_url()
-            ))
-            .json(&change)
-            .send()
-            .await
-            .unwrap();
-        if answer.status() != 200 {
+        let (code, reply) = stack.staff_change_answer(&appointment, change).await;
+        if code != 200 {
             continue;
         }
         // A staff action that changed nothing in ResMan (confirming what ResMan already has) is no action.
-        let reply: Value = answer.json().await.unwrap();
         if reply["updated_fields"].as_array().is_some_and(|f| !f.is_empty()) {
             actions.lock().unwrap().push(StaffAction {
                 appointment,
@@ -162,29 +153,48 @@ async fn walk(seed: u64) -> String {
     let (ids, appointments) = (Arc::new(ids), Arc::new(appointments));
     let actions = Arc::new(Mutex::new(Vec::new()));
     // Every actor at once, on one task (the sync worker's batch is not `Send`): each waits only on its own I/O.
-    tokio::join!(
-        chatbot(Arc::clone(&stack), Arc::clone(&ids), date, seed * 10 + 1),
-        staff(
-            Arc::clone(&stack),
-            Arc::clone(&appointments),
-            Arc::clone(&actions),
-            seed * 10 + 2
+    let timed = async |actor: &'static str, work: std::pin::Pin<Box<dyn std::future::Future<Output = ()> + '_>>| {
+        work.await;
+        format!("{actor} {:.1?}", began.elapsed() - started)
+    };
+    let actors = tokio::join!(
+        timed(
+            "chatbot",
+            Box::pin(chatbot(Arc::clone(&stack), Arc::clone(&ids), date, seed * 10 + 1))
         ),
-        async {
-            for _ in 0..WORKER {
-                stack.deliver_once().await;
-            }
-        },
-        async {
-            for _ in 0..POLLS {
-                stack.try_poll().await;
-            }
-        },
-        async {
-            for _ in 0..SENDS {
-                stack.deliver_notifications().await;
-            }
-        },
+        timed(
+            "staff",
+            Box::pin(staff(
+                Arc::clone(&stack),
+                Arc::clone(&appointments),
+                Arc::clone(&actions),
+                seed * 10 + 2
+            ))
+        ),
+        timed(
+            "worker",
+            Box::pin(async {
+                for _ in 0..WORKER {
+                    stack.deliver_once().await;
+                }
+            })
+        ),
+        timed(
+            "poller",
+            Box::pin(async {
+                for _ in 0..POLLS {
+                    stack.try_poll().await;
+                }
+            })
+        ),
+        timed(
+            "sender",
+            Box::pin(async {
+                for _ in 0..SENDS {
+                    stack.deliver_notifications().await;
+                }
+            })
+        ),
     );
 
     let walked = began.elapsed();
@@ -270,8 +280,8 @@ async fn walk(seed: u64) -> String {
         }
     }
     format!(
-        "seed {seed}: {} staff actions, {crossings} crossings settled, {disagreements} left to staff; walked by {walked:?}, \
-         settled by {:?} (stack up by {started:?})",
+        "seed {seed}: {} staff actions, {crossings} crossings settled, {disagreements} left to staff; walked by {walked:.1?} \
+         (actors done: {actors:?}), settled by {:.1?} (stack up by {started:.1?})",
         actions.len(),
         began.elapsed()
     )
