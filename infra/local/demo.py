@@ -19,7 +19,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from dataclasses import dataclass, field
-from datetime import date, datetime, time as clock_time, timedelta
+from datetime import date, datetime, time as clock_time, timedelta, timezone
 from pathlib import Path
 from typing import Callable
 from zoneinfo import ZoneInfo
@@ -616,6 +616,44 @@ def step_chatbot_books_a_tour(ctx: Context) -> None:
         else:
             raise DemoError(f"HTTP {status}{_reason(answer)} for {first}")
     say("Nobody is ever double-booked: each guide holds the time in our system before ResMan is asked.")
+
+
+def step_only_resmans_signed_notices_change_a_tour(ctx: Context) -> None:
+    tours = conversation(ctx, PROSPECTS[0])
+    if not tours:
+        raise DemoError("the chatbot's tour from the step before is not there to protect")
+    tour_id = tours[-1]["appointment_id"]
+    before = tour_of(ctx, tour_id)
+    resman_id = before.get("resman_appointment_id")
+    if not resman_id:
+        raise DemoError("the chatbot's tour is not in ResMan yet, so nobody could try to cancel it there")
+    first = PROSPECTS[0]["name"].split()[0]
+    say(f"Our webhook's address takes no password, so anyone could post to it. Four tries to cancel {first}'s tour "
+        "without ResMan's signing secret:")
+    hook = f"{ctx.url('LAMBDA_BASE_URL')}/tour-webhook/"
+    now = int(time.time())
+    notice = {"event_id": f"forged-{now}", "appointment_id": resman_id, "status": "Cancelled",
+              "updated_fields": {"status": "Cancelled"}, "staff_member": None,
+              "timestamp": datetime.now(timezone.utc).isoformat()}
+    made_up = f"t={now},v1={'0' * 64}"
+    tries = [
+        ("with no signature at all", {}, notice),
+        ("signed with a made-up secret", {"X-ResMan-Signature": made_up}, notice),
+        ("with 2,000 guesses at the signature", {"X-ResMan-Signature": f"t={now}" + ",v1=" * 2000}, notice),
+        ("padded to a megabyte, to make checking it slow", {"X-ResMan-Signature": made_up},
+         {**notice, "padding": " " * (1 << 20)}),
+    ]
+    for what, headers, body in tries:
+        status, answer = request("POST", hook, json_body=body, headers=headers)
+        if status not in (401, 413):
+            raise DemoError(f"a notice {what} was answered HTTP {status}{_reason(answer)}, not refused")
+        why = "too large, refused before it is even checked" if status == 413 else "refused: not signed by ResMan"
+        say(f"  a notice {what}: {why} (HTTP {status}).")
+    after = tour_of(ctx, tour_id)
+    if (after["status"], after["version"]) != (before["status"], before["version"]):
+        raise DemoError(f"the tour changed from {before['status']} to {after['status']}")
+    say(f"{first}'s tour still reads {after['status']}, unchanged. A refusal costs the webhook no more than checking "
+        "a real notice, so a flood of these cannot slow it, and it can only ever use its own share of the system.")
 
 
 def resman_calls(ctx: Context) -> int:
@@ -1336,6 +1374,7 @@ STEPS = [
          step_staff_booking_leaves_availability),
     Step("A leasing agent changes a tour in ResMan, and our system hears about it", step_staff_change_reaches_us),
     Step("A prospect books a tour through the chatbot", step_chatbot_books_a_tour),
+    Step("Only ResMan's signed notices can change a tour", step_only_resmans_signed_notices_change_a_tour),
     Step("The same prospect books a second tour: one guest card, a faster answer", step_second_tour_on_the_same_guest_card),
     Step("Twenty prospects want the same time at once", step_rush_for_one_time),
     Step("A prospect thinks it over, and her time is held for her between two messages",

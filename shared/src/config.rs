@@ -132,10 +132,11 @@ async fn hmac_secret(secrets: &SecretsManager, arn_variable: &'static str) -> Re
         .map_err(|reason| ConfigError::Secret { arn, reason })
 }
 
-/// The webhook's HMAC secret (`WEBHOOK_SECRET_ARN`: the secret as a plain string), rotating as the API keys do:
-/// during the grace, a notice signed with the previous secret is still accepted.
-pub async fn webhook_secret(secrets: &SecretsManager) -> Result<RotatingSecret, ConfigError> {
-    rotating(secrets, "WEBHOOK_SECRET_ARN", crate::adapters::secrets::hmac_secret).await
+/// The webhook's relays (`WEBHOOK_SECRET_ARN`: a JSON array of `{"name", "accounts", "secret"}`, or one plain secret
+/// for every account), rotating as the API keys do: during the grace, a notice signed with a relay's previous secret
+/// is still accepted.
+pub async fn webhook_relays(secrets: &SecretsManager) -> Result<RotatingSecret, ConfigError> {
+    rotating(secrets, "WEBHOOK_SECRET_ARN", crate::adapters::secrets::relay_list).await
 }
 
 /// The key that signs the prospects' self-service links (`LINK_SECRET_ARN`: a plain string of 16 characters or
@@ -168,11 +169,12 @@ pub async fn callbacks(
     };
     let secret = rotating(secrets, "CALLBACK_SECRET_ARN", crate::adapters::secrets::hmac_secret).await?;
     let timeout = optional_seconds("CALLBACK_TIMEOUT_SECONDS", 5)?;
-    crate::adapters::callback::HttpCallbacks::new(url, secret, timeout)
+    let outbound = crate::adapters::outbound::Outbound::from_env();
+    crate::adapters::callback::HttpCallbacks::new(&url, secret, timeout, outbound)
         .map(Some)
-        .map_err(|e| ConfigError::Invalid {
+        .map_err(|reason| ConfigError::Invalid {
             name: "CHATBOT_CALLBACK_URL",
-            reason: e.to_string(),
+            reason,
         })
 }
 

@@ -10,6 +10,9 @@
 //! - each function's release binary: its size, and its cold start (process start to first answer, against a
 //!   Lambda runtime API played by this bench) for the three chatbot-facing functions.
 //!
+//! - the webhook's cost per request, signed or refused, with the header stuffed with candidates and the body over its
+//!   cap.
+//!
 //! DynamoDB requests are counted on the wire (an SDK interceptor); ResMan calls from the sandbox's request log.
 
 use chrono::{Duration, NaiveDate, Utc};
@@ -506,6 +509,69 @@ async fn main() {
     }
     if wanted("iam") {
         iam_rows().await;
+    }
+    if wanted("webhook") {
+        webhook_rows(&stack).await;
+    }
+}
+
+/// What an unauthenticated caller can make the webhook spend: each refusal's cost, beside a signed notice's, through
+/// the webhook's use case (`receive_change_notice`). The refusals never reach the store.
+async fn webhook_rows(stack: &Stack) {
+    use shared::app::webhook::{WebhookDeps, receive_change_notice};
+    use shared::domain::signature;
+    const SECRET: &str = "bench-webhook-secret-0123";
+    let relays = relays_of(SECRET);
+    let deps = WebhookDeps {
+        inbox: &stack.store,
+        feed: feed(&stack.store, &stack.queue),
+        relays: &relays,
+    };
+    let now = Utc::now();
+    let t = now.timestamp();
+    // The largest body accepted (64 KiB), and a 1 MB one.
+    let (large, huge) = (vec![b' '; 64 * 1024], vec![b' '; 1 << 20]);
+    let wrong = format!(",v1={}", "00".repeat(32));
+    let empties = format!("t={t}{}", ",v1=".repeat(2000));
+    let cases: [(&str, &[u8], String); 6] = [
+        (
+            "64 KiB, signed (one HMAC, then read)",
+            &large,
+            signature::sign(SECRET.as_bytes(), t, &large),
+        ),
+        (
+            "64 KiB, 4 wrong candidates (one HMAC)",
+            &large,
+            format!("t={t}{}", wrong.repeat(4)),
+        ),
+        ("64 KiB, 2,000 empty candidates", &large, empties.clone()),
+        (
+            "64 KiB, 2,000 full-length candidates",
+            &large,
+            format!("t={t}{}", wrong.repeat(2000)),
+        ),
+        ("1 MB, one candidate", &huge, format!("t={t}{wrong}")),
+        ("1 MB, 2,000 empty candidates", &huge, empties),
+    ];
+    println!("\n| webhook request (refused unless signed) | p50 | p99 | answer |");
+    println!("|---|---|---|---|");
+    for (what, body, header) in cases {
+        let mut timings = Timings::new();
+        let mut answer = String::new();
+        for _ in 0..RUNS {
+            let started = Instant::now();
+            let outcome = receive_change_notice(&deps, Some(&header), body, now).await;
+            timings.add(started);
+            answer = match outcome {
+                Ok(_) => "accepted".into(),
+                Err(e) => shared::app::ErrorBody::of(&e).0.to_string(),
+            };
+        }
+        println!(
+            "| {what} | {:.3} ms | {:.3} ms | {answer} |",
+            timings.percentile(0.5),
+            timings.percentile(0.99)
+        );
     }
 }
 

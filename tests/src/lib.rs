@@ -345,6 +345,11 @@ pub async fn load_demo_properties(store: &shared::adapters::dynamo::DynamoStore)
 }
 
 /// A ResMan sandbox of our own, seeded with the demo properties.
+/// The webhook's relays from a secret as written (a plain secret: one relay for every account).
+pub fn relays_of(secret: &str) -> Vec<shared::domain::access::Relay> {
+    shared::domain::access::Relay::parse_all(secret).expect("a valid relay secret")
+}
+
 pub async fn sandbox() -> RunningSandbox {
     sandbox_with(SandboxConfig::demo()).await
 }

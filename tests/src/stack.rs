@@ -83,6 +83,7 @@ impl Stack {
                     url,
                     shared::adapters::secrets::RotatingSecret::fixed(vec![CALLBACK_SECRET.as_bytes().to_vec()]),
                     StdDuration::from_secs(2),
+                    shared::adapters::outbound::Outbound::local_stack(),
                 )
                 .unwrap()
             }),
@@ -389,10 +390,11 @@ impl Stack {
             axum::routing::post(move |headers: axum::http::HeaderMap, body: axum::body::Bytes| {
                 let stack = Arc::clone(&stack);
                 async move {
+                    let relays = relays_of(WEBHOOK_SECRET);
                     let deps = shared::app::webhook::WebhookDeps {
                         inbox: &stack.store,
                         feed: feed(&stack.store, &stack.queue),
-                        secrets: &[WEBHOOK_SECRET.as_bytes()],
+                        relays: &relays,
                     };
                     let signature = headers.get("x-resman-signature").and_then(|v| v.to_str().ok());
                     match shared::app::webhook::receive_change_notice(&deps, signature, &body, Utc::now()).await {
@@ -496,7 +498,11 @@ impl Stack {
             StdDuration::from_secs(5),
         );
         let templates = shared::domain::email::Templates::defaults().unwrap();
-        let staff_webhook = shared::adapters::staff_webhook::HttpStaffWebhook::new(StdDuration::from_secs(2)).unwrap();
+        let staff_webhook = shared::adapters::staff_webhook::HttpStaffWebhook::new(
+            StdDuration::from_secs(2),
+            shared::adapters::outbound::Outbound::local_stack(),
+        )
+        .unwrap();
         let links = links();
         let deps = shared::app::notify::SenderDeps {
             properties: &self.store,

@@ -269,10 +269,11 @@ async fn out_of_order_and_replayed_notices_end_in_the_right_state() {
     let stack = Stack::start().await;
     let (id, theirs) = booked(&stack, 1, "10:00").await;
     stack.drain(3).await;
+    let relays = relays_of(WEBHOOK_SECRET);
     let deps = shared::app::webhook::WebhookDeps {
         inbox: &stack.store,
         feed: feed(&stack.store, &stack.queue),
-        secrets: &[WEBHOOK_SECRET.as_bytes()],
+        relays: &relays,
     };
     let now = Utc::now();
     let notice = |event: &str, status: &str, seconds: i64| {

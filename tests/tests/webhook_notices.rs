@@ -79,10 +79,11 @@ async fn a_signed_staff_change_is_verified_and_kept_once() {
     let now = chrono::Utc::now();
 
     let queue = aws.queue().await;
+    let relays = relays_of(SECRET);
     let deps = WebhookDeps {
         inbox: &store,
         feed: feed(&store, &queue),
-        secrets: &[SECRET.as_bytes()],
+        relays: &relays,
     };
     let first = receive_change_notice(&deps, signature.as_deref(), &request.body, now)
         .await
@@ -107,8 +108,9 @@ async fn a_signed_staff_change_is_verified_and_kept_once() {
         .expect("the cancelled appointment is mirrored");
     assert!(!mirrored.holds_time(), "a cancelled tour frees its agent");
 
+    let wrong_relays = relays_of("some-other-secret-0123");
     let wrong_deps = WebhookDeps {
-        secrets: &[b"some-other-secret"],
+        relays: &wrong_relays,
         ..deps
     };
     let wrong = receive_change_notice(&wrong_deps, signature.as_deref(), &request.body, now).await;
@@ -123,10 +125,11 @@ async fn a_relay_notice_in_the_briefs_shape_moves_the_tour_to_the_new_time_and_a
     let store = aws.store().await;
     load_demo_properties(&store).await;
     let queue = aws.queue().await;
+    let relays = relays_of(SECRET);
     let deps = WebhookDeps {
         inbox: &store,
         feed: feed(&store, &queue),
-        secrets: &[SECRET.as_bytes()],
+        relays: &relays,
     };
     let now = chrono::Utc::now();
     let tomorrow = |hour: u32| {

@@ -82,7 +82,7 @@ async fn main() -> Result<(), Error> {
             config::required("SES_CONFIGURATION_SET").ok(),
             ses_timeout,
         ),
-        staff_webhook: HttpStaffWebhook::new(webhook_timeout)?,
+        staff_webhook: HttpStaffWebhook::new(webhook_timeout, shared::adapters::outbound::Outbound::from_env())?,
         longest_send: ses_timeout.max(webhook_timeout),
         templates: Templates::defaults()?,
         links: config::links(&cold.secrets).await?,

@@ -14,7 +14,7 @@ use shared::http::{ApiError, json, serve};
 struct Deps {
     store: DynamoStore,
     queue: SqsSyncQueue,
-    secret: shared::adapters::secrets::RotatingSecret,
+    relays: shared::adapters::secrets::RotatingSecret,
 }
 
 async fn handle(deps: &Deps, request: Request) -> Response<Body> {
@@ -27,8 +27,8 @@ async fn handle(deps: &Deps, request: Request) -> Response<Body> {
         .and_then(|v| v.to_str().ok());
     let body: &[u8] = request.body().as_ref();
     let now = chrono::Utc::now();
-    let ring = deps.secret.ring(now).await;
-    let secrets: Vec<&[u8]> = ring.accepted(now).collect();
+    let ring = deps.relays.ring(now).await;
+    let relays = shared::domain::access::Relay::from_values(ring.accepted(now));
     let app_deps = WebhookDeps {
         inbox: &deps.store,
         feed: FeedDeps {
@@ -37,7 +37,7 @@ async fn handle(deps: &Deps, request: Request) -> Response<Body> {
             tours: &deps.store,
             queue: &deps.queue,
         },
-        secrets: &secrets,
+        relays: &relays,
     };
     match receive_change_notice(&app_deps, signature, body, now).await {
         Ok(NoticeOutcome::Accepted(notice, effect)) => {
@@ -55,7 +55,7 @@ async fn main() -> Result<(), Error> {
     let deps = Deps {
         store: cold.store()?,
         queue: cold.sync_queue()?,
-        secret: config::webhook_secret(&cold.secrets).await?,
+        relays: config::webhook_relays(&cold.secrets).await?,
     };
     serve(&deps, handle).await
 }

@@ -304,3 +304,12 @@ def test_the_dashboard_shows_the_state_of_every_alarm(dashboard):
 
 def test_the_dashboard_url_is_an_output(template):
     assert "OperationsDashboard" in template.document["Outputs"]["OperationsDashboardUrl"]["Value"]["Fn::Sub"]
+
+
+def test_the_unauthenticated_webhook_has_a_reserved_concurrency_that_leaves_the_booking_path_its_share(template):
+    webhook = template.resources["TourWebhookFunction"]["Properties"]
+    assert webhook["FunctionUrlConfig"]["AuthType"] == "NONE"
+    assert webhook["ReservedConcurrentExecutions"] == {"Ref": "WebhookReservedConcurrency"}
+    parameter = template.parameters["WebhookReservedConcurrency"]
+    # An account starts with 1,000 concurrent executions; the webhook takes at most a small part of them.
+    assert 1 <= parameter["MinValue"] <= parameter["Default"] <= 50

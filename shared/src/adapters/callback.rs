@@ -2,6 +2,7 @@
 //! (`X-DomIQ-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<body>">`) under its own secret, with the
 //! callback's `event_id` also in `X-Event-Id` so a receiver can drop a redelivery before reading the body.
 
+use super::outbound::Outbound;
 use crate::domain::signature;
 use crate::ports::{CallbackError, ChatbotCallbacks};
 use async_trait::async_trait;
@@ -9,20 +10,23 @@ use std::time::Duration;
 
 pub struct HttpCallbacks {
     client: reqwest::Client,
-    url: String,
+    url: reqwest::Url,
     secret: crate::adapters::secrets::RotatingSecret,
 }
 
 impl HttpCallbacks {
     /// `timeout` bounds how long a slow receiver can hold the worker (the change itself never waits on it).
+    /// Refused (with the reason, never the URL) when `outbound` may not call the URL.
     pub fn new(
-        url: impl Into<String>,
+        url: &str,
         secret: crate::adapters::secrets::RotatingSecret,
         timeout: Duration,
-    ) -> Result<Self, reqwest::Error> {
+        outbound: Outbound,
+    ) -> Result<Self, String> {
+        let url = outbound.check(url)?;
         Ok(Self {
-            client: reqwest::Client::builder().timeout(timeout).build()?,
-            url: url.into(),
+            client: outbound.client(timeout).map_err(|e| e.to_string())?,
+            url,
             secret,
         })
     }
@@ -38,7 +42,7 @@ impl ChatbotCallbacks for HttpCallbacks {
         let signed = signature::sign_with_each(ring.accepted(now), now.timestamp(), body.as_bytes());
         let answer = self
             .client
-            .post(&self.url)
+            .post(self.url.clone())
             .header("content-type", "application/json")
             .header("x-domiq-signature", signed)
             .header("x-event-id", event_id)

@@ -2,6 +2,7 @@
 
 pub mod callback;
 pub mod dynamo;
+pub mod outbound;
 pub mod resman;
 pub mod secrets;
 pub mod ses;

@@ -231,6 +231,11 @@ pub fn key_list(raw: &str) -> Result<Vec<Vec<u8>>, String> {
     Ok(keys)
 }
 
+/// The webhook's relays (see [`crate::domain::access::Relay::parse_all`]), each one value of the rotating secret.
+pub fn relay_list(raw: &str) -> Result<Vec<Vec<u8>>, String> {
+    crate::domain::access::Relay::parse_all(raw).map(|relays| relays.iter().map(|r| r.to_value()).collect())
+}
+
 /// A plain string of 16 characters or more (an HMAC secret).
 pub fn hmac_secret(raw: &str) -> Result<Vec<Vec<u8>>, String> {
     if raw.len() < 16 {

@@ -2,19 +2,23 @@
 //! redelivery. A chat service's incoming-webhook URL is itself the credential, so it never reaches a log or an
 //! error message.
 
+use super::outbound::Outbound;
 use crate::ports::{MailError, StaffWebhook};
 use async_trait::async_trait;
 use std::time::Duration;
 
 pub struct HttpStaffWebhook {
     client: reqwest::Client,
+    outbound: Outbound,
 }
 
 impl HttpStaffWebhook {
-    /// `timeout` bounds how long a slow chat service can hold the sender.
-    pub fn new(timeout: Duration) -> Result<Self, reqwest::Error> {
+    /// `timeout` bounds how long a slow chat service can hold the sender; `outbound`, where a property's URL may
+    /// point.
+    pub fn new(timeout: Duration, outbound: Outbound) -> Result<Self, reqwest::Error> {
         Ok(Self {
-            client: reqwest::Client::builder().timeout(timeout).build()?,
+            client: outbound.client(timeout)?,
+            outbound,
         })
     }
 }
@@ -22,6 +26,11 @@ impl HttpStaffWebhook {
 #[async_trait]
 impl StaffWebhook for HttpStaffWebhook {
     async fn post(&self, url: &str, event_id: &str, body: &serde_json::Value) -> Result<String, MailError> {
+        // A URL that may not be called will not become callable: the alert fails for good, and says why.
+        let url = self.outbound.check(url).map_err(|why| MailError {
+            reason: format!("staff webhook refused: {why}"),
+            retryable: false,
+        })?;
         let answer = self
             .client
             .post(url)
@@ -74,7 +83,7 @@ mod tests {
             .respond_with(ResponseTemplate::new(503))
             .mount(&server)
             .await;
-        let hook = HttpStaffWebhook::new(Duration::from_secs(2)).unwrap();
+        let hook = HttpStaffWebhook::new(Duration::from_secs(2), Outbound::local_stack()).unwrap();
         let at = |p: &str| format!("{}/hook/{p}", server.uri());
         assert_eq!(
             hook.post(&at("ok"), "tour_1:webhook_new#v1", &alert).await.unwrap(),

@@ -5,6 +5,7 @@
 use super::AppError;
 use super::budget::TimeBudget;
 use super::lifecycle::{ReportDeps, ReportEffect, ResManReport, apply_report};
+use crate::domain::access::Accounts;
 use crate::domain::calendar::{self, MirroredAppointment};
 use crate::domain::lifecycle::{ChangeSource, ResManWord};
 use crate::domain::notice::ChangeNotice;
@@ -328,8 +329,17 @@ fn staff_agent(property: &Property, notice: &ChangeNotice) -> Option<AgentId> {
 pub async fn apply_notice(
     feed: &FeedDeps<'_>,
     notice: &ChangeNotice,
+    scope: &Accounts,
     now: DateTime<Utc>,
 ) -> Result<NoticeEffect, AppError> {
+    // The sender may speak only for its own companies: a notice about another's property changes nothing.
+    let in_scope = |property: &Property| {
+        if scope.covers(property.account) {
+            Ok(())
+        } else {
+            Err(AppError::Forbidden("this sender may not report on that property"))
+        }
+    };
     let (properties, calendar) = (feed.properties, feed.calendar);
     let (ours, known) = tokio::join!(
         feed.tours.tour_by_resman_id(&notice.appointment_id),
@@ -337,6 +347,7 @@ pub async fn apply_notice(
     );
     if let Some(tour) = ours? {
         let property = super::availability::load_property(properties, &tour.property_id).await?;
+        in_scope(&property)?;
         let report = ResManReport {
             appointment_id: notice.appointment_id.clone(),
             word: notice.word.clone(),
@@ -362,6 +373,7 @@ pub async fn apply_notice(
     let Some(property) = properties.property(&property_id).await? else {
         return Ok(NoticeEffect::NotOurs);
     };
+    in_scope(&property)?;
     let length = known
         .as_ref()
         .map(|(_, m)| m.window.length())
@@ -691,7 +703,7 @@ mod tests {
             sent_at: now() + Duration::minutes(5),
         };
         assert_eq!(
-            apply_notice(&feed(&store, &MemoryTours::default()), &notice, now())
+            apply_notice(&feed(&store, &MemoryTours::default()), &notice, &Accounts::All, now())
                 .await
                 .unwrap(),
             NoticeEffect::Applied(MirrorOutcome::Changed)
@@ -730,7 +742,7 @@ mod tests {
                 scheduled_at: None,
                 sent_at: now() + Duration::minutes(n),
             };
-            apply_notice(&feed(&store, &MemoryTours::default()), &notice, now())
+            apply_notice(&feed(&store, &MemoryTours::default()), &notice, &Accounts::All, now())
                 .await
                 .unwrap();
             let (_, mirrored) = store.mirrored(&appointment).await.unwrap().unwrap();

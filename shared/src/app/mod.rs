@@ -34,6 +34,9 @@ pub enum AppError {
     TooLarge(usize),
     #[error("unauthenticated: {0}")]
     BadSignature(#[from] SignatureError),
+    /// Authenticated, but outside what the credential may touch.
+    #[error("forbidden: {0}")]
+    Forbidden(&'static str),
     #[error("the slot was taken")]
     SlotTaken {
         alternatives: Vec<SlotView>,
@@ -78,6 +81,7 @@ impl ErrorBody {
                 None,
             ),
             AppError::BadSignature(why) => (401, "unauthorized", why.to_string(), None, None),
+            AppError::Forbidden(why) => (403, "forbidden", (*why).to_owned(), None, None),
             AppError::SlotTaken { field, .. } => (
                 409,
                 "slot_taken",

@@ -2,7 +2,8 @@
 
 use super::AppError;
 use super::changes::{FeedDeps, NoticeEffect, apply_notice};
-use crate::domain::notice::ChangeNotice;
+use crate::domain::access::Relay;
+use crate::domain::notice::{ChangeNotice, MAX_NOTICE_BYTES};
 use crate::domain::signature;
 use crate::ports::{NoticeInbox, Recorded};
 use chrono::{DateTime, Utc};
@@ -16,12 +17,13 @@ pub enum NoticeOutcome {
 pub struct WebhookDeps<'a> {
     pub inbox: &'a dyn NoticeInbox,
     pub feed: FeedDeps<'a>,
-    /// The webhook secret's accepted values (current, and retired ones inside their grace).
-    pub secrets: &'a [&'a [u8]],
+    /// The relays accepted now (current, and retired secrets inside their grace), each bound to its accounts.
+    pub relays: &'a [Relay],
 }
 
-/// Checks the signature over the raw body (and its age) before reading anything, applies the change to our
-/// calendar, then records the notice under its `event_id`. Applying first is safe because applying is idempotent
+/// Checks the body's size, then the signature over the raw body (and its age) before reading anything; applies the
+/// change to our calendar if the relay that signed it may speak for the property, then records the notice under its
+/// `event_id`. Applying first is safe because applying is idempotent
 /// (a description older than what we hold changes nothing); it means a notice whose application failed is applied
 /// when it is delivered again instead of being acknowledged as a duplicate.
 pub async fn receive_change_notice(
@@ -35,9 +37,27 @@ pub async fn receive_change_notice(
         crate::metrics::count(crate::metrics::Metric::WebhookRefusals);
         e
     };
-    signature::verify_any(deps.secrets.iter().copied(), signature_header, body, now).map_err(|e| refused(e.into()))?;
+    if body.len() > MAX_NOTICE_BYTES {
+        return Err(refused(AppError::TooLarge(MAX_NOTICE_BYTES)));
+    }
+    let relay = signature::verify_any(
+        deps.relays.iter().map(|r| r.secret.as_slice()),
+        signature_header,
+        body,
+        now,
+    )
+    .map(|i| &deps.relays[i])
+    .map_err(|e| refused(e.into()))?;
     let notice = ChangeNotice::parse(body).map_err(|e| refused(e.into()))?;
-    let effect = apply_notice(&deps.feed, &notice, now).await?;
+    let effect = apply_notice(&deps.feed, &notice, &relay.accounts, now)
+        .await
+        .map_err(|e| match e {
+            AppError::Forbidden(_) => {
+                tracing::warn!(relay = %relay.name, appointment_id = %notice.appointment_id, "a relay reported on a property outside its accounts; refused");
+                refused(e)
+            }
+            other => other,
+        })?;
     match deps.inbox.record_once(&notice, now).await? {
         Recorded::New => Ok(NoticeOutcome::Accepted(notice, effect)),
         Recorded::AlreadySeen => Ok(NoticeOutcome::Duplicate),
@@ -79,7 +99,16 @@ mod tests {
         format!(r#"{{"event_id":"{event_id}","appointment_id":"A-1","status":"Cancelled","updated_fields":["status"],"staff_member":"E1","timestamp":"2026-12-01T16:00:00Z"}}"#).into_bytes()
     }
 
-    fn deps<'a>(inbox: &'a MemoryInbox, store: &'a MemoryStore, tours: &'a MemoryTours) -> WebhookDeps<'a> {
+    fn relays() -> Vec<Relay> {
+        Relay::parse_all(std::str::from_utf8(SECRET).unwrap()).unwrap()
+    }
+
+    fn deps<'a>(
+        inbox: &'a MemoryInbox,
+        store: &'a MemoryStore,
+        tours: &'a MemoryTours,
+        relays: &'a [Relay],
+    ) -> WebhookDeps<'a> {
         WebhookDeps {
             inbox,
             feed: FeedDeps {
@@ -88,14 +117,15 @@ mod tests {
                 tours,
                 queue: tours,
             },
-            secrets: &[SECRET],
+            relays,
         }
     }
 
     #[tokio::test]
     async fn a_signed_notice_is_accepted_once_and_its_redelivery_is_a_duplicate() {
         let (inbox, store, tours) = Default::default();
-        let deps = deps(&inbox, &store, &tours);
+        let relays = relays();
+        let deps = deps(&inbox, &store, &tours, &relays);
         let b = body("ev-1");
         let sig = signature::sign(SECRET, now().timestamp(), &b);
         let first = receive_change_notice(&deps, Some(&sig), &b, now()).await.unwrap();
@@ -109,7 +139,8 @@ mod tests {
     #[tokio::test]
     async fn an_unsigned_or_stale_notice_is_refused_before_it_is_read_or_kept() {
         let (inbox, store, tours) = Default::default();
-        let deps = deps(&inbox, &store, &tours);
+        let relays = relays();
+        let deps = deps(&inbox, &store, &tours, &relays);
         let b = body("ev-2");
         let stale = signature::sign(SECRET, now().timestamp() - 600, &b);
         let (unsigned, lines) = crate::metrics::capture(receive_change_notice(&deps, None, &b, now())).await;
@@ -128,7 +159,8 @@ mod tests {
     #[tokio::test]
     async fn a_signed_but_malformed_notice_names_the_field() {
         let (inbox, store, tours) = Default::default();
-        let deps = deps(&inbox, &store, &tours);
+        let relays = relays();
+        let deps = deps(&inbox, &store, &tours, &relays);
         let b = br#"{"event_id":"e","status":"Confirmed","timestamp":"2026-12-01T16:00:00Z"}"#;
         let sig = signature::sign(SECRET, now().timestamp(), b);
         let err = receive_change_notice(&deps, Some(&sig), b, now()).await.unwrap_err();
@@ -136,5 +168,75 @@ mod tests {
             matches!(err, AppError::Invalid(ref f) if f.field == "appointment_id"),
             "{err:?}"
         );
+    }
+
+    #[tokio::test]
+    async fn a_body_over_the_cap_is_refused_before_it_is_hashed_or_read() {
+        let (inbox, store, tours) = Default::default();
+        let relays = relays();
+        let deps = deps(&inbox, &store, &tours, &relays);
+        let big = vec![b' '; MAX_NOTICE_BYTES + 1];
+        // Signed correctly, and still refused on its size alone.
+        let sig = signature::sign(SECRET, now().timestamp(), &big);
+        let (outcome, lines) = crate::metrics::capture(receive_change_notice(&deps, Some(&sig), &big, now())).await;
+        assert!(
+            matches!(outcome, Err(AppError::TooLarge(MAX_NOTICE_BYTES))),
+            "{outcome:?}"
+        );
+        assert_eq!(crate::metrics::names(&lines), vec!["WebhookRefusals"]);
+        assert!(inbox.0.lock().unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_relay_may_report_only_on_its_own_companies_properties() {
+        use crate::domain::calendar::MirroredAppointment;
+        use crate::domain::resman::TourEventStatus;
+        use crate::ports::CalendarStore;
+        let store = MemoryStore::with_property(crate::domain::property::tests::demo());
+        let (inbox, tours) = Default::default();
+        let relays = Relay::parse_all(
+            r#"[{"name":"riverside","accounts":[401],"secret":"riverside-secret-0123"},
+                {"name":"home","accounts":["default"],"secret":"home-secret-0123456"}]"#,
+        )
+        .unwrap();
+        let deps = deps(&inbox, &store, &tours, &relays);
+        let property = crate::domain::property::tests::demo();
+        let appointment = crate::domain::AppointmentId::parse("A-1").unwrap();
+        let at = now() + chrono::Duration::days(1);
+        let window = crate::domain::UtcWindow::starting_at(at, chrono::Duration::minutes(30)).unwrap();
+        store
+            .apply_mirror(
+                &property,
+                &MirroredAppointment {
+                    appointment_id: appointment.clone(),
+                    agent: None,
+                    window,
+                    status: TourEventStatus::Scheduled,
+                    as_of: now() - chrono::Duration::hours(1),
+                },
+            )
+            .await
+            .unwrap();
+        let b = body("ev-scope");
+        let by = |secret: &str| signature::sign(secret.as_bytes(), now().timestamp(), &b);
+        let (refused, lines) = crate::metrics::capture(receive_change_notice(
+            &deps,
+            Some(&by("riverside-secret-0123")),
+            &b,
+            now(),
+        ))
+        .await;
+        assert!(matches!(refused, Err(AppError::Forbidden(_))), "{refused:?}");
+        assert_eq!(crate::metrics::names(&lines), vec!["WebhookRefusals"]);
+        let (_, kept) = store.mirrored(&appointment).await.unwrap().unwrap();
+        assert!(kept.holds_time(), "the other company's relay changed nothing");
+        assert!(inbox.0.lock().unwrap().is_empty(), "nor was the notice kept as seen");
+        // The property's own company's relay is heard.
+        let accepted = receive_change_notice(&deps, Some(&by("home-secret-0123456")), &b, now())
+            .await
+            .unwrap();
+        assert!(matches!(accepted, NoticeOutcome::Accepted(..)), "{accepted:?}");
+        let (_, cancelled) = store.mirrored(&appointment).await.unwrap().unwrap();
+        assert!(!cancelled.holds_time());
     }
 }

@@ -340,6 +340,22 @@ fn recipients(kind: MessageKind, tour: &TourRecord, property: &Property) -> Vec<
     }
 }
 
+/// Text made inert for a chat service's markup: Slack (and Google Chat) read `<...>` as a mention or a link
+/// (`<!channel>` pings everyone, `<https://x|label>` hides where a link goes), so a prospect's words must not carry
+/// them. `&`, `<` and `>` become entities, which those services show as the characters.
+pub fn chat_escaped(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            other => out.push(other),
+        }
+    }
+    out
+}
+
 /// A staff alert as a chat channel's incoming webhook takes it: `text` (what Slack, Google Chat and Teams workflows
 /// show: the alert email's subject and body) beside the tour's fields for a receiver that reads them.
 pub fn webhook_alert(
@@ -355,7 +371,7 @@ pub fn webhook_alert(
         .and_then(|a| property.agent(a))
         .map(|a| a.name.clone());
     serde_json::json!({
-        "text": format!("{}\n\n{}", email.subject, email.text.trim_end()),
+        "text": chat_escaped(&format!("{}\n\n{}", email.subject, email.text.trim_end())),
         "alert": kind.alert().as_str(),
         "url": links.staff(tour),
         "tour": {
@@ -719,6 +735,28 @@ mod tests {
                 .render(MessageKind::WebhookMoved, &t, &demo(), &links(), now())
                 .is_err(),
             "no webhook configured: nobody to send it to"
+        );
+    }
+
+    #[test]
+    fn a_prospects_words_cannot_ping_a_channel_or_disguise_a_link_in_a_chat_alert() {
+        let templates = Templates::defaults().unwrap();
+        let property = with(&[("staff_webhook_url", "https://hooks.chat.example/T1".into())]);
+        let mut t = demo_tour(TourStatus::Scheduled);
+        t.special_requests = Some("<!channel> see <https://evil.example|our site> & more".into());
+        let email = templates
+            .render(MessageKind::WebhookMoved, &t, &property, &links(), now())
+            .unwrap();
+        let body = webhook_alert(MessageKind::WebhookMoved, &email, &t, &property, &links());
+        let text = body["text"].as_str().unwrap();
+        assert!(!text.contains('<') && !text.contains('>'), "{text}");
+        assert!(
+            text.contains("&lt;!channel&gt; see &lt;https://evil.example|our site&gt; &amp; more"),
+            "{text}"
+        );
+        assert_eq!(
+            body["tour"]["special_requests"], "<!channel> see <https://evil.example|our site> & more",
+            "the field itself is data, kept as written"
         );
     }
 }

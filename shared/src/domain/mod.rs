@@ -1,5 +1,6 @@
 //! Types and rules. No I/O, no clock: time is passed in.
 
+pub mod access;
 pub mod analytics;
 pub mod booking;
 pub mod calendar;

@@ -11,6 +11,10 @@ use super::{AppointmentId, InvalidField, ResManPropertyId};
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
+/// The largest notice accepted: a ResMan change notice is a few hundred bytes, so 64 KiB is plenty. A larger body is
+/// refused (413) before it is hashed.
+pub const MAX_NOTICE_BYTES: usize = 64 * 1024;
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChangeNotice {
     pub event_id: String,

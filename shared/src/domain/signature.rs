@@ -4,6 +4,7 @@
 use chrono::{DateTime, Utc};
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
+use subtle::ConstantTimeEq;
 
 /// How far a signature's timestamp may be from `now`, either way.
 pub const TOLERANCE_SECONDS: i64 = 300;
@@ -39,49 +40,83 @@ pub fn sign_with_each<'a>(secrets: impl IntoIterator<Item = &'a [u8]>, timestamp
     header
 }
 
-/// [`verify`] against each of `secrets` (a rotating secret's current and retired values): any one that matches.
+/// At most this many `v1=` values are looked at. A sender signs with each secret it holds while one rotates (two),
+/// so four leave room; a header with more is refused before anything is hashed.
+pub const MAX_CANDIDATES: usize = 4;
+
+/// A SHA-256 HMAC's length: a `v1=` value of any other length cannot match and is refused unhashed.
+const DIGEST_BYTES: usize = 32;
+
+/// A signature header, read: its timestamp and its candidate MACs (each one the length of a MAC, at most
+/// [`MAX_CANDIDATES`] of them). Reading it hashes nothing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignedHeader {
+    timestamp: i64,
+    candidates: Vec<[u8; DIGEST_BYTES]>,
+}
+
+impl SignedHeader {
+    pub fn parse(header: Option<&str>) -> Result<Self, SignatureError> {
+        let header = header.ok_or(SignatureError::Missing)?;
+        let mut timestamp = None;
+        let mut candidates = Vec::new();
+        for part in header.split(',') {
+            match part.trim().split_once('=') {
+                Some(("t", t)) => timestamp = Some(t.parse::<i64>().map_err(|_| SignatureError::Malformed)?),
+                Some(("v1", v)) => {
+                    if candidates.len() == MAX_CANDIDATES {
+                        return Err(SignatureError::Malformed);
+                    }
+                    let mut digest = [0; DIGEST_BYTES];
+                    hex::decode_to_slice(v, &mut digest).map_err(|_| SignatureError::Malformed)?;
+                    candidates.push(digest);
+                }
+                _ => {}
+            }
+        }
+        let timestamp = timestamp.ok_or(SignatureError::Malformed)?;
+        if candidates.is_empty() {
+            return Err(SignatureError::Malformed);
+        }
+        Ok(Self { timestamp, candidates })
+    }
+
+    /// Whether the timestamp is within [`TOLERANCE_SECONDS`] of `now`, either way (any `i64` is safe here).
+    fn is_fresh(&self, now: DateTime<Utc>) -> bool {
+        now.timestamp().abs_diff(self.timestamp) <= TOLERANCE_SECONDS.unsigned_abs()
+    }
+
+    /// Whether `secret` signed `body` under this header: one HMAC, compared in constant time with each candidate.
+    fn signed_by(&self, secret: &[u8], body: &[u8]) -> bool {
+        let digest = mac(secret, self.timestamp, body).finalize().into_bytes();
+        self.candidates.iter().fold(false, |found, candidate| {
+            found | bool::from(candidate.ct_eq(digest.as_slice()))
+        })
+    }
+}
+
+/// [`verify`] against each of `secrets` (a rotating secret's current and retired values, or several senders'):
+/// which one signed it. The header is read and its age checked before anything is hashed, then each secret costs
+/// one HMAC, however many candidates the header holds.
 pub fn verify_any<'a>(
     secrets: impl IntoIterator<Item = &'a [u8]>,
     header: Option<&str>,
     body: &[u8],
     now: DateTime<Utc>,
-) -> Result<(), SignatureError> {
-    let mut outcome = Err(SignatureError::Mismatch);
-    for secret in secrets {
-        match verify(secret, header, body, now) {
-            Ok(()) => return Ok(()),
-            Err(SignatureError::Mismatch) => {}
-            // Missing, malformed or stale whatever the secret: say so.
-            Err(other) => return Err(other),
-        }
-        outcome = Err(SignatureError::Mismatch);
+) -> Result<usize, SignatureError> {
+    let header = SignedHeader::parse(header)?;
+    if !header.is_fresh(now) {
+        return Err(SignatureError::Stale);
     }
-    outcome
+    secrets
+        .into_iter()
+        .position(|secret| header.signed_by(secret, body))
+        .ok_or(SignatureError::Mismatch)
 }
 
 /// Checks a header against the raw body; constant-time on the digest.
 pub fn verify(secret: &[u8], header: Option<&str>, body: &[u8], now: DateTime<Utc>) -> Result<(), SignatureError> {
-    let header = header.ok_or(SignatureError::Missing)?;
-    let mut timestamp = None;
-    let mut candidates = Vec::new();
-    for part in header.split(',') {
-        match part.trim().split_once('=') {
-            Some(("t", t)) => timestamp = Some(t.parse::<i64>().map_err(|_| SignatureError::Malformed)?),
-            Some(("v1", v)) => candidates.push(hex::decode(v).map_err(|_| SignatureError::Malformed)?),
-            _ => {}
-        }
-    }
-    let timestamp = timestamp.ok_or(SignatureError::Malformed)?;
-    if candidates.is_empty() {
-        return Err(SignatureError::Malformed);
-    }
-    if (now.timestamp() - timestamp).abs() > TOLERANCE_SECONDS {
-        return Err(SignatureError::Stale);
-    }
-    let matches = candidates
-        .iter()
-        .any(|candidate| mac(secret, timestamp, body).verify_slice(candidate).is_ok());
-    if matches { Ok(()) } else { Err(SignatureError::Mismatch) }
+    verify_any([secret], header, body, now).map(|_| ())
 }
 
 fn mac(secret: &[u8], timestamp: i64, body: &[u8]) -> Hmac<Sha256> {
@@ -145,7 +180,20 @@ mod tests {
     #[test]
     fn missing_or_garbled_headers_are_refused() {
         assert_eq!(verify(SECRET, None, b"b", now()), Err(SignatureError::Missing));
-        for bad in ["", "v1=00", "t=abc,v1=00", "t=1800000000", "t=1800000000,v1=zz"] {
+        let digest = "ab".repeat(32);
+        let five = format!("t=1800000000{}", format!(",v1={digest}").repeat(5));
+        let empty_then_real = format!("t=1800000000,v1=,v1={digest}");
+        for bad in [
+            "",
+            "v1=00",
+            "t=abc,v1=00",
+            "t=1800000000",
+            "t=1800000000,v1=zz",
+            "t=1800000000,v1=",
+            "t=1800000000,v1=00",
+            &five,
+            &empty_then_real,
+        ] {
             assert_eq!(
                 verify(SECRET, Some(bad), b"b", now()),
                 Err(SignatureError::Malformed),
@@ -161,7 +209,7 @@ mod tests {
         assert_eq!(verify(old, Some(&header), b"body", now()), Ok(()));
         assert_eq!(verify(new, Some(&header), b"body", now()), Ok(()));
         let signed_old = sign(old, now().timestamp(), b"body");
-        assert_eq!(verify_any([new, old], Some(&signed_old), b"body", now()), Ok(()));
+        assert_eq!(verify_any([new, old], Some(&signed_old), b"body", now()), Ok(1));
         assert_eq!(
             verify_any([new], Some(&signed_old), b"body", now()),
             Err(SignatureError::Mismatch),
@@ -171,5 +219,39 @@ mod tests {
             verify_any([new, old], None, b"body", now()),
             Err(SignatureError::Missing)
         );
+    }
+
+    #[test]
+    fn any_timestamp_at_all_is_stale_or_fresh_never_an_overflow() {
+        let digest = "00".repeat(32);
+        for t in [i64::MIN, i64::MIN + 1, -1, 0, i64::MAX] {
+            let header = format!("t={t},v1={digest}");
+            assert_eq!(
+                verify(SECRET, Some(&header), b"b", now()),
+                Err(SignatureError::Stale),
+                "{t}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_header_stuffed_with_candidates_is_refused_before_any_hashing() {
+        // 2,000 empty candidates, or 2,000 of the right length: both refused as malformed by the reading alone.
+        let empties = format!("t={}{}", now().timestamp(), ",v1=".repeat(2000));
+        let fulls = format!(
+            "t={}{}",
+            now().timestamp(),
+            format!(",v1={}", "00".repeat(32)).repeat(2000)
+        );
+        for header in [empties, fulls] {
+            assert_eq!(SignedHeader::parse(Some(&header)), Err(SignatureError::Malformed));
+        }
+        // Up to the limit, the right signature among wrong ones verifies.
+        let right = sign(SECRET, now().timestamp(), b"b");
+        let padded = format!(
+            "{right}{}",
+            format!(",v1={}", "00".repeat(32)).repeat(MAX_CANDIDATES - 1)
+        );
+        assert_eq!(verify(SECRET, Some(&padded), b"b", now()), Ok(()));
     }
 }
