@@ -241,6 +241,9 @@ pub struct NewBooking {
     /// The conversation's slot hold that the booking presented: the booking may take that hold's locks, and the
     /// hold is gone once the booking is written (what it held beyond the tour is freed).
     pub hold: Option<crate::domain::hold::SlotHold>,
+    /// The earlier booking whose idempotency record this one takes over (its tour was cancelled since): the record
+    /// is replaced only while it still names that booking.
+    pub replaces: Option<crate::domain::booking::BookingId>,
 }
 
 /// What the booking transaction did.
@@ -261,6 +264,15 @@ pub struct IdempotencyRecord {
     pub started_at: chrono::DateTime<chrono::Utc>,
     /// The saved answer (HTTP status and JSON body), once the first request finished.
     pub response: Option<(u16, String)>,
+    /// When the record lapses. From then on the key is free, whenever TTL gets round to deleting it.
+    pub expires_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+impl IdempotencyRecord {
+    /// Whether the record still stands at `now` (TTL deletes an expired item late, sometimes by a day).
+    pub fn is_live(&self, now: chrono::DateTime<chrono::Utc>) -> bool {
+        self.expires_at.is_none_or(|at| at > now)
+    }
 }
 
 /// What saving a tour's change did.

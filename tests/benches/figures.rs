@@ -717,6 +717,7 @@ async fn seed_tours(
                 messages: Vec::new(),
                 reminders: Vec::new(),
                 hold: None,
+                replaces: None,
             };
             async move {
                 store.create_booking(property, &booking, Utc::now()).await.unwrap();

@@ -92,6 +92,84 @@ async fn a_retried_request_with_the_same_key_returns_the_same_tour_and_resman_go
     ));
 }
 
+/// Runs the sync worker until the tour's last change is in ResMan (the worker paces its writes per account).
+async fn in_resman(stack: &Stack, id: &str) {
+    for _ in 0..100 {
+        stack.drain(1).await;
+        if stack.tour(id).await.sync_status == SyncStatus::Synced {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("{id} never reached ResMan");
+}
+
+/// Issue 23: with no key, the conversation and the slot are the key, and a cancelled tour gives it up; a key record
+/// past its expiry is no record, though DynamoDB's TTL has not deleted it.
+#[tokio::test]
+async fn a_prospect_who_cancels_and_asks_again_is_booked_and_a_lapsed_key_record_blocks_nothing() {
+    let stack = Stack::start().await;
+    let c = command(&stack.property, 1, "11:00");
+    let first = response(&stack.book(&c, None).await.unwrap())["appointment_id"].clone();
+    stack
+        .update(first.as_str().unwrap(), json!({"status": "cancelled"}), None)
+        .await
+        .unwrap();
+    // The cancellation reaches ResMan (else ResMan itself would refuse the agent's time).
+    in_resman(&stack, first.as_str().unwrap()).await;
+    let again = stack.book(&c, None).await.unwrap();
+    let second = response(&again)["appointment_id"].clone();
+    assert_ne!(second, first, "a new tour, not the cancelled one replayed");
+    assert_eq!(
+        stack.tour(second.as_str().unwrap()).await.status,
+        shared::domain::booking::TourStatus::Scheduled
+    );
+    let retry = stack.book(&c, None).await.unwrap();
+    assert_eq!(
+        response(&retry)["appointment_id"],
+        second,
+        "the new tour owns the key now"
+    );
+
+    // A keyed request whose record lapsed (its expires_at passed; the item is still there).
+    let keyed = command(&stack.property, 2, "13:00");
+    let kept = response(&stack.book(&keyed, Some("lapsing-key")).await.unwrap())["appointment_id"].clone();
+    stack
+        .update(kept.as_str().unwrap(), json!({"status": "cancelled"}), None)
+        .await
+        .unwrap();
+    in_resman(&stack, kept.as_str().unwrap()).await;
+    assert_eq!(
+        response(&stack.book(&keyed, Some("lapsing-key")).await.unwrap())["appointment_id"],
+        kept,
+        "within its lifetime, a key keeps its answer"
+    );
+    let sdk = stack.aws.dynamodb_sdk().await;
+    aws_sdk_dynamodb::Client::new(&sdk)
+        .update_item()
+        .table_name(stack.aws.var("TABLE_NAME"))
+        .key(
+            "pk",
+            aws_sdk_dynamodb::types::AttributeValue::S(format!(
+                "IDEM#{}",
+                shared::domain::booking::idempotency_key_of("lapsing-key").unwrap()
+            )),
+        )
+        .key("sk", aws_sdk_dynamodb::types::AttributeValue::S("IDEM".into()))
+        // Only an item that is there: this must not create one.
+        .condition_expression("attribute_exists(pk)")
+        .update_expression("SET expires_at = :past")
+        .expression_attribute_values(
+            ":past",
+            aws_sdk_dynamodb::types::AttributeValue::N((Utc::now().timestamp() - 1).to_string()),
+        )
+        .send()
+        .await
+        .unwrap();
+    let fresh = response(&stack.book(&keyed, Some("lapsing-key")).await.unwrap())["appointment_id"].clone();
+    assert_ne!(fresh, kept);
+}
+
 #[tokio::test]
 async fn a_post_applied_but_answered_503_still_leaves_one_appointment() {
     let stack = Stack::start().await;
@@ -323,6 +401,7 @@ async fn a_request_whose_first_call_died_after_holding_the_slot_is_answered_from
         tour: tour.clone(),
         fingerprint: c.fingerprint(),
         hold: None,
+        replaces: None,
     };
     assert_eq!(
         stack

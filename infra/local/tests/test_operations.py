@@ -313,3 +313,18 @@ def test_the_unauthenticated_webhook_has_a_reserved_concurrency_that_leaves_the_
     parameter = template.parameters["WebhookReservedConcurrency"]
     # An account starts with 1,000 concurrent executions; the webhook takes at most a small part of them.
     assert 1 <= parameter["MinValue"] <= parameter["Default"] <= 50
+
+
+def test_email_may_be_sent_only_from_the_configured_senders_domain_and_configuration_set(template):
+    granted = []
+    for function in template.functions():
+        for policy in function.properties.get("Policies") or []:
+            for statement in (policy.get("Statement") or []) if isinstance(policy, dict) else []:
+                actions = statement.get("Action") or []
+                actions = [actions] if isinstance(actions, str) else actions
+                if any(a.startswith("ses:") for a in actions):
+                    granted.append((function.logical_id, actions, json.dumps(statement.get("Resource"))))
+    assert [(f, a) for f, a, _ in granted] == [("NotificationSenderFunction", ["ses:SendEmail"])]
+    resources = granted[0][2]
+    assert "identity/${SenderDomain}" in resources and "configuration-set/${EmailConfigurationSet}" in resources
+    assert "identity/*" not in resources and '"*"' not in resources

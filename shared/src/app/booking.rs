@@ -300,6 +300,7 @@ async fn hold_slot(
     key: &str,
     fingerprint: &str,
     booking_id: &BookingId,
+    replaces: Option<&BookingId>,
     now: DateTime<Utc>,
 ) -> Result<Hold, AppError> {
     // The conversation's hold is read only when the booking presents one.
@@ -349,6 +350,7 @@ async fn hold_slot(
             tour,
             fingerprint: fingerprint.to_owned(),
             hold: presented.cloned(),
+            replaces: replaces.cloned(),
         };
         match deps.tours.create_booking(&property, &booking, now).await? {
             BookingWrite::Created => return Ok(Hold::Held(Box::new((property, booking.tour)))),
@@ -360,17 +362,42 @@ async fn hold_slot(
     Ok(Hold::Taken(Box::new(property), window))
 }
 
-/// The answer for a request whose key is recorded, if it is: `None` for a request never seen.
-async fn answer_if_seen(
+/// What a request's key says about it.
+enum Seen {
+    /// No record stands: a new request (never seen, or its record has lapsed).
+    Never,
+    /// Seen before: its first answer.
+    Answer(Box<Booked>),
+    /// Asked before without an `Idempotency-Key` (the key is the conversation and the slot), and the tour it booked
+    /// has been cancelled since: asking again is a new request, which takes the key over from that booking.
+    Cancelled(BookingId),
+}
+
+/// Reads a request's key record: expired records count as absent (TTL deletes them late).
+async fn seen(
     deps: &BookingDeps<'_>,
     key: &str,
     fingerprint: &str,
+    implicit_key: bool,
     now: DateTime<Utc>,
-) -> Result<Option<Booked>, AppError> {
-    match deps.tours.idempotency(key).await? {
-        Some(record) => replay_or_recover(deps, &record, fingerprint, now).await.map(Some),
-        None => Ok(None),
+) -> Result<Seen, AppError> {
+    let Some(record) = deps.tours.idempotency(key).await?.filter(|r| r.is_live(now)) else {
+        return Ok(Seen::Never);
+    };
+    if implicit_key
+        && record.response.is_some()
+        && let Some(earlier) = &record.booking_id
+        && deps
+            .tours
+            .tour(earlier)
+            .await?
+            .is_some_and(|t| t.status == TourStatus::Cancelled)
+    {
+        return Ok(Seen::Cancelled(earlier.clone()));
     }
+    replay_or_recover(deps, &record, fingerprint, now)
+        .await
+        .map(|answer| Seen::Answer(Box::new(answer)))
 }
 
 pub async fn book_tour(
@@ -382,35 +409,44 @@ pub async fn book_tour(
 ) -> Result<Booked, AppError> {
     let key = command.idempotency_key(idempotency_header)?;
     let fingerprint = command.fingerprint();
-    let (property, tour) = match hold_slot(deps, command, &key, &fingerprint, &booking_id, now).await {
-        Ok(Hold::Held(held)) => *held,
-        Ok(Hold::Seen) => {
-            return answer_if_seen(deps, &key, &fingerprint, now)
-                .await?
-                .ok_or(AppError::InProgress);
-        }
-        // A retry finds its own first booking holding the slot, and a retry whose time has since become too soon
-        // is refused by the rules: either way, a request seen before gets the first answer.
-        Ok(Hold::Taken(property, window)) => {
-            if let Some(answer) = answer_if_seen(deps, &key, &fingerprint, now).await? {
-                return Ok(answer);
+    let implicit_key = idempotency_header.is_none();
+    // Set once the key's earlier booking turns out cancelled: the request is booked again, taking the key over.
+    let mut replaces = None;
+    let (property, tour) = loop {
+        match hold_slot(deps, command, &key, &fingerprint, &booking_id, replaces.as_ref(), now).await {
+            Ok(Hold::Held(held)) => break *held,
+            Ok(Hold::Seen) => match seen(deps, &key, &fingerprint, implicit_key, now).await? {
+                Seen::Answer(answer) => return Ok(*answer),
+                Seen::Cancelled(earlier) if replaces.is_none() => replaces = Some(earlier),
+                // Taken over by another request a moment ago: that one answers.
+                Seen::Never | Seen::Cancelled(_) => return Err(AppError::InProgress),
+            },
+            // A retry finds its own first booking holding the slot, and a retry whose time has since become too
+            // soon is refused by the rules: either way, a request seen before gets the first answer.
+            Ok(Hold::Taken(property, window)) => {
+                if let Seen::Answer(answer) = seen(deps, &key, &fingerprint, implicit_key, now).await? {
+                    return Ok(*answer);
+                }
+                // A double booking prevented: counted for the operators now, and kept for the property's figures (a
+                // failure to keep it costs a figure, never the answer).
+                crate::metrics::count(Metric::SlotTakenRefusals);
+                if let Err(e) = deps.tours.record_slot_refusal(&property.id, &key, now).await {
+                    tracing::warn!(property_id = %property.id, error = %e, "the refusal was not kept for the figures");
+                }
+                let alternatives = alternatives(deps.calendar, &property, command.tour_type, &window, now).await?;
+                return Err(AppError::SlotTaken {
+                    alternatives,
+                    field: "tour_data.preferred_time",
+                });
             }
-            // A double booking prevented: counted for the operators now, and kept for the property's figures (a
-            // failure to keep it costs a figure, never the answer).
-            crate::metrics::count(Metric::SlotTakenRefusals);
-            if let Err(e) = deps.tours.record_slot_refusal(&property.id, &key, now).await {
-                tracing::warn!(property_id = %property.id, error = %e, "the refusal was not kept for the figures");
+            Err(refused @ (AppError::Invalid(_) | AppError::NotFound(_))) => {
+                return match seen(deps, &key, &fingerprint, implicit_key, now).await? {
+                    Seen::Answer(answer) => Ok(*answer),
+                    Seen::Never | Seen::Cancelled(_) => Err(refused),
+                };
             }
-            let alternatives = alternatives(deps.calendar, &property, command.tour_type, &window, now).await?;
-            return Err(AppError::SlotTaken {
-                alternatives,
-                field: "tour_data.preferred_time",
-            });
+            Err(e) => return Err(e),
         }
-        Err(refused @ (AppError::Invalid(_) | AppError::NotFound(_))) => {
-            return answer_if_seen(deps, &key, &fingerprint, now).await?.ok_or(refused);
-        }
-        Err(e) => return Err(e),
     };
     tracing::info!(booking_id = %tour.booking_id, property_id = %property.id, conversation_id = command.conversation_id.as_str(), "slot held");
 
@@ -909,6 +945,99 @@ mod use_case_tests {
             Err(AppError::KeyReused)
         ));
         assert_eq!(resman.posts(), 1);
+    }
+
+    async fn cancel(store: &MemoryStore, tours: &MemoryTours, booked: &Booked) {
+        let deps = crate::app::lifecycle::UpdateDeps {
+            properties: store,
+            calendar: store,
+            tours,
+            queue: tours,
+        };
+        let cancel = crate::domain::update::UpdateTourCommand::from_body(br#"{"status":"cancelled"}"#).unwrap();
+        let id = &booked.response.as_ref().unwrap().appointment_id;
+        crate::app::lifecycle::update_tour(&deps, id, &cancel, None, monday_morning())
+            .await
+            .unwrap();
+    }
+
+    fn id_of(b: &Booked) -> String {
+        b.response.as_ref().unwrap().appointment_id.clone()
+    }
+
+    #[tokio::test]
+    async fn a_prospect_who_cancels_and_asks_for_the_same_time_again_gets_a_new_tour() {
+        let (store, tours, resman) = (
+            MemoryStore::with_property(demo()),
+            MemoryTours::default(),
+            ScriptedResMan::default(),
+        );
+        let first = book(&store, &tours, &resman, &command(1, "10:00"), None).await.unwrap();
+        cancel(&store, &tours, &first).await;
+        let again = book(&store, &tours, &resman, &command(1, "10:00"), None).await.unwrap();
+        assert_eq!(again.status, 201);
+        assert_ne!(
+            id_of(&again),
+            id_of(&first),
+            "a new tour, not the cancelled one replayed"
+        );
+        let new = tours
+            .tour(&BookingId::parse(&id_of(&again)).unwrap())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(new.status, TourStatus::Scheduled);
+        let old = tours
+            .tour(&BookingId::parse(&id_of(&first)).unwrap())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(old.status, TourStatus::Cancelled, "the cancelled tour stays as it was");
+        assert_eq!(resman.posts(), 2);
+        // The new tour now owns the key: the chatbot's retry of this request replays it.
+        let retry = book(&store, &tours, &resman, &command(1, "10:00"), None).await.unwrap();
+        assert_eq!(id_of(&retry), id_of(&again));
+        assert_eq!(resman.posts(), 2);
+    }
+
+    #[tokio::test]
+    async fn an_explicit_idempotency_key_keeps_its_answer_after_the_tour_is_cancelled() {
+        let (store, tours, resman) = (
+            MemoryStore::with_property(demo()),
+            MemoryTours::default(),
+            ScriptedResMan::default(),
+        );
+        let first = book(&store, &tours, &resman, &command(1, "10:00"), Some("k-1"))
+            .await
+            .unwrap();
+        cancel(&store, &tours, &first).await;
+        let replay = book(&store, &tours, &resman, &command(1, "10:00"), Some("k-1"))
+            .await
+            .unwrap();
+        assert_eq!((replay.status, replay.body), (first.status, first.body));
+        assert_eq!(resman.posts(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_key_record_past_its_expiry_is_no_record_whatever_ttl_has_not_deleted_yet() {
+        let (store, tours, resman) = (
+            MemoryStore::with_property(demo()),
+            MemoryTours::default(),
+            ScriptedResMan::default(),
+        );
+        let first = book(&store, &tours, &resman, &command(1, "10:00"), Some("k-2"))
+            .await
+            .unwrap();
+        cancel(&store, &tours, &first).await;
+        // The record lapsed a moment ago; TTL has not come round.
+        for record in tours.idempotency.lock().unwrap().values_mut() {
+            record.expires_at = Some(monday_morning() - chrono::Duration::seconds(1));
+        }
+        let again = book(&store, &tours, &resman, &command(1, "10:00"), Some("k-2"))
+            .await
+            .unwrap();
+        assert_ne!(id_of(&again), id_of(&first));
+        assert_eq!(resman.posts(), 2);
     }
 
     const STORE_TRIP: std::time::Duration = std::time::Duration::from_millis(10);

@@ -317,7 +317,10 @@ impl crate::ports::TourStore for MemoryTours {
         self.trips.take().await;
         let tour = &booking.tour;
         let mut idempotency = locked(&self.idempotency);
-        if idempotency.contains_key(&tour.idempotency_key) {
+        if idempotency
+            .get(&tour.idempotency_key)
+            .is_some_and(|r| r.is_live(now) && (booking.replaces.is_none() || r.booking_id != booking.replaces))
+        {
             return Ok(crate::ports::BookingWrite::KeyInUse);
         }
         let mut locks = locked(&self.locks);
@@ -344,6 +347,7 @@ impl crate::ports::TourStore for MemoryTours {
                 booking_id: Some(tour.booking_id.clone()),
                 started_at: now,
                 response: None,
+                expires_at: Some(now + chrono::Duration::hours(24)),
             },
         );
         locked(&self.tours).insert(tour.booking_id.clone(), tour.clone());
@@ -451,6 +455,7 @@ impl crate::ports::TourStore for MemoryTours {
                     booking_id: Some(after.booking_id.clone()),
                     started_at: now,
                     response: Some((answer.status, answer.body.clone())),
+                    expires_at: Some(now + chrono::Duration::hours(24)),
                 },
             );
         }

@@ -335,11 +335,17 @@ impl TourStore for DynamoStore {
             .get("response_status")
             .and_then(|v| v.as_n().ok())
             .and_then(|v| v.parse::<u16>().ok());
+        let expires_at = item
+            .get("expires_at")
+            .and_then(|v| v.as_n().ok())
+            .and_then(|v| v.parse::<i64>().ok())
+            .and_then(|at| DateTime::from_timestamp(at, 0));
         Ok(Some(IdempotencyRecord {
             fingerprint: text("fingerprint").unwrap_or_default(),
             booking_id: text("booking_id").and_then(|b| BookingId::parse(&b).ok()),
             started_at,
             response: status.zip(text("response_body")),
+            expires_at,
         }))
     }
 
@@ -387,10 +393,20 @@ impl TourStore for DynamoStore {
         }
         items.extend(generation_bumps(&self.table, &tour.property_id, &dates)?);
         let idem_index = items.len();
-        items.push(put(
+        // The key is free when nobody has it, when its record has lapsed (TTL may not have deleted it yet), or when
+        // it still names the cancelled booking this one replaces.
+        let mut free = vec![(":now", n(now.timestamp()))];
+        let condition = match &booking.replaces {
+            Some(earlier) => {
+                free.push((":earlier", s(earlier.as_str())));
+                "attribute_not_exists(pk) OR expires_at <= :now OR booking_id = :earlier"
+            }
+            None => "attribute_not_exists(pk) OR expires_at <= :now",
+        };
+        items.push(put_if(
             &self.table,
             idempotency_item(&tour.idempotency_key, &booking.fingerprint, &tour.booking_id, now),
-            Some("attribute_not_exists(pk)"),
+            (condition, free),
         )?);
         items.push(put(&self.table, outbox_item(&tour.booking_id, now), None)?);
         for kind in &booking.messages {
