@@ -965,15 +965,21 @@ mod use_case_tests {
         b.response.as_ref().unwrap().appointment_id.clone()
     }
 
-    #[tokio::test]
-    async fn a_prospect_who_cancels_and_asks_for_the_same_time_again_gets_a_new_tour() {
+    /// Prospect 1's booking at 10:00 (with `key`, or without one), then cancelled through the chatbot's update.
+    async fn booked_then_cancelled(key: Option<&str>) -> (MemoryStore, MemoryTours, ScriptedResMan, Booked) {
         let (store, tours, resman) = (
             MemoryStore::with_property(demo()),
             MemoryTours::default(),
             ScriptedResMan::default(),
         );
-        let first = book(&store, &tours, &resman, &command(1, "10:00"), None).await.unwrap();
+        let first = book(&store, &tours, &resman, &command(1, "10:00"), key).await.unwrap();
         cancel(&store, &tours, &first).await;
+        (store, tours, resman, first)
+    }
+
+    #[tokio::test]
+    async fn a_prospect_who_cancels_and_asks_for_the_same_time_again_gets_a_new_tour() {
+        let (store, tours, resman, first) = booked_then_cancelled(None).await;
         let again = book(&store, &tours, &resman, &command(1, "10:00"), None).await.unwrap();
         assert_eq!(again.status, 201);
         assert_ne!(
@@ -1002,15 +1008,7 @@ mod use_case_tests {
 
     #[tokio::test]
     async fn an_explicit_idempotency_key_keeps_its_answer_after_the_tour_is_cancelled() {
-        let (store, tours, resman) = (
-            MemoryStore::with_property(demo()),
-            MemoryTours::default(),
-            ScriptedResMan::default(),
-        );
-        let first = book(&store, &tours, &resman, &command(1, "10:00"), Some("k-1"))
-            .await
-            .unwrap();
-        cancel(&store, &tours, &first).await;
+        let (store, tours, resman, first) = booked_then_cancelled(Some("k-1")).await;
         let replay = book(&store, &tours, &resman, &command(1, "10:00"), Some("k-1"))
             .await
             .unwrap();
@@ -1020,15 +1018,7 @@ mod use_case_tests {
 
     #[tokio::test]
     async fn a_key_record_past_its_expiry_is_no_record_whatever_ttl_has_not_deleted_yet() {
-        let (store, tours, resman) = (
-            MemoryStore::with_property(demo()),
-            MemoryTours::default(),
-            ScriptedResMan::default(),
-        );
-        let first = book(&store, &tours, &resman, &command(1, "10:00"), Some("k-2"))
-            .await
-            .unwrap();
-        cancel(&store, &tours, &first).await;
+        let (store, tours, resman, first) = booked_then_cancelled(Some("k-2")).await;
         // The record lapsed a moment ago; TTL has not come round.
         for record in tours.idempotency.lock().unwrap().values_mut() {
             record.expires_at = Some(monday_morning() - chrono::Duration::seconds(1));
