@@ -147,3 +147,104 @@ async fn personal_data_past_its_retention_reads_as_removed_before_ttl_deletes_it
         "the read never met the expired item (TTL removed it every time)"
     );
 }
+
+/// Every item of the table and every message waiting in the queues and their dead-letter queues, as text (messages
+/// are read without being consumed: they stay visible).
+async fn everything(stack: &Stack) -> String {
+    let mut all = String::new();
+    let mut start = None;
+    loop {
+        let page = stack
+            .store
+            .client()
+            .scan()
+            .table_name(stack.store.table())
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .unwrap();
+        all.push_str(&format!("{:?}", page.items()));
+        start = page.last_evaluated_key().cloned();
+        if start.is_none() {
+            break;
+        }
+    }
+    for queue in ["SYNC_QUEUE_URL", "SYNC_DLQ_URL", "NOTIFY_QUEUE_URL", "NOTIFY_DLQ_URL"] {
+        let got = stack
+            .sqs
+            .receive_message()
+            .queue_url(stack.aws.var(queue))
+            .max_number_of_messages(10)
+            .visibility_timeout(0)
+            .wait_time_seconds(0)
+            .send()
+            .await
+            .unwrap();
+        for message in got.messages() {
+            all.push_str(message.body().unwrap_or_default());
+        }
+    }
+    all
+}
+
+/// Issue 22: after an erasure, nothing holds the prospect's name, e-mail or phone: not the tour or its analytics
+/// copies, not the staff notes, not a saved answer, not a queued or dead-lettered message.
+#[tokio::test]
+async fn after_an_erasure_no_item_and_no_queued_message_holds_the_prospects_name_email_or_phone() {
+    let stack = Stack::start().await;
+    let booked = stack.book(&command(&stack.property, 7, "10:00"), None).await.unwrap();
+    let id = response(&booked)["appointment_id"].as_str().unwrap().to_owned();
+    let tour = stack.tour(&id).await;
+    let (name, email, phone) = (
+        tour.prospect_name.clone(),
+        tour.prospect_email.clone(),
+        tour.prospect_phone.clone(),
+    );
+    // Staff write the prospect's name and number in the notes, through a keyed change: its answer is saved.
+    let notes = format!("{name} called back from {phone}");
+    stack
+        .update(
+            &id,
+            serde_json::json!({"staff_notes": notes, "status": "confirmed"}),
+            Some("erase-notes-1"),
+        )
+        .await
+        .unwrap();
+    // A message of the tour's dead-lettered, as after its last receive.
+    let waiting = stack.receive_sync_batch().await;
+    let dead = waiting.first().expect("the change's ResMan write is queued");
+    stack
+        .sqs
+        .send_message()
+        .queue_url(stack.aws.var("SYNC_DLQ_URL"))
+        .message_body(&dead.body)
+        .send()
+        .await
+        .unwrap();
+    let before = everything(&stack).await;
+    for kept in [&name, &email, &phone, &notes] {
+        assert!(
+            before.contains(kept.as_str()),
+            "the search finds {kept} before the erasure"
+        );
+    }
+
+    let erased = erase_prospect(&stack.store, &email).await.unwrap();
+    assert_eq!(erased.len(), 1);
+    let after = everything(&stack).await;
+    for gone in [&name, &email, &phone, &notes] {
+        assert!(!after.contains(gone.as_str()), "{gone} is still somewhere: {after}");
+    }
+    // The tour stays, and the chatbot's replay of its change answers without the notes.
+    let replay = stack
+        .update(
+            &id,
+            serde_json::json!({"staff_notes": notes, "status": "confirmed"}),
+            Some("erase-notes-1"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(replay["status"], "confirmed");
+    assert_eq!(replay["staff_notes"], serde_json::Value::Null);
+    assert_eq!(stack.tour(&id).await.staff_notes, None);
+}

@@ -1,5 +1,5 @@
 //! `erase-prospect EMAIL`: a data-subject request. Removes, at once, the personal data (name, e-mail, phone, unit
-//! preferences, special requests) of every tour booked with EMAIL from the table named by `TABLE_NAME`, and says
+//! preferences, special requests, staff notes, and the notes in saved answers) of every tour booked with EMAIL from the table named by `TABLE_NAME`, and says
 //! what it removed. The tours stay, so the property's counts do not change. ResMan's guest card is the property's
 //! own record and is not touched: the property handles it in ResMan. `make erase-prospect EMAIL=...` runs it
 //! against the local stack.
@@ -27,7 +27,8 @@ async fn main() -> ExitCode {
         }
         Ok(tours) => {
             println!(
-                "Removed the name, e-mail, phone, unit preferences and special requests from {} tour(s):",
+                "Removed the name, e-mail, phone, unit preferences, special requests and staff notes (also from saved \
+                 answers) of {} tour(s):",
                 tours.len()
             );
             for tour in &tours {

@@ -75,13 +75,15 @@ pub(crate) fn lock_condition(
 
 /// The fields of a tour that are a prospect's personal data. They live in their own item, `TOUR#<id>` / `PERSON`,
 /// beside the tour: it expires (TTL) a configured time after the tour, and an erasure request deletes it, while the
-/// tour record (and every count made from it) stays.
-const PERSONAL: [&str; 5] = [
+/// tour record (and every count made from it) stays. Staff notes are among them: staff write prospects' names and
+/// numbers there.
+const PERSONAL: [&str; 6] = [
     "prospect_name",
     "prospect_email",
     "prospect_phone",
     "unit_preferences",
     "special_requests",
+    "staff_notes",
 ];
 
 /// The partition that lists a prospect's tours by e-mail (for an erasure request): a digest, so it holds no
@@ -127,7 +129,7 @@ pub(crate) fn with_person(mut tour: TourRecord, person: Option<&Item>, now: Date
             .and_then(|v| v.as_n().ok())
             .and_then(|v| v.parse::<i64>().ok())
             .is_none_or(|at| at > now.timestamp())
-            && item.contains_key("prospect_email")
+            && (item.contains_key("prospect_email") || item.contains_key("staff_notes"))
     });
     if let Some(item) = live {
         let text = |name: &str| item.get(name).and_then(|v| v.as_s().ok()).cloned();
@@ -136,8 +138,17 @@ pub(crate) fn with_person(mut tour: TourRecord, person: Option<&Item>, now: Date
         tour.prospect_phone = text("prospect_phone").unwrap_or_default();
         tour.unit_preferences = text("unit_preferences");
         tour.special_requests = text("special_requests");
+        tour.staff_notes = text("staff_notes");
     }
     tour
+}
+
+/// The pointer from a tour to an idempotent answer saved for one of its changes (`TOUR#<id>` / `IDEM#<key>`): the
+/// answer shows the tour's staff notes, so an erasure finds it through this and blanks them.
+fn answer_pointer(tour: &TourRecord, idem_key: &str, expires_at: i64) -> Item {
+    let mut item = key(format!("TOUR#{}", tour.booking_id), &format!("IDEM#{idem_key}"));
+    item.insert("expires_at".into(), n(expires_at));
+    item
 }
 
 fn tour_item(tour: &TourRecord) -> Result<Item, StoreError> {
@@ -635,14 +646,42 @@ impl TourStore for DynamoStore {
                 items.push(put(&self.table, super::messages::reminder_item(after, reminder), None)?);
             }
         }
-        if after.end > before.end && !after.prospect_email.is_empty() {
+        let expiry_moved = after.end > before.end && !after.prospect_email.is_empty();
+        // The notes live with the personal data, written whenever the tour has any (notes kept on a tour item from
+        // before they moved there come across with its next change). A tour whose personal data was erased or lapsed
+        // gets an item holding the notes alone, gone when the tour's data would have gone.
+        let notes_written = before.staff_notes != after.staff_notes || after.staff_notes.is_some();
+        if notes_written {
+            let expiry = if expiry_moved {
+                "expires_at = :e"
+            } else {
+                "expires_at = if_not_exists(expires_at, :e)"
+            };
+            let mut update = Update::builder()
+                .table_name(&self.table)
+                .set_key(Some(key(format!("TOUR#{}", after.booking_id), "PERSON")))
+                .expression_attribute_values(":e", n((after.end + self.personal_data_retention).timestamp()));
+            update = match &after.staff_notes {
+                Some(notes) => update
+                    .update_expression(format!("SET staff_notes = :n, {expiry}"))
+                    .expression_attribute_values(":n", s(notes)),
+                None => update.update_expression(format!("REMOVE staff_notes SET {expiry}")),
+            };
+            items.push(
+                TransactWriteItem::builder()
+                    .update(update.build().map_err(corrupt("staff notes"))?)
+                    .build(),
+            );
+        }
+        if expiry_moved {
             // The personal data lives `retention` after the tour: a tour moved later keeps it (and the pointer that
             // finds it for an erasure) as long.
             let expires = n((after.end + self.personal_data_retention).timestamp());
-            for item_key in [
-                key(format!("TOUR#{}", after.booking_id), "PERSON"),
-                key(prospect_pk(&after.prospect_email), after.booking_id.as_str()),
-            ] {
+            let person = (!notes_written).then(|| key(format!("TOUR#{}", after.booking_id), "PERSON"));
+            for item_key in person
+                .into_iter()
+                .chain([key(prospect_pk(&after.prospect_email), after.booking_id.as_str())])
+            {
                 let update = Update::builder()
                     .table_name(&self.table)
                     .set_key(Some(item_key))
@@ -658,7 +697,9 @@ impl TourStore for DynamoStore {
             let mut idem = idempotency_item(&answer.key, &answer.fingerprint, &after.booking_id, now);
             idem.insert("response_status".into(), n(answer.status.into()));
             idem.insert("response_body".into(), s(answer.body.as_str()));
+            let expires = (now + IDEMPOTENCY_RETENTION).timestamp();
             items.push(put(&self.table, idem, Some("attribute_not_exists(pk)"))?);
+            items.push(put(&self.table, answer_pointer(after, &answer.key, expires), None)?);
         }
         match self.transact(items).await {
             Ok(()) => Ok(ChangeWrite::Saved),
@@ -837,6 +878,54 @@ impl TourStore for DynamoStore {
     }
 }
 
+impl DynamoStore {
+    /// Blanks the staff notes in every idempotent answer saved for `booking`'s changes (a replay then shows none),
+    /// deleting each answer's pointer once done.
+    async fn blank_saved_answers(&self, booking: &BookingId) -> Result<(), StoreError> {
+        let pointers = self
+            .query_all(|| {
+                self.client
+                    .query()
+                    .key_condition_expression("pk = :p AND begins_with(sk, :idem)")
+                    .expression_attribute_values(":p", s(format!("TOUR#{booking}")))
+                    .expression_attribute_values(":idem", s("IDEM#"))
+            })
+            .await?;
+        for pointer in pointers {
+            let Some(answer_pk) = pointer.get("sk").and_then(|v| v.as_s().ok()).cloned() else {
+                continue;
+            };
+            let answer_key = key(answer_pk, "IDEM");
+            if let Some(answer) = self.get(answer_key.clone()).await?
+                && let Some(body) = answer.get("response_body").and_then(|v| v.as_s().ok())
+                && let Ok(mut json) = serde_json::from_str::<serde_json::Value>(body)
+                && json.get("staff_notes").is_some_and(|n| !n.is_null())
+            {
+                json["staff_notes"] = serde_json::Value::Null;
+                self.client
+                    .update_item()
+                    .table_name(&self.table)
+                    .set_key(Some(answer_key))
+                    .update_expression("SET response_body = :b")
+                    .expression_attribute_values(":b", s(json.to_string()))
+                    .send()
+                    .await
+                    .map_err(unavailable)?;
+            }
+            let mut pointer_key = pointer;
+            pointer_key.retain(|k, _| k == "pk" || k == "sk");
+            self.client
+                .delete_item()
+                .table_name(&self.table)
+                .set_key(Some(pointer_key))
+                .send()
+                .await
+                .map_err(unavailable)?;
+        }
+        Ok(())
+    }
+}
+
 #[async_trait]
 impl crate::ports::PersonalData for DynamoStore {
     async fn erase_prospect(&self, email: &crate::domain::Email) -> Result<Vec<BookingId>, StoreError> {
@@ -858,13 +947,26 @@ impl crate::ports::PersonalData for DynamoStore {
             else {
                 continue;
             };
-            // The personal data and its pointer together: a retried erasure finds what is left.
-            self.transact(vec![
+            // Saved answers to the tour's changes show its staff notes: blanked first, each with its pointer, so a
+            // retried erasure still finds the rest through the prospect's pointer, deleted last.
+            self.blank_saved_answers(&booking).await?;
+            // The personal data and its pointer together, and any notes a tour item kept from before they moved to
+            // the personal data.
+            let tour_notes = Update::builder()
+                .table_name(&self.table)
+                .set_key(Some(key(format!("TOUR#{booking}"), "TOUR")))
+                .update_expression("REMOVE staff_notes")
+                .condition_expression("attribute_exists(pk)")
+                .build()
+                .map_err(corrupt("tour notes"))?;
+            let mut items = vec![
                 delete(&self.table, key(format!("TOUR#{booking}"), "PERSON"))?,
                 delete(&self.table, key(pk.clone(), booking.as_str()))?,
-            ])
-            .await
-            .map_err(unavailable)?;
+            ];
+            if self.get(key(format!("TOUR#{booking}"), "TOUR")).await?.is_some() {
+                items.push(TransactWriteItem::builder().update(tour_notes).build());
+            }
+            self.transact(items).await.map_err(unavailable)?;
             erased.push(booking);
         }
         Ok(erased)
