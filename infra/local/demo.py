@@ -1272,6 +1272,15 @@ def step_prospect_asks_to_be_forgotten(ctx: Context) -> None:
     function_env = STACK_ENV.with_name("function.env")
     if not eraser.exists() or not function_env.exists():
         raise DemoError("target/debug/erase-prospect or .local/function.env is missing; run make up")
+    tour_id = tours[-1]["appointment_id"]
+    note = {"staff_notes": f"{ana['name']} asked to be called back at {ana['phone']}"}
+    note_key = {"x-api-key": ctx.env.get("API_KEY", ""), "Idempotency-Key": f"demo-note-{tour_id}"}
+    status, noted = request("PUT", f"{ctx.url('LAMBDA_BASE_URL')}{UPDATE_PATH}/{tour_id}", json_body=note,
+                            headers=note_key)
+    if status != 200:
+        raise DemoError(f"the staff note was not saved (HTTP {status}{_reason(noted)})")
+    say(f"Earlier, the chatbot had passed on a note for the staff: \"{first} asked to be called back at "
+        f"{ana['phone']}\". Notes like this hold a prospect's name and number too.")
     say(f"{first} writes to the leasing office: please delete my data. The office runs "
         f"`make erase-prospect EMAIL={ana['email']}`:")
     result = subprocess.run([str(eraser), ana["email"]], env={**os.environ, **read_env_file(function_env)},
@@ -1286,6 +1295,13 @@ def step_prospect_asks_to_be_forgotten(ctx: Context) -> None:
         "phone are gone from our records. (Otherwise they leave by themselves 30 days after the tour.)")
     if len(after) != len(tours):
         raise DemoError("erasing personal data must leave the tours")
+    tour = tour_of(ctx, tour_id)
+    _, replayed = request("PUT", f"{ctx.url('LAMBDA_BASE_URL')}{UPDATE_PATH}/{tour_id}", json_body=note,
+                          headers=note_key)
+    if tour.get("staff_notes") or (isinstance(replayed, dict) and replayed.get("staff_notes")):
+        raise DemoError("the staff note with her number survived the erasure")
+    say("The staff note with her number is gone too: from the tour, and from the saved answer the chatbot would get "
+        "if it sent that note again.")
 
 
 def step_every_part_kept_to_its_permissions(ctx: Context) -> None:
