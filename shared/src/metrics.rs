@@ -38,6 +38,8 @@ pub enum Metric {
     ConflictsSettled,
     /// A tour whose two sides recorded different outcomes, marked for staff (counted once, when marked).
     Disagreements,
+    /// An API request refused because its key's role may not do it (403).
+    AccessRefusals,
 }
 
 impl Metric {
@@ -57,6 +59,7 @@ impl Metric {
             Self::OldestPendingSyncSeconds => "OldestPendingSyncSeconds",
             Self::ConflictsSettled => "ConflictsSettled",
             Self::Disagreements => "Disagreements",
+            Self::AccessRefusals => "AccessRefusals",
         }
     }
 
@@ -68,7 +71,7 @@ impl Metric {
         }
     }
 
-    pub const ALL: [Metric; 14] = [
+    pub const ALL: [Metric; 15] = [
         Self::BookingsAccepted,
         Self::BookingsPending,
         Self::BookingsFailed,
@@ -83,6 +86,7 @@ impl Metric {
         Self::OldestPendingSyncSeconds,
         Self::ConflictsSettled,
         Self::Disagreements,
+        Self::AccessRefusals,
     ];
 }
 

@@ -229,6 +229,7 @@ async fn availability_rows(stack: &Stack, get_floor: f64) {
         calendar: &stack.store,
         cache: &stack.store,
         cache_ttl: Duration::seconds(3600),
+        reach: &shared::domain::access::EVERY_ACCOUNT,
     };
     let date = next_weekday();
     let query = AvailabilityQuery::parse(Some(DEMO_PROPERTY), Some(&date.to_string()), Some("in_person")).unwrap();

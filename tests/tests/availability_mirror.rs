@@ -60,6 +60,7 @@ async fn a_tour_booked_by_staff_in_resman_leaves_availability_and_the_cache() {
         calendar: &store,
         cache: &store,
         cache_ttl: Duration::seconds(60),
+        reach: &shared::domain::access::EVERY_ACCOUNT,
     };
     let day = bookable_day();
     let query = AvailabilityQuery::parse(Some(PHOENIX_PROPERTY), Some(&day.to_string()), Some("in_person")).unwrap();

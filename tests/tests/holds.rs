@@ -56,6 +56,7 @@ async fn offered(stack: &Stack, now: DateTime<Utc>) -> Vec<String> {
         calendar: &stack.store,
         cache: &stack.store,
         cache_ttl: Duration::seconds(300),
+        reach: &shared::domain::access::EVERY_ACCOUNT,
     };
     let query = AvailabilityQuery::parse(
         Some(stack.property.id.as_str()),

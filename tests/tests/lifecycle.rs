@@ -128,6 +128,7 @@ async fn a_cancellation_frees_the_slot_at_once_and_resman_gets_a_note_never_a_ca
         calendar: &stack.store,
         cache: &stack.store,
         cache_ttl: chrono::Duration::seconds(60),
+        reach: &shared::domain::access::EVERY_ACCOUNT,
     };
     let date = bookable_date(&stack.property).to_string();
     let query = AvailabilityQuery::parse(Some(DEMO_PROPERTY), Some(&date), Some("in_person")).unwrap();

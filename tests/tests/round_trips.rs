@@ -43,6 +43,7 @@ async fn an_availability_cache_hit_is_one_dynamodb_request_and_a_miss_three() {
         calendar: &store,
         cache: &store,
         cache_ttl: Duration::seconds(600),
+        reach: &shared::domain::access::EVERY_ACCOUNT,
     };
     let day = mid_month_weekday().to_string();
     let query = AvailabilityQuery::parse(Some(DEMO_PROPERTY), Some(&day), Some("in_person")).unwrap();

@@ -6,11 +6,13 @@ use shared::adapters::dynamo::DynamoStore;
 use shared::adapters::resman::HttpResMan;
 use shared::adapters::sqs::SqsSyncQueue;
 use shared::app::booking::{BookingDeps, book_tour, parse_booking_body};
+use shared::app::reach::InReach;
 use shared::app::sync::Attempts;
 use shared::config::{self, ColdStart};
+use shared::domain::access::Action;
 use shared::domain::booking::BookingId;
 use shared::http::response::{error_response, raw_json};
-use shared::http::{check, serve};
+use shared::http::{Route, check, serve};
 use std::time::Duration;
 
 struct Deps {
@@ -21,17 +23,26 @@ struct Deps {
     attempts: Attempts,
 }
 
+const ROUTE: Route = Route {
+    method: Method::POST,
+    allow: "POST",
+    action: Action::Book,
+};
+
 async fn handle(deps: &Deps, request: Request) -> Response<Body> {
-    if let Some(refusal) = check(&deps.keys, &request, Method::POST, "POST").await {
-        return refusal;
-    }
+    let caller = match check(&deps.keys, &request, &ROUTE).await {
+        Ok(caller) => caller,
+        Err(refusal) => return *refusal,
+    };
+    // Only the properties of the companies the key may touch; any other reads as unknown.
+    let reach = InReach::new(&deps.store, &caller.accounts);
     let command = match parse_booking_body(request.body().as_ref()) {
         Ok(command) => command,
         Err(err) => return error_response(&err),
     };
     let idempotency_key = request.headers().get("idempotency-key").and_then(|v| v.to_str().ok());
     let app_deps = BookingDeps {
-        properties: &deps.store,
+        properties: &reach,
         calendar: &deps.store,
         tours: &deps.store,
         resman: &deps.resman,

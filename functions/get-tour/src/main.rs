@@ -4,18 +4,29 @@
 use lambda_http::http::Method;
 use lambda_http::{Body, Error, Request, Response};
 use shared::app::booking::tour_view;
+use shared::app::reach::InReach;
 use shared::config::{TableReader, table_reader};
+use shared::domain::access::Action;
 use shared::http::response::error_response;
-use shared::http::{answer, appointment_id, check, serve};
+use shared::http::{Route, answer, appointment_id, check, serve};
+
+const ROUTE: Route = Route {
+    method: Method::GET,
+    allow: "GET, PUT",
+    action: Action::ReadTour,
+};
 
 async fn handle(deps: &TableReader, request: Request) -> Response<Body> {
-    if let Some(refusal) = check(&deps.keys, &request, Method::GET, "GET, PUT").await {
-        return refusal;
-    }
+    let caller = match check(&deps.keys, &request, &ROUTE).await {
+        Ok(caller) => caller,
+        Err(refusal) => return *refusal,
+    };
+    // Only the properties of the companies the key may touch; any other reads as unknown.
+    let reach = InReach::new(&deps.store, &caller.accounts);
     let Some(id) = appointment_id(&request) else {
         return error_response(&shared::domain::InvalidField::new("appointment_id", "is required").into());
     };
-    answer(tour_view(&deps.store, &deps.store, &deps.store, &id).await)
+    answer(tour_view(&reach, &deps.store, &deps.store, &id).await)
 }
 
 #[tokio::main]

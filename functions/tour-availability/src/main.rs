@@ -6,8 +6,9 @@ use lambda_http::{Body, Error, Request, RequestExt, Response};
 use shared::adapters::dynamo::DynamoStore;
 use shared::app::availability::{AvailabilityDeps, AvailabilityQuery, Source, availability};
 use shared::config::{self, ColdStart};
+use shared::domain::access::Action;
 use shared::http::response::error_response;
-use shared::http::{check, json, serve};
+use shared::http::{Route, check, json, serve};
 
 struct Deps {
     store: DynamoStore,
@@ -15,10 +16,17 @@ struct Deps {
     cache_ttl: chrono::Duration,
 }
 
+const ROUTE: Route = Route {
+    method: Method::GET,
+    allow: "GET",
+    action: Action::ReadAvailability,
+};
+
 async fn handle(deps: &Deps, request: Request) -> Response<Body> {
-    if let Some(refusal) = check(&deps.keys, &request, Method::GET, "GET").await {
-        return refusal;
-    }
+    let caller = match check(&deps.keys, &request, &ROUTE).await {
+        Ok(caller) => caller,
+        Err(refusal) => return *refusal,
+    };
     let params = request.query_string_parameters();
     let query = match AvailabilityQuery::parse(
         params.first("property_id"),
@@ -32,6 +40,7 @@ async fn handle(deps: &Deps, request: Request) -> Response<Body> {
         calendar: &deps.store,
         cache: &deps.store,
         cache_ttl: deps.cache_ttl,
+        reach: &caller.accounts,
     };
     match availability(&app_deps, &query, chrono::Utc::now()).await {
         Ok((view, source)) => {

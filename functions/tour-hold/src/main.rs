@@ -5,11 +5,13 @@ use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Error, Request, Response};
 use shared::adapters::dynamo::DynamoStore;
 use shared::app::holds::{HoldDeps, parse_hold_body, place_hold};
+use shared::app::reach::InReach;
 use shared::config::{self, ColdStart};
 use shared::domain::HoldToken;
+use shared::domain::access::Action;
 use shared::domain::hold::HoldMinutes;
 use shared::http::response::error_response;
-use shared::http::{check, json, serve};
+use shared::http::{Route, check, json, serve};
 
 struct Deps {
     store: DynamoStore,
@@ -17,16 +19,25 @@ struct Deps {
     minutes: HoldMinutes,
 }
 
+const ROUTE: Route = Route {
+    method: Method::POST,
+    allow: "POST",
+    action: Action::Hold,
+};
+
 async fn handle(deps: &Deps, request: Request) -> Response<Body> {
-    if let Some(refusal) = check(&deps.keys, &request, Method::POST, "POST").await {
-        return refusal;
-    }
+    let caller = match check(&deps.keys, &request, &ROUTE).await {
+        Ok(caller) => caller,
+        Err(refusal) => return *refusal,
+    };
+    // Only the properties of the companies the key may touch; any other reads as unknown.
+    let reach = InReach::new(&deps.store, &caller.accounts);
     let command = match parse_hold_body(request.body().as_ref()) {
         Ok(command) => command,
         Err(err) => return error_response(&err),
     };
     let app_deps = HoldDeps {
-        properties: &deps.store,
+        properties: &reach,
         calendar: &deps.store,
         tours: &deps.store,
         holds: &deps.store,

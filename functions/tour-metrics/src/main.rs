@@ -5,21 +5,32 @@
 use lambda_http::http::Method;
 use lambda_http::{Body, Error, Request, RequestExt, Response};
 use shared::app::analytics::{AnalyticsDeps, AnalyticsQuery, tour_metrics, tour_trends};
+use shared::app::reach::InReach;
 use shared::config::{TableReader, table_reader};
+use shared::domain::access::Action;
 use shared::http::response::error_response;
-use shared::http::{answer, check, serve};
+use shared::http::{Route, answer, check, serve};
+
+const ROUTE: Route = Route {
+    method: Method::GET,
+    allow: "GET",
+    action: Action::ReadFigures,
+};
 
 async fn handle(deps: &TableReader, request: Request) -> Response<Body> {
-    if let Some(refusal) = check(&deps.keys, &request, Method::GET, "GET").await {
-        return refusal;
-    }
+    let caller = match check(&deps.keys, &request, &ROUTE).await {
+        Ok(caller) => caller,
+        Err(refusal) => return *refusal,
+    };
+    // Only the properties of the companies the key may touch; any other reads as unknown.
+    let reach = InReach::new(&deps.store, &caller.accounts);
     let params = request.query_string_parameters();
     let query = match AnalyticsQuery::parse(params.first("property_id"), params.first("from"), params.first("to")) {
         Ok(query) => query,
         Err(invalid) => return error_response(&invalid.into()),
     };
     let app_deps = AnalyticsDeps {
-        properties: &deps.store,
+        properties: &reach,
         analytics: &deps.store,
     };
     let now = chrono::Utc::now();

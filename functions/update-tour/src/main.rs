@@ -9,11 +9,13 @@ use shared::adapters::dynamo::DynamoStore;
 use shared::adapters::sqs::SqsSyncQueue;
 use shared::app::AppError;
 use shared::app::lifecycle::{UpdateDeps, update_tour};
+use shared::app::reach::InReach;
 use shared::config::{self, ColdStart};
 use shared::domain::InvalidField;
+use shared::domain::access::Action;
 use shared::domain::update::{MAX_UPDATE_BYTES, UpdateTourCommand};
 use shared::http::response::{error_response, raw_json};
-use shared::http::{appointment_id, check, serve};
+use shared::http::{Route, appointment_id, check, serve};
 
 struct Deps {
     store: DynamoStore,
@@ -21,10 +23,19 @@ struct Deps {
     keys: shared::adapters::secrets::RotatingSecret,
 }
 
+const ROUTE: Route = Route {
+    method: Method::PUT,
+    allow: "GET, PUT",
+    action: Action::ChangeTour,
+};
+
 async fn handle(deps: &Deps, request: Request) -> Response<Body> {
-    if let Some(refusal) = check(&deps.keys, &request, Method::PUT, "GET, PUT").await {
-        return refusal;
-    }
+    let caller = match check(&deps.keys, &request, &ROUTE).await {
+        Ok(caller) => caller,
+        Err(refusal) => return *refusal,
+    };
+    // Only the properties of the companies the key may touch; any other reads as unknown.
+    let reach = InReach::new(&deps.store, &caller.accounts);
     let Some(id) = appointment_id(&request) else {
         return error_response(&InvalidField::new("appointment_id", "is required").into());
     };
@@ -38,7 +49,7 @@ async fn handle(deps: &Deps, request: Request) -> Response<Body> {
     };
     let idempotency_key = request.headers().get("idempotency-key").and_then(|v| v.to_str().ok());
     let app_deps = UpdateDeps {
-        properties: &deps.store,
+        properties: &reach,
         calendar: &deps.store,
         tours: &deps.store,
         queue: &deps.queue,

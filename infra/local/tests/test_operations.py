@@ -37,6 +37,7 @@ EMITTED_METRICS = {
     "OldestPendingSyncSeconds",
     "ConflictsSettled",
     "Disagreements",
+    "AccessRefusals",
 }
 ERROR_CLASSES = {"rejected", "unreachable", "timeout", "server", "malformed"}
 RUNBOOK_REFERENCE = re.compile(r"see the README's runbook \(([a-z0-9-]+)\)$")

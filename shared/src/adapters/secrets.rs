@@ -214,21 +214,9 @@ impl RotatingSecret {
     }
 }
 
-/// A JSON array of strings of 16 characters or more (the chatbot's API keys).
+/// The API keys (see [`crate::domain::access::Credential::parse_all`]), each one value of the rotating secret.
 pub fn key_list(raw: &str) -> Result<Vec<Vec<u8>>, String> {
-    let keys: Vec<String> = serde_json::from_str(raw).map_err(|_| "not a JSON array of strings".to_owned())?;
-    let keys: Vec<Vec<u8>> = keys
-        .into_iter()
-        .filter(|k| !k.is_empty())
-        .map(String::into_bytes)
-        .collect();
-    if keys.is_empty() {
-        return Err("no API key configured".into());
-    }
-    if keys.iter().any(|k| k.len() < 16) {
-        return Err("an API key is shorter than 16 characters".into());
-    }
-    Ok(keys)
+    crate::domain::access::Credential::parse_all(raw).map(|keys| keys.iter().map(|k| k.to_value()).collect())
 }
 
 /// The webhook's relays (see [`crate::domain::access::Relay::parse_all`]), each one value of the rotating secret.

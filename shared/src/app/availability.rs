@@ -68,10 +68,24 @@ pub struct AvailabilityDeps<'a> {
     pub calendar: &'a dyn CalendarStore,
     pub cache: &'a dyn AvailabilityCache,
     pub cache_ttl: Duration,
+    /// The accounts the caller's key reaches: a property outside them is answered as unknown.
+    pub reach: &'a crate::domain::access::Accounts,
 }
 
 pub async fn load_property(properties: &dyn PropertyStore, id: &ResManPropertyId) -> Result<Property, AppError> {
     properties.property(id).await?.ok_or_else(no_such_property)
+}
+
+/// A tour's property. A tour whose property is unknown (or out of the key's reach) is answered as no such tour, so a
+/// tour id cannot be probed through its property.
+pub async fn load_tours_property(
+    properties: &dyn PropertyStore,
+    tour: &crate::domain::booking::TourRecord,
+) -> Result<Property, AppError> {
+    properties
+        .property(&tour.property_id)
+        .await?
+        .ok_or_else(|| AppError::NotFound(crate::domain::InvalidField::new("appointment_id", "no such tour")))
 }
 
 fn no_such_property() -> AppError {
@@ -141,7 +155,10 @@ pub async fn availability(
         .cache
         .read_day(&query.property_id, query.date, query.tour_type, now)
         .await?;
-    let property = day.property.ok_or_else(no_such_property)?;
+    let property = day
+        .property
+        .filter(|p| super::reach::reaches(deps.reach, p))
+        .ok_or_else(no_such_property)?;
     property.tour_type(query.tour_type)?;
     slots::check_date(&property, query.date, now)?;
 
@@ -225,6 +242,7 @@ mod tests {
             calendar: store,
             cache: store,
             cache_ttl: Duration::seconds(60),
+            reach: &crate::domain::access::EVERY_ACCOUNT,
         }
     }
 
@@ -338,6 +356,7 @@ mod tests {
         .unwrap();
         let d = AvailabilityDeps {
             cache_ttl: Duration::days(2),
+            reach: &crate::domain::access::EVERY_ACCOUNT,
             ..deps(&store)
         };
         let (view, source) = availability(&d, &query("2026-12-01", "in_person"), later)

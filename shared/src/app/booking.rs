@@ -522,7 +522,10 @@ pub async fn conversation_tours(
         tours: Vec::new(),
     };
     for tour in tours.conversation_tours(conversation).await? {
-        let property = load_property(properties, &tour.property_id).await?;
+        // A tour at a property out of the key's reach is not listed.
+        let Some(property) = properties.property(&tour.property_id).await? else {
+            continue;
+        };
         let r = response_for(&property, &tour);
         view.tours.push(ConversationTour {
             appointment_id: r.appointment_id,
@@ -658,7 +661,7 @@ pub async fn tour_view(
         .tour_with_messages(&booking)
         .await?
         .ok_or_else(|| AppError::NotFound(crate::domain::InvalidField::new("appointment_id", "no such tour")))?;
-    let property = load_property(properties, &tour.property_id).await?;
+    let property = super::availability::load_tours_property(properties, &tour).await?;
     Ok(view_of(&property, &tour, Some(deliveries)))
 }
 
@@ -1162,6 +1165,68 @@ mod use_case_tests {
             tour_view(&store, &tours, &tours, "no spaces allowed").await,
             Err(AppError::Invalid(e)) if e.field == "appointment_id"
         ));
+    }
+
+    #[tokio::test]
+    async fn another_companys_key_finds_neither_the_tour_nor_the_conversation_nor_the_property() {
+        use crate::app::reach::InReach;
+        use crate::domain::access::{AccountRef, Accounts};
+        let (store, tours, resman) = (
+            MemoryStore::with_property(demo()),
+            MemoryTours::default(),
+            ScriptedResMan::default(),
+        );
+        let c = command(1, "10:00");
+        let booked = book(&store, &tours, &resman, &c, None).await.unwrap();
+        let ours = booked.response.unwrap();
+        let riverside = Accounts::Only([AccountRef::Id(crate::domain::resman::ResManAccountId(401))].into());
+        let other = InReach::new(&store, &riverside);
+        let unknown = tour_view(&store, &tours, &tours, "tour_0123456789abcdef0123456789abcdef")
+            .await
+            .unwrap_err();
+        for id in [
+            ours.appointment_id.as_str(),
+            ours.resman_appointment_id.as_deref().unwrap(),
+        ] {
+            let refused = tour_view(&other, &tours, &tours, id).await.unwrap_err();
+            assert_eq!(
+                crate::app::ErrorBody::of(&refused),
+                crate::app::ErrorBody::of(&unknown),
+                "answered exactly as an unknown id"
+            );
+        }
+        assert!(
+            conversation_tours(&other, &tours, &c.conversation_id)
+                .await
+                .unwrap()
+                .tours
+                .is_empty()
+        );
+        let deps = BookingDeps {
+            properties: &other,
+            calendar: &store,
+            tours: &tours,
+            resman: &resman,
+            queue: &tours,
+            attempts: Attempts {
+                count: 1,
+                backoff: std::time::Duration::ZERO,
+            },
+            clock: &chrono::Utc::now,
+        };
+        let booking = book_tour(
+            &deps,
+            &command(2, "11:00"),
+            None,
+            BookingId::from_uuid(uuid::Uuid::new_v4()),
+            monday_morning(),
+        )
+        .await;
+        assert!(
+            matches!(booking, Err(AppError::NotFound(ref f)) if f.field == "property_id"),
+            "{booking:?}"
+        );
+        assert_eq!(resman.posts(), 1, "nothing reached the other company's ResMan");
     }
 
     mod holds {

@@ -418,7 +418,7 @@ impl crate::ports::TourStore for MemoryTours {
         }
         let mut idempotency = locked(&self.idempotency);
         if let Some(answer) = answer
-            && idempotency.contains_key(&answer.key)
+            && idempotency.get(&answer.key).is_some_and(|r| r.is_live(now))
         {
             return Ok(ChangeWrite::KeyInUse);
         }

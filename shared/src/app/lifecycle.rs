@@ -4,7 +4,7 @@
 //! afterwards travels through the outbox and the sync worker, so no answer waits on either.
 
 use super::AppError;
-use super::availability::{busy_around_date, load_property};
+use super::availability::{busy_around_date, load_tours_property};
 use super::booking::{alternatives, candidates, find_tour, view_of};
 use crate::domain::booking::{Holder, SyncStatus, TourRecord, TourStatus, slot_at};
 use crate::domain::lifecycle::{Change, ChangeSource, ResManWord, decide};
@@ -145,13 +145,14 @@ pub async fn change_tour_if(
         }
     };
     let (seen, tour) = tokio::join!(seen, find_tour(deps.tours, id));
-    if let Some(record) = seen? {
+    // A record past its expiry is no record, whenever TTL deletes it.
+    if let Some(record) = seen?.filter(|r| r.is_live(now)) {
         return replay(&record, &fingerprint);
     }
     let mut tour = tour?;
     // The property and, for a move, the busy time around the new date: read at the same time.
     let (property, busy) = tokio::join!(
-        load_property(deps.properties, &tour.property_id),
+        load_tours_property(deps.properties, &tour),
         busy_for_move(deps.calendar, &tour, command.reschedule.as_ref(), now)
     );
     let (property, mut busy) = (property?, busy?);

@@ -10,6 +10,7 @@ pub mod lifecycle;
 pub mod notify;
 pub mod pacing;
 pub mod privacy;
+pub mod reach;
 pub mod self_service;
 pub mod sync;
 pub mod webhook;

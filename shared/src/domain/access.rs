@@ -20,6 +20,9 @@ pub enum Accounts {
     Only(BTreeSet<AccountRef>),
 }
 
+/// Every account: the reach of the system's own work (the workers, the webhook's relays are checked apart).
+pub static EVERY_ACCOUNT: Accounts = Accounts::All;
+
 impl Accounts {
     /// Whether a property of `account` (as the property names it; `None`: the default account) is in reach.
     pub fn covers(&self, account: Option<ResManAccountId>) -> bool {
@@ -74,6 +77,46 @@ enum AccountFile {
     Word(String),
 }
 
+impl AccountsFile {
+    /// The scope as written, for `whose` (named in the reason when it is wrong).
+    fn read(self, whose: &str) -> Result<Accounts, String> {
+        match self {
+            AccountsFile::Every(star) if star == "*" => Ok(Accounts::All),
+            AccountsFile::Every(other) => Err(format!("{whose}: accounts is {other:?}; write \"*\" or a list")),
+            AccountsFile::List(list) => {
+                let refs = list
+                    .into_iter()
+                    .map(|a| match a {
+                        AccountFile::Id(id) => Ok(AccountRef::Id(ResManAccountId(id))),
+                        AccountFile::Word(w) if w == "default" => Ok(AccountRef::Default),
+                        AccountFile::Word(w) => Err(format!(
+                            "{whose}: account {w:?} is neither an AccountID nor \"default\""
+                        )),
+                    })
+                    .collect::<Result<BTreeSet<_>, _>>()?;
+                if refs.is_empty() {
+                    return Err(format!("{whose}: no account named"));
+                }
+                Ok(Accounts::Only(refs))
+            }
+        }
+    }
+
+    fn of(accounts: &Accounts) -> Self {
+        match accounts {
+            Accounts::All => AccountsFile::Every("*".into()),
+            Accounts::Only(refs) => AccountsFile::List(
+                refs.iter()
+                    .map(|r| match r {
+                        AccountRef::Default => AccountFile::Word("default".into()),
+                        AccountRef::Id(id) => AccountFile::Id(id.0),
+                    })
+                    .collect(),
+            ),
+        }
+    }
+}
+
 impl Relay {
     /// The webhook secret as written: a JSON array of `{"name", "accounts": "*" | [AccountID or "default", ...],
     /// "secret"}`, or (as before relays) a plain string of 16 characters or more, one relay for every account.
@@ -116,32 +159,7 @@ impl Relay {
     }
 
     fn from_file(file: RelayFile) -> Result<Relay, String> {
-        let accounts = match file.accounts {
-            AccountsFile::Every(star) if star == "*" => Accounts::All,
-            AccountsFile::Every(other) => {
-                return Err(format!(
-                    "relay {:?}: accounts is {other:?}; write \"*\" or a list",
-                    file.name
-                ));
-            }
-            AccountsFile::List(list) => {
-                let refs = list
-                    .into_iter()
-                    .map(|a| match a {
-                        AccountFile::Id(id) => Ok(AccountRef::Id(ResManAccountId(id))),
-                        AccountFile::Word(w) if w == "default" => Ok(AccountRef::Default),
-                        AccountFile::Word(w) => Err(format!(
-                            "relay {:?}: account {w:?} is neither an AccountID nor \"default\"",
-                            file.name
-                        )),
-                    })
-                    .collect::<Result<BTreeSet<_>, _>>()?;
-                if refs.is_empty() {
-                    return Err(format!("relay {:?}: no account named", file.name));
-                }
-                Accounts::Only(refs)
-            }
-        };
+        let accounts = file.accounts.read(&format!("relay {:?}", file.name))?;
         Ok(Relay {
             name: file.name,
             accounts,
@@ -151,20 +169,9 @@ impl Relay {
 
     /// The relay as one value of a rotating secret (kept while its secret is retired, within the grace).
     pub fn to_value(&self) -> Vec<u8> {
-        let accounts = match &self.accounts {
-            Accounts::All => AccountsFile::Every("*".into()),
-            Accounts::Only(refs) => AccountsFile::List(
-                refs.iter()
-                    .map(|r| match r {
-                        AccountRef::Default => AccountFile::Word("default".into()),
-                        AccountRef::Id(id) => AccountFile::Id(id.0),
-                    })
-                    .collect(),
-            ),
-        };
         let file = RelayFile {
             name: self.name.clone(),
-            accounts,
+            accounts: AccountsFile::of(&self.accounts),
             secret: String::from_utf8_lossy(&self.secret).into_owned(),
         };
         serde_json::to_vec(&file).unwrap_or_default()
@@ -186,6 +193,217 @@ impl Relay {
             }
         }
         relays
+    }
+}
+
+/// Who holds an API key, and so what it may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// DomIQ's chatbot: availability, holds, bookings, its conversations' tours and their changes, and the figures.
+    Chatbot,
+    /// A leasing manager: their companies' figures and dashboard, and the staff view of a tour. No writes.
+    Manager,
+    /// The team that runs the system: everything.
+    Operator,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Chatbot => "chatbot",
+            Role::Manager => "manager",
+            Role::Operator => "operator",
+        }
+    }
+
+    /// Whether this role may do `action` (whose property or tour is then checked against the key's accounts).
+    pub fn may(self, action: Action) -> bool {
+        match self {
+            Role::Chatbot | Role::Operator => true,
+            Role::Manager => matches!(action, Action::ReadTour | Action::ReadFigures),
+        }
+    }
+}
+
+/// What an API request does, as roles are granted it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    ReadAvailability,
+    Hold,
+    Book,
+    /// A conversation's tours.
+    ReadConversation,
+    /// One tour, with its history and messages.
+    ReadTour,
+    ChangeTour,
+    /// A property's metrics and trends.
+    ReadFigures,
+}
+
+/// One API key as the keys' secret holds it: a name, a role, the accounts it reaches, and the SHA-256 of the key
+/// (the key itself is shown once, when issued, and kept nowhere).
+#[derive(Clone, PartialEq, Eq)]
+pub struct Credential {
+    pub name: String,
+    pub role: Role,
+    pub accounts: Accounts,
+    digest: [u8; 32],
+}
+
+impl std::fmt::Debug for Credential {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credential")
+            .field("name", &self.name)
+            .field("role", &self.role)
+            .field("accounts", &self.accounts)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The shortest key accepted.
+pub const MIN_KEY_CHARS: usize = 16;
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CredentialFile {
+    name: String,
+    role: Role,
+    accounts: AccountsFile,
+    key_sha256: String,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum KeyEntry {
+    /// A key as written before roles: the chatbot's, for every account.
+    Plain(String),
+    Record(CredentialFile),
+}
+
+fn sha256(bytes: &[u8]) -> [u8; 32] {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes).into()
+}
+
+impl Credential {
+    /// A new key's record: what the secret keeps for `key`.
+    pub fn issue(name: &str, role: Role, accounts: Accounts, key: &str) -> Result<Credential, String> {
+        if key.chars().count() < MIN_KEY_CHARS {
+            return Err(format!("a key is shorter than {MIN_KEY_CHARS} characters"));
+        }
+        if name.trim().is_empty() {
+            return Err("a key needs a name".into());
+        }
+        Ok(Credential {
+            name: name.trim().to_owned(),
+            role,
+            accounts,
+            digest: sha256(key.as_bytes()),
+        })
+    }
+
+    /// The API keys' secret as written: a JSON array whose entries are records `{"name", "role", "accounts",
+    /// "key_sha256"}` or (as before roles) plain keys of 16 characters or more, each the chatbot's for every account.
+    pub fn parse_all(raw: &str) -> Result<Vec<Credential>, String> {
+        let entries: Vec<KeyEntry> = serde_json::from_str(raw).map_err(|e| {
+            // Where, not what: serde's words can quote a value, and a value may be a key.
+            format!(
+                "not a JSON array of keys (line {}, column {}): each a key of 16 characters or more, or \
+                 {{name, role, accounts, key_sha256}}",
+                e.line(),
+                e.column()
+            )
+        })?;
+        let mut all = Vec::new();
+        for (n, entry) in entries.into_iter().enumerate() {
+            match entry {
+                KeyEntry::Plain(key) if key.is_empty() => {}
+                KeyEntry::Plain(key) => all.push(Credential::issue(
+                    &format!("key {}", n + 1),
+                    Role::Chatbot,
+                    Accounts::All,
+                    &key,
+                )?),
+                KeyEntry::Record(file) => all.push(Credential::from_file(file)?),
+            }
+        }
+        if all.is_empty() {
+            return Err("no API key configured".into());
+        }
+        for (i, key) in all.iter().enumerate() {
+            if all[..i].iter().any(|k| k.digest == key.digest) {
+                return Err(format!("the key named {:?} is listed twice", key.name));
+            }
+        }
+        Ok(all)
+    }
+
+    fn from_file(file: CredentialFile) -> Result<Credential, String> {
+        let whose = format!("key {:?}", file.name);
+        let mut digest = [0; 32];
+        hex::decode_to_slice(&file.key_sha256, &mut digest)
+            .map_err(|_| format!("{whose}: key_sha256 is not 64 hex digits"))?;
+        Ok(Credential {
+            accounts: file.accounts.read(&whose)?,
+            name: file.name,
+            role: file.role,
+            digest,
+        })
+    }
+
+    /// The record as the secret keeps it (and as one value of the rotating secret).
+    pub fn to_value(&self) -> Vec<u8> {
+        serde_json::to_vec(&self.to_json()).unwrap_or_default()
+    }
+
+    /// The record as JSON, for the secret.
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::to_value(CredentialFile {
+            name: self.name.clone(),
+            role: self.role,
+            accounts: AccountsFile::of(&self.accounts),
+            key_sha256: hex::encode(self.digest),
+        })
+        .unwrap_or_default()
+    }
+
+    /// The keys a rotating secret accepts, from its values (current first, then retired ones within the grace). A
+    /// retired value for a key that is still current is dropped: its current role and accounts are the ones that hold.
+    pub fn from_values<'a>(values: impl IntoIterator<Item = &'a [u8]>) -> Credentials {
+        let mut all: Vec<Credential> = Vec::new();
+        for value in values {
+            let Ok(file) = serde_json::from_slice::<CredentialFile>(value) else {
+                continue;
+            };
+            let Ok(key) = Credential::from_file(file) else {
+                continue;
+            };
+            if !all.iter().any(|k| k.digest == key.digest) {
+                all.push(key);
+            }
+        }
+        Credentials(all)
+    }
+}
+
+/// The keys accepted now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Credentials(Vec<Credential>);
+
+impl Credentials {
+    /// The key presented, if it is one of ours. Every key's digest is compared, in constant time, so the time taken
+    /// does not tell which came close.
+    pub fn identify(&self, presented: Option<&[u8]>) -> Option<&Credential> {
+        use subtle::ConstantTimeEq;
+        let digest = sha256(presented?);
+        self.0.iter().fold(None, |found, key| {
+            if bool::from(key.digest.ct_eq(&digest)) {
+                Some(key)
+            } else {
+                found
+            }
+        })
     }
 }
 
@@ -263,5 +481,94 @@ mod tests {
             "the retired, wider scope of the same secret does not linger"
         );
         assert!(!format!("{relays:?}").contains("0123456789abcdef"));
+    }
+
+    #[test]
+    fn a_plain_key_is_the_chatbots_for_every_company_and_a_record_holds_its_role_and_accounts() {
+        let digest = hex::encode(sha256(b"manager-key-0123456789"));
+        let raw = format!(
+            r#"["chatbot-key-0123456789", {{"name": "Riverside manager", "role": "manager", "accounts": [401],
+                "key_sha256": "{digest}"}}]"#
+        );
+        let keys = Credential::parse_all(&raw).unwrap();
+        let accepted = Credential::from_values(
+            keys.iter()
+                .map(|k| k.to_value())
+                .collect::<Vec<_>>()
+                .iter()
+                .map(Vec::as_slice),
+        );
+        let chatbot = accepted.identify(Some(b"chatbot-key-0123456789")).unwrap();
+        assert_eq!((chatbot.role, &chatbot.accounts), (Role::Chatbot, &Accounts::All));
+        let manager = accepted.identify(Some(b"manager-key-0123456789")).unwrap();
+        assert_eq!(
+            (manager.name.as_str(), manager.role),
+            ("Riverside manager", Role::Manager)
+        );
+        assert!(manager.accounts.covers(id(401)) && !manager.accounts.covers(None));
+        for wrong in [&b""[..], b"chatbot-key-012345678", b"manager-key-01234567890"] {
+            assert!(accepted.identify(Some(wrong)).is_none());
+        }
+        assert!(accepted.identify(None).is_none());
+        assert!(!format!("{accepted:?}").contains(&digest), "no digest in a debug line");
+    }
+
+    #[test]
+    fn a_manager_reads_figures_and_tours_and_writes_nothing() {
+        use Action::*;
+        let all = [
+            ReadAvailability,
+            Hold,
+            Book,
+            ReadConversation,
+            ReadTour,
+            ChangeTour,
+            ReadFigures,
+        ];
+        let allowed = |role: Role| all.iter().copied().filter(|a| role.may(*a)).collect::<Vec<_>>();
+        assert_eq!(allowed(Role::Manager), vec![ReadTour, ReadFigures]);
+        assert_eq!(allowed(Role::Chatbot), all.to_vec());
+        assert_eq!(allowed(Role::Operator), all.to_vec());
+    }
+
+    #[test]
+    fn a_keys_file_with_a_mistake_names_it_and_never_quotes_a_key() {
+        for (raw, says) in [
+            ("[]", "no API key"),
+            (r#"["short"]"#, "shorter"),
+            (r#"["same-key-0123456789", "same-key-0123456789"]"#, "twice"),
+            (
+                r#"[{"name":"m","role":"boss","accounts":"*","key_sha256":"00"}]"#,
+                "JSON array of keys",
+            ),
+            (
+                r#"[{"name":"m","role":"manager","accounts":"*","key_sha256":"00"}]"#,
+                "64 hex",
+            ),
+            (
+                r#"[{"name":"m","role":"manager","accounts":[],"key_sha256":"00"}]"#,
+                "64 hex",
+            ),
+            ("not json secret-value-0123", "JSON array of keys"),
+        ] {
+            let err = Credential::parse_all(raw).unwrap_err();
+            assert!(err.contains(says), "{raw}: {err}");
+            assert!(!err.contains("secret-value") && !err.contains("same-key"), "{err}");
+        }
+    }
+
+    #[test]
+    fn a_narrowed_key_holds_at_once_through_the_rotation_grace() {
+        let wide = Credential::issue("m", Role::Operator, Accounts::All, "the-same-key-0123456789").unwrap();
+        let narrow = Credential {
+            role: Role::Manager,
+            ..wide.clone()
+        };
+        let (current, retired) = (narrow.to_value(), wide.to_value());
+        let accepted = Credential::from_values([current.as_slice(), retired.as_slice()]);
+        assert_eq!(
+            accepted.identify(Some(b"the-same-key-0123456789")).unwrap().role,
+            Role::Manager
+        );
     }
 }

@@ -1,48 +1,61 @@
 //! The HTTP edge: the API key check, reading requests, and the one mapping from errors to JSON responses.
 
-pub mod auth;
 pub mod page;
 pub mod response;
 
 pub use response::{ApiError, answer, json};
 
+use crate::domain::access::{Action, Credential, Credentials};
+use response::error_response;
+
 use lambda_http::http::Method;
 use lambda_http::{Body, Request, Response};
 
-/// The gate every chatbot endpoint passes first: its `x-api-key`, then the request's method, which must be `method`
-/// (the one this function serves); a 405 lists every method of the path in `allow` (`"GET, PUT"`: API Gateway
-/// routes the path's other methods to one of its functions, which answers for all).
-/// Returns the refusal to send, or `None` to go on.
-pub fn gate(keys: &auth::ApiKeys, request: &Request, method: Method, allow: &str) -> Option<Response<Body>> {
+/// What a function serves: its method (a 405 lists every method of the path in `allow`, `"GET, PUT"`: API Gateway
+/// routes the path's other methods to one of its functions, which answers for all) and what a request does.
+#[derive(Debug, Clone)]
+pub struct Route {
+    pub method: Method,
+    pub allow: &'static str,
+    pub action: Action,
+}
+
+/// The gate every API endpoint passes first: its `x-api-key` (401), then the request's method (405), then whether
+/// the key's role may do this (403, counted). The key it was, to check the property or tour against its accounts.
+/// (The refusal is boxed: a response is large, and the pass is the common case.)
+pub fn gate(keys: &Credentials, request: &Request, route: &Route) -> Result<Credential, Box<Response<Body>>> {
     let presented = request.headers().get("x-api-key").map(|v| v.as_bytes());
-    if !keys.accepts(presented) {
+    let Some(key) = keys.identify(presented) else {
         let message = if presented.is_some() {
             "the x-api-key header is not a valid key"
         } else {
             "the x-api-key header is missing"
         };
-        return Some(ApiError::unauthorized(message).with_field("x-api-key").into_response());
+        return Err(Box::new(
+            ApiError::unauthorized(message).with_field("x-api-key").into_response(),
+        ));
+    };
+    if request.method() != route.method {
+        return Err(Box::new(ApiError::method_not_allowed(route.allow)));
     }
-    if request.method() != method {
-        return Some(ApiError::method_not_allowed(allow));
+    if !key.role.may(route.action) {
+        crate::metrics::count(crate::metrics::Metric::AccessRefusals);
+        tracing::warn!(key = %key.name, role = key.role.as_str(), action = ?route.action, "refused: not for this key's role");
+        let forbidden = crate::app::AppError::Forbidden("this key's role may not do this");
+        return Err(Box::new(error_response(&forbidden)));
     }
-    None
+    Ok(key.clone())
 }
 
 /// [`gate`] with the keys a rotating secret accepts now (read again from Secrets Manager when due).
 pub async fn check(
     keys: &crate::adapters::secrets::RotatingSecret,
     request: &Request,
-    method: Method,
-    allow: &str,
-) -> Option<Response<Body>> {
+    route: &Route,
+) -> Result<Credential, Box<Response<Body>>> {
     let now = chrono::Utc::now();
-    gate(
-        &auth::ApiKeys::accepted_by(&keys.ring(now).await, now),
-        request,
-        method,
-        allow,
-    )
+    let ring = keys.ring(now).await;
+    gate(&Credential::from_values(ring.accepted(now)), request, route)
 }
 
 /// A request handler of an HTTP function: `async fn handle(deps: &Deps, request: Request) -> Response<Body>`.
@@ -97,9 +110,28 @@ pub fn appointment_id(request: &Request) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::access::{Accounts, Role};
 
-    fn keys() -> auth::ApiKeys {
-        auth::ApiKeys::new(vec!["chatbot-key-0123456789".into()]).unwrap()
+    const CHATBOT: &str = "chatbot-key-0123456789";
+    const MANAGER: &str = "manager-key-0123456789";
+
+    fn keys() -> Credentials {
+        let values: Vec<Vec<u8>> = [
+            Credential::issue("chatbot", Role::Chatbot, Accounts::All, CHATBOT),
+            Credential::issue("manager", Role::Manager, Accounts::All, MANAGER),
+        ]
+        .into_iter()
+        .map(|k| k.unwrap().to_value())
+        .collect();
+        Credential::from_values(values.iter().map(Vec::as_slice))
+    }
+
+    fn route(action: Action) -> Route {
+        Route {
+            method: Method::GET,
+            allow: "GET, PUT",
+            action,
+        }
     }
 
     fn request(method: Method, key: Option<&str>) -> Request {
@@ -112,9 +144,9 @@ mod tests {
         builder.body(Body::Empty).unwrap()
     }
 
-    fn field_of(response: &Response<Body>) -> serde_json::Value {
+    fn error_of(response: &Response<Body>) -> serde_json::Value {
         match response.body() {
-            Body::Text(text) => serde_json::from_str::<serde_json::Value>(text).unwrap()["error"]["field"].clone(),
+            Body::Text(text) => serde_json::from_str::<serde_json::Value>(text).unwrap()["error"].clone(),
             other => panic!("unexpected body {other:?}"),
         }
     }
@@ -122,17 +154,18 @@ mod tests {
     #[test]
     fn a_missing_or_wrong_key_is_a_401_naming_the_header() {
         for key in [None, Some("wrong-key-0123456789"), Some("")] {
-            let refusal = gate(&keys(), &request(Method::GET, key), Method::GET, "GET").expect("refused");
+            let refusal = gate(&keys(), &request(Method::GET, key), &route(Action::ReadTour)).unwrap_err();
             assert_eq!(refusal.status(), 401);
-            assert_eq!(field_of(&refusal), "x-api-key");
+            assert_eq!(error_of(&refusal)["field"], "x-api-key");
         }
     }
 
     #[test]
     fn the_right_key_passes_and_a_wrong_method_is_a_405_listing_the_paths_methods() {
-        let key = Some("chatbot-key-0123456789");
-        assert!(gate(&keys(), &request(Method::GET, key), Method::GET, "GET, PUT").is_none());
-        let refusal = gate(&keys(), &request(Method::DELETE, key), Method::GET, "GET, PUT").unwrap();
+        let key = Some(CHATBOT);
+        let passed = gate(&keys(), &request(Method::GET, key), &route(Action::ReadTour)).unwrap();
+        assert_eq!(passed.name, "chatbot");
+        let refusal = gate(&keys(), &request(Method::DELETE, key), &route(Action::ReadTour)).unwrap_err();
         assert_eq!(refusal.status(), 405);
         assert_eq!(
             refusal.headers()["allow"],
@@ -143,7 +176,18 @@ mod tests {
 
     #[test]
     fn the_key_is_checked_before_the_method_so_strangers_learn_nothing() {
-        let refusal = gate(&keys(), &request(Method::DELETE, None), Method::GET, "GET").unwrap();
+        let refusal = gate(&keys(), &request(Method::DELETE, None), &route(Action::ReadTour)).unwrap_err();
         assert_eq!(refusal.status(), 401);
+    }
+
+    #[tokio::test]
+    async fn a_role_that_may_not_do_it_gets_a_403_and_is_counted() {
+        let manager = request(Method::GET, Some(MANAGER));
+        let (refused, lines) = crate::metrics::capture(async { gate(&keys(), &manager, &route(Action::Book)) }).await;
+        let refusal = refused.unwrap_err();
+        assert_eq!(refusal.status(), 403);
+        assert_eq!(error_of(&refusal)["code"], "forbidden");
+        assert_eq!(crate::metrics::names(&lines), vec!["AccessRefusals"]);
+        assert!(gate(&keys(), &manager, &route(Action::ReadFigures)).is_ok());
     }
 }

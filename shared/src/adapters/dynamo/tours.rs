@@ -698,7 +698,12 @@ impl TourStore for DynamoStore {
             idem.insert("response_status".into(), n(answer.status.into()));
             idem.insert("response_body".into(), s(answer.body.as_str()));
             let expires = (now + IDEMPOTENCY_RETENTION).timestamp();
-            items.push(put(&self.table, idem, Some("attribute_not_exists(pk)"))?);
+            // A lapsed record (TTL may not have deleted it yet) is no record.
+            let free = (
+                "attribute_not_exists(pk) OR expires_at <= :now",
+                vec![(":now", n(now.timestamp()))],
+            );
+            items.push(put_if(&self.table, idem, free)?);
             items.push(put(&self.table, answer_pointer(after, &answer.key, expires), None)?);
         }
         match self.transact(items).await {
