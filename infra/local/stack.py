@@ -32,6 +32,7 @@ MOTO_PORT, RESMAN_PORT, LAMBDA_PORT. The AWS SDKs (Rust, boto3) read both endpoi
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import secrets
@@ -339,21 +340,36 @@ def require_dynamodb_local() -> None:
         raise StackError(str(error)) from None
 
 
+# The local stack's secrets: the chatbot's API key, a manager key for each demo company (the Maple Grove company is the
+# ResMan credentials' own account, "default"; Riverside Living is account 401), the webhook and link secrets.
+LOCAL_SECRETS = ("API_KEY", "MANAGER_API_KEY", "RIVERSIDE_MANAGER_API_KEY", "WEBHOOK_SECRET", "LINK_SECRET")
+RIVERSIDE_ACCOUNT = 401
+
+
 def load_or_create_secrets(paths: Paths) -> dict[str, str]:
-    """The local API key, webhook secret and link secret: random once, then reused, so clients configured with them keep
-    working across `make down`/`make up`."""
-    if paths.secrets_env.exists():
-        stored = read_env_file(paths.secrets_env)
-        if stored.get("API_KEY") and stored.get("WEBHOOK_SECRET") and stored.get("LINK_SECRET"):
-            return stored
-    generated = {
-        "API_KEY": secrets.token_urlsafe(32),
-        "WEBHOOK_SECRET": secrets.token_urlsafe(32),
-        "LINK_SECRET": secrets.token_urlsafe(32),
-    }
-    write_env_file(paths.secrets_env, generated)
+    """The local keys and secrets: random once, then reused, so clients configured with them keep working across
+    `make down`/`make up` (one added since is made and kept beside the others)."""
+    stored = read_env_file(paths.secrets_env) if paths.secrets_env.exists() else {}
+    missing = [name for name in LOCAL_SECRETS if not stored.get(name)]
+    if not missing:
+        return stored
+    kept = {**stored, **{name: secrets.token_urlsafe(32) for name in missing}}
+    write_env_file(paths.secrets_env, kept)
     paths.secrets_env.chmod(0o600)
-    return generated
+    return kept
+
+
+def api_keys_secret(local_secrets: dict[str, str]) -> str:
+    """The API keys' secret: the chatbot's key as a plain key (every company), and each company's manager key as a
+    record holding only its digest."""
+    def manager(name: str, accounts: list, key: str) -> dict:
+        return {"name": name, "role": "manager", "accounts": accounts,
+                "key_sha256": hashlib.sha256(key.encode()).hexdigest()}
+    return json.dumps([
+        local_secrets["API_KEY"],
+        manager("Maple Grove manager", ["default"], local_secrets["MANAGER_API_KEY"]),
+        manager("Riverside Living manager", [RIVERSIDE_ACCOUNT], local_secrets["RIVERSIDE_MANAGER_API_KEY"]),
+    ])
 
 
 def cargo_target_dir() -> Path:
@@ -525,7 +541,7 @@ def up(paths: Paths) -> int:
             params={"Stage": STAGE, "ResManBaseUrl": sandbox_url},
             secrets={
                 "ResManCredentialsSecretArn": json.dumps(SANDBOX_CREDENTIALS),
-                "ApiKeysSecretArn": json.dumps([local_secrets["API_KEY"]]),
+                "ApiKeysSecretArn": api_keys_secret(local_secrets),
                 "WebhookSecretArn": local_secrets["WEBHOOK_SECRET"],
                 "LinkSecretArn": local_secrets["LINK_SECRET"],
             },

@@ -74,12 +74,13 @@ def running_stack(tmp_path_factory):
             stack.down(paths)
 
 
-def call(env: dict, method: str, path: str, body: dict | None = None) -> tuple[int, dict]:
+def call(env: dict, method: str, path: str, body: dict | None = None, key: str = "API_KEY") -> tuple[int, dict]:
+    """A request with the key named `key` in the stack's environment (the chatbot's by default)."""
     request = urllib.request.Request(
         f"{env['LAMBDA_BASE_URL']}/{path}",
         method=method,
         data=None if body is None else json.dumps(body).encode(),
-        headers={"x-api-key": env["API_KEY"], "content-type": "application/json"},
+        headers={"x-api-key": env[key], "content-type": "application/json"},
     )
     try:
         with urllib.request.urlopen(request, timeout=120) as response:
@@ -179,6 +180,57 @@ def emails_to(env: dict, address: str) -> list:
 def sandbox_appointment(env: dict, appointment_id: str) -> dict:
     with urllib.request.urlopen(f"{env['RESMAN_SANDBOX_URL']}/_sandbox/appointments?property_id={PROPERTY}") as r:
         return next(a for a in json.loads(r.read()) if a["appointment_id"] == appointment_id)
+
+
+def test_each_key_reaches_only_what_its_role_and_companies_allow_on_every_endpoint(running_stack):
+    """Issue 22: the chatbot's key books at Maple Grove; a manager of Maple Grove's company reads its tour and figures
+    and writes nothing (403); a manager of another company (Riverside Living, account 401) gets 403 from every
+    endpoint its role does not have and, from the rest, exactly what an unknown id gets (404)."""
+    env = running_stack
+    day, time_of_day = free_slot(env, days_ahead=6)
+    conversation = "e2e-scopes"
+    body = {
+        "conversation_id": conversation,
+        "tour_data": {
+            "prospect_name": "Scope Check", "prospect_email": "scopes@example.com", "prospect_phone": "+15125578888",
+            "tour_type": "in_person", "preferred_date": day, "preferred_time": time_of_day, "property_id": PROPERTY,
+        },
+    }
+    status, booked = call(env, "POST", "book-tour/api/resman/tours/book", body)
+    assert status == 201, booked
+    tour_id = booked["appointment_id"]
+    period = f"property_id={PROPERTY}&from={day}&to={day}"
+    hold = {"conversation_id": conversation, "property_id": PROPERTY, "tour_type": "in_person",
+            "preferred_date": day, "preferred_time": time_of_day}
+    # Every endpoint of the API, with what each role may do there.
+    endpoints = [
+        ("GET", f"tour-availability/api/resman/tours/availability?property_id={PROPERTY}&date={day}&tour_type=in_person",
+         None, False),
+        ("POST", "tour-hold/api/resman/tours/holds", hold, False),
+        ("POST", "book-tour/api/resman/tours/book", body, False),
+        ("GET", f"conversation-tours/api/resman/tours?conversation_id={conversation}", None, False),
+        ("GET", f"get-tour/api/resman/tours/{tour_id}", None, True),
+        ("PUT", f"update-tour/api/resman/tours/{tour_id}", {"status": "confirmed"}, False),
+        ("GET", f"tour-metrics/api/resman/tours/metrics?{period}", None, True),
+        ("GET", f"tour-metrics/api/resman/tours/trends?{period}", None, True),
+    ]
+    unknown_tour = call(env, "GET", "get-tour/api/resman/tours/tour_0123456789abcdef0123456789abcdef",
+                        key="MANAGER_API_KEY")
+    unknown_property = call(env, "GET", "tour-metrics/api/resman/tours/metrics?"
+                            "property_id=00000000-0000-4000-8000-000000000000", key="MANAGER_API_KEY")
+    for method, path, payload, a_managers_read in endpoints:
+        own_status, own = call(env, method, path, payload, key="MANAGER_API_KEY")
+        other_status, other = call(env, method, path, payload, key="RIVERSIDE_MANAGER_API_KEY")
+        if not a_managers_read:
+            for status, answer in [(own_status, own), (other_status, other)]:
+                assert (status, answer["error"]["code"]) == (403, "forbidden"), (path, status, answer)
+            continue
+        assert own_status == 200, (path, own)
+        expected = unknown_tour if "get-tour" in path else unknown_property
+        assert (other_status, other) == expected, (path, other_status, other)
+    # The chatbot's key still reaches all of it.
+    status, tour = call(env, "GET", f"get-tour/api/resman/tours/{tour_id}")
+    assert status == 200 and tour["appointment_id"] == tour_id, tour
 
 
 def test_a_tour_changed_by_the_chatbot_and_by_staff_through_the_functions_ends_the_same_on_both_sides(running_stack):
