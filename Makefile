@@ -11,6 +11,7 @@
 #   make scale       the change feed at 1,000 properties over 50 ResMan accounts: lag p50/p99, requests per account
 #   make fuzz        the long API fuzz (schemathesis, 10,000 cases and more): cases run and failures found
 #   make erase-prospect EMAIL=...   remove a prospect's personal data from the local stack at once
+#   make key-list / key-issue / key-revoke   the API keys, with their roles and companies (see README)
 #
 # Ports for `make up`: DYNAMODB_PORT (8000), MOTO_PORT (5050), RESMAN_PORT (8091), LAMBDA_PORT (9000), e.g.
 # `make up LAMBDA_PORT=9100`.
@@ -48,7 +49,7 @@ TEST_ENV := PATH="$(CURDIR)/$(VENV)/bin:$$PATH" TOUR_BOOKING_VENV="$(CURDIR)/$(V
 # Folders of pure code that may not import AWS, HTTP or Lambda crates (see STYLE.md).
 PURE_DIRS := shared/src/domain shared/src/app
 
-.PHONY: help venv dashboard-assets chromium build up down status demo test bench scale fuzz soak erase-prospect package fmt lint template-check boundary-check clean-local
+.PHONY: help venv dashboard-assets chromium build up down status demo test bench scale fuzz soak erase-prospect key-list key-issue key-revoke package fmt lint template-check boundary-check clean-local
 
 help:
 	@sed -n '1,14s/^# \{0,1\}//p' Makefile
@@ -143,6 +144,22 @@ erase-prospect:
 	@test -f .local/function.env || { echo "the local stack is not running: start it with make up"; exit 1; }
 	cargo build --quiet -p shared --bin erase-prospect
 	set -a && . ./.local/function.env && set +a && target/debug/erase-prospect "$(EMAIL)"
+
+# API keys (shared/src/bin/api-keys.rs) in the local stack's keys secret: list them, issue one (printed once), revoke
+# one. Against AWS, run target/debug/api-keys with API_KEYS_SECRET_ARN and AWS credentials.
+key-list:
+	cargo build --quiet -p shared --bin api-keys
+	set -a && . ./.local/function.env && set +a && target/debug/api-keys list
+
+key-issue:
+	@test -n "$(NAME)" -a -n "$(ROLE)" -a -n "$(ACCOUNT)" || { echo 'usage: make key-issue NAME="Riverside manager" ROLE=manager ACCOUNT=401   (ACCOUNT: * or ids and default, comma-separated)'; exit 2; }
+	cargo build --quiet -p shared --bin api-keys
+	set -a && . ./.local/function.env && set +a && target/debug/api-keys issue "$(NAME)" "$(ROLE)" "$(ACCOUNT)"
+
+key-revoke:
+	@test -n "$(NAME)" || { echo 'usage: make key-revoke NAME="Riverside manager"'; exit 2; }
+	cargo build --quiet -p shared --bin api-keys
+	set -a && . ./.local/function.env && set +a && target/debug/api-keys revoke "$(NAME)"
 
 # The long walk of two writers (tests/tests/crossing_walk.rs): SOAK_SEEDS seeds of 300 operations each, the chatbot
 # and staff changing the same ten tours at once; `make test` runs 20 of them.

@@ -407,6 +407,108 @@ impl Credentials {
     }
 }
 
+impl Accounts {
+    /// A scope as an operator types it: `*`, or AccountIDs and `default` separated by commas (`401,default`).
+    pub fn parse_list(text: &str) -> Result<Accounts, String> {
+        let text = text.trim();
+        if text == "*" {
+            return Ok(Accounts::All);
+        }
+        let list = text
+            .split(',')
+            .map(str::trim)
+            .filter(|a| !a.is_empty())
+            .map(|a| match a.parse::<u64>() {
+                Ok(id) => AccountFile::Id(id),
+                Err(_) => AccountFile::Word(a.to_owned()),
+            })
+            .collect();
+        AccountsFile::List(list).read("the accounts")
+    }
+}
+
+impl std::fmt::Display for Accounts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Accounts::All => write!(f, "every company"),
+            Accounts::Only(refs) => {
+                let names: Vec<String> = refs
+                    .iter()
+                    .map(|r| match r {
+                        AccountRef::Default => "default".to_owned(),
+                        AccountRef::Id(id) => id.to_string(),
+                    })
+                    .collect();
+                write!(f, "accounts {}", names.join(", "))
+            }
+        }
+    }
+}
+
+/// The API keys' secret as an operator edits it: its entries in order, plain keys kept as written.
+#[derive(Debug, Clone)]
+pub struct KeyFile(Vec<serde_json::Value>);
+
+impl KeyFile {
+    pub fn parse(raw: &str) -> Result<KeyFile, String> {
+        Credential::parse_all(raw)?;
+        serde_json::from_str(raw)
+            .map(KeyFile)
+            .map_err(|_| "not a JSON array".into())
+    }
+
+    /// Every key, by name, role and reach (never a key or its digest).
+    pub fn keys(&self) -> Vec<Credential> {
+        Credential::parse_all(&self.to_json()).unwrap_or_default()
+    }
+
+    /// Adds `key` under a new name.
+    pub fn issue(&mut self, name: &str, role: Role, accounts: Accounts, key: &str) -> Result<(), String> {
+        let issued = Credential::issue(name, role, accounts, key)?;
+        if self.keys().iter().any(|k| k.name == issued.name) {
+            return Err(format!("a key named {:?} exists already", issued.name));
+        }
+        self.0.push(issued.to_json());
+        Credential::parse_all(&self.to_json()).map(|_| ())
+    }
+
+    /// Removes the key named `name` (a plain key is named `key N` by its place).
+    pub fn revoke(&mut self, name: &str) -> Result<(), String> {
+        let names: Vec<String> = self.keys().into_iter().map(|k| k.name).collect();
+        let mut kept = Vec::new();
+        let mut place = 0;
+        let mut found = false;
+        for entry in &self.0 {
+            let entry_name = match entry {
+                serde_json::Value::String(key) if key.is_empty() => None,
+                serde_json::Value::String(_) => {
+                    place += 1;
+                    Some(format!("key {place}"))
+                }
+                record => record["name"].as_str().map(|n| n.trim().to_owned()),
+            };
+            if entry_name.as_deref() == Some(name.trim()) {
+                found = true;
+            } else {
+                kept.push(entry.clone());
+            }
+        }
+        if !found {
+            return Err(format!("no key is named {name:?} (the keys: {})", names.join(", ")));
+        }
+        let rest = KeyFile(kept);
+        if rest.keys().is_empty() {
+            return Err("that is the last key: issue another first".into());
+        }
+        *self = rest;
+        Ok(())
+    }
+
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(&self.0).unwrap_or_default()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -570,5 +672,56 @@ mod tests {
             accepted.identify(Some(b"the-same-key-0123456789")).unwrap().role,
             Role::Manager
         );
+    }
+
+    #[test]
+    fn an_operator_issues_lists_and_revokes_keys_and_the_file_keeps_no_key() {
+        let mut file = KeyFile::parse(r#"["chatbot-key-0123456789"]"#).unwrap();
+        file.issue(
+            "Riverside manager",
+            Role::Manager,
+            Accounts::parse_list("401").unwrap(),
+            "new-manager-key-0123456789",
+        )
+        .unwrap();
+        assert!(!file.to_json().contains("new-manager-key"), "only its digest is kept");
+        let names: Vec<(String, Role, String)> = file
+            .keys()
+            .into_iter()
+            .map(|k| (k.name, k.role, k.accounts.to_string()))
+            .collect();
+        assert_eq!(
+            names,
+            vec![
+                ("key 1".to_owned(), Role::Chatbot, "every company".to_owned()),
+                ("Riverside manager".to_owned(), Role::Manager, "accounts 401".to_owned())
+            ]
+        );
+        let accepted = KeyFile::parse(&file.to_json()).unwrap();
+        let values: Vec<Vec<u8>> = accepted.keys().iter().map(Credential::to_value).collect();
+        let keys = Credential::from_values(values.iter().map(Vec::as_slice));
+        assert_eq!(
+            keys.identify(Some(b"new-manager-key-0123456789")).unwrap().name,
+            "Riverside manager"
+        );
+        assert!(
+            file.issue(
+                "Riverside manager",
+                Role::Manager,
+                Accounts::All,
+                "another-key-0123456789"
+            )
+            .is_err()
+        );
+        assert!(file.revoke("nobody").unwrap_err().contains("key 1, Riverside manager"));
+        file.revoke("key 1").unwrap();
+        assert!(file.revoke("Riverside manager").unwrap_err().contains("last key"));
+        assert_eq!(file.keys().len(), 1, "a refused revocation changes nothing");
+        assert_eq!(Accounts::parse_list(" * ").unwrap(), Accounts::All);
+        assert_eq!(
+            Accounts::parse_list("default, 401").unwrap().to_string(),
+            "accounts default, 401"
+        );
+        assert!(Accounts::parse_list("riverside").is_err());
     }
 }
