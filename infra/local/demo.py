@@ -1333,15 +1333,16 @@ def dashboard_period(config: dict) -> tuple[date, date]:
 
 def dashboard_url(ctx: Context, start: date, end: date) -> str:
     query = urllib.parse.urlencode({"property_id": DEMO_PROPERTY_ID, "from": start.isoformat(), "to": end.isoformat()})
-    # The key travels in the fragment, which the browser never sends to a server; the page keeps it for the tab.
-    return f"{ctx.url('LAMBDA_BASE_URL')}/tour-dashboard/dashboard?{query}#key={ctx.env.get('API_KEY', '')}"
+    # The leasing manager's own key, never the chatbot's: it reads this company's figures and changes nothing. It
+    # travels in the fragment, which the browser never sends to a server; the page keeps it for the tab.
+    return f"{ctx.url('LAMBDA_BASE_URL')}/tour-dashboard/dashboard?{query}#key={ctx.env.get('MANAGER_API_KEY', '')}"
 
 
 def step_the_managers_dashboard(ctx: Context) -> None:
     config = property_config()
     start, end = dashboard_period(config)
     query = urllib.parse.urlencode({"property_id": DEMO_PROPERTY_ID, "from": start.isoformat(), "to": end.isoformat()})
-    headers = {"x-api-key": ctx.env.get("API_KEY", "")}
+    headers = {"x-api-key": ctx.env.get("MANAGER_API_KEY", "")}
     base = f"{ctx.url('LAMBDA_BASE_URL')}/tour-metrics/api/resman/tours"
     metrics = request_json("GET", f"{base}/metrics?{query}", headers=headers)
     trends = request_json("GET", f"{base}/trends?{query}", headers=headers)
@@ -1369,8 +1370,9 @@ def step_the_managers_dashboard(ctx: Context) -> None:
             "ahead, or a message that failed): the dashboard lists them.")
     say()
     say("The same figures, with charts of the daily bookings, the tour mix, the funnel from booked to leased and the")
-    say("show rate by hour, are on the staff dashboard. Open it in a browser (the address carries this demo's API key,")
-    say("after the #, which the browser keeps to itself):")
+    say("show rate by hour, are on the staff dashboard. Open it in a browser. The address carries the leasing")
+    say("manager's own key (after the #, which the browser keeps to itself): it shows this company's figures, can change")
+    say("nothing, and opens no other company's property. The chatbot's key is never handed out.")
     ctx.learned["dashboard_url"] = dashboard_url(ctx, start, end)
     say(f"  {ctx.learned['dashboard_url']}")
 

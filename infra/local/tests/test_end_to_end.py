@@ -520,7 +520,8 @@ def test_the_dashboard_shows_the_apis_figures_and_draws_every_chart_in_chromium(
         assert status == 200, updated
     start, end = dashboard_period(env)
     query = urllib.parse.urlencode({"property_id": PROPERTY, "from": start, "to": end})
-    url = f"{env['LAMBDA_BASE_URL']}/tour-dashboard/dashboard?{query}#key={env['API_KEY']}"
+    # The leasing manager signs in with their company's key, never the chatbot's.
+    url = f"{env['LAMBDA_BASE_URL']}/tour-dashboard/dashboard?{query}#key={env['MANAGER_API_KEY']}"
     screenshot = tmp_path / "dashboard.png"
     # The queue workers keep changing the figures (syncs, emails) for a moment after the bookings: compare the page
     # with answers that held still while it loaded.
@@ -541,6 +542,10 @@ def test_the_dashboard_shows_the_apis_figures_and_draws_every_chart_in_chromium(
     points = dashboard_check.expected_chart_points(trends)
     assert all(points[chart] > 0 for chart in points), f"every chart has data: {points}"
     assert checked, "the check reports what it compared"
+    # Another company's manager is refused this property: the page says there is no such property.
+    other = f"{env['LAMBDA_BASE_URL']}/tour-dashboard/dashboard?{query}#key={env['RIVERSIDE_MANAGER_API_KEY']}"
+    with pytest.raises(dashboard_check.DashboardCheckFailed, match="no such property"):
+        dashboard_check.check_dashboard(other, metrics, trends, tmp_path / "refused.png")
 
 
 def test_a_function_whose_policy_loses_an_action_it_uses_fails_as_it_would_in_aws(running_stack):
