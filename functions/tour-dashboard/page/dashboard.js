@@ -421,20 +421,50 @@
     });
   }
 
-  function describePeriod(metrics) {
+  // The properties this key reaches (its companies'), offered in the property field. A page whose list cannot be read
+  // still works: the field just offers nothing.
+  async function fillPropertyPicker(key) {
+    let properties = [];
+    try {
+      properties = (await getJson("/api/resman/tours/properties", {}, key)).properties || [];
+    } catch (_) {
+      return [];
+    }
+    byId("property-list").replaceChildren(
+      ...properties.map((property) => {
+        const option = document.createElement("option");
+        option.value = property.property_id;
+        option.label = property.name;
+        return option;
+      }),
+    );
+    return properties;
+  }
+
+  function describePeriod(metrics, properties) {
+    const known = properties.find((property) => property.property_id === metrics.property_id);
+    const name = known ? known.name : `Property ${metrics.property_id}`;
     byId("period").textContent =
-      `Property ${metrics.property_id} · ${longDate(metrics.from)} to ${longDate(metrics.to)} · times in ${metrics.time_zone}`;
+      `${name} · ${longDate(metrics.from)} to ${longDate(metrics.to)} · times in ${metrics.time_zone}`;
   }
 
   async function load() {
     const params = readParams();
     fillParamsForm(params);
+    const key = savedKey();
     if (!params.propertyId) {
-      showStatus("Enter a property id and the dates to see its tour figures.");
+      // A key that reaches one property opens it; with more, the field offers them.
+      const properties = key ? await fillPropertyPicker(key) : [];
+      if (properties.length === 1) {
+        const query = new URLSearchParams(window.location.search);
+        query.set("property_id", properties[0].property_id);
+        window.history.replaceState(window.history.state, "", `${window.location.pathname}?${query}`);
+        return load();
+      }
+      showStatus("Choose a property and the dates to see its tour figures.");
       setState("needs-property");
       return;
     }
-    const key = savedKey();
     if (!key) {
       askForKey("");
       return;
@@ -448,11 +478,12 @@
         throw new Error("The chart library did not load (dashboard/assets/chart.umd.min.js).");
       }
       const query = { property_id: params.propertyId, from: params.from, to: params.to };
-      const [metrics, trends] = await Promise.all([
+      const [metrics, trends, properties] = await Promise.all([
         getJson("/api/resman/tours/metrics", query, key),
         getJson("/api/resman/tours/trends", query, key),
+        fillPropertyPicker(key),
       ]);
-      describePeriod(metrics);
+      describePeriod(metrics, properties);
       fillFigures(metrics, trends);
       fillAttention(metrics);
       // Shown before drawing: Chart.js sizes each chart from its box, which has no size while hidden.

@@ -159,6 +159,14 @@ def serve(site: Site) -> ThreadingHTTPServer:
             elif url.path.startswith(DASHBOARD_PATH + "/assets/") and url.path.rsplit("/", 1)[1] in ASSETS:
                 content_type, path = ASSETS[url.path.rsplit("/", 1)[1]]
                 self.answer(200, content_type, path.read_bytes())
+            elif url.path == f"{API_PREFIX}/api/resman/tours/properties":
+                site.requests.append((self.path, self.headers.get("x-api-key")))
+                if self.headers.get("x-api-key") != KEY:
+                    self.api_error(401, "unauthorized", "Missing or wrong API key.")
+                else:
+                    listed = {"properties": [{"property_id": PROPERTY_ID, "name": "Maple Grove Apartments",
+                                              "time_zone": "America/Chicago"}]}
+                    self.answer(200, "application/json", json.dumps(listed).encode())
             elif url.path in (f"{API_PREFIX}/api/resman/tours/metrics", f"{API_PREFIX}/api/resman/tours/trends"):
                 site.requests.append((self.path, self.headers.get("x-api-key")))
                 query = dict(urllib.parse.parse_qsl(url.query))
@@ -209,7 +217,8 @@ def test_the_dashboard_shows_every_figure_chart_and_tour_needing_attention_that_
     assert KEY not in summary["final_url"]
     assert summary["final_url"] == site.page_url()
     assert sorted(path.split("?")[0] for path, _ in site.requests) == [
-        f"{API_PREFIX}/api/resman/tours/metrics", f"{API_PREFIX}/api/resman/tours/trends",
+        f"{API_PREFIX}/api/resman/tours/metrics", f"{API_PREFIX}/api/resman/tours/properties",
+        f"{API_PREFIX}/api/resman/tours/trends",
     ]
     assert all(key == KEY and KEY not in path for path, key in site.requests)
 
@@ -266,3 +275,19 @@ def test_without_a_key_the_page_asks_for_one_and_calls_nothing(site):
         assert page.is_visible("#api-key")
         assert not page.is_visible("#report")
     assert site.requests == []
+
+
+def test_a_key_that_reaches_one_property_opens_it_without_an_id_and_the_field_offers_it(site, tmp_path):
+    """The property picker: the properties the key reaches (here one, by name) fill the property field, and an
+    address without `property_id` opens the only one."""
+    query = urllib.parse.urlencode({"from": FROM, "to": TO})
+    url = f"{site.origin}{DASHBOARD_PATH}?{query}#key={KEY}"
+    summary = dashboard_check.check_dashboard(url, site.metrics, site.trends, tmp_path / "picked.png")
+    assert summary["final_url"] == site.page_url() or PROPERTY_ID in summary["final_url"], summary["final_url"]
+    with dashboard_check.chromium() as browser:
+        page = browser.new_page()
+        page.goto(url)
+        page.wait_for_selector("body[data-state=ready]", state="attached", timeout=30_000)
+        offered = page.evaluate("[...document.querySelectorAll('#property-list option')].map(o => [o.value, o.label])")
+        assert offered == [[PROPERTY_ID, "Maple Grove Apartments"]]
+        assert page.text_content("#period").startswith("Maple Grove Apartments · ")

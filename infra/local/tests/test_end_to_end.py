@@ -228,6 +228,11 @@ def test_each_key_reaches_only_what_its_role_and_companies_allow_on_every_endpoi
         assert own_status == 200, (path, own)
         expected = unknown_tour if "get-tour" in path else unknown_property
         assert (other_status, other) == expected, (path, other_status, other)
+    # The dashboard's property picker lists each manager's own company's properties only.
+    status, own = call(env, "GET", "tour-metrics/api/resman/tours/properties", key="MANAGER_API_KEY")
+    assert status == 200 and PROPERTY in [p["property_id"] for p in own["properties"]], own
+    status, other = call(env, "GET", "tour-metrics/api/resman/tours/properties", key="RIVERSIDE_MANAGER_API_KEY")
+    assert status == 200 and PROPERTY not in [p["property_id"] for p in other["properties"]], other
     # The chatbot's key still reaches all of it.
     status, tour = call(env, "GET", f"get-tour/api/resman/tours/{tour_id}")
     assert status == 200 and tour["appointment_id"] == tour_id, tour

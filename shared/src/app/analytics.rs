@@ -69,3 +69,53 @@ pub async fn tour_trends(
     let (property, period, facts) = read(deps, query, now).await?;
     Ok(analytics::trends(&property, &period, &facts))
 }
+
+/// One property, as the dashboard's picker lists it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct PropertyEntry {
+    pub property_id: String,
+    pub name: String,
+    pub time_zone: String,
+}
+
+/// `GET /api/resman/tours/properties`: the properties the caller's key reaches, by name.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct PropertiesView {
+    pub properties: Vec<PropertyEntry>,
+}
+
+/// The properties in `properties` (a key's reach), sorted by name.
+pub async fn properties_in_reach(properties: &dyn PropertyStore) -> Result<PropertiesView, AppError> {
+    let mut entries: Vec<PropertyEntry> = properties
+        .properties()
+        .await?
+        .into_iter()
+        .map(|p| PropertyEntry {
+            property_id: p.id.to_string(),
+            name: p.name,
+            time_zone: p.time_zone.name().to_owned(),
+        })
+        .collect();
+    entries.sort_by(|a, b| (&a.name, &a.property_id).cmp(&(&b.name, &b.property_id)));
+    Ok(PropertiesView { properties: entries })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_key_lists_only_the_properties_of_its_companies() {
+        use crate::app::reach::InReach;
+        use crate::domain::access::{AccountRef, Accounts};
+        let store = crate::app::fakes::MemoryStore::with_property(crate::domain::property::tests::demo());
+        let all = properties_in_reach(&InReach::new(&store, &Accounts::All))
+            .await
+            .unwrap();
+        assert_eq!(all.properties.len(), 1);
+        assert_eq!(all.properties[0].time_zone, "America/Chicago");
+        let riverside = Accounts::Only([AccountRef::Id(crate::domain::resman::ResManAccountId(401))].into());
+        let theirs = properties_in_reach(&InReach::new(&store, &riverside)).await.unwrap();
+        assert!(theirs.properties.is_empty());
+    }
+}
