@@ -202,14 +202,17 @@ async fn after_an_erasure_no_item_and_no_queued_message_holds_the_prospects_name
     );
     // Staff write the prospect's name and number in the notes, through a keyed change: its answer is saved.
     let notes = format!("{name} called back from {phone}");
-    stack
-        .update(
-            &id,
-            serde_json::json!({"staff_notes": notes, "status": "confirmed"}),
-            Some("erase-notes-1"),
-        )
-        .await
-        .unwrap();
+    let note_it = async || {
+        stack
+            .update(
+                &id,
+                serde_json::json!({"staff_notes": notes, "status": "confirmed"}),
+                Some("erase-notes-1"),
+            )
+            .await
+            .unwrap()
+    };
+    note_it().await;
     // A message of the tour's dead-lettered, as after its last receive.
     let waiting = stack.receive_sync_batch().await;
     let dead = waiting.first().expect("the change's ResMan write is queued");
@@ -236,14 +239,7 @@ async fn after_an_erasure_no_item_and_no_queued_message_holds_the_prospects_name
         assert!(!after.contains(gone.as_str()), "{gone} is still somewhere: {after}");
     }
     // The tour stays, and the chatbot's replay of its change answers without the notes.
-    let replay = stack
-        .update(
-            &id,
-            serde_json::json!({"staff_notes": notes, "status": "confirmed"}),
-            Some("erase-notes-1"),
-        )
-        .await
-        .unwrap();
+    let replay = note_it().await;
     assert_eq!(replay["status"], "confirmed");
     assert_eq!(replay["staff_notes"], serde_json::Value::Null);
     assert_eq!(stack.tour(&id).await.staff_notes, None);

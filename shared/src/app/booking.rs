@@ -834,14 +834,8 @@ mod use_case_tests {
         parse_booking_body(body.to_string().as_bytes()).unwrap()
     }
 
-    async fn book(
-        store: &MemoryStore,
-        tours: &MemoryTours,
-        resman: &ScriptedResMan,
-        c: &BookTourCommand,
-        key: Option<&str>,
-    ) -> Result<Booked, AppError> {
-        let deps = BookingDeps {
+    fn deps<'a>(store: &'a MemoryStore, tours: &'a MemoryTours, resman: &'a ScriptedResMan) -> BookingDeps<'a> {
+        BookingDeps {
             properties: store,
             calendar: store,
             tours,
@@ -852,9 +846,18 @@ mod use_case_tests {
                 backoff: std::time::Duration::ZERO,
             },
             clock: &chrono::Utc::now,
-        };
+        }
+    }
+
+    async fn book(
+        store: &MemoryStore,
+        tours: &MemoryTours,
+        resman: &ScriptedResMan,
+        c: &BookTourCommand,
+        key: Option<&str>,
+    ) -> Result<Booked, AppError> {
         book_tour(
-            &deps,
+            &deps(store, tours, resman),
             c,
             key,
             BookingId::from_uuid(uuid::Uuid::new_v4()),
@@ -1204,15 +1207,7 @@ mod use_case_tests {
         );
         let deps = BookingDeps {
             properties: &other,
-            calendar: &store,
-            tours: &tours,
-            resman: &resman,
-            queue: &tours,
-            attempts: Attempts {
-                count: 1,
-                backoff: std::time::Duration::ZERO,
-            },
-            clock: &chrono::Utc::now,
+            ..deps(&store, &tours, &resman)
         };
         let booking = book_tour(
             &deps,

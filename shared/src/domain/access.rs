@@ -33,6 +33,23 @@ impl Accounts {
     }
 }
 
+/// Where a secret's JSON went wrong, never what it held: serde's words can quote a value, and a value may be a secret.
+fn place_of(e: &serde_json::Error) -> String {
+    format!("line {}, column {}", e.line(), e.column())
+}
+
+/// The first of each: values read from a rotating secret, current first, keep one per `same` (a retired value for a
+/// secret still current is dropped, so its current scope is the one that holds).
+fn first_of_each<T>(values: impl IntoIterator<Item = T>, same: impl Fn(&T, &T) -> bool) -> Vec<T> {
+    let mut kept: Vec<T> = Vec::new();
+    for value in values {
+        if !kept.iter().any(|k| same(k, &value)) {
+            kept.push(value);
+        }
+    }
+    kept
+}
+
 /// One relay of ResMan's change notices: its name, the accounts it may report on and the secret it signs with.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Relay {
@@ -123,11 +140,9 @@ impl Relay {
     pub fn parse_all(raw: &str) -> Result<Vec<Relay>, String> {
         let relays = if raw.trim_start().starts_with('[') {
             let files: Vec<RelayFile> = serde_json::from_str(raw).map_err(|e| {
-                // Where, not what: serde's words can quote a value, and a value may be a secret.
                 format!(
-                    "not a JSON array of relays {{name, accounts, secret}} (line {}, column {})",
-                    e.line(),
-                    e.column()
+                    "not a JSON array of relays {{name, accounts, secret}} ({})",
+                    place_of(&e)
                 )
             })?;
             files.into_iter().map(Relay::from_file).collect::<Result<Vec<_>, _>>()?
@@ -180,19 +195,11 @@ impl Relay {
     /// The relays a rotating secret accepts, from its values (current first, then retired ones within the grace). A
     /// retired value whose secret a current relay still signs with is dropped: the current scope is the one that holds.
     pub fn from_values<'a>(values: impl IntoIterator<Item = &'a [u8]>) -> Vec<Relay> {
-        let mut relays: Vec<Relay> = Vec::new();
-        for value in values {
-            let Ok(file) = serde_json::from_slice::<RelayFile>(value) else {
-                continue;
-            };
-            let Ok(relay) = Relay::from_file(file) else {
-                continue;
-            };
-            if !relays.iter().any(|r| r.secret == relay.secret) {
-                relays.push(relay);
-            }
-        }
-        relays
+        let relays = values
+            .into_iter()
+            .filter_map(|value| serde_json::from_slice::<RelayFile>(value).ok())
+            .filter_map(|file| Relay::from_file(file).ok());
+        first_of_each(relays, |a, b| a.secret == b.secret)
     }
 }
 
@@ -307,12 +314,10 @@ impl Credential {
     /// "key_sha256"}` or (as before roles) plain keys of 16 characters or more, each the chatbot's for every account.
     pub fn parse_all(raw: &str) -> Result<Vec<Credential>, String> {
         let entries: Vec<KeyEntry> = serde_json::from_str(raw).map_err(|e| {
-            // Where, not what: serde's words can quote a value, and a value may be a key.
             format!(
-                "not a JSON array of keys (line {}, column {}): each a key of 16 characters or more, or \
+                "not a JSON array of keys ({}): each a key of 16 characters or more, or \
                  {{name, role, accounts, key_sha256}}",
-                e.line(),
-                e.column()
+                place_of(&e)
             )
         })?;
         let mut all = Vec::new();
@@ -371,19 +376,11 @@ impl Credential {
     /// The keys a rotating secret accepts, from its values (current first, then retired ones within the grace). A
     /// retired value for a key that is still current is dropped: its current role and accounts are the ones that hold.
     pub fn from_values<'a>(values: impl IntoIterator<Item = &'a [u8]>) -> Credentials {
-        let mut all: Vec<Credential> = Vec::new();
-        for value in values {
-            let Ok(file) = serde_json::from_slice::<CredentialFile>(value) else {
-                continue;
-            };
-            let Ok(key) = Credential::from_file(file) else {
-                continue;
-            };
-            if !all.iter().any(|k| k.digest == key.digest) {
-                all.push(key);
-            }
-        }
-        Credentials(all)
+        let keys = values
+            .into_iter()
+            .filter_map(|value| serde_json::from_slice::<CredentialFile>(value).ok())
+            .filter_map(|file| Credential::from_file(file).ok());
+        Credentials(first_of_each(keys, |a, b| a.digest == b.digest))
     }
 }
 
