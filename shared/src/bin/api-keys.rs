@@ -24,7 +24,7 @@ fn role(word: &str) -> Result<Role, String> {
         .map_err(|_| format!("the role {word:?} is not chatbot, manager or operator"))
 }
 
-/// 256 random bits, URL-safe: two version-4 UUIDs' random bits are 244 of them, and the rest are fixed digits.
+/// A new key: 244 random bits (two version-4 UUIDs, 122 random bits each), in URL-safe hex after a `tbk_` prefix.
 fn new_key() -> String {
     format!("tbk_{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple())
 }
