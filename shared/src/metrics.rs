@@ -40,6 +40,8 @@ pub enum Metric {
     Disagreements,
     /// An API request refused because its key's role may not do it (403).
     AccessRefusals,
+    /// A hold refused because its key already keeps as many as it may at that property and hour (429).
+    HoldLimitRefusals,
 }
 
 impl Metric {
@@ -60,6 +62,7 @@ impl Metric {
             Self::ConflictsSettled => "ConflictsSettled",
             Self::Disagreements => "Disagreements",
             Self::AccessRefusals => "AccessRefusals",
+            Self::HoldLimitRefusals => "HoldLimitRefusals",
         }
     }
 
@@ -71,7 +74,7 @@ impl Metric {
         }
     }
 
-    pub const ALL: [Metric; 15] = [
+    pub const ALL: [Metric; 16] = [
         Self::BookingsAccepted,
         Self::BookingsPending,
         Self::BookingsFailed,
@@ -87,6 +90,7 @@ impl Metric {
         Self::ConflictsSettled,
         Self::Disagreements,
         Self::AccessRefusals,
+        Self::HoldLimitRefusals,
     ];
 }
 

@@ -10,7 +10,7 @@ use shared::app::availability::{AvailabilityDeps, AvailabilityQuery, availabilit
 use shared::app::booking::{BookingDeps, book_tour};
 use shared::app::holds::{HoldDeps, HoldView, place_hold};
 use shared::domain::booking::{BookTourCommand, BookingId};
-use shared::domain::hold::{HoldCommand, HoldMinutes};
+use shared::domain::hold::{HoldCommand, HoldMinutes, HoldsPerHour};
 use shared::domain::{HoldToken, TourType};
 use shared::ports::{CalendarStore, TourStore};
 use std::sync::Arc;
@@ -30,12 +30,19 @@ fn hold_command(stack: &Stack, conversation: &str, time: &str, staff: Option<&st
 }
 
 async fn hold(stack: &Stack, command: &HoldCommand, now: DateTime<Utc>) -> Result<HoldView, AppError> {
+    hold_as("chatbot", stack, command, now).await
+}
+
+/// A hold placed by the key named, under the default bound.
+async fn hold_as(key: &str, stack: &Stack, command: &HoldCommand, now: DateTime<Utc>) -> Result<HoldView, AppError> {
     let deps = HoldDeps {
         properties: &stack.store,
         calendar: &stack.store,
         tours: &stack.store,
         holds: &stack.store,
         minutes: HoldMinutes::default(),
+        bound: HoldsPerHour::default(),
+        key,
     };
     let token = HoldToken::parse(&uuid::Uuid::new_v4().to_string()).unwrap();
     place_hold(&deps, command, token, now).await
@@ -248,4 +255,53 @@ async fn a_new_hold_replaces_the_conversations_old_one_and_frees_its_time() {
     let stale = presenting(command(&stack.property, 1, "14:00"), "conv-1", &first.hold_token);
     let booked = stack.book(&stale, None).await.unwrap();
     assert_ne!(response(&booked)["staff_member_id"], agent.as_str());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn of_five_holds_one_key_places_at_once_in_one_hour_only_its_bound_hold_and_the_rest_learn_when() {
+    let stack = Stack::start().await;
+    // Five holds that could all be given at 14:00 (three agents, two self-guided seats), from five made-up
+    // conversations of one key, all at once.
+    let mut wanted: Vec<HoldCommand> = stack
+        .property
+        .agents_for(TourType::InPerson)
+        .enumerate()
+        .map(|(i, agent)| hold_command(&stack, &format!("made-up-{i}"), "14:00", Some(agent.id.as_str())))
+        .collect();
+    for i in 3..5 {
+        let mut seat = hold_command(&stack, &format!("made-up-{i}"), "14:00", None);
+        seat.tour_type = TourType::SelfGuided;
+        wanted.push(seat);
+    }
+    assert_eq!(wanted.len(), 5);
+    let now = Utc::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for command in wanted.clone() {
+        let stack = Arc::clone(&stack);
+        tasks.spawn(async move { (hold(&stack, &command, now).await, command) });
+    }
+    let bound = usize::from(HoldsPerHour::default().get());
+    let (mut held, mut refused) = (0, Vec::new());
+    while let Some(result) = tasks.join_next().await {
+        match result.unwrap() {
+            (Ok(_), _) => held += 1,
+            (Err(AppError::TooManyHolds { retry_after, .. }), command) => refused.push((retry_after, command)),
+            (Err(other), _) => panic!("unexpected outcome: {other:?}"),
+        }
+    }
+    assert_eq!((held, refused.len()), (bound, 5 - bound));
+    let (retry_after, command) = refused.pop().unwrap();
+    assert!(
+        (1..=300).contains(&retry_after),
+        "told to come back when the first hold lapses: {retry_after}"
+    );
+    // The refused time was free: another key holds it at once, not held back by this key's holds.
+    hold_as("another-chatbot", &stack, &command, now)
+        .await
+        .expect("another key holds at once");
+    // Once the holds lapse the key holds again in that hour, with nothing having removed them.
+    let later = now + Duration::minutes(5);
+    hold(&stack, &hold_command(&stack, "made-up-5", "14:30", None), later)
+        .await
+        .expect("lapsed holds free their places");
 }

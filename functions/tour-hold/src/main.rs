@@ -9,7 +9,7 @@ use shared::app::reach::InReach;
 use shared::config::{self, ColdStart};
 use shared::domain::HoldToken;
 use shared::domain::access::Action;
-use shared::domain::hold::HoldMinutes;
+use shared::domain::hold::{HoldMinutes, HoldsPerHour};
 use shared::http::response::error_response;
 use shared::http::{Route, check, json, serve};
 
@@ -17,6 +17,7 @@ struct Deps {
     store: DynamoStore,
     keys: shared::adapters::secrets::RotatingSecret,
     minutes: HoldMinutes,
+    bound: HoldsPerHour,
 }
 
 const ROUTE: Route = Route {
@@ -42,6 +43,8 @@ async fn handle(deps: &Deps, request: Request) -> Response<Body> {
         tours: &deps.store,
         holds: &deps.store,
         minutes: deps.minutes,
+        bound: deps.bound,
+        key: &caller.name,
     };
     let token = match HoldToken::parse(&uuid::Uuid::new_v4().to_string()) {
         Ok(token) => token,
@@ -62,10 +65,19 @@ async fn main() -> Result<(), Error> {
             reason: e.reason,
         }
     })?;
+    let bound = HoldsPerHour::new(config::optional_number(
+        "HOLDS_PER_KEY_HOUR",
+        u32::from(HoldsPerHour::default().get()),
+    )?)
+    .map_err(|e| config::ConfigError::Invalid {
+        name: "HOLDS_PER_KEY_HOUR",
+        reason: e.reason,
+    })?;
     let deps = Deps {
         store: cold.store()?,
         keys: config::api_keys(&cold.secrets).await?,
         minutes,
+        bound,
     };
     serve(&deps, handle).await
 }

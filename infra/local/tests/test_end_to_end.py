@@ -23,6 +23,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+import uuid
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -236,6 +237,34 @@ def test_each_key_reaches_only_what_its_role_and_companies_allow_on_every_endpoi
     # The chatbot's key still reaches all of it.
     status, tour = call(env, "GET", f"get-tour/api/resman/tours/{tour_id}")
     assert status == 200 and tour["appointment_id"] == tour_id, tour
+
+
+def test_one_key_past_its_holds_in_an_hour_is_answered_429_with_when_to_come_back(running_stack):
+    """Made-up conversations cannot fill a property's hour: the key's fifth live hold there is refused, with
+    Retry-After, through the function as deployed (its HOLDS_PER_KEY_HOUR from the template)."""
+    day = datetime.now(ZoneInfo("America/Chicago")).date() + timedelta(days=9)
+    while day.weekday() >= 5:
+        day += timedelta(days=1)
+    wanted = [{"tour_type": "in_person", "staff_member_id": agent} for agent in sorted(in_person_agents())]
+    wanted += [{"tour_type": "self_guided"}] * 2
+    answers = []
+    for n, extra in enumerate(wanted):
+        body = {"conversation_id": f"made-up-{uuid.uuid4()}", "property_id": PROPERTY, "date": str(day),
+                "time": "14:00", **extra}
+        request = urllib.request.Request(
+            f"{running_stack['LAMBDA_BASE_URL']}/tour-hold/api/resman/tours/holds", method="POST",
+            data=json.dumps(body).encode(),
+            headers={"x-api-key": running_stack["API_KEY"], "content-type": "application/json"},
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=120) as response:
+                answers.append((response.status, response.headers.get("Retry-After"), json.loads(response.read())))
+        except urllib.error.HTTPError as error:
+            answers.append((error.code, error.headers.get("Retry-After"), json.loads(error.read())))
+    assert [status for status, _, _ in answers] == [201, 201, 201, 201, 429], answers
+    _, retry_after, refusal = answers[-1]
+    assert refusal["error"]["code"] == "too_many_holds", refusal
+    assert retry_after is not None and 1 <= int(retry_after) <= 300, answers[-1]
 
 
 def test_a_tour_changed_by_the_chatbot_and_by_staff_through_the_functions_ends_the_same_on_both_sides(running_stack):

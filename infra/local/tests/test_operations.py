@@ -38,6 +38,7 @@ EMITTED_METRICS = {
     "ConflictsSettled",
     "Disagreements",
     "AccessRefusals",
+    "HoldLimitRefusals",
 }
 ERROR_CLASSES = {"rejected", "unreachable", "timeout", "server", "malformed"}
 RUNBOOK_REFERENCE = re.compile(r"see the README's runbook \(([a-z0-9-]+)\)$")

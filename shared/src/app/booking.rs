@@ -1228,7 +1228,7 @@ mod use_case_tests {
         use super::*;
         use crate::app::holds::{HoldDeps, HoldView, place_hold};
         use crate::domain::HoldToken;
-        use crate::domain::hold::{HoldCommand, HoldMinutes};
+        use crate::domain::hold::{HoldCommand, HoldMinutes, HoldsPerHour};
 
         fn hold_command(conversation: &str, time: &str, staff: Option<&str>) -> HoldCommand {
             let mut body = serde_json::json!({
@@ -1248,14 +1248,104 @@ mod use_case_tests {
             token: &str,
             now: DateTime<Utc>,
         ) -> Result<HoldView, AppError> {
+            hold_as(("chatbot", HoldsPerHour::default()), store, tours, command, token, now).await
+        }
+
+        /// A hold placed by the key named, under its bound.
+        async fn hold_as(
+            (key, bound): (&str, HoldsPerHour),
+            store: &MemoryStore,
+            tours: &MemoryTours,
+            command: &HoldCommand,
+            token: &str,
+            now: DateTime<Utc>,
+        ) -> Result<HoldView, AppError> {
             let deps = HoldDeps {
                 properties: store,
                 calendar: store,
                 tours,
                 holds: tours,
                 minutes: HoldMinutes::default(),
+                bound,
+                key,
             };
             place_hold(&deps, command, HoldToken::parse(token).unwrap(), now).await
+        }
+
+        #[tokio::test]
+        async fn a_key_keeps_at_most_its_bound_of_live_holds_at_a_property_hour_and_is_told_when_to_come_back() {
+            let (store, tours, resman) = (
+                MemoryStore::with_property(demo()),
+                MemoryTours::default(),
+                ScriptedResMan::default(),
+            );
+            let now = monday_morning();
+            let bot = ("bot", HoldsPerHour::new(2).unwrap());
+            let at = |c: &str, time: &str, staff: Option<&str>| hold_command(c, time, staff);
+            hold_as(bot, &store, &tours, &at("c-1", "10:00", Some("A")), "t-1", now)
+                .await
+                .unwrap();
+            hold_as(bot, &store, &tours, &at("c-2", "10:00", Some("B")), "t-2", now)
+                .await
+                .unwrap();
+            // A third made-up conversation of the same key, in the same hour: refused, with when a place frees.
+            let third = hold_as(bot, &store, &tours, &at("c-3", "10:45", None), "t-3", now).await;
+            assert!(
+                matches!(
+                    third,
+                    Err(AppError::TooManyHolds {
+                        bound: 2,
+                        retry_after: 300
+                    })
+                ),
+                "{third:?}"
+            );
+            let crate::app::ErrorBody(status, body, retry_after) = crate::app::ErrorBody::of(&third.unwrap_err());
+            assert_eq!((status, retry_after), (429, Some(300)));
+            assert!(body.contains("\"too_many_holds\""), "{body}");
+            // A conversation moving its own hold within the hour keeps its place: it does not count twice.
+            hold_as(bot, &store, &tours, &at("c-1", "10:15", Some("A")), "t-1b", now)
+                .await
+                .unwrap();
+            // Another key, and the same key in another hour, are not held back.
+            hold_as(
+                ("other", HoldsPerHour::new(2).unwrap()),
+                &store,
+                &tours,
+                &at("c-4", "10:45", None),
+                "t-4",
+                now,
+            )
+            .await
+            .unwrap();
+            hold_as(bot, &store, &tours, &at("c-3", "11:00", None), "t-3", now)
+                .await
+                .unwrap();
+            // A hold booked frees its place: a self-guided seat in the hour can be held again.
+            let mut seat = at("c-5", "10:30", None);
+            seat.tour_type = TourType::SelfGuided;
+            assert!(matches!(
+                hold_as(bot, &store, &tours, &seat, "t-5", now).await,
+                Err(AppError::TooManyHolds { .. })
+            ));
+            let booked = book(
+                &store,
+                &tours,
+                &resman,
+                &presenting(command_in("c-2", 2, "10:00"), "t-2"),
+                None,
+            )
+            .await
+            .unwrap();
+            assert_eq!(agent_of(&booked), "B");
+            hold_as(bot, &store, &tours, &seat, "t-5", now).await.unwrap();
+            // And a lapsed hold's place is free at its instant, with nothing removing it.
+            let mut another = at("c-6", "10:30", None);
+            another.tour_type = TourType::SelfGuided;
+            assert!(hold_as(bot, &store, &tours, &another, "t-6", now).await.is_err());
+            hold_as(bot, &store, &tours, &another, "t-6", now + Duration::minutes(5))
+                .await
+                .unwrap();
         }
 
         fn presenting(mut c: BookTourCommand, token: &str) -> BookTourCommand {

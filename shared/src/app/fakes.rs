@@ -250,6 +250,29 @@ impl MemoryTours {
 
 #[async_trait]
 impl crate::ports::HoldStore for MemoryTours {
+    async fn places(
+        &self,
+        property: &crate::domain::ResManPropertyId,
+        key: &str,
+        hour: DateTime<Utc>,
+    ) -> Result<Vec<crate::domain::hold::PlaceTaken>, StoreError> {
+        self.trips.take().await;
+        Ok(locked(&self.holds)
+            .values()
+            .filter(|(h, _)| &h.property_id == property)
+            .filter_map(|(h, _)| {
+                h.place
+                    .as_ref()
+                    .filter(|p| p.key == key && p.hour == hour)
+                    .map(|p| crate::domain::hold::PlaceTaken {
+                        number: p.number,
+                        token: h.token.clone(),
+                        held_until: h.held_until,
+                    })
+            })
+            .collect())
+    }
+
     async fn place_hold(
         &self,
         property: &Property,
@@ -262,6 +285,17 @@ impl crate::ports::HoldStore for MemoryTours {
             .get(&hold.conversation_id)
             .map(|(h, _)| h.token.clone());
         if current.as_ref() != previous.map(|p| &p.token) {
+            return Ok(crate::ports::HoldWrite::Raced);
+        }
+        let place_taken = hold.place.as_ref().is_some_and(|place| {
+            locked(&self.holds).values().any(|(h, _)| {
+                h.is_live(now)
+                    && Some(&h.token) != current.as_ref()
+                    && h.property_id == hold.property_id
+                    && h.place.as_ref() == Some(place)
+            })
+        });
+        if place_taken {
             return Ok(crate::ports::HoldWrite::Raced);
         }
         let wanted: Vec<LockName> = crate::domain::booking::lock_granules(property, &hold.holder, &hold.window())

@@ -4,7 +4,7 @@ use super::AppError;
 use super::availability::{SlotView, busy_around_date, load_property, reach_of_dates, slot_view};
 use super::booking::{alternatives, candidates};
 use crate::domain::booking::{Holder, slot_at};
-use crate::domain::hold::{HoldCommand, HoldMinutes, SlotHold};
+use crate::domain::hold::{HoldCommand, HoldMinutes, HoldPlace, HoldsPerHour, SlotHold, choose_place};
 use crate::domain::property::Property;
 use crate::domain::slots::{self, Busy, Slot};
 use crate::domain::{HoldToken, InvalidField, TourType, UtcWindow};
@@ -18,6 +18,10 @@ pub struct HoldDeps<'a> {
     pub tours: &'a dyn TourStore,
     pub holds: &'a dyn HoldStore,
     pub minutes: HoldMinutes,
+    /// How many live holds the calling key may keep at a property in one hour.
+    pub bound: HoldsPerHour,
+    /// The calling key's name: its holds count against its bound.
+    pub key: &'a str,
 }
 
 /// The answer to a hold request.
@@ -81,7 +85,8 @@ fn holders_for(
 
 /// Holds the slot asked for, for the conversation, until `now` plus the configured minutes: replacing the
 /// conversation's previous hold, or answering with it when it already holds that slot. `token` is the new hold's
-/// (random, made by the caller). A slot nobody can give is refused with the nearest free times.
+/// (random, made by the caller). A slot nobody can give is refused with the nearest free times; a key past its bound
+/// at the property and hour is told when to come back (`TooManyHolds`, 429).
 pub async fn place_hold(
     deps: &HoldDeps<'_>,
     command: &HoldCommand,
@@ -90,8 +95,10 @@ pub async fn place_hold(
 ) -> Result<HoldView, AppError> {
     // The store compares whole seconds.
     let held_until = DateTime::from_timestamp((now + deps.minutes.duration()).timestamp(), 0).unwrap_or(now);
-    // Another request of the same conversation may replace the hold between the read and the write: read again.
-    for _ in 0..3 {
+    // Another request of the same conversation may replace the hold between the read and the write, and another of
+    // the same key take the place chosen: read again. Each lost race is another request's win, so after as many
+    // rounds as there are places the key's hour is full (and answered so) or the hold is placed.
+    for _ in 0..3 + usize::from(deps.bound.get()) {
         let (property, busy, previous) = tokio::join!(
             load_property(deps.properties, &command.property_id),
             busy_around_date(deps.calendar, &command.property_id, command.date, now),
@@ -114,6 +121,25 @@ pub async fn place_hold(
         {
             return Ok(view(&property, previous));
         }
+        let hour = HoldPlace::hour_of(window.start());
+        let own = previous.as_ref().map(|p| &p.token);
+        let taken = deps.holds.places(&property.id, deps.key, hour).await?;
+        let number = match choose_place(deps.bound, &taken, own, &token, now) {
+            Ok(number) => number,
+            Err(wait) => {
+                crate::metrics::count(crate::metrics::Metric::HoldLimitRefusals);
+                tracing::warn!(property_id = %property.id, key = deps.key, "a key's holds at one hour reached the bound");
+                return Err(AppError::TooManyHolds {
+                    bound: deps.bound.get(),
+                    retry_after: u32::try_from(wait.num_seconds()).unwrap_or(u32::MAX),
+                });
+            }
+        };
+        let place = HoldPlace {
+            key: deps.key.to_owned(),
+            hour,
+            number,
+        };
         let reach = reach_of_dates(&property, command.date, command.date)?;
         // The conversation's previous hold gives way to its new one.
         let busy: Vec<Busy> = slots::in_force(busy?, now, previous.as_ref().map(|p| &p.token))
@@ -131,6 +157,7 @@ pub async fn place_hold(
                 start: window.start(),
                 end: window.end(),
                 held_until,
+                place: Some(place.clone()),
             };
             match deps.holds.place_hold(&property, &hold, previous.as_ref(), now).await? {
                 HoldWrite::Placed => {

@@ -55,6 +55,9 @@ pub enum AppError {
     /// A self-service link that does not (or no longer) allow what it was used for.
     #[error("{0}")]
     Link(crate::domain::link::LinkProblem),
+    /// The calling key already keeps `bound` live holds at the property in that hour.
+    #[error("too many holds")]
+    TooManyHolds { bound: u8, retry_after: u32 },
     #[error("a request with this idempotency key is still in progress")]
     InProgress,
     #[error(transparent)]
@@ -108,6 +111,16 @@ impl ErrorBody {
                 "this Idempotency-Key was already used with a different request".to_owned(),
                 Some("Idempotency-Key"),
                 None,
+            ),
+            AppError::TooManyHolds { bound, retry_after } => (
+                429,
+                "too_many_holds",
+                format!(
+                    "this key already holds {bound} times in that hour at this property; a place frees in \
+                     {retry_after} s, or book without a hold"
+                ),
+                None,
+                Some(*retry_after),
             ),
             AppError::InProgress => (
                 409,

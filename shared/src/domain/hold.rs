@@ -10,6 +10,11 @@
 //!   hold is gone.
 //! - A hold lapses by itself at `held_until`: every check compares that instant with `now` (the store's conditions
 //!   too), so nothing has to sweep it away. TTL only tidies the items up later.
+//! - One API key keeps at most [`HoldsPerHour`] live holds at one property in one hour of its calendar (the hour the
+//!   held slot starts in): each hold takes one of that many places ([`HoldPlace`]). Conversation ids are the
+//!   caller's to choose, so the bound is the key's, not the conversation's: a key cannot fill a property's days
+//!   with holds under made-up conversations. Past it the key is told when the first place frees
+//!   ([`choose_place`]).
 
 use super::booking::{ConversationId, Holder, json_object, text_field};
 use super::{AgentId, HoldToken, InvalidField, ResManPropertyId, TourType, UtcWindow};
@@ -44,6 +49,97 @@ impl Default for HoldMinutes {
     fn default() -> Self {
         Self(5)
     }
+}
+
+/// How many live holds one key may keep at one property in one hour: 1 to [`MAX_HOLDS_PER_HOUR`], set per
+/// deployment (`HOLDS_PER_KEY_HOUR`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HoldsPerHour(u8);
+
+/// More than any hour's slots at a property with a handful of agents and seats.
+pub const MAX_HOLDS_PER_HOUR: u32 = 50;
+
+impl HoldsPerHour {
+    pub fn new(count: u32) -> Result<Self, InvalidField> {
+        match u8::try_from(count) {
+            Ok(count) if (1..=MAX_HOLDS_PER_HOUR).contains(&u32::from(count)) => Ok(Self(count)),
+            _ => Err(InvalidField::new(
+                "HOLDS_PER_KEY_HOUR",
+                format!("must be 1 to {MAX_HOLDS_PER_HOUR} holds"),
+            )),
+        }
+    }
+
+    pub fn get(self) -> u8 {
+        self.0
+    }
+}
+
+impl Default for HoldsPerHour {
+    /// A few: as many prospects of one property as are likely to be choosing the same hour at once.
+    fn default() -> Self {
+        Self(4)
+    }
+}
+
+/// The place a hold takes among its key's [`HoldsPerHour`] at its property and hour.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct HoldPlace {
+    /// The name of the API key that placed the hold.
+    pub key: String,
+    /// The hour (UTC, on the hour) the held slot starts in.
+    pub hour: DateTime<Utc>,
+    pub number: u8,
+}
+
+impl HoldPlace {
+    /// The hour a slot starting at `start` counts against.
+    pub fn hour_of(start: DateTime<Utc>) -> DateTime<Utc> {
+        DateTime::from_timestamp(start.timestamp().div_euclid(3600) * 3600, 0).unwrap_or(start)
+    }
+}
+
+/// A place as the store holds it: the hold that took it last and until when.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlaceTaken {
+    pub number: u8,
+    pub token: HoldToken,
+    pub held_until: DateTime<Utc>,
+}
+
+/// Which place a new hold takes, given the places of its key, property and hour as read: the one its conversation's
+/// previous hold (`own`) has, else a free one (never taken, or its hold lapsed), picked by the new hold's token so
+/// that holds placed at once spread over the free places. With none free, how long until the first frees (at least
+/// one second).
+pub fn choose_place(
+    bound: HoldsPerHour,
+    taken: &[PlaceTaken],
+    own: Option<&HoldToken>,
+    token: &HoldToken,
+    now: DateTime<Utc>,
+) -> Result<u8, Duration> {
+    let live = |number: u8| taken.iter().find(|p| p.number == number && now < p.held_until);
+    if let Some(mine) = taken
+        .iter()
+        .find(|p| Some(&p.token) == own && now < p.held_until && p.number < bound.0)
+    {
+        return Ok(mine.number);
+    }
+    let free: Vec<u8> = (0..bound.0).filter(|n| live(*n).is_none()).collect();
+    if free.is_empty() {
+        let first = taken
+            .iter()
+            .filter(|p| p.number < bound.0)
+            .map(|p| p.held_until)
+            .min()
+            .unwrap_or(now);
+        return Err((first - now).max(Duration::seconds(1)));
+    }
+    let spread = token
+        .as_str()
+        .bytes()
+        .fold(0usize, |h, b| h.wrapping_mul(31).wrapping_add(b.into()));
+    Ok(free[spread % free.len()])
 }
 
 /// A valid hold request. Its date and time are the property's local time, as in a booking.
@@ -120,6 +216,9 @@ pub struct SlotHold {
     pub start: DateTime<Utc>,
     pub end: DateTime<Utc>,
     pub held_until: DateTime<Utc>,
+    /// The place the hold takes among its key's at its property and hour (none for holds placed before the bound).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub place: Option<HoldPlace>,
 }
 
 impl SlotHold {
@@ -188,7 +287,89 @@ mod tests {
             start: at(15, 0),
             end: at(15, 45),
             held_until: at(10, 5),
+            place: None,
         }
+    }
+
+    fn taken(number: u8, token: &str, held_until: DateTime<Utc>) -> PlaceTaken {
+        PlaceTaken {
+            number,
+            token: HoldToken::parse(token).unwrap(),
+            held_until,
+        }
+    }
+
+    #[test]
+    fn a_key_takes_a_free_place_its_conversations_own_or_is_told_when_the_first_frees() {
+        let bound = HoldsPerHour::new(2).unwrap();
+        let now = at(10, 0);
+        let new = HoldToken::parse("new").unwrap();
+        assert!(
+            matches!(choose_place(bound, &[], None, &new, now), Ok(0 | 1)),
+            "no place taken: any"
+        );
+        let one = [taken(0, "a", at(10, 3))];
+        assert_eq!(choose_place(bound, &one, None, &new, now), Ok(1));
+        let full = [taken(0, "a", at(10, 3)), taken(1, "b", at(10, 2))];
+        assert_eq!(
+            choose_place(bound, &full, None, &new, now),
+            Err(Duration::minutes(2)),
+            "the first place frees at 10:02"
+        );
+        let b = HoldToken::parse("b").unwrap();
+        assert_eq!(
+            choose_place(bound, &full, Some(&b), &new, now),
+            Ok(1),
+            "the conversation's own previous hold gives its place to its new one"
+        );
+        assert_eq!(
+            choose_place(bound, &full, None, &new, at(10, 2)),
+            Ok(1),
+            "a lapsed hold's place is free at its instant"
+        );
+        let lapsing = [
+            taken(0, "a", at(10, 3)),
+            taken(1, "b", at(10, 0) + Duration::milliseconds(300)),
+        ];
+        assert_eq!(
+            choose_place(bound, &lapsing, None, &new, now),
+            Err(Duration::seconds(1)),
+            "never told to come back in less than a second"
+        );
+        let narrower = HoldsPerHour::new(1).unwrap();
+        assert!(
+            choose_place(narrower, &one, None, &new, now).is_err(),
+            "places beyond a lowered bound do not count as free"
+        );
+    }
+
+    #[test]
+    fn holds_at_once_spread_over_the_free_places_and_a_slot_counts_against_its_hour() {
+        let bound = HoldsPerHour::new(4).unwrap();
+        let chosen: std::collections::BTreeSet<u8> = (0..40)
+            .filter_map(|i| {
+                choose_place(
+                    bound,
+                    &[],
+                    None,
+                    &HoldToken::parse(&format!("tok-{i}")).unwrap(),
+                    at(10, 0),
+                )
+                .ok()
+            })
+            .collect();
+        assert!(chosen.len() > 1, "tokens spread over places: {chosen:?}");
+        assert_eq!(HoldPlace::hour_of(at(15, 45)), at(15, 0));
+        assert_eq!(HoldPlace::hour_of(at(15, 0)), at(15, 0));
+    }
+
+    #[test]
+    fn the_bound_is_one_to_fifty_and_a_few_by_default() {
+        assert!(HoldsPerHour::new(0).is_err());
+        assert!(HoldsPerHour::new(51).is_err());
+        assert!(HoldsPerHour::new(300).is_err());
+        assert_eq!(HoldsPerHour::new(50).unwrap().get(), 50);
+        assert_eq!(HoldsPerHour::default().get(), 4);
     }
 
     #[test]

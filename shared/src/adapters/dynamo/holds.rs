@@ -7,13 +7,18 @@
 //! - `BUSY#…` / `<start>#HOLD#<token>`: the held time, with the same two attributes, so availability stops showing
 //!   the slot while held and shows it again once `held_until` has passed (`slots::in_force`).
 //!
+//! - `HOLDPLACE#<property>#<hour, epoch seconds>#<key name>` / `<number>`: one of a key's places at a property and
+//!   hour (`domain::hold::HoldPlace`), with the hold's two attributes. Taken under the lock condition (none, lapsed,
+//!   or the conversation's previous hold), so at most the bound's number of a key's holds are live there at once;
+//!   a hold that gives way (replaced, or booked) frees its place in the same transaction.
+//!
 //! TTL (`expires_at`, a day after `held_until`) only tidies lapsed holds away; no rule waits for it.
 
 use super::calendar::{busy_item, busy_pk, busy_sk, dates_of, generation_bumps, lost_a_condition};
 use super::tours::{delete, lock_condition, lock_key_of, put_if};
 use super::{DynamoStore, Item, corrupt, key, n, s};
 use crate::domain::booking::{ConversationId, lock_granules};
-use crate::domain::hold::SlotHold;
+use crate::domain::hold::{HoldPlace, PlaceTaken, SlotHold};
 use crate::domain::property::Property;
 use crate::ports::{HoldStore, HoldWrite, StoreError};
 use async_trait::async_trait;
@@ -26,6 +31,14 @@ const HOLD_RETENTION: Duration = Duration::days(1);
 
 fn hold_key(conversation: &ConversationId) -> Item {
     key(format!("HOLD#{}", conversation.as_str()), "HOLD")
+}
+
+fn place_pk(property: &crate::domain::ResManPropertyId, key_name: &str, hour: DateTime<Utc>) -> String {
+    format!("HOLDPLACE#{property}#{}#{key_name}", hour.timestamp())
+}
+
+fn place_key(property: &crate::domain::ResManPropertyId, place: &HoldPlace) -> Item {
+    key(place_pk(property, &place.key, place.hour), &place.number.to_string())
 }
 
 fn pk_of(item: &Item) -> String {
@@ -69,6 +82,13 @@ pub(crate) fn release_items(
     };
     let mut items = vec![delete(table, busy_key(hold))?];
     if hold.is_live(now) {
+        if let Some(place) = hold
+            .place
+            .as_ref()
+            .filter(|p| !keep.contains(&full_key(&hold.property_id, p)))
+        {
+            items.push(mine(place_key(&hold.property_id, place))?);
+        }
         for granule in lock_granules(property, &hold.holder, &hold.window()) {
             let lock = lock_key_of(&hold.property_id, &hold.holder, granule);
             if !keep.contains(&pk_of(&lock)) {
@@ -80,6 +100,11 @@ pub(crate) fn release_items(
         items.push(mine(hold_key(&hold.conversation_id))?);
     }
     Ok(items)
+}
+
+/// A place's whole key as one string, to tell it apart in `keep`.
+fn full_key(property: &crate::domain::ResManPropertyId, place: &HoldPlace) -> String {
+    format!("{}/{}", place_pk(property, &place.key, place.hour), place.number)
 }
 
 impl DynamoStore {
@@ -131,6 +156,16 @@ impl DynamoStore {
             items.push(put_if(&self.table, lock, lock_condition(now, own))?);
         }
         let locks = 1..items.len();
+        let place_at = match &hold.place {
+            Some(place) => {
+                taken.insert(full_key(&hold.property_id, place));
+                let mut item = place_key(&hold.property_id, place);
+                mark(&mut item, hold);
+                items.push(put_if(&self.table, item, lock_condition(now, own))?);
+                Some(items.len() - 1)
+            }
+            None => None,
+        };
         let mut busy = busy_item(
             &hold.property_id,
             hold.holder.agent(),
@@ -153,13 +188,16 @@ impl DynamoStore {
             Err(e) => match lost_a_condition(&e) {
                 Some(reasons) => {
                     let code = |i: usize| reasons.get(i).and_then(|r| r.as_deref());
-                    if matches!(code(0), Some("ConditionalCheckFailed" | "TransactionConflict")) {
+                    let lost = |i: Option<usize>| {
+                        matches!(i.and_then(code), Some("ConditionalCheckFailed" | "TransactionConflict"))
+                    };
+                    // The slot taken comes before the place: the next holder may still be free.
+                    if lost(Some(0)) {
                         Ok(Ok(HoldWrite::Raced))
-                    } else if locks
-                        .clone()
-                        .any(|i| matches!(code(i), Some("ConditionalCheckFailed" | "TransactionConflict")))
-                    {
+                    } else if locks.clone().any(|i| lost(Some(i))) {
                         Ok(Ok(HoldWrite::SlotTaken))
+                    } else if lost(place_at) {
+                        Ok(Ok(HoldWrite::Raced))
                     } else {
                         Ok(Err(reasons))
                     }
@@ -172,6 +210,45 @@ impl DynamoStore {
 
 #[async_trait]
 impl HoldStore for DynamoStore {
+    async fn places(
+        &self,
+        property: &crate::domain::ResManPropertyId,
+        key_name: &str,
+        hour: DateTime<Utc>,
+    ) -> Result<Vec<PlaceTaken>, StoreError> {
+        let pk = place_pk(property, key_name, hour);
+        let items = self
+            .query_all(|| {
+                self.client
+                    .query()
+                    .key_condition_expression("pk = :pk")
+                    .expression_attribute_values(":pk", s(pk.clone()))
+            })
+            .await?;
+        items
+            .iter()
+            .map(|item| {
+                let text = |name: &str| item.get(name).and_then(|v| v.as_s().ok());
+                let bad = |what: &str| StoreError::Corrupt(format!("a hold place with a bad {what}"));
+                let number = text("sk").and_then(|v| v.parse().ok()).ok_or_else(|| bad("number"))?;
+                let token = text("hold_token")
+                    .and_then(|v| crate::domain::HoldToken::parse(v).ok())
+                    .ok_or_else(|| bad("token"))?;
+                let held_until = item
+                    .get("held_until")
+                    .and_then(|v| v.as_n().ok())
+                    .and_then(|v| v.parse().ok())
+                    .and_then(|v| DateTime::from_timestamp(v, 0))
+                    .ok_or_else(|| bad("held_until"))?;
+                Ok(PlaceTaken {
+                    number,
+                    token,
+                    held_until,
+                })
+            })
+            .collect()
+    }
+
     async fn place_hold(
         &self,
         property: &Property,
