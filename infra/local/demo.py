@@ -786,6 +786,36 @@ def step_a_time_is_held_while_the_prospect_thinks(ctx: Context) -> None:
         raise DemoError(f"the booking with the hold did not get the held time ({status}{_reason(booked)})")
     say(f"  Booked: {day_in_words(day)} at {clock(at)} with {booked['staff_member']}. A hold nobody confirms simply "
         "runs out, and the time is offered again at that minute.")
+    holds_cannot_fill_an_hour(ctx, day + timedelta(days=14))
+
+
+def holds_cannot_fill_an_hour(ctx: Context, day: date) -> None:
+    """One key asks for every time of one hour under made-up conversations: after a few it is told to wait."""
+    while day.weekday() >= 5:
+        day += timedelta(days=1)
+    zone = ZoneInfo(property_config()["time_zone"])
+    at = datetime.combine(day, clock_time(16, 0), zone)
+    wanted = [("in_person", agent["id"]) for agent in property_config()["agents"]
+              if "in_person" in agent["tour_types"]] + [("self_guided", None)] * 2
+    held, refusal = 0, None
+    for n, (tour_type, agent) in enumerate(wanted):
+        body = {"conversation_id": f"demo-made-up-{n}", "property_id": DEMO_PROPERTY_ID, "tour_type": tour_type,
+                "date": day.isoformat(), "time": at.strftime("%H:%M"), "staff_member_id": agent}
+        status, answer = request("POST", f"{ctx.url('LAMBDA_BASE_URL')}{HOLD_PATH}", json_body=body,
+                                 headers={"x-api-key": ctx.env.get("API_KEY", "")})
+        if status == 201:
+            held += 1
+        elif status == 429:
+            refusal = answer.get("error", {}) if isinstance(answer, dict) else {}
+            break
+    if refusal is None or refusal.get("code") != "too_many_holds":
+        raise DemoError(f"one key held {held} times in one hour and was never told to wait")
+    wait = re.search(r"frees in (\d+) s", refusal.get("message", ""))
+    minutes = max(1, round(int(wait.group(1)) / 60)) if wait else 5
+    say(f"  Could a runaway or stolen chatbot key hold every time instead? It asks for all of {day_in_words(day)} at "
+        f"{clock(at)}, each under a made-up conversation: it gets {held} held and is then told to come back in about "
+        f"{minutes} minute{'s' if minutes != 1 else ''}, when the first runs out. One key keeps at most 4 holds in "
+        "any hour of a property, so the leasing team's calendar is never held hostage.")
 
 
 def second_company_files() -> tuple[dict, dict]:
