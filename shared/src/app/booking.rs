@@ -439,7 +439,10 @@ pub async fn book_tour(
                     field: "tour_data.preferred_time",
                 });
             }
-            Err(refused @ (AppError::Invalid(_) | AppError::NotFound(_))) => {
+            // A property unknown, or out of the caller's reach, never gets a saved answer: another company's key
+            // sending the same request must not read this one's booking.
+            Err(refused @ AppError::NotFound(_)) => return Err(refused),
+            Err(refused @ AppError::Invalid(_)) => {
                 return match seen(deps, &key, &fingerprint, implicit_key, now).await? {
                     Seen::Answer(answer) => Ok(*answer),
                     Seen::Never | Seen::Cancelled(_) => Err(refused),
@@ -1222,6 +1225,20 @@ mod use_case_tests {
             "{booking:?}"
         );
         assert_eq!(resman.posts(), 1, "nothing reached the other company's ResMan");
+        // Nor does the other company's key get the first booking's answer by sending its request again, word for
+        // word (same conversation, same slot: the same implicit key).
+        let replayed = book_tour(
+            &deps,
+            &c,
+            None,
+            BookingId::from_uuid(uuid::Uuid::new_v4()),
+            monday_morning(),
+        )
+        .await;
+        assert!(
+            matches!(replayed, Err(AppError::NotFound(ref f)) if f.field == "property_id"),
+            "a saved answer is never replayed out of reach: {replayed:?}"
+        );
     }
 
     mod holds {

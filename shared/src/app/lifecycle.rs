@@ -145,17 +145,19 @@ pub async fn change_tour_if(
         }
     };
     let (seen, tour) = tokio::join!(seen, find_tour(deps.tours, id));
-    // A record past its expiry is no record, whenever TTL deletes it.
-    if let Some(record) = seen?.filter(|r| r.is_live(now)) {
-        return replay(&record, &fingerprint);
-    }
     let mut tour = tour?;
     // The property and, for a move, the busy time around the new date: read at the same time.
     let (property, busy) = tokio::join!(
         load_tours_property(deps.properties, &tour),
         busy_for_move(deps.calendar, &tour, command.reschedule.as_ref(), now)
     );
-    let (property, mut busy) = (property?, busy?);
+    // A tour out of the caller's reach is unknown to it, saved answers included. A record past its expiry is no
+    // record, whenever TTL deletes it.
+    let property = property?;
+    if let Some(record) = seen?.filter(|r| r.is_live(now)) {
+        return replay(&record, &fingerprint);
+    }
+    let mut busy = busy?;
     let field = if command.reschedule.is_some() {
         "rescheduled_datetime"
     } else {
@@ -722,6 +724,31 @@ pub(crate) mod tests {
         let updated = update_tour(&deps, id, &command, key, monday_morning()).await?;
         assert_eq!(updated.status, 200);
         Ok(serde_json::from_str(&updated.body).unwrap())
+    }
+
+    #[tokio::test]
+    async fn another_companys_key_sending_the_same_keyed_change_gets_no_saved_answer() {
+        use crate::domain::access::{AccountRef, Accounts};
+        let (store, tours) = (MemoryStore::with_property(demo()), MemoryTours::default());
+        let tour = booked(&tours, 1, "A", 10);
+        let body = r#"{"status":"confirmed"}"#;
+        update(&store, &tours, tour.booking_id.as_str(), body, Some("k-1"))
+            .await
+            .unwrap();
+        let riverside = Accounts::Only([AccountRef::Id(crate::domain::resman::ResManAccountId(401))].into());
+        let other = crate::app::reach::InReach::new(&store, &riverside);
+        let deps = UpdateDeps {
+            properties: &other,
+            calendar: &store,
+            tours: &tours,
+            queue: &tours,
+        };
+        let command = UpdateTourCommand::from_body(body.as_bytes()).unwrap();
+        let refused = update_tour(&deps, tour.booking_id.as_str(), &command, Some("k-1"), monday_morning()).await;
+        assert!(
+            matches!(refused, Err(AppError::NotFound(_))),
+            "answered as an unknown tour, not with the saved answer: {refused:?}"
+        );
     }
 
     #[tokio::test]
