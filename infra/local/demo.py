@@ -654,6 +654,30 @@ def step_only_resmans_signed_notices_change_a_tour(ctx: Context) -> None:
         raise DemoError(f"the tour changed from {before['status']} to {after['status']}")
     say(f"{first}'s tour still reads {after['status']}, unchanged. A refusal costs the webhook no more than checking "
         "a real notice, so a flood of these cannot slow it, and it can only ever use its own share of the system.")
+    staff_notes_from_resman(ctx, tour_id, resman_id, after["status"])
+
+
+def staff_notes_from_resman(ctx: Context, tour_id: str, resman_id: str, status: str) -> None:
+    """A relay's genuine notice, in the brief's shape to the letter (no event_id), at the brief's path."""
+    from sign_event import signature
+    first = PROSPECTS[0]["name"].split()[0]
+    note = "Asked to see a ground-floor unit with a patio"
+    notice = {"appointment_id": resman_id, "status": status.replace("_", " ").title(),
+              "updated_fields": {"staff_notes": note}, "staff_member": None,
+              "timestamp": datetime.now(timezone.utc).isoformat()}
+    body = json.dumps(notice)
+    signed = {"X-ResMan-Signature": signature(ctx.env.get("WEBHOOK_SECRET", ""), int(time.time()), body)}
+    hook = f"{ctx.url('LAMBDA_BASE_URL')}/tour-webhook/api/resman/webhooks/tour-update"
+    answers = [request("POST", hook, json_body=notice, headers=signed)[0] for _ in range(2)]
+    if answers != [200, 200]:
+        raise DemoError(f"the signed notice was answered {answers}")
+    listed = next((t for t in conversation(ctx, PROSPECTS[0]) if t["appointment_id"] == tour_id), {})
+    if listed.get("staff_notes") != note:
+        raise DemoError(f"the staff note did not reach the conversation ({listed.get('staff_notes')!r})")
+    say(f"Then a real one: the leasing office notes on {first}'s tour in ResMan \"{note}\", and its relay sends the "
+        "signed notice exactly as our brief describes it (sent twice, as relays retry; it counts once). The chatbot's "
+        f"view of {first}'s conversation now carries the note, so its next message can say a patio unit will be "
+        "ready to see.")
 
 
 def resman_calls(ctx: Context) -> int:

@@ -444,6 +444,20 @@ impl Stack {
 }
 
 impl Stack {
+    /// Delivers one change notice to the webhook's use case as a relay would: `body` exactly as given, signed now
+    /// with the stack's webhook secret.
+    pub async fn notice(&self, body: &Value) -> Result<shared::app::webhook::NoticeOutcome, shared::app::AppError> {
+        let raw = body.to_string().into_bytes();
+        let signature = shared::domain::signature::sign(WEBHOOK_SECRET.as_bytes(), Utc::now().timestamp(), &raw);
+        let relays = relays_of(WEBHOOK_SECRET);
+        let deps = shared::app::webhook::WebhookDeps {
+            inbox: &self.store,
+            feed: feed(&self.store, &self.queue),
+            relays: &relays,
+        };
+        shared::app::webhook::receive_change_notice(&deps, Some(&signature), &raw, Utc::now()).await
+    }
+
     pub async fn queue_again(&self, id: &BookingId) {
         use shared::ports::SyncQueue;
         self.queue.enqueue(id).await.unwrap();

@@ -339,6 +339,62 @@ async fn receiver(status: u16) -> (String, Received) {
 }
 
 #[tokio::test]
+async fn the_briefs_webhook_as_written_confirms_the_tour_and_its_staff_notes_reach_the_conversation_and_the_chatbot() {
+    let (url, got) = receiver(200).await;
+    let stack = Stack::start_with_callbacks(Some(&url)).await;
+    let (id, theirs) = booked(&stack, 1, "10:00").await;
+    stack.drain(3).await;
+    // The brief's TourUpdateWebhook, to the letter: no event_id, the new values in updated_fields.
+    let notice = json!({
+        "appointment_id": theirs,
+        "status": "Confirmed",
+        "updated_fields": {"status": "Confirmed", "staff_notes": "Wants to see the pool first", "unit": "B12"},
+        "staff_member": stack.property.agents[0].name,
+        "timestamp": Utc::now().to_rfc3339(),
+    });
+    let outcome = stack.notice(&notice).await.expect("the brief's shape is accepted");
+    assert!(
+        matches!(outcome, shared::app::webhook::NoticeOutcome::Accepted(..)),
+        "{outcome:?}"
+    );
+    // A relay's retry of the same notice is recognised by its content.
+    assert_eq!(
+        stack.notice(&notice).await.unwrap(),
+        shared::app::webhook::NoticeOutcome::Duplicate
+    );
+    let tour = stack.tour(&id).await;
+    assert_eq!(
+        (tour.status, tour.staff_notes.as_deref(), tour.version),
+        (TourStatus::Confirmed, Some("Wants to see the pool first"), 2),
+        "one change: the status and the notes together"
+    );
+    let entry = tour.history.last().unwrap();
+    assert_eq!(entry.source, ChangeSource::ResmanWebhook);
+    assert_eq!(
+        entry.received.as_ref().unwrap()["unit"],
+        "B12",
+        "the other fields, as received"
+    );
+    // The conversation's view and the chatbot's callback carry the notes.
+    let conversation = shared::app::booking::conversation_tours(
+        &stack.store,
+        &stack.store,
+        &shared::domain::booking::ConversationId::parse(tour.conversation_id.as_str()).unwrap(),
+    )
+    .await
+    .unwrap();
+    let listed = serde_json::to_value(&conversation).unwrap();
+    assert_eq!(listed["tours"][0]["staff_notes"], "Wants to see the pool first");
+    stack.drain(3).await;
+    let got = got.lock().unwrap().clone();
+    let callback: Value = serde_json::from_slice(&got.last().expect("the chatbot was called back").1).unwrap();
+    assert_eq!(
+        (callback["source"].as_str(), callback["tour"]["staff_notes"].as_str()),
+        (Some("resman_webhook"), Some("Wants to see the pool first"))
+    );
+}
+
+#[tokio::test]
 async fn the_chatbot_hears_of_each_change_once_signed_and_a_receiver_that_is_down_delays_nothing() {
     let (url, got) = receiver(200).await;
     let stack = Stack::start_with_callbacks(Some(&url)).await;
@@ -352,8 +408,7 @@ async fn the_chatbot_hears_of_each_change_once_signed_and_a_receiver_that_is_dow
         .staff_change(&theirs, json!({"scheduled_at": later.to_rfc3339()}))
         .await;
     stack.webhooks_settled().await;
-    stack.drain(3).await;
-    stack.queue_again(&BookingId::parse(&id).unwrap()).await;
+    // The staff change queues its own callback: nothing else has to wake the sync worker.
     stack.drain(3).await;
 
     let got = got.lock().unwrap().clone();

@@ -213,6 +213,24 @@ async fn after_an_erasure_no_item_and_no_queued_message_holds_the_prospects_name
             .unwrap()
     };
     note_it().await;
+    // ResMan's notice sends the number again among its other fields, kept in the tour's history as received.
+    let theirs = tour
+        .resman_appointment_id
+        .as_ref()
+        .expect("booked in ResMan")
+        .to_string();
+    let callback = format!("call {phone} after 5");
+    stack
+        .notice(&serde_json::json!({
+            "appointment_id": theirs, "status": "Confirmed", "timestamp": chrono::Utc::now().to_rfc3339(),
+            "updated_fields": {"status": "Confirmed", "staff_notes": format!("{notes}, twice"), "callback": callback},
+        }))
+        .await
+        .unwrap();
+    assert_eq!(
+        stack.tour(&id).await.history.last().unwrap().received.as_ref().unwrap()["callback"],
+        callback.as_str()
+    );
     // A message of the tour's dead-lettered, as after its last receive.
     let waiting = stack.receive_sync_batch().await;
     let dead = waiting.first().expect("the change's ResMan write is queued");
@@ -225,7 +243,7 @@ async fn after_an_erasure_no_item_and_no_queued_message_holds_the_prospects_name
         .await
         .unwrap();
     let before = everything(&stack).await;
-    for kept in [&name, &email, &phone, &notes] {
+    for kept in [&name, &email, &phone, &notes, &callback] {
         assert!(
             before.contains(kept.as_str()),
             "the search finds {kept} before the erasure"
@@ -235,7 +253,7 @@ async fn after_an_erasure_no_item_and_no_queued_message_holds_the_prospects_name
     let erased = erase_prospect(&stack.store, &email).await.unwrap();
     assert_eq!(erased.len(), 1);
     let after = everything(&stack).await;
-    for gone in [&name, &email, &phone, &notes] {
+    for gone in [&name, &email, &phone, &notes, &callback] {
         assert!(!after.contains(gone.as_str()), "{gone} is still somewhere: {after}");
     }
     // The tour stays, and the chatbot's replay of its change answers without the notes.

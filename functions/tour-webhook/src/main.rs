@@ -17,7 +17,21 @@ struct Deps {
     relays: shared::adapters::secrets::RotatingSecret,
 }
 
+/// The function URL's paths that take notices: its root, and the brief's `/api/resman/webhooks/tour-update`.
+fn is_webhook_path(path: &str) -> bool {
+    matches!(path.trim_end_matches('/'), "" | "/api/resman/webhooks/tour-update")
+}
+
 async fn handle(deps: &Deps, request: Request) -> Response<Body> {
+    if !is_webhook_path(request.uri().path()) {
+        return ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "notices go to / or /api/resman/webhooks/tour-update",
+        )
+        .with_field("path")
+        .into_response();
+    }
     if request.method() != lambda_http::http::Method::POST {
         return ApiError::method_not_allowed("POST");
     }
@@ -58,4 +72,24 @@ async fn main() -> Result<(), Error> {
         relays: config::webhook_relays(&cold.secrets).await?,
     };
     serve(&deps, handle).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_webhook_path;
+
+    #[test]
+    fn notices_are_taken_at_the_root_and_at_the_briefs_path_only() {
+        for path in [
+            "/",
+            "",
+            "/api/resman/webhooks/tour-update",
+            "/api/resman/webhooks/tour-update/",
+        ] {
+            assert!(is_webhook_path(path), "{path}");
+        }
+        for path in ["/api/resman/webhooks", "/hook", "/api/resman/webhooks/tour-update/x"] {
+            assert!(!is_webhook_path(path), "{path}");
+        }
+    }
 }

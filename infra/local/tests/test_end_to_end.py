@@ -41,6 +41,7 @@ import stack
 from cfn_template import load_template
 from conftest import REPO_ROOT, free_port, venv_tool
 from provision import read_env_file
+from sign_event import signature
 
 PROPERTY = "5f1c2a9e-3b7d-4c41-9a0e-7d2b6c8e1f01"  # Maple Grove, America/Chicago
 PROSPECTS = 200
@@ -265,6 +266,43 @@ def test_one_key_past_its_holds_in_an_hour_is_answered_429_with_when_to_come_bac
     _, retry_after, refusal = answers[-1]
     assert refusal["error"]["code"] == "too_many_holds", refusal
     assert retry_after is not None and 1 <= int(retry_after) <= 300, answers[-1]
+
+
+def test_the_briefs_webhook_at_the_briefs_path_brings_staff_notes_to_the_tour(running_stack):
+    """A relay that sends the brief's TourUpdateWebhook, as written (no event_id), to the brief's path on the
+    function URL: accepted once, its notes on the tour; any other path of the function URL is 404."""
+    env = running_stack
+    day, time_of_day = free_slot(env, days_ahead=6)
+    body = {"conversation_id": "e2e-brief-webhook", "tour_data": {
+        "prospect_name": "Brief Shape", "prospect_email": "brief.shape@example.com", "prospect_phone": "+15125570001",
+        "tour_type": "in_person", "preferred_date": day, "preferred_time": time_of_day, "property_id": PROPERTY}}
+    status, booked = call(env, "POST", "book-tour/api/resman/tours/book", body)
+    assert status == 201, booked
+    notice = json.dumps({
+        "appointment_id": booked["resman_appointment_id"], "status": "Confirmed",
+        "updated_fields": {"status": "Confirmed", "staff_notes": "Wants to see the pool first"},
+        "staff_member": "Alex Rivera", "timestamp": datetime.now(ZoneInfo("UTC")).isoformat(),
+    })
+
+    def post(path: str) -> tuple[int, dict]:
+        request = urllib.request.Request(
+            f"{env['LAMBDA_BASE_URL']}/tour-webhook{path}", method="POST", data=notice.encode(),
+            headers={"content-type": "application/json",
+                     "x-resman-signature": signature(env["WEBHOOK_SECRET"], int(time.time()), notice)})
+        try:
+            with urllib.request.urlopen(request, timeout=120) as response:
+                return response.status, json.loads(response.read())
+        except urllib.error.HTTPError as error:
+            return error.code, json.loads(error.read())
+
+    assert post("/api/resman/webhooks/tour-update") == (200, {"status": "accepted"})
+    assert post("/api/resman/webhooks/tour-update") == (200, {"status": "duplicate"}), "a retry is kept once"
+    status, other = post("/somewhere-else")
+    assert (status, other["error"]["code"]) == (404, "not_found"), other
+    status, tour = call(env, "GET", f"get-tour/api/resman/tours/{booked['appointment_id']}")
+    assert status == 200, tour
+    assert (tour["status"], tour["staff_notes"]) == ("confirmed", "Wants to see the pool first"), tour
+    assert tour["history"][-1]["source"] == "resman_webhook", tour["history"]
 
 
 def test_a_tour_changed_by_the_chatbot_and_by_staff_through_the_functions_ends_the_same_on_both_sides(running_stack):

@@ -276,6 +276,7 @@ fn new_tour(
             start: window.start(),
             agent,
             overrode: None,
+            received: None,
         }],
         resman_version: 0,
         resman_synced_at: None,
@@ -506,6 +507,10 @@ pub struct ConversationTour {
     pub confirmed_datetime: String,
     pub staff_member: String,
     pub duration: u32,
+    /// Staff's notes on the tour (from the API or from ResMan), `null` when none: part of the conversation's context.
+    pub staff_notes: Option<String>,
+    /// When the tour last changed, in the property's zone (RFC 3339).
+    pub last_updated: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -540,6 +545,13 @@ pub async fn conversation_tours(
             confirmed_datetime: r.confirmed_datetime,
             staff_member: r.staff_member,
             duration: r.duration,
+            staff_notes: tour.staff_notes.clone(),
+            last_updated: tour
+                .history
+                .last()
+                .map_or(tour.created_at, |c| c.at)
+                .with_timezone(&property.time_zone)
+                .to_rfc3339(),
         });
     }
     Ok(view)

@@ -90,6 +90,7 @@ async fn apply_appointment(
             agent: appointment.agent.clone(),
             as_of: appointment.as_of,
             source: ChangeSource::ResmanPoll,
+            extras: Default::default(),
         };
         let deps = ReportDeps {
             tours: feed.tours,
@@ -355,6 +356,10 @@ pub async fn apply_notice(
             agent: staff_agent(&property, notice),
             as_of: notice.sent_at,
             source: ChangeSource::ResmanWebhook,
+            extras: crate::app::lifecycle::ReportExtras {
+                staff_notes: notice.staff_notes.clone(),
+                received: notice.received.clone(),
+            },
         };
         let deps = ReportDeps {
             tours: feed.tours,
@@ -701,6 +706,8 @@ mod tests {
             property_id: None,
             scheduled_at: None,
             sent_at: now() + Duration::minutes(5),
+            staff_notes: None,
+            received: Default::default(),
         };
         assert_eq!(
             apply_notice(&feed(&store, &MemoryTours::default()), &notice, &Accounts::All, now())
@@ -741,6 +748,8 @@ mod tests {
                 property_id: Some(demo().id),
                 scheduled_at: None,
                 sent_at: now() + Duration::minutes(n),
+                staff_notes: None,
+                received: Default::default(),
             };
             apply_notice(&feed(&store, &MemoryTours::default()), &notice, &Accounts::All, now())
                 .await

@@ -359,6 +359,36 @@ pub struct ResManReport {
     /// The moment the report describes: the notice's timestamp, or when the poller read.
     pub as_of: DateTime<Utc>,
     pub source: ChangeSource,
+    /// What a webhook notice says besides: staff's notes and its other fields (none from a poll).
+    pub extras: ReportExtras,
+}
+
+/// What a ResMan notice says besides status, time and agent: staff's notes, and its other updated fields as
+/// received. They go with the change the notice makes (one history entry), or make a change of their own.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReportExtras {
+    pub staff_notes: Option<String>,
+    pub received: std::collections::BTreeMap<String, serde_json::Value>,
+}
+
+impl ReportExtras {
+    fn is_empty(&self) -> bool {
+        self.staff_notes.is_none() && self.received.is_empty()
+    }
+
+    /// The tour after a change that raised its version, with the notes, and the other fields kept on the change's
+    /// history entry.
+    fn on(&self, mut after: TourRecord) -> TourRecord {
+        if let Some(notes) = &self.staff_notes {
+            after.staff_notes = Some(notes.clone());
+        }
+        if !self.received.is_empty()
+            && let Some(entry) = after.history.last_mut()
+        {
+            entry.received = Some(self.received.clone());
+        }
+        after
+    }
 }
 
 /// What a report did to one of our tours.
@@ -421,6 +451,14 @@ pub async fn apply_report(
             ResManWord::Unknown(_) => apply_unknown_word(deps, property, &tour, report, now).await?,
         };
         match effect {
+            // Staff's notes are news even when the rest of the report is not, unless the report is older than the
+            // tour's last change.
+            Some(ReportEffect::Unchanged | ReportEffect::Disagrees | ReportEffect::Refused(_))
+                if !report.extras.is_empty() =>
+            {
+                let tour = find_tour(deps.tours, tour.booking_id.as_str()).await?;
+                return apply_extras(deps, property, tour, report, now).await;
+            }
             Some(effect) => return Ok(effect),
             None => tour = find_tour(deps.tours, tour.booking_id.as_str()).await?,
         }
@@ -506,7 +544,9 @@ async fn settle_report(
         Reconciled::Settled(settled) => settled,
         Reconciled::Undecided => return disagree(deps, property, tour, (&reported, report.source), now).await,
     };
-    let Some(mut after) = crate::domain::update::settled(tour, &settled, &reported, report.source, report.as_of) else {
+    let Some(mut after) = crate::domain::update::settled(tour, &settled, &reported, report.source, report.as_of)
+        .map(|after| report.extras.on(after))
+    else {
         return Ok(Some(ReportEffect::Unchanged));
     };
     after.resman_seen = Some(in_resman.clone());
@@ -562,7 +602,14 @@ async fn save_report(
         .await?
     {
         ChangeWrite::Saved => {
-            enqueue_owed(deps.queue, after, &messages, after.owes_resman()).await;
+            // The sync worker does both: ResMan's write when owed, and the chatbot's callback for the new version.
+            enqueue_owed(
+                deps.queue,
+                after,
+                &messages,
+                after.owes_resman() || after.owes_callback(),
+            )
+            .await;
             Ok(true)
         }
         ChangeWrite::Stale | ChangeWrite::SlotTaken | ChangeWrite::KeyInUse => Ok(false),
@@ -620,7 +667,7 @@ async fn apply_unknown_word(
     }
     let edit = edit_of(tour, report)?;
     let after = match edited(tour, &edit, report.source, report.as_of, None) {
-        Ok(Some(after)) => after,
+        Ok(Some(after)) => report.extras.on(after),
         Ok(None) => return Ok(Some(ReportEffect::Unchanged)),
         Err(illegal) => {
             tracing::warn!(booking_id = %tour.booking_id, refused = %illegal, "a change reported by ResMan does not fit the tour; left alone");
@@ -637,6 +684,43 @@ async fn apply_unknown_word(
     }
     tracing::info!(booking_id = %after.booking_id, version = after.version, source = ?report.source, "tour changed in ResMan");
     Ok(Some(ReportEffect::Applied(after.version)))
+}
+
+/// A notice's notes and other fields on their own, as a change of the tour (`Unchanged` when the notes are already
+/// so). ResMan holds what it sent, so nothing is owed back to it for them.
+async fn apply_extras(
+    deps: &ReportDeps<'_>,
+    property: &Property,
+    tour: TourRecord,
+    report: &ResManReport,
+    now: DateTime<Utc>,
+) -> Result<ReportEffect, AppError> {
+    let mut tour = tour;
+    for _ in 0..REPORT_RETRIES {
+        if crate::domain::calendar::is_older(report.as_of, tour.settled_at()) {
+            // Notes written before the tour's last change may be what that change answered: left alone.
+            return Ok(ReportEffect::Stale);
+        }
+        let edit = Edit {
+            staff_notes: report.extras.staff_notes.clone(),
+            ..Default::default()
+        };
+        let Some(after) = edited(&tour, &edit, report.source, report.as_of, None)
+            .map_err(|e| AppError::Internal(format!("notes refused: {e}")))?
+        else {
+            return Ok(ReportEffect::Unchanged);
+        };
+        let mut after = report.extras.on(after);
+        if !tour.owes_resman() {
+            after.resman_version = after.version;
+        }
+        if save_report(deps, property, (&tour, &after), false, &[], now).await? {
+            tracing::info!(booking_id = %after.booking_id, version = after.version, "staff notes from ResMan kept");
+            return Ok(ReportEffect::Applied(after.version));
+        }
+        tour = find_tour(deps.tours, tour.booking_id.as_str()).await?;
+    }
+    Ok(ReportEffect::Stale)
 }
 
 #[cfg(test)]
@@ -931,6 +1015,7 @@ pub(crate) mod tests {
             agent: None,
             as_of: monday_morning() + Duration::minutes(minutes_after),
             source: ChangeSource::ResmanWebhook,
+            extras: ReportExtras::default(),
         }
     }
 
@@ -963,6 +1048,65 @@ pub(crate) mod tests {
             (TourStatus::Completed, 2, 2)
         );
         assert_eq!(now.history.last().unwrap().source, ChangeSource::ResmanWebhook);
+    }
+
+    fn with_notes(mut r: ResManReport, notes: &str, received: &[(&str, &str)]) -> ResManReport {
+        r.extras = ReportExtras {
+            staff_notes: Some(notes.to_owned()),
+            received: received
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), serde_json::json!(v)))
+                .collect(),
+        };
+        r
+    }
+
+    #[tokio::test]
+    async fn staff_notes_from_resman_land_on_the_tour_with_its_change_or_on_their_own_and_the_chatbot_hears() {
+        let tours = MemoryTours::default();
+        let tour = booked(&tours, 1, "A", 10);
+        // Confirmed with notes and another field: one change, one history entry holding what else was sent.
+        let confirmed = with_notes(
+            report(1, "Confirmed", None, 5),
+            "Asked about parking",
+            &[("unit", "B12")],
+        );
+        assert_eq!(apply(&tours, &confirmed).await, ReportEffect::Applied(2));
+        let t = now_of(&tours, &tour);
+        assert_eq!(
+            (t.status, t.staff_notes.as_deref(), t.version),
+            (TourStatus::Confirmed, Some("Asked about parking"), 2)
+        );
+        let entry = t.history.last().unwrap();
+        assert_eq!(
+            entry.received.as_ref().unwrap()["unit"],
+            "B12",
+            "other fields kept as received"
+        );
+        assert!(!t.owes_resman(), "ResMan holds what it sent");
+        assert!(
+            tours.queued.lock().unwrap().contains(&tour.booking_id),
+            "queued for the chatbot's callback of version 2"
+        );
+        // The same status again with new notes: a change of its own.
+        tours.queued.lock().unwrap().clear();
+        let noted = with_notes(report(1, "Confirmed", None, 7), "Prefers mornings", &[]);
+        assert_eq!(apply(&tours, &noted).await, ReportEffect::Applied(3));
+        let t = now_of(&tours, &tour);
+        assert_eq!(
+            (
+                t.staff_notes.as_deref(),
+                t.resman_version,
+                t.history.last().unwrap().source
+            ),
+            (Some("Prefers mornings"), 3, ChangeSource::ResmanWebhook)
+        );
+        assert!(t.owes_callback() && tours.queued.lock().unwrap().contains(&tour.booking_id));
+        // Redelivered: nothing new. Older than the tour's last change: left alone.
+        assert_eq!(apply(&tours, &noted).await, ReportEffect::Unchanged);
+        let older = with_notes(report(1, "Confirmed", None, 6), "Old words", &[]);
+        assert_eq!(apply(&tours, &older).await, ReportEffect::Stale);
+        assert_eq!(now_of(&tours, &tour).staff_notes.as_deref(), Some("Prefers mornings"));
     }
 
     #[tokio::test]

@@ -377,6 +377,7 @@ async fn read_report(
         agent: event.agent.clone(),
         as_of: (deps.clock)(),
         source: crate::domain::lifecycle::ChangeSource::ResmanPoll,
+        extras: Default::default(),
     }))
 }
 

@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum NoticeOutcome {
-    Accepted(ChangeNotice, NoticeEffect),
+    Accepted(Box<ChangeNotice>, NoticeEffect),
     Duplicate,
 }
 
@@ -59,7 +59,7 @@ pub async fn receive_change_notice(
             other => other,
         })?;
     match deps.inbox.record_once(&notice, now).await? {
-        Recorded::New => Ok(NoticeOutcome::Accepted(notice, effect)),
+        Recorded::New => Ok(NoticeOutcome::Accepted(Box::new(notice), effect)),
         Recorded::AlreadySeen => Ok(NoticeOutcome::Duplicate),
     }
 }

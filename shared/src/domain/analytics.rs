@@ -615,6 +615,7 @@ mod tests {
             start: tour.start,
             agent: None,
             overrode: None,
+            received: None,
         });
         tour
     }

@@ -635,6 +635,11 @@ impl TourRecord {
     }
 
     /// Whether ResMan still lacks this tour's current version.
+    /// Whether the chatbot has yet to hear of this version (its callback, when one is configured).
+    pub fn owes_callback(&self) -> bool {
+        self.callback_version < self.version
+    }
+
     pub fn owes_resman(&self) -> bool {
         !matches!(self.status, TourStatus::Released)
             && self.sync_status != SyncStatus::Rejected

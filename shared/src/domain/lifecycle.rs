@@ -69,6 +69,10 @@ pub struct TourChange {
     /// A crossing change this one won over (`domain::reconcile`): who made it, what it set and when.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub overrode: Option<super::reconcile::Overridden>,
+    /// The other fields a ResMan notice updated, as received (`domain::notice`); removed when the prospect's data
+    /// is erased, since staff may write anything there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub received: Option<std::collections::BTreeMap<String, serde_json::Value>>,
 }
 
 /// How the prospect left the tour, as staff or the chatbot record it.

@@ -376,6 +376,7 @@ pub(crate) mod tests {
             start: t.start,
             agent: None,
             overrode: None,
+            received: None,
         };
         t.history.push(entry(2, ChangeSource::ResmanPoll));
         t.history.push(entry(3, ChangeSource::Chatbot));

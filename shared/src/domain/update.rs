@@ -250,6 +250,7 @@ pub fn edited(
         start: next.start,
         agent: next.holder.agent().cloned(),
         overrode,
+        received: None,
     });
     Ok(Some(next))
 }
@@ -305,6 +306,7 @@ pub fn settled(
         start: next.start,
         agent: next.holder.agent().cloned(),
         overrode: Some(overrode),
+        received: None,
     });
     Some(next)
 }

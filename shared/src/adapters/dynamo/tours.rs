@@ -955,20 +955,31 @@ impl crate::ports::PersonalData for DynamoStore {
             // Saved answers to the tour's changes show its staff notes: blanked first, each with its pointer, so a
             // retried erasure still finds the rest through the prospect's pointer, deleted last.
             self.blank_saved_answers(&booking).await?;
-            // The personal data and its pointer together, and any notes a tour item kept from before they moved to
-            // the personal data.
-            let tour_notes = Update::builder()
-                .table_name(&self.table)
-                .set_key(Some(key(format!("TOUR#{booking}"), "TOUR")))
-                .update_expression("REMOVE staff_notes")
-                .condition_expression("attribute_exists(pk)")
-                .build()
-                .map_err(corrupt("tour notes"))?;
+            // The personal data and its pointer together; from the tour item, any notes it kept from before they
+            // moved to the personal data, and the fields ResMan's notices sent beside its changes (staff may write
+            // anything there), kept in its history.
             let mut items = vec![
                 delete(&self.table, key(format!("TOUR#{booking}"), "PERSON"))?,
                 delete(&self.table, key(pk.clone(), booking.as_str()))?,
             ];
-            if self.get(key(format!("TOUR#{booking}"), "TOUR")).await?.is_some() {
+            if let Some(tour) = self.get(key(format!("TOUR#{booking}"), "TOUR")).await? {
+                let mut removed = vec!["staff_notes".to_owned()];
+                if let Some(history) = tour.get("history").and_then(|v| v.as_l().ok()) {
+                    removed.extend(
+                        history
+                            .iter()
+                            .enumerate()
+                            .filter(|(_, entry)| entry.as_m().is_ok_and(|m| m.contains_key("received")))
+                            .map(|(i, _)| format!("history[{i}].received")),
+                    );
+                }
+                let tour_notes = Update::builder()
+                    .table_name(&self.table)
+                    .set_key(Some(key(format!("TOUR#{booking}"), "TOUR")))
+                    .update_expression(format!("REMOVE {}", removed.join(", ")))
+                    .condition_expression("attribute_exists(pk)")
+                    .build()
+                    .map_err(corrupt("tour notes"))?;
                 items.push(TransactWriteItem::builder().update(tour_notes).build());
             }
             self.transact(items).await.map_err(unavailable)?;
