@@ -239,9 +239,11 @@ def in_person_agents(config: dict) -> list[dict]:
     return [agent for agent in config["agents"] if "in_person" in agent.get("tour_types", [])]
 
 
-def availability(ctx: Context, day: date, tour_type: str = "in_person", property_id: str = DEMO_PROPERTY_ID) -> dict:
-    """Asks our API exactly as the chatbot does."""
-    query = urllib.parse.urlencode({"property_id": property_id, "date": day.isoformat(), "tour_type": tour_type})
+def availability(ctx: Context, day: date, tour_type: str | None = "in_person",
+                 property_id: str = DEMO_PROPERTY_ID) -> dict:
+    """Asks our API exactly as the chatbot does (`tour_type` None: every type the property offers)."""
+    asked = {"property_id": property_id, "date": day.isoformat()}
+    query = urllib.parse.urlencode({**asked, "tour_type": tour_type} if tour_type else asked)
     answer = request_json(
         "GET",
         f"{ctx.url('LAMBDA_BASE_URL')}{AVAILABILITY_PATH}?{query}",
@@ -327,6 +329,16 @@ def step_week_of_availability(ctx: Context) -> None:
     agents = [agent["name"] for agent in in_person_agents(config)]
     say(f"Each time is offered with one guide: whoever of {names_in_words(agents)} is free then and has the "
         "fewest tours that day.")
+    open_day = next((today + timedelta(days=n) for n in range(1, WEEK_DAYS)
+                     if slot_times(availability(ctx, today + timedelta(days=n)), zone)), None)
+    if open_day is not None:
+        every = availability(ctx, open_day, tour_type=None)["available_slots"]
+        kinds = {"in_person": "in person", "virtual": "by video", "self_guided": "self-guided"}
+        counts = [f"{sum(1 for s in every if s.get('tour_type') == kind)} {words}" for kind, words in kinds.items()]
+        if not every or any("tour_type" not in s for s in every):
+            raise DemoError("the answer for every tour type does not say each time's type")
+        say(f"A prospect who has not decided how to tour? The chatbot can ask without a tour type: for "
+            f"{day_in_words(open_day)} it gets {names_in_words(counts)} times, each saying which kind it is.")
 
 
 def next_open_weekday(config: dict, after: date, at: clock_time, minutes: int) -> date:

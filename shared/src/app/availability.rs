@@ -14,18 +14,22 @@ use serde::{Deserialize, Serialize};
 pub struct AvailabilityQuery {
     pub property_id: ResManPropertyId,
     pub date: NaiveDate,
-    pub tour_type: TourType,
+    /// Optional, as in the brief: without it, every type the property offers.
+    pub tour_type: Option<TourType>,
 }
 
 impl AvailabilityQuery {
-    /// From the query string's raw values; each missing or malformed one is named.
+    /// From the query string's raw values; each missing or malformed one is named. An empty `tour_type` is none.
     pub fn parse(property_id: Option<&str>, date: Option<&str>, tour_type: Option<&str>) -> Result<Self, InvalidField> {
         let property_id =
             ResManPropertyId::parse(property_id.ok_or_else(|| InvalidField::new("property_id", "is required"))?)?;
         let date = date.ok_or_else(|| InvalidField::new("date", "is required"))?;
         let date = NaiveDate::parse_from_str(date.trim(), "%Y-%m-%d")
             .map_err(|_| InvalidField::new("date", "must be a date YYYY-MM-DD"))?;
-        let tour_type = TourType::parse(tour_type.ok_or_else(|| InvalidField::new("tour_type", "is required"))?)?;
+        let tour_type = tour_type
+            .filter(|t| !t.trim().is_empty())
+            .map(TourType::parse)
+            .transpose()?;
         Ok(Self {
             property_id,
             date,
@@ -44,6 +48,8 @@ pub struct SlotView {
     pub staff_member_id: Option<String>,
     /// Minutes.
     pub duration: u32,
+    /// The slot's tour type: an answer for every type mixes them.
+    pub tour_type: TourType,
 }
 
 /// The seed's `AvailabilityResponse`, with the question echoed.
@@ -51,7 +57,8 @@ pub struct SlotView {
 pub struct AvailabilityView {
     pub property_id: String,
     pub date: String,
-    pub tour_type: String,
+    /// The type asked for, or `null` when the answer holds every type the property offers.
+    pub tour_type: Option<String>,
     pub time_zone: String,
     pub available_slots: Vec<SlotView>,
     pub next_available_date: Option<String>,
@@ -133,7 +140,7 @@ pub async fn busy_around_date(
     Ok(slots::in_force(calendar.busy_in(property, window).await?, now, None))
 }
 
-pub fn slot_view(property: &Property, slot: &Slot) -> SlotView {
+pub fn slot_view(property: &Property, tour_type: TourType, slot: &Slot) -> SlotView {
     let agent = slot.agent.as_ref().and_then(|id| property.agent(id));
     SlotView {
         time: slot.start.to_rfc3339(),
@@ -142,24 +149,75 @@ pub fn slot_view(property: &Property, slot: &Slot) -> SlotView {
             .unwrap_or_else(|| "Self-guided".to_owned()),
         staff_member_id: slot.agent.as_ref().map(|a| a.to_string()),
         duration: slot.duration_minutes,
+        tour_type,
     }
 }
 
+/// The free slots of the date for the type asked for; without one, for every type the property offers, in time
+/// order (each slot says its type), with the earliest next available date of any type when none is free.
 pub async fn availability(
     deps: &AvailabilityDeps<'_>,
     query: &AvailabilityQuery,
     now: DateTime<Utc>,
 ) -> Result<(AvailabilityView, Source), AppError> {
+    if let Some(tour_type) = query.tour_type {
+        return availability_of(deps, query, tour_type, now).await;
+    }
+    let of = |tour_type| availability_of(deps, query, tour_type, now);
+    let (in_person, virtual_, self_guided) =
+        tokio::join!(of(TourType::InPerson), of(TourType::Virtual), of(TourType::SelfGuided));
+    let mut views = Vec::new();
+    let mut source = Source::Cache;
+    for answer in [in_person, virtual_, self_guided] {
+        match answer {
+            Ok((view, from)) => {
+                if from == Source::Computed {
+                    source = Source::Computed;
+                }
+                views.push(view);
+            }
+            // A type this property does not offer is simply not in the answer.
+            Err(AppError::Invalid(f)) if f.field == "tour_type" => {}
+            Err(e) => return Err(e),
+        }
+    }
+    let Some(first) = views.first().cloned() else {
+        return Err(InvalidField::new("tour_type", "this property offers no tour type").into());
+    };
+    let mut slots: Vec<SlotView> = views.iter().flat_map(|v| v.available_slots.clone()).collect();
+    slots.sort_by_key(|s| (DateTime::parse_from_rfc3339(&s.time).ok(), s.tour_type));
+    let next_available_date = if slots.is_empty() {
+        views.iter().filter_map(|v| v.next_available_date.clone()).min()
+    } else {
+        None
+    };
+    Ok((
+        AvailabilityView {
+            tour_type: None,
+            available_slots: slots,
+            next_available_date,
+            ..first
+        },
+        source,
+    ))
+}
+
+async fn availability_of(
+    deps: &AvailabilityDeps<'_>,
+    query: &AvailabilityQuery,
+    tour_type: TourType,
+    now: DateTime<Utc>,
+) -> Result<(AvailabilityView, Source), AppError> {
     // One consistent read: the property, the date's generation and the cached answer.
     let day = deps
         .cache
-        .read_day(&query.property_id, query.date, query.tour_type, now)
+        .read_day(&query.property_id, query.date, tour_type, now)
         .await?;
     let property = day
         .property
         .filter(|p| super::reach::reaches(deps.reach, p))
         .ok_or_else(no_such_property)?;
-    property.tour_type(query.tour_type)?;
+    property.tour_type(tour_type)?;
     slots::check_date(&property, query.date, now)?;
 
     if let Some(body) = day.fresh
@@ -177,20 +235,20 @@ pub async fn availability(
     }
 
     let busy = busy_for_dates(deps.calendar, &property, query.date, query.date, now).await?;
-    let free = slots::free_slots(&property, query.tour_type, query.date, &busy, now)?;
+    let free = slots::free_slots(&property, tour_type, query.date, &busy, now)?;
     let next_available_date = if free.is_empty() {
         let last = slots::horizon_end(&property, now);
         let later = busy_for_dates(deps.calendar, &property, query.date, last, now).await?;
-        slots::next_available_date(&property, query.tour_type, query.date, &later, now).map(|d| d.to_string())
+        slots::next_available_date(&property, tour_type, query.date, &later, now).map(|d| d.to_string())
     } else {
         None
     };
     let view = AvailabilityView {
         property_id: property.id.to_string(),
         date: query.date.to_string(),
-        tour_type: query.tour_type.as_str().to_owned(),
+        tour_type: Some(tour_type.as_str().to_owned()),
         time_zone: property.time_zone.name().to_owned(),
-        available_slots: free.iter().map(|s| slot_view(&property, s)).collect(),
+        available_slots: free.iter().map(|s| slot_view(&property, tour_type, s)).collect(),
         next_available_date,
     };
     // A day with no slot depends on later dates too (its next available date), so only full answers are cached.
@@ -202,14 +260,7 @@ pub async fn availability(
             slots::next_lapse(&busy, now).map_or(now + deps.cache_ttl, |lapse| lapse.min(now + deps.cache_ttl));
         if let Err(e) = deps
             .cache
-            .write(
-                &property.id,
-                query.date,
-                query.tour_type,
-                day.generation,
-                &body,
-                expires,
-            )
+            .write(&property.id, query.date, tour_type, day.generation, &body, expires)
             .await
         {
             tracing::warn!(error = %e, "could not cache availability");
@@ -263,6 +314,46 @@ mod tests {
 
     fn times(view: &AvailabilityView) -> Vec<String> {
         view.available_slots.iter().map(|s| s.time.clone()).collect()
+    }
+
+    #[tokio::test]
+    async fn without_a_tour_type_every_offered_type_is_answered_in_time_order_each_slot_saying_its_type() {
+        let store = MemoryStore::with_property(demo());
+        let every = AvailabilityQuery::parse(Some("P-1"), Some("2026-12-01"), None).unwrap();
+        let (view, _) = availability(&deps(&store), &every, now()).await.unwrap();
+        assert_eq!(view.tour_type, None);
+        let times: Vec<_> = view
+            .available_slots
+            .iter()
+            .map(|s| DateTime::parse_from_rfc3339(&s.time).unwrap())
+            .collect();
+        assert!(times.windows(2).all(|w| w[0] <= w[1]), "in time order");
+        for tour_type in TourType::ALL {
+            let (one, _) = availability(&deps(&store), &query("2026-12-01", tour_type.as_str()), now())
+                .await
+                .unwrap();
+            assert_eq!(one.tour_type.as_deref(), Some(tour_type.as_str()));
+            assert!(!one.available_slots.is_empty());
+            let mine: Vec<_> = view
+                .available_slots
+                .iter()
+                .filter(|s| s.tour_type == tour_type)
+                .cloned()
+                .collect();
+            assert_eq!(mine, one.available_slots, "{tour_type:?}: as its own answer gives them");
+        }
+        // A closed day: no slot of any type, and the earliest next date of any type.
+        let closed = AvailabilityQuery::parse(Some("P-1"), Some("2026-12-25"), Some(" ")).unwrap();
+        assert_eq!(closed.tour_type, None, "an empty tour_type is none");
+        let (view, _) = availability(&deps(&store), &closed, now()).await.unwrap();
+        assert!(view.available_slots.is_empty());
+        assert_eq!(view.next_available_date.as_deref(), Some("2026-12-26"));
+        assert_eq!(
+            AvailabilityQuery::parse(Some("P-1"), Some("2026-12-01"), Some("walk"))
+                .unwrap_err()
+                .field,
+            "tour_type"
+        );
     }
 
     #[tokio::test]
@@ -403,11 +494,9 @@ mod tests {
                 .field,
             "tour_type"
         );
-        assert_eq!(
-            AvailabilityQuery::parse(Some("P-1"), Some("2026-12-01"), None)
-                .unwrap_err()
-                .field,
-            "tour_type"
+        assert!(
+            AvailabilityQuery::parse(Some("P-1"), Some("2026-12-01"), None).is_ok(),
+            "tour_type is optional, as in the brief"
         );
     }
 }

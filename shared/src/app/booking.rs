@@ -97,7 +97,7 @@ pub async fn alternatives(
     Ok(nearest_free(calendar, property, tour_type, wanted, now, 3)
         .await?
         .iter()
-        .map(|s| slot_view(property, s))
+        .map(|s| slot_view(property, tour_type, s))
         .collect())
 }
 

@@ -50,7 +50,7 @@ fn view(property: &Property, hold: &SlotHold) -> HoldView {
         conversation_id: hold.conversation_id.as_str().to_owned(),
         property_id: property.id.to_string(),
         tour_type: hold.tour_type,
-        slot: slot_view(property, &slot),
+        slot: slot_view(property, hold.tour_type, &slot),
         held_until: hold.held_until.with_timezone(&property.time_zone).to_rfc3339(),
     }
 }

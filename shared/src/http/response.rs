@@ -163,6 +163,7 @@ mod tests {
             staff_member: "Alex Rivera".into(),
             staff_member_id: Some("A".into()),
             duration: 45,
+            tour_type: crate::domain::TourType::InPerson,
         };
         let r = error_response(&AppError::SlotTaken {
             alternatives: vec![alt],
