@@ -598,17 +598,15 @@ pub enum Claim {
 pub enum SendOutcome {
     Sent {
         provider_message_id: String,
+        /// The calendar invitation it carried (`domain::notify::invitation`).
+        invite: Option<String>,
     },
-    /// The tour changed so the message no longer fits it.
-    Superseded,
+    /// The tour changed so the message no longer fits it, or it would only repeat one sent: `because` says which.
+    Superseded { because: String },
     /// Given up (the last try failed, or it can never be sent).
-    Failed {
-        error: String,
-    },
+    Failed { error: String },
     /// This try failed; the message stays owed and the claim is released.
-    Retry {
-        error: String,
-    },
+    Retry { error: String },
 }
 
 /// The messages tours owe, and their delivery state.

@@ -650,3 +650,51 @@ async fn a_pending_booking_that_resman_then_refuses_tells_the_prospect_and_withd
         "staff, alerted of the new tour, hear it is off"
     );
 }
+
+#[tokio::test]
+async fn staff_confirming_a_second_after_the_booking_sends_the_prospect_one_email_with_one_invitation() {
+    use icalendar::Component;
+    let stack = Stack::start().await;
+    stack.webhook_on().await;
+    let booked = stack.book(&command(&stack.property, 1, "10:00"), None).await.unwrap();
+    let body = response(&booked);
+    let id = body["appointment_id"].as_str().unwrap().to_owned();
+    // A second later, before the booking's confirmation has gone, staff confirm the tour in ResMan.
+    let theirs = body["resman_appointment_id"].as_str().unwrap().to_owned();
+    stack.staff_change(&theirs, json!({"status": "Confirmed"})).await;
+    stack.webhooks_settled().await;
+    assert_eq!(
+        stack.tour(&id).await.version,
+        2,
+        "staff's confirmation reached the tour"
+    );
+    stack.deliver_notifications().await;
+    let to_prospect: Vec<Received> = stack
+        .sent_emails()
+        .await
+        .iter()
+        .map(|r| read(r))
+        .filter(|e| e.to == ["prospect1@example.com"])
+        .collect();
+    assert_eq!(to_prospect.len(), 1, "one email, not two with one invitation");
+    assert!(to_prospect[0].text.contains("confirmed it"), "{}", to_prospect[0].text);
+    let (method, calendar) = to_prospect[0].invite.as_ref().unwrap();
+    assert_eq!((method.as_str(), event(calendar).get_sequence()), ("REQUEST", Some(2)));
+    let (_, deliveries) = stack
+        .store
+        .tour_with_messages(&BookingId::parse(&id).unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    let superseded = deliveries
+        .iter()
+        .find(|d| d.status == DeliveryStatus::Superseded)
+        .expect("the second marked superseded");
+    assert!(
+        superseded
+            .superseded_because
+            .as_deref()
+            .is_some_and(|why| why.starts_with("repeats the invitation (REQUEST:2)")),
+        "{superseded:?}"
+    );
+}

@@ -616,6 +616,8 @@ impl MemoryMessages {
                 sent_at: None,
                 provider_message_id: None,
                 last_error: None,
+                invite: None,
+                superseded_because: None,
             };
             locked(&self.messages).insert(reference, (delivery, None));
         }
@@ -725,12 +727,19 @@ impl crate::ports::MessageStore for MemoryMessages {
         }
         *claimed_until = None;
         match outcome {
-            SendOutcome::Sent { provider_message_id } => {
+            SendOutcome::Sent {
+                provider_message_id,
+                invite,
+            } => {
                 delivery.status = DeliveryStatus::Sent;
                 delivery.sent_at = Some(now);
                 delivery.provider_message_id = Some(provider_message_id.clone());
+                delivery.invite = invite.clone();
             }
-            SendOutcome::Superseded => delivery.status = DeliveryStatus::Superseded,
+            SendOutcome::Superseded { because } => {
+                delivery.status = DeliveryStatus::Superseded;
+                delivery.superseded_because = Some(because.clone());
+            }
             SendOutcome::Failed { error } => {
                 delivery.status = DeliveryStatus::Failed;
                 delivery.last_error = Some(error.clone());

@@ -110,8 +110,26 @@ pub async fn send_queued_message(
     let finish = async |outcome: SendOutcome| deps.messages.finish_message(&message, &outcome, now).await;
     if !message.kind.fits(&tour) {
         tracing::info!(booking_id = %message.booking_id, message = %message.key(), status = tour.status.as_str(), "the tour changed since; message not sent");
-        finish(SendOutcome::Superseded).await?;
+        finish(SendOutcome::Superseded {
+            because: format!("the tour is {} now", tour.status.as_str()),
+        })
+        .await?;
         return Ok(WorkerOutcome::Done);
+    }
+    let invite = crate::domain::notify::invitation(message.kind, &tour);
+    if invite.is_some() {
+        // One tour's messages go in order (its lane), so what was sent before this one is on record by now.
+        let sent = deps
+            .messages
+            .tour_with_messages(&message.booking_id)
+            .await?
+            .map(|(_, deliveries)| deliveries)
+            .unwrap_or_default();
+        if let Some(because) = crate::domain::notify::repeats(&message, &tour, &sent) {
+            tracing::info!(booking_id = %message.booking_id, message = %message.key(), "it would repeat an invitation already sent; message not sent");
+            finish(SendOutcome::Superseded { because }).await?;
+            return Ok(WorkerOutcome::Done);
+        }
     }
     let property = load_property(deps.properties, &tour.property_id).await?;
     let email = match deps.templates.render(message.kind, &tour, &property, deps.links, now) {
@@ -137,7 +155,11 @@ pub async fn send_queued_message(
     match sent {
         Ok(provider_message_id) => {
             tracing::info!(booking_id = %message.booking_id, message = %message.key(), attempt, "message sent");
-            finish(SendOutcome::Sent { provider_message_id }).await?;
+            finish(SendOutcome::Sent {
+                provider_message_id,
+                invite,
+            })
+            .await?;
             crate::metrics::count(crate::metrics::Metric::MessagesSent);
             Ok(WorkerOutcome::Done)
         }
@@ -530,6 +552,63 @@ mod tests {
         given_up.unwrap();
         assert!(crate::metrics::names(&lines).is_empty(), "{lines:?}");
         assert_eq!(messages.status(&t, MessageKind::Confirmation), DeliveryStatus::Sent);
+    }
+
+    #[tokio::test]
+    async fn staff_confirming_a_second_after_the_booking_sends_the_prospect_one_email_that_says_so() {
+        let (store, mailer) = (MemoryStore::with_property(demo()), FlakyMailer::default());
+        let booked = demo_tour();
+        let messages = MemoryMessages::owing(&booked, &[MessageKind::Confirmation]);
+        // Staff confirm a second later, before the booking's confirmation has gone.
+        let confirmed = TourRecord {
+            status: TourStatus::Confirmed,
+            version: 2,
+            ..booked.clone()
+        };
+        messages.add(&confirmed, &[MessageKind::Confirmed]);
+        for (tour, kind) in [
+            (&booked, MessageKind::Confirmation),
+            (&confirmed, MessageKind::Confirmed),
+        ] {
+            assert_eq!(
+                deliver(&store, &messages, &mailer, &body(tour, kind), 1).await,
+                WorkerOutcome::Done
+            );
+        }
+        let sent = mailer.sent();
+        assert_eq!(sent.len(), 1, "one email, not two with one invitation");
+        assert!(
+            sent[0].text.contains("has confirmed it"),
+            "it says where the tour stands now"
+        );
+        let invite = sent[0].invite.as_ref().expect("the invitation");
+        assert!(
+            invite.ics.contains("SEQUENCE:2"),
+            "the invitation of the tour as it stands"
+        );
+        assert_eq!(
+            messages.status(&booked, MessageKind::Confirmation),
+            DeliveryStatus::Sent
+        );
+        assert_eq!(
+            messages.status(&confirmed, MessageKind::Confirmed),
+            DeliveryStatus::Superseded
+        );
+        let (_, deliveries) = messages.tour_with_messages(&booked.booking_id).await.unwrap().unwrap();
+        let superseded = deliveries.iter().find(|d| d.message == MessageKind::Confirmed).unwrap();
+        assert_eq!(
+            superseded.superseded_because.as_deref(),
+            Some("repeats the invitation (REQUEST:2) the confirmation message already gave the prospect")
+        );
+        // A change after the first was sent is news: its invitation is another SEQUENCE, and it goes.
+        let later = TourRecord {
+            status: TourStatus::Cancelled,
+            version: 3,
+            ..confirmed.clone()
+        };
+        messages.add(&later, &[MessageKind::Cancelled]);
+        deliver(&store, &messages, &mailer, &body(&later, MessageKind::Cancelled), 1).await;
+        assert_eq!(mailer.sent().len(), 2);
     }
 
     #[tokio::test]

@@ -93,6 +93,9 @@ struct TourView<'a> {
     kind: &'static str,
     minutes: i64,
     guide: String,
+    /// Whether the tour stands confirmed as the message is rendered: a message rendered after its tour moved on
+    /// says where the tour stands now.
+    confirmed: bool,
     location: Option<String>,
     virtual_link: Option<String>,
     instructions: Option<String>,
@@ -301,6 +304,7 @@ fn context<'a>(
             kind: kind_in_words(tour.tour_type),
             minutes: (tour.end - tour.start).num_minutes(),
             guide,
+            confirmed: tour.status == super::booking::TourStatus::Confirmed,
             location: config
                 .and_then(|c| c.location.clone())
                 .or_else(|| (tour.tour_type != super::TourType::Virtual).then(|| property.address.clone())),

@@ -209,6 +209,38 @@ pub struct Delivery {
     /// SES's message id, once sent.
     pub provider_message_id: Option<String>,
     pub last_error: Option<String>,
+    /// The calendar invitation it carried when sent, as `METHOD:SEQUENCE` (`REQUEST:2`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub invite: Option<String>,
+    /// Why it was not sent, when superseded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub superseded_because: Option<String>,
+}
+
+/// The invitation a prospect's message carries when sent for `tour` as it now stands: its `METHOD` and the tour's
+/// version as `SEQUENCE` (the `UID` is the tour's for its whole life), as `METHOD:SEQUENCE`.
+pub fn invitation(kind: MessageKind, tour: &TourRecord) -> Option<String> {
+    kind.invite_method()
+        .filter(|_| kind.audience() == Audience::Prospect)
+        .map(|method| format!("{method}:{}", tour.version))
+}
+
+/// Why sending `message` now would only repeat a message already sent: another of the tour's messages reached the
+/// prospect with the very invitation this one would carry (same UID, SEQUENCE and METHOD, to the same person), so
+/// the prospect's calendar and inbox already hold it. Two changes moments apart (a booking, and staff confirming it a
+/// second later) otherwise send two emails with one invitation.
+pub fn repeats(message: &MessageRef, tour: &TourRecord, deliveries: &[Delivery]) -> Option<String> {
+    let mine = invitation(message.kind, tour)?;
+    deliveries
+        .iter()
+        .filter(|d| (d.message, d.version) != (message.kind, message.version))
+        .find(|d| d.status == DeliveryStatus::Sent && d.invite.as_deref() == Some(mine.as_str()))
+        .map(|d| {
+            format!(
+                "repeats the invitation ({mine}) the {} message already gave the prospect",
+                d.message.as_str()
+            )
+        })
 }
 
 /// The messages a change owes: `before` is `None` for a new booking. The prospect hears of every change of their

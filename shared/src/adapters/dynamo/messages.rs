@@ -113,6 +113,8 @@ pub(crate) fn delivery_from(item: &Item) -> Result<Delivery, StoreError> {
         sent_at: time(item, "sent_at"),
         provider_message_id: text(item, "provider_message_id").map(str::to_owned),
         last_error: text(item, "last_error").map(str::to_owned),
+        invite: text(item, "invite").map(str::to_owned),
+        superseded_because: text(item, "superseded_because").map(str::to_owned),
     })
 }
 
@@ -234,16 +236,33 @@ impl MessageStore for DynamoStore {
             .condition_expression("delivery = :pending")
             .expression_attribute_values(":pending", s("pending"));
         let update = match outcome {
-            SendOutcome::Sent { provider_message_id } => update
+            SendOutcome::Sent {
+                provider_message_id,
+                invite,
+            } => {
+                let sent = update
+                    .expression_attribute_values(":sent", s("sent"))
+                    .expression_attribute_values(":now", s(now.to_rfc3339()))
+                    .expression_attribute_values(":id", s(provider_message_id.as_str()));
+                match invite {
+                    Some(invite) => sent
+                        .update_expression(
+                            "SET delivery = :sent, sent_at = :now, provider_message_id = :id, invite = :invite \
+                             REMOVE claimed_until, gsi1pk, gsi1sk, last_error",
+                        )
+                        .expression_attribute_values(":invite", s(invite.as_str())),
+                    None => sent.update_expression(
+                        "SET delivery = :sent, sent_at = :now, provider_message_id = :id \
+                         REMOVE claimed_until, gsi1pk, gsi1sk, last_error",
+                    ),
+                }
+            }
+            SendOutcome::Superseded { because } => update
                 .update_expression(
-                    "SET delivery = :sent, sent_at = :now, provider_message_id = :id REMOVE claimed_until, gsi1pk, gsi1sk, last_error",
+                    "SET delivery = :superseded, superseded_because = :why REMOVE claimed_until, gsi1pk, gsi1sk",
                 )
-                .expression_attribute_values(":sent", s("sent"))
-                .expression_attribute_values(":now", s(now.to_rfc3339()))
-                .expression_attribute_values(":id", s(provider_message_id.as_str())),
-            SendOutcome::Superseded => update
-                .update_expression("SET delivery = :superseded REMOVE claimed_until, gsi1pk, gsi1sk")
-                .expression_attribute_values(":superseded", s("superseded")),
+                .expression_attribute_values(":superseded", s("superseded"))
+                .expression_attribute_values(":why", s(because.as_str())),
             SendOutcome::Failed { error } => update
                 .update_expression("SET delivery = :failed, last_error = :e REMOVE claimed_until, gsi1pk, gsi1sk")
                 .expression_attribute_values(":failed", s("failed"))
