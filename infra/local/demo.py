@@ -1084,22 +1084,61 @@ def step_a_tour_lives_on(ctx: Context) -> None:
     elif status != 200:
         raise DemoError(f"the cancellation was not accepted (HTTP {status}{_reason(answer)})")
     else:
-        say(f"  Answered at once: {answer['status']}; the time is free for other prospects right away, and ResMan "
-            f"is told in the background ({answer['sync_status']}).")
-    deadline = time.monotonic() + SYNC_WAIT_SECONDS
-    while time.monotonic() < deadline:
-        appointments = [a for a in resman_appointments_with(ctx, second_id)
-                        if a.get("appointment_id") == chatbot_cancels["resman_appointment_id"]]
-        if appointments and appointments[0].get("status") == "Cancelled":
-            lead = appointments[0].get("prospect_status", "Active")
-            say(f"  In ResMan the tour is now Cancelled, with a note saying why; {first} stays an {lead.lower()} "
-                "prospect (never marked lost).")
-            break
-        time.sleep(1)
+        say(f"  Answered at once: {answer['status']}; ResMan is told in the background ({answer['sync_status']}).")
+    resman_id = chatbot_cancels["resman_appointment_id"]
+    agent = chatbot_cancels["staff_member"]
+    when = when_in_words(datetime.fromisoformat(chatbot_cancels["confirmed_datetime"]).astimezone(zone))
+    wait_for_tour(ctx, second_id, lambda t: t["status"] == "cancelled" and t["sync_status"] == "synced",
+                  "The cancellation's note in ResMan")
+    appointments = [a for a in resman_appointments_with(ctx, second_id) if a.get("appointment_id") == resman_id]
+    if not appointments:
+        raise DemoError("the cancelled tour's appointment is missing from ResMan")
+    lead = appointments[0].get("prospect_status", "Active")
+    if appointments[0].get("status") == "Cancelled":
+        say(f"  In ResMan the appointment is marked Cancelled (this property turns on resman_cancel_word), with a note "
+            f"saying why; {first} stays an {lead.lower()} prospect (never marked lost).")
+        return conversation_now(ctx, maria, zone, first)
+    say(f"  ResMan gets what its API allows: a note on {first}'s guest card saying the tour was cancelled (she stays "
+        f"an {lead.lower()} prospect, never marked lost). ResMan's API cannot cancel an appointment, so it stays on "
+        f"ResMan's calendar: the leasing team's alert asks them to mark it cancelled there, and until they do, "
+        f"{agent}'s time on {when} stays blocked for new prospects, so nobody is booked over it.")
+    if not staff_change(ctx, resman_id, {"status": "Cancelled"}):
+        raise DemoError("the agent's cancellation did not change the appointment in ResMan")
+    tour = tour_of(ctx, second_id)
+    if tour["status"] != "cancelled":
+        raise DemoError(f"the tour reads {tour['status']} after the agent cancelled it in ResMan")
+    say(f"  The leasing agent marks it cancelled in ResMan; as that news arrives (the webhook within a moment, the "
+        f"poller within a minute), {agent}'s time is free again on both calendars, and the tour stays cancelled.")
+    rebook_the_cancelled_time(ctx, maria, chatbot_cancels, zone)
+    conversation_now(ctx, maria, zone, first)
+
+
+def rebook_the_cancelled_time(ctx: Context, prospect: dict, cancelled: dict, zone: ZoneInfo) -> None:
+    """The prospect changes her mind and asks for the very time she cancelled, in the same conversation, with the
+    same words: a new tour is booked, not the cancelled one handed back."""
+    first = prospect["name"].split()[0]
+    start = datetime.fromisoformat(cancelled["confirmed_datetime"]).astimezone(zone)
+    deadline = time.monotonic() + WEBHOOK_WAIT_SECONDS
+    while start not in slot_times(availability(ctx, start.date()), zone):
+        if time.monotonic() > deadline:
+            say(f"  ({when_in_words(start)} is not offered again yet, so {first} does not ask for it again.)")
+            return
+        time.sleep(0.5)
+    say(f"{first} changes her mind and asks the chatbot for that same time again, in the same conversation:")
+    status, answer = book_tour(ctx, prospect, start.date(), start.time(), None)
+    if status in (200, 201, 202) and answer.get("appointment_id") != cancelled["appointment_id"]:
+        say(f"  Booked: a new tour ({answer['appointment_id']}) with {answer.get('staff_member')} at "
+            f"{when_in_words(start)}, not the cancelled one handed back. The same request made earlier was answered "
+            f"with the cancelled tour; once that tour is cancelled, asking again is a new request.")
+    elif status in (200, 201, 202):
+        raise DemoError("asking again for a cancelled time handed back the cancelled tour")
     else:
-        raise DemoError(f"ResMan did not get the cancellation within {SYNC_WAIT_SECONDS} s; see .local/logs/pump.log")
+        say(f"  Not booked (HTTP {status}{_reason(answer)}).")
+
+
+def conversation_now(ctx: Context, prospect: dict, zone: ZoneInfo, first: str) -> None:
     say(f"What the chatbot now sees for {first}'s conversation:")
-    conversation_in_words(ctx, maria, zone)
+    conversation_in_words(ctx, prospect, zone)
 
 
 def step_both_sides_change_one_tour_at_once(ctx: Context) -> None:

@@ -117,13 +117,8 @@ async fn two_reschedules_racing_for_one_slot_leave_one_winner_and_both_old_slots
     assert_no_overlap(&appointments);
 }
 
-#[tokio::test]
-async fn a_cancellation_frees_the_slot_at_once_and_resman_gets_a_note_never_a_cancel() {
-    let stack = Stack::start().await;
-    let mut ours = Vec::new();
-    for n in 1..=3 {
-        ours.push(booked(&stack, n, "10:00").await);
-    }
+/// Whether availability on the stack's bookable date offers 10:00 for an in-person tour.
+async fn offers_ten(stack: &Stack) -> bool {
     let deps = AvailabilityDeps {
         calendar: &stack.store,
         cache: &stack.store,
@@ -132,36 +127,12 @@ async fn a_cancellation_frees_the_slot_at_once_and_resman_gets_a_note_never_a_ca
     };
     let date = bookable_date(&stack.property).to_string();
     let query = AvailabilityQuery::parse(Some(DEMO_PROPERTY), Some(&date), Some("in_person")).unwrap();
-    let offers_ten = async || {
-        let (answer, _) = availability(&deps, &query, Utc::now()).await.unwrap();
-        answer.available_slots.iter().any(|s| s.time.contains("T10:00:00"))
-    };
-    assert!(!offers_ten().await, "every agent has 10:00");
+    let (answer, _) = availability(&deps, &query, Utc::now()).await.unwrap();
+    answer.available_slots.iter().any(|s| s.time.contains("T10:00:00"))
+}
 
-    let (cancelled, resman_id) = &ours[0];
-    let view = stack
-        .update(cancelled, json!({"status": "cancelled"}), None)
-        .await
-        .unwrap();
-    assert_eq!(
-        (view["status"].as_str(), view["sync_status"].as_str()),
-        (Some("cancelled"), Some("pending"))
-    );
-    assert!(offers_ten().await, "the next availability call offers 10:00 again");
-
-    // ResMan: the appointment's reason is Cancelled (the agent is free there too, so a new prospect can take the
-    // time), a note says why, the prospect stays active, and a redelivered message writes no second note.
-    stack.drain(5).await;
-    let answer = stack.book(&command(&stack.property, 9, "10:00"), None).await.unwrap();
-    assert_eq!(answer.status, 201, "a new prospect takes the time");
-    stack.queue_again(&BookingId::parse(cancelled).unwrap()).await;
-    stack.drain(5).await;
-    let appointments = stack.appointments().await;
-    let appointment = sandbox_appointment(&appointments, resman_id);
-    assert_eq!(appointment["status"], "Cancelled");
-    assert_ne!(appointment["prospect_status"], "Lost", "the prospect must not be lost");
-    let tour = stack.tour(cancelled).await;
-    assert_eq!((tour.sync_status, tour.resman_version), (SyncStatus::Synced, 2));
+/// The prospect's events in ResMan: no `Cancel` ever (it would mark the prospect lost), and the cancellation notes.
+async fn cancellation_notes(stack: &Stack, tour: &shared::domain::booking::TourRecord) -> Vec<String> {
     let prospect = ProspectId::parse(tour.resman_prospect_id.as_deref().unwrap()).unwrap();
     let found = stack
         .resman
@@ -176,11 +147,111 @@ async fn a_cancellation_frees_the_slot_at_once_and_resman_gets_a_note_never_a_ca
         events.iter().all(|e| !e.event_type.eq_ignore_ascii_case("Cancel")),
         "{events:?}"
     );
-    let notes = events
+    events
         .iter()
-        .filter(|e| e.comments.as_deref().is_some_and(|c| c.contains("#cancelled]")))
-        .count();
-    assert_eq!(notes, 1, "one note, even after a redelivery");
+        .filter_map(|e| e.comments.clone())
+        .filter(|c| c.contains("#cancelled]"))
+        .collect()
+}
+
+#[tokio::test]
+async fn a_cancellation_writes_resman_the_note_alone_and_keeps_the_agent_busy_until_staff_cancel_it_there() {
+    let stack = Stack::start().await;
+    let mut ours = Vec::new();
+    for n in 1..=3 {
+        ours.push(booked(&stack, n, "10:00").await);
+    }
+    assert!(!offers_ten(&stack).await, "every agent has 10:00");
+
+    let (cancelled, resman_id) = &ours[0];
+    let view = stack
+        .update(cancelled, json!({"status": "cancelled"}), None)
+        .await
+        .unwrap();
+    assert_eq!(
+        (view["status"].as_str(), view["sync_status"].as_str()),
+        (Some("cancelled"), Some("pending"))
+    );
+    // ResMan's calendar still shows the appointment: its agent is not offered at 10:00 to a new prospect.
+    assert!(
+        !offers_ten(&stack).await,
+        "the agent's time stays busy while ResMan shows it"
+    );
+
+    // ResMan gets the contract's note alone (once, even after a redelivery): the appointment is not touched and
+    // the prospect stays active.
+    stack.drain(5).await;
+    stack.queue_again(&BookingId::parse(cancelled).unwrap()).await;
+    stack.drain(5).await;
+    let appointments = stack.appointments().await;
+    let appointment = sandbox_appointment(&appointments, resman_id);
+    assert_eq!(appointment["status"], "Scheduled", "no cancel word on the appointment");
+    assert_ne!(appointment["prospect_status"], "Lost", "the prospect must not be lost");
+    let tour = stack.tour(cancelled).await;
+    assert_eq!((tour.sync_status, tour.resman_version), (SyncStatus::Synced, 2));
+    let notes = cancellation_notes(&stack, &tour).await;
+    assert_eq!(notes.len(), 1, "one note, even after a redelivery: {notes:?}");
+    assert!(notes[0].contains("please mark it cancelled"), "{notes:?}");
+
+    // The poller reads the appointment as we left it: nothing changes, and the time stays busy.
+    stack.poll().await;
+    assert!(!offers_ten(&stack).await);
+    let tour = stack.tour(cancelled).await;
+    assert_eq!((tour.status, tour.version), (TourStatus::Cancelled, 2), "{tour:?}");
+
+    // Staff cancel it in ResMan: the next poll frees the agent, and a new prospect takes the time.
+    stack.staff_change(resman_id, json!({"status": "Cancelled"})).await;
+    stack.poll().await;
+    assert!(offers_ten(&stack).await, "ResMan freed the agent, so do we");
+    let answer = stack.book(&command(&stack.property, 9, "10:00"), None).await.unwrap();
+    assert_eq!(answer.status, 201, "a new prospect takes the time");
+    stack.drain(5).await;
+    let tour = stack.tour(cancelled).await;
+    assert_eq!(tour.status, TourStatus::Cancelled);
+    assert!(tour.disagreement.is_none(), "{tour:?}");
+    assert_no_overlap(&stack.appointments().await);
+}
+
+#[tokio::test]
+async fn with_the_cancel_word_on_a_cancellation_frees_the_slot_at_once_and_marks_the_appointment_cancelled() {
+    let stack = Stack::start().await;
+    let mut file = stack.property.to_file().clone();
+    file.resman_cancel_word = true;
+    let property = shared::domain::property::Property::from_file(file).unwrap();
+    shared::ports::PropertyStore::save_property(&stack.store, &property)
+        .await
+        .unwrap();
+    let mut ours = Vec::new();
+    for n in 1..=3 {
+        ours.push(booked(&stack, n, "10:00").await);
+    }
+    assert!(!offers_ten(&stack).await, "every agent has 10:00");
+
+    let (cancelled, resman_id) = &ours[0];
+    stack
+        .update(cancelled, json!({"status": "cancelled"}), None)
+        .await
+        .unwrap();
+    assert!(
+        offers_ten(&stack).await,
+        "the next availability call offers 10:00 again"
+    );
+
+    // ResMan: the appointment's reason is Cancelled (the agent is free there too, so a new prospect can take the
+    // time), a note says why, the prospect stays active, and a redelivered message writes no second note.
+    stack.drain(5).await;
+    let answer = stack.book(&command(&stack.property, 9, "10:00"), None).await.unwrap();
+    assert_eq!(answer.status, 201, "a new prospect takes the time");
+    stack.queue_again(&BookingId::parse(cancelled).unwrap()).await;
+    stack.drain(5).await;
+    let appointments = stack.appointments().await;
+    let appointment = sandbox_appointment(&appointments, resman_id);
+    assert_eq!(appointment["status"], "Cancelled");
+    assert_ne!(appointment["prospect_status"], "Lost", "the prospect must not be lost");
+    let tour = stack.tour(cancelled).await;
+    assert_eq!((tour.sync_status, tour.resman_version), (SyncStatus::Synced, 2));
+    let notes = cancellation_notes(&stack, &tour).await;
+    assert_eq!(notes.len(), 1, "one note, even after a redelivery: {notes:?}");
     assert_no_overlap(&appointments);
 }
 

@@ -281,7 +281,8 @@ def test_the_briefs_webhook_at_the_briefs_path_brings_staff_notes_to_the_tour(ru
     notice = json.dumps({
         "appointment_id": booked["resman_appointment_id"], "status": "Confirmed",
         "updated_fields": {"status": "Confirmed", "staff_notes": "Wants to see the pool first"},
-        "staff_member": "Alex Rivera", "timestamp": datetime.now(ZoneInfo("UTC")).isoformat(),
+        # The tour's own agent: a notice naming another would move our tour off what ResMan's calendar holds.
+        "staff_member": booked["staff_member"], "timestamp": datetime.now(ZoneInfo("UTC")).isoformat(),
     })
 
     def post(path: str) -> tuple[int, dict]:

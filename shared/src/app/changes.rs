@@ -83,6 +83,11 @@ async fn apply_appointment(
     now: DateTime<Utc>,
 ) -> Result<bool, AppError> {
     if let Some(tour) = ours {
+        // A tour we cancelled whose appointment ResMan still shows keeps its agent busy through the mirror, until
+        // ResMan shows it gone (see `Property::resman_cancel_word`).
+        if !tour.status.holds_time() {
+            feed.calendar.apply_mirror(property, appointment).await?;
+        }
         let report = ResManReport {
             appointment_id: appointment.appointment_id.clone(),
             word,
@@ -365,6 +370,12 @@ pub async fn apply_notice(
             tours: feed.tours,
             queue: feed.queue,
         };
+        // A tour we cancelled whose appointment still held its agent in our mirror: the mirror follows ResMan.
+        if !tour.status.holds_time()
+            && let Some(appointment) = described(&property, notice, known?)?
+        {
+            calendar.apply_mirror(&property, &appointment).await?;
+        }
         return Ok(NoticeEffect::Tour(
             apply_report(&deps, &property, tour, &report, now).await?,
         ));
@@ -379,26 +390,37 @@ pub async fn apply_notice(
         return Ok(NoticeEffect::NotOurs);
     };
     in_scope(&property)?;
-    let length = known
-        .as_ref()
-        .map(|(_, m)| m.window.length())
-        .unwrap_or_else(|| Duration::minutes(default_minutes(&property).into()));
-    let start = match (notice.scheduled_at, &known) {
-        (Some(at), _) => at,
-        (None, Some((_, m))) => m.window.start(),
-        (None, None) => return Ok(NoticeEffect::LeftToPoller),
-    };
-    let window = UtcWindow::starting_at(start, length)?;
-    let appointment = MirroredAppointment {
-        appointment_id: notice.appointment_id.clone(),
-        agent: staff_agent(&property, notice).or_else(|| known.and_then(|(_, m)| m.agent)),
-        window,
-        status: notice.status,
-        as_of: notice.sent_at,
+    let Some(appointment) = described(&property, notice, known)? else {
+        return Ok(NoticeEffect::LeftToPoller);
     };
     Ok(NoticeEffect::Applied(
         calendar.apply_mirror(&property, &appointment).await?,
     ))
+}
+
+/// The appointment as a notice describes it, what it leaves out filled from our mirror; `None` when neither says
+/// when it is.
+fn described(
+    property: &Property,
+    notice: &ChangeNotice,
+    known: Option<(crate::domain::ResManPropertyId, MirroredAppointment)>,
+) -> Result<Option<MirroredAppointment>, AppError> {
+    let length = known
+        .as_ref()
+        .map(|(_, m)| m.window.length())
+        .unwrap_or_else(|| Duration::minutes(default_minutes(property).into()));
+    let start = match (notice.scheduled_at, &known) {
+        (Some(at), _) => at,
+        (None, Some((_, m))) => m.window.start(),
+        (None, None) => return Ok(None),
+    };
+    Ok(Some(MirroredAppointment {
+        appointment_id: notice.appointment_id.clone(),
+        agent: staff_agent(property, notice).or_else(|| known.and_then(|(_, m)| m.agent)),
+        window: UtcWindow::starting_at(start, length)?,
+        status: notice.status,
+        as_of: notice.sent_at,
+    }))
 }
 
 #[cfg(test)]

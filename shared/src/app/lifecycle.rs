@@ -245,6 +245,7 @@ pub async fn change_tour_if(
             {
                 ChangeWrite::Saved => {
                     tracing::info!(booking_id = %after.booking_id, version = after.version, status = after.status.as_str(), source = ?source, "tour changed");
+                    keep_agent_busy_in_resman(deps.calendar, &property, &tour, &after, now).await;
                     enqueue(deps.queue, &after, &messages).await;
                     return Ok(Updated { status: 200, body });
                 }
@@ -270,6 +271,41 @@ pub async fn change_tour_if(
         tour = find_tour(deps.tours, tour.booking_id.as_str()).await?;
     }
     Err(AppError::InProgress)
+}
+
+/// A cancellation that ResMan's appointment will not show (the contract's note alone, see
+/// `Property::resman_cancel_word`) leaves the appointment on ResMan's calendar until staff cancel it there. Its agent's
+/// time stays busy for us meanwhile, as the appointment ResMan holds: the mirror, which the poller and the webhook
+/// then keep as ResMan shows it. Written right after the change; should it fail, the next poll writes it.
+async fn keep_agent_busy_in_resman(
+    calendar: &dyn CalendarStore,
+    property: &Property,
+    before: &TourRecord,
+    after: &TourRecord,
+    now: DateTime<Utc>,
+) {
+    if property.resman_cancel_word || after.status != TourStatus::Cancelled || !before.status.holds_time() {
+        return;
+    }
+    let (Some(appointment_id), Some(held)) = (before.resman_appointment_id.clone(), before.held_in_resman()) else {
+        return;
+    };
+    let (Some(status), Ok(window)) = (
+        ResManWord::write(held.status),
+        UtcWindow::starting_at(held.start, before.end - before.start),
+    ) else {
+        return;
+    };
+    let appointment = crate::domain::calendar::MirroredAppointment {
+        appointment_id,
+        agent: held.agent,
+        window,
+        status,
+        as_of: now,
+    };
+    if let Err(e) = calendar.apply_mirror(property, &appointment).await {
+        tracing::warn!(booking_id = %after.booking_id, error = %e, "the cancelled tour's time is left to the next poll to keep busy");
+    }
 }
 
 fn answer(property: &Property, tour: &TourRecord, status: u16) -> Result<Updated, AppError> {
@@ -888,6 +924,28 @@ pub(crate) mod tests {
             tours.tours.lock().unwrap()[&tour.booking_id].status,
             TourStatus::Cancelled
         );
+    }
+
+    #[tokio::test]
+    async fn a_cancellation_resman_will_still_show_keeps_its_agents_time_busy_unless_the_cancel_word_is_on() {
+        let appointment = AppointmentId::parse("EV-1").unwrap();
+        let ten = UtcWindow::starting_at(at(10, 0), chrono::Duration::minutes(45)).unwrap();
+        for word in [false, true] {
+            let mut property = demo();
+            property.resman_cancel_word = word;
+            let (store, tours) = (MemoryStore::with_property(property), MemoryTours::default());
+            let tour = booked(&tours, 1, "A", 10);
+            set_status(&store, &tours, &tour, "cancelled").await;
+            let busy = store.busy_in(&tour.property_id, ten).await.unwrap();
+            let mirrored = store.mirrored(&appointment).await.unwrap();
+            if word {
+                assert!(busy.is_empty() && mirrored.is_none(), "{busy:?} {mirrored:?}");
+            } else {
+                let (_, m) = mirrored.expect("the appointment ResMan still shows");
+                assert_eq!((m.agent.as_ref().map(|a| a.as_str()), m.window), (Some("A"), ten));
+                assert_eq!(busy.len(), 1, "A stays busy at 10:00: {busy:?}");
+            }
+        }
     }
 
     /// The chatbot confirms tour `id`.

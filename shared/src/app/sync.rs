@@ -204,6 +204,18 @@ fn cancel_reference(tour: &TourRecord) -> String {
     format!("[tour-ref:{}#cancelled]", tour.booking_id)
 }
 
+/// The cancellation note's words: where the appointment itself stays on ResMan's calendar, what staff must do.
+fn cancel_note(property: &Property, marker: &str) -> String {
+    if property.resman_cancel_word {
+        format!("Tour cancelled through the DomIQ chatbot; the prospect stays active. {marker}")
+    } else {
+        format!(
+            "Tour cancelled through the DomIQ chatbot; the prospect stays active. ResMan's API cannot cancel the \
+             appointment: please mark it cancelled here to free the agent's time. {marker}"
+        )
+    }
+}
+
 /// Tries `write` up to `attempts` times, waiting longer between tries; a refusal is final.
 async fn with_attempts<T, F, Fut>(attempts: Attempts, mut write: F) -> Result<T, ResManError>
 where
@@ -260,8 +272,13 @@ async fn write_change(
         },
     };
     let site = property.site();
-    with_attempts(attempts, || resman.post_tour(&site, &post)).await?;
-    if tour.status == crate::domain::booking::TourStatus::Cancelled {
+    let cancelled = tour.status == crate::domain::booking::TourStatus::Cancelled;
+    // The contract's cancellation is the note alone; the appointment's own cancel word only where the property
+    // turned it on (unverified against real ResMan).
+    if !cancelled || property.resman_cancel_word {
+        with_attempts(attempts, || resman.post_tour(&site, &post)).await?;
+    }
+    if cancelled {
         let marker = cancel_reference(tour);
         with_attempts(attempts, || async {
             let found = resman
@@ -274,7 +291,7 @@ async fn write_change(
                 prospect: reference.clone(),
                 at: tour.start,
                 agent: tour.holder.agent().cloned(),
-                comments: format!("Tour cancelled through the DomIQ chatbot; the prospect stays active. {marker}"),
+                comments: cancel_note(property, &marker),
             };
             resman.add_note(&property.site(), &note).await.map(|_| ())
         })
@@ -321,7 +338,18 @@ async fn bring_resman_up_to_date(
     match write_change(resman, property, &tour, attempts).await {
         Ok(()) => {
             tour.resman_version = tour.version;
-            tour.resman_seen = Some(tour.holding());
+            // A cancellation written as a note alone leaves the appointment as ResMan last showed it (one that
+            // arrived on a lost answer shows what we posted: the tour, scheduled).
+            tour.resman_seen = if tour.status.holds_time() || property.resman_cancel_word {
+                Some(tour.holding())
+            } else {
+                tour.resman_seen.take().or_else(|| {
+                    Some(crate::domain::reconcile::Holding {
+                        status: crate::domain::booking::TourStatus::Scheduled,
+                        ..tour.holding()
+                    })
+                })
+            };
             tour.sync_status = SyncStatus::Synced;
             tour.last_error = None;
             Ok(tour)

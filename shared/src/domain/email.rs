@@ -96,6 +96,9 @@ struct TourView<'a> {
     /// Whether the tour stands confirmed as the message is rendered: a message rendered after its tour moved on
     /// says where the tour stands now.
     confirmed: bool,
+    /// A cancelled tour whose appointment ResMan still shows (the note alone was written, see
+    /// `Property::resman_cancel_word`): staff must cancel it there. Its ResMan appointment id.
+    cancel_in_resman: Option<String>,
     location: Option<String>,
     virtual_link: Option<String>,
     instructions: Option<String>,
@@ -109,6 +112,13 @@ struct TourView<'a> {
 struct OutcomesView {
     ours: &'static str,
     resman: &'static str,
+}
+
+fn cancel_in_resman(tour: &TourRecord, property: &Property) -> Option<String> {
+    let still_held = tour.held_in_resman().is_some_and(|h| h.status.holds_time());
+    (tour.status == super::booking::TourStatus::Cancelled && !property.resman_cancel_word && still_held)
+        .then(|| tour.resman_appointment_id.as_ref().map(ToString::to_string))
+        .flatten()
 }
 
 /// A tour's outcome in a leasing team's words.
@@ -305,6 +315,7 @@ fn context<'a>(
             minutes: (tour.end - tour.start).num_minutes(),
             guide,
             confirmed: tour.status == super::booking::TourStatus::Confirmed,
+            cancel_in_resman: cancel_in_resman(tour, property),
             location: config
                 .and_then(|c| c.location.clone())
                 .or_else(|| (tour.tour_type != super::TourType::Virtual).then(|| property.address.clone())),
@@ -587,6 +598,42 @@ mod tests {
         assert!(email.text.contains("2 bedrooms; ground floor") && email.text.contains(t.booking_id.as_str()));
         assert_eq!(email.invite, None);
         assert!(email.to.iter().any(|t| t == "leasing@maplegrove.example"));
+    }
+
+    #[test]
+    fn a_cancellation_resman_still_shows_asks_staff_to_cancel_the_appointment_there() {
+        let templates = Templates::defaults().unwrap();
+        let mut t = demo_tour(TourStatus::Cancelled);
+        t.resman_appointment_id = Some(crate::domain::AppointmentId::parse("EV-7").unwrap());
+        t.resman_seen = Some(crate::domain::reconcile::Holding {
+            status: TourStatus::Scheduled,
+            ..t.holding()
+        });
+        let alert = |property: &Property, t: &TourRecord| {
+            templates
+                .render(MessageKind::StaffCancelled, t, property, &links(), now())
+                .unwrap()
+        };
+        let asked = "please mark appointment EV-7 cancelled in ResMan";
+        let email = alert(&demo(), &t);
+        assert!(
+            email.text.contains(asked) && email.html.contains(asked),
+            "{}",
+            email.text
+        );
+        assert!(email.text.contains("the guide's time stays blocked"), "{}", email.text);
+        // Staff already cancelled it in ResMan, or the property writes the cancel word: the time is free.
+        let mut gone = t.clone();
+        gone.resman_seen = Some(crate::domain::reconcile::Holding {
+            status: TourStatus::Cancelled,
+            ..t.holding()
+        });
+        let mut worded = demo();
+        worded.resman_cancel_word = true;
+        for email in [alert(&demo(), &gone), alert(&worded, &t)] {
+            assert!(!email.text.contains(asked), "{}", email.text);
+            assert!(email.text.contains("the time is free again"), "{}", email.text);
+        }
     }
 
     #[test]

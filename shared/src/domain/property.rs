@@ -108,6 +108,12 @@ pub struct PropertyFile {
     /// A chat channel's incoming webhook (`https://`) that receives every staff alert as JSON, besides the email.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub staff_webhook_url: Option<String>,
+    /// Whether a cancellation also marks the ResMan appointment itself `Cancelled` (`EventReasons`), besides the
+    /// `Other` note the contract describes. Off by default: unverified against real ResMan, which may answer
+    /// `Status=Error` to that word. Off, the appointment stays on ResMan's calendar until staff cancel it there
+    /// (their alert says so), and its agent's time stays busy for us until then.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub resman_cancel_word: bool,
     /// The property's own versions of email templates, by file name (`confirmation.txt`, `base.html`, ...).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub templates: BTreeMap<String, String>,
@@ -151,6 +157,8 @@ pub struct Property {
     pub reminder_hours: Vec<u32>,
     pub apply_url: Option<String>,
     pub staff_webhook_url: Option<String>,
+    /// See [`PropertyFile::resman_cancel_word`].
+    pub resman_cancel_word: bool,
     pub templates: BTreeMap<String, String>,
     pub agents: Vec<AgentConfig>,
     pub tour_types: BTreeMap<TourType, TourTypeConfig>,
@@ -330,6 +338,7 @@ impl Property {
             reminder_hours,
             apply_url: file.apply_url.clone(),
             staff_webhook_url: file.staff_webhook_url.clone(),
+            resman_cancel_word: file.resman_cancel_word,
             templates: file.templates.clone(),
             agents: file.agents.clone(),
             tour_types: file.tour_types.clone(),
