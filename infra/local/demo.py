@@ -1128,8 +1128,8 @@ def rebook_the_cancelled_time(ctx: Context, prospect: dict, cancelled: dict, zon
     status, answer = book_tour(ctx, prospect, start.date(), start.time(), None)
     if status in (200, 201, 202) and answer.get("appointment_id") != cancelled["appointment_id"]:
         say(f"  Booked: a new tour ({answer['appointment_id']}) with {answer.get('staff_member')} at "
-            f"{when_in_words(start)}, not the cancelled one handed back. The same request made earlier was answered "
-            f"with the cancelled tour; once that tour is cancelled, asking again is a new request.")
+            f"{when_in_words(start)}, not the cancelled one handed back. Asked before she cancelled, the same words "
+            f"would have answered with her existing tour; once it is cancelled, asking again books anew.")
     elif status in (200, 201, 202):
         raise DemoError("asking again for a cancelled time handed back the cancelled tour")
     else:
