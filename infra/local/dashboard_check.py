@@ -51,6 +51,10 @@ METRIC_FIELDS = (
     "satisfaction_score",
     "satisfaction_count",
     "double_booking_refusals",
+    "interested_tours",
+    "not_interested_tours",
+    "follow_up_tours",
+    "outcome_rate",
 )
 # The figures of GET /api/resman/tours/trends; the rest of that answer is charts.
 TREND_FIELDS = ("conversion_rate", "tour_to_application_rate", "tour_to_lease_rate")

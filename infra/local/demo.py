@@ -1253,6 +1253,39 @@ def step_what_people_receive(ctx: Context) -> None:
         say(f"  | {line}")
 
 
+def step_an_outcome_acts(ctx: Context) -> None:
+    maria = PROSPECTS[0]
+    first = maria["name"].split()[0]
+    held = [t for t in conversation(ctx, maria) if t["status"] in ("confirmed", "scheduled", "completed")]
+    if not held:
+        raise DemoError(f"{first} has no tour left to hold")
+    tour = held[0]
+    say(f"{first}'s tour with {tour['staff_member']} takes place. Afterwards the chatbot records how it went: she "
+        "liked the place but wants to know more before deciding.")
+    status, answer = request("PUT", f"{ctx.url('LAMBDA_BASE_URL')}{UPDATE_PATH}/{tour['appointment_id']}",
+                             json_body={"status": "completed", "outcome": "follow_up_needed",
+                                        "staff_notes": "Asked whether the two-bedroom units have in-unit laundry"},
+                             headers={"x-api-key": ctx.env.get("API_KEY", ""),
+                                      "Idempotency-Key": f"demo-outcome-{tour['appointment_id']}"})
+    if status != 200:
+        raise DemoError(f"the outcome was not recorded (HTTP {status}{_reason(answer)})")
+    say("  Recorded: completed, follow-up needed. That outcome acts at once, through the same outbox as every "
+        "message, once:")
+    to_her = lambda emails: [e for e in emails  # noqa: E731
+                             if maria["email"] in str(e.get("To", "")) and "Your questions" in str(e["Subject"])]
+    alert = lambda emails: [e for e in emails  # noqa: E731
+                            if "Follow up with the prospect: " in str(e.get("Subject", ""))
+                            and maria["name"] in str(e["Subject"])]
+    emails = wait_for_emails(ctx, lambda e: to_her(e) and alert(e), "the follow-up emails")
+    say(f"  - {first} gets \"{to_her(emails)[0]['Subject']}\": {tour['staff_member']} will be in touch, and how to "
+        "reach the office now.")
+    say(f"  - {tour['staff_member']} and the leasing team get a follow-up with her context, to {alert(emails)[0]['To']}:")
+    for line in part(alert(emails)[0], "plain").strip().splitlines():
+        say(f"    | {line}")
+    say("  Had she been interested, she would have had the application link; not interested, and no more messages "
+        "about the tour would reach her.")
+
+
 # --- The prospect changes the tour from the link in her email -------------------------------------------------------
 
 # Someone the earlier steps have not met, so her first email is the confirmation of this tour.
@@ -1467,6 +1500,9 @@ def step_the_managers_dashboard(ctx: Context) -> None:
         f"Double bookings prevented: {metrics['double_booking_refusals']}.")
     say(f"  Tours: {metrics['confirmed_tours']} confirmed by staff, {metrics['completed_tours']} held, "
         f"{metrics['cancelled_tours']} cancelled, {metrics['no_show_tours']} missed.")
+    say(f"  After the tours: {metrics['interested_tours']} interested, {metrics['follow_up_tours']} wanting a "
+        f"follow-up, {metrics['not_interested_tours']} not interested; an outcome was recorded for "
+        f"{percent(metrics['outcome_rate'])} of the tours held.")
     kinds = ", ".join(f"{count} {kind.replace('_', '-')}" for kind, count in trends["tour_type_distribution"].items())
     say(f"  By kind: {kinds}.")
     attention = metrics["needs_attention"]
@@ -1509,6 +1545,7 @@ STEPS = [
     Step("The chatbot and a leasing agent change the same tour at the same moment",
          step_both_sides_change_one_tour_at_once),
     Step("What the prospect and the leasing team receive", step_what_people_receive),
+    Step("After a tour, its outcome starts the follow-up", step_an_outcome_acts),
     Step("A prospect moves her tour herself, from the link in her email", step_prospect_reschedules_from_her_email),
     Step("The same prospect asks to be forgotten", step_prospect_asks_to_be_forgotten),
     Step("The leasing manager's figures, and the dashboard to open in a browser", step_the_managers_dashboard),

@@ -698,3 +698,96 @@ async fn staff_confirming_a_second_after_the_booking_sends_the_prospect_one_emai
         "{superseded:?}"
     );
 }
+
+#[tokio::test]
+async fn outcomes_act_once_a_follow_up_reaches_prospect_and_guide_interest_sends_the_application_link_and_not_interested_ends_the_messages()
+ {
+    let stack = Stack::start().await;
+    let book = async |n: usize, time: &str| {
+        let booked = stack.book(&command(&stack.property, n, time), None).await.unwrap();
+        response(&booked)["appointment_id"].as_str().unwrap().to_owned()
+    };
+    let (first, second) = (book(1, "10:00").await, book(2, "11:00").await);
+    assert_eq!(
+        stack.deliver_notifications().await,
+        4,
+        "two confirmations, two staff alerts"
+    );
+    let sent_before = stack.sent_emails().await.len();
+    let emails_since =
+        async |from: usize| -> Vec<Received> { stack.sent_emails().await[from..].iter().map(|r| read(r)).collect() };
+
+    // Follow-up needed: the prospect hears the guide will be in touch; the guide and staff get the context.
+    let follow_up = json!({"status": "completed", "outcome": "follow_up_needed", "staff_notes": "Asked about parking"});
+    stack.update(&first, follow_up.clone(), None).await.unwrap();
+    assert_eq!(
+        stack.deliver_notifications().await,
+        3,
+        "thank-you, follow-up, staff follow-up"
+    );
+    let emails = emails_since(sent_before).await;
+    let to_prospect = emails
+        .iter()
+        .find(|e| e.subject.starts_with("Your questions about"))
+        .expect("the prospect's follow-up");
+    assert_eq!(to_prospect.to, ["prospect1@example.com"]);
+    let to_staff = emails
+        .iter()
+        .find(|e| e.subject.starts_with("Follow up with the prospect: "))
+        .expect("the staff follow-up");
+    assert!(
+        to_staff.text.contains("please get in touch") && to_staff.text.contains("Asked about parking"),
+        "{}",
+        to_staff.text
+    );
+    assert!(!to_staff.to.contains(&"prospect1@example.com".to_owned()));
+    // The same outcome again owes nothing.
+    stack
+        .update(&first, json!({"outcome": "follow_up_needed"}), None)
+        .await
+        .unwrap();
+    assert_eq!(stack.deliver_notifications().await, 0, "nothing twice");
+
+    // Interested: the application link, once.
+    let sent = stack.sent_emails().await.len();
+    stack
+        .update(&first, json!({"outcome": "interested"}), None)
+        .await
+        .unwrap();
+    assert_eq!(stack.deliver_notifications().await, 1);
+    let emails = emails_since(sent).await;
+    let apply_url = stack.property.apply_url.clone().unwrap();
+    assert!(
+        emails.len() == 1 && emails[0].subject.contains("apply online") && emails[0].text.contains(&apply_url),
+        "{:?}",
+        emails.iter().map(|e| &e.subject).collect::<Vec<_>>()
+    );
+
+    // Not interested: the thank-you owed with it is not sent, and says why on the record.
+    let sent = stack.sent_emails().await.len();
+    stack
+        .update(
+            &second,
+            json!({"status": "completed", "outcome": "not_interested"}),
+            None,
+        )
+        .await
+        .unwrap();
+    stack.deliver_notifications().await;
+    assert_eq!(
+        stack.sent_emails().await.len(),
+        sent,
+        "no more messages to that prospect"
+    );
+    let (_, deliveries) = stack
+        .store
+        .tour_with_messages(&BookingId::parse(&second).unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    let thanks = deliveries.iter().find(|d| d.message == MessageKind::ThankYou).unwrap();
+    assert_eq!(
+        (thanks.status, thanks.superseded_because.as_deref()),
+        (DeliveryStatus::Superseded, Some("the prospect is not interested"))
+    );
+}

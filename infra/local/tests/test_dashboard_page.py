@@ -56,6 +56,7 @@ METRICS = {
     "booking_success_rate": 0.95, "confirmation_delivery_rate": 1.0, "completion_rate": 0.8, "no_show_rate": 0.2,
     "staff_response_time_median": 3725.5,
     "satisfaction_score": None, "satisfaction_count": 0, "double_booking_refusals": 1,
+    "interested_tours": 2, "not_interested_tours": 1, "follow_up_tours": 1, "outcome_rate": 0.75,
     "needs_attention": [
         {"booking_id": "bk-01JD3X5ZQ8", "appointment_id": None, "tour_type": "in_person",
          "start": "2026-11-30T15:00:00Z", "local_start": "2026-11-30T09:00", "status": "scheduled",

@@ -108,12 +108,9 @@ pub async fn send_queued_message(
         }
     };
     let finish = async |outcome: SendOutcome| deps.messages.finish_message(&message, &outcome, now).await;
-    if !message.kind.fits(&tour) {
+    if let Some(because) = message.kind.unfit_because(&tour) {
         tracing::info!(booking_id = %message.booking_id, message = %message.key(), status = tour.status.as_str(), "the tour changed since; message not sent");
-        finish(SendOutcome::Superseded {
-            because: format!("the tour is {} now", tour.status.as_str()),
-        })
-        .await?;
+        finish(SendOutcome::Superseded { because }).await?;
         return Ok(WorkerOutcome::Done);
     }
     let invite = crate::domain::notify::invitation(message.kind, &tour);

@@ -17,7 +17,7 @@
 use super::InvalidField;
 use super::TourType;
 use super::booking::{BookingId, SyncStatus, TourRecord};
-use super::lifecycle::TourStatus;
+use super::lifecycle::{Outcome, TourStatus};
 use super::notify::{DeliveryStatus, MessageKind};
 use super::property::Property;
 use super::resman::ProspectStage;
@@ -184,6 +184,12 @@ pub struct TourMetrics {
     pub satisfaction_score: Option<f64>,
     pub satisfaction_count: u64,
     pub double_booking_refusals: u64,
+    /// Tours whose recorded outcome is `interested`, `not_interested` or `follow_up_needed`.
+    pub interested_tours: u64,
+    pub not_interested_tours: u64,
+    pub follow_up_tours: u64,
+    /// Completed tours with an outcome recorded / completed tours: how often the tour-to-outcome step is done.
+    pub outcome_rate: Option<f64>,
     pub needs_attention: Vec<AttentionItem>,
 }
 
@@ -450,6 +456,7 @@ pub fn metrics(property: &Property, period: &Period, facts: &Facts, now: DateTim
         .map(|t| (t.end - t.start).num_minutes())
         .sum();
     let offered = offered_agent_minutes(property, period);
+    let with_outcome = |outcome: Outcome| count(cohorts.touring.iter().filter(|t| t.outcome == Some(outcome)));
 
     TourMetrics {
         property_id: property.id.to_string(),
@@ -477,6 +484,18 @@ pub fn metrics(property: &Property, period: &Period, facts: &Facts, now: DateTim
         satisfaction_score: mean(&scores).map(|m| round(m, 2)),
         satisfaction_count: scores.len() as u64,
         double_booking_refusals: count(facts.refusals.iter().filter(|at| period.holds(cohorts.zone, **at))),
+        interested_tours: with_outcome(Outcome::Interested),
+        not_interested_tours: with_outcome(Outcome::NotInterested),
+        follow_up_tours: with_outcome(Outcome::FollowUpNeeded),
+        outcome_rate: rate(
+            count(
+                cohorts
+                    .touring
+                    .iter()
+                    .filter(|t| t.status == TourStatus::Completed && t.outcome.is_some()),
+            ),
+            completed,
+        ),
         needs_attention: attention_list(property, &cohorts, facts, now),
     }
 }
@@ -659,6 +678,36 @@ mod tests {
         assert_eq!(metrics(&property, &one_day, &facts, now).total_bookings, 1);
         assert_eq!(metrics(&property, &next_day, &facts, now).total_bookings, 0);
         assert_eq!(trends(&property, &one_day, &facts).daily_bookings[0].count, 1);
+    }
+
+    #[test]
+    fn recorded_outcomes_are_counted_and_the_tour_to_outcome_rate_is_over_completed_tours() {
+        let property = demo();
+        let period = Period::new(date("2026-12-01"), date("2026-12-07")).unwrap();
+        let with = |n, status, outcome| {
+            let mut t = tour(n, "2026-12-01 09:00", "2026-12-02 10:00", status);
+            t.outcome = outcome;
+            t
+        };
+        let tours = vec![
+            with(1, TourStatus::Completed, Some(Outcome::Interested)),
+            with(2, TourStatus::Completed, Some(Outcome::FollowUpNeeded)),
+            with(3, TourStatus::Completed, Some(Outcome::Interested)),
+            with(4, TourStatus::Completed, None),
+            with(5, TourStatus::NoShow, Some(Outcome::NotInterested)),
+        ];
+        let m = metrics(&property, &period, &facts(tours), chicago("2026-12-10 09:00"));
+        assert_eq!(
+            (m.interested_tours, m.not_interested_tours, m.follow_up_tours),
+            (2, 1, 1)
+        );
+        assert_eq!(
+            m.outcome_rate,
+            Some(0.75),
+            "three of the four completed tours have an outcome"
+        );
+        let none = metrics(&property, &period, &facts(Vec::new()), chicago("2026-12-10 09:00"));
+        assert_eq!((none.follow_up_tours, none.outcome_rate), (0, None));
     }
 
     #[test]

@@ -40,7 +40,7 @@ pub enum RenderError {
 }
 
 /// The default templates, compiled into the binary (`shared/templates/`).
-const DEFAULTS: [(&str, &str); 23] = [
+const DEFAULTS: [(&str, &str); 27] = [
     ("base.html", include_str!("../../templates/base.html")),
     ("_details.txt", include_str!("../../templates/_details.txt")),
     ("_details.html", include_str!("../../templates/_details.html")),
@@ -62,6 +62,10 @@ const DEFAULTS: [(&str, &str); 23] = [
     ("reminder.html", include_str!("../../templates/reminder.html")),
     ("last_reminder.txt", include_str!("../../templates/last_reminder.txt")),
     ("last_reminder.html", include_str!("../../templates/last_reminder.html")),
+    ("follow_up.txt", include_str!("../../templates/follow_up.txt")),
+    ("follow_up.html", include_str!("../../templates/follow_up.html")),
+    ("apply_invite.txt", include_str!("../../templates/apply_invite.txt")),
+    ("apply_invite.html", include_str!("../../templates/apply_invite.html")),
     ("staff_alert.txt", include_str!("../../templates/staff_alert.txt")),
     ("staff_alert.html", include_str!("../../templates/staff_alert.html")),
 ];
@@ -104,6 +108,8 @@ struct TourView<'a> {
     instructions: Option<String>,
     unit_preferences: Option<&'a str>,
     special_requests: Option<&'a str>,
+    /// What staff noted on the tour (staff alerts show it).
+    staff_notes: Option<&'a str>,
     /// When ResMan and our tour record different outcomes: ours and ResMan's, in words.
     outcomes: Option<OutcomesView>,
 }
@@ -323,6 +329,7 @@ fn context<'a>(
             instructions: config.map(|c| c.instructions.clone()).filter(|i| !i.is_empty()),
             unit_preferences: tour.unit_preferences.as_deref(),
             special_requests: tour.special_requests.as_deref(),
+            staff_notes: tour.staff_notes.as_deref(),
             outcomes: tour.disagreement.as_ref().map(|d| OutcomesView {
                 ours: outcome_in_words(d.ours),
                 resman: outcome_in_words(d.theirs),

@@ -93,6 +93,14 @@ impl Outcome {
             _ => None,
         }
     }
+
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Interested => "interested",
+            Self::NotInterested => "not_interested",
+            Self::FollowUpNeeded => "follow_up_needed",
+        }
+    }
 }
 
 /// A change asked of a tour.

@@ -2,6 +2,7 @@
 //! the words they are written in: times in the property's zone, with the zone named.
 
 use super::booking::{BookingId, TourRecord, TourStatus};
+use super::lifecycle::Outcome;
 use super::property::Property;
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
@@ -41,6 +42,13 @@ pub enum MessageKind {
     WebhookCancelled,
     /// Staff: ResMan and our tour record different outcomes, and staff must say which holds.
     StaffDisagrees,
+    /// `outcome: follow_up_needed`: the prospect hears that the guide will be in touch.
+    FollowUp,
+    /// `outcome: interested`, where the property has an `apply_url`: the application link.
+    ApplyInvite,
+    /// Staff: the same outcome opens a follow-up for the tour's agent, with the prospect's context.
+    StaffFollowUp,
+    WebhookFollowUp,
 }
 
 /// Who a message is for.
@@ -54,7 +62,7 @@ pub enum Audience {
 }
 
 impl MessageKind {
-    pub const ALL: [MessageKind; 16] = [
+    pub const ALL: [MessageKind; 20] = [
         Self::Confirmation,
         Self::Confirmed,
         Self::Rescheduled,
@@ -71,6 +79,10 @@ impl MessageKind {
         Self::WebhookMoved,
         Self::WebhookCancelled,
         Self::StaffDisagrees,
+        Self::FollowUp,
+        Self::ApplyInvite,
+        Self::StaffFollowUp,
+        Self::WebhookFollowUp,
     ];
 
     pub fn as_str(&self) -> &'static str {
@@ -91,6 +103,10 @@ impl MessageKind {
             Self::WebhookMoved => "webhook_moved",
             Self::WebhookCancelled => "webhook_cancelled",
             Self::StaffDisagrees => "staff_disagrees",
+            Self::FollowUp => "follow_up",
+            Self::ApplyInvite => "apply_invite",
+            Self::StaffFollowUp => "staff_follow_up",
+            Self::WebhookFollowUp => "webhook_follow_up",
         }
     }
 
@@ -100,8 +116,12 @@ impl MessageKind {
 
     pub fn audience(&self) -> Audience {
         match self {
-            Self::StaffNew | Self::StaffMoved | Self::StaffCancelled | Self::StaffDisagrees => Audience::Staff,
-            Self::WebhookNew | Self::WebhookMoved | Self::WebhookCancelled => Audience::StaffWebhook,
+            Self::StaffNew | Self::StaffMoved | Self::StaffCancelled | Self::StaffDisagrees | Self::StaffFollowUp => {
+                Audience::Staff
+            }
+            Self::WebhookNew | Self::WebhookMoved | Self::WebhookCancelled | Self::WebhookFollowUp => {
+                Audience::StaffWebhook
+            }
             _ => Audience::Prospect,
         }
     }
@@ -112,6 +132,7 @@ impl MessageKind {
             Self::StaffNew => Some(Self::WebhookNew),
             Self::StaffMoved => Some(Self::WebhookMoved),
             Self::StaffCancelled => Some(Self::WebhookCancelled),
+            Self::StaffFollowUp => Some(Self::WebhookFollowUp),
             _ => None,
         }
     }
@@ -122,6 +143,7 @@ impl MessageKind {
             Self::WebhookNew => Self::StaffNew,
             Self::WebhookMoved => Self::StaffMoved,
             Self::WebhookCancelled => Self::StaffCancelled,
+            Self::WebhookFollowUp => Self::StaffFollowUp,
             other => *other,
         }
     }
@@ -138,7 +160,21 @@ impl MessageKind {
     /// Whether the message still fits a tour as it now stands: a confirmation or a reminder of a tour cancelled
     /// (or a hold ResMan refused) since it was owed is never sent; the cancellation itself is.
     pub fn fits(&self, tour: &TourRecord) -> bool {
-        match self {
+        self.unfit_because(tour).is_none()
+    }
+
+    /// Why the message no longer fits the tour as it now stands (see [`MessageKind::fits`]), in words for the
+    /// delivery record; `None` when it fits.
+    pub fn unfit_because(&self, tour: &TourRecord) -> Option<String> {
+        // A prospect who said they are not interested hears nothing more about the tour, but for the invite's
+        // withdrawal (their calendar must not keep a tour that is off).
+        if tour.outcome == Some(Outcome::NotInterested)
+            && self.audience() == Audience::Prospect
+            && !matches!(self, Self::Cancelled | Self::NotBooked)
+        {
+            return Some("the prospect is not interested".into());
+        }
+        let fits = match self {
             Self::Cancelled => tour.status == TourStatus::Cancelled,
             // Staff alerted of a new tour hear that it is off, whether cancelled or refused by ResMan.
             Self::StaffCancelled | Self::WebhookCancelled => {
@@ -157,7 +193,25 @@ impl MessageKind {
             | Self::StaffMoved
             | Self::WebhookNew
             | Self::WebhookMoved => tour.status.is_open() && tour.sync_status != super::booking::SyncStatus::Rejected,
-        }
+            Self::FollowUp | Self::StaffFollowUp | Self::WebhookFollowUp => {
+                tour.outcome == Some(Outcome::FollowUpNeeded)
+            }
+            Self::ApplyInvite => tour.outcome == Some(Outcome::Interested),
+        };
+        (!fits).then(|| match tour.outcome {
+            Some(outcome) if !matches!(tour.status, TourStatus::Cancelled) && self.follows_an_outcome() => {
+                format!("the outcome is {} now", outcome.as_str())
+            }
+            _ => format!("the tour is {} now", tour.status.as_str()),
+        })
+    }
+
+    /// Whether an outcome (`PUT` with `outcome`) owes the message.
+    fn follows_an_outcome(&self) -> bool {
+        matches!(
+            self,
+            Self::FollowUp | Self::ApplyInvite | Self::StaffFollowUp | Self::WebhookFollowUp
+        )
     }
 }
 
@@ -253,6 +307,7 @@ pub fn owed(
     from_resman: bool,
 ) -> Vec<MessageKind> {
     let mut owed = changed(before, after);
+    owed.extend(outcome_owes(property, before, after));
     if from_resman {
         owed.retain(|k| k.audience() == Audience::Prospect);
     }
@@ -271,6 +326,20 @@ pub fn owed_on_refusal(property: &Property) -> Vec<MessageKind> {
         owed.push(MessageKind::WebhookCancelled);
     }
     owed
+}
+
+/// What a newly recorded outcome owes: a follow-up opened (the prospect told, the agent alerted), or the application
+/// link where the property has one. `not_interested` owes nothing: it ends the tour's messages (see
+/// [`MessageKind::unfit_because`]).
+fn outcome_owes(property: &Property, before: Option<&TourRecord>, after: &TourRecord) -> Vec<MessageKind> {
+    if before.is_none_or(|b| b.outcome == after.outcome) {
+        return Vec::new();
+    }
+    match after.outcome {
+        Some(Outcome::FollowUpNeeded) => vec![MessageKind::FollowUp, MessageKind::StaffFollowUp],
+        Some(Outcome::Interested) if property.apply_url.is_some() => vec![MessageKind::ApplyInvite],
+        _ => Vec::new(),
+    }
 }
 
 fn changed(before: Option<&TourRecord>, after: &TourRecord) -> Vec<MessageKind> {
@@ -539,6 +608,67 @@ pub(crate) mod tests {
         let mut words: Vec<String> = list.split(',').map(|w| w.trim().to_owned()).collect();
         words.sort();
         words
+    }
+
+    #[test]
+    fn an_outcome_owes_its_messages_once_and_not_interested_ends_the_tours_messages() {
+        let before = tour(TourStatus::Completed);
+        let with = |outcome| TourRecord {
+            outcome: Some(outcome),
+            version: 2,
+            ..before.clone()
+        };
+        let (follow_up, interested, not_interested) = (
+            with(Outcome::FollowUpNeeded),
+            with(Outcome::Interested),
+            with(Outcome::NotInterested),
+        );
+        let mut applying = demo();
+        applying.apply_url = Some("https://apply.example/maple".into());
+        let mut no_link = demo();
+        no_link.apply_url = None;
+        use MessageKind::*;
+        assert_eq!(
+            owed(&no_link, Some(&before), &follow_up, false),
+            [FollowUp, StaffFollowUp]
+        );
+        assert_eq!(owed(&applying, Some(&before), &interested, false), [ApplyInvite]);
+        assert_eq!(
+            owed(&no_link, Some(&before), &interested, false),
+            [],
+            "no application link, nothing to send"
+        );
+        assert_eq!(owed(&applying, Some(&before), &not_interested, false), []);
+        assert_eq!(
+            owed(&applying, Some(&follow_up), &follow_up, false),
+            [],
+            "the same outcome again owes nothing"
+        );
+        assert_eq!(
+            owed(&applying, Some(&interested), &follow_up, false),
+            [FollowUp, StaffFollowUp],
+            "a new outcome owes its own"
+        );
+
+        // Not interested: no more prospect messages, but for the invite's withdrawal; staff still hear.
+        let cancelled_too = TourRecord {
+            status: TourStatus::Cancelled,
+            ..not_interested.clone()
+        };
+        for kind in [ThankYou, Reminder, FollowUp, ApplyInvite] {
+            assert_eq!(
+                kind.unfit_because(&not_interested).as_deref(),
+                Some("the prospect is not interested"),
+                "{kind:?}"
+            );
+        }
+        assert!(Cancelled.fits(&cancelled_too) && StaffCancelled.fits(&cancelled_too));
+        // A follow-up owed before the outcome changed is not sent under the new one.
+        assert_eq!(
+            FollowUp.unfit_because(&interested).as_deref(),
+            Some("the outcome is interested now")
+        );
+        assert!(FollowUp.fits(&follow_up) && StaffFollowUp.fits(&follow_up) && ApplyInvite.fits(&interested));
     }
 
     #[test]
