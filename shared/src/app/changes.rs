@@ -754,6 +754,56 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_tour_we_cancelled_keeps_its_agent_busy_until_resmans_webhook_says_staff_cancelled_it_there() {
+        use crate::app::lifecycle::tests::{at, booked};
+        let (store, tours) = (MemoryStore::with_property(demo()), MemoryTours::default());
+        let mut tour = booked(&tours, 1, "A", 10);
+        tour.status = crate::domain::booking::TourStatus::Cancelled;
+        tours
+            .tours
+            .lock()
+            .unwrap()
+            .insert(tour.booking_id.clone(), tour.clone());
+        let appointment = AppointmentId::parse("EV-1").unwrap();
+        // As the cancel left it: ResMan still shows the appointment, so its agent is busy in the mirror.
+        let still_held = MirroredAppointment {
+            appointment_id: appointment.clone(),
+            agent: tour.holder.agent().cloned(),
+            window: tour.window(),
+            status: TourEventStatus::Scheduled,
+            as_of: now(),
+        };
+        store.apply_mirror(&demo(), &still_held).await.unwrap();
+        let ten = UtcWindow::starting_at(at(10, 0), Duration::minutes(45)).unwrap();
+        assert_eq!(store.busy_in(&demo().id, ten).await.unwrap().len(), 1);
+        let notice = ChangeNotice {
+            event_id: "n-1".into(),
+            appointment_id: appointment.clone(),
+            status: TourEventStatus::Cancelled,
+            word: ResManWord::read(Some("Cancelled")),
+            updated_fields: vec!["status".into()],
+            staff_member: None,
+            property_id: None,
+            scheduled_at: None,
+            sent_at: now() + Duration::minutes(5),
+            staff_notes: None,
+            received: Default::default(),
+        };
+        let effect = apply_notice(&feed(&store, &tours), &notice, &Accounts::All, now())
+            .await
+            .unwrap();
+        assert!(matches!(effect, NoticeEffect::Tour(_)), "{effect:?}");
+        assert!(
+            store.busy_in(&demo().id, ten).await.unwrap().is_empty(),
+            "staff cancelled it in ResMan: the agent is free"
+        );
+        assert_eq!(
+            tours.tours.lock().unwrap()[&tour.booking_id].status,
+            crate::domain::booking::TourStatus::Cancelled
+        );
+    }
+
+    #[tokio::test]
     async fn a_staff_member_named_by_name_or_id_takes_the_tour_and_an_unknown_one_leaves_the_agent() {
         let store = MemoryStore::with_property(demo());
         let (_, resman) = one_staff_tour();
