@@ -328,11 +328,15 @@ pub fn owed_on_refusal(property: &Property) -> Vec<MessageKind> {
     owed
 }
 
-/// What a newly recorded outcome owes: a follow-up opened (the prospect told, the agent alerted), or the application
-/// link where the property has one. `not_interested` owes nothing: it ends the tour's messages (see
-/// [`MessageKind::unfit_because`]).
+/// What an outcome owes once the tour took place (recorded on a completed tour, or the tour completed with one
+/// recorded): a follow-up opened (the prospect told, the agent alerted), or the application link where the property
+/// has one. `not_interested` owes nothing: it ends the tour's messages (see [`MessageKind::unfit_because`]).
 fn outcome_owes(property: &Property, before: Option<&TourRecord>, after: &TourRecord) -> Vec<MessageKind> {
-    if before.is_none_or(|b| b.outcome == after.outcome) {
+    let Some(before) = before else {
+        return Vec::new();
+    };
+    let took_place = after.status == TourStatus::Completed;
+    if !took_place || (before.outcome == after.outcome && before.status == TourStatus::Completed) {
         return Vec::new();
     }
     match after.outcome {
@@ -648,6 +652,21 @@ pub(crate) mod tests {
             owed(&applying, Some(&interested), &follow_up, false),
             [FollowUp, StaffFollowUp],
             "a new outcome owes its own"
+        );
+        // Recorded before the tour: nothing yet; the tour completed with it: its follow-up then.
+        let ahead = tour(TourStatus::Confirmed);
+        let ahead_with = TourRecord {
+            outcome: Some(Outcome::FollowUpNeeded),
+            ..ahead.clone()
+        };
+        assert_eq!(owed(&applying, Some(&ahead), &ahead_with, false), []);
+        let completed = TourRecord {
+            status: TourStatus::Completed,
+            ..ahead_with.clone()
+        };
+        assert_eq!(
+            owed(&applying, Some(&ahead_with), &completed, false),
+            [ThankYou, FollowUp, StaffFollowUp]
         );
 
         // Not interested: no more prospect messages, but for the invite's withdrawal; staff still hear.
