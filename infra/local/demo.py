@@ -1174,11 +1174,22 @@ def step_both_sides_change_one_tour_at_once(ctx: Context) -> None:
                          "The agent's cancellation")
     in_resman = [a for a in resman_appointments_with(ctx, tour_id) if a.get("appointment_id") == appointment]
     resman_status = in_resman[0].get("status") if in_resman else "missing"
-    if resman_status != "Cancelled":
-        raise DemoError(f"ResMan shows the tour {resman_status}, not Cancelled")
-    say("  One rule settles it, whichever news arrives first: a cancellation wins over a confirmation, whoever made "
-        "either. ResMan keeps the cancellation (the chatbot's confirmation is never written over it), and the "
-        "chatbot's view says cancelled.")
+    if resman_status == "Cancelled":
+        say("  One rule settles it, whichever news arrives first: a cancellation wins over a confirmation, whoever "
+            "made either. ResMan keeps the cancellation (the chatbot's confirmation is never written over it), and "
+            "the chatbot's view says cancelled.")
+    elif resman_status == "Confirmed":
+        # The chatbot's confirmation reached ResMan just after the agent's cancellation, and ResMan's API cannot
+        # cancel an appointment again: the leasing team is asked to.
+        asked = f"please mark appointment {appointment} cancelled in ResMan"
+        wait_for_emails(ctx, lambda emails: any(asked in part(e, "plain") for e in emails),
+                        "the leasing team's request to cancel it in ResMan")
+        say("  One rule settles it, whichever news arrives first: a cancellation wins over a confirmation, whoever "
+            "made either, and the chatbot's view says cancelled. This time the chatbot's confirmation reached ResMan "
+            "just after the agent's cancellation, and ResMan's API cannot cancel an appointment, so the leasing team "
+            f"got an alert: \"{asked}\"; the agent's time stays blocked until they do.")
+    else:
+        raise DemoError(f"ResMan shows the tour {resman_status}, neither Cancelled nor Confirmed")
     overridden = [h for h in tour["history"] if h.get("overrode")]
     if overridden:
         lost = overridden[-1]["overrode"]

@@ -633,10 +633,11 @@ pub fn assert_agrees_with_resman(tour: &TourRecord, theirs: &Value, context: &st
         tour.resman_version, tour.version,
         "{context}: ResMan holds the last version: {tour:?}"
     );
-    // A tour we cancelled with the contract's note alone stays on ResMan's calendar as we last saw it there, until
-    // staff cancel it: ResMan must show exactly that (and our mirror keeps its agent busy meanwhile).
+    // A tour we cancelled with the contract's note alone stays on ResMan's calendar as we last saw it there (held,
+    // or cancelled by staff at the time it then had): ResMan must show exactly that, and our mirror keeps its agent
+    // busy while it holds time. With the cancel word, what we last saw is what we wrote: the tour as it stands.
     let (status, start, agent) = match &tour.resman_seen {
-        Some(seen) if tour.status == shared::domain::booking::TourStatus::Cancelled && seen.status.holds_time() => {
+        Some(seen) if tour.status == shared::domain::booking::TourStatus::Cancelled => {
             (seen.status, seen.start, seen.agent.as_ref())
         }
         _ => (tour.status, tour.start, tour.holder.agent()),

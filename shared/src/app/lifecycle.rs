@@ -598,7 +598,25 @@ async fn settle_report(
     }
     // Staff hear of a tour we keep against their change (it was theirs that lost), as of a chatbot's change.
     let theirs_lost = settled.overrides_theirs(&reported);
-    if !save_report(deps, property, (tour, &after), theirs_lost, &[], now).await? {
+    // A cancellation that ResMan's calendar does not show and our write cannot bring there (the note alone, see
+    // `Property::resman_cancel_word`): staff are asked to cancel the appointment in ResMan.
+    let staff_must_cancel = !resman_holds_it
+        && after.status == TourStatus::Cancelled
+        && !property.resman_cancel_word
+        && in_resman.status.holds_time();
+    let also = if staff_must_cancel {
+        [MessageKind::StaffCancelled]
+            .into_iter()
+            .chain(
+                MessageKind::StaffCancelled
+                    .webhook_twin()
+                    .filter(|_| property.staff_webhook_url.is_some()),
+            )
+            .collect()
+    } else {
+        Vec::new()
+    };
+    if !save_report(deps, property, (tour, &after), theirs_lost, &also, now).await? {
         return Ok(None);
     }
     if tour.owes_resman() || theirs_lost || crossed_our_write {
@@ -625,7 +643,11 @@ async fn save_report(
     } else {
         owed(property, Some(before), after, !staff_told)
     };
-    messages.extend_from_slice(also);
+    for kind in also {
+        if !messages.contains(kind) {
+            messages.push(*kind);
+        }
+    }
     let reminders = reminder_changes(property, before, after, now);
     let extras = ChangeExtras {
         answer: None,
@@ -1312,6 +1334,39 @@ pub(crate) mod tests {
             );
         }
         assert_eq!(now_of(&tours, &tour).version, 3, "no repeat");
+    }
+
+    #[tokio::test]
+    async fn a_staff_confirm_over_our_cancellation_asks_staff_to_cancel_in_resman_when_our_write_cannot() {
+        for word in [false, true] {
+            let mut property = demo();
+            property.resman_cancel_word = word;
+            let (store, tours) = (MemoryStore::with_property(property.clone()), MemoryTours::default());
+            let tour = booked(&tours, 1, "A", 10);
+            set_status(&store, &tours, &tour, "cancelled").await;
+            written_at(&tours, &tour, 0);
+            tours.queued_messages.lock().unwrap().clear();
+            let r = report(1, "Confirmed", None, 5);
+            let current = tours.tour_by_resman_id(&r.appointment_id).await.unwrap().unwrap();
+            let deps = ReportDeps {
+                tours: &tours,
+                queue: &tours,
+            };
+            let effect = apply_report(&deps, &property, current, &r, monday_morning())
+                .await
+                .unwrap();
+            assert_eq!(effect, ReportEffect::Applied(3));
+            let asked: Vec<MessageKind> = tours.queued_messages.lock().unwrap().iter().map(|m| m.kind).collect();
+            if word {
+                assert!(asked.is_empty(), "our write puts the cancellation back: {asked:?}");
+            } else {
+                assert_eq!(
+                    asked,
+                    [MessageKind::StaffCancelled],
+                    "ResMan keeps it confirmed: staff must cancel it"
+                );
+            }
+        }
     }
 
     /// Our change, as the worker wrote it to ResMan `minutes` after it was made.
