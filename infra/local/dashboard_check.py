@@ -55,6 +55,9 @@ METRIC_FIELDS = (
     "not_interested_tours",
     "follow_up_tours",
     "outcome_rate",
+    "staff_satisfaction",
+    "staff_rating_count",
+    "staff_satisfaction_goal",
 )
 # The figures of GET /api/resman/tours/trends; the rest of that answer is charts.
 TREND_FIELDS = ("conversion_rate", "tour_to_application_rate", "tour_to_lease_rate")

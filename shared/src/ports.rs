@@ -570,6 +570,32 @@ pub trait RatingStore: Send + Sync {
     ) -> Result<Option<crate::domain::link::Rating>, StoreError>;
 }
 
+/// What recording a staff rating found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StaffRated {
+    Recorded,
+    /// The booking was rated before: that rating stands.
+    Already(crate::domain::link::StaffRating),
+}
+
+/// The leasing team's ratings of bookings ("was this booking useful?"), one per tour, with what went wrong.
+#[async_trait]
+pub trait StaffRatingStore: Send + Sync {
+    /// Records the tour's staff rating unless it has one (a condition, so two clicks at once record one).
+    async fn record_staff_rating(
+        &self,
+        tour: &crate::domain::booking::TourRecord,
+        rating: &crate::domain::link::StaffRating,
+    ) -> Result<StaffRated, StoreError>;
+    /// Records what went wrong on the tour's staff rating unless it says already (once, as the score): the rating
+    /// as it then stands, `None` when the booking has no staff rating.
+    async fn record_went_wrong(
+        &self,
+        booking: &crate::domain::booking::BookingId,
+        went_wrong: &[crate::domain::link::StaffIssue],
+    ) -> Result<Option<crate::domain::link::StaffRating>, StoreError>;
+}
+
 /// A property's staff webhook (a chat channel's incoming webhook).
 #[async_trait]
 pub trait StaffWebhook: Send + Sync {

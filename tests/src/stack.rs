@@ -581,6 +581,7 @@ impl Stack {
                 queue: &self.queue,
             },
             ratings: &self.store,
+            staff_ratings: &self.store,
             messages: &self.store,
             key,
         }

@@ -597,6 +597,88 @@ async fn the_thank_yous_rating_links_record_one_rating_per_tour_however_many_cli
 }
 
 #[tokio::test]
+async fn the_new_tour_alerts_rating_links_record_one_staff_rating_and_what_went_wrong_and_the_figures_count_it() {
+    use shared::app::analytics::{AnalyticsDeps, AnalyticsQuery, tour_metrics};
+    use shared::app::self_service::{Page, staff_rate, staff_went_wrong};
+    let stack = Stack::start().await;
+    let booked = stack.book(&command(&stack.property, 1, "10:00"), None).await.unwrap();
+    let id = response(&booked)["appointment_id"].as_str().unwrap().to_owned();
+    stack.deliver_notifications().await;
+    let emails: Vec<Received> = stack.sent_emails().await.iter().map(|r| read(r)).collect();
+    let alert = emails
+        .iter()
+        .find(|e| e.subject.starts_with("New tour:"))
+        .expect("the new-tour alert");
+    assert!(alert.text.contains("Was this booking useful?"), "{}", alert.text);
+    let link = |score: u8| {
+        alert
+            .text
+            .lines()
+            .find_map(|l| l.trim().strip_prefix(&format!("{score}: ")))
+            .unwrap_or_else(|| panic!("no link for {score} in {}", alert.text))
+            .to_owned()
+    };
+    let (two, five) = (link(2), link(5));
+    assert!(two.starts_with(&format!("{SELF_SERVICE_URL}/staff-rate?t=")) && two.ends_with("&score=2"));
+    let token = |link: &str| link.split("?t=").nth(1).unwrap().split('&').next().unwrap().to_owned();
+    let key = links().key;
+    let deps = stack.self_service(&key);
+    let now = chrono::Utc::now();
+    // Two staff click at once, 2 and 5: DynamoDB's condition keeps one rating, and the other sees it.
+    let (t2, t5) = (token(&two), token(&five));
+    let (a, b) = tokio::join!(staff_rate(&deps, &t2, "2", now), staff_rate(&deps, &t5, "5", now));
+    let pages = [a.unwrap(), b.unwrap()];
+    let firsts: Vec<u8> = pages
+        .iter()
+        .filter_map(|p| match p {
+            Page::StaffRated { first: true, score, .. } => Some(*score),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(firsts.len(), 1, "{pages:?}");
+    assert!(
+        pages
+            .iter()
+            .all(|p| matches!(p, Page::StaffRated { score, .. } if *score == firsts[0])),
+        "the later click is shown the rating that stands: {pages:?}"
+    );
+    // What went wrong, said twice: the first answer stays.
+    let form = |values: &[&str]| -> Vec<(String, String)> {
+        values
+            .iter()
+            .map(|v| ("went_wrong".to_owned(), (*v).to_owned()))
+            .collect()
+    };
+    let said = staff_went_wrong(&deps, &token(&two), &form(&["wrong_time", "missing_details"]), now)
+        .await
+        .unwrap();
+    assert!(
+        matches!(&said, Page::StaffRated { went_wrong, choices, .. } if went_wrong.len() == 2 && choices.is_empty()),
+        "{said:?}"
+    );
+    staff_went_wrong(&deps, &token(&two), &form(&["other"]), now)
+        .await
+        .unwrap();
+    // The figures read it back from the analytics index.
+    let date = stack
+        .tour(&id)
+        .await
+        .start
+        .with_timezone(&stack.property.time_zone)
+        .date_naive();
+    let query = AnalyticsQuery::parse(Some(DEMO_PROPERTY), Some(&date.to_string()), Some(&date.to_string())).unwrap();
+    let deps = AnalyticsDeps {
+        properties: &stack.store,
+        analytics: &stack.store,
+    };
+    let m = serde_json::to_value(tour_metrics(&deps, &query, now).await.unwrap()).unwrap();
+    assert_eq!(m["staff_rating_count"], 1);
+    assert_eq!(m["staff_satisfaction"], if firsts[0] == 5 { 1.0 } else { 0.0 });
+    assert_eq!(m["staff_satisfaction_goal"], 0.9);
+    assert_eq!(m["staff_went_wrong"], json!({"missing_details": 1, "wrong_time": 1}));
+}
+
+#[tokio::test]
 async fn a_pending_booking_that_resman_then_refuses_tells_the_prospect_and_withdraws_the_invite() {
     let stack = Stack::start().await;
     let booked = stack.book_while_resman_is_down(1, "10:00").await;

@@ -225,6 +225,25 @@
       element.title = known ? "" : "No data yet";
       element.classList.toggle("no-data", !known);
     }
+    markGoals(all);
+  }
+
+  // A figure with a goal (data-goal="<the goal's field>") says whether it is above it (the brief's "> 90%"):
+  // data-meets "true" or "false" ("" with nothing to count), a colour, and the words beside it.
+  function markGoals(all) {
+    for (const element of document.querySelectorAll("[data-goal]")) {
+      const field = element.dataset.metric;
+      const value = all[field];
+      const goal = all[element.dataset.goal];
+      const known = typeof value === "number" && typeof goal === "number";
+      const meets = known && value > goal;
+      element.dataset.meets = known ? String(meets) : "";
+      element.classList.toggle("meets-goal", known && meets);
+      element.classList.toggle("below-goal", known && !meets);
+      for (const verdict of document.querySelectorAll(`[data-goal-verdict="${field}"]`)) {
+        verdict.textContent = !known ? "(no answers yet)" : meets ? "(met)" : "(not met yet)";
+      }
+    }
   }
 
   // --- Charts -----------------------------------------------------------------------------------------------------

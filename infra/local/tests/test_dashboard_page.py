@@ -57,6 +57,8 @@ METRICS = {
     "staff_response_time_median": 3725.5,
     "satisfaction_score": None, "satisfaction_count": 0, "double_booking_refusals": 1,
     "interested_tours": 2, "not_interested_tours": 1, "follow_up_tours": 1, "outcome_rate": 0.75,
+    "staff_satisfaction": 0.8571, "staff_rating_count": 7, "staff_satisfaction_goal": 0.9,
+    "staff_went_wrong": {"wrong_time": 1},
     "needs_attention": [
         {"booking_id": "bk-01JD3X5ZQ8", "appointment_id": None, "tour_type": "in_person",
          "start": "2026-11-30T15:00:00Z", "local_start": "2026-11-30T09:00", "status": "scheduled",
@@ -93,7 +95,8 @@ def empty_answers() -> tuple[dict, dict]:
     # The brief's figures are numbers whatever happens: 0 here (the page shows a dash for the first and the last,
     # whose companions say there was nothing to count).
     metrics.update(property_id=PROPERTY_ID, **{"from": FROM, "to": TO}, time_zone="America/Chicago",
-                   needs_attention=[], average_booking_time=0, staff_utilization=0)
+                   needs_attention=[], average_booking_time=0, staff_utilization=0,
+                   staff_satisfaction_goal=0.9, staff_went_wrong={})
     trends = copy.deepcopy(TRENDS)
     trends.update(conversion_rate=0, tour_to_application_rate=None, tour_to_lease_rate=None,
                   tour_type_distribution={"in_person": 0, "self_guided": 0, "virtual": 0},
@@ -240,6 +243,24 @@ def test_a_property_without_tours_shows_dashes_and_says_nothing_needs_attention(
             element = f"[data-metric={field}]"
             assert page.get_attribute(element, "data-value") == "0", field
             assert page.inner_text(element).strip() == "—", field
+
+
+def test_staff_satisfaction_is_shown_against_the_briefs_goal_of_above_90_percent(site):
+    def shown(staff_satisfaction, count):
+        site.metrics = {**METRICS, "staff_satisfaction": staff_satisfaction, "staff_rating_count": count}
+        with dashboard_check.chromium() as browser:
+            page = browser.new_page()
+            page.goto(site.page_url(f"key={KEY}"))
+            page.wait_for_selector("body[data-state=ready]", state="attached", timeout=30_000)
+            figure = "[data-metric=staff_satisfaction]"
+            return (page.inner_text(figure).strip(), page.get_attribute(figure, "data-meets"),
+                    page.inner_text("[data-goal-verdict=staff_satisfaction]").strip(),
+                    page.inner_text("[data-metric=staff_satisfaction_goal]").strip())
+
+    assert shown(0.8571, 7) == ("85.7%", "false", "(not met yet)", "90%")
+    assert shown(0.9, 10) == ("90%", "false", "(not met yet)", "90%"), "the goal is above 90%, not 90%"
+    assert shown(0.95, 20) == ("95%", "true", "(met)", "90%")
+    assert shown(None, 0) == ("—", "", "(no answers yet)", "90%")
 
 
 def test_a_refused_key_brings_back_the_key_form_and_the_right_key_typed_there_loads_the_figures(site, tmp_path):

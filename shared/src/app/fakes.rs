@@ -229,6 +229,7 @@ pub struct MemoryTours {
     /// The messages queued for the sender.
     pub queued_messages: Mutex<Vec<crate::domain::notify::MessageRef>>,
     pub ratings: Mutex<HashMap<crate::domain::booking::BookingId, crate::domain::link::Rating>>,
+    pub staff_ratings: Mutex<HashMap<crate::domain::booking::BookingId, crate::domain::link::StaffRating>>,
     /// Each conversation's slot hold, with the lock names of its granules.
     pub holds: Mutex<HashMap<crate::domain::booking::ConversationId, (crate::domain::hold::SlotHold, Vec<LockName>)>>,
     /// The refusals of taken slots, by property.
@@ -308,6 +309,39 @@ impl crate::ports::HoldStore for MemoryTours {
         }
         locked(&self.holds).insert(hold.conversation_id.clone(), (hold.clone(), wanted));
         Ok(crate::ports::HoldWrite::Placed)
+    }
+}
+
+#[async_trait]
+impl crate::ports::StaffRatingStore for MemoryTours {
+    async fn record_staff_rating(
+        &self,
+        tour: &crate::domain::booking::TourRecord,
+        rating: &crate::domain::link::StaffRating,
+    ) -> Result<crate::ports::StaffRated, StoreError> {
+        self.trips.take().await;
+        let mut ratings = locked(&self.staff_ratings);
+        Ok(match ratings.get(&tour.booking_id) {
+            Some(first) => crate::ports::StaffRated::Already(first.clone()),
+            None => {
+                ratings.insert(tour.booking_id.clone(), rating.clone());
+                crate::ports::StaffRated::Recorded
+            }
+        })
+    }
+    async fn record_went_wrong(
+        &self,
+        booking: &crate::domain::booking::BookingId,
+        went_wrong: &[crate::domain::link::StaffIssue],
+    ) -> Result<Option<crate::domain::link::StaffRating>, StoreError> {
+        self.trips.take().await;
+        let mut ratings = locked(&self.staff_ratings);
+        Ok(ratings.get_mut(booking).map(|rating| {
+            if rating.went_wrong.is_empty() {
+                rating.went_wrong = went_wrong.to_vec();
+            }
+            rating.clone()
+        }))
     }
 }
 

@@ -14,11 +14,11 @@ use super::lifecycle::{UpdateDeps, change_tour_if};
 use crate::domain::InvalidField;
 use crate::domain::booking::{TourRecord, TourStatus};
 use crate::domain::lifecycle::ChangeSource;
-use crate::domain::link::{LinkKey, LinkProblem, LinkPurpose, LinkToken, Rating, Score};
+use crate::domain::link::{LinkKey, LinkProblem, LinkPurpose, LinkToken, Rating, Score, StaffIssue, StaffRating};
 use crate::domain::notify::{kind_in_words, when_in_words};
 use crate::domain::property::Property;
 use crate::domain::update::UpdateTourCommand;
-use crate::ports::{MessageStore, Rated, RatingStore};
+use crate::ports::{MessageStore, Rated, RatingStore, StaffRated, StaffRatingStore};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
@@ -28,6 +28,7 @@ pub const TIMES_OFFERED: usize = 8;
 pub struct SelfServiceDeps<'a> {
     pub update: UpdateDeps<'a>,
     pub ratings: &'a dyn RatingStore,
+    pub staff_ratings: &'a dyn StaffRatingStore,
     /// The tour's deliveries, for the staff view.
     pub messages: &'a dyn MessageStore,
     pub key: &'a LinkKey,
@@ -76,6 +77,18 @@ pub enum Page {
     },
     /// The rating, recorded now or before (200).
     Rated { property: String, score: u8, first: bool },
+    /// The leasing team's rating of the booking, recorded now or before (200), and the short list of what went
+    /// wrong until they have said.
+    StaffRated {
+        tour: TourSummary,
+        score: u8,
+        first: bool,
+        token: String,
+        /// The list to pick from; empty once they said.
+        choices: Vec<IssueChoice>,
+        /// What they said went wrong, in words.
+        went_wrong: Vec<&'static str>,
+    },
     /// The leasing team's read-only view of a tour (the link in a staff alert) (200).
     Staff {
         tour: TourSummary,
@@ -98,6 +111,7 @@ impl Page {
             | Self::Moved { .. }
             | Self::Cancelled { .. }
             | Self::Rated { .. }
+            | Self::StaffRated { .. }
             | Self::Staff { .. } => 200,
             Self::Taken { .. } => 409,
             Self::Refused { reason, .. } if *reason == LinkProblem::Forged.as_str() => 403,
@@ -116,6 +130,13 @@ pub struct StaffProspect {
     pub special_requests: Option<String>,
     /// "in ResMan as EV-123", "waiting for ResMan", ...
     pub in_resman: String,
+}
+
+/// One reason on the staff rating's list: the form's value and its words.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct IssueChoice {
+    pub value: &'static str,
+    pub words: &'static str,
 }
 
 /// One line of the staff view's history or messages: when, and what.
@@ -417,6 +438,88 @@ pub async fn rate(deps: &SelfServiceDeps<'_>, raw: &str, score: &str, now: DateT
     })
 }
 
+/// The staff rating page for a booking rated now or before.
+fn staff_rated(property: &Property, tour: &TourRecord, rating: &StaffRating, first: bool, raw: &str) -> Page {
+    let said = !rating.went_wrong.is_empty();
+    Page::StaffRated {
+        tour: summary(property, tour),
+        score: rating.score.get(),
+        first,
+        token: raw.trim().to_owned(),
+        choices: if said {
+            Vec::new()
+        } else {
+            StaffIssue::ALL
+                .iter()
+                .map(|i| IssueChoice {
+                    value: i.as_str(),
+                    words: i.in_words(),
+                })
+                .collect()
+        },
+        went_wrong: rating.went_wrong.iter().map(|i| i.in_words()).collect(),
+    }
+}
+
+/// A staff rating link's click ("was this booking useful?"): the score, recorded once per tour whatever its
+/// state (a booking that went wrong is worth a rating most of all).
+pub async fn staff_rate(
+    deps: &SelfServiceDeps<'_>,
+    raw: &str,
+    score: &str,
+    now: DateTime<Utc>,
+) -> Result<Page, AppError> {
+    let score = Score::parse(score)?;
+    let (_, tour, property) = match open(deps, raw, LinkPurpose::StaffRate, now).await? {
+        Ok(found) => found,
+        Err(page) => return Ok(page),
+    };
+    let rating = StaffRating {
+        score,
+        at: now,
+        went_wrong: Vec::new(),
+    };
+    Ok(match deps.staff_ratings.record_staff_rating(&tour, &rating).await? {
+        StaffRated::Recorded => {
+            tracing::info!(booking_id = %tour.booking_id, score = score.get(), "booking rated by staff");
+            staff_rated(&property, &tour, &rating, true, raw)
+        }
+        StaffRated::Already(first) => staff_rated(&property, &tour, &first, false, raw),
+    })
+}
+
+/// What went wrong, from the staff rating page's form (`went_wrong`, one or more of [`StaffIssue`]): added to the
+/// booking's staff rating once.
+pub async fn staff_went_wrong(
+    deps: &SelfServiceDeps<'_>,
+    raw: &str,
+    fields: &[(String, String)],
+    now: DateTime<Utc>,
+) -> Result<Page, AppError> {
+    let mut went_wrong = Vec::new();
+    for (_, value) in fields.iter().filter(|(k, _)| k == "went_wrong") {
+        let issue = StaffIssue::parse(value)?;
+        if !went_wrong.contains(&issue) {
+            went_wrong.push(issue);
+        }
+    }
+    if went_wrong.is_empty() {
+        return Err(InvalidField::new("went_wrong", "pick at least one").into());
+    }
+    let (_, tour, property) = match open(deps, raw, LinkPurpose::StaffRate, now).await? {
+        Ok(found) => found,
+        Err(page) => return Ok(page),
+    };
+    match deps
+        .staff_ratings
+        .record_went_wrong(&tour.booking_id, &went_wrong)
+        .await?
+    {
+        Some(rating) => Ok(staff_rated(&property, &tour, &rating, false, raw)),
+        None => Err(InvalidField::new("score", "rate the booking first: pick a score from 1 to 5 in the email").into()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -434,6 +537,7 @@ mod tests {
                 queue: tours,
             },
             ratings: tours,
+            staff_ratings: tours,
             messages: tours,
             key,
         }
@@ -571,6 +675,85 @@ mod tests {
             times.iter().all(|t| t.start != at(14, 0).to_rfc3339()),
             "the taken time is not offered again"
         );
+    }
+
+    #[tokio::test]
+    async fn a_staff_rating_is_recorded_once_per_booking_and_what_went_wrong_once_after_it() {
+        let (store, tours, key) = (MemoryStore::with_property(demo()), MemoryTours::default(), key());
+        let tour = booked(&tours, 1, "A", 10);
+        let deps = deps(&store, &tours, &key);
+        let raw = LinkToken::staff_rate(&tour).encode(&key);
+        let went = |values: &[&str]| -> Vec<(String, String)> {
+            values
+                .iter()
+                .map(|v| ("went_wrong".to_owned(), (*v).to_owned()))
+                .collect()
+        };
+        // Nothing to add reasons to before a score.
+        let early = staff_went_wrong(&deps, &raw, &went(&["wrong_time"]), monday_morning()).await;
+        assert!(matches!(early, Err(AppError::Invalid(f)) if f.field == "score"));
+        // Staff rate the booking before the tour (from the new-tour alert): recorded, with the list offered.
+        let first = staff_rate(&deps, &raw, "2", monday_morning()).await.unwrap();
+        let Page::StaffRated {
+            score,
+            first: was_first,
+            choices,
+            went_wrong,
+            ..
+        } = &first
+        else {
+            panic!("{first:?}")
+        };
+        assert_eq!((*score, *was_first, choices.len(), went_wrong.len()), (2, true, 7, 0));
+        assert_eq!(first.status(), 200);
+        // A second click, another score: the first stands.
+        let again = staff_rate(&deps, &raw, "5", monday_morning()).await.unwrap();
+        assert!(
+            matches!(
+                again,
+                Page::StaffRated {
+                    score: 2,
+                    first: false,
+                    ..
+                }
+            ),
+            "{again:?}"
+        );
+        // What went wrong: unknown reasons and an empty form are refused, naming the field.
+        let bad = staff_went_wrong(&deps, &raw, &went(&["rude"]), monday_morning()).await;
+        assert!(matches!(bad, Err(AppError::Invalid(f)) if f.field == "went_wrong"));
+        let none = staff_went_wrong(&deps, &raw, &[], monday_morning()).await;
+        assert!(matches!(none, Err(AppError::Invalid(f)) if f.field == "went_wrong"));
+        let said = staff_went_wrong(
+            &deps,
+            &raw,
+            &went(&["wrong_time", "missing_details", "wrong_time"]),
+            monday_morning(),
+        )
+        .await
+        .unwrap();
+        assert!(
+            matches!(&said, Page::StaffRated { choices, went_wrong, .. } if choices.is_empty() && went_wrong.len() == 2),
+            "{said:?}"
+        );
+        // Said once: a later form changes nothing.
+        staff_went_wrong(&deps, &raw, &went(&["other"]), monday_morning())
+            .await
+            .unwrap();
+        let stored = tours.staff_ratings.lock().unwrap()[&tour.booking_id].clone();
+        assert_eq!(stored.score.get(), 2);
+        assert_eq!(
+            stored.went_wrong,
+            vec![StaffIssue::WrongTime, StaffIssue::MissingDetails]
+        );
+        // The prospect's rating link and the staff view's link cannot rate as staff.
+        for other in [LinkToken::rate(&tour), LinkToken::staff(&tour)] {
+            let page = staff_rate(&deps, &other.encode(&key), "5", monday_morning())
+                .await
+                .unwrap();
+            assert_eq!((refusal(&page), page.status()), ("forged", 403));
+        }
+        assert_eq!(tours.staff_ratings.lock().unwrap().len(), 1);
     }
 
     #[tokio::test]

@@ -121,6 +121,8 @@ pub struct Facts {
     pub tours_by_booking: Vec<TourRecord>,
     /// The prospects' ratings (1 to 5) of the tours taking place in the window.
     pub ratings: Vec<(BookingId, u8)>,
+    /// The leasing team's ratings of those tours' bookings.
+    pub staff_ratings: Vec<(BookingId, crate::domain::link::StaffRating)>,
     /// The messages owed by the bookings made in the window.
     pub messages: Vec<MessageFact>,
     /// When a booking was refused because its slot was taken (a double booking prevented).
@@ -183,6 +185,13 @@ pub struct TourMetrics {
     pub staff_response_time_median: Option<f64>,
     pub satisfaction_score: Option<f64>,
     pub satisfaction_count: u64,
+    /// The leasing team's answers to "was this booking useful?" (1 to 5) for the period's tours: the share of 4s and
+    /// 5s (the brief's goal: above 90%, [`STAFF_SATISFACTION_GOAL`]), how many answered, and what went wrong, by
+    /// reason.
+    pub staff_satisfaction: Option<f64>,
+    pub staff_rating_count: u64,
+    pub staff_satisfaction_goal: f64,
+    pub staff_went_wrong: BTreeMap<&'static str, u64>,
     pub double_booking_refusals: u64,
     /// Tours whose recorded outcome is `interested`, `not_interested` or `follow_up_needed`.
     pub interested_tours: u64,
@@ -242,6 +251,9 @@ pub struct TourTrends {
     pub show_rate_by_weekday: Vec<WeekdayShows>,
     pub show_rate_by_hour: Vec<HourShows>,
 }
+
+/// The brief's success criterion: staff satisfaction above 90%.
+pub const STAFF_SATISFACTION_GOAL: f64 = 0.9;
 
 /// A share, rounded to 4 decimals; `None` when nothing was counted.
 fn rate(part: u64, whole: u64) -> Option<f64> {
@@ -449,6 +461,19 @@ pub fn metrics(property: &Property, period: &Period, facts: &Facts, now: DateTim
         .map(|(_, score)| f64::from(*score))
         .collect();
 
+    // One answer per booking (a store may return an item twice across its pages).
+    let mut seen = BTreeSet::new();
+    let staff_ratings: Vec<&crate::domain::link::StaffRating> = facts
+        .staff_ratings
+        .iter()
+        .filter(|(id, _)| touring_ids.contains(id) && seen.insert(id))
+        .map(|(_, rating)| rating)
+        .collect();
+    let mut staff_went_wrong = BTreeMap::new();
+    for issue in staff_ratings.iter().flat_map(|r| &r.went_wrong) {
+        *staff_went_wrong.entry(issue.as_str()).or_insert(0) += 1;
+    }
+
     let agent_minutes: i64 = cohorts
         .touring
         .iter()
@@ -483,6 +508,13 @@ pub fn metrics(property: &Property, period: &Period, facts: &Facts, now: DateTim
         staff_response_time_median: percentile(&responses, 50.0),
         satisfaction_score: mean(&scores).map(|m| round(m, 2)),
         satisfaction_count: scores.len() as u64,
+        staff_satisfaction: rate(
+            count(staff_ratings.iter().filter(|r| r.satisfied())),
+            staff_ratings.len() as u64,
+        ),
+        staff_rating_count: staff_ratings.len() as u64,
+        staff_satisfaction_goal: STAFF_SATISFACTION_GOAL,
+        staff_went_wrong,
         double_booking_refusals: count(facts.refusals.iter().filter(|at| period.holds(cohorts.zone, **at))),
         interested_tours: with_outcome(Outcome::Interested),
         not_interested_tours: with_outcome(Outcome::NotInterested),
@@ -708,6 +740,46 @@ mod tests {
         );
         let none = metrics(&property, &period, &facts(Vec::new()), chicago("2026-12-10 09:00"));
         assert_eq!((none.follow_up_tours, none.outcome_rate), (0, None));
+    }
+
+    #[test]
+    fn staff_satisfaction_is_the_share_of_fours_and_fives_among_the_periods_answers_once_per_booking() {
+        use crate::domain::link::{Score, StaffIssue, StaffRating};
+        let property = demo();
+        let period = Period::new(date("2026-12-01"), date("2026-12-07")).unwrap();
+        let tours = (1..=6)
+            .map(|n| tour(n, "2026-12-01 09:00", "2026-12-02 10:00", TourStatus::Completed))
+            .collect();
+        let mut facts = facts(tours);
+        let rated = |n: u128, score: u8, went_wrong: Vec<StaffIssue>| {
+            (
+                BookingId::from_uuid(uuid::Uuid::from_u128(n)),
+                StaffRating {
+                    score: Score::try_from(score).unwrap(),
+                    at: chicago("2026-12-02 12:00"),
+                    went_wrong,
+                },
+            )
+        };
+        facts.staff_ratings = vec![
+            rated(1, 5, Vec::new()),
+            rated(2, 4, Vec::new()),
+            rated(3, 5, Vec::new()),
+            rated(4, 2, vec![StaffIssue::WrongTime, StaffIssue::MissingDetails]),
+            // The same booking read twice, and a booking outside the period (tour 9 is not among them).
+            rated(4, 2, vec![StaffIssue::WrongTime, StaffIssue::MissingDetails]),
+            rated(9, 1, vec![StaffIssue::Other]),
+        ];
+        let m = metrics(&property, &period, &facts, chicago("2026-12-10 09:00"));
+        assert_eq!(m.staff_rating_count, 4);
+        assert_eq!(m.staff_satisfaction, Some(0.75), "three of four answers are a 4 or a 5");
+        assert_eq!(m.staff_satisfaction_goal, 0.9);
+        assert_eq!(
+            m.staff_went_wrong.into_iter().collect::<Vec<_>>(),
+            vec![("missing_details", 1), ("wrong_time", 1)]
+        );
+        let none = metrics(&property, &period, &Facts::default(), chicago("2026-12-10 09:00"));
+        assert_eq!((none.staff_satisfaction, none.staff_rating_count), (None, 0));
     }
 
     #[test]

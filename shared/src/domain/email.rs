@@ -154,6 +154,9 @@ struct LinksView {
     rate: Vec<RateLink>,
     /// In a staff alert: the leasing team's view of the tour.
     staff: Option<String>,
+    /// In a staff alert email: "was this booking useful?", one link per score. Not in a chat alert: chat services
+    /// open the links they are given to preview them, and a preview would be taken as the rating.
+    staff_rate: Vec<RateLink>,
 }
 
 #[derive(Serialize)]
@@ -266,15 +269,18 @@ impl Templates {
 /// in the thank-you.
 fn links_for(kind: MessageKind, tour: &TourRecord, links: &Links, now: DateTime<Utc>) -> LinksView {
     let ahead = kind.audience() == Audience::Prospect && tour.status.is_open() && tour.start > now;
+    let scores = |links: Vec<(u8, String)>| links.into_iter().map(|(score, url)| RateLink { score, url }).collect();
+    let rates_booking = kind.audience() == Audience::Staff && kind != MessageKind::StaffDisagrees;
     LinksView {
         manage: ahead.then(|| links.manage(tour)),
         staff: (kind.audience() != Audience::Prospect).then(|| links.staff(tour)),
         rate: if kind == MessageKind::ThankYou {
-            links
-                .rate(tour)
-                .into_iter()
-                .map(|(score, url)| RateLink { score, url })
-                .collect()
+            scores(links.rate(tour))
+        } else {
+            Vec::new()
+        },
+        staff_rate: if rates_booking {
+            scores(links.staff_rate(tour))
         } else {
             Vec::new()
         },
@@ -605,6 +611,58 @@ mod tests {
         assert!(email.text.contains("2 bedrooms; ground floor") && email.text.contains(t.booking_id.as_str()));
         assert_eq!(email.invite, None);
         assert!(email.to.iter().any(|t| t == "leasing@maplegrove.example"));
+    }
+
+    #[test]
+    fn a_staff_alert_email_asks_whether_the_booking_was_useful_and_its_chat_twin_does_not() {
+        let templates = Templates::defaults().unwrap();
+        let t = demo_tour(TourStatus::Scheduled);
+        let rate = links().staff_rate(&t);
+        for kind in [
+            MessageKind::StaffNew,
+            MessageKind::StaffMoved,
+            MessageKind::StaffCancelled,
+            MessageKind::StaffFollowUp,
+        ] {
+            let email = templates.render(kind, &t, &demo(), &links(), now()).unwrap();
+            assert!(
+                email.text.contains("Was this booking useful?"),
+                "{kind:?}: {}",
+                email.text
+            );
+            for (score, url) in &rate {
+                assert!(
+                    email.text.contains(&format!("{score}: {url}")),
+                    "{kind:?}: {}",
+                    email.text
+                );
+                let (_, query) = url.split_once("staff-rate").unwrap();
+                assert!(
+                    email.html.contains(&query.replace('&', "&amp;")),
+                    "{kind:?}: {}",
+                    email.html
+                );
+            }
+        }
+        // The chat twin: a chat service previews the links it is given, which would rate the booking.
+        let mut chatty = demo();
+        chatty.staff_webhook_url = Some("https://hooks.example/leasing".into());
+        let chat = templates
+            .render(MessageKind::WebhookNew, &t, &chatty, &links(), now())
+            .unwrap();
+        assert!(!chat.text.contains("Was this booking useful?") && !chat.text.contains("staff-rate"));
+        // Asking staff to settle an outcome is not about the booking.
+        let mut settle = demo_tour(TourStatus::Completed);
+        settle.disagreement = Some(crate::domain::reconcile::Disagreement {
+            ours: TourStatus::Completed,
+            theirs: TourStatus::NoShow,
+            since: now(),
+            reported_by: crate::domain::lifecycle::ChangeSource::ResmanPoll,
+        });
+        let email = templates
+            .render(MessageKind::StaffDisagrees, &settle, &demo(), &links(), now())
+            .unwrap();
+        assert!(!email.text.contains("staff-rate"));
     }
 
     #[test]

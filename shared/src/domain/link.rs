@@ -19,6 +19,9 @@ pub enum LinkPurpose {
     Rate,
     /// The leasing team's read-only view of the tour (the link in a staff alert): for [`STAFF_WINDOW`] after it.
     Staff,
+    /// The leasing team's rating of the booking ("was this booking useful?"), once per tour, from a staff alert or
+    /// the weekly digest: for [`STAFF_WINDOW`] after the tour.
+    StaffRate,
 }
 
 impl LinkPurpose {
@@ -27,6 +30,7 @@ impl LinkPurpose {
             Self::Manage => "m",
             Self::Rate => "r",
             Self::Staff => "s",
+            Self::StaffRate => "q",
         }
     }
 }
@@ -135,6 +139,14 @@ impl LinkToken {
         }
     }
 
+    /// The staff rating's token, for [`STAFF_WINDOW`] after the tour.
+    pub fn staff_rate(tour: &TourRecord) -> Self {
+        Self {
+            purpose: LinkPurpose::StaffRate,
+            ..Self::staff(tour)
+        }
+    }
+
     fn payload(&self) -> String {
         format!(
             "{}.{}.{}.{}",
@@ -171,6 +183,7 @@ impl LinkToken {
                 "m" => LinkPurpose::Manage,
                 "r" => LinkPurpose::Rate,
                 "s" => LinkPurpose::Staff,
+                "q" => LinkPurpose::StaffRate,
                 _ => return Err(LinkProblem::Forged),
             },
             version: version.parse().map_err(|_| LinkProblem::Forged)?,
@@ -239,6 +252,87 @@ pub struct Rating {
     pub at: DateTime<Utc>,
 }
 
+/// What went wrong with a booking, as the leasing team may say beside a staff rating: a short list, so the answers
+/// can be counted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StaffIssue {
+    /// The time did not suit the team.
+    WrongTime,
+    /// Details were missing or wrong (name, contact, what they want).
+    MissingDetails,
+    /// The prospect was not a fit (budget, move-in date, pets...).
+    NotQualified,
+    /// The prospect did not come.
+    NoShow,
+    /// Booked twice, or already booked with us.
+    Duplicate,
+    /// ResMan's calendar did not show it as we did.
+    ResmanMismatch,
+    Other,
+}
+
+impl StaffIssue {
+    pub const ALL: [StaffIssue; 7] = [
+        Self::WrongTime,
+        Self::MissingDetails,
+        Self::NotQualified,
+        Self::NoShow,
+        Self::Duplicate,
+        Self::ResmanMismatch,
+        Self::Other,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::WrongTime => "wrong_time",
+            Self::MissingDetails => "missing_details",
+            Self::NotQualified => "not_qualified",
+            Self::NoShow => "no_show",
+            Self::Duplicate => "duplicate",
+            Self::ResmanMismatch => "resman_mismatch",
+            Self::Other => "other",
+        }
+    }
+
+    /// The words the rating page shows.
+    pub fn in_words(self) -> &'static str {
+        match self {
+            Self::WrongTime => "The time did not suit us",
+            Self::MissingDetails => "Details were missing or wrong",
+            Self::NotQualified => "The prospect was not a fit",
+            Self::NoShow => "The prospect did not come",
+            Self::Duplicate => "A duplicate of another booking",
+            Self::ResmanMismatch => "ResMan's calendar did not match",
+            Self::Other => "Something else",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Result<Self, InvalidField> {
+        Self::ALL.into_iter().find(|i| i.as_str() == raw.trim()).ok_or_else(|| {
+            InvalidField::new(
+                "went_wrong",
+                format!("must be one of {}", Self::ALL.map(Self::as_str).join(", ")),
+            )
+        })
+    }
+}
+
+/// The leasing team's rating of a booking (once per tour), and what went wrong, when they said (once).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct StaffRating {
+    pub score: Score,
+    pub at: DateTime<Utc>,
+    pub went_wrong: Vec<StaffIssue>,
+}
+
+impl StaffRating {
+    /// A 4 or a 5: the booking was useful. The brief's goal is that over 90% of answers are.
+    pub fn satisfied(&self) -> bool {
+        self.score.get() >= 4
+    }
+}
+
 /// Where the links point: the self-service page's address, and the key to sign with.
 #[derive(Debug, Clone)]
 pub struct Links {
@@ -270,10 +364,19 @@ impl Links {
 
     /// One link per score, each a single click.
     pub fn rate(&self, tour: &TourRecord) -> Vec<(u8, String)> {
-        let token = LinkToken::rate(tour).encode(&self.key);
+        self.scores("rate", &LinkToken::rate(tour))
+    }
+
+    /// The leasing team's rating of the booking: one link per score, each a single click.
+    pub fn staff_rate(&self, tour: &TourRecord) -> Vec<(u8, String)> {
+        self.scores("staff-rate", &LinkToken::staff_rate(tour))
+    }
+
+    fn scores(&self, page: &str, token: &LinkToken) -> Vec<(u8, String)> {
+        let token = token.encode(&self.key);
         Score::ALL
             .iter()
-            .map(|n| (*n, format!("{}/rate?t={token}&score={n}", self.base_url)))
+            .map(|n| (*n, format!("{}/{page}?t={token}&score={n}", self.base_url)))
             .collect()
     }
 }
@@ -388,6 +491,56 @@ pub(crate) mod tests {
             !LinkToken::manage(&t).used_by(&t),
             "the email about the change carries a fresh link"
         );
+    }
+
+    #[test]
+    fn a_staff_rating_link_rates_the_booking_only_and_works_a_month_after_the_tour() {
+        let t = tour(TourStatus::Scheduled);
+        let links = Links::new("https://tours.example/tour", key()).unwrap();
+        let rate = links.staff_rate(&t);
+        assert_eq!(rate.len(), 5);
+        let raw = rate[3]
+            .1
+            .strip_prefix("https://tours.example/tour/staff-rate?t=")
+            .and_then(|r| r.strip_suffix("&score=4"))
+            .unwrap();
+        assert!(LinkToken::verify(raw, LinkPurpose::StaffRate, &key(), t.start - Duration::days(3)).is_ok());
+        assert!(LinkToken::verify(raw, LinkPurpose::StaffRate, &key(), t.end + Duration::days(29)).is_ok());
+        assert_eq!(
+            LinkToken::verify(raw, LinkPurpose::StaffRate, &key(), t.end + STAFF_WINDOW),
+            Err(LinkProblem::Expired)
+        );
+        for other in [LinkPurpose::Rate, LinkPurpose::Staff, LinkPurpose::Manage] {
+            assert_eq!(
+                LinkToken::verify(raw, other, &key(), t.start - Duration::days(3)),
+                Err(LinkProblem::Forged),
+                "a staff rating link is for that alone: {other:?}"
+            );
+        }
+        let prospects = LinkToken::rate(&t).encode(&key());
+        assert_eq!(
+            LinkToken::verify(&prospects, LinkPurpose::StaffRate, &key(), t.end),
+            Err(LinkProblem::Forged),
+            "a prospect's rating link cannot rate as staff"
+        );
+    }
+
+    #[test]
+    fn what_went_wrong_is_one_of_a_short_list_and_four_or_five_is_satisfied() {
+        for issue in StaffIssue::ALL {
+            assert_eq!(StaffIssue::parse(issue.as_str()).unwrap(), issue);
+            assert!(!issue.in_words().is_empty());
+        }
+        let err = StaffIssue::parse("rude").unwrap_err();
+        assert_eq!(err.field, "went_wrong");
+        assert!(err.reason.contains("wrong_time"), "{}", err.reason);
+        let rating = |n| StaffRating {
+            score: Score::try_from(n).unwrap(),
+            at: Utc::now(),
+            went_wrong: Vec::new(),
+        };
+        assert!(rating(4).satisfied() && rating(5).satisfied());
+        assert!(!rating(3).satisfied() && !rating(1).satisfied());
     }
 
     #[test]

@@ -87,12 +87,13 @@ pub fn method_not_allowed(allowed: &[Method]) -> Response<Body> {
     response
 }
 
-/// Which page a path asks for: `/tour` (and anything else), `/tour/rate`, `/tour/staff`.
+/// Which page a path asks for: `/tour` (and anything else), `/tour/rate`, `/tour/staff`, `/tour/staff-rate`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Route {
     Manage,
     Rate,
     Staff,
+    StaffRate,
 }
 
 impl Route {
@@ -102,6 +103,8 @@ impl Route {
             Self::Rate
         } else if path.ends_with("/staff") {
             Self::Staff
+        } else if path.ends_with("/staff-rate") {
+            Self::StaffRate
         } else {
             Self::Manage
         }
@@ -228,5 +231,6 @@ mod tests {
         assert_eq!(Route::of("/tour"), Route::Manage);
         assert_eq!(Route::of("/tour/rate/"), Route::Rate);
         assert_eq!(Route::of("/tour/staff"), Route::Staff);
+        assert_eq!(Route::of("/tour/staff-rate"), Route::StaffRate);
     }
 }

@@ -1,6 +1,7 @@
 //! The analytics' reads, by key. Two sparse indexes carry them, each partitioned by property and UTC month and
 //! sorted by instant, so a period is one `Query` per index and month touched (plus pages of 1 MB):
-//! - `gsi2` (`gsi2pk = STATS#<property>#<YYYY-MM>`, `gsi2sk = <start>#…`): tours by their start, and their ratings;
+//! - `gsi2` (`gsi2pk = STATS#<property>#<YYYY-MM>`, `gsi2sk = <start>#…`): tours by their start, and their ratings
+//!   (the prospect's and the leasing team's);
 //! - `gsi3` (`gsi3pk` likewise, `gsi3sk = <booked at>#…`): tours by when they were booked, the messages they owe,
 //!   and the refusals of taken slots (`REFUSAL#<property>` / `<at>#<key digest>`).
 //!
@@ -123,6 +124,11 @@ fn file(facts: &mut Facts, index: StatsIndex, item: Item) -> Result<(), StoreErr
         facts
             .ratings
             .push((booking_of(&item).ok_or_else(corrupt)?, rating.score.get()));
+    } else if sk == "STAFF_RATING" {
+        let rating = super::ratings::staff_rating_from(&item)?;
+        facts
+            .staff_ratings
+            .push((booking_of(&item).ok_or_else(corrupt)?, rating));
     } else if sk.starts_with("MSG#") {
         let delivery = super::messages::delivery_from(&item)?;
         facts.messages.push(MessageFact {
