@@ -11,6 +11,7 @@
 #   make scale       the change feed at 1,000 properties over 50 ResMan accounts: lag p50/p99, requests per account
 #   make fuzz        the long API fuzz (schemathesis, 10,000 cases and more): cases run and failures found
 #   make erase-prospect EMAIL=...   remove a prospect's personal data from the local stack at once
+#   make send-digest PROPERTY=... [WEEK=this|last|2026-W49]   send a property's weekly digest to its team now
 #   make key-list / key-issue / key-revoke   the API keys, with their roles and companies (see README)
 #
 # Ports for `make up`: DYNAMODB_PORT (8000), MOTO_PORT (5050), RESMAN_PORT (8091), LAMBDA_PORT (9000), e.g.
@@ -49,10 +50,10 @@ TEST_ENV := PATH="$(CURDIR)/$(VENV)/bin:$$PATH" TOUR_BOOKING_VENV="$(CURDIR)/$(V
 # Folders of pure code that may not import AWS, HTTP or Lambda crates (see STYLE.md).
 PURE_DIRS := shared/src/domain shared/src/app
 
-.PHONY: help venv dashboard-assets chromium build up down status demo test bench scale fuzz soak erase-prospect key-list key-issue key-revoke package fmt lint template-check boundary-check clean-local
+.PHONY: help venv dashboard-assets chromium build up down status demo test bench scale fuzz soak erase-prospect send-digest key-list key-issue key-revoke package fmt lint template-check boundary-check clean-local
 
 help:
-	@sed -n '1,14s/^# \{0,1\}//p' Makefile
+	@sed -n '1,15s/^# \{0,1\}//p' Makefile
 
 # Re-installs only when requirements.txt is newer than the stamp.
 $(VENV_STAMP): $(REQUIREMENTS)
@@ -144,6 +145,15 @@ erase-prospect:
 	@test -f .local/function.env || { echo "the local stack is not running: start it with make up"; exit 1; }
 	cargo build --quiet -p shared --bin erase-prospect
 	set -a && . ./.local/function.env && set +a && target/debug/erase-prospect "$(EMAIL)"
+
+# A property's weekly digest (shared/src/bin/send-digest.rs), now: the scheduler sends the week before's by itself every
+# Monday from 8 am on the property's clock; this is a resend, or the week so far (WEEK=this, the default). Against
+# AWS, run target/debug/send-digest with the scheduler function's environment and AWS credentials.
+send-digest:
+	@test -n "$(PROPERTY)" || { echo "usage: make send-digest PROPERTY=<property id> [WEEK=this|last|2026-W49]"; exit 2; }
+	@test -f .local/function.env || { echo "the local stack is not running: start it with make up"; exit 1; }
+	cargo build --quiet -p shared --bin send-digest
+	set -a && . ./.local/function.env && set +a && target/debug/send-digest "$(PROPERTY)" "$(or $(WEEK),this)"
 
 # API keys (shared/src/bin/api-keys.rs) in the local stack's keys secret: list them, issue one (printed once), revoke
 # one. Against AWS, run target/debug/api-keys with API_KEYS_SECRET_ARN and AWS credentials.

@@ -570,6 +570,56 @@ pub trait RatingStore: Send + Sync {
     ) -> Result<Option<crate::domain::link::Rating>, StoreError>;
 }
 
+/// What claiming a property's weekly digest found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DigestClaim {
+    /// This tick may send it now: the how-manyth try this is.
+    Claimed(u32),
+    /// Sent, skipped or given up already.
+    Done,
+    /// Another tick holds it, or its retry is not due yet.
+    Busy,
+}
+
+/// How a digest's try ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DigestOutcome {
+    Sent {
+        provider_message_id: String,
+    },
+    /// Nothing to send (a quiet week, no staff address): never tried again.
+    Skipped {
+        because: String,
+    },
+    /// Tried again from `after`.
+    Retry {
+        error: String,
+        after: chrono::DateTime<chrono::Utc>,
+    },
+    Failed {
+        error: String,
+    },
+}
+
+/// The weekly digests, one per property and week: a claim with a lease, so ticks that overlap send it once.
+#[async_trait]
+pub trait DigestStore: Send + Sync {
+    async fn claim_digest(
+        &self,
+        property: &crate::domain::ResManPropertyId,
+        week: &str,
+        now: chrono::DateTime<chrono::Utc>,
+        lease: chrono::Duration,
+    ) -> Result<DigestClaim, StoreError>;
+    async fn finish_digest(
+        &self,
+        property: &crate::domain::ResManPropertyId,
+        week: &str,
+        outcome: &DigestOutcome,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<(), StoreError>;
+}
+
 /// What recording a staff rating found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StaffRated {

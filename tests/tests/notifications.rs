@@ -679,6 +679,123 @@ async fn the_new_tour_alerts_rating_links_record_one_staff_rating_and_what_went_
 }
 
 #[tokio::test]
+async fn the_weekly_digest_goes_once_to_the_leasing_team_and_its_rating_links_rate_the_weeks_bookings() {
+    use shared::app::budget::TimeBudget;
+    use shared::app::digest::{DigestDeps, send_digest_now, send_due_digests};
+    use shared::app::self_service::{Page, staff_rate};
+    use shared::domain::digest::DigestWeek;
+    let stack = Stack::start().await;
+    let mut ids = Vec::new();
+    for (n, time) in [(1, "10:00"), (2, "11:00")] {
+        let booked = stack.book(&command(&stack.property, n, time), None).await.unwrap();
+        let id = response(&booked)["appointment_id"].as_str().unwrap().to_owned();
+        stack.update(&id, json!({"status": "completed"}), None).await.unwrap();
+        ids.push(id);
+    }
+    let zone = stack.property.time_zone;
+    let week = DigestWeek::of(bookable_date(&stack.property));
+    // The Monday after that week, 8:05 on the property's clock.
+    let monday = week.period().to() + chrono::Duration::days(1);
+    let now = shared::domain::slots::resolve_local(zone, monday.and_hms_opt(8, 5, 0).unwrap()).unwrap();
+    let mailer = shared::adapters::ses::SesMailer::new(
+        &stack.aws.sdk().await,
+        stack.aws.var("SENDER_EMAIL"),
+        Some(stack.aws.var("SES_CONFIGURATION_SET").to_owned()),
+        std::time::Duration::from_secs(5),
+    );
+    let (templates, links) = (shared::domain::email::Templates::defaults().unwrap(), links());
+    let deps = DigestDeps {
+        properties: &stack.store,
+        analytics: &stack.store,
+        digests: &stack.store,
+        mailer: &mailer,
+        templates: &templates,
+        links: &links,
+    };
+    let budget = || {
+        TimeBudget::lasting(
+            std::time::Duration::from_secs(50),
+            std::time::Duration::from_secs(2),
+            std::time::Duration::from_secs(2),
+        )
+    };
+    let before = stack.sent_emails().await.len();
+    // Two ticks at once (overlapping invocations), then a later one: DynamoDB's conditions let one send it.
+    let (one, two) = (budget(), budget());
+    let (a, b) = tokio::join!(send_due_digests(&deps, now, &one), send_due_digests(&deps, now, &two));
+    assert_eq!(a.unwrap() + b.unwrap(), 1);
+    let later = now + chrono::Duration::hours(3);
+    assert_eq!(send_due_digests(&deps, later, &budget()).await.unwrap(), 0);
+    let emails: Vec<Received> = stack.sent_emails().await[before..].iter().map(|r| read(r)).collect();
+    let digests: Vec<&Received> = emails
+        .iter()
+        .filter(|e| e.subject.starts_with("Your week at"))
+        .collect();
+    assert_eq!(
+        digests.len(),
+        1,
+        "{:?}",
+        emails.iter().map(|e| &e.subject).collect::<Vec<_>>()
+    );
+    let digest = digests[0];
+    assert!(
+        digest.to.iter().any(|t| t == "leasing@maplegrove.example"),
+        "{:?}",
+        digest.to
+    );
+    assert!(digest.text.contains("Tours held:        2"), "{}", digest.text);
+    // One click from the digest rates the first tour's booking.
+    let fours: Vec<&str> = digest
+        .text
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("4: "))
+        .collect();
+    assert_eq!(fours.len(), 2, "a rating line per unrated tour: {}", digest.text);
+    let token = fours[0]
+        .split("?t=")
+        .nth(1)
+        .unwrap()
+        .split('&')
+        .next()
+        .unwrap()
+        .to_owned();
+    let key = links.key.clone();
+    let page = staff_rate(&stack.self_service(&key), &token, "4", later).await.unwrap();
+    assert!(
+        matches!(
+            page,
+            Page::StaffRated {
+                first: true,
+                score: 4,
+                ..
+            }
+        ),
+        "{page:?}"
+    );
+    // The operator's resend lists only the tour still unrated, and counts the answer.
+    let property = stack.property.clone();
+    let sent = send_digest_now(&deps, &property, week, later).await.unwrap();
+    assert!(sent.is_ok(), "{sent:?}");
+    let emails: Vec<Received> = stack.sent_emails().await.iter().map(|r| read(r)).collect();
+    let resent = emails
+        .iter()
+        .rev()
+        .find(|e| e.subject.starts_with("Your week at"))
+        .unwrap();
+    assert_eq!(
+        resent.text.lines().filter(|l| l.trim().starts_with("4: ")).count(),
+        1,
+        "{}",
+        resent.text
+    );
+    assert!(
+        resent.text.contains("100% rated useful (4 or 5 of 5) over 1 answer;"),
+        "{}",
+        resent.text
+    );
+}
+
+#[tokio::test]
 async fn a_pending_booking_that_resman_then_refuses_tells_the_prospect_and_withdraws_the_invite() {
     let stack = Stack::start().await;
     let booked = stack.book_while_resman_is_down(1, "10:00").await;

@@ -921,3 +921,66 @@ impl crate::ports::MessageStore for MemoryTours {
         Ok(Vec::new())
     }
 }
+
+/// A digest's record: its status, until when it is claimed (or its retry waits), and its tries.
+type DigestRecord = (String, DateTime<Utc>, u32);
+
+/// The weekly digests' records, per property and week.
+#[derive(Default)]
+pub struct MemoryDigests {
+    records: Mutex<HashMap<(ResManPropertyId, String), DigestRecord>>,
+}
+
+impl MemoryDigests {
+    pub fn status(&self, property: &ResManPropertyId, week: &str) -> Option<String> {
+        locked(&self.records)
+            .get(&(property.clone(), week.to_owned()))
+            .map(|(status, _, _)| status.clone())
+    }
+}
+
+#[async_trait]
+impl crate::ports::DigestStore for MemoryDigests {
+    async fn claim_digest(
+        &self,
+        property: &ResManPropertyId,
+        week: &str,
+        now: DateTime<Utc>,
+        lease: chrono::Duration,
+    ) -> Result<crate::ports::DigestClaim, StoreError> {
+        use crate::ports::DigestClaim;
+        let mut records = locked(&self.records);
+        let record = records
+            .entry((property.clone(), week.to_owned()))
+            .or_insert_with(|| ("new".to_owned(), now, 0));
+        match record.0.as_str() {
+            "new" => {}
+            "pending" if record.1 < now => {}
+            "pending" => return Ok(DigestClaim::Busy),
+            _ => return Ok(DigestClaim::Done),
+        }
+        *record = ("pending".to_owned(), now + lease, record.2 + 1);
+        Ok(DigestClaim::Claimed(record.2))
+    }
+
+    async fn finish_digest(
+        &self,
+        property: &ResManPropertyId,
+        week: &str,
+        outcome: &crate::ports::DigestOutcome,
+        _now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        use crate::ports::DigestOutcome;
+        let mut records = locked(&self.records);
+        let Some(record) = records.get_mut(&(property.clone(), week.to_owned())) else {
+            return Ok(());
+        };
+        match outcome {
+            DigestOutcome::Sent { .. } => record.0 = "sent".into(),
+            DigestOutcome::Skipped { .. } => record.0 = "skipped".into(),
+            DigestOutcome::Failed { .. } => record.0 = "failed".into(),
+            DigestOutcome::Retry { after, .. } => record.1 = *after,
+        }
+        Ok(())
+    }
+}

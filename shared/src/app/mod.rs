@@ -5,6 +5,7 @@ pub mod availability;
 pub mod booking;
 pub mod budget;
 pub mod changes;
+pub mod digest;
 pub mod holds;
 pub mod lifecycle;
 pub mod notify;

@@ -97,7 +97,7 @@ impl Period {
         UtcWindow::new(start, end).unwrap_or_else(|_| unreachable!("a period ends after it starts"))
     }
 
-    fn holds(&self, zone: Tz, at: DateTime<Utc>) -> bool {
+    pub(crate) fn holds(&self, zone: Tz, at: DateTime<Utc>) -> bool {
         let date = at.with_timezone(&zone).date_naive();
         self.from <= date && date <= self.to
     }
@@ -331,6 +331,12 @@ impl<'a> Cohorts<'a> {
     fn with_status(&self, status: TourStatus) -> u64 {
         count(self.touring.iter().filter(|t| t.status == status))
     }
+}
+
+/// The tours taking place in the period (by their start on the property's calendar), each once; a booking ResMan
+/// refused is never one.
+pub fn touring<'a>(property: &Property, period: &Period, facts: &'a Facts) -> Vec<&'a TourRecord> {
+    Cohorts::of(property, period, facts).touring
 }
 
 /// Minutes the property's agents offer over the period: the office hours of each date, for every agent who gives
@@ -626,24 +632,24 @@ pub fn trends(property: &Property, period: &Period, facts: &Facts) -> TourTrends
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::domain::lifecycle::{ChangeSource, TourChange};
     use crate::domain::property::tests::demo;
     use crate::domain::slots::resolve_local;
     use chrono::NaiveDateTime;
 
-    fn chicago(local: &str) -> DateTime<Utc> {
+    pub(crate) fn chicago(local: &str) -> DateTime<Utc> {
         let local = NaiveDateTime::parse_from_str(local, "%Y-%m-%d %H:%M").unwrap();
         resolve_local(chrono_tz::America::Chicago, local).unwrap()
     }
 
-    fn date(raw: &str) -> NaiveDate {
+    pub(crate) fn date(raw: &str) -> NaiveDate {
         NaiveDate::parse_from_str(raw, "%Y-%m-%d").unwrap()
     }
 
     /// A 45-minute in-person tour of the demo property, booked at `booked` (Chicago) for `start` (Chicago).
-    fn tour(n: u128, booked: &str, start: &str, status: TourStatus) -> TourRecord {
+    pub(crate) fn tour(n: u128, booked: &str, start: &str, status: TourStatus) -> TourRecord {
         let start = chicago(start);
         let created_at = chicago(booked);
         TourRecord {
@@ -671,7 +677,7 @@ mod tests {
         tour
     }
 
-    fn facts(tours: Vec<TourRecord>) -> Facts {
+    pub(crate) fn facts(tours: Vec<TourRecord>) -> Facts {
         Facts {
             tours_by_start: tours.clone(),
             tours_by_booking: tours,

@@ -40,7 +40,7 @@ pub enum RenderError {
 }
 
 /// The default templates, compiled into the binary (`shared/templates/`).
-const DEFAULTS: [(&str, &str); 27] = [
+const DEFAULTS: [(&str, &str); 29] = [
     ("base.html", include_str!("../../templates/base.html")),
     ("_details.txt", include_str!("../../templates/_details.txt")),
     ("_details.html", include_str!("../../templates/_details.html")),
@@ -68,6 +68,8 @@ const DEFAULTS: [(&str, &str); 27] = [
     ("apply_invite.html", include_str!("../../templates/apply_invite.html")),
     ("staff_alert.txt", include_str!("../../templates/staff_alert.txt")),
     ("staff_alert.html", include_str!("../../templates/staff_alert.html")),
+    ("digest.txt", include_str!("../../templates/digest.txt")),
+    ("digest.html", include_str!("../../templates/digest.html")),
 ];
 
 /// The templates, parsed once per cold start.
@@ -159,6 +161,48 @@ struct LinksView {
     staff_rate: Vec<RateLink>,
 }
 
+/// The weekly digest's words.
+#[derive(Serialize)]
+struct DigestView<'a> {
+    property: PropertyView<'a>,
+    week: String,
+    figures: &'a super::analytics::TourMetrics,
+    /// "92%", when anyone answered.
+    staff_satisfaction: Option<String>,
+    goal: String,
+    tours: Vec<DigestTourView>,
+    more_to_rate: usize,
+}
+
+#[derive(Serialize)]
+struct DigestTourView {
+    when: String,
+    prospect: String,
+    kind: &'static str,
+    guide: Option<String>,
+    status: &'static str,
+    rate: Vec<RateLink>,
+}
+
+fn percent(share: f64) -> String {
+    let percent = (share * 1000.0).round() / 10.0;
+    if percent.fract() == 0.0 {
+        format!("{percent:.0}%")
+    } else {
+        format!("{percent:.1}%")
+    }
+}
+
+fn property_view(property: &Property) -> PropertyView<'_> {
+    PropertyView {
+        name: &property.name,
+        address: &property.address,
+        apply_url: property.apply_url.as_deref(),
+        office_phone: property.office_phone.as_deref(),
+        office_email: property.office_email.as_ref().map(|e| e.expose()),
+    }
+}
+
 #[derive(Serialize)]
 struct Context<'a> {
     kind: &'static str,
@@ -215,21 +259,70 @@ impl Templates {
         Ok(std::borrow::Cow::Owned(env))
     }
 
-    /// The email for a message of a tour as it now stands.
-    pub fn render(
+    /// The leasing team's weekly digest, to the property's staff addresses.
+    pub fn render_digest(
         &self,
-        kind: MessageKind,
-        tour: &TourRecord,
+        digest: &super::digest::Digest<'_>,
         property: &Property,
         links: &Links,
-        now: DateTime<Utc>,
     ) -> Result<Email, RenderError> {
         let env = self.for_property(property)?;
-        let context = minijinja::Value::from(minijinja::value::Serde(context(kind, tour, property, links, now)));
-        let file = match kind.audience() {
-            Audience::Staff | Audience::StaffWebhook => "staff_alert",
-            Audience::Prospect => kind.as_str(),
+        let view = DigestView {
+            property: property_view(property),
+            week: digest.week.in_words(),
+            figures: &digest.figures,
+            staff_satisfaction: digest.figures.staff_satisfaction.map(percent),
+            goal: percent(digest.figures.staff_satisfaction_goal),
+            tours: digest
+                .to_rate
+                .iter()
+                .map(|tour| DigestTourView {
+                    when: when_in_words(tour.start, property.time_zone),
+                    prospect: tour.prospect_name.clone(),
+                    kind: kind_in_words(tour.tour_type),
+                    guide: tour
+                        .holder
+                        .agent()
+                        .and_then(|a| property.agent(a))
+                        .map(|a| a.name.clone()),
+                    status: outcome_in_words(tour.status),
+                    rate: links
+                        .staff_rate(tour)
+                        .into_iter()
+                        .map(|(score, url)| RateLink { score, url })
+                        .collect(),
+                })
+                .collect(),
+            more_to_rate: digest.more_to_rate,
         };
+        let to: Vec<String> = property
+            .staff_notification_emails
+            .iter()
+            .map(|e| e.expose().to_owned())
+            .collect();
+        if to.is_empty() {
+            return Err(RenderError::NoRecipient);
+        }
+        self.compose(
+            &env,
+            "digest",
+            minijinja::Value::from(minijinja::value::Serde(view)),
+            property,
+            to,
+            None,
+        )
+    }
+
+    /// Renders `<file>.txt` (its `subject` and `body` blocks) and `<file>.html` into an email.
+    fn compose(
+        &self,
+        env: &minijinja::Environment<'static>,
+        file: &str,
+        context: minijinja::Value,
+        property: &Property,
+        to: Vec<String>,
+        invite: Option<Invite>,
+    ) -> Result<Email, RenderError> {
         let text_name = format!("{file}.txt");
         let mut captured = env
             .get_template(&text_name)
@@ -245,10 +338,6 @@ impl Templates {
             .get_template(&html_name)
             .and_then(|t| t.render(context))
             .map_err(template_error(&html_name))?;
-        let to = recipients(kind, tour, property);
-        if to.is_empty() {
-            return Err(RenderError::NoRecipient);
-        }
         Ok(Email {
             from_name: property.name.clone(),
             reply_to: property.office_email.as_ref().map(|e| e.expose().to_owned()),
@@ -257,11 +346,34 @@ impl Templates {
             subject: subject.split_whitespace().collect::<Vec<_>>().join(" "),
             text: text.trim().to_owned() + "\n",
             html,
-            invite: kind.invite_method().map(|method| Invite {
-                method,
-                ics: invite(tour, property, method, now),
-            }),
+            invite,
         })
+    }
+
+    /// The email for a message of a tour as it now stands.
+    pub fn render(
+        &self,
+        kind: MessageKind,
+        tour: &TourRecord,
+        property: &Property,
+        links: &Links,
+        now: DateTime<Utc>,
+    ) -> Result<Email, RenderError> {
+        let env = self.for_property(property)?;
+        let context = minijinja::Value::from(minijinja::value::Serde(context(kind, tour, property, links, now)));
+        let file = match kind.audience() {
+            Audience::Staff | Audience::StaffWebhook => "staff_alert",
+            Audience::Prospect => kind.as_str(),
+        };
+        let to = recipients(kind, tour, property);
+        if to.is_empty() {
+            return Err(RenderError::NoRecipient);
+        }
+        let invite = kind.invite_method().map(|method| Invite {
+            method,
+            ics: invite(tour, property, method, now),
+        });
+        self.compose(&env, file, context, property, to, invite)
     }
 }
 
@@ -309,13 +421,7 @@ fn context<'a>(
     Context {
         // A webhook alert uses the email alert's words.
         kind: kind.alert().as_str(),
-        property: PropertyView {
-            name: &property.name,
-            address: &property.address,
-            apply_url: property.apply_url.as_deref(),
-            office_phone: property.office_phone.as_deref(),
-            office_email: property.office_email.as_ref().map(|e| e.expose()),
-        },
+        property: property_view(property),
         prospect: ProspectView {
             first_name,
             name: &tour.prospect_name,
@@ -663,6 +769,47 @@ mod tests {
             .render(MessageKind::StaffDisagrees, &settle, &demo(), &links(), now())
             .unwrap();
         assert!(!email.text.contains("staff-rate"));
+    }
+
+    #[test]
+    fn the_weekly_digest_gives_the_weeks_figures_and_a_rating_link_per_unrated_tour_to_the_staff_addresses() {
+        use crate::domain::analytics::Facts;
+        use crate::domain::digest::{DigestWeek, digest};
+        let templates = Templates::defaults().unwrap();
+        let t = demo_tour(TourStatus::Completed);
+        let facts = Facts {
+            tours_by_start: vec![t.clone()],
+            tours_by_booking: vec![t.clone()],
+            ..Facts::default()
+        };
+        let week = DigestWeek::of(t.start.with_timezone(&demo().time_zone).date_naive());
+        let d = digest(&demo(), week, &facts, t.end).unwrap();
+        let email = templates.render_digest(&d, &demo(), &links()).unwrap();
+        assert!(
+            email.subject.starts_with(&format!("Your week at {}: ", demo().name)),
+            "{}",
+            email.subject
+        );
+        assert_eq!(email.to, vec!["leasing@maplegrove.example".to_owned()]);
+        assert!(email.text.contains("Tours held:        1"), "{}", email.text);
+        assert!(
+            email.text.contains("no answers yet; the goal is above 90%"),
+            "{}",
+            email.text
+        );
+        assert!(email.text.contains("Ana Lopez"), "{}", email.text);
+        for (score, url) in links().staff_rate(&t) {
+            assert!(email.text.contains(&format!("{score}: {url}")), "{}", email.text);
+        }
+        assert!(email.html.contains("staff-rate?t="), "{}", email.html);
+        assert_eq!(email.invite, None);
+        // A property without staff addresses has nobody to send it to.
+        let mut nobody = demo();
+        nobody.staff_notification_emails.clear();
+        assert!(matches!(
+            templates.render_digest(&d, &nobody, &links()),
+            Err(RenderError::NoRecipient)
+        ));
     }
 
     #[test]

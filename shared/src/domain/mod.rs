@@ -5,6 +5,7 @@ pub mod analytics;
 pub mod booking;
 pub mod calendar;
 pub mod contact;
+pub mod digest;
 pub mod email;
 pub mod hold;
 pub mod ids;

@@ -8,6 +8,7 @@
 
 mod analytics;
 mod calendar;
+mod digests;
 mod holds;
 mod messages;
 mod rate;
