@@ -1453,6 +1453,73 @@ def step_prospect_asks_to_be_forgotten(ctx: Context) -> None:
         "if it sent that note again.")
 
 
+# --- The leasing team rates the bookings -----------------------------------------------------------------------------
+
+
+def staff_rating_links(message) -> dict[int, str]:
+    """The "was this booking useful?" links of a staff email, by score."""
+    links = sent_mail.links_in(message, "/tour/staff-rate?t=")
+    return {int(urllib.parse.parse_qs(urllib.parse.urlparse(url).query)["score"][0]): url for url in links}
+
+
+def step_the_team_rates_the_bookings(ctx: Context) -> None:
+    emails = sent_emails(ctx)
+    alerts = [e for e in emails if str(e.get("Subject", "")).startswith("New tour: ") and staff_rating_links(e)]
+    if len(alerts) < 2:
+        raise DemoError("fewer than two new-tour alerts carry the rating links")
+    say("Every alert the leasing team gets by email ends with one question, each answer a single click (signed for "
+        "that one tour, like the prospect's links):")
+    for line in part(alerts[0], "plain").strip().splitlines()[-6:]:
+        say(f"  | {line}")
+    good, poor = alerts[0], alerts[-1]
+    status, page = open_page(staff_rating_links(good)[5])
+    if status != 200:
+        raise DemoError(f"the rating link answered HTTP {status}")
+    say(f"On \"{good['Subject']}\" the agent clicks 5. The page says: \"{page_text(page, 'done')}\"")
+    status, page = open_page(staff_rating_links(poor)[2])
+    choices = re.findall(r'name="went_wrong" value="([^"]+)"> ([^<]+)</label>', page)
+    say(f"On \"{poor['Subject']}\" someone clicks 2, and the page asks what went wrong (optional): "
+        f"{'; '.join(html.unescape(words) for _, words in choices)}.")
+    token = urllib.parse.parse_qs(urllib.parse.urlparse(staff_rating_links(poor)[2]).query)["t"][0]
+    status, said = open_page(staff_rating_links(poor)[2], {"t": token, "went_wrong": "wrong_time"})
+    if status != 200 or "went-wrong" not in said:
+        raise DemoError(f"what went wrong was not recorded (HTTP {status})")
+    say(f"  They tick the first and send: \"{page_text(said, 'went-wrong')}\"")
+    status, again = open_page(staff_rating_links(poor)[5])
+    say(f"  A second click on that alert, on 5, changes nothing: \"{page_text(again, 'done')}\"")
+
+    sender = REPO_ROOT / "target" / "debug" / "send-digest"
+    function_env = STACK_ENV.with_name("function.env")
+    if not sender.exists() or not function_env.exists():
+        raise DemoError("target/debug/send-digest or .local/function.env is missing; run make up")
+    maria = conversation(ctx, PROSPECTS[0])
+    zone = ZoneInfo(property_config()["time_zone"])
+    day = datetime.fromisoformat(maria[0]["confirmed_datetime"]).astimezone(zone).date() if maria else \
+        datetime.now(zone).date()
+    year, week, _ = day.isocalendar()
+    label = f"{year}-W{week:02d}"
+    say()
+    say("Every Monday from 8 am (the property's clock) the leasing team also gets a digest of the week before, once: "
+        "the week's figures and a rating link for every tour they have not rated. The office can send one now, for "
+        f"the week of the demo's tours: `make send-digest PROPERTY={DEMO_PROPERTY_ID} WEEK={label}`")
+    before = len(emails)
+    result = subprocess.run([str(sender), DEMO_PROPERTY_ID, label], env={**os.environ, **read_env_file(function_env)},
+                            capture_output=True, text=True, timeout=120)
+    if result.returncode != 0:
+        raise DemoError(f"send-digest failed: {(result.stdout + result.stderr).strip()}")
+    for line in result.stdout.strip().splitlines():
+        say(f"  | {line}")
+    digest = [e for e in wait_for_emails(ctx, lambda e: len(e) > before and any(
+        str(m.get("Subject", "")).startswith("Your week at") for m in e[before:]), "the weekly digest")[before:]
+        if str(e.get("Subject", "")).startswith("Your week at")][0]
+    lines = part(digest, "plain").strip().splitlines()
+    say(f"\"{digest['Subject']}\", to {digest['To']}, begins:")
+    for line in lines[:12]:
+        say(f"  | {line}")
+    if len(lines) > 12:
+        say(f"  | ... ({len(lines) - 12} more lines: the other tours' rating links)")
+
+
 def step_every_part_kept_to_its_permissions(ctx: Context) -> None:
     """The local IAM gate's count: every AWS call each function made in this demo, held to its policy."""
     status, stats = request("GET", f"{ctx.url('AWS_ENDPOINT_URL')}/_iam/stats")
@@ -1514,6 +1581,17 @@ def step_the_managers_dashboard(ctx: Context) -> None:
     say(f"  After the tours: {metrics['interested_tours']} interested, {metrics['follow_up_tours']} wanting a "
         f"follow-up, {metrics['not_interested_tours']} not interested; an outcome was recorded for "
         f"{percent(metrics['outcome_rate'])} of the tours held.")
+    staff = metrics["staff_satisfaction"]
+    verdict = "" if staff is None else (": met" if staff > metrics["staff_satisfaction_goal"] else ": not met yet")
+    say(f"  Staff satisfaction: {percent(staff)} of {plural(metrics['staff_rating_count'], 'answer')} from the "
+        f"leasing team rated the bookings useful (the goal is above {percent(metrics['staff_satisfaction_goal'])}"
+        f"{verdict}).")
+    if metrics["satisfaction_count"]:
+        say(f"  Prospects rated their tours {metrics['satisfaction_score']} of 5 on average "
+            f"({plural(metrics['satisfaction_count'], 'rating')}).")
+    if metrics["staff_went_wrong"]:
+        say("  What went wrong, as staff said: " + ", ".join(
+            f"{reason.replace('_', ' ')} {count}" for reason, count in metrics["staff_went_wrong"].items()) + ".")
     kinds = ", ".join(f"{count} {kind.replace('_', '-')}" for kind, count in trends["tour_type_distribution"].items())
     say(f"  By kind: {kinds}.")
     attention = metrics["needs_attention"]
@@ -1559,6 +1637,8 @@ STEPS = [
     Step("After a tour, its outcome starts the follow-up", step_an_outcome_acts),
     Step("A prospect moves her tour herself, from the link in her email", step_prospect_reschedules_from_her_email),
     Step("The same prospect asks to be forgotten", step_prospect_asks_to_be_forgotten),
+    Step("The leasing team rates the bookings: one click on an alert, and a weekly digest",
+         step_the_team_rates_the_bookings),
     Step("The leasing manager's figures, and the dashboard to open in a browser", step_the_managers_dashboard),
     Step("Every part of the system kept to its own permissions", step_every_part_kept_to_its_permissions),
 ]

@@ -706,6 +706,7 @@ async fn the_weekly_digest_goes_once_to_the_leasing_team_and_its_rating_links_ra
     let (templates, links) = (shared::domain::email::Templates::defaults().unwrap(), links());
     let deps = DigestDeps {
         properties: &stack.store,
+        tours: &stack.store,
         analytics: &stack.store,
         digests: &stack.store,
         mailer: &mailer,
@@ -744,6 +745,15 @@ async fn the_weekly_digest_goes_once_to_the_leasing_team_and_its_rating_links_ra
         digest.to
     );
     assert!(digest.text.contains("Tours held:        2"), "{}", digest.text);
+    // The analytics index holds no personal data: the digest reads the listed tours' prospects.
+    for id in &ids {
+        let name = stack.tour(id).await.prospect_name;
+        assert!(
+            !name.is_empty() && digest.text.contains(&name),
+            "{name} in {}",
+            digest.text
+        );
+    }
     // One click from the digest rates the first tour's booking.
     let fours: Vec<&str> = digest
         .text

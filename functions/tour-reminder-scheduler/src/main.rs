@@ -31,6 +31,7 @@ async fn handle(deps: &Deps, tick: LambdaEvent<serde_json::Value>) -> Result<ser
     let queued = queue_due_reminders(&deps.store, &deps.store, &deps.queue, now, &budget).await?;
     let digests = DigestDeps {
         properties: &deps.store,
+        tours: &deps.store,
         analytics: &deps.store,
         digests: &deps.store,
         mailer: &deps.mailer,

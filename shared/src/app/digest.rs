@@ -11,7 +11,7 @@ use crate::domain::digest::{DigestWeek, digest};
 use crate::domain::email::{RenderError, Templates};
 use crate::domain::link::Links;
 use crate::domain::property::Property;
-use crate::ports::{AnalyticsStore, DigestClaim, DigestOutcome, DigestStore, Mailer, PropertyStore};
+use crate::ports::{AnalyticsStore, DigestClaim, DigestOutcome, DigestStore, Mailer, PropertyStore, TourStore};
 use chrono::{DateTime, Duration, Utc};
 
 /// How many ticks try a digest that fails to send before it is given up.
@@ -21,6 +21,8 @@ pub const DIGEST_RETRY_AFTER: Duration = Duration::minutes(15);
 
 pub struct DigestDeps<'a> {
     pub properties: &'a dyn PropertyStore,
+    /// The listed tours' prospects (the analytics index holds no personal data).
+    pub tours: &'a dyn TourStore,
     pub analytics: &'a dyn AnalyticsStore,
     pub digests: &'a dyn DigestStore,
     pub mailer: &'a dyn Mailer,
@@ -82,9 +84,14 @@ async fn compose(
         .analytics
         .facts(&property.id, week.period().window(property.time_zone))
         .await?;
-    let Some(digest) = digest(property, week, &facts, now) else {
+    let Some(mut digest) = digest(property, week, &facts, now) else {
         return Ok(Err(Unsent::Skipped("no tours that week".to_owned())));
     };
+    for listed in &mut digest.to_rate {
+        if let Some(whole) = deps.tours.tour(&listed.booking_id).await? {
+            *listed = whole;
+        }
+    }
     Ok(match deps.templates.render_digest(&digest, property, deps.links) {
         Ok(email) => Ok(email),
         Err(RenderError::NoRecipient) => Err(Unsent::Skipped("the property has no staff addresses".to_owned())),
@@ -211,6 +218,7 @@ mod tests {
 
     #[tokio::test]
     async fn each_propertys_digest_goes_once_from_monday_8_am_whatever_ticks_overlap() {
+        let tours = crate::app::fakes::MemoryTours::default();
         let (store, digests, mailer, facts, kit) = (
             MemoryStore::with_property(demo()),
             MemoryDigests::default(),
@@ -220,6 +228,7 @@ mod tests {
         );
         let deps = DigestDeps {
             properties: &store,
+            tours: &tours,
             analytics: &facts,
             digests: &digests,
             mailer: &mailer,
@@ -257,6 +266,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_failed_send_is_tried_on_a_later_tick_and_a_quiet_week_is_skipped() {
+        let tours = crate::app::fakes::MemoryTours::default();
         let (store, digests, mailer, facts, kit) = (
             MemoryStore::with_property(demo()),
             MemoryDigests::default(),
@@ -266,6 +276,7 @@ mod tests {
         );
         let deps = DigestDeps {
             properties: &store,
+            tours: &tours,
             analytics: &facts,
             digests: &digests,
             mailer: &mailer,

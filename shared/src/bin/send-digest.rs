@@ -61,6 +61,7 @@ async fn run() -> Result<ExitCode, Box<dyn std::error::Error>> {
     let links = config::links(&cold.secrets).await?;
     let deps = DigestDeps {
         properties: &store,
+        tours: &store,
         analytics: &store,
         digests: &store,
         mailer: &mailer,
@@ -70,7 +71,7 @@ async fn run() -> Result<ExitCode, Box<dyn std::error::Error>> {
     match send_digest_now(&deps, &property, week, now).await? {
         Ok(to) => {
             println!(
-                "Sent {}'s digest of {} ({}) to {}.",
+                "Sent the digest of {} for {} ({}) to {}.",
                 property.name,
                 week.in_words(),
                 week.label(),

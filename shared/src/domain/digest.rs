@@ -70,17 +70,18 @@ impl DigestWeek {
 
 /// What a week's digest says.
 #[derive(Debug, Clone)]
-pub struct Digest<'a> {
+pub struct Digest {
     pub week: DigestWeek,
     pub figures: TourMetrics,
-    /// The week's tours the team has not rated, in time order, at most [`LISTED`].
-    pub to_rate: Vec<&'a TourRecord>,
+    /// The week's tours the team has not rated, in time order, at most [`LISTED`]. As the analytics read them: their
+    /// prospects' names are kept apart (the caller reads those for the tours listed).
+    pub to_rate: Vec<TourRecord>,
     /// How many more are unrated.
     pub more_to_rate: usize,
 }
 
 /// The digest of `week` from its facts; none for a week without a booking or a tour (nothing to say).
-pub fn digest<'a>(property: &Property, week: DigestWeek, facts: &'a Facts, now: DateTime<Utc>) -> Option<Digest<'a>> {
+pub fn digest(property: &Property, week: DigestWeek, facts: &Facts, now: DateTime<Utc>) -> Option<Digest> {
     let period = week.period();
     let figures = metrics(property, &period, facts, now);
     let mut tours = touring(property, &period, facts);
@@ -94,7 +95,7 @@ pub fn digest<'a>(property: &Property, week: DigestWeek, facts: &'a Facts, now: 
     Some(Digest {
         week,
         figures,
-        to_rate: tours,
+        to_rate: tours.into_iter().cloned().collect(),
         more_to_rate,
     })
 }

@@ -262,7 +262,7 @@ impl Templates {
     /// The leasing team's weekly digest, to the property's staff addresses.
     pub fn render_digest(
         &self,
-        digest: &super::digest::Digest<'_>,
+        digest: &super::digest::Digest,
         property: &Property,
         links: &Links,
     ) -> Result<Email, RenderError> {
