@@ -326,7 +326,10 @@ def test_email_may_be_sent_only_from_the_configured_senders_domain_and_configura
                 actions = [actions] if isinstance(actions, str) else actions
                 if any(a.startswith("ses:") for a in actions):
                     granted.append((function.logical_id, actions, json.dumps(statement.get("Resource"))))
-    assert [(f, a) for f, a, _ in granted] == [("NotificationSenderFunction", ["ses:SendEmail"])]
-    resources = granted[0][2]
-    assert "identity/${SenderDomain}" in resources and "configuration-set/${EmailConfigurationSet}" in resources
-    assert "identity/*" not in resources and '"*"' not in resources
+    # The sender (every tour's messages) and the scheduler (each property's weekly digest), nothing else.
+    assert sorted((f, a) for f, a, _ in granted) == [
+        ("NotificationSenderFunction", ["ses:SendEmail"]), ("TourReminderSchedulerFunction", ["ses:SendEmail"]),
+    ]
+    for _, _, resources in granted:
+        assert "identity/${SenderDomain}" in resources and "configuration-set/${EmailConfigurationSet}" in resources
+        assert "identity/*" not in resources and '"*"' not in resources
