@@ -195,9 +195,41 @@ mod tests {
         }
     }
 
-    fn kit() -> (Templates, Links) {
-        let links = Links::new("https://tours.example/tour", crate::domain::link::tests::key()).unwrap();
-        (Templates::defaults().unwrap(), links)
+    /// The digest's ports over fakes: the demo property, a week of its tours, and `mailer`.
+    struct Kit {
+        store: MemoryStore,
+        tours: crate::app::fakes::MemoryTours,
+        digests: MemoryDigests,
+        mailer: FlakyMailer,
+        facts: FixedFacts,
+        templates: Templates,
+        links: Links,
+    }
+
+    impl Kit {
+        fn new(mailer: FlakyMailer) -> Self {
+            Self {
+                store: MemoryStore::with_property(demo()),
+                tours: Default::default(),
+                digests: MemoryDigests::default(),
+                mailer,
+                facts: week_of_tours(),
+                templates: Templates::defaults().unwrap(),
+                links: Links::new("https://tours.example/tour", crate::domain::link::tests::key()).unwrap(),
+            }
+        }
+
+        fn deps(&self) -> DigestDeps<'_> {
+            DigestDeps {
+                properties: &self.store,
+                tours: &self.tours,
+                analytics: &self.facts,
+                digests: &self.digests,
+                mailer: &self.mailer,
+                templates: &self.templates,
+                links: &self.links,
+            }
+        }
     }
 
     fn budget() -> TimeBudget {
@@ -218,23 +250,8 @@ mod tests {
 
     #[tokio::test]
     async fn each_propertys_digest_goes_once_from_monday_8_am_whatever_ticks_overlap() {
-        let tours = crate::app::fakes::MemoryTours::default();
-        let (store, digests, mailer, facts, kit) = (
-            MemoryStore::with_property(demo()),
-            MemoryDigests::default(),
-            FlakyMailer::default(),
-            week_of_tours(),
-            kit(),
-        );
-        let deps = DigestDeps {
-            properties: &store,
-            tours: &tours,
-            analytics: &facts,
-            digests: &digests,
-            mailer: &mailer,
-            templates: &kit.0,
-            links: &kit.1,
-        };
+        let kit = Kit::new(FlakyMailer::default());
+        let (deps, mailer, digests) = (kit.deps(), &kit.mailer, &kit.digests);
         assert_eq!(
             send_due_digests(&deps, chicago("2026-12-07 07:55"), &budget())
                 .await
@@ -266,23 +283,8 @@ mod tests {
 
     #[tokio::test]
     async fn a_failed_send_is_tried_on_a_later_tick_and_a_quiet_week_is_skipped() {
-        let tours = crate::app::fakes::MemoryTours::default();
-        let (store, digests, mailer, facts, kit) = (
-            MemoryStore::with_property(demo()),
-            MemoryDigests::default(),
-            FlakyMailer::failing(1),
-            week_of_tours(),
-            kit(),
-        );
-        let deps = DigestDeps {
-            properties: &store,
-            tours: &tours,
-            analytics: &facts,
-            digests: &digests,
-            mailer: &mailer,
-            templates: &kit.0,
-            links: &kit.1,
-        };
+        let kit = Kit::new(FlakyMailer::failing(1));
+        let (deps, mailer, digests) = (kit.deps(), &kit.mailer, &kit.digests);
         let first = chicago("2026-12-07 08:05");
         assert_eq!(send_due_digests(&deps, first, &budget()).await.unwrap(), 0);
         assert_eq!(digests.status(&demo().id, "2026-W49").as_deref(), Some("pending"));

@@ -188,11 +188,7 @@ fn summary(property: &Property, tour: &TourRecord) -> TourSummary {
         office_email: property.office_email.as_ref().map(|e| e.expose().to_owned()),
         when: when_in_words(tour.start, property.time_zone),
         kind: kind_in_words(tour.tour_type),
-        guide: tour
-            .holder
-            .agent()
-            .and_then(|a| property.agent(a))
-            .map(|a| a.name.clone()),
+        guide: property.guide_of(tour),
         status: tour.status.as_str(),
     }
 }

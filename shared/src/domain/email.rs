@@ -280,11 +280,7 @@ impl Templates {
                     when: when_in_words(tour.start, property.time_zone),
                     prospect: tour.prospect_name.clone(),
                     kind: kind_in_words(tour.tour_type),
-                    guide: tour
-                        .holder
-                        .agent()
-                        .and_then(|a| property.agent(a))
-                        .map(|a| a.name.clone()),
+                    guide: property.guide_of(tour),
                     status: outcome_in_words(tour.status),
                     rate: links
                         .staff_rate(tour)
@@ -407,12 +403,7 @@ fn context<'a>(
     now: DateTime<Utc>,
 ) -> Context<'a> {
     let config = property.tour_type(tour.tour_type).ok();
-    let guide = tour
-        .holder
-        .agent()
-        .and_then(|a| property.agent(a))
-        .map(|a| a.name.clone())
-        .unwrap_or_default();
+    let guide = property.guide_of(tour).unwrap_or_default();
     let first_name = tour
         .prospect_name
         .split_whitespace()
@@ -499,11 +490,7 @@ pub fn webhook_alert(
     property: &Property,
     links: &Links,
 ) -> serde_json::Value {
-    let guide = tour
-        .holder
-        .agent()
-        .and_then(|a| property.agent(a))
-        .map(|a| a.name.clone());
+    let guide = property.guide_of(tour);
     serde_json::json!({
         "text": chat_escaped(&format!("{}\n\n{}", email.subject, email.text.trim_end())),
         "alert": kind.alert().as_str(),

@@ -385,6 +385,11 @@ impl Property {
         self.agents.iter().find(|a| &a.id == id)
     }
 
+    /// The name of the agent who gives the tour (none for a self-guided tour, or an agent no longer listed).
+    pub fn guide_of(&self, tour: &super::booking::TourRecord) -> Option<String> {
+        tour.holder.agent().and_then(|a| self.agent(a)).map(|a| a.name.clone())
+    }
+
     /// The agent a person names, by employee id or by name (any case): ResMan's notices may send either.
     pub fn agent_named(&self, id_or_name: &str) -> Option<&AgentConfig> {
         let wanted = id_or_name.trim();

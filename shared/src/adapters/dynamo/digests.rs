@@ -2,21 +2,17 @@
 //! update under a condition (new, or pending with its lease or retry time past), sends, and records how it ended;
 //! so ticks that overlap send each digest once. Kept a little over a year (`expires_at`).
 
+use super::messages::lost_condition;
 use super::{DynamoStore, key, n, s, unavailable};
 use crate::domain::ResManPropertyId;
 use crate::ports::{DigestClaim, DigestOutcome, DigestStore, StoreError};
 use async_trait::async_trait;
-use aws_sdk_dynamodb::error::SdkError;
 use chrono::{DateTime, Duration, Utc};
 
 const RETENTION: Duration = Duration::days(400);
 
 fn digest_key(property: &ResManPropertyId, week: &str) -> super::Item {
     key(format!("DIGEST#{property}"), week)
-}
-
-fn lost_condition<E: aws_sdk_dynamodb::error::ProvideErrorMetadata, R>(e: &SdkError<E, R>) -> bool {
-    matches!(e, SdkError::ServiceError(service) if service.err().code() == Some("ConditionalCheckFailedException"))
 }
 
 #[async_trait]

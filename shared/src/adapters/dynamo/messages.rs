@@ -118,7 +118,7 @@ pub(crate) fn delivery_from(item: &Item) -> Result<Delivery, StoreError> {
     })
 }
 
-fn lost_condition<E: aws_sdk_dynamodb::error::ProvideErrorMetadata, R>(e: &SdkError<E, R>) -> bool {
+pub(super) fn lost_condition<E: aws_sdk_dynamodb::error::ProvideErrorMetadata, R>(e: &SdkError<E, R>) -> bool {
     matches!(e, SdkError::ServiceError(service) if service.err().code() == Some("ConditionalCheckFailedException"))
 }
 
