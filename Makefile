@@ -7,12 +7,12 @@
 #   make up / down   the local stack (DynamoDB Local, moto, ResMan sandbox, cargo lambda watch, event pump);
 #                    make status
 #   make demo        make up, then a guided tour of what the system does so far
-#   make bench       the README's measured figures; make package: `sam build` for arm64 and each zip's size
+#   make bench       the measured figures (docs/figures.md); make package: `sam build` for arm64 and each zip's size
 #   make scale       the change feed at 1,000 properties over 50 ResMan accounts: lag p50/p99, requests per account
 #   make fuzz        the long API fuzz (schemathesis, 10,000 cases and more): cases run and failures found
 #   make erase-prospect EMAIL=...   remove a prospect's personal data from the local stack at once
 #   make send-digest PROPERTY=... [WEEK=this|last|2026-W49]   send a property's weekly digest to its team now
-#   make key-list / key-issue / key-revoke   the API keys, with their roles and companies (see README)
+#   make key-list / key-issue / key-revoke   the API keys, with their roles and companies (see docs/api.md)
 #
 # Ports for `make up`: DYNAMODB_PORT (8000), MOTO_PORT (5050), RESMAN_PORT (8091), LAMBDA_PORT (9000), e.g.
 # `make up LAMBDA_PORT=9100`.
@@ -184,7 +184,7 @@ FUZZ_EXAMPLES ?= 1500
 fuzz: venv
 	$(PY) infra/local/fuzz.py --examples $(FUZZ_EXAMPLES)
 
-# The README's measured figures (tests/benches/figures.rs), against a DynamoDB Local, moto and ResMan sandbox of its
+# The measured figures of docs/figures.md (tests/benches/figures.rs), against a DynamoDB Local, moto and ResMan sandbox of its
 # own. Release build: the functions' binaries too, for their sizes and cold starts (many minutes the first time).
 bench: venv
 	cargo build --release --workspace --bins
@@ -227,7 +227,7 @@ clean-local:
 	@if [[ -x $(PY) ]]; then $(STACK) down; fi
 	rm -rf .local
 
-# A deployed stack's dead-letter queue moved back to the queue its messages failed in (see the README's Runbook):
+# A deployed stack's dead-letter queue moved back to the queue its messages failed in (see docs/operations/runbook.md):
 #   make redrive QUEUE=TourSyncDeadLetterQueue STACK=tour-booking-dev [REGION=us-east-1] [RATE=10] [DRY_RUN=1]
 # QUEUE is the queue's logical id in template.yaml. STACK must be given here: on the command line it replaces the
 # local-stack command of that name, which this target does not use. AWS credentials come from the usual environment

@@ -162,7 +162,7 @@ def function_settings(functions: list[Function], resolver: Resolver) -> dict:
     return settings
 
 
-# --- The README's permission table --------------------------------------------------------------------------------
+# --- The permission table (docs/operations/permissions.md) --------------------------------------------------------------------------------
 
 ARN_PREFIX = re.compile(r"^arn:aws:[a-z0-9-]+:[a-z0-9-]*:[0-9]*:")
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Moves the messages of a deployed stack's dead-letter queue back to the queue they failed in (SQS's own redrive,
-`StartMessageMoveTask`), for the README's runbook: `make redrive QUEUE=<DLQ logical id> STACK=<stack name>`.
+`StartMessageMoveTask`), for the runbook (docs/operations/runbook.md): `make redrive QUEUE=<DLQ logical id> STACK=<stack name>`.
 
     .venv/bin/python infra/local/redrive.py --stack tour-booking-dev --queue TourSyncDeadLetterQueue \
         [--region us-east-1] [--rate 10] [--dry-run]

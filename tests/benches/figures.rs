@@ -1,4 +1,4 @@
-//! `make bench`: the README's measured figures, side by side in one run, on this machine's DynamoDB Local (AWS's
+//! `make bench`: the measured figures of `docs/figures.md`, side by side in one run, on this machine's DynamoDB Local (AWS's
 //! own emulator), moto (SQS, Secrets Manager) and an in-process ResMan sandbox:
 //!
 //! - the floor the emulator itself sets: a bare `GetItem`, and a bare `TransactWriteItems` as large as a booking's;

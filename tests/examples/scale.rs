@@ -14,7 +14,7 @@
 //!
 //! It prints the lag's p50 and p99 (in seconds and in ticks) and ResMan requests per account per second (the
 //! highest one-second count of any account, and the mean), and fails if the p99 lag reaches two ticks or an account
-//! is called faster than its bucket allows.
+//! is called faster than its rate allows.
 
 use chrono::{Duration, Utc};
 use integration_tests::customers::{ACCOUNT_SECRET_PREFIX, generate};

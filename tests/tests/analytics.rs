@@ -74,7 +74,7 @@ async fn rate(stack: &Stack, id: &str, score: &str) {
     stack.store.record_rating(&tour, rating).await.unwrap();
 }
 
-/// The nearest-rank percentile, as the README defines it.
+/// The nearest-rank percentile, as docs/api.md defines it.
 fn nearest_rank(sorted: &[f64], p: f64) -> f64 {
     let rank = ((p / 100.0) * sorted.len() as f64).ceil().max(1.0) as usize;
     sorted[rank - 1]

@@ -1,6 +1,6 @@
 //! `resman-poll-worker`: polls one property per message of the poll queue (the scheduled tick queues one per
 //! property): its ResMan changes since its checkpoint, applied to our tours or to the busy-time mirror. Every ResMan
-//! request first takes a token from its account's bucket, so however many workers run, no account gets more than
+//! request first reserves its moment in its account's schedule, so however many workers run, no account gets more than
 //! `RESMAN_ACCOUNT_REQUESTS_PER_SECOND` requests in any one second. A property whose poll fails stays on the queue and is retried, and
 //! never holds back the others. Wiring only: the rules live in `shared::app::changes` and `shared::app::pacing`.
 

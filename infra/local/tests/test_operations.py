@@ -1,5 +1,5 @@
 """template.yaml's operations stay in step with the rest of it: every dead-letter queue and every function has its
-alarm, every alarm tells the AlarmTopic and names its section of the README's runbook, the ResMan-sync and poller
+alarm, every alarm tells the AlarmTopic and names its section of the runbook (docs/operations/runbook.md), the ResMan-sync and poller
 alarms watch what the functions emit, and the dashboard is valid JSON showing only metrics that the functions emit.
 
 The functions' metrics (CloudWatch Embedded Metric Format, namespace METRICS_NAMESPACE, dimension Stack) are the
@@ -17,7 +17,7 @@ from conftest import REPO_ROOT
 from provision import dead_letter_target
 
 TEMPLATE = REPO_ROOT / "template.yaml"
-README = REPO_ROOT / "README.md"
+RUNBOOK = REPO_ROOT / "docs" / "operations" / "runbook.md"
 ALARM = "AWS::CloudWatch::Alarm"
 TOPIC = "AlarmTopic"
 
@@ -41,7 +41,7 @@ EMITTED_METRICS = {
     "HoldLimitRefusals",
 }
 ERROR_CLASSES = {"rejected", "unreachable", "timeout", "server", "malformed"}
-RUNBOOK_REFERENCE = re.compile(r"see the README's runbook \(([a-z0-9-]+)\)$")
+RUNBOOK_REFERENCE = re.compile(r"see docs/operations/runbook\.md \(([a-z0-9-]+)\)$")
 PLACEHOLDER = re.compile(r"\$\{([^}!][^}]*)\}")
 
 
@@ -107,12 +107,10 @@ def custom_metrics_of(properties: dict, namespace: str) -> list[tuple[str, dict]
 
 
 def runbook_anchors() -> set[str]:
-    """GitHub's anchors of the headings inside the README's `## Runbook` section."""
-    anchors, inside = set(), False
-    for line in README.read_text().splitlines():
-        if line.startswith("## "):
-            inside = line.strip() == "## Runbook"
-        elif inside and line.startswith("#"):
+    """GitHub's anchors of the headings of the runbook (docs/operations/runbook.md)."""
+    anchors = set()
+    for line in RUNBOOK.read_text().splitlines():
+        if line.startswith("#"):
             heading = line.lstrip("#").strip().lower()
             anchors.add(re.sub(r"[^a-z0-9 -]", "", heading).replace(" ", "-"))
     return anchors
@@ -190,9 +188,9 @@ def test_every_alarm_tells_the_topic_when_it_fires_and_when_it_clears(alarms, al
 def test_every_alarm_names_its_runbook_section_and_chooses_its_missing_data(alarms, alarm):
     properties = alarms[alarm]
     reference = RUNBOOK_REFERENCE.search(properties.get("AlarmDescription", "").strip())
-    assert reference, f"{alarm}'s AlarmDescription should end \"see the README's runbook (<anchor>)\""
+    assert reference, f"{alarm}'s AlarmDescription should end \"see docs/operations/runbook.md (<anchor>)\""
     assert reference.group(1) in runbook_anchors(), (
-        f"{alarm} points at the runbook section '{reference.group(1)}', which README.md's ## Runbook does not have"
+        f"{alarm} points at the runbook section '{reference.group(1)}', which docs/operations/runbook.md does not have"
     )
     assert properties.get("TreatMissingData") in ("breaching", "notBreaching", "ignore", "missing"), (
         f"{alarm} leaves TreatMissingData to the default; choose it"

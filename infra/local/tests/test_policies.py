@@ -1,4 +1,4 @@
-"""Each function's IAM policy as the local IAM gate enforces it (infra/local/policies.py), and the README's table of
+"""Each function's IAM policy as the local IAM gate enforces it (infra/local/policies.py), and the permission table of
 them, held to template.yaml."""
 
 from __future__ import annotations
@@ -120,10 +120,10 @@ def test_the_single_tour_read_is_granted_wherever_a_tour_is_read():
 
 
 def test_the_readmes_permission_table_is_the_templates():
-    readme = (REPO_ROOT / "README.md").read_text()
+    readme = (REPO_ROOT / "docs" / "operations" / "permissions.md").read_text()
     found = re.search(r"<!-- permissions:begin -->\n(.*?)<!-- permissions:end -->", readme, re.S)
-    assert found, "README.md has no <!-- permissions:begin --> ... <!-- permissions:end --> table"
+    assert found, "docs/operations/permissions.md has no <!-- permissions:begin --> ... <!-- permissions:end --> table"
     assert found.group(1) == policies.permission_table(TEMPLATE), (
-        "README.md's permission table differs from template.yaml: paste the output of "
+        "docs/operations/permissions.md's table differs from template.yaml: paste the output of "
         "`.venv/bin/python infra/local/policies.py` between its markers"
     )

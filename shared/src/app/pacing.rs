@@ -1,7 +1,7 @@
 //! ResMan paced per account: every HTTP request to ResMan first reserves the next free moment of its account's
 //! schedule (shared by every worker through the store) and waits until then. ResMan's limits are per account, so one busy
 //! customer never slows another, and however many poll workers run at once an account is never called faster than
-//! its rate. The adapter asks before each request (a change window split in halves costs a token per half).
+//! its rate. The adapter asks before each request (a change window split in halves reserves a moment per half).
 
 use crate::domain::rate::Rate;
 use crate::domain::resman::ResManSite;
@@ -19,7 +19,7 @@ pub struct AccountPacer {
 }
 
 /// The schedule of an account (the default account's is `account-default`).
-pub fn bucket_of(site: &ResManSite) -> String {
+pub fn schedule_of(site: &ResManSite) -> String {
     site.account
         .map_or_else(|| "account-default".to_owned(), |a| format!("account-{a}"))
 }
@@ -30,14 +30,14 @@ impl CallPacer for AccountPacer {
         let now = (self.clock)();
         let wait = self
             .limiter
-            .reserve(&bucket_of(site), self.rate, now)
+            .reserve(&schedule_of(site), self.rate, now)
             .await
             .map_err(|e| ResManError::Unreachable(format!("not sent: the pacing store failed ({e})")))?;
         if wait > self.patience {
             // The moment stays reserved and unused: the account's rate is only ever undershot.
             return Err(ResManError::Unreachable(format!(
                 "not sent: {} is booked {} s ahead; tried again later",
-                bucket_of(site),
+                schedule_of(site),
                 wait.num_seconds()
             )));
         }

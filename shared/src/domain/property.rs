@@ -73,7 +73,7 @@ pub struct AgentConfig {
 pub struct PropertyFile {
     pub property_id: String,
     /// The ResMan account (management company) the property belongs to; absent, the integration's default account.
-    /// Its credentials live in their own secret (see the README's onboarding).
+    /// Its credentials live in their own secret (see docs/operations/onboarding.md).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resman_account_id: Option<u64>,
     pub name: String,
