@@ -16,8 +16,8 @@ pub mod self_service;
 pub mod sync;
 pub mod webhook;
 
-#[cfg(test)]
-pub(crate) mod fakes;
+#[cfg(any(test, feature = "fakes"))]
+pub mod fakes;
 
 use crate::domain::InvalidField;
 use crate::domain::signature::SignatureError;

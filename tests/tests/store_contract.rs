@@ -1,0 +1,461 @@
+//! The store contract: one suite of scenarios, run against the in-memory fakes the use-case tests use
+//! (`shared::app::fakes`) and against `DynamoStore` on DynamoDB Local. A use-case test is only as good as its fake:
+//! when a fake drifts from what DynamoDB does (a condition it does not keep, a claim it does not honour), its run of
+//! the scenario here fails, beside the DynamoDB run that passes.
+//!
+//! The scenarios: one booking per slot and per key, the key's record read back and lapsing at its expiry; a change
+//! saved only over the version it read; the prospect's and the staff's ratings once per tour, what went wrong once;
+//! the weekly digest's claims (lease, retry time, done); a message's claims (lease, done).
+
+use chrono::{DateTime, Duration, Utc};
+use integration_tests::stack::*;
+use shared::app::fakes::{MemoryDigests, MemoryMessages, MemoryTours};
+use shared::domain::booking::{BookingId, ConversationId, Holder, SyncStatus, TourRecord, TourStatus, lock_granules};
+use shared::domain::link::{Rating, Score, StaffIssue, StaffRating};
+use shared::domain::notify::{MessageKind, MessageRef};
+use shared::domain::property::Property;
+use shared::domain::{TourType, UtcWindow};
+use shared::ports::{
+    BookingWrite, ChangeExtras, ChangeWrite, Claim, DigestClaim, DigestOutcome, DigestStore, HoldStore, HoldWrite,
+    Locks, MessageStore, NewBooking, Rated, RatingStore, SendOutcome, StaffRated, StaffRatingStore, TourStore,
+};
+
+/// The ports under test, and how a scenario makes a tour owe messages (DynamoDB writes them with the booking; the
+/// fake is told).
+trait Subject: Sync {
+    fn name(&self) -> &'static str;
+    fn property(&self) -> &Property;
+    fn tours(&self) -> &dyn TourStore;
+    fn holds(&self) -> &dyn HoldStore;
+    fn ratings(&self) -> &dyn RatingStore;
+    fn staff_ratings(&self) -> &dyn StaffRatingStore;
+    fn digests(&self) -> &dyn DigestStore;
+    fn messages(&self) -> &dyn MessageStore;
+    /// After a booking that owes `kinds` was created.
+    fn owe(&self, tour: &TourRecord, kinds: &[MessageKind]);
+}
+
+struct Fakes {
+    property: Property,
+    tours: MemoryTours,
+    digests: MemoryDigests,
+    messages: MemoryMessages,
+}
+
+impl Subject for Fakes {
+    fn name(&self) -> &'static str {
+        "the fakes"
+    }
+    fn property(&self) -> &Property {
+        &self.property
+    }
+    fn tours(&self) -> &dyn TourStore {
+        &self.tours
+    }
+    fn holds(&self) -> &dyn HoldStore {
+        &self.tours
+    }
+    fn ratings(&self) -> &dyn RatingStore {
+        &self.tours
+    }
+    fn staff_ratings(&self) -> &dyn StaffRatingStore {
+        &self.tours
+    }
+    fn digests(&self) -> &dyn DigestStore {
+        &self.digests
+    }
+    fn messages(&self) -> &dyn MessageStore {
+        &self.messages
+    }
+    fn owe(&self, tour: &TourRecord, kinds: &[MessageKind]) {
+        self.messages.add(tour, kinds);
+    }
+}
+
+impl Subject for Stack {
+    fn name(&self) -> &'static str {
+        "DynamoDB Local"
+    }
+    fn property(&self) -> &Property {
+        &self.property
+    }
+    fn tours(&self) -> &dyn TourStore {
+        &self.store
+    }
+    fn holds(&self) -> &dyn HoldStore {
+        &self.store
+    }
+    fn ratings(&self) -> &dyn RatingStore {
+        &self.store
+    }
+    fn staff_ratings(&self) -> &dyn StaffRatingStore {
+        &self.store
+    }
+    fn digests(&self) -> &dyn DigestStore {
+        &self.store
+    }
+    fn messages(&self) -> &dyn MessageStore {
+        &self.store
+    }
+    fn owe(&self, _: &TourRecord, _: &[MessageKind]) {}
+}
+
+async fn subjects() -> (Fakes, std::sync::Arc<Stack>) {
+    let stack = Stack::start().await;
+    let fakes = Fakes {
+        property: stack.property.clone(),
+        tours: MemoryTours::default(),
+        digests: MemoryDigests::default(),
+        messages: MemoryMessages::default(),
+    };
+    (fakes, stack)
+}
+
+/// A new tour at the property's bookable date, `hour` o'clock local, with the first in-person agent.
+fn new_tour(property: &Property, n: u128, hour: u32, key: &str) -> TourRecord {
+    let date = bookable_date(property);
+    let start =
+        shared::domain::slots::resolve_local(property.time_zone, date.and_hms_opt(hour, 0, 0).unwrap()).unwrap();
+    let agent = property.agents_for(TourType::InPerson).next().unwrap().id.clone();
+    let window = UtcWindow::starting_at(start, Duration::minutes(45)).unwrap();
+    let created_at = Utc::now();
+    TourRecord {
+        booking_id: BookingId::from_uuid(uuid::Uuid::from_u128(n + u128::from(rand::random::<u64>()) * 1000)),
+        conversation_id: ConversationId::parse(&format!("contract-{n}")).unwrap(),
+        property_id: property.id.clone(),
+        tour_type: TourType::InPerson,
+        holder: Holder::Agent(agent.clone()),
+        start: window.start(),
+        end: window.end(),
+        status: TourStatus::Scheduled,
+        sync_status: SyncStatus::Pending,
+        resman_appointment_id: None,
+        resman_prospect_id: None,
+        prospect_name: format!("Contract Prospect{n}"),
+        prospect_email: format!("contract{n}@example.com"),
+        prospect_phone: "+15125550100".into(),
+        unit_preferences: None,
+        special_requests: None,
+        idempotency_key: key.to_owned(),
+        created_at,
+        last_error: None,
+        version: 1,
+        history: Vec::new(),
+        resman_version: 0,
+        resman_synced_at: None,
+        callback_version: 0,
+        staff_notes: None,
+        outcome: None,
+        resman_word: None,
+        in_resman_at: None,
+        prospect_stage: None,
+        resman_seen: None,
+        disagreement: None,
+    }
+}
+
+fn booking(property: &Property, tour: &TourRecord, messages: &[MessageKind]) -> NewBooking {
+    NewBooking {
+        tour: tour.clone(),
+        lock_granules: lock_granules(property, &tour.holder, &tour.window()),
+        fingerprint: format!("fingerprint-{}", tour.idempotency_key),
+        messages: messages.to_vec(),
+        reminders: Vec::new(),
+        hold: None,
+        replaces: None,
+    }
+}
+
+async fn create(s: &dyn Subject, tour: &TourRecord, messages: &[MessageKind], now: DateTime<Utc>) -> BookingWrite {
+    let written = s
+        .tours()
+        .create_booking(s.property(), &booking(s.property(), tour, messages), now)
+        .await
+        .unwrap();
+    if written == BookingWrite::Created {
+        s.owe(tour, messages);
+    }
+    written
+}
+
+async fn one_booking_per_slot_and_per_key(s: &dyn Subject) {
+    let now = Utc::now();
+    let who = s.name();
+    let first = new_tour(s.property(), 1, 10, &format!("contract-key-{}", rand::random::<u32>()));
+    assert_eq!(create(s, &first, &[], now).await, BookingWrite::Created, "{who}");
+    // The same agent at the same time, under another key: the slot's locks refuse it.
+    let rival = new_tour(s.property(), 2, 10, &format!("contract-key-{}", rand::random::<u32>()));
+    assert_eq!(create(s, &rival, &[], now).await, BookingWrite::SlotTaken, "{who}");
+    // Another time under the first key: the key's record refuses it.
+    let again = new_tour(s.property(), 3, 11, &first.idempotency_key);
+    assert_eq!(create(s, &again, &[], now).await, BookingWrite::KeyInUse, "{who}");
+    // Nothing of the refused ones was written.
+    assert!(s.tours().tour(&rival.booking_id).await.unwrap().is_none(), "{who}");
+    assert!(s.tours().tour(&again.booking_id).await.unwrap().is_none(), "{who}");
+    let record = s.tours().idempotency(&first.idempotency_key).await.unwrap().expect(who);
+    assert_eq!(record.booking_id.as_ref(), Some(&first.booking_id), "{who}");
+    assert!(record.is_live(now), "{who}");
+    assert!(
+        !record.is_live(now + Duration::days(2)),
+        "{who}: a key's record lapses at its expiry, whatever TTL's lag"
+    );
+    let read = s.tours().tour(&first.booking_id).await.unwrap().expect(who);
+    assert_eq!(
+        (read.start, read.version, read.status),
+        (first.start, 1, TourStatus::Scheduled),
+        "{who}"
+    );
+}
+
+async fn a_change_is_saved_only_over_the_version_it_read(s: &dyn Subject) {
+    let now = Utc::now();
+    let who = s.name();
+    let tour = new_tour(s.property(), 4, 14, &format!("contract-key-{}", rand::random::<u32>()));
+    assert_eq!(create(s, &tour, &[], now).await, BookingWrite::Created, "{who}");
+    let confirmed = TourRecord {
+        status: TourStatus::Confirmed,
+        version: 2,
+        ..tour.clone()
+    };
+    let save = |before: TourRecord, after: TourRecord| async move {
+        s.tours()
+            .save_change(s.property(), &before, &after, Locks::Take, ChangeExtras::default(), now)
+            .await
+            .unwrap()
+    };
+    assert_eq!(save(tour.clone(), confirmed.clone()).await, ChangeWrite::Saved, "{who}");
+    // A second writer that read version 1 too: refused, and the first change stands.
+    let cancelled = TourRecord {
+        status: TourStatus::Cancelled,
+        version: 2,
+        ..tour.clone()
+    };
+    assert_eq!(save(tour.clone(), cancelled).await, ChangeWrite::Stale, "{who}");
+    let read = s.tours().tour(&tour.booking_id).await.unwrap().expect(who);
+    assert_eq!((read.status, read.version), (TourStatus::Confirmed, 2), "{who}");
+}
+
+async fn ratings_are_once_per_tour(s: &dyn Subject) {
+    let now = Utc::now();
+    let who = s.name();
+    let tour = new_tour(s.property(), 5, 15, &format!("contract-key-{}", rand::random::<u32>()));
+    assert_eq!(create(s, &tour, &[], now).await, BookingWrite::Created, "{who}");
+    let score = |n| Score::try_from(n).unwrap();
+    let first = Rating {
+        score: score(4),
+        at: now,
+    };
+    assert_eq!(
+        s.ratings().record_rating(&tour, first).await.unwrap(),
+        Rated::Recorded,
+        "{who}"
+    );
+    let later = Rating {
+        score: score(1),
+        at: now,
+    };
+    assert_eq!(
+        s.ratings().record_rating(&tour, later).await.unwrap(),
+        Rated::Already(first),
+        "{who}"
+    );
+    assert_eq!(
+        s.ratings().rating(&tour.booking_id).await.unwrap(),
+        Some(first),
+        "{who}"
+    );
+
+    let issues = [StaffIssue::WrongTime];
+    assert_eq!(
+        s.staff_ratings()
+            .record_went_wrong(&tour.booking_id, &issues)
+            .await
+            .unwrap(),
+        None,
+        "{who}: nothing to add to before a score"
+    );
+    let staff = StaffRating {
+        score: score(2),
+        at: now,
+        went_wrong: Vec::new(),
+    };
+    assert_eq!(
+        s.staff_ratings().record_staff_rating(&tour, &staff).await.unwrap(),
+        StaffRated::Recorded,
+        "{who}"
+    );
+    let other = StaffRating {
+        score: score(5),
+        ..staff.clone()
+    };
+    assert_eq!(
+        s.staff_ratings().record_staff_rating(&tour, &other).await.unwrap(),
+        StaffRated::Already(staff.clone()),
+        "{who}"
+    );
+    let said = s
+        .staff_ratings()
+        .record_went_wrong(&tour.booking_id, &issues)
+        .await
+        .unwrap();
+    assert_eq!(said.map(|r| r.went_wrong), Some(issues.to_vec()), "{who}");
+    let again = s
+        .staff_ratings()
+        .record_went_wrong(&tour.booking_id, &[StaffIssue::Other])
+        .await
+        .unwrap();
+    assert_eq!(again.map(|r| r.went_wrong), Some(issues.to_vec()), "{who}: said once");
+}
+
+async fn a_digest_is_claimed_by_one_tick_at_a_time_and_done_once(s: &dyn Subject) {
+    let who = s.name();
+    let now = Utc::now();
+    let week = format!("2026-W{:02}", rand::random::<u8>() % 50 + 1);
+    let property = &s.property().id;
+    let digests = s.digests();
+    let claim = |at: DateTime<Utc>| digests.claim_digest(property, &week, at, Duration::minutes(1));
+    assert_eq!(claim(now).await.unwrap(), DigestClaim::Claimed(1), "{who}");
+    assert_eq!(
+        claim(now + Duration::seconds(30)).await.unwrap(),
+        DigestClaim::Busy,
+        "{who}: leased"
+    );
+    let after = now + Duration::minutes(15);
+    let retry = DigestOutcome::Retry {
+        error: "throttled".into(),
+        after,
+    };
+    digests.finish_digest(property, &week, &retry, now).await.unwrap();
+    assert_eq!(
+        claim(after - Duration::seconds(1)).await.unwrap(),
+        DigestClaim::Busy,
+        "{who}: not before its retry"
+    );
+    assert_eq!(
+        claim(after + Duration::seconds(1)).await.unwrap(),
+        DigestClaim::Claimed(2),
+        "{who}"
+    );
+    let sent = DigestOutcome::Sent {
+        provider_message_id: "m-1".into(),
+    };
+    digests.finish_digest(property, &week, &sent, after).await.unwrap();
+    assert_eq!(
+        claim(after + Duration::hours(3)).await.unwrap(),
+        DigestClaim::Done,
+        "{who}"
+    );
+}
+
+async fn a_message_is_claimed_by_one_sender_at_a_time_and_sent_once(s: &dyn Subject) {
+    let who = s.name();
+    let now = Utc::now();
+    let tour = new_tour(s.property(), 6, 16, &format!("contract-key-{}", rand::random::<u32>()));
+    assert_eq!(
+        create(s, &tour, &[MessageKind::Confirmation], now).await,
+        BookingWrite::Created,
+        "{who}"
+    );
+    let message = MessageRef {
+        booking_id: tour.booking_id.clone(),
+        kind: MessageKind::Confirmation,
+        version: tour.version,
+    };
+    let claim = |at: DateTime<Utc>| s.messages().claim_message(&message, at, Duration::minutes(1));
+    assert!(matches!(claim(now).await.unwrap(), Claim::Claimed(_, 1)), "{who}");
+    assert_eq!(
+        claim(now + Duration::seconds(30)).await.unwrap(),
+        Claim::Busy,
+        "{who}: leased"
+    );
+    let retry = SendOutcome::Retry {
+        error: "throttled".into(),
+    };
+    s.messages().finish_message(&message, &retry, now).await.unwrap();
+    assert!(
+        matches!(claim(now + Duration::seconds(31)).await.unwrap(), Claim::Claimed(_, 2)),
+        "{who}: a retry releases the claim"
+    );
+    let sent = SendOutcome::Sent {
+        provider_message_id: "m-1".into(),
+        invite: None,
+    };
+    assert!(
+        s.messages().finish_message(&message, &sent, now).await.unwrap(),
+        "{who}"
+    );
+    assert_eq!(claim(now + Duration::hours(2)).await.unwrap(), Claim::Done, "{who}");
+    let unknown = MessageRef {
+        kind: MessageKind::Rebook,
+        ..message.clone()
+    };
+    assert_eq!(
+        s.messages()
+            .claim_message(&unknown, now, Duration::minutes(1))
+            .await
+            .unwrap(),
+        Claim::Missing,
+        "{who}"
+    );
+}
+
+fn hold_of(tour: &TourRecord, conversation: &str, held_until: DateTime<Utc>) -> shared::domain::hold::SlotHold {
+    shared::domain::hold::SlotHold {
+        token: shared::domain::HoldToken::parse(&format!("hold_{}", uuid::Uuid::new_v4().simple())).unwrap(),
+        conversation_id: ConversationId::parse(conversation).unwrap(),
+        property_id: tour.property_id.clone(),
+        tour_type: tour.tour_type,
+        holder: tour.holder.clone(),
+        start: tour.start,
+        end: tour.end,
+        held_until,
+        place: None,
+    }
+}
+
+async fn a_live_hold_keeps_its_slot_from_other_conversations_and_bookings_until_it_lapses(s: &dyn Subject) {
+    let who = s.name();
+    let now = Utc::now();
+    let slot = new_tour(s.property(), 7, 9, &format!("contract-key-{}", rand::random::<u32>()));
+    let conversation = format!("contract-hold-{}", rand::random::<u32>());
+    let mine = hold_of(&slot, &conversation, now + Duration::minutes(5));
+    let place = |hold, previous, at| s.holds().place_hold(s.property(), hold, previous, at);
+    assert_eq!(place(&mine, None, now).await.unwrap(), HoldWrite::Placed, "{who}");
+    assert_eq!(
+        s.tours().hold(&mine.conversation_id).await.unwrap().as_ref(),
+        Some(&mine),
+        "{who}"
+    );
+    // Another conversation, and a booking under another key: the live hold keeps the slot.
+    let theirs = hold_of(&slot, &format!("{conversation}-other"), now + Duration::minutes(5));
+    assert_eq!(place(&theirs, None, now).await.unwrap(), HoldWrite::SlotTaken, "{who}");
+    assert_eq!(create(s, &slot, &[], now).await, BookingWrite::SlotTaken, "{who}");
+    // Once it lapsed, the other conversation gets the slot.
+    let later = now + Duration::minutes(6);
+    let theirs = hold_of(&slot, &format!("{conversation}-other"), later + Duration::minutes(5));
+    assert_eq!(place(&theirs, None, later).await.unwrap(), HoldWrite::Placed, "{who}");
+}
+
+/// Each scenario against both subjects: the fake first, so a drift names the fake.
+macro_rules! contract {
+    ($($scenario:ident),* $(,)?) => {$(
+        #[tokio::test]
+        async fn $scenario() {
+            let (fakes, stack) = subjects().await;
+            super::$scenario(&fakes).await;
+            super::$scenario(stack.as_ref()).await;
+        }
+    )*};
+}
+
+mod both {
+    contract!(
+        one_booking_per_slot_and_per_key,
+        a_change_is_saved_only_over_the_version_it_read,
+        ratings_are_once_per_tour,
+        a_digest_is_claimed_by_one_tick_at_a_time_and_done_once,
+        a_message_is_claimed_by_one_sender_at_a_time_and_sent_once,
+        a_live_hold_keeps_its_slot_from_other_conversations_and_bookings_until_it_lapses,
+    );
+    use super::subjects;
+}
