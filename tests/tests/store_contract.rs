@@ -5,7 +5,8 @@
 //!
 //! The scenarios: one booking per slot and per key, the key's record read back and lapsing at its expiry; a change
 //! saved only over the version it read; the prospect's and the staff's ratings once per tour, what went wrong once;
-//! the weekly digest's claims (lease, retry time, done); a message's claims (lease, done).
+//! the weekly digest's claims (lease, retry time, done); a message's claims (lease, done); a live hold keeping its
+//! slot; the analytics' reads of a window (tours by start and by booking, ratings, refusals once per key and moment).
 
 use chrono::{DateTime, Duration, Utc};
 use integration_tests::stack::*;
@@ -16,8 +17,9 @@ use shared::domain::notify::{MessageKind, MessageRef};
 use shared::domain::property::Property;
 use shared::domain::{TourType, UtcWindow};
 use shared::ports::{
-    BookingWrite, ChangeExtras, ChangeWrite, Claim, DigestClaim, DigestOutcome, DigestStore, HoldStore, HoldWrite,
-    Locks, MessageStore, NewBooking, Rated, RatingStore, SendOutcome, StaffRated, StaffRatingStore, TourStore,
+    AnalyticsStore, BookingWrite, ChangeExtras, ChangeWrite, Claim, DigestClaim, DigestOutcome, DigestStore, HoldStore,
+    HoldWrite, Locks, MessageStore, NewBooking, Rated, RatingStore, SendOutcome, StaffRated, StaffRatingStore,
+    TourStore,
 };
 
 /// The ports under test, and how a scenario makes a tour owe messages (DynamoDB writes them with the booking; the
@@ -27,6 +29,7 @@ trait Subject: Sync {
     fn property(&self) -> &Property;
     fn tours(&self) -> &dyn TourStore;
     fn holds(&self) -> &dyn HoldStore;
+    fn analytics(&self) -> &dyn AnalyticsStore;
     fn ratings(&self) -> &dyn RatingStore;
     fn staff_ratings(&self) -> &dyn StaffRatingStore;
     fn digests(&self) -> &dyn DigestStore;
@@ -53,6 +56,9 @@ impl Subject for Fakes {
         &self.tours
     }
     fn holds(&self) -> &dyn HoldStore {
+        &self.tours
+    }
+    fn analytics(&self) -> &dyn AnalyticsStore {
         &self.tours
     }
     fn ratings(&self) -> &dyn RatingStore {
@@ -83,6 +89,9 @@ impl Subject for Stack {
         &self.store
     }
     fn holds(&self) -> &dyn HoldStore {
+        &self.store
+    }
+    fn analytics(&self) -> &dyn AnalyticsStore {
         &self.store
     }
     fn ratings(&self) -> &dyn RatingStore {
@@ -436,6 +445,68 @@ async fn a_live_hold_keeps_its_slot_from_other_conversations_and_bookings_until_
     assert_eq!(place(&theirs, None, later).await.unwrap(), HoldWrite::Placed, "{who}");
 }
 
+async fn the_analytics_read_a_windows_tours_ratings_and_refusals_once_each(s: &dyn Subject) {
+    let who = s.name();
+    let now = Utc::now();
+    let key = || format!("contract-key-{}", rand::random::<u32>());
+    let (a, b) = (
+        new_tour(s.property(), 8, 10, &key()),
+        new_tour(s.property(), 9, 11, &key()),
+    );
+    for tour in [&a, &b] {
+        assert_eq!(create(s, tour, &[], now).await, BookingWrite::Created, "{who}");
+    }
+    let score = Score::try_from(5).unwrap();
+    s.ratings().record_rating(&a, Rating { score, at: now }).await.unwrap();
+    let staff = StaffRating {
+        score,
+        at: now,
+        went_wrong: vec![StaffIssue::Other],
+    };
+    s.staff_ratings().record_staff_rating(&b, &staff).await.unwrap();
+    // A retry of one refused request records one refusal.
+    let refused = key();
+    for _ in 0..2 {
+        s.tours()
+            .record_slot_refusal(&s.property().id, &refused, now)
+            .await
+            .unwrap();
+    }
+    // From an hour ago to the end of the tours' day: both bookings, both tours, each rating, the refusal.
+    let window = UtcWindow::new(now - Duration::hours(1), a.end + Duration::hours(12)).unwrap();
+    let mut facts = s.analytics().facts(&s.property().id, window).await.unwrap();
+    // The stack's table may hold other tests' tours of this property: keep this scenario's.
+    let ours = |id: &BookingId| id == &a.booking_id || id == &b.booking_id;
+    facts.tours_by_start.retain(|t| ours(&t.booking_id));
+    facts.tours_by_booking.retain(|t| ours(&t.booking_id));
+    facts.ratings.retain(|(id, _)| ours(id));
+    facts.staff_ratings.retain(|(id, _)| ours(id));
+    let mut by_start: Vec<_> = facts.tours_by_start.iter().map(|t| t.booking_id.clone()).collect();
+    by_start.sort();
+    let mut expected = vec![a.booking_id.clone(), b.booking_id.clone()];
+    expected.sort();
+    assert_eq!(by_start, expected, "{who}");
+    assert_eq!(facts.tours_by_booking.len(), 2, "{who}");
+    assert_eq!(facts.ratings, vec![(a.booking_id.clone(), 5)], "{who}");
+    assert_eq!(facts.staff_ratings, vec![(b.booking_id.clone(), staff)], "{who}");
+    assert_eq!(
+        facts.refusals.iter().filter(|at| **at == now).count(),
+        1,
+        "{who}: once per key and moment"
+    );
+    // A window that ends before the tours' day holds the bookings, not the tours.
+    let early = UtcWindow::new(now - Duration::hours(1), now + Duration::minutes(1)).unwrap();
+    if a.start > early.end() {
+        let facts = s.analytics().facts(&s.property().id, early).await.unwrap();
+        assert!(!facts.tours_by_start.iter().any(|t| ours(&t.booking_id)), "{who}");
+        assert_eq!(
+            facts.tours_by_booking.iter().filter(|t| ours(&t.booking_id)).count(),
+            2,
+            "{who}"
+        );
+    }
+}
+
 /// Each scenario against both subjects: the fake first, so a drift names the fake.
 macro_rules! contract {
     ($($scenario:ident),* $(,)?) => {$(
@@ -456,6 +527,7 @@ mod both {
         a_digest_is_claimed_by_one_tick_at_a_time_and_done_once,
         a_message_is_claimed_by_one_sender_at_a_time_and_sent_once,
         a_live_hold_keeps_its_slot_from_other_conversations_and_bookings_until_it_lapses,
+        the_analytics_read_a_windows_tours_ratings_and_refusals_once_each,
     );
     use super::subjects;
 }

@@ -232,8 +232,8 @@ pub struct MemoryTours {
     pub staff_ratings: Mutex<HashMap<crate::domain::booking::BookingId, crate::domain::link::StaffRating>>,
     /// Each conversation's slot hold, with the lock names of its granules.
     pub holds: Mutex<HashMap<crate::domain::booking::ConversationId, (crate::domain::hold::SlotHold, Vec<LockName>)>>,
-    /// The refusals of taken slots, by property.
-    pub refusals: Mutex<Vec<(crate::domain::ResManPropertyId, DateTime<Utc>)>>,
+    /// The refusals of taken slots, by property (once per key and moment, as DynamoDB keeps them).
+    pub refusals: Mutex<Vec<(crate::domain::ResManPropertyId, String, DateTime<Utc>)>>,
     pub trips: Trips,
 }
 
@@ -309,6 +309,48 @@ impl crate::ports::HoldStore for MemoryTours {
         }
         locked(&self.holds).insert(hold.conversation_id.clone(), (hold.clone(), wanted));
         Ok(crate::ports::HoldWrite::Placed)
+    }
+}
+
+/// The analytics' reads over the tours in memory, as the DynamoDB indexes give them: tours by start and by booking
+/// time inside the window (ends included), the ratings of the tours starting in it, the refusals in it. (Messages
+/// live in [`MemoryMessages`], so none are read here.)
+#[async_trait]
+impl crate::ports::AnalyticsStore for MemoryTours {
+    async fn facts(
+        &self,
+        property: &ResManPropertyId,
+        window: UtcWindow,
+    ) -> Result<crate::domain::analytics::Facts, StoreError> {
+        self.trips.take().await;
+        let inside = |at: DateTime<Utc>| window.start() <= at && at <= window.end();
+        let tours: Vec<_> = locked(&self.tours)
+            .values()
+            .filter(|t| &t.property_id == property)
+            .cloned()
+            .collect();
+        let starting: Vec<_> = tours.iter().filter(|t| inside(t.start)).cloned().collect();
+        let rated = |id: &crate::domain::booking::BookingId| starting.iter().any(|t| &t.booking_id == id);
+        Ok(crate::domain::analytics::Facts {
+            tours_by_booking: tours.iter().filter(|t| inside(t.created_at)).cloned().collect(),
+            ratings: locked(&self.ratings)
+                .iter()
+                .filter(|(id, _)| rated(id))
+                .map(|(id, r)| (id.clone(), r.score.get()))
+                .collect(),
+            staff_ratings: locked(&self.staff_ratings)
+                .iter()
+                .filter(|(id, _)| rated(id))
+                .map(|(id, r)| (id.clone(), r.clone()))
+                .collect(),
+            refusals: locked(&self.refusals)
+                .iter()
+                .filter(|(p, _, at)| p == property && inside(*at))
+                .map(|(_, _, at)| *at)
+                .collect(),
+            messages: Vec::new(),
+            tours_by_start: starting,
+        })
     }
 }
 
@@ -567,11 +609,15 @@ impl crate::ports::TourStore for MemoryTours {
     async fn record_slot_refusal(
         &self,
         property: &crate::domain::ResManPropertyId,
-        _key: &str,
+        key: &str,
         at: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         self.trips.take().await;
-        locked(&self.refusals).push((property.clone(), at));
+        let refusal = (property.clone(), key.to_owned(), at);
+        let mut refusals = locked(&self.refusals);
+        if !refusals.contains(&refusal) {
+            refusals.push(refusal);
+        }
         Ok(())
     }
     async fn record_prospect_stage(

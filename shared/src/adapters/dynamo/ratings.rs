@@ -104,6 +104,10 @@ impl DynamoStore {
     }
 }
 
+fn went_wrong_list(went_wrong: &[StaffIssue]) -> aws_sdk_dynamodb::types::AttributeValue {
+    aws_sdk_dynamodb::types::AttributeValue::L(went_wrong.iter().map(|i| s(i.as_str().to_owned())).collect())
+}
+
 fn gone() -> StoreError {
     StoreError::Corrupt("a rating that was there is gone".into())
 }
@@ -111,7 +115,10 @@ fn gone() -> StoreError {
 #[async_trait]
 impl StaffRatingStore for DynamoStore {
     async fn record_staff_rating(&self, tour: &TourRecord, rating: &StaffRating) -> Result<StaffRated, StoreError> {
-        let item = staff_rating_key(&tour.booking_id);
+        let mut item = staff_rating_key(&tour.booking_id);
+        if !rating.went_wrong.is_empty() {
+            item.insert("went_wrong".into(), went_wrong_list(&rating.went_wrong));
+        }
         if self.put_rating_once(tour, item, rating.score, rating.at).await? {
             return Ok(StaffRated::Recorded);
         }
@@ -125,7 +132,6 @@ impl StaffRatingStore for DynamoStore {
         booking: &BookingId,
         went_wrong: &[StaffIssue],
     ) -> Result<Option<StaffRating>, StoreError> {
-        let issues = went_wrong.iter().map(|i| s(i.as_str().to_owned())).collect::<Vec<_>>();
         let update = self
             .client
             .update_item()
@@ -133,7 +139,7 @@ impl StaffRatingStore for DynamoStore {
             .set_key(Some(staff_rating_key(booking)))
             .update_expression("SET went_wrong = :w")
             .condition_expression("attribute_exists(pk) AND attribute_not_exists(went_wrong)")
-            .expression_attribute_values(":w", aws_sdk_dynamodb::types::AttributeValue::L(issues))
+            .expression_attribute_values(":w", went_wrong_list(went_wrong))
             .send()
             .await;
         match update {
