@@ -48,7 +48,7 @@ SAM_ENV := AWS_DEFAULT_REGION=us-east-1 SAM_CLI_TELEMETRY=0
 # The Rust tests start moto_server and infra/local/dynamodb_local.py, and run infra/local/provision.py, from the venv.
 TEST_ENV := PATH="$(CURDIR)/$(VENV)/bin:$$PATH" TOUR_BOOKING_VENV="$(CURDIR)/$(VENV)"
 # Folders of pure code that may not import AWS, HTTP or Lambda crates (see STYLE.md).
-PURE_DIRS := shared/src/domain shared/src/app
+PURE_DIRS := shared/src/app
 
 .PHONY: help venv dashboard-assets chromium build up down status demo test bench scale fuzz soak erase-prospect send-digest key-list key-issue key-revoke package fmt lint template-check boundary-check clean-local
 

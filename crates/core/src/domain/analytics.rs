@@ -631,25 +631,26 @@ pub fn trends(property: &Property, period: &Period, facts: &Facts) -> TourTrends
     }
 }
 
-#[cfg(test)]
-pub(crate) mod tests {
+#[cfg(any(test, feature = "testing"))]
+#[cfg_attr(not(test), allow(unused_imports, dead_code))]
+pub mod tests {
     use super::*;
     use crate::domain::lifecycle::{ChangeSource, TourChange};
     use crate::domain::property::tests::demo;
     use crate::domain::slots::resolve_local;
     use chrono::NaiveDateTime;
 
-    pub(crate) fn chicago(local: &str) -> DateTime<Utc> {
+    pub fn chicago(local: &str) -> DateTime<Utc> {
         let local = NaiveDateTime::parse_from_str(local, "%Y-%m-%d %H:%M").unwrap();
         resolve_local(chrono_tz::America::Chicago, local).unwrap()
     }
 
-    pub(crate) fn date(raw: &str) -> NaiveDate {
+    pub fn date(raw: &str) -> NaiveDate {
         NaiveDate::parse_from_str(raw, "%Y-%m-%d").unwrap()
     }
 
     /// A 45-minute in-person tour of the demo property, booked at `booked` (Chicago) for `start` (Chicago).
-    pub(crate) fn tour(n: u128, booked: &str, start: &str, status: TourStatus) -> TourRecord {
+    pub fn tour(n: u128, booked: &str, start: &str, status: TourStatus) -> TourRecord {
         let start = chicago(start);
         let created_at = chicago(booked);
         TourRecord {
@@ -677,7 +678,7 @@ pub(crate) mod tests {
         tour
     }
 
-    pub(crate) fn facts(tours: Vec<TourRecord>) -> Facts {
+    pub fn facts(tours: Vec<TourRecord>) -> Facts {
         Facts {
             tours_by_start: tours.clone(),
             tours_by_booking: tours,

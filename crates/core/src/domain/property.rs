@@ -412,11 +412,12 @@ pub fn parse_properties(json: &str) -> Result<Vec<Property>, InvalidField> {
     files.into_iter().map(Property::from_file).collect()
 }
 
-#[cfg(test)]
-pub(crate) mod tests {
+#[cfg(any(test, feature = "testing"))]
+#[cfg_attr(not(test), allow(unused_imports, dead_code))]
+pub mod tests {
     use super::*;
 
-    pub(crate) fn demo_json() -> serde_json::Value {
+    pub fn demo_json() -> serde_json::Value {
         serde_json::json!({
             "property_id": "P-1",
             "name": "Maple Grove Apartments",
@@ -448,14 +449,14 @@ pub(crate) mod tests {
     }
 
     /// Monday 30 November 2026, 06:00 in Chicago: "now" for tests of the demo property, before office hours.
-    pub(crate) fn monday_morning() -> chrono::DateTime<chrono::Utc> {
+    pub fn monday_morning() -> chrono::DateTime<chrono::Utc> {
         let local = NaiveDate::from_ymd_opt(2026, 11, 30)
             .and_then(|d| d.and_hms_opt(6, 0, 0))
             .unwrap();
         crate::domain::slots::resolve_local(chrono_tz::America::Chicago, local).unwrap()
     }
 
-    pub(crate) fn demo() -> Property {
+    pub fn demo() -> Property {
         Property::from_file(serde_json::from_value(demo_json()).unwrap()).unwrap()
     }
 

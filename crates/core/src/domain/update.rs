@@ -311,8 +311,9 @@ pub fn settled(
     Some(next)
 }
 
-#[cfg(test)]
-pub(crate) mod tests {
+#[cfg(any(test, feature = "testing"))]
+#[cfg_attr(not(test), allow(unused_imports, dead_code))]
+pub mod tests {
     use super::*;
     use crate::domain::booking::{BookingId, ConversationId, SyncStatus};
     use crate::domain::{AgentId, ResManPropertyId, TourType};
@@ -322,7 +323,7 @@ pub(crate) mod tests {
         Utc.with_ymd_and_hms(2026, 12, 1, 15, 0, 0).unwrap()
     }
 
-    pub(crate) fn tour(status: TourStatus) -> TourRecord {
+    pub fn tour(status: TourStatus) -> TourRecord {
         let start = now() + Duration::days(1);
         TourRecord {
             booking_id: BookingId::from_uuid(uuid::Uuid::nil()),

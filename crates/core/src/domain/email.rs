@@ -1,4 +1,4 @@
-//! A message made into an email: the words from the templates in `shared/templates/` (minijinja), in the property's
+//! A message made into an email: the words from the templates in `crates/core/templates/` (minijinja), in the property's
 //! time zone with the zone named, and for tour messages a calendar invite (RFC 5545) whose `UID` stays the tour's
 //! and whose `SEQUENCE` is the tour's version, so every calendar updates the one event.
 
@@ -39,7 +39,7 @@ pub enum RenderError {
     NoRecipient,
 }
 
-/// The default templates, compiled into the binary (`shared/templates/`).
+/// The default templates, compiled into the binary (`crates/core/templates/`).
 const DEFAULTS: [(&str, &str); 29] = [
     ("base.html", include_str!("../../templates/base.html")),
     ("_details.txt", include_str!("../../templates/_details.txt")),
@@ -234,7 +234,7 @@ impl Templates {
         if !DEFAULTS.iter().any(|(known, _)| *known == name) {
             return Err(super::InvalidField::new(
                 "templates",
-                format!("'{name}' is not one of the templates (see shared/templates/README.md)"),
+                format!("'{name}' is not one of the templates (see crates/core/templates/README.md)"),
             ));
         }
         let mut env = minijinja::Environment::new();

@@ -186,7 +186,7 @@ mod tests {
     use yaml_rust2::{Yaml, YamlLoader};
 
     fn described() -> Yaml {
-        let text = include_str!("../../../openapi.yaml");
+        let text = include_str!("../../../../openapi.yaml");
         YamlLoader::load_from_str(text).expect("openapi.yaml is YAML").remove(0)
     }
 

@@ -602,7 +602,7 @@ pub(crate) mod tests {
 
     /// The words of an `enum: [...]` list in the API description, sorted.
     pub(crate) fn listed(after: &str) -> Vec<String> {
-        let spec = include_str!("../../../openapi.yaml");
+        let spec = include_str!("../../../../openapi.yaml");
         let section = spec.split(after).nth(1).expect("the section is in openapi.yaml");
         let list = section
             .split("enum: [")

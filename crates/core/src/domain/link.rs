@@ -381,14 +381,15 @@ impl Links {
     }
 }
 
-#[cfg(test)]
-pub(crate) mod tests {
+#[cfg(any(test, feature = "testing"))]
+#[cfg_attr(not(test), allow(unused_imports, dead_code))]
+pub mod tests {
     use super::*;
     use crate::domain::booking::TourStatus;
     use crate::domain::lifecycle::TourChange;
     use crate::domain::update::tests::tour;
 
-    pub(crate) fn key() -> LinkKey {
+    pub fn key() -> LinkKey {
         LinkKey::new(b"link-secret-for-tests-0123456789".to_vec()).unwrap()
     }
 
