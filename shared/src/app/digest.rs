@@ -18,6 +18,9 @@ use chrono::{DateTime, Duration, Utc};
 pub const DIGEST_TRIES: u32 = 5;
 /// How long a failed send waits before a later tick tries it again.
 pub const DIGEST_RETRY_AFTER: Duration = Duration::minutes(15);
+/// The least time a digest is started with: the week's reads, up to [`crate::domain::digest::LISTED`] tours' reads
+/// and one send (SES's own bound is 5 s). A tick with less leaves the rest for the next one.
+pub const DIGEST_LEAST: std::time::Duration = std::time::Duration::from_secs(12);
 
 pub struct DigestDeps<'a> {
     pub properties: &'a dyn PropertyStore,
@@ -53,7 +56,7 @@ pub async fn send_due_digests(
             continue;
         };
         let left = budget.deadline.saturating_duration_since(tokio::time::Instant::now());
-        if left < budget.margin + budget.least {
+        if left < budget.margin + DIGEST_LEAST.max(budget.least) {
             tracing::info!(
                 sent,
                 "too little time left in this tick; the other digests wait for the next"
@@ -279,6 +282,20 @@ mod tests {
         );
         assert!(sent[0].text.contains("staff-rate?t="), "{}", sent[0].text);
         assert_eq!(digests.status(&demo().id, "2026-W49").as_deref(), Some("sent"));
+    }
+
+    #[tokio::test]
+    async fn a_tick_without_the_time_for_a_digest_leaves_it_to_the_next() {
+        let kit = Kit::new(FlakyMailer::default());
+        let short = TimeBudget::lasting(
+            DIGEST_LEAST,
+            std::time::Duration::from_secs(2),
+            std::time::Duration::from_secs(2),
+        );
+        let at = chicago("2026-12-07 08:05");
+        assert_eq!(send_due_digests(&kit.deps(), at, &short).await.unwrap(), 0);
+        assert_eq!(kit.digests.status(&demo().id, "2026-W49"), None, "not even claimed");
+        assert_eq!(send_due_digests(&kit.deps(), at, &budget()).await.unwrap(), 1);
     }
 
     #[tokio::test]
