@@ -1,6 +1,12 @@
-//! tour-booking's core: the domain's rules as pure types and functions over values that can only hold valid ones,
-//! with time passed in. Its dependencies are the pure crates in its `Cargo.toml` and nothing that does I/O: no AWS
-//! SDK, no HTTP client, no Lambda runtime, no async runtime (a test reads `cargo tree` to keep it so). The use
-//! cases, ports and adapters live in `shared`, which re-exports this crate's `domain`.
+//! tour-booking's core: the domain's rules as pure types and functions over values that can only hold valid ones
+//! (time passed in), the ports at its I/O seams, and the use cases over them. Its dependencies hold no I/O crate: no
+//! AWS SDK, no HTTP client, no Lambda runtime, and tokio for its clock, timers and joins only (a test reads
+//! `cargo tree` to keep it so). The adapters, the HTTP edge and the configuration live in `shared`, which
+//! re-exports these modules, so a function reads them as `shared::domain`, `shared::app`, `shared::ports`.
+//!
+//! Data walks one way: `app` -> `domain`, and `app` -> `ports`, which `shared`'s adapters implement.
 
+pub mod app;
 pub mod domain;
+pub mod metrics;
+pub mod ports;

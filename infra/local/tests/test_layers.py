@@ -1,6 +1,7 @@
-"""The layers as the compiler sees them: the domain crate (`crates/core`, `tour-core`) depends on no I/O crate. Its
-dependency tree, as `cargo tree` resolves it offline from Cargo.lock, holds no AWS SDK, HTTP client or server,
-Lambda runtime or async runtime, so a rule can never reach the network or the clock by itself."""
+"""The layers as the compiler sees them: the core crate (`crates/core`, `tour-core`: the domain, the ports and the
+use cases) depends on no I/O crate. Its dependency tree, as `cargo tree` resolves it offline from Cargo.lock, holds no
+AWS SDK, HTTP client or server, Lambda runtime or socket layer, and tokio only for its clock, timers and joins (no
+network, file, process or signal feature), so a rule or a use case reaches the world only through a port."""
 
 from __future__ import annotations
 
@@ -9,28 +10,40 @@ import subprocess
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
-FORBIDDEN = re.compile(r"^(aws-|lambda_|lambda-|reqwest|hyper|tokio|axum|tower|rustls|h2|mio|async-|futures)")
+FORBIDDEN = re.compile(r"^(aws-|lambda_|lambda-|reqwest|hyper|axum|tower|rustls|h2|mio|socket2)")
+TOKIO_IO_FEATURES = {"net", "fs", "process", "signal", "io-util", "io-std", "full"}
 
 
-def dependencies(package: str) -> set[str]:
-    """Every crate `package`'s normal build links (dev-dependencies and build scripts' aside)."""
-    tree = subprocess.run(
-        ["cargo", "tree", "--offline", "-p", package, "-e", "normal", "--prefix", "none", "--format", "{p}"],
+def tree(package: str) -> list[tuple[str, set[str]]]:
+    """Every crate `package`'s normal build links (dev-dependencies aside), with the features it is built with."""
+    out = subprocess.run(
+        ["cargo", "tree", "--offline", "-p", package, "-e", "normal", "--prefix", "none", "--format", "{p}|{f}"],
         cwd=REPO_ROOT, capture_output=True, text=True, timeout=300,
     )
-    assert tree.returncode == 0, tree.stderr
-    return {line.split()[0] for line in tree.stdout.splitlines() if line.strip()}
+    assert out.returncode == 0, out.stderr
+    crates = []
+    for line in out.stdout.splitlines():
+        if "|" in line:
+            name, features = line.split("|", 1)
+            crates.append((name.split()[0], {f for f in features.strip().split(",") if f}))
+    return crates
 
 
-def test_the_domain_crate_links_no_io_crate():
-    crates = dependencies("tour-core")
-    assert "chrono" in crates and "minijinja" in crates, sorted(crates)
-    io = sorted(c for c in crates if FORBIDDEN.match(c))
+def test_the_core_crate_links_no_io_crate():
+    crates = tree("tour-core")
+    names = {name for name, _ in crates}
+    assert {"chrono", "minijinja", "async-trait"} <= names, sorted(names)
+    io = sorted(name for name in names if FORBIDDEN.match(name))
     assert not io, f"tour-core depends on I/O crates: {io}"
+    tokio = set().union(*(features for name, features in crates if name == "tokio"))
+    assert not tokio & TOKIO_IO_FEATURES, f"tour-core builds tokio with I/O features: {sorted(tokio & TOKIO_IO_FEATURES)}"
 
 
 def test_the_check_would_see_an_io_crate():
     # The shared crate, which holds the adapters, links them: the same reading finds them there.
-    crates = dependencies("shared")
-    assert {"aws-sdk-dynamodb", "reqwest", "tokio", "lambda_http"} <= crates
-    assert any(FORBIDDEN.match(c) for c in crates)
+    crates = tree("shared")
+    names = {name for name, _ in crates}
+    assert {"aws-sdk-dynamodb", "reqwest", "lambda_http"} <= names
+    assert any(FORBIDDEN.match(name) for name in names)
+    tokio = set().union(*(features for name, features in crates if name == "tokio"))
+    assert "net" in tokio

@@ -100,11 +100,18 @@ struct Target {
     stack: String,
 }
 
+static TARGET: OnceLock<Target> = OnceLock::new();
+
+/// Sets where the lines go, once per cold start (the edge reads `METRICS_NAMESPACE` and `STACK_NAME`); a later call
+/// changes nothing. Without it the lines go to `TourBooking`, stack `local`.
+pub fn configure(namespace: String, stack: String) {
+    let _ = TARGET.set(Target { namespace, stack });
+}
+
 fn target() -> &'static Target {
-    static TARGET: OnceLock<Target> = OnceLock::new();
     TARGET.get_or_init(|| Target {
-        namespace: std::env::var("METRICS_NAMESPACE").unwrap_or_else(|_| "TourBooking".to_owned()),
-        stack: std::env::var("STACK_NAME").unwrap_or_else(|_| "local".to_owned()),
+        namespace: "TourBooking".to_owned(),
+        stack: "local".to_owned(),
     })
 }
 
