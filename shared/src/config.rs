@@ -203,10 +203,6 @@ pub struct ColdStart {
 impl ColdStart {
     pub async fn begin() -> Self {
         crate::telemetry::init();
-        crate::metrics::configure(
-            std::env::var("METRICS_NAMESPACE").unwrap_or_else(|_| "TourBooking".to_owned()),
-            std::env::var("STACK_NAME").unwrap_or_else(|_| "local".to_owned()),
-        );
         let sdk = aws().await;
         let secrets = SecretsManager::new(&sdk);
         Self { sdk, secrets }

@@ -1,9 +1,15 @@
-//! One `init()` for every function: JSON lines on stdout, level from `AWS_LAMBDA_LOG_LEVEL` or `RUST_LOG`.
+//! One `init()` for every function: JSON lines on stdout, level from `AWS_LAMBDA_LOG_LEVEL` or `RUST_LOG`; and the
+//! metrics lines' namespace (`METRICS_NAMESPACE`) and stack (`STACK_NAME`).
 //! Spans and events carry ids (appointment, conversation, property), never a name, e-mail, phone, body or header.
 
 use tracing_subscriber::EnvFilter;
 
 pub fn init() {
+    // The metrics lines' namespace and `Stack` dimension (the alarms and the operations dashboard read them).
+    crate::metrics::configure(
+        std::env::var("METRICS_NAMESPACE").unwrap_or_else(|_| "TourBooking".to_owned()),
+        std::env::var("STACK_NAME").unwrap_or_else(|_| "local".to_owned()),
+    );
     let level = std::env::var("RUST_LOG")
         .or_else(|_| std::env::var("AWS_LAMBDA_LOG_LEVEL"))
         .unwrap_or_else(|_| "info".to_owned());
