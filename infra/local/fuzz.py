@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -29,6 +28,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import gateway  # noqa: E402
+from tourlocal.ports import free_port  # noqa: E402
 import stack  # noqa: E402
 from provision import read_env_file  # noqa: E402
 
@@ -62,12 +62,6 @@ class Outcome:
     cases: int
     failures: int
     report: Path
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @contextmanager

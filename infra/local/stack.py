@@ -50,6 +50,7 @@ from pathlib import Path
 import dynamodb_local
 from provision import DEFAULT_TEMPLATE, provision, read_env_file, write_env_file
 from cfn_template import load_template
+from tourlocal.ports import port_open
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 # Tests point this elsewhere so that they never touch a developer's running stack.
@@ -296,12 +297,6 @@ def wait_until(ready, what: str, entry: dict, timeout: float) -> None:
             raise StackError(f"{what} exited during start-up; see {entry['log']}:\n{log_tail(entry['log'])}")
         time.sleep(0.2)
     raise StackError(f"{what} was not ready after {timeout:g} s; see {entry['log']}:\n{log_tail(entry['log'])}")
-
-
-def port_open(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.settimeout(0.5)
-        return probe.connect_ex(("127.0.0.1", port)) == 0
 
 
 def http_status(url: str, timeout: float = 2.0) -> int | None:

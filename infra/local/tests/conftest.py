@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import threading
@@ -27,7 +26,9 @@ REPO_ROOT = LOCAL_DIR.parents[1]
 sys.path.insert(0, str(LOCAL_DIR))
 
 import dynamodb_local  # noqa: E402 - importable once LOCAL_DIR is on the path
+import tourlocal.ports  # noqa: E402
 from provision import aws_client  # noqa: E402
+from tourlocal.ports import free_port  # noqa: E402,F401 - the tests import it from here
 
 VENV_BIN = Path(os.environ.get("TOUR_BOOKING_VENV", REPO_ROOT / ".venv")) / "bin"
 
@@ -39,21 +40,11 @@ def venv_tool(name: str) -> Path:
     return path
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def wait_for_port(port: int, process: subprocess.Popen, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"moto_server exited with {process.returncode} during start-up")
-        with socket.socket() as probe:
-            if probe.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.1)
+    if tourlocal.ports.wait_for_port(port, timeout, alive=lambda: process.poll() is None):
+        return
+    if process.poll() is not None:
+        pytest.fail(f"moto_server exited with {process.returncode} during start-up")
     pytest.fail(f"moto_server did not listen on {port} within {timeout} s")
 
 
