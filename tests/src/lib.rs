@@ -386,6 +386,7 @@ pub fn booking_deps<'a>(
         properties: store,
         calendar: store,
         tours: store,
+        holds: store,
         resman,
         queue,
         attempts: shared::app::sync::Attempts { count: 3, backoff },

@@ -12,7 +12,7 @@ use shared::app::holds::{HoldDeps, HoldView, place_hold};
 use shared::domain::booking::{BookTourCommand, BookingId};
 use shared::domain::hold::{HoldCommand, HoldMinutes, HoldsPerHour};
 use shared::domain::{HoldToken, TourType};
-use shared::ports::{CalendarStore, TourStore};
+use shared::ports::{CalendarStore, HoldStore};
 use std::sync::Arc;
 
 fn hold_command(stack: &Stack, conversation: &str, time: &str, staff: Option<&str>) -> HoldCommand {
@@ -38,7 +38,6 @@ async fn hold_as(key: &str, stack: &Stack, command: &HoldCommand, now: DateTime<
     let deps = HoldDeps {
         properties: &stack.store,
         calendar: &stack.store,
-        tours: &stack.store,
         holds: &stack.store,
         minutes: HoldMinutes::default(),
         bound: HoldsPerHour::default(),

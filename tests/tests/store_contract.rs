@@ -431,7 +431,7 @@ async fn a_live_hold_keeps_its_slot_from_other_conversations_and_bookings_until_
     let place = |hold, previous, at| s.holds().place_hold(s.property(), hold, previous, at);
     assert_eq!(place(&mine, None, now).await.unwrap(), HoldWrite::Placed, "{who}");
     assert_eq!(
-        s.tours().hold(&mine.conversation_id).await.unwrap().as_ref(),
+        s.holds().hold(&mine.conversation_id).await.unwrap().as_ref(),
         Some(&mine),
         "{who}"
     );

@@ -384,12 +384,6 @@ pub trait TourStore: Send + Sync {
         now: chrono::DateTime<chrono::Utc>,
     ) -> Result<(), StoreError>;
 
-    /// The conversation's slot hold (live or lapsed), if it placed one.
-    async fn hold(
-        &self,
-        conversation: &crate::domain::booking::ConversationId,
-    ) -> Result<Option<crate::domain::hold::SlotHold>, StoreError>;
-
     /// The tours booked in a conversation, oldest first.
     async fn conversation_tours(
         &self,
@@ -477,6 +471,12 @@ pub enum HoldWrite {
 /// Slot holds across chat turns.
 #[async_trait]
 pub trait HoldStore: Send + Sync {
+    /// The conversation's slot hold (live or lapsed), if it placed one.
+    async fn hold(
+        &self,
+        conversation: &crate::domain::booking::ConversationId,
+    ) -> Result<Option<crate::domain::hold::SlotHold>, StoreError>;
+
     /// The places taken among `key`'s holds at `property` in `hour` (see `domain::hold::HoldPlace`), lapsed or not.
     async fn places(
         &self,

@@ -45,6 +45,7 @@ async fn handle(deps: &Deps, request: Request) -> Response<Body> {
         properties: &reach,
         calendar: &deps.store,
         tours: &deps.store,
+        holds: &deps.store,
         resman: &deps.resman,
         queue: &deps.queue,
         attempts: deps.attempts,

@@ -40,7 +40,6 @@ async fn handle(deps: &Deps, request: Request) -> Response<Body> {
     let app_deps = HoldDeps {
         properties: &reach,
         calendar: &deps.store,
-        tours: &deps.store,
         holds: &deps.store,
         minutes: deps.minutes,
         bound: deps.bound,

@@ -12,7 +12,9 @@ use crate::domain::property::Property;
 use crate::domain::slots::{self, Busy};
 use crate::domain::{TourType, UtcWindow};
 use crate::metrics::Metric;
-use crate::ports::{BookingWrite, CalendarStore, NewBooking, PropertyStore, ResManGateway, SyncQueue, TourStore};
+use crate::ports::{
+    BookingWrite, CalendarStore, HoldStore, NewBooking, PropertyStore, ResManGateway, SyncQueue, TourStore,
+};
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -54,6 +56,8 @@ pub struct BookingDeps<'a> {
     pub properties: &'a dyn PropertyStore,
     pub calendar: &'a dyn CalendarStore,
     pub tours: &'a dyn TourStore,
+    /// The conversation's slot hold, when the booking presents one.
+    pub holds: &'a dyn HoldStore,
     pub resman: &'a dyn ResManGateway,
     pub queue: &'a dyn SyncQueue,
     pub attempts: Attempts,
@@ -307,7 +311,7 @@ async fn hold_slot(
     // The conversation's hold is read only when the booking presents one.
     let hold = async {
         match &command.hold_token {
-            Some(_) => deps.tours.hold(&command.conversation_id).await,
+            Some(_) => deps.holds.hold(&command.conversation_id).await,
             None => Ok(None),
         }
     };
@@ -854,6 +858,7 @@ mod use_case_tests {
             properties: store,
             calendar: store,
             tours,
+            holds: tours,
             resman,
             queue: tours,
             attempts: Attempts {
@@ -1292,7 +1297,6 @@ mod use_case_tests {
             let deps = HoldDeps {
                 properties: store,
                 calendar: store,
-                tours,
                 holds: tours,
                 minutes: HoldMinutes::default(),
                 bound,
@@ -1446,6 +1450,7 @@ mod use_case_tests {
                 properties: &store,
                 calendar: &store,
                 tours: &tours,
+                holds: &tours,
                 resman: &resman,
                 queue: &tours,
                 attempts: Attempts {

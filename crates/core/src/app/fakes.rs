@@ -251,6 +251,13 @@ impl MemoryTours {
 
 #[async_trait]
 impl crate::ports::HoldStore for MemoryTours {
+    async fn hold(
+        &self,
+        conversation: &crate::domain::booking::ConversationId,
+    ) -> Result<Option<crate::domain::hold::SlotHold>, StoreError> {
+        self.trips.take().await;
+        Ok(locked(&self.holds).get(conversation).map(|(h, _)| h.clone()))
+    }
     async fn places(
         &self,
         property: &crate::domain::ResManPropertyId,
@@ -587,13 +594,6 @@ impl crate::ports::TourStore for MemoryTours {
         };
         locked(&self.tours).insert(tour.booking_id.clone(), released);
         Ok(())
-    }
-    async fn hold(
-        &self,
-        conversation: &crate::domain::booking::ConversationId,
-    ) -> Result<Option<crate::domain::hold::SlotHold>, StoreError> {
-        self.trips.take().await;
-        Ok(locked(&self.holds).get(conversation).map(|(h, _)| h.clone()))
     }
     async fn conversation_tours(
         &self,

@@ -8,14 +8,13 @@ use crate::domain::hold::{HoldCommand, HoldMinutes, HoldPlace, HoldsPerHour, Slo
 use crate::domain::property::Property;
 use crate::domain::slots::{self, Busy, Slot};
 use crate::domain::{HoldToken, InvalidField, TourType, UtcWindow};
-use crate::ports::{CalendarStore, HoldStore, HoldWrite, PropertyStore, StoreError, TourStore};
+use crate::ports::{CalendarStore, HoldStore, HoldWrite, PropertyStore, StoreError};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 pub struct HoldDeps<'a> {
     pub properties: &'a dyn PropertyStore,
     pub calendar: &'a dyn CalendarStore,
-    pub tours: &'a dyn TourStore,
     pub holds: &'a dyn HoldStore,
     pub minutes: HoldMinutes,
     /// How many live holds the calling key may keep at a property in one hour.
@@ -102,7 +101,7 @@ pub async fn place_hold(
         let (property, busy, previous) = tokio::join!(
             load_property(deps.properties, &command.property_id),
             busy_around_date(deps.calendar, &command.property_id, command.date, now),
-            deps.tours.hold(&command.conversation_id),
+            deps.holds.hold(&command.conversation_id),
         );
         let (property, previous) = (property?, previous?);
         property

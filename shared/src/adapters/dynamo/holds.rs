@@ -210,6 +210,13 @@ impl DynamoStore {
 
 #[async_trait]
 impl HoldStore for DynamoStore {
+    async fn hold(
+        &self,
+        conversation: &crate::domain::booking::ConversationId,
+    ) -> Result<Option<crate::domain::hold::SlotHold>, StoreError> {
+        self.hold_of(conversation).await
+    }
+
     async fn places(
         &self,
         property: &crate::domain::ResManPropertyId,

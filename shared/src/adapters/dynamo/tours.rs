@@ -775,10 +775,6 @@ impl TourStore for DynamoStore {
         Ok(())
     }
 
-    async fn hold(&self, conversation: &ConversationId) -> Result<Option<crate::domain::hold::SlotHold>, StoreError> {
-        self.hold_of(conversation).await
-    }
-
     async fn conversation_tours(&self, conversation: &ConversationId) -> Result<Vec<TourRecord>, StoreError> {
         let out = self
             .client
