@@ -127,39 +127,21 @@ fn new_tour(property: &Property, n: u128, hour: u32, key: &str) -> TourRecord {
         shared::domain::slots::resolve_local(property.time_zone, date.and_hms_opt(hour, 0, 0).unwrap()).unwrap();
     let agent = property.agents_for(TourType::InPerson).next().unwrap().id.clone();
     let window = UtcWindow::starting_at(start, Duration::minutes(45)).unwrap();
-    let created_at = Utc::now();
     TourRecord {
         booking_id: BookingId::from_uuid(uuid::Uuid::from_u128(n + u128::from(rand::random::<u64>()) * 1000)),
         conversation_id: ConversationId::parse(&format!("contract-{n}")).unwrap(),
         property_id: property.id.clone(),
-        tour_type: TourType::InPerson,
         holder: Holder::Agent(agent.clone()),
         start: window.start(),
         end: window.end(),
-        status: TourStatus::Scheduled,
         sync_status: SyncStatus::Pending,
-        resman_appointment_id: None,
-        resman_prospect_id: None,
         prospect_name: format!("Contract Prospect{n}"),
         prospect_email: format!("contract{n}@example.com"),
-        prospect_phone: "+15125550100".into(),
-        unit_preferences: None,
-        special_requests: None,
         idempotency_key: key.to_owned(),
-        created_at,
-        last_error: None,
-        version: 1,
-        history: Vec::new(),
+        created_at: Utc::now(),
         resman_version: 0,
-        resman_synced_at: None,
         callback_version: 0,
-        staff_notes: None,
-        outcome: None,
-        resman_word: None,
-        in_resman_at: None,
-        prospect_stage: None,
-        resman_seen: None,
-        disagreement: None,
+        ..tour_core::domain::update::tests::tour(TourStatus::Scheduled)
     }
 }
 
