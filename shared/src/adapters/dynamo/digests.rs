@@ -2,7 +2,7 @@
 //! update under a condition (new, or pending with its lease or retry time past), sends, and records how it ended;
 //! so ticks that overlap send each digest once. Kept a little over a year (`expires_at`).
 
-use super::messages::lost_condition;
+use super::messages::{attempts_of, lost_condition};
 use super::{DynamoStore, key, n, s, unavailable};
 use crate::domain::ResManPropertyId;
 use crate::ports::{DigestClaim, DigestOutcome, DigestStore, StoreError};
@@ -41,14 +41,7 @@ impl DigestStore for DynamoStore {
             .send()
             .await;
         match claimed {
-            Ok(out) => Ok(DigestClaim::Claimed(
-                out.attributes
-                    .as_ref()
-                    .and_then(|a| a.get("attempts"))
-                    .and_then(|v| v.as_n().ok())
-                    .and_then(|v| v.parse().ok())
-                    .unwrap_or(1),
-            )),
+            Ok(out) => Ok(DigestClaim::Claimed(attempts_of(&out))),
             Err(e) if lost_condition(&e) => {
                 let item = self.get(digest_key(property, week)).await?;
                 let pending = item

@@ -118,6 +118,16 @@ pub(crate) fn delivery_from(item: &Item) -> Result<Delivery, StoreError> {
     })
 }
 
+/// How many tries a claim's update (`ADD attempts :one`, returning the new item) counts, this one included.
+pub(super) fn attempts_of(out: &aws_sdk_dynamodb::operation::update_item::UpdateItemOutput) -> u32 {
+    out.attributes
+        .as_ref()
+        .and_then(|a| a.get("attempts"))
+        .and_then(|v| v.as_n().ok())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1)
+}
+
 pub(super) fn lost_condition<E: aws_sdk_dynamodb::error::ProvideErrorMetadata, R>(e: &SdkError<E, R>) -> bool {
     matches!(e, SdkError::ServiceError(service) if service.err().code() == Some("ConditionalCheckFailedException"))
 }
@@ -171,13 +181,7 @@ impl MessageStore for DynamoStore {
             .send()
             .await;
         let attempts = match claimed {
-            Ok(out) => out
-                .attributes
-                .as_ref()
-                .and_then(|a| a.get("attempts"))
-                .and_then(|v| v.as_n().ok())
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(1),
+            Ok(out) => attempts_of(&out),
             Err(e) if lost_condition(&e) => {
                 // Why not: already finished, held by another sender, or not there at all.
                 return Ok(match self.get(message_key(message)).await? {
