@@ -330,7 +330,15 @@ async fn a_digest_is_claimed_by_one_tick_at_a_time_and_done_once(s: &dyn Subject
     let sent = DigestOutcome::Sent {
         provider_message_id: "m-1".into(),
     };
+    assert!(
+        !digests.settled_digests(&week).await.unwrap().contains(property),
+        "{who}: owed yet"
+    );
     digests.finish_digest(property, &week, &sent, after).await.unwrap();
+    assert!(
+        digests.settled_digests(&week).await.unwrap().contains(property),
+        "{who}: settled"
+    );
     assert_eq!(
         claim(after + Duration::hours(3)).await.unwrap(),
         DigestClaim::Done,

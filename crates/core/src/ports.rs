@@ -604,6 +604,9 @@ pub enum DigestOutcome {
 /// The weekly digests, one per property and week: a claim with a lease, so ticks that overlap send it once.
 #[async_trait]
 pub trait DigestStore: Send + Sync {
+    /// The properties whose digest of `week` is settled (sent, skipped or given up): one read per tick, so a tick
+    /// claims only the digests still owed, not every property's on every tick of the week.
+    async fn settled_digests(&self, week: &str) -> Result<Vec<crate::domain::ResManPropertyId>, StoreError>;
     async fn claim_digest(
         &self,
         property: &crate::domain::ResManPropertyId,

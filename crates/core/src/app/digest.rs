@@ -51,10 +51,21 @@ pub async fn send_due_digests(
     budget: &TimeBudget,
 ) -> Result<usize, AppError> {
     let mut sent = 0;
+    // The settled digests of each week due, read once per tick (properties in different zones may be due for
+    // different weeks around midnight).
+    let mut settled: std::collections::HashMap<String, Vec<crate::domain::ResManPropertyId>> = Default::default();
     for property in deps.properties.properties().await? {
         let Some(week) = DigestWeek::due(property.time_zone, now) else {
             continue;
         };
+        let label = week.label();
+        if !settled.contains_key(&label) {
+            let done = deps.digests.settled_digests(&label).await?;
+            settled.insert(label.clone(), done);
+        }
+        if settled.get(&label).is_some_and(|done| done.contains(&property.id)) {
+            continue;
+        }
         let left = budget.deadline.saturating_duration_since(tokio::time::Instant::now());
         if left < budget.margin + DIGEST_LEAST.max(budget.least) {
             tracing::info!(
@@ -266,13 +277,15 @@ mod tests {
         let (one, two) = (budget(), budget());
         let (a, b) = tokio::join!(send_due_digests(&deps, at, &one), send_due_digests(&deps, at, &two));
         assert_eq!(a.unwrap() + b.unwrap(), 1, "two ticks at once send it once");
-        // The ticks of the rest of the week send nothing more.
+        // The ticks of the rest of the week send nothing more, and claim nothing: one read tells them it is settled.
+        let claims = digests.claims();
         assert_eq!(
             send_due_digests(&deps, chicago("2026-12-09 12:00"), &budget())
                 .await
                 .unwrap(),
             0
         );
+        assert_eq!(digests.claims(), claims, "a settled digest is not claimed again");
         let sent = mailer.sent();
         assert_eq!(sent.len(), 1);
         assert!(

@@ -975,6 +975,7 @@ type DigestRecord = (String, DateTime<Utc>, u32);
 #[derive(Default)]
 pub struct MemoryDigests {
     records: Mutex<HashMap<(ResManPropertyId, String), DigestRecord>>,
+    claims: std::sync::atomic::AtomicUsize,
 }
 
 impl MemoryDigests {
@@ -983,10 +984,22 @@ impl MemoryDigests {
             .get(&(property.clone(), week.to_owned()))
             .map(|(status, _, _)| status.clone())
     }
+
+    /// How many claims were tried.
+    pub fn claims(&self) -> usize {
+        self.claims.load(std::sync::atomic::Ordering::SeqCst)
+    }
 }
 
 #[async_trait]
 impl crate::ports::DigestStore for MemoryDigests {
+    async fn settled_digests(&self, week: &str) -> Result<Vec<ResManPropertyId>, StoreError> {
+        Ok(locked(&self.records)
+            .iter()
+            .filter(|((_, w), (status, _, _))| w == week && !matches!(status.as_str(), "new" | "pending"))
+            .map(|((property, _), _)| property.clone())
+            .collect())
+    }
     async fn claim_digest(
         &self,
         property: &ResManPropertyId,
@@ -995,6 +1008,7 @@ impl crate::ports::DigestStore for MemoryDigests {
         lease: chrono::Duration,
     ) -> Result<crate::ports::DigestClaim, StoreError> {
         use crate::ports::DigestClaim;
+        self.claims.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         let mut records = locked(&self.records);
         let record = records
             .entry((property.clone(), week.to_owned()))

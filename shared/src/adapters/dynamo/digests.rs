@@ -1,4 +1,5 @@
-//! The weekly digests: `DIGEST#<property>` / `<ISO week>`, one item per property and week. A tick claims it with an
+//! The weekly digests: `DIGEST#<ISO week>` / `<property>`, one item per property and week, a week's in one partition
+//! (one query tells a tick which digests are settled). A tick claims it with an
 //! update under a condition (new, or pending with its lease or retry time past), sends, and records how it ended;
 //! so ticks that overlap send each digest once. Kept a little over a year (`expires_at`).
 
@@ -12,11 +13,32 @@ use chrono::{DateTime, Duration, Utc};
 const RETENTION: Duration = Duration::days(400);
 
 fn digest_key(property: &ResManPropertyId, week: &str) -> super::Item {
-    key(format!("DIGEST#{property}"), week)
+    key(format!("DIGEST#{week}"), property.as_str())
 }
 
 #[async_trait]
 impl DigestStore for DynamoStore {
+    async fn settled_digests(&self, week: &str) -> Result<Vec<ResManPropertyId>, StoreError> {
+        let items = self
+            .query_all(|| {
+                self.client
+                    .query()
+                    .key_condition_expression("pk = :p")
+                    .expression_attribute_values(":p", s(format!("DIGEST#{week}")))
+            })
+            .await?;
+        Ok(items
+            .iter()
+            .filter(|item| {
+                item.get("status")
+                    .and_then(|v| v.as_s().ok())
+                    .is_some_and(|st| st != "pending")
+            })
+            .filter_map(|item| item.get("sk").and_then(|v| v.as_s().ok()))
+            .filter_map(|sk| ResManPropertyId::parse(sk).ok())
+            .collect())
+    }
+
     async fn claim_digest(
         &self,
         property: &ResManPropertyId,
