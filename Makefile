@@ -141,32 +141,32 @@ test: venv chromium
 erase-prospect:
 	@test -n "$(EMAIL)" || { echo "usage: make erase-prospect EMAIL=someone@example.com"; exit 2; }
 	@test -f .local/function.env || { echo "the local stack is not running: start it with make up"; exit 1; }
-	cargo build --quiet -p shared --bin erase-prospect
+	cargo build --quiet -p tour-edge --bin erase-prospect
 	set -a && . ./.local/function.env && set +a && target/debug/erase-prospect "$(EMAIL)"
 
-# A property's weekly digest (shared/src/bin/send-digest.rs), now: the scheduler sends the week before's by itself every
+# A property's weekly digest (shared/edge/src/bin/send-digest.rs), now: the scheduler sends the week before's by itself every
 # Monday from 8 am on the property's clock; this is a resend, or the week so far (WEEK=this, the default). Against
 # AWS, run target/debug/send-digest with the scheduler function's environment and AWS credentials.
 send-digest:
 	@test -n "$(PROPERTY)" || { echo "usage: make send-digest PROPERTY=<property id> [WEEK=this|last|2026-W49]"; exit 2; }
 	@test -f .local/function.env || { echo "the local stack is not running: start it with make up"; exit 1; }
-	cargo build --quiet -p shared --bin send-digest
+	cargo build --quiet -p tour-edge --bin send-digest
 	set -a && . ./.local/function.env && set +a && target/debug/send-digest "$(PROPERTY)" "$(or $(WEEK),this)"
 
-# API keys (shared/src/bin/api-keys.rs) in the local stack's keys secret: list them, issue one (printed once), revoke
+# API keys (shared/edge/src/bin/api-keys.rs) in the local stack's keys secret: list them, issue one (printed once), revoke
 # one. Against AWS, run target/debug/api-keys with API_KEYS_SECRET_ARN and AWS credentials.
 key-list:
-	cargo build --quiet -p shared --bin api-keys
+	cargo build --quiet -p tour-edge --bin api-keys
 	set -a && . ./.local/function.env && set +a && target/debug/api-keys list
 
 key-issue:
 	@test -n "$(NAME)" -a -n "$(ROLE)" -a -n "$(ACCOUNT)" || { echo 'usage: make key-issue NAME="Riverside manager" ROLE=manager ACCOUNT=401   (ACCOUNT: * or ids and default, comma-separated)'; exit 2; }
-	cargo build --quiet -p shared --bin api-keys
+	cargo build --quiet -p tour-edge --bin api-keys
 	set -a && . ./.local/function.env && set +a && target/debug/api-keys issue "$(NAME)" "$(ROLE)" "$(ACCOUNT)"
 
 key-revoke:
 	@test -n "$(NAME)" || { echo 'usage: make key-revoke NAME="Riverside manager"'; exit 2; }
-	cargo build --quiet -p shared --bin api-keys
+	cargo build --quiet -p tour-edge --bin api-keys
 	set -a && . ./.local/function.env && set +a && target/debug/api-keys revoke "$(NAME)"
 
 # The long walk of two writers (tests/tests/crossing_walk.rs): SOAK_SEEDS seeds of 300 operations each, the chatbot

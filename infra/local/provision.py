@@ -163,7 +163,7 @@ class Provisioned:
             AWS_ACCESS_KEY_ID=LOCAL_CREDENTIALS["aws_access_key_id"],
             AWS_SECRET_ACCESS_KEY=LOCAL_CREDENTIALS["aws_secret_access_key"],
             # The local receivers (the demo's chat webhook, the chatbot's callbacks) are plain http on 127.0.0.1:
-            # only here may outbound calls go there (shared/src/adapters/outbound.rs).
+            # only here may outbound calls go there (shared/aws/src/outbound.rs).
             OUTBOUND_ALLOW_LOCAL="true",
         )
         if self.dynamodb_endpoint != self.endpoint:

@@ -18,19 +18,19 @@
 use chrono::{Duration, NaiveDate, Utc};
 use integration_tests::*;
 use serde_json::{Value, json};
-use shared::adapters::dynamo::DynamoStore;
-use shared::adapters::resman::HttpResMan;
-use shared::adapters::sqs::SqsSyncQueue;
-use shared::app::AppError;
-use shared::app::availability::{AvailabilityDeps, AvailabilityQuery, Source, availability};
-use shared::app::booking::{BookingDeps, book_tour};
-use shared::domain::TourType;
-use shared::domain::booking::{BookTourCommand, BookTourRequest, BookingId, Holder, lock_granules};
-use shared::domain::property::Property;
-use shared::domain::slots::free_slots;
-use shared::ports::{AvailabilityCache, PropertyStore, TourStore};
 use std::sync::Arc;
 use std::time::{Duration as StdDuration, Instant};
+use tour_aws::dynamo::DynamoStore;
+use tour_aws::resman::HttpResMan;
+use tour_aws::sqs::SqsSyncQueue;
+use tour_core::app::AppError;
+use tour_core::app::availability::{AvailabilityDeps, AvailabilityQuery, Source, availability};
+use tour_core::app::booking::{BookingDeps, book_tour};
+use tour_core::domain::TourType;
+use tour_core::domain::booking::{BookTourCommand, BookTourRequest, BookingId, Holder, lock_granules};
+use tour_core::domain::property::Property;
+use tour_core::domain::slots::free_slots;
+use tour_core::ports::{AvailabilityCache, PropertyStore, TourReads, TourWrites};
 
 const RUNS: usize = 200;
 const BOOKINGS: usize = 60;
@@ -61,7 +61,7 @@ impl Stack {
         );
         let (store, dynamodb) = aws.counted_store().await;
         load_demo_properties(&store).await;
-        let id = shared::domain::ResManPropertyId::parse(DEMO_PROPERTY).unwrap();
+        let id = tour_core::domain::ResManPropertyId::parse(DEMO_PROPERTY).unwrap();
         let property = store.property(&id).await.unwrap().unwrap();
         Stack {
             queue: aws.queue().await,
@@ -229,7 +229,7 @@ async fn availability_rows(stack: &Stack, get_floor: f64) {
         calendar: &stack.store,
         cache: &stack.store,
         cache_ttl: Duration::seconds(3600),
-        reach: &shared::domain::access::EVERY_ACCOUNT,
+        reach: &tour_core::domain::access::EVERY_ACCOUNT,
     };
     let date = next_weekday();
     let query = AvailabilityQuery::parse(Some(DEMO_PROPERTY), Some(&date.to_string()), Some("in_person")).unwrap();
@@ -519,8 +519,8 @@ async fn main() {
 /// What an unauthenticated caller can make the webhook spend: each refusal's cost, beside a signed notice's, through
 /// the webhook's use case (`receive_change_notice`). The refusals never reach the store.
 async fn webhook_rows(stack: &Stack) {
-    use shared::app::webhook::{WebhookDeps, receive_change_notice};
-    use shared::domain::signature;
+    use tour_core::app::webhook::{WebhookDeps, receive_change_notice};
+    use tour_core::domain::signature;
     const SECRET: &str = "bench-webhook-secret-0123";
     let relays = relays_of(SECRET);
     let deps = WebhookDeps {
@@ -565,7 +565,7 @@ async fn webhook_rows(stack: &Stack) {
             timings.add(started);
             answer = match outcome {
                 Ok(_) => "accepted".into(),
-                Err(e) => shared::app::ErrorBody::of(&e).0.to_string(),
+                Err(e) => tour_core::app::ErrorBody::of(&e).0.to_string(),
             };
         }
         println!(
@@ -601,7 +601,7 @@ async fn timed_get_items(client: &aws_sdk_dynamodb::Client, table: &str) -> Timi
 
 /// get-tour's read of one tour: the tour with its personal data, then with its messages.
 async fn timed_tour_reads(store: &DynamoStore, id: &BookingId) -> Timings {
-    use shared::ports::MessageStore;
+    use tour_core::ports::MessageStore;
     let mut timings = Timings::new();
     for round in 0..RUNS * 2 {
         let started = Instant::now();
@@ -692,12 +692,12 @@ const TOURS_A_MONTH: usize = 10_000;
 async fn seed_tours(
     store: &DynamoStore,
     property: &Property,
-    template: &shared::domain::booking::TourRecord,
+    template: &tour_core::domain::booking::TourRecord,
     first: chrono::DateTime<Utc>,
     count: usize,
 ) {
     use futures::StreamExt;
-    use shared::ports::NewBooking;
+    use tour_core::ports::NewBooking;
     let step = Duration::days(30) / i32::try_from(count).unwrap();
     futures::stream::iter(0..count)
         .for_each_concurrent(16, |i| {
@@ -710,7 +710,8 @@ async fn seed_tours(
             tour.created_at = tour.start - Duration::days(1);
             tour.in_resman_at = Some(tour.created_at + Duration::seconds(1));
             // A guide of its own, so the tours (one every few minutes) do not compete for slot locks.
-            tour.holder = Holder::Agent(shared::domain::AgentId::parse(&format!("seed-{}", tour.booking_id)).unwrap());
+            tour.holder =
+                Holder::Agent(tour_core::domain::AgentId::parse(&format!("seed-{}", tour.booking_id)).unwrap());
             let booking = NewBooking {
                 lock_granules: vec![tour.start],
                 tour,
@@ -732,11 +733,11 @@ async fn seed_tours(
 /// the same property the month before were added. The requests and items read stay the same: the reads follow the
 /// property's period, never the table.
 async fn analytics_rows() {
-    use shared::app::analytics::{AnalyticsDeps, AnalyticsQuery, tour_metrics, tour_trends};
+    use tour_core::app::analytics::{AnalyticsDeps, AnalyticsQuery, tour_metrics, tour_trends};
     let stack = Stack::fresh().await;
     let other = stack
         .store
-        .property(&shared::domain::ResManPropertyId::parse("5f1c2a9e-3b7d-4c41-9a0e-7d2b6c8e1f02").unwrap())
+        .property(&tour_core::domain::ResManPropertyId::parse("5f1c2a9e-3b7d-4c41-9a0e-7d2b6c8e1f02").unwrap())
         .await
         .unwrap()
         .expect("the second demo property");
@@ -744,14 +745,14 @@ async fn analytics_rows() {
     assert_eq!(stack.book(0, date, &time).await.unwrap(), 201);
     let template = stack
         .store
-        .conversation_tours(&shared::domain::booking::ConversationId::parse("bench-0").unwrap())
+        .conversation_tours(&tour_core::domain::booking::ConversationId::parse("bench-0").unwrap())
         .await
         .unwrap()
         .remove(0);
     // A period of 30 local dates, a year out (nothing else of the bench is there).
     let from = Utc::now().with_timezone(&stack.property.time_zone).date_naive() + Duration::days(365);
     let to = from + Duration::days(29);
-    let first = shared::domain::slots::day_window(stack.property.time_zone, from).start();
+    let first = tour_core::domain::slots::day_window(stack.property.time_zone, from).start();
     let started = Instant::now();
     seed_tours(&stack.store, &stack.property, &template, first, TOURS_A_MONTH).await;
     println!(
@@ -809,7 +810,7 @@ async fn analytics_rows() {
 async fn latency(stack: &Stack) {
     let window = {
         let (date, time) = slots(&stack.property, 1).remove(0);
-        shared::domain::booking::requested_slot(&stack.property, &command(0, date, &time), Utc::now()).unwrap()
+        tour_core::domain::booking::requested_slot(&stack.property, &command(0, date, &time), Utc::now()).unwrap()
     };
     let agent = stack.property.agents_for(TourType::InPerson).next().unwrap().id.clone();
     // A booking's transaction: tour, locks, busy time, the date's generation, idempotency record, outbox item.

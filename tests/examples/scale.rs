@@ -21,16 +21,16 @@ use integration_tests::customers::{ACCOUNT_SECRET_PREFIX, generate};
 use integration_tests::*;
 use rand::RngExt;
 use serde_json::json;
-use shared::adapters::secrets::{AccountSecrets, SecretsManager};
-use shared::adapters::sqs::SqsPollQueue;
-use shared::app::changes::{FeedDeps, PollSettings, enqueue_polls, process_poll_batch};
-use shared::app::pacing::AccountPacer;
-use shared::app::sync::QueuedMessage;
-use shared::domain::UtcWindow;
-use shared::domain::rate::Rate;
-use shared::ports::CalendarStore;
 use std::sync::Arc;
 use std::time::{Duration as StdDuration, Instant};
+use tour_aws::secrets::{AccountSecrets, SecretsManager};
+use tour_aws::sqs::SqsPollQueue;
+use tour_core::app::changes::{FeedDeps, PollSettings, enqueue_polls, process_poll_batch};
+use tour_core::app::pacing::AccountPacer;
+use tour_core::domain::UtcWindow;
+use tour_core::domain::rate::Rate;
+use tour_core::ports::CalendarStore;
+use tour_core::ports::QueuedMessage;
 
 const ACCOUNTS: usize = 50;
 const PER_ACCOUNT: usize = 20;
@@ -59,7 +59,7 @@ async fn worker(
     stack: Arc<Stack>,
     sqs: aws_sdk_sqs::Client,
     queue_url: String,
-    resman: Arc<shared::adapters::resman::HttpResMan>,
+    resman: Arc<tour_aws::resman::HttpResMan>,
     settings: PollSettings,
     stop: Arc<std::sync::atomic::AtomicBool>,
 ) -> (usize, usize) {
@@ -158,8 +158,8 @@ use integration_tests::stack::Stack;
 /// hands one message to two workers at once (SQS is at-least-once too), and the second's delete then fails, leaving a
 /// copy in flight for the queue's visibility timeout although its property was polled.
 async fn all_polled(
-    store: &shared::adapters::dynamo::DynamoStore,
-    ids: &[shared::domain::ResManPropertyId],
+    store: &tour_aws::dynamo::DynamoStore,
+    ids: &[tour_core::domain::ResManPropertyId],
     within: StdDuration,
 ) -> bool {
     use futures::StreamExt;
@@ -186,7 +186,7 @@ async fn main() -> std::process::ExitCode {
         // SAFETY: set before any other thread reads the environment.
         unsafe { std::env::set_var("RUST_LOG", "error") };
     }
-    shared::telemetry::init();
+    tour_edge::telemetry::init();
     // The template's PollSchedule (a minute), and the poll workers' PollWorkerConcurrency.
     let tick = StdDuration::from_secs(setting("SCALE_TICK_SECONDS", 60));
     let ticks = setting("SCALE_TICKS", 5);
@@ -258,7 +258,7 @@ async fn main() -> std::process::ExitCode {
 
     // Warm-up: one tick, so that every property has a checkpoint.
     let read = Instant::now();
-    let all = shared::ports::PropertyStore::properties(&stack.store)
+    let all = tour_core::ports::PropertyStore::properties(&stack.store)
         .await
         .expect("properties");
     println!(
@@ -269,7 +269,7 @@ async fn main() -> std::process::ExitCode {
     let warm = Instant::now();
     let queued = enqueue_polls(&stack.store, &polls).await.expect("queued");
     println!("Queued {queued} polls in {:.1} s.", warm.elapsed().as_secs_f64());
-    let ids: Vec<shared::domain::ResManPropertyId> = all.iter().map(|p| p.id.clone()).collect();
+    let ids: Vec<tour_core::domain::ResManPropertyId> = all.iter().map(|p| p.id.clone()).collect();
     assert!(
         all_polled(&stack.store, &ids, StdDuration::from_secs(600)).await,
         "the warm-up tick never finished"

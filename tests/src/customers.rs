@@ -3,7 +3,7 @@
 //! side), each account's credentials into its own secret, and each property's configuration into our table.
 
 use serde_json::{Value, json};
-use shared::domain::property::Property;
+use tour_core::domain::property::Property;
 use uuid::Uuid;
 
 /// Where the accounts' secrets go (the functions' default `RESMAN_ACCOUNT_SECRET_PREFIX`).
@@ -91,7 +91,7 @@ pub fn generate(accounts: usize, per_account: usize) -> Customers {
                     "virtual": {"duration_minutes": 30, "virtual_link": "https://meet.generated.example/tour", "instructions": "Open the link."}
                 }
             });
-            let parsed = shared::domain::property::parse_properties(&config.to_string())
+            let parsed = tour_core::domain::property::parse_properties(&config.to_string())
                 .expect("a generated property is valid")
                 .remove(0);
             properties.push(parsed);
@@ -154,12 +154,8 @@ impl Customers {
     }
 
     /// Our side: each account's secret, then each property's configuration.
-    pub async fn onboard(
-        &self,
-        secrets: &aws_sdk_secretsmanager::Client,
-        store: &shared::adapters::dynamo::DynamoStore,
-    ) {
-        use shared::ports::PropertyStore;
+    pub async fn onboard(&self, secrets: &aws_sdk_secretsmanager::Client, store: &tour_aws::dynamo::DynamoStore) {
+        use tour_core::ports::PropertyStore;
         for (account, key) in &self.accounts {
             secrets
                 .create_secret()

@@ -264,24 +264,24 @@ impl LocalAws {
 
     /// The store our functions use, on this test's table.
     /// The retry queue of this test's moto.
-    pub async fn queue(&self) -> shared::adapters::sqs::SqsSyncQueue {
-        shared::adapters::sqs::SqsSyncQueue::new(&self.sdk().await, self.var("SYNC_QUEUE_URL"))
+    pub async fn queue(&self) -> tour_aws::sqs::SqsSyncQueue {
+        tour_aws::sqs::SqsSyncQueue::new(&self.sdk().await, self.var("SYNC_QUEUE_URL"))
             .with_messages(self.var("NOTIFY_QUEUE_URL"))
     }
 
-    pub async fn store(&self) -> shared::adapters::dynamo::DynamoStore {
-        shared::adapters::dynamo::DynamoStore::new(&self.dynamodb_sdk().await, self.var("TABLE_NAME"))
+    pub async fn store(&self) -> tour_aws::dynamo::DynamoStore {
+        tour_aws::dynamo::DynamoStore::new(&self.dynamodb_sdk().await, self.var("TABLE_NAME"))
     }
 
     /// The same store, with every request it sends to DynamoDB counted.
-    pub async fn counted_store(&self) -> (shared::adapters::dynamo::DynamoStore, CallCounter) {
+    pub async fn counted_store(&self) -> (tour_aws::dynamo::DynamoStore, CallCounter) {
         let counter = CallCounter::default();
         let config = aws_sdk_dynamodb::config::Builder::from(&self.dynamodb_sdk().await)
             .interceptor(counter.clone())
             .build();
         let client = aws_sdk_dynamodb::Client::from_conf(config);
         (
-            shared::adapters::dynamo::DynamoStore::with_client(client, self.var("TABLE_NAME")),
+            tour_aws::dynamo::DynamoStore::with_client(client, self.var("TABLE_NAME")),
             counter,
         )
     }
@@ -336,18 +336,18 @@ impl Drop for LocalAws {
 }
 
 /// Stores the demo properties (`infra/properties/demo.json`), as `make up` does.
-pub async fn load_demo_properties(store: &shared::adapters::dynamo::DynamoStore) {
-    use shared::ports::PropertyStore;
+pub async fn load_demo_properties(store: &tour_aws::dynamo::DynamoStore) {
+    use tour_core::ports::PropertyStore;
     let text = std::fs::read_to_string(workspace_root().join("infra/properties/demo.json")).expect("demo properties");
-    for property in shared::domain::property::parse_properties(&text).expect("valid demo properties") {
+    for property in tour_core::domain::property::parse_properties(&text).expect("valid demo properties") {
         store.save_property(&property).await.expect("property stored");
     }
 }
 
 /// A ResMan sandbox of our own, seeded with the demo properties.
 /// The webhook's relays from a secret as written (a plain secret: one relay for every account).
-pub fn relays_of(secret: &str) -> Vec<shared::domain::access::Relay> {
-    shared::domain::access::Relay::parse_all(secret).expect("a valid relay secret")
+pub fn relays_of(secret: &str) -> Vec<tour_core::domain::access::Relay> {
+    tour_core::domain::access::Relay::parse_all(secret).expect("a valid relay secret")
 }
 
 pub async fn sandbox() -> RunningSandbox {
@@ -361,35 +361,35 @@ pub async fn sandbox_with(config: SandboxConfig) -> RunningSandbox {
 }
 
 /// The gateway our functions use, pointed at a sandbox, with the sandbox's demo credentials.
-pub fn resman_for(sandbox: &RunningSandbox, timeout: Duration) -> shared::adapters::resman::HttpResMan {
-    let mut settings = shared::adapters::resman::ResManSettings::new(
+pub fn resman_for(sandbox: &RunningSandbox, timeout: Duration) -> tour_aws::resman::HttpResMan {
+    let mut settings = tour_aws::resman::ResManSettings::new(
         sandbox.base_url(),
-        shared::adapters::resman::ResManCredentials {
+        tour_aws::resman::ResManCredentials {
             integration_partner_id: "domiq-sandbox".into(),
             api_key: "sandbox-api-key".into(),
             account_id: 400,
         },
     );
     settings.timeout = timeout;
-    shared::adapters::resman::HttpResMan::new(settings).expect("HTTP client")
+    tour_aws::resman::HttpResMan::new(settings).expect("HTTP client")
 }
 
 /// The booking use case's ports as the `book-tour` function wires them: one store for every storage port, three
 /// ResMan attempts with back-off from `backoff`.
 pub fn booking_deps<'a>(
-    store: &'a shared::adapters::dynamo::DynamoStore,
-    resman: &'a shared::adapters::resman::HttpResMan,
-    queue: &'a shared::adapters::sqs::SqsSyncQueue,
+    store: &'a tour_aws::dynamo::DynamoStore,
+    resman: &'a tour_aws::resman::HttpResMan,
+    queue: &'a tour_aws::sqs::SqsSyncQueue,
     backoff: Duration,
-) -> shared::app::booking::BookingDeps<'a> {
-    shared::app::booking::BookingDeps {
+) -> tour_core::app::booking::BookingDeps<'a> {
+    tour_core::app::booking::BookingDeps {
         properties: store,
         calendar: store,
         tours: store,
         holds: store,
         resman,
         queue,
-        attempts: shared::app::sync::Attempts { count: 3, backoff },
+        attempts: tour_core::app::sync::Attempts { count: 3, backoff },
         clock: &chrono::Utc::now,
     }
 }
@@ -397,29 +397,29 @@ pub fn booking_deps<'a>(
 /// The chatbot's `PUT /api/resman/tours/{id}` with a JSON body, as `update-tour` wires it (one store for every
 /// storage port).
 pub async fn update_tour(
-    store: &shared::adapters::dynamo::DynamoStore,
-    queue: &shared::adapters::sqs::SqsSyncQueue,
+    store: &tour_aws::dynamo::DynamoStore,
+    queue: &tour_aws::sqs::SqsSyncQueue,
     id: &str,
     body: &serde_json::Value,
     key: Option<&str>,
-) -> Result<shared::app::lifecycle::Updated, shared::app::AppError> {
-    let command = shared::domain::update::UpdateTourCommand::from_body(body.to_string().as_bytes())?;
-    let deps = shared::app::lifecycle::UpdateDeps {
+) -> Result<tour_core::app::lifecycle::Updated, tour_core::app::AppError> {
+    let command = tour_core::domain::update::UpdateTourCommand::from_body(body.to_string().as_bytes())?;
+    let deps = tour_core::app::lifecycle::UpdateDeps {
         properties: store,
         calendar: store,
         tours: store,
         queue,
     };
-    shared::app::lifecycle::update_tour(&deps, id, &command, key, chrono::Utc::now()).await
+    tour_core::app::lifecycle::update_tour(&deps, id, &command, key, chrono::Utc::now()).await
 }
 
 /// What both sources of ResMan's changes write to, as the webhook and the poller wire it: one store for every
 /// storage port, and the queue of the tours' side effects.
 pub fn feed<'a>(
-    store: &'a shared::adapters::dynamo::DynamoStore,
-    queue: &'a shared::adapters::sqs::SqsSyncQueue,
-) -> shared::app::changes::FeedDeps<'a> {
-    shared::app::changes::FeedDeps {
+    store: &'a tour_aws::dynamo::DynamoStore,
+    queue: &'a tour_aws::sqs::SqsSyncQueue,
+) -> tour_core::app::changes::FeedDeps<'a> {
+    tour_core::app::changes::FeedDeps {
         properties: store,
         calendar: store,
         tours: store,
@@ -440,7 +440,7 @@ pub async fn sandbox_json(sandbox: &RunningSandbox, path: &str) -> serde_json::V
 
 /// An invocation's time as a queue consumer has it: `seconds` from now, two kept back to answer, none started with
 /// less than two left.
-pub fn invocation(seconds: u64) -> shared::app::budget::TimeBudget {
+pub fn invocation(seconds: u64) -> tour_core::app::budget::TimeBudget {
     let two = Duration::from_secs(2);
-    shared::app::budget::TimeBudget::lasting(Duration::from_secs(seconds), two, two)
+    tour_core::app::budget::TimeBudget::lasting(Duration::from_secs(seconds), two, two)
 }

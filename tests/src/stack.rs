@@ -5,20 +5,21 @@
 use crate::*;
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use serde_json::{Value, json};
-use shared::adapters::dynamo::DynamoStore;
-use shared::adapters::resman::HttpResMan;
-use shared::adapters::sqs::SqsSyncQueue;
-use shared::app::AppError;
-use shared::app::booking::{Booked, BookingDeps, book_tour};
-use shared::app::sync::{Attempts, QueuedMessage, WorkerDeps, process_batch};
-use shared::domain::TourType;
-use shared::domain::booking::{BookTourCommand, BookTourRequest, BookingId, TourRecord};
-use shared::domain::property::Property;
-use shared::domain::slots::free_slots;
-use shared::ports::{PropertyStore, TourStore};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration as StdDuration;
+use tour_aws::dynamo::DynamoStore;
+use tour_aws::resman::HttpResMan;
+use tour_aws::sqs::SqsSyncQueue;
+use tour_core::app::AppError;
+use tour_core::app::booking::{Booked, BookingDeps, book_tour};
+use tour_core::app::sync::{Attempts, WorkerDeps, process_batch};
+use tour_core::domain::TourType;
+use tour_core::domain::booking::{BookTourCommand, BookTourRequest, BookingId, TourRecord};
+use tour_core::domain::property::Property;
+use tour_core::domain::slots::free_slots;
+use tour_core::ports::QueuedMessage;
+use tour_core::ports::{PropertyStore, TourReads};
 
 /// The webhook's HMAC secret the stack's sandbox signs with and its webhook receiver checks.
 pub const WEBHOOK_SECRET: &str = "lifecycle-webhook-secret-0123456789";
@@ -29,10 +30,10 @@ pub const LINK_SECRET: &str = "stack-link-secret-0123456789abcdef";
 pub const SELF_SERVICE_URL: &str = "https://tours.test/tour";
 
 /// The links the stack's sender writes into emails.
-pub fn links() -> shared::domain::link::Links {
-    shared::domain::link::Links::new(
+pub fn links() -> tour_core::domain::link::Links {
+    tour_core::domain::link::Links::new(
         SELF_SERVICE_URL,
-        shared::domain::link::LinkKey::new(LINK_SECRET.as_bytes().to_vec()).unwrap(),
+        tour_core::domain::link::LinkKey::new(LINK_SECRET.as_bytes().to_vec()).unwrap(),
     )
     .unwrap()
 }
@@ -47,7 +48,7 @@ pub struct Stack {
     pub dlq_url: String,
     pub property: Property,
     /// The chatbot's callbacks, when the test configured them.
-    pub callbacks: Option<shared::adapters::callback::HttpCallbacks>,
+    pub callbacks: Option<tour_aws::callback::HttpCallbacks>,
     /// One HTTP client for the sandbox's controls (building one loads the machine's root certificates).
     http: reqwest::Client,
     /// The in-process function URL that runs `tour-webhook`'s use case, while the sandbox's webhook is on.
@@ -70,7 +71,7 @@ impl Stack {
         let resman = resman_for(&sandbox, StdDuration::from_secs(2));
         let queue = aws.queue().await;
         let property = store
-            .property(&shared::domain::ResManPropertyId::parse(DEMO_PROPERTY).unwrap())
+            .property(&tour_core::domain::ResManPropertyId::parse(DEMO_PROPERTY).unwrap())
             .await
             .unwrap()
             .unwrap();
@@ -79,11 +80,11 @@ impl Stack {
             sqs: aws_sdk_sqs::Client::new(&sdk),
             aws,
             callbacks: callback_url.map(|url| {
-                shared::adapters::callback::HttpCallbacks::new(
+                tour_aws::callback::HttpCallbacks::new(
                     url,
-                    shared::adapters::secrets::RotatingSecret::fixed(vec![CALLBACK_SECRET.as_bytes().to_vec()]),
+                    tour_aws::secrets::RotatingSecret::fixed(vec![CALLBACK_SECRET.as_bytes().to_vec()]),
                     StdDuration::from_secs(2),
-                    shared::adapters::outbound::Outbound::local_stack(),
+                    tour_aws::outbound::Outbound::local_stack(),
                 )
                 .unwrap()
             }),
@@ -109,7 +110,7 @@ impl Stack {
             callbacks: self
                 .callbacks
                 .as_ref()
-                .map(|c| c as &dyn shared::ports::ChatbotCallbacks),
+                .map(|c| c as &dyn tour_core::ports::ChatbotCallbacks),
             queue: &self.queue,
             clock: &Utc::now,
             attempts: Attempts {
@@ -201,7 +202,7 @@ impl Stack {
 
     /// Answers a batch as the event source mapping reads a partial batch response: deletes what succeeded, and
     /// makes failures visible again at once (the real delay is tested in the unit tests).
-    pub async fn settle_sync_batch(&self, messages: &[QueuedMessage], failed: &[shared::app::sync::Failed]) {
+    pub async fn settle_sync_batch(&self, messages: &[QueuedMessage], failed: &[tour_core::ports::Failed]) {
         for m in messages {
             if failed.iter().any(|f| f.id == m.id) {
                 self.sqs
@@ -305,7 +306,7 @@ impl Stack {
 
     /// A tour as `GET /api/resman/tours/{id}` shows it.
     pub async fn view(&self, id: &str) -> Value {
-        let view = shared::app::booking::tour_view(&self.store, &self.store, &self.store, id)
+        let view = tour_core::app::booking::tour_view(&self.store, &self.store, &self.store, id)
             .await
             .unwrap();
         serde_json::to_value(view).unwrap()
@@ -330,18 +331,18 @@ impl Stack {
     }
 
     /// One tick of the change poller, as `resman-change-poller` wires it; every property must be read.
-    pub async fn poll(&self) -> shared::app::changes::PollReport {
+    pub async fn poll(&self) -> tour_core::app::changes::PollReport {
         let report = self.try_poll().await;
         assert!(report.failed.is_empty(), "{report:?}");
         report
     }
 
     /// One tick of the change poller, whatever ResMan answers.
-    pub async fn try_poll(&self) -> shared::app::changes::PollReport {
-        shared::app::changes::poll_changes(
+    pub async fn try_poll(&self) -> tour_core::app::changes::PollReport {
+        tour_core::app::changes::poll_changes(
             &feed(&self.store, &self.queue),
             &self.resman,
-            &shared::app::changes::PollSettings::default(),
+            &tour_core::app::changes::PollSettings::default(),
             Utc::now(),
             &invocation(60),
         )
@@ -391,13 +392,13 @@ impl Stack {
                 let stack = Arc::clone(&stack);
                 async move {
                     let relays = relays_of(WEBHOOK_SECRET);
-                    let deps = shared::app::webhook::WebhookDeps {
+                    let deps = tour_core::app::webhook::WebhookDeps {
                         inbox: &stack.store,
                         feed: feed(&stack.store, &stack.queue),
                         relays: &relays,
                     };
                     let signature = headers.get("x-resman-signature").and_then(|v| v.to_str().ok());
-                    match shared::app::webhook::receive_change_notice(&deps, signature, &body, Utc::now()).await {
+                    match tour_core::app::webhook::receive_change_notice(&deps, signature, &body, Utc::now()).await {
                         Ok(_) => axum::http::StatusCode::OK,
                         Err(e) => {
                             eprintln!("webhook refused: {e}");
@@ -446,20 +447,23 @@ impl Stack {
 impl Stack {
     /// Delivers one change notice to the webhook's use case as a relay would: `body` exactly as given, signed now
     /// with the stack's webhook secret.
-    pub async fn notice(&self, body: &Value) -> Result<shared::app::webhook::NoticeOutcome, shared::app::AppError> {
+    pub async fn notice(
+        &self,
+        body: &Value,
+    ) -> Result<tour_core::app::webhook::NoticeOutcome, tour_core::app::AppError> {
         let raw = body.to_string().into_bytes();
-        let signature = shared::domain::signature::sign(WEBHOOK_SECRET.as_bytes(), Utc::now().timestamp(), &raw);
+        let signature = tour_core::domain::signature::sign(WEBHOOK_SECRET.as_bytes(), Utc::now().timestamp(), &raw);
         let relays = relays_of(WEBHOOK_SECRET);
-        let deps = shared::app::webhook::WebhookDeps {
+        let deps = tour_core::app::webhook::WebhookDeps {
             inbox: &self.store,
             feed: feed(&self.store, &self.queue),
             relays: &relays,
         };
-        shared::app::webhook::receive_change_notice(&deps, Some(&signature), &raw, Utc::now()).await
+        tour_core::app::webhook::receive_change_notice(&deps, Some(&signature), &raw, Utc::now()).await
     }
 
     pub async fn queue_again(&self, id: &BookingId) {
-        use shared::ports::SyncQueue;
+        use tour_core::ports::SyncQueue;
         self.queue.enqueue(id).await.unwrap();
     }
 
@@ -505,20 +509,20 @@ impl Stack {
     /// Delivers the notification queue to the sender's use case (with SES in moto) until it is empty, as the
     /// event source mapping would: how many messages were handled.
     pub async fn deliver_notifications(&self) -> usize {
-        let mailer = shared::adapters::ses::SesMailer::new(
+        let mailer = tour_aws::ses::SesMailer::new(
             &self.aws.sdk().await,
             self.aws.var("SENDER_EMAIL"),
             Some(self.aws.var("SES_CONFIGURATION_SET").to_owned()),
             StdDuration::from_secs(5),
         );
-        let templates = shared::domain::email::Templates::defaults().unwrap();
-        let staff_webhook = shared::adapters::staff_webhook::HttpStaffWebhook::new(
+        let templates = tour_core::domain::email::Templates::defaults().unwrap();
+        let staff_webhook = tour_aws::staff_webhook::HttpStaffWebhook::new(
             StdDuration::from_secs(2),
-            shared::adapters::outbound::Outbound::local_stack(),
+            tour_aws::outbound::Outbound::local_stack(),
         )
         .unwrap();
         let links = links();
-        let deps = shared::app::notify::SenderDeps {
+        let deps = tour_core::app::notify::SenderDeps {
             properties: &self.store,
             messages: &self.store,
             mailer: &mailer,
@@ -546,7 +550,7 @@ impl Stack {
                 return handled;
             }
             for m in received {
-                let outcome = shared::app::notify::send_queued_message(
+                let outcome = tour_core::app::notify::send_queued_message(
                     &deps,
                     m.body.as_deref().unwrap_or_default(),
                     1,
@@ -555,7 +559,7 @@ impl Stack {
                 )
                 .await
                 .unwrap();
-                assert_eq!(outcome, shared::app::sync::WorkerOutcome::Done, "{:?}", m.body);
+                assert_eq!(outcome, tour_core::app::sync::WorkerOutcome::Done, "{:?}", m.body);
                 self.sqs
                     .delete_message()
                     .queue_url(url)
@@ -571,10 +575,10 @@ impl Stack {
     /// The self-service page's use cases over the stack's table and queues, as `tour-self-service` wires them.
     pub fn self_service<'a>(
         &'a self,
-        key: &'a shared::domain::link::LinkKey,
-    ) -> shared::app::self_service::SelfServiceDeps<'a> {
-        shared::app::self_service::SelfServiceDeps {
-            update: shared::app::lifecycle::UpdateDeps {
+        key: &'a tour_core::domain::link::LinkKey,
+    ) -> tour_core::app::self_service::SelfServiceDeps<'a> {
+        tour_core::app::self_service::SelfServiceDeps {
+            update: tour_core::app::lifecycle::UpdateDeps {
                 properties: &self.store,
                 calendar: &self.store,
                 tours: &self.store,
@@ -621,14 +625,14 @@ fn collect_raw(value: &Value, into: &mut Vec<Vec<u8>>) {
 }
 
 /// What ResMan's calendar says of a tour's status, in ResMan's words.
-pub fn resman_word(status: shared::domain::booking::TourStatus) -> Option<&'static str> {
-    shared::domain::lifecycle::ResManWord::write(status).map(|w| w.as_resman())
+pub fn resman_word(status: tour_core::domain::booking::TourStatus) -> Option<&'static str> {
+    tour_core::domain::lifecycle::ResManWord::write(status).map(|w| w.as_resman())
 }
 
 /// Asserts that ResMan's appointment `theirs` holds the tour's last version: written (synced), at the same time, with
 /// the same agent and status.
 pub fn assert_agrees_with_resman(tour: &TourRecord, theirs: &Value, context: &str) {
-    use shared::domain::booking::SyncStatus;
+    use tour_core::domain::booking::SyncStatus;
     assert_eq!(tour.sync_status, SyncStatus::Synced, "{context}: {tour:?}");
     assert_eq!(
         tour.resman_version, tour.version,
@@ -638,7 +642,7 @@ pub fn assert_agrees_with_resman(tour: &TourRecord, theirs: &Value, context: &st
     // or cancelled by staff at the time it then had): ResMan must show exactly that, and our mirror keeps its agent
     // busy while it holds time. With the cancel word, what we last saw is what we wrote: the tour as it stands.
     let (status, start, agent) = match &tour.resman_seen {
-        Some(seen) if tour.status == shared::domain::booking::TourStatus::Cancelled => {
+        Some(seen) if tour.status == tour_core::domain::booking::TourStatus::Cancelled => {
             (seen.status, seen.start, seen.agent.as_ref())
         }
         _ => (tour.status, tour.start, tour.holder.agent()),

@@ -3,13 +3,13 @@
 
 use integration_tests::customers::{ACCOUNT_SECRET_PREFIX, generate};
 use integration_tests::*;
-use shared::adapters::resman::AccountKeys;
-use shared::adapters::secrets::{AccountSecrets, SecretsManager};
-use shared::domain::ResManPropertyId;
-use shared::domain::resman::{ResManAccountId, ResManSite};
-use shared::ports::{ResManError, ResManGateway};
 use std::sync::Arc;
 use std::time::Duration;
+use tour_aws::resman::AccountKeys;
+use tour_aws::secrets::{AccountSecrets, SecretsManager};
+use tour_core::domain::ResManPropertyId;
+use tour_core::domain::resman::{ResManAccountId, ResManSite};
+use tour_core::ports::{ResManError, ResManGateway};
 
 #[tokio::test]
 async fn each_property_is_reached_with_its_own_accounts_credentials_and_never_another_accounts() {
@@ -116,10 +116,10 @@ async fn calls_by_account(sandbox: &RunningSandbox) -> std::collections::BTreeMa
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn poll_workers_running_at_once_never_call_an_account_faster_than_its_rate() {
     use integration_tests::stack::Stack;
-    use shared::app::changes::{FeedDeps, PollSettings, process_poll_batch};
-    use shared::app::pacing::AccountPacer;
-    use shared::app::sync::QueuedMessage;
-    use shared::domain::rate::Rate;
+    use tour_core::app::changes::{FeedDeps, PollSettings, process_poll_batch};
+    use tour_core::app::pacing::AccountPacer;
+    use tour_core::domain::rate::Rate;
+    use tour_core::ports::QueuedMessage;
 
     let stack = Stack::start().await;
     let sdk = stack.aws.sdk().await;
@@ -223,10 +223,10 @@ async fn poll_workers_running_at_once_never_call_an_account_faster_than_its_rate
 #[tokio::test]
 async fn a_sync_batch_for_two_companies_ends_in_time_and_one_companys_hung_resman_holds_back_no_other_write() {
     use integration_tests::stack::{Stack, command, response};
-    use shared::app::booking::book_tour;
-    use shared::app::sync::{WorkerDeps, process_batch};
-    use shared::domain::booking::{BookingId, SyncStatus};
-    use shared::ports::TourStore;
+    use tour_core::app::booking::book_tour;
+    use tour_core::app::sync::{WorkerDeps, process_batch};
+    use tour_core::domain::booking::{BookingId, SyncStatus};
+    use tour_core::ports::TourReads;
 
     let stack = Stack::start().await;
     let sdk = stack.aws.sdk().await;

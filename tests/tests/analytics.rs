@@ -17,15 +17,15 @@ use chrono::{DateTime, Duration, NaiveDate, Utc};
 use integration_tests::stack::*;
 use integration_tests::*;
 use serde_json::{Value, json};
-use shared::app::AppError;
-use shared::app::analytics::{AnalyticsDeps, AnalyticsQuery, tour_metrics, tour_trends};
-use shared::app::booking::book_tour;
-use shared::domain::TourType;
-use shared::domain::booking::{BookTourCommand, BookTourRequest, BookingId, TourRecord, TourStatus};
-use shared::domain::link::{Rating, Score};
-use shared::domain::slots::resolve_local;
-use shared::metrics::{capture, names};
-use shared::ports::{RatingStore, TourStore};
+use tour_core::app::AppError;
+use tour_core::app::analytics::{AnalyticsDeps, AnalyticsQuery, tour_metrics, tour_trends};
+use tour_core::app::booking::book_tour;
+use tour_core::domain::TourType;
+use tour_core::domain::booking::{BookTourCommand, BookTourRequest, BookingId, TourRecord, TourStatus};
+use tour_core::domain::link::{Rating, Score};
+use tour_core::domain::slots::resolve_local;
+use tour_core::metrics::{capture, names};
+use tour_core::ports::{RatingStore, TourReads, TourWrites};
 
 fn command_of(stack: &Stack, n: usize, time: &str, tour_type: TourType) -> BookTourCommand {
     let body = json!({
@@ -160,7 +160,7 @@ async fn every_figure_matches_a_hand_count_of_a_known_mix_of_tours() {
     stack.poll().await;
     assert_eq!(
         stack.tour(&a).await.prospect_stage,
-        Some(shared::domain::resman::ProspectStage::Resident)
+        Some(tour_core::domain::resman::ProspectStage::Resident)
     );
     // ResMan takes every change (the sync queue, as the event source mapping delivers it).
     stack.drain(20).await;
@@ -180,7 +180,7 @@ async fn every_figure_matches_a_hand_count_of_a_known_mix_of_tours() {
     stack.faults(json!({})).await;
     let r = stack
         .store
-        .conversation_tours(&shared::domain::booking::ConversationId::parse("analytics-40").unwrap())
+        .conversation_tours(&tour_core::domain::booking::ConversationId::parse("analytics-40").unwrap())
         .await
         .unwrap()
         .remove(0);
@@ -408,7 +408,7 @@ fn metric_value(lines: &[String], metric: &str) -> f64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_oldest_owed_resman_write_is_reported_until_resman_takes_it() {
-    use shared::app::sync::requeue_owed_syncs;
+    use tour_core::app::sync::requeue_owed_syncs;
     let stack = Stack::start().await;
     let booked = Utc::now();
     stack.book_while_resman_is_down(1, "10:00").await;
@@ -426,8 +426,8 @@ async fn the_oldest_owed_resman_write_is_reported_until_resman_takes_it() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_change_saved_over_a_stage_the_poller_just_wrote_is_stale_and_never_undoes_it() {
-    use shared::domain::resman::ProspectStage;
-    use shared::ports::{ChangeExtras, ChangeWrite, Locks};
+    use tour_core::domain::resman::ProspectStage;
+    use tour_core::ports::{ChangeExtras, ChangeWrite, Locks};
     let stack = Stack::start().await;
     let id = book(&stack, 1, "10:00", TourType::InPerson).await;
     let before = stack.tour(&id).await;

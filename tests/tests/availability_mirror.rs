@@ -6,9 +6,9 @@ use chrono::{Datelike, Duration, NaiveDate, TimeZone, Utc, Weekday};
 use chrono_tz::America::Phoenix;
 use integration_tests::*;
 use serde_json::json;
-use shared::app::availability::{AvailabilityDeps, AvailabilityQuery, Source, availability};
-use shared::app::changes::{PollSettings, poll_changes};
 use std::time::Duration as StdDuration;
+use tour_core::app::availability::{AvailabilityDeps, AvailabilityQuery, Source, availability};
+use tour_core::app::changes::{PollSettings, poll_changes};
 
 /// A Phoenix weekday at least two days ahead (Saguaro Flats is open Mon-Sat 08:00-17:00, 30-minute tours).
 fn bookable_day() -> NaiveDate {
@@ -22,10 +22,10 @@ fn bookable_day() -> NaiveDate {
 /// Our side (DynamoDB Local and moto, the demo properties loaded) and a ResMan sandbox, with the gateway to it.
 async fn demo_stack() -> (
     LocalAws,
-    shared::adapters::dynamo::DynamoStore,
-    shared::adapters::sqs::SqsSyncQueue,
+    tour_aws::dynamo::DynamoStore,
+    tour_aws::sqs::SqsSyncQueue,
     RunningSandbox,
-    shared::adapters::resman::HttpResMan,
+    tour_aws::resman::HttpResMan,
 ) {
     let aws = LocalAws::start(&[], &[]);
     let store = aws.store().await;
@@ -38,10 +38,10 @@ async fn demo_stack() -> (
 
 /// One tick of the change poller over the demo properties.
 async fn poll(
-    store: &shared::adapters::dynamo::DynamoStore,
-    queue: &shared::adapters::sqs::SqsSyncQueue,
-    resman: &shared::adapters::resman::HttpResMan,
-) -> shared::app::changes::PollReport {
+    store: &tour_aws::dynamo::DynamoStore,
+    queue: &tour_aws::sqs::SqsSyncQueue,
+    resman: &tour_aws::resman::HttpResMan,
+) -> tour_core::app::changes::PollReport {
     poll_changes(
         &feed(store, queue),
         resman,
@@ -60,7 +60,7 @@ async fn a_tour_booked_by_staff_in_resman_leaves_availability_and_the_cache() {
         calendar: &store,
         cache: &store,
         cache_ttl: Duration::seconds(60),
-        reach: &shared::domain::access::EVERY_ACCOUNT,
+        reach: &tour_core::domain::access::EVERY_ACCOUNT,
     };
     let day = bookable_day();
     let query = AvailabilityQuery::parse(Some(PHOENIX_PROPERTY), Some(&day.to_string()), Some("in_person")).unwrap();
@@ -122,9 +122,9 @@ async fn a_tour_booked_by_staff_in_resman_leaves_availability_and_the_cache() {
 
 #[tokio::test]
 async fn a_first_poll_of_thirty_busy_days_with_resman_at_two_seconds_a_call_completes_over_ticks() {
-    use shared::app::changes::poll_one;
-    use shared::domain::{AppointmentId, ResManPropertyId};
-    use shared::ports::CalendarStore;
+    use tour_core::app::changes::poll_one;
+    use tour_core::domain::{AppointmentId, ResManPropertyId};
+    use tour_core::ports::CalendarStore;
 
     let (_aws, store, queue, sandbox, resman) = demo_stack().await;
     // A month of front-desk bookings before the property joined us: one booked on each of the last 30 days, each for

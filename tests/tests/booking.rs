@@ -5,11 +5,11 @@ use chrono::{Duration, Utc};
 use integration_tests::stack::*;
 use integration_tests::*;
 use serde_json::json;
-use shared::app::AppError;
-use shared::app::booking::book_tour;
-use shared::domain::TourType;
-use shared::domain::booking::{BookingId, SyncStatus};
-use shared::ports::{CalendarStore, TourStore};
+use tour_core::app::AppError;
+use tour_core::app::booking::book_tour;
+use tour_core::domain::TourType;
+use tour_core::domain::booking::{BookingId, SyncStatus};
+use tour_core::ports::{CalendarStore, TourReads, TourWrites};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_hundred_bookings_of_one_slot_give_it_to_exactly_as_many_as_there_are_agents() {
@@ -122,7 +122,7 @@ async fn a_prospect_who_cancels_and_asks_again_is_booked_and_a_lapsed_key_record
     assert_ne!(second, first, "a new tour, not the cancelled one replayed");
     assert_eq!(
         stack.tour(second.as_str().unwrap()).await.status,
-        shared::domain::booking::TourStatus::Scheduled
+        tour_core::domain::booking::TourStatus::Scheduled
     );
     let retry = stack.book(&c, None).await.unwrap();
     assert_eq!(
@@ -152,7 +152,7 @@ async fn a_prospect_who_cancels_and_asks_again_is_booked_and_a_lapsed_key_record
             "pk",
             aws_sdk_dynamodb::types::AttributeValue::S(format!(
                 "IDEM#{}",
-                shared::domain::booking::idempotency_key_of("lapsing-key").unwrap()
+                tour_core::domain::booking::idempotency_key_of("lapsing-key").unwrap()
             )),
         )
         .key("sk", aws_sdk_dynamodb::types::AttributeValue::S("IDEM".into()))
@@ -247,7 +247,7 @@ async fn a_booking_resman_refuses_frees_its_slot() {
         matches!(&refused, Err(AppError::ResMan(e)) if e.to_string().contains("blocked by policy")),
         "{refused:?}"
     );
-    let day = shared::domain::UtcWindow::starting_at(Utc::now(), Duration::days(20)).unwrap();
+    let day = tour_core::domain::UtcWindow::starting_at(Utc::now(), Duration::days(20)).unwrap();
     assert!(
         stack.store.busy_in(&stack.property.id, day).await.unwrap().is_empty(),
         "no busy time remains"
@@ -311,7 +311,7 @@ async fn a_booking_resman_never_takes_is_marked_failed_for_staff_and_dead_letter
 
 #[tokio::test]
 async fn a_booking_whose_queue_message_was_lost_is_requeued_from_the_outbox_once() {
-    use shared::app::sync::requeue_owed_syncs;
+    use tour_core::app::sync::requeue_owed_syncs;
     let stack = Stack::start().await;
     stack.book_while_resman_is_down(1, "10:00").await;
     stack.control(reqwest::Method::DELETE, "/_sandbox/faults", None).await;
@@ -353,14 +353,14 @@ async fn a_booking_whose_queue_message_was_lost_is_requeued_from_the_outbox_once
 
 #[tokio::test]
 async fn a_request_whose_first_call_died_after_holding_the_slot_is_answered_from_the_booking() {
-    use shared::domain::booking::{TourRecord, TourStatus, lock_granules, requested_slot};
-    use shared::ports::{BookingWrite, NewBooking};
+    use tour_core::domain::booking::{TourRecord, TourStatus, lock_granules, requested_slot};
+    use tour_core::ports::{BookingWrite, NewBooking};
     let stack = Stack::start().await;
     let c = command(&stack.property, 1, "10:00");
     let key = c.idempotency_key(Some("crash-key")).unwrap();
     // The first call held the slot, then died before ResMan was asked or the answer saved.
     let window = requested_slot(&stack.property, &c, Utc::now()).unwrap();
-    let holder = shared::domain::booking::Holder::Agent(shared::domain::AgentId::parse(DEMO_AGENTS[0]).unwrap());
+    let holder = tour_core::domain::booking::Holder::Agent(tour_core::domain::AgentId::parse(DEMO_AGENTS[0]).unwrap());
     let tour = TourRecord {
         booking_id: BookingId::from_uuid(uuid::Uuid::new_v4()),
         conversation_id: c.conversation_id.clone(),
@@ -444,11 +444,11 @@ async fn a_booked_tour_reads_back_by_our_id_and_by_resmans_with_its_history() {
     let stack = Stack::start().await;
     let booked = stack.book(&command(&stack.property, 1, "10:00"), None).await.unwrap();
     let answer = booked.response.unwrap();
-    let ours = shared::app::booking::tour_view(&stack.store, &stack.store, &stack.store, &answer.appointment_id)
+    let ours = tour_core::app::booking::tour_view(&stack.store, &stack.store, &stack.store, &answer.appointment_id)
         .await
         .unwrap();
     let resman_id = answer.resman_appointment_id.clone().expect("synced");
-    let theirs = shared::app::booking::tour_view(&stack.store, &stack.store, &stack.store, &resman_id)
+    let theirs = tour_core::app::booking::tour_view(&stack.store, &stack.store, &stack.store, &resman_id)
         .await
         .unwrap();
     assert_eq!(ours, theirs, "ResMan's id leads to the same tour");

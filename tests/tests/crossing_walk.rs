@@ -15,11 +15,11 @@ use integration_tests::stack::*;
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 use serde_json::{Value, json};
-use shared::domain::booking::{BookingId, TourRecord, TourStatus};
-use shared::domain::lifecycle::ChangeSource;
-use shared::domain::notify::{Audience, DeliveryStatus, MessageKind};
-use shared::ports::{MessageStore, TourStore};
 use std::sync::{Arc, Mutex};
+use tour_core::domain::booking::{BookingId, TourRecord, TourStatus};
+use tour_core::domain::lifecycle::ChangeSource;
+use tour_core::domain::notify::{Audience, DeliveryStatus, MessageKind};
+use tour_core::ports::{MessageStore, TourReads};
 
 const TOURS: usize = 10;
 /// The walk's operations, by actor: the chatbot, staff, the sync worker, the poller, the sender.

@@ -5,15 +5,15 @@
 use chrono::{DateTime, Duration, Utc};
 use integration_tests::stack::*;
 use serde_json::json;
-use shared::app::AppError;
-use shared::app::availability::{AvailabilityDeps, AvailabilityQuery, availability};
-use shared::app::booking::{BookingDeps, book_tour};
-use shared::app::holds::{HoldDeps, HoldView, place_hold};
-use shared::domain::booking::{BookTourCommand, BookingId};
-use shared::domain::hold::{HoldCommand, HoldMinutes, HoldsPerHour};
-use shared::domain::{HoldToken, TourType};
-use shared::ports::{CalendarStore, HoldStore};
 use std::sync::Arc;
+use tour_core::app::AppError;
+use tour_core::app::availability::{AvailabilityDeps, AvailabilityQuery, availability};
+use tour_core::app::booking::{BookingDeps, book_tour};
+use tour_core::app::holds::{HoldDeps, HoldView, place_hold};
+use tour_core::domain::booking::{BookTourCommand, BookingId};
+use tour_core::domain::hold::{HoldCommand, HoldMinutes, HoldsPerHour};
+use tour_core::domain::{HoldToken, TourType};
+use tour_core::ports::{CalendarStore, HoldStore};
 
 fn hold_command(stack: &Stack, conversation: &str, time: &str, staff: Option<&str>) -> HoldCommand {
     let mut body = json!({
@@ -51,7 +51,7 @@ async fn book_at(
     stack: &Stack,
     command: &BookTourCommand,
     now: DateTime<Utc>,
-) -> Result<shared::app::booking::Booked, AppError> {
+) -> Result<tour_core::app::booking::Booked, AppError> {
     let deps: BookingDeps<'_> = stack.deps();
     book_tour(&deps, command, None, BookingId::from_uuid(uuid::Uuid::new_v4()), now).await
 }
@@ -62,7 +62,7 @@ async fn offered(stack: &Stack, now: DateTime<Utc>) -> Vec<String> {
         calendar: &stack.store,
         cache: &stack.store,
         cache_ttl: Duration::seconds(300),
-        reach: &shared::domain::access::EVERY_ACCOUNT,
+        reach: &tour_core::domain::access::EVERY_ACCOUNT,
     };
     let query = AvailabilityQuery::parse(
         Some(stack.property.id.as_str()),
@@ -75,7 +75,7 @@ async fn offered(stack: &Stack, now: DateTime<Utc>) -> Vec<String> {
 }
 
 fn presenting(mut command: BookTourCommand, conversation: &str, token: &str) -> BookTourCommand {
-    command.conversation_id = shared::domain::booking::ConversationId::parse(conversation).unwrap();
+    command.conversation_id = tour_core::domain::booking::ConversationId::parse(conversation).unwrap();
     command.hold_token = Some(HoldToken::parse(token).unwrap());
     command
 }
@@ -133,7 +133,7 @@ async fn a_hold_survives_competing_bookings_and_its_token_gets_the_slot() {
     assert_no_overlap(&appointments);
     // The hold's busy time went too: only the tours are busy at 10:00.
     let date = bookable_date(&stack.property);
-    let day = shared::domain::slots::day_window(stack.property.time_zone, date);
+    let day = tour_core::domain::slots::day_window(stack.property.time_zone, date);
     let busy = stack.store.busy_in(&stack.property.id, day).await.unwrap();
     assert_eq!(busy.len(), agents);
     assert!(busy.iter().all(|b| b.held.is_none()));
@@ -169,7 +169,7 @@ async fn an_unused_hold_lapses_by_itself_at_its_instant() {
     assert!(
         stack
             .store
-            .hold(&shared::domain::booking::ConversationId::parse("conv-h0").unwrap())
+            .hold(&tour_core::domain::booking::ConversationId::parse("conv-h0").unwrap())
             .await
             .unwrap()
             .is_some()

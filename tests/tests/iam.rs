@@ -4,12 +4,12 @@
 
 use integration_tests::stack::*;
 use integration_tests::*;
-use shared::adapters::dynamo::DynamoStore;
-use shared::adapters::sqs::SqsSyncQueue;
-use shared::app::booking::book_tour;
-use shared::domain::booking::BookingId;
-use shared::ports::{MessageStore, TourStore};
 use std::time::Duration;
+use tour_aws::dynamo::DynamoStore;
+use tour_aws::sqs::SqsSyncQueue;
+use tour_core::app::booking::book_tour;
+use tour_core::domain::booking::BookingId;
+use tour_core::ports::{MessageStore, TourReads};
 
 async fn denials(gate: &str) -> Vec<serde_json::Value> {
     reqwest::get(format!("{gate}/_iam/denials"))
@@ -35,8 +35,8 @@ async fn a_booking_and_its_read_back_stay_inside_book_tour_s_and_get_tour_s_poli
     let resman = resman_for(&sandbox, Duration::from_secs(2));
     let deps = booking_deps(&store, &resman, &queue, Duration::from_millis(20));
     let property = {
-        use shared::ports::PropertyStore;
-        let id = shared::domain::ResManPropertyId::parse(DEMO_PROPERTY).unwrap();
+        use tour_core::ports::PropertyStore;
+        let id = tour_core::domain::ResManPropertyId::parse(DEMO_PROPERTY).unwrap();
         store.property(&id).await.unwrap().unwrap()
     };
     let id = BookingId::from_uuid(uuid::Uuid::new_v4());

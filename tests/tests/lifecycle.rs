@@ -5,14 +5,14 @@ use chrono::{DateTime, Utc};
 use integration_tests::stack::*;
 use integration_tests::*;
 use serde_json::{Value, json};
-use shared::app::AppError;
-use shared::app::availability::{AvailabilityDeps, AvailabilityQuery, availability};
-use shared::domain::booking::{BookingId, SyncStatus, TourStatus};
-use shared::domain::lifecycle::ChangeSource;
-use shared::domain::{ProspectId, UtcWindow};
-use shared::ports::{CalendarStore, ResManGateway};
 use std::sync::Arc;
 use std::time::Duration as StdDuration;
+use tour_core::app::AppError;
+use tour_core::app::availability::{AvailabilityDeps, AvailabilityQuery, availability};
+use tour_core::domain::booking::{BookingId, SyncStatus, TourStatus};
+use tour_core::domain::lifecycle::ChangeSource;
+use tour_core::domain::{ProspectId, UtcWindow};
+use tour_core::ports::{CalendarStore, ResManGateway};
 
 /// Books prospect `n` at `time` on the stack's bookable date: our id and ResMan's.
 async fn booked(stack: &Stack, n: usize, time: &str) -> (String, String) {
@@ -34,7 +34,7 @@ fn local(stack: &Stack, time: &str) -> String {
 async fn busy_of_the_day(stack: &Stack) -> Vec<(Option<String>, DateTime<Utc>)> {
     let date = bookable_date(&stack.property);
     let start =
-        shared::domain::slots::resolve_local(stack.property.time_zone, date.and_hms_opt(0, 0, 0).unwrap()).unwrap();
+        tour_core::domain::slots::resolve_local(stack.property.time_zone, date.and_hms_opt(0, 0, 0).unwrap()).unwrap();
     let day = UtcWindow::starting_at(start, chrono::Duration::days(1)).unwrap();
     let mut busy: Vec<_> = stack
         .store
@@ -123,7 +123,7 @@ async fn offers_ten(stack: &Stack) -> bool {
         calendar: &stack.store,
         cache: &stack.store,
         cache_ttl: chrono::Duration::seconds(60),
-        reach: &shared::domain::access::EVERY_ACCOUNT,
+        reach: &tour_core::domain::access::EVERY_ACCOUNT,
     };
     let date = bookable_date(&stack.property).to_string();
     let query = AvailabilityQuery::parse(Some(DEMO_PROPERTY), Some(&date), Some("in_person")).unwrap();
@@ -132,13 +132,13 @@ async fn offers_ten(stack: &Stack) -> bool {
 }
 
 /// The prospect's events in ResMan: no `Cancel` ever (it would mark the prospect lost), and the cancellation notes.
-async fn cancellation_notes(stack: &Stack, tour: &shared::domain::booking::TourRecord) -> Vec<String> {
+async fn cancellation_notes(stack: &Stack, tour: &tour_core::domain::booking::TourRecord) -> Vec<String> {
     let prospect = ProspectId::parse(tour.resman_prospect_id.as_deref().unwrap()).unwrap();
     let found = stack
         .resman
         .find_prospects(
             &stack.property.site(),
-            &shared::domain::resman::ProspectLookup::Id(prospect),
+            &tour_core::domain::resman::ProspectLookup::Id(prospect),
         )
         .await
         .unwrap();
@@ -217,8 +217,8 @@ async fn with_the_cancel_word_on_a_cancellation_frees_the_slot_at_once_and_marks
     let stack = Stack::start().await;
     let mut file = stack.property.to_file().clone();
     file.resman_cancel_word = true;
-    let property = shared::domain::property::Property::from_file(file).unwrap();
-    shared::ports::PropertyStore::save_property(&stack.store, &property)
+    let property = tour_core::domain::property::Property::from_file(file).unwrap();
+    tour_core::ports::PropertyStore::save_property(&stack.store, &property)
         .await
         .unwrap();
     let mut ours = Vec::new();
@@ -299,11 +299,11 @@ async fn a_staff_confirmation_reaches_the_tour_once_by_webhook_or_by_poller_with
     let by_poller = polled.tour(&id).await;
     assert_eq!(by_poller.history.last().unwrap().source, ChangeSource::ResmanPoll);
 
-    let same = |t: &shared::domain::booking::TourRecord| (t.status, t.version, t.holder.clone(), t.sync_status);
+    let same = |t: &tour_core::domain::booking::TourRecord| (t.status, t.version, t.holder.clone(), t.sync_status);
     assert_eq!(same(&by_webhook), same(&by_poller));
     // The conversation's view shows the same record.
     let conversation =
-        shared::app::booking::conversation_tours(&polled.store, &polled.store, &by_poller.conversation_id)
+        tour_core::app::booking::conversation_tours(&polled.store, &polled.store, &by_poller.conversation_id)
             .await
             .unwrap();
     assert_eq!(conversation.tours[0].status, TourStatus::Confirmed);
@@ -342,7 +342,7 @@ async fn out_of_order_and_replayed_notices_end_in_the_right_state() {
     let (id, theirs) = booked(&stack, 1, "10:00").await;
     stack.drain(3).await;
     let relays = relays_of(WEBHOOK_SECRET);
-    let deps = shared::app::webhook::WebhookDeps {
+    let deps = tour_core::app::webhook::WebhookDeps {
         inbox: &stack.store,
         feed: feed(&stack.store, &stack.queue),
         relays: &relays,
@@ -358,8 +358,8 @@ async fn out_of_order_and_replayed_notices_end_in_the_right_state() {
         .into_bytes()
     };
     let send = async |body: Vec<u8>| {
-        let signature = shared::domain::signature::sign(WEBHOOK_SECRET.as_bytes(), now.timestamp(), &body);
-        shared::app::webhook::receive_change_notice(&deps, Some(&signature), &body, now)
+        let signature = tour_core::domain::signature::sign(WEBHOOK_SECRET.as_bytes(), now.timestamp(), &body);
+        tour_core::app::webhook::receive_change_notice(&deps, Some(&signature), &body, now)
             .await
             .unwrap()
     };
@@ -367,7 +367,7 @@ async fn out_of_order_and_replayed_notices_end_in_the_right_state() {
     let completed = notice("n-completed", "Completed", 20);
     send(completed.clone()).await;
     send(notice("n-confirmed", "Confirmed", 10)).await;
-    assert_eq!(send(completed).await, shared::app::webhook::NoticeOutcome::Duplicate);
+    assert_eq!(send(completed).await, tour_core::app::webhook::NoticeOutcome::Duplicate);
     let tour = stack.tour(&id).await;
     assert_eq!((tour.status, tour.version), (TourStatus::Completed, 2));
     // A word ResMan uses that we do not know is kept verbatim; the status stays.
@@ -425,13 +425,13 @@ async fn the_briefs_webhook_as_written_confirms_the_tour_and_its_staff_notes_rea
     });
     let outcome = stack.notice(&notice).await.expect("the brief's shape is accepted");
     assert!(
-        matches!(outcome, shared::app::webhook::NoticeOutcome::Accepted(..)),
+        matches!(outcome, tour_core::app::webhook::NoticeOutcome::Accepted(..)),
         "{outcome:?}"
     );
     // A relay's retry of the same notice is recognised by its content.
     assert_eq!(
         stack.notice(&notice).await.unwrap(),
-        shared::app::webhook::NoticeOutcome::Duplicate
+        tour_core::app::webhook::NoticeOutcome::Duplicate
     );
     let tour = stack.tour(&id).await;
     assert_eq!(
@@ -447,10 +447,10 @@ async fn the_briefs_webhook_as_written_confirms_the_tour_and_its_staff_notes_rea
         "the other fields, as received"
     );
     // The conversation's view and the chatbot's callback carry the notes.
-    let conversation = shared::app::booking::conversation_tours(
+    let conversation = tour_core::app::booking::conversation_tours(
         &stack.store,
         &stack.store,
-        &shared::domain::booking::ConversationId::parse(tour.conversation_id.as_str()).unwrap(),
+        &tour_core::domain::booking::ConversationId::parse(tour.conversation_id.as_str()).unwrap(),
     )
     .await
     .unwrap();
@@ -491,7 +491,7 @@ async fn the_chatbot_hears_of_each_change_once_signed_and_a_receiver_that_is_dow
         "each change once, in order"
     );
     for (signature, body) in &got {
-        shared::domain::signature::verify(CALLBACK_SECRET.as_bytes(), Some(signature), body, Utc::now())
+        tour_core::domain::signature::verify(CALLBACK_SECRET.as_bytes(), Some(signature), body, Utc::now())
             .expect("a valid signature");
     }
     assert_eq!(bodies[0]["source"], "chatbot");
@@ -531,7 +531,7 @@ async fn a_staff_update_of_a_tour_not_ours_still_feeds_the_mirror() {
     stack.webhook_on().await;
     let date = bookable_date(&stack.property);
     let at =
-        shared::domain::slots::resolve_local(stack.property.time_zone, date.and_hms_opt(15, 0, 0).unwrap()).unwrap();
+        tour_core::domain::slots::resolve_local(stack.property.time_zone, date.and_hms_opt(15, 0, 0).unwrap()).unwrap();
     let made = stack
         .control(
             reqwest::Method::POST,
@@ -562,7 +562,7 @@ async fn a_move_resman_refuses_because_staff_took_the_time_ends_where_resman_has
     let before = stack.tour(&id).await;
     let agent = before.holder.agent().unwrap().to_string();
     // Staff give the same agent 14:00 at the front desk; we have not read it yet.
-    let two = shared::domain::slots::resolve_local(
+    let two = tour_core::domain::slots::resolve_local(
         stack.property.time_zone,
         bookable_date(&stack.property).and_hms_opt(14, 0, 0).unwrap(),
     )

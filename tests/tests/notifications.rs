@@ -6,9 +6,9 @@ use integration_tests::DEMO_PROPERTY;
 use integration_tests::stack::*;
 use mail_parser::{MessageParser, MimeHeaders};
 use serde_json::json;
-use shared::domain::booking::BookingId;
-use shared::domain::notify::{DeliveryStatus, MessageKind, when_in_words};
-use shared::ports::{MessageStore, SyncQueue};
+use tour_core::domain::booking::BookingId;
+use tour_core::domain::notify::{DeliveryStatus, MessageKind, when_in_words};
+use tour_core::ports::{MessageStore, SyncQueue};
 
 struct Received {
     to: Vec<String>,
@@ -106,7 +106,7 @@ async fn a_booking_sends_its_confirmation_with_an_invite_and_the_staff_alert_eac
     assert!(alert.text.contains("2 bedrooms") && alert.text.contains("ground floor"));
 
     // Delivered again (a redelivery, a sweep): nothing is sent twice.
-    let confirmation_ref = shared::domain::notify::MessageRef {
+    let confirmation_ref = tour_core::domain::notify::MessageRef {
         booking_id: BookingId::parse(&id).unwrap(),
         kind: MessageKind::Confirmation,
         version: 1,
@@ -156,7 +156,7 @@ async fn a_booking_sends_its_confirmation_with_an_invite_and_the_staff_alert_eac
 #[tokio::test]
 async fn reminders_leave_once_when_due_follow_a_moved_tour_and_never_leave_for_a_cancelled_one() {
     use chrono::Duration;
-    use shared::app::notify::queue_due_reminders;
+    use tour_core::app::notify::queue_due_reminders;
     let stack = Stack::start().await;
     let book = async |n: usize, time: &str| {
         let booked = stack.book(&command(&stack.property, n, time), None).await.unwrap();
@@ -191,7 +191,7 @@ async fn reminders_leave_once_when_due_follow_a_moved_tour_and_never_leave_for_a
         .unwrap()
     };
     // A tick with no time left takes nothing: the reminder stays due for the next.
-    let spent = shared::app::budget::TimeBudget::lasting(
+    let spent = tour_core::app::budget::TimeBudget::lasting(
         std::time::Duration::from_secs(1),
         std::time::Duration::from_secs(2),
         std::time::Duration::from_secs(2),
@@ -243,7 +243,7 @@ async fn reminders_leave_once_when_due_follow_a_moved_tour_and_never_leave_for_a
 
 #[tokio::test]
 async fn messages_whose_queue_message_was_lost_are_queued_again_once_by_the_sweep() {
-    use shared::app::notify::{MESSAGES_REQUEUE_AFTER, requeue_unsent_messages};
+    use tour_core::app::notify::{MESSAGES_REQUEUE_AFTER, requeue_unsent_messages};
     let stack = Stack::start().await;
     stack.book(&command(&stack.property, 1, "10:00"), None).await.unwrap();
     // The queue lost both messages (as if the send had failed after the booking was stored).
@@ -280,8 +280,8 @@ async fn messages_whose_queue_message_was_lost_are_queued_again_once_by_the_swee
 
 #[tokio::test]
 async fn a_confirmation_given_up_on_and_then_redriven_is_reopened_once_and_sent_once() {
-    use shared::domain::notify::MessageRef;
-    use shared::ports::{Claim, SendOutcome};
+    use tour_core::domain::notify::MessageRef;
+    use tour_core::ports::{Claim, SendOutcome};
     let stack = Stack::start().await;
     let booked = stack.book(&command(&stack.property, 1, "10:00"), None).await.unwrap();
     let id = BookingId::parse(response(&booked)["appointment_id"].as_str().unwrap()).unwrap();
@@ -372,7 +372,7 @@ fn token_of(link: &str) -> &str {
 
 #[tokio::test]
 async fn the_confirmations_link_reschedules_the_tour_through_the_chatbots_rules_and_is_used_up_by_it() {
-    use shared::app::self_service::{Action, Page, act, manage_page};
+    use tour_core::app::self_service::{Action, Page, act, manage_page};
     let stack = Stack::start().await;
     let booked = stack.book(&command(&stack.property, 1, "10:00"), None).await.unwrap();
     let id = response(&booked)["appointment_id"].as_str().unwrap().to_owned();
@@ -417,7 +417,7 @@ async fn the_confirmations_link_reschedules_the_tour_through_the_chatbots_rules_
     assert_eq!(after.start.to_rfc3339(), pick.start);
     assert_eq!(
         after.history.last().unwrap().source,
-        shared::domain::lifecycle::ChangeSource::ProspectLink
+        tour_core::domain::lifecycle::ChangeSource::ProspectLink
     );
     assert_ne!(after.start, before.start);
     // ResMan gets the move as from the chatbot.
@@ -467,7 +467,7 @@ async fn the_confirmations_link_reschedules_the_tour_through_the_chatbots_rules_
         .split_whitespace()
         .find(|w| w.starts_with(&format!("{SELF_SERVICE_URL}/staff?t=")))
         .expect("a link to the tour");
-    let view = shared::app::self_service::staff_page(&deps, token_of(staff_link), now)
+    let view = tour_core::app::self_service::staff_page(&deps, token_of(staff_link), now)
         .await
         .unwrap();
     let Page::Staff {
@@ -503,7 +503,7 @@ async fn the_confirmations_link_reschedules_the_tour_through_the_chatbots_rules_
 
 #[tokio::test]
 async fn two_prospects_moving_to_one_time_through_their_links_leave_one_winner_on_dynamodb() {
-    use shared::app::self_service::{Action, Page, act};
+    use tour_core::app::self_service::{Action, Page, act};
     let stack = Stack::start().await;
     let key = links().key;
     let deps = stack.self_service(&key);
@@ -512,7 +512,7 @@ async fn two_prospects_moving_to_one_time_through_their_links_leave_one_winner_o
         .property
         .agents
         .iter()
-        .filter(|a| a.tour_types.contains(&shared::domain::TourType::InPerson))
+        .filter(|a| a.tour_types.contains(&tour_core::domain::TourType::InPerson))
         .count();
     for n in 0..agents - 1 {
         stack
@@ -524,11 +524,11 @@ async fn two_prospects_moving_to_one_time_through_their_links_leave_one_winner_o
     for (n, time) in [(1, "10:00"), (2, "11:00")] {
         let booked = stack.book(&command(&stack.property, n, time), None).await.unwrap();
         let tour = stack.tour(response(&booked)["appointment_id"].as_str().unwrap()).await;
-        links.push(shared::domain::link::LinkToken::manage(&tour).encode(&key));
+        links.push(tour_core::domain::link::LinkToken::manage(&tour).encode(&key));
     }
     let date = bookable_date(&stack.property);
     let three =
-        shared::domain::slots::resolve_local(stack.property.time_zone, date.and_hms_opt(15, 0, 0).unwrap()).unwrap();
+        tour_core::domain::slots::resolve_local(stack.property.time_zone, date.and_hms_opt(15, 0, 0).unwrap()).unwrap();
     let to = Action::Move { start: three };
     let now = chrono::Utc::now();
     let (a, b) = tokio::join!(act(&deps, &links[0], &to, now), act(&deps, &links[1], &to, now));
@@ -541,8 +541,8 @@ async fn two_prospects_moving_to_one_time_through_their_links_leave_one_winner_o
 
 #[tokio::test]
 async fn the_thank_yous_rating_links_record_one_rating_per_tour_however_many_clicks() {
-    use shared::app::self_service::{Page, rate};
-    use shared::ports::RatingStore;
+    use tour_core::app::self_service::{Page, rate};
+    use tour_core::ports::RatingStore;
     let stack = Stack::start().await;
     let booked = stack.book(&command(&stack.property, 1, "10:00"), None).await.unwrap();
     let id = response(&booked)["appointment_id"].as_str().unwrap().to_owned();
@@ -598,8 +598,8 @@ async fn the_thank_yous_rating_links_record_one_rating_per_tour_however_many_cli
 
 #[tokio::test]
 async fn the_new_tour_alerts_rating_links_record_one_staff_rating_and_what_went_wrong_and_the_figures_count_it() {
-    use shared::app::analytics::{AnalyticsDeps, AnalyticsQuery, tour_metrics};
-    use shared::app::self_service::{Page, staff_rate, staff_went_wrong};
+    use tour_core::app::analytics::{AnalyticsDeps, AnalyticsQuery, tour_metrics};
+    use tour_core::app::self_service::{Page, staff_rate, staff_went_wrong};
     let stack = Stack::start().await;
     let booked = stack.book(&command(&stack.property, 1, "10:00"), None).await.unwrap();
     let id = response(&booked)["appointment_id"].as_str().unwrap().to_owned();
@@ -680,10 +680,10 @@ async fn the_new_tour_alerts_rating_links_record_one_staff_rating_and_what_went_
 
 #[tokio::test]
 async fn the_weekly_digest_goes_once_to_the_leasing_team_and_its_rating_links_rate_the_weeks_bookings() {
-    use shared::app::budget::TimeBudget;
-    use shared::app::digest::{DigestDeps, send_digest_now, send_due_digests};
-    use shared::app::self_service::{Page, staff_rate};
-    use shared::domain::digest::DigestWeek;
+    use tour_core::app::budget::TimeBudget;
+    use tour_core::app::digest::{DigestDeps, send_digest_now, send_due_digests};
+    use tour_core::app::self_service::{Page, staff_rate};
+    use tour_core::domain::digest::DigestWeek;
     let stack = Stack::start().await;
     let mut ids = Vec::new();
     for (n, time) in [(1, "10:00"), (2, "11:00")] {
@@ -696,14 +696,14 @@ async fn the_weekly_digest_goes_once_to_the_leasing_team_and_its_rating_links_ra
     let week = DigestWeek::of(bookable_date(&stack.property));
     // The Monday after that week, 8:05 on the property's clock.
     let monday = week.period().to() + chrono::Duration::days(1);
-    let now = shared::domain::slots::resolve_local(zone, monday.and_hms_opt(8, 5, 0).unwrap()).unwrap();
-    let mailer = shared::adapters::ses::SesMailer::new(
+    let now = tour_core::domain::slots::resolve_local(zone, monday.and_hms_opt(8, 5, 0).unwrap()).unwrap();
+    let mailer = tour_aws::ses::SesMailer::new(
         &stack.aws.sdk().await,
         stack.aws.var("SENDER_EMAIL"),
         Some(stack.aws.var("SES_CONFIGURATION_SET").to_owned()),
         std::time::Duration::from_secs(5),
     );
-    let (templates, links) = (shared::domain::email::Templates::defaults().unwrap(), links());
+    let (templates, links) = (tour_core::domain::email::Templates::defaults().unwrap(), links());
     let deps = DigestDeps {
         properties: &stack.store,
         tours: &stack.store,
@@ -828,7 +828,7 @@ async fn a_pending_booking_that_resman_then_refuses_tells_the_prospect_and_withd
         .await;
     stack.drain(3).await;
     let after = stack.tour(&id).await;
-    assert_eq!(after.sync_status, shared::domain::booking::SyncStatus::Rejected);
+    assert_eq!(after.sync_status, tour_core::domain::booking::SyncStatus::Rejected);
     assert_eq!(
         stack.deliver_notifications().await,
         2,

@@ -3,10 +3,10 @@
 
 use chrono::Duration;
 use integration_tests::stack::*;
-use shared::adapters::dynamo::DynamoStore;
-use shared::app::privacy::erase_prospect;
-use shared::domain::booking::BookingId;
-use shared::ports::TourStore;
+use tour_aws::dynamo::DynamoStore;
+use tour_core::app::privacy::erase_prospect;
+use tour_core::domain::booking::BookingId;
+use tour_core::ports::TourReads;
 
 async fn item(
     store: &DynamoStore,
@@ -102,7 +102,7 @@ async fn personal_data_past_its_retention_reads_as_removed_before_ttl_deletes_it
         &stack.queue,
         std::time::Duration::from_millis(20),
     );
-    let booked = shared::app::booking::book_tour(
+    let booked = tour_core::app::booking::book_tour(
         &deps,
         &command(&stack.property, 3, "10:00"),
         None,

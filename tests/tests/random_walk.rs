@@ -9,11 +9,11 @@ use integration_tests::*;
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 use serde_json::{Value, json};
-use shared::domain::TourType;
-use shared::domain::booking::{BookTourCommand, BookTourRequest, BookingId, TourRecord, TourStatus};
-use shared::domain::slots::free_slots;
-use shared::ports::TourStore;
 use std::collections::HashMap;
+use tour_core::domain::TourType;
+use tour_core::domain::booking::{BookTourCommand, BookTourRequest, BookingId, TourRecord, TourStatus};
+use tour_core::domain::slots::free_slots;
+use tour_core::ports::TourReads;
 
 const SEED: u64 = 20261130;
 const OPERATIONS: usize = 500;
@@ -188,7 +188,7 @@ async fn five_hundred_mixed_operations_from_both_sides_with_faults_end_in_agreem
         .filter(|t| {
             t.history
                 .iter()
-                .any(|c| c.source != shared::domain::lifecycle::ChangeSource::Chatbot)
+                .any(|c| c.source != tour_core::domain::lifecycle::ChangeSource::Chatbot)
         })
         .count();
     eprintln!("{context}: final statuses {statuses:?}; {changed} tours changed after booking, {by_staff} by staff");

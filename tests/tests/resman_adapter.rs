@@ -4,11 +4,11 @@ use chrono::{DateTime, Duration as Days, NaiveDate, TimeZone, Utc};
 use chrono_tz::America::Phoenix;
 use integration_tests::*;
 use serde_json::{Value, json};
-use shared::domain::resman::ResManSite;
-use shared::domain::resman::{ProspectContact, ProspectLookup, ProspectTourPost, TourEventPost};
-use shared::domain::{AgentId, Email, PersonName, Phone, ProspectSourceId, ResManPropertyId, UtcWindow};
-use shared::ports::{ResManError, ResManGateway};
 use std::time::Duration;
+use tour_core::domain::resman::ResManSite;
+use tour_core::domain::resman::{ProspectContact, ProspectLookup, ProspectTourPost, TourEventPost};
+use tour_core::domain::{AgentId, Email, PersonName, Phone, ProspectSourceId, ResManPropertyId, UtcWindow};
+use tour_core::ports::{ResManError, ResManGateway};
 
 fn property(id: &str) -> ResManSite {
     ResManSite::new(None, ResManPropertyId::parse(id).unwrap())
@@ -171,16 +171,16 @@ async fn an_overlapping_tour_for_the_same_agent_is_a_refusal_with_resmans_words(
 #[tokio::test]
 async fn a_wrong_api_key_is_a_final_refusal() {
     let sandbox = sandbox().await;
-    let mut settings = shared::adapters::resman::ResManSettings::new(
+    let mut settings = tour_aws::resman::ResManSettings::new(
         sandbox.base_url(),
-        shared::adapters::resman::ResManCredentials {
+        tour_aws::resman::ResManCredentials {
             integration_partner_id: "domiq-sandbox".into(),
             api_key: "not-the-key".into(),
             account_id: 400,
         },
     );
     settings.timeout = Duration::from_secs(5);
-    let resman = shared::adapters::resman::HttpResMan::new(settings).unwrap();
+    let resman = tour_aws::resman::HttpResMan::new(settings).unwrap();
     let err = resman.employees(&property(DEMO_PROPERTY)).await.unwrap_err();
     assert!(
         matches!(&err, ResManError::Rejected { description } if description.contains("ApiKey")),

@@ -4,9 +4,9 @@
 
 use chrono::{Duration, Utc};
 use integration_tests::LocalAws;
-use shared::adapters::secrets::{RotatingSecret, SecretsManager, key_list};
-use shared::domain::access::Credential;
-use shared::domain::rotation::KeyRing;
+use tour_aws::secrets::{RotatingSecret, SecretsManager, key_list};
+use tour_core::domain::access::Credential;
+use tour_core::domain::rotation::KeyRing;
 
 const OLD: &str = "old-chatbot-key-0123456789";
 const NEW: &str = "new-chatbot-key-0123456789";

@@ -5,10 +5,10 @@
 use chrono::{Datelike, Duration, NaiveDate, Utc, Weekday};
 use integration_tests::*;
 use serde_json::json;
-use shared::app::availability::{AvailabilityDeps, AvailabilityQuery, Source, availability};
-use shared::app::booking::book_tour;
-use shared::domain::booking::{BookTourCommand, BookTourRequest, BookingId};
 use std::time::Duration as StdDuration;
+use tour_core::app::availability::{AvailabilityDeps, AvailabilityQuery, Source, availability};
+use tour_core::app::booking::book_tour;
+use tour_core::domain::booking::{BookTourCommand, BookTourRequest, BookingId};
 
 /// A weekday in the middle of a month, so a day's busy time is one month partition.
 fn mid_month_weekday() -> NaiveDate {
@@ -43,7 +43,7 @@ async fn an_availability_cache_hit_is_one_dynamodb_request_and_a_miss_three() {
         calendar: &store,
         cache: &store,
         cache_ttl: Duration::seconds(600),
-        reach: &shared::domain::access::EVERY_ACCOUNT,
+        reach: &tour_core::domain::access::EVERY_ACCOUNT,
     };
     let day = mid_month_weekday().to_string();
     let query = AvailabilityQuery::parse(Some(DEMO_PROPERTY), Some(&day), Some("in_person")).unwrap();

@@ -5,9 +5,9 @@ use aws_lambda_events::event::apigw::ApiGatewayV2httpRequest;
 use aws_lambda_events::event::eventbridge::EventBridgeEvent;
 use aws_lambda_events::event::sqs::SqsEvent;
 use integration_tests::workspace_root;
-use shared::app::availability::AvailabilityQuery;
-use shared::app::booking::parse_booking_body;
-use shared::domain::notice::ChangeNotice;
+use tour_core::app::availability::AvailabilityQuery;
+use tour_core::app::booking::parse_booking_body;
+use tour_core::domain::notice::ChangeNotice;
 
 fn read(name: &str) -> String {
     std::fs::read_to_string(workspace_root().join("events").join(name)).unwrap_or_else(|e| panic!("events/{name}: {e}"))
@@ -36,7 +36,7 @@ fn the_booking_sample_is_a_valid_booking_with_an_idempotency_key() {
 fn the_hold_sample_is_a_valid_hold_request_with_an_api_key() {
     let event = http("tour-hold.json");
     assert!(event.headers.contains_key("x-api-key"));
-    let command = shared::app::holds::parse_hold_body(event.body.as_deref().unwrap_or_default().as_bytes()).unwrap();
+    let command = tour_core::app::holds::parse_hold_body(event.body.as_deref().unwrap_or_default().as_bytes()).unwrap();
     assert_eq!(command.conversation_id.as_str(), "conv-sample-1");
 }
 
@@ -44,7 +44,7 @@ fn the_hold_sample_is_a_valid_hold_request_with_an_api_key() {
 fn the_conversation_sample_names_a_conversation() {
     let event = http("conversation-tours.json");
     let id = event.query_string_parameters.first("conversation_id").unwrap();
-    shared::domain::booking::ConversationId::parse(id).unwrap();
+    tour_core::domain::booking::ConversationId::parse(id).unwrap();
 }
 
 #[test]
@@ -56,7 +56,7 @@ fn the_tour_sample_names_a_booking_in_its_path() {
         event.raw_path.as_deref(),
         Some(format!("/api/resman/tours/{id}").as_str())
     );
-    shared::domain::booking::BookingId::parse(id).unwrap();
+    tour_core::domain::booking::BookingId::parse(id).unwrap();
 }
 
 #[test]
@@ -64,11 +64,11 @@ fn the_update_sample_changes_a_booking_named_in_its_path() {
     let event = http("update-tour.json");
     assert!(event.headers.contains_key("x-api-key") && event.headers.contains_key("idempotency-key"));
     let id = event.path_parameters.get("appointment_id").unwrap();
-    shared::domain::booking::BookingId::parse(id).unwrap();
+    tour_core::domain::booking::BookingId::parse(id).unwrap();
     let command =
-        shared::domain::update::UpdateTourCommand::from_body(event.body.as_deref().unwrap_or_default().as_bytes())
+        tour_core::domain::update::UpdateTourCommand::from_body(event.body.as_deref().unwrap_or_default().as_bytes())
             .unwrap();
-    assert_eq!(command.status, Some(shared::domain::lifecycle::Change::Confirm));
+    assert_eq!(command.status, Some(tour_core::domain::lifecycle::Change::Confirm));
 }
 
 #[test]

@@ -1,5 +1,5 @@
 //! The store contract: one suite of scenarios, run against the in-memory fakes the use-case tests use
-//! (`shared::app::fakes`) and against `DynamoStore` on DynamoDB Local. A use-case test is only as good as its fake:
+//! (`tour_core::app::fakes`) and against `DynamoStore` on DynamoDB Local. A use-case test is only as good as its fake:
 //! when a fake drifts from what DynamoDB does (a condition it does not keep, a claim it does not honour), its run of
 //! the scenario here fails, beside the DynamoDB run that passes.
 //!
@@ -10,13 +10,15 @@
 
 use chrono::{DateTime, Duration, Utc};
 use integration_tests::stack::*;
-use shared::app::fakes::{MemoryDigests, MemoryMessages, MemoryTours};
-use shared::domain::booking::{BookingId, ConversationId, Holder, SyncStatus, TourRecord, TourStatus, lock_granules};
-use shared::domain::link::{Rating, Score, StaffIssue, StaffRating};
-use shared::domain::notify::{MessageKind, MessageRef};
-use shared::domain::property::Property;
-use shared::domain::{TourType, UtcWindow};
-use shared::ports::{
+use tour_core::app::fakes::{MemoryDigests, MemoryMessages, MemoryTours};
+use tour_core::domain::booking::{
+    BookingId, ConversationId, Holder, SyncStatus, TourRecord, TourStatus, lock_granules,
+};
+use tour_core::domain::link::{Rating, Score, StaffIssue, StaffRating};
+use tour_core::domain::notify::{MessageKind, MessageRef};
+use tour_core::domain::property::Property;
+use tour_core::domain::{TourType, UtcWindow};
+use tour_core::ports::{
     AnalyticsStore, BookingWrite, ChangeExtras, ChangeWrite, Claim, DigestClaim, DigestOutcome, DigestStore, HoldStore,
     HoldWrite, Locks, MessageStore, NewBooking, Rated, RatingStore, SendOutcome, StaffRated, StaffRatingStore,
     TourStore,
@@ -124,7 +126,7 @@ async fn subjects() -> (Fakes, std::sync::Arc<Stack>) {
 fn new_tour(property: &Property, n: u128, hour: u32, key: &str) -> TourRecord {
     let date = bookable_date(property);
     let start =
-        shared::domain::slots::resolve_local(property.time_zone, date.and_hms_opt(hour, 0, 0).unwrap()).unwrap();
+        tour_core::domain::slots::resolve_local(property.time_zone, date.and_hms_opt(hour, 0, 0).unwrap()).unwrap();
     let agent = property.agents_for(TourType::InPerson).next().unwrap().id.clone();
     let window = UtcWindow::starting_at(start, Duration::minutes(45)).unwrap();
     TourRecord {
@@ -398,9 +400,9 @@ async fn a_message_is_claimed_by_one_sender_at_a_time_and_sent_once(s: &dyn Subj
     );
 }
 
-fn hold_of(tour: &TourRecord, conversation: &str, held_until: DateTime<Utc>) -> shared::domain::hold::SlotHold {
-    shared::domain::hold::SlotHold {
-        token: shared::domain::HoldToken::parse(&format!("hold_{}", uuid::Uuid::new_v4().simple())).unwrap(),
+fn hold_of(tour: &TourRecord, conversation: &str, held_until: DateTime<Utc>) -> tour_core::domain::hold::SlotHold {
+    tour_core::domain::hold::SlotHold {
+        token: tour_core::domain::HoldToken::parse(&format!("hold_{}", uuid::Uuid::new_v4().simple())).unwrap(),
         conversation_id: ConversationId::parse(conversation).unwrap(),
         property_id: tour.property_id.clone(),
         tour_type: tour.tour_type,

@@ -3,12 +3,12 @@
 
 use integration_tests::*;
 use serde_json::json;
-use shared::app::AppError;
-use shared::app::changes::NoticeEffect;
-use shared::app::webhook::{NoticeOutcome, WebhookDeps, receive_change_notice};
-use shared::domain::resman::TourEventStatus;
-use shared::ports::{CalendarStore, MirrorOutcome};
 use std::time::Duration;
+use tour_core::app::AppError;
+use tour_core::app::changes::NoticeEffect;
+use tour_core::app::webhook::{NoticeOutcome, WebhookDeps, receive_change_notice};
+use tour_core::domain::resman::TourEventStatus;
+use tour_core::ports::{CalendarStore, MirrorOutcome};
 use wiremock::matchers::method;
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
@@ -102,7 +102,7 @@ async fn a_signed_staff_change_is_verified_and_kept_once() {
         .unwrap();
     assert_eq!(again, NoticeOutcome::Duplicate);
     let (_, mirrored) = store
-        .mirrored(&shared::domain::AppointmentId::parse(&appointment_id).unwrap())
+        .mirrored(&tour_core::domain::AppointmentId::parse(&appointment_id).unwrap())
         .await
         .unwrap()
         .expect("the cancelled appointment is mirrored");
@@ -150,7 +150,7 @@ async fn a_relay_notice_in_the_briefs_shape_moves_the_tour_to_the_new_time_and_a
         .into_bytes()
     };
     let send = async |body: Vec<u8>| {
-        let signature = shared::domain::signature::sign(SECRET.as_bytes(), now.timestamp(), &body);
+        let signature = tour_core::domain::signature::sign(SECRET.as_bytes(), now.timestamp(), &body);
         receive_change_notice(&deps, Some(&signature), &body, now).await
     };
 
@@ -166,7 +166,7 @@ async fn a_relay_notice_in_the_briefs_shape_moves_the_tour_to_the_new_time_and_a
     ));
 
     let (_, mirrored) = store
-        .mirrored(&shared::domain::AppointmentId::parse("relay-appt-1").unwrap())
+        .mirrored(&tour_core::domain::AppointmentId::parse("relay-appt-1").unwrap())
         .await
         .unwrap()
         .expect("the relayed tour is mirrored");

@@ -1,35 +1,22 @@
 //! `get-tour`: `GET /api/resman/tours/{appointment_id}`, one tour as it now stands, with its version and history;
-//! by our id (`tour_...`) or by ResMan's appointment id. Wiring only: the rules live in `shared::app::booking`.
+//! by our id (`tour_...`) or by ResMan's appointment id. Wiring only: the rules live in `tour_core::app::booking`.
 
+use lambda_http::Request;
 use lambda_http::http::Method;
-use lambda_http::{Body, Error, Request, Response};
-use shared::app::booking::tour_view;
-use shared::app::reach::InReach;
-use shared::config::{TableReader, table_reader};
-use shared::domain::access::Action;
-use shared::http::response::error_response;
-use shared::http::{Route, answer, appointment_id, check, serve};
+use tour_core::app::booking::tour_view;
+use tour_core::domain::access::{Action, Credential};
+use tour_edge::http::{Route, answer, appointment_id};
+use tour_edge::{Answer, Api, Error, serve_api};
 
-const ROUTE: Route = Route {
-    method: Method::GET,
-    allow: "GET, PUT",
-    action: Action::ReadTour,
-};
-
-async fn handle(deps: &TableReader, request: Request) -> Response<Body> {
-    let caller = match check(&deps.keys, &request, &ROUTE).await {
-        Ok(caller) => caller,
-        Err(refusal) => return *refusal,
-    };
-    // Only the properties of the companies the key may touch; any other reads as unknown.
-    let reach = InReach::new(&deps.store, &caller.accounts);
-    let Some(id) = appointment_id(&request) else {
-        return error_response(&shared::domain::InvalidField::new("appointment_id", "is required").into());
-    };
-    answer(tour_view(&reach, &deps.store, &deps.store, &id).await)
+async fn handle(api: &Api, caller: Credential, request: Request) -> Answer {
+    let id = appointment_id(&request)?;
+    Ok(answer(
+        tour_view(&api.reach(&caller), &api.store, &api.store, &id).await,
+    ))
 }
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    serve(&table_reader().await?, handle).await
+    let api = tour_edge::config::ColdStart::begin().await.api(()).await?;
+    serve_api(&api, Route::new(Method::GET, "GET, PUT", Action::ReadTour), handle).await
 }

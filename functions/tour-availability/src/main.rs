@@ -1,64 +1,34 @@
 //! `tour-availability`: `GET /api/resman/tours/availability?property_id&date&tour_type`.
-//! Wiring only: the rules live in `shared::app::availability`.
+//! Wiring only: the rules live in `tour_core::app::availability`.
 
 use lambda_http::http::{Method, StatusCode};
-use lambda_http::{Body, Error, Request, RequestExt, Response};
-use shared::adapters::dynamo::DynamoStore;
-use shared::app::availability::{AvailabilityDeps, AvailabilityQuery, Source, availability};
-use shared::config::{self, ColdStart};
-use shared::domain::access::Action;
-use shared::http::response::error_response;
-use shared::http::{Route, check, json, serve};
+use lambda_http::{Request, RequestExt};
+use tour_core::app::availability::{AvailabilityDeps, AvailabilityQuery, Source, availability};
+use tour_core::domain::access::{Action, Credential};
+use tour_edge::http::{Route, json};
+use tour_edge::{Answer, Api, Error, config, serve_api};
 
-struct Deps {
-    store: DynamoStore,
-    keys: shared::adapters::secrets::RotatingSecret,
-    cache_ttl: chrono::Duration,
-}
+const ROUTE: Route = Route::new(Method::GET, "GET", Action::ReadAvailability);
 
-const ROUTE: Route = Route {
-    method: Method::GET,
-    allow: "GET",
-    action: Action::ReadAvailability,
-};
-
-async fn handle(deps: &Deps, request: Request) -> Response<Body> {
-    let caller = match check(&deps.keys, &request, &ROUTE).await {
-        Ok(caller) => caller,
-        Err(refusal) => return *refusal,
-    };
+async fn handle(api: &Api<chrono::Duration>, caller: Credential, request: Request) -> Answer {
     let params = request.query_string_parameters();
-    let query = match AvailabilityQuery::parse(
-        params.first("property_id"),
-        params.first("date"),
-        params.first("tour_type"),
-    ) {
-        Ok(query) => query,
-        Err(invalid) => return error_response(&invalid.into()),
-    };
-    let app_deps = AvailabilityDeps {
-        calendar: &deps.store,
-        cache: &deps.store,
-        cache_ttl: deps.cache_ttl,
+    let param = |name| params.first(name);
+    let query = AvailabilityQuery::parse(param("property_id"), param("date"), param("tour_type"))?;
+    let deps = AvailabilityDeps {
+        calendar: &api.store,
+        cache: &api.store,
+        cache_ttl: api.with,
         reach: &caller.accounts,
     };
-    match availability(&app_deps, &query, chrono::Utc::now()).await {
-        Ok((view, source)) => {
-            tracing::info!(property_id = %query.property_id, date = %query.date, cache_hit = source == Source::Cache, slots = view.available_slots.len(), "availability");
-            json(StatusCode::OK, &view)
-        }
-        Err(err) => error_response(&err),
-    }
+    let (view, source) = availability(&deps, &query, chrono::Utc::now()).await?;
+    let (cache_hit, slots) = (source == Source::Cache, view.available_slots.len());
+    tracing::info!(property_id = %query.property_id, date = %query.date, cache_hit, slots, "availability");
+    Ok(json(StatusCode::OK, &view))
 }
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    let cold = ColdStart::begin().await;
-    let ttl = config::optional_seconds("AVAILABILITY_CACHE_TTL_SECONDS", 60)?;
-    let deps = Deps {
-        store: cold.store()?,
-        keys: config::api_keys(&cold.secrets).await?,
-        cache_ttl: chrono::Duration::from_std(ttl)?,
-    };
-    serve(&deps, handle).await
+    let cold = config::ColdStart::begin().await;
+    let ttl = chrono::Duration::from_std(config::optional_seconds("AVAILABILITY_CACHE_TTL_SECONDS", 60)?)?;
+    serve_api(&cold.api(ttl).await?, ROUTE, handle).await
 }

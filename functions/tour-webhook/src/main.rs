@@ -1,95 +1,33 @@
-//! `tour-webhook`: ResMan's (or a relay's) signed change notices, through a function URL.
-//! Wiring only: the rules live in `shared::app::webhook`.
+//! `tour-webhook`: ResMan's (or a relay's) signed change notices, through a function URL, at its root or the brief's
+//! `/api/resman/webhooks/tour-update`. Wiring only: the rules live in `tour_core::app::webhook`.
 
-use lambda_http::http::StatusCode;
-use lambda_http::{Body, Error, Request, Response};
-use shared::adapters::dynamo::DynamoStore;
-use shared::adapters::sqs::SqsSyncQueue;
-use shared::app::changes::FeedDeps;
-use shared::app::webhook::{NoticeOutcome, WebhookDeps, receive_change_notice};
-use shared::config::{self, ColdStart};
-use shared::http::response::error_response;
-use shared::http::{ApiError, json, serve};
+use lambda_http::{Body, Request, Response};
+use tour_aws::{dynamo::DynamoStore, secrets::RotatingSecret, sqs::SqsSyncQueue};
+use tour_core::app::{changes::FeedDeps, webhook::WebhookDeps, webhook::receive_change_notice};
+use tour_core::domain::access::Relay;
+use tour_edge::http::notice::{NOTICE_PATHS, answer_notice, refuse_elsewhere, signature};
+use tour_edge::{Error, config, serve_http};
 
-struct Deps {
-    store: DynamoStore,
-    queue: SqsSyncQueue,
-    relays: shared::adapters::secrets::RotatingSecret,
-}
-
-/// The function URL's paths that take notices: its root, and the brief's `/api/resman/webhooks/tour-update`.
-fn is_webhook_path(path: &str) -> bool {
-    matches!(path.trim_end_matches('/'), "" | "/api/resman/webhooks/tour-update")
-}
-
-async fn handle(deps: &Deps, request: Request) -> Response<Body> {
-    if !is_webhook_path(request.uri().path()) {
-        return ApiError::new(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            "notices go to / or /api/resman/webhooks/tour-update",
-        )
-        .with_field("path")
-        .into_response();
+async fn handle(
+    (store, queue, relays): &(DynamoStore, SqsSyncQueue, RotatingSecret),
+    request: Request,
+) -> Response<Body> {
+    if let Some(refusal) = refuse_elsewhere(&request, NOTICE_PATHS) {
+        return refusal;
     }
-    if request.method() != lambda_http::http::Method::POST {
-        return ApiError::method_not_allowed("POST");
-    }
-    let signature = request
-        .headers()
-        .get("x-resman-signature")
-        .and_then(|v| v.to_str().ok());
-    let body: &[u8] = request.body().as_ref();
     let now = chrono::Utc::now();
-    let ring = deps.relays.ring(now).await;
-    let relays = shared::domain::access::Relay::from_values(ring.accepted(now));
-    let app_deps = WebhookDeps {
-        inbox: &deps.store,
-        feed: FeedDeps {
-            properties: &deps.store,
-            calendar: &deps.store,
-            tours: &deps.store,
-            queue: &deps.queue,
-        },
+    let relays = Relay::from_values(relays.ring(now).await.accepted(now));
+    let deps = WebhookDeps {
+        inbox: store,
+        feed: FeedDeps::over(store, queue),
         relays: &relays,
     };
-    match receive_change_notice(&app_deps, signature, body, now).await {
-        Ok(NoticeOutcome::Accepted(notice, effect)) => {
-            tracing::info!(appointment_id = %notice.appointment_id, status = notice.status.as_resman(), effect = ?effect, "change notice accepted");
-            json(StatusCode::OK, &serde_json::json!({ "status": "accepted" }))
-        }
-        Ok(NoticeOutcome::Duplicate) => json(StatusCode::OK, &serde_json::json!({ "status": "duplicate" })),
-        Err(err) => error_response(&err),
-    }
+    answer_notice(receive_change_notice(&deps, signature(&request), request.body().as_ref(), now).await)
 }
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    let cold = ColdStart::begin().await;
-    let deps = Deps {
-        store: cold.store()?,
-        queue: cold.sync_queue()?,
-        relays: config::webhook_relays(&cold.secrets).await?,
-    };
-    serve(&deps, handle).await
-}
-
-#[cfg(test)]
-mod tests {
-    use super::is_webhook_path;
-
-    #[test]
-    fn notices_are_taken_at_the_root_and_at_the_briefs_path_only() {
-        for path in [
-            "/",
-            "",
-            "/api/resman/webhooks/tour-update",
-            "/api/resman/webhooks/tour-update/",
-        ] {
-            assert!(is_webhook_path(path), "{path}");
-        }
-        for path in ["/api/resman/webhooks", "/hook", "/api/resman/webhooks/tour-update/x"] {
-            assert!(!is_webhook_path(path), "{path}");
-        }
-    }
+    let cold = config::ColdStart::begin().await;
+    let relays = config::webhook_relays(&cold.secrets).await?;
+    serve_http(&(cold.store()?, cold.sync_queue()?, relays), handle).await
 }

@@ -1,4 +1,4 @@
-"""The layers as the compiler sees them: the core crate (`crates/core`, `tour-core`: the domain, the ports and the
+"""The layers as the compiler sees them: the core crate (`shared/core`, `tour-core`: the domain, the ports and the
 use cases) depends on no I/O crate. Its dependency tree, as `cargo tree` resolves it offline from Cargo.lock, holds no
 AWS SDK, HTTP client or server, Lambda runtime or socket layer, and tokio only for its clock, timers and joins (no
 network, file, process or signal feature), so a rule or a use case reaches the world only through a port."""
@@ -39,9 +39,17 @@ def test_the_core_crate_links_no_io_crate():
     assert not tokio & TOKIO_IO_FEATURES, f"tour-core builds tokio with I/O features: {sorted(tokio & TOKIO_IO_FEATURES)}"
 
 
+def test_the_adapters_link_no_lambda_runtime():
+    # tour-aws speaks to AWS and ResMan; how a function is invoked is tour-edge's business.
+    names = {name for name, _ in tree("tour-aws")}
+    assert {"aws-sdk-dynamodb", "reqwest", "tour-core"} <= names, sorted(names)
+    runtime = sorted(name for name in names if name.startswith(("lambda_http", "lambda_runtime")))
+    assert not runtime, f"tour-aws depends on the Lambda runtime: {runtime}"
+
+
 def test_the_check_would_see_an_io_crate():
-    # The shared crate, which holds the adapters, links them: the same reading finds them there.
-    crates = tree("shared")
+    # The edge crate, which holds the serve loops and links the adapters: the same reading finds them there.
+    crates = tree("tour-edge")
     names = {name for name, _ in crates}
     assert {"aws-sdk-dynamodb", "reqwest", "lambda_http"} <= names
     assert any(FORBIDDEN.match(name) for name in names)
