@@ -1,5 +1,5 @@
 """The staff dashboard page (functions/tour-dashboard/page) in Debian's headless Chromium: served as the
-tour-dashboard function serves it (its four files, `{{API_BASE}}` replaced, the same Content-Security-Policy), in
+tour-dashboard function serves it (its four files, `{{ api_base }}` rendered, the same Content-Security-Policy), in
 front of a stand-in of the metrics API that answers fixed figures to the right key only.
 
 A missing Chart.js copy or Chromium fails the test with what to run; it never skips.
@@ -158,7 +158,7 @@ def serve(site: Site) -> ThreadingHTTPServer:
         def do_GET(self):  # noqa: N802 - http.server's naming
             url = urllib.parse.urlsplit(self.path)
             if url.path == DASHBOARD_PATH:
-                page = (PAGE_DIR / "index.html").read_text().replace("{{API_BASE}}", html.escape(site.api_base))
+                page = (PAGE_DIR / "index.html").read_text().replace("{{ api_base }}", html.escape(site.api_base))
                 self.answer(200, "text/html; charset=utf-8", page.encode(), page=True)
             elif url.path.startswith(DASHBOARD_PATH + "/assets/") and url.path.rsplit("/", 1)[1] in ASSETS:
                 content_type, path = ASSETS[url.path.rsplit("/", 1)[1]]
