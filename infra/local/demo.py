@@ -15,9 +15,7 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
 from dataclasses import dataclass, field
 from datetime import date, datetime, time as clock_time, timedelta, timezone
 from pathlib import Path
@@ -26,6 +24,7 @@ from zoneinfo import ZoneInfo
 
 import sent_mail
 from provision import read_env_file
+from tourlocal import http
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 STACK_ENV = Path(os.environ.get("LOCAL_STACK_DIR", REPO_ROOT / ".local")) / "stack.env"
@@ -74,7 +73,6 @@ PROSPECTS = [
     {"name": "Luis Ortega", "email": "luis.ortega@example.com", "phone": "(512) 555-0166"},
     {"name": "Grace Kim", "email": "grace.kim@example.com", "phone": "(737) 555-0110"},
 ]
-WEEKDAY_KEYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 ZONE_WORDS = {
     "America/New_York": "Eastern time",
@@ -112,29 +110,12 @@ class Context:
 # --- HTTP ----------------------------------------------------------------------------------------------------------
 
 
-def request(method: str, url: str, *, json_body=None, form=None, headers=None, timeout: float = 30.0):
+def request(method: str, url: str, **options):
     """(HTTP status, parsed JSON body or None); an HTTP error status is returned, not raised."""
-    sent_headers = {"Accept": "application/json", **(headers or {})}
-    data = None
-    if json_body is not None:
-        data = json.dumps(json_body).encode()
-        sent_headers["Content-Type"] = "application/json"
-    elif form is not None:
-        data = urllib.parse.urlencode(form).encode()
-        sent_headers["Content-Type"] = "application/x-www-form-urlencoded"
-    outgoing = urllib.request.Request(url, data=data, headers=sent_headers, method=method)
     try:
-        with urllib.request.urlopen(outgoing, timeout=timeout) as response:
-            status, body = response.status, response.read()
-    except urllib.error.HTTPError as error:
-        status, body = error.code, error.read()
-    except (urllib.error.URLError, TimeoutError, ConnectionError) as error:
-        raise DemoError(f"nothing answers at {_without_query(url)} ({error}); is the local stack up? (make up)") \
-            from error
-    try:
-        return status, (json.loads(body) if body.strip() else None)
-    except ValueError:
-        return status, None
+        return http.request(method, url, **options)
+    except http.Unreachable as error:
+        raise DemoError(f"{error}; is the local stack up? (make up)") from error
 
 
 def request_json(method: str, url: str, **options):
@@ -225,16 +206,6 @@ def property_config() -> dict:
     return found
 
 
-def exception_on(config: dict, day: date) -> dict | None:
-    return next((e for e in config.get("exceptions", []) if e.get("date") == day.isoformat()), None)
-
-
-def hours_on(config: dict, day: date) -> list[tuple[clock_time, clock_time]]:
-    exception = exception_on(config, day)
-    ranges = exception.get("hours", []) if exception else config["office_hours"].get(WEEKDAY_KEYS[day.weekday()], [])
-    return [(clock_time.fromisoformat(open_), clock_time.fromisoformat(close)) for open_, close in ranges]
-
-
 def in_person_agents(config: dict) -> list[dict]:
     return [agent for agent in config["agents"] if "in_person" in agent.get("tour_types", [])]
 
@@ -258,22 +229,29 @@ def slot_times(answer: dict, zone: ZoneInfo) -> list[datetime]:
     return [datetime.fromisoformat(slot["time"]).astimezone(zone) for slot in answer["available_slots"]]
 
 
-def why_no_times(config: dict, day: date, today: date) -> str:
-    exception = exception_on(config, day)
-    if exception and not exception.get("hours"):
-        return f"closed ({exception['note']})" if exception.get("note") else "closed"
-    if not hours_on(config, day):
-        return f"closed (the office is closed on {day.strftime('%A')}s)"
+def why_no_times(answer: dict, day: date, today: date) -> str:
+    """Why the availability `answer` for `day` offers no time, in the words of the office's day it carries: the
+    property's rules (hours, holidays, notice) are the API's to apply, not the demo's."""
+    office = answer["office"]
+    if not office["hours"]:
+        return f"closed ({office['note']})" if office.get("note") else f"closed (the office is closed on {day:%A}s)"
     if day == today:
-        return f"no times left today (tours need {notice_in_words(config)} notice)"
+        return f"no times left today (tours need {notice_in_words(office['minimum_notice_minutes'])} notice)"
     return "fully booked"
 
 
-def notice_in_words(config: dict) -> str:
-    minutes = int(config.get("minimum_notice_minutes", 0))
+def notice_in_words(minutes: int) -> str:
     if minutes % 60 == 0:
         return f"{plural(minutes // 60, 'hour')}'"
     return f"{minutes} minutes'"
+
+
+def open_for(answer: dict, at: clock_time, minutes: int) -> bool:
+    """Whether the office, as the availability `answer` says, is open for a whole tour of `minutes` from `at`."""
+    end = (datetime.combine(date.min, at) + timedelta(minutes=minutes)).time()
+    hours = [(clock_time.fromisoformat(open_), clock_time.fromisoformat(close)) for open_, close in
+             answer["office"]["hours"]]
+    return any(open_ <= at and end <= close for open_, close in hours)
 
 
 # --- Steps ---------------------------------------------------------------------------------------------------------
@@ -318,14 +296,14 @@ def step_week_of_availability(ctx: Context) -> None:
         label = day_in_words(day) + (" (today)" if day == today else "")
         answer = availability(ctx, day)
         times = slot_times(answer, zone)
-        exception = exception_on(config, day)
         if times:
-            special = f", {exception['note']} hours" if exception and exception.get("note") else ""
+            note = answer["office"].get("note")
+            special = f", {note} hours" if note else ""
             say(f"  {label}: {plural(len(times), 'open time')}, {clock(times[0])}–{clock(times[-1])}{special}")
         else:
             following = answer.get("next_available_date")
             after = f" — next open day {day_in_words(date.fromisoformat(following))}" if following else ""
-            say(f"  {label}: {why_no_times(config, day, today)}{after}")
+            say(f"  {label}: {why_no_times(answer, day, today)}{after}")
     agents = [agent["name"] for agent in in_person_agents(config)]
     say(f"Each time is offered with one guide: whoever of {names_in_words(agents)} is free then and has the "
         "fewest tours that day.")
@@ -341,15 +319,16 @@ def step_week_of_availability(ctx: Context) -> None:
             f"{day_in_words(open_day)} it gets {names_in_words(counts)} times, each saying which kind it is.")
 
 
-def next_open_weekday(config: dict, after: date, at: clock_time, minutes: int) -> date:
-    """The first Monday-to-Friday after `after` on which the office is open for a whole tour starting at `at`."""
+def next_open_weekday(ctx: Context, after: date, at: clock_time, minutes: int,
+                      property_id: str = DEMO_PROPERTY_ID) -> date:
+    """The first Monday-to-Friday after `after` on which the office is open for a whole tour starting at `at`, as the
+    availability API says (whether or not that time is still free)."""
     day = after
-    for _ in range(31):
+    for _ in range(14):
         day += timedelta(days=1)
-        end = (datetime.combine(day, at) + timedelta(minutes=minutes)).time()
-        if day.weekday() < 5 and any(open_ <= at and end <= close for open_, close in hours_on(config, day)):
+        if day.weekday() < 5 and open_for(availability(ctx, day, property_id=property_id), at, minutes):
             return day
-    raise DemoError(f"the demo property is not open at {clock(at)} on any weekday of the next month")
+    raise DemoError(f"the property is not open at {clock(at)} on any weekday of the next two weeks")
 
 
 def book_in_resman(ctx: Context, agent: dict, start: datetime, minutes: int, guest: dict) -> str:
@@ -382,7 +361,7 @@ def step_staff_booking_leaves_availability(ctx: Context) -> None:
     config = property_config()
     zone = ZoneInfo(config["time_zone"])
     minutes = int(config["tour_types"]["in_person"]["duration_minutes"])
-    day = next_open_weekday(config, datetime.now(zone).date(), STAFF_TOUR_TIME, minutes)
+    day = next_open_weekday(ctx, datetime.now(zone).date(), STAFF_TOUR_TIME, minutes)
     start = datetime.combine(day, STAFF_TOUR_TIME, tzinfo=zone)
     agents = in_person_agents(config)
 
@@ -564,7 +543,7 @@ def booking_day(ctx: Context, at: clock_time) -> date:
     config = property_config()
     zone = ZoneInfo(config["time_zone"])
     minutes = int(config["tour_types"]["in_person"]["duration_minutes"])
-    return next_open_weekday(config, datetime.now(zone).date(), at, minutes)
+    return next_open_weekday(ctx, datetime.now(zone).date(), at, minutes)
 
 
 def step_chatbot_books_a_tour(ctx: Context) -> None:
@@ -702,7 +681,7 @@ def step_second_tour_on_the_same_guest_card(ctx: Context) -> None:
     zone = ZoneInfo(config["time_zone"])
     minutes = int(config["tour_types"]["in_person"]["duration_minutes"])
     first_day = booking_day(ctx, CHATBOT_TOUR_TIME)
-    day = next_open_weekday(config, first_day, SECOND_TOUR_TIME, minutes)
+    day = next_open_weekday(ctx, first_day, SECOND_TOUR_TIME, minutes)
     maria = PROSPECTS[0]
     say(f"Later in the same chat, {maria['name'].split()[0]} asks for a second look on {day_in_words(day)} at "
         f"{clock(SECOND_TOUR_TIME)}.")
@@ -926,7 +905,8 @@ def step_a_second_company_joins(ctx: Context) -> None:
 
     zone = ZoneInfo(ours["time_zone"])
     minutes = int(ours["tour_types"]["in_person"]["duration_minutes"])
-    day = next_open_weekday(ours, datetime.now(zone).date(), STAFF_TOUR_TIME, minutes)
+    day = next_open_weekday(ctx, datetime.now(zone).date(), STAFF_TOUR_TIME, minutes,
+                            property_id=SECOND_PROPERTY_ID)
     start = datetime.combine(day, STAFF_TOUR_TIME, tzinfo=zone)
     status, answer = request("POST", f"{sandbox}/_sandbox/appointments", json_body={
         "property_id": SECOND_PROPERTY_ID, "agent_id": SECOND_AGENT["id"], "scheduled_at": start.isoformat(),
@@ -1305,14 +1285,10 @@ SELF_SERVICE_PROSPECT = {"name": "Ana Silva", "email": "ana.silva@example.com", 
 
 def open_page(url: str, form: dict | None = None) -> tuple[int, str]:
     """A page as the prospect's browser gets it: (HTTP status, HTML)."""
-    data = None if form is None else urllib.parse.urlencode(form).encode()
-    outgoing = urllib.request.Request(url, data=data, method="GET" if form is None else "POST")
     try:
-        with urllib.request.urlopen(outgoing, timeout=60) as response:
-            return response.status, response.read().decode()
-    except urllib.error.HTTPError as error:
-        return error.code, error.read().decode()
-    except (urllib.error.URLError, TimeoutError, ConnectionError) as error:
+        return http.request("GET" if form is None else "POST", url, form=form, timeout=60, text=True,
+                            headers={"Accept": "text/html"})
+    except http.Unreachable as error:
         raise DemoError(f"the self-service page did not answer ({error}); is the local stack up? (make up)") from error
 
 

@@ -20,9 +20,7 @@ import shutil
 import subprocess
 import threading
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
 import uuid
 from collections import Counter
 from pathlib import Path
@@ -42,6 +40,7 @@ from cfn_template import load_template
 from conftest import REPO_ROOT, free_port, venv_tool
 from provision import read_env_file
 from sign_event import signature
+from tourlocal import http
 
 PROPERTY = "5f1c2a9e-3b7d-4c41-9a0e-7d2b6c8e1f01"  # Maple Grove, America/Chicago
 PROSPECTS = 200
@@ -78,28 +77,15 @@ def running_stack(tmp_path_factory):
 
 def call(env: dict, method: str, path: str, body: dict | None = None, key: str = "API_KEY") -> tuple[int, dict]:
     """A request with the key named `key` in the stack's environment (the chatbot's by default)."""
-    request = urllib.request.Request(
-        f"{env['LAMBDA_BASE_URL']}/{path}",
-        method=method,
-        data=None if body is None else json.dumps(body).encode(),
-        headers={"x-api-key": env[key], "content-type": "application/json"},
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=120) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as error:
-        return error.code, json.loads(error.read())
+    return http.request(method, f"{env['LAMBDA_BASE_URL']}/{path}", json_body=body, timeout=120,
+                        headers={"x-api-key": env[key], "content-type": "application/json"})
 
 
 def gate(env: dict, method: str, path: str, body: object | None = None) -> object:
     """The IAM gate's own endpoints (/_iam/denials, /_iam/policies), at AWS_ENDPOINT_URL."""
-    request = urllib.request.Request(
-        f"{env['AWS_ENDPOINT_URL']}{path}", method=method,
-        data=None if body is None else json.dumps(body).encode(), headers={"content-type": "application/json"},
-    )
-    with urllib.request.urlopen(request, timeout=10) as response:
-        raw = response.read()
-    return json.loads(raw) if raw else None
+    status, answer = http.request(method, f"{env['AWS_ENDPOINT_URL']}{path}", json_body=body, timeout=10)
+    assert status < 400, (status, answer)
+    return answer
 
 
 def free_slot(env: dict, days_ahead: int = 3) -> tuple[str, str]:
@@ -150,8 +136,7 @@ def test_two_hundred_simultaneous_bookings_of_one_slot_through_the_functions_boo
     refused = [answer for status, answer in answers if status == 409]
     assert all(r["error"]["code"] == "slot_taken" and r["error"]["alternatives"] for r in refused)
 
-    with urllib.request.urlopen(f"{env['RESMAN_SANDBOX_URL']}/_sandbox/appointments?property_id={PROPERTY}") as r:
-        appointments = json.loads(r.read())
+    _, appointments = http.request("GET", f"{env['RESMAN_SANDBOX_URL']}/_sandbox/appointments?property_id={PROPERTY}")
     at_that_time = [a for a in appointments if a["appointment_id"] in {b["resman_appointment_id"] for b in booked}]
     assert len(at_that_time) == len(agents), "ResMan got exactly the winners"
     assert len({a["agent_id"] for a in at_that_time}) == len(agents)
@@ -180,8 +165,8 @@ def emails_to(env: dict, address: str) -> list:
 
 
 def sandbox_appointment(env: dict, appointment_id: str) -> dict:
-    with urllib.request.urlopen(f"{env['RESMAN_SANDBOX_URL']}/_sandbox/appointments?property_id={PROPERTY}") as r:
-        return next(a for a in json.loads(r.read()) if a["appointment_id"] == appointment_id)
+    _, appointments = http.request("GET", f"{env['RESMAN_SANDBOX_URL']}/_sandbox/appointments?property_id={PROPERTY}")
+    return next(a for a in appointments if a["appointment_id"] == appointment_id)
 
 
 def test_each_key_reaches_only_what_its_role_and_companies_allow_on_every_endpoint(running_stack):
@@ -252,16 +237,10 @@ def test_one_key_past_its_holds_in_an_hour_is_answered_429_with_when_to_come_bac
     for n, extra in enumerate(wanted):
         body = {"conversation_id": f"made-up-{uuid.uuid4()}", "property_id": PROPERTY, "date": str(day),
                 "time": "14:00", **extra}
-        request = urllib.request.Request(
-            f"{running_stack['LAMBDA_BASE_URL']}/tour-hold/api/resman/tours/holds", method="POST",
-            data=json.dumps(body).encode(),
-            headers={"x-api-key": running_stack["API_KEY"], "content-type": "application/json"},
-        )
-        try:
-            with urllib.request.urlopen(request, timeout=120) as response:
-                answers.append((response.status, response.headers.get("Retry-After"), json.loads(response.read())))
-        except urllib.error.HTTPError as error:
-            answers.append((error.code, error.headers.get("Retry-After"), json.loads(error.read())))
+        status, answer, headers = http.exchange(
+            "POST", f"{running_stack['LAMBDA_BASE_URL']}/tour-hold/api/resman/tours/holds", json_body=body,
+            headers={"x-api-key": running_stack["API_KEY"]}, timeout=120)
+        answers.append((status, headers.get("Retry-After"), answer))
     assert [status for status, _, _ in answers] == [201, 201, 201, 201, 429], answers
     _, retry_after, refusal = answers[-1]
     assert refusal["error"]["code"] == "too_many_holds", refusal
@@ -286,15 +265,10 @@ def test_the_briefs_webhook_at_the_briefs_path_brings_staff_notes_to_the_tour(ru
     })
 
     def post(path: str) -> tuple[int, dict]:
-        request = urllib.request.Request(
-            f"{env['LAMBDA_BASE_URL']}/tour-webhook{path}", method="POST", data=notice.encode(),
+        return http.request(
+            "POST", f"{env['LAMBDA_BASE_URL']}/tour-webhook{path}", raw=notice.encode(), timeout=120,
             headers={"content-type": "application/json",
                      "x-resman-signature": signature(env["WEBHOOK_SECRET"], int(time.time()), notice)})
-        try:
-            with urllib.request.urlopen(request, timeout=120) as response:
-                return response.status, json.loads(response.read())
-        except urllib.error.HTTPError as error:
-            return error.code, json.loads(error.read())
 
     assert post("/api/resman/webhooks/tour-update") == (200, {"status": "accepted"})
     assert post("/api/resman/webhooks/tour-update") == (200, {"status": "duplicate"}), "a retry is kept once"
@@ -341,13 +315,10 @@ def test_a_tour_changed_by_the_chatbot_and_by_staff_through_the_functions_ends_t
 
     # Staff move it an hour later in ResMan; the sandbox's signed webhook reaches tour-webhook, the tour follows.
     new_start = datetime.fromisoformat(updated["confirmed_datetime"]) + timedelta(hours=1)
-    request = urllib.request.Request(
-        f"{env['RESMAN_SANDBOX_URL']}/_sandbox/appointments/{booked['resman_appointment_id']}/staff-change",
-        method="POST", data=json.dumps({"scheduled_at": new_start.isoformat()}).encode(),
-        headers={"content-type": "application/json"},
-    )
-    with urllib.request.urlopen(request) as r:
-        assert json.loads(r.read())["updated_fields"] == ["scheduled_at"]
+    _, changed = http.request(
+        "POST", f"{env['RESMAN_SANDBOX_URL']}/_sandbox/appointments/{booked['resman_appointment_id']}/staff-change",
+        json_body={"scheduled_at": new_start.isoformat()})
+    assert changed["updated_fields"] == ["scheduled_at"], changed
 
     def moved():
         status, tour = call(env, "GET", f"get-tour/api/resman/tours/{booked['resman_appointment_id']}")
@@ -361,14 +332,9 @@ def test_a_tour_changed_by_the_chatbot_and_by_staff_through_the_functions_ends_t
 
 def open_page(url: str, form: dict | None = None) -> tuple[int, Any, str]:
     """GET (or, with `form`, POST) the self-service page as a browser would: status, headers, HTML."""
-    data = None if form is None else urllib.parse.urlencode(form).encode()
-    request = urllib.request.Request(url, data=data, method="GET" if form is None else "POST",
-                                     headers={"content-type": "application/x-www-form-urlencoded"} if form else {})
-    try:
-        with urllib.request.urlopen(request, timeout=120) as answer:
-            return answer.status, answer.headers, answer.read().decode()
-    except urllib.error.HTTPError as error:
-        return error.code, error.headers, error.read().decode()
+    status, page, headers = http.exchange("GET" if form is None else "POST", url, form=form, timeout=120, text=True,
+                                          headers={"Accept": "text/html"})
+    return status, headers, page
 
 
 def test_the_prospect_reschedules_through_the_link_in_their_email_and_the_link_is_then_used(running_stack):

@@ -62,6 +62,34 @@ pub struct AvailabilityView {
     pub time_zone: String,
     pub available_slots: Vec<SlotView>,
     pub next_available_date: Option<String>,
+    /// The office that day, so the chatbot can say why a day has no times without knowing the property's rules.
+    #[serde(default)]
+    pub office: OfficeDay,
+}
+
+/// The office on the asked date: its hours (local `HH:MM` pairs, none when it is closed), the note of a date with
+/// hours of its own (`"Christmas Eve"`, `"Thanksgiving"`), and how much notice a tour needs.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OfficeDay {
+    pub hours: Vec<[String; 2]>,
+    pub note: Option<String>,
+    pub minimum_notice_minutes: u32,
+}
+
+impl OfficeDay {
+    pub fn of(property: &Property, date: NaiveDate) -> Self {
+        let hhmm = |t: chrono::NaiveTime| t.format("%H:%M").to_string();
+        Self {
+            hours: property
+                .hours_on(date)
+                .ranges()
+                .iter()
+                .map(|&(open, close)| [hhmm(open), hhmm(close)])
+                .collect(),
+            note: property.note_on(date).map(str::to_owned),
+            minimum_notice_minutes: property.minimum_notice_minutes,
+        }
+    }
 }
 
 /// Where the answer came from (for logs and metrics only).
@@ -221,8 +249,10 @@ async fn availability_of(
     slots::check_date(&property, query.date, now)?;
 
     if let Some(body) = day.fresh
-        && let Ok(view) = serde_json::from_str::<AvailabilityView>(&body)
+        && let Ok(mut view) = serde_json::from_str::<AvailabilityView>(&body)
     {
+        // The office's day is the property's as it now stands, whatever the cached answer was computed with.
+        view.office = OfficeDay::of(&property, query.date);
         // Minimum notice moves on between computations: never serve a slot that has become too soon.
         let earliest = now + Duration::minutes(property.minimum_notice_minutes.into());
         let still_bookable = view
@@ -250,6 +280,7 @@ async fn availability_of(
         time_zone: property.time_zone.name().to_owned(),
         available_slots: free.iter().map(|s| slot_view(&property, tour_type, s)).collect(),
         next_available_date,
+        office: OfficeDay::of(&property, query.date),
     };
     // A day with no slot depends on later dates too (its next available date), so only full answers are cached.
     if !view.available_slots.is_empty()
@@ -455,6 +486,33 @@ mod tests {
             .unwrap();
         assert_eq!(source, Source::Computed);
         assert_eq!(view.available_slots[0].time, "2026-12-01T09:30:00-06:00");
+    }
+
+    #[tokio::test]
+    async fn the_answer_says_the_offices_hours_and_note_that_day_cached_or_not() {
+        let mut json = crate::domain::property::tests::demo_json();
+        json["exceptions"][1]["note"] = "Christmas Eve".into();
+        let property = Property::from_file(serde_json::from_value(json).unwrap()).unwrap();
+        let store = MemoryStore::with_property(property);
+        let ask = async |date| {
+            availability(&deps(&store), &query(date, "in_person"), now())
+                .await
+                .unwrap()
+        };
+        let (eve, _) = ask("2026-12-24").await;
+        let office = OfficeDay {
+            hours: vec![["09:00".into(), "12:00".into()]],
+            note: Some("Christmas Eve".into()),
+            minimum_notice_minutes: 60,
+        };
+        assert_eq!(eve.office, office);
+        let (again, source) = ask("2026-12-24").await;
+        assert_eq!((source, again.office), (Source::Cache, office));
+        let (christmas, _) = ask("2026-12-25").await;
+        assert!(christmas.office.hours.is_empty(), "closed all day");
+        let (tuesday, _) = ask("2026-12-01").await;
+        assert_eq!(tuesday.office.hours, vec![["09:00".to_owned(), "18:00".to_owned()]]);
+        assert_eq!(tuesday.office.note, None);
     }
 
     #[tokio::test]

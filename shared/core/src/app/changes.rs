@@ -11,30 +11,11 @@ use crate::domain::lifecycle::{ChangeSource, ResManWord};
 use crate::domain::notice::ChangeNotice;
 use crate::domain::property::Property;
 use crate::domain::{AgentId, TourType, UtcWindow};
-use crate::ports::{CalendarStore, MirrorOutcome, PropertyStore, ResManError, ResManGateway, SyncQueue, TourStore};
+use crate::ports::{MirrorOutcome, PropertyStore, ResManError, ResManGateway};
 use chrono::{DateTime, Duration, Utc};
 
-/// What both sources of ResMan's changes write to: the busy-time mirror for appointments that are not ours, our
-/// tours (and the queue of their side effects) for those that are.
-#[derive(Clone, Copy)]
-pub struct FeedDeps<'a> {
-    pub properties: &'a dyn PropertyStore,
-    pub calendar: &'a dyn CalendarStore,
-    pub tours: &'a dyn TourStore,
-    pub queue: &'a dyn SyncQueue,
-}
-
-impl<'a> FeedDeps<'a> {
-    /// The feed over one store that keeps properties, calendars and tours (the table), and the outbox's queue.
-    pub fn over<S: PropertyStore + CalendarStore + TourStore>(store: &'a S, queue: &'a dyn SyncQueue) -> Self {
-        Self {
-            properties: store,
-            calendar: store,
-            tours: store,
-            queue,
-        }
-    }
-}
+/// What applying ResMan's changes reads and writes: the same as a change of ours ([`super::ChangeDeps`]).
+pub type FeedDeps<'a> = super::ChangeDeps<'a>;
 
 /// How the poller reads.
 #[derive(Debug, Clone)]
@@ -439,6 +420,7 @@ fn described(
 mod tests {
     use super::*;
     use crate::app::fakes::{MemoryStore, MemoryTours};
+    use crate::ports::CalendarStore;
     use crate::domain::property::tests::demo;
     use crate::domain::resman::{
         Employee, NotePost, PostedTour, Prospect, ProspectEvent, ProspectLookup, ProspectRef, ProspectSource,

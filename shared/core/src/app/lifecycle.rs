@@ -14,28 +14,12 @@ use crate::domain::reconcile::{Disagreement, Holding, Reconciled, Stance, reconc
 use crate::domain::slots::{self, Busy};
 use crate::domain::update::{Edit, UpdateTourCommand, edited};
 use crate::domain::{AgentId, AppointmentId, UtcWindow};
-use crate::ports::{CalendarStore, ChangeExtras, ChangeWrite, Locks, PropertyStore, SavedAnswer, SyncQueue, TourStore};
+use crate::ports::{CalendarStore, ChangeExtras, ChangeWrite, Locks, SavedAnswer, SyncQueue, TourStore};
 use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
 
-pub struct UpdateDeps<'a> {
-    pub properties: &'a dyn PropertyStore,
-    pub calendar: &'a dyn CalendarStore,
-    pub tours: &'a dyn TourStore,
-    pub queue: &'a dyn SyncQueue,
-}
-
-impl<'a> UpdateDeps<'a> {
-    /// The change over one store that keeps properties, calendars and tours (the table), and the outbox's queue.
-    pub fn over<S: PropertyStore + CalendarStore + TourStore>(store: &'a S, queue: &'a dyn SyncQueue) -> Self {
-        Self {
-            properties: store,
-            calendar: store,
-            tours: store,
-            queue,
-        }
-    }
-}
+/// What a change of a tour reads and writes ([`super::ChangeDeps`]).
+pub type UpdateDeps<'a> = super::ChangeDeps<'a>;
 
 /// A finished update call: status and body (a retry with the same key gets them again).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -826,38 +810,20 @@ pub(crate) mod tests {
             booking_id: BookingId::from_uuid(uuid::Uuid::from_u128(n)),
             conversation_id: ConversationId::parse("c-1").unwrap(),
             property_id: property.id.clone(),
-            tour_type: crate::domain::TourType::InPerson,
             holder: holder.clone(),
             start: window.start(),
             end: window.end(),
-            status: S::Scheduled,
-            sync_status: SyncStatus::Synced,
             resman_appointment_id: Some(AppointmentId::parse(&format!("EV-{n}")).unwrap()),
             resman_prospect_id: Some("PR-1".into()),
-            prospect_name: "Ana Lopez".into(),
-            prospect_email: "ana@example.com".into(),
-            prospect_phone: "+15125550100".into(),
-            unit_preferences: None,
-            special_requests: None,
             idempotency_key: format!("k-{n}"),
             created_at: monday_morning(),
-            last_error: None,
-            version: 1,
-            history: Vec::new(),
-            resman_version: 1,
             resman_synced_at: Some(monday_morning()),
-            callback_version: 1,
-            staff_notes: None,
-            outcome: None,
-            resman_word: None,
-            in_resman_at: None,
-            prospect_stage: None,
             resman_seen: Some(crate::domain::reconcile::Holding {
                 status: S::Scheduled,
                 start: window.start(),
                 agent: holder.agent().cloned(),
             }),
-            disagreement: None,
+            ..crate::domain::update::tests::tour(S::Scheduled)
         };
         let mut locks = tours.locks.lock().unwrap();
         for g in lock_granules(&property, &holder, &window) {

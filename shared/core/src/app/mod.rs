@@ -25,6 +25,31 @@ use crate::ports::{ResManError, StoreError};
 use availability::SlotView;
 use serde_json::json;
 
+/// What a change of a tour reads and writes, whoever makes it (the chatbot, a prospect's link, or ResMan's change
+/// feed): the property, its calendar (locks and busy time), the tour, and the outbox's queue for what the change owes.
+#[derive(Clone, Copy)]
+pub struct ChangeDeps<'a> {
+    pub properties: &'a dyn crate::ports::PropertyStore,
+    pub calendar: &'a dyn crate::ports::CalendarStore,
+    pub tours: &'a dyn crate::ports::TourStore,
+    pub queue: &'a dyn crate::ports::SyncQueue,
+}
+
+impl<'a> ChangeDeps<'a> {
+    /// Over one store that keeps properties, calendars and tours (the table), and the outbox's queue.
+    pub fn over<S>(store: &'a S, queue: &'a dyn crate::ports::SyncQueue) -> Self
+    where
+        S: crate::ports::PropertyStore + crate::ports::CalendarStore + crate::ports::TourStore,
+    {
+        Self {
+            properties: store,
+            calendar: store,
+            tours: store,
+            queue,
+        }
+    }
+}
+
 /// Every way a use case can fail. [`ErrorBody::of`] is the one mapping to an HTTP status and JSON body.
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {

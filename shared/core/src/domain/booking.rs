@@ -885,36 +885,11 @@ mod tests {
         assert!(BookingId::parse("tour_xyz").is_err());
         let record = TourRecord {
             booking_id: id.clone(),
-            conversation_id: ConversationId::parse("c").unwrap(),
-            property_id: ResManPropertyId::parse("P-1").unwrap(),
             tour_type: TourType::Virtual,
-            holder: Holder::Agent(AgentId::parse("A").unwrap()),
             start: now(),
             end: now() + Duration::minutes(30),
-            status: TourStatus::Scheduled,
-            sync_status: SyncStatus::Pending,
-            resman_appointment_id: None,
-            resman_prospect_id: None,
-            prospect_name: "Ana Lopez".into(),
-            prospect_email: "ana@example.com".into(),
-            prospect_phone: "+15125550100".into(),
             unit_preferences: Some("2 bedrooms".into()),
-            special_requests: None,
-            idempotency_key: "k".into(),
-            created_at: now(),
-            last_error: None,
-            version: 1,
-            history: Vec::new(),
-            resman_version: 0,
-            resman_synced_at: None,
-            callback_version: 0,
-            staff_notes: None,
-            outcome: None,
-            resman_word: None,
-            in_resman_at: None,
-            prospect_stage: None,
-            resman_seen: None,
-            disagreement: None,
+            ..crate::domain::update::tests::tour(TourStatus::Scheduled)
         };
         let comments = record.resman_comments();
         assert!(comments.starts_with("Virtual Tour, 30 min."));

@@ -367,6 +367,13 @@ impl Property {
         })
     }
 
+    /// The note of a date with hours of its own (`"Christmas Eve"`), as the operators wrote it.
+    pub fn note_on(&self, date: NaiveDate) -> Option<&str> {
+        let date = date.to_string();
+        let exception = self.source.exceptions.iter().find(|e| e.date == date)?;
+        exception.note.as_deref()
+    }
+
     pub fn tour_type(&self, tour_type: TourType) -> Result<&TourTypeConfig, InvalidField> {
         self.tour_types.get(&tour_type).ok_or_else(|| {
             InvalidField::new(
