@@ -195,9 +195,18 @@ scale: venv
 
 # The deployable build: `sam build` (cargo-lambda cross-compiles every function for arm64 with zig from the venv,
 # offline), then each function's zipped size. The arm64 standard library comes from rustup (once per machine).
+# sam build hashes the whole source folder for its cache, and a checkout's target/ holds tens of GB after `make test`:
+# so it builds from a copy of the tracked files (and the vendored Chart.js) in .local/package/src, with its own cargo
+# target folder beside it, kept between runs. The built functions land in .aws-sam/build as usual.
+PACKAGE_DIR := .local/package
 package: venv
 	rustup target add aarch64-unknown-linux-gnu
-	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(SAM_ENV) $(VENV)/bin/sam build --template template.yaml
+	rm -rf $(PACKAGE_DIR)/src && mkdir -p $(PACKAGE_DIR)/src
+	git ls-files -z | xargs -0 cp -P --parents -t $(PACKAGE_DIR)/src
+	cp --parents $(DASHBOARD_CHART_JS) $(PACKAGE_DIR)/src
+	cd $(PACKAGE_DIR)/src && CARGO_TARGET_DIR="$(CURDIR)/$(PACKAGE_DIR)/target" PATH="$(CURDIR)/$(VENV)/bin:$$PATH" \
+		$(SAM_ENV) $(CURDIR)/$(VENV)/bin/sam build --template template.yaml --build-dir "$(CURDIR)/.aws-sam/build" \
+		--cache-dir "$(CURDIR)/.aws-sam/cache"
 	$(PY) infra/local/package_report.py
 
 fmt:

@@ -7,7 +7,8 @@ the zip is made here the way SAM packages a folder (deflate), so the figure is t
 
     .venv/bin/python infra/local/package_report.py [--build-dir .aws-sam/build] [--template template.yaml]
 
-Exits 1 and names the function when a function of the template has no built `bootstrap`.
+Exits 1 and names the function when a function of the template has no built `bootstrap`, or when a zip is 5 MB
+(5,000,000 bytes) or more: each function links only what it calls, and that bound keeps it so (issue 24).
 """
 
 from __future__ import annotations
@@ -38,6 +39,15 @@ def elf_machine(binary: Path) -> str:
     return machines.get(int.from_bytes(header[18:20], "little"), "unknown") if header[:4] == b"\x7fELF" else "not ELF"
 
 
+ZIP_LIMIT_BYTES = 5_000_000
+
+
+def oversized(build_dir: Path, template_path: Path, limit: int = ZIP_LIMIT_BYTES) -> list[str]:
+    """The functions whose zip is `limit` bytes or more."""
+    return [f.logical_id for f in load_template(template_path).functions()
+            if (build_dir / f.logical_id / "bootstrap").exists() and zipped_size(build_dir / f.logical_id) >= limit]
+
+
 def report(build_dir: Path, template_path: Path) -> list[str]:
     rows = ["| function | binary | architecture | bootstrap | zipped |", "|---|---|---|---|---|"]
     missing = []
@@ -60,7 +70,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--build-dir", default=str(REPO_ROOT / ".aws-sam" / "build"))
     parser.add_argument("--template", default=str(REPO_ROOT / "template.yaml"))
     args = parser.parse_args(argv)
-    print("\n".join(report(Path(args.build_dir), Path(args.template))))
+    build_dir, template = Path(args.build_dir), Path(args.template)
+    print("\n".join(report(build_dir, template)))
+    too_large = oversized(build_dir, template)
+    if too_large:
+        print(f"package_report: zipped at {ZIP_LIMIT_BYTES:,} bytes or more: {', '.join(too_large)}", file=sys.stderr)
+        return 1
     return 0
 
 

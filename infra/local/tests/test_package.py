@@ -15,7 +15,9 @@ import pytest
 
 from conftest import REPO_ROOT
 from cfn_template import load_template
-from package_report import elf_machine, report, zipped_size
+import os
+
+from package_report import ZIP_LIMIT_BYTES, elf_machine, main, oversized, report, zipped_size
 
 TEMPLATE = REPO_ROOT / "template.yaml"
 
@@ -64,3 +66,17 @@ def test_an_x86_binary_is_told_apart(tmp_path):
     binary.write_bytes(b"\x7fELF" + bytes(14) + b"\x3e\x00")
     assert elf_machine(binary) == "x86_64"
 
+
+
+def test_a_zip_of_five_megabytes_or_more_fails_the_package_naming_its_function(tmp_path, capsys):
+    functions = load_template(TEMPLATE).functions()
+    for function in functions:
+        (tmp_path / function.logical_id).mkdir()
+        (tmp_path / function.logical_id / "bootstrap").write_bytes(b"\x7fELF" + bytes(14) + b"\xb7\x00" + bytes(1000))
+    assert main(["--build-dir", str(tmp_path), "--template", str(TEMPLATE)]) == 0
+    big = functions[0].logical_id
+    # Random bytes do not deflate: the zip is as large as the binary.
+    (tmp_path / big / "bootstrap").write_bytes(b"\x7fELF" + bytes(14) + b"\xb7\x00" + os.urandom(ZIP_LIMIT_BYTES))
+    assert oversized(tmp_path, TEMPLATE) == [big]
+    assert main(["--build-dir", str(tmp_path), "--template", str(TEMPLATE)]) == 1
+    assert big in capsys.readouterr().err

@@ -2,7 +2,7 @@
 //! metrics lines' namespace (`METRICS_NAMESPACE`) and stack (`STACK_NAME`).
 //! Spans and events carry ids (appointment, conversation, property), never a name, e-mail, phone, body or header.
 
-use tracing_subscriber::EnvFilter;
+use tracing_subscriber::filter::LevelFilter;
 
 pub fn init() {
     // The metrics lines' namespace and `Stack` dimension (the alarms and the operations dashboard read them).
@@ -13,11 +13,12 @@ pub fn init() {
     let level = std::env::var("RUST_LOG")
         .or_else(|_| std::env::var("AWS_LAMBDA_LOG_LEVEL"))
         .unwrap_or_else(|_| "info".to_owned());
-    let filter = EnvFilter::try_new(level.to_ascii_lowercase()).unwrap_or_else(|_| EnvFilter::new("info"));
+    // One level for every line (`info`, `debug`...); an unknown word reads as `info`.
+    let filter = level.trim().to_ascii_lowercase().parse().unwrap_or(LevelFilter::INFO);
     // A second init (tests) is harmless: the first subscriber stays.
     let _ = tracing_subscriber::fmt()
         .json()
-        .with_env_filter(filter)
+        .with_max_level(filter)
         .with_current_span(true)
         .with_span_list(false)
         .with_target(false)

@@ -526,7 +526,7 @@ pub struct ConversationView {
 /// The tours booked in a conversation, with their current state.
 pub async fn conversation_tours(
     properties: &dyn PropertyStore,
-    tours: &dyn TourStore,
+    tours: &dyn crate::ports::TourReads,
     conversation: &crate::domain::booking::ConversationId,
 ) -> Result<ConversationView, AppError> {
     let mut view = ConversationView {
@@ -606,7 +606,7 @@ pub struct TourView {
 }
 
 /// A tour by our id (`tour_...`) or by ResMan's appointment id.
-pub async fn find_tour(tours: &dyn TourStore, id: &str) -> Result<TourRecord, AppError> {
+pub async fn find_tour(tours: &dyn crate::ports::TourReads, id: &str) -> Result<TourRecord, AppError> {
     let not_found = || AppError::NotFound(crate::domain::InvalidField::new("appointment_id", "no such tour"));
     match BookingId::parse(id.trim()) {
         Ok(ours) => tours.tour(&ours).await?,
@@ -668,7 +668,7 @@ pub fn view_of(
 /// (one read for our id; ResMan's id is looked up first).
 pub async fn tour_view(
     properties: &dyn PropertyStore,
-    tours: &dyn TourStore,
+    tours: &dyn crate::ports::TourReads,
     messages: &dyn crate::ports::MessageStore,
     id: &str,
 ) -> Result<TourView, AppError> {

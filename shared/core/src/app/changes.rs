@@ -420,13 +420,13 @@ fn described(
 mod tests {
     use super::*;
     use crate::app::fakes::{MemoryStore, MemoryTours};
-    use crate::ports::CalendarStore;
     use crate::domain::property::tests::demo;
     use crate::domain::resman::{
         Employee, NotePost, PostedTour, Prospect, ProspectEvent, ProspectLookup, ProspectRef, ProspectSource,
         ProspectTourPost, TourEventStatus,
     };
     use crate::domain::{AgentId, AppointmentId, ProspectId};
+    use crate::ports::CalendarStore;
     use crate::ports::{ResManError, ResManGateway};
     use async_trait::async_trait;
     use chrono::TimeZone;

@@ -11,7 +11,7 @@ use crate::domain::digest::{DigestWeek, digest};
 use crate::domain::email::{RenderError, Templates};
 use crate::domain::link::Links;
 use crate::domain::property::Property;
-use crate::ports::{AnalyticsStore, DigestClaim, DigestOutcome, DigestStore, Mailer, PropertyStore, TourStore};
+use crate::ports::{AnalyticsStore, DigestClaim, DigestOutcome, DigestStore, Mailer, PropertyStore};
 use chrono::{DateTime, Duration, Utc};
 
 /// How many ticks try a digest that fails to send before it is given up.
@@ -25,7 +25,7 @@ pub const DIGEST_LEAST: std::time::Duration = std::time::Duration::from_secs(12)
 pub struct DigestDeps<'a> {
     pub properties: &'a dyn PropertyStore,
     /// The listed tours' prospects (the analytics index holds no personal data).
-    pub tours: &'a dyn TourStore,
+    pub tours: &'a dyn crate::ports::TourReads,
     pub analytics: &'a dyn AnalyticsStore,
     pub digests: &'a dyn DigestStore,
     pub mailer: &'a dyn Mailer,

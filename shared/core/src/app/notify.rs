@@ -234,7 +234,7 @@ pub const REMINDERS_PER_SEND: usize = 10;
 /// reminders were dropped with the change; this is the guard for a change that raced the tick). No reminder is
 /// taken with less than `budget.least` left in the invocation: the rest stay due for the next tick.
 pub async fn queue_due_reminders(
-    tours: &dyn crate::ports::TourStore,
+    tours: &dyn crate::ports::TourReads,
     reminders: &dyn crate::ports::ReminderStore,
     queue: &dyn SyncQueue,
     now: DateTime<Utc>,

@@ -631,7 +631,7 @@ pub const OUTBOX_REQUEUE_AFTER: chrono::Duration = chrono::Duration::hours(1);
 /// The outbox's consumer: re-queues ResMan writes that are owed but no longer travelling (the booking was stored
 /// but its message never reached the queue, or was lost). Run on the poller's tick.
 pub async fn requeue_owed_syncs(
-    tours: &dyn crate::ports::TourStore,
+    tours: &dyn crate::ports::Outbox,
     queue: &dyn crate::ports::SyncQueue,
     now: chrono::DateTime<chrono::Utc>,
 ) -> Result<usize, crate::app::AppError> {
