@@ -30,6 +30,7 @@ use tour_core::domain::TourType;
 use tour_core::domain::booking::{BookTourCommand, BookTourRequest, BookingId, Holder, lock_granules};
 use tour_core::domain::property::Property;
 use tour_core::domain::slots::free_slots;
+use tour_core::ports::Outcome;
 use tour_core::ports::{AvailabilityCache, PropertyStore, TourReads, TourWrites};
 
 const RUNS: usize = 200;
@@ -78,18 +79,18 @@ impl Stack {
         booking_deps(&self.store, &self.resman, &self.queue, StdDuration::from_millis(250))
     }
 
-    async fn book(&self, n: usize, date: NaiveDate, time: &str) -> Result<u16, AppError> {
+    async fn book(&self, n: usize, date: NaiveDate, time: &str) -> Result<Outcome, AppError> {
         let id = BookingId::from_uuid(uuid::Uuid::new_v4());
         book_tour(&self.booking(), &command(n, date, time), None, id, Utc::now())
             .await
-            .map(|b| b.status)
+            .map(|b| b.outcome)
     }
 
-    /// The chatbot's `PUT /api/resman/tours/{id}` with `body`: the HTTP status.
-    async fn update(&self, id: &BookingId, body: Value) -> Result<u16, AppError> {
+    /// The chatbot's `PUT /api/resman/tours/{id}` with `body`: the tour's view.
+    async fn update(&self, id: &BookingId, body: Value) -> Result<String, AppError> {
         update_tour(&self.store, &self.queue, id.as_str(), &body, None)
             .await
-            .map(|u| u.status)
+            .map(|u| u.body)
     }
 
     async fn control(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
@@ -275,7 +276,7 @@ async fn booking_row(latency_ms: u64, transact_floor: f64) {
         let started = Instant::now();
         let status = stack.book(n, *date, time).await;
         timings.add(started);
-        assert_eq!(status.ok(), Some(201), "booking {n} at {date} {time}");
+        assert_eq!(status.ok(), Some(Outcome::Booked), "booking {n} at {date} {time}");
     }
     let runs = BOOKINGS as f64;
     row(
@@ -297,7 +298,7 @@ async fn change_rows(transact_floor: f64) {
     for (n, (date, time)) in booked.iter().enumerate() {
         let id = BookingId::from_uuid(uuid::Uuid::new_v4());
         let answer = book_tour(&stack.booking(), &command(n, *date, time), None, id.clone(), Utc::now()).await;
-        assert_eq!(answer.map(|b| b.status).ok(), Some(201), "booking {n}");
+        assert_eq!(answer.map(|b| b.outcome).ok(), Some(Outcome::Booked), "booking {n}");
         ids.push(id);
     }
     let body = |what: &str, n: usize| match what {
@@ -311,9 +312,9 @@ async fn change_rows(transact_floor: f64) {
         let (mut timings, dynamodb, resman) = (Timings::new(), stack.dynamodb.count(), stack.resman_calls().await);
         for (n, id) in ids.iter().enumerate() {
             let started = Instant::now();
-            let status = stack.update(id, body(what, n)).await;
+            let updated = stack.update(id, body(what, n)).await;
             timings.add(started);
-            assert_eq!(status.ok(), Some(200), "{what} {n}");
+            assert!(updated.is_ok_and(|view| view.contains(id.as_str())), "{what} {n}");
         }
         let runs = BOOKINGS as f64;
         row(
@@ -565,7 +566,7 @@ async fn webhook_rows(stack: &Stack) {
             timings.add(started);
             answer = match outcome {
                 Ok(_) => "accepted".into(),
-                Err(e) => tour_core::app::ErrorBody::of(&e).0.to_string(),
+                Err(e) => tour_edge::http::response::ErrorBody::of(&e).0.to_string(),
             };
         }
         println!(
@@ -648,7 +649,11 @@ async fn iam_rows() {
         } else {
             gated.add(started)
         }
-        assert_eq!(booked.map(|b| b.status).ok(), Some(201), "booking {n} at {date} {time}");
+        assert_eq!(
+            booked.map(|b| b.outcome).ok(),
+            Some(Outcome::Booked),
+            "booking {n} at {date} {time}"
+        );
         first.get_or_insert(id);
     }
     let booking_calls = (stack.dynamodb.count() - calls_before) as f64 / BOOKINGS as f64;
@@ -742,7 +747,7 @@ async fn analytics_rows() {
         .unwrap()
         .expect("the second demo property");
     let (date, time) = slots(&stack.property, 1).remove(0);
-    assert_eq!(stack.book(0, date, &time).await.unwrap(), 201);
+    assert_eq!(stack.book(0, date, &time).await.unwrap(), Outcome::Booked);
     let template = stack
         .store
         .conversation_tours(&tour_core::domain::booking::ConversationId::parse("bench-0").unwrap())

@@ -53,7 +53,6 @@ async fn book_at(
 ) -> Result<String, AppError> {
     let id = BookingId::from_uuid(uuid::Uuid::new_v4());
     let booked = book_tour(&stack.deps(), &command_of(stack, n, time, tour_type), None, id, now).await?;
-    assert!(matches!(booked.status, 201 | 202), "{}", booked.body);
     Ok(response(&booked)["appointment_id"].as_str().unwrap().to_owned())
 }
 

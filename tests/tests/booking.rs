@@ -9,6 +9,8 @@ use tour_core::app::AppError;
 use tour_core::app::booking::book_tour;
 use tour_core::domain::TourType;
 use tour_core::domain::booking::{BookingId, SyncStatus};
+use tour_core::ports::Outcome;
+use tour_core::ports::ResManError;
 use tour_core::ports::{CalendarStore, TourReads, TourWrites};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -49,7 +51,7 @@ async fn two_hundred_bookings_of_one_slot_give_it_to_exactly_as_many_as_there_ar
     assert!(
         booked
             .iter()
-            .all(|b| b.status == 201 && response(b)["sync_status"] == "synced")
+            .all(|b| b.outcome == Outcome::Booked && response(b)["sync_status"] == "synced")
     );
     let mut staff: Vec<String> = booked
         .iter()
@@ -76,7 +78,7 @@ async fn a_retried_request_with_the_same_key_returns_the_same_tour_and_resman_go
     let c = command(&stack.property, 1, "11:00");
     let first = stack.book(&c, Some("retry-key-1")).await.unwrap();
     let again = stack.book(&c, Some("retry-key-1")).await.unwrap();
-    assert_eq!((first.status, &first.body), (again.status, &again.body));
+    assert_eq!((first.outcome, &first.body), (again.outcome, &again.body));
     assert_eq!(stack.posts().await, 1);
     // Without a key, the conversation and the slot are the key.
     let c2 = command(&stack.property, 2, "13:00");
@@ -177,7 +179,7 @@ async fn a_post_applied_but_answered_503_still_leaves_one_appointment() {
         .faults(json!({"applied_then_503_rate": 1.0, "methods": ["PostLeadManagement4_0"], "remaining": 1}))
         .await;
     let booked = stack.book(&command(&stack.property, 1, "10:00"), None).await.unwrap();
-    assert_eq!(booked.status, 201);
+    assert_eq!(booked.outcome, Outcome::Booked);
     let body = response(&booked);
     assert_eq!(body["sync_status"], "synced");
     let appointments = stack.appointments().await;
@@ -197,7 +199,7 @@ async fn with_resman_down_the_booking_is_pending_and_reaches_resman_once_it_reco
         .faults(json!({"http_error_rate": 1.0, "http_error_statuses": [503]}))
         .await;
     let booked = stack.book(&command(&stack.property, 1, "10:00"), None).await.unwrap();
-    assert_eq!(booked.status, 202);
+    assert_eq!(booked.outcome, Outcome::Pending);
     let body = response(&booked);
     assert_eq!(
         (body["status"].as_str(), body["sync_status"].as_str()),
@@ -211,8 +213,8 @@ async fn with_resman_down_the_booking_is_pending_and_reaches_resman_once_it_reco
                 .book(&command(&stack.property, n, "10:00"), None)
                 .await
                 .unwrap()
-                .status,
-            202
+                .outcome,
+            Outcome::Pending
         );
     }
     assert!(matches!(
@@ -254,9 +256,11 @@ async fn a_booking_resman_refuses_frees_its_slot() {
     );
     // A retry gets the same answer, replayed, without touching ResMan again.
     let posts = stack.posts().await;
-    let again = stack.book(&c, None).await.unwrap();
-    assert_eq!(again.status, 422);
-    assert!(again.body.contains("blocked by policy"));
+    let again = stack.book(&c, None).await.unwrap_err();
+    assert!(
+        matches!(&again, AppError::ResMan(ResManError::Rejected { description }) if description.contains("blocked by policy")),
+        "{again:?}"
+    );
     assert_eq!(stack.posts().await, posts);
     // Every agent's 10:00 is free again.
     stack.control(reqwest::Method::DELETE, "/_sandbox/faults", None).await;
@@ -266,8 +270,8 @@ async fn a_booking_resman_refuses_frees_its_slot() {
                 .book(&command(&stack.property, n, "10:00"), None)
                 .await
                 .unwrap()
-                .status,
-            201
+                .outcome,
+            Outcome::Booked
         );
     }
 }
@@ -417,7 +421,7 @@ async fn a_request_whose_first_call_died_after_holding_the_slot_is_answered_from
     )
     .await
     .unwrap();
-    assert_eq!(recovered.status, 202);
+    assert_eq!(recovered.outcome, Outcome::Pending);
     assert_eq!(response(&recovered)["appointment_id"], tour.booking_id.as_str());
     assert_eq!(response(&recovered)["sync_status"], "pending");
 }

@@ -13,6 +13,7 @@ use tour_core::app::holds::{HoldDeps, HoldView, place_hold};
 use tour_core::domain::booking::{BookTourCommand, BookingId};
 use tour_core::domain::hold::{HoldCommand, HoldMinutes, HoldsPerHour};
 use tour_core::domain::{HoldToken, TourType};
+use tour_core::ports::Outcome;
 use tour_core::ports::{CalendarStore, HoldStore};
 
 fn hold_command(stack: &Stack, conversation: &str, time: &str, staff: Option<&str>) -> HoldCommand {
@@ -122,7 +123,7 @@ async fn a_hold_survives_competing_bookings_and_its_token_gets_the_slot() {
     // The holder confirms in its next turn with the token: the held agent is its.
     let mine = presenting(command(&stack.property, 99, "10:00"), "conv-holder", &held.hold_token);
     let booked = stack.book(&mine, None).await.unwrap();
-    assert_eq!(booked.status, 201);
+    assert_eq!(booked.outcome, Outcome::Booked);
     assert_eq!(response(&booked)["staff_member_id"], held_agent.as_str());
     assert!(
         stack.store.hold(&mine.conversation_id).await.unwrap().is_none(),
@@ -178,7 +179,7 @@ async fn an_unused_hold_lapses_by_itself_at_its_instant() {
     let booked = book_at(&stack, &command(&stack.property, 2, "11:00"), lapse)
         .await
         .unwrap();
-    assert_eq!(booked.status, 201);
+    assert_eq!(booked.outcome, Outcome::Booked);
     // A lapsed token gives nothing more: its conversation books as anyone would, the next agent.
     let late = presenting(command(&stack.property, 3, "11:00"), "conv-h0", &holds[0].hold_token);
     let second = book_at(&stack, &late, lapse).await.unwrap();

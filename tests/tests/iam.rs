@@ -9,6 +9,7 @@ use tour_aws::dynamo::DynamoStore;
 use tour_aws::sqs::SqsSyncQueue;
 use tour_core::app::booking::book_tour;
 use tour_core::domain::booking::BookingId;
+use tour_core::ports::Outcome;
 use tour_core::ports::{MessageStore, TourReads};
 
 async fn denials(gate: &str) -> Vec<serde_json::Value> {
@@ -49,7 +50,7 @@ async fn a_booking_and_its_read_back_stay_inside_book_tour_s_and_get_tour_s_poli
     )
     .await
     .unwrap();
-    assert_eq!(booked.status, 201, "{}", booked.body);
+    assert_eq!(booked.outcome, Outcome::Booked, "{}", booked.body);
 
     // get-tour's read: the tour with its personal data, and the tour with its messages.
     let as_get_tour = DynamoStore::new(&aws.sdk_as(&gate, "LOCALGetTour").await, table);

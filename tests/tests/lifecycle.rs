@@ -12,12 +12,13 @@ use tour_core::app::availability::{AvailabilityDeps, AvailabilityQuery, availabi
 use tour_core::domain::booking::{BookingId, SyncStatus, TourStatus};
 use tour_core::domain::lifecycle::ChangeSource;
 use tour_core::domain::{ProspectId, UtcWindow};
+use tour_core::ports::Outcome;
 use tour_core::ports::{CalendarStore, ResManGateway};
 
 /// Books prospect `n` at `time` on the stack's bookable date: our id and ResMan's.
 async fn booked(stack: &Stack, n: usize, time: &str) -> (String, String) {
     let answer = stack.book(&command(&stack.property, n, time), None).await.unwrap();
-    assert_eq!(answer.status, 201, "{}", answer.body);
+    assert_eq!(answer.outcome, Outcome::Booked, "{}", answer.body);
     let body = response(&answer);
     (
         body["appointment_id"].as_str().unwrap().to_owned(),
@@ -204,7 +205,7 @@ async fn a_cancellation_writes_resman_the_note_alone_and_keeps_the_agent_busy_un
     stack.poll().await;
     assert!(offers_ten(&stack).await, "ResMan freed the agent, so do we");
     let answer = stack.book(&command(&stack.property, 9, "10:00"), None).await.unwrap();
-    assert_eq!(answer.status, 201, "a new prospect takes the time");
+    assert_eq!(answer.outcome, Outcome::Booked, "a new prospect takes the time");
     stack.drain(5).await;
     let tour = stack.tour(cancelled).await;
     assert_eq!(tour.status, TourStatus::Cancelled);
@@ -241,7 +242,7 @@ async fn with_the_cancel_word_on_a_cancellation_frees_the_slot_at_once_and_marks
     // time), a note says why, the prospect stays active, and a redelivered message writes no second note.
     stack.drain(5).await;
     let answer = stack.book(&command(&stack.property, 9, "10:00"), None).await.unwrap();
-    assert_eq!(answer.status, 201, "a new prospect takes the time");
+    assert_eq!(answer.outcome, Outcome::Booked, "a new prospect takes the time");
     stack.queue_again(&BookingId::parse(cancelled).unwrap()).await;
     stack.drain(5).await;
     let appointments = stack.appointments().await;

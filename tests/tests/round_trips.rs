@@ -9,6 +9,7 @@ use std::time::Duration as StdDuration;
 use tour_core::app::availability::{AvailabilityDeps, AvailabilityQuery, Source, availability};
 use tour_core::app::booking::book_tour;
 use tour_core::domain::booking::{BookTourCommand, BookTourRequest, BookingId};
+use tour_core::ports::Outcome;
 
 /// A weekday in the middle of a month, so a day's busy time is one month partition.
 fn mid_month_weekday() -> NaiveDate {
@@ -88,11 +89,11 @@ async fn a_booking_is_five_dynamodb_requests_and_a_second_in_the_conversation_sk
     let (first, second) = (command("conv-rt", day, "10:00"), command("conv-rt", day, "14:00"));
     let book = async |command| {
         let id = BookingId::from_uuid(uuid::Uuid::new_v4());
-        book_tour(&deps, command, None, id, Utc::now()).await.unwrap().status
+        book_tour(&deps, command, None, id, Utc::now()).await.unwrap().outcome
     };
 
     let before = dynamodb.count();
-    assert_eq!(book(&first).await, 201);
+    assert_eq!(book(&first).await, Outcome::Booked);
     assert_eq!(
         dynamodb.count() - before,
         5,
@@ -109,7 +110,7 @@ async fn a_booking_is_five_dynamodb_requests_and_a_second_in_the_conversation_sk
         "searches by e-mail and phone, then the post"
     );
 
-    assert_eq!(book(&second).await, 201);
+    assert_eq!(book(&second).await, Outcome::Booked);
     let calls = resman_calls(&sandbox).await;
     assert_eq!(
         &calls[3..],

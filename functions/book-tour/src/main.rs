@@ -5,7 +5,7 @@ use tour_aws::{resman::HttpResMan, sqs::SqsSyncQueue};
 use tour_core::app::booking::{BookingDeps, book_tour, parse_booking_body};
 use tour_core::app::sync::Attempts;
 use tour_core::domain::{access::Action, access::Credential, booking::BookingId};
-use tour_edge::http::{Route, idempotency_key, response::raw_json};
+use tour_edge::http::{Route, idempotency_key, response::done};
 use tour_edge::{Answer, Api, Error, config, serve_api};
 
 async fn handle(api: &Api<(HttpResMan, SqsSyncQueue)>, caller: Credential, request: Request) -> Answer {
@@ -22,7 +22,7 @@ async fn handle(api: &Api<(HttpResMan, SqsSyncQueue)>, caller: Credential, reque
         clock: &chrono::Utc::now,
     };
     let booked = book_tour(&deps, &command, key, id, chrono::Utc::now()).await?;
-    Ok(raw_json(booked.status, booked.body, None))
+    Ok(done(booked.outcome, booked.body))
 }
 
 #[tokio::main]

@@ -8,7 +8,8 @@ use lambda_http::http::Method;
 use tour_aws::sqs::SqsSyncQueue;
 use tour_core::app::lifecycle::{UpdateDeps, parse_update_body, update_tour};
 use tour_core::domain::access::{Action, Credential};
-use tour_edge::http::{Route, appointment_id, idempotency_key, response::raw_json};
+use tour_core::ports::Outcome;
+use tour_edge::http::{Route, appointment_id, idempotency_key, response::done};
 use tour_edge::{Answer, Api, Error, serve_api};
 
 async fn handle(api: &Api<SqsSyncQueue>, caller: Credential, request: Request) -> Answer {
@@ -22,7 +23,7 @@ async fn handle(api: &Api<SqsSyncQueue>, caller: Credential, request: Request) -
         queue: &api.with,
     };
     let updated = update_tour(&deps, &id, &command, idempotency_key(&request), chrono::Utc::now()).await?;
-    Ok(raw_json(updated.status, updated.body, None))
+    Ok(done(Outcome::Updated, updated.body))
 }
 
 #[tokio::main]

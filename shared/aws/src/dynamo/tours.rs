@@ -24,8 +24,8 @@ use tour_core::domain::booking::{BookingId, ConversationId, TourRecord, TourStat
 use tour_core::domain::notify::MessageKind;
 use tour_core::domain::property::Property;
 use tour_core::ports::{
-    BookingWrite, ChangeExtras, ChangeWrite, Idempotency, IdempotencyRecord, Locks, NewBooking, Outbox, StoreError,
-    TourReads, TourWrites,
+    BookingWrite, ChangeExtras, ChangeWrite, Idempotency, IdempotencyRecord, Locks, NewBooking, Outbox, Outcome,
+    Refusal, SavedOutcome, StoreError, TourReads, TourWrites,
 };
 
 /// A transaction holds at most 100 items; the locks of one tour stay well inside that.
@@ -224,14 +224,69 @@ struct Answer {
     expression_attribute_values: Option<Item>,
 }
 
-fn idempotency_answer(idem_key: &str, status: u16, body: &str) -> Answer {
-    Answer {
+fn idempotency_answer(idem_key: &str, outcome: &SavedOutcome) -> Result<Answer, StoreError> {
+    let (name, text) = outcome_parts(outcome)?;
+    Ok(Answer {
         key: Some(key(format!("IDEM#{idem_key}"), "IDEM")),
-        update_expression: "SET response_status = :s, response_body = :b".into(),
-        expression_attribute_values: Some(Item::from([
-            (":s".to_owned(), n(status.into())),
-            (":b".to_owned(), s(body)),
-        ])),
+        update_expression: "SET outcome = :o, response_body = :b".into(),
+        expression_attribute_values: Some(Item::from([(":o".to_owned(), s(name)), (":b".to_owned(), s(text))])),
+    })
+}
+
+/// The name of a saved outcome (`booked`, `pending`, `updated`, `refused`) and its text: the body the caller got, or
+/// the refusal as JSON.
+fn outcome_parts(outcome: &SavedOutcome) -> Result<(&'static str, String), StoreError> {
+    Ok(match outcome {
+        SavedOutcome::Done { outcome, body } => (outcome.as_str(), body.clone()),
+        SavedOutcome::Refused(refusal) => ("refused", serde_json::to_string(refusal).map_err(corrupt("refusal"))?),
+    })
+}
+
+/// A record's saved outcome, if its first request finished. Records written before outcomes had names kept the HTTP
+/// status instead; they are read by it until they lapse (a day after they were written).
+fn saved_outcome(item: &Item) -> Option<SavedOutcome> {
+    let body = item.get("response_body").and_then(|v| v.as_s().ok())?.clone();
+    let name = match item.get("outcome").and_then(|v| v.as_s().ok()) {
+        Some(name) => name.clone(),
+        None => legacy_outcome(item.get("response_status")?.as_n().ok()?)?.to_owned(),
+    };
+    match (Outcome::parse(&name), name.as_str()) {
+        (Some(outcome), _) => Some(SavedOutcome::Done { outcome, body }),
+        (None, "refused") => serde_json::from_str::<Refusal>(&body)
+            .ok()
+            .or_else(|| legacy_refusal(&body))
+            .map(SavedOutcome::Refused),
+        _ => None,
+    }
+}
+
+/// The outcome name an answer saved by its status stood for.
+fn legacy_outcome(status: &str) -> Option<&'static str> {
+    Some(match status {
+        "201" => "booked",
+        "202" => "pending",
+        "200" => "updated",
+        "409" | "422" => "refused",
+        _ => return None,
+    })
+}
+
+/// A refusal saved as the error body it was sent as: `slot_taken` with its alternatives, or `resman_refused`.
+fn legacy_refusal(body: &str) -> Option<Refusal> {
+    let json: serde_json::Value = serde_json::from_str(body).ok()?;
+    let error = json.get("error")?;
+    match error.get("code")?.as_str()? {
+        "slot_taken" => Some(Refusal::SlotTaken {
+            alternatives: serde_json::from_value(error.get("alternatives")?.clone()).ok()?,
+        }),
+        "resman_refused" => Some(Refusal::ResManRejected {
+            description: error
+                .get("message")?
+                .as_str()?
+                .trim_start_matches("ResMan refused it: ")
+                .to_owned(),
+        }),
+        _ => None,
     }
 }
 
@@ -510,12 +565,11 @@ impl TourWrites for DynamoStore {
         &self,
         tour: &TourRecord,
         idem_key: &str,
-        status: u16,
-        body: &str,
+        outcome: &SavedOutcome,
     ) -> Result<(), StoreError> {
         let settled = tour.sync_status != tour_core::domain::booking::SyncStatus::Pending;
         let mut items = sync_items(&self.table, tour, settled)?;
-        let answer = idempotency_answer(idem_key, status, body);
+        let answer = idempotency_answer(idem_key, outcome)?;
         let update = Update::builder()
             .table_name(&self.table)
             .set_key(answer.key)
@@ -528,7 +582,7 @@ impl TourWrites for DynamoStore {
             Ok(()) => Ok(()),
             // The tour changed while it was being written to ResMan: its newer version owes its own write, which
             // finds this one by its reference. The answer is saved all the same.
-            Err(e) if lost_a_condition(&e).is_some() => self.finish_idempotency(idem_key, status, body).await,
+            Err(e) if lost_a_condition(&e).is_some() => self.finish_idempotency(idem_key, outcome).await,
             Err(e) => Err(unavailable(e)),
         }
     }
@@ -685,8 +739,9 @@ impl TourWrites for DynamoStore {
         let idem_index = items.len();
         if let Some(answer) = answer {
             let mut idem = idempotency_item(&answer.key, &answer.fingerprint, &after.booking_id, now);
-            idem.insert("response_status".into(), n(answer.status.into()));
-            idem.insert("response_body".into(), s(answer.body.as_str()));
+            let (name, text) = outcome_parts(&answer.outcome)?;
+            idem.insert("outcome".into(), s(name));
+            idem.insert("response_body".into(), s(text));
             let expires = (now + IDEMPOTENCY_RETENTION).timestamp();
             // A lapsed record (TTL may not have deleted it yet) is no record.
             let free = (
@@ -821,10 +876,6 @@ impl Idempotency for DynamoStore {
             .and_then(|t| DateTime::parse_from_rfc3339(&t).ok())
             .map(|t| t.with_timezone(&Utc))
             .ok_or_else(|| StoreError::Corrupt("idempotency record without started_at".into()))?;
-        let status = item
-            .get("response_status")
-            .and_then(|v| v.as_n().ok())
-            .and_then(|v| v.parse::<u16>().ok());
         let expires_at = item
             .get("expires_at")
             .and_then(|v| v.as_n().ok())
@@ -834,13 +885,13 @@ impl Idempotency for DynamoStore {
             fingerprint: text("fingerprint").unwrap_or_default(),
             booking_id: text("booking_id").and_then(|b| BookingId::parse(&b).ok()),
             started_at,
-            response: status.zip(text("response_body")),
+            response: saved_outcome(&item),
             expires_at,
         }))
     }
 
-    async fn finish_idempotency(&self, idem_key: &str, status: u16, body: &str) -> Result<(), StoreError> {
-        let answer = idempotency_answer(idem_key, status, body);
+    async fn finish_idempotency(&self, idem_key: &str, outcome: &SavedOutcome) -> Result<(), StoreError> {
+        let answer = idempotency_answer(idem_key, outcome)?;
         self.client
             .update_item()
             .table_name(&self.table)
@@ -992,5 +1043,75 @@ impl tour_core::ports::PersonalData for DynamoStore {
             erased.push(booking);
         }
         Ok(erased)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn item(pairs: &[(&str, AttributeValue)]) -> Item {
+        pairs.iter().map(|(k, v)| ((*k).to_owned(), v.clone())).collect()
+    }
+
+    #[test]
+    fn every_outcome_is_read_back_as_it_was_saved() {
+        let slot = tour_core::domain::slots::SlotView {
+            time: "2026-12-01T10:15:00-06:00".into(),
+            staff_member: "Alex Rivera".into(),
+            staff_member_id: Some("A".into()),
+            duration: 45,
+            tour_type: tour_core::domain::TourType::InPerson,
+        };
+        let outcomes = Outcome::ALL
+            .map(|outcome| SavedOutcome::Done {
+                outcome,
+                body: r#"{"appointment_id":"tour_1"}"#.into(),
+            })
+            .into_iter()
+            .chain([
+                SavedOutcome::Refused(Refusal::SlotTaken {
+                    alternatives: vec![slot],
+                }),
+                SavedOutcome::Refused(Refusal::ResManRejected {
+                    description: "Transaction Source could not be found".into(),
+                }),
+            ]);
+        for outcome in outcomes {
+            let (name, text) = outcome_parts(&outcome).unwrap();
+            let stored = item(&[("outcome", s(name)), ("response_body", s(text))]);
+            assert_eq!(saved_outcome(&stored), Some(outcome));
+        }
+        assert_eq!(saved_outcome(&item(&[("outcome", s("booked"))])), None, "not finished");
+    }
+
+    #[test]
+    fn an_answer_saved_by_its_status_before_outcomes_had_names_is_still_read() {
+        let legacy = |status: i64, body: &str| {
+            saved_outcome(&item(&[("response_status", n(status)), ("response_body", s(body))]))
+        };
+        let booking = r#"{"appointment_id":"tour_1"}"#;
+        for (status, outcome) in [(201, Outcome::Booked), (202, Outcome::Pending), (200, Outcome::Updated)] {
+            assert_eq!(
+                legacy(status, booking),
+                Some(SavedOutcome::Done {
+                    outcome,
+                    body: booking.into()
+                })
+            );
+        }
+        let taken = r#"{"error":{"code":"slot_taken","field":"tour_data.preferred_time","alternatives":[{"time":"2026-12-01T10:15:00-06:00","staff_member":"Alex Rivera","duration":45,"tour_type":"in_person"}]}}"#;
+        assert!(matches!(
+            legacy(409, taken),
+            Some(SavedOutcome::Refused(Refusal::SlotTaken { alternatives })) if alternatives.len() == 1
+        ));
+        let refused = r#"{"error":{"code":"resman_refused","message":"ResMan refused it: no such source"}}"#;
+        assert_eq!(
+            legacy(422, refused),
+            Some(SavedOutcome::Refused(Refusal::ResManRejected {
+                description: "no such source".into()
+            }))
+        );
+        assert_eq!(legacy(500, booking), None);
     }
 }

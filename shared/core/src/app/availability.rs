@@ -9,6 +9,8 @@ use crate::ports::{AvailabilityCache, CalendarStore, PropertyStore};
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
+pub use crate::domain::slots::SlotView;
+
 /// A valid availability question.
 #[derive(Debug, Clone)]
 pub struct AvailabilityQuery {
@@ -36,20 +38,6 @@ impl AvailabilityQuery {
             tour_type,
         })
     }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SlotView {
-    /// RFC 3339 with the property's UTC offset.
-    pub time: String,
-    /// The agent's name, or "Self-guided".
-    pub staff_member: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub staff_member_id: Option<String>,
-    /// Minutes.
-    pub duration: u32,
-    /// The slot's tour type: an answer for every type mixes them.
-    pub tour_type: TourType,
 }
 
 /// The seed's `AvailabilityResponse`, with the question echoed.

@@ -13,7 +13,8 @@ use crate::domain::slots::{self, Busy};
 use crate::domain::{TourType, UtcWindow};
 use crate::metrics::Metric;
 use crate::ports::{
-    BookingWrite, CalendarStore, HoldStore, NewBooking, PropertyStore, ResManGateway, SyncQueue, TourStore,
+    BookingWrite, CalendarStore, HoldStore, NewBooking, Outcome, PropertyStore, Refusal, ResManGateway, SavedOutcome,
+    SyncQueue, TourStore,
 };
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
@@ -44,10 +45,10 @@ pub struct BookTourResponse {
     pub confirmation_details: ConfirmationDetails,
 }
 
-/// A finished booking call: the HTTP status and body the chatbot gets (and a retry with the same key gets again).
+/// A finished booking call: how it came out and the body the chatbot gets (a retry with the same key gets them again).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Booked {
-    pub status: u16,
+    pub outcome: Outcome,
     pub body: String,
     pub response: Option<BookTourResponse>,
 }
@@ -145,10 +146,10 @@ pub(crate) fn candidates(property: &Property, tour_type: TourType, window: &UtcW
     }
 }
 
-fn finished(status: u16, response: BookTourResponse) -> Result<Booked, AppError> {
+fn finished(outcome: Outcome, response: BookTourResponse) -> Result<Booked, AppError> {
     let body = serde_json::to_string(&response).map_err(|e| AppError::Internal(format!("response: {e}")))?;
     Ok(Booked {
-        status,
+        outcome,
         body,
         response: Some(response),
     })
@@ -160,11 +161,12 @@ fn replay(record: &crate::ports::IdempotencyRecord, fingerprint: &str) -> Result
         return Err(AppError::KeyReused);
     }
     match &record.response {
-        Some((status, body)) => Ok(Booked {
-            status: *status,
+        Some(SavedOutcome::Done { outcome, body }) => Ok(Booked {
+            outcome: *outcome,
             body: body.clone(),
             response: serde_json::from_str(body).ok(),
         }),
+        Some(SavedOutcome::Refused(refusal)) => Err(refusal.clone().into()),
         None => Err(AppError::InProgress),
     }
 }
@@ -201,12 +203,12 @@ async fn replay_or_recover(
                 return Err(AppError::InProgress);
             };
             let property = load_property(deps.properties, &tour.property_id).await?;
-            let status = if tour.sync_status == SyncStatus::Synced {
-                201
+            let outcome = if tour.sync_status == SyncStatus::Synced {
+                Outcome::Booked
             } else {
-                202
+                Outcome::Pending
             };
-            finished(status, response_for(&property, &tour))
+            finished(outcome, response_for(&property, &tour))
         }
         answer => answer,
     }
@@ -458,39 +460,41 @@ pub async fn book_tour(
     };
     tracing::info!(booking_id = %tour.booking_id, property_id = %property.id, conversation_id = command.conversation_id.as_str(), "slot held");
 
-    let (status, tour) = match sync_to_resman(deps.resman, &property, &tour, false, deps.attempts, deps.clock).await {
-        SyncOutcome::Synced(tour) => (201, tour),
+    let (outcome, tour) = match sync_to_resman(deps.resman, &property, &tour, false, deps.attempts, deps.clock).await {
+        SyncOutcome::Synced(tour) => (Outcome::Booked, tour),
         SyncOutcome::Owed(tour, error) => {
             // The booking stands: the slot stays held and the queue carries the ResMan write.
             tracing::warn!(booking_id = %tour.booking_id, error = %error, "ResMan unavailable; booking accepted as pending");
             crate::metrics::count(Metric::BookingsPending);
-            (202, tour)
+            (Outcome::Pending, tour)
         }
         SyncOutcome::Refused(tour, description) => {
             crate::metrics::count(Metric::BookingsFailed);
             // The chatbot hears of it in this answer, so nothing is owed to anyone.
             deps.tours.release(&property, &tour, &[], now).await?;
             tracing::info!(booking_id = %tour.booking_id, property_id = %property.id, reason = %description, "ResMan refused the booking; slot released");
-            let error = if description.to_ascii_lowercase().contains("not available") {
-                AppError::SlotTaken {
+            let refusal = if description.to_ascii_lowercase().contains("not available") {
+                Refusal::SlotTaken {
                     alternatives: alternatives(deps.calendar, &property, command.tour_type, &tour.window(), now)
                         .await?,
-                    field: "tour_data.preferred_time",
                 }
             } else {
-                AppError::ResMan(crate::ports::ResManError::Rejected { description })
+                Refusal::ResManRejected { description }
             };
-            let api = crate::app::ErrorBody::of(&error);
-            deps.tours.finish_idempotency(&key, api.0, &api.1).await?;
-            return Err(error);
+            deps.tours
+                .finish_idempotency(&key, &SavedOutcome::Refused(refusal.clone()))
+                .await?;
+            return Err(refusal.into());
         }
     };
-    let booked = finished(status, response_for(&property, &tour))?;
+    let booked = finished(outcome, response_for(&property, &tour))?;
     crate::metrics::count(Metric::BookingsAccepted);
     // The sync state and the answer a retry gets, in one write.
-    deps.tours
-        .finish_booking(&tour, &key, booked.status, &booked.body)
-        .await?;
+    let saved = SavedOutcome::Done {
+        outcome,
+        body: booked.body.clone(),
+    };
+    deps.tours.finish_booking(&tour, &key, &saved).await?;
     // The confirmation and the staff alert go once ResMan has answered (a booking ResMan refused was released
     // above and owes none); a pending booking also queues its ResMan write. The messages and the outbox item written
     // with the booking still owe them if a queue fails; the sweepers re-queue them.
@@ -687,29 +691,27 @@ pub async fn tour_view(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::app::ErrorBody;
 
-    fn status_and_field(body: &[u8]) -> (u16, Option<String>) {
-        let err = parse_booking_body(body).unwrap_err();
-        let ErrorBody(status, json, _) = ErrorBody::of(&err);
-        let value: serde_json::Value = serde_json::from_str(&json).unwrap();
-        (status, value["error"]["field"].as_str().map(str::to_owned))
+    /// Which field a bad body is refused for (`None`: for its size).
+    fn refused_field(body: &[u8]) -> Option<&'static str> {
+        match parse_booking_body(body).unwrap_err() {
+            AppError::TooLarge(limit) => {
+                assert_eq!(limit, crate::domain::booking::MAX_BODY_BYTES);
+                None
+            }
+            AppError::Invalid(f) => Some(f.field),
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]
-    fn each_kind_of_bad_body_gets_its_status_and_field() {
+    fn each_kind_of_bad_body_is_refused_naming_its_field() {
         let big = vec![b'{'; crate::domain::booking::MAX_BODY_BYTES + 1];
-        assert_eq!(status_and_field(&big), (413, Some("body".into())));
-        assert_eq!(status_and_field(b"<xml/>"), (400, Some("body".into())));
-        assert_eq!(
-            status_and_field(br#"{"tour_data":{}}"#),
-            (400, Some("conversation_id".into()))
-        );
+        assert_eq!(refused_field(&big), None);
+        assert_eq!(refused_field(b"<xml/>"), Some("body"));
+        assert_eq!(refused_field(br#"{"tour_data":{}}"#), Some("conversation_id"));
         let bad_email = br#"{"conversation_id":"c","tour_data":{"prospect_name":"Ana Lopez","prospect_email":"nope"}}"#;
-        assert_eq!(
-            status_and_field(bad_email),
-            (400, Some("tour_data.prospect_email".into()))
-        );
+        assert_eq!(refused_field(bad_email), Some("tour_data.prospect_email"));
     }
 }
 
@@ -900,7 +902,7 @@ mod use_case_tests {
         );
         let first = book(&store, &tours, &resman, &command(1, "10:00"), None).await.unwrap();
         let second = book(&store, &tours, &resman, &command(2, "10:00"), None).await.unwrap();
-        assert_eq!((first.status, second.status), (201, 201));
+        assert_eq!((first.outcome, second.outcome), (Outcome::Booked, Outcome::Booked));
         assert_ne!(
             agent_of(&first),
             agent_of(&second),
@@ -917,7 +919,7 @@ mod use_case_tests {
         let (store, tours) = (MemoryStore::with_property(demo()), MemoryTours::default());
         let resman = ScriptedResMan::answering(vec![Err(ResManError::Timeout(std::time::Duration::from_secs(8)))]);
         let booked = book(&store, &tours, &resman, &command(1, "10:00"), None).await.unwrap();
-        assert_eq!(booked.status, 201);
+        assert_eq!(booked.outcome, Outcome::Booked);
         assert_eq!(
             resman.posts(),
             1,
@@ -932,7 +934,7 @@ mod use_case_tests {
         let down = || Err(ResManError::Unreachable("connection refused".into()));
         let resman = ScriptedResMan::answering(vec![down(), down(), down()]);
         let booked = book(&store, &tours, &resman, &command(1, "10:00"), None).await.unwrap();
-        assert_eq!(booked.status, 202);
+        assert_eq!(booked.outcome, Outcome::Pending);
         let response = booked.response.unwrap();
         assert_eq!(response.sync_status, SyncStatus::Pending);
         assert_eq!(
@@ -966,7 +968,7 @@ mod use_case_tests {
         let replay = book(&store, &tours, &resman, &command(1, "10:00"), Some("k"))
             .await
             .unwrap();
-        assert_eq!((first.status, first.body), (replay.status, replay.body));
+        assert_eq!((first.outcome, first.body), (replay.outcome, replay.body));
         assert!(matches!(
             book(&store, &tours, &resman, &command(2, "11:00"), Some("k")).await,
             Err(AppError::KeyReused)
@@ -1008,7 +1010,7 @@ mod use_case_tests {
     async fn a_prospect_who_cancels_and_asks_for_the_same_time_again_gets_a_new_tour() {
         let (store, tours, resman, first) = booked_then_cancelled(None).await;
         let again = book(&store, &tours, &resman, &command(1, "10:00"), None).await.unwrap();
-        assert_eq!(again.status, 201);
+        assert_eq!(again.outcome, Outcome::Booked);
         assert_ne!(
             id_of(&again),
             id_of(&first),
@@ -1039,7 +1041,7 @@ mod use_case_tests {
         let replay = book(&store, &tours, &resman, &command(1, "10:00"), Some("k-1"))
             .await
             .unwrap();
-        assert_eq!((replay.status, replay.body), (first.status, first.body));
+        assert_eq!((replay.outcome, replay.body), (first.outcome, first.body));
         assert_eq!(resman.posts(), 1);
     }
 
@@ -1083,7 +1085,7 @@ mod use_case_tests {
         let (store, tours, resman) = timed();
         let started = tokio::time::Instant::now();
         let booked = book(&store, &tours, &resman, &command(1, "10:00"), None).await.unwrap();
-        assert_eq!(booked.status, 201);
+        assert_eq!(booked.outcome, Outcome::Booked);
         assert_eq!(
             started.elapsed(),
             STORE_TRIP * 3 + RESMAN_TRIP * 2,
@@ -1108,7 +1110,7 @@ mod use_case_tests {
         let second = book(&store, &tours, &resman, &command_in("c-1", 1, "14:00"), None)
             .await
             .unwrap();
-        assert_eq!(second.status, 201);
+        assert_eq!(second.outcome, Outcome::Booked);
         assert_eq!(resman.trips.count() - searches_and_posts, 1, "the post alone");
         assert_eq!(started.elapsed(), STORE_TRIP * 3 + RESMAN_TRIP);
         let posted = resman.posted.lock().unwrap();
@@ -1133,7 +1135,7 @@ mod use_case_tests {
         let second = book(&store, &tours, &resman, &command_in("c-1", 1, "14:00"), None)
             .await
             .unwrap();
-        assert_eq!(second.status, 201);
+        assert_eq!(second.outcome, Outcome::Booked);
         assert_eq!(resman.posts(), 2, "the refused post wrote nothing; the second try did");
     }
 
@@ -1152,7 +1154,7 @@ mod use_case_tests {
         let retry = book(&store, &tours, &resman, &command(1, "10:00"), Some("k-1"))
             .await
             .unwrap();
-        assert_eq!((retry.status, retry.body), (first.status, first.body));
+        assert_eq!((retry.outcome, retry.body), (first.outcome, first.body));
         assert_eq!(resman.posts(), 2);
     }
 
@@ -1213,9 +1215,10 @@ mod use_case_tests {
             ours.resman_appointment_id.as_deref().unwrap(),
         ] {
             let refused = tour_view(&other, &tours, &tours, id).await.unwrap_err();
+            assert!(matches!(refused, AppError::NotFound(_)), "{refused:?}");
             assert_eq!(
-                crate::app::ErrorBody::of(&refused),
-                crate::app::ErrorBody::of(&unknown),
+                refused.to_string(),
+                unknown.to_string(),
                 "answered exactly as an unknown id"
             );
         }
@@ -1334,9 +1337,6 @@ mod use_case_tests {
                 ),
                 "{third:?}"
             );
-            let crate::app::ErrorBody(status, body, retry_after) = crate::app::ErrorBody::of(&third.unwrap_err());
-            assert_eq!((status, retry_after), (429, Some(300)));
-            assert!(body.contains("\"too_many_holds\""), "{body}");
             // A conversation moving its own hold within the hour keeps its place: it does not count twice.
             hold_as(bot, &store, &tours, &at("c-1", "10:15", Some("A")), "t-1b", now)
                 .await
@@ -1422,7 +1422,7 @@ mod use_case_tests {
             // The holder presents its token and gets the held agent; the hold is then gone.
             let mine = presenting(command_in("c-held", 1, "10:00"), "t-1");
             let booked = book(&store, &tours, &resman, &mine, None).await.unwrap();
-            assert_eq!((booked.status, agent_of(&booked).as_str()), (201, "A"));
+            assert_eq!((booked.outcome, agent_of(&booked).as_str()), (Outcome::Booked, "A"));
             assert!(tours.hold(&mine.conversation_id).await.unwrap().is_none());
         }
 
@@ -1463,7 +1463,7 @@ mod use_case_tests {
             let id = || BookingId::from_uuid(uuid::Uuid::new_v4());
             let first = book_tour(&deps, &command(3, "10:00"), None, id(), later).await.unwrap();
             let second = book_tour(&deps, &command(4, "10:00"), None, id(), later).await.unwrap();
-            assert_eq!((first.status, second.status), (201, 201));
+            assert_eq!((first.outcome, second.outcome), (Outcome::Booked, Outcome::Booked));
             // The lapsed hold's token no longer gets the slot.
             let late = presenting(command_in("c-a", 1, "10:00"), "t-a");
             assert!(matches!(

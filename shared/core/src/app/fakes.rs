@@ -505,13 +505,12 @@ impl crate::ports::TourWrites for MemoryTours {
         &self,
         tour: &crate::domain::booking::TourRecord,
         key: &str,
-        status: u16,
-        body: &str,
+        outcome: &crate::ports::SavedOutcome,
     ) -> Result<(), StoreError> {
         self.trips.take().await;
         locked(&self.tours).insert(tour.booking_id.clone(), tour.clone());
         if let Some(record) = locked(&self.idempotency).get_mut(key) {
-            record.response = Some((status, body.to_owned()));
+            record.response = Some(outcome.clone());
         }
         Ok(())
     }
@@ -580,7 +579,7 @@ impl crate::ports::TourWrites for MemoryTours {
                     fingerprint: answer.fingerprint.clone(),
                     booking_id: Some(after.booking_id.clone()),
                     started_at: now,
-                    response: Some((answer.status, answer.body.clone())),
+                    response: Some(answer.outcome.clone()),
                     expires_at: Some(now + chrono::Duration::hours(24)),
                 },
             );
@@ -641,10 +640,10 @@ impl crate::ports::Idempotency for MemoryTours {
         Ok(locked(&self.idempotency).get(key).cloned())
     }
 
-    async fn finish_idempotency(&self, key: &str, status: u16, body: &str) -> Result<(), StoreError> {
+    async fn finish_idempotency(&self, key: &str, outcome: &crate::ports::SavedOutcome) -> Result<(), StoreError> {
         self.trips.take().await;
         if let Some(record) = locked(&self.idempotency).get_mut(key) {
-            record.response = Some((status, body.to_owned()));
+            record.response = Some(outcome.clone());
         }
         Ok(())
     }

@@ -14,17 +14,18 @@ use crate::domain::reconcile::{Disagreement, Holding, Reconciled, Stance, reconc
 use crate::domain::slots::{self, Busy};
 use crate::domain::update::{Edit, UpdateTourCommand, edited};
 use crate::domain::{AgentId, AppointmentId, UtcWindow};
-use crate::ports::{CalendarStore, ChangeExtras, ChangeWrite, Locks, SavedAnswer, SyncQueue, TourStore};
+use crate::ports::{
+    CalendarStore, ChangeExtras, ChangeWrite, Locks, Outcome, SavedAnswer, SavedOutcome, SyncQueue, TourStore,
+};
 use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
 
 /// What a change of a tour reads and writes ([`super::ChangeDeps`]).
 pub type UpdateDeps<'a> = super::ChangeDeps<'a>;
 
-/// A finished update call: status and body (a retry with the same key gets them again).
+/// A finished update call: the tour's view as the caller gets it (a retry with the same key gets it again).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Updated {
-    pub status: u16,
     pub body: String,
 }
 
@@ -38,14 +39,11 @@ fn replay(record: &crate::ports::IdempotencyRecord, fingerprint: &str) -> Result
     if record.fingerprint != fingerprint {
         return Err(AppError::KeyReused);
     }
-    record
-        .response
-        .as_ref()
-        .map(|(status, body)| Updated {
-            status: *status,
-            body: body.clone(),
-        })
-        .ok_or(AppError::InProgress)
+    match &record.response {
+        Some(SavedOutcome::Done { body, .. }) => Ok(Updated { body: body.clone() }),
+        Some(SavedOutcome::Refused(refusal)) => Err(refusal.clone().into()),
+        None => Err(AppError::InProgress),
+    }
 }
 
 /// Busy time without the tour's own: a tour may move to a time that overlaps where it is now.
@@ -225,7 +223,7 @@ pub async fn change_tour_if(
             edit.moved_to = moved_to;
             let Some(after) = edited(&tour, &edit, source, now, Some(now)).map_err(refused(field))? else {
                 // Already so: nothing to write, and the answer is the tour as it stands.
-                return answer(&property, &tour, 200);
+                return answer(&property, &tour);
             };
             let after = owing(after);
             let body = serde_json::to_string(&view_of(&property, &after, None))
@@ -233,8 +231,10 @@ pub async fn change_tour_if(
             let saved = key.as_ref().map(|key| SavedAnswer {
                 key: key.clone(),
                 fingerprint: fingerprint.clone(),
-                status: 200,
-                body: body.clone(),
+                outcome: SavedOutcome::Done {
+                    outcome: Outcome::Updated,
+                    body: body.clone(),
+                },
             });
             let messages = owed(&property, Some(&tour), &after, false);
             let reminders = reminder_changes(&property, &tour, &after, now);
@@ -252,7 +252,7 @@ pub async fn change_tour_if(
                     tracing::info!(booking_id = %after.booking_id, version = after.version, status = after.status.as_str(), source = ?source, "tour changed");
                     keep_agent_busy_in_resman(deps.calendar, &property, &tour, &after, now).await;
                     enqueue(deps.queue, &after, &messages).await;
-                    return Ok(Updated { status: 200, body });
+                    return Ok(Updated { body });
                 }
                 ChangeWrite::SlotTaken => continue,
                 ChangeWrite::KeyInUse => {
@@ -313,10 +313,10 @@ async fn keep_agent_busy_in_resman(
     }
 }
 
-fn answer(property: &Property, tour: &TourRecord, status: u16) -> Result<Updated, AppError> {
+fn answer(property: &Property, tour: &TourRecord) -> Result<Updated, AppError> {
     let body =
         serde_json::to_string(&view_of(property, tour, None)).map_err(|e| AppError::Internal(format!("view: {e}")))?;
-    Ok(Updated { status, body })
+    Ok(Updated { body })
 }
 
 /// A version our side made: ResMan is owed it.
@@ -852,7 +852,6 @@ pub(crate) mod tests {
         };
         let command = UpdateTourCommand::from_body(body.as_bytes())?;
         let updated = update_tour(&deps, id, &command, key, monday_morning()).await?;
-        assert_eq!(updated.status, 200);
         Ok(serde_json::from_str(&updated.body).unwrap())
     }
 
@@ -915,13 +914,11 @@ pub(crate) mod tests {
         let err = update(&store, &tours, id, r#"{"status":"completed"}"#, None)
             .await
             .unwrap_err();
-        let crate::app::ErrorBody(status, body, _) = crate::app::ErrorBody::of(&err);
-        let body: serde_json::Value = serde_json::from_str(&body).unwrap();
-        assert_eq!(
-            (status, body["error"]["current_status"].as_str()),
-            (409, Some("cancelled"))
-        );
-        assert!(body["error"]["message"].as_str().unwrap().contains("cancelled"));
+        let AppError::Illegal { change, field } = &err else {
+            panic!("{err:?}")
+        };
+        assert_eq!((change.current, *field), (TourStatus::Cancelled, "status"));
+        assert!(err.to_string().contains("cancelled"), "{err}");
     }
 
     #[tokio::test]

@@ -23,7 +23,6 @@ use crate::domain::InvalidField;
 use crate::domain::signature::SignatureError;
 use crate::ports::{ResManError, StoreError};
 use availability::SlotView;
-use serde_json::json;
 
 /// What a change of a tour reads and writes, whoever makes it (the chatbot, a prospect's link, or ResMan's change
 /// feed): the property, its calendar (locks and busy time), the tour, and the outbox's queue for what the change owes.
@@ -50,7 +49,7 @@ impl<'a> ChangeDeps<'a> {
     }
 }
 
-/// Every way a use case can fail. [`ErrorBody::of`] is the one mapping to an HTTP status and JSON body.
+/// Every way a use case can fail. The edge maps each to an HTTP status and JSON body, once (`tour_edge::http::response`).
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
     #[error("invalid request: {0}")]
@@ -94,100 +93,17 @@ pub enum AppError {
     Internal(String),
 }
 
-/// An error as the caller sees it: status, `{"error": {...}}` body, and a `Retry-After` in seconds when useful.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ErrorBody(pub u16, pub String, pub Option<u32>);
-
-impl ErrorBody {
-    pub fn of(err: &AppError) -> Self {
-        let (status, code, message, field, retry) = match err {
-            AppError::Invalid(f) => (400, "invalid_request", f.to_string(), Some(f.field), None),
-            AppError::NotFound(f) => (404, "not_found", f.to_string(), Some(f.field), None),
-            AppError::TooLarge(limit) => (
-                413,
-                "body_too_large",
-                format!("the body must be at most {limit} bytes"),
-                Some("body"),
-                None,
-            ),
-            AppError::BadSignature(why) => (401, "unauthorized", why.to_string(), None, None),
-            AppError::Forbidden(why) => (403, "forbidden", (*why).to_owned(), None, None),
-            AppError::SlotTaken { field, .. } => (
-                409,
-                "slot_taken",
-                "that time was just taken; here are the nearest free times".to_owned(),
-                Some(*field),
-                None,
-            ),
-            AppError::Illegal { change, field } => (409, "illegal_transition", change.to_string(), Some(*field), None),
-            AppError::Link(problem) => (
-                if *problem == crate::domain::link::LinkProblem::Forged {
-                    403
-                } else {
-                    410
-                },
-                "link_refused",
-                problem.to_string(),
-                Some("t"),
-                None,
-            ),
-            AppError::KeyReused => (
-                422,
-                "idempotency_key_reused",
-                "this Idempotency-Key was already used with a different request".to_owned(),
-                Some("Idempotency-Key"),
-                None,
-            ),
-            AppError::TooManyHolds { bound, retry_after } => (
-                429,
-                "too_many_holds",
-                format!(
-                    "this key already holds {bound} times in that hour at this property; a place frees in \
-                     {retry_after} s, or book without a hold"
-                ),
-                None,
-                Some(*retry_after),
-            ),
-            AppError::InProgress => (
-                409,
-                "request_in_progress",
-                "the first request with this Idempotency-Key is still being processed; retry shortly".to_owned(),
-                None,
-                Some(2),
-            ),
-            AppError::Store(_) => (
-                503,
-                "temporarily_unavailable",
-                "please try again shortly".to_owned(),
-                None,
-                Some(2),
-            ),
-            AppError::ResMan(ResManError::Rejected { description }) => (
-                422,
-                "resman_refused",
-                format!("ResMan refused it: {description}"),
-                None,
-                None,
-            ),
-            AppError::ResMan(_) => (
-                503,
-                "resman_unavailable",
-                "ResMan is not answering; please try again shortly".to_owned(),
-                None,
-                Some(5),
-            ),
-            AppError::Internal(_) => (500, "internal", "internal error".to_owned(), None, None),
-        };
-        let mut error = json!({ "code": code, "message": message });
-        if let Some(field) = field {
-            error["field"] = json!(field);
+impl From<crate::ports::Refusal> for AppError {
+    /// A refusal saved under an idempotency key, as its retry hears it again.
+    fn from(refusal: crate::ports::Refusal) -> Self {
+        match refusal {
+            crate::ports::Refusal::SlotTaken { alternatives } => Self::SlotTaken {
+                alternatives,
+                field: "tour_data.preferred_time",
+            },
+            crate::ports::Refusal::ResManRejected { description } => {
+                Self::ResMan(ResManError::Rejected { description })
+            }
         }
-        if let AppError::SlotTaken { alternatives, .. } = err {
-            error["alternatives"] = json!(alternatives);
-        }
-        if let AppError::Illegal { change, .. } = err {
-            error["current_status"] = json!(change.current);
-        }
-        Self(status, json!({ "error": error }).to_string(), retry)
     }
 }

@@ -55,29 +55,29 @@ pub struct TimeChoice {
     pub guide: Option<String>,
 }
 
-/// What the page shows, and with which status.
+/// What the page shows (the edge picks its status).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "page", rename_all = "snake_case")]
 pub enum Page {
-    /// The tour, the free times near it, and the buttons (200).
+    /// The tour, the free times near it, and the buttons.
     Manage {
         tour: TourSummary,
         times: Vec<TimeChoice>,
         token: String,
     },
-    /// Moved: the tour at its new time (200).
+    /// Moved: the tour at its new time.
     Moved { tour: TourSummary },
-    /// Cancelled (200).
+    /// Cancelled.
     Cancelled { tour: TourSummary },
-    /// The time picked was taken a moment before: the free times now (409).
+    /// The time picked was taken a moment before: the free times now.
     Taken {
         tour: TourSummary,
         times: Vec<TimeChoice>,
         token: String,
     },
-    /// The rating, recorded now or before (200).
+    /// The rating, recorded now or before.
     Rated { property: String, score: u8, first: bool },
-    /// The leasing team's rating of the booking, recorded now or before (200), and the short list of what went
+    /// The leasing team's rating of the booking, recorded now or before, and the short list of what went
     /// wrong until they have said.
     StaffRated {
         tour: TourSummary,
@@ -89,35 +89,19 @@ pub enum Page {
         /// What they said went wrong, in words.
         went_wrong: Vec<&'static str>,
     },
-    /// The leasing team's read-only view of a tour (the link in a staff alert) (200).
+    /// The leasing team's read-only view of a tour (the link in a staff alert).
     Staff {
         tour: TourSummary,
         prospect: StaffProspect,
         history: Vec<StaffLine>,
         messages: Vec<StaffLine>,
     },
-    /// The link does not allow it (403 forged, 410 otherwise); the tour when the link was ours.
+    /// The link does not allow it; the tour when the link was ours.
     Refused {
         reason: &'static str,
         message: String,
         tour: Option<TourSummary>,
     },
-}
-
-impl Page {
-    pub fn status(&self) -> u16 {
-        match self {
-            Self::Manage { .. }
-            | Self::Moved { .. }
-            | Self::Cancelled { .. }
-            | Self::Rated { .. }
-            | Self::StaffRated { .. }
-            | Self::Staff { .. } => 200,
-            Self::Taken { .. } => 409,
-            Self::Refused { reason, .. } if *reason == LinkProblem::Forged.as_str() => 403,
-            Self::Refused { .. } => 410,
-        }
-    }
 }
 
 /// Who the tour is for and what they asked, as the staff view shows it.
@@ -604,7 +588,7 @@ mod tests {
             Page::Moved { .. }
         ));
         let again = act(&deps, &first, &to(15), monday_morning()).await.unwrap();
-        assert_eq!((refusal(&again), again.status()), ("used", 410));
+        assert_eq!(refusal(&again), "used");
         assert_eq!(
             refusal(&manage_page(&deps, &first, monday_morning()).await.unwrap()),
             "used"
@@ -635,7 +619,7 @@ mod tests {
         assert_eq!(refusal(&page), "cancelled");
         let forged = link.replace(".m.", ".r.");
         let page = manage_page(&deps, &forged, monday_morning()).await.unwrap();
-        assert_eq!((refusal(&page), page.status()), ("forged", 403));
+        assert_eq!(refusal(&page), "forged");
         assert!(
             matches!(page, Page::Refused { tour: None, .. }),
             "a forged link learns nothing"
@@ -663,7 +647,6 @@ mod tests {
         let won = pages.iter().filter(|p| matches!(p, Page::Moved { .. })).count();
         let lost: Vec<_> = pages.iter().filter(|p| matches!(p, Page::Taken { .. })).collect();
         assert_eq!((won, lost.len()), (1, 1), "{pages:?}");
-        assert_eq!(lost[0].status(), 409);
         let Page::Taken { times, .. } = lost[0] else {
             unreachable!()
         };
@@ -701,7 +684,6 @@ mod tests {
             panic!("{first:?}")
         };
         assert_eq!((*score, *was_first, choices.len(), went_wrong.len()), (2, true, 7, 0));
-        assert_eq!(first.status(), 200);
         // A second click, another score: the first stands.
         let again = staff_rate(&deps, &raw, "5", monday_morning()).await.unwrap();
         assert!(
@@ -747,7 +729,7 @@ mod tests {
             let page = staff_rate(&deps, &other.encode(&key), "5", monday_morning())
                 .await
                 .unwrap();
-            assert_eq!((refusal(&page), page.status()), ("forged", 403));
+            assert_eq!(refusal(&page), "forged");
         }
         assert_eq!(tours.staff_ratings.lock().unwrap().len(), 1);
     }

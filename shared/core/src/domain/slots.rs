@@ -18,6 +18,7 @@ use super::property::Property;
 use super::{AgentId, HoldToken, InvalidField, TourType, UtcWindow};
 use chrono::{DateTime, Duration, LocalResult, NaiveDate, NaiveDateTime, TimeZone, Utc};
 use chrono_tz::Tz;
+use serde::{Deserialize, Serialize};
 
 /// Time already taken: a tour (ours, one held by a booking in flight, or one read from ResMan), or a slot hold.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -229,6 +230,21 @@ pub fn next_available_date(
         .iter_days()
         .take_while(|d| *d <= last)
         .find(|d| free_slots(property, tour_type, *d, busy, now).is_ok_and(|s| !s.is_empty()))
+}
+
+/// A free slot as the caller sees it (in an availability answer, or among a taken slot's alternatives).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SlotView {
+    /// RFC 3339 with the property's UTC offset.
+    pub time: String,
+    /// The agent's name, or "Self-guided".
+    pub staff_member: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub staff_member_id: Option<String>,
+    /// Minutes.
+    pub duration: u32,
+    /// The slot's tour type: an answer for every type mixes them.
+    pub tour_type: TourType,
 }
 
 #[cfg(test)]

@@ -1,7 +1,7 @@
 //! Tours: their reads, their writes (each one transaction kept by conditions) and what those writes found.
 
 use super::StoreError;
-use super::{Idempotency, Outbox, SavedAnswer};
+use super::{Idempotency, Outbox, SavedAnswer, SavedOutcome};
 use crate::domain::AppointmentId;
 use crate::domain::ResManPropertyId;
 use async_trait::async_trait;
@@ -109,8 +109,7 @@ pub trait TourWrites: Send + Sync {
         &self,
         tour: &crate::domain::booking::TourRecord,
         key: &str,
-        status: u16,
-        body: &str,
+        outcome: &SavedOutcome,
     ) -> Result<(), StoreError>;
 
     /// Saves the side-effect state of a tour (sync status, ResMan's ids and version, the callback's version, last

@@ -2,13 +2,14 @@
 //! and headers that keep the token in the address from leaking (`Referrer-Policy: no-referrer`, `no-store`) and the
 //! page from being framed or fed other content (a strict `Content-Security-Policy`).
 
+use super::response::ErrorBody;
 use chrono::{DateTime, Utc};
 use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Response};
+use tour_core::app::AppError;
 use tour_core::app::self_service::{
     Action, Page, SelfServiceDeps, act, manage_page, rate, staff_page, staff_rate, staff_went_wrong,
 };
-use tour_core::app::{AppError, ErrorBody};
 use tour_core::domain::InvalidField;
 
 /// The largest form the page sends (a token, an action and a time): anything bigger is not ours.
@@ -53,7 +54,23 @@ fn html(status: u16, context: minijinja::Value) -> Response<Body> {
 
 /// A page of the use case, with its status.
 pub fn page(page: &Page) -> Response<Body> {
-    html(page.status(), minijinja::Value::from(minijinja::value::Serde(page)))
+    html(status_of(page), minijinja::Value::from(minijinja::value::Serde(page)))
+}
+
+/// A page's status: 409 when the time picked was just taken, 403 for a forged link, 410 for one that no longer allows
+/// what it was used for, 200 otherwise.
+fn status_of(page: &Page) -> u16 {
+    match page {
+        Page::Manage { .. }
+        | Page::Moved { .. }
+        | Page::Cancelled { .. }
+        | Page::Rated { .. }
+        | Page::StaffRated { .. }
+        | Page::Staff { .. } => 200,
+        Page::Taken { .. } => 409,
+        Page::Refused { reason, .. } if *reason == tour_core::domain::link::LinkProblem::Forged.as_str() => 403,
+        Page::Refused { .. } => 410,
+    }
 }
 
 /// An error as a page: what a person can do about it, never the internals.
@@ -250,6 +267,18 @@ mod tests {
         });
         assert_eq!(refused.status(), 410);
         assert!(text(&refused).contains("data-reason=\"used\""));
+        let forged = page(&Page::Refused {
+            reason: "forged",
+            message: "this link is not ours".into(),
+            tour: None,
+        });
+        assert_eq!(forged.status(), 403);
+        let taken = page(&Page::Taken {
+            tour: summary(),
+            times: Vec::new(),
+            token: "tok.en".into(),
+        });
+        assert_eq!(taken.status(), 409);
         let bad = error_page(&AppError::Invalid(tour_core::domain::InvalidField::new(
             "start",
             "is not one of the times offered",

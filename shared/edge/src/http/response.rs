@@ -1,11 +1,13 @@
-//! Renders errors and values as HTTP responses. Which status and body an error gets is decided once, in
-//! `app::ErrorBody::of`; a 5xx body never carries the cause, which goes to the log instead (errors hold ids and
+//! Renders outcomes, errors and values as HTTP responses. Which status and body an error gets is decided once, in
+//! [`ErrorBody::of`], and which status an outcome gets in [`done`]; a 5xx body never carries the cause, which goes to the log instead (errors hold ids and
 //! reasons, never request bodies or personal data).
 
 use lambda_http::http::{HeaderValue, StatusCode, header};
 use lambda_http::{Body, Response};
 use serde::Serialize;
-use tour_core::app::{AppError, ErrorBody};
+use serde_json::json;
+use tour_core::app::AppError;
+use tour_core::ports::{Outcome, ResManError};
 
 /// An error that arises at the edge itself (method, API key) rather than in a use case.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -74,6 +76,115 @@ pub fn raw_json(status: u16, body: String, retry_after: Option<u32>) -> Response
     response
 }
 
+/// An error as the caller sees it: status, `{"error": {...}}` body, and a `Retry-After` in seconds when useful.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ErrorBody(pub u16, pub String, pub Option<u32>);
+
+impl ErrorBody {
+    pub fn of(err: &AppError) -> Self {
+        let (status, code, message, field, retry) = match err {
+            AppError::Invalid(f) => (400, "invalid_request", f.to_string(), Some(f.field), None),
+            AppError::NotFound(f) => (404, "not_found", f.to_string(), Some(f.field), None),
+            AppError::TooLarge(limit) => (
+                413,
+                "body_too_large",
+                format!("the body must be at most {limit} bytes"),
+                Some("body"),
+                None,
+            ),
+            AppError::BadSignature(why) => (401, "unauthorized", why.to_string(), None, None),
+            AppError::Forbidden(why) => (403, "forbidden", (*why).to_owned(), None, None),
+            AppError::SlotTaken { field, .. } => (
+                409,
+                "slot_taken",
+                "that time was just taken; here are the nearest free times".to_owned(),
+                Some(*field),
+                None,
+            ),
+            AppError::Illegal { change, field } => (409, "illegal_transition", change.to_string(), Some(*field), None),
+            AppError::Link(problem) => (
+                if *problem == tour_core::domain::link::LinkProblem::Forged {
+                    403
+                } else {
+                    410
+                },
+                "link_refused",
+                problem.to_string(),
+                Some("t"),
+                None,
+            ),
+            AppError::KeyReused => (
+                422,
+                "idempotency_key_reused",
+                "this Idempotency-Key was already used with a different request".to_owned(),
+                Some("Idempotency-Key"),
+                None,
+            ),
+            AppError::TooManyHolds { bound, retry_after } => (
+                429,
+                "too_many_holds",
+                format!(
+                    "this key already holds {bound} times in that hour at this property; a place frees in \
+                     {retry_after} s, or book without a hold"
+                ),
+                None,
+                Some(*retry_after),
+            ),
+            AppError::InProgress => (
+                409,
+                "request_in_progress",
+                "the first request with this Idempotency-Key is still being processed; retry shortly".to_owned(),
+                None,
+                Some(2),
+            ),
+            AppError::Store(_) => (
+                503,
+                "temporarily_unavailable",
+                "please try again shortly".to_owned(),
+                None,
+                Some(2),
+            ),
+            AppError::ResMan(ResManError::Rejected { description }) => (
+                422,
+                "resman_refused",
+                format!("ResMan refused it: {description}"),
+                None,
+                None,
+            ),
+            AppError::ResMan(_) => (
+                503,
+                "resman_unavailable",
+                "ResMan is not answering; please try again shortly".to_owned(),
+                None,
+                Some(5),
+            ),
+            AppError::Internal(_) => (500, "internal", "internal error".to_owned(), None, None),
+        };
+        let mut error = json!({ "code": code, "message": message });
+        if let Some(field) = field {
+            error["field"] = json!(field);
+        }
+        if let AppError::SlotTaken { alternatives, .. } = err {
+            error["alternatives"] = json!(alternatives);
+        }
+        if let AppError::Illegal { change, .. } = err {
+            error["current_status"] = json!(change.current);
+        }
+        Self(status, json!({ "error": error }).to_string(), retry)
+    }
+}
+
+/// A finished request as the caller gets it: 201 for a booking ResMan has, 202 for one that stands while ResMan is
+/// owed it (the chatbot says "requested"), 200 for a change of a tour.
+pub fn done(outcome: Outcome, body: String) -> Response<Body> {
+    let status = match outcome {
+        Outcome::Booked => StatusCode::CREATED,
+        Outcome::Pending => StatusCode::ACCEPTED,
+        Outcome::Updated => StatusCode::OK,
+    };
+    raw_json(status.as_u16(), body, None)
+}
+
 /// Maps a use case's error for the caller, logging its cause when it is ours or a dependency's (5xx).
 pub fn error_response(err: &AppError) -> Response<Body> {
     let ErrorBody(status, body, retry_after) = ErrorBody::of(err);
@@ -109,7 +220,7 @@ pub fn json<T: Serialize>(status: StatusCode, body: &T) -> Response<Body> {
 mod tests {
     use super::*;
     use tour_core::domain::InvalidField;
-    use tour_core::ports::{ResManError, StoreError};
+    use tour_core::ports::StoreError;
 
     fn body_of(r: &Response<Body>) -> serde_json::Value {
         match r.body() {
@@ -180,6 +291,82 @@ mod tests {
             (409, "2")
         );
         assert_eq!(error_response(&AppError::KeyReused).status(), 422);
-        assert_eq!(error_response(&AppError::TooLarge(16384)).status(), 413);
+        let r = error_response(&AppError::TooLarge(16384));
+        assert_eq!(
+            (r.status().as_u16(), body_of(&r)["error"]["field"].as_str()),
+            (413, Some("body"))
+        );
+    }
+
+    #[test]
+    fn too_many_holds_is_a_429_saying_when_a_place_frees() {
+        let r = error_response(&AppError::TooManyHolds {
+            bound: 2,
+            retry_after: 300,
+        });
+        assert_eq!(
+            (r.status().as_u16(), r.headers()["retry-after"].to_str().unwrap()),
+            (429, "300")
+        );
+        assert_eq!(body_of(&r)["error"]["code"], "too_many_holds");
+    }
+
+    #[test]
+    fn an_illegal_change_is_a_409_naming_the_current_status() {
+        let change = tour_core::domain::lifecycle::IllegalChange {
+            current: tour_core::domain::booking::TourStatus::Cancelled,
+            change: "complete",
+            reason: "",
+        };
+        let r = error_response(&AppError::Illegal {
+            change,
+            field: "status",
+        });
+        let body = body_of(&r);
+        assert_eq!(
+            (
+                r.status().as_u16(),
+                body["error"]["current_status"].as_str(),
+                body["error"]["field"].as_str()
+            ),
+            (409, Some("cancelled"), Some("status"))
+        );
+        assert!(body["error"]["message"].as_str().unwrap().contains("cancelled"));
+    }
+
+    #[test]
+    fn each_outcome_gets_its_status_and_the_body_as_is() {
+        let body = r#"{"appointment_id":"tour_1"}"#;
+        for (outcome, status) in [(Outcome::Booked, 201), (Outcome::Pending, 202), (Outcome::Updated, 200)] {
+            let r = done(outcome, body.to_owned());
+            assert_eq!(r.status().as_u16(), status, "{outcome:?}");
+            assert_eq!(body_of(&r)["appointment_id"], "tour_1");
+        }
+    }
+
+    #[test]
+    fn a_saved_refusal_is_answered_as_the_first_refusal_was() {
+        let slot = tour_core::domain::slots::SlotView {
+            time: "2026-12-01T10:15:00-06:00".into(),
+            staff_member: "Alex Rivera".into(),
+            staff_member_id: Some("A".into()),
+            duration: 45,
+            tour_type: tour_core::domain::TourType::InPerson,
+        };
+        let first = AppError::SlotTaken {
+            alternatives: vec![slot.clone()],
+            field: "tour_data.preferred_time",
+        };
+        let replayed = AppError::from(tour_core::ports::Refusal::SlotTaken {
+            alternatives: vec![slot],
+        });
+        assert_eq!(ErrorBody::of(&replayed), ErrorBody::of(&first));
+        let first = AppError::ResMan(ResManError::Rejected {
+            description: "no such source".into(),
+        });
+        let replayed = AppError::from(tour_core::ports::Refusal::ResManRejected {
+            description: "no such source".into(),
+        });
+        assert_eq!(ErrorBody::of(&replayed), ErrorBody::of(&first));
     }
 }
