@@ -419,77 +419,14 @@ fn described(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::app::fakes::{MemoryStore, MemoryTours};
+    use crate::app::fakes::{MemoryStore, MemoryTours, ScriptedResMan};
     use crate::domain::property::tests::demo;
-    use crate::domain::resman::{
-        Employee, NotePost, PostedTour, Prospect, ProspectEvent, ProspectLookup, ProspectRef, ProspectSource,
-        ProspectTourPost, TourEventStatus,
-    };
+    use crate::domain::resman::{Prospect, ProspectEvent, ProspectRef, TourEventStatus};
     use crate::domain::{AgentId, AppointmentId, ProspectId};
     use crate::ports::CalendarStore;
-    use crate::ports::{ResManError, ResManGateway};
     use async_trait::async_trait;
     use chrono::TimeZone;
     use std::sync::Mutex;
-
-    /// A ResMan that answers change windows from a list, or fails.
-    #[derive(Default)]
-    struct ScriptedResMan {
-        prospects: Vec<Prospect>,
-        fail: bool,
-        /// Only this property's windows fail.
-        failing: Option<String>,
-        /// How long each window's read takes.
-        latency: std::time::Duration,
-        windows: Mutex<Vec<UtcWindow>>,
-    }
-
-    #[async_trait]
-    impl ResManGateway for ScriptedResMan {
-        async fn employees(&self, _: &crate::domain::resman::ResManSite) -> Result<Vec<Employee>, ResManError> {
-            Ok(vec![])
-        }
-        async fn prospect_sources(
-            &self,
-            _: &crate::domain::resman::ResManSite,
-        ) -> Result<Vec<ProspectSource>, ResManError> {
-            Ok(vec![])
-        }
-        async fn find_prospects(
-            &self,
-            _: &crate::domain::resman::ResManSite,
-            _: &ProspectLookup,
-        ) -> Result<Vec<Prospect>, ResManError> {
-            Ok(vec![])
-        }
-        async fn post_tour(
-            &self,
-            _: &crate::domain::resman::ResManSite,
-            _: &ProspectTourPost,
-        ) -> Result<PostedTour, ResManError> {
-            Err(ResManError::Unreachable("not scripted".into()))
-        }
-        async fn add_note(
-            &self,
-            _: &crate::domain::resman::ResManSite,
-            _: &NotePost,
-        ) -> Result<AppointmentId, ResManError> {
-            Err(ResManError::Unreachable("not scripted".into()))
-        }
-        async fn changed_prospects(
-            &self,
-            site: &crate::domain::resman::ResManSite,
-            window: UtcWindow,
-        ) -> Result<Vec<Prospect>, ResManError> {
-            tokio::time::sleep(self.latency).await;
-            self.windows.lock().unwrap().push(window);
-            if self.fail || self.failing.as_deref() == Some(site.property.as_str()) {
-                Err(ResManError::Server { status: 503 })
-            } else {
-                Ok(self.prospects.clone())
-            }
-        }
-    }
 
     fn now() -> DateTime<Utc> {
         Utc.with_ymd_and_hms(2026, 11, 30, 12, 0, 0).unwrap()

@@ -1065,3 +1065,147 @@ impl crate::ports::DigestStore for MemoryDigests {
         Ok(())
     }
 }
+
+/// A ResMan for use-case tests: it keeps what was posted and answers each post as scripted (a lost answer still
+/// applies, as ResMan's does), finds the prospects it was posted by e-mail, and answers change windows from
+/// `prospects` (or fails, for every property or one), each read taking `latency` and kept in `windows`.
+#[derive(Default)]
+pub struct ScriptedResMan {
+    pub posted: Mutex<Vec<crate::domain::resman::ProspectTourPost>>,
+    /// The answers to the next posts, in order; `Ok` once they run out.
+    pub answers: Mutex<Vec<Result<(), crate::ports::ResManError>>>,
+    pub trips: Trips,
+    /// What every change window holds.
+    pub prospects: Vec<crate::domain::resman::Prospect>,
+    /// Every change window fails.
+    pub fail: bool,
+    /// Only this property's windows fail.
+    pub failing: Option<String>,
+    /// How long each window's read takes.
+    pub latency: std::time::Duration,
+    pub windows: Mutex<Vec<UtcWindow>>,
+}
+
+impl ScriptedResMan {
+    pub fn answering(answers: Vec<Result<(), crate::ports::ResManError>>) -> Self {
+        Self {
+            answers: Mutex::new(answers),
+            ..Default::default()
+        }
+    }
+
+    /// How many posts reached it (those whose answer was lost included).
+    pub fn posts(&self) -> usize {
+        locked(&self.posted).len()
+    }
+
+    fn reference(i: usize) -> (crate::domain::resman::ProspectRef, AppointmentId) {
+        (
+            crate::domain::resman::ProspectRef {
+                prospect_id: crate::domain::ProspectId::parse(&format!("PR-{i}")).expect("a prospect id"),
+                person_id: None,
+            },
+            AppointmentId::parse(&format!("EV-{i}")).expect("an appointment id"),
+        )
+    }
+}
+
+#[async_trait]
+impl crate::ports::ResManGateway for ScriptedResMan {
+    async fn employees(
+        &self,
+        _: &crate::domain::resman::ResManSite,
+    ) -> Result<Vec<crate::domain::resman::Employee>, crate::ports::ResManError> {
+        Ok(vec![])
+    }
+
+    async fn prospect_sources(
+        &self,
+        _: &crate::domain::resman::ResManSite,
+    ) -> Result<Vec<crate::domain::resman::ProspectSource>, crate::ports::ResManError> {
+        Ok(vec![])
+    }
+
+    async fn find_prospects(
+        &self,
+        _: &crate::domain::resman::ResManSite,
+        lookup: &crate::domain::resman::ProspectLookup,
+    ) -> Result<Vec<crate::domain::resman::Prospect>, crate::ports::ResManError> {
+        use crate::domain::resman::{Prospect, ProspectEvent, ProspectLookup, ProspectStage, TourEventStatus};
+        self.trips.take().await;
+        let ProspectLookup::Email(email) = lookup else {
+            return Ok(vec![]);
+        };
+        Ok(locked(&self.posted)
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| p.contact.email == *email)
+            .map(|(i, p)| {
+                let (reference, appointment) = Self::reference(i);
+                Prospect {
+                    stage: ProspectStage::Prospect,
+                    reference,
+                    first_name: None,
+                    last_name: None,
+                    email: Some(email.expose().to_owned()),
+                    phone: None,
+                    events: vec![ProspectEvent {
+                        id: Some(appointment),
+                        event_type: "Appointment".into(),
+                        at: Some(p.tour.start),
+                        agent: p.tour.agent.clone(),
+                        status: TourEventStatus::Scheduled,
+                        reason: None,
+                        comments: Some(p.tour.comments.clone()),
+                    }],
+                }
+            })
+            .collect())
+    }
+
+    async fn post_tour(
+        &self,
+        _: &crate::domain::resman::ResManSite,
+        post: &crate::domain::resman::ProspectTourPost,
+    ) -> Result<crate::domain::resman::PostedTour, crate::ports::ResManError> {
+        self.trips.take().await;
+        let answer = {
+            let mut answers = locked(&self.answers);
+            if answers.is_empty() { Ok(()) } else { answers.remove(0) }
+        };
+        match answer {
+            Err(e) if !e.may_have_applied() => Err(e),
+            other => {
+                let mut posted = locked(&self.posted);
+                posted.push(post.clone());
+                let (prospect, appointment_id) = Self::reference(posted.len() - 1);
+                other.map(|()| crate::domain::resman::PostedTour {
+                    prospect,
+                    appointment_id,
+                })
+            }
+        }
+    }
+
+    async fn add_note(
+        &self,
+        _: &crate::domain::resman::ResManSite,
+        _: &crate::domain::resman::NotePost,
+    ) -> Result<AppointmentId, crate::ports::ResManError> {
+        Err(crate::ports::ResManError::Unreachable("not scripted".into()))
+    }
+
+    async fn changed_prospects(
+        &self,
+        site: &crate::domain::resman::ResManSite,
+        window: UtcWindow,
+    ) -> Result<Vec<crate::domain::resman::Prospect>, crate::ports::ResManError> {
+        tokio::time::sleep(self.latency).await;
+        locked(&self.windows).push(window);
+        if self.fail || self.failing.as_deref() == Some(site.property.as_str()) {
+            Err(crate::ports::ResManError::Server { status: 503 })
+        } else {
+            Ok(self.prospects.clone())
+        }
+    }
+}
