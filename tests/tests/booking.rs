@@ -431,15 +431,16 @@ async fn a_booked_tour_reads_back_by_our_id_and_by_resmans_with_its_history() {
     let stack = Stack::start().await;
     let booked = stack.book(&command(&stack.property, 1, "10:00"), None).await.unwrap();
     let answer = booked.response.unwrap();
-    let ours = tour_core::app::booking::tour_view(&stack.store, &stack.store, &stack.store, &answer.appointment_id)
-        .await
-        .unwrap();
-    let resman_id = answer.resman_appointment_id.clone().expect("synced");
+    let ours =
+        tour_core::app::booking::tour_view(&stack.store, &stack.store, &stack.store, &answer.tour.appointment_id)
+            .await
+            .unwrap();
+    let resman_id = answer.tour.resman_appointment_id.clone().expect("synced");
     let theirs = tour_core::app::booking::tour_view(&stack.store, &stack.store, &stack.store, &resman_id)
         .await
         .unwrap();
     assert_eq!(ours, theirs, "ResMan's id leads to the same tour");
     assert_eq!(ours.tour, answer);
     assert_eq!((ours.version, ours.history.len()), (1, 1));
-    assert_eq!(ours.history[0].datetime, answer.confirmed_datetime);
+    assert_eq!(ours.history[0].datetime, answer.tour.confirmed_datetime);
 }

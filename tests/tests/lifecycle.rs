@@ -307,7 +307,7 @@ async fn a_staff_confirmation_reaches_the_tour_once_by_webhook_or_by_poller_with
         tour_core::app::booking::conversation_tours(&polled.store, &polled.store, &by_poller.conversation_id)
             .await
             .unwrap();
-    assert_eq!(conversation.tours[0].status, TourStatus::Confirmed);
+    assert_eq!(conversation.tours[0].tour.status, TourStatus::Confirmed);
 }
 
 #[tokio::test]

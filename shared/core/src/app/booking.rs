@@ -28,20 +28,31 @@ pub struct ConfirmationDetails {
     pub instructions: String,
 }
 
-/// The seed's `BookTourResponse`, with `status` and `sync_status`. `appointment_id` is our booking id (it exists
-/// before ResMan has answered); ResMan's id follows in `resman_appointment_id` once the tour is in ResMan.
+/// What every answer about a tour says of it: its ids, state, time, guide and length. `appointment_id` is our
+/// booking id (it exists before ResMan has answered); ResMan's id follows in `resman_appointment_id` once the tour is
+/// in ResMan.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct BookTourResponse {
+pub struct TourHeadline {
     pub appointment_id: String,
     pub resman_appointment_id: Option<String>,
     pub status: TourStatus,
     pub sync_status: SyncStatus,
+    /// RFC 3339 with the property's UTC offset.
     pub confirmed_datetime: String,
+    /// The agent's name, or "Self-guided".
     pub staff_member: String,
+    pub tour_type: TourType,
+    /// Minutes.
+    pub duration: u32,
+}
+
+/// The seed's `BookTourResponse`, with `status` and `sync_status`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BookTourResponse {
+    #[serde(flatten)]
+    pub tour: TourHeadline,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub staff_member_id: Option<String>,
-    pub tour_type: TourType,
-    pub duration: u32,
     pub confirmation_details: ConfirmationDetails,
 }
 
@@ -66,10 +77,9 @@ pub struct BookingDeps<'a> {
     pub clock: &'a (dyn Fn() -> chrono::DateTime<chrono::Utc> + Sync),
 }
 
-pub fn response_for(property: &Property, tour: &TourRecord) -> BookTourResponse {
-    let config = property.tour_type(tour.tour_type).ok();
+pub fn headline(property: &Property, tour: &TourRecord) -> TourHeadline {
     let agent = tour.holder.agent().and_then(|a| property.agent(a));
-    BookTourResponse {
+    TourHeadline {
         appointment_id: tour.booking_id.to_string(),
         resman_appointment_id: tour.resman_appointment_id.as_ref().map(|a| a.to_string()),
         status: tour.status,
@@ -78,9 +88,16 @@ pub fn response_for(property: &Property, tour: &TourRecord) -> BookTourResponse 
         staff_member: agent
             .map(|a| a.name.clone())
             .unwrap_or_else(|| "Self-guided".to_owned()),
-        staff_member_id: tour.holder.agent().map(|a| a.to_string()),
         tour_type: tour.tour_type,
         duration: u32::try_from((tour.end - tour.start).num_minutes()).unwrap_or(0),
+    }
+}
+
+pub fn response_for(property: &Property, tour: &TourRecord) -> BookTourResponse {
+    let config = property.tour_type(tour.tour_type).ok();
+    BookTourResponse {
+        tour: headline(property, tour),
+        staff_member_id: tour.holder.agent().map(|a| a.to_string()),
         confirmation_details: ConfirmationDetails {
             location: config
                 .and_then(|c| c.location.clone())
@@ -506,15 +523,9 @@ pub async fn book_tour(
 /// One tour as the conversation context shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ConversationTour {
-    pub appointment_id: String,
-    pub resman_appointment_id: Option<String>,
+    #[serde(flatten)]
+    pub tour: TourHeadline,
     pub property_id: String,
-    pub tour_type: TourType,
-    pub status: TourStatus,
-    pub sync_status: SyncStatus,
-    pub confirmed_datetime: String,
-    pub staff_member: String,
-    pub duration: u32,
     /// Staff's notes on the tour (from the API or from ResMan), `null` when none: part of the conversation's context.
     pub staff_notes: Option<String>,
     /// When the tour last changed, in the property's zone (RFC 3339).
@@ -542,17 +553,9 @@ pub async fn conversation_tours(
         let Some(property) = properties.property(&tour.property_id).await? else {
             continue;
         };
-        let r = response_for(&property, &tour);
         view.tours.push(ConversationTour {
-            appointment_id: r.appointment_id,
-            resman_appointment_id: r.resman_appointment_id,
+            tour: headline(&property, &tour),
             property_id: tour.property_id.to_string(),
-            tour_type: tour.tour_type,
-            status: tour.status,
-            sync_status: tour.sync_status,
-            confirmed_datetime: r.confirmed_datetime,
-            staff_member: r.staff_member,
-            duration: r.duration,
             staff_notes: tour.staff_notes.clone(),
             last_updated: tour
                 .history
@@ -799,6 +802,47 @@ mod use_case_tests {
     }
 
     #[tokio::test]
+    async fn the_booking_answer_and_the_conversations_tours_are_flat_objects_as_the_brief_has_them() {
+        let (store, tours) = (MemoryStore::with_property(demo()), MemoryTours::default());
+        let c = command(1, "10:00");
+        let booked = book(&store, &tours, &ScriptedResMan::default(), &c, None)
+            .await
+            .unwrap();
+        let keys = |json: serde_json::Value| json.as_object().unwrap().keys().cloned().collect::<Vec<_>>();
+        let headline = [
+            "appointment_id",
+            "resman_appointment_id",
+            "status",
+            "sync_status",
+            "confirmed_datetime",
+            "staff_member",
+            "tour_type",
+            "duration",
+        ];
+        let mut wanted: Vec<String> = headline
+            .iter()
+            .chain(&["staff_member_id", "confirmation_details"])
+            .map(|k| (*k).to_owned())
+            .collect();
+        wanted.sort();
+        let body: serde_json::Value = serde_json::from_str(&booked.body).unwrap();
+        assert_eq!(keys(body), wanted);
+        let listed = conversation_tours(&store, &tours, &c.conversation_id).await.unwrap();
+        let mut wanted: Vec<String> = headline
+            .iter()
+            .chain(&["property_id", "staff_notes", "last_updated"])
+            .map(|k| (*k).to_owned())
+            .collect();
+        wanted.sort();
+        assert_eq!(keys(serde_json::to_value(&listed.tours[0]).unwrap()), wanted);
+        assert_eq!(
+            listed.tours[0].tour,
+            booked.response.unwrap().tour,
+            "the same tour, said the same way"
+        );
+    }
+
+    #[tokio::test]
     async fn an_answer_lost_after_resman_applied_the_post_never_makes_a_second_appointment() {
         let (store, tours) = (MemoryStore::with_property(demo()), MemoryTours::default());
         let resman = ScriptedResMan::answering(vec![Err(ResManError::Timeout(std::time::Duration::from_secs(8)))]);
@@ -809,7 +853,10 @@ mod use_case_tests {
             1,
             "the retry found its reference instead of posting again"
         );
-        assert_eq!(booked.response.unwrap().resman_appointment_id.as_deref(), Some("EV-0"));
+        assert_eq!(
+            booked.response.unwrap().tour.resman_appointment_id.as_deref(),
+            Some("EV-0")
+        );
     }
 
     #[tokio::test]
@@ -820,10 +867,10 @@ mod use_case_tests {
         let booked = book(&store, &tours, &resman, &command(1, "10:00"), None).await.unwrap();
         assert_eq!(booked.outcome, Outcome::Pending);
         let response = booked.response.unwrap();
-        assert_eq!(response.sync_status, SyncStatus::Pending);
+        assert_eq!(response.tour.sync_status, SyncStatus::Pending);
         assert_eq!(
             tours.queued.lock().unwrap().as_slice(),
-            [BookingId::parse(&response.appointment_id).unwrap()]
+            [BookingId::parse(&response.tour.appointment_id).unwrap()]
         );
     }
 
@@ -868,14 +915,14 @@ mod use_case_tests {
             queue: tours,
         };
         let cancel = crate::domain::update::UpdateTourCommand::from_body(br#"{"status":"cancelled"}"#).unwrap();
-        let id = &booked.response.as_ref().unwrap().appointment_id;
+        let id = &booked.response.as_ref().unwrap().tour.appointment_id;
         crate::app::lifecycle::update_tour(&deps, id, &cancel, None, monday_morning())
             .await
             .unwrap();
     }
 
     fn id_of(b: &Booked) -> String {
-        b.response.as_ref().unwrap().appointment_id.clone()
+        b.response.as_ref().unwrap().tour.appointment_id.clone()
     }
 
     /// Prospect 1's booking at 10:00 (with `key`, or without one), then cancelled through the chatbot's update.
@@ -1051,10 +1098,17 @@ mod use_case_tests {
         );
         let booked = book(&store, &tours, &resman, &command(1, "10:00"), None).await.unwrap();
         let ours = booked.response.unwrap();
-        let by_ours = tour_view(&store, &tours, &tours, &ours.appointment_id).await.unwrap();
-        let by_theirs = tour_view(&store, &tours, &tours, ours.resman_appointment_id.as_deref().unwrap())
+        let by_ours = tour_view(&store, &tours, &tours, &ours.tour.appointment_id)
             .await
             .unwrap();
+        let by_theirs = tour_view(
+            &store,
+            &tours,
+            &tours,
+            ours.tour.resman_appointment_id.as_deref().unwrap(),
+        )
+        .await
+        .unwrap();
         assert_eq!(by_ours, by_theirs);
         assert_eq!(by_ours.tour, ours, "the booking answer's shape, as it now stands");
         assert_eq!((by_ours.version, by_ours.conversation_id.as_str()), (1, "c-1"));
@@ -1064,7 +1118,7 @@ mod use_case_tests {
             (ChangeSource::Chatbot, TourStatus::Scheduled)
         );
         assert_eq!(booked_entry.datetime, "2026-12-01T10:00:00-06:00");
-        assert_eq!(booked_entry.staff_member, ours.staff_member);
+        assert_eq!(booked_entry.staff_member, ours.tour.staff_member);
         for unknown in ["tour_0123456789abcdef0123456789abcdef", "EV-404"] {
             assert!(matches!(
                 tour_view(&store, &tours, &tours, unknown).await,
@@ -1095,8 +1149,8 @@ mod use_case_tests {
             .await
             .unwrap_err();
         for id in [
-            ours.appointment_id.as_str(),
-            ours.resman_appointment_id.as_deref().unwrap(),
+            ours.tour.appointment_id.as_str(),
+            ours.tour.resman_appointment_id.as_deref().unwrap(),
         ] {
             let refused = tour_view(&other, &tours, &tours, id).await.unwrap_err();
             assert!(matches!(refused, AppError::NotFound(_)), "{refused:?}");
