@@ -52,18 +52,7 @@ impl std::fmt::Debug for Email {
     }
 }
 
-impl TryFrom<String> for Email {
-    type Error = InvalidField;
-    fn try_from(raw: String) -> Result<Self, Self::Error> {
-        Self::parse(&raw)
-    }
-}
-
-impl From<Email> for String {
-    fn from(email: Email) -> String {
-        email.0
-    }
-}
+checked_string!(Email);
 
 /// A phone number in E.164 (`+15125550100`). Numbers written without a country code are read as North American
 /// (every property we serve is in the US); `+` numbers of any country are kept.
@@ -126,18 +115,7 @@ impl std::fmt::Debug for Phone {
     }
 }
 
-impl TryFrom<String> for Phone {
-    type Error = InvalidField;
-    fn try_from(raw: String) -> Result<Self, Self::Error> {
-        Self::parse(&raw)
-    }
-}
-
-impl From<Phone> for String {
-    fn from(phone: Phone) -> String {
-        phone.0
-    }
-}
+checked_string!(Phone);
 
 /// A person's name as ResMan stores it: first and last. A single word is kept as the first name with an empty last
 /// name refused, because ResMan requires both; the chatbot's one-line name is split at its last space.

@@ -1,5 +1,24 @@
 //! Types and rules. No I/O, no clock: time is passed in.
 
+/// A type that holds a checked `String` goes to and from serde's `String` through its `parse`, so that no value
+/// read from JSON or a stored item skips the check: `#[serde(try_from = "String", into = "String")]` on the type.
+macro_rules! checked_string {
+    ($name:ident) => {
+        impl TryFrom<String> for $name {
+            type Error = $crate::domain::InvalidField;
+            fn try_from(raw: String) -> Result<Self, Self::Error> {
+                Self::parse(&raw)
+            }
+        }
+
+        impl From<$name> for String {
+            fn from(value: $name) -> String {
+                value.0
+            }
+        }
+    };
+}
+
 pub mod access;
 pub mod analytics;
 pub mod booking;
