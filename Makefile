@@ -47,7 +47,6 @@ STACK := $(PY) infra/local/stack.py
 SAM_ENV := AWS_DEFAULT_REGION=us-east-1 SAM_CLI_TELEMETRY=0
 # The Rust tests start moto_server and infra/local/dynamodb_local.py, and run infra/local/provision.py, from the venv.
 TEST_ENV := PATH="$(CURDIR)/$(VENV)/bin:$$PATH" TOUR_BOOKING_VENV="$(CURDIR)/$(VENV)"
-# Folders of pure code that may not import AWS, HTTP or Lambda crates (see STYLE.md).
 
 .PHONY: help venv dashboard-assets chromium build up down status demo test bench scale fuzz soak erase-prospect send-digest key-list key-issue key-revoke package fmt lint template-check clean-local
 

@@ -27,9 +27,13 @@ use tour_core::app::AppError;
 use tour_core::app::availability::{AvailabilityDeps, AvailabilityQuery, Source, availability};
 use tour_core::app::booking::{BookingDeps, book_tour};
 use tour_core::domain::TourType;
-use tour_core::domain::booking::{BookTourCommand, BookTourRequest, BookingId, Holder, lock_granules};
 use tour_core::domain::property::Property;
 use tour_core::domain::slots::free_slots;
+use tour_core::domain::{
+    booking::{BookTourCommand, BookTourRequest},
+    ids::BookingId,
+    record::{Holder, lock_granules},
+};
 use tour_core::ports::Outcome;
 use tour_core::ports::{AvailabilityCache, PropertyStore, TourReads, TourWrites};
 
@@ -697,7 +701,7 @@ const TOURS_A_MONTH: usize = 10_000;
 async fn seed_tours(
     store: &DynamoStore,
     property: &Property,
-    template: &tour_core::domain::booking::TourRecord,
+    template: &tour_core::domain::record::TourRecord,
     first: chrono::DateTime<Utc>,
     count: usize,
 ) {
@@ -750,7 +754,7 @@ async fn analytics_rows() {
     assert_eq!(stack.book(0, date, &time).await.unwrap(), Outcome::Booked);
     let template = stack
         .store
-        .conversation_tours(&tour_core::domain::booking::ConversationId::parse("bench-0").unwrap())
+        .conversation_tours(&tour_core::domain::ConversationId::parse("bench-0").unwrap())
         .await
         .unwrap()
         .remove(0);

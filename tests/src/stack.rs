@@ -15,9 +15,13 @@ use tour_core::app::AppError;
 use tour_core::app::booking::{Booked, BookingDeps, book_tour};
 use tour_core::app::sync::{Attempts, WorkerDeps, process_batch};
 use tour_core::domain::TourType;
-use tour_core::domain::booking::{BookTourCommand, BookTourRequest, BookingId, TourRecord};
 use tour_core::domain::property::Property;
 use tour_core::domain::slots::free_slots;
+use tour_core::domain::{
+    booking::{BookTourCommand, BookTourRequest},
+    ids::BookingId,
+    record::TourRecord,
+};
 use tour_core::ports::Outcome;
 use tour_core::ports::QueuedMessage;
 use tour_core::ports::{PropertyStore, TourReads};
@@ -629,14 +633,14 @@ fn collect_raw(value: &Value, into: &mut Vec<Vec<u8>>) {
 }
 
 /// What ResMan's calendar says of a tour's status, in ResMan's words.
-pub fn resman_word(status: tour_core::domain::booking::TourStatus) -> Option<&'static str> {
+pub fn resman_word(status: tour_core::domain::lifecycle::TourStatus) -> Option<&'static str> {
     tour_core::domain::lifecycle::ResManWord::write(status).map(|w| w.as_resman())
 }
 
 /// Asserts that ResMan's appointment `theirs` holds the tour's last version: written (synced), at the same time, with
 /// the same agent and status.
 pub fn assert_agrees_with_resman(tour: &TourRecord, theirs: &Value, context: &str) {
-    use tour_core::domain::booking::SyncStatus;
+    use tour_core::domain::record::SyncStatus;
     assert_eq!(tour.sync_status, SyncStatus::Synced, "{context}: {tour:?}");
     assert_eq!(
         tour.resman_version, tour.version,
@@ -646,7 +650,7 @@ pub fn assert_agrees_with_resman(tour: &TourRecord, theirs: &Value, context: &st
     // or cancelled by staff at the time it then had): ResMan must show exactly that, and our mirror keeps its agent
     // busy while it holds time. With the cancel word, what we last saw is what we wrote: the tour as it stands.
     let (status, start, agent) = match &tour.resman_seen {
-        Some(seen) if tour.status == tour_core::domain::booking::TourStatus::Cancelled => {
+        Some(seen) if tour.status == tour_core::domain::lifecycle::TourStatus::Cancelled => {
             (seen.status, seen.start, seen.agent.as_ref())
         }
         _ => (tour.status, tour.start, tour.holder.agent()),

@@ -226,7 +226,7 @@ async fn a_sync_batch_for_two_companies_ends_in_time_and_one_companys_hung_resma
     use integration_tests::stack::{Stack, command, response};
     use tour_core::app::booking::book_tour;
     use tour_core::app::sync::{WorkerDeps, process_batch};
-    use tour_core::domain::booking::{BookingId, SyncStatus};
+    use tour_core::domain::{ids::BookingId, record::SyncStatus};
     use tour_core::ports::TourReads;
 
     let stack = Stack::start().await;

@@ -21,9 +21,14 @@ use tour_core::app::AppError;
 use tour_core::app::analytics::{AnalyticsDeps, AnalyticsQuery, tour_metrics, tour_trends};
 use tour_core::app::booking::book_tour;
 use tour_core::domain::TourType;
-use tour_core::domain::booking::{BookTourCommand, BookTourRequest, BookingId, TourRecord, TourStatus};
 use tour_core::domain::link::{Rating, Score};
 use tour_core::domain::slots::resolve_local;
+use tour_core::domain::{
+    booking::{BookTourCommand, BookTourRequest},
+    ids::BookingId,
+    lifecycle::TourStatus,
+    record::TourRecord,
+};
 use tour_core::metrics::{capture, names};
 use tour_core::ports::{RatingStore, TourReads, TourWrites};
 
@@ -179,7 +184,7 @@ async fn every_figure_matches_a_hand_count_of_a_known_mix_of_tours() {
     stack.faults(json!({})).await;
     let r = stack
         .store
-        .conversation_tours(&tour_core::domain::booking::ConversationId::parse("analytics-40").unwrap())
+        .conversation_tours(&tour_core::domain::ConversationId::parse("analytics-40").unwrap())
         .await
         .unwrap()
         .remove(0);

@@ -8,7 +8,7 @@ use serde_json::json;
 use tour_core::app::AppError;
 use tour_core::app::booking::book_tour;
 use tour_core::domain::TourType;
-use tour_core::domain::booking::{BookingId, SyncStatus};
+use tour_core::domain::{ids::BookingId, record::SyncStatus};
 use tour_core::ports::Outcome;
 use tour_core::ports::ResManError;
 use tour_core::ports::{CalendarStore, TourReads, TourWrites};
@@ -124,7 +124,7 @@ async fn a_prospect_who_cancels_and_asks_again_is_booked_and_a_lapsed_key_record
     assert_ne!(second, first, "a new tour, not the cancelled one replayed");
     assert_eq!(
         stack.tour(second.as_str().unwrap()).await.status,
-        tour_core::domain::booking::TourStatus::Scheduled
+        tour_core::domain::lifecycle::TourStatus::Scheduled
     );
     let retry = stack.book(&c, None).await.unwrap();
     assert_eq!(
@@ -154,7 +154,7 @@ async fn a_prospect_who_cancels_and_asks_again_is_booked_and_a_lapsed_key_record
             "pk",
             aws_sdk_dynamodb::types::AttributeValue::S(format!(
                 "IDEM#{}",
-                tour_core::domain::booking::idempotency_key_of("lapsing-key").unwrap()
+                tour_core::domain::fields::idempotency_key_of("lapsing-key").unwrap()
             )),
         )
         .key("sk", aws_sdk_dynamodb::types::AttributeValue::S("IDEM".into()))
@@ -357,14 +357,18 @@ async fn a_booking_whose_queue_message_was_lost_is_requeued_from_the_outbox_once
 
 #[tokio::test]
 async fn a_request_whose_first_call_died_after_holding_the_slot_is_answered_from_the_booking() {
-    use tour_core::domain::booking::{TourRecord, TourStatus, lock_granules, requested_slot};
+    use tour_core::domain::{
+        booking::requested_slot,
+        lifecycle::TourStatus,
+        record::{TourRecord, lock_granules},
+    };
     use tour_core::ports::{BookingWrite, NewBooking};
     let stack = Stack::start().await;
     let c = command(&stack.property, 1, "10:00");
     let key = c.idempotency_key(Some("crash-key")).unwrap();
     // The first call held the slot, then died before ResMan was asked or the answer saved.
     let window = requested_slot(&stack.property, &c, Utc::now()).unwrap();
-    let holder = tour_core::domain::booking::Holder::Agent(tour_core::domain::AgentId::parse(DEMO_AGENTS[0]).unwrap());
+    let holder = tour_core::domain::record::Holder::Agent(tour_core::domain::AgentId::parse(DEMO_AGENTS[0]).unwrap());
     let tour = TourRecord {
         booking_id: BookingId::from_uuid(uuid::Uuid::new_v4()),
         conversation_id: c.conversation_id.clone(),

@@ -16,9 +16,9 @@ use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 use serde_json::{Value, json};
 use std::sync::{Arc, Mutex};
-use tour_core::domain::booking::{BookingId, TourRecord, TourStatus};
 use tour_core::domain::lifecycle::ChangeSource;
 use tour_core::domain::notify::{Audience, DeliveryStatus, MessageKind};
+use tour_core::domain::{ids::BookingId, lifecycle::TourStatus, record::TourRecord};
 use tour_core::ports::{MessageStore, TourReads};
 
 const TOURS: usize = 10;

@@ -10,9 +10,9 @@ use tour_core::app::AppError;
 use tour_core::app::availability::{AvailabilityDeps, AvailabilityQuery, availability};
 use tour_core::app::booking::{BookingDeps, book_tour};
 use tour_core::app::holds::{HoldDeps, HoldView, place_hold};
-use tour_core::domain::booking::{BookTourCommand, BookingId};
 use tour_core::domain::hold::{HoldCommand, HoldMinutes, HoldsPerHour};
 use tour_core::domain::{HoldToken, TourType};
+use tour_core::domain::{booking::BookTourCommand, ids::BookingId};
 use tour_core::ports::Outcome;
 use tour_core::ports::{CalendarStore, HoldStore};
 
@@ -76,7 +76,7 @@ async fn offered(stack: &Stack, now: DateTime<Utc>) -> Vec<String> {
 }
 
 fn presenting(mut command: BookTourCommand, conversation: &str, token: &str) -> BookTourCommand {
-    command.conversation_id = tour_core::domain::booking::ConversationId::parse(conversation).unwrap();
+    command.conversation_id = tour_core::domain::ConversationId::parse(conversation).unwrap();
     command.hold_token = Some(HoldToken::parse(token).unwrap());
     command
 }
@@ -170,7 +170,7 @@ async fn an_unused_hold_lapses_by_itself_at_its_instant() {
     assert!(
         stack
             .store
-            .hold(&tour_core::domain::booking::ConversationId::parse("conv-h0").unwrap())
+            .hold(&tour_core::domain::ConversationId::parse("conv-h0").unwrap())
             .await
             .unwrap()
             .is_some()

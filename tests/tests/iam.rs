@@ -8,7 +8,7 @@ use std::time::Duration;
 use tour_aws::dynamo::DynamoStore;
 use tour_aws::sqs::SqsSyncQueue;
 use tour_core::app::booking::book_tour;
-use tour_core::domain::booking::BookingId;
+use tour_core::domain::BookingId;
 use tour_core::ports::Outcome;
 use tour_core::ports::{MessageStore, TourReads};
 

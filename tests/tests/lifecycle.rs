@@ -9,9 +9,9 @@ use std::sync::Arc;
 use std::time::Duration as StdDuration;
 use tour_core::app::AppError;
 use tour_core::app::availability::{AvailabilityDeps, AvailabilityQuery, availability};
-use tour_core::domain::booking::{BookingId, SyncStatus, TourStatus};
 use tour_core::domain::lifecycle::ChangeSource;
 use tour_core::domain::{ProspectId, UtcWindow};
+use tour_core::domain::{ids::BookingId, lifecycle::TourStatus, record::SyncStatus};
 use tour_core::ports::Outcome;
 use tour_core::ports::{CalendarStore, ResManGateway};
 
@@ -133,7 +133,7 @@ async fn offers_ten(stack: &Stack) -> bool {
 }
 
 /// The prospect's events in ResMan: no `Cancel` ever (it would mark the prospect lost), and the cancellation notes.
-async fn cancellation_notes(stack: &Stack, tour: &tour_core::domain::booking::TourRecord) -> Vec<String> {
+async fn cancellation_notes(stack: &Stack, tour: &tour_core::domain::record::TourRecord) -> Vec<String> {
     let prospect = ProspectId::parse(tour.resman_prospect_id.as_deref().unwrap()).unwrap();
     let found = stack
         .resman
@@ -300,7 +300,7 @@ async fn a_staff_confirmation_reaches_the_tour_once_by_webhook_or_by_poller_with
     let by_poller = polled.tour(&id).await;
     assert_eq!(by_poller.history.last().unwrap().source, ChangeSource::ResmanPoll);
 
-    let same = |t: &tour_core::domain::booking::TourRecord| (t.status, t.version, t.holder.clone(), t.sync_status);
+    let same = |t: &tour_core::domain::record::TourRecord| (t.status, t.version, t.holder.clone(), t.sync_status);
     assert_eq!(same(&by_webhook), same(&by_poller));
     // The conversation's view shows the same record.
     let conversation =
@@ -451,7 +451,7 @@ async fn the_briefs_webhook_as_written_confirms_the_tour_and_its_staff_notes_rea
     let conversation = tour_core::app::booking::conversation_tours(
         &stack.store,
         &stack.store,
-        &tour_core::domain::booking::ConversationId::parse(tour.conversation_id.as_str()).unwrap(),
+        &tour_core::domain::ConversationId::parse(tour.conversation_id.as_str()).unwrap(),
     )
     .await
     .unwrap();

@@ -6,7 +6,7 @@ use integration_tests::DEMO_PROPERTY;
 use integration_tests::stack::*;
 use mail_parser::{MessageParser, MimeHeaders};
 use serde_json::json;
-use tour_core::domain::booking::BookingId;
+use tour_core::domain::BookingId;
 use tour_core::domain::notify::{DeliveryStatus, MessageKind, when_in_words};
 use tour_core::ports::{MessageStore, SyncQueue};
 
@@ -828,7 +828,7 @@ async fn a_pending_booking_that_resman_then_refuses_tells_the_prospect_and_withd
         .await;
     stack.drain(3).await;
     let after = stack.tour(&id).await;
-    assert_eq!(after.sync_status, tour_core::domain::booking::SyncStatus::Rejected);
+    assert_eq!(after.sync_status, tour_core::domain::record::SyncStatus::Rejected);
     assert_eq!(
         stack.deliver_notifications().await,
         2,

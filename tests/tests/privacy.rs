@@ -5,7 +5,7 @@ use chrono::Duration;
 use integration_tests::stack::*;
 use tour_aws::dynamo::DynamoStore;
 use tour_core::app::privacy::erase_prospect;
-use tour_core::domain::booking::BookingId;
+use tour_core::domain::BookingId;
 use tour_core::ports::TourReads;
 
 async fn item(

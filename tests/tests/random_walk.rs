@@ -11,8 +11,13 @@ use rand::{RngExt, SeedableRng};
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use tour_core::domain::TourType;
-use tour_core::domain::booking::{BookTourCommand, BookTourRequest, BookingId, TourRecord, TourStatus};
 use tour_core::domain::slots::free_slots;
+use tour_core::domain::{
+    booking::{BookTourCommand, BookTourRequest},
+    ids::BookingId,
+    lifecycle::TourStatus,
+    record::TourRecord,
+};
 use tour_core::ports::TourReads;
 
 const SEED: u64 = 20261130;

@@ -8,7 +8,10 @@ use serde_json::json;
 use std::time::Duration as StdDuration;
 use tour_core::app::availability::{AvailabilityDeps, AvailabilityQuery, Source, availability};
 use tour_core::app::booking::book_tour;
-use tour_core::domain::booking::{BookTourCommand, BookTourRequest, BookingId};
+use tour_core::domain::{
+    booking::{BookTourCommand, BookTourRequest},
+    ids::BookingId,
+};
 use tour_core::ports::Outcome;
 
 /// A weekday in the middle of a month, so a day's busy time is one month partition.

@@ -44,7 +44,7 @@ fn the_hold_sample_is_a_valid_hold_request_with_an_api_key() {
 fn the_conversation_sample_names_a_conversation() {
     let event = http("conversation-tours.json");
     let id = event.query_string_parameters.first("conversation_id").unwrap();
-    tour_core::domain::booking::ConversationId::parse(id).unwrap();
+    tour_core::domain::ConversationId::parse(id).unwrap();
 }
 
 #[test]
@@ -56,7 +56,7 @@ fn the_tour_sample_names_a_booking_in_its_path() {
         event.raw_path.as_deref(),
         Some(format!("/api/resman/tours/{id}").as_str())
     );
-    tour_core::domain::booking::BookingId::parse(id).unwrap();
+    tour_core::domain::BookingId::parse(id).unwrap();
 }
 
 #[test]
@@ -64,7 +64,7 @@ fn the_update_sample_changes_a_booking_named_in_its_path() {
     let event = http("update-tour.json");
     assert!(event.headers.contains_key("x-api-key") && event.headers.contains_key("idempotency-key"));
     let id = event.path_parameters.get("appointment_id").unwrap();
-    tour_core::domain::booking::BookingId::parse(id).unwrap();
+    tour_core::domain::BookingId::parse(id).unwrap();
     let command =
         tour_core::domain::update::UpdateTourCommand::from_body(event.body.as_deref().unwrap_or_default().as_bytes())
             .unwrap();

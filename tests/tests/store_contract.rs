@@ -11,13 +11,15 @@
 use chrono::{DateTime, Duration, Utc};
 use integration_tests::stack::*;
 use tour_core::app::fakes::{MemoryDigests, MemoryMessages, MemoryTours};
-use tour_core::domain::booking::{
-    BookingId, ConversationId, Holder, SyncStatus, TourRecord, TourStatus, lock_granules,
-};
 use tour_core::domain::link::{Rating, Score, StaffIssue, StaffRating};
 use tour_core::domain::notify::{MessageKind, MessageRef};
 use tour_core::domain::property::Property;
 use tour_core::domain::{TourType, UtcWindow};
+use tour_core::domain::{
+    ids::{BookingId, ConversationId},
+    lifecycle::TourStatus,
+    record::{Holder, SyncStatus, TourRecord, lock_granules},
+};
 use tour_core::ports::{
     AnalyticsStore, BookingWrite, ChangeExtras, ChangeWrite, Claim, DigestClaim, DigestOutcome, DigestStore, HoldStore,
     HoldWrite, Locks, MessageStore, NewBooking, Rated, RatingStore, SendOutcome, StaffRated, StaffRatingStore,

@@ -4,7 +4,7 @@ use lambda_http::{Request, http::Method};
 use tour_aws::{resman::HttpResMan, sqs::SqsSyncQueue};
 use tour_core::app::booking::{BookingDeps, book_tour, parse_booking_body};
 use tour_core::app::sync::Attempts;
-use tour_core::domain::{access::Action, access::Credential, booking::BookingId};
+use tour_core::domain::{BookingId, access::Action, access::Credential};
 use tour_edge::http::{Route, idempotency_key, response::done};
 use tour_edge::{Answer, Api, Error, config, serve_api};
 

@@ -4,7 +4,7 @@
 use lambda_http::http::Method;
 use lambda_http::{Request, RequestExt};
 use tour_core::app::booking::conversation_tours;
-use tour_core::domain::{InvalidField, access::Action, access::Credential, booking::ConversationId};
+use tour_core::domain::{ConversationId, InvalidField, access::Action, access::Credential};
 use tour_edge::http::{Route, answer};
 use tour_edge::{Answer, Api, Error, serve_api};
 

@@ -4,7 +4,7 @@
 
 use async_trait::async_trait;
 use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
-use tour_core::domain::booking::BookingId;
+use tour_core::domain::BookingId;
 use tour_core::domain::notify::MessageRef;
 use tour_core::ports::{StoreError, SyncQueue};
 

@@ -15,8 +15,8 @@ use super::{DynamoStore, Item, key, n, s};
 use async_trait::async_trait;
 use chrono::{DateTime, Datelike, Duration, Utc};
 use sha2::{Digest, Sha256};
+use tour_core::domain::BookingId;
 use tour_core::domain::analytics::{Facts, MessageFact};
-use tour_core::domain::booking::BookingId;
 use tour_core::domain::{ResManPropertyId, UtcWindow};
 use tour_core::ports::{AnalyticsStore, StoreError};
 

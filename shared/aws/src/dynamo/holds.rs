@@ -21,9 +21,9 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{Delete, TransactWriteItem};
 use chrono::{DateTime, Duration, Utc};
 use std::collections::BTreeSet;
-use tour_core::domain::booking::{ConversationId, lock_granules};
 use tour_core::domain::hold::{HoldPlace, PlaceTaken, SlotHold};
 use tour_core::domain::property::Property;
+use tour_core::domain::{ids::ConversationId, record::lock_granules};
 use tour_core::ports::{HoldStore, HoldWrite, StoreError};
 
 /// How long a lapsed hold's items stay before TTL removes them.
@@ -212,7 +212,7 @@ impl DynamoStore {
 impl HoldStore for DynamoStore {
     async fn hold(
         &self,
-        conversation: &tour_core::domain::booking::ConversationId,
+        conversation: &tour_core::domain::ConversationId,
     ) -> Result<Option<tour_core::domain::hold::SlotHold>, StoreError> {
         self.hold_of(conversation).await
     }

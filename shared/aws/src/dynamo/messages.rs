@@ -16,9 +16,9 @@ use super::{DynamoStore, Item, key, n, s, unavailable};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::error::SdkError;
 use chrono::{DateTime, Duration, Utc};
-use tour_core::domain::booking::{BookingId, TourRecord};
 use tour_core::domain::notify::ReminderDue;
 use tour_core::domain::notify::{Delivery, DeliveryStatus, MessageKind, MessageRef};
+use tour_core::domain::{ids::BookingId, record::TourRecord};
 use tour_core::ports::{Claim, DueReminder, MessageStore, ReminderStore, SendOutcome, StoreError};
 
 fn message_key(message: &MessageRef) -> Item {

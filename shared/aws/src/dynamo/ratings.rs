@@ -5,8 +5,8 @@
 use super::{DynamoStore, key, n, s, unavailable};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::error::SdkError;
-use tour_core::domain::booking::{BookingId, TourRecord};
 use tour_core::domain::link::{Rating, Score, StaffIssue, StaffRating};
+use tour_core::domain::{ids::BookingId, record::TourRecord};
 use tour_core::ports::{Rated, RatingStore, StaffRated, StaffRatingStore, StoreError};
 
 fn rating_key(booking: &BookingId) -> super::Item {

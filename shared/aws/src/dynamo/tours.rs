@@ -20,9 +20,13 @@ use chrono::{DateTime, Duration, Utc};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use tour_core::domain::AppointmentId;
-use tour_core::domain::booking::{BookingId, ConversationId, TourRecord, TourStatus};
 use tour_core::domain::notify::MessageKind;
 use tour_core::domain::property::Property;
+use tour_core::domain::{
+    ids::{BookingId, ConversationId},
+    lifecycle::TourStatus,
+    record::TourRecord,
+};
 use tour_core::ports::{
     BookingWrite, ChangeExtras, ChangeWrite, Idempotency, IdempotencyRecord, Locks, NewBooking, Outbox, Outcome,
     Refusal, SavedOutcome, StoreError, TourReads, TourWrites,
@@ -42,7 +46,7 @@ fn lock_key(tour: &TourRecord, granule: DateTime<Utc>) -> Item {
 /// The lock of one granule of a holder's time (a tour's or a slot hold's).
 pub(crate) fn lock_key_of(
     property: &tour_core::domain::ResManPropertyId,
-    holder: &tour_core::domain::booking::Holder,
+    holder: &tour_core::domain::record::Holder,
     granule: DateTime<Utc>,
 ) -> Item {
     key(
@@ -354,7 +358,7 @@ fn lock_items(property: &Property, tour: &TourRecord) -> BTreeMap<String, Item> 
     if !tour.status.holds_time() {
         return BTreeMap::new();
     }
-    tour_core::domain::booking::lock_granules(property, &tour.holder, &tour.window())
+    tour_core::domain::record::lock_granules(property, &tour.holder, &tour.window())
         .into_iter()
         .map(|granule| {
             let item = lock_key(tour, granule);
@@ -567,7 +571,7 @@ impl TourWrites for DynamoStore {
         idem_key: &str,
         outcome: &SavedOutcome,
     ) -> Result<(), StoreError> {
-        let settled = tour.sync_status != tour_core::domain::booking::SyncStatus::Pending;
+        let settled = tour.sync_status != tour_core::domain::record::SyncStatus::Pending;
         let mut items = sync_items(&self.table, tour, settled)?;
         let answer = idempotency_answer(idem_key, outcome)?;
         let update = Update::builder()
@@ -785,7 +789,7 @@ impl TourWrites for DynamoStore {
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         let mut items = Vec::new();
-        for granule in tour_core::domain::booking::lock_granules(property, &tour.holder, &tour.window()) {
+        for granule in tour_core::domain::record::lock_granules(property, &tour.holder, &tour.window()) {
             items.push(delete(&self.table, lock_key(tour, granule))?);
         }
         items.push(delete(

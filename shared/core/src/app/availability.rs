@@ -3,6 +3,7 @@
 
 use super::AppError;
 use crate::domain::property::Property;
+use crate::domain::record::Holder;
 use crate::domain::slots::{self, Busy, Slot};
 use crate::domain::{InvalidField, ResManPropertyId, TourType, UtcWindow};
 use crate::ports::{AvailabilityCache, CalendarStore, PropertyStore};
@@ -103,7 +104,7 @@ pub async fn load_property(properties: &dyn PropertyStore, id: &ResManPropertyId
 /// tour id cannot be probed through its property.
 pub async fn load_tours_property(
     properties: &dyn PropertyStore,
-    tour: &crate::domain::booking::TourRecord,
+    tour: &crate::domain::record::TourRecord,
 ) -> Result<Property, AppError> {
     properties
         .property(&tour.property_id)
@@ -286,6 +287,61 @@ async fn availability_of(
         }
     }
     Ok((view, Source::Computed))
+}
+
+/// Up to three free slots nearest the one asked for, that day or the following days within the horizon.
+pub async fn alternatives(
+    calendar: &dyn CalendarStore,
+    property: &Property,
+    tour_type: TourType,
+    wanted: &UtcWindow,
+    now: DateTime<Utc>,
+) -> Result<Vec<SlotView>, AppError> {
+    Ok(nearest_free(calendar, property, tour_type, wanted, now, 3)
+        .await?
+        .iter()
+        .map(|s| slot_view(property, tour_type, s))
+        .collect())
+}
+
+/// Up to `limit` free slots nearest `wanted`, from its day to a week later within the horizon, in time order.
+pub async fn nearest_free(
+    calendar: &dyn CalendarStore,
+    property: &Property,
+    tour_type: TourType,
+    wanted: &UtcWindow,
+    now: DateTime<Utc>,
+    limit: usize,
+) -> Result<Vec<slots::Slot>, AppError> {
+    let date = slots::local_date(property, wanted.start());
+    let last = (date + Duration::days(7)).min(slots::horizon_end(property, now));
+    let busy = busy_for_dates(calendar, property, date, last, now).await?;
+    let mut found: Vec<slots::Slot> = Vec::new();
+    for day in date.iter_days().take_while(|d| *d <= last) {
+        found.extend(slots::free_slots(property, tour_type, day, &busy, now).unwrap_or_default());
+        if found.len() >= limit && day > date {
+            break;
+        }
+    }
+    // The nearest to the time asked for, then listed in time order, as a person would read them.
+    found.sort_by_key(|s| (s.start.with_timezone(&Utc) - wanted.start()).num_seconds().abs());
+    found.truncate(limit);
+    found.sort_by_key(|s| s.start);
+    Ok(found)
+}
+
+/// The holders to try for a tour, fairest first: free agents for agent tours, seats for self-guided ones.
+pub(crate) fn candidates(property: &Property, tour_type: TourType, window: &UtcWindow, busy: &[Busy]) -> Vec<Holder> {
+    if tour_type.needs_agent() {
+        slots::free_agents(property, tour_type, window, busy)
+            .into_iter()
+            .map(Holder::Agent)
+            .collect()
+    } else if slots::self_guided_overlaps(window, busy) < property.self_guided_capacity as usize {
+        (0..property.self_guided_capacity).map(Holder::SelfGuidedSeat).collect()
+    } else {
+        Vec::new()
+    }
 }
 
 #[cfg(test)]

@@ -2,15 +2,18 @@
 //! it into ResMan; when ResMan is down the booking stands, is answered honestly as pending, and is queued.
 
 use super::AppError;
-use super::availability::{SlotView, busy_around_date, busy_for_dates, load_property, reach_of_dates, slot_view};
+use super::availability::{alternatives, busy_around_date, candidates, load_property, reach_of_dates};
 use super::sync::{Attempts, SyncOutcome, sync_to_resman};
-use crate::domain::booking::{
-    BookTourCommand, BookingId, Holder, SyncStatus, TourRecord, TourStatus, lock_granules, requested_slot,
-};
 use crate::domain::lifecycle::{ChangeSource, TourChange};
 use crate::domain::property::Property;
 use crate::domain::slots::{self, Busy};
 use crate::domain::{TourType, UtcWindow};
+use crate::domain::{
+    booking::{BookTourCommand, requested_slot},
+    ids::BookingId,
+    lifecycle::TourStatus,
+    record::{Holder, SyncStatus, TourRecord, lock_granules},
+};
 use crate::metrics::Metric;
 use crate::ports::{
     BookingWrite, CalendarStore, HoldStore, NewBooking, Outcome, PropertyStore, Refusal, ResManGateway, SavedOutcome,
@@ -105,61 +108,6 @@ pub fn response_for(property: &Property, tour: &TourRecord) -> BookTourResponse 
             virtual_link: config.and_then(|c| c.virtual_link.clone()),
             instructions: config.map(|c| c.instructions.clone()).unwrap_or_default(),
         },
-    }
-}
-
-/// Up to three free slots nearest the one asked for, that day or the following days within the horizon.
-pub async fn alternatives(
-    calendar: &dyn CalendarStore,
-    property: &Property,
-    tour_type: TourType,
-    wanted: &UtcWindow,
-    now: DateTime<Utc>,
-) -> Result<Vec<SlotView>, AppError> {
-    Ok(nearest_free(calendar, property, tour_type, wanted, now, 3)
-        .await?
-        .iter()
-        .map(|s| slot_view(property, tour_type, s))
-        .collect())
-}
-
-/// Up to `limit` free slots nearest `wanted`, from its day to a week later within the horizon, in time order.
-pub async fn nearest_free(
-    calendar: &dyn CalendarStore,
-    property: &Property,
-    tour_type: TourType,
-    wanted: &UtcWindow,
-    now: DateTime<Utc>,
-    limit: usize,
-) -> Result<Vec<slots::Slot>, AppError> {
-    let date = slots::local_date(property, wanted.start());
-    let last = (date + Duration::days(7)).min(slots::horizon_end(property, now));
-    let busy = busy_for_dates(calendar, property, date, last, now).await?;
-    let mut found: Vec<slots::Slot> = Vec::new();
-    for day in date.iter_days().take_while(|d| *d <= last) {
-        found.extend(slots::free_slots(property, tour_type, day, &busy, now).unwrap_or_default());
-        if found.len() >= limit && day > date {
-            break;
-        }
-    }
-    // The nearest to the time asked for, then listed in time order, as a person would read them.
-    found.sort_by_key(|s| (s.start.with_timezone(&Utc) - wanted.start()).num_seconds().abs());
-    found.truncate(limit);
-    found.sort_by_key(|s| s.start);
-    Ok(found)
-}
-
-/// The holders to try for a tour, fairest first: free agents for agent tours, seats for self-guided ones.
-pub(crate) fn candidates(property: &Property, tour_type: TourType, window: &UtcWindow, busy: &[Busy]) -> Vec<Holder> {
-    if tour_type.needs_agent() {
-        slots::free_agents(property, tour_type, window, busy)
-            .into_iter()
-            .map(Holder::Agent)
-            .collect()
-    } else if slots::self_guided_overlaps(window, busy) < property.self_guided_capacity as usize {
-        (0..property.self_guided_capacity).map(Holder::SelfGuidedSeat).collect()
-    } else {
-        Vec::new()
     }
 }
 
@@ -542,7 +490,7 @@ pub struct ConversationView {
 pub async fn conversation_tours(
     properties: &dyn PropertyStore,
     tours: &dyn crate::ports::TourReads,
-    conversation: &crate::domain::booking::ConversationId,
+    conversation: &crate::domain::ConversationId,
 ) -> Result<ConversationView, AppError> {
     let mut view = ConversationView {
         conversation_id: conversation.as_str().to_owned(),
@@ -1426,7 +1374,7 @@ mod use_case_tests {
                 .unwrap();
             assert_eq!(moved.hold_token, "t-3");
             let current = tours
-                .hold(&crate::domain::booking::ConversationId::parse("c-1").unwrap())
+                .hold(&crate::domain::ConversationId::parse("c-1").unwrap())
                 .await
                 .unwrap()
                 .unwrap();

@@ -72,7 +72,7 @@ async fn apply_appointment(
     property: &Property,
     appointment: &MirroredAppointment,
     word: ResManWord,
-    ours: Option<crate::domain::booking::TourRecord>,
+    ours: Option<crate::domain::record::TourRecord>,
     now: DateTime<Utc>,
 ) -> Result<bool, AppError> {
     if let Some(tour) = ours {
@@ -689,7 +689,7 @@ mod tests {
         use crate::app::lifecycle::tests::{at, booked};
         let (store, tours) = (MemoryStore::with_property(demo()), MemoryTours::default());
         let mut tour = booked(&tours, 1, "A", 10);
-        tour.status = crate::domain::booking::TourStatus::Cancelled;
+        tour.status = crate::domain::lifecycle::TourStatus::Cancelled;
         tours
             .tours
             .lock()
@@ -730,7 +730,7 @@ mod tests {
         );
         assert_eq!(
             tours.tours.lock().unwrap()[&tour.booking_id].status,
-            crate::domain::booking::TourStatus::Cancelled
+            crate::domain::lifecycle::TourStatus::Cancelled
         );
     }
 

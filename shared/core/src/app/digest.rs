@@ -192,7 +192,7 @@ mod tests {
     use crate::app::fakes::{FlakyMailer, MemoryDigests, MemoryStore};
     use crate::domain::analytics::Facts;
     use crate::domain::analytics::tests::{chicago, facts, tour};
-    use crate::domain::booking::TourStatus;
+    use crate::domain::lifecycle::TourStatus;
     use crate::domain::property::tests::demo;
     use crate::ports::StoreError;
 

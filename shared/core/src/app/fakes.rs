@@ -222,16 +222,16 @@ impl AvailabilityCache for MemoryStore {
 /// a booking writes all of its parts or none.
 #[derive(Default)]
 pub struct MemoryTours {
-    pub tours: Mutex<HashMap<crate::domain::booking::BookingId, crate::domain::booking::TourRecord>>,
-    pub locks: Mutex<HashMap<(String, DateTime<Utc>), crate::domain::booking::BookingId>>,
+    pub tours: Mutex<HashMap<crate::domain::BookingId, crate::domain::record::TourRecord>>,
+    pub locks: Mutex<HashMap<(String, DateTime<Utc>), crate::domain::BookingId>>,
     pub idempotency: Mutex<HashMap<String, crate::ports::IdempotencyRecord>>,
-    pub queued: Mutex<Vec<crate::domain::booking::BookingId>>,
+    pub queued: Mutex<Vec<crate::domain::BookingId>>,
     /// The messages queued for the sender.
     pub queued_messages: Mutex<Vec<crate::domain::notify::MessageRef>>,
-    pub ratings: Mutex<HashMap<crate::domain::booking::BookingId, crate::domain::link::Rating>>,
-    pub staff_ratings: Mutex<HashMap<crate::domain::booking::BookingId, crate::domain::link::StaffRating>>,
+    pub ratings: Mutex<HashMap<crate::domain::BookingId, crate::domain::link::Rating>>,
+    pub staff_ratings: Mutex<HashMap<crate::domain::BookingId, crate::domain::link::StaffRating>>,
     /// Each conversation's slot hold, with the lock names of its granules.
-    pub holds: Mutex<HashMap<crate::domain::booking::ConversationId, (crate::domain::hold::SlotHold, Vec<LockName>)>>,
+    pub holds: Mutex<HashMap<crate::domain::ConversationId, (crate::domain::hold::SlotHold, Vec<LockName>)>>,
     /// The refusals of taken slots, by property (once per key and moment, as DynamoDB keeps them).
     pub refusals: Mutex<Vec<(crate::domain::ResManPropertyId, String, DateTime<Utc>)>>,
     pub trips: Trips,
@@ -253,7 +253,7 @@ impl MemoryTours {
 impl crate::ports::HoldStore for MemoryTours {
     async fn hold(
         &self,
-        conversation: &crate::domain::booking::ConversationId,
+        conversation: &crate::domain::ConversationId,
     ) -> Result<Option<crate::domain::hold::SlotHold>, StoreError> {
         self.trips.take().await;
         Ok(locked(&self.holds).get(conversation).map(|(h, _)| h.clone()))
@@ -306,7 +306,7 @@ impl crate::ports::HoldStore for MemoryTours {
         if place_taken {
             return Ok(crate::ports::HoldWrite::Raced);
         }
-        let wanted: Vec<LockName> = crate::domain::booking::lock_granules(property, &hold.holder, &hold.window())
+        let wanted: Vec<LockName> = crate::domain::record::lock_granules(property, &hold.holder, &hold.window())
             .into_iter()
             .map(|g| (hold.holder.lock_name(), g))
             .collect();
@@ -337,7 +337,7 @@ impl crate::ports::AnalyticsStore for MemoryTours {
             .cloned()
             .collect();
         let starting: Vec<_> = tours.iter().filter(|t| inside(t.start)).cloned().collect();
-        let rated = |id: &crate::domain::booking::BookingId| starting.iter().any(|t| &t.booking_id == id);
+        let rated = |id: &crate::domain::BookingId| starting.iter().any(|t| &t.booking_id == id);
         Ok(crate::domain::analytics::Facts {
             tours_by_booking: tours.iter().filter(|t| inside(t.created_at)).cloned().collect(),
             ratings: locked(&self.ratings)
@@ -365,7 +365,7 @@ impl crate::ports::AnalyticsStore for MemoryTours {
 impl crate::ports::StaffRatingStore for MemoryTours {
     async fn record_staff_rating(
         &self,
-        tour: &crate::domain::booking::TourRecord,
+        tour: &crate::domain::record::TourRecord,
         rating: &crate::domain::link::StaffRating,
     ) -> Result<crate::ports::StaffRated, StoreError> {
         self.trips.take().await;
@@ -380,7 +380,7 @@ impl crate::ports::StaffRatingStore for MemoryTours {
     }
     async fn record_went_wrong(
         &self,
-        booking: &crate::domain::booking::BookingId,
+        booking: &crate::domain::BookingId,
         went_wrong: &[crate::domain::link::StaffIssue],
     ) -> Result<Option<crate::domain::link::StaffRating>, StoreError> {
         self.trips.take().await;
@@ -398,7 +398,7 @@ impl crate::ports::StaffRatingStore for MemoryTours {
 impl crate::ports::RatingStore for MemoryTours {
     async fn record_rating(
         &self,
-        tour: &crate::domain::booking::TourRecord,
+        tour: &crate::domain::record::TourRecord,
         rating: crate::domain::link::Rating,
     ) -> Result<crate::ports::Rated, StoreError> {
         self.trips.take().await;
@@ -413,7 +413,7 @@ impl crate::ports::RatingStore for MemoryTours {
     }
     async fn rating(
         &self,
-        booking: &crate::domain::booking::BookingId,
+        booking: &crate::domain::BookingId,
     ) -> Result<Option<crate::domain::link::Rating>, StoreError> {
         Ok(locked(&self.ratings).get(booking).copied())
     }
@@ -423,8 +423,8 @@ impl crate::ports::RatingStore for MemoryTours {
 impl crate::ports::TourReads for MemoryTours {
     async fn tour(
         &self,
-        id: &crate::domain::booking::BookingId,
-    ) -> Result<Option<crate::domain::booking::TourRecord>, StoreError> {
+        id: &crate::domain::BookingId,
+    ) -> Result<Option<crate::domain::record::TourRecord>, StoreError> {
         self.trips.take().await;
         Ok(locked(&self.tours).get(id).cloned())
     }
@@ -432,7 +432,7 @@ impl crate::ports::TourReads for MemoryTours {
     async fn tour_by_resman_id(
         &self,
         appointment: &AppointmentId,
-    ) -> Result<Option<crate::domain::booking::TourRecord>, StoreError> {
+    ) -> Result<Option<crate::domain::record::TourRecord>, StoreError> {
         self.trips.take().await;
         Ok(locked(&self.tours)
             .values()
@@ -442,8 +442,8 @@ impl crate::ports::TourReads for MemoryTours {
 
     async fn conversation_tours(
         &self,
-        conversation: &crate::domain::booking::ConversationId,
-    ) -> Result<Vec<crate::domain::booking::TourRecord>, StoreError> {
+        conversation: &crate::domain::ConversationId,
+    ) -> Result<Vec<crate::domain::record::TourRecord>, StoreError> {
         self.trips.take().await;
         Ok(locked(&self.tours)
             .values()
@@ -503,7 +503,7 @@ impl crate::ports::TourWrites for MemoryTours {
 
     async fn finish_booking(
         &self,
-        tour: &crate::domain::booking::TourRecord,
+        tour: &crate::domain::record::TourRecord,
         key: &str,
         outcome: &crate::ports::SavedOutcome,
     ) -> Result<(), StoreError> {
@@ -515,7 +515,7 @@ impl crate::ports::TourWrites for MemoryTours {
         Ok(())
     }
 
-    async fn save_sync(&self, tour: &crate::domain::booking::TourRecord, _settled: bool) -> Result<bool, StoreError> {
+    async fn save_sync(&self, tour: &crate::domain::record::TourRecord, _settled: bool) -> Result<bool, StoreError> {
         self.trips.take().await;
         let mut tours = locked(&self.tours);
         if tours.get(&tour.booking_id).is_some_and(|t| t.version != tour.version) {
@@ -528,8 +528,8 @@ impl crate::ports::TourWrites for MemoryTours {
     async fn save_change(
         &self,
         property: &Property,
-        before: &crate::domain::booking::TourRecord,
-        after: &crate::domain::booking::TourRecord,
+        before: &crate::domain::record::TourRecord,
+        after: &crate::domain::record::TourRecord,
         locks: crate::ports::Locks,
         extras: crate::ports::ChangeExtras<'_>,
         now: DateTime<Utc>,
@@ -547,11 +547,11 @@ impl crate::ports::TourWrites for MemoryTours {
         {
             return Ok(ChangeWrite::KeyInUse);
         }
-        let held = |t: &crate::domain::booking::TourRecord| -> Vec<(String, DateTime<Utc>)> {
+        let held = |t: &crate::domain::record::TourRecord| -> Vec<(String, DateTime<Utc>)> {
             if !t.status.holds_time() {
                 return Vec::new();
             }
-            crate::domain::booking::lock_granules(property, &t.holder, &t.window())
+            crate::domain::record::lock_granules(property, &t.holder, &t.window())
                 .into_iter()
                 .map(|g| (t.holder.lock_name(), g))
                 .collect()
@@ -591,14 +591,14 @@ impl crate::ports::TourWrites for MemoryTours {
     async fn release(
         &self,
         _property: &Property,
-        tour: &crate::domain::booking::TourRecord,
+        tour: &crate::domain::record::TourRecord,
         _messages: &[crate::domain::notify::MessageKind],
         _now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         self.trips.take().await;
         locked(&self.locks).retain(|_, owner| owner != &tour.booking_id);
-        let released = crate::domain::booking::TourRecord {
-            status: crate::domain::booking::TourStatus::Released,
+        let released = crate::domain::record::TourRecord {
+            status: crate::domain::lifecycle::TourStatus::Released,
             ..tour.clone()
         };
         locked(&self.tours).insert(tour.booking_id.clone(), released);
@@ -607,7 +607,7 @@ impl crate::ports::TourWrites for MemoryTours {
 
     async fn record_prospect_stage(
         &self,
-        booking: &crate::domain::booking::BookingId,
+        booking: &crate::domain::BookingId,
         stage: crate::domain::resman::ProspectStage,
     ) -> Result<(), StoreError> {
         self.trips.take().await;
@@ -655,7 +655,7 @@ impl crate::ports::Outbox for MemoryTours {
         self.trips.take().await;
         Ok(locked(&self.tours)
             .values()
-            .filter(|t| t.sync_status == crate::domain::booking::SyncStatus::Pending)
+            .filter(|t| t.sync_status == crate::domain::record::SyncStatus::Pending)
             .map(|t| t.created_at)
             .min())
     }
@@ -664,7 +664,7 @@ impl crate::ports::Outbox for MemoryTours {
         &self,
         _before: DateTime<Utc>,
         _now: DateTime<Utc>,
-    ) -> Result<Vec<crate::domain::booking::BookingId>, StoreError> {
+    ) -> Result<Vec<crate::domain::BookingId>, StoreError> {
         self.trips.take().await;
         Ok(Vec::new())
     }
@@ -672,7 +672,7 @@ impl crate::ports::Outbox for MemoryTours {
 
 #[async_trait]
 impl crate::ports::SyncQueue for MemoryTours {
-    async fn enqueue(&self, booking: &crate::domain::booking::BookingId) -> Result<(), StoreError> {
+    async fn enqueue(&self, booking: &crate::domain::BookingId) -> Result<(), StoreError> {
         locked(&self.queued).push(booking.clone());
         Ok(())
     }
@@ -689,18 +689,18 @@ type ClaimedDelivery = (crate::domain::notify::Delivery, Option<DateTime<Utc>>);
 /// message stays finished.
 #[derive(Default)]
 pub struct MemoryMessages {
-    pub tours: Mutex<HashMap<crate::domain::booking::BookingId, crate::domain::booking::TourRecord>>,
+    pub tours: Mutex<HashMap<crate::domain::BookingId, crate::domain::record::TourRecord>>,
     pub messages: Mutex<HashMap<crate::domain::notify::MessageRef, ClaimedDelivery>>,
 }
 
 impl MemoryMessages {
-    pub fn owing(tour: &crate::domain::booking::TourRecord, kinds: &[crate::domain::notify::MessageKind]) -> Self {
+    pub fn owing(tour: &crate::domain::record::TourRecord, kinds: &[crate::domain::notify::MessageKind]) -> Self {
         let messages = Self::default();
         messages.add(tour, kinds);
         messages
     }
 
-    pub fn add(&self, tour: &crate::domain::booking::TourRecord, kinds: &[crate::domain::notify::MessageKind]) {
+    pub fn add(&self, tour: &crate::domain::record::TourRecord, kinds: &[crate::domain::notify::MessageKind]) {
         self.update_tour(tour);
         for kind in kinds {
             let reference = crate::domain::notify::MessageRef {
@@ -724,13 +724,13 @@ impl MemoryMessages {
         }
     }
 
-    pub fn update_tour(&self, tour: &crate::domain::booking::TourRecord) {
+    pub fn update_tour(&self, tour: &crate::domain::record::TourRecord) {
         locked(&self.tours).insert(tour.booking_id.clone(), tour.clone());
     }
 
     pub fn status(
         &self,
-        tour: &crate::domain::booking::TourRecord,
+        tour: &crate::domain::record::TourRecord,
         kind: crate::domain::notify::MessageKind,
     ) -> crate::domain::notify::DeliveryStatus {
         locked(&self.messages)
@@ -753,8 +753,8 @@ impl MemoryMessages {
 impl crate::ports::MessageStore for MemoryMessages {
     async fn tour_with_messages(
         &self,
-        booking: &crate::domain::booking::BookingId,
-    ) -> Result<Option<(crate::domain::booking::TourRecord, Vec<crate::domain::notify::Delivery>)>, StoreError> {
+        booking: &crate::domain::BookingId,
+    ) -> Result<Option<(crate::domain::record::TourRecord, Vec<crate::domain::notify::Delivery>)>, StoreError> {
         let tour = locked(&self.tours).get(booking).cloned();
         let deliveries = locked(&self.messages)
             .iter()
@@ -955,8 +955,8 @@ impl crate::ports::StaffWebhook for FlakyMailer {
 impl crate::ports::MessageStore for MemoryTours {
     async fn tour_with_messages(
         &self,
-        booking: &crate::domain::booking::BookingId,
-    ) -> Result<Option<(crate::domain::booking::TourRecord, Vec<crate::domain::notify::Delivery>)>, StoreError> {
+        booking: &crate::domain::BookingId,
+    ) -> Result<Option<(crate::domain::record::TourRecord, Vec<crate::domain::notify::Delivery>)>, StoreError> {
         self.trips.take().await;
         Ok(locked(&self.tours).get(booking).cloned().map(|t| (t, Vec::new())))
     }

@@ -2,12 +2,12 @@
 
 use super::AppError;
 use super::availability::{SlotView, busy_around_date, load_property, reach_of_dates, slot_view};
-use super::booking::{alternatives, candidates};
-use crate::domain::booking::{Holder, slot_at};
+use super::availability::{alternatives, candidates};
 use crate::domain::hold::{HoldCommand, HoldMinutes, HoldPlace, HoldsPerHour, SlotHold, choose_place};
 use crate::domain::property::Property;
 use crate::domain::slots::{self, Busy, Slot};
 use crate::domain::{HoldToken, InvalidField, TourType, UtcWindow};
+use crate::domain::{booking::slot_at, record::Holder};
 use crate::ports::{CalendarStore, HoldStore, HoldWrite, PropertyStore, StoreError};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};

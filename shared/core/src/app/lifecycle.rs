@@ -4,9 +4,9 @@
 //! afterwards travels through the outbox and the sync worker, so no answer waits on either.
 
 use super::AppError;
+use super::availability::{alternatives, candidates};
 use super::availability::{busy_around_date, load_tours_property};
-use super::booking::{alternatives, candidates, find_tour, view_of};
-use crate::domain::booking::{Holder, SyncStatus, TourRecord, TourStatus, slot_at};
+use super::booking::{find_tour, view_of};
 use crate::domain::lifecycle::{Change, ChangeSource, ResManWord, decide};
 use crate::domain::notify::{MessageKind, MessageRef, ReminderDue, owed, reminders_for, reminders_owed};
 use crate::domain::property::Property;
@@ -14,6 +14,11 @@ use crate::domain::reconcile::{Disagreement, Holding, Reconciled, Stance, reconc
 use crate::domain::slots::{self, Busy};
 use crate::domain::update::{Edit, UpdateTourCommand, edited};
 use crate::domain::{AgentId, AppointmentId, UtcWindow};
+use crate::domain::{
+    booking::slot_at,
+    lifecycle::TourStatus,
+    record::{Holder, SyncStatus, TourRecord},
+};
 use crate::ports::{
     CalendarStore, ChangeExtras, ChangeWrite, Locks, Outcome, SavedAnswer, SavedOutcome, SyncQueue, TourStore,
 };
@@ -138,7 +143,7 @@ pub async fn change_tour_if(
     now: DateTime<Utc>,
 ) -> Result<Updated, AppError> {
     let key = idempotency_header
-        .map(crate::domain::booking::idempotency_key_of)
+        .map(crate::domain::fields::idempotency_key_of)
         .transpose()?;
     let fingerprint = hex::encode(Sha256::digest(format!("{}\u{1f}{}", id.trim(), command.fingerprint)));
     let seen = async {
@@ -322,7 +327,7 @@ fn answer(property: &Property, tour: &TourRecord) -> Result<Updated, AppError> {
 /// A version our side made: ResMan is owed it.
 fn owing(mut tour: TourRecord) -> TourRecord {
     if tour.owes_resman() {
-        tour.sync_status = crate::domain::booking::SyncStatus::Pending;
+        tour.sync_status = crate::domain::record::SyncStatus::Pending;
     }
     tour
 }
@@ -790,9 +795,13 @@ async fn apply_extras(
 pub(crate) mod tests {
     use super::*;
     use crate::app::fakes::{MemoryStore, MemoryTours};
-    use crate::domain::booking::{BookingId, ConversationId, SyncStatus, TourStatus, lock_granules};
     use crate::domain::lifecycle::TourStatus as S;
     use crate::domain::property::tests::{demo, monday_morning};
+    use crate::domain::{
+        ids::{BookingId, ConversationId},
+        lifecycle::TourStatus,
+        record::{SyncStatus, lock_granules},
+    };
     use crate::ports::TourReads;
     use chrono::{Duration, TimeZone};
 

@@ -7,7 +7,7 @@
 use super::AppError;
 use super::availability::load_property;
 use super::sync::WorkerOutcome;
-use crate::domain::booking::BookingId;
+use crate::domain::BookingId;
 use crate::domain::email::{RenderError, Templates, webhook_alert};
 use crate::domain::link::Links;
 use crate::domain::notify::{Audience, MessageRef};
@@ -277,14 +277,14 @@ pub async fn queue_due_reminders(
 mod tests {
     use super::*;
     use crate::app::fakes::{FlakyMailer, MemoryMessages, MemoryStore};
-    use crate::domain::booking::{TourRecord, TourStatus};
     use crate::domain::notify::{DeliveryStatus, MessageKind};
     use crate::domain::property::tests::{demo, monday_morning};
     use crate::domain::update::tests::tour;
+    use crate::domain::{lifecycle::TourStatus, record::TourRecord};
 
     fn demo_tour() -> TourRecord {
         let mut t = tour(TourStatus::Scheduled);
-        t.holder = crate::domain::booking::Holder::Agent(demo().agents[0].id.clone());
+        t.holder = crate::domain::record::Holder::Agent(demo().agents[0].id.clone());
         t
     }
 

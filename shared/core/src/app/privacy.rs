@@ -3,8 +3,8 @@
 //! stays too. The same data leaves by itself a configured time after each tour (the personal-data item's TTL).
 
 use super::AppError;
+use crate::domain::BookingId;
 use crate::domain::Email;
-use crate::domain::booking::BookingId;
 use crate::ports::PersonalData;
 
 /// Erases the personal data of every tour booked with `email`: the tours it was removed from.

@@ -9,15 +9,16 @@
 
 use super::AppError;
 use super::availability::load_property;
-use super::booking::{find_tour, nearest_free};
+use super::availability::nearest_free;
+use super::booking::find_tour;
 use super::lifecycle::{UpdateDeps, change_tour_if};
 use crate::domain::InvalidField;
-use crate::domain::booking::{TourRecord, TourStatus};
 use crate::domain::lifecycle::ChangeSource;
 use crate::domain::link::{LinkKey, LinkProblem, LinkPurpose, LinkToken, Rating, Score, StaffIssue, StaffRating};
 use crate::domain::notify::{kind_in_words, when_in_words};
 use crate::domain::property::Property;
 use crate::domain::update::UpdateTourCommand;
+use crate::domain::{lifecycle::TourStatus, record::TourRecord};
 use crate::ports::{MessageStore, Rated, RatingStore, StaffRated, StaffRatingStore};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -332,7 +333,7 @@ pub async fn staff_page(deps: &SelfServiceDeps<'_>, raw: &str, now: DateTime<Utc
     let property = load_property(deps.update.properties, &tour.property_id).await?;
     let at = |moment: DateTime<Utc>| when_in_words(moment, property.time_zone);
     let in_resman = match (&tour.resman_appointment_id, tour.sync_status) {
-        (_, crate::domain::booking::SyncStatus::Rejected) => "refused by ResMan".to_owned(),
+        (_, crate::domain::record::SyncStatus::Rejected) => "refused by ResMan".to_owned(),
         (Some(id), _) if !tour.owes_resman() => format!("in ResMan as appointment {id}"),
         (Some(id), _) => format!("in ResMan as appointment {id}; the latest change is on its way there"),
         (None, _) => "on its way to ResMan".to_owned(),

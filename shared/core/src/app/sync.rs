@@ -4,8 +4,8 @@
 //! answer that may have applied (timeout, 5xx, unreadable), look for our booking reference among the prospect's
 //! events before posting again. A refusal (`Status=Error`) is final; anything else is retried.
 
-use crate::domain::booking::{SyncStatus, TourRecord};
 use crate::domain::property::Property;
+use crate::domain::record::{SyncStatus, TourRecord};
 use crate::domain::resman::{PostedTour, Prospect, ProspectLookup, ProspectRef, ProspectTourPost, TourEventPost};
 use crate::domain::{AppointmentId, InvalidField, ProspectId};
 use crate::ports::{ResManError, ResManGateway};
@@ -287,7 +287,7 @@ async fn write_change(
         },
     };
     let site = property.site();
-    let cancelled = tour.status == crate::domain::booking::TourStatus::Cancelled;
+    let cancelled = tour.status == crate::domain::lifecycle::TourStatus::Cancelled;
     // The contract's cancellation is the note alone; the appointment's own cancel word only where the property
     // turned it on (unverified against real ResMan).
     if !cancelled || property.resman_cancel_word {
@@ -360,7 +360,7 @@ async fn bring_resman_up_to_date(
             } else {
                 tour.resman_seen.take().or_else(|| {
                     Some(crate::domain::reconcile::Holding {
-                        status: crate::domain::booking::TourStatus::Scheduled,
+                        status: crate::domain::lifecycle::TourStatus::Scheduled,
                         ..tour.holding()
                     })
                 })
@@ -493,14 +493,14 @@ async fn read_before_write(
 }
 
 /// The booking a sync queue message (`{"booking_id": "..."}`) names.
-fn sync_message_booking(body: &str) -> Result<crate::domain::booking::BookingId, crate::app::AppError> {
+fn sync_message_booking(body: &str) -> Result<crate::domain::BookingId, crate::app::AppError> {
     #[derive(serde::Deserialize)]
     struct Message {
         booking_id: String,
     }
     let message: Message =
         serde_json::from_str(body).map_err(|_| crate::domain::InvalidField::new("body", "is not a sync message"))?;
-    Ok(crate::domain::booking::BookingId::parse(&message.booking_id)?)
+    Ok(crate::domain::BookingId::parse(&message.booking_id)?)
 }
 
 /// One queued tour: whatever its current version still owes (its ResMan write, the chatbot's callback) is done,
@@ -511,7 +511,7 @@ pub async fn process_queued_sync(
     message_body: &str,
     receive_count: u32,
 ) -> Result<WorkerOutcome, crate::app::AppError> {
-    use crate::domain::booking::TourStatus;
+    use crate::domain::lifecycle::TourStatus;
     let id = sync_message_booking(message_body)?;
     let not_found =
         || crate::app::AppError::NotFound(crate::domain::InvalidField::new("booking_id", "no such booking"));

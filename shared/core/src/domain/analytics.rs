@@ -16,13 +16,16 @@
 
 use super::InvalidField;
 use super::TourType;
-use super::booking::{BookingId, SyncStatus, TourRecord};
 use super::lifecycle::{Outcome, TourStatus};
 use super::notify::{DeliveryStatus, MessageKind};
 use super::property::Property;
 use super::resman::ProspectStage;
 use super::slots::day_window;
 use super::time::UtcWindow;
+use super::{
+    ids::BookingId,
+    record::{SyncStatus, TourRecord},
+};
 use chrono::{DateTime, Datelike, Duration, NaiveDate, Timelike, Utc, Weekday};
 use chrono_tz::Tz;
 use serde::Serialize;

@@ -1,77 +1,16 @@
-//! A tour booking: the chatbot's request made into a command that can only hold valid values, the record we keep,
-//! and the slot locks that make a double-booking impossible.
+//! A tour booking: the chatbot's request made into a command that can only hold valid values, and where the time it
+//! asks for stands against the property's rules. What we keep of a booking is in [`super::record`].
 
-use super::property::{GRANULE_MINUTES, Property};
+use super::fields::{JsonObject, checked_text, idempotency_key_of, json_object, required, text_field};
+use super::property::Property;
 use super::resman::ProspectContact;
 use super::slots::{self, resolve_local};
 use super::{
-    AgentId, AppointmentId, Email, HoldToken, InvalidField, PersonName, Phone, ResManPropertyId, TourType, UtcWindow,
-    limits,
+    ConversationId, Email, HoldToken, InvalidField, PersonName, Phone, ResManPropertyId, TourType, UtcWindow, limits,
 };
 use chrono::{DateTime, Duration, NaiveDate, NaiveTime, Timelike, Utc};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use sha2::{Digest, Sha256};
-
-/// The chatbot's conversation: opaque, up to 128 printable characters.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub struct ConversationId(String);
-
-impl ConversationId {
-    pub fn parse(raw: &str) -> Result<Self, InvalidField> {
-        let id = raw.trim();
-        if id.is_empty() {
-            return Err(InvalidField::new("conversation_id", "must not be empty"));
-        }
-        if id.chars().count() > limits::ID_CHARS || id.chars().any(|c| c.is_control() || c == '#') {
-            return Err(InvalidField::new(
-                "conversation_id",
-                format!("must be at most {} printable characters without '#'", limits::ID_CHARS),
-            ));
-        }
-        Ok(Self(id.to_owned()))
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-/// Our id for a booking (also the reference written into ResMan's comments).
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-pub struct BookingId(String);
-
-impl BookingId {
-    /// A new id from 16 random bytes (the caller supplies the randomness, as it supplies the time).
-    pub fn from_uuid(uuid: uuid::Uuid) -> Self {
-        Self(format!("tour_{}", uuid.simple()))
-    }
-
-    pub fn parse(raw: &str) -> Result<Self, InvalidField> {
-        let ok = raw
-            .strip_prefix("tour_")
-            .is_some_and(|hex| hex.len() == 32 && hex.chars().all(|c| c.is_ascii_hexdigit()));
-        if ok {
-            Ok(Self(raw.to_owned()))
-        } else {
-            Err(InvalidField::new("appointment_id", "is not a booking id"))
-        }
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-
-    /// The marker our ResMan posts carry, so a retry after a lost answer can find what was already written.
-    pub fn resman_reference(&self) -> String {
-        format!("[tour-ref:{}]", self.0)
-    }
-}
-
-impl std::fmt::Display for BookingId {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
 
 /// The seed's `BookTourRequest`, as it comes off the wire (every field optional so each missing one is named).
 #[derive(Debug, Default, Deserialize)]
@@ -110,8 +49,6 @@ pub const MAX_PREFERENCE_CHARS: usize = super::limits::UNIT_PREFERENCE_CHARS;
 /// The largest booking body accepted.
 pub const MAX_BODY_BYTES: usize = super::limits::BOOK_BODY_BYTES;
 
-type JsonObject = serde_json::Map<String, serde_json::Value>;
-
 fn text_list_field(object: &JsonObject, name: &str, field: &'static str) -> Result<Option<TextList>, InvalidField> {
     let wrong = || InvalidField::new(field, "must be a list of strings (or one string)");
     match object.get(name) {
@@ -123,38 +60,6 @@ fn text_list_field(object: &JsonObject, name: &str, field: &'static str) -> Resu
             .collect::<Result<Vec<_>, _>>()
             .map(|items| Some(TextList::Many(items))),
         Some(_) => Err(wrong()),
-    }
-}
-
-/// A request body as a JSON object, at most `max` bytes: anything else is refused naming `body`.
-pub(crate) fn json_object(body: &[u8], max: usize) -> Result<JsonObject, InvalidField> {
-    if body.len() > max {
-        return Err(InvalidField::new("body", format!("must be at most {max} bytes")));
-    }
-    match serde_json::from_slice(body).map_err(|_| InvalidField::new("body", "is not valid JSON"))? {
-        serde_json::Value::Object(object) => Ok(object),
-        _ => Err(InvalidField::new("body", "must be a JSON object")),
-    }
-}
-
-/// The stored key an `Idempotency-Key` header stands for (one namespace for every endpoint: one key, one request):
-/// 1 to 255 printable characters, kept as their digest.
-pub fn idempotency_key_of(header: &str) -> Result<String, InvalidField> {
-    let key = header.trim();
-    if key.is_empty() || key.chars().count() > limits::IDEMPOTENCY_KEY_CHARS || key.chars().any(|c| c.is_control()) {
-        return Err(InvalidField::new(
-            "Idempotency-Key",
-            format!("must be 1 to {} printable characters", limits::IDEMPOTENCY_KEY_CHARS),
-        ));
-    }
-    Ok(format!("key:{}", hex::encode(Sha256::digest(key.as_bytes()))))
-}
-
-pub(crate) fn text_field(object: &JsonObject, name: &str, field: &'static str) -> Result<Option<String>, InvalidField> {
-    match object.get(name) {
-        None | Some(serde_json::Value::Null) => Ok(None),
-        Some(serde_json::Value::String(text)) => Ok(Some(text.clone())),
-        Some(_) => Err(InvalidField::new(field, "must be a string")),
     }
 }
 
@@ -219,33 +124,12 @@ fn in_tour_data(e: InvalidField) -> InvalidField {
     }
 }
 
-/// A field that must be there and not blank.
-pub(crate) fn required<'a>(value: &'a Option<String>, field: &'static str) -> Result<&'a str, InvalidField> {
-    value
-        .as_deref()
-        .filter(|v| !v.trim().is_empty())
-        .ok_or_else(|| InvalidField::new(field, "is required"))
-}
-
 fn free_text(value: &Option<String>, field: &'static str, max: usize) -> Result<Option<String>, InvalidField> {
     let Some(raw) = value.as_deref() else {
         return Ok(None);
     };
     let text = checked_text(raw, field, max)?;
     Ok((!text.is_empty()).then(|| text.to_owned()))
-}
-
-/// Free text as sent, at most `max` characters counted as JSON Schema counts them (before trimming, so the
-/// description's `maxLength` is exactly the limit), with no control character but newline; trimmed.
-pub(crate) fn checked_text<'a>(raw: &'a str, field: &'static str, max: usize) -> Result<&'a str, InvalidField> {
-    if raw.chars().count() > max {
-        return Err(InvalidField::new(field, format!("must be at most {max} characters")));
-    }
-    let text = raw.trim();
-    if text.chars().any(|c| c.is_control() && c != '\n') {
-        return Err(InvalidField::new(field, "must not hold control characters"));
-    }
-    Ok(text)
 }
 
 /// Unit preferences as one line for ResMan's comments and guest card ("2 bedrooms; ground floor"): each entry
@@ -432,258 +316,6 @@ pub fn slot_at(
     Ok(window)
 }
 
-/// Who is held for a tour: an agent, or a self-guided seat (`0..capacity`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Holder {
-    Agent(AgentId),
-    SelfGuidedSeat(u32),
-}
-
-impl Holder {
-    pub fn lock_name(&self) -> String {
-        match self {
-            Self::Agent(agent) => agent.to_string(),
-            Self::SelfGuidedSeat(seat) => format!("SG-{seat}"),
-        }
-    }
-
-    pub fn agent(&self) -> Option<&AgentId> {
-        match self {
-            Self::Agent(agent) => Some(agent),
-            Self::SelfGuidedSeat(_) => None,
-        }
-    }
-}
-
-/// The instants of every granule a tour holds: its interval widened by the property's buffers (for agent tours),
-/// cut into `GRANULE_MINUTES` pieces. Two tours of one holder overlap exactly when they share a granule.
-pub fn lock_granules(property: &Property, holder: &Holder, window: &UtcWindow) -> Vec<DateTime<Utc>> {
-    let (before, after) = match holder {
-        Holder::Agent(_) => (property.buffer_before_minutes, property.buffer_after_minutes),
-        Holder::SelfGuidedSeat(_) => (0, 0),
-    };
-    let step = Duration::minutes(GRANULE_MINUTES.into());
-    let start = window.start() - Duration::minutes(before.into());
-    let end = window.end() + Duration::minutes(after.into());
-    // Tours start on the grid, so `start` is on a granule boundary; align anyway, down, for safety.
-    let seconds = start.timestamp();
-    let aligned = seconds - seconds.rem_euclid(step.num_seconds());
-    let mut t = DateTime::from_timestamp(aligned, 0).unwrap_or(start);
-    let mut granules = Vec::new();
-    while t < end {
-        granules.push(t);
-        t += step;
-    }
-    granules
-}
-
-/// Whether the booking has reached ResMan.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum SyncStatus {
-    /// Booked here; on its way to ResMan (retried from the queue).
-    Pending,
-    /// In ResMan, with its appointment id.
-    Synced,
-    /// ResMan never took it after every retry: staff must look at it (the slot stays held).
-    Failed,
-    /// ResMan refused it; the slot was released.
-    Rejected,
-}
-
-/// The tour's own state: its life is decided in [`super::lifecycle`].
-pub use super::lifecycle::TourStatus;
-
-/// What we keep of a booking.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct TourRecord {
-    pub booking_id: BookingId,
-    pub conversation_id: ConversationId,
-    pub property_id: ResManPropertyId,
-    pub tour_type: TourType,
-    pub holder: Holder,
-    pub start: DateTime<Utc>,
-    pub end: DateTime<Utc>,
-    pub status: TourStatus,
-    pub sync_status: SyncStatus,
-    pub resman_appointment_id: Option<AppointmentId>,
-    pub resman_prospect_id: Option<String>,
-    /// Personal data: kept for the ResMan write and the emails, never logged; stored apart from the tour and
-    /// removed a configured time after it (or on request), after which these read as empty.
-    #[serde(default)]
-    pub prospect_name: String,
-    #[serde(default)]
-    pub prospect_email: String,
-    #[serde(default)]
-    pub prospect_phone: String,
-    #[serde(default)]
-    pub unit_preferences: Option<String>,
-    #[serde(default)]
-    pub special_requests: Option<String>,
-    pub idempotency_key: String,
-    pub created_at: DateTime<Utc>,
-    pub last_error: Option<String>,
-    /// Raised by one with every accepted change; records written before versions existed read as 1.
-    #[serde(default = "first_version")]
-    pub version: u64,
-    /// Every change, oldest first, from the booking on.
-    #[serde(default)]
-    pub history: Vec<super::lifecycle::TourChange>,
-    /// The version ResMan holds: 0 until the booking reached it. Below `version`, a ResMan write is owed.
-    #[serde(default)]
-    pub resman_version: u64,
-    /// When ResMan last took a version of ours: a report from ResMan describing an earlier moment is stale.
-    #[serde(default)]
-    pub resman_synced_at: Option<DateTime<Utc>>,
-    /// The version the chatbot's callback last carried (when callbacks are configured).
-    #[serde(default)]
-    pub callback_version: u64,
-    #[serde(default)]
-    pub staff_notes: Option<String>,
-    #[serde(default)]
-    pub outcome: Option<super::lifecycle::Outcome>,
-    /// A status word from ResMan we do not know, kept as written (the status stays what it was).
-    #[serde(default)]
-    pub resman_word: Option<String>,
-    /// When the booking first reached ResMan (its appointment created): the end of the booking time the analytics
-    /// measure from `created_at`. Never moves once set.
-    #[serde(default)]
-    pub in_resman_at: Option<DateTime<Utc>>,
-    /// How far the prospect came after the tour, as ResMan's change feed last said (`None`: not heard yet).
-    #[serde(default)]
-    pub prospect_stage: Option<super::resman::ProspectStage>,
-    /// What ResMan holds of the tour as far as we know: what it last reported, or what we last wrote to it. A report
-    /// (or a read before a write) that differs is a staff change.
-    #[serde(default)]
-    pub resman_seen: Option<super::reconcile::Holding>,
-    /// The two sides disagree and no rule decides: staff must say which holds (the dashboard lists it).
-    #[serde(default)]
-    pub disagreement: Option<super::reconcile::Disagreement>,
-}
-
-fn first_version() -> u64 {
-    1
-}
-
-impl TourRecord {
-    /// The version ResMan holds (a booking synced before versions were counted holds its first).
-    pub fn resman_holds(&self) -> u64 {
-        if self.resman_version == 0 && self.sync_status == SyncStatus::Synced {
-            1
-        } else {
-            self.resman_version
-        }
-    }
-
-    /// Where ResMan keeps the tour, once it is there: its appointment and its prospect.
-    pub fn in_resman(&self) -> Option<(AppointmentId, super::ProspectId)> {
-        let prospect = self
-            .resman_prospect_id
-            .as_deref()
-            .and_then(|p| super::ProspectId::parse(p).ok())?;
-        Some((self.resman_appointment_id.clone()?, prospect))
-    }
-
-    /// The tour's status, time and agent.
-    pub fn holding(&self) -> super::reconcile::Holding {
-        super::reconcile::Holding {
-            status: self.status,
-            start: self.start,
-            agent: self.holder.agent().cloned(),
-        }
-    }
-
-    /// What ResMan holds as far as we know (see `resman_seen`; for a record from before it, the version ResMan took,
-    /// from the history). `None`: not known.
-    pub fn held_in_resman(&self) -> Option<super::reconcile::Holding> {
-        if let Some(seen) = &self.resman_seen {
-            return Some(seen.clone());
-        }
-        if self.resman_version == self.version {
-            return Some(self.holding());
-        }
-        self.history
-            .iter()
-            .find(|c| c.version == self.resman_version)
-            .map(|c| super::reconcile::Holding {
-                status: c.status,
-                start: c.start,
-                agent: c.agent.clone(),
-            })
-    }
-
-    /// Our side of a crossing: the tour as it stands, with when its history last changed the status, and the time or
-    /// agent.
-    pub fn stance(&self) -> super::reconcile::Stance {
-        let mut status_at = self.created_at;
-        let mut time_at = self.created_at;
-        let mut before: Option<&super::lifecycle::TourChange> = None;
-        for change in &self.history {
-            if before.is_none_or(|b| b.status != change.status) {
-                status_at = change.at;
-            }
-            if before.is_none_or(|b| (b.start, &b.agent) != (change.start, &change.agent)) {
-                time_at = change.at;
-            }
-            before = Some(change);
-        }
-        super::reconcile::Stance {
-            holding: self.holding(),
-            status_at,
-            time_at,
-        }
-    }
-
-    /// Whether ResMan still lacks this tour's current version.
-    /// Whether the chatbot has yet to hear of this version (its callback, when one is configured).
-    pub fn owes_callback(&self) -> bool {
-        self.callback_version < self.version
-    }
-
-    pub fn owes_resman(&self) -> bool {
-        !matches!(self.status, TourStatus::Released)
-            && self.sync_status != SyncStatus::Rejected
-            && self.resman_holds() < self.version
-    }
-
-    /// The latest moment this record describes: its last change, or when ResMan took our last write. A report from
-    /// ResMan about an earlier moment is stale.
-    pub fn settled_at(&self) -> DateTime<Utc> {
-        let changed = self.history.last().map_or(self.created_at, |c| c.at);
-        self.resman_synced_at.map_or(changed, |synced| synced.max(changed))
-    }
-
-    pub fn window(&self) -> UtcWindow {
-        UtcWindow::new(self.start, self.end).unwrap_or_else(|_| unreachable!("a stored tour has a positive length"))
-    }
-
-    pub fn contact(&self) -> Result<ProspectContact, InvalidField> {
-        Ok(ProspectContact {
-            name: PersonName::parse(&self.prospect_name)?,
-            email: Email::parse(&self.prospect_email)?,
-            phone: Some(Phone::parse(&self.prospect_phone)?),
-        })
-    }
-
-    /// The `Comments` of the ResMan tour event: tour type, length, the prospect's notes and our reference.
-    pub fn resman_comments(&self) -> String {
-        let minutes = (self.end - self.start).num_minutes();
-        let mut text = format!(
-            "{}, {minutes} min. Booked by the DomIQ chatbot.",
-            self.tour_type.resman_name()
-        );
-        if let Some(units) = &self.unit_preferences {
-            text.push_str(&format!(" Unit preferences: {units}."));
-        }
-        if let Some(requests) = &self.special_requests {
-            text.push_str(&format!(" Special requests: {requests}."));
-        }
-        text.push(' ');
-        text.push_str(&self.booking_id.resman_reference());
-        text
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::super::property::tests::demo;
@@ -855,49 +487,5 @@ mod tests {
         );
         assert_eq!(c.idempotency_key(Some(" ")).unwrap_err().field, "Idempotency-Key");
         assert_ne!(c.fingerprint(), other_time.fingerprint());
-    }
-
-    #[test]
-    fn locks_cover_the_tour_and_its_buffers_in_granules() {
-        let mut json = super::super::property::tests::demo_json();
-        json["buffer_after_minutes"] = 15.into();
-        let p = Property::from_file(serde_json::from_value(json).unwrap()).unwrap();
-        let start = resolve_local(
-            p.time_zone,
-            NaiveDate::from_ymd_opt(2026, 12, 1)
-                .unwrap()
-                .and_hms_opt(10, 0, 0)
-                .unwrap(),
-        )
-        .unwrap();
-        let window = UtcWindow::starting_at(start, Duration::minutes(45)).unwrap();
-        let agent = lock_granules(&p, &Holder::Agent(AgentId::parse("A").unwrap()), &window);
-        assert_eq!(agent.len(), 12, "45 minutes + 15 after = 60 minutes = 12 granules");
-        assert_eq!(agent[0], start);
-        let seat = lock_granules(&p, &Holder::SelfGuidedSeat(0), &window);
-        assert_eq!(seat.len(), 9, "no buffers for a self-guided seat");
-    }
-
-    #[test]
-    fn resman_comments_carry_the_length_the_notes_and_our_reference() {
-        let id = BookingId::from_uuid(uuid::Uuid::nil());
-        assert_eq!(BookingId::parse(id.as_str()).unwrap(), id);
-        assert!(BookingId::parse("tour_xyz").is_err());
-        let record = TourRecord {
-            booking_id: id.clone(),
-            tour_type: TourType::Virtual,
-            start: now(),
-            end: now() + Duration::minutes(30),
-            unit_preferences: Some("2 bedrooms".into()),
-            ..crate::domain::update::tests::tour(TourStatus::Scheduled)
-        };
-        let comments = record.resman_comments();
-        assert!(comments.starts_with("Virtual Tour, 30 min."));
-        assert!(comments.contains("Unit preferences: 2 bedrooms."));
-        assert!(comments.ends_with(&format!("[tour-ref:{id}]")));
-        assert_eq!(
-            super::super::calendar::duration_from_comments(Some(&comments), 45),
-            Duration::minutes(30)
-        );
     }
 }

@@ -4,8 +4,8 @@
 //! caller passes the facts and `now`; sending it once per property and week is `app::digest`'s.
 
 use super::analytics::{Facts, Period, TourMetrics, metrics, touring};
-use super::booking::TourRecord;
 use super::property::Property;
+use super::record::TourRecord;
 use super::slots::resolve_local;
 use chrono::{DateTime, Datelike, Duration, NaiveDate, Utc};
 use chrono_tz::Tz;
@@ -104,9 +104,9 @@ pub fn digest(property: &Property, week: DigestWeek, facts: &Facts, now: DateTim
 mod tests {
     use super::*;
     use crate::domain::analytics::tests::{chicago, date, facts, tour};
-    use crate::domain::booking::{BookingId, TourStatus};
     use crate::domain::link::{Score, StaffRating};
     use crate::domain::property::tests::demo;
+    use crate::domain::{ids::BookingId, lifecycle::TourStatus};
 
     #[test]
     fn the_week_before_is_due_from_monday_8_am_on_the_propertys_clock() {

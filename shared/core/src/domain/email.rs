@@ -2,10 +2,10 @@
 //! time zone with the zone named, and for tour messages a calendar invite (RFC 5545) whose `UID` stays the tour's
 //! and whose `SEQUENCE` is the tour's version, so every calendar updates the one event.
 
-use super::booking::TourRecord;
 use super::link::Links;
 use super::notify::{Audience, MessageKind, kind_in_words, when_in_words};
 use super::property::Property;
+use super::record::TourRecord;
 use chrono::{DateTime, Duration, Utc};
 use icalendar::{Alarm, Calendar, Component, EventLike, EventStatus, Property as IcalProperty, Trigger};
 use serde::Serialize;
@@ -124,7 +124,7 @@ struct OutcomesView {
 
 fn cancel_in_resman(tour: &TourRecord, property: &Property) -> Option<String> {
     let still_held = tour.held_in_resman().is_some_and(|h| h.status.holds_time());
-    (tour.status == super::booking::TourStatus::Cancelled && !property.resman_cancel_word && still_held)
+    (tour.status == super::lifecycle::TourStatus::Cancelled && !property.resman_cancel_word && still_held)
         .then(|| tour.resman_appointment_id.as_ref().map(ToString::to_string))
         .flatten()
 }
@@ -423,7 +423,7 @@ fn context<'a>(
             kind: kind_in_words(tour.tour_type),
             minutes: (tour.end - tour.start).num_minutes(),
             guide,
-            confirmed: tour.status == super::booking::TourStatus::Confirmed,
+            confirmed: tour.status == super::lifecycle::TourStatus::Confirmed,
             cancel_in_resman: cancel_in_resman(tour, property),
             location: config
                 .and_then(|c| c.location.clone())
@@ -560,7 +560,7 @@ pub fn invite(tour: &TourRecord, property: &Property, method: &'static str, now:
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::booking::TourStatus;
+    use crate::domain::lifecycle::TourStatus;
     use crate::domain::property::tests::demo;
     use crate::domain::update::tests::tour;
 
@@ -592,7 +592,7 @@ mod tests {
 
     fn demo_tour(status: TourStatus) -> TourRecord {
         let mut t = tour(status);
-        t.holder = crate::domain::booking::Holder::Agent(demo().agents[0].id.clone());
+        t.holder = crate::domain::record::Holder::Agent(demo().agents[0].id.clone());
         t
     }
 

@@ -16,8 +16,12 @@
 //!   with holds under made-up conversations. Past it the key is told when the first place frees
 //!   ([`choose_place`]).
 
-use super::booking::{ConversationId, Holder, json_object, text_field};
 use super::{AgentId, HoldToken, InvalidField, ResManPropertyId, TourType, UtcWindow};
+use super::{
+    fields::{json_object, text_field},
+    ids::ConversationId,
+    record::Holder,
+};
 use chrono::{DateTime, Duration, NaiveDate, NaiveTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -155,13 +159,13 @@ pub struct HoldCommand {
 }
 
 fn required(value: Option<String>, field: &'static str) -> Result<String, InvalidField> {
-    super::booking::required(&value, field).map(str::to_owned)
+    super::fields::required(&value, field).map(str::to_owned)
 }
 
 /// An id as sent: at most [`super::limits::ID_CHARS`] characters counted before trimming, as the description's
 /// `maxLength` counts them.
 fn id_text(value: String, field: &'static str) -> Result<String, InvalidField> {
-    super::booking::checked_text(&value, field, super::limits::ID_CHARS).map(str::to_owned)
+    super::fields::checked_text(&value, field, super::limits::ID_CHARS).map(str::to_owned)
 }
 
 /// Moves a parser's refusal to the field's name in this request.

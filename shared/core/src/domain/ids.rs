@@ -90,6 +90,70 @@ opaque_id!(
     "hold_token"
 );
 
+/// The chatbot's conversation: opaque, up to 128 printable characters.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct ConversationId(String);
+
+impl ConversationId {
+    pub fn parse(raw: &str) -> Result<Self, InvalidField> {
+        let id = raw.trim();
+        if id.is_empty() {
+            return Err(InvalidField::new("conversation_id", "must not be empty"));
+        }
+        if id.chars().count() > super::limits::ID_CHARS || id.chars().any(|c| c.is_control() || c == '#') {
+            return Err(InvalidField::new(
+                "conversation_id",
+                format!(
+                    "must be at most {} printable characters without '#'",
+                    super::limits::ID_CHARS
+                ),
+            ));
+        }
+        Ok(Self(id.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Our id for a booking (also the reference written into ResMan's comments).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct BookingId(String);
+
+impl BookingId {
+    /// A new id from 16 random bytes (the caller supplies the randomness, as it supplies the time).
+    pub fn from_uuid(uuid: uuid::Uuid) -> Self {
+        Self(format!("tour_{}", uuid.simple()))
+    }
+
+    pub fn parse(raw: &str) -> Result<Self, InvalidField> {
+        let ok = raw
+            .strip_prefix("tour_")
+            .is_some_and(|hex| hex.len() == 32 && hex.chars().all(|c| c.is_ascii_hexdigit()));
+        if ok {
+            Ok(Self(raw.to_owned()))
+        } else {
+            Err(InvalidField::new("appointment_id", "is not a booking id"))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The marker our ResMan posts carry, so a retry after a lost answer can find what was already written.
+    pub fn resman_reference(&self) -> String {
+        format!("[tour-ref:{}]", self.0)
+    }
+}
+
+impl std::fmt::Display for BookingId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

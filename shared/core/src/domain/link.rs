@@ -4,8 +4,8 @@
 //! key and `now`. Whether the tour still allows what the token asks (not cancelled, not used) is the use case's
 //! business (`app::self_service`), since it needs the tour as it now stands.
 
-use super::booking::{BookingId, TourRecord};
 use super::{InvalidField, lifecycle::ChangeSource};
+use super::{ids::BookingId, record::TourRecord};
 use chrono::{DateTime, Duration, Utc};
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
@@ -385,8 +385,8 @@ impl Links {
 #[cfg_attr(not(test), allow(unused_imports, dead_code))]
 pub mod tests {
     use super::*;
-    use crate::domain::booking::TourStatus;
     use crate::domain::lifecycle::TourChange;
+    use crate::domain::lifecycle::TourStatus;
     use crate::domain::update::tests::tour;
 
     pub fn key() -> LinkKey {

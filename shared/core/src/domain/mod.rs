@@ -26,6 +26,7 @@ pub mod calendar;
 pub mod contact;
 pub mod digest;
 pub mod email;
+pub mod fields;
 pub mod hold;
 pub mod ids;
 pub mod lifecycle;
@@ -36,6 +37,7 @@ pub mod notify;
 pub mod property;
 pub mod rate;
 pub mod reconcile;
+pub mod record;
 pub mod resman;
 pub mod rotation;
 pub mod signature;
@@ -45,7 +47,9 @@ pub mod tour;
 pub mod update;
 
 pub use contact::{Email, PersonName, Phone};
-pub use ids::{AgentId, AppointmentId, HoldToken, ProspectId, ProspectSourceId, ResManPropertyId};
+pub use ids::{
+    AgentId, AppointmentId, BookingId, ConversationId, HoldToken, ProspectId, ProspectSourceId, ResManPropertyId,
+};
 pub use time::UtcWindow;
 pub use tour::TourType;
 

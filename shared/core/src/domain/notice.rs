@@ -89,7 +89,7 @@ fn notes_of(value: Option<&serde_json::Value>, field: &'static str) -> Result<Op
     match value {
         None | Some(serde_json::Value::Null) => Ok(None),
         Some(serde_json::Value::String(raw)) => Ok(Some(
-            super::booking::checked_text(raw, field, super::update::MAX_STAFF_NOTES_CHARS)?.to_owned(),
+            super::fields::checked_text(raw, field, super::update::MAX_STAFF_NOTES_CHARS)?.to_owned(),
         )),
         Some(_) => Err(InvalidField::new(field, "must be text")),
     }

@@ -1,9 +1,9 @@
 //! The messages a tour owes its prospect and the leasing staff, decided from the change that made them (pure), and
 //! the words they are written in: times in the property's zone, with the zone named.
 
-use super::booking::{BookingId, TourRecord, TourStatus};
 use super::lifecycle::Outcome;
 use super::property::Property;
+use super::{ids::BookingId, lifecycle::TourStatus, record::TourRecord};
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
@@ -178,9 +178,9 @@ impl MessageKind {
             Self::Cancelled => tour.status == TourStatus::Cancelled,
             // Staff alerted of a new tour hear that it is off, whether cancelled or refused by ResMan.
             Self::StaffCancelled | Self::WebhookCancelled => {
-                tour.status == TourStatus::Cancelled || tour.sync_status == super::booking::SyncStatus::Rejected
+                tour.status == TourStatus::Cancelled || tour.sync_status == super::record::SyncStatus::Rejected
             }
-            Self::NotBooked => tour.sync_status == super::booking::SyncStatus::Rejected,
+            Self::NotBooked => tour.sync_status == super::record::SyncStatus::Rejected,
             Self::ThankYou => tour.status == TourStatus::Completed,
             Self::Rebook => tour.status == TourStatus::NoShow,
             Self::StaffDisagrees => tour.disagreement.is_some(),
@@ -192,7 +192,7 @@ impl MessageKind {
             | Self::StaffNew
             | Self::StaffMoved
             | Self::WebhookNew
-            | Self::WebhookMoved => tour.status.is_open() && tour.sync_status != super::booking::SyncStatus::Rejected,
+            | Self::WebhookMoved => tour.status.is_open() && tour.sync_status != super::record::SyncStatus::Rejected,
             Self::FollowUp | Self::StaffFollowUp | Self::WebhookFollowUp => {
                 tour.outcome == Some(Outcome::FollowUpNeeded)
             }
@@ -435,8 +435,8 @@ pub fn when_in_words(at: DateTime<Utc>, zone: Tz) -> String {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::domain::booking::SyncStatus;
     use crate::domain::property::tests::demo;
+    use crate::domain::record::SyncStatus;
     use crate::domain::update::tests::tour;
     use chrono::{Duration, TimeZone};
 

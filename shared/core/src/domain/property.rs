@@ -393,7 +393,7 @@ impl Property {
     }
 
     /// The name of the agent who gives the tour (none for a self-guided tour, or an agent no longer listed).
-    pub fn guide_of(&self, tour: &super::booking::TourRecord) -> Option<String> {
+    pub fn guide_of(&self, tour: &super::record::TourRecord) -> Option<String> {
         tour.holder.agent().and_then(|a| self.agent(a)).map(|a| a.name.clone())
     }
 

@@ -1,8 +1,8 @@
 //! A change to a booked tour: the chatbot's `UpdateTourRequest` made into a command, and the one pure function that
 //! turns a tour and an edit (from the chatbot or from ResMan) into the tour's next version.
 
-use super::booking::{Holder, TourRecord};
 use super::lifecycle::{Change, ChangeSource, Decision, IllegalChange, Outcome, TourChange, TourStatus, decide};
+use super::record::{Holder, TourRecord};
 use super::{InvalidField, UtcWindow};
 use chrono::{DateTime, NaiveDateTime, Utc};
 use chrono_tz::Tz;
@@ -63,7 +63,7 @@ fn text(
     object: &serde_json::Map<String, serde_json::Value>,
     name: &'static str,
 ) -> Result<Option<String>, InvalidField> {
-    super::booking::text_field(object, name, name)
+    super::fields::text_field(object, name, name)
 }
 
 /// The chatbot's status words: `confirmed`, `cancelled`, `completed`, `no_show`.
@@ -83,7 +83,7 @@ impl UpdateTourCommand {
     /// Reads the raw body: not a JSON object, an unknown field, a field of the wrong type or value, or nothing to
     /// change, is a refusal naming the field.
     pub fn from_body(body: &[u8]) -> Result<Self, InvalidField> {
-        let object = super::booking::json_object(body, MAX_UPDATE_BYTES)?;
+        let object = super::fields::json_object(body, MAX_UPDATE_BYTES)?;
         let object = &object;
         if let Some(unknown) = object.keys().find(|k| !FIELDS.contains(&k.as_str())) {
             // The field's name is the caller's, so it is not a `&'static str`: the reason carries it.
@@ -99,7 +99,7 @@ impl UpdateTourCommand {
             .transpose()?;
         let staff_notes = text(object, "staff_notes")?
             .as_deref()
-            .map(|raw| super::booking::checked_text(raw, "staff_notes", MAX_STAFF_NOTES_CHARS).map(str::to_owned))
+            .map(|raw| super::fields::checked_text(raw, "staff_notes", MAX_STAFF_NOTES_CHARS).map(str::to_owned))
             .transpose()?;
         let outcome = text(object, "outcome")?
             .as_deref()
@@ -315,8 +315,11 @@ pub fn settled(
 #[cfg_attr(not(test), allow(unused_imports, dead_code))]
 pub mod tests {
     use super::*;
-    use crate::domain::booking::{BookingId, ConversationId, SyncStatus};
     use crate::domain::{AgentId, ResManPropertyId, TourType};
+    use crate::domain::{
+        ids::{BookingId, ConversationId},
+        record::SyncStatus,
+    };
     use chrono::{Duration, TimeZone};
 
     fn now() -> DateTime<Utc> {

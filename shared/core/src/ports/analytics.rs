@@ -30,12 +30,12 @@ pub trait RatingStore: Send + Sync {
     /// Records the tour's rating unless it has one (a condition, so two clicks at once record one).
     async fn record_rating(
         &self,
-        tour: &crate::domain::booking::TourRecord,
+        tour: &crate::domain::record::TourRecord,
         rating: crate::domain::link::Rating,
     ) -> Result<Rated, StoreError>;
     async fn rating(
         &self,
-        booking: &crate::domain::booking::BookingId,
+        booking: &crate::domain::BookingId,
     ) -> Result<Option<crate::domain::link::Rating>, StoreError>;
 }
 
@@ -53,14 +53,14 @@ pub trait StaffRatingStore: Send + Sync {
     /// Records the tour's staff rating unless it has one (a condition, so two clicks at once record one).
     async fn record_staff_rating(
         &self,
-        tour: &crate::domain::booking::TourRecord,
+        tour: &crate::domain::record::TourRecord,
         rating: &crate::domain::link::StaffRating,
     ) -> Result<StaffRated, StoreError>;
     /// Records what went wrong on the tour's staff rating unless it says already (once, as the score): the rating
     /// as it then stands, `None` when the booking has no staff rating.
     async fn record_went_wrong(
         &self,
-        booking: &crate::domain::booking::BookingId,
+        booking: &crate::domain::BookingId,
         went_wrong: &[crate::domain::link::StaffIssue],
     ) -> Result<Option<crate::domain::link::StaffRating>, StoreError>;
 }

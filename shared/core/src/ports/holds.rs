@@ -20,7 +20,7 @@ pub trait HoldStore: Send + Sync {
     /// The conversation's slot hold (live or lapsed), if it placed one.
     async fn hold(
         &self,
-        conversation: &crate::domain::booking::ConversationId,
+        conversation: &crate::domain::ConversationId,
     ) -> Result<Option<crate::domain::hold::SlotHold>, StoreError>;
 
     /// The places taken among `key`'s holds at `property` in `hour` (see `domain::hold::HoldPlace`), lapsed or not.

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IdempotencyRecord {
     pub fingerprint: String,
-    pub booking_id: Option<crate::domain::booking::BookingId>,
+    pub booking_id: Option<crate::domain::BookingId>,
     pub started_at: chrono::DateTime<chrono::Utc>,
     /// What the first request came to, once it finished.
     pub response: Option<SavedOutcome>,

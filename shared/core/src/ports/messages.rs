@@ -7,7 +7,7 @@ use async_trait::async_trait;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Claim {
     /// This sender may send it now: the tour as it stands, and how many tries this is.
-    Claimed(Box<crate::domain::booking::TourRecord>, u32),
+    Claimed(Box<crate::domain::record::TourRecord>, u32),
     /// Sent or superseded already: nothing to do (a redelivered message).
     Done,
     /// Failed for good already: its queue message belongs in the dead-letter queue.
@@ -40,8 +40,8 @@ pub trait MessageStore: Send + Sync {
     /// The tour and every message it owes or sent, in one read.
     async fn tour_with_messages(
         &self,
-        booking: &crate::domain::booking::BookingId,
-    ) -> Result<Option<(crate::domain::booking::TourRecord, Vec<crate::domain::notify::Delivery>)>, StoreError>;
+        booking: &crate::domain::BookingId,
+    ) -> Result<Option<(crate::domain::record::TourRecord, Vec<crate::domain::notify::Delivery>)>, StoreError>;
 
     /// Claims a pending message for one send, for `lease` (longer than a send takes); counts the try.
     async fn claim_message(
@@ -80,7 +80,7 @@ pub trait MessageStore: Send + Sync {
 /// A reminder whose time has come.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DueReminder {
-    pub booking_id: crate::domain::booking::BookingId,
+    pub booking_id: crate::domain::BookingId,
     pub kind: crate::domain::notify::MessageKind,
     pub due: chrono::DateTime<chrono::Utc>,
 }
@@ -100,7 +100,7 @@ pub trait ReminderStore: Send + Sync {
     async fn take_reminder(
         &self,
         reminder: &DueReminder,
-        tour: Option<&crate::domain::booking::TourRecord>,
+        tour: Option<&crate::domain::record::TourRecord>,
         now: chrono::DateTime<chrono::Utc>,
     ) -> Result<Option<crate::domain::notify::MessageRef>, StoreError>;
 }

@@ -16,14 +16,14 @@ pub trait Outbox: Send + Sync {
         &self,
         before: chrono::DateTime<chrono::Utc>,
         now: chrono::DateTime<chrono::Utc>,
-    ) -> Result<Vec<crate::domain::booking::BookingId>, StoreError>;
+    ) -> Result<Vec<crate::domain::BookingId>, StoreError>;
 }
 
 /// The outbox's queues: the tour's ResMan write and callback (the sync queue), and its messages (the notification
 /// queue).
 #[async_trait]
 pub trait SyncQueue: Send + Sync {
-    async fn enqueue(&self, booking: &crate::domain::booking::BookingId) -> Result<(), StoreError>;
+    async fn enqueue(&self, booking: &crate::domain::BookingId) -> Result<(), StoreError>;
 
     /// Queues messages for the notification sender, one queue message each.
     async fn enqueue_messages(&self, messages: &[crate::domain::notify::MessageRef]) -> Result<(), StoreError>;

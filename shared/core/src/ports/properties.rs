@@ -34,8 +34,5 @@ pub trait NoticeInbox: Send + Sync {
 pub trait PersonalData: Send + Sync {
     /// Removes the personal data (name, e-mail, phone, what they asked for) of every tour booked with `email`, at
     /// once; the tours stay. The tours it was removed from.
-    async fn erase_prospect(
-        &self,
-        email: &crate::domain::Email,
-    ) -> Result<Vec<crate::domain::booking::BookingId>, StoreError>;
+    async fn erase_prospect(&self, email: &crate::domain::Email) -> Result<Vec<crate::domain::BookingId>, StoreError>;
 }

@@ -10,7 +10,7 @@ use async_trait::async_trait;
 /// outbox item for the ResMan write.
 #[derive(Debug, Clone)]
 pub struct NewBooking {
-    pub tour: crate::domain::booking::TourRecord,
+    pub tour: crate::domain::record::TourRecord,
     pub lock_granules: Vec<chrono::DateTime<chrono::Utc>>,
     pub fingerprint: String,
     /// The messages the booking owes (its confirmation, the staff alert).
@@ -22,7 +22,7 @@ pub struct NewBooking {
     pub hold: Option<crate::domain::hold::SlotHold>,
     /// The earlier booking whose idempotency record this one takes over (its tour was cancelled since): the record
     /// is replaced only while it still names that booking.
-    pub replaces: Option<crate::domain::booking::BookingId>,
+    pub replaces: Option<crate::domain::BookingId>,
 }
 
 /// What the booking transaction did.
@@ -75,20 +75,20 @@ pub enum Locks {
 pub trait TourReads: Send + Sync {
     async fn tour(
         &self,
-        id: &crate::domain::booking::BookingId,
-    ) -> Result<Option<crate::domain::booking::TourRecord>, StoreError>;
+        id: &crate::domain::BookingId,
+    ) -> Result<Option<crate::domain::record::TourRecord>, StoreError>;
 
     /// The tour that ResMan knows by this appointment id (once its booking reached ResMan).
     async fn tour_by_resman_id(
         &self,
         appointment: &AppointmentId,
-    ) -> Result<Option<crate::domain::booking::TourRecord>, StoreError>;
+    ) -> Result<Option<crate::domain::record::TourRecord>, StoreError>;
 
     /// The tours booked in a conversation, oldest first.
     async fn conversation_tours(
         &self,
-        conversation: &crate::domain::booking::ConversationId,
-    ) -> Result<Vec<crate::domain::booking::TourRecord>, StoreError>;
+        conversation: &crate::domain::ConversationId,
+    ) -> Result<Vec<crate::domain::record::TourRecord>, StoreError>;
 }
 
 /// The tour's writes, each one transaction kept by conditions: a new booking with its locks, a change over the version
@@ -107,7 +107,7 @@ pub trait TourWrites: Send + Sync {
     /// key will get, in one write.
     async fn finish_booking(
         &self,
-        tour: &crate::domain::booking::TourRecord,
+        tour: &crate::domain::record::TourRecord,
         key: &str,
         outcome: &SavedOutcome,
     ) -> Result<(), StoreError>;
@@ -115,7 +115,7 @@ pub trait TourWrites: Send + Sync {
     /// Saves the side-effect state of a tour (sync status, ResMan's ids and version, the callback's version, last
     /// error) if the tour is still at `tour.version`; with `settled`, nothing more is owed and the outbox item goes.
     /// `false`: the tour changed meanwhile (its newer version owes its own writes).
-    async fn save_sync(&self, tour: &crate::domain::booking::TourRecord, settled: bool) -> Result<bool, StoreError>;
+    async fn save_sync(&self, tour: &crate::domain::record::TourRecord, settled: bool) -> Result<bool, StoreError>;
 
     /// Saves `after` over `before` in one transaction, conditional on `before`'s version: the locks and busy time
     /// follow the tour (freed when it no longer holds time, moved with it), the availability of every date touched
@@ -123,8 +123,8 @@ pub trait TourWrites: Send + Sync {
     async fn save_change(
         &self,
         property: &crate::domain::property::Property,
-        before: &crate::domain::booking::TourRecord,
-        after: &crate::domain::booking::TourRecord,
+        before: &crate::domain::record::TourRecord,
+        after: &crate::domain::record::TourRecord,
         locks: Locks,
         extras: ChangeExtras<'_>,
         now: chrono::DateTime<chrono::Utc>,
@@ -135,7 +135,7 @@ pub trait TourWrites: Send + Sync {
     async fn release(
         &self,
         property: &crate::domain::property::Property,
-        tour: &crate::domain::booking::TourRecord,
+        tour: &crate::domain::record::TourRecord,
         messages: &[crate::domain::notify::MessageKind],
         now: chrono::DateTime<chrono::Utc>,
     ) -> Result<(), StoreError>;
@@ -143,7 +143,7 @@ pub trait TourWrites: Send + Sync {
     /// Records how far the tour's prospect has come, as ResMan's change feed says (it changes nothing else).
     async fn record_prospect_stage(
         &self,
-        booking: &crate::domain::booking::BookingId,
+        booking: &crate::domain::BookingId,
         stage: crate::domain::resman::ProspectStage,
     ) -> Result<(), StoreError>;
 

@@ -314,7 +314,7 @@ mod tests {
     #[test]
     fn an_illegal_change_is_a_409_naming_the_current_status() {
         let change = tour_core::domain::lifecycle::IllegalChange {
-            current: tour_core::domain::booking::TourStatus::Cancelled,
+            current: tour_core::domain::lifecycle::TourStatus::Cancelled,
             change: "complete",
             reason: "",
         };
