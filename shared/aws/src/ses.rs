@@ -7,7 +7,7 @@ use aws_sdk_sesv2::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_sesv2::primitives::Blob;
 use aws_sdk_sesv2::types::{Destination, EmailContent, RawMessage};
 use mail_builder::MessageBuilder;
-use tour_core::domain::email::Email;
+use tour_core::domain::email::Mail;
 use tour_core::ports::{MailError, Mailer};
 
 pub struct SesMailer {
@@ -39,7 +39,7 @@ impl SesMailer {
     }
 
     /// The MIME message: multipart/alternative (text, HTML) and the invite.
-    pub fn mime(&self, email: &Email) -> Result<Vec<u8>, MailError> {
+    pub fn mime(&self, email: &Mail) -> Result<Vec<u8>, MailError> {
         let mut builder = MessageBuilder::new()
             .from((email.from_name.as_str(), self.sender.as_str()))
             .to(email.to.iter().map(String::as_str).collect::<Vec<_>>())
@@ -78,7 +78,7 @@ fn permanent(code: Option<&str>) -> bool {
 
 #[async_trait]
 impl Mailer for SesMailer {
-    async fn send(&self, email: &Email) -> Result<String, MailError> {
+    async fn send(&self, email: &Mail) -> Result<String, MailError> {
         let raw = RawMessage::builder()
             .data(Blob::new(self.mime(email)?))
             .build()

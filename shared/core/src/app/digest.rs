@@ -93,7 +93,7 @@ async fn compose(
     property: &Property,
     week: DigestWeek,
     now: DateTime<Utc>,
-) -> Result<Result<crate::domain::email::Email, Unsent>, AppError> {
+) -> Result<Result<crate::domain::email::Mail, Unsent>, AppError> {
     let facts = deps
         .analytics
         .facts(&property.id, week.period().window(property.time_zone))

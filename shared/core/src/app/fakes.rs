@@ -864,7 +864,7 @@ impl crate::ports::MessageStore for MemoryMessages {
 pub struct FlakyMailer {
     fail_first: std::sync::atomic::AtomicU32,
     random: Option<(f64, Mutex<rand::rngs::StdRng>)>,
-    sent: Mutex<Vec<crate::domain::email::Email>>,
+    sent: Mutex<Vec<crate::domain::email::Mail>>,
     posts: Mutex<Vec<(String, String, serde_json::Value)>>,
     calls: std::sync::atomic::AtomicUsize,
 }
@@ -885,7 +885,7 @@ impl FlakyMailer {
         }
     }
 
-    pub fn sent(&self) -> Vec<crate::domain::email::Email> {
+    pub fn sent(&self) -> Vec<crate::domain::email::Mail> {
         locked(&self.sent).clone()
     }
 
@@ -928,7 +928,7 @@ impl FlakyMailer {
 
 #[async_trait]
 impl crate::ports::Mailer for FlakyMailer {
-    async fn send(&self, email: &crate::domain::email::Email) -> Result<String, crate::ports::MailError> {
+    async fn send(&self, email: &crate::domain::email::Mail) -> Result<String, crate::ports::MailError> {
         self.attempt()?;
         let mut sent = locked(&self.sent);
         sent.push(email.clone());

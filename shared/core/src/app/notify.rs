@@ -470,7 +470,7 @@ mod tests {
 
     #[async_trait::async_trait]
     impl crate::ports::Mailer for Slow<'_> {
-        async fn send(&self, email: &crate::domain::email::Email) -> Result<String, crate::ports::MailError> {
+        async fn send(&self, email: &crate::domain::email::Mail) -> Result<String, crate::ports::MailError> {
             let accepted = self.inner.send(email).await;
             tokio::time::sleep(self.mail).await;
             accepted

@@ -10,9 +10,9 @@ use chrono::{DateTime, Duration, Utc};
 use icalendar::{Alarm, Calendar, Component, EventLike, EventStatus, Property as IcalProperty, Trigger};
 use serde::Serialize;
 
-/// An email ready for the mailer.
+/// An email ready for the mailer (the message; an address is a `contact::Email`).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Email {
+pub struct Mail {
     /// The name the email comes from (the property's); the address is the configured sender's.
     pub from_name: String,
     /// Where a reply goes: the leasing office.
@@ -265,7 +265,7 @@ impl Templates {
         digest: &super::digest::Digest,
         property: &Property,
         links: &Links,
-    ) -> Result<Email, RenderError> {
+    ) -> Result<Mail, RenderError> {
         let env = self.for_property(property)?;
         let view = DigestView {
             property: property_view(property),
@@ -318,7 +318,7 @@ impl Templates {
         property: &Property,
         to: Vec<String>,
         invite: Option<Invite>,
-    ) -> Result<Email, RenderError> {
+    ) -> Result<Mail, RenderError> {
         let text_name = format!("{file}.txt");
         let mut captured = env
             .get_template(&text_name)
@@ -334,7 +334,7 @@ impl Templates {
             .get_template(&html_name)
             .and_then(|t| t.render(context))
             .map_err(template_error(&html_name))?;
-        Ok(Email {
+        Ok(Mail {
             from_name: property.name.clone(),
             reply_to: property.office_email.as_ref().map(|e| e.expose().to_owned()),
             to,
@@ -354,7 +354,7 @@ impl Templates {
         property: &Property,
         links: &Links,
         now: DateTime<Utc>,
-    ) -> Result<Email, RenderError> {
+    ) -> Result<Mail, RenderError> {
         let env = self.for_property(property)?;
         let context = minijinja::Value::from(minijinja::value::Serde(context(kind, tour, property, links, now)));
         let file = match kind.audience() {
@@ -485,7 +485,7 @@ pub fn chat_escaped(text: &str) -> String {
 /// show: the alert email's subject and body) beside the tour's fields for a receiver that reads them.
 pub fn webhook_alert(
     kind: MessageKind,
-    email: &Email,
+    email: &Mail,
     tour: &TourRecord,
     property: &Property,
     links: &Links,

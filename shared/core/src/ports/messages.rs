@@ -118,7 +118,7 @@ pub struct MailError {
 #[async_trait]
 pub trait Mailer: Send + Sync {
     /// Sends one email; the provider's message id.
-    async fn send(&self, email: &crate::domain::email::Email) -> Result<String, MailError>;
+    async fn send(&self, email: &crate::domain::email::Mail) -> Result<String, MailError>;
 }
 
 /// A property's staff webhook (a chat channel's incoming webhook).
