@@ -66,6 +66,10 @@ RIVAL = {"name": "Omar Haddad", "email": "omar.haddad@example.com", "phone": "(5
 # A booking accepted while ResMan is down reaches it through the retry queue; the local pump delivers queue
 # messages within a second or two, and a retry waits SYNC_RETRY_BASE_SECONDS (30 s) at first.
 SYNC_WAIT_SECONDS = 90
+# What the chatbot shows a prospect before she agrees to texts: reminder texts are their own consent, not marketing's.
+TEXT_CONSENT_WORDS = ("May we text you about this tour (a confirmation and reminders) at this number? "
+                      "Msg & data rates may apply. Reply STOP to stop.")
+
 PROSPECTS = [
     {"name": "Maria Garcia", "email": "maria.garcia@example.com", "phone": "(512) 555-0142"},
     {"name": "Tom Becker", "email": "tom.becker@example.com", "phone": "(512) 555-0187"},
@@ -499,9 +503,9 @@ def conversation_of(prospect: dict) -> str:
 
 
 def book_tour(ctx: Context, prospect: dict, day: date, at: clock_time, key: str | None,
-              hold_token: str | None = None) -> tuple[int, dict]:
+              hold_token: str | None = None, sms_consent: dict | None = None) -> tuple[int, dict]:
     """Books as the chatbot does: POST /api/resman/tours/book with the API key and an Idempotency-Key (and the
-    conversation's hold token, when it holds the time)."""
+    conversation's hold token, when it holds the time, and the prospect's agreement to texts, when she gave it)."""
     body = {
         "conversation_id": conversation_of(prospect),
         "tour_data": {
@@ -518,6 +522,8 @@ def book_tour(ctx: Context, prospect: dict, day: date, at: clock_time, key: str 
     }
     if hold_token is not None:
         body["hold_token"] = hold_token
+    if sms_consent is not None:
+        body["sms_consent"] = sms_consent
     headers = {"x-api-key": ctx.env.get("API_KEY", "")}
     if key is not None:
         headers["Idempotency-Key"] = key
@@ -553,7 +559,11 @@ def step_chatbot_books_a_tour(ctx: Context) -> None:
     maria = PROSPECTS[0]
     key = f"demo-{day.isoformat()}-{maria['email']}"
     say(f"{maria['name']} asks the chatbot for an in-person tour on {day_in_words(day)} at {clock(CHATBOT_TOUR_TIME)}.")
-    status, answer = book_tour(ctx, maria, day, CHATBOT_TOUR_TIME, key)
+    agreed_at = datetime.now(zone).replace(microsecond=0) - timedelta(minutes=1)
+    consent = {"words": TEXT_CONSENT_WORDS, "agreed_at": agreed_at.isoformat()}
+    say(f"  The chatbot asks whether it may text her about the tour; she says yes, and the booking carries her "
+        f"agreement: \"{TEXT_CONSENT_WORDS}\"")
+    status, answer = book_tour(ctx, maria, day, CHATBOT_TOUR_TIME, key, sms_consent=consent)
     if status not in (201, 202):
         raise DemoError(f"the booking was not accepted (HTTP {status}{_reason(answer)})")
     when = datetime.fromisoformat(answer["confirmed_datetime"]).astimezone(zone)
@@ -572,7 +582,7 @@ def step_chatbot_books_a_tour(ctx: Context) -> None:
         say(f"  What she is looking for travels with it, for the guide to read: {wishes}.")
 
     say("The chatbot's connection drops and it sends the very same request again:")
-    again_status, again = book_tour(ctx, maria, day, CHATBOT_TOUR_TIME, key)
+    again_status, again = book_tour(ctx, maria, day, CHATBOT_TOUR_TIME, key, sms_consent=consent)
     same = again_status == status and again.get("appointment_id") == answer["appointment_id"]
     count = len(resman_appointments_with(ctx, answer["appointment_id"]))
     say(f"  {'the same tour comes back' if same else 'a DIFFERENT answer came back'}, and ResMan still has "
@@ -593,6 +603,12 @@ def step_chatbot_books_a_tour(ctx: Context) -> None:
             first = tour["history"][0]
             say(f"  Staff can open it by ResMan's own appointment number too: version {tour['version']}, "
                 f"its history starting with \"{first['status']}, by the {first['source']}\".")
+            texts = tour.get("sms_consent") or {}
+            if texts.get("state") != "granted":
+                raise DemoError(f"her agreement to texts was not kept: {texts}")
+            since = datetime.fromisoformat(texts["since"]).astimezone(zone)
+            say(f"  The tour also shows staff that she agreed to texts at {clock(since)}, and to what: "
+                f"\"{texts['words']}\". Without that, no text would ever go to her number.")
 
     say(f"Three more prospects ask for the same time, {clock(CHATBOT_TOUR_TIME)}:")
     for prospect in PROSPECTS[1:4]:
@@ -1315,7 +1331,8 @@ def step_prospect_reschedules_from_her_email(ctx: Context) -> None:
         raise DemoError(f"no tour time is free on {day_in_words(day)} for {first}")
     zone = ZoneInfo(property_config()["time_zone"])
     at = datetime.fromisoformat(offered[-1]["time"]).astimezone(zone)
-    status, answer = book_tour(ctx, grace, day, at.time(), f"demo-self-service-{grace['email']}")
+    agreed = {"words": TEXT_CONSENT_WORDS, "agreed_at": datetime.now(zone).replace(microsecond=0).isoformat()}
+    status, answer = book_tour(ctx, grace, day, at.time(), f"demo-self-service-{grace['email']}", sms_consent=agreed)
     if status not in (201, 202):
         raise DemoError(f"{first}'s booking was not accepted (HTTP {status}{_reason(answer)})")
     say(f"{first} booked a tour through the chatbot for {when_in_words(at)}.")
@@ -1398,6 +1415,8 @@ def step_prospect_asks_to_be_forgotten(ctx: Context) -> None:
     if not eraser.exists() or not function_env.exists():
         raise DemoError("target/debug/erase-prospect or .local/function.env is missing; run make up")
     tour_id = tours[-1]["appointment_id"]
+    if (tour_of(ctx, tour_id).get("sms_consent") or {}).get("state") != "granted":
+        raise DemoError(f"{first}'s agreement to texts (given with her booking) is not on her tour")
     note = {"staff_notes": f"{ana['name']} asked to be called back at {ana['phone']}"}
     note_key = {"x-api-key": ctx.env.get("API_KEY", ""), "Idempotency-Key": f"demo-note-{tour_id}"}
     status, noted = request("PUT", f"{ctx.url('LAMBDA_BASE_URL')}{UPDATE_PATH}/{tour_id}", json_body=note,
@@ -1427,6 +1446,10 @@ def step_prospect_asks_to_be_forgotten(ctx: Context) -> None:
         raise DemoError("the staff note with her number survived the erasure")
     say("The staff note with her number is gone too: from the tour, and from the saved answer the chatbot would get "
         "if it sent that note again.")
+    if (tour.get("sms_consent") or {}).get("state") != "none":
+        raise DemoError(f"her agreement to texts survived the erasure: {tour.get('sms_consent')}")
+    say("So is her agreement to texts: her number is kept only as a one-way code on a do-not-text list, so it is "
+        "never texted again.")
 
 
 # --- The leasing team rates the bookings -----------------------------------------------------------------------------

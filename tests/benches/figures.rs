@@ -729,6 +729,7 @@ async fn seed_tours(
                 reminders: Vec::new(),
                 hold: None,
                 replaces: None,
+                consent: None,
             };
             async move {
                 store.create_booking(property, &booking, Utc::now()).await.unwrap();

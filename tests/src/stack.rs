@@ -310,7 +310,7 @@ impl Stack {
 
     /// A tour as `GET /api/resman/tours/{id}` shows it.
     pub async fn view(&self, id: &str) -> Value {
-        let view = tour_core::app::booking::tour_view(&self.store, &self.store, &self.store, id)
+        let view = tour_core::app::booking::tour_view(&self.store, &self.store, &self.store, &self.store, id)
             .await
             .unwrap();
         serde_json::to_value(view).unwrap()

@@ -393,6 +393,7 @@ async fn a_request_whose_first_call_died_after_holding_the_slot_is_answered_from
         fingerprint: c.fingerprint(),
         hold: None,
         replaces: None,
+        consent: None,
     };
     assert_eq!(
         stack
@@ -435,12 +436,17 @@ async fn a_booked_tour_reads_back_by_our_id_and_by_resmans_with_its_history() {
     let stack = Stack::start().await;
     let booked = stack.book(&command(&stack.property, 1, "10:00"), None).await.unwrap();
     let answer = booked.response.unwrap();
-    let ours =
-        tour_core::app::booking::tour_view(&stack.store, &stack.store, &stack.store, &answer.tour.appointment_id)
-            .await
-            .unwrap();
+    let ours = tour_core::app::booking::tour_view(
+        &stack.store,
+        &stack.store,
+        &stack.store,
+        &stack.store,
+        &answer.tour.appointment_id,
+    )
+    .await
+    .unwrap();
     let resman_id = answer.tour.resman_appointment_id.clone().expect("synced");
-    let theirs = tour_core::app::booking::tour_view(&stack.store, &stack.store, &stack.store, &resman_id)
+    let theirs = tour_core::app::booking::tour_view(&stack.store, &stack.store, &stack.store, &stack.store, &resman_id)
         .await
         .unwrap();
     assert_eq!(ours, theirs, "ResMan's id leads to the same tour");

@@ -262,3 +262,60 @@ async fn after_an_erasure_no_item_and_no_queued_message_holds_the_prospects_name
     assert_eq!(replay["staff_notes"], serde_json::Value::Null);
     assert_eq!(stack.tour(&id).await.staff_notes, None);
 }
+
+#[tokio::test]
+async fn an_erasure_removes_consent_to_texts_and_leaves_only_an_opt_out_marker_so_the_number_is_never_texted() {
+    use tour_core::domain::consent::{ConsentState, phone_digest};
+    use tour_core::ports::Consents;
+    let stack = Stack::start().await;
+    let mut with_consent = command(&stack.property, 7, "10:00");
+    with_consent.sms_consent = Some(tour_core::domain::consent::SmsConsent {
+        words: "Text me about my tour at this number. Reply STOP to stop.".into(),
+        agreed_at: chrono::Utc::now() - Duration::minutes(2),
+    });
+    let phone = with_consent.contact.phone.clone().unwrap();
+    stack.book(&with_consent, None).await.unwrap();
+    let before = stack.store.consent(&stack.property.id, &phone).await.unwrap();
+    assert!(before.state().may_text(), "{before:?}");
+
+    erase_prospect(&stack.store, "prospect7@example.com").await.unwrap();
+    let after = stack.store.consent(&stack.property.id, &phone).await.unwrap();
+    assert_eq!((after.state(), after.events.len()), (ConsentState::OptedOut, 0));
+    // Nothing in the table holds the number, its words or its conversation any more: only the marker's digest.
+    let items = stack
+        .store
+        .client()
+        .scan()
+        .table_name(stack.store.table())
+        .send()
+        .await
+        .unwrap()
+        .items
+        .unwrap_or_default();
+    let digits = phone.expose().trim_start_matches('+').to_owned();
+    for item in &items {
+        let text = format!("{item:?}");
+        assert!(
+            !text.contains(&digits[digits.len() - 7..]),
+            "the number stays in {text}"
+        );
+        assert!(
+            !text.contains("Reply STOP to stop"),
+            "the consent's words stay in {text}"
+        );
+        assert!(!text.contains("CONSENT#"), "a consent item stays: {text}");
+    }
+    let marker = format!("OPTOUT#{}", phone_digest(&phone));
+    assert!(
+        items
+            .iter()
+            .any(|i| i.get("pk").and_then(|v| v.as_s().ok()) == Some(&marker)),
+        "the opt-out marker stays"
+    );
+    // A later booking from the same number that agrees again does not undo an erasure.
+    let mut again = command(&stack.property, 7, "14:00");
+    again.sms_consent = with_consent.sms_consent.clone();
+    stack.book(&again, None).await.unwrap();
+    let state = stack.store.consent(&stack.property.id, &phone).await.unwrap().state();
+    assert_eq!(state, ConsentState::OptedOut);
+}

@@ -21,9 +21,9 @@ use tour_core::domain::{
     record::{Holder, SyncStatus, TourRecord, lock_granules},
 };
 use tour_core::ports::{
-    AnalyticsStore, BookingWrite, ChangeExtras, ChangeWrite, Claim, DigestClaim, DigestOutcome, DigestStore, HoldStore,
-    HoldWrite, Locks, MessageStore, NewBooking, Rated, RatingStore, SendOutcome, StaffRated, StaffRatingStore,
-    TourStore,
+    AnalyticsStore, BookingWrite, ChangeExtras, ChangeWrite, Claim, Consents, DigestClaim, DigestOutcome, DigestStore,
+    HoldStore, HoldWrite, Locks, MessageStore, NewBooking, Rated, RatingStore, SendOutcome, StaffRated,
+    StaffRatingStore, TourStore,
 };
 
 /// The ports under test, and how a scenario makes a tour owe messages (DynamoDB writes them with the booking; the
@@ -38,6 +38,7 @@ trait Subject: Sync {
     fn staff_ratings(&self) -> &dyn StaffRatingStore;
     fn digests(&self) -> &dyn DigestStore;
     fn messages(&self) -> &dyn MessageStore;
+    fn consents(&self) -> &dyn Consents;
     /// After a booking that owes `kinds` was created.
     fn owe(&self, tour: &TourRecord, kinds: &[MessageKind]);
 }
@@ -77,6 +78,9 @@ impl Subject for Fakes {
     fn messages(&self) -> &dyn MessageStore {
         &self.messages
     }
+    fn consents(&self) -> &dyn Consents {
+        &self.tours
+    }
     fn owe(&self, tour: &TourRecord, kinds: &[MessageKind]) {
         self.messages.add(tour, kinds);
     }
@@ -108,6 +112,9 @@ impl Subject for Stack {
         &self.store
     }
     fn messages(&self) -> &dyn MessageStore {
+        &self.store
+    }
+    fn consents(&self) -> &dyn Consents {
         &self.store
     }
     fn owe(&self, _: &TourRecord, _: &[MessageKind]) {}
@@ -158,6 +165,7 @@ fn booking(property: &Property, tour: &TourRecord, messages: &[MessageKind]) -> 
         reminders: Vec::new(),
         hold: None,
         replaces: None,
+        consent: None,
     }
 }
 
@@ -501,6 +509,89 @@ async fn the_analytics_read_a_windows_tours_ratings_and_refusals_once_each(s: &d
     }
 }
 
+/// A grant comes with its booking (once, however often the booking is retried), a later revocation outweighs it, and
+/// agreeing again restores it; another number, or the same number at another property, has none.
+async fn consent_is_kept_per_number_and_property_and_the_latest_event_decides(s: &dyn Subject) {
+    use tour_core::domain::consent::{ConsentChange, ConsentEvent, ConsentSource, ConsentState, SmsConsent};
+    let who = s.name();
+    let now = Utc::now();
+    let mut tour = new_tour(
+        s.property(),
+        40,
+        15,
+        &format!("contract-consent-{}", rand::random::<u32>()),
+    );
+    let phone = tour_core::domain::Phone::parse(&format!("+1512555{:04}", rand::random::<u16>() % 10_000)).unwrap();
+    tour.prospect_phone = phone.expose().to_owned();
+    let agreed = SmsConsent {
+        words: "Text me about my tour. Reply STOP to stop.".into(),
+        agreed_at: now - Duration::minutes(3),
+    };
+    let grant = ConsentEvent::granted(
+        tour.property_id.clone(),
+        phone.clone(),
+        &agreed,
+        tour.conversation_id.clone(),
+        tour.booking_id.clone(),
+    );
+    let mut with_consent = booking(s.property(), &tour, &[]);
+    with_consent.consent = Some(grant.clone());
+    let written = s
+        .tours()
+        .create_booking(s.property(), &with_consent, now)
+        .await
+        .unwrap();
+    assert_eq!(written, BookingWrite::Created, "{who}");
+    s.consents().record_consent(&grant).await.unwrap();
+    let record = s.consents().consent(&tour.property_id, &phone).await.unwrap();
+    assert_eq!(record.events, vec![grant.clone()], "{who}: the grant, once, as given");
+    assert_eq!(
+        record.state(),
+        ConsentState::Granted {
+            since: agreed.agreed_at
+        },
+        "{who}"
+    );
+    let other = tour_core::domain::Phone::parse("+15125559999").unwrap();
+    let elsewhere = tour_core::domain::ResManPropertyId::parse("CONTRACT-ELSEWHERE").unwrap();
+    assert_eq!(
+        s.consents().consent(&tour.property_id, &other).await.unwrap().state(),
+        ConsentState::None,
+        "{who}"
+    );
+    assert_eq!(
+        s.consents().consent(&elsewhere, &phone).await.unwrap().state(),
+        ConsentState::None,
+        "{who}"
+    );
+    let event = |minutes: i64, change: ConsentChange| ConsentEvent {
+        property_id: tour.property_id.clone(),
+        phone: phone.clone(),
+        at: now + Duration::minutes(minutes),
+        change,
+        source: ConsentSource::TextReply,
+    };
+    s.consents()
+        .record_consent(&event(1, ConsentChange::Revoked { by: "STOP".into() }))
+        .await
+        .unwrap();
+    let state = s.consents().consent(&tour.property_id, &phone).await.unwrap().state();
+    assert_eq!(
+        state,
+        ConsentState::Revoked {
+            since: now + Duration::minutes(1)
+        },
+        "{who}"
+    );
+    s.consents()
+        .record_consent(&event(2, ConsentChange::Granted { words: "START".into() }))
+        .await
+        .unwrap();
+    let record = s.consents().consent(&tour.property_id, &phone).await.unwrap();
+    assert!(record.state().may_text(), "{who}: START restores it");
+    assert_eq!(record.events.len(), 3, "{who}");
+}
+
 /// Each scenario against both subjects: the fake first, so a drift names the fake.
 macro_rules! contract {
     ($($scenario:ident),* $(,)?) => {$(
@@ -522,6 +613,7 @@ mod both {
         a_message_is_claimed_by_one_sender_at_a_time_and_sent_once,
         a_live_hold_keeps_its_slot_from_other_conversations_and_bookings_until_it_lapses,
         the_analytics_read_a_windows_tours_ratings_and_refusals_once_each,
+        consent_is_kept_per_number_and_property_and_the_latest_event_decides,
     );
     use super::subjects;
 }

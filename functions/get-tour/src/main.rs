@@ -11,7 +11,7 @@ use tour_edge::{Answer, Api, Error, serve_api};
 async fn handle(api: &Api, caller: Credential, request: Request) -> Answer {
     let id = appointment_id(&request)?;
     Ok(answer(
-        tour_view(&api.reach(&caller), &api.store, &api.store, &id).await,
+        tour_view(&api.reach(&caller), &api.store, &api.store, &api.store, &id).await,
     ))
 }
 

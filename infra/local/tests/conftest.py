@@ -145,9 +145,10 @@ def fake_lambda():
 
 
 @contextmanager
-def serving(server: ThreadingHTTPServer) -> Iterator[str]:
-    """Runs `server` on a thread while the block runs, then stops and closes it: its base URL."""
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+def serving(server: ThreadingHTTPServer, poll_interval: float = 0.5) -> Iterator[str]:
+    """Runs `server` on a thread while the block runs, then stops and closes it: its base URL. A shorter
+    `poll_interval` stops it sooner (a test that starts many servers ends in milliseconds, not half a second each)."""
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": poll_interval}, daemon=True)
     thread.start()
     try:
         yield f"http://127.0.0.1:{server.server_address[1]}"

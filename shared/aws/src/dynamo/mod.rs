@@ -8,6 +8,7 @@
 
 mod analytics;
 mod calendar;
+mod consent;
 mod digests;
 mod holds;
 mod messages;

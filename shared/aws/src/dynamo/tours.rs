@@ -19,9 +19,9 @@ use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, TransactWriteItem, Up
 use chrono::{DateTime, Duration, Utc};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
-use tour_core::domain::AppointmentId;
 use tour_core::domain::notify::MessageKind;
 use tour_core::domain::property::Property;
+use tour_core::domain::{AppointmentId, Phone, ResManPropertyId};
 use tour_core::domain::{
     ids::{BookingId, ConversationId},
     lifecycle::TourStatus,
@@ -518,6 +518,10 @@ impl TourWrites for DynamoStore {
         for reminder in &booking.reminders {
             items.push(put(&self.table, super::messages::reminder_item(tour, reminder), None)?);
         }
+        if let Some(consent) = &booking.consent {
+            let expires = (tour.end + self.personal_data_retention).timestamp();
+            items.push(put(&self.table, super::consent::consent_item(consent, expires), None)?);
+        }
         // The presented hold goes with the booking: what it held beyond the tour's own locks is freed.
         let release = match &booking.hold {
             Some(hold) => super::holds::release_items(&self.table, property, hold, &taken, true, now)?,
@@ -947,6 +951,45 @@ impl Outbox for DynamoStore {
 impl DynamoStore {
     /// Blanks the staff notes in every idempotent answer saved for `booking`'s changes (a replay then shows none),
     /// deleting each answer's pointer once done.
+    async fn forget_consent(&self, booking: &BookingId) -> Result<(), StoreError> {
+        let items = self
+            .get_many(vec![
+                key(format!("TOUR#{booking}"), "TOUR"),
+                key(format!("TOUR#{booking}"), "PERSON"),
+            ])
+            .await?;
+        let text = |sk: &str, name: &str| {
+            items
+                .iter()
+                .find(|i| i.get("sk").and_then(|v| v.as_s().ok()).map(String::as_str) == Some(sk))
+                .and_then(|i| i.get(name))
+                .and_then(|v| v.as_s().ok())
+                .cloned()
+        };
+        let property = text("TOUR", "property_id").and_then(|p| ResManPropertyId::parse(&p).ok());
+        let phone = text("PERSON", "prospect_phone").and_then(|p| Phone::parse(&p).ok());
+        let (Some(property), Some(phone)) = (property, phone) else {
+            return Ok(());
+        };
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(super::consent::opt_out_key(&phone)))
+            .send()
+            .await
+            .map_err(unavailable)?;
+        for consent in self.consent_keys(&property, &phone).await? {
+            self.client
+                .delete_item()
+                .table_name(&self.table)
+                .set_key(Some(consent))
+                .send()
+                .await
+                .map_err(unavailable)?;
+        }
+        Ok(())
+    }
+
     async fn blank_saved_answers(&self, booking: &BookingId) -> Result<(), StoreError> {
         let pointers = self
             .query_all(|| {
@@ -1016,6 +1059,9 @@ impl tour_core::ports::PersonalData for DynamoStore {
             // Saved answers to the tour's changes show its staff notes: blanked first, each with its pointer, so a
             // retried erasure still finds the rest through the prospect's pointer, deleted last.
             self.blank_saved_answers(&booking).await?;
+            // Consent to texts: the number is opted out for good, then its grants and revocations go, before the
+            // personal data that names the number (so a retried erasure still finds it).
+            self.forget_consent(&booking).await?;
             // The personal data and its pointer together; from the tour item, any notes it kept from before they
             // moved to the personal data, and the fields ResMan's notices sent beside its changes (staff may write
             // anything there), kept in its history.

@@ -111,6 +111,18 @@ pub fn response_for(property: &Property, tour: &TourRecord) -> BookTourResponse 
     }
 }
 
+/// The grant of consent to texts a booking carries, for the prospect's number at the tour's property.
+fn consent_of(command: &BookTourCommand, tour: &TourRecord) -> Option<crate::domain::consent::ConsentEvent> {
+    let (consent, phone) = (command.sms_consent.as_ref()?, command.contact.phone.clone()?);
+    Some(crate::domain::consent::ConsentEvent::granted(
+        tour.property_id.clone(),
+        phone,
+        consent,
+        tour.conversation_id.clone(),
+        tour.booking_id.clone(),
+    ))
+}
+
 fn finished(outcome: Outcome, response: BookTourResponse) -> Result<Booked, AppError> {
     let body = serde_json::to_string(&response).map_err(|e| AppError::Internal(format!("response: {e}")))?;
     Ok(Booked {
@@ -290,6 +302,9 @@ async fn hold_slot(
     );
     let property = property?;
     let window = requested_slot(&property, command, now)?;
+    if let Some(consent) = &command.sms_consent {
+        consent.check(now)?;
+    }
     let reach = reach_of_dates(&property, command.date, command.date)?;
     let hold = hold?;
     let presented = crate::domain::hold::presented(hold.as_ref(), command.hold_token.as_ref(), &property.id);
@@ -316,6 +331,7 @@ async fn hold_slot(
         let mut tour = new_tour(&property, command, key, booking_id, &window, holder.clone(), now);
         tour.resman_prospect_id = known.clone();
         let booking = NewBooking {
+            consent: consent_of(command, &tour),
             lock_granules: lock_granules(&property, &holder, &window),
             messages: crate::domain::notify::owed(&property, None, &tour, false),
             reminders: crate::domain::notify::reminders_owed(&tour, &property.reminder_hours, now),
@@ -558,6 +574,44 @@ pub struct TourView {
     /// Every message the tour owed and how it went (the read of one tour shows them; answers to a change do not).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub notifications: Option<Vec<crate::domain::notify::Delivery>>,
+    /// Where the prospect's number stands on texts at the property (the read of one tour shows it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sms_consent: Option<SmsConsentView>,
+}
+
+/// The prospect's consent to texts as staff read it: `granted`, `revoked`, `none` or `opted_out` (erased on request:
+/// never texted again), since when (the property's zone), and the words they agreed to while it stands.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SmsConsentView {
+    pub state: String,
+    pub since: Option<String>,
+    pub words: Option<String>,
+}
+
+impl SmsConsentView {
+    pub fn of(property: &Property, record: &crate::ports::ConsentRecord) -> Self {
+        use crate::domain::consent::{ConsentChange, ConsentState};
+        let local = |at: &DateTime<Utc>| at.with_timezone(&property.time_zone).to_rfc3339();
+        let (state, since) = match record.state() {
+            ConsentState::None => ("none", None),
+            ConsentState::Granted { since } => ("granted", Some(since)),
+            ConsentState::Revoked { since } => ("revoked", Some(since)),
+            ConsentState::OptedOut => ("opted_out", None),
+        };
+        let words = record
+            .events
+            .iter()
+            .filter(|e| Some(e.at) == since)
+            .find_map(|e| match &e.change {
+                ConsentChange::Granted { words } if state == "granted" => Some(words.clone()),
+                _ => None,
+            });
+        Self {
+            state: state.to_owned(),
+            since: since.as_ref().map(local),
+            words,
+        }
+    }
 }
 
 /// A tour by our id (`tour_...`) or by ResMan's appointment id.
@@ -616,6 +670,7 @@ pub fn view_of(
             })
             .collect(),
         notifications,
+        sms_consent: None,
     }
 }
 
@@ -625,6 +680,7 @@ pub async fn tour_view(
     properties: &dyn PropertyStore,
     tours: &dyn crate::ports::TourReads,
     messages: &dyn crate::ports::MessageStore,
+    consents: &dyn crate::ports::Consents,
     id: &str,
 ) -> Result<TourView, AppError> {
     let booking = match BookingId::parse(id.trim()) {
@@ -636,7 +692,15 @@ pub async fn tour_view(
         .await?
         .ok_or_else(|| AppError::NotFound(crate::domain::InvalidField::new("appointment_id", "no such tour")))?;
     let property = super::availability::load_tours_property(properties, &tour).await?;
-    Ok(view_of(&property, &tour, Some(deliveries)))
+    let consent = match crate::domain::Phone::parse(&tour.prospect_phone) {
+        Ok(phone) => consents.consent(&property.id, &phone).await?,
+        // Erased, or lapsed with the personal data: no number to ask about.
+        Err(_) => crate::ports::ConsentRecord::default(),
+    };
+    Ok(TourView {
+        sms_consent: Some(SmsConsentView::of(&property, &consent)),
+        ..view_of(&property, &tour, Some(deliveries))
+    })
 }
 
 #[cfg(test)]
@@ -787,6 +851,70 @@ mod use_case_tests {
             listed.tours[0].tour,
             booked.response.unwrap().tour,
             "the same tour, said the same way"
+        );
+    }
+
+    #[tokio::test]
+    async fn consent_to_texts_is_kept_with_the_booking_and_a_consent_from_the_future_books_nothing() {
+        use crate::domain::consent::{ConsentSource, ConsentState, SmsConsent};
+        use crate::ports::Consents;
+        let (store, tours) = (MemoryStore::with_property(demo()), MemoryTours::default());
+        let resman = ScriptedResMan::default();
+        let mut c = command(1, "10:00");
+        let phone = c.contact.phone.clone().unwrap();
+        let future = SmsConsent {
+            words: "Text me about my tour.".into(),
+            agreed_at: monday_morning() + Duration::minutes(6),
+        };
+        c.sms_consent = Some(future.clone());
+        match book(&store, &tours, &resman, &c, None).await {
+            Err(AppError::Invalid(f)) => assert_eq!(f.field, "sms_consent.agreed_at"),
+            other => panic!("{other:?}"),
+        }
+        assert!(tours.tours.lock().unwrap().is_empty(), "nothing booked");
+        c.sms_consent = Some(SmsConsent {
+            agreed_at: monday_morning() - Duration::minutes(2),
+            ..future
+        });
+        let booked = book(&store, &tours, &resman, &c, None).await.unwrap();
+        let record = tours.consent(&demo().id, &phone).await.unwrap();
+        assert_eq!(
+            record.state(),
+            ConsentState::Granted {
+                since: monday_morning() - Duration::minutes(2)
+            }
+        );
+        assert!(matches!(
+            &record.events[0].source,
+            ConsentSource::Conversation { conversation_id, booking_id }
+                if conversation_id == &c.conversation_id
+                    && booking_id.as_str() == booked.response.as_ref().unwrap().tour.appointment_id
+        ));
+        // Staff read it on the tour: since when, in the property's zone, and the words agreed to.
+        let id = &booked.response.as_ref().unwrap().tour.appointment_id;
+        let view = tour_view(&store, &tours, &tours, &tours, id).await.unwrap();
+        assert_eq!(
+            view.sms_consent,
+            Some(SmsConsentView {
+                state: "granted".into(),
+                since: Some("2026-11-30T05:58:00-06:00".into()),
+                words: Some("Text me about my tour.".into()),
+            })
+        );
+        // Without consent, nothing is kept for the number.
+        let mut other = command(2, "11:00");
+        other.contact.phone = Some(crate::domain::Phone::parse("+15125550199").unwrap());
+        let booked = book(&store, &tours, &resman, &other, None).await.unwrap();
+        let none = tours
+            .consent(&demo().id, other.contact.phone.as_ref().unwrap())
+            .await
+            .unwrap();
+        assert_eq!(none.state(), ConsentState::None);
+        let id = &booked.response.as_ref().unwrap().tour.appointment_id;
+        let view = tour_view(&store, &tours, &tours, &tours, id).await.unwrap();
+        assert_eq!(
+            view.sms_consent.map(|c| (c.state, c.words)),
+            Some(("none".into(), None))
         );
     }
 
@@ -1046,11 +1174,12 @@ mod use_case_tests {
         );
         let booked = book(&store, &tours, &resman, &command(1, "10:00"), None).await.unwrap();
         let ours = booked.response.unwrap();
-        let by_ours = tour_view(&store, &tours, &tours, &ours.tour.appointment_id)
+        let by_ours = tour_view(&store, &tours, &tours, &tours, &ours.tour.appointment_id)
             .await
             .unwrap();
         let by_theirs = tour_view(
             &store,
+            &tours,
             &tours,
             &tours,
             ours.tour.resman_appointment_id.as_deref().unwrap(),
@@ -1069,12 +1198,12 @@ mod use_case_tests {
         assert_eq!(booked_entry.staff_member, ours.tour.staff_member);
         for unknown in ["tour_0123456789abcdef0123456789abcdef", "EV-404"] {
             assert!(matches!(
-                tour_view(&store, &tours, &tours, unknown).await,
+                tour_view(&store, &tours, &tours, &tours, unknown).await,
                 Err(AppError::NotFound(_))
             ));
         }
         assert!(matches!(
-            tour_view(&store, &tours, &tours, "no spaces allowed").await,
+            tour_view(&store, &tours, &tours, &tours, "no spaces allowed").await,
             Err(AppError::Invalid(e)) if e.field == "appointment_id"
         ));
     }
@@ -1093,14 +1222,14 @@ mod use_case_tests {
         let ours = booked.response.unwrap();
         let riverside = Accounts::Only([AccountRef::Id(crate::domain::resman::ResManAccountId(401))].into());
         let other = InReach::new(&store, &riverside);
-        let unknown = tour_view(&store, &tours, &tours, "tour_0123456789abcdef0123456789abcdef")
+        let unknown = tour_view(&store, &tours, &tours, &tours, "tour_0123456789abcdef0123456789abcdef")
             .await
             .unwrap_err();
         for id in [
             ours.tour.appointment_id.as_str(),
             ours.tour.resman_appointment_id.as_deref().unwrap(),
         ] {
-            let refused = tour_view(&other, &tours, &tours, id).await.unwrap_err();
+            let refused = tour_view(&other, &tours, &tours, &tours, id).await.unwrap_err();
             assert!(matches!(refused, AppError::NotFound(_)), "{refused:?}");
             assert_eq!(
                 refused.to_string(),

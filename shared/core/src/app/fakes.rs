@@ -234,7 +234,43 @@ pub struct MemoryTours {
     pub holds: Mutex<HashMap<crate::domain::ConversationId, (crate::domain::hold::SlotHold, Vec<LockName>)>>,
     /// The refusals of taken slots, by property (once per key and moment, as DynamoDB keeps them).
     pub refusals: Mutex<Vec<(crate::domain::ResManPropertyId, String, DateTime<Utc>)>>,
+    /// Grants and revocations of consent to texts.
+    pub consents: Mutex<Vec<crate::domain::consent::ConsentEvent>>,
+    /// The digests of the numbers opted out for good.
+    pub opted_out: Mutex<std::collections::BTreeSet<String>>,
     pub trips: Trips,
+}
+
+/// Keeps an event once, as DynamoDB keeps one item per key.
+fn keep_once(events: &mut Vec<crate::domain::consent::ConsentEvent>, event: &crate::domain::consent::ConsentEvent) {
+    if !events.contains(event) {
+        events.push(event.clone());
+    }
+}
+
+#[async_trait]
+impl crate::ports::Consents for MemoryTours {
+    async fn consent(
+        &self,
+        property: &ResManPropertyId,
+        phone: &crate::domain::Phone,
+    ) -> Result<crate::ports::ConsentRecord, StoreError> {
+        self.trips.take().await;
+        Ok(crate::ports::ConsentRecord {
+            events: locked(&self.consents)
+                .iter()
+                .filter(|e| &e.property_id == property && &e.phone == phone)
+                .cloned()
+                .collect(),
+            opted_out: locked(&self.opted_out).contains(&crate::domain::consent::phone_digest(phone)),
+        })
+    }
+
+    async fn record_consent(&self, event: &crate::domain::consent::ConsentEvent) -> Result<(), StoreError> {
+        self.trips.take().await;
+        keep_once(&mut locked(&self.consents), event);
+        Ok(())
+    }
 }
 
 /// A lock: the holder's name and the granule.
@@ -498,6 +534,9 @@ impl crate::ports::TourWrites for MemoryTours {
             },
         );
         locked(&self.tours).insert(tour.booking_id.clone(), tour.clone());
+        if let Some(consent) = &booking.consent {
+            keep_once(&mut locked(&self.consents), consent);
+        }
         Ok(crate::ports::BookingWrite::Created)
     }
 

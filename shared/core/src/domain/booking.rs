@@ -1,6 +1,7 @@
 //! A tour booking: the chatbot's request made into a command that can only hold valid values, and where the time it
 //! asks for stands against the property's rules. What we keep of a booking is in [`super::record`].
 
+use super::consent::SmsConsent;
 use super::fields::{JsonObject, checked_text, idempotency_key_of, json_object, required, text_field};
 use super::property::Property;
 use super::resman::ProspectContact;
@@ -19,6 +20,9 @@ pub struct BookTourRequest {
     pub tour_data: Option<TourData>,
     /// The token of the conversation's slot hold, when it holds the time asked for.
     pub hold_token: Option<String>,
+    /// The prospect's agreement to texts, when they gave it in the conversation.
+    #[serde(skip)]
+    pub sms_consent: Option<SmsConsent>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -88,6 +92,7 @@ impl BookTourRequest {
             conversation_id: text_field(object, "conversation_id", "conversation_id")?,
             tour_data,
             hold_token: text_field(object, "hold_token", "hold_token")?,
+            sms_consent: SmsConsent::from_body(object)?,
         })
     }
 }
@@ -106,6 +111,9 @@ pub struct BookTourCommand {
     /// The conversation's slot hold for this time, if it holds one. Not part of the fingerprint: it says how the
     /// slot is had, not what is booked.
     pub hold_token: Option<HoldToken>,
+    /// The prospect's agreement to texts. Not part of the fingerprint either: it is about the prospect's number, not
+    /// the tour.
+    pub sms_consent: Option<SmsConsent>,
 }
 
 /// Field names as the chatbot sees them (inside `tour_data`).
@@ -210,6 +218,7 @@ impl BookTourCommand {
                 .filter(|t| !t.is_empty())
                 .map(HoldToken::parse)
                 .transpose()?,
+            sms_consent: request.sms_consent.clone(),
         })
     }
 

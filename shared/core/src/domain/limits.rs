@@ -27,6 +27,8 @@ pub const STAFF_NOTES_CHARS: usize = 2000;
 pub const IDEMPOTENCY_KEY_CHARS: usize = 255;
 /// A self-service link's token (`t`).
 pub const LINK_TOKEN_CHARS: usize = 200;
+/// `sms_consent.words`: the words the prospect was shown when they agreed to texts.
+pub const CONSENT_WORDS_CHARS: usize = 1000;
 
 /// Where `openapi.yaml` states each limit (a path of keys from the document's root) and its value.
 pub const DESCRIBED: &[(&[&str], usize)] = &[
@@ -174,6 +176,17 @@ pub const DESCRIBED: &[(&[&str], usize)] = &[
     (
         &["components", "parameters", "LinkToken", "schema", "maxLength"],
         LINK_TOKEN_CHARS,
+    ),
+    (
+        &[
+            "components",
+            "schemas",
+            "SmsConsent",
+            "properties",
+            "words",
+            "maxLength",
+        ],
+        CONSENT_WORDS_CHARS,
     ),
 ];
 

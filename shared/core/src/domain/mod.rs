@@ -23,6 +23,7 @@ pub mod access;
 pub mod analytics;
 pub mod booking;
 pub mod calendar;
+pub mod consent;
 pub mod contact;
 pub mod digest;
 pub mod email;

@@ -4,6 +4,7 @@
 
 mod analytics;
 mod calendar;
+mod consent;
 mod holds;
 mod idempotency;
 mod messages;
@@ -14,6 +15,7 @@ mod tours;
 
 pub use analytics::*;
 pub use calendar::*;
+pub use consent::*;
 pub use holds::*;
 pub use idempotency::*;
 pub use messages::*;

@@ -23,6 +23,8 @@ pub struct NewBooking {
     /// The earlier booking whose idempotency record this one takes over (its tour was cancelled since): the record
     /// is replaced only while it still names that booking.
     pub replaces: Option<crate::domain::BookingId>,
+    /// The prospect's consent to texts that came with the booking, kept with it.
+    pub consent: Option<crate::domain::consent::ConsentEvent>,
 }
 
 /// What the booking transaction did.
