@@ -608,7 +608,7 @@ def step_chatbot_books_a_tour(ctx: Context) -> None:
                 raise DemoError(f"her agreement to texts was not kept: {texts}")
             since = datetime.fromisoformat(texts["since"]).astimezone(zone)
             say(f"  The tour also shows staff that she agreed to texts at {clock(since)}, and to what: "
-                f"\"{texts['words']}\". Without that, no text would ever go to her number.")
+                f"\"{texts['words']}\" Without that, no text would ever go to her number.")
 
     say(f"Three more prospects ask for the same time, {clock(CHATBOT_TOUR_TIME)}:")
     for prospect in PROSPECTS[1:4]:
