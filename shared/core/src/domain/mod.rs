@@ -43,6 +43,7 @@ pub mod resman;
 pub mod rotation;
 pub mod signature;
 pub mod slots;
+pub mod texts;
 pub mod time;
 pub mod tour;
 pub mod update;
