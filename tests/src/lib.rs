@@ -112,6 +112,86 @@ fn start_moto() -> (String, Child) {
     panic!("moto_server did not start: {}", last.trim());
 }
 
+/// The stand-in for AWS End User Messaging SMS (`infra/local/sms_sandbox.py`), one per test, on a free port; it stops
+/// when this is dropped.
+pub struct SmsSandbox {
+    child: Child,
+    pub url: String,
+}
+
+impl SmsSandbox {
+    /// Started with its delivery receipts and prospects' replies POSTed to `events` and `inbound`, when given.
+    pub fn start(events: Option<&str>, inbound: Option<&str>) -> SmsSandbox {
+        use std::io::BufRead;
+        let port = free_port();
+        let mut cmd = Command::new(tool("python"));
+        cmd.arg("-u")
+            .arg(workspace_root().join("infra/local/sms_sandbox.py"))
+            .args(["--port", &port.to_string()]);
+        if let Some(url) = events {
+            cmd.args(["--deliver-events-to", url]);
+        }
+        if let Some(url) = inbound {
+            cmd.args(["--deliver-inbound-to", url]);
+        }
+        let mut child = cmd
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("could not start infra/local/sms_sandbox.py");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let (ready, told) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+                if line.contains("listening on") {
+                    let _ = ready.send(());
+                }
+            }
+        });
+        if told.recv_timeout(Duration::from_secs(20)).is_err() {
+            let _ = child.kill();
+            panic!("infra/local/sms_sandbox.py did not say it was listening within 20 s");
+        }
+        SmsSandbox {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+        }
+    }
+
+    /// An SDK configuration that sends to it.
+    pub async fn sdk(&self) -> aws_config::SdkConfig {
+        sdk_at(&self.url).await
+    }
+
+    /// A call to its control surface (`/_sandbox/...`): the JSON answer.
+    pub async fn control(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> serde_json::Value {
+        let mut request = reqwest::Client::new().request(method, format!("{}{path}", self.url));
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        request
+            .send()
+            .await
+            .and_then(reqwest::Response::error_for_status)
+            .expect("the SMS sandbox's control surface")
+            .json()
+            .await
+            .expect("a JSON answer")
+    }
+}
+
+impl Drop for SmsSandbox {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// DynamoDB Local, one per test process, started on first use through `infra/local/dynamodb_local.py` (the one
 /// way the project starts it). Tests share it and keep apart by table name (each [`LocalAws`] provisions its own
 /// prefix). A static is never dropped, so the JVM's end is tied to this process instead: the launcher stops it

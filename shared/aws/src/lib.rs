@@ -7,6 +7,7 @@ pub mod outbound;
 pub mod resman;
 pub mod secrets;
 pub mod ses;
+pub mod sms;
 pub mod sqs;
 pub mod staff_webhook;
 

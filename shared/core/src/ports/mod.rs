@@ -11,6 +11,7 @@ mod messages;
 mod outbox;
 mod properties;
 mod resman;
+mod texts;
 mod tours;
 
 pub use analytics::*;
@@ -22,6 +23,7 @@ pub use messages::*;
 pub use outbox::*;
 pub use properties::*;
 pub use resman::*;
+pub use texts::*;
 pub use tours::*;
 
 /// Why a store call failed. `Unavailable` after a write means "unknown whether it happened", like ResMan's.
