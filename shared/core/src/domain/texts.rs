@@ -1,5 +1,5 @@
-//! Text messages' rules that need no I/O: when a text may go (quiet hours), what a prospect's reply asks for, and how
-//! many parts a text costs.
+//! Text messages' rules that need no I/O: when a text may go (quiet hours), what a prospect's reply asks for, what
+//! each text says, and how many parts it costs.
 //!
 //! Quiet hours: a text waits out 9 pm to 8 am in the prospect's local time (the property's zone stands in for it),
 //! unless waiting would make it useless: a text about a tour that starts before quiet hours end, plus
@@ -126,6 +126,70 @@ fn revocation_among(words: &[String]) -> Option<String> {
         .windows(2)
         .find(|pair| pair[0] == "OPT" && pair[1] == "OUT")
         .map(|_| "OPT OUT".to_owned())
+}
+
+/// What a text says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TextKind {
+    /// The booking, with the confirmation ask.
+    Confirmation,
+    /// The first reminder (24 hours before, by default), with the confirmation ask.
+    Reminder,
+    /// The last reminder (2 hours before, by default), with the confirmation ask.
+    LastReminder,
+    /// The tour moved.
+    Moved,
+    /// The tour is off (staff or the chatbot cancelled it).
+    Cancelled,
+    /// The one text after a `CANCEL` reply: the tour is off, and so are texts.
+    CancelledAndStopped,
+    /// The one text after a revocation: no more texts.
+    Stopped,
+    /// The answer to `HELP`.
+    Help,
+}
+
+/// What a text is about: the property's name (its voice), the office's phone, the tour's start in the property's
+/// zone, and the prospect's self-service link.
+pub struct TextAbout<'a> {
+    pub property: &'a str,
+    pub office_phone: Option<&'a str>,
+    pub start: DateTime<Utc>,
+    pub zone: Tz,
+    pub link: Option<&'a str>,
+}
+
+/// The words of a text: short (one part where the link allows, two at most with one), signed with the property's
+/// name, in GSM-7 characters where the property's name allows.
+pub fn wording(kind: TextKind, about: &TextAbout<'_>) -> String {
+    let local = about.start.with_timezone(&about.zone);
+    let when = local.format("%a %b %-d, %-I:%M %p").to_string();
+    let hour = local.format("%-I:%M %p").to_string();
+    const ASK: &str = "Reply C to confirm, R to reschedule.";
+    const BACK: &str = "Reply START to get texts again.";
+    let body = match kind {
+        TextKind::Confirmation => format!("your tour is booked for {when}. {ASK}"),
+        TextKind::Reminder => format!("reminder: your tour is {when}. {ASK}"),
+        TextKind::LastReminder => format!("see you at {hour} today for your tour. {ASK}"),
+        TextKind::Moved => format!("your tour is now {when}."),
+        TextKind::Cancelled => format!("your tour on {when} is cancelled. To book again:"),
+        TextKind::CancelledAndStopped => {
+            format!("your tour on {when} is cancelled and we will not text you again. {BACK}")
+        }
+        TextKind::Stopped => format!("you will get no more texts from us. {BACK}"),
+        TextKind::Help => match about.office_phone {
+            Some(phone) => format!("tour texts. Questions? Call {phone}. Reply STOP to stop."),
+            None => "tour texts. Reply STOP to stop.".to_owned(),
+        },
+    };
+    let linked = matches!(
+        kind,
+        TextKind::Confirmation | TextKind::Reminder | TextKind::LastReminder | TextKind::Moved | TextKind::Cancelled
+    );
+    match about.link.filter(|_| linked) {
+        Some(link) => format!("{}: {body} {link}", about.property),
+        None => format!("{}: {body}", about.property),
+    }
 }
 
 /// The characters of GSM 03.38's default alphabet, and those of its extension table (which take two septets).
@@ -301,6 +365,57 @@ mod tests {
         assert_eq!(Reply::parse("yes I will come"), Reply::Other);
         assert_eq!(Reply::parse(""), Reply::Other);
         assert!(!Reply::parse("Is parking free?").revokes());
+    }
+
+    #[test]
+    fn each_text_is_short_in_the_propertys_voice_and_carries_the_link_where_it_helps() {
+        let link = "https://tours.maplegrove.example/tour?t=tour_3f6c0b8e9a7d4e21b5c4a3f2e1d0c9b8.m.1764600000.c8d1e2f3a4b5c6d7e8f9";
+        let about = TextAbout {
+            property: "Maple Grove Apartments",
+            office_phone: Some("(512) 555-0100"),
+            start: chicago(2026, 12, 1, 14, 0),
+            zone: Chicago,
+            link: Some(link),
+        };
+        let all = [
+            TextKind::Confirmation,
+            TextKind::Reminder,
+            TextKind::LastReminder,
+            TextKind::Moved,
+            TextKind::Cancelled,
+            TextKind::CancelledAndStopped,
+            TextKind::Stopped,
+            TextKind::Help,
+        ];
+        for kind in all {
+            let text = wording(kind, &about);
+            assert!(text.starts_with("Maple Grove Apartments: "), "{text}");
+            assert!(segments(&text) <= 2, "{kind:?} costs {} parts: {text}", segments(&text));
+            let without_link = wording(kind, &TextAbout { link: None, ..about });
+            assert_eq!(segments(&without_link), 1, "{kind:?} without its link: {without_link}");
+        }
+        let confirmation = wording(TextKind::Confirmation, &about);
+        assert_eq!(
+            confirmation,
+            format!(
+                "Maple Grove Apartments: your tour is booked for Tue Dec 1, 2:00 PM. Reply C to confirm, R to \
+                 reschedule. {link}"
+            )
+        );
+        assert!(wording(TextKind::LastReminder, &about).contains("see you at 2:00 PM today"));
+        assert!(wording(TextKind::Moved, &about).ends_with(link));
+        // The texts that end texting say how to come back, and carry no link to act on the tour.
+        for kind in [TextKind::Stopped, TextKind::CancelledAndStopped] {
+            let text = wording(kind, &about);
+            assert!(text.contains("START") && !text.contains(link), "{text}");
+        }
+        assert!(wording(TextKind::CancelledAndStopped, &about).contains("Tue Dec 1, 2:00 PM is cancelled"));
+        assert!(wording(TextKind::Help, &about).contains("Call (512) 555-0100"));
+        let no_phone = TextAbout {
+            office_phone: None,
+            ..about
+        };
+        assert!(wording(TextKind::Help, &no_phone).ends_with("Reply STOP to stop."));
     }
 
     #[test]
