@@ -1,4 +1,4 @@
-//! One adapter per port: DynamoDB, SQS, SES, Secrets Manager, ResMan, and the chatbot's and staff's webhooks.
+//! One adapter per port: DynamoDB, SQS, SES, End User Messaging SMS, Secrets Manager, ResMan, and the chatbot's and staff's webhooks.
 //! Each implements `tour_core::ports`; nothing here decides a rule.
 
 pub mod callback;
@@ -10,6 +10,14 @@ pub mod ses;
 pub mod sms;
 pub mod sqs;
 pub mod staff_webhook;
+
+/// A bound on one SDK operation, retries included (the SDK sets none of its own): a sender starts a call only with
+/// that much time left in its invocation.
+pub(crate) fn operation_timeout(timeout: std::time::Duration) -> aws_config::timeout::TimeoutConfig {
+    aws_config::timeout::TimeoutConfig::builder()
+        .operation_timeout(timeout)
+        .build()
+}
 
 /// A setting or secret that could not be read at cold start.
 #[derive(Debug, thiserror::Error)]

@@ -25,11 +25,8 @@ impl SesMailer {
         configuration_set: Option<String>,
         timeout: std::time::Duration,
     ) -> Self {
-        let timeouts = aws_config::timeout::TimeoutConfig::builder()
-            .operation_timeout(timeout)
-            .build();
         let config = aws_sdk_sesv2::config::Builder::from(sdk)
-            .timeout_config(timeouts)
+            .timeout_config(crate::operation_timeout(timeout))
             .build();
         Self {
             client: aws_sdk_sesv2::Client::from_conf(config),

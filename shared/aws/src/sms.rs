@@ -23,11 +23,8 @@ impl SmsTexts {
         configuration_set: Option<String>,
         timeout: std::time::Duration,
     ) -> Self {
-        let timeouts = aws_config::timeout::TimeoutConfig::builder()
-            .operation_timeout(timeout)
-            .build();
         let config = aws_sdk_pinpointsmsvoicev2::config::Builder::from(sdk)
-            .timeout_config(timeouts)
+            .timeout_config(crate::operation_timeout(timeout))
             .build();
         Self {
             client: aws_sdk_pinpointsmsvoicev2::Client::from_conf(config),

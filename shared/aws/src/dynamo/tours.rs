@@ -1106,13 +1106,7 @@ mod tests {
 
     #[test]
     fn every_outcome_is_read_back_as_it_was_saved() {
-        let slot = tour_core::domain::slots::SlotView {
-            time: "2026-12-01T10:15:00-06:00".into(),
-            staff_member: "Alex Rivera".into(),
-            staff_member_id: Some("A".into()),
-            duration: 45,
-            tour_type: tour_core::domain::TourType::InPerson,
-        };
+        let slot = tour_core::domain::slots::sample_slot_view();
         let outcomes = Outcome::ALL
             .map(|outcome| SavedOutcome::Done {
                 outcome,

@@ -247,6 +247,18 @@ pub struct SlotView {
     pub tour_type: TourType,
 }
 
+/// A slot as an answer shows it, for tests: 10:15 on 1 December 2026, Central, with Alex.
+#[cfg(any(test, feature = "testing"))]
+pub fn sample_slot_view() -> SlotView {
+    SlotView {
+        time: "2026-12-01T10:15:00-06:00".into(),
+        staff_member: "Alex Rivera".into(),
+        staff_member_id: Some("A".into()),
+        duration: 45,
+        tour_type: TourType::InPerson,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::property::tests::{demo, demo_json};

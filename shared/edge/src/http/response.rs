@@ -269,13 +269,7 @@ mod tests {
 
     #[test]
     fn a_taken_slot_is_a_409_with_alternatives_and_in_progress_says_when_to_retry() {
-        let alt = tour_core::app::availability::SlotView {
-            time: "2026-12-01T10:15:00-06:00".into(),
-            staff_member: "Alex Rivera".into(),
-            staff_member_id: Some("A".into()),
-            duration: 45,
-            tour_type: tour_core::domain::TourType::InPerson,
-        };
+        let alt = tour_core::domain::slots::sample_slot_view();
         let r = error_response(&AppError::SlotTaken {
             alternatives: vec![alt],
             field: "tour_data.preferred_time",
@@ -346,13 +340,7 @@ mod tests {
 
     #[test]
     fn a_saved_refusal_is_answered_as_the_first_refusal_was() {
-        let slot = tour_core::domain::slots::SlotView {
-            time: "2026-12-01T10:15:00-06:00".into(),
-            staff_member: "Alex Rivera".into(),
-            staff_member_id: Some("A".into()),
-            duration: 45,
-            tour_type: tour_core::domain::TourType::InPerson,
-        };
+        let slot = tour_core::domain::slots::sample_slot_view();
         let first = AppError::SlotTaken {
             alternatives: vec![slot.clone()],
             field: "tour_data.preferred_time",
