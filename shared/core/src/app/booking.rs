@@ -583,32 +583,28 @@ pub struct TourView {
 /// never texted again), since when (the property's zone), and the words they agreed to while it stands.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SmsConsentView {
-    pub state: String,
+    pub state: crate::domain::consent::ConsentWord,
     pub since: Option<String>,
     pub words: Option<String>,
 }
 
 impl SmsConsentView {
     pub fn of(property: &Property, record: &crate::ports::ConsentRecord) -> Self {
-        use crate::domain::consent::{ConsentChange, ConsentState};
-        let local = |at: &DateTime<Utc>| at.with_timezone(&property.time_zone).to_rfc3339();
-        let (state, since) = match record.state() {
-            ConsentState::None => ("none", None),
-            ConsentState::Granted { since } => ("granted", Some(since)),
-            ConsentState::Revoked { since } => ("revoked", Some(since)),
-            ConsentState::OptedOut => ("opted_out", None),
-        };
+        use crate::domain::consent::ConsentChange;
+        let state = record.state();
+        let since = state.since();
+        // The words of the grant that stands (a revocation shows none).
         let words = record
             .events
             .iter()
-            .filter(|e| Some(e.at) == since)
+            .filter(|e| state.may_text() && Some(e.at) == since)
             .find_map(|e| match &e.change {
-                ConsentChange::Granted { words } if state == "granted" => Some(words.clone()),
-                _ => None,
+                ConsentChange::Granted { words } => Some(words.clone()),
+                ConsentChange::Revoked { .. } => None,
             });
         Self {
-            state: state.to_owned(),
-            since: since.as_ref().map(local),
+            state: state.word(),
+            since: since.map(|at| at.with_timezone(&property.time_zone).to_rfc3339()),
             words,
         }
     }
@@ -896,7 +892,7 @@ mod use_case_tests {
         assert_eq!(
             view.sms_consent,
             Some(SmsConsentView {
-                state: "granted".into(),
+                state: crate::domain::consent::ConsentWord::Granted,
                 since: Some("2026-11-30T05:58:00-06:00".into()),
                 words: Some("Text me about my tour.".into()),
             })
@@ -914,7 +910,43 @@ mod use_case_tests {
         let view = tour_view(&store, &tours, &tours, &tours, id).await.unwrap();
         assert_eq!(
             view.sms_consent.map(|c| (c.state, c.words)),
-            Some(("none".into(), None))
+            Some((crate::domain::consent::ConsentWord::None, None))
+        );
+    }
+
+    #[test]
+    fn staff_read_a_revocation_with_its_time_and_no_words() {
+        use crate::domain::consent::{ConsentChange, ConsentEvent, ConsentSource, ConsentWord};
+        let event = |minutes: i64, change: ConsentChange| ConsentEvent {
+            property_id: demo().id,
+            phone: crate::domain::Phone::parse("+15125550100").unwrap(),
+            at: monday_morning() + Duration::minutes(minutes),
+            change,
+            source: ConsentSource::TextReply,
+        };
+        let record = crate::ports::ConsentRecord {
+            events: vec![
+                event(0, ConsentChange::Granted { words: "ok".into() }),
+                event(30, ConsentChange::Revoked { by: "STOP".into() }),
+            ],
+            opted_out: false,
+        };
+        assert_eq!(
+            SmsConsentView::of(&demo(), &record),
+            SmsConsentView {
+                state: ConsentWord::Revoked,
+                since: Some("2026-11-30T06:30:00-06:00".into()),
+                words: None,
+            }
+        );
+        let erased = crate::ports::ConsentRecord {
+            opted_out: true,
+            ..record
+        };
+        let view = SmsConsentView::of(&demo(), &erased);
+        assert_eq!(
+            (view.state, view.since, view.words),
+            (ConsentWord::OptedOut, None, None)
         );
     }
 

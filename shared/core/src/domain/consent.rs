@@ -166,6 +166,34 @@ impl ConsentState {
     pub fn may_text(&self) -> bool {
         matches!(self, Self::Granted { .. })
     }
+
+    /// Its name, as the API shows it.
+    pub fn word(&self) -> ConsentWord {
+        match self {
+            Self::None => ConsentWord::None,
+            Self::Granted { .. } => ConsentWord::Granted,
+            Self::Revoked { .. } => ConsentWord::Revoked,
+            Self::OptedOut => ConsentWord::OptedOut,
+        }
+    }
+
+    /// When it was granted or revoked.
+    pub fn since(&self) -> Option<DateTime<Utc>> {
+        match self {
+            Self::Granted { since } | Self::Revoked { since } => Some(*since),
+            Self::None | Self::OptedOut => None,
+        }
+    }
+}
+
+/// A consent state's name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConsentWord {
+    None,
+    Granted,
+    Revoked,
+    OptedOut,
 }
 
 /// The digest a number is kept under where the number itself must not be (the opt-out marker, the consent's key).
