@@ -236,6 +236,25 @@ pub struct HourShows {
     pub rate: Option<f64>,
 }
 
+/// Shows among the tours of one segment (how far ahead they were booked, whether staff confirmed them).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SegmentShows {
+    pub segment: &'static str,
+    pub tours: u64,
+    pub shows: u64,
+    pub rate: Option<f64>,
+}
+
+/// How far ahead a tour was booked, by the property's calendar: the same day, 1 or 2 days ahead, or 3 or more.
+pub fn lead_time(zone: Tz, booked: DateTime<Utc>, start: DateTime<Utc>) -> &'static str {
+    let days = (start.with_timezone(&zone).date_naive() - booked.with_timezone(&zone).date_naive()).num_days();
+    match days {
+        ..=0 => "same_day",
+        1 | 2 => "one_to_two_days",
+        _ => "three_days_or_more",
+    }
+}
+
 /// `GET /api/resman/tours/trends`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct TourTrends {
@@ -253,6 +272,10 @@ pub struct TourTrends {
     pub funnel: Funnel,
     pub show_rate_by_weekday: Vec<WeekdayShows>,
     pub show_rate_by_hour: Vec<HourShows>,
+    /// By how far ahead the tour was booked: `same_day`, `one_to_two_days`, `three_days_or_more`.
+    pub show_rate_by_lead_time: Vec<SegmentShows>,
+    /// By whether staff confirmed the tour: `confirmed`, `unconfirmed`.
+    pub show_rate_by_confirmation: Vec<SegmentShows>,
 }
 
 /// The brief's success criterion: staff satisfaction above 90%.
@@ -576,16 +599,34 @@ pub fn trends(property: &Property, period: &Period, facts: &Facts) -> TourTrends
     let done = completed.len() as u64;
 
     // Shows among the tours with an outcome (completed or missed), by the local weekday and hour of their start.
-    let outcomes: Vec<(DateTime<Tz>, bool)> = cohorts
+    let with_outcome: Vec<&&TourRecord> = cohorts
         .touring
         .iter()
         .filter(|t| matches!(t.status, TourStatus::Completed | TourStatus::NoShow))
-        .map(|t| (t.start.with_timezone(&zone), t.status == TourStatus::Completed))
         .collect();
-    let tally = |keep: &dyn Fn(&DateTime<Tz>) -> bool| {
-        let tours = count(outcomes.iter().filter(|(at, _)| keep(at)));
-        let shows = count(outcomes.iter().filter(|(at, showed)| *showed && keep(at)));
+    let tally_tours = |keep: &dyn Fn(&TourRecord) -> bool| {
+        let tours = count(with_outcome.iter().filter(|t| keep(t)));
+        let shows = count(
+            with_outcome
+                .iter()
+                .filter(|t| t.status == TourStatus::Completed && keep(t)),
+        );
         (tours, shows)
+    };
+    let tally = |keep: &dyn Fn(&DateTime<Tz>) -> bool| tally_tours(&|t| keep(&t.start.with_timezone(&zone)));
+    let segments = |names: &[&'static str], of: &dyn Fn(&TourRecord) -> &'static str| {
+        names
+            .iter()
+            .map(|name| {
+                let (tours, shows) = tally_tours(&|t| of(t) == *name);
+                SegmentShows {
+                    segment: name,
+                    tours,
+                    shows,
+                    rate: rate(shows, tours),
+                }
+            })
+            .collect()
     };
 
     TourTrends {
@@ -631,6 +672,12 @@ pub fn trends(property: &Property, period: &Period, facts: &Facts) -> TourTrends
                 }
             })
             .collect(),
+        show_rate_by_lead_time: segments(&["same_day", "one_to_two_days", "three_days_or_more"], &|t| {
+            lead_time(zone, t.created_at, t.start)
+        }),
+        show_rate_by_confirmation: segments(&["confirmed", "unconfirmed"], &|t| {
+            if was_confirmed(t) { "confirmed" } else { "unconfirmed" }
+        }),
     }
 }
 
@@ -892,8 +939,74 @@ pub mod tests {
         );
         assert_eq!(t.show_rate_by_hour[14].rate, Some(0.5));
         assert_eq!(t.show_rate_by_hour[8].rate, None);
+        // All four were booked the day before: one segment holds them all, the others none.
+        let leads: Vec<(&str, u64, u64)> = t
+            .show_rate_by_lead_time
+            .iter()
+            .map(|s| (s.segment, s.tours, s.shows))
+            .collect();
+        assert_eq!(
+            leads,
+            [
+                ("same_day", 0, 0),
+                ("one_to_two_days", 4, 3),
+                ("three_days_or_more", 0, 0)
+            ]
+        );
+        assert_eq!(t.show_rate_by_lead_time[0].rate, None);
         assert_eq!(t.tour_type_distribution["in_person"], 4);
         assert_eq!(t.daily_bookings.len(), 7);
+    }
+
+    #[test]
+    fn show_rates_by_lead_time_and_confirmation_split_the_tours_with_an_outcome() {
+        let property = demo();
+        let period = Period::new(date("2026-12-01"), date("2026-12-31")).unwrap();
+        let tours = vec![
+            // Booked that morning: shows.
+            tour(1, "2026-12-10 08:00", "2026-12-10 15:00", TourStatus::Completed),
+            // Booked at 11 pm the evening before (05:00 UTC the next day): one day ahead on the property's calendar.
+            tour(2, "2026-12-09 23:00", "2026-12-10 10:00", TourStatus::NoShow),
+            // Two days ahead, confirmed by staff: shows.
+            confirmed(
+                tour(3, "2026-12-08 12:00", "2026-12-10 11:00", TourStatus::Completed),
+                "2026-12-09 09:00",
+            ),
+            // Nine days ahead, missed.
+            tour(4, "2026-12-01 12:00", "2026-12-10 16:00", TourStatus::NoShow),
+            // Still to come: no outcome, so in no show rate.
+            tour(5, "2026-12-01 12:00", "2026-12-20 16:00", TourStatus::Scheduled),
+        ];
+        let t = trends(&property, &period, &facts(tours));
+        let split = |segments: &[SegmentShows]| -> Vec<(&str, u64, u64, Option<f64>)> {
+            segments.iter().map(|s| (s.segment, s.tours, s.shows, s.rate)).collect()
+        };
+        assert_eq!(
+            split(&t.show_rate_by_lead_time),
+            [
+                ("same_day", 1, 1, Some(1.0)),
+                ("one_to_two_days", 2, 1, Some(0.5)),
+                ("three_days_or_more", 1, 0, Some(0.0)),
+            ]
+        );
+        assert_eq!(
+            split(&t.show_rate_by_confirmation),
+            [("confirmed", 1, 1, Some(1.0)), ("unconfirmed", 3, 1, Some(0.3333))]
+        );
+        // The lead is counted in the property's days, whatever the hours between.
+        let zone = property.time_zone;
+        assert_eq!(
+            lead_time(zone, chicago("2026-12-09 23:59"), chicago("2026-12-10 00:01")),
+            "one_to_two_days"
+        );
+        assert_eq!(
+            lead_time(zone, chicago("2026-12-10 00:01"), chicago("2026-12-10 23:59")),
+            "same_day"
+        );
+        assert_eq!(
+            lead_time(zone, chicago("2026-12-07 00:01"), chicago("2026-12-10 09:00")),
+            "three_days_or_more"
+        );
     }
 
     #[test]
