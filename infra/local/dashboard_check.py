@@ -62,11 +62,11 @@ METRIC_FIELDS = (
 # The figures of GET /api/resman/tours/trends; the rest of that answer is charts.
 TREND_FIELDS = ("conversion_rate", "tour_to_application_rate", "tour_to_lease_rate")
 FUNNEL_STEPS = ("booked", "confirmed", "completed", "applied", "leased")
-CHARTS = ("daily_bookings", "tour_type_distribution", "funnel", "show_rate_by_hour")
+CHARTS = ("daily_bookings", "tour_type_distribution", "funnel", "show_rate_by_hour", "show_rate_by_lead_time")
 
 # The states the page stays in until someone acts (data-state on <body>); `loading` is the only other one.
 FINAL_STATES = ("ready", "error", "needs-key", "needs-property")
-# The page fetches, then draws four charts; a minute is far more than that takes even on a busy machine.
+# The page fetches, then draws five charts; a minute is far more than that takes even on a busy machine.
 READY_TIMEOUT_MS = 60_000
 
 
@@ -109,7 +109,8 @@ def expected_chart_points(trends: dict) -> dict[str, int]:
     - tour_type_distribution: the count of each tour type;
     - funnel: booked, confirmed, completed, applied and leased;
     - show_rate_by_hour: the `rate` of each hour (the chart draws the hours that had tours; an hour without tours
-      has a null rate). dashboard.js's chartData counts the same way.
+      has a null rate). dashboard.js's chartData counts the same way;
+    - show_rate_by_lead_time: the `rate` of each lead (same day, 1-2 days, 3+ days).
     """
 
     def non_zero(values: list) -> int:
@@ -120,6 +121,7 @@ def expected_chart_points(trends: dict) -> dict[str, int]:
         "tour_type_distribution": non_zero(list(trends["tour_type_distribution"].values())),
         "funnel": non_zero([trends["funnel"][step] for step in FUNNEL_STEPS]),
         "show_rate_by_hour": non_zero([hour["rate"] for hour in trends["show_rate_by_hour"]]),
+        "show_rate_by_lead_time": non_zero([lead["rate"] for lead in trends["show_rate_by_lead_time"]]),
     }
 
 

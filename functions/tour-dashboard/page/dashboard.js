@@ -17,6 +17,7 @@
   const MISSING = "—";
 
   const TOUR_TYPES = { in_person: "In person", virtual: "Virtual", self_guided: "Self-guided" };
+  const LEAD_TIMES = { same_day: "Same day", one_to_two_days: "1-2 days ahead", three_days_or_more: "3+ days ahead" };
   const REASONS = {
     sync_pending: "Not in ResMan yet (retrying)",
     sync_failed: "ResMan never took it: enter it by hand",
@@ -269,12 +270,16 @@
   // - funnel: booked, confirmed, completed, applied, leased;
   // - show_rate_by_hour: one bar per hour that had tours (tours > 0), its rate in percent; an hour whose tours all
   //   were no-shows draws a zero. So data-points = the hours whose rate is a non-zero number.
+  // - show_rate_by_lead_time: one bar per lead (same day, 1-2 days, 3+ days), its rate in percent (none when the
+  //   lead had no tours), counted the same way.
   function chartData(trends) {
     // The known tour types in their usual order, then any type this page does not know yet.
     const known = Object.keys(TOUR_TYPES);
     const rank = (type) => (known.includes(type) ? known.indexOf(type) : known.length);
     const types = Object.keys(trends.tour_type_distribution).sort((a, b) => rank(a) - rank(b));
     const hours = (trends.show_rate_by_hour || []).filter((entry) => entry.tours > 0);
+    const leads = trends.show_rate_by_lead_time || [];
+    const percent = (entry) => (entry.rate === null ? null : Math.round(entry.rate * 1000) / 10);
     return {
       daily_bookings: {
         labels: trends.daily_bookings.map((day) => shortDate(day.date)),
@@ -290,8 +295,13 @@
       },
       show_rate_by_hour: {
         labels: hours.map((entry) => hourLabel(entry.hour)),
-        values: hours.map((entry) => (entry.rate === null ? null : Math.round(entry.rate * 1000) / 10)),
+        values: hours.map(percent),
         details: hours.map((entry) => `${entry.shows} of ${entry.tours} tours`),
+      },
+      show_rate_by_lead_time: {
+        labels: leads.map((entry) => LEAD_TIMES[entry.segment] || words(entry.segment)),
+        values: leads.map(percent),
+        details: leads.map((entry) => `${entry.shows} of ${entry.tours} tours`),
       },
     };
   }
@@ -326,6 +336,7 @@
           },
         };
       case "show_rate_by_hour":
+      case "show_rate_by_lead_time":
         return {
           type: "bar",
           data: { labels: data.labels, datasets: [{ ...dataset, label: "Show rate", backgroundColor: COLORS[1] }] },

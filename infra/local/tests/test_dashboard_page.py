@@ -85,6 +85,15 @@ TRENDS = {
         for hour in range(24)
         for tours, shows in [SHOWS_BY_HOUR.get(hour, (0, 0))]
     ],
+    "show_rate_by_lead_time": [
+        {"segment": "same_day", "tours": 0, "shows": 0, "rate": None},
+        {"segment": "one_to_two_days", "tours": 5, "shows": 4, "rate": 0.8},
+        {"segment": "three_days_or_more", "tours": 3, "shows": 2, "rate": 0.6667},
+    ],
+    "show_rate_by_confirmation": [
+        {"segment": "confirmed", "tours": 4, "shows": 4, "rate": 1.0},
+        {"segment": "unconfirmed", "tours": 4, "shows": 2, "rate": 0.5},
+    ],
 }
 
 
@@ -105,6 +114,8 @@ def empty_answers() -> tuple[dict, dict]:
         day["count"] = 0
     for hour in trends["show_rate_by_hour"]:
         hour.update(tours=0, shows=0, rate=None)
+    for segment in trends["show_rate_by_lead_time"] + trends["show_rate_by_confirmation"]:
+        segment.update(tours=0, shows=0, rate=None)
     return metrics, trends
 
 
@@ -215,6 +226,7 @@ def test_the_dashboard_shows_every_figure_chart_and_tour_needing_attention_that_
     shutil.copyfile(screenshot, SCREENSHOT_COPY)
     assert summary["chart_points"] == {
         "daily_bookings": 6, "tour_type_distribution": 2, "funnel": 4, "show_rate_by_hour": 3,
+        "show_rate_by_lead_time": 2,
     }
     assert summary["attention_rows"] == 2
     # The key left the address bar, and reached the API in the header only.
