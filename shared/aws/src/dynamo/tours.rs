@@ -951,23 +951,12 @@ impl Outbox for DynamoStore {
 impl DynamoStore {
     /// Blanks the staff notes in every idempotent answer saved for `booking`'s changes (a replay then shows none),
     /// deleting each answer's pointer once done.
-    async fn forget_consent(&self, booking: &BookingId) -> Result<(), StoreError> {
-        let items = self
-            .get_many(vec![
-                key(format!("TOUR#{booking}"), "TOUR"),
-                key(format!("TOUR#{booking}"), "PERSON"),
-            ])
-            .await?;
-        let text = |sk: &str, name: &str| {
-            items
-                .iter()
-                .find(|i| i.get("sk").and_then(|v| v.as_s().ok()).map(String::as_str) == Some(sk))
-                .and_then(|i| i.get(name))
-                .and_then(|v| v.as_s().ok())
-                .cloned()
-        };
-        let property = text("TOUR", "property_id").and_then(|p| ResManPropertyId::parse(&p).ok());
-        let phone = text("PERSON", "prospect_phone").and_then(|p| Phone::parse(&p).ok());
+    /// Opts the number of an erased tour out for good, then deletes its grants and revocations at the tour's
+    /// property. `tour` and `person` are the tour's items as read for the erasure.
+    async fn forget_consent(&self, tour: Option<&Item>, person: Option<&Item>) -> Result<(), StoreError> {
+        let text = |item: Option<&Item>, name: &str| item?.get(name)?.as_s().ok().cloned();
+        let property = text(tour, "property_id").and_then(|p| ResManPropertyId::parse(&p).ok());
+        let phone = text(person, "prospect_phone").and_then(|p| Phone::parse(&p).ok());
         let (Some(property), Some(phone)) = (property, phone) else {
             return Ok(());
         };
@@ -1059,9 +1048,21 @@ impl tour_core::ports::PersonalData for DynamoStore {
             // Saved answers to the tour's changes show its staff notes: blanked first, each with its pointer, so a
             // retried erasure still finds the rest through the prospect's pointer, deleted last.
             self.blank_saved_answers(&booking).await?;
+            // The tour and its personal data, read once (consistently) for what follows.
+            let read = self
+                .get_many(vec![
+                    key(format!("TOUR#{booking}"), "TOUR"),
+                    key(format!("TOUR#{booking}"), "PERSON"),
+                ])
+                .await?;
+            let item = |sk: &str| {
+                read.iter()
+                    .find(|i| i.get("sk").and_then(|v| v.as_s().ok()).is_some_and(|v| v == sk))
+            };
+            let (tour, person) = (item("TOUR"), item("PERSON"));
             // Consent to texts: the number is opted out for good, then its grants and revocations go, before the
             // personal data that names the number (so a retried erasure still finds it).
-            self.forget_consent(&booking).await?;
+            self.forget_consent(tour, person).await?;
             // The personal data and its pointer together; from the tour item, any notes it kept from before they
             // moved to the personal data, and the fields ResMan's notices sent beside its changes (staff may write
             // anything there), kept in its history.
@@ -1069,7 +1070,7 @@ impl tour_core::ports::PersonalData for DynamoStore {
                 delete(&self.table, key(format!("TOUR#{booking}"), "PERSON"))?,
                 delete(&self.table, key(pk.clone(), booking.as_str()))?,
             ];
-            if let Some(tour) = self.get(key(format!("TOUR#{booking}"), "TOUR")).await? {
+            if let Some(tour) = tour {
                 let mut removed = vec!["staff_notes".to_owned()];
                 if let Some(history) = tour.get("history").and_then(|v| v.as_l().ok()) {
                     removed.extend(
