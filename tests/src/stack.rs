@@ -54,6 +54,9 @@ pub struct Stack {
     pub property: Property,
     /// The chatbot's callbacks, when the test configured them.
     pub callbacks: Option<tour_aws::callback::HttpCallbacks>,
+    /// The texts `deliver_notifications` sent (the SMS adapter itself is held to the service's stand-in in
+    /// `tests/texts.rs`).
+    pub texts: tour_core::app::fakes::MemoryTexts,
     /// One HTTP client for the sandbox's controls (building one loads the machine's root certificates).
     http: reqwest::Client,
     /// The in-process function URL that runs `tour-webhook`'s use case, while the sandbox's webhook is on.
@@ -94,6 +97,7 @@ impl Stack {
                 .unwrap()
             }),
             webhook: std::sync::Mutex::new(None),
+            texts: tour_core::app::fakes::MemoryTexts::default(),
             http: reqwest::Client::new(),
             sandbox,
             store,
@@ -101,6 +105,34 @@ impl Stack {
             queue,
             property,
         })
+    }
+
+    /// The reminder scheduler over the stack's table and queue, as `tour-reminder-scheduler` wires it.
+    pub fn scheduler(&self) -> tour_core::app::notify::SchedulerDeps<'_> {
+        tour_core::app::notify::SchedulerDeps {
+            tours: &self.store,
+            reminders: &self.store,
+            queue: &self.queue,
+            properties: &self.store,
+            consents: &self.store,
+        }
+    }
+
+    /// Turns texting on at the demo property (`texts: true`), as its configuration file would.
+    pub async fn texting(&self) {
+        use tour_core::ports::PropertyStore;
+        let text = std::fs::read_to_string(crate::workspace_root().join("infra/properties/demo.json")).unwrap();
+        let file: Value = serde_json::from_str(&text).unwrap();
+        let properties = file.as_array().cloned().unwrap_or_else(|| vec![file.clone()]);
+        for mut json in properties
+            .into_iter()
+            .filter(|p| p["property_id"] == self.property.id.as_str())
+        {
+            json["texts"] = true.into();
+            let property =
+                tour_core::domain::property::Property::from_file(serde_json::from_value(json).unwrap()).unwrap();
+            self.store.save_property(&property).await.unwrap();
+        }
     }
 
     pub fn deps(&self) -> BookingDeps<'_> {
@@ -159,12 +191,22 @@ impl Stack {
     }
 
     pub async fn book(&self, command: &BookTourCommand, key: Option<&str>) -> Result<Booked, AppError> {
+        self.book_at(command, key, Utc::now()).await
+    }
+
+    /// A booking made at `now` (the chatbot's request at that moment).
+    pub async fn book_at(
+        &self,
+        command: &BookTourCommand,
+        key: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<Booked, AppError> {
         book_tour(
             &self.deps(),
             command,
             key,
             BookingId::from_uuid(uuid::Uuid::new_v4()),
-            Utc::now(),
+            now,
         )
         .await
     }
@@ -535,6 +577,9 @@ impl Stack {
             messages: &self.store,
             mailer: &mailer,
             staff_webhook: &staff_webhook,
+            texts: &self.texts,
+            consents: &self.store,
+            queue: &self.queue,
             templates: &templates,
             links: &links,
             max_receives: 5,

@@ -180,15 +180,9 @@ async fn reminders_leave_once_when_due_follow_a_moved_tour_and_never_leave_for_a
     let before = stack.sent_emails().await.len();
     let two_hours_before = |start: chrono::DateTime<chrono::Utc>| start - Duration::hours(2) + Duration::minutes(1);
     let tick = async |at| {
-        queue_due_reminders(
-            &stack.store,
-            &stack.store,
-            &stack.queue,
-            at,
-            &integration_tests::invocation(60),
-        )
-        .await
-        .unwrap()
+        queue_due_reminders(&stack.scheduler(), at, &integration_tests::invocation(60))
+            .await
+            .unwrap()
     };
     // A tick with no time left takes nothing: the reminder stays due for the next.
     let spent = tour_core::app::budget::TimeBudget::lasting(
@@ -196,14 +190,8 @@ async fn reminders_leave_once_when_due_follow_a_moved_tour_and_never_leave_for_a
         std::time::Duration::from_secs(2),
         std::time::Duration::from_secs(2),
     );
-    let late = queue_due_reminders(
-        &stack.store,
-        &stack.store,
-        &stack.queue,
-        two_hours_before(kept.start),
-        &spent,
-    );
-    assert_eq!(late.await.unwrap(), 0, "out of time: nothing taken");
+    let late = queue_due_reminders(&stack.scheduler(), two_hours_before(kept.start), &spent).await;
+    assert_eq!(late.unwrap(), 0, "out of time: nothing taken");
 
     assert_eq!(
         tick(two_hours_before(kept.start)).await,
@@ -998,5 +986,142 @@ async fn outcomes_act_once_a_follow_up_reaches_prospect_and_guide_interest_sends
     assert_eq!(
         (thanks.status, thanks.superseded_because.as_deref()),
         (DeliveryStatus::Superseded, Some("the prospect is not interested"))
+    );
+}
+
+/// A booking at the demo property for prospect `n` at `time`, who agreed to texts in the conversation.
+fn agreeing(
+    stack: &Stack,
+    n: usize,
+    time: &str,
+    at: chrono::DateTime<chrono::Utc>,
+) -> tour_core::domain::booking::BookTourCommand {
+    let mut command = command(&stack.property, n, time);
+    command.sms_consent = Some(tour_core::domain::consent::SmsConsent {
+        words: "Maple Grove may text me about my tour. Reply STOP to stop.".into(),
+        agreed_at: at - chrono::Duration::minutes(1),
+    });
+    command
+}
+
+async fn deliveries(stack: &Stack, id: &str) -> Vec<(MessageKind, DeliveryStatus)> {
+    let (_, deliveries) = stack
+        .store
+        .tour_with_messages(&BookingId::parse(id).unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    let mut kinds: Vec<_> = deliveries.iter().map(|d| (d.message, d.status)).collect();
+    kinds.sort_by_key(|(kind, _)| kind.as_str());
+    kinds
+}
+
+#[tokio::test]
+async fn a_prospect_who_agreed_to_texts_gets_the_booking_and_the_reminder_by_text_and_one_who_did_not_by_email_only() {
+    use DeliveryStatus::*;
+    use MessageKind::*;
+    use chrono::Duration;
+    use tour_core::app::notify::queue_due_reminders;
+    use tour_core::ports::{Consents, TextError};
+    let stack = Stack::start().await;
+    stack.texting().await;
+    let zone = stack.property.time_zone;
+    let date = bookable_date(&stack.property);
+    let local = |date: chrono::NaiveDate, time: &str| {
+        let at = date.and_time(time.parse().unwrap());
+        tour_core::domain::slots::resolve_local(zone, at).unwrap()
+    };
+    let book = async |command, at| {
+        let booked = stack.book_at(&command, None, at).await.unwrap();
+        stack.tour(response(&booked)["appointment_id"].as_str().unwrap()).await
+    };
+    let tick = async |at| {
+        queue_due_reminders(&stack.scheduler(), at, &integration_tests::invocation(60))
+            .await
+            .unwrap()
+    };
+    // The first books at 9:30 pm the evening before (quiet hours), the others at 3 pm that day.
+    let evening = date.pred_opt().unwrap();
+    let (late, afternoon) = (local(evening, "21:30"), local(evening, "15:00"));
+    let agreed = book(agreeing(&stack, 1, "12:00", late), late).await;
+    let silent = book(command(&stack.property, 2, "11:00"), afternoon).await;
+    let failing = book(agreeing(&stack, 3, "14:00", afternoon), afternoon).await;
+    stack.deliver_notifications().await;
+    assert_eq!(
+        stack.texts.sent().len(),
+        1,
+        "the afternoon's agreeing prospect only: {:?}",
+        stack.texts.sent()
+    );
+    assert!(
+        !deliveries(&stack, agreed.booking_id.as_str())
+            .await
+            .iter()
+            .any(|(k, _)| *k == TextConfirmation),
+        "the evening's text waits out quiet hours"
+    );
+    assert_eq!(tick(local(date, "07:59")).await, 0, "not before 8 am");
+    assert_eq!(tick(local(date, "08:00")).await, 1, "at 8 am its text is owed");
+    stack.deliver_notifications().await;
+    let texts = stack.texts.sent();
+    assert_eq!(texts.len(), 2, "the two who agreed: {texts:?}");
+    assert!(
+        texts
+            .iter()
+            .all(|t| t.body.contains("your tour is booked for") && t.body.contains("Reply C to confirm"))
+    );
+    assert_eq!(
+        deliveries(&stack, agreed.booking_id.as_str()).await,
+        [(Confirmation, Sent), (StaffNew, Sent), (TextConfirmation, Sent)]
+    );
+    assert_eq!(
+        deliveries(&stack, silent.booking_id.as_str()).await,
+        [(Confirmation, Sent), (StaffNew, Sent), (TextConfirmation, Superseded)],
+        "no consent, no text: on record as not sent"
+    );
+
+    // Two hours before: a text for the one who agreed, an email for the other, once each.
+    let two_hours_before = |start: chrono::DateTime<chrono::Utc>| start - Duration::hours(2) + Duration::minutes(1);
+    assert_eq!(
+        tick(two_hours_before(agreed.start)).await,
+        2,
+        "the 11:00 and 12:00 tours' reminders"
+    );
+    assert_eq!(stack.deliver_notifications().await, 2);
+    assert_eq!(stack.texts.sent().len(), 3);
+    assert!(stack.texts.sent()[2].body.contains("today for your tour"));
+    assert_eq!(stack.texts.sent()[2].to.expose(), agreed.prospect_phone);
+    assert!(
+        deliveries(&stack, agreed.booking_id.as_str())
+            .await
+            .contains(&(TextLastReminder, Sent))
+    );
+    assert!(
+        !deliveries(&stack, agreed.booking_id.as_str())
+            .await
+            .iter()
+            .any(|(k, _)| *k == LastReminder),
+        "no email too"
+    );
+    assert!(
+        deliveries(&stack, silent.booking_id.as_str())
+            .await
+            .contains(&(LastReminder, Sent))
+    );
+
+    // The number opted out at the service meanwhile: the text fails, the email goes instead, and the revocation is kept.
+    stack.texts.fail_next(TextError::OptedOut);
+    tick(two_hours_before(failing.start)).await;
+    stack.deliver_notifications().await;
+    let kinds = deliveries(&stack, failing.booking_id.as_str()).await;
+    assert!(
+        kinds.contains(&(TextLastReminder, Failed)) && kinds.contains(&(LastReminder, Sent)),
+        "{kinds:?}"
+    );
+    let phone = tour_core::domain::Phone::parse(&failing.prospect_phone).unwrap();
+    let state = stack.store.consent(&failing.property_id, &phone).await.unwrap().state();
+    assert!(
+        matches!(state, tour_core::domain::consent::ConsentState::Revoked { .. }),
+        "{state:?}"
     );
 }

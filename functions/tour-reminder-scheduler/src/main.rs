@@ -4,7 +4,10 @@
 use lambda_runtime::LambdaEvent;
 use serde_json::{Value, json};
 use tour_aws::{dynamo::DynamoStore, sqs::SqsSyncQueue};
-use tour_core::app::{budget::TimeBudget, digest::DigestDeps, digest::send_due_digests, notify::queue_due_reminders};
+use tour_core::app::{
+    budget::TimeBudget, digest::DigestDeps, digest::send_due_digests, notify::SchedulerDeps,
+    notify::queue_due_reminders,
+};
 use tour_core::domain::email::Templates;
 use tour_edge::{Error, config, serve_events};
 
@@ -14,7 +17,14 @@ async fn handle((store, queue, digests): &Deps<'_>, tick: LambdaEvent<Value>) ->
     // The template's timeout stands in when the runtime gives no usable deadline.
     let budget = TimeBudget::of_queue_batch(tick.context.deadline(), std::time::Duration::from_secs(60));
     let now = chrono::Utc::now();
-    let queued = queue_due_reminders(*store, *store, queue, now, &budget).await?;
+    let reminders = SchedulerDeps {
+        tours: *store,
+        reminders: *store,
+        queue,
+        properties: *store,
+        consents: *store,
+    };
+    let queued = queue_due_reminders(&reminders, now, &budget).await?;
     let sent = send_due_digests(digests, now, &budget).await?;
     Ok(json!({ "reminders_queued": queued, "digests_sent": sent }))
 }

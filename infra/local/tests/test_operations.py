@@ -31,6 +31,8 @@ EMITTED_METRICS = {
     "ResManErrors",
     "MessagesSent",
     "MessagesFailed",
+    "TextsSent",
+    "TextsFailed",
     "WebhookRefusals",
     "PollerLagSeconds",
     "PollerRuns",

@@ -34,6 +34,19 @@ impl SmsTexts {
     }
 }
 
+/// The text service of a deployment that has none (no phone pool registered yet): every text is refused at once,
+/// so a reminder's email goes instead.
+pub struct NoTextService;
+
+#[async_trait]
+impl TextSender for NoTextService {
+    async fn send_text(&self, _: &OutgoingText) -> Result<String, TextError> {
+        Err(TextError::Refused(
+            "this deployment has no text service (SMS_ORIGINATION is not set)".to_owned(),
+        ))
+    }
+}
+
 /// What a refusal means for the text. The reason names the service's code only: its messages may quote the number.
 fn refusal(error: &SdkError<SendTextMessageError>) -> TextError {
     let SdkError::ServiceError(service) = error else {

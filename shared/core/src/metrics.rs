@@ -26,6 +26,10 @@ pub enum Metric {
     ResManErrors,
     MessagesSent,
     MessagesFailed,
+    /// A text handed to the text service.
+    TextsSent,
+    /// A text that failed for good (refused, or the number opted out): its reminder falls back to email.
+    TextsFailed,
     /// A webhook notice refused (bad signature, stale, malformed).
     WebhookRefusals,
     /// How far behind now a property's poll window started, in seconds.
@@ -55,6 +59,8 @@ impl Metric {
             Self::ResManErrors => "ResManErrors",
             Self::MessagesSent => "MessagesSent",
             Self::MessagesFailed => "MessagesFailed",
+            Self::TextsSent => "TextsSent",
+            Self::TextsFailed => "TextsFailed",
             Self::WebhookRefusals => "WebhookRefusals",
             Self::PollerLagSeconds => "PollerLagSeconds",
             Self::PollerRuns => "PollerRuns",
@@ -74,7 +80,7 @@ impl Metric {
         }
     }
 
-    pub const ALL: [Metric; 16] = [
+    pub const ALL: [Metric; 18] = [
         Self::BookingsAccepted,
         Self::BookingsPending,
         Self::BookingsFailed,
@@ -83,6 +89,8 @@ impl Metric {
         Self::ResManErrors,
         Self::MessagesSent,
         Self::MessagesFailed,
+        Self::TextsSent,
+        Self::TextsFailed,
         Self::WebhookRefusals,
         Self::PollerLagSeconds,
         Self::PollerRuns,

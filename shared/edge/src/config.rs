@@ -220,6 +220,30 @@ impl ColdStart {
         ))
     }
 
+    /// The text service: AWS End User Messaging SMS from `SMS_ORIGINATION` (the phone pool's id or ARN), under
+    /// `SMS_CONFIGURATION_SET` when set, each send bounded by `SMS_TIMEOUT_SECONDS` (default 5). A deployment without
+    /// `SMS_ORIGINATION` (not registered for 10DLC yet) sends no text: each fails at once, and a reminder's email
+    /// goes instead.
+    pub fn texts(&self) -> Result<Box<dyn tour_core::ports::TextSender>, ConfigError> {
+        let timeout = self.text_timeout()?;
+        Ok(
+            match required("SMS_ORIGINATION").ok().filter(|o| !o.trim().is_empty()) {
+                Some(origination) => Box::new(tour_aws::sms::SmsTexts::new(
+                    &self.sdk,
+                    origination,
+                    required("SMS_CONFIGURATION_SET").ok(),
+                    timeout,
+                )),
+                None => Box::new(tour_aws::sms::NoTextService),
+            },
+        )
+    }
+
+    /// The longest one text send may take, retries included (`SMS_TIMEOUT_SECONDS`, default 5).
+    pub fn text_timeout(&self) -> Result<Duration, ConfigError> {
+        optional_seconds("SMS_TIMEOUT_SECONDS", 5)
+    }
+
     /// The longest one SES send may take, retries included (`SES_TIMEOUT_SECONDS`, default 5).
     pub fn mail_timeout(&self) -> Result<Duration, ConfigError> {
         optional_seconds("SES_TIMEOUT_SECONDS", 5)

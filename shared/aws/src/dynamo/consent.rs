@@ -26,6 +26,7 @@ pub(crate) fn consent_item(event: &ConsentEvent, grant_expires_at: i64) -> Item 
     let (kind, source) = match &event.source {
         ConsentSource::Conversation { booking_id, .. } => ("conversation", booking_id.as_str()),
         ConsentSource::TextReply => ("text_reply", "text"),
+        ConsentSource::OptOutList => ("opt_out_list", "optout"),
     };
     let change = match &event.change {
         ConsentChange::Granted { .. } => "grant",
@@ -79,6 +80,7 @@ fn event_from(item: &Item, property: &ResManPropertyId, phone: &Phone) -> Result
                 .ok_or_else(bad)?,
         },
         Some("text_reply") => ConsentSource::TextReply,
+        Some("opt_out_list") => ConsentSource::OptOutList,
         _ => return Err(bad()),
     };
     Ok(ConsentEvent {

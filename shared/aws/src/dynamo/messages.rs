@@ -283,6 +283,31 @@ impl MessageStore for DynamoStore {
         }
     }
 
+    async fn owe_message(
+        &self,
+        tour: &TourRecord,
+        kind: MessageKind,
+        now: DateTime<Utc>,
+    ) -> Result<Option<MessageRef>, StoreError> {
+        let written = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(message_item(tour, kind, now)))
+            .condition_expression("attribute_not_exists(pk)")
+            .send()
+            .await;
+        match written {
+            Ok(_) => Ok(Some(MessageRef {
+                booking_id: tour.booking_id.clone(),
+                kind,
+                version: tour.version,
+            })),
+            Err(e) if lost_condition(&e) => Ok(None),
+            Err(e) => Err(unavailable(e)),
+        }
+    }
+
     async fn claim_unsent_messages(
         &self,
         before: DateTime<Utc>,
@@ -348,7 +373,7 @@ impl ReminderStore for DynamoStore {
     async fn take_reminder(
         &self,
         reminder: &DueReminder,
-        tour: Option<&TourRecord>,
+        tour: Option<(&TourRecord, MessageKind)>,
         now: DateTime<Utc>,
     ) -> Result<Option<MessageRef>, StoreError> {
         let delete = aws_sdk_dynamodb::types::Delete::builder()
@@ -362,17 +387,17 @@ impl ReminderStore for DynamoStore {
                 .delete(delete)
                 .build(),
         ];
-        if let Some(tour) = tour {
+        if let Some((tour, kind)) = tour {
             items.push(super::tours::put(
                 &self.table,
-                message_item(tour, reminder.kind, now),
+                message_item(tour, kind, now),
                 Some("attribute_not_exists(pk)"),
             )?);
         }
         match self.transact(items).await {
-            Ok(()) => Ok(tour.map(|t| MessageRef {
+            Ok(()) => Ok(tour.map(|(t, kind)| MessageRef {
                 booking_id: t.booking_id.clone(),
-                kind: reminder.kind,
+                kind,
                 version: t.version,
             })),
             // Taken by another scheduler, or the tour owes that message at this version already.

@@ -330,11 +330,18 @@ async fn hold_slot(
     for holder in holders {
         let mut tour = new_tour(&property, command, key, booking_id, &window, holder.clone(), now);
         tour.resman_prospect_id = known.clone();
+        let (messages, mut reminders) = booking_owes(&property, &tour);
+        reminders.extend(crate::domain::notify::reminders_owed(
+            &tour,
+            &property.reminder_hours,
+            property.time_zone,
+            now,
+        ));
         let booking = NewBooking {
             consent: consent_of(command, &tour),
             lock_granules: lock_granules(&property, &holder, &window),
-            messages: crate::domain::notify::owed(&property, None, &tour, false),
-            reminders: crate::domain::notify::reminders_owed(&tour, &property.reminder_hours, now),
+            messages,
+            reminders,
             tour,
             fingerprint: fingerprint.to_owned(),
             hold: presented.cloned(),
@@ -479,9 +486,22 @@ pub async fn book_tour(
     // The confirmation and the staff alert go once ResMan has answered (a booking ResMan refused was released
     // above and owes none); a pending booking also queues its ResMan write. The messages and the outbox item written
     // with the booking still owe them if a queue fails; the sweepers re-queue them.
-    let messages = crate::domain::notify::owed(&property, None, &tour, false);
+    let (messages, _) = booking_owes(&property, &tour);
     super::lifecycle::enqueue_owed(deps.queue, &tour, &messages, tour.sync_status == SyncStatus::Pending).await;
     Ok(booked)
+}
+
+/// The messages a booking owes now, and its texts that wait out quiet hours: split as of the booking's own time, so
+/// the booking's write and its queueing (once ResMan answered) agree.
+fn booking_owes(
+    property: &Property,
+    tour: &TourRecord,
+) -> (
+    Vec<crate::domain::notify::MessageKind>,
+    Vec<crate::domain::notify::ReminderDue>,
+) {
+    let owed = crate::domain::notify::owed(property, None, tour, false);
+    crate::domain::notify::now_or_later(property, tour, owed, tour.created_at)
 }
 
 /// One tour as the conversation context shows it.

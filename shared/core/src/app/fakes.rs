@@ -741,6 +741,10 @@ impl MemoryMessages {
 
     pub fn add(&self, tour: &crate::domain::record::TourRecord, kinds: &[crate::domain::notify::MessageKind]) {
         self.update_tour(tour);
+        self.owe(tour, kinds);
+    }
+
+    fn owe(&self, tour: &crate::domain::record::TourRecord, kinds: &[crate::domain::notify::MessageKind]) {
         for kind in kinds {
             let reference = crate::domain::notify::MessageRef {
                 booking_id: tour.booking_id.clone(),
@@ -759,8 +763,21 @@ impl MemoryMessages {
                 invite: None,
                 superseded_because: None,
             };
-            locked(&self.messages).insert(reference, (delivery, None));
+            locked(&self.messages).entry(reference).or_insert((delivery, None));
         }
+    }
+
+    /// The deliveries of a tour's messages of one kind.
+    pub fn deliveries(
+        &self,
+        tour: &crate::domain::record::TourRecord,
+        kind: crate::domain::notify::MessageKind,
+    ) -> Vec<crate::domain::notify::Delivery> {
+        locked(&self.messages)
+            .iter()
+            .filter(|(r, _)| r.booking_id == tour.booking_id && r.kind == kind)
+            .map(|(_, (d, _))| d.clone())
+            .collect()
     }
 
     pub fn update_tour(&self, tour: &crate::domain::record::TourRecord) {
@@ -889,12 +906,68 @@ impl crate::ports::MessageStore for MemoryMessages {
         Ok(true)
     }
 
+    async fn owe_message(
+        &self,
+        tour: &crate::domain::record::TourRecord,
+        kind: crate::domain::notify::MessageKind,
+        _now: DateTime<Utc>,
+    ) -> Result<Option<crate::domain::notify::MessageRef>, StoreError> {
+        let reference = crate::domain::notify::MessageRef {
+            booking_id: tour.booking_id.clone(),
+            kind,
+            version: tour.version,
+        };
+        if locked(&self.messages).contains_key(&reference) {
+            return Ok(None);
+        }
+        self.owe(tour, &[kind]);
+        Ok(Some(reference))
+    }
+
     async fn claim_unsent_messages(
         &self,
         _before: DateTime<Utc>,
         _now: DateTime<Utc>,
     ) -> Result<Vec<crate::domain::notify::MessageRef>, StoreError> {
         Ok(Vec::new())
+    }
+}
+
+/// A text service that keeps the texts it took, answering each send with the next scripted failure while any are
+/// left.
+#[derive(Default)]
+pub struct MemoryTexts {
+    failures: Mutex<std::collections::VecDeque<crate::ports::TextError>>,
+    sent: Mutex<Vec<crate::ports::OutgoingText>>,
+}
+
+impl MemoryTexts {
+    pub fn failing(failures: impl IntoIterator<Item = crate::ports::TextError>) -> Self {
+        Self {
+            failures: Mutex::new(failures.into_iter().collect()),
+            ..Default::default()
+        }
+    }
+
+    pub fn sent(&self) -> Vec<crate::ports::OutgoingText> {
+        locked(&self.sent).clone()
+    }
+
+    /// The next send fails so.
+    pub fn fail_next(&self, failure: crate::ports::TextError) {
+        locked(&self.failures).push_back(failure);
+    }
+}
+
+#[async_trait]
+impl crate::ports::TextSender for MemoryTexts {
+    async fn send_text(&self, text: &crate::ports::OutgoingText) -> Result<String, crate::ports::TextError> {
+        if let Some(failure) = locked(&self.failures).pop_front() {
+            return Err(failure);
+        }
+        let mut sent = locked(&self.sent);
+        sent.push(text.clone());
+        Ok(format!("text-{}", sent.len()))
     }
 }
 
@@ -1018,6 +1091,14 @@ impl crate::ports::MessageStore for MemoryTours {
         _: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
         Ok(false)
+    }
+    async fn owe_message(
+        &self,
+        _: &crate::domain::record::TourRecord,
+        _: crate::domain::notify::MessageKind,
+        _: DateTime<Utc>,
+    ) -> Result<Option<crate::domain::notify::MessageRef>, StoreError> {
+        Ok(None)
     }
     async fn claim_unsent_messages(
         &self,

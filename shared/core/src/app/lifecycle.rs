@@ -8,7 +8,7 @@ use super::availability::{alternatives, candidates};
 use super::availability::{busy_around_date, load_tours_property};
 use super::booking::{find_tour, view_of};
 use crate::domain::lifecycle::{Change, ChangeSource, ResManWord, decide};
-use crate::domain::notify::{MessageKind, MessageRef, ReminderDue, owed, reminders_for, reminders_owed};
+use crate::domain::notify::{MessageKind, MessageRef, ReminderDue, now_or_later, owed, reminders_for, reminders_owed};
 use crate::domain::property::Property;
 use crate::domain::reconcile::{Disagreement, Holding, Reconciled, Stance, reconcile};
 use crate::domain::slots::{self, Busy};
@@ -241,22 +241,23 @@ pub async fn change_tour_if(
                     body: body.clone(),
                 },
             });
-            let messages = owed(&property, Some(&tour), &after, false);
-            let reminders = reminder_changes(&property, &tour, &after, now);
-            let extras = ChangeExtras {
-                answer: saved.as_ref(),
-                messages: &messages,
-                reminders: reminders.as_ref().map(|(drop, set)| (drop.as_slice(), set.as_slice())),
-            };
+            let owes = ChangeOwes::of(
+                &property,
+                &tour,
+                &after,
+                owed(&property, Some(&tour), &after, false),
+                now,
+            );
+            let messages = &owes.messages;
             match deps
                 .tours
-                .save_change(&property, &tour, &after, Locks::Take, extras, now)
+                .save_change(&property, &tour, &after, Locks::Take, owes.extras(saved.as_ref()), now)
                 .await?
             {
                 ChangeWrite::Saved => {
                     tracing::info!(booking_id = %after.booking_id, version = after.version, status = after.status.as_str(), source = ?source, "tour changed");
                     keep_agent_busy_in_resman(deps.calendar, &property, &tour, &after, now).await;
-                    enqueue(deps.queue, &after, &messages).await;
+                    enqueue(deps.queue, &after, messages).await;
                     return Ok(Updated { body });
                 }
                 ChangeWrite::SlotTaken => continue,
@@ -332,20 +333,47 @@ fn owing(mut tour: TourRecord) -> TourRecord {
     tour
 }
 
-/// The reminders a change drops and sets, when it changed the tour's time or whether the tour still happens.
-fn reminder_changes(
-    property: &Property,
-    before: &TourRecord,
-    after: &TourRecord,
-    now: DateTime<Utc>,
-) -> Option<(Vec<ReminderDue>, Vec<ReminderDue>)> {
-    let changed = before.start != after.start || before.status.is_open() != after.status.is_open();
-    changed.then(|| {
-        (
-            reminders_for(before.start, &property.reminder_hours),
-            reminders_owed(after, &property.reminder_hours, now),
-        )
-    })
+/// What a change owes beside the tour: the messages that go now, and the reminders it drops and sets (those of the
+/// tour's old time and new one, when it changed the time or whether the tour still happens; and the texts that wait
+/// out quiet hours).
+struct ChangeOwes {
+    messages: Vec<MessageKind>,
+    reminders: Option<(Vec<ReminderDue>, Vec<ReminderDue>)>,
+}
+
+impl ChangeOwes {
+    fn of(
+        property: &Property,
+        before: &TourRecord,
+        after: &TourRecord,
+        owed: Vec<MessageKind>,
+        now: DateTime<Utc>,
+    ) -> Self {
+        let (messages, later) = now_or_later(property, after, owed, now);
+        let changed = before.start != after.start || before.status.is_open() != after.status.is_open();
+        let mut reminders = changed.then(|| {
+            let zone = property.time_zone;
+            (
+                reminders_for(before.start, &property.reminder_hours, zone),
+                reminders_owed(after, &property.reminder_hours, zone, now),
+            )
+        });
+        if !later.is_empty() {
+            reminders.get_or_insert_with(Default::default).1.extend(later);
+        }
+        Self { messages, reminders }
+    }
+
+    fn extras<'a>(&'a self, answer: Option<&'a SavedAnswer>) -> ChangeExtras<'a> {
+        ChangeExtras {
+            answer,
+            messages: &self.messages,
+            reminders: self
+                .reminders
+                .as_ref()
+                .map(|(drop, set)| (drop.as_slice(), set.as_slice())),
+        }
+    }
 }
 
 /// Queues the change's side effects and messages, at the same time; when a queue fails, the outbox item and the
@@ -658,15 +686,10 @@ async fn save_report(
             messages.push(*kind);
         }
     }
-    let reminders = reminder_changes(property, before, after, now);
-    let extras = ChangeExtras {
-        answer: None,
-        messages: &messages,
-        reminders: reminders.as_ref().map(|(drop, set)| (drop.as_slice(), set.as_slice())),
-    };
+    let owes = ChangeOwes::of(property, before, after, messages, now);
     match deps
         .tours
-        .save_change(property, before, after, Locks::Follow, extras, now)
+        .save_change(property, before, after, Locks::Follow, owes.extras(None), now)
         .await?
     {
         ChangeWrite::Saved => {
@@ -674,7 +697,7 @@ async fn save_report(
             enqueue_owed(
                 deps.queue,
                 after,
-                &messages,
+                &owes.messages,
                 after.owes_resman() || after.owes_callback(),
             )
             .await;

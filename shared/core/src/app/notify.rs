@@ -11,7 +11,10 @@ use crate::domain::BookingId;
 use crate::domain::email::{RenderError, Templates, webhook_alert};
 use crate::domain::link::Links;
 use crate::domain::notify::{Audience, MessageRef};
-use crate::ports::{Claim, Mailer, MessageStore, PropertyStore, SendOutcome, StaffWebhook, SyncQueue};
+use crate::domain::record::TourRecord;
+use crate::ports::{
+    Claim, Consents, Mailer, MessageStore, PropertyStore, SendOutcome, StaffWebhook, SyncQueue, TextError, TextSender,
+};
 use chrono::{DateTime, Duration, Utc};
 
 /// What a claim outlasts the invocation that took it by: room for the clocks of two invocations to disagree.
@@ -35,6 +38,11 @@ pub struct SenderDeps<'a> {
     pub messages: &'a dyn MessageStore,
     pub mailer: &'a dyn Mailer,
     pub staff_webhook: &'a dyn StaffWebhook,
+    /// The text service, and the consents it may only be used with.
+    pub texts: &'a dyn TextSender,
+    pub consents: &'a dyn Consents,
+    /// Where a reminder's email is queued when its text failed.
+    pub queue: &'a dyn SyncQueue,
     pub templates: &'a Templates,
     /// The self-service page's address and the key its links are signed with.
     pub links: &'a Links,
@@ -129,6 +137,9 @@ pub async fn send_queued_message(
         }
     }
     let property = load_property(deps.properties, &tour.property_id).await?;
+    if message.kind.audience() == Audience::Text {
+        return send_text(deps, &message, &tour, &property, receive_count, now).await;
+    }
     let email = match deps.templates.render(message.kind, &tour, &property, deps.links, now) {
         Ok(email) => email,
         Err(e @ (RenderError::Template { .. } | RenderError::NoRecipient)) => {
@@ -148,6 +159,7 @@ pub async fn send_queued_message(
             deps.staff_webhook.post(url, &event_id, &body).await
         }
         Audience::Prospect | Audience::Staff => deps.mailer.send(&email).await,
+        Audience::Text => return Err(AppError::Internal("a text is sent by send_text".into())),
     };
     match sent {
         Ok(provider_message_id) => {
@@ -173,6 +185,137 @@ pub async fn send_queued_message(
             Ok(WorkerOutcome::Retry)
         }
     }
+}
+
+/// The number a tour's prospect may be texted at now, or why they may not: the property must text, and their
+/// consent is read as the text leaves (a reply may have revoked it a moment ago).
+async fn may_text(
+    consents: &dyn Consents,
+    property: &crate::domain::property::Property,
+    tour: &TourRecord,
+) -> Result<Result<crate::domain::Phone, &'static str>, AppError> {
+    use crate::domain::consent::ConsentState;
+    if !property.texts {
+        return Ok(Err("the property does not text"));
+    }
+    let Ok(phone) = crate::domain::Phone::parse(&tour.prospect_phone) else {
+        return Ok(Err("the tour has no number to text"));
+    };
+    Ok(match consents.consent(&tour.property_id, &phone).await?.state() {
+        ConsentState::Granted { .. } => Ok(phone),
+        ConsentState::None => Err("the prospect has not agreed to texts"),
+        ConsentState::Revoked { .. } => Err("the prospect stopped texts"),
+        ConsentState::OptedOut => Err("the number was erased and is never texted"),
+    })
+}
+
+/// One claimed text: sent only with the prospect's consent as it stands now. A text that fails for good (the number
+/// is on the service's opt-out list, or the service refused it) is marked `failed`; a reminder then goes by email
+/// instead, and an opted-out number's revocation is recorded. A throttle or an outage is retried like an email.
+async fn send_text(
+    deps: &SenderDeps<'_>,
+    message: &MessageRef,
+    tour: &TourRecord,
+    property: &crate::domain::property::Property,
+    receive_count: u32,
+    now: DateTime<Utc>,
+) -> Result<WorkerOutcome, AppError> {
+    let finish = async |outcome: SendOutcome| deps.messages.finish_message(message, &outcome, now).await;
+    let to = match may_text(deps.consents, property, tour).await? {
+        Ok(to) => to,
+        Err(because) => {
+            tracing::info!(booking_id = %message.booking_id, message = %message.key(), because, "text not sent");
+            finish(SendOutcome::Superseded {
+                because: because.to_owned(),
+            })
+            .await?;
+            return Ok(WorkerOutcome::Done);
+        }
+    };
+    let kind = message
+        .kind
+        .text_kind()
+        .ok_or_else(|| AppError::Internal(format!("{} is not a text", message.kind.as_str())))?;
+    let link = deps.links.manage(tour);
+    let about = crate::domain::texts::TextAbout {
+        property: &property.name,
+        office_phone: property.office_phone.as_deref(),
+        start: tour.start,
+        zone: property.time_zone,
+        link: Some(&link),
+    };
+    let text = crate::ports::OutgoingText {
+        to,
+        body: crate::domain::texts::wording(kind, &about),
+        context: vec![
+            ("booking_id".to_owned(), tour.booking_id.to_string()),
+            ("message".to_owned(), message.key()),
+        ],
+    };
+    let error = match deps.texts.send_text(&text).await {
+        Ok(provider_message_id) => {
+            tracing::info!(booking_id = %message.booking_id, message = %message.key(), "text sent");
+            finish(SendOutcome::Sent {
+                provider_message_id,
+                invite: None,
+            })
+            .await?;
+            crate::metrics::count(crate::metrics::Metric::TextsSent);
+            return Ok(WorkerOutcome::Done);
+        }
+        Err(TextError::Unavailable(reason)) if receive_count < deps.max_receives => {
+            tracing::warn!(booking_id = %message.booking_id, message = %message.key(), error = %reason, "text not sent; retried");
+            finish(SendOutcome::Retry { error: reason }).await?;
+            return Ok(WorkerOutcome::Retry);
+        }
+        Err(error) => error,
+    };
+    tracing::warn!(booking_id = %message.booking_id, message = %message.key(), error = %error, "text failed for good");
+    if !finish(SendOutcome::Failed {
+        error: error.to_string(),
+    })
+    .await?
+    {
+        return Ok(WorkerOutcome::Done);
+    }
+    crate::metrics::count(crate::metrics::Metric::TextsFailed);
+    if error == TextError::OptedOut {
+        // The prospect texted STOP to the number (the service kept it): their revocation, on record.
+        let revoked = crate::domain::consent::ConsentEvent {
+            property_id: tour.property_id.clone(),
+            phone: text.to.clone(),
+            at: now,
+            change: crate::domain::consent::ConsentChange::Revoked {
+                by: "the text service's opt-out list".to_owned(),
+            },
+            source: crate::domain::consent::ConsentSource::OptOutList,
+        };
+        deps.consents.record_consent(&revoked).await?;
+    }
+    fall_back(deps, message, tour, now).await?;
+    // Handled: the failure is on record and its email (where it has one) is on its way; nothing for an operator to
+    // redrive.
+    Ok(WorkerOutcome::Done)
+}
+
+/// A failed text's email, when it stood in for one (a reminder): owed by the tour as it now stands and queued.
+async fn fall_back(
+    deps: &SenderDeps<'_>,
+    message: &MessageRef,
+    tour: &TourRecord,
+    now: DateTime<Utc>,
+) -> Result<(), AppError> {
+    let Some(email) = message.kind.fallback() else {
+        return Ok(());
+    };
+    if let Some(owed) = deps.messages.owe_message(tour, email, now).await? {
+        tracing::info!(booking_id = %message.booking_id, message = %owed.key(), "the text failed; its email goes instead");
+        // Written first: if the queue fails, the sweep re-queues it.
+        if let Err(e) = deps.queue.enqueue_messages(&[owed]).await {
+            tracing::error!(booking_id = %message.booking_id, error = %e, "could not queue the fallback email; the sweep will");
+        }
+    }
+    Ok(())
 }
 
 /// How long an owed message may sit pending before it is queued again: longer than the queue's whole retry
@@ -221,6 +364,34 @@ pub async fn requeue_unsent_messages(
     Ok(owed.len())
 }
 
+/// What the reminder scheduler reads and writes.
+#[derive(Clone, Copy)]
+pub struct SchedulerDeps<'a> {
+    pub tours: &'a dyn crate::ports::TourReads,
+    pub reminders: &'a dyn crate::ports::ReminderStore,
+    pub queue: &'a dyn SyncQueue,
+    pub properties: &'a dyn PropertyStore,
+    pub consents: &'a dyn Consents,
+}
+
+/// How a due reminder goes: by text to a prospect who agreed to texts at a property that texts (the email only if
+/// the text fails), by email otherwise.
+async fn reminder_channel(
+    properties: &dyn PropertyStore,
+    consents: &dyn Consents,
+    due: &crate::ports::DueReminder,
+    tour: &TourRecord,
+) -> Result<crate::domain::notify::MessageKind, AppError> {
+    let Some(text) = due.kind.text_twin().filter(|_| due.kind.is_reminder()) else {
+        return Ok(due.kind);
+    };
+    let property = load_property(properties, &tour.property_id).await?;
+    Ok(match may_text(consents, &property, tour).await? {
+        Ok(_) => text,
+        Err(_) => due.kind,
+    })
+}
+
 /// How far back a tick looks for due reminders: a missed tick or two still sends them; older ones are too late and
 /// are left to expire.
 pub const REMINDER_LOOKBACK: Duration = Duration::hours(3);
@@ -234,12 +405,16 @@ pub const REMINDERS_PER_SEND: usize = 10;
 /// reminders were dropped with the change; this is the guard for a change that raced the tick). No reminder is
 /// taken with less than `budget.least` left in the invocation: the rest stay due for the next tick.
 pub async fn queue_due_reminders(
-    tours: &dyn crate::ports::TourReads,
-    reminders: &dyn crate::ports::ReminderStore,
-    queue: &dyn SyncQueue,
+    deps: &SchedulerDeps<'_>,
     now: DateTime<Utc>,
     budget: &super::budget::TimeBudget,
 ) -> Result<usize, AppError> {
+    let SchedulerDeps {
+        tours,
+        reminders,
+        queue,
+        ..
+    } = *deps;
     let mut taken = Vec::new();
     let mut queued = 0;
     for due in reminders.due_reminders(now, REMINDER_LOOKBACK).await? {
@@ -250,11 +425,20 @@ pub async fn queue_due_reminders(
             );
             break;
         }
-        let live = tours
+        // A reminder is for a tour still ahead; a text that waited out quiet hours is for the tour as it now stands
+        // (whether it still fits is the sender's to say).
+        let tour = tours
             .tour(&due.booking_id)
             .await?
-            .filter(|t| t.status.is_open() && t.start > now);
-        if let Some(message) = reminders.take_reminder(&due, live.as_ref(), now).await? {
+            .filter(|t| !due.kind.is_reminder() || (t.status.is_open() && t.start > now));
+        let kind = match &tour {
+            Some(tour) => reminder_channel(deps.properties, deps.consents, &due, tour).await?,
+            None => due.kind,
+        };
+        if let Some(message) = reminders
+            .take_reminder(&due, tour.as_ref().map(|t| (t, kind)), now)
+            .await?
+        {
             taken.push(message);
         }
         if taken.len() == REMINDERS_PER_SEND {
@@ -276,11 +460,12 @@ pub async fn queue_due_reminders(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::app::fakes::{FlakyMailer, MemoryMessages, MemoryStore};
+    use crate::app::fakes::{FlakyMailer, MemoryMessages, MemoryStore, MemoryTexts, MemoryTours};
     use crate::domain::notify::{DeliveryStatus, MessageKind};
     use crate::domain::property::tests::{demo, monday_morning};
     use crate::domain::update::tests::tour;
     use crate::domain::{lifecycle::TourStatus, record::TourRecord};
+    use chrono::Duration;
 
     fn demo_tour() -> TourRecord {
         let mut t = tour(TourStatus::Scheduled);
@@ -293,9 +478,26 @@ mod tests {
             .to_string()
     }
 
-    fn kit() -> (Templates, Links) {
-        let links = Links::new("https://tours.example/tour", crate::domain::link::tests::key()).unwrap();
-        (Templates::defaults().unwrap(), links)
+    /// What the sender needs beside its store and mailer: the templates, the links, the text service, and the
+    /// consents and queue (a tour store's).
+    struct Kit {
+        templates: Templates,
+        links: Links,
+        texts: MemoryTexts,
+        side: MemoryTours,
+    }
+
+    fn kit() -> Kit {
+        texting_kit(MemoryTexts::default())
+    }
+
+    fn texting_kit(texts: MemoryTexts) -> Kit {
+        Kit {
+            templates: Templates::defaults().unwrap(),
+            links: Links::new("https://tours.example/tour", crate::domain::link::tests::key()).unwrap(),
+            texts,
+            side: MemoryTours::default(),
+        }
     }
 
     /// The sender over fakes, five receives, sends of at most 5 s.
@@ -304,15 +506,18 @@ mod tests {
         messages: &'a MemoryMessages,
         mailer: &'a dyn Mailer,
         staff_webhook: &'a dyn StaffWebhook,
-        (templates, links): &'a (Templates, Links),
+        kit: &'a Kit,
     ) -> SenderDeps<'a> {
         SenderDeps {
             properties: store,
             messages,
             mailer,
             staff_webhook,
-            templates,
-            links,
+            texts: &kit.texts,
+            consents: &kit.side,
+            queue: &kit.side,
+            templates: &kit.templates,
+            links: &kit.links,
             max_receives: 5,
             longest_send: std::time::Duration::from_secs(5),
         }
@@ -336,6 +541,294 @@ mod tests {
         )
         .await
         .unwrap()
+    }
+
+    fn texting() -> crate::domain::property::Property {
+        let mut json = crate::domain::property::tests::demo_json();
+        json["texts"] = true.into();
+        crate::domain::property::Property::from_file(serde_json::from_value(json).unwrap()).unwrap()
+    }
+
+    fn grant(t: &TourRecord, at: DateTime<Utc>) -> crate::domain::consent::ConsentEvent {
+        let consent = crate::domain::consent::SmsConsent {
+            words: "Text me about my tour".into(),
+            agreed_at: at,
+        };
+        let phone = crate::domain::Phone::parse(&t.prospect_phone).unwrap();
+        crate::domain::consent::ConsentEvent::granted(
+            t.property_id.clone(),
+            phone,
+            &consent,
+            t.conversation_id.clone(),
+            t.booking_id.clone(),
+        )
+    }
+
+    async fn deliver_with(
+        kit: &Kit,
+        store: &MemoryStore,
+        messages: &MemoryMessages,
+        body: &str,
+        receive: u32,
+    ) -> WorkerOutcome {
+        let mailer = FlakyMailer::default();
+        let deps = sender(store, messages, &mailer, &mailer, kit);
+        send_queued_message(
+            &deps,
+            body,
+            receive,
+            monday_morning(),
+            std::time::Duration::from_secs(28),
+        )
+        .await
+        .unwrap()
+    }
+
+    fn because(messages: &MemoryMessages, t: &TourRecord, kind: MessageKind) -> Option<String> {
+        messages
+            .deliveries(t, kind)
+            .pop()
+            .and_then(|d| d.superseded_because.or(d.last_error))
+    }
+
+    #[tokio::test]
+    async fn no_text_goes_without_consent_or_after_its_revocation_and_one_with_it_names_the_tour_and_its_link() {
+        use crate::ports::Consents;
+        let (store, kit, t) = (MemoryStore::with_property(texting()), kit(), demo_tour());
+        let messages = MemoryMessages::owing(&t, &[MessageKind::TextConfirmation]);
+        let outcome = deliver_with(&kit, &store, &messages, &body(&t, MessageKind::TextConfirmation), 1).await;
+        assert_eq!(outcome, WorkerOutcome::Done);
+        assert!(kit.texts.sent().is_empty(), "no consent, no text");
+        assert_eq!(
+            messages.status(&t, MessageKind::TextConfirmation),
+            DeliveryStatus::Superseded
+        );
+        assert_eq!(
+            because(&messages, &t, MessageKind::TextConfirmation).as_deref(),
+            Some("the prospect has not agreed to texts")
+        );
+
+        kit.side
+            .record_consent(&grant(&t, monday_morning() - Duration::hours(1)))
+            .await
+            .unwrap();
+        messages.add(&t, &[MessageKind::TextMoved]);
+        let b = body(&t, MessageKind::TextMoved);
+        let (sent, lines) = crate::metrics::capture(deliver_with(&kit, &store, &messages, &b, 1)).await;
+        assert_eq!(sent, WorkerOutcome::Done);
+        assert_eq!(
+            deliver_with(&kit, &store, &messages, &b, 2).await,
+            WorkerOutcome::Done,
+            "a redelivery"
+        );
+        let texts = kit.texts.sent();
+        assert_eq!(texts.len(), 1, "sent once");
+        assert_eq!(texts[0].to.expose(), "+15125550100");
+        assert!(
+            texts[0].body.starts_with("Maple Grove Apartments: your tour is now "),
+            "{}",
+            texts[0].body
+        );
+        assert!(
+            texts[0].body.contains("https://tours.example/tour?t="),
+            "the self-service link"
+        );
+        assert_eq!(
+            texts[0].context,
+            [
+                ("booking_id".to_owned(), t.booking_id.to_string()),
+                ("message".to_owned(), format!("text_moved#v{}", t.version)),
+            ]
+        );
+        assert_eq!(crate::metrics::names(&lines), vec!["TextsSent"]);
+        let delivery = messages.deliveries(&t, MessageKind::TextMoved).pop().unwrap();
+        assert_eq!(
+            (delivery.status, delivery.provider_message_id.as_deref()),
+            (DeliveryStatus::Sent, Some("text-1"))
+        );
+
+        // Revoked since: the next text is not sent.
+        let mut revoked = grant(&t, monday_morning() - Duration::minutes(5));
+        revoked.change = crate::domain::consent::ConsentChange::Revoked { by: "STOP".into() };
+        revoked.source = crate::domain::consent::ConsentSource::TextReply;
+        kit.side.record_consent(&revoked).await.unwrap();
+        messages.add(&t, &[MessageKind::TextReminder]);
+        deliver_with(&kit, &store, &messages, &body(&t, MessageKind::TextReminder), 1).await;
+        assert_eq!(kit.texts.sent().len(), 1);
+        assert_eq!(
+            because(&messages, &t, MessageKind::TextReminder).as_deref(),
+            Some("the prospect stopped texts")
+        );
+    }
+
+    #[tokio::test]
+    async fn a_property_that_does_not_text_sends_none_even_with_consent() {
+        use crate::ports::Consents;
+        let (store, kit, t) = (MemoryStore::with_property(demo()), kit(), demo_tour());
+        kit.side.record_consent(&grant(&t, monday_morning())).await.unwrap();
+        let messages = MemoryMessages::owing(&t, &[MessageKind::TextConfirmation]);
+        deliver_with(&kit, &store, &messages, &body(&t, MessageKind::TextConfirmation), 1).await;
+        assert!(kit.texts.sent().is_empty());
+        assert_eq!(
+            because(&messages, &t, MessageKind::TextConfirmation).as_deref(),
+            Some("the property does not text")
+        );
+    }
+
+    #[tokio::test]
+    async fn a_reminder_text_that_fails_for_good_falls_back_to_its_email_once() {
+        use crate::ports::Consents;
+        for failure in [
+            TextError::Refused("the service said ValidationException".into()),
+            TextError::OptedOut,
+        ] {
+            let store = MemoryStore::with_property(texting());
+            let (kit, t) = (texting_kit(MemoryTexts::failing([failure.clone()])), demo_tour());
+            kit.side
+                .record_consent(&grant(&t, monday_morning() - Duration::hours(1)))
+                .await
+                .unwrap();
+            let messages = MemoryMessages::owing(&t, &[MessageKind::TextReminder]);
+            let b = body(&t, MessageKind::TextReminder);
+            let (outcome, lines) = crate::metrics::capture(deliver_with(&kit, &store, &messages, &b, 1)).await;
+            assert_eq!(
+                outcome,
+                WorkerOutcome::Done,
+                "handled: nothing for the dead-letter queue"
+            );
+            assert_eq!(crate::metrics::names(&lines), vec!["TextsFailed"]);
+            assert_eq!(messages.status(&t, MessageKind::TextReminder), DeliveryStatus::Failed);
+            assert_eq!(
+                messages.status(&t, MessageKind::Reminder),
+                DeliveryStatus::Pending,
+                "its email is owed"
+            );
+            let queued = kit.side.queued_messages.lock().unwrap().clone();
+            assert_eq!(
+                queued.iter().map(|m| m.kind).collect::<Vec<_>>(),
+                [MessageKind::Reminder]
+            );
+            // A redelivery of the failed text owes nothing more.
+            deliver_with(&kit, &store, &messages, &b, 2).await;
+            assert_eq!(kit.side.queued_messages.lock().unwrap().len(), 1);
+            // The email itself goes as any reminder does.
+            let mailer = FlakyMailer::default();
+            let deps = sender(&store, &messages, &mailer, &mailer, &kit);
+            let email = body(&t, MessageKind::Reminder);
+            send_queued_message(&deps, &email, 1, monday_morning(), std::time::Duration::from_secs(28))
+                .await
+                .unwrap();
+            assert_eq!(mailer.sent().len(), 1);
+            let state = kit
+                .side
+                .consent(&t.property_id, &crate::domain::Phone::parse(&t.prospect_phone).unwrap())
+                .await
+                .unwrap()
+                .state();
+            if failure == TextError::OptedOut {
+                assert!(
+                    matches!(state, crate::domain::consent::ConsentState::Revoked { .. }),
+                    "the opt-out list's revocation is on record: {state:?}"
+                );
+            } else {
+                assert!(matches!(state, crate::domain::consent::ConsentState::Granted { .. }));
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_confirmation_text_that_fails_owes_no_second_email_and_a_throttled_text_is_tried_again() {
+        use crate::ports::Consents;
+        let store = MemoryStore::with_property(texting());
+        let throttled = TextError::Unavailable("the service said ThrottlingException".into());
+        let (kit, t) = (
+            texting_kit(MemoryTexts::failing([
+                throttled.clone(),
+                throttled.clone(),
+                TextError::Refused("no".into()),
+            ])),
+            demo_tour(),
+        );
+        kit.side
+            .record_consent(&grant(&t, monday_morning() - Duration::hours(1)))
+            .await
+            .unwrap();
+        let messages = MemoryMessages::owing(&t, &[MessageKind::TextConfirmation, MessageKind::TextMoved]);
+        let b = body(&t, MessageKind::TextConfirmation);
+        assert_eq!(deliver_with(&kit, &store, &messages, &b, 1).await, WorkerOutcome::Retry);
+        assert_eq!(
+            messages.status(&t, MessageKind::TextConfirmation),
+            DeliveryStatus::Pending
+        );
+        assert_eq!(deliver_with(&kit, &store, &messages, &b, 2).await, WorkerOutcome::Retry);
+        assert_eq!(deliver_with(&kit, &store, &messages, &b, 3).await, WorkerOutcome::Done);
+        assert_eq!(
+            messages.status(&t, MessageKind::TextConfirmation),
+            DeliveryStatus::Failed
+        );
+        assert!(
+            kit.side.queued_messages.lock().unwrap().is_empty(),
+            "the confirmation email went anyway"
+        );
+        // A throttle on the queue's last receive is a failure for good.
+        let kit = texting_kit(MemoryTexts::failing([throttled]));
+        kit.side
+            .record_consent(&grant(&t, monday_morning() - Duration::hours(1)))
+            .await
+            .unwrap();
+        let moved = body(&t, MessageKind::TextMoved);
+        assert_eq!(
+            deliver_with(&kit, &store, &messages, &moved, 5).await,
+            WorkerOutcome::Done
+        );
+        assert_eq!(messages.status(&t, MessageKind::TextMoved), DeliveryStatus::Failed);
+    }
+
+    #[tokio::test]
+    async fn a_due_reminder_goes_by_text_only_to_a_prospect_who_agreed_at_a_property_that_texts() {
+        use crate::ports::{Consents, DueReminder};
+        let t = demo_tour();
+        let due = DueReminder {
+            booking_id: t.booking_id.clone(),
+            kind: MessageKind::Reminder,
+            due: monday_morning(),
+        };
+        let (texts_on, texts_off) = (
+            MemoryStore::with_property(texting()),
+            MemoryStore::with_property(demo()),
+        );
+        let consents = MemoryTours::default();
+        assert_eq!(
+            reminder_channel(&texts_on, &consents, &due, &t).await.unwrap(),
+            MessageKind::Reminder,
+            "no consent"
+        );
+        consents.record_consent(&grant(&t, monday_morning())).await.unwrap();
+        assert_eq!(
+            reminder_channel(&texts_on, &consents, &due, &t).await.unwrap(),
+            MessageKind::TextReminder
+        );
+        assert_eq!(
+            reminder_channel(&texts_off, &consents, &due, &t).await.unwrap(),
+            MessageKind::Reminder
+        );
+        let last = DueReminder {
+            kind: MessageKind::LastReminder,
+            ..due.clone()
+        };
+        assert_eq!(
+            reminder_channel(&texts_on, &consents, &last, &t).await.unwrap(),
+            MessageKind::TextLastReminder
+        );
+        let waiting = DueReminder {
+            kind: MessageKind::TextConfirmation,
+            ..due
+        };
+        assert_eq!(
+            reminder_channel(&texts_on, &consents, &waiting, &t).await.unwrap(),
+            MessageKind::TextConfirmation,
+            "a text that waited out quiet hours stays itself"
+        );
     }
 
     #[tokio::test]

@@ -94,6 +94,9 @@ pub enum ConsentSource {
     },
     /// A text the prospect sent.
     TextReply,
+    /// The text service refused a text because the number is on its opt-out list (the prospect texted STOP to the
+    /// number, or an operator put it there).
+    OptOutList,
 }
 
 /// One grant or revocation of a number's consent at a property.

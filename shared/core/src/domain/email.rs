@@ -359,7 +359,7 @@ impl Templates {
         let context = minijinja::Value::from(minijinja::value::Serde(context(kind, tour, property, links, now)));
         let file = match kind.audience() {
             Audience::Staff | Audience::StaffWebhook => "staff_alert",
-            Audience::Prospect => kind.as_str(),
+            Audience::Prospect | Audience::Text => kind.as_str(),
         };
         let to = recipients(kind, tour, property);
         if to.is_empty() {
@@ -446,6 +446,8 @@ fn context<'a>(
 fn recipients(kind: MessageKind, tour: &TourRecord, property: &Property) -> Vec<String> {
     match kind.audience() {
         Audience::Prospect => vec![tour.prospect_email.clone()],
+        // A text is no email (see `domain::texts::wording`).
+        Audience::Text => Vec::new(),
         Audience::StaffWebhook => property.staff_webhook_url.iter().cloned().collect(),
         Audience::Staff => {
             let agent = tour
@@ -648,6 +650,14 @@ mod tests {
         let t = demo_tour(TourStatus::Scheduled);
         let property = with(&[("staff_webhook_url", "https://hooks.chat.example/T1".into())]);
         for kind in MessageKind::ALL {
+            if kind.audience() == Audience::Text {
+                let text = templates.render(kind, &t, &property, &links(), now());
+                assert!(
+                    matches!(text, Err(RenderError::NoRecipient)),
+                    "a text is no email: {kind:?}"
+                );
+                continue;
+            }
             let email = templates.render(kind, &t, &property, &links(), now()).unwrap();
             assert!(
                 !email.subject.is_empty() && email.text.contains(&t.prospect_name[..3])

@@ -49,6 +49,13 @@ pub enum MessageKind {
     /// Staff: the same outcome opens a follow-up for the tour's agent, with the prospect's context.
     StaffFollowUp,
     WebhookFollowUp,
+    /// The same prospect messages by text, to a prospect who agreed to texts at a property that texts
+    /// ([`MessageKind::text_twin`]): the booking, each reminder (instead of its email), the move and the cancellation.
+    TextConfirmation,
+    TextReminder,
+    TextLastReminder,
+    TextMoved,
+    TextCancelled,
 }
 
 /// Who a message is for.
@@ -59,10 +66,12 @@ pub enum Audience {
     Staff,
     /// The property's staff webhook.
     StaffWebhook,
+    /// The prospect's phone, by text (only with their consent, checked when it is sent).
+    Text,
 }
 
 impl MessageKind {
-    pub const ALL: [MessageKind; 20] = [
+    pub const ALL: [MessageKind; 25] = [
         Self::Confirmation,
         Self::Confirmed,
         Self::Rescheduled,
@@ -83,6 +92,11 @@ impl MessageKind {
         Self::ApplyInvite,
         Self::StaffFollowUp,
         Self::WebhookFollowUp,
+        Self::TextConfirmation,
+        Self::TextReminder,
+        Self::TextLastReminder,
+        Self::TextMoved,
+        Self::TextCancelled,
     ];
 
     pub fn as_str(&self) -> &'static str {
@@ -107,6 +121,11 @@ impl MessageKind {
             Self::ApplyInvite => "apply_invite",
             Self::StaffFollowUp => "staff_follow_up",
             Self::WebhookFollowUp => "webhook_follow_up",
+            Self::TextConfirmation => "text_confirmation",
+            Self::TextReminder => "text_reminder",
+            Self::TextLastReminder => "text_last_reminder",
+            Self::TextMoved => "text_moved",
+            Self::TextCancelled => "text_cancelled",
         }
     }
 
@@ -122,6 +141,11 @@ impl MessageKind {
             Self::WebhookNew | Self::WebhookMoved | Self::WebhookCancelled | Self::WebhookFollowUp => {
                 Audience::StaffWebhook
             }
+            Self::TextConfirmation
+            | Self::TextReminder
+            | Self::TextLastReminder
+            | Self::TextMoved
+            | Self::TextCancelled => Audience::Text,
             _ => Audience::Prospect,
         }
     }
@@ -135,6 +159,51 @@ impl MessageKind {
             Self::StaffFollowUp => Some(Self::WebhookFollowUp),
             _ => None,
         }
+    }
+
+    /// A prospect message's twin by text.
+    pub fn text_twin(&self) -> Option<Self> {
+        match self {
+            Self::Confirmation => Some(Self::TextConfirmation),
+            Self::Reminder => Some(Self::TextReminder),
+            Self::LastReminder => Some(Self::TextLastReminder),
+            Self::Rescheduled => Some(Self::TextMoved),
+            Self::Cancelled => Some(Self::TextCancelled),
+            _ => None,
+        }
+    }
+
+    /// The email a text stands beside (or, for a reminder, in place of).
+    pub fn email_twin(&self) -> Option<Self> {
+        Self::ALL.into_iter().find(|email| email.text_twin() == Some(*self))
+    }
+
+    /// The email owed when this text fails for good: a reminder's, which went by text instead of email. The other
+    /// texts stand beside their email, which went anyway.
+    pub fn fallback(&self) -> Option<Self> {
+        match self {
+            Self::TextReminder | Self::TextLastReminder => self.email_twin(),
+            _ => None,
+        }
+    }
+
+    /// What a text says ([`super::texts::wording`]).
+    pub fn text_kind(&self) -> Option<super::texts::TextKind> {
+        use super::texts::TextKind;
+        match self {
+            Self::TextConfirmation => Some(TextKind::Confirmation),
+            Self::TextReminder => Some(TextKind::Reminder),
+            Self::TextLastReminder => Some(TextKind::LastReminder),
+            Self::TextMoved => Some(TextKind::Moved),
+            Self::TextCancelled => Some(TextKind::Cancelled),
+            _ => None,
+        }
+    }
+
+    /// Whether it is a reminder (set with the tour's time, dropped when the tour moves or ends), rather than a
+    /// text waiting out quiet hours.
+    pub fn is_reminder(&self) -> bool {
+        matches!(self, Self::Reminder | Self::LastReminder)
     }
 
     /// The staff alert a webhook message carries (`staff_new`, ...): the same words as the email's.
@@ -166,6 +235,9 @@ impl MessageKind {
     /// Why the message no longer fits the tour as it now stands (see [`MessageKind::fits`]), in words for the
     /// delivery record; `None` when it fits.
     pub fn unfit_because(&self, tour: &TourRecord) -> Option<String> {
+        if let Some(email) = self.email_twin() {
+            return email.unfit_because(tour);
+        }
         // A prospect who said they are not interested hears nothing more about the tour, but for the invite's
         // withdrawal (their calendar must not keep a tour that is off).
         if tour.outcome == Some(Outcome::NotInterested)
@@ -197,6 +269,12 @@ impl MessageKind {
                 tour.outcome == Some(Outcome::FollowUpNeeded)
             }
             Self::ApplyInvite => tour.outcome == Some(Outcome::Interested),
+            // Answered by the twin above.
+            Self::TextConfirmation
+            | Self::TextReminder
+            | Self::TextLastReminder
+            | Self::TextMoved
+            | Self::TextCancelled => true,
         };
         (!fits).then(|| match tour.outcome {
             Some(outcome) if !matches!(tour.status, TourStatus::Cancelled) && self.follows_an_outcome() => {
@@ -315,7 +393,47 @@ pub fn owed(
         let twins: Vec<MessageKind> = owed.iter().filter_map(MessageKind::webhook_twin).collect();
         owed.extend(twins);
     }
+    if texts(property, after) {
+        let twins: Vec<MessageKind> = owed.iter().filter_map(MessageKind::text_twin).collect();
+        owed.extend(twins);
+    }
     owed
+}
+
+/// Whether a tour's prospect may be texted at all: the property texts and the tour has a number. Their consent is
+/// read when each text is sent (it can be revoked at any moment, by a reply).
+pub fn texts(property: &Property, tour: &TourRecord) -> bool {
+    property.texts && super::Phone::parse(&tour.prospect_phone).is_ok()
+}
+
+/// Splits what a change owes into what goes now and the texts that wait out quiet hours
+/// ([`super::texts::deliver_at`]), which wait as reminders due when they may go. `at` is when the change was made
+/// (for a booking, its `created_at`, so the booking and its later queueing split alike).
+pub fn now_or_later(
+    property: &Property,
+    tour: &TourRecord,
+    owed: Vec<MessageKind>,
+    at: DateTime<Utc>,
+) -> (Vec<MessageKind>, Vec<ReminderDue>) {
+    let mut later = Vec::new();
+    let now = owed
+        .into_iter()
+        .filter(|kind| {
+            if kind.audience() != Audience::Text {
+                return true;
+            }
+            let due = super::texts::deliver_at(property.time_zone, at, tour.start);
+            if due > at {
+                later.push(ReminderDue {
+                    kind: *kind,
+                    hours_before: 0,
+                    due,
+                });
+            }
+            due <= at
+        })
+        .collect();
+    (now, later)
 }
 
 /// What a booking accepted as pending owes when ResMan then refuses it: the prospect hears that it could not be
@@ -373,15 +491,17 @@ pub struct ReminderDue {
 }
 
 /// The reminders of a tour starting at `start`, `hours` before it (longest first: the first is `Reminder`, a second
-/// `LastReminder`), counted in real elapsed hours (UTC arithmetic), so a clock change in between moves none.
-pub fn reminders_for(start: DateTime<Utc>, hours: &[u32]) -> Vec<ReminderDue> {
+/// `LastReminder`), counted in real elapsed hours (UTC arithmetic), so a clock change in between moves none. A
+/// reminder due in quiet hours in the property's zone (`zone`) waits until they end, unless that would leave it
+/// useless ([`super::texts::deliver_at`]): it may go by text, and an email at 6 am is no better.
+pub fn reminders_for(start: DateTime<Utc>, hours: &[u32], zone: Tz) -> Vec<ReminderDue> {
     hours
         .iter()
         .zip([MessageKind::Reminder, MessageKind::LastReminder])
         .map(|(h, kind)| ReminderDue {
             kind,
             hours_before: *h,
-            due: start - chrono::Duration::hours((*h).into()),
+            due: super::texts::deliver_at(zone, start - chrono::Duration::hours((*h).into()), start),
         })
         .collect()
 }
@@ -389,11 +509,11 @@ pub fn reminders_for(start: DateTime<Utc>, hours: &[u32]) -> Vec<ReminderDue> {
 /// The reminders a tour should now have waiting: none for a tour that no longer holds its time or is no longer
 /// open, and none already due when it is set (a tour booked 90 minutes ahead gets no 24-hour reminder, nor a
 /// 2-hour one: its confirmation has just gone out).
-pub fn reminders_owed(tour: &TourRecord, hours: &[u32], now: DateTime<Utc>) -> Vec<ReminderDue> {
+pub fn reminders_owed(tour: &TourRecord, hours: &[u32], zone: Tz, now: DateTime<Utc>) -> Vec<ReminderDue> {
     if !tour.status.is_open() {
         return Vec::new();
     }
-    reminders_for(tour.start, hours)
+    reminders_for(tour.start, hours, zone)
         .into_iter()
         .filter(|r| r.due > now)
         .collect()
@@ -543,7 +663,9 @@ pub(crate) mod tests {
             .with_ymd_and_hms(2026, 11, 1, 10, 0, 0)
             .unwrap()
             .with_timezone(&Utc);
-        let [day, soon] = reminders_for(start, &[24, 2]).try_into().unwrap();
+        let [day, soon] = reminders_for(start, &[24, 2], chrono_tz::America::Chicago)
+            .try_into()
+            .unwrap();
         assert_eq!(
             (day.kind, day.due),
             (MessageKind::Reminder, start - Duration::hours(24))
@@ -561,19 +683,136 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn a_reminder_due_in_quiet_hours_waits_for_8_am_unless_the_tour_starts_too_soon_after() {
+        let chicago = chrono_tz::America::Chicago;
+        let at = |d: u32, h: u32, m: u32| {
+            chicago
+                .with_ymd_and_hms(2026, 12, d, h, m, 0)
+                .unwrap()
+                .with_timezone(&Utc)
+        };
+        // A 9:00 tour: the 2-hour reminder (7:00) waits for 8:00; the day-before one (9:00) goes when due.
+        let [day, soon] = reminders_for(at(10, 9, 0), &[24, 2], chicago).try_into().unwrap();
+        assert_eq!(day.due, at(9, 9, 0));
+        assert_eq!(soon.due, at(10, 8, 0));
+        // An 8:15 tour: 8:00 would be too late to be of use, so its 6:15 reminder goes at 6:15.
+        let [_, soon] = reminders_for(at(10, 8, 15), &[24, 2], chicago).try_into().unwrap();
+        assert_eq!(soon.due, at(10, 6, 15));
+    }
+
+    fn texting() -> Property {
+        let mut json = crate::domain::property::tests::demo_json();
+        json["texts"] = true.into();
+        Property::from_file(serde_json::from_value(json).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn a_texting_property_owes_a_text_beside_each_prospect_email_that_has_one_and_none_without_a_number() {
+        use MessageKind::*;
+        let before = tour(TourStatus::Scheduled);
+        assert_eq!(
+            owed(&texting(), None, &before, false),
+            [Confirmation, StaffNew, TextConfirmation]
+        );
+        assert_eq!(
+            owed(&demo(), None, &before, false),
+            [Confirmation, StaffNew],
+            "the property does not text"
+        );
+        let moved = TourRecord {
+            start: before.start + Duration::hours(2),
+            end: before.end + Duration::hours(2),
+            ..before.clone()
+        };
+        assert_eq!(
+            owed(&texting(), Some(&before), &moved, true),
+            [Rescheduled, TextMoved],
+            "a move staff made in ResMan: the prospect hears by both"
+        );
+        let cancelled = TourRecord {
+            status: TourStatus::Cancelled,
+            ..before.clone()
+        };
+        assert_eq!(
+            owed(&texting(), Some(&before), &cancelled, false),
+            [Cancelled, StaffCancelled, TextCancelled]
+        );
+        let completed = TourRecord {
+            status: TourStatus::Completed,
+            ..before.clone()
+        };
+        assert_eq!(
+            owed(&texting(), Some(&before), &completed, false),
+            [ThankYou],
+            "no text twin"
+        );
+        let no_number = TourRecord {
+            prospect_phone: String::new(),
+            ..before.clone()
+        };
+        assert_eq!(owed(&texting(), None, &no_number, false), [Confirmation, StaffNew]);
+        // A text fits the tour exactly when its email does; only a reminder's text falls back to its email.
+        assert!(!TextConfirmation.fits(&cancelled) && TextCancelled.fits(&cancelled));
+        assert_eq!(TextReminder.fallback(), Some(Reminder));
+        assert_eq!(TextLastReminder.fallback(), Some(LastReminder));
+        assert_eq!(TextConfirmation.fallback(), None, "the confirmation email went anyway");
+        assert_eq!(TextMoved.email_twin(), Some(Rescheduled));
+        for kind in MessageKind::ALL {
+            assert_eq!(
+                kind.audience() == Audience::Text,
+                kind.text_kind().is_some(),
+                "{kind:?}"
+            );
+            assert_eq!(MessageKind::parse(kind.as_str()), Some(kind));
+        }
+    }
+
+    #[test]
+    fn a_text_owed_in_quiet_hours_waits_for_8_am_as_a_reminder_and_an_urgent_one_goes_now() {
+        use MessageKind::*;
+        let chicago = chrono_tz::America::Chicago;
+        let at = |d: u32, h: u32, m: u32| {
+            chicago
+                .with_ymd_and_hms(2026, 12, d, h, m, 0)
+                .unwrap()
+                .with_timezone(&Utc)
+        };
+        let mut t = tour(TourStatus::Scheduled);
+        t.start = at(11, 14, 0);
+        t.end = at(11, 14, 30);
+        let owes = || vec![Confirmation, StaffNew, TextConfirmation];
+        // Booked at 10 pm for tomorrow 2 pm: the email now, the text at 8 am.
+        let (now, later) = now_or_later(&texting(), &t, owes(), at(10, 22, 0));
+        assert_eq!(now, [Confirmation, StaffNew]);
+        assert_eq!(
+            later,
+            [ReminderDue {
+                kind: TextConfirmation,
+                hours_before: 0,
+                due: at(11, 8, 0)
+            }]
+        );
+        // Booked at noon: all now.
+        assert_eq!(now_or_later(&texting(), &t, owes(), at(10, 12, 0)), (owes(), vec![]));
+        // Booked at 10 pm for 10:45 pm: the text is of no use at 8 am, so it goes now.
+        t.start = at(10, 22, 45);
+        assert_eq!(now_or_later(&texting(), &t, owes(), at(10, 22, 0)).0, owes());
+    }
+
+    #[test]
     fn a_tour_booked_ninety_minutes_ahead_gets_no_reminder_and_a_closed_tour_none() {
         let mut t = tour(TourStatus::Scheduled);
         let now = t.start - Duration::minutes(90);
-        assert!(reminders_owed(&t, &[24, 2], now).is_empty());
+        assert!(reminders_owed(&t, &[24, 2], chrono_tz::UTC, now).is_empty());
         let earlier = t.start - Duration::hours(30);
-        assert_eq!(reminders_owed(&t, &[24, 2], earlier).len(), 2);
+        assert_eq!(reminders_owed(&t, &[24, 2], chrono_tz::UTC, earlier).len(), 2);
         assert_eq!(
-            reminders_owed(&t, &[24, 2], t.start - Duration::hours(5)).len(),
+            reminders_owed(&t, &[24, 2], chrono_tz::UTC, t.start - Duration::hours(5)).len(),
             1,
             "the 2-hour one only"
         );
         t.status = TourStatus::Cancelled;
-        assert!(reminders_owed(&t, &[24, 2], earlier).is_empty());
+        assert!(reminders_owed(&t, &[24, 2], chrono_tz::UTC, earlier).is_empty());
     }
 
     #[test]

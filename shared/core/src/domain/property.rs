@@ -114,6 +114,11 @@ pub struct PropertyFile {
     /// (their alert says so), and its agent's time stays busy for us until then.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub resman_cancel_word: bool,
+    /// Whether the property texts prospects who agreed to texts (their confirmation, reminders, move and cancel
+    /// notices, by AWS End User Messaging SMS from the deployment's phone pool). Off by default: a property's number
+    /// must be registered for 10DLC first. Without the prospect's consent no text is sent, whatever this says.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub texts: bool,
     /// The property's own versions of email templates, by file name (`confirmation.txt`, `base.html`, ...).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub templates: BTreeMap<String, String>,
@@ -159,6 +164,8 @@ pub struct Property {
     pub staff_webhook_url: Option<String>,
     /// See [`PropertyFile::resman_cancel_word`].
     pub resman_cancel_word: bool,
+    /// See [`PropertyFile::texts`].
+    pub texts: bool,
     pub templates: BTreeMap<String, String>,
     pub agents: Vec<AgentConfig>,
     pub tour_types: BTreeMap<TourType, TourTypeConfig>,
@@ -339,6 +346,7 @@ impl Property {
             apply_url: file.apply_url.clone(),
             staff_webhook_url: file.staff_webhook_url.clone(),
             resman_cancel_word: file.resman_cancel_word,
+            texts: file.texts,
             templates: file.templates.clone(),
             agents: file.agents.clone(),
             tour_types: file.tour_types.clone(),

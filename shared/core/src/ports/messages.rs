@@ -68,6 +68,15 @@ pub trait MessageStore: Send + Sync {
         now: chrono::DateTime<chrono::Utc>,
     ) -> Result<bool, StoreError>;
 
+    /// Owes one more message of the tour as it now stands (a reminder's email when its text failed), pending; `None`
+    /// when the tour owes that message at its version already.
+    async fn owe_message(
+        &self,
+        tour: &crate::domain::record::TourRecord,
+        kind: crate::domain::notify::MessageKind,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Option<crate::domain::notify::MessageRef>, StoreError>;
+
     /// Claims the messages still pending that were owed before `before` (their queue message was lost): each is
     /// stamped `now`, so it is claimed again only after another full period.
     async fn claim_unsent_messages(
@@ -95,12 +104,13 @@ pub trait ReminderStore: Send + Sync {
         lookback: chrono::Duration,
     ) -> Result<Vec<DueReminder>, StoreError>;
 
-    /// Takes a due reminder, once (of two schedulers, one): with `tour`, it becomes a message the tour owes at its
-    /// current version, written in the same transaction; without, it is only dropped. The message, when one was made.
+    /// Takes a due reminder, once (of two schedulers, one): with a tour, it becomes the message of the given kind
+    /// (the reminder's, or its text) the tour owes at its current version, written in the same transaction; without,
+    /// it is only dropped. The message, when one was made.
     async fn take_reminder(
         &self,
         reminder: &DueReminder,
-        tour: Option<&crate::domain::record::TourRecord>,
+        tour: Option<(&crate::domain::record::TourRecord, crate::domain::notify::MessageKind)>,
         now: chrono::DateTime<chrono::Utc>,
     ) -> Result<Option<crate::domain::notify::MessageRef>, StoreError>;
 }
