@@ -580,6 +580,7 @@ impl Stack {
             texts: &self.texts,
             consents: &self.store,
             queue: &self.queue,
+            text_log: &self.store,
             templates: &templates,
             links: &links,
             max_receives: 5,

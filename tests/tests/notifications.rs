@@ -1125,3 +1125,99 @@ async fn a_prospect_who_agreed_to_texts_gets_the_booking_and_the_reminder_by_tex
         "{state:?}"
     );
 }
+
+#[tokio::test]
+async fn a_prospect_confirms_by_replying_c_and_later_cancels_by_replying_cancel_with_one_final_text_on_dynamodb() {
+    use DeliveryStatus::*;
+    use MessageKind::*;
+    use chrono::Duration;
+    use tour_core::app::lifecycle::UpdateDeps;
+    use tour_core::app::replies::{InboundText, ReplyDeps, ReplyOutcome, take_reply};
+    use tour_core::domain::texts::Reply;
+    let stack = Stack::start().await;
+    stack.texting().await;
+    let zone = stack.property.time_zone;
+    let date = bookable_date(&stack.property);
+    let afternoon =
+        tour_core::domain::slots::resolve_local(zone, date.pred_opt().unwrap().and_hms_opt(15, 0, 0).unwrap()).unwrap();
+    let booked = stack
+        .book_at(&agreeing(&stack, 1, "10:00", afternoon), None, afternoon)
+        .await
+        .unwrap();
+    let tour = stack.tour(response(&booked)["appointment_id"].as_str().unwrap()).await;
+    stack.deliver_notifications().await;
+    assert_eq!(stack.texts.sent().len(), 1, "the confirmation text");
+
+    let deps = ReplyDeps {
+        update: UpdateDeps {
+            properties: &stack.store,
+            calendar: &stack.store,
+            tours: &stack.store,
+            queue: &stack.queue,
+        },
+        messages: &stack.store,
+        consents: &stack.store,
+        text_log: &stack.store,
+    };
+    let reply = |body: &str, id: &str| InboundText {
+        from: tour_core::domain::Phone::parse(&tour.prospect_phone).unwrap(),
+        body: body.into(),
+        inbound_id: id.into(),
+        // The service names the text the reply answers: the confirmation's id, as the text service gave it.
+        previous: Some("text-1".into()),
+    };
+    let later = afternoon + Duration::hours(1);
+    let c = take_reply(&deps, &reply("C", "in-1"), later).await.unwrap();
+    assert_eq!(c, ReplyOutcome::Applied(Reply::Confirm));
+    assert_eq!(
+        take_reply(&deps, &reply("C", "in-1"), later).await.unwrap(),
+        ReplyOutcome::Duplicate
+    );
+    let confirmed = stack.tour(tour.booking_id.as_str()).await;
+    assert_eq!(
+        confirmed.prospect_confirmed_at,
+        Some(later),
+        "staff see the prospect's word"
+    );
+    assert_eq!(confirmed.version, tour.version + 1);
+    stack.deliver_notifications().await;
+    assert!(
+        stack.texts.sent()[1].body.contains("thanks, see you"),
+        "{:?}",
+        stack.texts.sent()
+    );
+
+    let cancel = take_reply(&deps, &reply("CANCEL", "in-2"), later + Duration::minutes(5))
+        .await
+        .unwrap();
+    assert_eq!(cancel, ReplyOutcome::Applied(Reply::Cancel));
+    let cancelled = stack.tour(tour.booking_id.as_str()).await;
+    assert_eq!(cancelled.status, tour_core::domain::lifecycle::TourStatus::Cancelled);
+    stack.deliver_notifications().await;
+    let texts = stack.texts.sent();
+    assert_eq!(texts.len(), 3, "one final text: {texts:?}");
+    assert!(texts[2].body.contains("is cancelled and we will not text you again"));
+    let kinds = deliveries(&stack, tour.booking_id.as_str()).await;
+    for expected in [
+        (Cancelled, Sent),
+        (StaffCancelled, Sent),
+        (TextCancelledAndStopped, Sent),
+        (TextCancelled, Superseded),
+    ] {
+        assert!(kinds.contains(&expected), "{expected:?} in {kinds:?}");
+    }
+    // ResMan is told, as for any cancellation.
+    stack.drain(5).await;
+    let synced = stack.tour(tour.booking_id.as_str()).await;
+    assert_eq!(synced.resman_version, synced.version, "ResMan has the cancellation");
+    // And no further texts: the reminders are gone with the tour, and a text owed now finds consent revoked.
+    let tick = queue_due_reminders_at(&stack, synced.start - Duration::hours(2) + Duration::minutes(1)).await;
+    assert_eq!(tick, 0);
+    assert_eq!(stack.texts.sent().len(), 3);
+}
+
+async fn queue_due_reminders_at(stack: &Stack, at: chrono::DateTime<chrono::Utc>) -> usize {
+    tour_core::app::notify::queue_due_reminders(&stack.scheduler(), at, &integration_tests::invocation(60))
+        .await
+        .unwrap()
+}

@@ -39,6 +39,7 @@ trait Subject: Sync {
     fn digests(&self) -> &dyn DigestStore;
     fn messages(&self) -> &dyn MessageStore;
     fn consents(&self) -> &dyn Consents;
+    fn text_log(&self) -> &dyn tour_core::ports::TextLog;
     /// After a booking that owes `kinds` was created.
     fn owe(&self, tour: &TourRecord, kinds: &[MessageKind]);
 }
@@ -48,6 +49,7 @@ struct Fakes {
     tours: MemoryTours,
     digests: MemoryDigests,
     messages: MemoryMessages,
+    text_log: tour_core::app::fakes::MemoryTextLog,
 }
 
 impl Subject for Fakes {
@@ -80,6 +82,9 @@ impl Subject for Fakes {
     }
     fn consents(&self) -> &dyn Consents {
         &self.tours
+    }
+    fn text_log(&self) -> &dyn tour_core::ports::TextLog {
+        &self.text_log
     }
     fn owe(&self, tour: &TourRecord, kinds: &[MessageKind]) {
         self.messages.add(tour, kinds);
@@ -117,6 +122,9 @@ impl Subject for Stack {
     fn consents(&self) -> &dyn Consents {
         &self.store
     }
+    fn text_log(&self) -> &dyn tour_core::ports::TextLog {
+        &self.store
+    }
     fn owe(&self, _: &TourRecord, _: &[MessageKind]) {}
 }
 
@@ -127,6 +135,7 @@ async fn subjects() -> (Fakes, std::sync::Arc<Stack>) {
         tours: MemoryTours::default(),
         digests: MemoryDigests::default(),
         messages: MemoryMessages::default(),
+        text_log: Default::default(),
     };
     (fakes, stack)
 }
@@ -592,6 +601,57 @@ async fn consent_is_kept_per_number_and_property_and_the_latest_event_decides(s:
     assert_eq!(record.events.len(), 3, "{who}");
 }
 
+/// A reply names our text when the service knows it, else our latest text to its number places it; a reply is
+/// marked applied once.
+async fn a_reply_finds_the_tour_of_the_text_it_answers_or_of_the_numbers_latest_and_is_applied_once(s: &dyn Subject) {
+    use tour_core::ports::SentText;
+    let who = s.name();
+    let until = Utc::now() + Duration::days(30);
+    let phone = tour_core::domain::Phone::parse(&format!("+1737555{:04}", rand::random::<u16>() % 10_000)).unwrap();
+    let (first, second) = (
+        BookingId::from_uuid(uuid::Uuid::new_v4()),
+        BookingId::from_uuid(uuid::Uuid::new_v4()),
+    );
+    let tag = rand::random::<u32>();
+    let (one, two) = (format!("text-{tag}-1"), format!("text-{tag}-2"));
+    for (booking, id) in [(&first, &one), (&second, &two)] {
+        let sent = SentText {
+            booking_id: booking.clone(),
+            to: phone.clone(),
+            provider_message_id: id.clone(),
+            until,
+        };
+        s.text_log().text_sent(&sent).await.unwrap();
+    }
+    let log = s.text_log();
+    assert_eq!(
+        log.replied_tour(Some(&one), &phone).await.unwrap(),
+        Some(first.clone()),
+        "{who}"
+    );
+    assert_eq!(
+        log.replied_tour(Some(&two), &phone).await.unwrap(),
+        Some(second.clone()),
+        "{who}"
+    );
+    assert_eq!(
+        log.replied_tour(None, &phone).await.unwrap(),
+        Some(second.clone()),
+        "{who}: the latest"
+    );
+    assert_eq!(
+        log.replied_tour(Some("unknown"), &phone).await.unwrap(),
+        Some(second),
+        "{who}"
+    );
+    let stranger = tour_core::domain::Phone::parse("+17375550000").unwrap();
+    assert_eq!(log.replied_tour(None, &stranger).await.unwrap(), None, "{who}");
+    let inbound = format!("in-{tag}");
+    assert!(!log.reply_applied(&inbound).await.unwrap(), "{who}");
+    log.mark_reply_applied(&inbound, Utc::now()).await.unwrap();
+    assert!(log.reply_applied(&inbound).await.unwrap(), "{who}");
+}
+
 /// Each scenario against both subjects: the fake first, so a drift names the fake.
 macro_rules! contract {
     ($($scenario:ident),* $(,)?) => {$(
@@ -614,6 +674,7 @@ mod both {
         a_live_hold_keeps_its_slot_from_other_conversations_and_bookings_until_it_lapses,
         the_analytics_read_a_windows_tours_ratings_and_refusals_once_each,
         consent_is_kept_per_number_and_property_and_the_latest_event_decides,
+        a_reply_finds_the_tour_of_the_text_it_answers_or_of_the_numbers_latest_and_is_applied_once,
     );
     use super::subjects;
 }

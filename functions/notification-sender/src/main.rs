@@ -31,6 +31,7 @@ async fn main() -> Result<(), Error> {
         staff_webhook: &HttpStaffWebhook::new(webhook_timeout, Outbound::from_env())?,
         texts: texts.as_ref(),
         consents: &store,
+        text_log: &store,
         queue: &cold.sync_queue()?,
         templates: &Templates::defaults()?,
         links: &cold.links().await?,

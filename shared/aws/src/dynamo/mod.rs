@@ -14,6 +14,7 @@ mod holds;
 mod messages;
 mod rate;
 mod ratings;
+mod texts;
 mod tours;
 
 use async_trait::async_trait;

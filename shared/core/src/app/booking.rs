@@ -272,6 +272,7 @@ fn new_tour(
         prospect_stage: None,
         resman_seen: None,
         disagreement: None,
+        prospect_confirmed_at: None,
     }
 }
 

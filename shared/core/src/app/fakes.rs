@@ -971,6 +971,41 @@ impl crate::ports::TextSender for MemoryTexts {
     }
 }
 
+/// Where texts went and which replies were applied, in memory.
+#[derive(Default)]
+pub struct MemoryTextLog {
+    by_id: Mutex<HashMap<String, crate::domain::BookingId>>,
+    latest: Mutex<HashMap<String, crate::domain::BookingId>>,
+    applied: Mutex<std::collections::BTreeSet<String>>,
+}
+
+#[async_trait]
+impl crate::ports::TextLog for MemoryTextLog {
+    async fn text_sent(&self, text: &crate::ports::SentText) -> Result<(), StoreError> {
+        locked(&self.by_id).insert(text.provider_message_id.clone(), text.booking_id.clone());
+        locked(&self.latest).insert(text.to.expose().to_owned(), text.booking_id.clone());
+        Ok(())
+    }
+
+    async fn replied_tour(
+        &self,
+        previous: Option<&str>,
+        from: &crate::domain::Phone,
+    ) -> Result<Option<crate::domain::BookingId>, StoreError> {
+        let by_id = previous.and_then(|id| locked(&self.by_id).get(id).cloned());
+        Ok(by_id.or_else(|| locked(&self.latest).get(from.expose()).cloned()))
+    }
+
+    async fn reply_applied(&self, inbound_id: &str) -> Result<bool, StoreError> {
+        Ok(locked(&self.applied).contains(inbound_id))
+    }
+
+    async fn mark_reply_applied(&self, inbound_id: &str, _now: DateTime<Utc>) -> Result<(), StoreError> {
+        locked(&self.applied).insert(inbound_id.to_owned());
+        Ok(())
+    }
+}
+
 /// A mailer that keeps what it sent, failing its first `n` calls, or a share of its calls (seeded).
 #[derive(Default)]
 pub struct FlakyMailer {

@@ -573,6 +573,7 @@ async fn settle_report(
         let after = TourRecord {
             resman_seen: Some(reported),
             disagreement: None,
+            prospect_confirmed_at: None,
             ..tour.clone()
         };
         return save_report(deps, property, (tour, &after), false, &[], now)

@@ -12,6 +12,7 @@ pub mod notify;
 pub mod pacing;
 pub mod privacy;
 pub mod reach;
+pub mod replies;
 pub mod self_service;
 pub mod sync;
 pub mod webhook;

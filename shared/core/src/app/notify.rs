@@ -43,6 +43,8 @@ pub struct SenderDeps<'a> {
     pub consents: &'a dyn Consents,
     /// Where a reminder's email is queued when its text failed.
     pub queue: &'a dyn SyncQueue,
+    /// Where each text went, so a reply to it finds its tour.
+    pub text_log: &'a dyn crate::ports::TextLog,
     pub templates: &'a Templates,
     /// The self-service page's address and the key its links are signed with.
     pub links: &'a Links,
@@ -193,19 +195,25 @@ async fn may_text(
     consents: &dyn Consents,
     property: &crate::domain::property::Property,
     tour: &TourRecord,
+    kind: crate::domain::notify::MessageKind,
 ) -> Result<Result<crate::domain::Phone, &'static str>, AppError> {
     use crate::domain::consent::ConsentState;
+    use crate::domain::notify::ConsentNeeded;
     if !property.texts {
         return Ok(Err("the property does not text"));
     }
     let Ok(phone) = crate::domain::Phone::parse(&tour.prospect_phone) else {
         return Ok(Err("the tour has no number to text"));
     };
-    Ok(match consents.consent(&tour.property_id, &phone).await?.state() {
-        ConsentState::Granted { .. } => Ok(phone),
-        ConsentState::None => Err("the prospect has not agreed to texts"),
-        ConsentState::Revoked { .. } => Err("the prospect stopped texts"),
-        ConsentState::OptedOut => Err("the number was erased and is never texted"),
+    let state = consents.consent(&tour.property_id, &phone).await?.state();
+    Ok(match (kind.consent_needed(), state) {
+        (_, ConsentState::OptedOut) => Err("the number was erased and is never texted"),
+        (ConsentNeeded::NotErased, _)
+        | (ConsentNeeded::Granted, ConsentState::Granted { .. })
+        | (ConsentNeeded::JustRevoked, ConsentState::Revoked { .. }) => Ok(phone),
+        (ConsentNeeded::JustRevoked, _) => Err("texts were not stopped, or were started again since"),
+        (ConsentNeeded::Granted, ConsentState::None) => Err("the prospect has not agreed to texts"),
+        (ConsentNeeded::Granted, ConsentState::Revoked { .. }) => Err("the prospect stopped texts"),
     })
 }
 
@@ -221,7 +229,7 @@ async fn send_text(
     now: DateTime<Utc>,
 ) -> Result<WorkerOutcome, AppError> {
     let finish = async |outcome: SendOutcome| deps.messages.finish_message(message, &outcome, now).await;
-    let to = match may_text(deps.consents, property, tour).await? {
+    let to = match may_text(deps.consents, property, tour, message.kind).await? {
         Ok(to) => to,
         Err(because) => {
             tracing::info!(booking_id = %message.booking_id, message = %message.key(), because, "text not sent");
@@ -255,12 +263,22 @@ async fn send_text(
     let error = match deps.texts.send_text(&text).await {
         Ok(provider_message_id) => {
             tracing::info!(booking_id = %message.booking_id, message = %message.key(), "text sent");
+            let sent = crate::ports::SentText {
+                booking_id: tour.booking_id.clone(),
+                to: text.to.clone(),
+                provider_message_id: provider_message_id.clone(),
+                until: tour.end + REPLIES_PLACED_FOR,
+            };
             finish(SendOutcome::Sent {
                 provider_message_id,
                 invite: None,
             })
             .await?;
             crate::metrics::count(crate::metrics::Metric::TextsSent);
+            // Sent is sent: a reply that finds no record of it is placed by the number's latest text, or not at all.
+            if let Err(e) = deps.text_log.text_sent(&sent).await {
+                tracing::warn!(booking_id = %message.booking_id, error = %e, "could not keep where the text went");
+            }
             return Ok(WorkerOutcome::Done);
         }
         Err(TextError::Unavailable(reason)) if receive_count < deps.max_receives => {
@@ -297,6 +315,9 @@ async fn send_text(
     // redrive.
     Ok(WorkerOutcome::Done)
 }
+
+/// How long after a tour's end a reply to one of its texts still finds it (a late "CANCEL" still revokes consent).
+pub const REPLIES_PLACED_FOR: Duration = Duration::days(30);
 
 /// A failed text's email, when it stood in for one (a reminder): owed by the tour as it now stands and queued.
 async fn fall_back(
@@ -386,7 +407,7 @@ async fn reminder_channel(
         return Ok(due.kind);
     };
     let property = load_property(properties, &tour.property_id).await?;
-    Ok(match may_text(consents, &property, tour).await? {
+    Ok(match may_text(consents, &property, tour, text).await? {
         Ok(_) => text,
         Err(_) => due.kind,
     })
@@ -485,6 +506,7 @@ mod tests {
         links: Links,
         texts: MemoryTexts,
         side: MemoryTours,
+        log: crate::app::fakes::MemoryTextLog,
     }
 
     fn kit() -> Kit {
@@ -497,6 +519,7 @@ mod tests {
             links: Links::new("https://tours.example/tour", crate::domain::link::tests::key()).unwrap(),
             texts,
             side: MemoryTours::default(),
+            log: Default::default(),
         }
     }
 
@@ -516,6 +539,7 @@ mod tests {
             texts: &kit.texts,
             consents: &kit.side,
             queue: &kit.side,
+            text_log: &kit.log,
             templates: &kit.templates,
             links: &kit.links,
             max_receives: 5,
@@ -659,6 +683,46 @@ mod tests {
             because(&messages, &t, MessageKind::TextReminder).as_deref(),
             Some("the prospect stopped texts")
         );
+    }
+
+    #[tokio::test]
+    async fn the_one_text_after_a_revocation_goes_only_then_and_help_is_answered_to_any_number_not_erased() {
+        use crate::ports::Consents;
+        let (store, kit, t) = (MemoryStore::with_property(texting()), kit(), demo_tour());
+        let kinds = [MessageKind::TextStopped, MessageKind::TextHelp];
+        let messages = MemoryMessages::owing(&t, &kinds);
+        // No consent ever given: HELP is answered; there is nothing to confirm stopping.
+        for kind in kinds {
+            deliver_with(&kit, &store, &messages, &body(&t, kind), 1).await;
+        }
+        assert_eq!(messages.status(&t, MessageKind::TextHelp), DeliveryStatus::Sent);
+        assert_eq!(
+            because(&messages, &t, MessageKind::TextStopped).as_deref(),
+            Some("texts were not stopped, or were started again since")
+        );
+        // Revoked: the one text that says so goes.
+        let mut revoked = grant(&t, monday_morning() - Duration::minutes(1));
+        revoked.change = crate::domain::consent::ConsentChange::Revoked { by: "STOP".into() };
+        kit.side.record_consent(&revoked).await.unwrap();
+        let later = TourRecord {
+            version: t.version + 1,
+            ..t.clone()
+        };
+        messages.add(&later, &[MessageKind::TextStopped]);
+        deliver_with(&kit, &store, &messages, &body(&later, MessageKind::TextStopped), 1).await;
+        assert_eq!(kit.texts.sent().len(), 2);
+        assert!(kit.texts.sent()[1].body.contains("no more texts"));
+        // Erased on request: never texted, not even HELP's answer.
+        kit.side
+            .opted_out
+            .lock()
+            .unwrap()
+            .insert(crate::domain::consent::phone_digest(
+                &crate::domain::Phone::parse(&t.prospect_phone).unwrap(),
+            ));
+        messages.add(&later, &[MessageKind::TextHelp]);
+        deliver_with(&kit, &store, &messages, &body(&later, MessageKind::TextHelp), 1).await;
+        assert_eq!(kit.texts.sent().len(), 2);
     }
 
     #[tokio::test]

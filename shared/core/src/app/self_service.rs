@@ -384,6 +384,7 @@ fn source_in_words(source: ChangeSource) -> &'static str {
         ChangeSource::ResmanWebhook | ChangeSource::ResmanPoll => "staff in ResMan",
         ChangeSource::StaffApi => "staff",
         ChangeSource::ProspectLink => "the prospect, through their email's link",
+        ChangeSource::ProspectText => "the prospect, by text",
     }
 }
 

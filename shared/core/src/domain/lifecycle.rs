@@ -55,6 +55,8 @@ pub enum ChangeSource {
     StaffApi,
     /// The prospect, through a signed link in one of their emails (the self-service page).
     ProspectLink,
+    /// The prospect, by a reply to one of our texts (`C` confirms attendance, `CANCEL` cancels).
+    ProspectText,
 }
 
 /// One entry of a tour's history: the tour as a change left it, stamped with the version that change made.

@@ -56,6 +56,23 @@ pub enum MessageKind {
     TextLastReminder,
     TextMoved,
     TextCancelled,
+    /// The answers to a prospect's reply ([`super::texts::Reply`]): their attendance noted (`C`), a link to pick
+    /// another time (`R`), the one text after `CANCEL` (the tour is off, and so are texts) or after a revocation
+    /// (`STOP`...), the answer to `HELP`, and to `START`.
+    TextAttending,
+    TextNewTime,
+    TextCancelledAndStopped,
+    TextStopped,
+    TextHelp,
+    TextRestarted,
+}
+
+/// What a text needs of the prospect's consent ([`MessageKind::consent_needed`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConsentNeeded {
+    Granted,
+    JustRevoked,
+    NotErased,
 }
 
 /// Who a message is for.
@@ -71,7 +88,7 @@ pub enum Audience {
 }
 
 impl MessageKind {
-    pub const ALL: [MessageKind; 25] = [
+    pub const ALL: [MessageKind; 31] = [
         Self::Confirmation,
         Self::Confirmed,
         Self::Rescheduled,
@@ -97,6 +114,12 @@ impl MessageKind {
         Self::TextLastReminder,
         Self::TextMoved,
         Self::TextCancelled,
+        Self::TextAttending,
+        Self::TextNewTime,
+        Self::TextCancelledAndStopped,
+        Self::TextStopped,
+        Self::TextHelp,
+        Self::TextRestarted,
     ];
 
     pub fn as_str(&self) -> &'static str {
@@ -126,6 +149,12 @@ impl MessageKind {
             Self::TextLastReminder => "text_last_reminder",
             Self::TextMoved => "text_moved",
             Self::TextCancelled => "text_cancelled",
+            Self::TextAttending => "text_attending",
+            Self::TextNewTime => "text_new_time",
+            Self::TextCancelledAndStopped => "text_cancelled_and_stopped",
+            Self::TextStopped => "text_stopped",
+            Self::TextHelp => "text_help",
+            Self::TextRestarted => "text_restarted",
         }
     }
 
@@ -145,7 +174,13 @@ impl MessageKind {
             | Self::TextReminder
             | Self::TextLastReminder
             | Self::TextMoved
-            | Self::TextCancelled => Audience::Text,
+            | Self::TextCancelled
+            | Self::TextAttending
+            | Self::TextNewTime
+            | Self::TextCancelledAndStopped
+            | Self::TextStopped
+            | Self::TextHelp
+            | Self::TextRestarted => Audience::Text,
             _ => Audience::Prospect,
         }
     }
@@ -196,7 +231,23 @@ impl MessageKind {
             Self::TextLastReminder => Some(TextKind::LastReminder),
             Self::TextMoved => Some(TextKind::Moved),
             Self::TextCancelled => Some(TextKind::Cancelled),
+            Self::TextAttending => Some(TextKind::Attending),
+            Self::TextNewTime => Some(TextKind::NewTime),
+            Self::TextCancelledAndStopped => Some(TextKind::CancelledAndStopped),
+            Self::TextStopped => Some(TextKind::Stopped),
+            Self::TextHelp => Some(TextKind::Help),
+            Self::TextRestarted => Some(TextKind::Restarted),
             _ => None,
+        }
+    }
+
+    /// What the prospect's consent must be for the text to go: granted for any text about the tour; for the one
+    /// text after a revocation, revoked (that text says so); for the answer to `HELP`, anything but erased.
+    pub fn consent_needed(&self) -> ConsentNeeded {
+        match self {
+            Self::TextStopped | Self::TextCancelledAndStopped => ConsentNeeded::JustRevoked,
+            Self::TextHelp => ConsentNeeded::NotErased,
+            _ => ConsentNeeded::Granted,
         }
     }
 
@@ -269,6 +320,10 @@ impl MessageKind {
                 tour.outcome == Some(Outcome::FollowUpNeeded)
             }
             Self::ApplyInvite => tour.outcome == Some(Outcome::Interested),
+            Self::TextAttending | Self::TextNewTime => tour.status.is_open(),
+            Self::TextCancelledAndStopped => tour.status == TourStatus::Cancelled,
+            // About texts, not the tour.
+            Self::TextStopped | Self::TextHelp | Self::TextRestarted => true,
             // Answered by the twin above.
             Self::TextConfirmation
             | Self::TextReminder
@@ -935,7 +990,7 @@ pub(crate) mod tests {
         kinds.sort();
         assert_eq!(listed("\n    Delivery:"), kinds);
         use crate::domain::lifecycle::ChangeSource::*;
-        let mut sources: Vec<String> = [Chatbot, ResmanWebhook, ResmanPoll, StaffApi, ProspectLink]
+        let mut sources: Vec<String> = [Chatbot, ResmanWebhook, ResmanPoll, StaffApi, ProspectLink, ProspectText]
             .iter()
             .map(|s| serde_json::to_value(s).unwrap().as_str().unwrap().to_owned())
             .collect();

@@ -133,10 +133,37 @@ pub struct TourRecord {
     /// The two sides disagree and no rule decides: staff must say which holds (the dashboard lists it).
     #[serde(default)]
     pub disagreement: Option<super::reconcile::Disagreement>,
+    /// When the prospect confirmed they will come (a `C` reply to a text), beside staff's `confirmed` status.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prospect_confirmed_at: Option<DateTime<Utc>>,
 }
 
 fn first_version() -> u64 {
     1
+}
+
+impl TourRecord {
+    /// The tour once its prospect confirmed they will come (by a reply to a text at `at`), as the next version;
+    /// `None` when that changes nothing (confirmed already) or the tour no longer lies ahead.
+    pub fn attended_by_prospect(&self, at: DateTime<Utc>) -> Option<TourRecord> {
+        if self.prospect_confirmed_at.is_some() || !self.status.is_open() || self.end <= at {
+            return None;
+        }
+        let mut next = self.clone();
+        next.prospect_confirmed_at = Some(at);
+        next.version += 1;
+        next.history.push(super::lifecycle::TourChange {
+            version: next.version,
+            at,
+            source: super::lifecycle::ChangeSource::ProspectText,
+            status: next.status,
+            start: next.start,
+            agent: next.holder.agent().cloned(),
+            overrode: None,
+            received: None,
+        });
+        Some(next)
+    }
 }
 
 impl TourRecord {

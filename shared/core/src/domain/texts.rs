@@ -147,6 +147,12 @@ pub enum TextKind {
     Stopped,
     /// The answer to `HELP`.
     Help,
+    /// The answer to `C`: the prospect's attendance is noted.
+    Attending,
+    /// The answer to `R`: a fresh link to pick another time.
+    NewTime,
+    /// The answer to `START`: texts again.
+    Restarted,
 }
 
 /// What a text is about: the property's name (its voice), the office's phone, the tour's start in the property's
@@ -177,6 +183,9 @@ pub fn wording(kind: TextKind, about: &TextAbout<'_>) -> String {
             format!("your tour on {when} is cancelled and we will not text you again. {BACK}")
         }
         TextKind::Stopped => format!("you will get no more texts from us. {BACK}"),
+        TextKind::Attending => format!("thanks, see you {when}. Reply R to reschedule."),
+        TextKind::NewTime => "pick another time for your tour here:".to_owned(),
+        TextKind::Restarted => "you will get texts about your tour again. Reply STOP to stop.".to_owned(),
         TextKind::Help => match about.office_phone {
             Some(phone) => format!("tour texts. Questions? Call {phone}. Reply STOP to stop."),
             None => "tour texts. Reply STOP to stop.".to_owned(),
@@ -184,7 +193,12 @@ pub fn wording(kind: TextKind, about: &TextAbout<'_>) -> String {
     };
     let linked = matches!(
         kind,
-        TextKind::Confirmation | TextKind::Reminder | TextKind::LastReminder | TextKind::Moved | TextKind::Cancelled
+        TextKind::Confirmation
+            | TextKind::Reminder
+            | TextKind::LastReminder
+            | TextKind::Moved
+            | TextKind::Cancelled
+            | TextKind::NewTime
     );
     match about.link.filter(|_| linked) {
         Some(link) => format!("{}: {body} {link}", about.property),
@@ -386,6 +400,9 @@ mod tests {
             TextKind::CancelledAndStopped,
             TextKind::Stopped,
             TextKind::Help,
+            TextKind::Attending,
+            TextKind::NewTime,
+            TextKind::Restarted,
         ];
         for kind in all {
             let text = wording(kind, &about);

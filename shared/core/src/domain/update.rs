@@ -360,6 +360,7 @@ pub mod tests {
             prospect_stage: None,
             resman_seen: None,
             disagreement: None,
+            prospect_confirmed_at: None,
         }
     }
 
