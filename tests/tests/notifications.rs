@@ -1180,6 +1180,9 @@ async fn a_prospect_confirms_by_replying_c_and_later_cancels_by_replying_cancel_
         "staff see the prospect's word"
     );
     assert_eq!(confirmed.version, tour.version + 1);
+    let view = stack.view(tour.booking_id.as_str()).await;
+    let shown = chrono::DateTime::parse_from_rfc3339(view["prospect_confirmed_at"].as_str().unwrap()).unwrap();
+    assert_eq!(shown, later, "in the tour's view: {view}");
     stack.deliver_notifications().await;
     assert!(
         stack.texts.sent()[1].body.contains("thanks, see you"),

@@ -598,6 +598,9 @@ pub struct TourView {
     /// Where the prospect's number stands on texts at the property (the read of one tour shows it).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sms_consent: Option<SmsConsentView>,
+    /// When the prospect confirmed they will come by a reply to a text (the property's zone); absent until then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prospect_confirmed_at: Option<String>,
 }
 
 /// The prospect's consent to texts as staff read it: `granted`, `revoked`, `none` or `opted_out` (erased on request:
@@ -688,6 +691,9 @@ pub fn view_of(
             .collect(),
         notifications,
         sms_consent: None,
+        prospect_confirmed_at: tour
+            .prospect_confirmed_at
+            .map(|at| at.with_timezone(&zone).to_rfc3339()),
     }
 }
 
