@@ -1147,6 +1147,24 @@ async fn a_prospect_confirms_by_replying_c_and_later_cancels_by_replying_cancel_
     let tour = stack.tour(response(&booked)["appointment_id"].as_str().unwrap()).await;
     stack.deliver_notifications().await;
     assert_eq!(stack.texts.sent().len(), 1, "the confirmation text");
+    // Its receipt marks it delivered, once.
+    let receipt = tour_core::app::notify::Receipt {
+        message: tour_core::domain::notify::MessageRef {
+            booking_id: tour.booking_id.clone(),
+            kind: TextConfirmation,
+            version: tour.version,
+        },
+        provider_message_id: "text-1".into(),
+        delivered: true,
+        failure: None,
+        at: afternoon,
+    };
+    let take = async || tour_core::app::notify::take_receipt(&stack.store, &stack.queue, &receipt, afternoon).await;
+    assert!(take().await.unwrap());
+    assert!(!take().await.unwrap(), "a receipt twice marks once");
+    let (_, sent) = stack.store.tour_with_messages(&tour.booking_id).await.unwrap().unwrap();
+    let text = sent.iter().find(|d| d.message == TextConfirmation).unwrap();
+    assert!(text.receipt.as_ref().is_some_and(|r| r.delivered), "{text:?}");
 
     let deps = ReplyDeps {
         update: UpdateDeps {

@@ -32,6 +32,7 @@ EMITTED_METRICS = {
     "MessagesSent",
     "MessagesFailed",
     "TextsSent",
+    "TextsDelivered",
     "TextsFailed",
     "WebhookRefusals",
     "PollerLagSeconds",

@@ -28,6 +28,8 @@ pub enum Metric {
     MessagesFailed,
     /// A text handed to the text service.
     TextsSent,
+    /// A sent text the phone network reported delivered.
+    TextsDelivered,
     /// A text that failed for good (refused, or the number opted out): its reminder falls back to email.
     TextsFailed,
     /// A webhook notice refused (bad signature, stale, malformed).
@@ -60,6 +62,7 @@ impl Metric {
             Self::MessagesSent => "MessagesSent",
             Self::MessagesFailed => "MessagesFailed",
             Self::TextsSent => "TextsSent",
+            Self::TextsDelivered => "TextsDelivered",
             Self::TextsFailed => "TextsFailed",
             Self::WebhookRefusals => "WebhookRefusals",
             Self::PollerLagSeconds => "PollerLagSeconds",
@@ -80,7 +83,7 @@ impl Metric {
         }
     }
 
-    pub const ALL: [Metric; 18] = [
+    pub const ALL: [Metric; 19] = [
         Self::BookingsAccepted,
         Self::BookingsPending,
         Self::BookingsFailed,
@@ -90,6 +93,7 @@ impl Metric {
         Self::MessagesSent,
         Self::MessagesFailed,
         Self::TextsSent,
+        Self::TextsDelivered,
         Self::TextsFailed,
         Self::WebhookRefusals,
         Self::PollerLagSeconds,

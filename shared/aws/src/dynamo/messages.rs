@@ -115,6 +115,11 @@ pub(crate) fn delivery_from(item: &Item) -> Result<Delivery, StoreError> {
         last_error: text(item, "last_error").map(str::to_owned),
         invite: text(item, "invite").map(str::to_owned),
         superseded_because: text(item, "superseded_because").map(str::to_owned),
+        receipt: time(item, "receipt_at").map(|at| tour_core::domain::notify::TextReceipt {
+            delivered: text(item, "receipt") == Some("delivered"),
+            at,
+            failure: text(item, "receipt_failure").map(str::to_owned),
+        }),
     })
 }
 
@@ -278,6 +283,35 @@ impl MessageStore for DynamoStore {
         match update.send().await {
             Ok(_) => Ok(true),
             // Finished already (a second delivery that lost the race): nothing to record.
+            Err(e) if lost_condition(&e) => Ok(false),
+            Err(e) => Err(unavailable(e)),
+        }
+    }
+
+    async fn record_receipt(
+        &self,
+        message: &MessageRef,
+        provider_message_id: &str,
+        receipt: &tour_core::domain::notify::TextReceipt,
+    ) -> Result<bool, StoreError> {
+        let mut update = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(message_key(message)))
+            .condition_expression("delivery = :sent AND provider_message_id = :id AND attribute_not_exists(receipt_at)")
+            .expression_attribute_values(":sent", s("sent"))
+            .expression_attribute_values(":id", s(provider_message_id))
+            .expression_attribute_values(":at", s(receipt.at.to_rfc3339()))
+            .expression_attribute_values(":state", s(if receipt.delivered { "delivered" } else { "failed" }));
+        update = match &receipt.failure {
+            Some(failure) => update
+                .update_expression("SET receipt = :state, receipt_at = :at, receipt_failure = :why")
+                .expression_attribute_values(":why", s(failure.as_str())),
+            None => update.update_expression("SET receipt = :state, receipt_at = :at"),
+        };
+        match update.send().await {
+            Ok(_) => Ok(true),
             Err(e) if lost_condition(&e) => Ok(false),
             Err(e) => Err(unavailable(e)),
         }

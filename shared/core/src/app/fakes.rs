@@ -762,6 +762,7 @@ impl MemoryMessages {
                 last_error: None,
                 invite: None,
                 superseded_because: None,
+                receipt: None,
             };
             locked(&self.messages).entry(reference).or_insert((delivery, None));
         }
@@ -904,6 +905,26 @@ impl crate::ports::MessageStore for MemoryMessages {
             SendOutcome::Retry { error } => delivery.last_error = Some(error.clone()),
         }
         Ok(true)
+    }
+
+    async fn record_receipt(
+        &self,
+        message: &crate::domain::notify::MessageRef,
+        provider_message_id: &str,
+        receipt: &crate::domain::notify::TextReceipt,
+    ) -> Result<bool, StoreError> {
+        let mut messages = locked(&self.messages);
+        Ok(match messages.get_mut(message) {
+            Some((delivery, _))
+                if delivery.status == crate::domain::notify::DeliveryStatus::Sent
+                    && delivery.provider_message_id.as_deref() == Some(provider_message_id)
+                    && delivery.receipt.is_none() =>
+            {
+                delivery.receipt = Some(receipt.clone());
+                true
+            }
+            _ => false,
+        })
     }
 
     async fn owe_message(
@@ -1124,6 +1145,14 @@ impl crate::ports::MessageStore for MemoryTours {
         _: &crate::domain::notify::MessageRef,
         _: &crate::ports::SendOutcome,
         _: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        Ok(false)
+    }
+    async fn record_receipt(
+        &self,
+        _: &crate::domain::notify::MessageRef,
+        _: &str,
+        _: &crate::domain::notify::TextReceipt,
     ) -> Result<bool, StoreError> {
         Ok(false)
     }

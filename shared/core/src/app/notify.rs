@@ -310,7 +310,7 @@ async fn send_text(
         };
         deps.consents.record_consent(&revoked).await?;
     }
-    fall_back(deps, message, tour, now).await?;
+    fall_back(deps.messages, deps.queue, message, tour, now).await?;
     // Handled: the failure is on record and its email (where it has one) is on its way; nothing for an operator to
     // redrive.
     Ok(WorkerOutcome::Done)
@@ -321,7 +321,8 @@ pub const REPLIES_PLACED_FOR: Duration = Duration::days(30);
 
 /// A failed text's email, when it stood in for one (a reminder): owed by the tour as it now stands and queued.
 async fn fall_back(
-    deps: &SenderDeps<'_>,
+    messages: &dyn MessageStore,
+    queue: &dyn SyncQueue,
     message: &MessageRef,
     tour: &TourRecord,
     now: DateTime<Utc>,
@@ -329,14 +330,65 @@ async fn fall_back(
     let Some(email) = message.kind.fallback() else {
         return Ok(());
     };
-    if let Some(owed) = deps.messages.owe_message(tour, email, now).await? {
+    if let Some(owed) = messages.owe_message(tour, email, now).await? {
         tracing::info!(booking_id = %message.booking_id, message = %owed.key(), "the text failed; its email goes instead");
         // Written first: if the queue fails, the sweep re-queues it.
-        if let Err(e) = deps.queue.enqueue_messages(&[owed]).await {
+        if let Err(e) = queue.enqueue_messages(&[owed]).await {
             tracing::error!(booking_id = %message.booking_id, error = %e, "could not queue the fallback email; the sweep will");
         }
     }
     Ok(())
+}
+
+/// A sent text's delivery receipt, as the text service reports it (its context names the message).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Receipt {
+    pub message: MessageRef,
+    pub provider_message_id: String,
+    pub delivered: bool,
+    /// The service's event type when it failed.
+    pub failure: Option<String>,
+    pub at: DateTime<Utc>,
+}
+
+impl Receipt {
+    /// The message a receipt is about, from the context the sender gave the text (`booking_id`, `message`).
+    pub fn message_of(context: &std::collections::BTreeMap<String, String>) -> Option<MessageRef> {
+        let booking = BookingId::parse(context.get("booking_id")?).ok()?;
+        MessageRef::parse(booking, context.get("message")?)
+    }
+}
+
+/// Marks a sent text delivered or failed, once (the service may report twice); a reminder's text that did not
+/// reach the phone owes the reminder's email, as a text refused at once does. `false`: nothing recorded (no such
+/// sent text, or its receipt came already).
+pub async fn take_receipt(
+    messages: &dyn MessageStore,
+    queue: &dyn SyncQueue,
+    receipt: &Receipt,
+    now: DateTime<Utc>,
+) -> Result<bool, AppError> {
+    let recorded = crate::domain::notify::TextReceipt {
+        delivered: receipt.delivered,
+        at: receipt.at,
+        failure: receipt.failure.clone(),
+    };
+    if !messages
+        .record_receipt(&receipt.message, &receipt.provider_message_id, &recorded)
+        .await?
+    {
+        return Ok(false);
+    }
+    if receipt.delivered {
+        crate::metrics::count(crate::metrics::Metric::TextsDelivered);
+        return Ok(true);
+    }
+    tracing::warn!(booking_id = %receipt.message.booking_id, message = %receipt.message.key(), failure = receipt.failure.as_deref().unwrap_or("unknown"), "a text did not reach the phone");
+    crate::metrics::count(crate::metrics::Metric::TextsFailed);
+    if let Some((tour, _)) = messages.tour_with_messages(&receipt.message.booking_id).await? {
+        fall_back(messages, queue, &receipt.message, &tour, now).await?;
+    }
+    Ok(true)
 }
 
 /// How long an owed message may sit pending before it is queued again: longer than the queue's whole retry
@@ -723,6 +775,76 @@ mod tests {
         messages.add(&later, &[MessageKind::TextHelp]);
         deliver_with(&kit, &store, &messages, &body(&later, MessageKind::TextHelp), 1).await;
         assert_eq!(kit.texts.sent().len(), 2);
+    }
+
+    #[tokio::test]
+    async fn a_receipt_marks_its_text_once_and_a_reminder_text_that_never_arrived_sends_its_email() {
+        use crate::ports::Consents;
+        let (store, kit, t) = (MemoryStore::with_property(texting()), kit(), demo_tour());
+        kit.side
+            .record_consent(&grant(&t, monday_morning() - Duration::hours(1)))
+            .await
+            .unwrap();
+        let messages = MemoryMessages::owing(&t, &[MessageKind::TextConfirmation, MessageKind::TextReminder]);
+        for kind in [MessageKind::TextConfirmation, MessageKind::TextReminder] {
+            deliver_with(&kit, &store, &messages, &body(&t, kind), 1).await;
+        }
+        let context = |kind: MessageKind| {
+            std::collections::BTreeMap::from([
+                ("booking_id".to_owned(), t.booking_id.to_string()),
+                ("message".to_owned(), format!("{}#v{}", kind.as_str(), t.version)),
+            ])
+        };
+        let receipt = |kind: MessageKind, id: &str, delivered: bool| Receipt {
+            message: Receipt::message_of(&context(kind)).unwrap(),
+            provider_message_id: id.into(),
+            delivered,
+            failure: (!delivered).then(|| "TEXT_CARRIER_UNREACHABLE".to_owned()),
+            at: monday_morning(),
+        };
+        let take = async |r: Receipt| take_receipt(&messages, &kit.side, &r, monday_morning()).await.unwrap();
+        let (first, lines) =
+            crate::metrics::capture(take(receipt(MessageKind::TextConfirmation, "text-1", true))).await;
+        assert!(first);
+        assert_eq!(crate::metrics::names(&lines), vec!["TextsDelivered"]);
+        assert!(
+            !take(receipt(MessageKind::TextConfirmation, "text-1", true)).await,
+            "once"
+        );
+        assert!(
+            !take(receipt(MessageKind::TextReminder, "text-9", false)).await,
+            "not the text that was sent"
+        );
+        let delivered = messages.deliveries(&t, MessageKind::TextConfirmation).pop().unwrap();
+        assert!(delivered.receipt.unwrap().delivered);
+        assert!(
+            kit.side.queued_messages.lock().unwrap().is_empty(),
+            "a delivered text owes nothing"
+        );
+
+        let (failed, lines) = crate::metrics::capture(take(receipt(MessageKind::TextReminder, "text-2", false))).await;
+        assert!(failed);
+        assert_eq!(crate::metrics::names(&lines), vec!["TextsFailed"]);
+        let text = messages.deliveries(&t, MessageKind::TextReminder).pop().unwrap();
+        assert_eq!(
+            text.receipt.unwrap().failure.as_deref(),
+            Some("TEXT_CARRIER_UNREACHABLE")
+        );
+        assert_eq!(
+            messages.status(&t, MessageKind::Reminder),
+            DeliveryStatus::Pending,
+            "its email is owed"
+        );
+        let queued: Vec<MessageKind> = kit
+            .side
+            .queued_messages
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|m| m.kind)
+            .collect();
+        assert_eq!(queued, [MessageKind::Reminder]);
+        assert!(Receipt::message_of(&std::collections::BTreeMap::new()).is_none());
     }
 
     #[tokio::test]

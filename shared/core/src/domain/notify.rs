@@ -402,6 +402,19 @@ pub struct Delivery {
     /// Why it was not sent, when superseded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub superseded_because: Option<String>,
+    /// For a sent text: what the phone network finally said of it (its delivery receipt).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub receipt: Option<TextReceipt>,
+}
+
+/// A sent text's delivery receipt: reached the phone, or not (with the network's reason).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TextReceipt {
+    pub delivered: bool,
+    pub at: DateTime<Utc>,
+    /// The service's event type when it failed (`TEXT_CARRIER_UNREACHABLE`, `TEXT_BLOCKED`...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure: Option<String>,
 }
 
 /// The invitation a prospect's message carries when sent for `tour` as it now stands: its `METHOD` and the tour's

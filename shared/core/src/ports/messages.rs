@@ -68,6 +68,15 @@ pub trait MessageStore: Send + Sync {
         now: chrono::DateTime<chrono::Utc>,
     ) -> Result<bool, StoreError>;
 
+    /// Records a sent text's delivery receipt, once: only on the message sent as `provider_message_id`, and only its
+    /// first receipt (`false`: no such sent text, or it has its receipt already).
+    async fn record_receipt(
+        &self,
+        message: &crate::domain::notify::MessageRef,
+        provider_message_id: &str,
+        receipt: &crate::domain::notify::TextReceipt,
+    ) -> Result<bool, StoreError>;
+
     /// Owes one more message of the tour as it now stands (a reminder's email when its text failed), pending; `None`
     /// when the tour owes that message at its version already.
     async fn owe_message(
