@@ -1084,10 +1084,22 @@ async fn a_prospect_who_agreed_to_texts_gets_the_booking_and_the_reminder_by_tex
     let two_hours_before = |start: chrono::DateTime<chrono::Utc>| start - Duration::hours(2) + Duration::minutes(1);
     assert_eq!(
         tick(two_hours_before(agreed.start)).await,
-        2,
-        "the 11:00 and 12:00 tours' reminders"
+        3,
+        "the 11:00 and 12:00 tours' reminders, and staff's alert that the 12:00 prospect (asked by text at 9:00) \
+         has not confirmed; none for the 11:00 one, never asked"
     );
-    assert_eq!(stack.deliver_notifications().await, 2);
+    assert_eq!(stack.deliver_notifications().await, 3);
+    assert!(
+        deliveries(&stack, agreed.booking_id.as_str())
+            .await
+            .contains(&(StaffUnconfirmed, Sent))
+    );
+    assert!(
+        !deliveries(&stack, silent.booking_id.as_str())
+            .await
+            .iter()
+            .any(|(k, _)| *k == StaffUnconfirmed)
+    );
     assert_eq!(stack.texts.sent().len(), 3);
     assert!(stack.texts.sent()[2].body.contains("today for your tour"));
     assert_eq!(stack.texts.sent()[2].to.expose(), agreed.prospect_phone);

@@ -332,12 +332,7 @@ async fn hold_slot(
         let mut tour = new_tour(&property, command, key, booking_id, &window, holder.clone(), now);
         tour.resman_prospect_id = known.clone();
         let (messages, mut reminders) = booking_owes(&property, &tour);
-        reminders.extend(crate::domain::notify::reminders_owed(
-            &tour,
-            &property.reminder_hours,
-            property.time_zone,
-            now,
-        ));
+        reminders.extend(crate::domain::notify::waiting_owed(&property, &tour, now));
         let booking = NewBooking {
             consent: consent_of(command, &tour),
             lock_granules: lock_granules(&property, &holder, &window),

@@ -8,7 +8,7 @@ use super::availability::{alternatives, candidates};
 use super::availability::{busy_around_date, load_tours_property};
 use super::booking::{find_tour, view_of};
 use crate::domain::lifecycle::{Change, ChangeSource, ResManWord, decide};
-use crate::domain::notify::{MessageKind, MessageRef, ReminderDue, now_or_later, owed, reminders_for, reminders_owed};
+use crate::domain::notify::{MessageKind, MessageRef, ReminderDue, now_or_later, owed, waiting_for, waiting_owed};
 use crate::domain::property::Property;
 use crate::domain::reconcile::{Disagreement, Holding, Reconciled, Stance, reconcile};
 use crate::domain::slots::{self, Busy};
@@ -351,13 +351,7 @@ impl ChangeOwes {
     ) -> Self {
         let (messages, later) = now_or_later(property, after, owed, now);
         let changed = before.start != after.start || before.status.is_open() != after.status.is_open();
-        let mut reminders = changed.then(|| {
-            let zone = property.time_zone;
-            (
-                reminders_for(before.start, &property.reminder_hours, zone),
-                reminders_owed(after, &property.reminder_hours, zone, now),
-            )
-        });
+        let mut reminders = changed.then(|| (waiting_for(property, before.start), waiting_owed(property, after, now)));
         if !later.is_empty() {
             reminders.get_or_insert_with(Default::default).1.extend(later);
         }

@@ -448,21 +448,28 @@ pub struct SchedulerDeps<'a> {
 }
 
 /// How a due reminder goes: by text to a prospect who agreed to texts at a property that texts (the email only if
-/// the text fails), by email otherwise.
+/// the text fails), by email otherwise. The attendance check becomes staff's alert only for a prospect asked by
+/// text who has not confirmed; `None` drops it.
 async fn reminder_channel(
     properties: &dyn PropertyStore,
     consents: &dyn Consents,
     due: &crate::ports::DueReminder,
     tour: &TourRecord,
-) -> Result<crate::domain::notify::MessageKind, AppError> {
+) -> Result<Option<crate::domain::notify::MessageKind>, AppError> {
+    if due.kind == crate::domain::notify::MessageKind::StaffUnconfirmed {
+        // Staff hear of it only when the prospect was asked by text (and could have answered).
+        let property = load_property(properties, &tour.property_id).await?;
+        let asked = may_text(consents, &property, tour, due.kind).await?.is_ok();
+        return Ok((asked && tour.prospect_confirmed_at.is_none()).then_some(due.kind));
+    }
     let Some(text) = due.kind.text_twin().filter(|_| due.kind.is_reminder()) else {
-        return Ok(due.kind);
+        return Ok(Some(due.kind));
     };
     let property = load_property(properties, &tour.property_id).await?;
-    Ok(match may_text(consents, &property, tour, text).await? {
+    Ok(Some(match may_text(consents, &property, tour, text).await? {
         Ok(_) => text,
         Err(_) => due.kind,
-    })
+    }))
 }
 
 /// How far back a tick looks for due reminders: a missed tick or two still sends them; older ones are too late and
@@ -504,14 +511,13 @@ pub async fn queue_due_reminders(
             .tour(&due.booking_id)
             .await?
             .filter(|t| !due.kind.is_reminder() || (t.status.is_open() && t.start > now));
-        let kind = match &tour {
-            Some(tour) => reminder_channel(deps.properties, deps.consents, &due, tour).await?,
-            None => due.kind,
+        let becomes = match &tour {
+            Some(tour) => reminder_channel(deps.properties, deps.consents, &due, tour)
+                .await?
+                .map(|kind| (tour, kind)),
+            None => None,
         };
-        if let Some(message) = reminders
-            .take_reminder(&due, tour.as_ref().map(|t| (t, kind)), now)
-            .await?
-        {
+        if let Some(message) = reminders.take_reminder(&due, becomes, now).await? {
             taken.push(message);
         }
         if taken.len() == REMINDERS_PER_SEND {
@@ -986,17 +992,17 @@ mod tests {
         let consents = MemoryTours::default();
         assert_eq!(
             reminder_channel(&texts_on, &consents, &due, &t).await.unwrap(),
-            MessageKind::Reminder,
+            Some(MessageKind::Reminder),
             "no consent"
         );
         consents.record_consent(&grant(&t, monday_morning())).await.unwrap();
         assert_eq!(
             reminder_channel(&texts_on, &consents, &due, &t).await.unwrap(),
-            MessageKind::TextReminder
+            Some(MessageKind::TextReminder)
         );
         assert_eq!(
             reminder_channel(&texts_off, &consents, &due, &t).await.unwrap(),
-            MessageKind::Reminder
+            Some(MessageKind::Reminder)
         );
         let last = DueReminder {
             kind: MessageKind::LastReminder,
@@ -1004,7 +1010,7 @@ mod tests {
         };
         assert_eq!(
             reminder_channel(&texts_on, &consents, &last, &t).await.unwrap(),
-            MessageKind::TextLastReminder
+            Some(MessageKind::TextLastReminder)
         );
         let waiting = DueReminder {
             kind: MessageKind::TextConfirmation,
@@ -1012,8 +1018,39 @@ mod tests {
         };
         assert_eq!(
             reminder_channel(&texts_on, &consents, &waiting, &t).await.unwrap(),
-            MessageKind::TextConfirmation,
+            Some(MessageKind::TextConfirmation),
             "a text that waited out quiet hours stays itself"
+        );
+        // The attendance check: staff hear only of a prospect asked by text who has not confirmed.
+        let check = DueReminder {
+            kind: MessageKind::StaffUnconfirmed,
+            ..waiting
+        };
+        let unconfirmed = Some(MessageKind::StaffUnconfirmed);
+        assert_eq!(
+            reminder_channel(&texts_on, &consents, &check, &t).await.unwrap(),
+            unconfirmed
+        );
+        assert_eq!(
+            reminder_channel(&texts_off, &consents, &check, &t).await.unwrap(),
+            None,
+            "never asked"
+        );
+        let confirmed = TourRecord {
+            prospect_confirmed_at: Some(monday_morning()),
+            ..t.clone()
+        };
+        assert_eq!(
+            reminder_channel(&texts_on, &consents, &check, &confirmed)
+                .await
+                .unwrap(),
+            None
+        );
+        assert_eq!(
+            reminder_channel(&texts_on, &MemoryTours::default(), &check, &t)
+                .await
+                .unwrap(),
+            None
         );
     }
 

@@ -378,7 +378,8 @@ impl Templates {
 fn links_for(kind: MessageKind, tour: &TourRecord, links: &Links, now: DateTime<Utc>) -> LinksView {
     let ahead = kind.audience() == Audience::Prospect && tour.status.is_open() && tour.start > now;
     let scores = |links: Vec<(u8, String)>| links.into_iter().map(|(score, url)| RateLink { score, url }).collect();
-    let rates_booking = kind.audience() == Audience::Staff && kind != MessageKind::StaffDisagrees;
+    let rates_booking = kind.audience() == Audience::Staff
+        && !matches!(kind, MessageKind::StaffDisagrees | MessageKind::StaffUnconfirmed);
     LinksView {
         manage: ahead.then(|| links.manage(tour)),
         staff: (kind.audience() != Audience::Prospect).then(|| links.staff(tour)),

@@ -65,6 +65,8 @@ pub enum MessageKind {
     TextStopped,
     TextHelp,
     TextRestarted,
+    /// Staff: a prospect who was asked by text to confirm has not, 3 hours before the tour.
+    StaffUnconfirmed,
 }
 
 /// What a text needs of the prospect's consent ([`MessageKind::consent_needed`]).
@@ -88,7 +90,7 @@ pub enum Audience {
 }
 
 impl MessageKind {
-    pub const ALL: [MessageKind; 31] = [
+    pub const ALL: [MessageKind; 32] = [
         Self::Confirmation,
         Self::Confirmed,
         Self::Rescheduled,
@@ -120,6 +122,7 @@ impl MessageKind {
         Self::TextStopped,
         Self::TextHelp,
         Self::TextRestarted,
+        Self::StaffUnconfirmed,
     ];
 
     pub fn as_str(&self) -> &'static str {
@@ -155,6 +158,7 @@ impl MessageKind {
             Self::TextStopped => "text_stopped",
             Self::TextHelp => "text_help",
             Self::TextRestarted => "text_restarted",
+            Self::StaffUnconfirmed => "staff_unconfirmed",
         }
     }
 
@@ -164,9 +168,12 @@ impl MessageKind {
 
     pub fn audience(&self) -> Audience {
         match self {
-            Self::StaffNew | Self::StaffMoved | Self::StaffCancelled | Self::StaffDisagrees | Self::StaffFollowUp => {
-                Audience::Staff
-            }
+            Self::StaffNew
+            | Self::StaffMoved
+            | Self::StaffCancelled
+            | Self::StaffDisagrees
+            | Self::StaffFollowUp
+            | Self::StaffUnconfirmed => Audience::Staff,
             Self::WebhookNew | Self::WebhookMoved | Self::WebhookCancelled | Self::WebhookFollowUp => {
                 Audience::StaffWebhook
             }
@@ -254,7 +261,7 @@ impl MessageKind {
     /// Whether it is a reminder (set with the tour's time, dropped when the tour moves or ends), rather than a
     /// text waiting out quiet hours.
     pub fn is_reminder(&self) -> bool {
-        matches!(self, Self::Reminder | Self::LastReminder)
+        matches!(self, Self::Reminder | Self::LastReminder | Self::StaffUnconfirmed)
     }
 
     /// The staff alert a webhook message carries (`staff_new`, ...): the same words as the email's.
@@ -321,6 +328,7 @@ impl MessageKind {
             }
             Self::ApplyInvite => tour.outcome == Some(Outcome::Interested),
             Self::TextAttending | Self::TextNewTime => tour.status.is_open(),
+            Self::StaffUnconfirmed => tour.status.is_open() && tour.prospect_confirmed_at.is_none(),
             Self::TextCancelledAndStopped => tour.status == TourStatus::Cancelled,
             // About texts, not the tour.
             Self::TextStopped | Self::TextHelp | Self::TextRestarted => true,
@@ -574,6 +582,19 @@ pub fn reminders_for(start: DateTime<Utc>, hours: &[u32], zone: Tz) -> Vec<Remin
         .collect()
 }
 
+/// How long before a tour staff hear that its prospect, asked by text, has not confirmed.
+pub const UNCONFIRMED_ALERT_HOURS: i64 = 3;
+
+/// The check, 3 hours before a tour starting at `start`, that its prospect confirmed (set beside the reminders of a
+/// tour whose prospect may be texted; dropped with them).
+pub fn attendance_check(start: DateTime<Utc>) -> ReminderDue {
+    ReminderDue {
+        kind: MessageKind::StaffUnconfirmed,
+        hours_before: UNCONFIRMED_ALERT_HOURS as u32,
+        due: start - chrono::Duration::hours(UNCONFIRMED_ALERT_HOURS),
+    }
+}
+
 /// The reminders a tour should now have waiting: none for a tour that no longer holds its time or is no longer
 /// open, and none already due when it is set (a tour booked 90 minutes ahead gets no 24-hour reminder, nor a
 /// 2-hour one: its confirmation has just gone out).
@@ -585,6 +606,25 @@ pub fn reminders_owed(tour: &TourRecord, hours: &[u32], zone: Tz, now: DateTime<
         .into_iter()
         .filter(|r| r.due > now)
         .collect()
+}
+
+/// Everything a tour at `start` may have waiting for its time: its reminders and the attendance check (the drop list
+/// of a change: deleting one that was never set is harmless).
+pub fn waiting_for(property: &Property, start: DateTime<Utc>) -> Vec<ReminderDue> {
+    let mut waiting = reminders_for(start, &property.reminder_hours, property.time_zone);
+    waiting.push(attendance_check(start));
+    waiting
+}
+
+/// What a tour should now have waiting: its reminders ([`reminders_owed`]) and, when its prospect may be texted
+/// (and so is asked to confirm), the attendance check, if still ahead.
+pub fn waiting_owed(property: &Property, tour: &TourRecord, now: DateTime<Utc>) -> Vec<ReminderDue> {
+    let mut waiting = reminders_owed(tour, &property.reminder_hours, property.time_zone, now);
+    let check = attendance_check(tour.start);
+    if tour.status.is_open() && texts(property, tour) && check.due > now {
+        waiting.push(check);
+    }
+    waiting
 }
 
 /// The everyday name of a zone at a moment ("Central Time"), for US zones; the zone's abbreviation elsewhere.
@@ -833,6 +873,37 @@ pub(crate) mod tests {
             );
             assert_eq!(MessageKind::parse(kind.as_str()), Some(kind));
         }
+    }
+
+    #[test]
+    fn a_prospect_who_may_be_texted_gets_an_attendance_check_3_hours_before_and_a_move_drops_it() {
+        let t = tour(TourStatus::Scheduled);
+        let now = t.start - Duration::hours(30);
+        let kinds = |p: &Property, t: &TourRecord| waiting_owed(p, t, now).iter().map(|r| r.kind).collect::<Vec<_>>();
+        assert_eq!(
+            kinds(&texting(), &t),
+            [
+                MessageKind::Reminder,
+                MessageKind::LastReminder,
+                MessageKind::StaffUnconfirmed
+            ]
+        );
+        assert_eq!(
+            kinds(&demo(), &t),
+            [MessageKind::Reminder, MessageKind::LastReminder],
+            "a property that does not text asks no one"
+        );
+        let check = waiting_owed(&texting(), &t, now).pop().unwrap();
+        assert_eq!(check.due, t.start - Duration::hours(3));
+        assert!(
+            waiting_for(&demo(), t.start).contains(&check),
+            "dropped with the tour's old time, wherever set"
+        );
+        let confirmed = TourRecord {
+            prospect_confirmed_at: Some(now),
+            ..t.clone()
+        };
+        assert!(!MessageKind::StaffUnconfirmed.fits(&confirmed) && MessageKind::StaffUnconfirmed.fits(&t));
     }
 
     #[test]
