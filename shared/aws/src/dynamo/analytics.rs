@@ -135,6 +135,7 @@ fn file(facts: &mut Facts, index: StatsIndex, item: Item) -> Result<(), StoreErr
             booking_id: booking_of(&item).ok_or_else(corrupt)?,
             kind: delivery.message,
             status: delivery.status,
+            receipt: delivery.receipt.map(|r| r.delivered),
         });
     }
     Ok(())

@@ -112,6 +112,8 @@ pub struct MessageFact {
     pub booking_id: BookingId,
     pub kind: MessageKind,
     pub status: DeliveryStatus,
+    /// A sent text's receipt: delivered to the phone, or not; `None` until it comes (and for emails).
+    pub receipt: Option<bool>,
 }
 
 /// What the analytics read for a property and a window of instants (its period). The store may return more (its
@@ -203,6 +205,30 @@ pub struct TourMetrics {
     /// Completed tours with an outcome recorded / completed tours: how often the tour-to-outcome step is done.
     pub outcome_rate: Option<f64>,
     pub needs_attention: Vec<AttentionItem>,
+    /// The texts of the period's bookings, and what their prospects answered.
+    pub texts: TextFigures,
+}
+
+/// Texts, for the bookings made in the period: how many went and reached the phone, and, of the tours whose
+/// prospect was texted, how many answered and how many confirmed they would come.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TextFigures {
+    /// Texts handed to the service.
+    pub sent: u64,
+    /// Of those, reported delivered by the phone network.
+    pub delivered: u64,
+    /// Refused at once, or reported undelivered.
+    pub failed: u64,
+    /// `delivered` over those with a receipt or a failure; `None` when none.
+    pub delivery_rate: Option<f64>,
+    /// Tours whose prospect got at least one text.
+    pub texted_tours: u64,
+    /// Of those, tours whose prospect replied in a way that acted on the tour (`C` or `CANCEL`).
+    pub replied_tours: u64,
+    pub reply_rate: Option<f64>,
+    /// Of those, tours whose prospect confirmed they would come (`C`).
+    pub attendance_confirmed_tours: u64,
+    pub attendance_confirmation_rate: Option<f64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -276,6 +302,8 @@ pub struct TourTrends {
     pub show_rate_by_lead_time: Vec<SegmentShows>,
     /// By whether staff confirmed the tour: `confirmed`, `unconfirmed`.
     pub show_rate_by_confirmation: Vec<SegmentShows>,
+    /// By whether the prospect confirmed by text that they would come (`prospect_confirmed`, `not_prospect_confirmed`).
+    pub show_rate_by_prospect_confirmation: Vec<SegmentShows>,
 }
 
 /// The brief's success criterion: staff satisfaction above 90%.
@@ -561,6 +589,43 @@ pub fn metrics(property: &Property, period: &Period, facts: &Facts, now: DateTim
             completed,
         ),
         needs_attention: attention_list(property, &cohorts, facts, now),
+        texts: text_figures(&cohorts, facts),
+    }
+}
+
+fn text_figures(cohorts: &Cohorts<'_>, facts: &Facts) -> TextFigures {
+    let texts: Vec<&MessageFact> = facts
+        .messages
+        .iter()
+        .filter(|m| m.kind.audience() == crate::domain::notify::Audience::Text)
+        .collect();
+    let sent: Vec<&&MessageFact> = texts.iter().filter(|m| m.status == DeliveryStatus::Sent).collect();
+    let delivered = count(sent.iter().filter(|m| m.receipt == Some(true)));
+    let failed = count(texts.iter().filter(|m| m.status == DeliveryStatus::Failed))
+        + count(sent.iter().filter(|m| m.receipt == Some(false)));
+    let texted: BTreeSet<&BookingId> = sent.iter().map(|m| &m.booking_id).collect();
+    let texted_tours: Vec<&&TourRecord> = cohorts
+        .booked
+        .iter()
+        .filter(|t| texted.contains(&t.booking_id))
+        .collect();
+    let replied = count(texted_tours.iter().filter(|t| {
+        t.history
+            .iter()
+            .any(|c| c.source == crate::domain::lifecycle::ChangeSource::ProspectText)
+    }));
+    let confirmed = count(texted_tours.iter().filter(|t| t.prospect_confirmed_at.is_some()));
+    let whole = texted_tours.len() as u64;
+    TextFigures {
+        sent: sent.len() as u64,
+        delivered,
+        failed,
+        delivery_rate: rate(delivered, delivered + failed),
+        texted_tours: whole,
+        replied_tours: replied,
+        reply_rate: rate(replied, whole),
+        attendance_confirmed_tours: confirmed,
+        attendance_confirmation_rate: rate(confirmed, whole),
     }
 }
 
@@ -677,6 +742,13 @@ pub fn trends(property: &Property, period: &Period, facts: &Facts) -> TourTrends
         }),
         show_rate_by_confirmation: segments(&["confirmed", "unconfirmed"], &|t| {
             if was_confirmed(t) { "confirmed" } else { "unconfirmed" }
+        }),
+        show_rate_by_prospect_confirmation: segments(&["prospect_confirmed", "not_prospect_confirmed"], &|t| {
+            if t.prospect_confirmed_at.is_some() {
+                "prospect_confirmed"
+            } else {
+                "not_prospect_confirmed"
+            }
         }),
     }
 }
@@ -959,6 +1031,72 @@ pub mod tests {
     }
 
     #[test]
+    fn text_figures_count_the_texts_and_what_the_texted_prospects_answered_and_shows_split_by_their_confirmation() {
+        let property = demo();
+        let period = Period::new(date("2026-12-01"), date("2026-12-31")).unwrap();
+        let mut said_yes = tour(1, "2026-12-02 10:00", "2026-12-10 15:00", TourStatus::Completed);
+        said_yes.prospect_confirmed_at = Some(chicago("2026-12-10 09:00"));
+        said_yes.history.push(TourChange {
+            version: 2,
+            at: chicago("2026-12-10 09:00"),
+            source: ChangeSource::ProspectText,
+            status: TourStatus::Scheduled,
+            start: said_yes.start,
+            agent: None,
+            overrode: None,
+            received: None,
+        });
+        let silent = tour(2, "2026-12-02 10:00", "2026-12-10 16:00", TourStatus::NoShow);
+        let never_texted = tour(3, "2026-12-02 10:00", "2026-12-10 17:00", TourStatus::Completed);
+        let mut facts = facts(vec![said_yes.clone(), silent.clone(), never_texted]);
+        let fact = |t: &TourRecord, kind, status, receipt| MessageFact {
+            booking_id: t.booking_id.clone(),
+            kind,
+            status,
+            receipt,
+        };
+        facts.messages = vec![
+            fact(
+                &said_yes,
+                MessageKind::TextConfirmation,
+                DeliveryStatus::Sent,
+                Some(true),
+            ),
+            fact(&said_yes, MessageKind::TextReminder, DeliveryStatus::Sent, None),
+            fact(
+                &silent,
+                MessageKind::TextConfirmation,
+                DeliveryStatus::Sent,
+                Some(false),
+            ),
+            fact(&silent, MessageKind::TextReminder, DeliveryStatus::Failed, None),
+            fact(&silent, MessageKind::Confirmation, DeliveryStatus::Sent, None),
+        ];
+        let m = metrics(&property, &period, &facts, chicago("2026-12-20 09:00"));
+        assert_eq!(
+            m.texts,
+            TextFigures {
+                sent: 3,
+                delivered: 1,
+                failed: 2,
+                delivery_rate: Some(0.3333),
+                texted_tours: 2,
+                replied_tours: 1,
+                reply_rate: Some(0.5),
+                attendance_confirmed_tours: 1,
+                attendance_confirmation_rate: Some(0.5),
+            }
+        );
+        let t = trends(&property, &period, &facts);
+        let split: Vec<_> = t
+            .show_rate_by_prospect_confirmation
+            .iter()
+            .map(|s| (s.segment, s.tours, s.shows))
+            .collect();
+        assert_eq!(split, [("prospect_confirmed", 1, 1), ("not_prospect_confirmed", 2, 1)]);
+    }
+
+    #[test]
     fn show_rates_by_lead_time_and_confirmation_split_the_tours_with_an_outcome() {
         let property = demo();
         let period = Period::new(date("2026-12-01"), date("2026-12-31")).unwrap();
@@ -1023,11 +1161,13 @@ pub mod tests {
                 booking_id: soon.booking_id.clone(),
                 kind: MessageKind::Confirmation,
                 status: DeliveryStatus::Sent,
+                receipt: None,
             },
             MessageFact {
                 booking_id: later.booking_id.clone(),
                 kind: MessageKind::Confirmation,
                 status: DeliveryStatus::Failed,
+                receipt: None,
             },
         ];
         let m = metrics(&property, &period, &facts, now);
