@@ -1452,6 +1452,123 @@ def step_prospect_asks_to_be_forgotten(ctx: Context) -> None:
         "never texted again.")
 
 
+# --- Texts, and the prospect's replies --------------------------------------------------------------------------------
+
+
+TEXTING_PROSPECT = {"name": "Sofia Reyes", "email": "sofia.reyes@example.com", "phone": "(512) 555-0177"}
+# The stack's texting number, as the prospect's phone shows it (any number does for the stand-in).
+OUR_TEXT_NUMBER = "+17375550100"
+TEXT_WAIT_SECONDS = 45
+
+
+def e164(phone: str) -> str:
+    digits = re.sub(r"\D", "", phone)
+    return f"+1{digits}" if len(digits) == 10 else f"+{digits}"
+
+
+def texts_to(ctx: Context, number: str) -> list[dict]:
+    answer = request_json("GET", f"{ctx.url('SMS_SANDBOX_URL')}/_sandbox/texts?to={urllib.parse.quote(number)}")
+    return answer.get("texts", []) if isinstance(answer, dict) else []
+
+
+def wait_for_texts(ctx: Context, number: str, count: int, what: str) -> list[dict]:
+    deadline = time.monotonic() + TEXT_WAIT_SECONDS
+    while time.monotonic() < deadline:
+        texts = texts_to(ctx, number)
+        if len(texts) >= count:
+            return texts
+        time.sleep(0.5)
+    raise DemoError(f"{what} was not texted within {TEXT_WAIT_SECONDS} s; see .local/logs/lambda.log")
+
+
+def in_quiet_hours(zone: ZoneInfo) -> bool:
+    local = datetime.now(zone).time()
+    return local >= clock_time(21, 0) or local < clock_time(8, 0)
+
+
+def reply_by_text(ctx: Context, number: str, body: str) -> None:
+    answer = request_json("POST", f"{ctx.url('SMS_SANDBOX_URL')}/_sandbox/replies",
+                          json_body={"from": number, "to": OUR_TEXT_NUMBER, "body": body})
+    if not isinstance(answer, dict) or any(status != 200 for status in answer.get("deliveries", [])):
+        raise DemoError(f"the reply did not reach tour-text-events: {answer}")
+
+
+def step_a_prospect_answers_by_text(ctx: Context) -> None:
+    config = {**property_config(), "texts": True}
+    zone = ZoneInfo(config["time_zone"])
+    path = STACK_ENV.parent / "maple-grove-texts.json"
+    path.write_text(json.dumps(config, indent=2))
+    loaded = load_properties(ctx, path)
+    if loaded.returncode != 0:
+        raise DemoError(f"the property with texts on was not loaded: {loaded.stderr.strip()}")
+    say(f"The leasing manager turns texting on for {config['name']} (`\"texts\": true` in its file, once its number "
+        "is registered for business texting). Nobody is texted without saying yes.")
+    sofia = {**TEXTING_PROSPECT, "email": f"sofia.reyes+{int(time.time())}@example.com"}
+    first, number = sofia["name"].split()[0], e164(sofia["phone"])
+    day = booking_day(ctx, clock_time(16, 0))
+    offered = availability(ctx, day)["available_slots"]
+    if not offered:
+        raise DemoError(f"no tour time is free on {day_in_words(day)} for {first}")
+    at = datetime.fromisoformat(offered[-1]["time"]).astimezone(zone)
+    agreed = {"words": TEXT_CONSENT_WORDS, "agreed_at": datetime.now(zone).replace(microsecond=0).isoformat()}
+    status, answer = book_tour(ctx, sofia, day, at.time(), f"demo-texts-{sofia['email']}", sms_consent=agreed)
+    if status not in (201, 202):
+        raise DemoError(f"{first}'s booking was not accepted (HTTP {status}{_reason(answer)})")
+    tour_id = answer["appointment_id"]
+    say(f"{first} books a tour for {when_in_words(at)} and says yes to texts.")
+    before = len(texts_to(ctx, number))
+    if in_quiet_hours(zone):
+        say(f"  It is {clock(datetime.now(zone))} at the property: no text goes between 9 pm and 8 am, so her "
+            "confirmation text waits until 8 am (her email went at once). Replies by text are shown when the demo "
+            "runs between 8 am and 9 pm Central.")
+        return
+    texts = wait_for_texts(ctx, number, before + 1, f"{first}'s confirmation")
+    say(f"  Her phone gets: \"{texts[-1]['body']}\"")
+    reminders = config.get("reminder_hours") or [24, 2]
+    say(f"  Her reminders will come by text too, {' and '.join(str(h) for h in reminders)} hours before the tour, "
+        "each asking her to reply C to confirm (by email instead only if a text cannot reach her).")
+    def receipt(tour: dict) -> dict | None:
+        sent = [d for d in tour.get("notifications") or [] if d.get("message") == "text_confirmation"]
+        return sent[0].get("receipt") if sent else None
+
+    tour = wait_for_tour(ctx, tour_id, lambda t: receipt(t) is not None, "the confirmation text's receipt")
+    state = "delivered" if receipt(tour).get("delivered") else f"not delivered ({receipt(tour).get('failure')})"
+    say(f"  The phone network reports it {state}, and the tour shows staff so, beside each email.")
+
+    reply_by_text(ctx, number, "C")
+    texts = wait_for_texts(ctx, number, before + 2, "the answer to her C")
+    tour = wait_for_tour(ctx, tour_id, lambda t: bool(t.get("prospect_confirmed_at")), "her confirmation by text")
+    confirmed = datetime.fromisoformat(tour["prospect_confirmed_at"]).astimezone(zone)
+    say(f"She replies \"C\". Staff see on the tour: the prospect confirmed she will come, at {clock(confirmed)} "
+        f"(beside their own confirmation, which stays theirs to give). Her phone: \"{texts[-1]['body']}\"")
+
+    reply_by_text(ctx, number, "CANCEL")
+    texts = wait_for_texts(ctx, number, before + 3, "the answer to her CANCEL")
+    tour = wait_for_tour(ctx, tour_id, lambda t: t.get("status") == "cancelled", "her cancellation by text")
+    if tour["history"][-1]["source"] != "prospect_text":
+        raise DemoError(f"the cancellation is not recorded as hers: {tour['history'][-1]}")
+    say("Later she replies \"CANCEL\". The tour is cancelled as any cancellation is (its history says: by the "
+        "prospect, by text), and since CANCEL also means \"stop texting me\", texts stop.")
+    say(f"  One last text: \"{texts[-1]['body']}\"")
+    deadline = time.monotonic() + SYNC_WAIT_SECONDS
+    while time.monotonic() < deadline:
+        tour = tour_of(ctx, tour_id)
+        if tour.get("sync_status") == "synced":
+            break
+        time.sleep(1)
+    else:
+        raise DemoError(f"ResMan was not told of the cancellation within {SYNC_WAIT_SECONDS} s")
+    say("  ResMan has the cancellation noted on her appointment, as for a cancellation by the chatbot.")
+    consent = (tour.get("sms_consent") or {}).get("state")
+    time.sleep(3)
+    after = texts_to(ctx, number)
+    sent_after = len(after) - len(texts)
+    say(f"  Her agreement to texts now reads \"{consent}\", and {plural(sent_after, 'more text')} went to her "
+        "afterwards: the cancellation's own text was held back, because she had just said stop.")
+    if consent != "revoked" or sent_after:
+        raise DemoError("after CANCEL, consent must be revoked and no further text sent")
+
+
 # --- The leasing team rates the bookings -----------------------------------------------------------------------------
 
 
@@ -1527,8 +1644,8 @@ def step_every_part_kept_to_its_permissions(ctx: Context) -> None:
     say("Each part of the system (booking, availability, the ResMan sync, the emails...) may read and write only "
         "what it needs, exactly as it will be allowed in AWS. Locally a gate checks every request against those "
         "permissions.")
-    say(f"In this demo the parts made {stats['checked']:,} requests to the database, the queues, the mail service "
-        f"and the secret store; {stats['denied']} of them asked for something they were not allowed.")
+    say(f"In this demo the parts made {stats['checked']:,} requests to the database, the queues, the mail and text "
+        f"services and the secret store; {stats['denied']} of them asked for something they were not allowed.")
     if stats["denied"]:
         status, denials = request("GET", f"{ctx.url('AWS_ENDPOINT_URL')}/_iam/denials")
         for denial in (denials or [])[:5]:
@@ -1636,6 +1753,7 @@ STEPS = [
     Step("After a tour, its outcome starts the follow-up", step_an_outcome_acts),
     Step("A prospect moves her tour herself, from the link in her email", step_prospect_reschedules_from_her_email),
     Step("The same prospect asks to be forgotten", step_prospect_asks_to_be_forgotten),
+    Step("A prospect who agreed to texts gets them, and answers by text", step_a_prospect_answers_by_text),
     Step("The leasing team rates the bookings: one click on an alert, and a weekly digest",
          step_the_team_rates_the_bookings),
     Step("The leasing manager's figures, and the dashboard to open in a browser", step_the_managers_dashboard),

@@ -68,7 +68,8 @@ class Outcome:
 def own_stack(work: Path):
     """A local stack of its own, on free ports, stopped afterwards."""
     paths = stack.Paths(work / "local")
-    ports = stack.Ports(dynamodb=free_port(), moto=free_port(), resman=free_port(), lambda_=free_port(), iam=free_port())
+    ports = stack.Ports(dynamodb=free_port(), moto=free_port(), resman=free_port(), lambda_=free_port(), iam=free_port(),
+                        sms=free_port())
     saved = {name: os.environ.get(name) for name in ports.named()}
     os.environ.update({name: str(port) for name, port in ports.named().items()})
     try:

@@ -414,6 +414,13 @@ def provision(
                 if error.response.get("Error", {}).get("Code") not in ("AlreadyExistsException", "ConfigurationSetAlreadyExistsException"):
                     raise
             resolver.resources[logical_id] = {"Ref": name}
+    # The SMS stand-in takes any configuration set by name: only its name is needed.
+    for logical_id, resource in template.resources_of_type("AWS::SMSVOICE::ConfigurationSet"):
+        if resolver.condition_holds(resource.get("Condition")):
+            # Its event destination names an SNS topic, which the local stack has no twin of: only the name is read.
+            named = (resource.get("Properties") or {}).get("ConfigurationSetName")
+            name = str(resolver.resolve(named) if named else physical_name(prefix, logical_id))
+            resolver.resources[logical_id] = {"Ref": name}
     # SES sends only from a verified identity: the sender's domain (verified at once in moto).
     if "SenderEmail" in template.parameters:
         sender = str(resolver.resolve({"Ref": "SenderEmail"}))

@@ -27,7 +27,8 @@ Behaviour after a call:
   `Message` is the documented two-way payload. A reply that is an opt-out keyword (STOP, STOPALL, UNSUBSCRIBE,
   CANCEL, END, QUIT, OPTOUT, OPT-OUT, REVOKE; trimmed, any case) puts the number on the opt-out list before the
   event is delivered, as the service's built-in opt-out does; START or UNSTOP takes it off. The service's automatic
-  keyword answers (the STOP confirmation, HELP) are not sent.
+  keyword answers (the STOP confirmation, HELP) are not sent. With `--self-managed-opt-outs` (a pool whose opt-outs
+  its owner handles, as ours does), keywords change nothing here and only reach the receiver.
 
 Not emulated: configuration sets, event destinations and pools as resources (any `ConfigurationSetName` and
 `OriginationIdentity` are accepted and echoed into events), other opt-out lists, the 30-day limit on deleting an
@@ -184,8 +185,10 @@ def log(line: str) -> None:
 class Sandbox:
     """The service's state (texts, the opt-out list, faults) and what it does."""
 
-    def __init__(self, events_url=None, inbound_url=None, delay=0.2, verbose=False):
+    def __init__(self, events_url=None, inbound_url=None, delay=0.2, verbose=False, self_managed_opt_outs=False):
         self.events_url, self.inbound_url, self.delay, self.verbose = events_url, inbound_url, delay, verbose
+        # A pool with self-managed opt-outs: keywords reach the receiver and change nothing here.
+        self.self_managed_opt_outs = self_managed_opt_outs
         self.lock = threading.Lock()
         self.texts: list[dict] = []
         self.opted_out: dict[str, dict] = {}  # number -> {"at": epoch seconds, "end_user": bool}
@@ -335,7 +338,9 @@ class Sandbox:
         """A prospect's text to one of our numbers: the opt-out list follows its keyword, then it is delivered."""
         keyword = body.strip().upper()
         with self.lock:
-            if keyword in OPT_OUT_KEYWORDS:
+            if self.self_managed_opt_outs:
+                pass
+            elif keyword in OPT_OUT_KEYWORDS:
                 self.opted_out.setdefault(origin, {"at": time.time(), "end_user": True})
             elif keyword in OPT_IN_KEYWORDS:
                 self.opted_out.pop(origin, None)
@@ -476,9 +481,12 @@ class SandboxServer(ThreadingHTTPServer):
         self.server_close()
 
 
-def start(port=0, events_url=None, inbound_url=None, delay=0.2, verbose=False) -> tuple[SandboxServer, str]:
+def start(
+    port=0, events_url=None, inbound_url=None, delay=0.2, verbose=False, self_managed_opt_outs=False
+) -> tuple[SandboxServer, str]:
     """Serves on 127.0.0.1:`port` (0: a free one) on a background thread: the server and its base URL."""
-    server = SandboxServer(("127.0.0.1", port), Sandbox(events_url, inbound_url, delay, verbose))
+    sandbox = Sandbox(events_url, inbound_url, delay, verbose, self_managed_opt_outs)
+    server = SandboxServer(("127.0.0.1", port), sandbox)
     threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
     return server, f"http://127.0.0.1:{server.server_address[1]}"
 
@@ -489,8 +497,15 @@ def main(argv=None) -> None:
     parser.add_argument("--deliver-events-to", metavar="URL", help="where delivery events go (a Lambda's invoke URL)")
     parser.add_argument("--deliver-inbound-to", metavar="URL", help="where inbound messages go")
     parser.add_argument("--delivery-delay", type=float, default=0.2, metavar="SECONDS")
+    parser.add_argument(
+        "--self-managed-opt-outs", action="store_true",
+        help="as a pool with self-managed opt-outs: STOP and the like only reach the receiver",
+    )
     args = parser.parse_args(argv)
-    server, url = start(args.port, args.deliver_events_to, args.deliver_inbound_to, args.delivery_delay, True)
+    server, url = start(
+        args.port, args.deliver_events_to, args.deliver_inbound_to, args.delivery_delay, True,
+        args.self_managed_opt_outs,
+    )
     print(f"sms sandbox listening on {url}", flush=True)
     try:
         threading.Event().wait()

@@ -6,7 +6,11 @@
              DYNAMODB_PORT (default 8000). It has no host option: it listens on every interface, not only 127.0.0.1.
   moto       moto_server on MOTO_PORT (default 5050): SQS, SES, Secrets Manager
   resman     the ResMan sandbox on RESMAN_PORT (default 8091), sending its signed webhooks to tour-webhook
-  iam        the IAM gate (infra/iam-gate) on IAM_PORT (default 5040), in front of DynamoDB Local and moto: each
+  sms        the stand-in for AWS End User Messaging SMS (infra/local/sms_sandbox.py) on SMS_PORT (default 8093),
+             a pool with self-managed opt-outs (SMS_POOL, "pool-local"): each text's delivery receipt and each
+             prospect's reply (played by POST /_sandbox/replies) go to tour-text-events as SNS events would
+  iam        the IAM gate (infra/iam-gate) on IAM_PORT (default 5040), in front of DynamoDB Local, moto and the SMS
+             stand-in: each
              function's AWS calls are held to its policy in template.yaml (.local/policies.json); the functions and
              tools reach AWS through it (AWS_ENDPOINT_URL and AWS_ENDPOINT_URL_DYNAMODB point at it)
   lambda     `cargo lambda watch` on LAMBDA_PORT (default 9000): every function of the workspace, up to
@@ -64,6 +68,9 @@ STAGE = "local"
 # `account_id` is a JSON number (ResMan's AccountID is an integer; the functions refuse a string).
 SANDBOX_CREDENTIALS = {"integration_partner_id": "domiq-sandbox", "api_key": "sandbox-api-key", "account_id": 400}
 WEBHOOK_FUNCTION_BINARY = "tour-webhook"
+TEXT_EVENTS_FUNCTION_BINARY = "tour-text-events"
+# The stack's phone pool (the template's SmsOrigination): any id does for the stand-in.
+SMS_POOL = "pool-local"
 SELF_SERVICE_FUNCTION_BINARY = "tour-self-service"
 METRICS_FUNCTION_BINARY = "tour-metrics"
 DASHBOARD_FUNCTION_BINARY = "tour-dashboard"
@@ -116,6 +123,7 @@ class Ports:
     resman: int
     lambda_: int
     iam: int
+    sms: int
 
     @classmethod
     def from_env(cls, environ=os.environ) -> "Ports":
@@ -125,12 +133,13 @@ class Ports:
             resman=_port(environ, "RESMAN_PORT", 8091),
             lambda_=_port(environ, "LAMBDA_PORT", 9000),
             iam=_port(environ, "IAM_PORT", 5040),
+            sms=_port(environ, "SMS_PORT", 8093),
         )
 
     def named(self) -> dict[str, int]:
         return {
             "DYNAMODB_PORT": self.dynamodb, "MOTO_PORT": self.moto, "RESMAN_PORT": self.resman,
-            "LAMBDA_PORT": self.lambda_, "IAM_PORT": self.iam,
+            "LAMBDA_PORT": self.lambda_, "IAM_PORT": self.iam, "SMS_PORT": self.sms,
         }
 
 
@@ -492,6 +501,7 @@ def up(paths: Paths) -> int:
     # What the functions and tools reach AWS through: the IAM gate, in front of DynamoDB Local and moto.
     gate_url = f"http://127.0.0.1:{ports.iam}"
     sandbox_url = f"http://127.0.0.1:{ports.resman}"
+    sms_url = f"http://127.0.0.1:{ports.sms}"
     lambda_invoke_url = f"http://127.0.0.1:{ports.lambda_}"
     lambda_base_url = f"{lambda_invoke_url}/lambda-url"
     started: list[dict] = []
@@ -525,6 +535,18 @@ def up(paths: Paths) -> int:
         )
         wait_until(lambda: http_status(f"{sandbox_url}/_sandbox/health") == 200, "the ResMan sandbox", resman, 60)
         say(f"ResMan sandbox: {sandbox_url}")
+        text_events = f"{lambda_invoke_url}/2015-03-31/functions/{TEXT_EVENTS_FUNCTION_BINARY}/invocations"
+        sms = launch(
+            "sms",
+            [
+                python, str(Path(__file__).with_name("sms_sandbox.py")), "--port", str(ports.sms),
+                "--deliver-events-to", text_events, "--deliver-inbound-to", text_events, "--self-managed-opt-outs",
+            ],
+            base_env(),
+            marker="sms_sandbox.py",
+        )
+        wait_until(lambda: "listening on" in log_tail(sms["log"], 20), "the SMS stand-in", sms, 30)
+        say(f"SMS stand-in (End User Messaging SMS): {sms_url}")
         ready = f"ready {dynamodb_url}"
         wait_until(lambda: ready in log_tail(dynamodb["log"], 50), "DynamoDB Local", dynamodb, timeout=90)
         say(f"DynamoDB Local: {dynamodb_url}")
@@ -533,7 +555,7 @@ def up(paths: Paths) -> int:
             endpoint=aws_url,
             dynamodb_endpoint=dynamodb_url,
             template_path=DEFAULT_TEMPLATE,
-            params={"Stage": STAGE, "ResManBaseUrl": sandbox_url},
+            params={"Stage": STAGE, "ResManBaseUrl": sandbox_url, "SmsOrigination": SMS_POOL},
             secrets={
                 "ResManCredentialsSecretArn": json.dumps(SANDBOX_CREDENTIALS),
                 "ApiKeysSecretArn": api_keys_secret(local_secrets),
@@ -548,7 +570,7 @@ def up(paths: Paths) -> int:
             "iam",
             [
                 iam_gate, "--port", str(ports.iam), "--policies", str(paths.policies),
-                "--dynamodb", dynamodb_url, "--others", aws_url,
+                "--dynamodb", dynamodb_url, "--others", aws_url, "--sms", sms_url,
             ],
             base_env(),
         )
@@ -569,6 +591,7 @@ def up(paths: Paths) -> int:
             **function_env,
             "RESMAN_BASE_URL": sandbox_url,
             "RESMAN_SANDBOX_URL": sandbox_url,
+            "SMS_SANDBOX_URL": sms_url,
             "LAMBDA_BASE_URL": lambda_base_url,
             "LAMBDA_INVOKE_URL": lambda_invoke_url,
             **sandbox_credentials_env(),

@@ -43,8 +43,9 @@ pub struct Gate {
     /// Replaced whole by `PUT /_iam/policies` (a test takes an action away from a running stack).
     principals: RwLock<HashMap<String, Arc<Principal>>>,
     place: Place,
-    /// Where DynamoDB calls go, and where every other service's go.
+    /// Where DynamoDB calls go, where End User Messaging SMS's go (its local stand-in), and every other service's.
     dynamodb: String,
+    sms: Option<String>,
     others: String,
     client: reqwest::Client,
     denials: Mutex<Vec<Denial>>,
@@ -63,6 +64,7 @@ impl Gate {
             },
             principals: RwLock::new(shared(policies.principals)),
             dynamodb: dynamodb.trim_end_matches('/').to_owned(),
+            sms: None,
             others: others.trim_end_matches('/').to_owned(),
             client: reqwest::Client::builder()
                 .pool_max_idle_per_host(64)
@@ -71,6 +73,12 @@ impl Gate {
             denials: Mutex::new(Vec::new()),
             checked: std::sync::atomic::AtomicU64::new(0),
         }
+    }
+
+    /// Sends End User Messaging SMS's calls (signed `sms-voice`) to `url` (its stand-in) rather than to moto.
+    pub fn with_sms(mut self, url: String) -> Self {
+        self.sms = Some(url.trim_end_matches('/').to_owned());
+        self
     }
 
     /// The first need the principal is not allowed, if any.
@@ -167,10 +175,10 @@ async fn handle(State(gate): State<Arc<Gate>>, method: Method, uri: Uri, headers
             return access_denied(service, principal, &need, decision);
         }
     }
-    let upstream = if service == "dynamodb" {
-        &gate.dynamodb
-    } else {
-        &gate.others
+    let upstream = match (service, &gate.sms) {
+        ("dynamodb", _) => &gate.dynamodb,
+        ("sms-voice", Some(sms)) => sms,
+        _ => &gate.others,
     };
     forward(&gate.client, upstream, method, &uri, headers, body).await
 }

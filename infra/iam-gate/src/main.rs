@@ -1,21 +1,22 @@
-//! `iam-gate --port PORT --policies FILE --dynamodb URL --others URL`: serves the local stack's IAM check until
+//! `iam-gate --port PORT --policies FILE --dynamodb URL --others URL [--sms URL]`: serves the local stack's IAM check until
 //! Ctrl-C or SIGTERM. Prints `listening on 127.0.0.1:PORT` when ready. Logs go to stderr (RUST_LOG, default info).
 
 use iam_gate::{Gate, Policies, router};
 use std::process::ExitCode;
 use std::sync::Arc;
 
-const USAGE: &str = "usage: iam-gate --port PORT --policies FILE --dynamodb URL --others URL";
+const USAGE: &str = "usage: iam-gate --port PORT --policies FILE --dynamodb URL --others URL [--sms URL]";
 
 struct Args {
     port: u16,
     policies: String,
     dynamodb: String,
     others: String,
+    sms: Option<String>,
 }
 
 fn parse(mut argv: impl Iterator<Item = String>) -> Result<Args, String> {
-    let (mut port, mut policies, mut dynamodb, mut others) = (None, None, None, None);
+    let (mut port, mut policies, mut dynamodb, mut others, mut sms) = (None, None, None, None, None);
     while let Some(flag) = argv.next() {
         let value = argv.next().ok_or_else(|| format!("{flag} needs a value"))?;
         match flag.as_str() {
@@ -29,6 +30,7 @@ fn parse(mut argv: impl Iterator<Item = String>) -> Result<Args, String> {
             "--policies" => policies = Some(value),
             "--dynamodb" => dynamodb = Some(value),
             "--others" => others = Some(value),
+            "--sms" => sms = Some(value),
             other => return Err(format!("unknown flag {other}")),
         }
     }
@@ -38,6 +40,7 @@ fn parse(mut argv: impl Iterator<Item = String>) -> Result<Args, String> {
             policies,
             dynamodb,
             others,
+            sms,
         }),
         _ => Err("every flag is needed".into()),
     }
@@ -67,7 +70,11 @@ async fn main() -> ExitCode {
         }
     };
     let functions = policies.principals.len();
-    let gate = Arc::new(Gate::new(policies, args.dynamodb, args.others));
+    let gate = Gate::new(policies, args.dynamodb, args.others);
+    let gate = Arc::new(match args.sms {
+        Some(sms) => gate.with_sms(sms),
+        None => gate,
+    });
     let listener = match tokio::net::TcpListener::bind(("127.0.0.1", args.port)).await {
         Ok(listener) => listener,
         Err(error) => {

@@ -10,6 +10,9 @@
 //! - Secrets Manager (JSON 1.1, `X-Amz-Target: secretsmanager.<Op>`): the secret in `SecretId`.
 //! - SES v2 (REST): `POST /v2/email/outbound-emails` → `ses:SendEmail` on the sender's domain identity and on the
 //!   configuration set, when one is named.
+//! - End User Messaging SMS (JSON 1.0, `X-Amz-Target: PinpointSMSVoiceV2.<Op>`, signed as `sms-voice`):
+//!   `SendTextMessage` → `sms-voice:SendTextMessage` on the origination identity (a pool's id, or an ARN as given)
+//!   and on the configuration set, when one is named.
 
 use serde_json::Value;
 use thiserror::Error;
@@ -68,6 +71,7 @@ pub fn needs(call: &Call<'_>, place: &Place) -> Result<Vec<Need>, Unreadable> {
         "sqs" => sqs(call, place),
         "secretsmanager" => secrets_manager(call, place),
         "ses" => ses(call, place),
+        "sms-voice" => sms_voice(call, place),
         other => Err(Unreadable::UnknownOperation(format!("service {other}"))),
     }
 }
@@ -210,6 +214,29 @@ fn secrets_manager(call: &Call<'_>, place: &Place) -> Result<Vec<Need>, Unreadab
         None => "*".to_owned(),
     };
     Ok(vec![need(format!("secretsmanager:{op}"), resource)])
+}
+
+fn sms_voice(call: &Call<'_>, place: &Place) -> Result<Vec<Need>, Unreadable> {
+    let op = operation(call)?;
+    let body = json(call)?;
+    let arn = |kind: &str, name: &str| {
+        if name.starts_with("arn:") {
+            name.to_owned()
+        } else {
+            format!("arn:aws:sms-voice:{}:{}:{kind}/{name}", place.region, place.account)
+        }
+    };
+    match op {
+        "SendTextMessage" => {
+            let origination = str_field(&body, "OriginationIdentity", "sms-voice")?;
+            let mut needs = vec![need("sms-voice:SendTextMessage", arn("pool", origination))];
+            if let Some(set) = body["ConfigurationSetName"].as_str() {
+                needs.push(need("sms-voice:SendTextMessage", arn("configuration-set", set)));
+            }
+            Ok(needs)
+        }
+        other => Err(Unreadable::UnknownOperation(format!("sms-voice {other}"))),
+    }
 }
 
 fn ses(call: &Call<'_>, place: &Place) -> Result<Vec<Need>, Unreadable> {
@@ -370,6 +397,44 @@ mod tests {
                 ),
             ]
         );
+    }
+
+    #[test]
+    fn a_text_needs_its_pool_and_configuration_set_and_another_operation_is_unreadable() {
+        let text = |origination: &str| {
+            serde_json::json!({
+                "DestinationPhoneNumber": "+15125550101", "OriginationIdentity": origination,
+                "MessageBody": "hi", "ConfigurationSetName": "local-tour-texts"
+            })
+            .to_string()
+        };
+        let call = |body: &'static str, target: &'static str| Call {
+            service: "sms-voice",
+            method: "POST",
+            path: "/",
+            target: Some(target),
+            body: body.as_bytes(),
+        };
+        let pool = Box::leak(text("pool-local").into_boxed_str());
+        assert_eq!(
+            needs(&call(pool, "PinpointSMSVoiceV2.SendTextMessage"), &place()).unwrap(),
+            vec![
+                need(
+                    "sms-voice:SendTextMessage",
+                    "arn:aws:sms-voice:us-east-1:123456789012:pool/pool-local"
+                ),
+                need(
+                    "sms-voice:SendTextMessage",
+                    "arn:aws:sms-voice:us-east-1:123456789012:configuration-set/local-tour-texts"
+                ),
+            ]
+        );
+        let by_arn = Box::leak(text("arn:aws:sms-voice:us-east-1:123456789012:pool/pool-x").into_boxed_str());
+        assert_eq!(
+            needs(&call(by_arn, "PinpointSMSVoiceV2.SendTextMessage"), &place()).unwrap()[0].resource,
+            "arn:aws:sms-voice:us-east-1:123456789012:pool/pool-x"
+        );
+        assert!(needs(&call(pool, "PinpointSMSVoiceV2.PutOptedOutNumber"), &place()).is_err());
     }
 
     #[test]

@@ -64,7 +64,8 @@ def in_person_agents() -> set[str]:
 def running_stack(tmp_path_factory):
     venv_tool("moto_server"), venv_tool("cargo-lambda")
     paths = stack.Paths(tmp_path_factory.mktemp("e2e") / "local")
-    ports = stack.Ports(dynamodb=free_port(), moto=free_port(), resman=free_port(), lambda_=free_port(), iam=free_port())
+    ports = stack.Ports(dynamodb=free_port(), moto=free_port(), resman=free_port(), lambda_=free_port(), iam=free_port(),
+                        sms=free_port())
     with pytest.MonkeyPatch.context() as patch:
         for name, port in ports.named().items():
             patch.setenv(name, str(port))
@@ -620,6 +621,78 @@ def test_a_function_whose_policy_loses_an_action_it_uses_fails_as_it_would_in_aw
         gate(env, "PUT", "/_iam/policies", granted)
         gate(env, "DELETE", "/_iam/denials")
     assert call(env, "GET", path)[0] == 200
+
+
+def load_properties(env: dict, config: list | dict, tmp: Path) -> None:
+    """The operator's `load-properties`, with the stack's function environment."""
+    path = tmp / "properties.json"
+    path.write_text(json.dumps(config))
+    function_env = read_env_file(Path(env["LOGS_DIR"]).parent / "function.env")
+    loader = stack.cargo_target_dir() / "debug" / "load-properties"
+    result = subprocess.run([str(loader), str(path)], env={**os.environ, **function_env}, capture_output=True,
+                            text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+
+
+def sms(env: dict, method: str, path: str, body: dict | None = None) -> dict:
+    status, answer = http.request(method, f"{env['SMS_SANDBOX_URL']}{path}", json_body=body, timeout=30)
+    assert status == 200, (status, answer)
+    return answer
+
+
+def test_a_text_goes_through_the_text_service_under_its_policy_and_replies_act_on_the_tour(running_stack, tmp_path):
+    """Through the functions: the sender texts from the pool (the IAM gate holding it to its sms-voice grant), the
+    receipt marks the text, and the prospect's C and then CANCEL reach tour-text-events as SNS events and act."""
+    env = running_stack
+    properties = json.loads((REPO_ROOT / "infra/properties/demo.json").read_text())
+    texting = [{**p, "texts": True} if p["property_id"] == PROPERTY else p for p in properties]
+    load_properties(env, texting, tmp_path)
+    zone = ZoneInfo("America/Chicago")
+    quiet = not (8 <= datetime.now(zone).hour < 21)
+    try:
+        day, at = free_slot(env, days_ahead=4)
+        number = "+15125550188"
+        body = {
+            "conversation_id": f"e2e-texts-{uuid.uuid4().hex[:8]}",
+            "tour_data": {"prospect_name": "Tess Text", "prospect_email": "tess@example.com", "prospect_phone": number,
+                          "tour_type": "in_person", "preferred_date": day, "preferred_time": at,
+                          "property_id": PROPERTY},
+            "sms_consent": {"words": "Text me about my tour. Reply STOP to stop.",
+                            "agreed_at": datetime.now(zone).replace(microsecond=0).isoformat()},
+        }
+        status, booked = call(env, "POST", "book-tour/api/resman/tours/book", body)
+        assert status in (201, 202), booked
+        tour_id = booked["appointment_id"]
+
+        def tour() -> dict:
+            return call(env, "GET", f"get-tour/api/resman/tours/{tour_id}")[1]
+
+        def kinds(t: dict) -> dict:
+            return {d["message"]: d for d in t.get("notifications") or []}
+
+        if quiet:
+            # 9 pm to 8 am at the property: the text waits; nothing may go now.
+            time.sleep(5)
+            assert sms(env, "GET", f"/_sandbox/texts?to={urllib.parse.quote(number)}")["texts"] == []
+            return
+        texts_to = f"/_sandbox/texts?to={urllib.parse.quote(number)}"
+        texts = eventually("the confirmation text", lambda: sms(env, "GET", texts_to)["texts"])
+        assert "your tour is booked for" in texts[0]["body"] and texts[0]["from"] == stack.SMS_POOL, texts[0]
+        sent = eventually("its receipt", lambda: (kinds(tour()).get("text_confirmation") or {}).get("receipt"))
+        assert sent["delivered"] is True
+        sms(env, "POST", "/_sandbox/replies", {"from": number, "to": "+17375550100", "body": "C"})
+        assert eventually("the prospect's C", lambda: tour().get("prospect_confirmed_at"))
+        sms(env, "POST", "/_sandbox/replies", {"from": number, "to": "+17375550100", "body": "cancel", "twice": True})
+        final = eventually("the final text", lambda: [t for t in sms(env, "GET", texts_to)["texts"]
+                                                      if "will not text you again" in t["body"]])
+        assert len(final) == 1, "one final text, even delivered twice"
+        assert tour()["status"] == "cancelled"
+        assert tour()["sms_consent"]["state"] == "revoked"
+        held_back = eventually("the cancellation text held back",
+                               lambda: (kinds(tour()).get("text_cancelled") or {}).get("status") == "superseded")
+        assert held_back
+    finally:
+        load_properties(env, properties, tmp_path)
 
 
 def test_every_aws_call_of_the_suite_was_within_its_functions_policy(running_stack):

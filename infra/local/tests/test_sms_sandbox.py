@@ -355,3 +355,19 @@ def test_command_line_prints_its_url_when_ready():
     finally:
         process.terminate()
         process.wait(timeout=10)
+
+
+def test_with_self_managed_opt_outs_a_keyword_reaches_the_receiver_and_opts_nothing_out(receivers):
+    events, inbound = receivers
+    server, url = sms_sandbox.start(events_url=events.url, inbound_url=inbound.url, delay=0.05,
+                                    self_managed_opt_outs=True)
+    try:
+        for keyword in ("STOP", "cancel"):
+            control(url, "POST", "/_sandbox/replies", {"from": PROSPECT, "to": OUR_NUMBER, "body": keyword})
+        assert control(url, "GET", "/_sandbox/opted-out")["opted_out"] == []
+        assert [m["messageBody"] for m in inbound.messages()] == ["STOP", "cancel"]
+        send(client(url))  # the final text the owner sends goes through
+        assert len(texts(url)) == 1
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -104,14 +104,16 @@ def test_a_taken_port_is_named(paths):
         holder.bind(("127.0.0.1", 0))
         holder.listen()
         taken = holder.getsockname()[1]
-        ports = stack.Ports(dynamodb=taken, moto=free_port(), resman=free_port(), lambda_=free_port(), iam=free_port())
+        ports = stack.Ports(dynamodb=taken, moto=free_port(), resman=free_port(), lambda_=free_port(), iam=free_port(),
+                            sms=free_port())
 
         with pytest.raises(stack.StackError, match=f"DYNAMODB_PORT={taken}"):
             stack.check_ports_free(ports)
 
 
 def test_ports_come_from_the_environment_with_defaults():
-    assert stack.Ports.from_env({}) == stack.Ports(dynamodb=8000, moto=5050, resman=8091, lambda_=9000, iam=5040)
+    assert stack.Ports.from_env({}) == stack.Ports(dynamodb=8000, moto=5050, resman=8091, lambda_=9000, iam=5040,
+                                                   sms=8093)
     assert stack.Ports.from_env({"LAMBDA_PORT": "9100"}).lambda_ == 9100
     with pytest.raises(stack.StackError, match="MOTO_PORT"):
         stack.Ports.from_env({"MOTO_PORT": "http"})
@@ -212,7 +214,8 @@ def dynamodb_local_jvms(port: int) -> list[str]:
 
 @pytest.fixture
 def ports(monkeypatch) -> stack.Ports:
-    chosen = stack.Ports(dynamodb=free_port(), moto=free_port(), resman=free_port(), lambda_=free_port(), iam=free_port())
+    chosen = stack.Ports(dynamodb=free_port(), moto=free_port(), resman=free_port(), lambda_=free_port(), iam=free_port(),
+                         sms=free_port())
     for name, port in chosen.named().items():
         monkeypatch.setenv(name, str(port))
     return chosen
@@ -224,7 +227,7 @@ def test_up_starts_and_provisions_everything_and_down_stops_it(paths, fake_build
     assert stack.up(paths) == 0
 
     processes = stack.read_pids(paths)
-    assert [p["name"] for p in processes] == ["dynamodb", "moto", "resman", "iam", "lambda", "pump"]
+    assert [p["name"] for p in processes] == ["dynamodb", "moto", "resman", "sms", "iam", "lambda", "pump"]
     assert all(stack.is_running(p) for p in processes)
     env = read_env_file(paths.stack_env)
     # Functions and tools reach AWS through the IAM gate, which sits in front of moto and DynamoDB Local.
@@ -232,6 +235,7 @@ def test_up_starts_and_provisions_everything_and_down_stops_it(paths, fake_build
     gate_args = json.loads(fake_build.with_name("gate.json").read_text())
     assert gate_args[gate_args.index("--dynamodb") + 1] == f"http://127.0.0.1:{ports.dynamodb}"
     assert gate_args[gate_args.index("--others") + 1] == f"http://127.0.0.1:{ports.moto}"
+    assert gate_args[gate_args.index("--sms") + 1] == env["SMS_SANDBOX_URL"] == f"http://127.0.0.1:{ports.sms}"
     policies = json.loads(paths.policies.read_text())
     assert policies["principals"]["LOCALGetTour"]["function"] == "get-tour"
     settings = json.loads(paths.function_settings.read_text())
@@ -256,6 +260,12 @@ def test_up_starts_and_provisions_everything_and_down_stops_it(paths, fake_build
     assert function_env["RESMAN_BASE_URL"] == env["RESMAN_SANDBOX_URL"]
     assert function_env["AWS_ENDPOINT_URL_DYNAMODB"] == env["AWS_ENDPOINT_URL_DYNAMODB"]
     assert "API_KEY" not in function_env  # functions read keys from Secrets Manager, not from their environment
+    # Texts go from the stack's pool under its configuration set, and the sender may send them (its policy).
+    assert function_env["SMS_ORIGINATION"] == stack.SMS_POOL
+    assert function_env["SMS_CONFIGURATION_SET"] == "tour-booking-local-tour-texts"
+    sender = policies["principals"]["LOCALNotificationSender"]
+    granted = json.dumps(sender)
+    assert "sms-voice:SendTextMessage" in granted and f"pool/{stack.SMS_POOL}" in granted
     assert env["API_KEY"] not in capsys.readouterr().out
 
     assert stack.down(paths) == 0
