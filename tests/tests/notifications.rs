@@ -1220,6 +1220,18 @@ async fn a_prospect_confirms_by_replying_c_and_later_cancels_by_replying_cancel_
         stack.texts.sent()
     );
 
+    // A question no keyword answers: kept with her personal data, on the tour for the chatbot, and sent to staff.
+    let question = take_reply(&deps, &reply("Is parking free?", "in-q"), later + Duration::minutes(1))
+        .await
+        .unwrap();
+    assert_eq!(question, ReplyOutcome::Applied(Reply::Other));
+    let view = stack.view(tour.booking_id.as_str()).await;
+    assert_eq!(view["prospect_reply"]["words"], "Is parking free?", "{view}");
+    stack.deliver_notifications().await;
+    let asked = stack.sent_emails().await.iter().map(|raw| read(raw)).any(|m| {
+        m.subject.starts_with("The prospect texted: Prospect Number1") && m.text.contains("\"Is parking free?\"")
+    });
+    assert!(asked, "the staff alert with her words");
     let cancel = take_reply(&deps, &reply("CANCEL", "in-2"), later + Duration::minutes(5))
         .await
         .unwrap();

@@ -25,6 +25,18 @@ fn pointer(pk: String, sk: &str, booking: &BookingId, until: DateTime<Utc>) -> I
 }
 
 impl DynamoStore {
+    /// Writes one item as it is (no condition: writing it twice is the same item).
+    async fn put_plain(&self, item: Item) -> Result<(), StoreError> {
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .send()
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+
     async fn pointed(&self, pk: String, sk: &str) -> Result<Option<BookingId>, StoreError> {
         let out = self
             .client
@@ -61,13 +73,7 @@ impl TextLog for DynamoStore {
             ),
         ];
         for item in items {
-            self.client
-                .put_item()
-                .table_name(&self.table)
-                .set_item(Some(item))
-                .send()
-                .await
-                .map_err(unavailable)?;
+            self.put_plain(item).await?;
         }
         Ok(())
     }
@@ -98,13 +104,6 @@ impl TextLog for DynamoStore {
         let mut item = key(format!("REPLY#{inbound_id}"), "REPLY");
         item.insert("applied_at".into(), s(now.to_rfc3339()));
         item.insert("expires_at".into(), n((now + REPLY_MARK_KEPT).timestamp()));
-        self.client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .send()
-            .await
-            .map_err(unavailable)?;
-        Ok(())
+        self.put_plain(item).await
     }
 }

@@ -81,14 +81,15 @@ pub(crate) fn lock_condition(
 /// The fields of a tour that are a prospect's personal data. They live in their own item, `TOUR#<id>` / `PERSON`,
 /// beside the tour: it expires (TTL) a configured time after the tour, and an erasure request deletes it, while the
 /// tour record (and every count made from it) stays. Staff notes are among them: staff write prospects' names and
-/// numbers there.
-const PERSONAL: [&str; 6] = [
+/// numbers there, and prospects write anything in a text.
+const PERSONAL: [&str; 7] = [
     "prospect_name",
     "prospect_email",
     "prospect_phone",
     "unit_preferences",
     "special_requests",
     "staff_notes",
+    "prospect_reply",
 ];
 
 /// The partition that lists a prospect's tours by e-mail (for an erasure request): a digest, so it holds no
@@ -144,6 +145,9 @@ pub(crate) fn with_person(mut tour: TourRecord, person: Option<&Item>, now: Date
         tour.unit_preferences = text("unit_preferences");
         tour.special_requests = text("special_requests");
         tour.staff_notes = text("staff_notes");
+        tour.prospect_reply = item
+            .get("prospect_reply")
+            .and_then(|v| serde_dynamo::from_attribute_value(v.clone()).ok());
     }
     tour
 }
@@ -703,7 +707,11 @@ impl TourWrites for DynamoStore {
         // before they moved there come across with its next change). A tour whose personal data was erased or lapsed
         // gets an item holding the notes alone, gone when the tour's data would have gone.
         let notes_written = before.staff_notes != after.staff_notes || after.staff_notes.is_some();
-        if notes_written {
+        // A prospect's words by text live with the personal data too.
+        let reply = (before.prospect_reply != after.prospect_reply)
+            .then_some(after.prospect_reply.as_ref())
+            .flatten();
+        if notes_written || reply.is_some() {
             let expiry = if expiry_moved {
                 "expires_at = :e"
             } else {
@@ -713,12 +721,27 @@ impl TourWrites for DynamoStore {
                 .table_name(&self.table)
                 .set_key(Some(key(format!("TOUR#{}", after.booking_id), "PERSON")))
                 .expression_attribute_values(":e", n((after.end + self.personal_data_retention).timestamp()));
-            update = match &after.staff_notes {
-                Some(notes) => update
-                    .update_expression(format!("SET staff_notes = :n, {expiry}"))
-                    .expression_attribute_values(":n", s(notes)),
-                None => update.update_expression(format!("REMOVE staff_notes SET {expiry}")),
+            let mut sets = vec![expiry.to_owned()];
+            let mut removes = Vec::new();
+            match (&after.staff_notes, notes_written) {
+                (Some(notes), true) => {
+                    sets.push("staff_notes = :n".to_owned());
+                    update = update.expression_attribute_values(":n", s(notes));
+                }
+                (None, true) => removes.push("staff_notes"),
+                (_, false) => {}
+            }
+            if let Some(reply) = reply {
+                sets.push("prospect_reply = :r".to_owned());
+                let value = serde_dynamo::to_attribute_value(reply).map_err(corrupt("prospect reply"))?;
+                update = update.expression_attribute_values(":r", value);
+            }
+            let remove = if removes.is_empty() {
+                String::new()
+            } else {
+                format!(" REMOVE {}", removes.join(", "))
             };
+            update = update.update_expression(format!("SET {}{remove}", sets.join(", ")));
             items.push(
                 TransactWriteItem::builder()
                     .update(update.build().map_err(corrupt("staff notes"))?)

@@ -273,6 +273,7 @@ fn new_tour(
         resman_seen: None,
         disagreement: None,
         prospect_confirmed_at: None,
+        prospect_reply: None,
     }
 }
 
@@ -596,6 +597,16 @@ pub struct TourView {
     /// When the prospect confirmed they will come by a reply to a text (the property's zone); absent until then.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prospect_confirmed_at: Option<String>,
+    /// The prospect's latest text that no keyword answered, for a person or the chatbot to answer; absent when none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prospect_reply: Option<ProspectReplyView>,
+}
+
+/// A prospect's words by text, when they came (the property's zone).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProspectReplyView {
+    pub at: String,
+    pub words: String,
 }
 
 /// The prospect's consent to texts as staff read it: `granted`, `revoked`, `none` or `opted_out` (erased on request:
@@ -689,6 +700,10 @@ pub fn view_of(
         prospect_confirmed_at: tour
             .prospect_confirmed_at
             .map(|at| at.with_timezone(&zone).to_rfc3339()),
+        prospect_reply: tour.prospect_reply.as_ref().map(|r| ProspectReplyView {
+            at: r.at.with_timezone(&zone).to_rfc3339(),
+            words: r.words.clone(),
+        }),
     }
 }
 

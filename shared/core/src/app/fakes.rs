@@ -277,6 +277,11 @@ impl crate::ports::Consents for MemoryTours {
 pub type LockName = (String, DateTime<Utc>);
 
 impl MemoryTours {
+    /// The kinds of the messages queued for the sender, in order.
+    pub fn queued_kinds(&self) -> Vec<crate::domain::notify::MessageKind> {
+        locked(&self.queued_messages).iter().map(|m| m.kind).collect()
+    }
+
     /// Whether a live hold of another conversation than `own` holds one of `wanted`.
     fn held_by_others(&self, wanted: &[LockName], own: Option<&crate::domain::HoldToken>, now: DateTime<Utc>) -> bool {
         locked(&self.holds).values().any(|(hold, names)| {

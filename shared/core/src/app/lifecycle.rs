@@ -568,6 +568,7 @@ async fn settle_report(
             resman_seen: Some(reported),
             disagreement: None,
             prospect_confirmed_at: None,
+            prospect_reply: None,
             ..tour.clone()
         };
         return save_report(deps, property, (tour, &after), false, &[], now)
@@ -1321,7 +1322,7 @@ pub(crate) mod tests {
         );
         let t = now_of(&tours, &tour);
         assert_eq!((t.start, t.owes_resman()), (at(15, 0), false));
-        let told: Vec<MessageKind> = tours.queued_messages.lock().unwrap().iter().map(|m| m.kind).collect();
+        let told: Vec<MessageKind> = tours.queued_kinds();
         assert!(told.contains(&MessageKind::Rescheduled), "{told:?}");
     }
 
@@ -1368,7 +1369,7 @@ pub(crate) mod tests {
                 .await
                 .unwrap();
             assert_eq!(effect, ReportEffect::Applied(3));
-            let asked: Vec<MessageKind> = tours.queued_messages.lock().unwrap().iter().map(|m| m.kind).collect();
+            let asked: Vec<MessageKind> = tours.queued_kinds();
             if word {
                 assert!(asked.is_empty(), "our write puts the cancellation back: {asked:?}");
             } else {
@@ -1444,7 +1445,7 @@ pub(crate) mod tests {
         let (first, lines) = crate::metrics::capture(apply(&tours, &report(1, "No Show", None, 5))).await;
         assert_eq!(first, ReportEffect::Disagrees);
         assert_eq!(crate::metrics::names(&lines), vec!["Disagreements"]);
-        let alerts = || -> Vec<MessageKind> { tours.queued_messages.lock().unwrap().iter().map(|m| m.kind).collect() };
+        let alerts = || -> Vec<MessageKind> { tours.queued_kinds() };
         assert_eq!(alerts(), [MessageKind::StaffDisagrees], "staff are asked which holds");
         let t = now_of(&tours, &tour);
         assert_eq!(t.status, TourStatus::Completed, "neither is taken for the other");

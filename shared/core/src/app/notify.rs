@@ -612,8 +612,19 @@ mod tests {
         body: &str,
         receive: u32,
     ) -> WorkerOutcome {
-        let kit = kit();
-        let deps = sender(store, messages, mailer, mailer, &kit);
+        send_one(&kit(), store, messages, mailer, body, receive).await
+    }
+
+    /// One queued message through the sender, on its `receive`th receive, with 28 s left.
+    async fn send_one(
+        kit: &Kit,
+        store: &MemoryStore,
+        messages: &MemoryMessages,
+        mailer: &FlakyMailer,
+        body: &str,
+        receive: u32,
+    ) -> WorkerOutcome {
+        let deps = sender(store, messages, mailer, mailer, kit);
         send_queued_message(
             &deps,
             body,
@@ -653,17 +664,7 @@ mod tests {
         body: &str,
         receive: u32,
     ) -> WorkerOutcome {
-        let mailer = FlakyMailer::default();
-        let deps = sender(store, messages, &mailer, &mailer, kit);
-        send_queued_message(
-            &deps,
-            body,
-            receive,
-            monday_morning(),
-            std::time::Duration::from_secs(28),
-        )
-        .await
-        .unwrap()
+        send_one(kit, store, messages, &FlakyMailer::default(), body, receive).await
     }
 
     fn because(messages: &MemoryMessages, t: &TourRecord, kind: MessageKind) -> Option<String> {
@@ -841,14 +842,7 @@ mod tests {
             DeliveryStatus::Pending,
             "its email is owed"
         );
-        let queued: Vec<MessageKind> = kit
-            .side
-            .queued_messages
-            .lock()
-            .unwrap()
-            .iter()
-            .map(|m| m.kind)
-            .collect();
+        let queued: Vec<MessageKind> = kit.side.queued_kinds();
         assert_eq!(queued, [MessageKind::Reminder]);
         assert!(Receipt::message_of(&std::collections::BTreeMap::new()).is_none());
     }

@@ -9,6 +9,9 @@
 //!   revoked and is not sent, so the prospect gets one text, not two.
 //! - `STOP` and the other revocations: consent is revoked, nothing else changes, one final text.
 //! - `HELP`: who we are and how to stop. `START`: consent granted again, and said so.
+//! - Anything else is for a person or the chatbot: the words are kept on the tour (with its personal data) as its
+//!   next version, so the chatbot's change callback carries them into the conversation, and the tour's agent and
+//!   staff get an alert with them (and the staff webhook, where the property has one).
 //!
 //! Every answer is a message the tour owes at its version (`<kind>#v<version>`), so a keyword repeated while the
 //! tour stands still is answered once. The service may deliver a reply twice: one applied is marked by its
@@ -129,7 +132,10 @@ async fn act(
         deps.consents.record_consent(&event).await
     };
     match reply {
-        Reply::Confirm => confirm_attendance(deps, tour, now).await,
+        Reply::Confirm => {
+            let noted = [MessageKind::TextAttending];
+            save_by_text(deps, tour, &|t| t.attended_by_prospect(now), &|_| noted.to_vec(), now).await
+        }
         Reply::Reschedule => owe(deps, &tour, MessageKind::TextNewTime, now).await,
         Reply::Cancel => {
             // Revoked first: the cancellation's own text then finds consent gone, and only the final one goes.
@@ -158,8 +164,17 @@ async fn act(
             deps.consents.record_consent(&event).await?;
             owe(deps, &tour, MessageKind::TextRestarted, now).await
         }
-        // For a person or the chatbot: not acted on here.
-        Reply::Other => Ok(()),
+        Reply::Other => {
+            let alerts = |property: &crate::domain::property::Property| {
+                let mut alerts = vec![MessageKind::StaffReply];
+                if property.staff_webhook_url.is_some() {
+                    alerts.push(MessageKind::WebhookReply);
+                }
+                alerts
+            };
+            let words = inbound.body.as_str();
+            save_by_text(deps, tour, &|t| Some(t.replied_by_text(now, words)), &alerts, now).await
+        }
     }
 }
 
@@ -197,13 +212,20 @@ async fn cancel(
     }
 }
 
-/// Records the prospect's attendance on the tour as its next version (its callback tells the chatbot), with the
-/// text that notes it.
-async fn confirm_attendance(deps: &ReplyDeps<'_>, mut tour: TourRecord, now: DateTime<Utc>) -> Result<(), AppError> {
+/// Saves what the prospect's text changed on the tour (`change`: `None` when it changes nothing) as its next version
+/// (its callback tells the chatbot), with the messages it owes; read again and decided again when the tour changed
+/// meanwhile.
+async fn save_by_text(
+    deps: &ReplyDeps<'_>,
+    mut tour: TourRecord,
+    change: &(dyn Fn(&TourRecord) -> Option<TourRecord> + Sync),
+    owes: &(dyn Fn(&crate::domain::property::Property) -> Vec<MessageKind> + Sync),
+    now: DateTime<Utc>,
+) -> Result<(), AppError> {
     let property = load_property(deps.update.properties, &tour.property_id).await?;
-    let messages = [MessageKind::TextAttending];
+    let messages = owes(&property);
     for _ in 0..TRIES {
-        let Some(after) = tour.attended_by_prospect(now) else {
+        let Some(after) = change(&tour) else {
             return Ok(());
         };
         let extras = ChangeExtras {
@@ -218,7 +240,7 @@ async fn confirm_attendance(deps: &ReplyDeps<'_>, mut tour: TourRecord, now: Dat
             .await?
         {
             ChangeWrite::Saved => {
-                tracing::info!(booking_id = %after.booking_id, version = after.version, "the prospect confirmed the tour by text");
+                tracing::info!(booking_id = %after.booking_id, version = after.version, "the prospect's text is on the tour");
                 super::lifecycle::enqueue_owed(deps.update.queue, &after, &messages, after.owes_callback()).await;
                 return Ok(());
             }
@@ -231,7 +253,7 @@ async fn confirm_attendance(deps: &ReplyDeps<'_>, mut tour: TourRecord, now: Dat
         }
     }
     Err(AppError::Internal(
-        "the tour kept changing while its prospect's confirmation was recorded".into(),
+        "the tour kept changing while its prospect's text was recorded".into(),
     ))
 }
 
@@ -344,10 +366,9 @@ mod tests {
 
         /// The answers owed by text, by kind.
         fn answers(&self) -> Vec<MessageKind> {
-            let queued = self.tours.queued_messages.lock().unwrap();
+            let queued = self.tours.queued_kinds();
             queued
-                .iter()
-                .map(|m| m.kind)
+                .into_iter()
                 .filter(|k| k.audience() == crate::domain::notify::Audience::Text)
                 .collect()
         }
@@ -415,14 +436,7 @@ mod tests {
         assert_eq!(after.status, TourStatus::Cancelled);
         assert_eq!(after.history.last().unwrap().source, ChangeSource::ProspectText);
         assert!(matches!(world.consent_state().await, ConsentState::Revoked { .. }));
-        let queued: Vec<MessageKind> = world
-            .tours
-            .queued_messages
-            .lock()
-            .unwrap()
-            .iter()
-            .map(|m| m.kind)
-            .collect();
+        let queued: Vec<MessageKind> = world.tours.queued_kinds();
         assert!(
             queued.contains(&MessageKind::Cancelled),
             "the usual cancellation email: {queued:?}"
@@ -486,14 +500,38 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn other_words_act_on_nothing_and_a_reply_from_another_number_or_to_no_text_of_ours_is_not_placed() {
+    async fn other_words_reach_staff_and_the_chatbot_and_a_reply_from_another_number_or_to_no_text_of_ours_is_not_placed()
+     {
         let world = World::new().await;
         assert_eq!(
-            world.reply("is parking free?", "in-1").await,
+            world.reply("  is parking free? ", "in-1").await,
             ReplyOutcome::Applied(Reply::Other)
         );
-        assert!(world.answers().is_empty());
-        assert_eq!(world.now().await, world.tour);
+        assert!(
+            world.answers().is_empty(),
+            "no text answers it: a person or the chatbot will"
+        );
+        let after = world.now().await;
+        assert_eq!(
+            after.prospect_reply.as_ref().map(|r| r.words.as_str()),
+            Some("is parking free?")
+        );
+        assert_eq!(
+            after.version,
+            world.tour.version + 1,
+            "the callback carries it to the chatbot"
+        );
+        assert!(after.owes_callback());
+        let alerts: Vec<MessageKind> = world.tours.queued_kinds();
+        assert_eq!(alerts, [MessageKind::StaffReply], "the property has no staff webhook");
+        assert_eq!(world.reply("is parking free?", "in-1").await, ReplyOutcome::Duplicate);
+        assert_eq!(world.now().await.version, after.version);
+        let long = "x".repeat(2_000);
+        world.reply(&long, "in-9").await;
+        assert_eq!(
+            world.now().await.prospect_reply.unwrap().words.chars().count(),
+            crate::domain::record::REPLY_CHARS
+        );
         let stranger = InboundText {
             from: Phone::parse("+15125559999").unwrap(),
             body: "CANCEL".into(),

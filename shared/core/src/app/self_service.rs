@@ -571,7 +571,7 @@ mod tests {
             1,
             "ResMan is owed the move, as from the chatbot"
         );
-        let messages: Vec<_> = tours.queued_messages.lock().unwrap().iter().map(|m| m.kind).collect();
+        let messages: Vec<_> = tours.queued_kinds();
         assert!(
             messages.contains(&crate::domain::notify::MessageKind::Rescheduled),
             "{messages:?}"

@@ -114,6 +114,8 @@ struct TourView<'a> {
     staff_notes: Option<&'a str>,
     /// When ResMan and our tour record different outcomes: ours and ResMan's, in words.
     outcomes: Option<OutcomesView>,
+    /// The prospect's latest words by text that no keyword answered (staff's reply alert shows them).
+    reply: Option<&'a str>,
 }
 
 #[derive(Serialize)]
@@ -379,7 +381,10 @@ fn links_for(kind: MessageKind, tour: &TourRecord, links: &Links, now: DateTime<
     let ahead = kind.audience() == Audience::Prospect && tour.status.is_open() && tour.start > now;
     let scores = |links: Vec<(u8, String)>| links.into_iter().map(|(score, url)| RateLink { score, url }).collect();
     let rates_booking = kind.audience() == Audience::Staff
-        && !matches!(kind, MessageKind::StaffDisagrees | MessageKind::StaffUnconfirmed);
+        && !matches!(
+            kind,
+            MessageKind::StaffDisagrees | MessageKind::StaffUnconfirmed | MessageKind::StaffReply
+        );
     LinksView {
         manage: ahead.then(|| links.manage(tour)),
         staff: (kind.audience() != Audience::Prospect).then(|| links.staff(tour)),
@@ -438,6 +443,7 @@ fn context<'a>(
                 ours: outcome_in_words(d.ours),
                 resman: outcome_in_words(d.theirs),
             }),
+            reply: tour.prospect_reply.as_ref().map(|r| r.words.as_str()),
         },
         links: links_for(kind, tour, links, now),
     }

@@ -67,6 +67,10 @@ pub enum MessageKind {
     TextRestarted,
     /// Staff: a prospect who was asked by text to confirm has not, 3 hours before the tour.
     StaffUnconfirmed,
+    /// Staff: the prospect texted words no keyword answers (`prospect_reply`): a person should answer. And its twin
+    /// for the staff webhook.
+    StaffReply,
+    WebhookReply,
 }
 
 /// What a text needs of the prospect's consent ([`MessageKind::consent_needed`]).
@@ -90,7 +94,7 @@ pub enum Audience {
 }
 
 impl MessageKind {
-    pub const ALL: [MessageKind; 32] = [
+    pub const ALL: [MessageKind; 34] = [
         Self::Confirmation,
         Self::Confirmed,
         Self::Rescheduled,
@@ -123,6 +127,8 @@ impl MessageKind {
         Self::TextHelp,
         Self::TextRestarted,
         Self::StaffUnconfirmed,
+        Self::StaffReply,
+        Self::WebhookReply,
     ];
 
     pub fn as_str(&self) -> &'static str {
@@ -159,6 +165,8 @@ impl MessageKind {
             Self::TextHelp => "text_help",
             Self::TextRestarted => "text_restarted",
             Self::StaffUnconfirmed => "staff_unconfirmed",
+            Self::StaffReply => "staff_reply",
+            Self::WebhookReply => "webhook_reply",
         }
     }
 
@@ -173,10 +181,13 @@ impl MessageKind {
             | Self::StaffCancelled
             | Self::StaffDisagrees
             | Self::StaffFollowUp
-            | Self::StaffUnconfirmed => Audience::Staff,
-            Self::WebhookNew | Self::WebhookMoved | Self::WebhookCancelled | Self::WebhookFollowUp => {
-                Audience::StaffWebhook
-            }
+            | Self::StaffUnconfirmed
+            | Self::StaffReply => Audience::Staff,
+            Self::WebhookNew
+            | Self::WebhookMoved
+            | Self::WebhookCancelled
+            | Self::WebhookFollowUp
+            | Self::WebhookReply => Audience::StaffWebhook,
             Self::TextConfirmation
             | Self::TextReminder
             | Self::TextLastReminder
@@ -199,6 +210,7 @@ impl MessageKind {
             Self::StaffMoved => Some(Self::WebhookMoved),
             Self::StaffCancelled => Some(Self::WebhookCancelled),
             Self::StaffFollowUp => Some(Self::WebhookFollowUp),
+            Self::StaffReply => Some(Self::WebhookReply),
             _ => None,
         }
     }
@@ -271,6 +283,7 @@ impl MessageKind {
             Self::WebhookMoved => Self::StaffMoved,
             Self::WebhookCancelled => Self::StaffCancelled,
             Self::WebhookFollowUp => Self::StaffFollowUp,
+            Self::WebhookReply => Self::StaffReply,
             other => *other,
         }
     }
@@ -329,6 +342,7 @@ impl MessageKind {
             Self::ApplyInvite => tour.outcome == Some(Outcome::Interested),
             Self::TextAttending | Self::TextNewTime => tour.status.is_open(),
             Self::StaffUnconfirmed => tour.status.is_open() && tour.prospect_confirmed_at.is_none(),
+            Self::StaffReply | Self::WebhookReply => tour.prospect_reply.is_some(),
             Self::TextCancelledAndStopped => tour.status == TourStatus::Cancelled,
             // About texts, not the tour.
             Self::TextStopped | Self::TextHelp | Self::TextRestarted => true,
@@ -793,12 +807,7 @@ pub(crate) mod tests {
     #[test]
     fn a_reminder_due_in_quiet_hours_waits_for_8_am_unless_the_tour_starts_too_soon_after() {
         let chicago = chrono_tz::America::Chicago;
-        let at = |d: u32, h: u32, m: u32| {
-            chicago
-                .with_ymd_and_hms(2026, 12, d, h, m, 0)
-                .unwrap()
-                .with_timezone(&Utc)
-        };
+        let at = |d: u32, h: u32, m: u32| december_in_chicago(d, h, m);
         // A 9:00 tour: the 2-hour reminder (7:00) waits for 8:00; the day-before one (9:00) goes when due.
         let [day, soon] = reminders_for(at(10, 9, 0), &[24, 2], chicago).try_into().unwrap();
         assert_eq!(day.due, at(9, 9, 0));
@@ -806,6 +815,14 @@ pub(crate) mod tests {
         // An 8:15 tour: 8:00 would be too late to be of use, so its 6:15 reminder goes at 6:15.
         let [_, soon] = reminders_for(at(10, 8, 15), &[24, 2], chicago).try_into().unwrap();
         assert_eq!(soon.due, at(10, 6, 15));
+    }
+
+    /// A moment of December 2026 on Chicago's clock.
+    fn december_in_chicago(day: u32, hour: u32, minute: u32) -> DateTime<Utc> {
+        chrono_tz::America::Chicago
+            .with_ymd_and_hms(2026, 12, day, hour, minute, 0)
+            .unwrap()
+            .with_timezone(&Utc)
     }
 
     fn texting() -> Property {
@@ -909,13 +926,7 @@ pub(crate) mod tests {
     #[test]
     fn a_text_owed_in_quiet_hours_waits_for_8_am_as_a_reminder_and_an_urgent_one_goes_now() {
         use MessageKind::*;
-        let chicago = chrono_tz::America::Chicago;
-        let at = |d: u32, h: u32, m: u32| {
-            chicago
-                .with_ymd_and_hms(2026, 12, d, h, m, 0)
-                .unwrap()
-                .with_timezone(&Utc)
-        };
+        let at = |d: u32, h: u32, m: u32| december_in_chicago(d, h, m);
         let mut t = tour(TourStatus::Scheduled);
         t.start = at(11, 14, 0);
         t.end = at(11, 14, 30);

@@ -136,13 +136,52 @@ pub struct TourRecord {
     /// When the prospect confirmed they will come (a `C` reply to a text), beside staff's `confirmed` status.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prospect_confirmed_at: Option<DateTime<Utc>>,
+    /// Personal data: the prospect's latest text that no keyword answers, for a person or the chatbot to answer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prospect_reply: Option<ProspectReply>,
 }
+
+/// A prospect's own words by text (personal data: kept with the tour's personal data, erased with it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProspectReply {
+    pub at: DateTime<Utc>,
+    pub words: String,
+}
+
+/// The most of a reply kept: a text's own limit (ten parts).
+pub const REPLY_CHARS: usize = 1_600;
 
 fn first_version() -> u64 {
     1
 }
 
 impl TourRecord {
+    /// The tour once its prospect texted words no keyword answers (kept, at most [`REPLY_CHARS`]), as the next
+    /// version: its callback carries them to the chatbot and staff are alerted.
+    pub fn replied_by_text(&self, at: DateTime<Utc>, words: &str) -> TourRecord {
+        let mut next = self.clone();
+        next.prospect_reply = Some(ProspectReply {
+            at,
+            words: words.trim().chars().take(REPLY_CHARS).collect(),
+        });
+        next.next_version_by_text(at);
+        next
+    }
+
+    fn next_version_by_text(&mut self, at: DateTime<Utc>) {
+        self.version += 1;
+        self.history.push(super::lifecycle::TourChange {
+            version: self.version,
+            at,
+            source: super::lifecycle::ChangeSource::ProspectText,
+            status: self.status,
+            start: self.start,
+            agent: self.holder.agent().cloned(),
+            overrode: None,
+            received: None,
+        });
+    }
+
     /// The tour once its prospect confirmed they will come (by a reply to a text at `at`), as the next version;
     /// `None` when that changes nothing (confirmed already) or the tour no longer lies ahead.
     pub fn attended_by_prospect(&self, at: DateTime<Utc>) -> Option<TourRecord> {
@@ -151,17 +190,7 @@ impl TourRecord {
         }
         let mut next = self.clone();
         next.prospect_confirmed_at = Some(at);
-        next.version += 1;
-        next.history.push(super::lifecycle::TourChange {
-            version: next.version,
-            at,
-            source: super::lifecycle::ChangeSource::ProspectText,
-            status: next.status,
-            start: next.start,
-            agent: next.holder.agent().cloned(),
-            overrode: None,
-            received: None,
-        });
+        next.next_version_by_text(at);
         Some(next)
     }
 }

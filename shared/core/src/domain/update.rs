@@ -361,6 +361,7 @@ pub mod tests {
             resman_seen: None,
             disagreement: None,
             prospect_confirmed_at: None,
+            prospect_reply: None,
         }
     }
 
