@@ -58,6 +58,10 @@ METRIC_FIELDS = (
     "staff_satisfaction",
     "staff_rating_count",
     "staff_satisfaction_goal",
+    "texts.sent",
+    "texts.delivery_rate",
+    "texts.reply_rate",
+    "texts.attendance_confirmation_rate",
 )
 # The figures of GET /api/resman/tours/trends; the rest of that answer is charts.
 TREND_FIELDS = ("conversion_rate", "tour_to_application_rate", "tour_to_lease_rate")
@@ -123,6 +127,19 @@ def expected_chart_points(trends: dict) -> dict[str, int]:
         "show_rate_by_hour": non_zero([hour["rate"] for hour in trends["show_rate_by_hour"]]),
         "show_rate_by_lead_time": non_zero([lead["rate"] for lead in trends["show_rate_by_lead_time"]]),
     }
+
+
+MISSING = object()
+
+
+def field_of(answer: dict, field: str) -> object:
+    """A figure's field in an API answer, which may sit in an object of it (`texts.sent`); MISSING when absent."""
+    found: object = answer
+    for key in field.split("."):
+        if not isinstance(found, dict) or key not in found:
+            return MISSING
+        found = found[key]
+    return found
 
 
 def json_equal(shown: str, expected: object) -> bool:
@@ -198,14 +215,15 @@ def check_dashboard(url: str, metrics: dict, trends: dict, screenshot: Path) -> 
         )
         figures = [(field, metrics) for field in METRIC_FIELDS] + [(field, trends) for field in TREND_FIELDS]
         for field, answer in figures:
-            if field not in answer:
+            found = field_of(answer, field)
+            if found is MISSING:
                 problems.append(f"the API answer has no {field}")
                 continue
             shown = shown_values.get(field, [])
             if len(shown) != 1:
                 problems.append(f"{len(shown)} elements with data-metric={field}, expected 1")
-            elif shown[0] is None or not json_equal(shown[0], answer[field]):
-                problems.append(f"{field}: the page shows data-value={shown[0]!r}, the API answered {answer[field]!r}")
+            elif shown[0] is None or not json_equal(shown[0], found):
+                problems.append(f"{field}: the page shows data-value={shown[0]!r}, the API answered {found!r}")
 
         points = expected_chart_points(trends)
         charts_shown: dict[str, dict] = {}

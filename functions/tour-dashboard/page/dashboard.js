@@ -213,11 +213,16 @@
   // anything to count, and the page shows a dash when there was not.
   const COUNTED_BY = { average_booking_time: "booking_time_p50", conversion_rate: "tour_to_lease_rate" };
 
+  // A figure's field, which may sit in an object of the answer ("texts.sent").
+  function fieldOf(all, field) {
+    return field.split(".").reduce((found, key) => (found == null ? undefined : found[key]), all);
+  }
+
   function fillFigures(metrics, trends) {
     const all = { ...trends, ...metrics };
     for (const element of document.querySelectorAll("[data-metric]")) {
       const field = element.dataset.metric;
-      const value = all[field];
+      const value = fieldOf(all, field);
       const isNumber = typeof value === "number";
       const basis = COUNTED_BY[field];
       const known = isNumber && (basis === undefined || typeof all[basis] === "number");

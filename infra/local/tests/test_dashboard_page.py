@@ -59,6 +59,8 @@ METRICS = {
     "interested_tours": 2, "not_interested_tours": 1, "follow_up_tours": 1, "outcome_rate": 0.75,
     "staff_satisfaction": 0.8571, "staff_rating_count": 7, "staff_satisfaction_goal": 0.9,
     "staff_went_wrong": {"wrong_time": 1},
+    "texts": {"sent": 6, "delivered": 5, "failed": 1, "delivery_rate": 0.8333, "texted_tours": 3, "replied_tours": 2,
+              "reply_rate": 0.6667, "attendance_confirmed_tours": 2, "attendance_confirmation_rate": None},
     "needs_attention": [
         {"booking_id": "bk-01JD3X5ZQ8", "appointment_id": None, "tour_type": "in_person",
          "start": "2026-11-30T15:00:00Z", "local_start": "2026-11-30T09:00", "status": "scheduled",
@@ -105,7 +107,8 @@ def empty_answers() -> tuple[dict, dict]:
     # whose companions say there was nothing to count).
     metrics.update(property_id=PROPERTY_ID, **{"from": FROM, "to": TO}, time_zone="America/Chicago",
                    needs_attention=[], average_booking_time=0, staff_utilization=0,
-                   staff_satisfaction_goal=0.9, staff_went_wrong={})
+                   staff_satisfaction_goal=0.9, staff_went_wrong={},
+                   texts={name: (0 if isinstance(value, int) else None) for name, value in METRICS["texts"].items()})
     trends = copy.deepcopy(TRENDS)
     trends.update(conversion_rate=0, tour_to_application_rate=None, tour_to_lease_rate=None,
                   tour_type_distribution={"in_person": 0, "self_guided": 0, "virtual": 0},
