@@ -231,6 +231,27 @@ async fn after_an_erasure_no_item_and_no_queued_message_holds_the_prospects_name
         stack.tour(&id).await.history.last().unwrap().received.as_ref().unwrap()["callback"],
         callback.as_str()
     );
+    // The prospect texts a question with their name in it: kept with the personal data.
+    let texted = format!("this is {name}, is parking free?");
+    {
+        use tour_core::ports::{ChangeExtras, Locks, TourWrites};
+        let now = stack.tour(&id).await;
+        let replied = now.replied_by_text(chrono::Utc::now(), &texted);
+        let saved = stack
+            .store
+            .save_change(
+                &stack.property,
+                &now,
+                &replied,
+                Locks::Take,
+                ChangeExtras::default(),
+                chrono::Utc::now(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(saved, tour_core::ports::ChangeWrite::Saved);
+        assert_eq!(stack.tour(&id).await.prospect_reply.unwrap().words, texted);
+    }
     // A message of the tour's dead-lettered, as after its last receive.
     let waiting = stack.receive_sync_batch().await;
     let dead = waiting.first().expect("the change's ResMan write is queued");
@@ -243,7 +264,7 @@ async fn after_an_erasure_no_item_and_no_queued_message_holds_the_prospects_name
         .await
         .unwrap();
     let before = everything(&stack).await;
-    for kept in [&name, &email, &phone, &notes, &callback] {
+    for kept in [&name, &email, &phone, &notes, &callback, &texted] {
         assert!(
             before.contains(kept.as_str()),
             "the search finds {kept} before the erasure"
@@ -253,7 +274,7 @@ async fn after_an_erasure_no_item_and_no_queued_message_holds_the_prospects_name
     let erased = erase_prospect(&stack.store, &email).await.unwrap();
     assert_eq!(erased.len(), 1);
     let after = everything(&stack).await;
-    for gone in [&name, &email, &phone, &notes, &callback] {
+    for gone in [&name, &email, &phone, &notes, &callback, &texted] {
         assert!(!after.contains(gone.as_str()), "{gone} is still somewhere: {after}");
     }
     // The tour stays, and the chatbot's replay of its change answers without the notes.
