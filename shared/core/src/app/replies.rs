@@ -400,6 +400,10 @@ mod tests {
                 "staff's confirmation is theirs to give"
             );
             assert_eq!(after.history.last().unwrap().source, ChangeSource::ProspectText);
+            assert!(
+                after.owes_callback() && !after.owes_resman(),
+                "the chatbot hears of it; ResMan has nothing to learn"
+            );
             assert_eq!(world.answers(), [MessageKind::TextAttending]);
             // The same reply delivered again, and the same word sent again: nothing more.
             assert_eq!(world.reply(word, "in-1").await, ReplyOutcome::Duplicate);

@@ -168,8 +168,14 @@ impl TourRecord {
         next
     }
 
+    /// The next version, made by the prospect's text. It changes nothing ResMan keeps (time, agent, status, notes),
+    /// so a tour ResMan was up to date with stays so: no ResMan write is owed for it, only the chatbot's callback.
     fn next_version_by_text(&mut self, at: DateTime<Utc>) {
+        let resman_up_to_date = !self.owes_resman();
         self.version += 1;
+        if resman_up_to_date {
+            self.resman_version = self.version;
+        }
         self.history.push(super::lifecycle::TourChange {
             version: self.version,
             at,
@@ -363,6 +369,27 @@ mod tests {
         assert_eq!(
             crate::domain::calendar::duration_from_comments(Some(&comments), 45),
             Duration::minutes(30)
+        );
+    }
+
+    #[test]
+    fn a_prospects_text_owes_resman_nothing_when_it_was_up_to_date_and_leaves_a_tour_behind_still_behind() {
+        let synced = crate::domain::update::tests::tour(crate::domain::lifecycle::TourStatus::Scheduled);
+        assert!(!synced.owes_resman());
+        let at = synced.start - Duration::hours(5);
+        let replied = synced.replied_by_text(at, "is parking free?");
+        assert_eq!(replied.version, synced.version + 1);
+        assert!(!replied.owes_resman() && replied.owes_callback());
+        let behind = TourRecord {
+            version: 3,
+            resman_version: 2,
+            ..synced
+        };
+        let confirmed = behind.attended_by_prospect(at).unwrap();
+        assert_eq!(
+            (confirmed.version, confirmed.resman_version),
+            (4, 2),
+            "the owed write is still owed"
         );
     }
 }
