@@ -1486,6 +1486,25 @@ def in_quiet_hours(zone: ZoneInfo) -> bool:
     return local >= clock_time(21, 0) or local < clock_time(8, 0)
 
 
+def play_schedule_tick(ctx: Context, at: datetime) -> dict:
+    """Invokes the reminder scheduler with the scheduled event EventBridge would send at `at` (the scheduler takes a
+    tick at its stamp when that is ahead of the clock), so the demo can show what that moment sends."""
+    event = {"version": "0", "id": f"demo-tick-{int(at.timestamp())}", "detail-type": "Scheduled Event",
+             "source": "aws.events", "time": at.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+             "detail": {}}
+    status, answer = request("POST", f"{ctx.url('LAMBDA_INVOKE_URL')}/2015-03-31/functions/"
+                             "tour-reminder-scheduler/invocations", json_body=event)
+    if status != 200 or not isinstance(answer, dict):
+        raise DemoError(f"the scheduler's tick of {when_in_words(at)} failed (HTTP {status})")
+    return answer
+
+
+def next_eight_am(zone: ZoneInfo) -> datetime:
+    local = datetime.now(zone)
+    day = local.date() + timedelta(days=1) if local.time() >= clock_time(21, 0) else local.date()
+    return datetime.combine(day, clock_time(8, 0, 30), zone)
+
+
 def reply_by_text(ctx: Context, number: str, body: str) -> None:
     answer = request_json("POST", f"{ctx.url('SMS_SANDBOX_URL')}/_sandbox/replies",
                           json_body={"from": number, "to": OUR_TEXT_NUMBER, "body": body})
@@ -1518,15 +1537,17 @@ def step_a_prospect_answers_by_text(ctx: Context) -> None:
     say(f"{first} books a tour for {when_in_words(at)} and says yes to texts.")
     before = len(texts_to(ctx, number))
     if in_quiet_hours(zone):
+        eight = next_eight_am(zone)
         say(f"  It is {clock(datetime.now(zone))} at the property: no text goes between 9 pm and 8 am, so her "
-            "confirmation text waits until 8 am (her email went at once). Replies by text are shown when the demo "
-            "runs between 8 am and 9 pm Central.")
-        return
+            "confirmation text waits until 8 am (her email went at once). The demo plays the scheduler's 8 am tick "
+            "now, as if the night had passed:")
+        time.sleep(1)
+        if texts_to(ctx, number)[before:]:
+            raise DemoError("a text went to her in quiet hours")
+        play_schedule_tick(ctx, eight)
     texts = wait_for_texts(ctx, number, before + 1, f"{first}'s confirmation")
     say(f"  Her phone gets: \"{texts[-1]['body']}\"")
-    reminders = config.get("reminder_hours") or [24, 2]
-    say(f"  Her reminders will come by text too, {' and '.join(str(h) for h in reminders)} hours before the tour, "
-        "each asking her to reply C to confirm (by email instead only if a text cannot reach her).")
+
     def receipt(tour: dict) -> dict | None:
         sent = [d for d in tour.get("notifications") or [] if d.get("message") == "text_confirmation"]
         return sent[0].get("receipt") if sent else None
@@ -1535,15 +1556,28 @@ def step_a_prospect_answers_by_text(ctx: Context) -> None:
     state = "delivered" if receipt(tour).get("delivered") else f"not delivered ({receipt(tour).get('failure')})"
     say(f"  The phone network reports it {state}, and the tour shows staff so, beside each email.")
 
+    # Her first reminder still ahead (one already due when she booked is never set).
+    hours = [h for h in config.get("reminder_hours") or [24, 2] if at - timedelta(hours=h) > datetime.now(zone)]
+    if not hours:
+        raise DemoError(f"{first}'s tour is too soon for any reminder")
+    due = at - timedelta(hours=hours[0])
+    say(f"  Her reminders come by text too, {' and '.join(str(h) for h in hours)} hours before the tour (by email "
+        f"only if a text cannot reach her). The demo plays the scheduler's tick of {when_in_words(due)}:")
+    play_schedule_tick(ctx, due + timedelta(seconds=30))
+    texts = wait_for_texts(ctx, number, before + 2, f"{first}'s reminder")
+    if "Reply C" not in texts[-1]["body"]:
+        raise DemoError(f"her reminder does not ask her to confirm: {texts[-1]['body']}")
+    say(f"  Her phone gets: \"{texts[-1]['body']}\"")
+
     reply_by_text(ctx, number, "C")
-    texts = wait_for_texts(ctx, number, before + 2, "the answer to her C")
+    texts = wait_for_texts(ctx, number, before + 3, "the answer to her C")
     tour = wait_for_tour(ctx, tour_id, lambda t: bool(t.get("prospect_confirmed_at")), "her confirmation by text")
     confirmed = datetime.fromisoformat(tour["prospect_confirmed_at"]).astimezone(zone)
     say(f"She replies \"C\". Staff see on the tour: the prospect confirmed she will come, at {clock(confirmed)} "
         f"(beside their own confirmation, which stays theirs to give). Her phone: \"{texts[-1]['body']}\"")
 
     reply_by_text(ctx, number, "CANCEL")
-    texts = wait_for_texts(ctx, number, before + 3, "the answer to her CANCEL")
+    texts = wait_for_texts(ctx, number, before + 4, "the answer to her CANCEL")
     tour = wait_for_tour(ctx, tour_id, lambda t: t.get("status") == "cancelled", "her cancellation by text")
     if tour["history"][-1]["source"] != "prospect_text":
         raise DemoError(f"the cancellation is not recorded as hers: {tour['history'][-1]}")

@@ -23,6 +23,7 @@ use super::lifecycle::{UpdateDeps, change_tour_if};
 use crate::domain::consent::{ConsentChange, ConsentEvent, ConsentSource};
 use crate::domain::lifecycle::ChangeSource;
 use crate::domain::notify::{MessageKind, MessageRef};
+use crate::domain::property::Property;
 use crate::domain::record::TourRecord;
 use crate::domain::texts::Reply;
 use crate::domain::{Phone, update::UpdateTourCommand};
@@ -134,7 +135,8 @@ async fn act(
     match reply {
         Reply::Confirm => {
             let noted = [MessageKind::TextAttending];
-            save_by_text(deps, tour, &|t| t.attended_by_prospect(now), &|_| noted.to_vec(), now).await
+            let confirms = |property: &Property, t: &TourRecord| t.attended_by_prospect(now, property.text_confirms_tour);
+            save_by_text(deps, tour, &confirms, &|_| noted.to_vec(), now).await
         }
         Reply::Reschedule => owe(deps, &tour, MessageKind::TextNewTime, now).await,
         Reply::Cancel => {
@@ -165,7 +167,7 @@ async fn act(
             owe(deps, &tour, MessageKind::TextRestarted, now).await
         }
         Reply::Other => {
-            let alerts = |property: &crate::domain::property::Property| {
+            let alerts = |property: &Property| {
                 let mut alerts = vec![MessageKind::StaffReply];
                 if property.staff_webhook_url.is_some() {
                     alerts.push(MessageKind::WebhookReply);
@@ -173,7 +175,7 @@ async fn act(
                 alerts
             };
             let words = inbound.body.as_str();
-            save_by_text(deps, tour, &|t| Some(t.replied_by_text(now, words)), &alerts, now).await
+            save_by_text(deps, tour, &|_, t| Some(t.replied_by_text(now, words)), &alerts, now).await
         }
     }
 }
@@ -218,14 +220,14 @@ async fn cancel(
 async fn save_by_text(
     deps: &ReplyDeps<'_>,
     mut tour: TourRecord,
-    change: &(dyn Fn(&TourRecord) -> Option<TourRecord> + Sync),
-    owes: &(dyn Fn(&crate::domain::property::Property) -> Vec<MessageKind> + Sync),
+    change: &(dyn Fn(&Property, &TourRecord) -> Option<TourRecord> + Sync),
+    owes: &(dyn Fn(&Property) -> Vec<MessageKind> + Sync),
     now: DateTime<Utc>,
 ) -> Result<(), AppError> {
     let property = load_property(deps.update.properties, &tour.property_id).await?;
     let messages = owes(&property);
     for _ in 0..TRIES {
-        let Some(after) = change(&tour) else {
+        let Some(after) = change(&property, &tour) else {
             return Ok(());
         };
         let extras = ChangeExtras {
@@ -290,8 +292,14 @@ mod tests {
     impl World {
         /// A texting property, a tour whose prospect agreed to texts, and our confirmation text to them on record.
         async fn new() -> Self {
+            Self::where_c_confirms(false).await
+        }
+
+        /// The same, at a property where a prospect's `C` confirms the tour itself (`text_confirms_tour`), or not.
+        async fn where_c_confirms(confirms_tour: bool) -> Self {
             let mut json = crate::domain::property::tests::demo_json();
             json["texts"] = true.into();
+            json["text_confirms_tour"] = confirms_tour.into();
             let property = crate::domain::property::Property::from_file(serde_json::from_value(json).unwrap()).unwrap();
             let (store, tours) = (MemoryStore::with_property(property), MemoryTours::default());
             let tour = booked(&tours, 1, "A", 10);
@@ -411,6 +419,30 @@ mod tests {
             assert_eq!(world.now().await.version, after.version);
             assert_eq!(world.answers().len(), 1);
         }
+    }
+
+    #[tokio::test]
+    async fn where_the_property_says_so_c_also_confirms_the_tour_and_resman_is_owed_it() {
+        let world = World::where_c_confirms(true).await;
+        let queued_before = world.tours.queued.lock().unwrap().len();
+        assert_eq!(world.reply("C", "in-1").await, ReplyOutcome::Applied(Reply::Confirm));
+        let after = world.now().await;
+        assert_eq!(after.status, TourStatus::Confirmed);
+        assert!(after.prospect_confirmed_at.is_some());
+        assert_eq!(after.version, world.tour.version + 1, "one version for both");
+        assert!(after.owes_resman(), "ResMan is written Confirmed");
+        assert_eq!(
+            world.tours.queued.lock().unwrap()[queued_before..],
+            [after.booking_id.clone()],
+            "its sync (ResMan, then the chatbot's callback) is queued"
+        );
+        assert_eq!(
+            world.tours.queued_kinds(),
+            [MessageKind::TextAttending],
+            "no 'the guide confirmed' email: the prospect's text says it"
+        );
+        world.reply("C", "in-2").await;
+        assert_eq!(world.now().await.version, after.version);
     }
 
     #[tokio::test]

@@ -557,8 +557,8 @@ pub async fn process_queued_sync(
                     next.last_error = Some(description.clone());
                     // The prospect was told the booking is pending (and may have its confirmation already): they hear
                     // it could not be booked, and staff that it is off.
-                    let owed = crate::domain::notify::owed_on_refusal(&property);
                     let now = (deps.clock)();
+                    let owed = crate::domain::notify::owed_on_refusal(&property, &next, now);
                     deps.tours.release(&property, &next, &owed, now).await?;
                     tracing::warn!(booking_id = %tour.booking_id, reason = %description, "ResMan refused a queued booking; slot released");
                     crate::metrics::count(crate::metrics::Metric::BookingsFailed);

@@ -56,6 +56,8 @@ pub enum MessageKind {
     TextLastReminder,
     TextMoved,
     TextCancelled,
+    /// A booking ResMan refused ([`MessageKind::NotBooked`]), by text to a prospect who was texted its confirmation.
+    TextNotBooked,
     /// The answers to a prospect's reply ([`super::texts::Reply`]): their attendance noted (`C`), a link to pick
     /// another time (`R`), the one text after `CANCEL` (the tour is off, and so are texts) or after a revocation
     /// (`STOP`...), the answer to `HELP`, and to `START`.
@@ -94,7 +96,7 @@ pub enum Audience {
 }
 
 impl MessageKind {
-    pub const ALL: [MessageKind; 34] = [
+    pub const ALL: [MessageKind; 35] = [
         Self::Confirmation,
         Self::Confirmed,
         Self::Rescheduled,
@@ -120,6 +122,7 @@ impl MessageKind {
         Self::TextLastReminder,
         Self::TextMoved,
         Self::TextCancelled,
+        Self::TextNotBooked,
         Self::TextAttending,
         Self::TextNewTime,
         Self::TextCancelledAndStopped,
@@ -158,6 +161,7 @@ impl MessageKind {
             Self::TextLastReminder => "text_last_reminder",
             Self::TextMoved => "text_moved",
             Self::TextCancelled => "text_cancelled",
+            Self::TextNotBooked => "text_not_booked",
             Self::TextAttending => "text_attending",
             Self::TextNewTime => "text_new_time",
             Self::TextCancelledAndStopped => "text_cancelled_and_stopped",
@@ -193,6 +197,7 @@ impl MessageKind {
             | Self::TextLastReminder
             | Self::TextMoved
             | Self::TextCancelled
+            | Self::TextNotBooked
             | Self::TextAttending
             | Self::TextNewTime
             | Self::TextCancelledAndStopped
@@ -223,6 +228,7 @@ impl MessageKind {
             Self::LastReminder => Some(Self::TextLastReminder),
             Self::Rescheduled => Some(Self::TextMoved),
             Self::Cancelled => Some(Self::TextCancelled),
+            Self::NotBooked => Some(Self::TextNotBooked),
             _ => None,
         }
     }
@@ -250,6 +256,7 @@ impl MessageKind {
             Self::TextLastReminder => Some(TextKind::LastReminder),
             Self::TextMoved => Some(TextKind::Moved),
             Self::TextCancelled => Some(TextKind::Cancelled),
+            Self::TextNotBooked => Some(TextKind::NotBooked),
             Self::TextAttending => Some(TextKind::Attending),
             Self::TextNewTime => Some(TextKind::NewTime),
             Self::TextCancelledAndStopped => Some(TextKind::CancelledAndStopped),
@@ -351,7 +358,8 @@ impl MessageKind {
             | Self::TextReminder
             | Self::TextLastReminder
             | Self::TextMoved
-            | Self::TextCancelled => true,
+            | Self::TextCancelled
+            | Self::TextNotBooked => true,
         };
         (!fits).then(|| match tour.outcome {
             Some(outcome) if !matches!(tour.status, TourStatus::Cancelled) && self.follows_an_outcome() => {
@@ -526,12 +534,17 @@ pub fn now_or_later(
     (now, later)
 }
 
-/// What a booking accepted as pending owes when ResMan then refuses it: the prospect hears that it could not be
-/// booked (the invite withdrawn, in case the confirmation went out first), and staff that it is off.
-pub fn owed_on_refusal(property: &Property) -> Vec<MessageKind> {
+/// What a booking accepted as pending owes when ResMan then refuses it (at `at`): the prospect hears that it could
+/// not be booked (the invite withdrawn, in case the confirmation went out first), and staff that it is off. A
+/// prospect who may be texted hears it by text too, outside quiet hours: by day their confirmation text went at
+/// once; in quiet hours it is still waiting, finds the booking refused and is never sent, so the email is enough.
+pub fn owed_on_refusal(property: &Property, tour: &TourRecord, at: DateTime<Utc>) -> Vec<MessageKind> {
     let mut owed = vec![MessageKind::NotBooked, MessageKind::StaffCancelled];
     if property.staff_webhook_url.is_some() {
         owed.push(MessageKind::WebhookCancelled);
+    }
+    if texts(property, tour) && super::texts::deliver_at(property.time_zone, at, tour.start) <= at {
+        owed.push(MessageKind::TextNotBooked);
     }
     owed
 }
@@ -921,6 +934,28 @@ pub(crate) mod tests {
             ..t.clone()
         };
         assert!(!MessageKind::StaffUnconfirmed.fits(&confirmed) && MessageKind::StaffUnconfirmed.fits(&t));
+    }
+
+    #[test]
+    fn a_refused_booking_is_told_by_text_by_day_and_by_email_alone_in_quiet_hours() {
+        use MessageKind::*;
+        let at = |d: u32, h: u32, m: u32| december_in_chicago(d, h, m);
+        let mut t = tour(TourStatus::Scheduled);
+        t.start = at(11, 14, 0);
+        t.end = at(11, 14, 30);
+        assert_eq!(
+            owed_on_refusal(&texting(), &t, at(10, 12, 0)),
+            [NotBooked, StaffCancelled, TextNotBooked]
+        );
+        // At 10 pm its confirmation text is still waiting for 8 am, and will find the booking refused.
+        assert_eq!(owed_on_refusal(&texting(), &t, at(10, 22, 0)), [NotBooked, StaffCancelled]);
+        assert_eq!(owed_on_refusal(&demo(), &t, at(10, 12, 0)), [NotBooked, StaffCancelled]);
+        t.prospect_phone = String::new();
+        assert_eq!(owed_on_refusal(&texting(), &t, at(10, 12, 0)), [NotBooked, StaffCancelled]);
+        let mut refused = t.clone();
+        refused.sync_status = crate::domain::record::SyncStatus::Rejected;
+        assert!(TextNotBooked.fits(&refused) && !TextNotBooked.fits(&t));
+        assert!(!TextConfirmation.fits(&refused), "the waiting confirmation text is never sent");
     }
 
     #[test]

@@ -119,6 +119,11 @@ pub struct PropertyFile {
     /// must be registered for 10DLC first. Without the prospect's consent no text is sent, whatever this says.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub texts: bool,
+    /// Whether a prospect's `C` reply also confirms the tour: a scheduled tour becomes `confirmed`, as staff's
+    /// confirmation would make it, and ResMan is written `Confirmed`. Off by default: confirming stays staff's word,
+    /// and the prospect's is noted beside it (`prospect_confirmed_at`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub text_confirms_tour: bool,
     /// The property's own versions of email templates, by file name (`confirmation.txt`, `base.html`, ...).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub templates: BTreeMap<String, String>,
@@ -166,6 +171,8 @@ pub struct Property {
     pub resman_cancel_word: bool,
     /// See [`PropertyFile::texts`].
     pub texts: bool,
+    /// See [`PropertyFile::text_confirms_tour`].
+    pub text_confirms_tour: bool,
     pub templates: BTreeMap<String, String>,
     pub agents: Vec<AgentConfig>,
     pub tour_types: BTreeMap<TourType, TourTypeConfig>,
@@ -347,6 +354,7 @@ impl Property {
             staff_webhook_url: file.staff_webhook_url.clone(),
             resman_cancel_word: file.resman_cancel_word,
             texts: file.texts,
+            text_confirms_tour: file.text_confirms_tour,
             templates: file.templates.clone(),
             agents: file.agents.clone(),
             tour_types: file.tour_types.clone(),

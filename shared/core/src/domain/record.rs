@@ -164,14 +164,15 @@ impl TourRecord {
             at,
             words: words.trim().chars().take(REPLY_CHARS).collect(),
         });
-        next.next_version_by_text(at);
+        next.next_version_by_text(at, false);
         next
     }
 
-    /// The next version, made by the prospect's text. It changes nothing ResMan keeps (time, agent, status, notes),
-    /// so a tour ResMan was up to date with stays so: no ResMan write is owed for it, only the chatbot's callback.
-    fn next_version_by_text(&mut self, at: DateTime<Utc>) {
-        let resman_up_to_date = !self.owes_resman();
+    /// The next version, made by the prospect's text. Unless it changed what ResMan keeps (`for_resman`: its status),
+    /// it changes nothing there (time, agent, status, notes), so a tour ResMan was up to date with stays so: no
+    /// ResMan write is owed for it, only the chatbot's callback.
+    fn next_version_by_text(&mut self, at: DateTime<Utc>, for_resman: bool) {
+        let resman_up_to_date = !self.owes_resman() && !for_resman;
         self.version += 1;
         if resman_up_to_date {
             self.resman_version = self.version;
@@ -189,14 +190,20 @@ impl TourRecord {
     }
 
     /// The tour once its prospect confirmed they will come (by a reply to a text at `at`), as the next version;
-    /// `None` when that changes nothing (confirmed already) or the tour no longer lies ahead.
-    pub fn attended_by_prospect(&self, at: DateTime<Utc>) -> Option<TourRecord> {
+    /// `None` when that changes nothing (confirmed already) or the tour no longer lies ahead. Where the property lets
+    /// the prospect's word confirm the tour (`confirms_tour`), a scheduled tour also becomes `confirmed`, and ResMan
+    /// is owed that write.
+    pub fn attended_by_prospect(&self, at: DateTime<Utc>, confirms_tour: bool) -> Option<TourRecord> {
         if self.prospect_confirmed_at.is_some() || !self.status.is_open() || self.end <= at {
             return None;
         }
         let mut next = self.clone();
         next.prospect_confirmed_at = Some(at);
-        next.next_version_by_text(at);
+        let confirms = confirms_tour && self.status == super::lifecycle::TourStatus::Scheduled;
+        if confirms {
+            next.status = super::lifecycle::TourStatus::Confirmed;
+        }
+        next.next_version_by_text(at, confirms);
         Some(next)
     }
 }
@@ -385,11 +392,34 @@ mod tests {
             resman_version: 2,
             ..synced
         };
-        let confirmed = behind.attended_by_prospect(at).unwrap();
+        let confirmed = behind.attended_by_prospect(at, false).unwrap();
         assert_eq!(
             (confirmed.version, confirmed.resman_version),
             (4, 2),
             "the owed write is still owed"
         );
+    }
+
+    #[test]
+    fn a_prospects_c_confirms_the_tour_itself_only_where_the_property_says_so_and_then_owes_resman_the_write() {
+        use crate::domain::lifecycle::{ChangeSource, TourStatus};
+        let synced = crate::domain::update::tests::tour(TourStatus::Scheduled);
+        let at = synced.start - Duration::hours(5);
+        let noted = synced.attended_by_prospect(at, false).unwrap();
+        assert_eq!(noted.status, TourStatus::Scheduled);
+        assert!(!noted.owes_resman());
+        let confirmed = synced.attended_by_prospect(at, true).unwrap();
+        assert_eq!(confirmed.status, TourStatus::Confirmed);
+        assert_eq!(confirmed.prospect_confirmed_at, Some(at));
+        assert!(confirmed.owes_resman() && confirmed.owes_callback());
+        let last = confirmed.history.last().unwrap();
+        assert_eq!((last.source, last.status), (ChangeSource::ProspectText, TourStatus::Confirmed));
+        // Staff's confirmation already stands: the prospect's is noted beside it, and ResMan has nothing to learn.
+        let by_staff = TourRecord {
+            status: TourStatus::Confirmed,
+            ..synced
+        };
+        let noted = by_staff.attended_by_prospect(at, true).unwrap();
+        assert!(!noted.owes_resman());
     }
 }

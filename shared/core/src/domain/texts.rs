@@ -141,6 +141,8 @@ pub enum TextKind {
     Moved,
     /// The tour is off (staff or the chatbot cancelled it).
     Cancelled,
+    /// A booking ResMan refused (staff took the time while ResMan was out of reach).
+    NotBooked,
     /// The one text after a `CANCEL` reply: the tour is off, and so are texts.
     CancelledAndStopped,
     /// The one text after a revocation: no more texts.
@@ -179,6 +181,7 @@ pub fn wording(kind: TextKind, about: &TextAbout<'_>) -> String {
         TextKind::LastReminder => format!("see you at {hour} today for your tour. {ASK}"),
         TextKind::Moved => format!("your tour is now {when}."),
         TextKind::Cancelled => format!("your tour on {when} is cancelled. To book again:"),
+        TextKind::NotBooked => format!("sorry, we could not book your tour on {when} after all. Pick another time:"),
         TextKind::CancelledAndStopped => {
             format!("your tour on {when} is cancelled and we will not text you again. {BACK}")
         }
@@ -198,6 +201,7 @@ pub fn wording(kind: TextKind, about: &TextAbout<'_>) -> String {
             | TextKind::LastReminder
             | TextKind::Moved
             | TextKind::Cancelled
+            | TextKind::NotBooked
             | TextKind::NewTime
     );
     match about.link.filter(|_| linked) {
@@ -397,6 +401,7 @@ mod tests {
             TextKind::LastReminder,
             TextKind::Moved,
             TextKind::Cancelled,
+            TextKind::NotBooked,
             TextKind::CancelledAndStopped,
             TextKind::Stopped,
             TextKind::Help,
@@ -421,6 +426,13 @@ mod tests {
         );
         assert!(wording(TextKind::LastReminder, &about).contains("see you at 2:00 PM today"));
         assert!(wording(TextKind::Moved, &about).ends_with(link));
+        assert_eq!(
+            wording(TextKind::NotBooked, &about),
+            format!(
+                "Maple Grove Apartments: sorry, we could not book your tour on Tue Dec 1, 2:00 PM after all. Pick \
+                 another time: {link}"
+            )
+        );
         // The texts that end texting say how to come back, and carry no link to act on the tour.
         for kind in [TextKind::Stopped, TextKind::CancelledAndStopped] {
             let text = wording(kind, &about);
