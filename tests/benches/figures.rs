@@ -11,7 +11,8 @@
 //!   Lambda runtime API played by this bench) for the three chatbot-facing functions.
 //!
 //! - the webhook's cost per request, signed or refused, with the header stuffed with candidates and the body over its
-//!   cap.
+//!   cap;
+//! - a text through the sender, and a prospect's `C` reply to it (`texts`).
 //!
 //! DynamoDB requests are counted on the wire (an SDK interceptor); ResMan calls from the sandbox's request log.
 
@@ -519,6 +520,119 @@ async fn main() {
     if wanted("webhook") {
         webhook_rows(&stack).await;
     }
+    if wanted("texts") {
+        texts_rows().await;
+    }
+}
+
+/// Texts sent and replies taken in this section (each its own prospect and number).
+const TEXTS: usize = 60;
+
+/// What a text costs us: one through the sender (a booking's confirmation text: consent read, claimed, sent through
+/// the stand-in for End User Messaging SMS, its id logged for replies, marked sent), and a prospect's `C` reply to
+/// it (placed by the text it answers, applied once, the tour's next version saved with its answer owed, both
+/// queued). On fresh tables, at a property that texts; each prospect agreed to texts with the booking.
+async fn texts_rows() {
+    use tour_core::app::notify::send_queued_message;
+    use tour_core::app::replies::{InboundText, ReplyDeps, ReplyOutcome, take_reply};
+    let stack = Stack::fresh().await;
+    let property = integration_tests::stack::texting(&stack.store, &stack.property).await;
+    let sms = SmsSandbox::start(None, None);
+    let texts = tour_aws::sms::SmsTexts::new(&sms.sdk().await, "pool-local", None, StdDuration::from_secs(5));
+    // Booked at noon at the property, so that no confirmation text waits for the morning.
+    let zone = property.time_zone;
+    let today = Utc::now().with_timezone(&zone).date_naive();
+    let noon = tour_core::domain::slots::resolve_local(zone, today.and_hms_opt(12, 0, 0).unwrap()).unwrap();
+    let mut booked = Vec::new();
+    for (n, (date, time)) in slots(&property, TEXTS).into_iter().enumerate() {
+        let mut command = command(n, date, &time);
+        command.sms_consent = Some(tour_core::domain::consent::SmsConsent {
+            words: "Maple Grove may text me about my tour. Reply STOP to stop.".into(),
+            agreed_at: noon - Duration::minutes(1),
+        });
+        let id = BookingId::from_uuid(uuid::Uuid::new_v4());
+        let answer = book_tour(&stack.booking(), &command, None, id.clone(), noon)
+            .await
+            .unwrap();
+        assert_eq!(answer.outcome, Outcome::Booked);
+        booked.push((id, command.contact.phone.clone().unwrap()));
+    }
+
+    let parts = integration_tests::stack::SenderParts::new(&stack.aws).await;
+    let sender = parts.deps(&stack.store, &texts, &stack.queue);
+    let mut sent = Timings::new();
+    let before = stack.dynamodb.count();
+    for (id, _) in &booked {
+        let body = json!({"booking_id": id.as_str(), "message": "text_confirmation#v1"}).to_string();
+        let started = Instant::now();
+        let outcome = send_queued_message(&sender, &body, 1, Utc::now(), StdDuration::from_secs(28))
+            .await
+            .unwrap();
+        sent.add(started);
+        assert_eq!(outcome, tour_core::app::sync::WorkerOutcome::Done);
+    }
+    let per_text = (stack.dynamodb.count() - before) as f64 / TEXTS as f64;
+    let kept = sms.control(reqwest::Method::GET, "/_sandbox/texts", None).await["texts"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(kept.len(), TEXTS, "one text each, from the sender");
+
+    let replies = ReplyDeps {
+        update: tour_core::app::lifecycle::UpdateDeps {
+            properties: &stack.store,
+            calendar: &stack.store,
+            tours: &stack.store,
+            queue: &stack.queue,
+        },
+        messages: &stack.store,
+        consents: &stack.store,
+        text_log: &stack.store,
+    };
+    let mut taken = Timings::new();
+    let before = stack.dynamodb.count();
+    for (n, (id, phone)) in booked.iter().enumerate() {
+        let answered = kept.iter().find(|t| t["to"].as_str() == Some(phone.expose())).unwrap();
+        let reply = InboundText {
+            from: phone.clone(),
+            body: "C".into(),
+            inbound_id: format!("bench-reply-{n}"),
+            previous: answered["message_id"].as_str().map(str::to_owned),
+        };
+        let started = Instant::now();
+        let outcome = take_reply(&replies, &reply, Utc::now()).await.unwrap();
+        taken.add(started);
+        assert!(matches!(outcome, ReplyOutcome::Applied(_)), "{outcome:?}");
+        assert!(
+            stack
+                .store
+                .tour(id)
+                .await
+                .unwrap()
+                .unwrap()
+                .prospect_confirmed_at
+                .is_some()
+        );
+    }
+    // Each reply's check that it was recorded (one GetItem) is the bench's own, not the reply's.
+    let per_reply = (stack.dynamodb.count() - before) as f64 / TEXTS as f64 - 1.0;
+    println!("\ntexts ({TEXTS} prospects who agreed to texts, one text and one reply each):\n");
+    println!("| operation | p50 | p99 | DynamoDB requests per run | ResMan calls per run | p50 over its floor |");
+    println!("|---|---|---|---|---|---|");
+    row(
+        "a confirmation text through the sender (1 text service call)",
+        &sent,
+        per_text,
+        None,
+        None,
+    );
+    row(
+        "a prospect's C reply, placed and applied",
+        &taken,
+        per_reply,
+        Some(0.0),
+        None,
+    );
 }
 
 /// What an unauthenticated caller can make the webhook spend: each refusal's cost, beside a signed notice's, through

@@ -120,19 +120,7 @@ impl Stack {
 
     /// Turns texting on at the demo property (`texts: true`), as its configuration file would.
     pub async fn texting(&self) {
-        use tour_core::ports::PropertyStore;
-        let text = std::fs::read_to_string(crate::workspace_root().join("infra/properties/demo.json")).unwrap();
-        let file: Value = serde_json::from_str(&text).unwrap();
-        let properties = file.as_array().cloned().unwrap_or_else(|| vec![file.clone()]);
-        for mut json in properties
-            .into_iter()
-            .filter(|p| p["property_id"] == self.property.id.as_str())
-        {
-            json["texts"] = true.into();
-            let property =
-                tour_core::domain::property::Property::from_file(serde_json::from_value(json).unwrap()).unwrap();
-            self.store.save_property(&property).await.unwrap();
-        }
+        texting(&self.store, &self.property).await;
     }
 
     pub fn deps(&self) -> BookingDeps<'_> {
@@ -555,37 +543,80 @@ impl Stack {
     }
 }
 
+/// Turns texting on at `property` (`texts: true`), as its file in `infra/properties/demo.json` would: the property as
+/// now saved.
+pub async fn texting(store: &DynamoStore, property: &Property) -> Property {
+    let text = std::fs::read_to_string(crate::workspace_root().join("infra/properties/demo.json")).unwrap();
+    let file: Value = serde_json::from_str(&text).unwrap();
+    let properties = file.as_array().cloned().unwrap_or_else(|| vec![file.clone()]);
+    let mut json = properties
+        .into_iter()
+        .find(|p| p["property_id"] == property.id.as_str())
+        .expect("the property is in infra/properties/demo.json");
+    json["texts"] = true.into();
+    let texting = Property::from_file(serde_json::from_value(json).unwrap()).unwrap();
+    store.save_property(&texting).await.unwrap();
+    texting
+}
+
+/// What the sender needs beside its store, text service and queue, as `notification-sender` wires it: SES in the
+/// stack's moto, the templates, the staff webhook's client and the links.
+pub struct SenderParts {
+    mailer: tour_aws::ses::SesMailer,
+    templates: tour_core::domain::email::Templates,
+    staff_webhook: tour_aws::staff_webhook::HttpStaffWebhook,
+    links: tour_core::domain::link::Links,
+}
+
+impl SenderParts {
+    pub async fn new(aws: &LocalAws) -> SenderParts {
+        SenderParts {
+            mailer: tour_aws::ses::SesMailer::new(
+                &aws.sdk().await,
+                aws.var("SENDER_EMAIL"),
+                Some(aws.var("SES_CONFIGURATION_SET").to_owned()),
+                StdDuration::from_secs(5),
+            ),
+            templates: tour_core::domain::email::Templates::defaults().unwrap(),
+            staff_webhook: tour_aws::staff_webhook::HttpStaffWebhook::new(
+                StdDuration::from_secs(2),
+                tour_aws::outbound::Outbound::local_stack(),
+            )
+            .unwrap(),
+            links: links(),
+        }
+    }
+
+    /// The sender's use case over `store`, sending texts through `texts` and queueing on `queue`.
+    pub fn deps<'a>(
+        &'a self,
+        store: &'a DynamoStore,
+        texts: &'a dyn tour_core::ports::TextSender,
+        queue: &'a SqsSyncQueue,
+    ) -> tour_core::app::notify::SenderDeps<'a> {
+        tour_core::app::notify::SenderDeps {
+            properties: store,
+            messages: store,
+            mailer: &self.mailer,
+            staff_webhook: &self.staff_webhook,
+            texts,
+            consents: store,
+            queue,
+            text_log: store,
+            templates: &self.templates,
+            links: &self.links,
+            max_receives: 5,
+            longest_send: StdDuration::from_secs(5),
+        }
+    }
+}
+
 impl Stack {
     /// Delivers the notification queue to the sender's use case (with SES in moto) until it is empty, as the
     /// event source mapping would: how many messages were handled.
     pub async fn deliver_notifications(&self) -> usize {
-        let mailer = tour_aws::ses::SesMailer::new(
-            &self.aws.sdk().await,
-            self.aws.var("SENDER_EMAIL"),
-            Some(self.aws.var("SES_CONFIGURATION_SET").to_owned()),
-            StdDuration::from_secs(5),
-        );
-        let templates = tour_core::domain::email::Templates::defaults().unwrap();
-        let staff_webhook = tour_aws::staff_webhook::HttpStaffWebhook::new(
-            StdDuration::from_secs(2),
-            tour_aws::outbound::Outbound::local_stack(),
-        )
-        .unwrap();
-        let links = links();
-        let deps = tour_core::app::notify::SenderDeps {
-            properties: &self.store,
-            messages: &self.store,
-            mailer: &mailer,
-            staff_webhook: &staff_webhook,
-            texts: &self.texts,
-            consents: &self.store,
-            queue: &self.queue,
-            text_log: &self.store,
-            templates: &templates,
-            links: &links,
-            max_receives: 5,
-            longest_send: StdDuration::from_secs(5),
-        };
+        let parts = SenderParts::new(&self.aws).await;
+        let deps = parts.deps(&self.store, &self.texts, &self.queue);
         let url = self.aws.var("NOTIFY_QUEUE_URL");
         let mut handled = 0;
         loop {

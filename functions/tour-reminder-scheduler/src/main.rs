@@ -70,7 +70,10 @@ mod tests {
     #[test]
     fn a_tick_stamped_ahead_of_the_clock_is_taken_at_its_stamp() {
         let tick = json!({"detail-type": "Scheduled Event", "time": "2026-12-09T15:00:00Z"});
-        assert_eq!(tick_time(&tick, clock()), "2026-12-09T15:00:00Z".parse::<DateTime<Utc>>().unwrap());
+        assert_eq!(
+            tick_time(&tick, clock()),
+            "2026-12-09T15:00:00Z".parse::<DateTime<Utc>>().unwrap()
+        );
     }
 
     #[test]

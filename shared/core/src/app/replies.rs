@@ -135,7 +135,8 @@ async fn act(
     match reply {
         Reply::Confirm => {
             let noted = [MessageKind::TextAttending];
-            let confirms = |property: &Property, t: &TourRecord| t.attended_by_prospect(now, property.text_confirms_tour);
+            let confirms =
+                |property: &Property, t: &TourRecord| t.attended_by_prospect(now, property.text_confirms_tour);
             save_by_text(deps, tour, &confirms, &|_| noted.to_vec(), now).await
         }
         Reply::Reschedule => owe(deps, &tour, MessageKind::TextNewTime, now).await,

@@ -40,6 +40,7 @@ pub mod rate;
 pub mod reconcile;
 pub mod record;
 pub mod resman;
+pub mod rollup;
 pub mod rotation;
 pub mod signature;
 pub mod slots;

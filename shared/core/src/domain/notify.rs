@@ -948,14 +948,23 @@ pub(crate) mod tests {
             [NotBooked, StaffCancelled, TextNotBooked]
         );
         // At 10 pm its confirmation text is still waiting for 8 am, and will find the booking refused.
-        assert_eq!(owed_on_refusal(&texting(), &t, at(10, 22, 0)), [NotBooked, StaffCancelled]);
+        assert_eq!(
+            owed_on_refusal(&texting(), &t, at(10, 22, 0)),
+            [NotBooked, StaffCancelled]
+        );
         assert_eq!(owed_on_refusal(&demo(), &t, at(10, 12, 0)), [NotBooked, StaffCancelled]);
         t.prospect_phone = String::new();
-        assert_eq!(owed_on_refusal(&texting(), &t, at(10, 12, 0)), [NotBooked, StaffCancelled]);
+        assert_eq!(
+            owed_on_refusal(&texting(), &t, at(10, 12, 0)),
+            [NotBooked, StaffCancelled]
+        );
         let mut refused = t.clone();
         refused.sync_status = crate::domain::record::SyncStatus::Rejected;
         assert!(TextNotBooked.fits(&refused) && !TextNotBooked.fits(&t));
-        assert!(!TextConfirmation.fits(&refused), "the waiting confirmation text is never sent");
+        assert!(
+            !TextConfirmation.fits(&refused),
+            "the waiting confirmation text is never sent"
+        );
     }
 
     #[test]

@@ -413,7 +413,10 @@ mod tests {
         assert_eq!(confirmed.prospect_confirmed_at, Some(at));
         assert!(confirmed.owes_resman() && confirmed.owes_callback());
         let last = confirmed.history.last().unwrap();
-        assert_eq!((last.source, last.status), (ChangeSource::ProspectText, TourStatus::Confirmed));
+        assert_eq!(
+            (last.source, last.status),
+            (ChangeSource::ProspectText, TourStatus::Confirmed)
+        );
         // Staff's confirmation already stands: the prospect's is noted beside it, and ResMan has nothing to learn.
         let by_staff = TourRecord {
             status: TourStatus::Confirmed,
