@@ -103,40 +103,59 @@ fn booking_of(item: &Item) -> Option<BookingId> {
         .and_then(|id| BookingId::parse(id).ok())
 }
 
-/// Sorts one index item into the facts; an item of a kind the figures do not use is left out.
-fn file(facts: &mut Facts, index: StatsIndex, item: Item) -> Result<(), StoreError> {
+/// One item the figures read (of a stats index, or of a tour's own partition).
+pub(crate) enum StatsItem {
+    Tour(Box<tour_core::domain::record::TourRecord>),
+    Rating(BookingId, u8),
+    StaffRating(BookingId, tour_core::domain::link::StaffRating),
+    Message(MessageFact),
+    Refusal(DateTime<Utc>),
+    /// An item of a kind the figures do not use.
+    Other(Item),
+}
+
+pub(crate) fn stats_item(item: Item) -> Result<StatsItem, StoreError> {
     let corrupt = || StoreError::Corrupt("an analytics item is not what we wrote".into());
     let sk = text(&item, "sk").unwrap_or_default().to_owned();
     let pk = text(&item, "pk").unwrap_or_default();
-    if pk.starts_with("REFUSAL#") {
+    Ok(if pk.starts_with("REFUSAL#") {
         let at = text(&item, "at")
             .and_then(|at| DateTime::parse_from_rfc3339(at).ok())
             .ok_or_else(corrupt)?;
-        facts.refusals.push(at.with_timezone(&Utc));
+        StatsItem::Refusal(at.with_timezone(&Utc))
     } else if sk == "TOUR" {
-        let tour = tour_from(item)?;
-        match index {
-            StatsIndex::ByStart => facts.tours_by_start.push(tour),
-            StatsIndex::ByBooking => facts.tours_by_booking.push(tour),
-        }
+        StatsItem::Tour(Box::new(tour_from(item)?))
     } else if sk == "RATING" {
         let rating = super::ratings::rating_from(&item)?;
-        facts
-            .ratings
-            .push((booking_of(&item).ok_or_else(corrupt)?, rating.score.get()));
+        StatsItem::Rating(booking_of(&item).ok_or_else(corrupt)?, rating.score.get())
     } else if sk == "STAFF_RATING" {
         let rating = super::ratings::staff_rating_from(&item)?;
-        facts
-            .staff_ratings
-            .push((booking_of(&item).ok_or_else(corrupt)?, rating));
+        StatsItem::StaffRating(booking_of(&item).ok_or_else(corrupt)?, rating)
     } else if sk.starts_with("MSG#") {
         let delivery = super::messages::delivery_from(&item)?;
-        facts.messages.push(MessageFact {
+        StatsItem::Message(MessageFact {
             booking_id: booking_of(&item).ok_or_else(corrupt)?,
             kind: delivery.message,
             status: delivery.status,
             receipt: delivery.receipt.map(|r| r.delivered),
-        });
+        })
+    } else {
+        StatsItem::Other(item)
+    })
+}
+
+/// Sorts one index item into the facts; an item of a kind the figures do not use is left out.
+fn file(facts: &mut Facts, index: StatsIndex, item: Item) -> Result<(), StoreError> {
+    match stats_item(item)? {
+        StatsItem::Refusal(at) => facts.refusals.push(at),
+        StatsItem::Tour(tour) => match index {
+            StatsIndex::ByStart => facts.tours_by_start.push(*tour),
+            StatsIndex::ByBooking => facts.tours_by_booking.push(*tour),
+        },
+        StatsItem::Rating(booking, score) => facts.ratings.push((booking, score)),
+        StatsItem::StaffRating(booking, rating) => facts.staff_ratings.push((booking, rating)),
+        StatsItem::Message(message) => facts.messages.push(message),
+        StatsItem::Other(_) => {}
     }
     Ok(())
 }

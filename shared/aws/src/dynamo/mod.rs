@@ -14,6 +14,7 @@ mod holds;
 mod messages;
 mod rate;
 mod ratings;
+mod rollups;
 mod texts;
 mod tours;
 

@@ -13,6 +13,7 @@ pub mod pacing;
 pub mod privacy;
 pub mod reach;
 pub mod replies;
+pub mod rollups;
 pub mod self_service;
 pub mod sync;
 pub mod webhook;

@@ -434,7 +434,7 @@ mod tests {
         assert!(after.owes_resman(), "ResMan is written Confirmed");
         assert_eq!(
             world.tours.queued.lock().unwrap()[queued_before..],
-            [after.booking_id.clone()],
+            *std::slice::from_ref(&after.booking_id),
             "its sync (ResMan, then the chatbot's callback) is queued"
         );
         assert_eq!(

@@ -1,18 +1,23 @@
 //! Daily rollups: each tour's share of its property's figures, as counters of the property's local days, so that a
 //! month's figures read about 30 day items rather than every tour of the month.
 //!
-//! A tour's share is a pure function of the tour as it stands ([`tour_share`]). The rollups are kept from the
-//! table's change stream: each new version of a tour replaces the share last applied for it ([`apply`]), kept beside
-//! it with the version it came from, so a record delivered twice, or after a later one, changes nothing. The day
-//! counters are then the sum of every tour's latest share, which a recount ([`recount`], [`differences`]) checks
+//! A tour's share is a pure function of the tour as it stands, with its messages and ratings ([`tour_share`]). The
+//! rollups are kept from the table's change stream: a record of any of a tour's items has the tour read as it now
+//! stands (one consistent query of its partition), and its share replaces the share last applied for it ([`apply`]),
+//! kept beside it. A record delivered twice, late, or out of order therefore changes nothing that is not so: what
+//! is applied is always the tour's current share, whatever the record carried. (A record's own image would not do:
+//! some writes, such as ResMan's answer or the prospect's stage, change the tour without a new version.) The day
+//! counters are then the sum of every tour's current share, which a recount ([`recount`], [`differences`]) checks
 //! from the tours themselves.
 //!
 //! The same two cohorts as [`super::analytics`]: a booking counts on the local date it was made (`bookings.*`,
 //! `booking_time.*`, `staff_response.*`), a tour on the local date of its start (`tours.*`, `shows.*`). A booking
 //! that ResMan refused counts as a booking (and a failed one), never as a tour.
 
-use super::analytics::lead_time;
+use super::analytics::{MessageFact, lead_time};
 use super::lifecycle::TourStatus;
+use super::link::StaffRating;
+use super::notify::{Audience, DeliveryStatus, MessageKind};
 use super::record::{SyncStatus, TourRecord};
 use chrono::{DateTime, NaiveDate, Timelike, Utc};
 use chrono_tz::Tz;
@@ -34,6 +39,17 @@ pub const SECONDS_BUCKETS: [i64; 16] = [
 pub struct Share(BTreeMap<NaiveDate, DayCounters>);
 
 impl Share {
+    /// A share from counters read back (zero counters left out).
+    pub fn from_days(days: impl IntoIterator<Item = (NaiveDate, DayCounters)>) -> Share {
+        let mut share = Share::default();
+        for (date, day) in days {
+            for (name, by) in day {
+                share.count(date, name, by);
+            }
+        }
+        share
+    }
+
     pub fn days(&self) -> &BTreeMap<NaiveDate, DayCounters> {
         &self.0
     }
@@ -85,23 +101,55 @@ impl Share {
     }
 }
 
-/// The share last applied for one tour, and the version it came from.
+/// The share last applied for one tour, and how many times one was (the store's condition: two consumers that
+/// read the same `Applied` cannot both replace it).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Applied {
-    pub version: u64,
+    pub applications: u64,
     pub share: Share,
 }
 
-/// Applying a tour's image at `version`, whose share is `share`, over what was applied for it: the change to add to
-/// the day counters and what is applied afterwards; `None` when the image is no newer than what was applied (a
-/// record delivered twice, or after a later one), which changes nothing.
-pub fn apply(applied: Option<&Applied>, version: u64, share: Share) -> Option<(Share, Applied)> {
-    let before = match applied {
-        Some(applied) if applied.version >= version => return None,
-        Some(applied) => &applied.share,
-        None => &Share::default(),
-    };
-    Some((share.since(before), Applied { version, share }))
+/// Applying a tour's current share over what was applied for it (`None`: nothing yet): the change to add to the day
+/// counters and what is applied afterwards; `None` when the share is what was applied already (a record delivered
+/// twice, late, or about an item that moves no figure), which writes nothing.
+pub fn apply(applied: Option<&Applied>, share: Share) -> Option<(Share, Applied)> {
+    let empty = Applied::default();
+    let before = applied.unwrap_or(&empty);
+    if before.share == share && applied.is_some() {
+        return None;
+    }
+    Some((
+        share.since(&before.share),
+        Applied {
+            applications: before.applications + 1,
+            share,
+        },
+    ))
+}
+
+/// A tour as it now stands, with what the figures count of its own items: the messages it owes and its ratings.
+#[derive(Debug, Clone)]
+pub struct TourParts {
+    pub tour: TourRecord,
+    pub messages: Vec<MessageFact>,
+    /// The prospect's rating (1 to 5).
+    pub rating: Option<u8>,
+    pub staff_rating: Option<StaffRating>,
+}
+
+/// Whether a reminder reached the prospect: a reminder email sent, or a reminder text sent and not reported
+/// undelivered.
+pub fn reminded(messages: &[MessageFact]) -> bool {
+    messages.iter().any(|m| {
+        matches!(
+            m.kind,
+            MessageKind::Reminder
+                | MessageKind::LastReminder
+                | MessageKind::TextReminder
+                | MessageKind::TextLastReminder
+        ) && m.status == DeliveryStatus::Sent
+            && m.receipt != Some(false)
+    })
 }
 
 /// The index of the bucket of [`SECONDS_BUCKETS`] that `seconds` falls in.
@@ -125,9 +173,11 @@ fn first_confirmed(tour: &TourRecord) -> Option<DateTime<Utc>> {
 }
 
 /// A tour's share of its property's figures, in the property's zone `zone`.
-pub fn tour_share(zone: Tz, tour: &TourRecord) -> Share {
+pub fn tour_share(zone: Tz, parts: &TourParts) -> Share {
+    let tour = &parts.tour;
     let mut share = Share::default();
     let booked = tour.created_at.with_timezone(&zone).date_naive();
+    message_counts(&mut share, booked, tour, &parts.messages);
     share.count(booked, "bookings", 1);
     share.count(booked, format!("bookings.type.{}", tour.tour_type.as_str()), 1);
     match tour.in_resman_at {
@@ -154,6 +204,17 @@ pub fn tour_share(zone: Tz, tour: &TourRecord) -> Share {
     let start = tour.start.with_timezone(&zone);
     let day = start.date_naive();
     share.count(day, "tours", 1);
+    if let Some(score) = parts.rating {
+        share.count(day, "ratings.count", 1);
+        share.count(day, "ratings.sum", i64::from(score));
+    }
+    if let Some(rating) = &parts.staff_rating {
+        share.count(day, "staff_ratings.count", 1);
+        share.count(day, "staff_ratings.satisfied", i64::from(rating.satisfied()));
+        for issue in &rating.went_wrong {
+            share.count(day, format!("staff_ratings.went_wrong.{}", issue.as_str()), 1);
+        }
+    }
     share.count(day, format!("tours.status.{}", tour.status.as_str()), 1);
     let was_confirmed = tour.status == TourStatus::Confirmed || confirmed_at.is_some();
     if was_confirmed {
@@ -209,12 +270,58 @@ pub fn tour_share(zone: Tz, tour: &TourRecord) -> Share {
                 "not_prospect_confirmed"
             }
         ),
+        format!(
+            "reminder.{}",
+            if reminded(&parts.messages) {
+                "reminded"
+            } else {
+                "not_reminded"
+            }
+        ),
     ];
     for segment in segments {
         share.count(day, format!("shows.{segment}.tours"), 1);
         share.count(day, format!("shows.{segment}.shows"), showed);
     }
     share
+}
+
+/// What a booking's messages count, on its booking day: its confirmation email's delivery, and its texts (sent,
+/// delivered, failed) with whether its prospect was texted, replied and confirmed they would come.
+fn message_counts(share: &mut Share, booked: NaiveDate, tour: &TourRecord, messages: &[MessageFact]) {
+    let mut texted = false;
+    for message in messages {
+        match (message.kind, message.status) {
+            (MessageKind::Confirmation, DeliveryStatus::Sent) => share.count(booked, "confirmation.sent", 1),
+            (MessageKind::Confirmation, DeliveryStatus::Failed) => share.count(booked, "confirmation.failed", 1),
+            (kind, DeliveryStatus::Sent) if kind.audience() == Audience::Text => {
+                texted = true;
+                share.count(booked, "texts.sent", 1);
+                match message.receipt {
+                    Some(true) => share.count(booked, "texts.delivered", 1),
+                    Some(false) => share.count(booked, "texts.failed", 1),
+                    None => {}
+                }
+            }
+            (kind, DeliveryStatus::Failed) if kind.audience() == Audience::Text => {
+                share.count(booked, "texts.failed", 1);
+            }
+            _ => {}
+        }
+    }
+    if texted {
+        share.count(booked, "texts.tours", 1);
+        let replied = tour
+            .history
+            .iter()
+            .any(|c| c.source == super::lifecycle::ChangeSource::ProspectText);
+        share.count(booked, "texts.replied_tours", i64::from(replied));
+        share.count(
+            booked,
+            "texts.confirmed_tours",
+            i64::from(tour.prospect_confirmed_at.is_some()),
+        );
+    }
 }
 
 /// The day counters that `shares` add up to: what the rollups must hold once every tour's latest version is applied.
@@ -285,9 +392,30 @@ mod tests {
         tour
     }
 
+    fn share_of(tour: &TourRecord) -> Share {
+        tour_share(
+            Chicago,
+            &TourParts {
+                tour: tour.clone(),
+                messages: Vec::new(),
+                rating: None,
+                staff_rating: None,
+            },
+        )
+    }
+
+    fn message(kind: MessageKind, status: DeliveryStatus, receipt: Option<bool>) -> MessageFact {
+        MessageFact {
+            booking_id: tour().booking_id,
+            kind,
+            status,
+            receipt,
+        }
+    }
+
     #[test]
     fn a_booking_counts_on_its_booking_day_and_its_tour_on_its_start_day() {
-        let share = tour_share(Chicago, &tour());
+        let share = share_of(&tour());
         let (booked, touring) = (date("2026-12-01"), date("2026-12-03"));
         assert_eq!(share.get(booked, "bookings"), 1);
         assert_eq!(share.get(booked, "bookings.in_resman"), 1);
@@ -306,7 +434,7 @@ mod tests {
         done.status = TourStatus::Completed;
         done.outcome = Some(Outcome::Interested);
         let day = date("2026-12-03");
-        let share = tour_share(Chicago, &done);
+        let share = share_of(&done);
         for segment in [
             "all",
             "hour.14",
@@ -322,7 +450,7 @@ mod tests {
         assert_eq!(share.get(day, "tours.open.ended_by.h15"), 0, "no longer open");
         let mut missed = tour();
         missed.status = TourStatus::NoShow;
-        let share = tour_share(Chicago, &missed);
+        let share = share_of(&missed);
         assert_eq!(share.get(day, "shows.all.tours"), 1);
         assert!(
             !share.days()[&day].contains_key("shows.all.shows"),
@@ -336,21 +464,22 @@ mod tests {
         refused.in_resman_at = None;
         refused.sync_status = SyncStatus::Rejected;
         refused.status = TourStatus::Released;
-        let share = tour_share(Chicago, &refused);
+        let share = share_of(&refused);
         assert_eq!(share.get(date("2026-12-01"), "bookings.failed"), 1);
         assert!(!share.days().contains_key(&date("2026-12-03")));
     }
 
     #[test]
-    fn a_version_replaces_the_share_applied_before_it_and_an_older_or_repeated_one_changes_nothing() {
+    fn the_current_share_replaces_the_one_applied_before_it_and_the_same_share_again_writes_nothing() {
         let first = tour();
         let mut moved = first.clone();
         moved.version = 2;
         moved.start = chicago("2026-12-04 10:00");
         moved.end = moved.start + Duration::minutes(45);
-        let (change, applied) = apply(None, 1, tour_share(Chicago, &first)).unwrap();
-        assert_eq!(change, tour_share(Chicago, &first));
-        let (change, applied) = apply(Some(&applied), 2, tour_share(Chicago, &moved)).unwrap();
+        let (change, applied) = apply(None, share_of(&first)).unwrap();
+        assert_eq!(change, share_of(&first));
+        assert_eq!(applied.applications, 1);
+        let (change, applied) = apply(Some(&applied), share_of(&moved)).unwrap();
         assert_eq!(change.get(date("2026-12-03"), "tours"), -1);
         assert_eq!(change.get(date("2026-12-04"), "tours"), 1);
         assert_eq!(
@@ -358,15 +487,58 @@ mod tests {
             0,
             "the booking stays where it was"
         );
+        assert_eq!(applied.applications, 2);
         assert_eq!(
-            apply(Some(&applied), 2, tour_share(Chicago, &moved)),
+            apply(Some(&applied), share_of(&moved)),
             None,
-            "delivered twice"
+            "delivered twice, or late"
         );
+    }
+
+    #[test]
+    fn a_bookings_messages_and_a_tours_ratings_count_with_it() {
+        use crate::domain::link::{StaffIssue, StaffRating};
+        let mut done = tour();
+        done.status = TourStatus::Completed;
+        let parts = TourParts {
+            tour: done,
+            messages: vec![
+                message(MessageKind::Confirmation, DeliveryStatus::Sent, None),
+                message(MessageKind::TextConfirmation, DeliveryStatus::Sent, Some(true)),
+                message(MessageKind::TextReminder, DeliveryStatus::Sent, Some(false)),
+                message(MessageKind::LastReminder, DeliveryStatus::Superseded, None),
+            ],
+            rating: Some(4),
+            staff_rating: Some(StaffRating {
+                score: crate::domain::link::Score::parse("2").unwrap(),
+                at: chicago("2026-12-03 16:00"),
+                went_wrong: vec![StaffIssue::ALL[0]],
+            }),
+        };
+        let share = tour_share(Chicago, &parts);
+        let (booked, day) = (date("2026-12-01"), date("2026-12-03"));
+        assert_eq!(share.get(booked, "confirmation.sent"), 1);
+        assert_eq!(share.get(booked, "texts.sent"), 2);
+        assert_eq!(share.get(booked, "texts.delivered"), 1);
+        assert_eq!(share.get(booked, "texts.failed"), 1);
+        assert_eq!(share.get(booked, "texts.tours"), 1);
+        assert_eq!(share.get(day, "ratings.sum"), 4);
+        assert_eq!(share.get(day, "staff_ratings.count"), 1);
+        assert_eq!(share.get(day, "staff_ratings.satisfied"), 0);
         assert_eq!(
-            apply(Some(&applied), 1, tour_share(Chicago, &first)),
-            None,
-            "delivered late"
+            share.get(
+                day,
+                &format!("staff_ratings.went_wrong.{}", StaffIssue::ALL[0].as_str())
+            ),
+            1
+        );
+        // Its only reminder text never reached the phone, and the last reminder was not sent.
+        assert_eq!(share.get(day, "shows.reminder.not_reminded.shows"), 1);
+        let mut reached = parts.clone();
+        reached.messages[2].receipt = Some(true);
+        assert_eq!(
+            tour_share(Chicago, &reached).get(day, "shows.reminder.reminded.shows"),
+            1
         );
     }
 
@@ -398,45 +570,57 @@ mod tests {
     }
 
     proptest! {
-        /// The stream's worst: every version of every tour delivered at least once, some twice, in any order (a
-        /// dropped batch replayed after later ones brings old versions last). The counters always end as the
-        /// recount of the tours' latest versions, and the recount finds 0 differences.
+        /// The stream's worst: the tours change while their records arrive, some twice, in any order (a dropped
+        /// batch replayed after later ones), and each record has its tour read as it then stands. Once every record
+        /// is processed, the counters are the recount of the tours as they stand, and the recount finds 0
+        /// differences.
         #[test]
         fn counters_end_as_the_recount_whatever_the_deliveries_order_and_repeats(
             lives in proptest::collection::vec(proptest::collection::vec(0u8..12, 1..6), 1..8),
-            order in proptest::collection::vec(any::<prop::sample::Index>(), 0..60),
-            repeats in proptest::collection::vec(any::<prop::sample::Index>(), 0..20),
+            picks in proptest::collection::vec(any::<prop::sample::Index>(), 0..80),
         ) {
-            let mut records = Vec::new();
-            let mut latest = Vec::new();
+            // Every write, in order: (tour, its state after the write).
+            let mut writes = Vec::new();
             for (n, life) in lives.iter().enumerate() {
                 let mut tour = tour();
                 tour.start += Duration::hours(n as i64);
                 tour.end = tour.start + Duration::minutes(45);
-                records.push((n, tour.clone()));
+                writes.push((n, tour.clone()));
                 for (i, step) in life.iter().enumerate() {
                     tour = version_of(&tour, *step, i as u64 + 2);
-                    records.push((n, tour.clone()));
+                    writes.push((n, tour.clone()));
                 }
-                latest.push(tour);
             }
-            for index in &repeats {
-                let again = records[index.index(records.len())].clone();
-                records.push(again);
-            }
-            let all = records.len();
-            for (i, index) in order.iter().enumerate() {
-                records.swap(i % all, index.index(all));
-            }
+            let mut current: BTreeMap<usize, TourRecord> = BTreeMap::new();
+            let mut pending: Vec<usize> = Vec::new();
             let mut applied: BTreeMap<usize, Applied> = BTreeMap::new();
             let mut counters = Share::default();
-            for (n, tour) in &records {
-                if let Some((change, now)) = apply(applied.get(n), tour.version, tour_share(Chicago, tour)) {
+            let mut process = |n: usize, current: &BTreeMap<usize, TourRecord>| {
+                if let Some((change, now)) = apply(applied.get(&n), share_of(&current[&n])) {
                     counters.add(&change);
-                    applied.insert(*n, now);
+                    applied.insert(n, now);
+                }
+            };
+            // Each pick delivers a pending record (any of them, and it may stay to come again), between writes.
+            let mut picks = picks.into_iter();
+            for (n, tour) in writes {
+                current.insert(n, tour);
+                pending.push(n);
+                if let Some(pick) = picks.next() {
+                    let i = pick.index(pending.len());
+                    let n = if i % 2 == 0 { pending.remove(i) } else { pending[i] };
+                    process(n, &current);
                 }
             }
-            let shares: Vec<Share> = latest.iter().map(|t| tour_share(Chicago, t)).collect();
+            for pick in picks {
+                if !pending.is_empty() {
+                    process(pending[pick.index(pending.len())], &current);
+                }
+            }
+            for n in pending {
+                process(n, &current);
+            }
+            let shares: Vec<Share> = current.values().map(share_of).collect();
             let recounted = recount(&shares);
             prop_assert_eq!(&counters, &recounted);
             let dates = date("2026-11-25").iter_days().take(30);
@@ -446,7 +630,7 @@ mod tests {
 
     #[test]
     fn the_recount_names_each_counter_the_rollups_got_wrong() {
-        let share = tour_share(Chicago, &tour());
+        let share = share_of(&tour());
         let mut rollups = share.clone();
         rollups.count(date("2026-12-03"), "tours", 1);
         let found = differences(&rollups, &share, date("2026-12-01").iter_days().take(3));

@@ -11,6 +11,7 @@ mod messages;
 mod outbox;
 mod properties;
 mod resman;
+mod rollups;
 mod texts;
 mod tours;
 
@@ -23,6 +24,7 @@ pub use messages::*;
 pub use outbox::*;
 pub use properties::*;
 pub use resman::*;
+pub use rollups::*;
 pub use texts::*;
 pub use tours::*;
 
