@@ -12,6 +12,7 @@
 #   make fuzz        the long API fuzz (schemathesis, 10,000 cases and more): cases run and failures found
 #   make erase-prospect EMAIL=...   remove a prospect's personal data from the local stack at once
 #   make send-digest PROPERTY=... [WEEK=this|last|2026-W49]   send a property's weekly digest to its team now
+#   make recount PROPERTY=... [FROM=... TO=...] [REPAIR=1]   recount a property's figures from its tours against the rollups
 #   make key-list / key-issue / key-revoke   the API keys, with their roles and companies (see docs/api.md)
 #
 # Ports for `make up`: DYNAMODB_PORT (8000), MOTO_PORT (5050), RESMAN_PORT (8091), LAMBDA_PORT (9000), e.g.
@@ -48,7 +49,7 @@ SAM_ENV := AWS_DEFAULT_REGION=us-east-1 SAM_CLI_TELEMETRY=0
 # The Rust tests start moto_server and infra/local/dynamodb_local.py, and run infra/local/provision.py, from the venv.
 TEST_ENV := PATH="$(CURDIR)/$(VENV)/bin:$$PATH" TOUR_BOOKING_VENV="$(CURDIR)/$(VENV)"
 
-.PHONY: help venv dashboard-assets chromium build up down status demo test bench scale fuzz soak erase-prospect send-digest key-list key-issue key-revoke package fmt lint template-check clean-local
+.PHONY: help venv dashboard-assets chromium build up down status demo test bench scale fuzz soak erase-prospect send-digest recount key-list key-issue key-revoke package fmt lint template-check clean-local
 
 help:
 	@sed -n '1,15s/^# \{0,1\}//p' Makefile
@@ -151,6 +152,14 @@ send-digest:
 	@test -f .local/function.env || { echo "the local stack is not running: start it with make up"; exit 1; }
 	cargo build --quiet -p tour-edge --bin send-digest
 	set -a && . ./.local/function.env && set +a && target/debug/send-digest "$(PROPERTY)" "$(or $(WEEK),this)"
+
+# A property's figures recounted from its tours and compared with the daily rollups (shared/edge/src/bin/recount.rs);
+# REPAIR=1 first brings the rollups up to date from the tours (also how tours booked before the rollups are counted).
+recount:
+	@test -n "$(PROPERTY)" || { echo "usage: make recount PROPERTY=<property id> [FROM=YYYY-MM-DD TO=YYYY-MM-DD] [REPAIR=1]"; exit 2; }
+	@test -f .local/function.env || { echo "the local stack is not running: start it with make up"; exit 1; }
+	cargo build --quiet -p tour-edge --bin recount
+	set -a && . ./.local/function.env && set +a && target/debug/recount "$(PROPERTY)" $(FROM) $(TO) $(if $(REPAIR),--repair)
 
 # API keys (shared/edge/src/bin/api-keys.rs) in the local stack's keys secret: list them, issue one (printed once), revoke
 # one. Against AWS, run target/debug/api-keys with API_KEYS_SECRET_ARN and AWS credentials.

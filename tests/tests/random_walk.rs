@@ -1,7 +1,8 @@
 //! A seeded random walk of 500 operations from both sides (the chatbot books, confirms, moves, cancels, completes,
 //! marks no-shows; leasing staff do the same in ResMan's portal), with ResMan failing some calls and losing some
 //! answers, then the queue and the poller left to settle: our tours and ResMan's calendar must agree on every tour
-//! (time, agent, status), with no overlap and no duplicate on either side.
+//! (time, agent, status), with no overlap and no duplicate on either side. The figures' rollups, kept from stream
+//! batches delivered now and then during the walk and once at its end, must recount to 0 differences.
 
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use integration_tests::stack::*;
@@ -10,6 +11,7 @@ use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 use serde_json::{Value, json};
 use std::collections::HashMap;
+use tour_core::app::rollups::{RecountDeps, RollupDeps, recount, roll_up};
 use tour_core::domain::TourType;
 use tour_core::domain::slots::free_slots;
 use tour_core::domain::{
@@ -61,6 +63,12 @@ async fn five_hundred_mixed_operations_from_both_sides_with_faults_end_in_agreem
     let mut rng = StdRng::seed_from_u64(SEED);
     let mut ours: Vec<String> = Vec::new();
     let mut tally: HashMap<&'static str, usize> = HashMap::new();
+    // The stream's deliveries have their own seed, so the walk itself stays the same.
+    let mut stream = StdRng::seed_from_u64(SEED + 1);
+    let rollups = RollupDeps {
+        rollups: &stack.store,
+        properties: &stack.store,
+    };
     stack
         .faults(json!({"http_error_rate": 0.05, "applied_then_503_rate": 0.03}))
         .await;
@@ -129,6 +137,15 @@ async fn five_hundred_mixed_operations_from_both_sides_with_faults_end_in_agreem
             }
         };
         *tally.entry(op).or_default() += 1;
+        // Now and then the change stream delivers a batch: some of the tours, as they stand by then.
+        if n % 50 == 49 {
+            let batch: Vec<BookingId> = ours
+                .iter()
+                .filter(|_| stream.random_range(0..3) == 0)
+                .map(|id| BookingId::parse(id).unwrap())
+                .collect();
+            roll_up(&rollups, &batch).await.unwrap();
+        }
     }
 
     // ResMan recovers; the queue, the webhook and the poller settle.
@@ -139,6 +156,24 @@ async fn five_hundred_mixed_operations_from_both_sides_with_faults_end_in_agreem
         stack.poll().await;
     }
     stack.drain(50).await;
+
+    // The last records of every tour arrive: the rollups recount to 0 differences over the walk's dates.
+    let every: Vec<BookingId> = ours.iter().map(|id| BookingId::parse(id).unwrap()).collect();
+    roll_up(&rollups, &every).await.unwrap();
+    let today = Utc::now().with_timezone(&stack.property.time_zone).date_naive();
+    let period =
+        tour_core::domain::analytics::Period::new(today - Duration::days(1), today + Duration::days(21)).unwrap();
+    let recount_deps = RecountDeps {
+        rollups: &stack.store,
+        properties: &stack.store,
+        analytics: &stack.store,
+    };
+    let differences = recount(&recount_deps, &stack.property.id, &period).await.unwrap();
+    assert_eq!(
+        differences,
+        [],
+        "seed {SEED}: the rollups against a recount after the walk"
+    );
 
     let appointments = stack.appointments().await;
     assert_no_overlap(&appointments);
