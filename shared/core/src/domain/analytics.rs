@@ -304,6 +304,9 @@ pub struct TourTrends {
     pub show_rate_by_confirmation: Vec<SegmentShows>,
     /// By whether the prospect confirmed by text that they would come (`prospect_confirmed`, `not_prospect_confirmed`).
     pub show_rate_by_prospect_confirmation: Vec<SegmentShows>,
+    /// By whether a reminder reached the prospect (`reminded`: a reminder email sent, or a reminder text sent and
+    /// not reported undelivered; `not_reminded`).
+    pub show_rate_by_reminder: Vec<SegmentShows>,
 }
 
 /// The brief's success criterion: staff satisfaction above 90%.
@@ -594,10 +597,12 @@ pub fn metrics(property: &Property, period: &Period, facts: &Facts, now: DateTim
 }
 
 fn text_figures(cohorts: &Cohorts<'_>, facts: &Facts) -> TextFigures {
+    // The texts of the period's bookings only (the store may return more: its partitions are months).
+    let booked: BTreeSet<&BookingId> = cohorts.booked.iter().map(|t| &t.booking_id).collect();
     let texts: Vec<&MessageFact> = facts
         .messages
         .iter()
-        .filter(|m| m.kind.audience() == crate::domain::notify::Audience::Text)
+        .filter(|m| m.kind.audience() == crate::domain::notify::Audience::Text && booked.contains(&m.booking_id))
         .collect();
     let sent: Vec<&&MessageFact> = texts.iter().filter(|m| m.status == DeliveryStatus::Sent).collect();
     let delivered = count(sent.iter().filter(|m| m.receipt == Some(true)));
@@ -643,6 +648,11 @@ const WEEKDAYS: [(Weekday, &str); 7] = [
 pub fn trends(property: &Property, period: &Period, facts: &Facts) -> TourTrends {
     let cohorts = Cohorts::of(property, period, facts);
     let zone = cohorts.zone;
+    let mut messages: BTreeMap<&BookingId, Vec<MessageFact>> = BTreeMap::new();
+    for message in &facts.messages {
+        messages.entry(&message.booking_id).or_default().push(message.clone());
+    }
+    let reminded = |t: &TourRecord| messages.get(&t.booking_id).is_some_and(|m| super::rollup::reminded(m));
 
     let mut per_day: BTreeMap<NaiveDate, u64> = period.dates().map(|d| (d, 0)).collect();
     let mut per_type: BTreeMap<&'static str, u64> = TourType::ALL.iter().map(|t| (t.as_str(), 0)).collect();
@@ -750,6 +760,252 @@ pub fn trends(property: &Property, period: &Period, facts: &Facts) -> TourTrends
                 "not_prospect_confirmed"
             }
         }),
+        show_rate_by_reminder: segments(&["reminded", "not_reminded"], &|t| {
+            if reminded(t) { "reminded" } else { "not_reminded" }
+        }),
+    }
+}
+
+/// A period's day counters ([`super::rollup`]), summed the ways the figures need them.
+struct Days<'a> {
+    counters: &'a super::rollup::Share,
+    period: &'a Period,
+}
+
+impl Days<'_> {
+    /// The counter summed over the period's dates.
+    fn sum(&self, name: &str) -> u64 {
+        let total: i64 = self.period.dates().map(|date| self.counters.get(date, name)).sum();
+        u64::try_from(total).unwrap_or(0)
+    }
+
+    /// The counter summed over the period's dates that `keep` keeps.
+    fn sum_on(&self, name: &str, keep: &dyn Fn(NaiveDate) -> bool) -> u64 {
+        let total: i64 = self
+            .period
+            .dates()
+            .filter(|date| keep(*date))
+            .map(|date| self.counters.get(date, name))
+            .sum();
+        u64::try_from(total).unwrap_or(0)
+    }
+
+    /// A duration's nearest-rank percentile from its histogram (`<prefix>.b<i>`): the upper bound of the bucket the
+    /// rank falls in (the largest bound for the last, unbounded bucket).
+    fn percentile(&self, prefix: &str, p: f64) -> Option<f64> {
+        use super::rollup::SECONDS_BUCKETS;
+        let counts: Vec<u64> = (0..=SECONDS_BUCKETS.len())
+            .map(|i| self.sum(&format!("{prefix}.b{i}")))
+            .collect();
+        let total: u64 = counts.iter().sum();
+        if total == 0 {
+            return None;
+        }
+        let rank = ((p / 100.0) * total as f64).ceil().max(1.0) as u64;
+        let mut seen = 0;
+        for (i, count) in counts.iter().enumerate() {
+            seen += count;
+            if seen >= rank {
+                let bound = SECONDS_BUCKETS[i.min(SECONDS_BUCKETS.len() - 1)];
+                return Some(bound as f64);
+            }
+        }
+        None
+    }
+
+    /// Tours and shows of one segment (`shows.<segment>.tours`, `.shows`).
+    fn shows(&self, segment: &str, keep: &dyn Fn(NaiveDate) -> bool) -> (u64, u64) {
+        (
+            self.sum_on(&format!("shows.{segment}.tours"), keep),
+            self.sum_on(&format!("shows.{segment}.shows"), keep),
+        )
+    }
+
+    fn segments(&self, kind: &str, names: &[&'static str]) -> Vec<SegmentShows> {
+        names
+            .iter()
+            .map(|name| {
+                let (tours, shows) = self.shows(&format!("{kind}.{name}"), &|_| true);
+                SegmentShows {
+                    segment: name,
+                    tours,
+                    shows,
+                    rate: rate(shows, tours),
+                }
+            })
+            .collect()
+    }
+}
+
+/// The open tours of the period's dates whose end has passed at `now` (the property's clock): every one of an
+/// earlier date, and those of today that ended by the hour now begun.
+fn ended_open_tours(days: &Days<'_>, zone: Tz, now: DateTime<Utc>) -> u64 {
+    let local = now.with_timezone(&zone);
+    let today = local.date_naive();
+    (0..=24u32)
+        .map(|hour| {
+            let name = format!("tours.open.ended_by.h{hour:02}");
+            let earlier = days.sum_on(&name, &|date| date < today);
+            let today_ended = if hour <= local.hour() {
+                days.sum_on(&name, &|date| date == today)
+            } else {
+                0
+            };
+            earlier + today_ended
+        })
+        .sum()
+}
+
+/// The figures of `GET /api/resman/tours/metrics` from the period's daily rollups (`counters`: the day counters of
+/// the period's dates), at `now`, with the attention list read beside them. The same figures as [`metrics`] over
+/// the tours, but for the percentiles of durations, which are the upper bounds of their histogram buckets.
+pub fn metrics_of_days(
+    property: &Property,
+    period: &Period,
+    counters: &super::rollup::Share,
+    needs_attention: Vec<AttentionItem>,
+    now: DateTime<Utc>,
+) -> TourMetrics {
+    let days = Days { counters, period };
+    let zone = property.time_zone;
+    let in_resman = days.sum("bookings.in_resman");
+    let completed = days.sum("tours.status.completed");
+    let no_shows = days.sum("tours.status.no_show");
+    let due = completed + no_shows + ended_open_tours(&days, zone, now);
+    let offered = offered_agent_minutes(property, period);
+    let ratings = days.sum("ratings.count");
+    let staff_ratings = days.sum("staff_ratings.count");
+    let mut staff_went_wrong = BTreeMap::new();
+    for issue in crate::domain::link::StaffIssue::ALL {
+        let count = days.sum(&format!("staff_ratings.went_wrong.{}", issue.as_str()));
+        if count > 0 {
+            staff_went_wrong.insert(issue.as_str(), count);
+        }
+    }
+    let texts = {
+        let delivered = days.sum("texts.delivered");
+        let failed = days.sum("texts.failed");
+        let whole = days.sum("texts.tours");
+        let replied = days.sum("texts.replied_tours");
+        let confirmed = days.sum("texts.confirmed_tours");
+        TextFigures {
+            sent: days.sum("texts.sent"),
+            delivered,
+            failed,
+            delivery_rate: rate(delivered, delivered + failed),
+            texted_tours: whole,
+            replied_tours: replied,
+            reply_rate: rate(replied, whole),
+            attendance_confirmed_tours: confirmed,
+            attendance_confirmation_rate: rate(confirmed, whole),
+        }
+    };
+    let sent = days.sum("confirmation.sent");
+    TourMetrics {
+        property_id: property.id.to_string(),
+        from: period.from,
+        to: period.to,
+        time_zone: zone.name().to_owned(),
+        total_bookings: days.sum("bookings"),
+        confirmed_tours: days.sum("tours.confirmed"),
+        completed_tours: completed,
+        cancelled_tours: days.sum("tours.status.cancelled"),
+        no_show_tours: no_shows,
+        average_booking_time: if in_resman > 0 {
+            round(days.sum("booking_time.ms") as f64 / 1000.0 / in_resman as f64, 3)
+        } else {
+            0.0
+        },
+        booking_time_p50: days.percentile("booking_time", 50.0),
+        booking_time_p95: days.percentile("booking_time", 95.0),
+        staff_utilization: if offered > 0 {
+            round(days.sum("tours.agent_minutes") as f64 / offered as f64, 4)
+        } else {
+            0.0
+        },
+        booking_success_rate: rate(in_resman, in_resman + days.sum("bookings.failed")),
+        confirmation_delivery_rate: rate(sent, sent + days.sum("confirmation.failed")),
+        completion_rate: rate(completed, due),
+        no_show_rate: rate(no_shows, completed + no_shows),
+        staff_response_time_median: days.percentile("staff_response", 50.0),
+        // Rounded as the mean of the tours is (to 3, then to 2).
+        satisfaction_score: (ratings > 0).then(|| round(round(days.sum("ratings.sum") as f64 / ratings as f64, 3), 2)),
+        satisfaction_count: ratings,
+        staff_satisfaction: rate(days.sum("staff_ratings.satisfied"), staff_ratings),
+        staff_rating_count: staff_ratings,
+        staff_satisfaction_goal: STAFF_SATISFACTION_GOAL,
+        staff_went_wrong,
+        double_booking_refusals: days.sum("refusals"),
+        interested_tours: days.sum("tours.outcome.interested"),
+        not_interested_tours: days.sum("tours.outcome.not_interested"),
+        follow_up_tours: days.sum("tours.outcome.follow_up_needed"),
+        outcome_rate: rate(days.sum("tours.completed_with_outcome"), completed),
+        needs_attention,
+        texts,
+    }
+}
+
+/// The figures of `GET /api/resman/tours/trends` from the period's daily rollups: the same as [`trends`] over the
+/// tours.
+pub fn trends_of_days(property: &Property, period: &Period, counters: &super::rollup::Share) -> TourTrends {
+    let days = Days { counters, period };
+    let completed = days.sum("tours.status.completed");
+    let applied = days.sum("tours.applied");
+    let leased = days.sum("tours.leased");
+    TourTrends {
+        property_id: property.id.to_string(),
+        from: period.from,
+        to: period.to,
+        time_zone: property.time_zone.name().to_owned(),
+        daily_bookings: period
+            .dates()
+            .map(|date| DailyCount {
+                date,
+                count: u64::try_from(counters.get(date, "bookings")).unwrap_or(0),
+            })
+            .collect(),
+        tour_type_distribution: TourType::ALL
+            .iter()
+            .map(|t| (t.as_str(), days.sum(&format!("bookings.type.{}", t.as_str()))))
+            .collect(),
+        conversion_rate: rate(leased, completed).unwrap_or(0.0),
+        tour_to_application_rate: rate(applied, completed),
+        tour_to_lease_rate: rate(leased, completed),
+        funnel: Funnel {
+            booked: days.sum("tours"),
+            confirmed: days.sum("tours.confirmed"),
+            completed,
+            applied,
+            leased,
+        },
+        show_rate_by_weekday: WEEKDAYS
+            .iter()
+            .map(|(day, name)| {
+                let (tours, shows) = days.shows("all", &|date| date.weekday() == *day);
+                WeekdayShows {
+                    weekday: name,
+                    tours,
+                    shows,
+                    rate: rate(shows, tours),
+                }
+            })
+            .collect(),
+        show_rate_by_hour: (0..24)
+            .map(|hour| {
+                let (tours, shows) = days.shows(&format!("hour.{hour:02}"), &|_| true);
+                HourShows {
+                    hour,
+                    tours,
+                    shows,
+                    rate: rate(shows, tours),
+                }
+            })
+            .collect(),
+        show_rate_by_lead_time: days.segments("lead", &["same_day", "one_to_two_days", "three_days_or_more"]),
+        show_rate_by_confirmation: days.segments("confirmation", &["confirmed", "unconfirmed"]),
+        show_rate_by_prospect_confirmation: days
+            .segments("prospect", &["prospect_confirmed", "not_prospect_confirmed"]),
+        show_rate_by_reminder: days.segments("reminder", &["reminded", "not_reminded"]),
     }
 }
 
@@ -1184,5 +1440,186 @@ pub mod tests {
                 (later.booking_id.to_string(), vec![Attention::MessageFailed]),
             ]
         );
+    }
+
+    mod from_rollups {
+        use super::*;
+        use crate::domain::lifecycle::Outcome;
+        use crate::domain::link::{Score, StaffIssue, StaffRating};
+        use crate::domain::notify::{DeliveryStatus, MessageKind};
+        use crate::domain::record::SyncStatus;
+        use crate::domain::resman::ProspectStage;
+        use crate::domain::rollup::{TourParts, recount, tour_share};
+        use proptest::prelude::*;
+
+        /// One generated tour: its record, messages and ratings, all booked inside 1 to 14 December.
+        fn generated(n: u128, knobs: [u8; 12]) -> TourParts {
+            let [
+                booked,
+                lead,
+                hour,
+                status,
+                outcome,
+                confirm,
+                prospect,
+                stage,
+                sync,
+                texts,
+                rating,
+                staff,
+            ] = knobs;
+            let statuses = [
+                TourStatus::Scheduled,
+                TourStatus::Confirmed,
+                TourStatus::Completed,
+                TourStatus::NoShow,
+                TourStatus::Cancelled,
+                TourStatus::Released,
+            ];
+            let booked_at = format!(
+                "2026-12-{:02} {:02}:{:02}",
+                1 + booked % 14,
+                7 + booked % 12,
+                (n % 60) as u8
+            );
+            let start_day = chicago(&booked_at).date_naive() + Duration::days(i64::from(lead % 6));
+            let start = format!(
+                "{start_day} {:02}:{:02}",
+                9 + hour % 9,
+                [0, 15, 30][usize::from(hour % 3)]
+            );
+            let mut t = tour(n, &booked_at, &start, statuses[usize::from(status % 6)]);
+            t.in_resman_at = t.in_resman_at.map(|at| at + Duration::seconds(i64::from(sync) * 7));
+            match sync % 5 {
+                0 => {
+                    t.in_resman_at = None;
+                    t.sync_status = SyncStatus::Failed;
+                }
+                1 if t.status == TourStatus::Released => {
+                    t.in_resman_at = None;
+                    t.sync_status = SyncStatus::Rejected;
+                }
+                _ => {}
+            }
+            t.outcome = match outcome % 4 {
+                0 => Some(Outcome::Interested),
+                1 => Some(Outcome::FollowUpNeeded),
+                2 => Some(Outcome::NotInterested),
+                _ => None,
+            };
+            if confirm % 3 == 0 {
+                let at = t.created_at + Duration::minutes(i64::from(confirm) * 13);
+                t = confirmed(
+                    t,
+                    &at.with_timezone(&chrono_tz::America::Chicago)
+                        .format("%Y-%m-%d %H:%M")
+                        .to_string(),
+                );
+            }
+            if prospect % 2 == 0 {
+                t.prospect_confirmed_at = Some(t.start - Duration::hours(3));
+            }
+            if prospect % 3 == 0 {
+                t.history.push(TourChange {
+                    version: 3,
+                    at: t.start - Duration::hours(2),
+                    source: ChangeSource::ProspectText,
+                    status: t.status,
+                    start: t.start,
+                    agent: None,
+                    overrode: None,
+                    received: None,
+                });
+            }
+            t.prospect_stage =
+                [None, Some(ProspectStage::Applicant), Some(ProspectStage::Resident)][usize::from(stage % 3)];
+            let message = |kind, status, receipt| MessageFact {
+                booking_id: t.booking_id.clone(),
+                kind,
+                status,
+                receipt,
+            };
+            let mut messages = vec![message(
+                MessageKind::Confirmation,
+                [DeliveryStatus::Sent, DeliveryStatus::Failed, DeliveryStatus::Superseded][usize::from(texts % 3)],
+                None,
+            )];
+            if texts % 2 == 0 {
+                messages.push(message(
+                    MessageKind::TextConfirmation,
+                    DeliveryStatus::Sent,
+                    [None, Some(true), Some(false)][usize::from(texts % 3)],
+                ));
+            }
+            if texts % 5 == 1 {
+                messages.push(message(MessageKind::TextReminder, DeliveryStatus::Failed, None));
+            }
+            if texts % 4 == 1 {
+                messages.push(message(MessageKind::Reminder, DeliveryStatus::Sent, None));
+            }
+            TourParts {
+                messages,
+                rating: (rating % 3 == 0).then_some(1 + rating % 5),
+                staff_rating: (staff % 3 == 0).then(|| StaffRating {
+                    score: Score::parse(&(1 + staff % 5).to_string()).unwrap(),
+                    at: t.end,
+                    went_wrong: StaffIssue::ALL.iter().copied().take(usize::from(staff % 3)).collect(),
+                }),
+                tour: t,
+            }
+        }
+
+        proptest! {
+            /// Every figure read from the day counters is the figure computed from the tours themselves, but for
+            /// the percentiles of durations, which are the upper bound of the bucket the exact value falls in.
+            #[test]
+            fn the_figures_from_the_rollups_are_the_figures_from_the_tours(
+                knobs in proptest::collection::vec(any::<[u8; 12]>(), 0..40),
+                from in 0u32..10,
+                days in 1u32..20,
+            ) {
+                let property = demo();
+                let zone = property.time_zone;
+                let parts: Vec<TourParts> = knobs.iter().enumerate().map(|(n, k)| generated(n as u128 + 1, *k)).collect();
+                let facts = Facts {
+                    tours_by_start: parts.iter().map(|p| p.tour.clone()).collect(),
+                    tours_by_booking: parts.iter().map(|p| p.tour.clone()).collect(),
+                    ratings: parts.iter().filter_map(|p| p.rating.map(|r| (p.tour.booking_id.clone(), r))).collect(),
+                    staff_ratings: parts
+                        .iter()
+                        .filter_map(|p| p.staff_rating.clone().map(|r| (p.tour.booking_id.clone(), r)))
+                        .collect(),
+                    messages: parts.iter().flat_map(|p| p.messages.clone()).collect(),
+                    refusals: Vec::new(),
+                };
+                let shares: Vec<_> = parts.iter().map(|p| tour_share(zone, p)).collect();
+                let counters = recount(&shares);
+                let first = date("2026-12-01") + Duration::days(i64::from(from));
+                let period = Period::new(first, first + Duration::days(i64::from(days) - 1)).unwrap();
+                let now = chicago("2027-01-15 12:00");
+                let exact = metrics(&property, &period, &facts, now);
+                let rolled = metrics_of_days(&property, &period, &counters, exact.needs_attention.clone(), now);
+                let bucketed = |exact: Option<f64>, rolled: Option<f64>| match (exact, rolled) {
+                    (None, None) => true,
+                    (Some(e), Some(r)) => {
+                        let i = crate::domain::rollup::seconds_bucket(e);
+                        let bounds = crate::domain::rollup::SECONDS_BUCKETS;
+                        r == bounds[i.min(bounds.len() - 1)] as f64
+                    }
+                    _ => false,
+                };
+                prop_assert!(bucketed(exact.booking_time_p50, rolled.booking_time_p50));
+                prop_assert!(bucketed(exact.booking_time_p95, rolled.booking_time_p95));
+                prop_assert!(bucketed(exact.staff_response_time_median, rolled.staff_response_time_median));
+                let mut exact_json = serde_json::to_value(&exact).unwrap();
+                let mut rolled_json = serde_json::to_value(&rolled).unwrap();
+                for field in ["booking_time_p50", "booking_time_p95", "staff_response_time_median"] {
+                    exact_json[field] = serde_json::Value::Null;
+                    rolled_json[field] = serde_json::Value::Null;
+                }
+                prop_assert_eq!(&rolled_json, &exact_json);
+                prop_assert_eq!(trends_of_days(&property, &period, &counters), trends(&property, &period, &facts));
+            }
+        }
     }
 }
