@@ -144,7 +144,7 @@ async fn five_hundred_mixed_operations_from_both_sides_with_faults_end_in_agreem
                 .filter(|_| stream.random_range(0..3) == 0)
                 .map(|id| BookingId::parse(id).unwrap())
                 .collect();
-            roll_up(&rollups, &batch).await.unwrap();
+            roll_up(&rollups, &batch, &[]).await.unwrap();
         }
     }
 
@@ -159,10 +159,17 @@ async fn five_hundred_mixed_operations_from_both_sides_with_faults_end_in_agreem
 
     // The last records of every tour arrive: the rollups recount to 0 differences over the walk's dates.
     let every: Vec<BookingId> = ours.iter().map(|id| BookingId::parse(id).unwrap()).collect();
-    roll_up(&rollups, &every).await.unwrap();
     let today = Utc::now().with_timezone(&stack.property.time_zone).date_naive();
     let period =
         tour_core::domain::analytics::Period::new(today - Duration::days(1), today + Duration::days(21)).unwrap();
+    // With the records of the walk's refused double bookings.
+    let window = period.window(stack.property.time_zone);
+    let refusals = tour_core::ports::AnalyticsStore::facts(&stack.store, &stack.property.id, window)
+        .await
+        .unwrap()
+        .refusals;
+    assert!(!refusals.is_empty(), "the walk refuses some double bookings");
+    roll_up(&rollups, &every, &refusals).await.unwrap();
     let recount_deps = RecountDeps {
         rollups: &stack.store,
         properties: &stack.store,

@@ -33,6 +33,13 @@ fn deps(stack: &Stack) -> RollupDeps<'_> {
     }
 }
 
+async fn roll_up_tours(
+    deps: &RollupDeps<'_>,
+    tours: &[BookingId],
+) -> Result<tour_core::app::rollups::RollupReport, tour_core::app::AppError> {
+    roll_up(deps, tours, &[]).await
+}
+
 async fn differences(stack: &Stack, period: &Period) -> Vec<tour_core::domain::rollup::Difference> {
     let deps = RecountDeps {
         rollups: &stack.store,
@@ -60,8 +67,8 @@ async fn rollups_kept_from_duplicated_reordered_and_replayed_records_recount_to_
     // Every booking's records (its tour, then its messages as they are written), each delivered twice, in any order.
     let records: Vec<BookingId> = shuffled(&bookings.iter().chain(&bookings).cloned().collect::<Vec<_>>(), 7);
     let (first, second) = records.split_at(records.len() / 2);
-    roll_up(&deps(&stack), second).await.unwrap();
-    roll_up(&deps(&stack), first).await.unwrap();
+    roll_up_tours(&deps(&stack), second).await.unwrap();
+    roll_up_tours(&deps(&stack), first).await.unwrap();
     assert_eq!(differences(&stack, &period).await, []);
 
     // The tours change while the second half is still on its way.
@@ -89,7 +96,7 @@ async fn rollups_kept_from_duplicated_reordered_and_replayed_records_recount_to_
     // The records of the changes and of the messages sent, except one batch that is dropped (tours 2 and 3's): the
     // recount sees it.
     let delivered = [&bookings[..2], &bookings[4..]].concat();
-    roll_up(&deps(&stack), &delivered).await.unwrap();
+    roll_up_tours(&deps(&stack), &delivered).await.unwrap();
     let dropped = &bookings[2..4];
     let missed = differences(&stack, &period).await;
     assert!(!missed.is_empty(), "a dropped batch must show in the recount");
@@ -102,15 +109,15 @@ async fn rollups_kept_from_duplicated_reordered_and_replayed_records_recount_to_
 
     // The dropped batch replayed (after later ones, and twice at once by two consumers), then an old batch again.
     let consumer = deps(&stack);
-    let (replay, again) = tokio::join!(roll_up(&consumer, dropped), roll_up(&consumer, dropped));
+    let (replay, again) = tokio::join!(roll_up_tours(&consumer, dropped), roll_up_tours(&consumer, dropped));
     assert!(replay.unwrap().changed + again.unwrap().changed >= 2);
-    roll_up(&deps(&stack), first).await.unwrap();
+    roll_up_tours(&deps(&stack), first).await.unwrap();
     assert_eq!(differences(&stack, &period).await, []);
 
     // And the counters say what was done.
-    let counters = stack
+    let (counters, _) = stack
         .store
-        .day_counters(&stack.property.id, period.from(), period.to())
+        .period(&stack.property.id, period.from(), period.to())
         .await
         .unwrap();
     let on = |name: &str| counters.get(date, name);
@@ -138,20 +145,107 @@ async fn a_tour_of_another_property_and_a_record_twice_change_nothing_here() {
     let stack = Stack::start().await;
     let booked = stack.book(&command(&stack.property, 1, "10:00"), None).await.unwrap();
     let id = BookingId::parse(response(&booked)["appointment_id"].as_str().unwrap()).unwrap();
-    let first = roll_up(&deps(&stack), &[id.clone(), id.clone()]).await.unwrap();
+    let first = roll_up_tours(&deps(&stack), &[id.clone(), id.clone()]).await.unwrap();
     assert_eq!(
         (first.tours, first.changed),
         (1, 1),
         "a batch's records of one tour apply once"
     );
-    let again = roll_up(&deps(&stack), std::slice::from_ref(&id)).await.unwrap();
+    let again = roll_up_tours(&deps(&stack), std::slice::from_ref(&id)).await.unwrap();
     assert_eq!(again.changed, 0, "nothing changed since: nothing is written");
     let other = ResManPropertyId::parse("5f1c2a9e-3b7d-4c41-9a0e-7d2b6c8e1f02").unwrap();
     let from = NaiveDate::MIN.max(Utc::now().date_naive() - Duration::days(2));
-    let counters = stack
+    let (counters, _) = stack
         .store
-        .day_counters(&other, from, from + Duration::days(60))
+        .period(&other, from, from + Duration::days(60))
         .await
         .unwrap();
     assert!(counters.is_empty(), "{counters:?}");
+}
+
+#[tokio::test]
+async fn the_attention_list_and_the_refusals_are_kept_beside_the_counters() {
+    use tour_core::domain::analytics::Attention;
+    use tour_core::ports::{AnalyticsStore, TourWrites};
+    let stack = Stack::start().await;
+    let date = bookable_date(&stack.property);
+    let period = Period::new(date - Duration::days(3), date + Duration::days(1)).unwrap();
+    let mut ids = Vec::new();
+    for (n, time) in ["10:00", "11:00"].iter().enumerate() {
+        let booked = stack.book(&command(&stack.property, n, time), None).await.unwrap();
+        ids.push(response(&booked)["appointment_id"].as_str().unwrap().to_owned());
+    }
+    let bookings: Vec<BookingId> = ids.iter().map(|id| BookingId::parse(id).unwrap()).collect();
+    roll_up_tours(&deps(&stack), &bookings).await.unwrap();
+    let start = stack.tour(&ids[0]).await.start;
+    let upcoming = || async {
+        let mut found = stack
+            .store
+            .scheduled_between(
+                &stack.property.id,
+                start - Duration::hours(1),
+                start + Duration::hours(2),
+            )
+            .await
+            .unwrap();
+        found.sort_by(|a, b| a.start.cmp(&b.start));
+        found.into_iter().map(|item| item.booking_id).collect::<Vec<_>>()
+    };
+    assert_eq!(upcoming().await, ids, "both are scheduled, and read by their start");
+    let (_, flagged) = stack
+        .store
+        .period(&stack.property.id, period.from(), period.to())
+        .await
+        .unwrap();
+    assert!(flagged.is_empty(), "both are in ResMan: {flagged:?}");
+
+    // Staff confirm the first: it leaves the scheduled list, and ResMan owes the change until the queue runs.
+    stack
+        .update(&ids[0], json!({"status": "confirmed"}), None)
+        .await
+        .unwrap();
+    roll_up_tours(&deps(&stack), &bookings[..1]).await.unwrap();
+    assert_eq!(upcoming().await, ids[1..]);
+    let (_, flagged) = stack
+        .store
+        .period(&stack.property.id, period.from(), period.to())
+        .await
+        .unwrap();
+    assert_eq!(flagged.len(), 1, "{flagged:?}");
+    assert_eq!(flagged[0].booking_id, ids[0]);
+    assert_eq!(flagged[0].reasons, [Attention::SyncPending]);
+    stack.drain(10).await;
+    roll_up_tours(&deps(&stack), &bookings[..1]).await.unwrap();
+    let (_, flagged) = stack
+        .store
+        .period(&stack.property.id, period.from(), period.to())
+        .await
+        .unwrap();
+    assert!(flagged.is_empty(), "ResMan took it: off the list ({flagged:?})");
+
+    // A double booking refused: counted once on its day, however often its records come.
+    let refused_at = Utc::now();
+    stack
+        .store
+        .record_slot_refusal(&stack.property.id, "refused-key", refused_at)
+        .await
+        .unwrap();
+    stack
+        .store
+        .record_slot_refusal(&stack.property.id, "refused-key", refused_at)
+        .await
+        .unwrap();
+    let today = refused_at.with_timezone(&stack.property.time_zone).date_naive();
+    let window = Period::new(today, today).unwrap().window(stack.property.time_zone);
+    let refusals = stack.store.facts(&stack.property.id, window).await.unwrap().refusals;
+    assert_eq!(refusals.len(), 1);
+    let first = roll_up(&deps(&stack), &[], &refusals).await.unwrap();
+    let again = roll_up(&deps(&stack), &[], &[refusals[0].clone(), refusals[0].clone()])
+        .await
+        .unwrap();
+    assert_eq!((first.refusals, again.refusals), (1, 0));
+    let (counters, _) = stack.store.period(&stack.property.id, today, today).await.unwrap();
+    assert_eq!(counters.get(today, "refusals"), 1);
+    let around = Period::new(today, date + Duration::days(1)).unwrap();
+    assert_eq!(differences(&stack, &around).await, []);
 }

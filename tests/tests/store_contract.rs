@@ -501,7 +501,7 @@ async fn the_analytics_read_a_windows_tours_ratings_and_refusals_once_each(s: &d
     assert_eq!(facts.ratings, vec![(a.booking_id.clone(), 5)], "{who}");
     assert_eq!(facts.staff_ratings, vec![(b.booking_id.clone(), staff)], "{who}");
     assert_eq!(
-        facts.refusals.iter().filter(|at| **at == now).count(),
+        facts.refusals.iter().filter(|r| r.at == now).count(),
         1,
         "{who}: once per key and moment"
     );

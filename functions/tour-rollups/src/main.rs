@@ -11,7 +11,20 @@ use serde_json::{Value, json};
 use tour_aws::dynamo::DynamoStore;
 use tour_core::app::rollups::{RollupDeps, roll_up};
 use tour_core::domain::BookingId;
+use tour_core::domain::rollup::RefusalRef;
 use tour_edge::{Error, serve_events};
+
+/// The refusals of taken slots a batch's records name (`REFUSAL#<property>` items).
+fn refusals_named(event: &Value) -> Vec<RefusalRef> {
+    let records = event["Records"].as_array().map(Vec::as_slice).unwrap_or_default();
+    records
+        .iter()
+        .filter_map(|record| {
+            let keys = &record["dynamodb"]["Keys"];
+            RefusalRef::from_keys(keys["pk"]["S"].as_str()?, keys["sk"]["S"].as_str()?)
+        })
+        .collect()
+}
 
 /// The tours a batch's records name (`Keys.pk` = `TOUR#<id>`), whatever item of the tour each record is about; the
 /// rollups' own items (`ROLLUP`) name none, so that applying a share does not come back as a record to apply.
@@ -32,13 +45,14 @@ async fn handle(store: &DynamoStore, event: LambdaEvent<Value>) -> Result<Value,
         rollups: store,
         properties: store,
     };
-    let report = roll_up(&deps, &tours).await?;
+    let report = roll_up(&deps, &tours, &refusals_named(&event.payload)).await?;
     tracing::info!(
         tours = report.tours,
         changed = report.changed,
+        refusals = report.refusals,
         "rollups up to date with the batch's tours"
     );
-    Ok(json!({ "tours": report.tours, "changed": report.changed }))
+    Ok(json!({ "tours": report.tours, "changed": report.changed, "refusals": report.refusals }))
 }
 
 #[tokio::main]
@@ -72,5 +86,13 @@ mod tests {
         assert_eq!(named.len(), 2, "{named:?}");
         assert!(named.iter().all(|id| id.as_str() == tour));
         assert!(tours_named(&json!({})).is_empty());
+        let refusal = record(
+            "REFUSAL#5f1c2a9e-3b7d-4c41-9a0e-7d2b6c8e1f01",
+            "2026-12-01T04:30:00.000Z#0a1b2c3d4e5f60718293a4b5",
+        );
+        let refusals = refusals_named(&json!({"Records": [refusal, record(&format!("TOUR#{tour}"), "TOUR")]}));
+        assert_eq!(refusals.len(), 1);
+        assert_eq!(refusals[0].at.to_rfc3339(), "2026-12-01T04:30:00+00:00");
+        assert!(tours_named(&json!({"Records": [record("REFUSAL#x", "y")]})).is_empty());
     }
 }

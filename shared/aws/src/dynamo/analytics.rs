@@ -42,7 +42,7 @@ impl StatsIndex {
 }
 
 /// An instant as a sort key: fixed width, so text order is time order.
-fn sortable(at: DateTime<Utc>) -> String {
+pub(crate) fn sortable(at: DateTime<Utc>) -> String {
     at.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
 }
 
@@ -109,7 +109,7 @@ pub(crate) enum StatsItem {
     Rating(BookingId, u8),
     StaffRating(BookingId, tour_core::domain::link::StaffRating),
     Message(MessageFact),
-    Refusal(DateTime<Utc>),
+    Refusal(tour_core::domain::rollup::RefusalRef),
     /// An item of a kind the figures do not use.
     Other(Item),
 }
@@ -119,10 +119,12 @@ pub(crate) fn stats_item(item: Item) -> Result<StatsItem, StoreError> {
     let sk = text(&item, "sk").unwrap_or_default().to_owned();
     let pk = text(&item, "pk").unwrap_or_default();
     Ok(if pk.starts_with("REFUSAL#") {
-        let at = text(&item, "at")
-            .and_then(|at| DateTime::parse_from_rfc3339(at).ok())
-            .ok_or_else(corrupt)?;
-        StatsItem::Refusal(at.with_timezone(&Utc))
+        let mut refusal = tour_core::domain::rollup::RefusalRef::from_keys(pk, &sk).ok_or_else(corrupt)?;
+        // The instant as written (the key keeps milliseconds).
+        if let Some(at) = text(&item, "at").and_then(|at| DateTime::parse_from_rfc3339(at).ok()) {
+            refusal.at = at.with_timezone(&Utc);
+        }
+        StatsItem::Refusal(refusal)
     } else if sk == "TOUR" {
         StatsItem::Tour(Box::new(tour_from(item)?))
     } else if sk == "RATING" {

@@ -1,19 +1,26 @@
 //! The daily rollups ([`tour_core::domain::rollup`]). Items:
-//! - `ROLLUP#<property>` / `DAY#<YYYY-MM-DD>`: one local day's counters, each its own number attribute named
+//! - `ROLLUP#<property>` / `<YYYY-MM-DD>#DAY`: one local day's counters, each its own number attribute named
 //!   `c:<counter>`, added to with `ADD` (so two tours' changes of one day never overwrite each other);
-//! - `TOUR#<booking id>` / `ROLLUP`: the share last applied for the tour (`share`, JSON) and how many times one was
-//!   (`applications`, the condition of the next), beside the tour, so the tour's whole partition (tour, messages,
-//!   ratings, applied share) is one consistent `Query`.
+//! - `ROLLUP#<property>` / `<YYYY-MM-DD>#FLAG#<start>#<booking id>`: a tour on the attention list (`item`, JSON),
+//!   under its local start date, so that a period's counters and flagged tours are one `Query`;
+//! - `UNCONF#<property>` / `<start>#<booking id>`: a scheduled (unconfirmed) open tour (`item`), by its start, so
+//!   the list reads only those starting within the next day;
+//! - `TOUR#<booking id>` / `ROLLUP`: the share and flags last applied for the tour (`applied`, JSON) and how many
+//!   times one was (`applications`, the condition of the next), beside the tour, so the tour's whole partition
+//!   (tour, messages, ratings, applied share) is one consistent `Query`;
+//! - a refusal's own item (`REFUSAL#<property>`) gets `counted` when its count is added, under the condition that
+//!   it had none, in the same transaction.
 //!
-//! A share's application is one transaction: the applied item replaced under a condition on what was read, and an
-//! `ADD` on each day it changes (four at most: a booking's day, a tour's old and new start days, and its messages').
+//! A share's application is one transaction: the applied item replaced under a condition on what was read, an `ADD`
+//! on each day it changes (a booking's day, a tour's old and new start days), and its flag items put or deleted.
 
-use super::analytics::{StatsItem, stats_item};
+use super::analytics::{StatsItem, sortable, stats_item};
 use super::{DynamoStore, Item, corrupt, key, n, s, unavailable};
 use async_trait::async_trait;
-use aws_sdk_dynamodb::types::{Put, TransactWriteItem, Update};
-use chrono::NaiveDate;
-use tour_core::domain::rollup::{Applied, DayCounters, Share, TourParts};
+use aws_sdk_dynamodb::types::{Delete, Put, TransactWriteItem, Update};
+use chrono::{DateTime, NaiveDate, Utc};
+use tour_core::domain::analytics::AttentionItem;
+use tour_core::domain::rollup::{Applied, DayCounters, RefusalRef, Share, TourParts};
 use tour_core::domain::{BookingId, ResManPropertyId};
 use tour_core::ports::{Rollups, StoreError};
 
@@ -21,30 +28,46 @@ use tour_core::ports::{Rollups, StoreError};
 const COUNTER: &str = "c:";
 
 fn day_key(property: &ResManPropertyId, date: NaiveDate) -> Item {
-    key(format!("ROLLUP#{property}"), &format!("DAY#{date}"))
+    key(format!("ROLLUP#{property}"), &format!("{date}#DAY"))
+}
+
+/// Where a tour's attention item lives: flagged (under its local start date beside the counters), or scheduled.
+fn flag_key(property: &ResManPropertyId, item: &AttentionItem, flagged: bool) -> Item {
+    let start = DateTime::parse_from_rfc3339(&item.start)
+        .map(|at| sortable(at.with_timezone(&Utc)))
+        .unwrap_or_else(|_| item.start.clone());
+    if flagged {
+        let date = item.local_start.get(..10).unwrap_or_default();
+        key(
+            format!("ROLLUP#{property}"),
+            &format!("{date}#FLAG#{start}#{}", item.booking_id),
+        )
+    } else {
+        key(format!("UNCONF#{property}"), &format!("{start}#{}", item.booking_id))
+    }
 }
 
 fn applied_from(item: &Item) -> Result<Applied, StoreError> {
-    let applications = item
-        .get("applications")
-        .and_then(|v| v.as_n().ok())
-        .and_then(|v| v.parse().ok())
-        .ok_or_else(|| StoreError::Corrupt("an applied share without its count".into()))?;
-    let share = item
-        .get("share")
+    let applied = item
+        .get("applied")
         .and_then(|v| v.as_s().ok())
         .ok_or_else(|| StoreError::Corrupt("an applied share without its counters".into()))?;
-    Ok(Applied {
-        applications,
-        share: serde_json::from_str(share).map_err(corrupt("applied share"))?,
-    })
+    serde_json::from_str(applied).map_err(corrupt("applied share"))
+}
+
+fn attention_from(item: &Item) -> Result<AttentionItem, StoreError> {
+    let text = item
+        .get("item")
+        .and_then(|v| v.as_s().ok())
+        .ok_or_else(|| StoreError::Corrupt("an attention item without its tour".into()))?;
+    serde_json::from_str(text).map_err(corrupt("attention item"))
 }
 
 fn counters_from(item: &Item) -> Result<Option<(NaiveDate, DayCounters)>, StoreError> {
     let Some(date) = item
         .get("sk")
         .and_then(|v| v.as_s().ok())
-        .and_then(|sk| sk.strip_prefix("DAY#"))
+        .and_then(|sk| sk.strip_suffix("#DAY"))
     else {
         return Ok(None);
     };
@@ -61,6 +84,29 @@ fn counters_from(item: &Item) -> Result<Option<(NaiveDate, DayCounters)>, StoreE
         }
     }
     Ok(Some((date, counters)))
+}
+
+/// One `ADD` per day that `change` moves, of each of its counters.
+fn day_adds(table: &str, property: &ResManPropertyId, change: &Share) -> Result<Vec<TransactWriteItem>, StoreError> {
+    let mut writes = Vec::new();
+    for (date, counters) in change.days() {
+        let mut update = Update::builder()
+            .table_name(table)
+            .set_key(Some(day_key(property, *date)));
+        let mut adds = Vec::new();
+        for (i, (counter, by)) in counters.iter().enumerate() {
+            adds.push(format!("#c{i} :c{i}"));
+            update = update
+                .expression_attribute_names(format!("#c{i}"), format!("{COUNTER}{counter}"))
+                .expression_attribute_values(format!(":c{i}"), n(*by));
+        }
+        let update = update
+            .update_expression(format!("ADD {}", adds.join(", ")))
+            .build()
+            .map_err(corrupt("rollup day"))?;
+        writes.push(TransactWriteItem::builder().update(update).build());
+    }
+    Ok(writes)
 }
 
 #[async_trait]
@@ -117,8 +163,8 @@ impl Rollups for DynamoStore {
             n(i64::try_from(after.applications).unwrap_or(i64::MAX)),
         );
         item.insert(
-            "share".into(),
-            s(serde_json::to_string(&after.share).map_err(corrupt("applied share"))?),
+            "applied".into(),
+            s(serde_json::to_string(after).map_err(corrupt("applied share"))?),
         );
         let put = Put::builder().table_name(&self.table).set_item(Some(item));
         let put = match before {
@@ -132,22 +178,37 @@ impl Rollups for DynamoStore {
                 .put(put.build().map_err(corrupt("applied share"))?)
                 .build(),
         ];
-        for (date, counters) in change.days() {
-            let mut update = Update::builder()
-                .table_name(&self.table)
-                .set_key(Some(day_key(&tour.property_id, *date)));
-            let mut adds = Vec::new();
-            for (i, (counter, by)) in counters.iter().enumerate() {
-                adds.push(format!("#c{i} :c{i}"));
-                update = update
-                    .expression_attribute_names(format!("#c{i}"), format!("{COUNTER}{counter}"))
-                    .expression_attribute_values(format!(":c{i}"), n(*by));
+        writes.extend(day_adds(&self.table, &tour.property_id, change)?);
+        let empty = tour_core::domain::rollup::Flags::default();
+        let was = before.map_or(&empty, |b| &b.flags);
+        for (old, new, flagged) in [
+            (&was.flagged, &after.flags.flagged, true),
+            (&was.scheduled, &after.flags.scheduled, false),
+        ] {
+            let old_key = old.as_ref().map(|item| flag_key(&tour.property_id, item, flagged));
+            let new_key = new.as_ref().map(|item| flag_key(&tour.property_id, item, flagged));
+            if let Some(old_key) = old_key.filter(|k| Some(k) != new_key.as_ref()) {
+                let delete = Delete::builder()
+                    .table_name(&self.table)
+                    .set_key(Some(old_key))
+                    .build()
+                    .map_err(corrupt("attention item"))?;
+                writes.push(TransactWriteItem::builder().delete(delete).build());
             }
-            let update = update
-                .update_expression(format!("ADD {}", adds.join(", ")))
-                .build()
-                .map_err(corrupt("rollup day"))?;
-            writes.push(TransactWriteItem::builder().update(update).build());
+            if let (Some(mut item), Some(attention)) = (new_key, new.as_ref())
+                && old != new
+            {
+                item.insert(
+                    "item".into(),
+                    s(serde_json::to_string(attention).map_err(corrupt("attention item"))?),
+                );
+                let put = Put::builder()
+                    .table_name(&self.table)
+                    .set_item(Some(item))
+                    .build()
+                    .map_err(corrupt("attention item"))?;
+                writes.push(TransactWriteItem::builder().put(put).build());
+            }
         }
         match self.transact(writes).await {
             Ok(()) => Ok(true),
@@ -158,26 +219,67 @@ impl Rollups for DynamoStore {
         }
     }
 
-    async fn day_counters(
+    async fn count_refusal(&self, refusal: &RefusalRef, change: &Share) -> Result<bool, StoreError> {
+        let mark = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(key(format!("REFUSAL#{}", refusal.property), &refusal.key)))
+            .update_expression("SET counted = :yes")
+            .condition_expression("attribute_exists(pk) AND attribute_not_exists(counted)")
+            .expression_attribute_values(":yes", aws_sdk_dynamodb::types::AttributeValue::Bool(true))
+            .build()
+            .map_err(corrupt("refusal"))?;
+        let mut writes = vec![TransactWriteItem::builder().update(mark).build()];
+        writes.extend(day_adds(&self.table, &refusal.property, change)?);
+        match self.transact(writes).await {
+            Ok(()) => Ok(true),
+            Err(e) if super::calendar::lost_a_condition(&e).is_some() => Ok(false),
+            Err(e) => Err(unavailable(e)),
+        }
+    }
+
+    async fn period(
         &self,
         property: &ResManPropertyId,
         from: NaiveDate,
         to: NaiveDate,
-    ) -> Result<Share, StoreError> {
+    ) -> Result<(Share, Vec<AttentionItem>), StoreError> {
         let items = self
             .query_all(|| {
                 self.client
                     .query()
                     .key_condition_expression("pk = :p AND sk BETWEEN :from AND :to")
                     .expression_attribute_values(":p", s(format!("ROLLUP#{property}")))
-                    .expression_attribute_values(":from", s(format!("DAY#{from}")))
-                    .expression_attribute_values(":to", s(format!("DAY#{to}")))
+                    .expression_attribute_values(":from", s(format!("{from}#")))
+                    // `~` sorts after every suffix of the last date.
+                    .expression_attribute_values(":to", s(format!("{to}#~")))
             })
             .await?;
-        let mut days = Vec::new();
+        let (mut days, mut flagged) = (Vec::new(), Vec::new());
         for item in &items {
-            days.extend(counters_from(item)?);
+            match counters_from(item)? {
+                Some(day) => days.push(day),
+                None => flagged.push(attention_from(item)?),
+            }
         }
-        Ok(Share::from_days(days))
+        Ok((Share::from_days(days), flagged))
+    }
+
+    async fn scheduled_between(
+        &self,
+        property: &ResManPropertyId,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<AttentionItem>, StoreError> {
+        let items = self
+            .query_all(|| {
+                self.client
+                    .query()
+                    .key_condition_expression("pk = :p AND sk BETWEEN :from AND :to")
+                    .expression_attribute_values(":p", s(format!("UNCONF#{property}")))
+                    .expression_attribute_values(":from", s(format!("{}#~", sortable(from))))
+                    .expression_attribute_values(":to", s(format!("{}#~", sortable(to))))
+            })
+            .await?;
+        items.iter().map(attention_from).collect()
     }
 }

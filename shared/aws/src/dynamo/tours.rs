@@ -885,14 +885,24 @@ impl TourWrites for DynamoStore {
         idem_key: &str,
         at: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        self.client
+        // Once: the rollups mark a refusal counted on its own item, which a second put must not wipe.
+        match self
+            .client
             .put_item()
             .table_name(&self.table)
             .set_item(Some(refusal_item(property, idem_key, at)))
+            .condition_expression("attribute_not_exists(pk)")
             .send()
             .await
-            .map_err(unavailable)?;
-        Ok(())
+        {
+            Ok(_) => Ok(()),
+            Err(aws_sdk_dynamodb::error::SdkError::ServiceError(e))
+                if e.err().is_conditional_check_failed_exception() =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(unavailable(e)),
+        }
     }
 }
 

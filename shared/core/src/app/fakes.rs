@@ -394,7 +394,11 @@ impl crate::ports::AnalyticsStore for MemoryTours {
             refusals: locked(&self.refusals)
                 .iter()
                 .filter(|(p, _, at)| p == property && inside(*at))
-                .map(|(_, _, at)| *at)
+                .map(|(p, key, at)| crate::domain::rollup::RefusalRef {
+                    property: p.clone(),
+                    key: key.clone(),
+                    at: *at,
+                })
                 .collect(),
             messages: Vec::new(),
             tours_by_start: starting,

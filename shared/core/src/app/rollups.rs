@@ -3,7 +3,7 @@
 
 use super::AppError;
 use crate::domain::analytics::Period;
-use crate::domain::rollup::{Difference, Share, apply, differences, tour_share};
+use crate::domain::rollup::{Difference, RefusalRef, Share, apply, differences, refusal_share, tour_flags, tour_share};
 use crate::domain::{BookingId, ResManPropertyId};
 use crate::ports::{AnalyticsStore, PropertyStore, Rollups};
 use chrono_tz::Tz;
@@ -18,11 +18,13 @@ pub struct RollupDeps<'a> {
     pub properties: &'a dyn PropertyStore,
 }
 
-/// What one batch did: the tours it named (each once), and how many of them moved a figure.
+/// What one batch did: the tours it named (each once) and how many of them moved a figure or a flag, and the
+/// refusals counted (a refusal counted before is not counted again).
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct RollupReport {
     pub tours: usize,
     pub changed: usize,
+    pub refusals: usize,
 }
 
 /// The zones of the properties met so far (a batch's tours are mostly of a few properties).
@@ -41,9 +43,14 @@ impl Zones {
 }
 
 /// Brings the rollups up to date with each tour named (the tours of a stream batch's records, whatever each record
-/// carried): each tour is read as it now stands and its share replaces the one applied for it. A tour no longer
-/// there (its retention ended) keeps the share applied for it. Safe to run twice, late, or beside another consumer.
-pub async fn roll_up(deps: &RollupDeps<'_>, tours: &[BookingId]) -> Result<RollupReport, AppError> {
+/// carried): each tour is read as it now stands and its share and flags replace those applied for it. A tour no
+/// longer there (its retention ended) keeps the share applied for it. And counts each refusal named, once. Safe to
+/// run twice, late, or beside another consumer.
+pub async fn roll_up(
+    deps: &RollupDeps<'_>,
+    tours: &[BookingId],
+    refusals: &[RefusalRef],
+) -> Result<RollupReport, AppError> {
     let mut zones = Zones::default();
     let mut report = RollupReport::default();
     let named: BTreeSet<&BookingId> = tours.iter().collect();
@@ -51,6 +58,19 @@ pub async fn roll_up(deps: &RollupDeps<'_>, tours: &[BookingId]) -> Result<Rollu
         report.tours += 1;
         if roll_up_one(deps, &mut zones, booking).await? {
             report.changed += 1;
+        }
+    }
+    let refused: BTreeSet<&RefusalRef> = refusals.iter().collect();
+    for refusal in refused {
+        let Some(zone) = zones.of(deps.properties, &refusal.property).await? else {
+            continue;
+        };
+        if deps
+            .rollups
+            .count_refusal(refusal, &refusal_share(zone, refusal.at))
+            .await?
+        {
+            report.refusals += 1;
         }
     }
     Ok(report)
@@ -65,7 +85,7 @@ async fn roll_up_one(deps: &RollupDeps<'_>, zones: &mut Zones, booking: &Booking
             tracing::warn!(booking_id = %booking, "a tour of a property we no longer have: its figures are left as they were");
             return Ok(false);
         };
-        let Some((change, after)) = apply(applied.as_ref(), tour_share(zone, &parts)) else {
+        let Some((change, after)) = apply(applied.as_ref(), tour_share(zone, &parts), tour_flags(zone, &parts)) else {
             return Ok(false);
         };
         if deps
@@ -112,10 +132,8 @@ pub async fn recount(
             shares.push(tour_share(property.time_zone, &parts));
         }
     }
+    shares.extend(facts.refusals.iter().map(|r| refusal_share(property.time_zone, r.at)));
     let recounted = crate::domain::rollup::recount(&shares);
-    let rollups: Share = deps
-        .rollups
-        .day_counters(property_id, period.from(), period.to())
-        .await?;
+    let (rollups, _): (Share, _) = deps.rollups.period(property_id, period.from(), period.to()).await?;
     Ok(differences(&rollups, &recounted, period.dates()))
 }

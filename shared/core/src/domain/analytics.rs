@@ -131,11 +131,11 @@ pub struct Facts {
     /// The messages owed by the bookings made in the window.
     pub messages: Vec<MessageFact>,
     /// When a booking was refused because its slot was taken (a double booking prevented).
-    pub refusals: Vec<DateTime<Utc>>,
+    pub refusals: Vec<super::rollup::RefusalRef>,
 }
 
 /// Why a tour is on the attention list.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Attention {
     /// ResMan has not taken the booking (or its latest change) yet.
@@ -150,7 +150,7 @@ pub enum Attention {
     ResmanDisagrees,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct AttentionItem {
     pub booking_id: String,
     pub appointment_id: Option<String>,
@@ -578,7 +578,7 @@ pub fn metrics(property: &Property, period: &Period, facts: &Facts, now: DateTim
         staff_rating_count: staff_ratings.len() as u64,
         staff_satisfaction_goal: STAFF_SATISFACTION_GOAL,
         staff_went_wrong,
-        double_booking_refusals: count(facts.refusals.iter().filter(|at| period.holds(cohorts.zone, **at))),
+        double_booking_refusals: count(facts.refusals.iter().filter(|r| period.holds(cohorts.zone, r.at))),
         interested_tours: with_outcome(Outcome::Interested),
         not_interested_tours: with_outcome(Outcome::NotInterested),
         follow_up_tours: with_outcome(Outcome::FollowUpNeeded),
@@ -1199,7 +1199,14 @@ pub mod tests {
             (BookingId::from_uuid(uuid::Uuid::from_u128(1)), 5),
             (BookingId::from_uuid(uuid::Uuid::from_u128(3)), 4),
         ];
-        facts.refusals = vec![chicago("2026-12-01 10:00"), chicago("2026-11-30 10:00")];
+        facts.refusals = [chicago("2026-12-01 10:00"), chicago("2026-11-30 10:00")]
+            .into_iter()
+            .map(|at| crate::domain::rollup::RefusalRef {
+                property: property.id.clone(),
+                key: format!("{}#0a1b", at.to_rfc3339()),
+                at,
+            })
+            .collect();
         let m = metrics(&property, &period, &facts, now);
         assert_eq!(m.total_bookings, 6, "every booking made, the refused one included");
         assert_eq!((m.completed_tours, m.no_show_tours, m.cancelled_tours), (2, 1, 1));
@@ -1442,6 +1449,7 @@ pub mod tests {
         );
     }
 
+    #[cfg(test)]
     mod from_rollups {
         use super::*;
         use crate::domain::lifecycle::Outcome;

@@ -14,7 +14,7 @@
 //! `booking_time.*`, `staff_response.*`), a tour on the local date of its start (`tours.*`, `shows.*`). A booking
 //! that ResMan refused counts as a booking (and a failed one), never as a tour.
 
-use super::analytics::{MessageFact, lead_time};
+use super::analytics::{AttentionItem, MessageFact, lead_time};
 use super::lifecycle::TourStatus;
 use super::link::StaffRating;
 use super::notify::{Audience, DeliveryStatus, MessageKind};
@@ -101,21 +101,33 @@ impl Share {
     }
 }
 
-/// The share last applied for one tour, and how many times one was (the store's condition: two consumers that
-/// read the same `Applied` cannot both replace it).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// Where a tour stands on the dashboard's attention list, as kept beside the rollups: `flagged` when something
+/// whatever the time calls for staff (ResMan has not taken it, a message failed, the two sides disagree), and
+/// `scheduled` while it is scheduled (not confirmed) and open, so that the list can name those starting within a
+/// day of when it is read. Each is the tour's attention item (`reasons` empty for `scheduled`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Flags {
+    pub flagged: Option<AttentionItem>,
+    pub scheduled: Option<AttentionItem>,
+}
+
+/// The share last applied for one tour, its flags, and how many times one was applied (the store's condition: two
+/// consumers that read the same `Applied` cannot both replace it).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Applied {
     pub applications: u64,
     pub share: Share,
+    #[serde(default)]
+    pub flags: Flags,
 }
 
-/// Applying a tour's current share over what was applied for it (`None`: nothing yet): the change to add to the day
-/// counters and what is applied afterwards; `None` when the share is what was applied already (a record delivered
-/// twice, late, or about an item that moves no figure), which writes nothing.
-pub fn apply(applied: Option<&Applied>, share: Share) -> Option<(Share, Applied)> {
+/// Applying a tour's current share and flags over what was applied for it (`None`: nothing yet): the change to add
+/// to the day counters and what is applied afterwards; `None` when both are what was applied already (a record
+/// delivered twice, late, or about an item that moves no figure), which writes nothing.
+pub fn apply(applied: Option<&Applied>, share: Share, flags: Flags) -> Option<(Share, Applied)> {
     let empty = Applied::default();
     let before = applied.unwrap_or(&empty);
-    if before.share == share && applied.is_some() {
+    if before.share == share && before.flags == flags && applied.is_some() {
         return None;
     }
     Some((
@@ -123,8 +135,74 @@ pub fn apply(applied: Option<&Applied>, share: Share) -> Option<(Share, Applied)
         Applied {
             applications: before.applications + 1,
             share,
+            flags,
         },
     ))
+}
+
+/// A tour's flags (see [`Flags`]) in the property's zone `zone`.
+pub fn tour_flags(zone: Tz, parts: &TourParts) -> Flags {
+    use super::analytics::Attention;
+    let tour = &parts.tour;
+    if tour.status == TourStatus::Released {
+        return Flags::default();
+    }
+    let mut reasons = Vec::new();
+    match tour.sync_status {
+        SyncStatus::Pending => reasons.push(Attention::SyncPending),
+        SyncStatus::Failed => reasons.push(Attention::SyncFailed),
+        SyncStatus::Synced | SyncStatus::Rejected => {}
+    }
+    if parts.messages.iter().any(|m| m.status == DeliveryStatus::Failed) {
+        reasons.push(Attention::MessageFailed);
+    }
+    if tour.disagreement.is_some() {
+        reasons.push(Attention::ResmanDisagrees);
+    }
+    let item = |reasons: Vec<Attention>| AttentionItem {
+        booking_id: tour.booking_id.to_string(),
+        appointment_id: tour.resman_appointment_id.as_ref().map(|a| a.to_string()),
+        tour_type: tour.tour_type,
+        start: tour.start.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        local_start: tour.start.with_timezone(&zone).format("%Y-%m-%dT%H:%M").to_string(),
+        status: tour.status,
+        sync_status: tour.sync_status,
+        reasons,
+    };
+    Flags {
+        flagged: (!reasons.is_empty()).then(|| item(reasons)),
+        scheduled: (tour.status == TourStatus::Scheduled).then(|| item(Vec::new())),
+    }
+}
+
+/// A refusal of a taken slot as the table keeps it: its property, its item's sort key (which makes it once), and
+/// when it was refused.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct RefusalRef {
+    pub property: crate::domain::ResManPropertyId,
+    pub key: String,
+    pub at: DateTime<Utc>,
+}
+
+impl RefusalRef {
+    /// From its item's keys: `REFUSAL#<property>` / `<instant, RFC 3339>#<digest>`; `None` for any other item.
+    pub fn from_keys(pk: &str, sk: &str) -> Option<Self> {
+        let property = crate::domain::ResManPropertyId::parse(pk.strip_prefix("REFUSAL#")?).ok()?;
+        let (at, _) = sk.split_once('#')?;
+        let at = DateTime::parse_from_rfc3339(at).ok()?.with_timezone(&Utc);
+        Some(Self {
+            property,
+            key: sk.to_owned(),
+            at,
+        })
+    }
+}
+
+/// A refusal of a taken slot (a double booking prevented), counted once on its local date.
+pub fn refusal_share(zone: Tz, at: DateTime<Utc>) -> Share {
+    let mut share = Share::default();
+    share.count(at.with_timezone(&zone).date_naive(), "refusals", 1);
+    share
 }
 
 /// A tour as it now stands, with what the figures count of its own items: the messages it owes and its ratings.
@@ -476,10 +554,10 @@ mod tests {
         moved.version = 2;
         moved.start = chicago("2026-12-04 10:00");
         moved.end = moved.start + Duration::minutes(45);
-        let (change, applied) = apply(None, share_of(&first)).unwrap();
+        let (change, applied) = apply(None, share_of(&first), Flags::default()).unwrap();
         assert_eq!(change, share_of(&first));
         assert_eq!(applied.applications, 1);
-        let (change, applied) = apply(Some(&applied), share_of(&moved)).unwrap();
+        let (change, applied) = apply(Some(&applied), share_of(&moved), Flags::default()).unwrap();
         assert_eq!(change.get(date("2026-12-03"), "tours"), -1);
         assert_eq!(change.get(date("2026-12-04"), "tours"), 1);
         assert_eq!(
@@ -489,7 +567,7 @@ mod tests {
         );
         assert_eq!(applied.applications, 2);
         assert_eq!(
-            apply(Some(&applied), share_of(&moved)),
+            apply(Some(&applied), share_of(&moved), Flags::default()),
             None,
             "delivered twice, or late"
         );
@@ -596,7 +674,7 @@ mod tests {
             let mut applied: BTreeMap<usize, Applied> = BTreeMap::new();
             let mut counters = Share::default();
             let mut process = |n: usize, current: &BTreeMap<usize, TourRecord>| {
-                if let Some((change, now)) = apply(applied.get(&n), share_of(&current[&n])) {
+                if let Some((change, now)) = apply(applied.get(&n), share_of(&current[&n]), Flags::default()) {
                     counters.add(&change);
                     applied.insert(n, now);
                 }

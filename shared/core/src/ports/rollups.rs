@@ -2,10 +2,11 @@
 //! time, and read by day.
 
 use super::StoreError;
-use crate::domain::rollup::{Applied, Share, TourParts};
+use crate::domain::analytics::AttentionItem;
+use crate::domain::rollup::{Applied, RefusalRef, Share, TourParts};
 use crate::domain::{BookingId, ResManPropertyId};
 use async_trait::async_trait;
-use chrono::NaiveDate;
+use chrono::{DateTime, NaiveDate, Utc};
 
 #[async_trait]
 pub trait Rollups: Send + Sync {
@@ -13,9 +14,10 @@ pub trait Rollups: Send + Sync {
     /// in one consistent read; `None` when there is no such tour.
     async fn tour_for_rollup(&self, booking: &BookingId) -> Result<Option<(TourParts, Option<Applied>)>, StoreError>;
 
-    /// Adds `change` to the day counters of the tour's property and records `after` as the share applied for it,
-    /// all or nothing, provided what is applied is still `before` (as read). `false`: another consumer applied a share
-    /// meanwhile, and nothing was written (read again).
+    /// Adds `change` to the day counters of the tour's property, records `after` as the share applied for it, and
+    /// keeps its attention flags (`after.flags`, in place of `before`'s), all or nothing, provided what is applied is
+    /// still `before` (as read). `false`: another consumer applied a share meanwhile, and nothing was written (read
+    /// again).
     async fn apply_share(
         &self,
         parts: &TourParts,
@@ -24,11 +26,23 @@ pub trait Rollups: Send + Sync {
         after: &Applied,
     ) -> Result<bool, StoreError>;
 
-    /// A property's day counters from `from` to `to`, both included.
-    async fn day_counters(
+    /// Adds `change` (a refusal's share) to the day counters, once per refusal: `false` when it was counted before.
+    async fn count_refusal(&self, refusal: &RefusalRef, change: &Share) -> Result<bool, StoreError>;
+
+    /// A property's day counters from `from` to `to`, both included, and the tours flagged for attention whose start
+    /// falls on those dates: one query.
+    async fn period(
         &self,
         property: &ResManPropertyId,
         from: NaiveDate,
         to: NaiveDate,
-    ) -> Result<Share, StoreError>;
+    ) -> Result<(Share, Vec<AttentionItem>), StoreError>;
+
+    /// The property's scheduled (unconfirmed) open tours starting after `from` and up to `to`: one query.
+    async fn scheduled_between(
+        &self,
+        property: &ResManPropertyId,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<AttentionItem>, StoreError>;
 }

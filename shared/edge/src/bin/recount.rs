@@ -65,10 +65,11 @@ async fn run() -> Result<ExitCode, Box<dyn std::error::Error>> {
             rollups: &store,
             properties: &store,
         };
-        let report = roll_up(&deps, &tours).await?;
+        let report = roll_up(&deps, &tours, &facts.refusals).await?;
         println!(
-            "Brought the rollups up to date with {} tours ({} changed a figure).",
-            report.tours, report.changed
+            "Brought the rollups up to date with {} tours ({} changed a figure or a flag) and {} refusals not counted \
+             before.",
+            report.tours, report.changed, report.refusals
         );
     }
     let deps = RecountDeps {
