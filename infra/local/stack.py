@@ -16,7 +16,8 @@
   lambda     `cargo lambda watch` on LAMBDA_PORT (default 9000): every function of the workspace, up to
              LAMBDA_CONCURRENCY (default 4) instances of each at once, each under infra/local/lambda_sandbox.py
              (its own access key, its template Timeout enforced)
-  pump       infra/local/pump.py: the SQS and schedule triggers of template.yaml
+  pump       infra/local/pump.py: the SQS, DynamoDB stream and schedule triggers of template.yaml (the streams
+             read straight from DynamoDB Local)
 after building the workspace's binaries, provisioning DynamoDB Local and moto from template.yaml
 (infra/local/provision.py) and loading the demo properties (infra/properties/demo.json; DEMO_DATA=0 skips it). The
 functions run with the environment that provisioning resolved from the template (.local/function.env).
@@ -621,6 +622,8 @@ def up(paths: Paths) -> int:
             [
                 sys.executable, str(Path(__file__).with_name("pump.py")),
                 "--endpoint", aws_url, "--lambda-base", lambda_invoke_url, "--region", REGION,
+                # Streams straight from DynamoDB Local, not through the IAM gate: the pump plays Lambda's own service.
+                "--dynamodb-endpoint", dynamodb_url,
             ],
             base_env(),
             marker="pump.py",
