@@ -807,23 +807,23 @@ async fn iam_rows() {
     gate_row("booking, ResMan at 0 ms (book-tour)", &(direct, gated), booking_calls);
 }
 
-/// Tours a month at one property, for the analytics rows.
-const TOURS_A_MONTH: usize = 10_000;
+/// Tours a month at one property, for the analytics rows: the issue's two sizes.
+const TOURS_A_MONTH: [usize; 2] = [10_000, 100_000];
 
 /// Writes `count` tours of `property` (copies of `template`) spread evenly over the 30 days from `first`, each
-/// booked a day before it, through the booking transaction.
+/// booked a day before it, through the booking transaction: their ids.
 async fn seed_tours(
     store: &DynamoStore,
     property: &Property,
     template: &tour_core::domain::record::TourRecord,
     first: chrono::DateTime<Utc>,
     count: usize,
-) {
+) -> Vec<BookingId> {
     use futures::StreamExt;
     use tour_core::ports::NewBooking;
     let step = Duration::days(30) / i32::try_from(count).unwrap();
     futures::stream::iter(0..count)
-        .for_each_concurrent(16, |i| {
+        .map(|i| {
             let mut tour = template.clone();
             tour.booking_id = BookingId::from_uuid(uuid::Uuid::new_v4());
             tour.property_id = property.id.clone();
@@ -831,7 +831,13 @@ async fn seed_tours(
             tour.start = first + step * i32::try_from(i).unwrap();
             tour.end = tour.start + Duration::minutes(45);
             tour.created_at = tour.start - Duration::days(1);
-            tour.in_resman_at = Some(tour.created_at + Duration::seconds(1));
+            tour.in_resman_at = Some(tour.created_at + Duration::seconds(1 + (i % 40) as i64));
+            // Every tenth completed, every twentieth a no-show, so the show rates have something to count.
+            tour.status = match i % 20 {
+                0 => tour_core::domain::lifecycle::TourStatus::NoShow,
+                1 | 2 => tour_core::domain::lifecycle::TourStatus::Completed,
+                _ => tour.status,
+            };
             // A guide of its own, so the tours (one every few minutes) do not compete for slot locks.
             tour.holder =
                 Holder::Agent(tour_core::domain::AgentId::parse(&format!("seed-{}", tour.booking_id)).unwrap());
@@ -847,88 +853,194 @@ async fn seed_tours(
             };
             async move {
                 store.create_booking(property, &booking, Utc::now()).await.unwrap();
+                booking.tour.booking_id
+            }
+        })
+        .buffer_unordered(16)
+        .collect()
+        .await
+}
+
+/// The rollups brought up to date with `tours`, as `tour-rollups` does with its stream batches (100 records, a few
+/// consumers at once): the seconds it took.
+async fn roll_up_seeded(store: &DynamoStore, tours: &[BookingId]) -> f64 {
+    use futures::StreamExt;
+    use tour_core::app::rollups::{RollupDeps, roll_up};
+    let deps = RollupDeps {
+        rollups: store,
+        properties: store,
+    };
+    let started = Instant::now();
+    futures::stream::iter(tours.chunks(100))
+        .for_each_concurrent(4, |batch| {
+            let deps = &deps;
+            async move {
+                roll_up(deps, batch, &[]).await.unwrap();
             }
         })
         .await;
+    started.elapsed().as_secs_f64()
 }
 
-/// The analytics' cost at 10,000 tours a month per property: a 30-day metrics request (and the trends) with the
-/// property's month alone in the table, then again after as many tours of another property in the same month and of
-/// the same property the month before were added. The requests and items read stay the same: the reads follow the
-/// property's period, never the table.
-async fn analytics_rows() {
-    use tour_core::app::analytics::{AnalyticsDeps, AnalyticsQuery, tour_metrics, tour_trends};
-    let stack = Stack::fresh().await;
-    let other = stack
-        .store
-        .property(&tour_core::domain::ResManPropertyId::parse("5f1c2a9e-3b7d-4c41-9a0e-7d2b6c8e1f02").unwrap())
+/// Read units a dashboard load consumes: the summary's three reads (the property, the period's counters with its
+/// flagged tours, the next day's scheduled tours) made again, raw, asking DynamoDB Local for their consumed capacity.
+async fn read_units(stack: &Stack, from: NaiveDate, to: NaiveDate, now: chrono::DateTime<Utc>) -> f64 {
+    use aws_sdk_dynamodb::types::{AttributeValue, ReturnConsumedCapacity};
+    let client = stack.store.client();
+    let table = stack.store.table();
+    let s = |v: String| AttributeValue::S(v);
+    let property = client
+        .get_item()
+        .table_name(table)
+        .key("pk", s("PROPERTY".into()))
+        .key("sk", s(stack.property.id.to_string()))
+        .return_consumed_capacity(ReturnConsumedCapacity::Total)
+        .send()
         .await
-        .unwrap()
-        .expect("the second demo property");
-    let (date, time) = slots(&stack.property, 1).remove(0);
-    assert_eq!(stack.book(0, date, &time).await.unwrap(), Outcome::Booked);
-    let template = stack
-        .store
-        .conversation_tours(&tour_core::domain::ConversationId::parse("bench-0").unwrap())
-        .await
-        .unwrap()
-        .remove(0);
-    // A period of 30 local dates, a year out (nothing else of the bench is there).
-    let from = Utc::now().with_timezone(&stack.property.time_zone).date_naive() + Duration::days(365);
-    let to = from + Duration::days(29);
-    let first = tour_core::domain::slots::day_window(stack.property.time_zone, from).start();
-    let started = Instant::now();
-    seed_tours(&stack.store, &stack.property, &template, first, TOURS_A_MONTH).await;
-    println!(
-        "\nanalytics at {TOURS_A_MONTH} tours a month (seeded in {:.0} s):\n",
-        started.elapsed().as_secs_f64()
-    );
-    println!("| request (30 days) | tours in the table | p50 | p99 | DynamoDB requests | bookings counted |");
-    println!("|---|---|---|---|---|---|");
-    let deps = AnalyticsDeps {
-        properties: &stack.store,
-        analytics: &stack.store,
-    };
-    let query = AnalyticsQuery::parse(Some(DEMO_PROPERTY), Some(&from.to_string()), Some(&to.to_string())).unwrap();
-    let measure = |label: &'static str, in_table: usize| {
-        let (deps, query, dynamodb) = (&deps, &query, &stack.dynamodb);
-        async move {
-            for (what, trends) in [("metrics", false), ("trends", true)] {
-                let mut timings = Timings::new();
-                let before = dynamodb.count();
-                let mut read = 0;
-                const ROUNDS: usize = 5;
-                for _ in 0..ROUNDS {
-                    let started = Instant::now();
-                    if trends {
-                        let t = tour_trends(deps, query, Utc::now()).await.unwrap();
-                        read = t.daily_bookings.iter().map(|d| d.count).sum::<u64>();
-                    } else {
-                        let m = tour_metrics(deps, query, Utc::now()).await.unwrap();
-                        read = m.total_bookings;
-                    }
-                    timings.add(started);
-                }
-                let requests = (dynamodb.count() - before) as f64 / ROUNDS as f64;
-                println!(
-                    "| {what}, {label} | {in_table} | {:.0} ms | {:.0} ms | {requests:.0} | {read} |",
-                    timings.percentile(0.5),
-                    timings.percentile(0.99),
-                );
+        .unwrap();
+    let mut units = property
+        .consumed_capacity()
+        .and_then(|c| c.capacity_units())
+        .unwrap_or(0.5);
+    for (pk, from, to) in [
+        (
+            format!("ROLLUP#{}", stack.property.id),
+            format!("{from}#"),
+            format!("{to}#~"),
+        ),
+        (
+            format!("UNCONF#{}", stack.property.id),
+            now.format("%Y-%m-%dT%H:%M:%S%.3fZ#~").to_string(),
+            (now + Duration::hours(24))
+                .format("%Y-%m-%dT%H:%M:%S%.3fZ#~")
+                .to_string(),
+        ),
+    ] {
+        let mut start = None;
+        loop {
+            let page = client
+                .query()
+                .table_name(table)
+                .key_condition_expression("pk = :p AND sk BETWEEN :from AND :to")
+                .expression_attribute_values(":p", s(pk.clone()))
+                .expression_attribute_values(":from", s(from.clone()))
+                .expression_attribute_values(":to", s(to.clone()))
+                .consistent_read(true)
+                .return_consumed_capacity(ReturnConsumedCapacity::Total)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .unwrap();
+            units += page.consumed_capacity().and_then(|c| c.capacity_units()).unwrap_or(0.0);
+            start = page.last_evaluated_key;
+            if start.is_none() {
+                break;
             }
         }
-    };
-    measure("the property's month alone", TOURS_A_MONTH + 1).await;
-    seed_tours(&stack.store, &other, &template, first, TOURS_A_MONTH).await;
-    seed_tours(
-        &stack.store,
-        &stack.property,
-        &template,
-        first - Duration::days(30),
-        TOURS_A_MONTH,
-    )
-    .await;
-    measure("beside 20,000 more", 3 * TOURS_A_MONTH + 1).await;
+    }
+    units
+}
+
+/// The analytics' cost at 10,000 and 100,000 tours a month at one property: the tours seeded through the booking
+/// transaction and rolled up as the stream's consumer does, then a 30-day `metrics`, `trends` and `summary` (the
+/// dashboard's one call) read from the rollups; then again after as many tours of another property in the same
+/// month and of the same property the month before were added. The requests stay 3 and the read units stay flat:
+/// the reads follow the property's days, never its tours or the table.
+async fn analytics_rows() {
+    use tour_core::app::analytics::{AnalyticsDeps, AnalyticsQuery, tour_metrics, tour_summary, tour_trends};
+    for tours_a_month in TOURS_A_MONTH {
+        let stack = Stack::fresh().await;
+        let other = stack
+            .store
+            .property(&tour_core::domain::ResManPropertyId::parse("5f1c2a9e-3b7d-4c41-9a0e-7d2b6c8e1f02").unwrap())
+            .await
+            .unwrap()
+            .expect("the second demo property");
+        let (date, time) = slots(&stack.property, 1).remove(0);
+        assert_eq!(stack.book(0, date, &time).await.unwrap(), Outcome::Booked);
+        let template = stack
+            .store
+            .conversation_tours(&tour_core::domain::ConversationId::parse("bench-0").unwrap())
+            .await
+            .unwrap()
+            .remove(0);
+        // A period of 30 local dates, a year out (nothing else of the bench is there).
+        let from = Utc::now().with_timezone(&stack.property.time_zone).date_naive() + Duration::days(365);
+        let to = from + Duration::days(29);
+        let first = tour_core::domain::slots::day_window(stack.property.time_zone, from).start();
+        let started = Instant::now();
+        let seeded = seed_tours(&stack.store, &stack.property, &template, first, tours_a_month).await;
+        let seeding = started.elapsed().as_secs_f64();
+        let rolling = roll_up_seeded(&stack.store, &seeded).await;
+        println!(
+            "\nanalytics at {tours_a_month} tours a month (seeded in {seeding:.0} s; rolled up in {rolling:.0} s, \
+             {:.0} tours a second):\n",
+            tours_a_month as f64 / rolling
+        );
+        println!(
+            "| request (30 days) | tours in the table | p50 | p99 | DynamoDB requests | read units | bookings counted |"
+        );
+        println!("|---|---|---|---|---|---|---|");
+        let deps = AnalyticsDeps {
+            properties: &stack.store,
+            rollups: &stack.store,
+        };
+        let query = AnalyticsQuery::parse(Some(DEMO_PROPERTY), Some(&from.to_string()), Some(&to.to_string())).unwrap();
+        let now = first + Duration::days(10);
+        let units = read_units(&stack, from, to, now).await;
+        let measure = |label: &'static str, in_table: usize| {
+            let (deps, query, dynamodb) = (&deps, &query, &stack.dynamodb);
+            async move {
+                for what in ["metrics", "trends", "summary"] {
+                    let mut timings = Timings::new();
+                    let before = dynamodb.count();
+                    let mut read = 0;
+                    const ROUNDS: usize = 50;
+                    for _ in 0..ROUNDS {
+                        let started = Instant::now();
+                        read = match what {
+                            "metrics" => tour_metrics(deps, query, now).await.unwrap().total_bookings,
+                            "trends" => tour_trends(deps, query, now)
+                                .await
+                                .unwrap()
+                                .daily_bookings
+                                .iter()
+                                .map(|d| d.count)
+                                .sum::<u64>(),
+                            _ => tour_summary(deps, query, now).await.unwrap().metrics.total_bookings,
+                        };
+                        timings.add(started);
+                    }
+                    let requests = (dynamodb.count() - before) as f64 / ROUNDS as f64;
+                    println!(
+                        "| {what}, {label} | {in_table} | {:.2} ms | {:.2} ms | {requests:.0} | {} | {read} |",
+                        timings.percentile(0.5),
+                        timings.percentile(0.99),
+                        if what == "trends" {
+                            "-".to_owned()
+                        } else {
+                            format!("{units:.1}")
+                        },
+                    );
+                }
+            }
+        };
+        measure("the property's month alone", tours_a_month + 1).await;
+        let more = [
+            seed_tours(&stack.store, &other, &template, first, tours_a_month).await,
+            seed_tours(
+                &stack.store,
+                &stack.property,
+                &template,
+                first - Duration::days(30),
+                tours_a_month,
+            )
+            .await,
+        ]
+        .concat();
+        roll_up_seeded(&stack.store, &more).await;
+        measure("beside twice as many more", 3 * tours_a_month + 1).await;
+    }
 }
 
 async fn latency(stack: &Stack) {

@@ -612,6 +612,44 @@ impl SenderParts {
 }
 
 impl Stack {
+    /// Brings the figures' rollups up to date with every tour and refusal in the table, as the change stream's
+    /// consumer (`tour-rollups`) does once their records arrive: how many tours moved a figure.
+    pub async fn roll_up_all(&self) -> usize {
+        use tour_core::app::rollups::{RollupDeps, roll_up};
+        let (mut tours, mut refusals) = (Vec::new(), Vec::new());
+        let mut start = None;
+        loop {
+            let page = self
+                .store
+                .client()
+                .scan()
+                .table_name(self.store.table())
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .unwrap();
+            for item in page.items() {
+                let text = |name: &str| item.get(name).and_then(|v| v.as_s().ok()).map(String::as_str);
+                let (Some(pk), Some(sk)) = (text("pk"), text("sk")) else {
+                    continue;
+                };
+                if sk == "TOUR" {
+                    tours.extend(pk.strip_prefix("TOUR#").and_then(|id| BookingId::parse(id).ok()));
+                }
+                refusals.extend(tour_core::domain::rollup::RefusalRef::from_keys(pk, sk));
+            }
+            start = page.last_evaluated_key;
+            if start.is_none() {
+                break;
+            }
+        }
+        let deps = RollupDeps {
+            rollups: &self.store,
+            properties: &self.store,
+        };
+        roll_up(&deps, &tours, &refusals).await.unwrap().changed
+    }
+
     /// Delivers the notification queue to the sender's use case (with SES in moto) until it is empty, as the
     /// event source mapping would: how many messages were handled.
     pub async fn deliver_notifications(&self) -> usize {

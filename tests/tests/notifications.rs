@@ -655,9 +655,10 @@ async fn the_new_tour_alerts_rating_links_record_one_staff_rating_and_what_went_
         .with_timezone(&stack.property.time_zone)
         .date_naive();
     let query = AnalyticsQuery::parse(Some(DEMO_PROPERTY), Some(&date.to_string()), Some(&date.to_string())).unwrap();
+    stack.roll_up_all().await;
     let deps = AnalyticsDeps {
         properties: &stack.store,
-        analytics: &stack.store,
+        rollups: &stack.store,
     };
     let m = serde_json::to_value(tour_metrics(&deps, &query, now).await.unwrap()).unwrap();
     assert_eq!(m["staff_rating_count"], 1);

@@ -24,6 +24,9 @@ use tour_core::domain::rollup::{Applied, DayCounters, RefusalRef, Share, TourPar
 use tour_core::domain::{BookingId, ResManPropertyId};
 use tour_core::ports::{Rollups, StoreError};
 
+/// How long after its tour a tour's applied share is kept: well beyond the tour record's 90 days.
+const APPLIED_RETENTION: chrono::Duration = chrono::Duration::days(400);
+
 /// The prefix of a counter's attribute on a day item.
 const COUNTER: &str = "c:";
 
@@ -166,6 +169,9 @@ impl Rollups for DynamoStore {
             "applied".into(),
             s(serde_json::to_string(after).map_err(corrupt("applied share"))?),
         );
+        // Outlives the tour record (90 days after the tour), so a late record of a tour still there never finds its
+        // share gone and counts it twice.
+        item.insert("expires_at".into(), n((tour.end + APPLIED_RETENTION).timestamp()));
         let put = Put::builder().table_name(&self.table).set_item(Some(item));
         let put = match before {
             None => put.condition_expression("attribute_not_exists(pk)"),
@@ -201,6 +207,11 @@ impl Rollups for DynamoStore {
                 item.insert(
                     "item".into(),
                     s(serde_json::to_string(attention).map_err(corrupt("attention item"))?),
+                );
+                // Gone with the tour record.
+                item.insert(
+                    "expires_at".into(),
+                    n((tour.end + chrono::Duration::days(90)).timestamp()),
                 );
                 let put = Put::builder()
                     .table_name(&self.table)

@@ -1,17 +1,20 @@
-//! The analytics endpoints' use case: a property's figures over a period of its local dates, read by key (see
-//! `adapters/dynamo/analytics.rs`) and computed by the pure rules of `domain::analytics`.
+//! The analytics endpoints' use case: a property's figures over a period of its local dates, read from the daily
+//! rollups the table's change stream keeps (`app::rollups`): the property, then the period's day counters with its
+//! flagged tours (one query), and for the attention list the scheduled tours of the next day (one query, beside
+//! it). Three requests whatever the number of tours, for a month or a quarter.
 
 use super::AppError;
 use super::availability::load_property;
-use crate::domain::analytics::{self, Period, TourMetrics, TourTrends};
+use crate::domain::analytics::{self, AttentionItem, Period, TourMetrics, TourTrends};
+use crate::domain::rollup::Share;
 use crate::domain::slots::local_date;
 use crate::domain::{InvalidField, ResManPropertyId};
-use crate::ports::{AnalyticsStore, PropertyStore};
-use chrono::{DateTime, NaiveDate, Utc};
+use crate::ports::{PropertyStore, Rollups};
+use chrono::{DateTime, Duration, NaiveDate, Utc};
 
 pub struct AnalyticsDeps<'a> {
     pub properties: &'a dyn PropertyStore,
-    pub analytics: &'a dyn AnalyticsStore,
+    pub rollups: &'a dyn Rollups,
 }
 
 /// `?property_id&from&to`: the period's defaults and span are settled once the property (and so its today) is known.
@@ -36,18 +39,40 @@ impl AnalyticsQuery {
     }
 }
 
+/// What the figures read: the property, the period, its day counters and flagged tours, and (when `attention` is
+/// wanted) the scheduled tours of the next day, read beside the period.
+struct Read {
+    property: crate::domain::property::Property,
+    period: Period,
+    counters: Share,
+    attention: Vec<AttentionItem>,
+}
+
 async fn read(
     deps: &AnalyticsDeps<'_>,
     query: &AnalyticsQuery,
     now: DateTime<Utc>,
-) -> Result<(crate::domain::property::Property, Period, analytics::Facts), AppError> {
+    attention: bool,
+) -> Result<Read, AppError> {
     let property = load_property(deps.properties, &query.property_id).await?;
     let period = Period::with_defaults(query.from, query.to, local_date(&property, now))?;
-    let facts = deps
-        .analytics
-        .facts(&property.id, period.window(property.time_zone))
-        .await?;
-    Ok((property, period, facts))
+    let days = deps.rollups.period(&property.id, period.from(), period.to());
+    let upcoming = async {
+        if attention {
+            deps.rollups
+                .scheduled_between(&property.id, now, now + Duration::hours(24))
+                .await
+        } else {
+            Ok(Vec::new())
+        }
+    };
+    let ((counters, flagged), upcoming) = tokio::try_join!(days, upcoming)?;
+    Ok(Read {
+        attention: analytics::attention_of(&period, flagged, upcoming),
+        property,
+        period,
+        counters,
+    })
 }
 
 /// `GET /api/resman/tours/metrics`.
@@ -56,8 +81,14 @@ pub async fn tour_metrics(
     query: &AnalyticsQuery,
     now: DateTime<Utc>,
 ) -> Result<TourMetrics, AppError> {
-    let (property, period, facts) = read(deps, query, now).await?;
-    Ok(analytics::metrics(&property, &period, &facts, now))
+    let read = read(deps, query, now, true).await?;
+    Ok(analytics::metrics_of_days(
+        &read.property,
+        &read.period,
+        &read.counters,
+        read.attention,
+        now,
+    ))
 }
 
 /// `GET /api/resman/tours/trends`.
@@ -66,8 +97,28 @@ pub async fn tour_trends(
     query: &AnalyticsQuery,
     now: DateTime<Utc>,
 ) -> Result<TourTrends, AppError> {
-    let (property, period, facts) = read(deps, query, now).await?;
-    Ok(analytics::trends(&property, &period, &facts))
+    let read = read(deps, query, now, false).await?;
+    Ok(analytics::trends_of_days(&read.property, &read.period, &read.counters))
+}
+
+/// `GET /api/resman/tours/summary`: the dashboard's one call, the metrics and the trends of the same period from the
+/// same reads.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct TourSummary {
+    pub metrics: TourMetrics,
+    pub trends: TourTrends,
+}
+
+pub async fn tour_summary(
+    deps: &AnalyticsDeps<'_>,
+    query: &AnalyticsQuery,
+    now: DateTime<Utc>,
+) -> Result<TourSummary, AppError> {
+    let read = read(deps, query, now, true).await?;
+    Ok(TourSummary {
+        trends: analytics::trends_of_days(&read.property, &read.period, &read.counters),
+        metrics: analytics::metrics_of_days(&read.property, &read.period, &read.counters, read.attention, now),
+    })
 }
 
 /// One property, as the dashboard's picker lists it.

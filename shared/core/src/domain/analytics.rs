@@ -945,6 +945,40 @@ pub fn metrics_of_days(
     }
 }
 
+/// The attention list from what the rollups keep: the tours flagged whatever the time (read with the period's
+/// counters), and the scheduled tours starting within the next day (`upcoming`, read as such), which staff have not
+/// confirmed. Only tours starting on the period's dates; each once, its reasons in order; the first
+/// [`MAX_ATTENTION`] by start.
+pub fn attention_of(period: &Period, flagged: Vec<AttentionItem>, upcoming: Vec<AttentionItem>) -> Vec<AttentionItem> {
+    let in_period = |item: &AttentionItem| {
+        NaiveDate::parse_from_str(item.local_start.get(..10).unwrap_or_default(), "%Y-%m-%d")
+            .is_ok_and(|date| period.from <= date && date <= period.to)
+    };
+    let mut items: BTreeMap<String, AttentionItem> = flagged
+        .into_iter()
+        .filter(|item| in_period(item))
+        .map(|item| (item.booking_id.clone(), item))
+        .collect();
+    for item in upcoming.into_iter().filter(|item| in_period(item)) {
+        items
+            .entry(item.booking_id.clone())
+            .or_insert(item)
+            .reasons
+            .push(Attention::Unconfirmed);
+    }
+    let mut items: Vec<AttentionItem> = items
+        .into_values()
+        .map(|mut item| {
+            item.reasons.sort();
+            item.reasons.dedup();
+            item
+        })
+        .collect();
+    items.sort_by(|a, b| a.start.cmp(&b.start).then_with(|| a.booking_id.cmp(&b.booking_id)));
+    items.truncate(MAX_ATTENTION);
+    items
+}
+
 /// The figures of `GET /api/resman/tours/trends` from the period's daily rollups: the same as [`trends`] over the
 /// tours.
 pub fn trends_of_days(property: &Property, period: &Period, counters: &super::rollup::Share) -> TourTrends {
