@@ -10,7 +10,8 @@ it is ready, saves a full-page screenshot and compares what the page shows with 
 - the attention table: one `tr[data-booking-id]` per `needs_attention` entry, in the API's order;
 - the API key is gone from the address bar.
 
-From the command line it fetches the two answers itself:
+From the command line it fetches the answers itself, with the page's one call (`GET /api/resman/tours/summary`,
+`{"metrics": ..., "trends": ...}`):
 
     .venv/bin/python infra/local/dashboard_check.py \\
         'http://127.0.0.1:9000/lambda-url/tour-dashboard/dashboard?property_id=P&from=2026-11-01&to=2026-11-30' \\
@@ -66,11 +67,12 @@ METRIC_FIELDS = (
 # The figures of GET /api/resman/tours/trends; the rest of that answer is charts.
 TREND_FIELDS = ("conversion_rate", "tour_to_application_rate", "tour_to_lease_rate")
 FUNNEL_STEPS = ("booked", "confirmed", "completed", "applied", "leased")
-CHARTS = ("daily_bookings", "tour_type_distribution", "funnel", "show_rate_by_hour", "show_rate_by_lead_time")
+CHARTS = ("daily_bookings", "tour_type_distribution", "funnel", "show_rate_by_hour", "show_rate_by_lead_time",
+          "show_rate_by_reminder")
 
 # The states the page stays in until someone acts (data-state on <body>); `loading` is the only other one.
 FINAL_STATES = ("ready", "error", "needs-key", "needs-property")
-# The page fetches, then draws five charts; a minute is far more than that takes even on a busy machine.
+# The page fetches, then draws six charts; a minute is far more than that takes even on a busy machine.
 READY_TIMEOUT_MS = 60_000
 
 
@@ -114,7 +116,9 @@ def expected_chart_points(trends: dict) -> dict[str, int]:
     - funnel: booked, confirmed, completed, applied and leased;
     - show_rate_by_hour: the `rate` of each hour (the chart draws the hours that had tours; an hour without tours
       has a null rate). dashboard.js's chartData counts the same way;
-    - show_rate_by_lead_time: the `rate` of each lead (same day, 1-2 days, 3+ days).
+    - show_rate_by_lead_time: the `rate` of each lead (same day, 1-2 days, 3+ days);
+    - show_rate_by_reminder: the `rate` of each segment (reminded, not reminded). An older API's answer without it
+      draws an empty chart, so it counts none.
     """
 
     def non_zero(values: list) -> int:
@@ -126,6 +130,7 @@ def expected_chart_points(trends: dict) -> dict[str, int]:
         "funnel": non_zero([trends["funnel"][step] for step in FUNNEL_STEPS]),
         "show_rate_by_hour": non_zero([hour["rate"] for hour in trends["show_rate_by_hour"]]),
         "show_rate_by_lead_time": non_zero([lead["rate"] for lead in trends["show_rate_by_lead_time"]]),
+        "show_rate_by_reminder": non_zero([segment["rate"] for segment in trends.get("show_rate_by_reminder", [])]),
     }
 
 
@@ -276,6 +281,13 @@ def fetch_json(api_base: str, path: str, query: dict[str, str], key: str) -> dic
         return json.load(response)
 
 
+def fetch_figures(api_base: str, query: dict[str, str], key: str) -> tuple[dict, dict]:
+    """The metrics and the trends answers, from the one call the page makes (the summary: both from the same reads,
+    so they always agree with each other)."""
+    summary = fetch_json(api_base, "/api/resman/tours/summary", query, key)
+    return summary["metrics"], summary["trends"]
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description="Check the tour dashboard in headless Chromium against the API.")
     parser.add_argument("url", help="the dashboard's URL, with property_id, from and to in its query string")
@@ -289,8 +301,7 @@ def main() -> int:
     if not {"property_id", "from", "to"} <= query.keys():
         parser.error("the URL must carry property_id, from and to: the check compares the API's answer for them")
     api_query = {name: query[name] for name in ("property_id", "from", "to")}
-    metrics = fetch_json(args.api_base, "/api/resman/tours/metrics", api_query, args.key)
-    trends = fetch_json(args.api_base, "/api/resman/tours/trends", api_query, args.key)
+    metrics, trends = fetch_figures(args.api_base, api_query, args.key)
     url_with_key = urllib.parse.urlunsplit(page_url._replace(fragment=urllib.parse.urlencode({"key": args.key})))
     try:
         summary = check_dashboard(url_with_key, metrics, trends, args.screenshot)

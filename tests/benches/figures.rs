@@ -1026,6 +1026,11 @@ async fn analytics_rows() {
             }
         };
         measure("the property's month alone", tours_a_month + 1).await;
+        if tours_a_month > TOURS_A_MONTH[0] {
+            // The larger size shows the reads stay flat as the property grows; the table's growth beside it is
+            // shown at the smaller size (seeding twice 100,000 more would take the bench half an hour).
+            continue;
+        }
         let more = [
             seed_tours(&stack.store, &other, &template, first, tours_a_month).await,
             seed_tours(

@@ -1,5 +1,6 @@
-// The staff analytics dashboard: reads its parameters from the address bar, fetches the tour metrics and trends
-// with the API key (x-api-key header only), and fills the figures, the four charts and the attention table.
+// The staff analytics dashboard: reads its parameters from the address bar, fetches the tour figures (the metrics and
+// the trends, in one summary call) with the API key (x-api-key header only), and fills the figures, the charts and the
+// attention table.
 //
 // Hooks the browser check (infra/local/dashboard_check.py) relies on; keep both sides equal:
 // - every figure element carries data-metric="<JSON field>" and data-value="<JSON.stringify of the value>", or ""
@@ -18,6 +19,7 @@
 
   const TOUR_TYPES = { in_person: "In person", virtual: "Virtual", self_guided: "Self-guided" };
   const LEAD_TIMES = { same_day: "Same day", one_to_two_days: "1-2 days ahead", three_days_or_more: "3+ days ahead" };
+  const REMINDERS = { reminded: "Reminder reached them", not_reminded: "No reminder reached them" };
   const REASONS = {
     sync_pending: "Not in ResMan yet (retrying)",
     sync_failed: "ResMan never took it: enter it by hand",
@@ -177,6 +179,16 @@
     return body;
   }
 
+  // The metrics and the trends of the period in one call, read together by the service so they always agree.
+  async function getSummary(query, key) {
+    const summary = await getJson("/api/resman/tours/summary", query, key);
+    const isObject = (value) => value !== null && typeof value === "object";
+    if (!isObject(summary.metrics) || !isObject(summary.trends)) {
+      throw new Error("The metrics service answered without the figures (no metrics or trends in its summary).");
+    }
+    return summary;
+  }
+
   // --- Figures ----------------------------------------------------------------------------------------------------
 
   function formatCount(value) {
@@ -276,15 +288,15 @@
   // - show_rate_by_hour: one bar per hour that had tours (tours > 0), its rate in percent; an hour whose tours all
   //   were no-shows draws a zero. So data-points = the hours whose rate is a non-zero number.
   // - show_rate_by_lead_time: one bar per lead (same day, 1-2 days, 3+ days), its rate in percent (none when the
-  //   lead had no tours), counted the same way.
+  //   lead had no tours), counted the same way;
+  // - show_rate_by_reminder: one bar per segment (a reminder reached the prospect, or none did), the same way. An
+  //   older API without the field draws an empty chart, not a broken page.
   function chartData(trends) {
     // The known tour types in their usual order, then any type this page does not know yet.
     const known = Object.keys(TOUR_TYPES);
     const rank = (type) => (known.includes(type) ? known.indexOf(type) : known.length);
     const types = Object.keys(trends.tour_type_distribution).sort((a, b) => rank(a) - rank(b));
     const hours = (trends.show_rate_by_hour || []).filter((entry) => entry.tours > 0);
-    const leads = trends.show_rate_by_lead_time || [];
-    const percent = (entry) => (entry.rate === null ? null : Math.round(entry.rate * 1000) / 10);
     return {
       daily_bookings: {
         labels: trends.daily_bookings.map((day) => shortDate(day.date)),
@@ -300,14 +312,31 @@
       },
       show_rate_by_hour: {
         labels: hours.map((entry) => hourLabel(entry.hour)),
-        values: hours.map(percent),
-        details: hours.map((entry) => `${entry.shows} of ${entry.tours} tours`),
+        values: hours.map(ratePercent),
+        details: hours.map(showsOfTours),
       },
-      show_rate_by_lead_time: {
-        labels: leads.map((entry) => LEAD_TIMES[entry.segment] || words(entry.segment)),
-        values: leads.map(percent),
-        details: leads.map((entry) => `${entry.shows} of ${entry.tours} tours`),
-      },
+      show_rate_by_lead_time: segmentChart(trends.show_rate_by_lead_time, LEAD_TIMES),
+      show_rate_by_reminder: segmentChart(trends.show_rate_by_reminder, REMINDERS),
+    };
+  }
+
+  // A show rate in percent, to a tenth; null (no tours) stays null and draws nothing.
+  function ratePercent(entry) {
+    return entry.rate === null ? null : Math.round(entry.rate * 1000) / 10;
+  }
+
+  function showsOfTours(entry) {
+    return `${entry.shows} of ${entry.tours} tours`;
+  }
+
+  // A show-rate-by-segment answer ({segment, tours, shows, rate} each) as a chart: one bar per segment, named for a
+  // leasing manager (a segment this page does not know yet in plain words). A missing answer draws no bar.
+  function segmentChart(entries, names) {
+    const segments = entries || [];
+    return {
+      labels: segments.map((entry) => names[entry.segment] || words(entry.segment)),
+      values: segments.map(ratePercent),
+      details: segments.map(showsOfTours),
     };
   }
 
@@ -342,6 +371,7 @@
         };
       case "show_rate_by_hour":
       case "show_rate_by_lead_time":
+      case "show_rate_by_reminder":
         return {
           type: "bar",
           data: { labels: data.labels, datasets: [{ ...dataset, label: "Show rate", backgroundColor: COLORS[1] }] },
@@ -513,9 +543,8 @@
         throw new Error("The chart library did not load (dashboard/assets/chart.umd.min.js).");
       }
       const query = { property_id: params.propertyId, from: params.from, to: params.to };
-      const [metrics, trends, properties] = await Promise.all([
-        getJson("/api/resman/tours/metrics", query, key),
-        getJson("/api/resman/tours/trends", query, key),
+      const [{ metrics, trends }, properties] = await Promise.all([
+        getSummary(query, key),
         fillPropertyPicker(key),
       ]);
       describePeriod(metrics, properties);

@@ -47,7 +47,9 @@ def period_dates() -> list[str]:
 
 
 # A busy month: a null figure (no ratings yet), a rate of exactly 1 (JSON 1.0 against JavaScript's 1), days without
-# bookings, a tour type nobody booked, a funnel step at zero and an hour whose only tour was missed (rate 0).
+# bookings, a tour type nobody booked, a funnel step at zero, an hour whose only tour was missed (rate 0) and
+# prospects no reminder reached who all missed their tour (rate 0, so the reminder chart counts one point where the
+# lead-time chart counts two).
 METRICS = {
     "property_id": PROPERTY_ID, "from": FROM, "to": TO, "time_zone": "America/Chicago",
     "total_bookings": 12, "confirmed_tours": 5, "completed_tours": 4, "cancelled_tours": 1, "no_show_tours": 1,
@@ -96,7 +98,17 @@ TRENDS = {
         {"segment": "confirmed", "tours": 4, "shows": 4, "rate": 1.0},
         {"segment": "unconfirmed", "tours": 4, "shows": 2, "rate": 0.5},
     ],
+    "show_rate_by_prospect_confirmation": [
+        {"segment": "prospect_confirmed", "tours": 2, "shows": 2, "rate": 1.0},
+        {"segment": "not_prospect_confirmed", "tours": 6, "shows": 4, "rate": 0.6667},
+    ],
+    "show_rate_by_reminder": [
+        {"segment": "reminded", "tours": 6, "shows": 6, "rate": 1.0},
+        {"segment": "not_reminded", "tours": 2, "shows": 0, "rate": 0.0},
+    ],
 }
+SEGMENT_CHARTS = ("show_rate_by_lead_time", "show_rate_by_confirmation", "show_rate_by_prospect_confirmation",
+                  "show_rate_by_reminder")
 
 
 def empty_answers() -> tuple[dict, dict]:
@@ -117,7 +129,7 @@ def empty_answers() -> tuple[dict, dict]:
         day["count"] = 0
     for hour in trends["show_rate_by_hour"]:
         hour.update(tours=0, shows=0, rate=None)
-    for segment in trends["show_rate_by_lead_time"] + trends["show_rate_by_confirmation"]:
+    for segment in (segment for name in SEGMENT_CHARTS for segment in trends[name]):
         segment.update(tours=0, shows=0, rate=None)
     return metrics, trends
 
@@ -131,8 +143,8 @@ class Site:
     metrics: dict = field(default_factory=lambda: copy.deepcopy(METRICS))
     trends: dict = field(default_factory=lambda: copy.deepcopy(TRENDS))
     requests: list[tuple[str, str | None]] = field(default_factory=list)
-    # When set, the trends call answers this status and error message instead.
-    trends_error: tuple[int, str] | None = None
+    # When set, the summary call answers this status and error message instead (as when a read of the figures fails).
+    summary_error: tuple[int, str] | None = None
 
     @property
     def api_base(self) -> str:
@@ -185,17 +197,19 @@ def serve(site: Site) -> ThreadingHTTPServer:
                     listed = {"properties": [{"property_id": PROPERTY_ID, "name": "Maple Grove Apartments",
                                               "time_zone": "America/Chicago"}]}
                     self.answer(200, "application/json", json.dumps(listed).encode())
-            elif url.path in (f"{API_PREFIX}/api/resman/tours/metrics", f"{API_PREFIX}/api/resman/tours/trends"):
+            elif url.path == f"{API_PREFIX}/api/resman/tours/summary":
+                # The page's one call for its figures; /metrics and /trends are not served, so a page that still
+                # called them would fail.
                 site.requests.append((self.path, self.headers.get("x-api-key")))
                 query = dict(urllib.parse.parse_qsl(url.query))
                 if self.headers.get("x-api-key") != KEY:
                     self.api_error(401, "unauthorized", "Missing or wrong API key.")
                 elif query != {"property_id": PROPERTY_ID, "from": FROM, "to": TO}:
                     self.api_error(400, "invalid_query", f"unexpected query {url.query}")
-                elif url.path.endswith("/trends") and site.trends_error:
-                    self.api_error(site.trends_error[0], "unavailable", site.trends_error[1])
+                elif site.summary_error:
+                    self.api_error(site.summary_error[0], "unavailable", site.summary_error[1])
                 else:
-                    answer = site.metrics if url.path.endswith("/metrics") else site.trends
+                    answer = {"metrics": site.metrics, "trends": site.trends}
                     self.answer(200, "application/json", json.dumps(answer).encode())
             else:
                 self.answer(404, "text/plain", b"not found")
@@ -229,15 +243,15 @@ def test_the_dashboard_shows_every_figure_chart_and_tour_needing_attention_that_
     shutil.copyfile(screenshot, SCREENSHOT_COPY)
     assert summary["chart_points"] == {
         "daily_bookings": 6, "tour_type_distribution": 2, "funnel": 4, "show_rate_by_hour": 3,
-        "show_rate_by_lead_time": 2,
+        "show_rate_by_lead_time": 2, "show_rate_by_reminder": 1,
     }
     assert summary["attention_rows"] == 2
     # The key left the address bar, and reached the API in the header only.
     assert KEY not in summary["final_url"]
     assert summary["final_url"] == site.page_url()
+    # One call for the figures (the summary), beside the property picker's.
     assert sorted(path.split("?")[0] for path, _ in site.requests) == [
-        f"{API_PREFIX}/api/resman/tours/metrics", f"{API_PREFIX}/api/resman/tours/properties",
-        f"{API_PREFIX}/api/resman/tours/trends",
+        f"{API_PREFIX}/api/resman/tours/properties", f"{API_PREFIX}/api/resman/tours/summary",
     ]
     assert all(key == KEY and KEY not in path for path, key in site.requests)
 
@@ -297,11 +311,60 @@ def test_a_refused_key_brings_back_the_key_form_and_the_right_key_typed_there_lo
 
 
 def test_an_api_error_shows_its_message_instead_of_figures(site, tmp_path):
-    site.trends_error = (503, "The analytics store is busy; try again in a minute.")
+    site.summary_error = (503, "The analytics store is busy; try again in a minute.")
     with pytest.raises(dashboard_check.DashboardCheckFailed) as failure:
         dashboard_check.check_dashboard(site.page_url(f"key={KEY}"), site.metrics, site.trends, tmp_path / "error.png")
     assert "state 'error'" in str(failure.value)
     assert "The analytics store is busy; try again in a minute. (HTTP 503)" in str(failure.value)
+
+
+def reminder_chart(site: Site) -> dict:
+    """What the reminder chart shows once the page is ready: its caption, the bars Chart.js drew and its hooks."""
+    with dashboard_check.chromium() as browser:
+        page = browser.new_page()
+        page.goto(site.page_url(f"key={KEY}"))
+        page.wait_for_selector("body[data-state=ready]", state="attached", timeout=30_000)
+        return page.eval_on_selector(
+            "canvas[data-chart=show_rate_by_reminder]",
+            """canvas => {
+                const chart = window.Chart.getChart(canvas);
+                const figure = canvas.closest("figure");
+                return {
+                    caption: figure.querySelector("figcaption").textContent,
+                    labels: chart.data.labels,
+                    values: chart.data.datasets[0].data,
+                    points: canvas.dataset.points,
+                    empty_shown: !figure.querySelector(".chart-empty").hidden,
+                };
+            }""",
+        )
+
+
+def test_the_reminder_chart_shows_the_show_rate_of_prospects_a_reminder_reached_and_of_the_others(site):
+    shown = reminder_chart(site)
+    assert shown["caption"].startswith("Show rate with and without a reminder")
+    assert shown["labels"] == ["Reminder reached them", "No reminder reached them"]
+    # In percent: everyone a reminder reached came, nobody else did (a zero bar, so one point).
+    assert shown["values"] == [100, 0]
+    assert (shown["points"], shown["empty_shown"]) == ("1", False)
+
+
+def test_the_check_fails_a_page_whose_reminder_chart_is_not_the_apis(site, tmp_path):
+    answered = copy.deepcopy(site.trends)
+    answered["show_rate_by_reminder"][1].update(shows=1, rate=0.5)
+    with pytest.raises(dashboard_check.DashboardCheckFailed) as failure:
+        dashboard_check.check_dashboard(site.page_url(f"key={KEY}"), site.metrics, answered, tmp_path / "wrong.png")
+    assert "chart show_rate_by_reminder: data-points='1', expected 2" in str(failure.value)
+
+
+def test_an_older_api_without_the_reminder_figures_still_shows_everything_else(site, tmp_path):
+    del site.trends["show_rate_by_reminder"]
+    summary = dashboard_check.check_dashboard(site.page_url(f"key={KEY}"), site.metrics, site.trends,
+                                              tmp_path / "older-api.png")
+    assert summary["chart_points"]["show_rate_by_reminder"] == 0
+    assert summary["chart_points"]["show_rate_by_lead_time"] == 2
+    shown = reminder_chart(site)
+    assert (shown["labels"], shown["points"], shown["empty_shown"]) == ([], "0", True)
 
 
 def test_without_a_key_the_page_asks_for_one_and_calls_nothing(site):
