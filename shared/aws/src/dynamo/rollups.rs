@@ -19,7 +19,7 @@ use super::{DynamoStore, Item, corrupt, key, n, s, unavailable};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{Delete, Put, TransactWriteItem, Update};
 use chrono::{DateTime, NaiveDate, Utc};
-use tour_core::domain::analytics::AttentionItem;
+use tour_core::domain::analytics::{AttentionItem, MAX_ATTENTION};
 use tour_core::domain::rollup::{Applied, DayCounters, RefusalRef, Share, TourParts};
 use tour_core::domain::{BookingId, ResManPropertyId};
 use tour_core::ports::{Rollups, StoreError};
@@ -87,6 +87,35 @@ fn counters_from(item: &Item) -> Result<Option<(NaiveDate, DayCounters)>, StoreE
         }
     }
     Ok(Some((date, counters)))
+}
+
+impl DynamoStore {
+    /// The figures' reads: eventually consistent (half the read units of a consistent read; a second or so behind a
+    /// write, as the totals are anyway), page after page, or up to `limit` items.
+    async fn query_figures(
+        &self,
+        limit: Option<usize>,
+        query: impl Fn() -> aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder,
+    ) -> Result<Vec<Item>, StoreError> {
+        let mut items = Vec::new();
+        let mut start = None;
+        loop {
+            let mut request = query().table_name(&self.table).consistent_read(false);
+            if let Some(limit) = limit {
+                request = request.limit(i32::try_from(limit.saturating_sub(items.len())).unwrap_or(i32::MAX));
+            }
+            let out = request
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(unavailable)?;
+            items.extend(out.items.unwrap_or_default());
+            start = out.last_evaluated_key;
+            if start.is_none() || limit.is_some_and(|limit| items.len() >= limit) {
+                return Ok(items);
+            }
+        }
+    }
 }
 
 /// One `ADD` per day that `change` moves, of each of its counters.
@@ -255,7 +284,7 @@ impl Rollups for DynamoStore {
         to: NaiveDate,
     ) -> Result<(Share, Vec<AttentionItem>), StoreError> {
         let items = self
-            .query_all(|| {
+            .query_figures(None, || {
                 self.client
                     .query()
                     .key_condition_expression("pk = :p AND sk BETWEEN :from AND :to")
@@ -281,8 +310,9 @@ impl Rollups for DynamoStore {
         from: DateTime<Utc>,
         to: DateTime<Utc>,
     ) -> Result<Vec<AttentionItem>, StoreError> {
+        // The attention list names the first few hundred by start at most: never more are read.
         let items = self
-            .query_all(|| {
+            .query_figures(Some(MAX_ATTENTION), || {
                 self.client
                     .query()
                     .key_condition_expression("pk = :p AND sk BETWEEN :from AND :to")
