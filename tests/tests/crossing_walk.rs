@@ -221,6 +221,12 @@ async fn walk(seed: u64) -> String {
         }
     }
     settle().await;
+    // A change whose queue message was lost (its send beside the write failed under load) waits for the sweeper, as
+    // in AWS: it re-queues what is still owed, then the sender delivers it.
+    let later = chrono::Utc::now() + tour_core::app::notify::MESSAGES_REQUEUE_AFTER + chrono::Duration::minutes(1);
+    tour_core::app::notify::requeue_unsent_messages(&stack.store, &stack.queue, later)
+        .await
+        .unwrap();
     stack.deliver_notifications().await;
 
     let calendar = stack.appointments().await;
