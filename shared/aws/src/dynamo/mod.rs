@@ -189,22 +189,30 @@ impl DynamoStore {
         &self,
         query: impl Fn() -> aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder,
     ) -> Result<Vec<Item>, StoreError> {
+        self.query_pages(true, None, query).await
+    }
+
+    /// The items a query finds, page after page, or up to `limit`; strongly consistent when `consistent` and the
+    /// query is on the table (an index offers only eventual consistency).
+    pub(crate) async fn query_pages(
+        &self,
+        consistent: bool,
+        limit: Option<usize>,
+        query: impl Fn() -> aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder,
+    ) -> Result<Vec<Item>, StoreError> {
         let mut items = Vec::new();
         let mut start = None;
         loop {
             let query = query();
-            // Strongly consistent on the table; an index offers only eventual consistency.
-            let consistent = query.get_index_name().is_none();
-            let out = query
-                .table_name(&self.table)
-                .consistent_read(consistent)
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(unavailable)?;
+            let consistent = consistent && query.get_index_name().is_none();
+            let mut query = query.table_name(&self.table).consistent_read(consistent);
+            if let Some(limit) = limit {
+                query = query.limit(i32::try_from(limit.saturating_sub(items.len())).unwrap_or(i32::MAX));
+            }
+            let out = query.set_exclusive_start_key(start).send().await.map_err(unavailable)?;
             items.extend(out.items.unwrap_or_default());
             start = out.last_evaluated_key;
-            if start.is_none() {
+            if start.is_none() || limit.is_some_and(|limit| items.len() >= limit) {
                 return Ok(items);
             }
         }

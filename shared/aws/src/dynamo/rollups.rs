@@ -89,35 +89,6 @@ fn counters_from(item: &Item) -> Result<Option<(NaiveDate, DayCounters)>, StoreE
     Ok(Some((date, counters)))
 }
 
-impl DynamoStore {
-    /// The figures' reads: eventually consistent (half the read units of a consistent read; a second or so behind a
-    /// write, as the totals are anyway), page after page, or up to `limit` items.
-    async fn query_figures(
-        &self,
-        limit: Option<usize>,
-        query: impl Fn() -> aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder,
-    ) -> Result<Vec<Item>, StoreError> {
-        let mut items = Vec::new();
-        let mut start = None;
-        loop {
-            let mut request = query().table_name(&self.table).consistent_read(false);
-            if let Some(limit) = limit {
-                request = request.limit(i32::try_from(limit.saturating_sub(items.len())).unwrap_or(i32::MAX));
-            }
-            let out = request
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(unavailable)?;
-            items.extend(out.items.unwrap_or_default());
-            start = out.last_evaluated_key;
-            if start.is_none() || limit.is_some_and(|limit| items.len() >= limit) {
-                return Ok(items);
-            }
-        }
-    }
-}
-
 /// One `ADD` per day that `change` moves, of each of its counters.
 fn day_adds(table: &str, property: &ResManPropertyId, change: &Share) -> Result<Vec<TransactWriteItem>, StoreError> {
     let mut writes = Vec::new();
@@ -283,8 +254,9 @@ impl Rollups for DynamoStore {
         from: NaiveDate,
         to: NaiveDate,
     ) -> Result<(Share, Vec<AttentionItem>), StoreError> {
+        // Eventually consistent: half the read units, and a second or so behind a write, as the totals are anyway.
         let items = self
-            .query_figures(None, || {
+            .query_pages(false, None, || {
                 self.client
                     .query()
                     .key_condition_expression("pk = :p AND sk BETWEEN :from AND :to")
@@ -312,7 +284,7 @@ impl Rollups for DynamoStore {
     ) -> Result<Vec<AttentionItem>, StoreError> {
         // The attention list names the first few hundred by start at most: never more are read.
         let items = self
-            .query_figures(Some(MAX_ATTENTION), || {
+            .query_pages(false, Some(MAX_ATTENTION), || {
                 self.client
                     .query()
                     .key_condition_expression("pk = :p AND sk BETWEEN :from AND :to")
